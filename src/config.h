@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The configuration file (libconfig syntax, see ipmodd.conf(5)) turned into
+ * plain structs with their own copies of every string.  No side effects.
+ */
+#ifndef IPMODD_CONFIG_H
+#define IPMODD_CONFIG_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "rule.h"
+
+#define CONFIG_SELECTORS_MAX 64
+#define CONFIG_RULES_MAX 10000
+#define CONFIG_ERR_MAX 512
+
+struct prefix {
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t len;
+	uint8_t addr[16];
+};
+
+/* Which outbound traffic is diverted (or excluded): each becomes an ip rule per family. */
+struct selector {
+	int family;		/* AF_UNSPEC: every enabled family */
+	bool has_from, has_to;
+	struct prefix from, to;
+	bool has_uid;
+	uint32_t uid_start, uid_end;
+	uint8_t ipproto;	/* 0: any */
+	bool has_sport, has_dport;
+	uint16_t sport_start, sport_end;
+	uint16_t dport_start, dport_end;
+	bool has_fwmark;
+	uint32_t fwmark, fwmask;
+	int line;
+};
+
+enum fastpath_mode {
+	FASTPATH_OFF,
+	FASTPATH_AUTO,
+	FASTPATH_ON,
+};
+
+struct config {
+	char *path;
+
+	char tun_name[IFNAMSIZ];
+	unsigned int mtu;
+
+	uint32_t table;
+	uint32_t priority;	/* diversion rules; the bypass and exclusions use priority - 1 */
+	bool ipv4, ipv6;
+	struct selector *divert;	/* none: all outbound traffic */
+	size_t n_divert;
+	struct selector *exclude;
+	size_t n_exclude;
+
+	char control_socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char control_group[64];	/* "": root only */
+	enum fastpath_mode fastpath;
+
+	struct rule **rules;
+	size_t n_rules;
+};
+
+/* The defaults of ipmodd.conf(5), as if from an empty file. */
+int config_new_default(struct config **ret);
+
+/*
+ * Load and validate path.  On failure returns -errno and writes
+ * "file:line: message" (or "file: message" when no line applies) into err.
+ */
+int config_load(const char *path, struct config **ret, char *err, size_t errlen);
+struct config *config_free(struct config *c);
+
+#endif

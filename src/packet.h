@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Packet parsing and checksum arithmetic: pure functions, no I/O, no
+ * allocation.  Every offset is checked against the buffer.
+ */
+#ifndef IPMODD_PACKET_H
+#define IPMODD_PACKET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest packet the daemon handles (IPv4 total length / IPv6 without jumbograms). */
+#define PKT_MAX 65535
+
+/* Why pkt_parse() refused a packet.  PKT_OK is 0; the rest index drop counters. */
+enum pkt_class {
+	PKT_OK = 0,
+	PKT_TRUNCATED,		/* shorter than a header it announces */
+	PKT_BAD_VERSION,	/* neither 4 nor 6 */
+	PKT_BAD_HDRLEN,		/* IHL < 5, or beyond the buffer */
+	PKT_BAD_LENGTH,		/* total/payload length disagrees with the buffer */
+	PKT_BAD_OPTIONS,	/* malformed IPv4 options */
+	PKT_BAD_EXTHDR,		/* IPv6 extension chain malformed or too long */
+	PKT_BAD_L4,		/* L4 header truncated or invalid (data offset...) */
+	PKT_CLASS_MAX,
+};
+
+struct pkt {
+	uint8_t *data;		/* start of the IP header */
+	size_t len;		/* bytes of packet in data */
+	size_t cap;		/* bytes available in data (forging and option edits) */
+
+	/* Filled by pkt_parse(). */
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t l4proto;	/* IPPROTO_* after IPv6 extension headers */
+	uint16_t l4off;		/* offset of the L4 header in data */
+	bool fragment;		/* part of a fragmented datagram */
+	bool first_fragment;	/* offset 0: carries the L4 header */
+	bool l4_complete;	/* the whole L4 header lies inside data */
+};
+
+/* Parse the headers of p->data[0..p->len); returns enum pkt_class. */
+int pkt_parse(struct pkt *p);
+const char *pkt_class_name(int cls);
+
+/*
+ * A packet written back to the tun is forwarded, which costs it one TTL / hop
+ * limit.  Add it back beforehand (255 stays 255), fixing the IPv4 header
+ * checksum incrementally.
+ */
+void pkt_forward_compensate(struct pkt *p);
+
+#endif

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The kernel state ipmodd owns: the tun link's MTU/up state and device
+ * sysctls, the policy rules and the routes of its table.  Installed with
+ * rollback, removed on exit, and cleaned up after a crash.
+ */
+#ifndef IPMODD_ROUTING_H
+#define IPMODD_ROUTING_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct routing;
+
+/*
+ * Bring the tun link up with cfg->mtu, set its sysctls (forwarding,
+ * accept_local, rp_filter for IPv4; force_forwarding for IPv6), add the
+ * bypass rule "iif TUN lookup main" and the exclusions at priority P-1, the
+ * diversion rules at P and the default route via the tun in table T, for each
+ * enabled family.  Every request is acknowledged and checked.  On failure,
+ * everything added so far is removed again, err names the step and the
+ * reason ("add rule 'iif tun0 lookup main' (IPv6): File exists"), and -errno
+ * is returned.
+ */
+int routing_install(const struct config *cfg, int ifindex, struct routing **ret, char *err,
+		    size_t errlen);
+
+/* Remove everything routing_install() added; NULL is fine. */
+struct routing *routing_free(struct routing *r);
+
+/*
+ * Remove what a previous instance with this configuration may have left:
+ * rules at priorities P and P-1 that point at table T or at main with our
+ * selectors, routes in table T, and a persistent tun device of that name.
+ * Returns the number of entries removed or -errno.
+ */
+int routing_cleanup(const struct config *cfg, char *err, size_t errlen);
+
+#endif
