@@ -38,7 +38,21 @@ struct pkt {
 	bool fragment;		/* part of a fragmented datagram */
 	bool first_fragment;	/* offset 0: carries the L4 header */
 	bool l4_complete;	/* the whole L4 header lies inside data */
+
+	/* Valid when l4_complete; host byte order. */
+	uint16_t sport, dport;	/* TCP, UDP */
+	uint8_t icmp_type, icmp_code;	/* ICMP, ICMPv6 */
+	uint8_t tcp_flags;	/* FIN 0x01 ... CWR 0x80 */
 };
+
+/* Checksum arithmetic (RFC 1071 sums, RFC 1624 incremental updates). */
+uint32_t csum_partial(const void *buf, size_t len, uint32_t sum);
+uint16_t csum_fold(uint32_t sum);		/* fold and complement */
+/* The checksum field after a 16-bit word of the covered data changed from old to new. */
+uint16_t csum_replace2(uint16_t check, uint16_t old, uint16_t new);
+uint16_t csum_replace4(uint16_t check, uint32_t old, uint32_t new);
+/* Recompute every checksum of a parsed packet from scratch (forged packets, tests). */
+void pkt_csum_full(struct pkt *p);
 
 /* Parse the headers of p->data[0..p->len); returns enum pkt_class. */
 int pkt_parse(struct pkt *p);
@@ -50,5 +64,20 @@ const char *pkt_class_name(int cls);
  * checksum incrementally.
  */
 void pkt_forward_compensate(struct pkt *p);
+
+/* Field access for matching and rewriting; p must have been parsed. */
+const uint8_t *pkt_saddr(const struct pkt *p);	/* 4 or 16 bytes, network order */
+const uint8_t *pkt_daddr(const struct pkt *p);
+uint8_t pkt_ttl(const struct pkt *p);		/* TTL or hop limit */
+uint8_t pkt_dscp(const struct pkt *p);
+uint8_t pkt_ecn(const struct pkt *p);
+uint16_t pkt_ip_len(const struct pkt *p);	/* IPv4 total length / IPv6 40 + payload */
+
+/* Rewrites that keep every checksum right (incrementally). */
+void pkt_set_ttl(struct pkt *p, uint8_t ttl);
+void pkt_set_dscp(struct pkt *p, uint8_t dscp);
+void pkt_set_ecn(struct pkt *p, uint8_t ecn);
+/* Lower the MSS option of a TCP SYN to at most mss; true when it changed. */
+bool pkt_clamp_mss(struct pkt *p, uint16_t mss);
 
 #endif
