@@ -1,1 +1,107 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+
+enum log_target {
+	LOG_TARGET_CONSOLE,
+	LOG_TARGET_PREFIXED,	/* stderr read by systemd: "<N>message" */
+	LOG_TARGET_JOURNAL,
+};
+
+static int log_max = LOG_INFO;
+static enum log_target log_target = LOG_TARGET_CONSOLE;
+
+/* JOURNAL_STREAM holds "dev:ino" of the stream systemd connected stderr to. */
+static bool stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
+}
+
+void log_setup(int max_level)
+{
+	log_max = max_level;
+	if (stderr_is_journal())
+		log_target = LOG_TARGET_JOURNAL;
+	else if (getenv("INVOCATION_ID"))
+		log_target = LOG_TARGET_PREFIXED;
+	else
+		log_target = LOG_TARGET_CONSOLE;
+}
+
+bool log_enabled(int prio)
+{
+	return prio <= log_max;
+}
+
+static void log_vmsg(int prio, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int saved = errno;
+
+	if (!log_enabled(prio))
+		return;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	switch (log_target) {
+	case LOG_TARGET_JOURNAL:
+		sd_journal_print(prio, "%s", buf);
+		break;
+	case LOG_TARGET_PREFIXED:
+		fprintf(stderr, "<%d>%s\n", prio, buf);
+		break;
+	case LOG_TARGET_CONSOLE:
+		fprintf(stderr, "ipmodd: %s%s\n", prio <= LOG_ERR ? "error: " :
+			prio == LOG_WARNING ? "warning: " : "", buf);
+		break;
+	}
+	errno = saved;
+}
+
+void log_msg(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(prio, fmt, ap);
+	va_end(ap);
+}
+
+int log_errno(int prio, int r, const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_msg(prio, "%s: %s", buf, strerror(r < 0 ? -r : r));
+	return r;
+}
+
+bool ratelimit_allow(struct ratelimit *rl, uint64_t now_ns)
+{
+	if (rl->begin_ns == 0 || now_ns - rl->begin_ns >= rl->interval_ns) {
+		rl->begin_ns = now_ns;
+		rl->num = 0;
+	}
+	if (rl->num < rl->burst) {
+		rl->num++;
+		return true;
+	}
+	rl->suppressed++;
+	return false;
+}
