@@ -1,0 +1,149 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The core packet path: diversion through tun0 is installed exactly, is
+# transparent on the wire, and leaves nothing behind on exit, crash or error.
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require_cmd ping tcpdump tshark socat sha256sum
+setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
+
+CONF=$WORKDIR/ipmodd.conf
+write_config "$CONF"
+
+# Capture what the peer receives from the host, as fields from an independent parser.
+capture_start() {
+	CAP=$WORKDIR/$1.pcap
+	px tcpdump -i veth0 -U -n -w "$CAP" "src host $HOST4 or src host $HOST6" 2>"$WORKDIR/$1.err" &
+	CAP_PID=$!
+	local i
+	for i in $(seq 50); do
+		grep -q listening "$WORKDIR/$1.err" 2>/dev/null && return 0
+		sleep 0.1
+	done
+}
+capture_stop() {
+	sleep 0.3
+	kill "$CAP_PID"
+	wait "$CAP_PID" 2>/dev/null
+}
+fields() {
+	tshark -r "$1" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
+		-o udp.check_checksum:TRUE \
+		-Y 'icmp.type == 8 || icmpv6.type == 128 || udp' -T fields -E separator=' ' \
+		-e ip.ttl -e ip.dsfield -e ip.len -e ip.flags -e ipv6.hlim -e ipv6.tclass \
+		-e ipv6.plen -e icmp.type -e icmpv6.type -e udp.length -e data.data 2>/dev/null
+}
+traffic() {
+	hx ping -c 2 -i 0.2 -W 1 "$PEER4" >/dev/null
+	hx ping -c 2 -i 0.2 -W 1 -t 1 "$PEER4" >/dev/null
+	hx ping -c 2 -i 0.2 -W 1 -Q 0x28 "$PEER4" >/dev/null
+	hx ping -6 -c 2 -i 0.2 -W 1 "$PEER6" >/dev/null
+	hx ping -6 -c 2 -i 0.2 -W 1 -t 1 "$PEER6" >/dev/null
+	echo ipmodd-transparent | hx socat -u - "UDP4:$PEER4:9" 2>/dev/null
+	echo ipmodd-transparent | hx socat -u - "UDP6:[$PEER6]:9" 2>/dev/null
+}
+
+# --- configuration errors leave the namespace untouched ----------------------
+ns_state() { hx ip -4 rule; hx ip -6 rule; hx ip -o link | cut -d: -f2; hx ip route; hx ip -6 route; }
+before=$(ns_state)
+printf 'tun = { name = "tun0"; mtu = 1500; };\nrouting = {\n\ttable = 100;\n\tbogus = 1;\n};\n' \
+	>"$WORKDIR/bad.conf"
+out=$(hx "$IPMODD" -c "$WORKDIR/bad.conf" 2>&1)
+rc=$?
+check_eq "a config error exits 1" "$rc" 1
+check "the error names file:line ($out)" grep -q "bad.conf:4" <<<"$out"
+out=$(hx "$IPMODD" --check-config -c "$WORKDIR/bad.conf" 2>&1)
+check_eq "--check-config exits 1 on the bad file" "$?" 1
+check_eq "the namespace is untouched after config errors" "$(ns_state)" "$before"
+hx "$IPMODD" -c "$WORKDIR/missing.conf" >/dev/null 2>&1
+check_eq "a missing config file exits 1" "$?" 1
+check "--check-config accepts the test config" hx "$IPMODD" --check-config -c "$CONF"
+check "--check-config accepts the shipped config" "$IPMODD" --check-config -c "$SRCDIR/etc/ipmodd.conf"
+"$IPMODD" --bogus >/dev/null 2>&1
+check_eq "an unknown option exits 2" "$?" 2
+check "--version prints the version" bash -c "'$IPMODD' --version | grep -q '^ipmodd [0-9]'"
+
+# --- baseline without ipmodd --------------------------------------------------
+capture_start base
+traffic
+capture_stop
+base_fields=$(fields "$CAP")
+check "the baseline capture has the probe packets" test "$(wc -l <<<"$base_fields")" -ge 12
+
+# --- running: exactly our entries ---------------------------------------------
+check "ipmodd starts and installs routing" start_ipmodd "$CONF"
+want="$((PRIO - 1)):	from all iif tun0 lookup main
+$PRIO:	from all lookup $TABLE
+$((PRIO - 1)):	from all iif tun0 lookup main
+$PRIO:	from all lookup $TABLE"
+got=$(hx ip -4 rule show | grep -E "^($((PRIO - 1))|$PRIO):"; hx ip -6 rule show | grep -E "^($((PRIO - 1))|$PRIO):")
+check_eq "ip rule / ip -6 rule show exactly the two rules per family" "$got" "$want"
+check_eq "table $TABLE has one IPv4 route" "$(hx ip -4 route show table $TABLE | sed 's/ *$//')" "default dev tun0 scope link"
+check "table $TABLE has one IPv6 route" bash -c "[ \"\$(ip netns exec $HOST_NS ip -6 route show table $TABLE | grep -c '^default dev tun0')\" = 1 ] && [ \"\$(ip netns exec $HOST_NS ip -6 route show table $TABLE | wc -l)\" = 1 ]"
+check "tun0 has no address" bash -c "! ip netns exec $HOST_NS ip addr show dev tun0 | grep -q 'inet'"
+check_eq "tun0 forwarding=1 accept_local=1 rp_filter=0 force_forwarding=1" \
+	"$(hx cat /proc/sys/net/ipv4/conf/tun0/forwarding /proc/sys/net/ipv4/conf/tun0/accept_local \
+		/proc/sys/net/ipv4/conf/tun0/rp_filter /proc/sys/net/ipv6/conf/tun0/force_forwarding | tr '\n' ' ')" \
+	"1 1 0 1 "
+check_eq "global IPv4 forwarding is left off" "$(hx cat /proc/sys/net/ipv4/ip_forward)" 0
+check "route lookups for the peer go through tun0" bash -c \
+	"ip netns exec $HOST_NS ip route get $PEER4 | grep -q 'dev tun0 table $TABLE src $HOST4'"
+check "a second instance refuses to start and leaves the first alone" bash -c \
+	"! ip netns exec $HOST_NS '$IPMODD' -c '$CONF' 2>/dev/null"
+check_eq "the first instance's entries are intact" "$(hx ip -4 rule show | grep -cE "^($((PRIO - 1))|$PRIO):")" 2
+
+# --- transparent on the wire --------------------------------------------------
+tx0=$(tun_tx_packets)
+capture_start through
+traffic
+capture_stop
+tx1=$(tun_tx_packets)
+check "the probes went through the daemon ($((tx1 - tx0)) packets on tun0)" test $((tx1 - tx0)) -ge 12
+through_fields=$(fields "$CAP")
+check_eq "TTL, hop limit, TOS, lengths and payloads on the wire are unchanged" "$through_fields" "$base_fields"
+bad=$(tshark -r "$CAP" -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE -o icmpv6.checksum:TRUE \
+	-Y 'ip.checksum.status == "Bad" || udp.checksum.status == "Bad" || icmp.checksum.status == "Bad" || icmpv6.checksum.status == "Bad"' 2>/dev/null | wc -l)
+check_eq "no bad checksum in the capture" "$bad" 0
+
+head -c 2000000 /dev/urandom >"$WORKDIR/blob"
+for fam in 4 6; do
+	if [ $fam = 4 ]; then dst=$PEER4; else dst="[$PEER6]"; fi
+	rm -f "$WORKDIR/recv$fam"
+	px socat -u "TCP$fam-LISTEN:5001,reuseaddr" "OPEN:$WORKDIR/recv$fam,creat" &
+	srv=$!
+	sleep 0.3
+	tx0=$(tun_tx_packets)
+	hx timeout 20 socat -u "FILE:$WORKDIR/blob" "TCP$fam:$dst:5001"
+	wait $srv
+	tx1=$(tun_tx_packets)
+	check_eq "a 2 MB TCP transfer over IPv$fam arrives byte-exact" \
+		"$(sha256sum <"$WORKDIR/recv$fam" | cut -d' ' -f1)" "$(sha256sum <"$WORKDIR/blob" | cut -d' ' -f1)"
+	check "the IPv$fam transfer went through tun0" test $((tx1 - tx0)) -ge 100
+done
+
+# --- orderly exit removes everything -----------------------------------------
+stop_ipmodd TERM
+check_eq "SIGTERM exits 0" "$?" 0
+check_eq "nothing of ours is left after SIGTERM" "$(our_state)" ""
+check "tun0 is gone" bash -c "! ip netns exec $HOST_NS ip link show tun0 >/dev/null 2>&1"
+check "the peer is reachable without ipmodd" hx ping -c1 -W1 "$PEER4"
+
+# --- crash: traffic falls back to main, restart, cleanup ----------------------
+check "ipmodd starts again" start_ipmodd "$CONF"
+kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""
+check "after kill -9 the host still reaches the peer (IPv4)" hx ping -c1 -W1 "$PEER4"
+check "after kill -9 the host still reaches the peer (IPv6)" hx ping -6 -c1 -W1 "$PEER6"
+check "a restart after kill -9 succeeds" start_ipmodd "$CONF"
+check_eq "after the restart there is exactly one set of entries" "$(our_state | sed 's/ *$//')" "$(printf '%s\n' \
+	"$((PRIO - 1)):	from all iif tun0 lookup main" "$PRIO:	from all lookup $TABLE" \
+	"$((PRIO - 1)):	from all iif tun0 lookup main" "$PRIO:	from all lookup $TABLE" \
+	"default dev tun0 scope link")
+$(hx ip -6 route show table $TABLE | sed 's/ *$//')"
+check "traffic flows after the restart" hx ping -c1 -W1 "$PEER4"
+kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""
+check "ipmodd --cleanup succeeds" hx "$IPMODD" --cleanup -c "$CONF"
+check_eq "nothing is left after --cleanup" "$(our_state)" ""
+check "a second --cleanup finds nothing and succeeds" hx "$IPMODD" --cleanup -c "$CONF"
+
+done_testing

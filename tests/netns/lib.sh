@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Shared helpers for the namespace tests: TAP output, a host namespace that
+# runs ipmodd and a peer namespace behind a veth pair.  Everything a test
+# creates is removed by the EXIT trap; the machine's own namespace is never
+# touched.  Addresses: 198.18.0.0/15 (RFC 2544 lab range) and 2001:db8::/32.
+
+set -u
+
+: "${IPMODD:?IPMODD must point at the ipmodd binary}"
+: "${SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+
+TAP_N=0
+TAP_FAILED=0
+HOST_NS=""
+PEER_NS=""
+IPMODD_PID=""
+WORKDIR=""
+BG_PIDS=()
+
+HOST4=198.18.0.1
+PEER4=198.18.0.2
+HOST6=2001:db8:77::1
+PEER6=2001:db8:77::2
+TABLE=100
+PRIO=10000
+
+ok() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
+not_ok() { TAP_N=$((TAP_N + 1)); TAP_FAILED=$((TAP_FAILED + 1)); echo "not ok $TAP_N - $*"; }
+diag() { printf '# %s\n' "$@"; }
+# check DESCRIPTION COMMAND...: one TAP line from a command's status.
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+# check_eq DESCRIPTION GOT WANT
+check_eq() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		not_ok "$1"
+		diag "got:" "$2" "want:" "$3"
+	fi
+}
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+done_testing() { echo "1..$TAP_N"; [ "$TAP_FAILED" -eq 0 ]; }
+
+require_root() {
+	[ "$(id -u)" -eq 0 ] || skip_all "needs root for network namespaces"
+	command -v ip >/dev/null || skip_all "needs iproute2"
+	[ -c /dev/net/tun ] || skip_all "needs /dev/net/tun"
+}
+
+require_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || skip_all "needs $c"
+	done
+}
+
+cleanup() {
+	local p
+	stop_ipmodd 2>/dev/null
+	for p in "${BG_PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	[ -n "$HOST_NS" ] && ip netns del "$HOST_NS" 2>/dev/null
+	[ -n "$PEER_NS" ] && ip netns del "$PEER_NS" 2>/dev/null
+	[ -n "$WORKDIR" ] && rm -rf "$WORKDIR"
+	return 0
+}
+
+hx() { ip netns exec "$HOST_NS" "$@"; }
+px() { ip netns exec "$PEER_NS" "$@"; }
+
+# Two namespaces joined by veth: host (runs ipmodd) and peer.
+setup_topology() {
+	local tag
+	tag="ipm$$-$RANDOM"
+	HOST_NS="$tag-h"
+	PEER_NS="$tag-p"
+	WORKDIR=$(mktemp -d /tmp/ipmodd-test.XXXXXX)
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+
+	ip netns add "$HOST_NS" || return 1
+	ip netns add "$PEER_NS" || return 1
+	hx ip link set lo up
+	px ip link set lo up
+	ip link add veth0 netns "$HOST_NS" type veth peer name veth0 netns "$PEER_NS" || return 1
+	hx ip addr add "$HOST4/24" dev veth0
+	hx ip addr add "$HOST6/64" dev veth0 nodad
+	px ip addr add "$PEER4/24" dev veth0
+	px ip addr add "$PEER6/64" dev veth0 nodad
+	hx ip link set veth0 up
+	px ip link set veth0 up
+	# The peer answers for a whole range so tests can use several "remote" hosts.
+	px ip addr add 198.18.1.1/24 dev lo
+	px ip addr add 2001:db8:1::1/64 dev lo nodad
+	hx ip route add 198.18.1.0/24 via "$PEER4"
+	hx ip -6 route add 2001:db8:1::/64 via "$PEER6"
+	# Wait until IPv6 neighbour discovery works on the link.
+	local i
+	for i in $(seq 50); do
+		hx ping -6 -c1 -W1 "$PEER6" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# write_config FILE [EXTRA-TEXT]: a config for the test namespace.
+write_config() {
+	local f=$1
+	shift
+	cat >"$f" <<CONF
+tun = { name = "tun0"; mtu = 1500; };
+routing = { table = $TABLE; priority = $PRIO; families = [ "ipv4", "ipv6" ]; };
+control = { socket = "$WORKDIR/control.sock"; };
+fastpath = "off";
+${1:-}
+CONF
+}
+
+# start_ipmodd CONFIG [ARGS...]: start in the host namespace, wait for routing.
+start_ipmodd() {
+	local conf=$1 i
+	shift
+	hx "$IPMODD" -c "$conf" "$@" >>"$WORKDIR/ipmodd.log" 2>&1 &
+	IPMODD_PID=$!
+	for i in $(seq 100); do
+		if hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' &&
+		   hx ip -6 rule show 2>/dev/null | grep -q "^$PRIO:"; then
+			return 0
+		fi
+		kill -0 "$IPMODD_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	diag "ipmodd did not come up:" "$(tail -5 "$WORKDIR/ipmodd.log")"
+	return 1
+}
+
+# stop_ipmodd [SIGNAL]: returns the daemon's exit status.
+stop_ipmodd() {
+	local sig=${1:-TERM} rc
+	[ -n "$IPMODD_PID" ] || return 0
+	kill -s "$sig" "$IPMODD_PID" 2>/dev/null
+	wait "$IPMODD_PID"
+	rc=$?
+	IPMODD_PID=""
+	return $rc
+}
+
+# Our policy rules and routes as "ip rule" prints them, v4 then v6.
+our_state() {
+	hx ip -4 rule show | grep -E "^($((PRIO - 1))|$PRIO):" || true
+	hx ip -6 rule show | grep -E "^($((PRIO - 1))|$PRIO):" || true
+	hx ip -4 route show table "$TABLE" 2>/dev/null || true
+	hx ip -6 route show table "$TABLE" 2>/dev/null || true
+}
+
+# Packets the kernel handed to the daemon (tun0 TX counter).
+tun_tx_packets() {
+	hx cat /sys/class/net/tun0/statistics/tx_packets 2>/dev/null || echo 0
+}
+
+bg() {
+	"$@" &
+	BG_PIDS+=($!)
+}
