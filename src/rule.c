@@ -1,1 +1,1040 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Parsing and formatting of the rule vocabulary.  Keys are parsed in their
+ * canonical order, whatever order they were given in, so that a key can
+ * depend on the ones before it (ports on proto, icmp-type on proto and
+ * family) and a conflict is reported on the later key.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "rule.h"
+#include "util.h"
+
+enum rule_key {
+	K_NAME,
+	K_FAMILY,
+	K_PROTO,
+	K_SRC,
+	K_DST,
+	K_SPORT,
+	K_DPORT,
+	K_ICMP_TYPE,
+	K_ICMP_CODE,
+	K_TCP_FLAGS,
+	K_TTL,
+	K_LENGTH,
+	K_DSCP,
+	K_PROBABILITY,
+	K_SET_TTL,
+	K_SET_DSCP,
+	K_SET_ECN,
+	K_CLAMP_MSS,
+	K_VERDICT,
+	K_REJECT_WITH,
+	K_MAX,
+};
+
+static const char *const key_names[K_MAX] = {
+	[K_NAME] = "name",
+	[K_FAMILY] = "family",
+	[K_PROTO] = "proto",
+	[K_SRC] = "src",
+	[K_DST] = "dst",
+	[K_SPORT] = "sport",
+	[K_DPORT] = "dport",
+	[K_ICMP_TYPE] = "icmp-type",
+	[K_ICMP_CODE] = "icmp-code",
+	[K_TCP_FLAGS] = "tcp-flags",
+	[K_TTL] = "ttl",
+	[K_LENGTH] = "length",
+	[K_DSCP] = "dscp",
+	[K_PROBABILITY] = "probability",
+	[K_SET_TTL] = "set-ttl",
+	[K_SET_DSCP] = "set-dscp",
+	[K_SET_ECN] = "set-ecn",
+	[K_CLAMP_MSS] = "clamp-mss",
+	[K_VERDICT] = "verdict",
+	[K_REJECT_WITH] = "reject-with",
+};
+
+struct name_value {
+	const char *name;
+	unsigned int value;
+};
+
+static const struct name_value proto_names[] = {
+	{ "icmp", IPPROTO_ICMP },
+	{ "icmpv6", IPPROTO_ICMPV6 },
+	{ "tcp", IPPROTO_TCP },
+	{ "udp", IPPROTO_UDP },
+	{ "sctp", IPPROTO_SCTP },
+	{ "gre", IPPROTO_GRE },
+	{ "esp", IPPROTO_ESP },
+};
+
+static const struct name_value icmp4_names[] = {
+	{ "echo-reply", 0 },
+	{ "dest-unreachable", 3 },
+	{ "source-quench", 4 },
+	{ "redirect", 5 },
+	{ "echo-request", 8 },
+	{ "time-exceeded", 11 },
+	{ "parameter-problem", 12 },
+	{ "timestamp-request", 13 },
+	{ "timestamp-reply", 14 },
+};
+
+static const struct name_value icmp6_names[] = {
+	{ "dest-unreachable", 1 },
+	{ "packet-too-big", 2 },
+	{ "time-exceeded", 3 },
+	{ "parameter-problem", 4 },
+	{ "echo-request", 128 },
+	{ "echo-reply", 129 },
+	{ "nd-router-solicit", 133 },
+	{ "nd-router-advert", 134 },
+	{ "nd-neighbor-solicit", 135 },
+	{ "nd-neighbor-advert", 136 },
+};
+
+/* Class selectors, RFC 2597 assured forwarding, RFC 3246 EF, RFC 5865 VOICE-ADMIT. */
+static const struct name_value dscp_names[] = {
+	{ "cs0", 0 }, { "cs1", 8 }, { "cs2", 16 }, { "cs3", 24 },
+	{ "cs4", 32 }, { "cs5", 40 }, { "cs6", 48 }, { "cs7", 56 },
+	{ "af11", 10 }, { "af12", 12 }, { "af13", 14 },
+	{ "af21", 18 }, { "af22", 20 }, { "af23", 22 },
+	{ "af31", 26 }, { "af32", 28 }, { "af33", 30 },
+	{ "af41", 34 }, { "af42", 36 }, { "af43", 38 },
+	{ "ef", 46 }, { "va", 44 },
+};
+
+static const struct name_value ecn_names[] = {
+	{ "not-ect", 0 },
+	{ "ect1", 1 },
+	{ "ect0", 2 },
+	{ "ce", 3 },
+};
+
+/* In the order of the bits, FIN 0x01 ... CWR 0x80. */
+static const char *const tcp_flag_names[8] = {
+	"fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr",
+};
+
+static const struct name_value verdict_names[] = {
+	{ "accept", RULE_VERDICT_ACCEPT },
+	{ "drop", RULE_VERDICT_DROP },
+	{ "reply", RULE_VERDICT_REPLY },
+	{ "reject", RULE_VERDICT_REJECT },
+};
+
+static const struct name_value reject_names[] = {
+	{ "port-unreachable", RULE_REJECT_PORT_UNREACH },
+	{ "net-unreachable", RULE_REJECT_NET_UNREACH },
+	{ "host-unreachable", RULE_REJECT_HOST_UNREACH },
+	{ "proto-unreachable", RULE_REJECT_PROTO_UNREACH },
+	{ "admin-prohibited", RULE_REJECT_ADMIN_PROHIBITED },
+	{ "tcp-reset", RULE_REJECT_TCP_RESET },
+};
+
+static int lookup_name(const struct name_value *t, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(t[i].name, name) == 0)
+			return (int)t[i].value;
+	return -1;
+}
+
+static const char *lookup_value(const struct name_value *t, size_t n, unsigned int value)
+{
+	for (size_t i = 0; i < n; i++)
+		if (t[i].value == value)
+			return t[i].name;
+	return NULL;
+}
+
+/* State of one rule_parse() call. */
+struct parser {
+	struct rule *r;
+	const struct rule_kv *kv;
+	size_t idx[K_MAX];	/* position of each key in kv, or SIZE_MAX */
+	size_t bad;
+	char *err;
+	size_t errlen;
+};
+
+/*
+ * Values come from clients and config files: quote them in messages without
+ * control characters and bounded, so an error line stays one short line.
+ */
+static void sanitize(char *out, size_t outlen, const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 4 < outlen; i++)
+		out[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
+	if (s[i]) {
+		memcpy(out + i, "...", 3);
+		i += 3;
+	}
+	out[i] = '\0';
+}
+
+#define QUOTE_MAX 64
+
+static _printf_(3, 4) int fail(struct parser *ps, enum rule_key k, const char *fmt, ...)
+{
+	char value[QUOTE_MAX], msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ps->bad = ps->idx[k];
+	sanitize(value, sizeof(value), ps->kv[ps->bad].value);
+	if (ps->err && ps->errlen)
+		snprintf(ps->err, ps->errlen, "%s: '%s': %s", key_names[k], value, msg);
+	return -EINVAL;
+}
+
+static bool has(const struct parser *ps, enum rule_key k)
+{
+	return ps->idx[k] != SIZE_MAX;
+}
+
+static const char *val(const struct parser *ps, enum rule_key k)
+{
+	return ps->kv[ps->idx[k]].value;
+}
+
+/* A plain decimal number: no sign, no spaces, at most max. */
+static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
+{
+	unsigned long v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*s - '0');
+		if (v > max)
+			return -ERANGE;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int parse_number(struct parser *ps, enum rule_key k, const char *s, unsigned long min,
+			unsigned long max, unsigned long *ret)
+{
+	unsigned long v;
+	int r;
+
+	r = parse_uint(s, max, &v);
+	if (r == -EINVAL)
+		return fail(ps, k, "not a number");
+	if (r < 0 || v < min)
+		return fail(ps, k, "out of range %lu-%lu", min, max);
+	*ret = v;
+	return 0;
+}
+
+/* "N" or "N-M" with min <= N <= M <= max. */
+static int parse_range(struct parser *ps, enum rule_key k, const char *s, unsigned long max,
+		       unsigned long *lo, unsigned long *hi)
+{
+	char buf[32];
+	const char *dash = strchr(s, '-');
+	size_t l;
+	int r;
+
+	if (!dash) {
+		r = parse_number(ps, k, s, 0, max, lo);
+		*hi = *lo;
+		return r;
+	}
+	l = (size_t)(dash - s);
+	if (l >= sizeof(buf))
+		return fail(ps, k, "not a number or range");
+	memcpy(buf, s, l);
+	buf[l] = '\0';
+	r = parse_uint(buf, max, lo);
+	if (r == 0)
+		r = parse_uint(dash + 1, max, hi);
+	if (r == -EINVAL)
+		return fail(ps, k, "not a number or range N-M");
+	if (r < 0)
+		return fail(ps, k, "out of range 0-%lu", max);
+	if (*lo > *hi)
+		return fail(ps, k, "range is empty (start above end)");
+	return 0;
+}
+
+/* A name from t, or a number up to max. */
+static int parse_named(struct parser *ps, enum rule_key k, const struct name_value *t, size_t n,
+		       unsigned long max, unsigned long *ret)
+{
+	const char *s = val(ps, k);
+	int v;
+
+	if (*s >= '0' && *s <= '9')
+		return parse_number(ps, k, s, 0, max, ret);
+	v = lookup_name(t, n, s);
+	if (v < 0)
+		return fail(ps, k, "unknown name");
+	*ret = (unsigned long)v;
+	return 0;
+}
+
+static const char *family_name(int family)
+{
+	return family == AF_INET ? "ip" : "ip6";
+}
+
+/* The family that proto implies, 0 if none. */
+static int proto_family(const struct rule *r)
+{
+	if (!(r->m.flags & RULE_M_PROTO))
+		return 0;
+	if (r->m.proto == IPPROTO_ICMP)
+		return AF_INET;
+	if (r->m.proto == IPPROTO_ICMPV6)
+		return AF_INET6;
+	return 0;
+}
+
+static int parse_name(struct parser *ps)
+{
+	const char *s = val(ps, K_NAME);
+	size_t l = strlen(s);
+
+	if (l == 0)
+		return fail(ps, K_NAME, "empty name");
+	if (l >= RULE_NAME_MAX)
+		return fail(ps, K_NAME, "longer than %d characters", RULE_NAME_MAX - 1);
+	if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != l)
+		return fail(ps, K_NAME, "only letters, digits, '_', '.' and '-' are allowed");
+	memcpy(ps->r->name, s, l + 1);
+	return 0;
+}
+
+static int parse_family(struct parser *ps)
+{
+	const char *s = val(ps, K_FAMILY);
+
+	if (strcasecmp(s, "ip") == 0 || strcasecmp(s, "ipv4") == 0)
+		ps->r->m.family = AF_INET;
+	else if (strcasecmp(s, "ip6") == 0 || strcasecmp(s, "ipv6") == 0)
+		ps->r->m.family = AF_INET6;
+	else
+		return fail(ps, K_FAMILY, "must be ip or ip6");
+	return 0;
+}
+
+static int parse_proto(struct parser *ps)
+{
+	struct rule *r = ps->r;
+	unsigned long v;
+	int ret;
+
+	ret = parse_named(ps, K_PROTO, proto_names, ARRAY_SIZE(proto_names), 255, &v);
+	if (ret < 0)
+		return ret;
+	r->m.flags |= RULE_M_PROTO;
+	r->m.proto = (uint8_t)v;
+	if (proto_family(r) && r->m.family && proto_family(r) != r->m.family)
+		return fail(ps, K_PROTO, "conflicts with family=%s", family_name(r->m.family));
+	return 0;
+}
+
+static void prefix_set(struct rule_prefix *pf, const uint8_t *addr, unsigned int len)
+{
+	uint8_t a[16] = { 0 }, m[16] = { 0 };
+
+	for (unsigned int i = 0; i < len / 8; i++)
+		m[i] = 0xff;
+	if (len % 8)
+		m[len / 8] = (uint8_t)(0xff00 >> (len % 8));
+	for (unsigned int i = 0; i < 16; i++)
+		a[i] = addr[i] & m[i];
+	memcpy(pf->addr, a, 16);
+	memcpy(pf->mask, m, 16);
+	pf->len = (uint8_t)len;
+}
+
+static int parse_prefix(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	const char *s = val(ps, k);
+	bool neg = false;
+	char buf[INET6_ADDRSTRLEN + 8];
+	uint8_t addr[16] = { 0 };
+	unsigned long len;
+	int family, max;
+	char *slash;
+
+	if (*s == '!') {
+		neg = true;
+		s++;
+	}
+	if (strlen(s) >= sizeof(buf))
+		return fail(ps, k, "not an address or prefix");
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, buf, addr) == 1) {
+		family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, addr) == 1) {
+		family = AF_INET6;
+		max = 128;
+	} else {
+		return fail(ps, k, "not an IPv4 or IPv6 address");
+	}
+	len = (unsigned long)max;
+	if (slash) {
+		int ret = parse_uint(slash + 1, (unsigned long)max, &len);
+
+		if (ret == -ERANGE)
+			return fail(ps, k, "prefix length out of range");
+		if (ret < 0)
+			return fail(ps, k, "bad prefix length");
+	}
+
+	if (r->m.family && r->m.family != family) {
+		/* Name what set the family, so the message explains the conflict. */
+		if (k == K_DST && has(ps, K_SRC))
+			return fail(ps, k, "family differs from src");
+		return fail(ps, k, "conflicts with family=%s", family_name(r->m.family));
+	}
+	if (proto_family(r) && proto_family(r) != family)
+		return fail(ps, k, "conflicts with proto");
+	r->m.family = (uint8_t)family;
+
+	if (k == K_SRC) {
+		prefix_set(&r->m.src, addr, (unsigned int)len);
+		r->m.flags |= RULE_M_SRC | (neg ? RULE_M_SRC_NOT : 0);
+	} else {
+		prefix_set(&r->m.dst, addr, (unsigned int)len);
+		r->m.flags |= RULE_M_DST | (neg ? RULE_M_DST_NOT : 0);
+	}
+	return 0;
+}
+
+static bool proto_has_ports(const struct rule *r)
+{
+	return (r->m.flags & RULE_M_PROTO) &&
+	       (r->m.proto == IPPROTO_TCP || r->m.proto == IPPROTO_UDP ||
+		r->m.proto == IPPROTO_SCTP);
+}
+
+static int parse_port(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	const char *s = val(ps, k);
+	unsigned long lo, hi;
+	bool neg = false;
+	int ret;
+
+	if (!proto_has_ports(r))
+		return fail(ps, k, "needs proto=tcp, udp or sctp");
+	if (*s == '!') {
+		neg = true;
+		s++;
+	}
+	ret = parse_range(ps, k, s, 65535, &lo, &hi);
+	if (ret < 0)
+		return ret;
+	if (k == K_SPORT) {
+		r->m.flags |= RULE_M_SPORT | (neg ? RULE_M_SPORT_NOT : 0);
+		r->m.sport_lo = (uint16_t)lo;
+		r->m.sport_hi = (uint16_t)hi;
+	} else {
+		r->m.flags |= RULE_M_DPORT | (neg ? RULE_M_DPORT_NOT : 0);
+		r->m.dport_lo = (uint16_t)lo;
+		r->m.dport_hi = (uint16_t)hi;
+	}
+	return 0;
+}
+
+static int parse_icmp_type(struct parser *ps)
+{
+	struct rule *r = ps->r;
+	const char *s = val(ps, K_ICMP_TYPE);
+	bool number = *s >= '0' && *s <= '9';
+	unsigned long v;
+	int v4, v6, family;
+
+	if (r->m.flags & RULE_M_PROTO) {
+		family = proto_family(r);
+		if (!family)
+			return fail(ps, K_ICMP_TYPE, "needs proto=icmp or icmpv6");
+	} else {
+		family = r->m.family;
+	}
+
+	if (number) {
+		if (!family)
+			return fail(ps, K_ICMP_TYPE,
+				    "a number needs proto=icmp or icmpv6 (or a family)");
+		if (parse_number(ps, K_ICMP_TYPE, s, 0, 255, &v) < 0)
+			return -EINVAL;
+		v4 = v6 = (int)v;
+	} else {
+		v4 = lookup_name(icmp4_names, ARRAY_SIZE(icmp4_names), s);
+		v6 = lookup_name(icmp6_names, ARRAY_SIZE(icmp6_names), s);
+		if (family == AF_INET && v4 < 0)
+			return fail(ps, K_ICMP_TYPE, "not an ICMP (IPv4) type name");
+		if (family == AF_INET6 && v6 < 0)
+			return fail(ps, K_ICMP_TYPE, "not an ICMPv6 type name");
+		if (v4 < 0 && v6 < 0)
+			return fail(ps, K_ICMP_TYPE, "unknown name");
+	}
+
+	if (family == AF_INET || (!family && v6 < 0)) {
+		r->m.flags |= RULE_M_ICMP4_TYPE;
+		r->m.icmp_type[0] = (uint8_t)v4;
+	}
+	if (family == AF_INET6 || (!family && v4 < 0)) {
+		r->m.flags |= RULE_M_ICMP6_TYPE;
+		r->m.icmp_type[1] = (uint8_t)v6;
+	}
+	if (!family && v4 >= 0 && v6 >= 0) {
+		r->m.flags |= RULE_M_ICMP4_TYPE | RULE_M_ICMP6_TYPE;
+		r->m.icmp_type[0] = (uint8_t)v4;
+		r->m.icmp_type[1] = (uint8_t)v6;
+	}
+	/* With one family the type is as good as a proto: make it explicit (canonical form). */
+	if (family && !(r->m.flags & RULE_M_PROTO)) {
+		r->m.flags |= RULE_M_PROTO;
+		r->m.proto = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	}
+	return 0;
+}
+
+static int parse_icmp_code(struct parser *ps)
+{
+	struct rule *r = ps->r;
+	unsigned long v;
+
+	if (!proto_family(r) && !(r->m.flags & (RULE_M_ICMP4_TYPE | RULE_M_ICMP6_TYPE)))
+		return fail(ps, K_ICMP_CODE, "needs proto=icmp or icmpv6, or icmp-type");
+	if (parse_number(ps, K_ICMP_CODE, val(ps, K_ICMP_CODE), 0, 255, &v) < 0)
+		return -EINVAL;
+	r->m.flags |= RULE_M_ICMP_CODE;
+	r->m.icmp_code = (uint8_t)v;
+	return 0;
+}
+
+static int parse_tcp_flags(struct parser *ps)
+{
+	struct rule *r = ps->r;
+	const char *s = val(ps, K_TCP_FLAGS);
+	uint8_t mask = 0, set = 0;
+
+	if (!(r->m.flags & RULE_M_PROTO) || r->m.proto != IPPROTO_TCP)
+		return fail(ps, K_TCP_FLAGS, "needs proto=tcp");
+	for (;;) {
+		size_t l = strcspn(s, ",");
+		bool clear = false;
+		unsigned int bit;
+
+		if (*s == '!') {
+			clear = true;
+			s++;
+			l--;
+		}
+		for (bit = 0; bit < 8; bit++)
+			if (strlen(tcp_flag_names[bit]) == l && strncasecmp(s, tcp_flag_names[bit], l) == 0)
+				break;
+		if (bit == 8)
+			return fail(ps, K_TCP_FLAGS,
+				    "flags are fin syn rst psh ack urg ece cwr, '!' for clear");
+		if (mask & (1u << bit))
+			return fail(ps, K_TCP_FLAGS, "%s given twice", tcp_flag_names[bit]);
+		mask |= (uint8_t)(1u << bit);
+		if (!clear)
+			set |= (uint8_t)(1u << bit);
+		s += l;
+		if (!*s)
+			break;
+		s++;
+	}
+	r->m.flags |= RULE_M_TCP_FLAGS;
+	r->m.tcp_mask = mask;
+	r->m.tcp_set = set;
+	return 0;
+}
+
+static int parse_probability(struct parser *ps)
+{
+	struct rule *r = ps->r;
+	const char *s = val(ps, K_PROBABILITY);
+	char *end;
+	double p;
+
+	/* strtod() alone would take "nan", "inf" and hex floats. */
+	if (!*s || strspn(s, "0123456789.eE+-") != strlen(s))
+		return fail(ps, K_PROBABILITY, "not a number");
+	errno = 0;
+	p = strtod(s, &end);
+	if (*end || errno == ERANGE)
+		return fail(ps, K_PROBABILITY, "not a number");
+	if (!(p >= 0.0 && p <= 1.0))
+		return fail(ps, K_PROBABILITY, "out of range 0-1");
+	r->m.flags |= RULE_M_PROBABILITY;
+	r->probability = p;
+	/* Exact (a power of two); 2^53 for p = 1 is above any 53-bit random number. */
+	r->m.prob_threshold = (uint64_t)(p * 9007199254740992.0);
+	return 0;
+}
+
+static int parse_set_ttl(struct parser *ps)
+{
+	struct rule *r = ps->r;
+	const char *s = val(ps, K_SET_TTL);
+	unsigned long v;
+
+	if (*s == '+') {
+		r->a.ttl_op = RULE_TTL_INC;
+		s++;
+	} else if (*s == '-') {
+		r->a.ttl_op = RULE_TTL_DEC;
+		s++;
+	} else {
+		r->a.ttl_op = RULE_TTL_SET;
+	}
+	if (parse_number(ps, K_SET_TTL, s, 1, 255, &v) < 0)
+		return -EINVAL;
+	r->a.ttl = (uint8_t)v;
+	return 0;
+}
+
+static int parse_verdict(struct parser *ps)
+{
+	int v = lookup_name(verdict_names, ARRAY_SIZE(verdict_names), val(ps, K_VERDICT));
+
+	if (v < 0)
+		return fail(ps, K_VERDICT, "must be accept, drop, reply or reject");
+	ps->r->a.verdict = (uint8_t)v;
+	return 0;
+}
+
+static int parse_reject_with(struct parser *ps)
+{
+	struct rule *r = ps->r;
+	int v = lookup_name(reject_names, ARRAY_SIZE(reject_names), val(ps, K_REJECT_WITH));
+
+	if (v < 0)
+		return fail(ps, K_REJECT_WITH,
+			    "must be tcp-reset, net-unreachable, host-unreachable, "
+			    "port-unreachable, proto-unreachable or admin-prohibited");
+	if (r->a.verdict != RULE_VERDICT_REJECT)
+		return fail(ps, K_REJECT_WITH, "needs verdict=reject");
+	if (v == RULE_REJECT_TCP_RESET && (!(r->m.flags & RULE_M_PROTO) || r->m.proto != IPPROTO_TCP))
+		return fail(ps, K_REJECT_WITH, "needs proto=tcp");
+	r->a.reject = (uint8_t)v;
+	return 0;
+}
+
+static int parse_key(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long v, hi;
+	int ret;
+
+	switch (k) {
+	case K_NAME:
+		return parse_name(ps);
+	case K_FAMILY:
+		return parse_family(ps);
+	case K_PROTO:
+		return parse_proto(ps);
+	case K_SRC:
+	case K_DST:
+		return parse_prefix(ps, k);
+	case K_SPORT:
+	case K_DPORT:
+		return parse_port(ps, k);
+	case K_ICMP_TYPE:
+		return parse_icmp_type(ps);
+	case K_ICMP_CODE:
+		return parse_icmp_code(ps);
+	case K_TCP_FLAGS:
+		return parse_tcp_flags(ps);
+	case K_TTL:
+		ret = parse_range(ps, k, val(ps, k), 255, &v, &hi);
+		if (ret < 0)
+			return ret;
+		r->m.flags |= RULE_M_TTL;
+		r->m.ttl_lo = (uint8_t)v;
+		r->m.ttl_hi = (uint8_t)hi;
+		return 0;
+	case K_LENGTH:
+		ret = parse_range(ps, k, val(ps, k), 65535, &v, &hi);
+		if (ret < 0)
+			return ret;
+		r->m.flags |= RULE_M_LENGTH;
+		r->m.len_lo = (uint16_t)v;
+		r->m.len_hi = (uint16_t)hi;
+		return 0;
+	case K_DSCP:
+		ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
+		if (ret < 0)
+			return ret;
+		r->m.flags |= RULE_M_DSCP;
+		r->m.dscp = (uint8_t)v;
+		return 0;
+	case K_PROBABILITY:
+		return parse_probability(ps);
+	case K_SET_TTL:
+		return parse_set_ttl(ps);
+	case K_SET_DSCP:
+		ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
+		if (ret < 0)
+			return ret;
+		r->a.set_dscp = true;
+		r->a.dscp = (uint8_t)v;
+		return 0;
+	case K_SET_ECN:
+		ret = parse_named(ps, k, ecn_names, ARRAY_SIZE(ecn_names), 3, &v);
+		if (ret < 0)
+			return ret;
+		r->a.set_ecn = true;
+		r->a.ecn = (uint8_t)v;
+		return 0;
+	case K_CLAMP_MSS:
+		ret = parse_number(ps, k, val(ps, k), 536, 65535, &v);
+		if (ret < 0)
+			return ret;
+		r->a.clamp_mss = (uint16_t)v;
+		return 0;
+	case K_VERDICT:
+		return parse_verdict(ps);
+	case K_REJECT_WITH:
+		return parse_reject_with(ps);
+	case K_MAX:
+		break;
+	}
+	return -EINVAL;
+}
+
+static _printf_(3, 4) int fail_at(struct parser *ps, size_t i, const char *fmt, ...)
+{
+	va_list ap;
+
+	ps->bad = i;
+	if (ps->err && ps->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(ps->err, ps->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *ret_bad,
+	       char *err, size_t errlen)
+{
+	_cleanup_(freep) struct rule *r = NULL;
+	struct parser ps = { .kv = kv, .bad = n, .err = err, .errlen = errlen };
+	int res = 0;
+
+	for (size_t k = 0; k < K_MAX; k++)
+		ps.idx[k] = SIZE_MAX;
+	if (err && errlen)
+		err[0] = '\0';
+
+	if (n > RULE_KV_MAX) {
+		res = fail_at(&ps, RULE_KV_MAX, "more than %d keys", RULE_KV_MAX);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+
+		if (!kv[i].key || !kv[i].value) {
+			res = fail_at(&ps, i, "key or value missing");
+			goto out;
+		}
+		for (k = 0; k < K_MAX; k++)
+			if (strcmp(kv[i].key, key_names[k]) == 0)
+				break;
+		if (k == K_MAX) {
+			char q[QUOTE_MAX];
+
+			sanitize(q, sizeof(q), kv[i].key);
+			res = fail_at(&ps, i, "'%s': unknown key", q);
+			goto out;
+		}
+		if (ps.idx[k] != SIZE_MAX) {
+			res = fail_at(&ps, i, "%s: given twice", kv[i].key);
+			goto out;
+		}
+		ps.idx[k] = i;
+	}
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	ps.r = r;
+	for (size_t k = 0; k < K_MAX; k++) {
+		if (!has(&ps, k))
+			continue;
+		res = parse_key(&ps, k);
+		if (res < 0)
+			goto out;
+	}
+
+	if (r->a.ttl_op == RULE_TTL_KEEP && !r->a.set_dscp && !r->a.set_ecn && !r->a.clamp_mss &&
+	    r->a.verdict == RULE_VERDICT_NONE) {
+		res = fail_at(&ps, n, "rule does nothing: no action (set-ttl, set-dscp, set-ecn, "
+				      "clamp-mss) and no verdict");
+		goto out;
+	}
+
+	*ret = r;
+	r = NULL;
+	return 0;
+out:
+	if (ret_bad)
+		*ret_bad = ps.bad;
+	return res;
+}
+
+struct rule *rule_free(struct rule *r)
+{
+	free(r);
+	return NULL;
+}
+
+struct rule *rule_dup(const struct rule *r)
+{
+	struct rule *d;
+
+	if (!r)
+		return NULL;
+	d = malloc(sizeof(*d));
+	if (d)
+		memcpy(d, r, sizeof(*d));
+	return d;
+}
+
+const char *rule_name(const struct rule *r)
+{
+	return r->name;
+}
+
+static bool prefix_equal(const struct rule_prefix *a, const struct rule_prefix *b)
+{
+	return a->len == b->len && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
+}
+
+bool rule_equal(const struct rule *a, const struct rule *b)
+{
+	const struct rule_match *x = &a->m, *y = &b->m;
+	uint32_t f = x->flags;
+
+	if (f != y->flags || x->family != y->family || strcmp(a->name, b->name) != 0)
+		return false;
+	if ((f & RULE_M_PROTO) && x->proto != y->proto)
+		return false;
+	if ((f & RULE_M_SRC) && !prefix_equal(&x->src, &y->src))
+		return false;
+	if ((f & RULE_M_DST) && !prefix_equal(&x->dst, &y->dst))
+		return false;
+	if ((f & RULE_M_SPORT) && (x->sport_lo != y->sport_lo || x->sport_hi != y->sport_hi))
+		return false;
+	if ((f & RULE_M_DPORT) && (x->dport_lo != y->dport_lo || x->dport_hi != y->dport_hi))
+		return false;
+	if ((f & RULE_M_ICMP4_TYPE) && x->icmp_type[0] != y->icmp_type[0])
+		return false;
+	if ((f & RULE_M_ICMP6_TYPE) && x->icmp_type[1] != y->icmp_type[1])
+		return false;
+	if ((f & RULE_M_ICMP_CODE) && x->icmp_code != y->icmp_code)
+		return false;
+	if ((f & RULE_M_TCP_FLAGS) && (x->tcp_mask != y->tcp_mask || x->tcp_set != y->tcp_set))
+		return false;
+	if ((f & RULE_M_TTL) && (x->ttl_lo != y->ttl_lo || x->ttl_hi != y->ttl_hi))
+		return false;
+	if ((f & RULE_M_LENGTH) && (x->len_lo != y->len_lo || x->len_hi != y->len_hi))
+		return false;
+	if ((f & RULE_M_DSCP) && x->dscp != y->dscp)
+		return false;
+	if ((f & RULE_M_PROBABILITY) && (a->probability != b->probability ||
+					 x->prob_threshold != y->prob_threshold))
+		return false;
+
+	return a->a.ttl_op == b->a.ttl_op &&
+	       (a->a.ttl_op == RULE_TTL_KEEP || a->a.ttl == b->a.ttl) &&
+	       a->a.set_dscp == b->a.set_dscp && (!a->a.set_dscp || a->a.dscp == b->a.dscp) &&
+	       a->a.set_ecn == b->a.set_ecn && (!a->a.set_ecn || a->a.ecn == b->a.ecn) &&
+	       a->a.clamp_mss == b->a.clamp_mss && a->a.verdict == b->a.verdict &&
+	       a->a.reject == b->a.reject;
+}
+
+/* Appends to a bounded buffer and remembers overflow, so callers check once. */
+struct out {
+	char *buf;
+	size_t len, pos;
+	bool overflow;
+};
+
+static _printf_(2, 3) void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int l;
+
+	va_start(ap, fmt);
+	l = vsnprintf(o->buf + o->pos, o->len - o->pos, fmt, ap);
+	va_end(ap);
+	if (l < 0 || (size_t)l >= o->len - o->pos) {
+		o->overflow = true;
+		return;
+	}
+	o->pos += (size_t)l;
+}
+
+static void put_key(struct out *o, enum rule_key k)
+{
+	put(o, "%s%s=", o->pos ? " " : "", key_names[k]);
+}
+
+static void put_named(struct out *o, enum rule_key k, const struct name_value *t, size_t n,
+		      unsigned int v)
+{
+	const char *name = lookup_value(t, n, v);
+
+	put_key(o, k);
+	if (name)
+		put(o, "%s", name);
+	else
+		put(o, "%u", v);
+}
+
+static void put_range(struct out *o, enum rule_key k, bool neg, unsigned int lo, unsigned int hi)
+{
+	put_key(o, k);
+	put(o, "%s%u", neg ? "!" : "", lo);
+	if (hi != lo)
+		put(o, "-%u", hi);
+}
+
+static void put_prefix(struct out *o, enum rule_key k, bool neg, const struct rule_prefix *pf,
+		       int family)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(family, pf->addr, a, sizeof(a));
+	put_key(o, k);
+	put(o, "%s%s/%u", neg ? "!" : "", a, pf->len);
+}
+
+/* The shortest decimal that strtod() turns back into exactly p. */
+static void put_double(struct out *o, double p)
+{
+	char b[32];
+
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(b, sizeof(b), "%.*g", prec, p);
+		if (strtod(b, NULL) == p)
+			break;
+	}
+	put(o, "%s", b);
+}
+
+int rule_format(const struct rule *r, char *buf, size_t len)
+{
+	const struct rule_match *m = &r->m;
+	struct out o = { .buf = buf, .len = len };
+	uint32_t f = m->flags;
+
+	if (!len)
+		return -ENOSPC;
+	buf[0] = '\0';
+	if (r->name[0]) {
+		put_key(&o, K_NAME);
+		put(&o, "%s", r->name);
+	}
+	/* src/dst carry the family themselves. */
+	if (m->family && !(f & (RULE_M_SRC | RULE_M_DST))) {
+		put_key(&o, K_FAMILY);
+		put(&o, "%s", family_name(m->family));
+	}
+	if (f & RULE_M_PROTO)
+		put_named(&o, K_PROTO, proto_names, ARRAY_SIZE(proto_names), m->proto);
+	if (f & RULE_M_SRC)
+		put_prefix(&o, K_SRC, f & RULE_M_SRC_NOT, &m->src, m->family);
+	if (f & RULE_M_DST)
+		put_prefix(&o, K_DST, f & RULE_M_DST_NOT, &m->dst, m->family);
+	if (f & RULE_M_SPORT)
+		put_range(&o, K_SPORT, f & RULE_M_SPORT_NOT, m->sport_lo, m->sport_hi);
+	if (f & RULE_M_DPORT)
+		put_range(&o, K_DPORT, f & RULE_M_DPORT_NOT, m->dport_lo, m->dport_hi);
+	/*
+	 * With a proto the number stands alone (printed by name when it has
+	 * one); without, parsing resolved a name in both tables, so print it.
+	 */
+	if (f & RULE_M_ICMP4_TYPE)
+		put_named(&o, K_ICMP_TYPE, icmp4_names, ARRAY_SIZE(icmp4_names), m->icmp_type[0]);
+	else if (f & RULE_M_ICMP6_TYPE)
+		put_named(&o, K_ICMP_TYPE, icmp6_names, ARRAY_SIZE(icmp6_names), m->icmp_type[1]);
+	if (f & RULE_M_ICMP_CODE) {
+		put_key(&o, K_ICMP_CODE);
+		put(&o, "%u", m->icmp_code);
+	}
+	if (f & RULE_M_TCP_FLAGS) {
+		bool first = true;
+
+		put_key(&o, K_TCP_FLAGS);
+		for (unsigned int bit = 0; bit < 8; bit++) {
+			if (!(m->tcp_mask & (1u << bit)))
+				continue;
+			put(&o, "%s%s%s", first ? "" : ",", m->tcp_set & (1u << bit) ? "" : "!",
+			    tcp_flag_names[bit]);
+			first = false;
+		}
+	}
+	if (f & RULE_M_TTL)
+		put_range(&o, K_TTL, false, m->ttl_lo, m->ttl_hi);
+	if (f & RULE_M_LENGTH)
+		put_range(&o, K_LENGTH, false, m->len_lo, m->len_hi);
+	if (f & RULE_M_DSCP)
+		put_named(&o, K_DSCP, dscp_names, ARRAY_SIZE(dscp_names), m->dscp);
+	if (f & RULE_M_PROBABILITY) {
+		put_key(&o, K_PROBABILITY);
+		put_double(&o, r->probability);
+	}
+
+	if (r->a.ttl_op != RULE_TTL_KEEP) {
+		put_key(&o, K_SET_TTL);
+		put(&o, "%s%u", r->a.ttl_op == RULE_TTL_INC ? "+" :
+				r->a.ttl_op == RULE_TTL_DEC ? "-" : "", r->a.ttl);
+	}
+	if (r->a.set_dscp)
+		put_named(&o, K_SET_DSCP, dscp_names, ARRAY_SIZE(dscp_names), r->a.dscp);
+	if (r->a.set_ecn)
+		put_named(&o, K_SET_ECN, ecn_names, ARRAY_SIZE(ecn_names), r->a.ecn);
+	if (r->a.clamp_mss) {
+		put_key(&o, K_CLAMP_MSS);
+		put(&o, "%u", r->a.clamp_mss);
+	}
+	if (r->a.verdict != RULE_VERDICT_NONE)
+		put_named(&o, K_VERDICT, verdict_names, ARRAY_SIZE(verdict_names), r->a.verdict);
+	if (r->a.verdict == RULE_VERDICT_REJECT)
+		put_named(&o, K_REJECT_WITH, reject_names, ARRAY_SIZE(reject_names), r->a.reject);
+
+	if (o.overflow) {
+		buf[0] = '\0';
+		return -ENOSPC;
+	}
+	return (int)o.pos;
+}

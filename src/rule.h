@@ -6,10 +6,13 @@
 #ifndef IPMODD_RULE_H
 #define IPMODD_RULE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define RULE_NAME_MAX 32	/* including the terminating NUL */
 #define RULE_KV_MAX 32		/* keys in one rule */
+#define RULE_FORMAT_MAX 1024	/* rule_format() of any rule fits */
 
 struct rule;
 
@@ -23,14 +26,121 @@ struct rule_kv {
  * *ret_bad the index of the offending pair (n when the problem is the rule as
  * a whole, such as two verdicts) and writes a message that names the key and
  * the value into err.  *ret is untouched on failure.
+ *
+ * Decisions the vocabulary leaves open:
+ * - src/dst with host bits set (10.1.2.3/8) are accepted and normalized to
+ *   the network (10.0.0.0/8), as ip-route does for prefixes.
+ * - icmp-type without proto: with a family (family=, or implied by src/dst)
+ *   it means proto=icmp (ip) or proto=icmpv6 (ip6).  Without a family a name
+ *   matches both ICMP with its ICMP number and ICMPv6 with its ICMPv6 number
+ *   (echo-request: 8 and 128); a name known to one family only restricts the
+ *   rule to it.  A bare number then is ambiguous and refused.
+ * - proto=icmp with family ip6 (or proto=icmpv6 with ip) is a conflict.
  */
 int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *ret_bad,
 	       char *err, size_t errlen);
 struct rule *rule_free(struct rule *r);
 struct rule *rule_dup(const struct rule *r);
 const char *rule_name(const struct rule *r);	/* "" when none was given */
+/* Same meaning (the name included); rule_parse(rule_format(r)) equals r. */
+bool rule_equal(const struct rule *a, const struct rule *b);
 
-/* The rule as "key=value key=value ..." that rule_parse() reads back. */
+/*
+ * The rule as "key=value key=value ..." that rule_parse() reads back, keys in
+ * canonical order.  Returns the length written, or -ENOSPC if len is too
+ * small (RULE_FORMAT_MAX always suffices).
+ */
 int rule_format(const struct rule *r, char *buf, size_t len);
+
+/*
+ * The compiled form, shared with chain.c only; everyone else goes through the
+ * functions above.  Matching data is kept compact and first; the name is cold.
+ */
+enum {
+	RULE_M_PROTO = 1u << 0,
+	RULE_M_SRC = 1u << 1,
+	RULE_M_SRC_NOT = 1u << 2,
+	RULE_M_DST = 1u << 3,
+	RULE_M_DST_NOT = 1u << 4,
+	RULE_M_SPORT = 1u << 5,
+	RULE_M_SPORT_NOT = 1u << 6,
+	RULE_M_DPORT = 1u << 7,
+	RULE_M_DPORT_NOT = 1u << 8,
+	RULE_M_ICMP4_TYPE = 1u << 9,	/* ICMP with icmp_type[0] */
+	RULE_M_ICMP6_TYPE = 1u << 10,	/* ICMPv6 with icmp_type[1] */
+	RULE_M_ICMP_CODE = 1u << 11,
+	RULE_M_TCP_FLAGS = 1u << 12,
+	RULE_M_TTL = 1u << 13,
+	RULE_M_LENGTH = 1u << 14,
+	RULE_M_DSCP = 1u << 15,
+	RULE_M_PROBABILITY = 1u << 16,
+};
+
+/* Matches that need the L4 header. */
+#define RULE_M_L4 (RULE_M_SPORT | RULE_M_DPORT | RULE_M_ICMP4_TYPE | RULE_M_ICMP6_TYPE | \
+		   RULE_M_ICMP_CODE | RULE_M_TCP_FLAGS)
+
+struct rule_prefix {
+	uint64_t addr[2];	/* network byte order, host bits clear; v4 in the first 4 bytes */
+	uint64_t mask[2];
+	uint8_t len;
+};
+
+struct rule_match {
+	uint32_t flags;		/* RULE_M_* */
+	uint8_t family;		/* 0 (any), AF_INET or AF_INET6 */
+	uint8_t proto;
+	uint8_t icmp_type[2];
+	uint8_t icmp_code;
+	uint8_t tcp_mask, tcp_set;	/* (flags & mask) == set */
+	uint8_t ttl_lo, ttl_hi;
+	uint8_t dscp;
+	uint16_t sport_lo, sport_hi;
+	uint16_t dport_lo, dport_hi;
+	uint16_t len_lo, len_hi;
+	uint64_t prob_threshold;	/* matches when 53 random bits are below it */
+	struct rule_prefix src, dst;
+};
+
+enum rule_ttl_op {
+	RULE_TTL_KEEP,
+	RULE_TTL_SET,
+	RULE_TTL_INC,		/* saturates at 255 */
+	RULE_TTL_DEC,		/* saturates at 1 */
+};
+
+enum rule_verdict {
+	RULE_VERDICT_NONE,	/* continue with the next rule */
+	RULE_VERDICT_ACCEPT,
+	RULE_VERDICT_DROP,
+	RULE_VERDICT_REPLY,
+	RULE_VERDICT_REJECT,
+};
+
+enum rule_reject {
+	RULE_REJECT_PORT_UNREACH,	/* the default */
+	RULE_REJECT_NET_UNREACH,
+	RULE_REJECT_HOST_UNREACH,
+	RULE_REJECT_PROTO_UNREACH,
+	RULE_REJECT_ADMIN_PROHIBITED,
+	RULE_REJECT_TCP_RESET,
+};
+
+struct rule_action {
+	uint8_t ttl_op;		/* enum rule_ttl_op */
+	uint8_t ttl;
+	bool set_dscp, set_ecn;
+	uint8_t dscp, ecn;
+	uint16_t clamp_mss;	/* 0: none */
+	uint8_t verdict;	/* enum rule_verdict */
+	uint8_t reject;		/* enum rule_reject */
+};
+
+struct rule {
+	struct rule_match m;
+	struct rule_action a;
+	double probability;	/* as given, for rule_format() */
+	char name[RULE_NAME_MAX];
+};
 
 #endif
