@@ -36,7 +36,9 @@ struct pkt {
 	uint8_t l4proto;	/* IPPROTO_* after IPv6 extension headers */
 	uint16_t l4off;		/* offset of the L4 header in data */
 	bool fragment;		/* part of a fragmented datagram */
-	bool first_fragment;	/* offset 0: carries the L4 header */
+	bool first_fragment;	/* offset 0: carries the L4 header (also true when
+				 * not fragmented: !first_fragment means a
+				 * non-first fragment) */
 	bool l4_complete;	/* the whole L4 header lies inside data */
 
 	/* Valid when l4_complete; host byte order. */
@@ -51,12 +53,67 @@ uint16_t csum_fold(uint32_t sum);		/* fold and complement */
 /* The checksum field after a 16-bit word of the covered data changed from old to new. */
 uint16_t csum_replace2(uint16_t check, uint16_t old, uint16_t new);
 uint16_t csum_replace4(uint16_t check, uint32_t old, uint32_t new);
-/* Recompute every checksum of a parsed packet from scratch (forged packets, tests). */
+/*
+ * The same for a UDP checksum: on AF_INET a 0 ("no checksum") stays 0, and a
+ * result of 0 is stored as 0xffff.
+ */
+uint16_t csum_udp_replace2(uint16_t check, uint16_t old, uint16_t new, int family);
+uint16_t csum_udp_replace4(uint16_t check, uint32_t old, uint32_t new, int family);
+/*
+ * Fix the L4 checksum of a parsed packet (TCP, UDP with the rule above,
+ * ICMP, ICMPv6) after a 16/32-bit value it covers changed.  pseudo: the value
+ * is in the pseudo-header (addresses), which ICMPv4 does not cover.  No-op
+ * without a complete L4 header (non-first fragments: the first one carries
+ * the checksum).  Call it once per changed word for IPv6 addresses.
+ */
+void pkt_l4_csum_replace2(struct pkt *p, uint16_t old, uint16_t new, bool pseudo);
+void pkt_l4_csum_replace4(struct pkt *p, uint32_t old, uint32_t new, bool pseudo);
+/*
+ * Recompute every checksum of a parsed packet from scratch (forged packets,
+ * tests).  L4 checksums of fragments (they cover the whole datagram) and of
+ * IPv6 packets with a routing header that has segments left (their
+ * pseudo-header holds another destination) are left as they are.  An IPv4
+ * UDP checksum of 0 stays 0; one that computes to 0 is stored as 0xffff.
+ */
 void pkt_csum_full(struct pkt *p);
 
-/* Parse the headers of p->data[0..p->len); returns enum pkt_class. */
+/*
+ * Parse the headers of p->data[0..p->len); returns enum pkt_class.  The
+ * buffer must be exactly one packet.  Failures:
+ * - PKT_TRUNCATED: empty, shorter than the fixed IP header (20/40), or
+ *   shorter than the IPv4 total length / 40 + IPv6 payload length;
+ * - PKT_BAD_LENGTH: longer than that, longer than PKT_MAX, an IPv4 total
+ *   length below the header length, or an IPv6 jumbogram option;
+ * - PKT_BAD_HDRLEN: IHL < 5 or an IPv4 header beyond the buffer (this is
+ *   checked before the total length, so a buffer cut inside the IPv4 options
+ *   is PKT_BAD_HDRLEN, not PKT_TRUNCATED);
+ * - PKT_BAD_OPTIONS: an IPv4 option TLV not inside the header;
+ * - PKT_BAD_EXTHDR: an extension header beyond the packet, bad option TLVs,
+ *   hop-by-hop not first, two fragment headers, more than 8 headers;
+ * - PKT_BAD_L4: an invalid TCP data offset or UDP length, or an L4 header
+ *   (TCP with its options, UDP 8, ICMP 4, echo 8 bytes) cut short in a
+ *   datagram that is not fragmented.  A first fragment may end inside its L4
+ *   header: PKT_OK with l4_complete false.  A packet whose L4 header is cut
+ *   short by the buffer rather than by its IP length is PKT_TRUNCATED.
+ * Unknown L4 protocols, ICMP in IPv6 and ICMPv6 in IPv4 included, are
+ * PKT_OK with l4_complete false.
+ */
 int pkt_parse(struct pkt *p);
 const char *pkt_class_name(int cls);
+
+/* ICMP (AF_INET) types 0/8 or ICMPv6 (AF_INET6) types 128/129. */
+bool pkt_icmp_is_echo(int family, uint8_t type);
+/*
+ * An ICMP/ICMPv6 message that must never be answered with another error:
+ * the error types, types unknown to RFC 792 & co., and any ICMP message whose
+ * type is not in the buffer (non-first fragments, cut headers).
+ */
+bool pkt_is_icmp_error(const struct pkt *p);
+/*
+ * Offset of the byte holding the IPv6 next header that names p->l4proto
+ * (6 without extension headers); 0 for IPv4.  For ICMPv6 parameter problems.
+ */
+size_t pkt_ip6_nexthdr_offset(const struct pkt *p);
 
 /*
  * A packet written back to the tun is forwarded, which costs it one TTL / hop
