@@ -168,3 +168,64 @@ bg() {
 	"$@" &
 	BG_PIDS+=($!)
 }
+
+# A third namespace two hops away: host -> peer (router) -> far (198.18.2.2, 2001:db8:2::2).
+FAR4=198.18.2.2
+FAR6=2001:db8:2::2
+FAR_NS=""
+setup_far() {
+	FAR_NS="${HOST_NS%-h}-f"
+	ip netns add "$FAR_NS" || return 1
+	trap 'cleanup; ip netns del "$FAR_NS" 2>/dev/null' EXIT
+	ip netns exec "$FAR_NS" ip link set lo up
+	ip link add veth1 netns "$PEER_NS" type veth peer name veth1 netns "$FAR_NS" || return 1
+	px ip addr add 198.18.2.1/24 dev veth1
+	px ip addr add 2001:db8:2::1/64 dev veth1 nodad
+	ip netns exec "$FAR_NS" ip addr add "$FAR4/24" dev veth1
+	ip netns exec "$FAR_NS" ip addr add "$FAR6/64" dev veth1 nodad
+	px ip link set veth1 up
+	ip netns exec "$FAR_NS" ip link set veth1 up
+	ip netns exec "$FAR_NS" ip route add default via 198.18.2.1
+	ip netns exec "$FAR_NS" ip -6 route add default via 2001:db8:2::1
+	px sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	hx ip route add 198.18.2.0/24 via "$PEER4"
+	hx ip -6 route add 2001:db8:2::/64 via "$PEER6"
+	local i
+	for i in $(seq 50); do
+		hx ping -c1 -W1 "$FAR4" >/dev/null 2>&1 && hx ping -6 -c1 -W1 "$FAR6" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# pcap_start NAME NETNS IFACE [FILTER]: background tcpdump, waits until it listens.
+pcap_start() {
+	local name=$1 ns=$2 ifc=$3 i
+	shift 3
+	ip netns exec "$ns" tcpdump -i "$ifc" -U -n -w "$WORKDIR/$name.pcap" "$@" 2>"$WORKDIR/$name.err" &
+	eval "PCAP_PID_$name=$!"
+	BG_PIDS+=($!)
+	for i in $(seq 50); do
+		grep -q listening "$WORKDIR/$name.err" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+pcap_stop() {
+	local pid
+	eval "pid=\$PCAP_PID_$1"
+	sleep 0.3
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+# Frames in a capture whose IPv4/TCP/UDP/ICMP/ICMPv6 checksum tshark finds bad.
+pcap_bad_checksums() {
+	tshark -r "$1" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
+		-o udp.check_checksum:TRUE \
+		-Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad" || udp.checksum.status == "Bad" || icmp.checksum.status == "Bad" || icmpv6.checksum.status == "Bad"' \
+		2>/dev/null | wc -l
+}
+pcap_count() {
+	tshark -r "$1" -Y "$2" 2>/dev/null | wc -l
+}
