@@ -1,1 +1,1195 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ipmodd.conf(5): libconfig text -> struct config.  Every value is checked
+ * here, so that the rest of the daemon can trust the struct; every error
+ * names the file, the line and the setting.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "util.h"
+
+#ifndef RUNDIR
+#define RUNDIR "/run"
+#endif
+
+/* Far above any real rule set (CONFIG_RULES_MAX short rules fit in 2 MiB). */
+#define CONFIG_FILE_MAX (16u << 20)
+
+#define MTU_MIN 576
+#define MTU_MIN_IPV6 1280
+#define MTU_MAX 65535
+#define PRIORITY_MIN 2		/* priority - 1 must stay above the local rule at 0 */
+#define PRIORITY_MAX 32765	/* below the main (32766) and default (32767) rules */
+#define TABLE_MAX 0xfffffffeu
+#define UID_MAX_VALID 0xfffffffeu	/* (uid_t)-1 is no uid */
+
+struct ctx {
+	const char *name;
+	char *err;
+	size_t errlen;
+};
+
+static int _printf_(4, 5) fail(const struct ctx *c, const config_setting_t *s, int r,
+			       const char *fmt, ...)
+{
+	unsigned int line = s ? config_setting_source_line(s) : 0;
+	const char *file = s && config_setting_source_file(s) ? config_setting_source_file(s)
+							      : c->name;
+	char msg[CONFIG_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->errlen == 0)
+		return r;
+	if (line > 0)
+		snprintf(c->err, c->errlen, "%s:%u: %s", file, line, msg);
+	else
+		snprintf(c->err, c->errlen, "%s: %s", file, msg);
+	return r;
+}
+
+static int _printf_(4, 5) fail_line(const struct ctx *c, unsigned int line, int r,
+				    const char *fmt, ...)
+{
+	char msg[CONFIG_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->errlen > 0)
+		snprintf(c->err, c->errlen, "%s:%u: %s", c->name, line, msg);
+	return r;
+}
+
+/* "routing.exclude.dport": list positions are left out, the line says which. */
+static void setting_path(const config_setting_t *s, char *buf, size_t len)
+{
+	const config_setting_t *p = config_setting_parent(s);
+	const char *name = config_setting_name(s);
+
+	buf[0] = '\0';
+	if (!p)
+		return;
+	setting_path(p, buf, len);
+	if (!name)
+		return;
+	if (buf[0] != '\0')
+		strncat(buf, ".", len - strlen(buf) - 1);
+	strncat(buf, name, len - strlen(buf) - 1);
+}
+
+#define QUOTE_MAX 64
+
+/* A string from the file fit for a message: printable, and cut short. */
+static const char *quote(char *buf, const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 4 < QUOTE_MAX; i++)
+		buf[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
+	if (s[i]) {
+		memcpy(buf + i, "...", 3);
+		i += 3;
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
+/* The buffer lives until the end of the enclosing block: long enough for a message. */
+#define Q(s) quote((char[QUOTE_MAX]){ 0 }, (s))
+
+static const char *type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP:
+		return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array";
+	case CONFIG_TYPE_LIST:
+		return "a list";
+	}
+	return "nothing";
+}
+
+static int fail_type(const struct ctx *c, const config_setting_t *s, const char *want)
+{
+	char path[256];
+
+	setting_path(s, path, sizeof(path));
+	return fail(c, s, -EINVAL, "%s: expected %s, got %s", path, want,
+		    type_name(config_setting_type(s)));
+}
+
+static bool is_int(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_INT ||
+	       config_setting_type(s) == CONFIG_TYPE_INT64;
+}
+
+/* libconfig stores 0x80000000..0xffffffff as a negative int: they mean the unsigned value. */
+static long long int_value(const config_setting_t *s)
+{
+	if (config_setting_type(s) == CONFIG_TYPE_INT64)
+		return config_setting_get_int64(s);
+	if (config_setting_get_format(s) == CONFIG_FORMAT_HEX)
+		return (uint32_t)config_setting_get_int(s);
+	return config_setting_get_int(s);
+}
+
+static int get_int(const struct ctx *c, const config_setting_t *s, long long min, long long max,
+		   long long *ret)
+{
+	char path[256];
+	long long v;
+
+	if (!is_int(s))
+		return fail_type(c, s, "an integer");
+	v = int_value(s);
+	if (v < min || v > max) {
+		setting_path(s, path, sizeof(path));
+		return fail(c, s, -ERANGE, "%s: %lld is out of range (%lld..%lld)", path, v, min,
+			    max);
+	}
+	*ret = v;
+	return 0;
+}
+
+static int get_string(const struct ctx *c, const config_setting_t *s, const char **ret)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail_type(c, s, "a string");
+	*ret = config_setting_get_string(s);
+	return 0;
+}
+
+/* Plain decimal, or hex with 0x when hex is set; no sign, no blanks, no octal. */
+static int parse_u32(const char *s, bool hex, uint32_t *ret)
+{
+	unsigned long long v = 0;
+	unsigned int base = 10;
+
+	if (hex && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+	}
+	if (*s == '\0')
+		return -EINVAL;
+	for (; *s; s++) {
+		unsigned int d;
+
+		if (isdigit((unsigned char)*s))
+			d = *s - '0';
+		else if (base == 16 && isxdigit((unsigned char)*s))
+			d = tolower((unsigned char)*s) - 'a' + 10;
+		else
+			return -EINVAL;
+		v = v * base + d;
+		if (v > UINT32_MAX)
+			return -ERANGE;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* "N" or "N-M" with N <= M <= max. */
+static int parse_range(const char *s, uint32_t max, uint32_t *ret_lo, uint32_t *ret_hi)
+{
+	char buf[32];
+	const char *dash;
+	uint32_t lo, hi;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	dash = strchr(s, '-');
+	if (!dash) {
+		if (parse_u32(s, false, &lo) < 0)
+			return -EINVAL;
+		hi = lo;
+	} else {
+		memcpy(buf, s, dash - s);
+		buf[dash - s] = '\0';
+		if (parse_u32(buf, false, &lo) < 0 || parse_u32(dash + 1, false, &hi) < 0)
+			return -EINVAL;
+	}
+	if (lo > hi || hi > max)
+		return -ERANGE;
+	*ret_lo = lo;
+	*ret_hi = hi;
+	return 0;
+}
+
+/* An integer or an "N-M" string. */
+static int get_range(const struct ctx *c, const config_setting_t *s, uint32_t max,
+		     uint32_t *ret_lo, uint32_t *ret_hi)
+{
+	char path[256];
+	long long v = 0;
+	int r;
+
+	if (is_int(s)) {
+		r = get_int(c, s, 0, max, &v);
+		if (r < 0)
+			return r;
+		*ret_lo = *ret_hi = v;
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail_type(c, s, "an integer or a string");
+	r = parse_range(config_setting_get_string(s), max, ret_lo, ret_hi);
+	if (r < 0) {
+		setting_path(s, path, sizeof(path));
+		return fail(c, s, r, "%s: \"%s\" is not a number or a range N-M within 0..%" PRIu32,
+			    path, Q(config_setting_get_string(s)), max);
+	}
+	return 0;
+}
+
+/* "192.0.2.0/24", "2001:db8::/32", or an address alone (a host route); host bits are cleared. */
+static int parse_prefix(const char *s, struct prefix *ret)
+{
+	char addr[INET6_ADDRSTRLEN];
+	struct prefix p = {};
+	const char *slash;
+	uint32_t len;
+	size_t alen;
+	int max;
+
+	slash = strchr(s, '/');
+	alen = slash ? (size_t)(slash - s) : strlen(s);
+	if (alen == 0 || alen >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, p.addr) == 1) {
+		p.family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, p.addr) == 1) {
+		p.family = AF_INET6;
+		max = 128;
+	} else {
+		return -EINVAL;
+	}
+	len = max;
+	if (slash && (strlen(slash + 1) > 3 || parse_u32(slash + 1, false, &len) < 0 ||
+		      len > (uint32_t)max))
+		return -EINVAL;
+	p.len = len;
+	for (int i = 0; i < 16; i++) {
+		int bits = (int)len - 8 * i;
+
+		if (bits <= 0)
+			p.addr[i] = 0;
+		else if (bits < 8)
+			p.addr[i] &= (uint8_t)(0xff00 >> bits);
+	}
+	*ret = p;
+	return 0;
+}
+
+static const char *family_name(int family)
+{
+	return family == AF_INET ? "ipv4" : "ipv6";
+}
+
+static int parse_family(const char *s)
+{
+	if (strcmp(s, "ipv4") == 0)
+		return AF_INET;
+	if (strcmp(s, "ipv6") == 0)
+		return AF_INET6;
+	return -EINVAL;
+}
+
+/* --- tun ------------------------------------------------------------------ */
+
+static bool ifname_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	/* The kernel's dev_valid_name(), minus '%': the name must be fixed. */
+	if (len == 0 || len >= IFNAMSIZ || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (; *s; s++)
+		if (*s == '/' || *s == ':' || *s == '%' || isspace((unsigned char)*s) ||
+		    !isprint((unsigned char)*s))
+			return false;
+	return true;
+}
+
+struct state {
+	struct config *cfg;
+	const config_setting_t *mtu;	/* checked against the families once known */
+};
+
+static int parse_tun(const struct ctx *c, const config_setting_t *g, struct state *st)
+{
+	struct config *cfg = st->cfg;
+	char path[256];
+
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, i);
+		const char *name = config_setting_name(s);
+		const char *str = NULL;
+		long long v = 0;
+		int r;
+
+		if (strcmp(name, "name") == 0) {
+			r = get_string(c, s, &str);
+			if (r < 0)
+				return r;
+			if (!ifname_valid(str))
+				return fail(c, s, -EINVAL,
+					    "tun.name: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
+					    Q(str), IFNAMSIZ - 1);
+			strcpy(cfg->tun_name, str);
+		} else if (strcmp(name, "mtu") == 0) {
+			r = get_int(c, s, MTU_MIN, MTU_MAX, &v);
+			if (r < 0)
+				return r;
+			cfg->mtu = v;
+			st->mtu = s;
+		} else {
+			setting_path(g, path, sizeof(path));
+			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
+		}
+	}
+	return 0;
+}
+
+/* --- routing ---------------------------------------------------------------- */
+
+static int parse_ipproto(const struct ctx *c, const config_setting_t *s, uint8_t *ret)
+{
+	static const struct {
+		const char *name;
+		uint8_t proto;
+	} names[] = {
+		{ "icmp", IPPROTO_ICMP }, { "tcp", IPPROTO_TCP },     { "udp", IPPROTO_UDP },
+		{ "icmpv6", IPPROTO_ICMPV6 }, { "sctp", IPPROTO_SCTP },
+	};
+	char path[256];
+	uint32_t v;
+	long long iv = 0;
+	int r;
+
+	if (is_int(s)) {
+		r = get_int(c, s, 1, 255, &iv);
+		if (r < 0)
+			return r;
+		*ret = iv;
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail_type(c, s, "an integer or a string");
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(config_setting_get_string(s), names[i].name) == 0) {
+			*ret = names[i].proto;
+			return 0;
+		}
+	if (parse_u32(config_setting_get_string(s), false, &v) == 0 && v >= 1 && v <= 255) {
+		*ret = v;
+		return 0;
+	}
+	setting_path(s, path, sizeof(path));
+	return fail(c, s, -EINVAL,
+		    "%s: \"%s\" is not tcp, udp, sctp, icmp, icmpv6 or a number 1..255", path,
+		    Q(config_setting_get_string(s)));
+}
+
+static int parse_fwmark(const struct ctx *c, const config_setting_t *s, struct selector *sel)
+{
+	char path[256], buf[32];
+	const char *str = NULL, *slash;
+	uint32_t mark, mask = UINT32_MAX;
+	long long v = 0;
+	int r;
+
+	setting_path(s, path, sizeof(path));
+	if (is_int(s)) {
+		r = get_int(c, s, 0, UINT32_MAX, &v);
+		if (r < 0)
+			return r;
+		mark = v;
+	} else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		str = config_setting_get_string(s);
+		slash = strchr(str, '/');
+		if (strlen(str) >= sizeof(buf))
+			goto invalid;
+		strcpy(buf, str);
+		if (slash) {
+			buf[slash - str] = '\0';
+			if (parse_u32(slash + 1, true, &mask) < 0)
+				goto invalid;
+		}
+		if (parse_u32(buf, true, &mark) < 0)
+			goto invalid;
+	} else {
+		return fail_type(c, s, "an integer or a string");
+	}
+	if (mark & ~mask)
+		return fail(c, s, -EINVAL, "%s: mark 0x%" PRIx32 " has bits outside mask 0x%" PRIx32
+			    " and would never match", path, mark, mask);
+	sel->has_fwmark = true;
+	sel->fwmark = mark;
+	sel->fwmask = mask;
+	return 0;
+invalid:
+	return fail(c, s, -EINVAL, "%s: \"%s\" is not MARK or MARK/MASK (decimal or 0x hex)", path,
+		    Q(str));
+}
+
+static int parse_selector_prefix(const struct ctx *c, const config_setting_t *s,
+				 struct prefix *ret)
+{
+	char path[256];
+	const char *str = NULL;
+	int r;
+
+	r = get_string(c, s, &str);
+	if (r < 0)
+		return r;
+	if (parse_prefix(str, ret) < 0) {
+		setting_path(s, path, sizeof(path));
+		return fail(c, s, -EINVAL,
+			    "%s: \"%s\" is not an address or a prefix (192.0.2.0/24, 2001:db8::/32)",
+			    path, Q(str));
+	}
+	return 0;
+}
+
+static bool port_proto(uint8_t p)
+{
+	return p == IPPROTO_TCP || p == IPPROTO_UDP || p == IPPROTO_SCTP;
+}
+
+static int parse_selector(const struct ctx *c, const config_setting_t *g, struct selector *sel)
+{
+	const config_setting_t *family_s = NULL, *sport_s = NULL, *dport_s = NULL, *proto_s = NULL;
+	char path[256];
+	uint32_t lo = 0, hi = 0;
+	int r;
+
+	setting_path(g, path, sizeof(path));
+	if (!config_setting_is_group(g))
+		return fail(c, g, -EINVAL, "%s: each selector must be a group { ... }, got %s",
+			    path, type_name(config_setting_type(g)));
+	if (config_setting_length(g) == 0)
+		return fail(c, g, -EINVAL, "%s: an empty selector would match all traffic", path);
+
+	*sel = (struct selector){ .family = AF_UNSPEC, .line = config_setting_source_line(g) };
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, i);
+		const char *name = config_setting_name(s);
+		const char *str = NULL;
+
+		if (strcmp(name, "from") == 0) {
+			r = parse_selector_prefix(c, s, &sel->from);
+			sel->has_from = true;
+		} else if (strcmp(name, "to") == 0) {
+			r = parse_selector_prefix(c, s, &sel->to);
+			sel->has_to = true;
+		} else if (strcmp(name, "family") == 0) {
+			r = get_string(c, s, &str);
+			if (r >= 0) {
+				sel->family = parse_family(str);
+				if (sel->family < 0)
+					r = fail(c, s, -EINVAL, "%s.family: \"%s\" is not ipv4 or ipv6",
+						 path, Q(str));
+			}
+			family_s = s;
+		} else if (strcmp(name, "uid") == 0) {
+			r = get_range(c, s, UID_MAX_VALID, &sel->uid_start, &sel->uid_end);
+			sel->has_uid = true;
+		} else if (strcmp(name, "ipproto") == 0) {
+			r = parse_ipproto(c, s, &sel->ipproto);
+			proto_s = s;
+		} else if (strcmp(name, "sport") == 0) {
+			r = get_range(c, s, UINT16_MAX, &lo, &hi);
+			sel->sport_start = lo;
+			sel->sport_end = hi;
+			sel->has_sport = true;
+			sport_s = s;
+		} else if (strcmp(name, "dport") == 0) {
+			r = get_range(c, s, UINT16_MAX, &lo, &hi);
+			sel->dport_start = lo;
+			sel->dport_end = hi;
+			sel->has_dport = true;
+			dport_s = s;
+		} else if (strcmp(name, "fwmark") == 0) {
+			r = parse_fwmark(c, s, sel);
+		} else {
+			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
+		}
+		if (r < 0)
+			return r;
+	}
+
+	if (sel->has_from && sel->has_to && sel->from.family != sel->to.family)
+		return fail(c, g, -EINVAL, "%s: from is %s but to is %s", path,
+			    family_name(sel->from.family), family_name(sel->to.family));
+	if (sel->has_from || sel->has_to) {
+		int f = sel->has_from ? sel->from.family : sel->to.family;
+
+		if (sel->family != AF_UNSPEC && sel->family != f)
+			return fail(c, family_s, -EINVAL, "%s: family is %s but the prefixes are %s",
+				    path, family_name(sel->family), family_name(f));
+		sel->family = f;
+	}
+	if ((sport_s || dport_s) && !port_proto(sel->ipproto))
+		return fail(c, sport_s ?: dport_s, -EINVAL,
+			    "%s: %s needs ipproto tcp, udp or sctp", path,
+			    sport_s ? "sport" : "dport");
+	if ((sel->ipproto == IPPROTO_ICMP && sel->family == AF_INET6) ||
+	    (sel->ipproto == IPPROTO_ICMPV6 && sel->family == AF_INET))
+		return fail(c, proto_s, -EINVAL, "%s: ipproto %s does not exist in %s", path,
+			    sel->ipproto == IPPROTO_ICMP ? "icmp" : "icmpv6",
+			    family_name(sel->family));
+	/* icmp and icmpv6 each imply their family, as ip-rule does. */
+	if (sel->ipproto == IPPROTO_ICMP)
+		sel->family = AF_INET;
+	else if (sel->ipproto == IPPROTO_ICMPV6)
+		sel->family = AF_INET6;
+	return 0;
+}
+
+static int parse_selectors(const struct ctx *c, const config_setting_t *s,
+			   struct selector **ret, size_t *ret_n)
+{
+	char path[256];
+	int n;
+
+	setting_path(s, path, sizeof(path));
+	if (!config_setting_is_list(s) && !(config_setting_is_array(s) && config_setting_length(s) == 0))
+		return fail_type(c, s, "a list ( { ... }, ... )");
+	n = config_setting_length(s);
+	if (n > CONFIG_SELECTORS_MAX)
+		return fail(c, config_setting_get_elem(s, CONFIG_SELECTORS_MAX), -E2BIG,
+			    "%s: too many selectors (at most %d)", path, CONFIG_SELECTORS_MAX);
+	free(*ret);
+	*ret = NULL;
+	*ret_n = 0;
+	if (n == 0)
+		return 0;
+	*ret = calloc(n, sizeof(**ret));
+	if (!*ret)
+		return fail(c, NULL, -ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		int r = parse_selector(c, config_setting_get_elem(s, i), &(*ret)[i]);
+
+		if (r < 0)
+			return r;
+		*ret_n = i + 1;
+	}
+	return 0;
+}
+
+static int parse_families(const struct ctx *c, const config_setting_t *s, struct config *cfg)
+{
+	bool seen[2] = {};
+
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return fail_type(c, s, "an array [ \"ipv4\", \"ipv6\" ]");
+	if (config_setting_length(s) == 0)
+		return fail(c, s, -EINVAL, "routing.families: must name ipv4, ipv6 or both");
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *str = NULL;
+		int f, r;
+
+		r = get_string(c, e, &str);
+		if (r < 0)
+			return r;
+		f = parse_family(str);
+		if (f < 0)
+			return fail(c, e, -EINVAL, "routing.families: \"%s\" is not ipv4 or ipv6",
+				    Q(str));
+		if (seen[f == AF_INET6])
+			return fail(c, e, -EINVAL, "routing.families: %s is listed twice", str);
+		seen[f == AF_INET6] = true;
+	}
+	cfg->ipv4 = seen[0];
+	cfg->ipv6 = seen[1];
+	return 0;
+}
+
+static int parse_routing(const struct ctx *c, const config_setting_t *g, struct state *st)
+{
+	struct config *cfg = st->cfg;
+	char path[256];
+
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, i);
+		const char *name = config_setting_name(s);
+		long long v = 0;
+		int r;
+
+		if (strcmp(name, "table") == 0) {
+			r = get_int(c, s, 1, TABLE_MAX, &v);
+			if (r >= 0 && v >= 253 && v <= 255)
+				r = fail(c, s, -EINVAL, "routing.table: %lld is reserved (%s)", v,
+					 v == 253 ? "default" : v == 254 ? "main" : "local");
+			cfg->table = v;
+		} else if (strcmp(name, "priority") == 0) {
+			r = get_int(c, s, PRIORITY_MIN, PRIORITY_MAX, &v);
+			cfg->priority = v;
+		} else if (strcmp(name, "families") == 0) {
+			r = parse_families(c, s, cfg);
+		} else if (strcmp(name, "divert") == 0) {
+			r = parse_selectors(c, s, &cfg->divert, &cfg->n_divert);
+		} else if (strcmp(name, "exclude") == 0) {
+			r = parse_selectors(c, s, &cfg->exclude, &cfg->n_exclude);
+		} else {
+			setting_path(g, path, sizeof(path));
+			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* --- control, fastpath ------------------------------------------------------ */
+
+static bool group_name_valid(const char *s)
+{
+	/* The portable set of useradd(8), plus the trailing '$' of machine accounts. */
+	if (s[0] == '\0' || s[0] == '-')
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.' &&
+		    !(*p == '$' && p[1] == '\0'))
+			return false;
+	return true;
+}
+
+static int parse_control(const struct ctx *c, const config_setting_t *g, struct state *st)
+{
+	struct config *cfg = st->cfg;
+	char path[256];
+
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, i);
+		const char *name = config_setting_name(s);
+		const char *str = NULL;
+		int r;
+
+		if (strcmp(name, "socket") == 0) {
+			r = get_string(c, s, &str);
+			if (r < 0)
+				return r;
+			if (str[0] != '/')
+				return fail(c, s, -EINVAL, "control.socket: \"%s\" is not an absolute path",
+					    Q(str));
+			if (strlen(str) >= sizeof(cfg->control_socket))
+				return fail(c, s, -ENAMETOOLONG,
+					    "control.socket: path is longer than %zu characters",
+					    sizeof(cfg->control_socket) - 1);
+			if (str[strlen(str) - 1] == '/')
+				return fail(c, s, -EINVAL, "control.socket: \"%s\" names a directory",
+					    Q(str));
+			strcpy(cfg->control_socket, str);
+		} else if (strcmp(name, "group") == 0) {
+			r = get_string(c, s, &str);
+			if (r < 0)
+				return r;
+			if (strlen(str) >= sizeof(cfg->control_group))
+				return fail(c, s, -ENAMETOOLONG,
+					    "control.group: name is longer than %zu characters",
+					    sizeof(cfg->control_group) - 1);
+			if (str[0] != '\0' && !group_name_valid(str))
+				return fail(c, s, -EINVAL, "control.group: \"%s\" is not a valid group name",
+					    Q(str));
+			strcpy(cfg->control_group, str);
+		} else {
+			setting_path(g, path, sizeof(path));
+			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
+		}
+	}
+	return 0;
+}
+
+static int parse_fastpath(const struct ctx *c, const config_setting_t *s, struct state *st)
+{
+	static const char *const modes[] = {
+		[FASTPATH_OFF] = "off",
+		[FASTPATH_AUTO] = "auto",
+		[FASTPATH_ON] = "on",
+	};
+	const char *str = NULL;
+	int r;
+
+	r = get_string(c, s, &str);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
+		if (strcmp(str, modes[i]) == 0) {
+			st->cfg->fastpath = i;
+			return 0;
+		}
+	return fail(c, s, -EINVAL, "fastpath: \"%s\" is not off, auto or on", Q(str));
+}
+
+/* --- rules ---------------------------------------------------------------- */
+
+static int rule_label(const config_setting_t *g, int i, char *buf, size_t len)
+{
+	const config_setting_t *n = config_setting_get_member(g, "name");
+
+	if (n && config_setting_type(n) == CONFIG_TYPE_STRING)
+		return snprintf(buf, len, "rule '%s'", Q(config_setting_get_string(n)));
+	return snprintf(buf, len, "rule #%d", i + 1);
+}
+
+/* One rule group -> the key=value pairs of the rule vocabulary -> rule_parse(). */
+static int parse_rule(const struct ctx *c, const config_setting_t *g, int i, struct rule **ret)
+{
+	struct rule_kv kv[RULE_KV_MAX];
+	char num[RULE_KV_MAX][32];
+	char label[QUOTE_MAX + 16], msg[CONFIG_ERR_MAX];
+	size_t n, bad;
+	int r;
+
+	if (!config_setting_is_group(g))
+		return fail(c, g, -EINVAL, "rules: rule #%d must be a group { ... }, got %s", i + 1,
+			    type_name(config_setting_type(g)));
+	rule_label(g, i, label, sizeof(label));
+	n = config_setting_length(g);
+	if (n > RULE_KV_MAX)
+		return fail(c, g, -E2BIG, "%s: too many keys (at most %d)", label, RULE_KV_MAX);
+
+	for (size_t k = 0; k < n; k++) {
+		const config_setting_t *s = config_setting_get_elem(g, k);
+
+		kv[k].key = config_setting_name(s);
+		kv[k].value = num[k];
+		switch (config_setting_type(s)) {
+		case CONFIG_TYPE_INT:
+		case CONFIG_TYPE_INT64:
+			snprintf(num[k], sizeof(num[k]), "%lld", int_value(s));
+			break;
+		case CONFIG_TYPE_FLOAT:
+			snprintf(num[k], sizeof(num[k]), "%g", config_setting_get_float(s));
+			break;
+		case CONFIG_TYPE_BOOL:
+			kv[k].value = config_setting_get_bool(s) ? "true" : "false";
+			break;
+		case CONFIG_TYPE_STRING:
+			kv[k].value = config_setting_get_string(s);
+			break;
+		default:
+			return fail(c, s, -EINVAL, "%s: %s: expected a number, a string or a boolean, got %s",
+				    label, kv[k].key, type_name(config_setting_type(s)));
+		}
+	}
+
+	msg[0] = '\0';
+	bad = n;
+	r = rule_parse(kv, n, ret, &bad, msg, sizeof(msg));
+	if (r < 0)
+		return fail(c, bad < n ? config_setting_get_elem(g, bad) : g, r, "%s: %s", label,
+			    msg[0] ? msg : strerror(-r));
+	return 0;
+}
+
+struct named {
+	const char *name;
+	int index;
+	unsigned int line;
+};
+
+static int named_cmp(const void *a, const void *b)
+{
+	const struct named *x = a, *y = b;
+	int d = strcmp(x->name, y->name);
+
+	return d ? d : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Sorted, so that CONFIG_RULES_MAX names cost n log n, not n². */
+static int check_rule_names(const struct ctx *c, const config_setting_t *list, struct config *cfg)
+{
+	_cleanup_(freep) struct named *v = NULL;
+	const struct named *dup = NULL, *first = NULL;
+	size_t n = 0;
+
+	v = calloc(cfg->n_rules ?: 1, sizeof(*v));
+	if (!v)
+		return fail(c, NULL, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, i);
+		const config_setting_t *s = config_setting_get_member(g, "name");
+		const char *name = rule_name(cfg->rules[i]);
+
+		if (name[0] == '\0')
+			continue;
+		v[n++] = (struct named){ name, i, s ? config_setting_source_line(s)
+						    : config_setting_source_line(g) };
+	}
+	qsort(v, n, sizeof(*v), named_cmp);
+	/* Report the duplicate that comes first in the file. */
+	for (size_t i = 1, run = 0; i < n; i++) {
+		if (strcmp(v[i].name, v[run].name) != 0) {
+			run = i;
+			continue;
+		}
+		if (!dup || v[i].index < dup->index) {
+			dup = &v[i];
+			first = &v[run];
+		}
+	}
+	if (dup)
+		return fail_line(c, dup->line, -EEXIST,
+				 "rule '%s': duplicate name, already used by rule #%d at line %u",
+				 dup->name, first->index + 1, first->line);
+	return 0;
+}
+
+static int parse_rules(const struct ctx *c, const config_setting_t *s, struct state *st)
+{
+	struct config *cfg = st->cfg;
+	int n, r;
+
+	if (!config_setting_is_list(s) && !(config_setting_is_array(s) && config_setting_length(s) == 0))
+		return fail_type(c, s, "a list ( { ... }, ... )");
+	n = config_setting_length(s);
+	if (n > CONFIG_RULES_MAX)
+		return fail(c, config_setting_get_elem(s, CONFIG_RULES_MAX), -E2BIG,
+			    "rules: too many rules (at most %d)", CONFIG_RULES_MAX);
+	if (n == 0)
+		return 0;
+	cfg->rules = calloc(n, sizeof(*cfg->rules));
+	if (!cfg->rules)
+		return fail(c, NULL, -ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		r = parse_rule(c, config_setting_get_elem(s, i), i, &cfg->rules[i]);
+		if (r < 0)
+			return r;
+		cfg->n_rules = i + 1;
+	}
+	return check_rule_names(c, s, cfg);
+}
+
+/* --- the file ----------------------------------------------------------------- */
+
+static bool is_name_char(char ch)
+{
+	return isalnum((unsigned char)ch) || ch == '-' || ch == '_' || ch == '*';
+}
+
+/*
+ * Before libconfig 1.7 an integer literal wider than 32 bits silently wraps
+ * (5000000000 reads as 705032704), and in every version "+1" reads as 1,
+ * which for set-ttl means "set to 1", not "add 1".  Refuse both.
+ */
+static int check_number(const struct ctx *c, const char *tok, size_t len, unsigned int line)
+{
+	char buf[64];
+	size_t i = 0, digits;
+	long long v;
+
+	if (len >= sizeof(buf))
+		return 0;
+	memcpy(buf, tok, len);
+	buf[len] = '\0';
+
+	if (buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X')) {
+		for (i = 2; buf[i] && isxdigit((unsigned char)buf[i]); i++)
+			;
+		if (buf[i] != '\0' || i == 2)
+			return 0;
+		for (i = 2; buf[i] == '0'; i++)
+			;
+		if (len - i > 8)
+			return fail_line(c, line, -ERANGE,
+					 "%s does not fit in 32 bits (libconfig needs %sL for a 64-bit value)",
+					 buf, buf);
+		return 0;
+	}
+
+	if (buf[0] == '+' || buf[0] == '-')
+		i = 1;
+	digits = strspn(buf + i, "0123456789");
+	if (digits == 0 || buf[i + digits] != '\0')
+		return 0;
+	if (buf[0] == '+')
+		return fail_line(c, line, -EINVAL,
+				 "%s reads as the plain number %s: quote it (\"%s\") for a relative value",
+				 buf, buf + 1, buf);
+	errno = 0;
+	v = strtoll(buf, NULL, 10);
+	if (errno == ERANGE || v < INT_MIN || v > INT_MAX)
+		return fail_line(c, line, -ERANGE,
+				 "%s does not fit in 32 bits (libconfig needs %sL for a 64-bit value)",
+				 buf, buf);
+	return 0;
+}
+
+/*
+ * Walk the text with libconfig's own lexical rules (comments, strings) and
+ * refuse what it would misread.  @include is refused too: it would make the
+ * daemon open any path named in the file, relative to its working directory.
+ */
+static int check_text(const struct ctx *c, const char *t)
+{
+	unsigned int line = 1;
+	const char *p = t;
+	int r;
+
+	while (*p) {
+		if (*p == '\n') {
+			line++;
+			p++;
+		} else if (p[0] == '/' && p[1] == '*') {
+			for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++)
+				if (*p == '\n')
+					line++;
+			if (*p)
+				p += 2;
+		} else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+			while (*p && *p != '\n')
+				p++;
+		} else if (*p == '"') {
+			for (p++; *p && *p != '"'; p++) {
+				if (*p == '\n')
+					line++;
+				else if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+					p++;
+			}
+			if (*p)
+				p++;
+		} else if (*p == '@') {
+			if (strncmp(p, "@include", 8) == 0)
+				return fail_line(c, line, -EINVAL, "@include is not supported");
+			p++;
+		} else if (isalpha((unsigned char)*p) || *p == '*') {
+			while (is_name_char(*p))
+				p++;
+		} else if (isdigit((unsigned char)*p) || *p == '.' ||
+			   ((*p == '+' || *p == '-') && (isdigit((unsigned char)p[1]) || p[1] == '.'))) {
+			const char *start = p++;
+
+			while (isalnum((unsigned char)*p) || *p == '.' ||
+			       ((*p == '+' || *p == '-') && (p[-1] == 'e' || p[-1] == 'E')))
+				p++;
+			r = check_number(c, start, p - start, line);
+			if (r < 0)
+				return r;
+		} else {
+			p++;
+		}
+	}
+	return 0;
+}
+
+int config_new_default(struct config **ret)
+{
+	struct config *cfg;
+
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return -ENOMEM;
+	strcpy(cfg->tun_name, "tun0");
+	cfg->mtu = 1500;
+	cfg->table = 100;
+	cfg->priority = 10000;
+	cfg->ipv4 = cfg->ipv6 = true;
+	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s",
+		 RUNDIR "/ipmodd/control.sock");
+	cfg->fastpath = FASTPATH_AUTO;
+	*ret = cfg;
+	return 0;
+}
+
+struct config *config_free(struct config *cfg)
+{
+	if (!cfg)
+		return NULL;
+	for (size_t i = 0; i < cfg->n_rules; i++)
+		rule_free(cfg->rules[i]);
+	free(cfg->rules);
+	free(cfg->divert);
+	free(cfg->exclude);
+	free(cfg->path);
+	free(cfg);
+	return NULL;
+}
+
+static void config_freep(struct config **cfg)
+{
+	config_free(*cfg);
+}
+
+static int parse_root(const struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+	static const struct {
+		const char *name;
+		int (*parse)(const struct ctx *c, const config_setting_t *s, struct state *st);
+		bool group;
+	} keys[] = {
+		{ "tun", parse_tun, true },
+		{ "routing", parse_routing, true },
+		{ "control", parse_control, true },
+		{ "fastpath", parse_fastpath, false },
+		{ "rules", parse_rules, false },
+	};
+	struct state st = { .cfg = cfg };
+	int r;
+
+	for (int i = 0; i < config_setting_length(root); i++) {
+		const config_setting_t *s = config_setting_get_elem(root, i);
+		const char *name = config_setting_name(s);
+		size_t k;
+
+		for (k = 0; k < ARRAY_SIZE(keys); k++)
+			if (strcmp(name, keys[k].name) == 0)
+				break;
+		if (k == ARRAY_SIZE(keys))
+			return fail(c, s, -EINVAL, "unknown key '%s'", name);
+		if (keys[k].group && !config_setting_is_group(s))
+			return fail_type(c, s, "a group { ... }");
+		r = keys[k].parse(c, s, &st);
+		if (r < 0)
+			return r;
+	}
+
+	if (cfg->ipv6 && cfg->mtu < MTU_MIN_IPV6)
+		return fail(c, st.mtu, -EINVAL,
+			    "tun.mtu: %u is below %d, the minimum for IPv6 (or drop ipv6 from routing.families)",
+			    cfg->mtu, MTU_MIN_IPV6);
+	return 0;
+}
+
+/* text must end in a newline: libconfig does not end a comment at the end of input. */
+static int parse_text(const struct ctx *c, const char *text, struct config **ret)
+{
+	_cleanup_(config_freep) struct config *cfg = NULL;
+	config_t lc;
+	int r;
+
+	r = check_text(c, text);
+	if (r < 0)
+		return r;
+	r = config_new_default(&cfg);
+	if (r < 0)
+		return fail(c, NULL, r, "out of memory");
+	cfg->path = strdup(c->name);
+	if (!cfg->path)
+		return fail(c, NULL, -ENOMEM, "out of memory");
+
+	config_init(&lc);
+	if (!config_read_string(&lc, text)) {
+		r = fail_line(c, config_error_line(&lc), -EINVAL, "%s",
+			      config_error_text(&lc) ?: "syntax error");
+		config_destroy(&lc);
+		return r;
+	}
+	r = parse_root(c, config_root_setting(&lc), cfg);
+	config_destroy(&lc);
+	if (r < 0)
+		return r;
+	*ret = cfg;
+	cfg = NULL;
+	return 0;
+}
+
+int config_parse_string(const char *text, const char *name, struct config **ret, char *err,
+			size_t errlen)
+{
+	const struct ctx c = { name ?: "<string>", err, errlen };
+	_cleanup_(freep) char *copy = NULL;
+	size_t len = strlen(text);
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (len > CONFIG_FILE_MAX)
+		return fail(&c, NULL, -EFBIG, "larger than %u bytes", CONFIG_FILE_MAX);
+	copy = malloc(len + 2);
+	if (!copy)
+		return fail(&c, NULL, -ENOMEM, "out of memory");
+	memcpy(copy, text, len);
+	copy[len] = '\n';
+	copy[len + 1] = '\0';
+	return parse_text(&c, copy, ret);
+}
+
+int config_load(const char *path, struct config **ret, char *err, size_t errlen)
+{
+	const struct ctx c = { path, err, errlen };
+	_cleanup_(freep) char *text = NULL;
+	_cleanup_(closep) int fd = -1;
+	struct stat st;
+	size_t len = 0;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	/* O_NONBLOCK: a FIFO named by mistake must not hang the daemon. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return fail(&c, NULL, negative_errno(), "%s", strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return fail(&c, NULL, -EISDIR, "%s", strerror(EISDIR));
+	if (!S_ISREG(st.st_mode))
+		return fail(&c, NULL, -EINVAL, "not a regular file");
+	if (st.st_size > CONFIG_FILE_MAX)
+		return fail(&c, NULL, -EFBIG, "larger than %u bytes", CONFIG_FILE_MAX);
+
+	/* Read to the end rather than trusting st_size: the file may be changing. */
+	for (size_t cap = 0;;) {
+		ssize_t k;
+
+		/* Room for one byte past the limit, to tell "too large" from "exactly full". */
+		if (len + 2 >= cap) {
+			size_t want = cap ? cap * 2 : (size_t)st.st_size + 4096;
+			char *t;
+
+			if (want > CONFIG_FILE_MAX + 3)
+				want = CONFIG_FILE_MAX + 3;
+			t = realloc(text, want);
+			if (!t)
+				return fail(&c, NULL, -ENOMEM, "out of memory");
+			text = t;
+			cap = want;
+		}
+		k = read(fd, text + len, cap - 2 - len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return fail(&c, NULL, negative_errno(), "%s", strerror(errno));
+		if (k == 0)
+			break;
+		len += k;
+		if (len > CONFIG_FILE_MAX)
+			return fail(&c, NULL, -EFBIG, "larger than %u bytes", CONFIG_FILE_MAX);
+	}
+	if (memchr(text, '\0', len))
+		return fail(&c, NULL, -EINVAL, "contains a NUL byte: not a text file");
+	text[len] = '\n';
+	text[len + 1] = '\0';
+	return parse_text(&c, text, ret);
+}

@@ -76,6 +76,9 @@ int config_new_default(struct config **ret);
  * "file:line: message" (or "file: message" when no line applies) into err.
  */
 int config_load(const char *path, struct config **ret, char *err, size_t errlen);
+/* The same from text in memory (tests, fuzzing); name stands for the file in messages. */
+int config_parse_string(const char *text, const char *name, struct config **ret, char *err,
+			size_t errlen);
 struct config *config_free(struct config *c);
 
 #endif
