@@ -236,7 +236,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 static int parse_number(struct parser *ps, enum rule_key k, const char *s, unsigned long min,
 			unsigned long max, unsigned long *ret)
 {
-	unsigned long v;
+	unsigned long v = 0;
 	int r;
 
 	r = parse_uint(s, max, &v);
