@@ -1,1 +1,825 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The configuration turned into kernel state (DESIGN.md section 1): the tun
+ * link, its forwarding sysctls, the bypass and exclusion rules at P-1, the
+ * default route in table T and the diversion rules at P.  Every object is
+ * recorded once the kernel acknowledged it, so that a failure midway and
+ * routing_free() remove exactly what was added, newest first.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <linux/fib_rules.h>
+#include <linux/ip.h>
+#include <linux/rtnetlink.h>
+
+#include "netlink.h"
+#include "routing.h"
+#include "util.h"
+
+#define SYSCTL_PATH_MAX 96
+#define SYSCTL_VALUE_MAX 32
+#define FLUSH_BATCH 64		/* deletions per dump */
+#define FLUSH_ROUNDS 64		/* dumps per object kind before giving up */
+
+enum obj_kind {
+	OBJ_RULE,
+	OBJ_ROUTE,
+	OBJ_INET_CONF,
+	OBJ_SYSCTL,
+};
+
+/* The IPv4 devconf values a tun needs to forward written-back packets. */
+static const struct nl_devconf tun_inet_conf[] = {
+	{ IPV4_DEVCONF_FORWARDING, 1 },
+	{ IPV4_DEVCONF_ACCEPT_LOCAL, 1 },
+	{ IPV4_DEVCONF_RP_FILTER, 0 },
+};
+
+struct obj {
+	enum obj_kind kind;
+	union {
+		struct nl_rule rule;
+		struct nl_route route;
+		struct nl_devconf old_conf[ARRAY_SIZE(tun_inet_conf)];
+		struct {
+			char path[SYSCTL_PATH_MAX];
+			char old[SYSCTL_VALUE_MAX];
+		} sysctl;
+	};
+};
+
+struct routing {
+	struct nl *nl;
+	int ifindex;
+	char tun[IFNAMSIZ];
+	size_t n;
+	struct obj objs[];	/* sized by routing_install() for all it can add */
+};
+
+/* --- messages ----------------------------------------------------------- */
+
+struct sbuf {
+	char *p;
+	size_t len, pos;
+};
+
+static _printf_(2, 3) void sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->pos + 1 >= b->len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->pos, b->len - b->pos, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		b->pos += (size_t)n < b->len - b->pos ? (size_t)n : b->len - b->pos - 1;
+}
+
+static const char *family_name(int family)
+{
+	return family == AF_INET ? "IPv4" : "IPv6";
+}
+
+static void sb_prefix(struct sbuf *b, int family, const uint8_t *addr, uint8_t len)
+{
+	char s[INET6_ADDRSTRLEN];
+	unsigned int full = family == AF_INET ? 32 : 128;
+
+	if (!inet_ntop(family, addr, s, sizeof(s)))
+		snprintf(s, sizeof(s), "?");
+	if (len == full)
+		sb_add(b, "%s", s);
+	else
+		sb_add(b, "%s/%u", s, len);
+}
+
+static void sb_ports(struct sbuf *b, const char *what, uint16_t start, uint16_t end)
+{
+	if (start == end)
+		sb_add(b, " %s %u", what, start);
+	else
+		sb_add(b, " %s %u-%u", what, start, end);
+}
+
+static const char *ipproto_name(uint8_t p)
+{
+	switch (p) {
+	case 1:
+		return "icmp";
+	case 6:
+		return "tcp";
+	case 17:
+		return "udp";
+	case 58:
+		return "ipv6-icmp";
+	case 132:
+		return "sctp";
+	default:
+		return NULL;
+	}
+}
+
+static void sb_table(struct sbuf *b, uint32_t table)
+{
+	if (table == RT_TABLE_MAIN)
+		sb_add(b, "main");
+	else
+		sb_add(b, "%u", table);
+}
+
+/* The rule in "ip rule add" words, in the order "ip rule show" prints them. */
+static void format_rule(char *buf, size_t len, const struct nl_rule *r)
+{
+	struct sbuf b = { buf, len, 0 };
+
+	buf[0] = '\0';
+	sb_add(&b, "from ");
+	if (r->src_len)
+		sb_prefix(&b, r->family, r->src, r->src_len);
+	else
+		sb_add(&b, "all");
+	if (r->dst_len) {
+		sb_add(&b, " to ");
+		sb_prefix(&b, r->family, r->dst, r->dst_len);
+	}
+	if (r->has_fwmark) {
+		sb_add(&b, " fwmark 0x%x", r->fwmark);
+		if (r->fwmask != UINT32_MAX)
+			sb_add(&b, "/0x%x", r->fwmask);
+	}
+	if (r->iifname[0])
+		sb_add(&b, " iif %s", r->iifname);
+	if (r->has_uid)
+		sb_add(&b, " uidrange %u-%u", r->uid_start, r->uid_end);
+	if (r->ipproto) {
+		if (ipproto_name(r->ipproto))
+			sb_add(&b, " ipproto %s", ipproto_name(r->ipproto));
+		else
+			sb_add(&b, " ipproto %u", r->ipproto);
+	}
+	if (r->has_sport)
+		sb_ports(&b, "sport", r->sport_start, r->sport_end);
+	if (r->has_dport)
+		sb_ports(&b, "dport", r->dport_start, r->dport_end);
+	sb_add(&b, " lookup ");
+	sb_table(&b, r->table);
+	sb_add(&b, " pref %u", r->priority);
+}
+
+static void format_route(char *buf, size_t len, const struct nl_route *rt, const char *dev)
+{
+	struct sbuf b = { buf, len, 0 };
+
+	buf[0] = '\0';
+	if (rt->dst_len)
+		sb_prefix(&b, rt->family, rt->dst, rt->dst_len);
+	else
+		sb_add(&b, "default");
+	if (dev && dev[0])
+		sb_add(&b, " dev %s", dev);
+	else if (rt->oif > 0)
+		sb_add(&b, " dev if%d", rt->oif);
+	sb_add(&b, " table ");
+	sb_table(&b, rt->table);
+}
+
+/* err = "STEP: strerror (kernel's reason)"; returns r. */
+static _printf_(5, 6) int step_error(char *err, size_t errlen, int r, const char *extack,
+				     const char *fmt, ...)
+{
+	struct sbuf b = { err, errlen, 0 };
+	va_list ap;
+	int n;
+
+	if (!err || !errlen)
+		return r;
+	err[0] = '\0';
+	va_start(ap, fmt);
+	n = vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return r;
+	b.pos = (size_t)n < errlen ? (size_t)n : errlen - 1;
+	sb_add(&b, ": %s", strerror(-r));
+	if (extack && extack[0])
+		sb_add(&b, " (%s)", extack);
+	return r;
+}
+
+/* --- configuration checks ----------------------------------------------- */
+
+static bool table_reserved(uint32_t t)
+{
+	return t == RT_TABLE_UNSPEC || t == RT_TABLE_COMPAT || t == RT_TABLE_DEFAULT ||
+	       t == RT_TABLE_MAIN || t == RT_TABLE_LOCAL;
+}
+
+static int check_config(const struct config *cfg, char *err, size_t errlen)
+{
+	if (!memchr(cfg->tun_name, '\0', sizeof(cfg->tun_name)) || !cfg->tun_name[0])
+		return step_error(err, errlen, -EINVAL, NULL, "invalid tun name");
+	/* Cleanup flushes table T: never let that be a table the system relies on. */
+	if (table_reserved(cfg->table))
+		return step_error(err, errlen, -EINVAL, NULL, "table %u is reserved", cfg->table);
+	if (cfg->priority < 1)
+		return step_error(err, errlen, -EINVAL, NULL, "priority must be at least 1");
+	if (cfg->n_divert > CONFIG_SELECTORS_MAX || cfg->n_exclude > CONFIG_SELECTORS_MAX ||
+	    (cfg->n_divert && !cfg->divert) || (cfg->n_exclude && !cfg->exclude))
+		return step_error(err, errlen, -E2BIG, NULL, "more than %d selectors or exclusions",
+				  CONFIG_SELECTORS_MAX);
+	return 0;
+}
+
+/* --- recorded objects --------------------------------------------------- */
+
+static struct obj *record(struct routing *rt, enum obj_kind kind)
+{
+	struct obj *o = &rt->objs[rt->n++];
+
+	memset(o, 0, sizeof(*o));
+	o->kind = kind;
+	return o;
+}
+
+static int read_sysctl(const char *path, char *buf, size_t len)
+{
+	_cleanup_(closep) int fd = -1;
+	ssize_t n;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	n = read(fd, buf, len - 1);
+	if (n < 0)
+		return negative_errno();
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static int write_sysctl(const char *path, const char *value)
+{
+	_cleanup_(closep) int fd = -1;
+	size_t len = strlen(value);
+	ssize_t n;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	n = write(fd, value, len);
+	if (n < 0)
+		return negative_errno();
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+static void undo(struct routing *rt, const struct obj *o)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	struct nl_link l = { .ifindex = rt->ifindex };
+	int r = -EINVAL;
+
+	/* Best effort: the object may be gone already (the tun took it along). */
+	switch (o->kind) {
+	case OBJ_RULE:
+		r = nl_build_rule(buf, sizeof(buf), RTM_DELRULE, &o->rule);
+		break;
+	case OBJ_ROUTE:
+		r = nl_build_route(buf, sizeof(buf), RTM_DELROUTE, &o->route);
+		break;
+	case OBJ_INET_CONF:
+		l.inet_conf = o->old_conf;
+		l.n_inet_conf = ARRAY_SIZE(o->old_conf);
+		r = nl_build_setlink(buf, sizeof(buf), &l);
+		break;
+	case OBJ_SYSCTL:
+		(void)write_sysctl(o->sysctl.path, o->sysctl.old);
+		return;
+	}
+	if (r >= 0)
+		(void)nl_request(rt->nl, buf, NULL, NULL);
+}
+
+struct routing *routing_free(struct routing *rt)
+{
+	size_t i;
+
+	if (!rt)
+		return NULL;
+	for (i = rt->n; i > 0; i--)
+		undo(rt, &rt->objs[i - 1]);
+	nl_close(rt->nl);
+	free(rt);
+	return NULL;
+}
+
+/* --- install ------------------------------------------------------------ */
+
+static int add_rule(struct routing *rt, const struct nl_rule *rule, char *err, size_t errlen)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	char words[256];
+	int r;
+
+	r = nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, rule);
+	if (r >= 0)
+		r = nl_request(rt->nl, buf, NULL, NULL);
+	if (r < 0) {
+		format_rule(words, sizeof(words), rule);
+		return step_error(err, errlen, r, nl_extack(rt->nl), "add rule '%s' (%s)", words,
+				  family_name(rule->family));
+	}
+	record(rt, OBJ_RULE)->rule = *rule;
+	return 0;
+}
+
+static int add_route(struct routing *rt, const struct nl_route *route, char *err, size_t errlen)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	char words[128];
+	int r;
+
+	r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, route);
+	if (r >= 0)
+		r = nl_request(rt->nl, buf, NULL, NULL);
+	if (r < 0) {
+		format_route(words, sizeof(words), route, rt->tun);
+		return step_error(err, errlen, r, nl_extack(rt->nl), "add route '%s' (%s)", words,
+				  family_name(route->family));
+	}
+	record(rt, OBJ_ROUTE)->route = *route;
+	return 0;
+}
+
+static int setup_link(struct routing *rt, uint32_t mtu, char *err, size_t errlen)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	struct nl_link l = { .ifindex = rt->ifindex, .mtu = mtu, .up = true };
+	int r;
+
+	r = nl_build_setlink(buf, sizeof(buf), &l);
+	if (r >= 0)
+		r = nl_request(rt->nl, buf, NULL, NULL);
+	if (r < 0 && mtu)
+		return step_error(err, errlen, r, nl_extack(rt->nl), "set link %s mtu %u up",
+				  rt->tun, mtu);
+	if (r < 0)
+		return step_error(err, errlen, r, nl_extack(rt->nl), "set link %s up", rt->tun);
+	return 0;
+}
+
+/* Written-back packets are forwarded from a local source: see DESIGN.md 1. */
+static int setup_inet_conf(struct routing *rt, char *err, size_t errlen)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	struct nl_link l = {
+		.ifindex = rt->ifindex,
+		.inet_conf = tun_inet_conf,
+		.n_inet_conf = ARRAY_SIZE(tun_inet_conf),
+	};
+	struct nl_link_info info;
+	struct obj *o;
+	size_t i;
+	int r;
+
+	r = nl_link_get(rt->nl, rt->ifindex, NULL, &info);
+	if (r >= 0 && !info.has_inet_conf)
+		r = -EAFNOSUPPORT;
+	if (r < 0)
+		return step_error(err, errlen, r, nl_extack(rt->nl), "read IPv4 devconf of %s",
+				  rt->tun);
+
+	r = nl_build_setlink(buf, sizeof(buf), &l);
+	if (r >= 0)
+		r = nl_request(rt->nl, buf, NULL, NULL);
+	if (r < 0)
+		return step_error(err, errlen, r, nl_extack(rt->nl),
+				  "set IPv4 devconf of %s (forwarding 1, accept_local 1, rp_filter 0)",
+				  rt->tun);
+
+	o = record(rt, OBJ_INET_CONF);
+	for (i = 0; i < ARRAY_SIZE(tun_inet_conf); i++) {
+		o->old_conf[i].index = tun_inet_conf[i].index;
+		o->old_conf[i].value = info.inet_conf[tun_inet_conf[i].index];
+	}
+	return 0;
+}
+
+/*
+ * IPv6 has no netlink devconf for this.  Before force_forwarding (6.17) only
+ * all.forwarding=1 would do, which also changes RA handling on every
+ * interface: that is the operator's decision, not ours.
+ */
+static int setup_ipv6_forwarding(struct routing *rt, char *err, size_t errlen)
+{
+	char dir[SYSCTL_PATH_MAX], path[SYSCTL_PATH_MAX], old[SYSCTL_VALUE_MAX];
+	struct stat st;
+	struct obj *o;
+	int r;
+
+	snprintf(dir, sizeof(dir), "/proc/sys/net/ipv6/conf/%s", rt->tun);
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/force_forwarding", rt->tun);
+	r = read_sysctl(path, old, sizeof(old));
+	if (r == -ENOENT) {
+		if (stat(dir, &st) < 0)
+			return step_error(err, errlen, -EAFNOSUPPORT, NULL,
+					  "enable IPv6 forwarding on %s (%s missing)", rt->tun,
+					  dir);
+		return step_error(err, errlen, -EOPNOTSUPP, NULL,
+				  "enable IPv6 forwarding on %s: %s missing (kernel older than "
+				  "6.17); net.ipv6.conf.all.forwarding=1 would be needed, which "
+				  "ipmodd does not set", rt->tun, path);
+	}
+	if (r < 0)
+		return step_error(err, errlen, r, NULL, "read %s", path);
+	r = write_sysctl(path, "1");
+	if (r < 0)
+		return step_error(err, errlen, r, NULL, "write 1 to %s", path);
+
+	o = record(rt, OBJ_SYSCTL);
+	memcpy(o->sysctl.path, path, sizeof(path));
+	memcpy(o->sysctl.old, old, sizeof(old));
+	return 0;
+}
+
+static bool selector_applies(const struct selector *s, int family)
+{
+	if (s->family != AF_UNSPEC && s->family != family)
+		return false;
+	if (s->has_from && s->from.family != family)
+		return false;
+	if (s->has_to && s->to.family != family)
+		return false;
+	return true;
+}
+
+static void base_rule(struct nl_rule *r, int family, uint32_t priority, uint32_t table)
+{
+	memset(r, 0, sizeof(*r));
+	r->family = (uint8_t)family;
+	r->priority = priority;
+	r->table = table;
+}
+
+static void selector_rule(struct nl_rule *r, const struct selector *s, int family,
+			  uint32_t priority, uint32_t table)
+{
+	size_t alen = family == AF_INET ? 4 : 16;
+
+	base_rule(r, family, priority, table);
+	if (s->has_from) {
+		r->src_len = s->from.len;
+		memcpy(r->src, s->from.addr, alen);
+	}
+	if (s->has_to) {
+		r->dst_len = s->to.len;
+		memcpy(r->dst, s->to.addr, alen);
+	}
+	if (s->has_uid) {
+		r->has_uid = true;
+		r->uid_start = s->uid_start;
+		r->uid_end = s->uid_end;
+	}
+	r->ipproto = s->ipproto;
+	if (s->has_sport) {
+		r->has_sport = true;
+		r->sport_start = s->sport_start;
+		r->sport_end = s->sport_end;
+	}
+	if (s->has_dport) {
+		r->has_dport = true;
+		r->dport_start = s->dport_start;
+		r->dport_end = s->dport_end;
+	}
+	if (s->has_fwmark) {
+		r->has_fwmark = true;
+		r->fwmark = s->fwmark;
+		/* "fwmark N" without a mask means all bits, as in ip-rule(8). */
+		r->fwmask = s->fwmask ? s->fwmask : UINT32_MAX;
+	}
+}
+
+static int setup_family(struct routing *rt, const struct config *cfg, int family, char *err,
+			size_t errlen)
+{
+	struct nl_route route = {
+		.family = (uint8_t)family,
+		.table = cfg->table,
+		.oif = rt->ifindex,
+		.protocol = ROUTING_RTPROT,
+	};
+	struct nl_rule rule;
+	size_t i;
+	int r;
+
+	/* Packets written back enter on the tun and must not be diverted again. */
+	base_rule(&rule, family, cfg->priority - 1, RT_TABLE_MAIN);
+	memcpy(rule.iifname, rt->tun, sizeof(rule.iifname));
+	r = add_rule(rt, &rule, err, errlen);
+	if (r < 0)
+		return r;
+
+	for (i = 0; i < cfg->n_exclude; i++) {
+		if (!selector_applies(&cfg->exclude[i], family))
+			continue;
+		selector_rule(&rule, &cfg->exclude[i], family, cfg->priority - 1, RT_TABLE_MAIN);
+		r = add_rule(rt, &rule, err, errlen);
+		if (r < 0)
+			return r;
+	}
+
+	r = add_route(rt, &route, err, errlen);
+	if (r < 0)
+		return r;
+
+	/* Diversion last, once the bypass and the route it relies on exist. */
+	if (cfg->n_divert == 0) {
+		base_rule(&rule, family, cfg->priority, cfg->table);
+		return add_rule(rt, &rule, err, errlen);
+	}
+	for (i = 0; i < cfg->n_divert; i++) {
+		if (!selector_applies(&cfg->divert[i], family))
+			continue;
+		selector_rule(&rule, &cfg->divert[i], family, cfg->priority, cfg->table);
+		r = add_rule(rt, &rule, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int routing_install(const struct config *cfg, int ifindex, struct routing **ret, char *err,
+		    size_t errlen)
+{
+	struct routing *rt;
+	size_t cap;
+	int r;
+
+	r = check_config(cfg, err, errlen);
+	if (r < 0)
+		return r;
+	if (ifindex <= 0)
+		return step_error(err, errlen, -EINVAL, NULL, "invalid ifindex %d", ifindex);
+	if (!cfg->ipv4 && !cfg->ipv6)
+		return step_error(err, errlen, -EINVAL, NULL, "neither IPv4 nor IPv6 enabled");
+
+	/* Devconf and sysctl, then per family: bypass, exclusions, route, diversions. */
+	cap = 2 + 2 * (3 + cfg->n_exclude + cfg->n_divert);
+	rt = calloc(1, sizeof(*rt) + cap * sizeof(rt->objs[0]));
+	if (!rt)
+		return step_error(err, errlen, -ENOMEM, NULL, "allocate routing state");
+	rt->ifindex = ifindex;
+	memcpy(rt->tun, cfg->tun_name, sizeof(rt->tun));
+
+	r = nl_open(&rt->nl);
+	if (r < 0) {
+		step_error(err, errlen, r, NULL, "open rtnetlink socket");
+		goto fail;
+	}
+	r = setup_link(rt, cfg->mtu, err, errlen);
+	if (r < 0)
+		goto fail;
+	if (cfg->ipv4) {
+		r = setup_inet_conf(rt, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
+	if (cfg->ipv6) {
+		r = setup_ipv6_forwarding(rt, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
+	if (cfg->ipv4) {
+		r = setup_family(rt, cfg, AF_INET, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
+	if (cfg->ipv6) {
+		r = setup_family(rt, cfg, AF_INET6, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
+	*ret = rt;
+	return 0;
+
+fail:
+	routing_free(rt);
+	return r;
+}
+
+int routing_restore(struct routing *rt, char *err, size_t errlen)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	char words[256];
+	const struct obj *o;
+	int r, n = 0;
+	size_t i;
+
+	for (i = 0; i < rt->n; i++) {
+		o = &rt->objs[i];
+		if (o->kind == OBJ_RULE)
+			r = nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, &o->rule);
+		else if (o->kind == OBJ_ROUTE)
+			r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &o->route);
+		else
+			continue;
+		if (r >= 0)
+			r = nl_request(rt->nl, buf, NULL, NULL);
+		if (r == -EEXIST)
+			continue;
+		if (r < 0) {
+			if (o->kind == OBJ_RULE)
+				format_rule(words, sizeof(words), &o->rule);
+			else
+				format_route(words, sizeof(words), &o->route, rt->tun);
+			return step_error(err, errlen, r, nl_extack(rt->nl), "restore %s '%s' (%s)",
+					  o->kind == OBJ_RULE ? "rule" : "route", words,
+					  family_name(o->kind == OBJ_RULE ? o->rule.family
+									   : o->route.family));
+		}
+		n++;
+	}
+	return n;
+}
+
+/* --- cleanup ------------------------------------------------------------ */
+
+/* Dumped entries to delete, as ready-made delete requests. */
+struct flush {
+	uint16_t del_type;
+	uint32_t priority, table;
+	void *msgs[FLUSH_BATCH];
+	size_t n;
+	bool more;
+};
+
+static void flush_done(struct flush *f)
+{
+	while (f->n > 0)
+		free(f->msgs[--f->n]);
+}
+
+static bool flush_match(const struct flush *f, const struct nlmsghdr *nlh)
+{
+	struct nl_route route;
+	struct nl_rule rule;
+
+	if (f->del_type == RTM_DELRULE)
+		return nl_parse_rule(nlh, &rule) == 0 && rule.action == FR_ACT_TO_TBL &&
+		       rule.priority == f->priority && rule.table == f->table;
+	return nl_parse_route(nlh, &route) == 0 && route.table == f->table;
+}
+
+static int flush_cb(const struct nlmsghdr *nlh, void *userdata)
+{
+	struct flush *f = userdata;
+	void *copy;
+	int r;
+
+	if (!flush_match(f, nlh))
+		return 0;
+	if (f->n == FLUSH_BATCH) {
+		f->more = true;
+		return 0;
+	}
+	copy = malloc(nlh->nlmsg_len);
+	if (!copy)
+		return -ENOMEM;
+	/* Resend the dumped entry as its own delete, like "ip rule/route flush". */
+	r = nl_build_copy(copy, nlh->nlmsg_len, nlh, f->del_type);
+	if (r < 0) {
+		free(copy);
+		return r;
+	}
+	f->msgs[f->n++] = copy;
+	return 0;
+}
+
+static void describe(char *buf, size_t len, const struct nlmsghdr *nlh)
+{
+	struct nl_route route;
+	struct nl_rule rule;
+
+	snprintf(buf, len, "?");
+	if (nlh->nlmsg_type == RTM_DELRULE && nl_parse_rule(nlh, &rule) == 0)
+		format_rule(buf, len, &rule);
+	else if (nlh->nlmsg_type == RTM_DELROUTE && nl_parse_route(nlh, &route) == 0)
+		format_route(buf, len, &route, NULL);
+}
+
+/* Delete every rule (priority, table) or route (table) of family; returns the count. */
+static int flush(struct nl *nl, uint16_t del_type, uint8_t family, uint32_t priority,
+		 uint32_t table, char *err, size_t errlen)
+{
+	bool rules = del_type == RTM_DELRULE;
+	const char *what = rules ? "rule" : "route";
+	char words[256];
+	int r, count = 0;
+	size_t i;
+
+	for (unsigned int round = 0; round < FLUSH_ROUNDS; round++) {
+		_cleanup_(flush_done) struct flush f = {
+			.del_type = del_type, .priority = priority, .table = table,
+		};
+
+		r = nl_dump(nl, rules ? RTM_GETRULE : RTM_GETROUTE, family, flush_cb, &f);
+		if (r == -EINTR) {
+			/* Changed while dumping: delete what we saw, then look again. */
+			f.more = true;
+			r = 0;
+		}
+		if (r < 0)
+			return step_error(err, errlen, r, nl_extack(nl), "dump %ss (%s)", what,
+					  family_name(family));
+		for (i = 0; i < f.n; i++) {
+			r = nl_request(nl, f.msgs[i], NULL, NULL);
+			if (r == -ENOENT || r == -ESRCH)
+				continue;
+			if (r < 0) {
+				describe(words, sizeof(words), f.msgs[i]);
+				return step_error(err, errlen, r, nl_extack(nl),
+						  "delete %s '%s' (%s)", what, words,
+						  family_name(family));
+			}
+			count++;
+		}
+		if (!f.more)
+			break;
+	}
+	return count;
+}
+
+int routing_cleanup(const struct config *cfg, char *err, size_t errlen)
+{
+	static const uint8_t families[] = { AF_INET, AF_INET6 };
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	struct nl_link_info info;
+	struct nl *nl = NULL;
+	int r, count = 0;
+	size_t i;
+
+	r = check_config(cfg, err, errlen);
+	if (r < 0)
+		return r;
+	r = nl_open(&nl);
+	if (r < 0)
+		return step_error(err, errlen, r, NULL, "open rtnetlink socket");
+
+	for (i = 0; i < ARRAY_SIZE(families); i++) {
+		/* Diversion first, so that nothing is diverted without its bypass. */
+		r = flush(nl, RTM_DELRULE, families[i], cfg->priority, cfg->table, err, errlen);
+		if (r < 0)
+			goto cleanup;
+		count += r;
+		r = flush(nl, RTM_DELRULE, families[i], cfg->priority - 1, RT_TABLE_MAIN, err,
+			  errlen);
+		if (r < 0)
+			goto cleanup;
+		count += r;
+		r = flush(nl, RTM_DELROUTE, families[i], 0, cfg->table, err, errlen);
+		if (r < 0)
+			goto cleanup;
+		count += r;
+	}
+
+	/*
+	 * Only a persistent tun outlives its process; a plain one, or one with a
+	 * file attached (carrier on, or queues of a multi-queue tun), belongs to
+	 * a live process.  Netlink, unlike /sys/class/net, answers for our own
+	 * network namespace.
+	 */
+	r = nl_link_get(nl, 0, cfg->tun_name, &info);
+	if (r == -ENODEV) {
+		r = count;
+		goto cleanup;
+	}
+	if (r < 0) {
+		step_error(err, errlen, r, nl_extack(nl), "get link %s", cfg->tun_name);
+		goto cleanup;
+	}
+	if (info.tun_persist && !info.carrier && info.tun_queues == 0) {
+		r = nl_build_dellink(buf, sizeof(buf), info.ifindex);
+		if (r >= 0)
+			r = nl_request(nl, buf, NULL, NULL);
+		if (r < 0 && r != -ENODEV) {
+			step_error(err, errlen, r, nl_extack(nl), "delete persistent tun %s",
+				   cfg->tun_name);
+			goto cleanup;
+		}
+		if (r == 0)
+			count++;
+	}
+	r = count;
+
+cleanup:
+	nl_close(nl);
+	return r;
+}

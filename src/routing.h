@@ -11,6 +11,9 @@
 
 #include "config.h"
 
+/* rtm_protocol of the routes ipmodd adds ("ip route show proto 73"). */
+#define ROUTING_RTPROT 73
+
 struct routing;
 
 /*
@@ -30,10 +33,17 @@ int routing_install(const struct config *cfg, int ifindex, struct routing **ret,
 struct routing *routing_free(struct routing *r);
 
 /*
- * Remove what a previous instance with this configuration may have left:
- * rules at priorities P and P-1 that point at table T or at main with our
- * selectors, routes in table T, and a persistent tun device of that name.
- * Returns the number of entries removed or -errno.
+ * Add again the rules and routes of r that someone else removed (the kernel
+ * keeps the others).  Returns how many were re-added or -errno with err set.
+ */
+int routing_restore(struct routing *r, char *err, size_t errlen);
+
+/*
+ * Remove what a previous instance with this configuration may have left,
+ * for both families whatever cfg enables: rules at priority P that look up
+ * table T, rules at P-1 that look up main, every route in table T, and a
+ * persistent tun of that name that no process has open.  Returns the number
+ * of entries removed (0 when there was nothing) or -errno.
  */
 int routing_cleanup(const struct config *cfg, char *err, size_t errlen);
 

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A small rtnetlink layer, the only module that knows libmnl: a socket that
+ * sends acknowledged requests and runs dumps, and pure builders and parsers
+ * for the rule, route and link messages ipmodd needs.  Builders write into a
+ * caller buffer (aligned like struct nlmsghdr, NL_MSG_SIZE is always enough)
+ * and return the message length or -errno; they do no I/O.
+ */
+#ifndef IPMODD_NETLINK_H
+#define IPMODD_NETLINK_H
+
+#include <linux/netlink.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NL_MSG_SIZE 512
+#define NL_EXTACK_MAX 128
+#define NL_KIND_MAX 16
+#define NL_INET_CONF_MAX 64	/* > IPV4_DEVCONF_MAX; newer indexes are ignored */
+
+struct nl;
+
+/* A policy rule "... lookup table": RTM_NEWRULE / RTM_DELRULE. */
+struct nl_rule {
+	uint8_t family;			/* AF_INET or AF_INET6 */
+	uint8_t action;			/* parsed only; built rules are FR_ACT_TO_TBL */
+	uint8_t protocol;		/* FRA_PROTOCOL; 0: not sent */
+	uint32_t priority;
+	uint32_t table;
+	char iifname[IFNAMSIZ];		/* "": any */
+	uint8_t src_len, dst_len;	/* 0: any, no attribute */
+	uint8_t src[16], dst[16];
+	bool has_uid;
+	uint32_t uid_start, uid_end;
+	uint8_t ipproto;		/* 0: any */
+	bool has_sport, has_dport;
+	uint16_t sport_start, sport_end;
+	uint16_t dport_start, dport_end;
+	bool has_fwmark;
+	uint32_t fwmark, fwmask;
+};
+
+/* "PREFIX dev OIF table T proto P scope link": RTM_NEWROUTE / RTM_DELROUTE. */
+struct nl_route {
+	uint8_t family;
+	uint8_t dst_len;		/* 0: default */
+	uint8_t dst[16];
+	uint32_t table;
+	int oif;
+	uint8_t protocol;
+	uint8_t scope;			/* parsed only; built as link (new) or nowhere (del) */
+	uint8_t type;			/* parsed only; built as RTN_UNICAST */
+};
+
+/* One IPv4 devconf value: index is IPV4_DEVCONF_*. */
+struct nl_devconf {
+	uint16_t index;
+	uint32_t value;
+};
+
+/* RTM_SETLINK: what to change on ifindex. */
+struct nl_link {
+	int ifindex;
+	uint32_t mtu;			/* 0: unchanged */
+	bool up;			/* set IFF_UP; false: leave the flags alone */
+	const struct nl_devconf *inet_conf;
+	size_t n_inet_conf;
+};
+
+/* What RTM_GETLINK tells about one link. */
+struct nl_link_info {
+	int ifindex;
+	char name[IFNAMSIZ];
+	unsigned int flags;
+	uint32_t mtu;
+	bool carrier;			/* IFLA_CARRIER: a tun has it while a file is attached */
+	char kind[NL_KIND_MAX];		/* IFLA_INFO_KIND, "" if none */
+	bool tun_persist;		/* kind "tun" with IFLA_TUN_PERSIST set */
+	uint32_t tun_queues;		/* queues attached (IFF_MULTI_QUEUE tuns only) */
+	bool has_inet_conf;
+	uint32_t inet_conf[NL_INET_CONF_MAX];	/* indexed by IPV4_DEVCONF_* */
+};
+
+/* Called for each message of a reply; a negative return ends the walk with that error. */
+typedef int (*nl_cb)(const struct nlmsghdr *nlh, void *userdata);
+
+int nl_open(struct nl **ret);
+struct nl *nl_close(struct nl *nl);
+
+/*
+ * Send the message in msg with NLM_F_ACK and a fresh sequence number, wait for
+ * the acknowledgement and return its error: 0 or -errno.  Replies to a GET
+ * (other than the acknowledgement) go to cb, which may be NULL.  The message's
+ * flags and sequence number are overwritten.
+ */
+int nl_request(struct nl *nl, void *msg, nl_cb cb, void *userdata);
+
+/*
+ * Dump the objects of type (RTM_GETRULE, RTM_GETROUTE, RTM_GETLINK) and
+ * family, calling cb for each.  The dump is always read to its end, so the
+ * socket stays usable when cb fails.  -EINTR: the kernel marked the dump
+ * inconsistent (it changed meanwhile); repeat it.
+ */
+int nl_dump(struct nl *nl, uint16_t type, uint8_t family, nl_cb cb, void *userdata);
+
+/* The kernel's extended ACK message for the last failed request, or "". */
+const char *nl_extack(const struct nl *nl);
+
+/* Fetch one link by ifindex, or by name if ifindex is 0: -ENODEV when absent. */
+int nl_link_get(struct nl *nl, int ifindex, const char *name, struct nl_link_info *ret);
+
+/* Pure builders: message length or -errno (-ENOSPC when len is too small). */
+int nl_build_rule(void *buf, size_t len, uint16_t type, const struct nl_rule *r);
+int nl_build_route(void *buf, size_t len, uint16_t type, const struct nl_route *r);
+int nl_build_setlink(void *buf, size_t len, const struct nl_link *l);
+int nl_build_dellink(void *buf, size_t len, int ifindex);
+int nl_build_getlink(void *buf, size_t len, int ifindex, const char *name);
+int nl_build_dump(void *buf, size_t len, uint16_t type, uint8_t family);
+/* A copy of src re-typed as a request, as "ip rule/route flush" deletes a dumped entry. */
+int nl_build_copy(void *buf, size_t len, const struct nlmsghdr *src, uint16_t type);
+
+/* Pure parsers of a received (or built) message: 0 or -EINVAL / -EAFNOSUPPORT. */
+int nl_parse_rule(const struct nlmsghdr *nlh, struct nl_rule *ret);
+int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret);
+int nl_parse_link(const struct nlmsghdr *nlh, struct nl_link_info *ret);
+
+#endif
