@@ -1,1 +1,390 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The rule chain: a contiguous, immutable array of compiled rules scanned in
+ * order.  Matching reads only struct rule_match (cheapest tests first); the
+ * per-rule counters live in a separate array so that the rules stay
+ * read-only and could later be shared, or indexed by family, proto and
+ * prefix, without touching the counters.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "chain.h"
+#include "forge.h"
+#include "util.h"
+
+#define NSEC_PER_SEC 1000000000ULL
+#define FORGE_COST_NS (NSEC_PER_SEC / CHAIN_FORGE_RATE)
+#define FORGE_BUCKET_NS (FORGE_COST_NS * CHAIN_FORGE_BURST)
+
+#define TCP_FLAG_SYN 0x02
+
+struct chain_counter {
+	uint64_t pkts;
+	uint64_t bytes;
+};
+
+struct chain {
+	unsigned int refs;
+	size_t n;
+	struct chain_counter *ctr;
+	struct chain_stats stats;
+	uint64_t rng;		/* splitmix64 state */
+	uint64_t bucket_ns;	/* forge credit, in nanoseconds of refill */
+	uint64_t bucket_last_ns;
+	bool bucket_started;
+	struct rule rules[];
+};
+
+/* splitmix64 (Steele, Lea, Flood): one add and two multiplies, good enough for probability=. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+struct name_ref {
+	const char *name;
+	size_t i;
+};
+
+static int name_ref_cmp(const void *a, const void *b)
+{
+	const struct name_ref *x = a, *y = b;
+	int r = strcmp(x->name, y->name);
+
+	if (r)
+		return r;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Sorting keeps this O(n log n) for large chains; it runs on load, not per packet. */
+static int check_names(const struct chain *c, char *err, size_t errlen)
+{
+	_cleanup_(freep) struct name_ref *refs = NULL;
+
+	if (c->n < 2)
+		return 0;
+	refs = calloc(c->n, sizeof(*refs));
+	if (!refs)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n; i++)
+		refs[i] = (struct name_ref){ .name = c->rules[i].name, .i = i };
+	qsort(refs, c->n, sizeof(*refs), name_ref_cmp);
+	for (size_t i = 1; i < c->n; i++) {
+		if (strcmp(refs[i - 1].name, refs[i].name) != 0)
+			continue;
+		if (err && errlen)
+			snprintf(err, errlen, "rule %zu: name '%s' is already used by rule %zu",
+				 refs[i].i + 1, refs[i].name, refs[i - 1].i + 1);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen)
+{
+	struct chain *c;
+	struct timespec ts;
+	int r;
+
+	if (n > CHAIN_RULES_MAX) {
+		if (err && errlen)
+			snprintf(err, errlen, "%zu rules, at most %d", n, CHAIN_RULES_MAX);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!rules[i]) {
+			if (err && errlen)
+				snprintf(err, errlen, "rule %zu missing", i + 1);
+			return -EINVAL;
+		}
+	}
+
+	c = calloc(1, sizeof(*c) + n * sizeof(struct rule));
+	if (!c)
+		return -ENOMEM;
+	c->ctr = calloc(n ? n : 1, sizeof(*c->ctr));
+	if (!c->ctr) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->refs = 1;
+	c->n = n;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&c->rules[i], rules[i], sizeof(struct rule));
+		if (!c->rules[i].name[0])
+			snprintf(c->rules[i].name, sizeof(c->rules[i].name), "rule-%zu", i + 1);
+	}
+	r = check_names(c, err, errlen);
+	if (r < 0) {
+		chain_unref(c);
+		return r;
+	}
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	chain_seed(c, (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec);
+	c->bucket_ns = FORGE_BUCKET_NS;
+	*ret = c;
+	return 0;
+}
+
+struct chain *chain_ref(struct chain *c)
+{
+	if (c)
+		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+struct chain *chain_unref(struct chain *c)
+{
+	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return NULL;
+	free(c->ctr);
+	free(c);
+	return NULL;
+}
+
+size_t chain_size(const struct chain *c)
+{
+	return c ? c->n : 0;
+}
+
+const struct rule *chain_rule(const struct chain *c, size_t i)
+{
+	return i < c->n ? &c->rules[i] : NULL;
+}
+
+int chain_find(const struct chain *c, const char *name)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->rules[i].name, name) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
+void chain_counters(const struct chain *c, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes)
+{
+	const struct chain_counter *ctr = i < c->n ? &c->ctr[i] : &(struct chain_counter){ 0 };
+
+	if (ret_pkts)
+		*ret_pkts = ctr->pkts;
+	if (ret_bytes)
+		*ret_bytes = ctr->bytes;
+}
+
+void chain_stats(const struct chain *c, struct chain_stats *ret)
+{
+	*ret = c->stats;
+}
+
+void chain_reset_counters(struct chain *c)
+{
+	memset(c->ctr, 0, c->n * sizeof(*c->ctr));
+	memset(&c->stats, 0, sizeof(c->stats));
+}
+
+void chain_seed(struct chain *c, uint64_t seed)
+{
+	c->rng = seed;
+}
+
+static inline bool in_range(unsigned int v, unsigned int lo, unsigned int hi)
+{
+	return v - lo <= hi - lo;
+}
+
+static inline bool prefix_match(const struct rule_prefix *pf, const uint8_t *addr, int family)
+{
+	uint64_t a[2] = { 0, 0 };
+
+	memcpy(a, addr, family == AF_INET ? 4 : 16);
+	return (((a[0] ^ pf->addr[0]) & pf->mask[0]) | ((a[1] ^ pf->addr[1]) & pf->mask[1])) == 0;
+}
+
+static inline bool l4_usable(const struct pkt *p)
+{
+	return p->l4_complete && (!p->fragment || p->first_fragment);
+}
+
+/*
+ * A negated match (!) is still a match on the field, so a packet without an
+ * L4 header never matches sport/dport/icmp-type/icmp-code/tcp-flags, even
+ * negated ones.
+ */
+static bool rule_match(struct chain *c, const struct rule_match *m, const struct pkt *p)
+{
+	uint32_t f = m->flags;
+
+	if (m->family && m->family != p->family)
+		return false;
+	if ((f & RULE_M_PROTO) && m->proto != p->l4proto)
+		return false;
+
+	if (f & RULE_M_L4) {
+		if (!l4_usable(p))
+			return false;
+		if ((f & RULE_M_SPORT) &&
+		    in_range(p->sport, m->sport_lo, m->sport_hi) == !!(f & RULE_M_SPORT_NOT))
+			return false;
+		if ((f & RULE_M_DPORT) &&
+		    in_range(p->dport, m->dport_lo, m->dport_hi) == !!(f & RULE_M_DPORT_NOT))
+			return false;
+		if (f & (RULE_M_ICMP4_TYPE | RULE_M_ICMP6_TYPE)) {
+			if (p->l4proto == IPPROTO_ICMP) {
+				if (!(f & RULE_M_ICMP4_TYPE) || p->icmp_type != m->icmp_type[0])
+					return false;
+			} else if (p->l4proto == IPPROTO_ICMPV6) {
+				if (!(f & RULE_M_ICMP6_TYPE) || p->icmp_type != m->icmp_type[1])
+					return false;
+			} else {
+				return false;
+			}
+		}
+		if ((f & RULE_M_ICMP_CODE) &&
+		    ((p->l4proto != IPPROTO_ICMP && p->l4proto != IPPROTO_ICMPV6) ||
+		     p->icmp_code != m->icmp_code))
+			return false;
+		if ((f & RULE_M_TCP_FLAGS) && (p->tcp_flags & m->tcp_mask) != m->tcp_set)
+			return false;
+	}
+
+	if ((f & RULE_M_SRC) &&
+	    prefix_match(&m->src, pkt_saddr(p), p->family) == !!(f & RULE_M_SRC_NOT))
+		return false;
+	if ((f & RULE_M_DST) &&
+	    prefix_match(&m->dst, pkt_daddr(p), p->family) == !!(f & RULE_M_DST_NOT))
+		return false;
+	if ((f & RULE_M_TTL) && !in_range(pkt_ttl(p), m->ttl_lo, m->ttl_hi))
+		return false;
+	if ((f & RULE_M_LENGTH) && !in_range(pkt_ip_len(p), m->len_lo, m->len_hi))
+		return false;
+	if ((f & RULE_M_DSCP) && pkt_dscp(p) != m->dscp)
+		return false;
+	/* Last, so the generator only runs for packets that match otherwise. */
+	if ((f & RULE_M_PROBABILITY) && (rng_next(&c->rng) >> 11) >= m->prob_threshold)
+		return false;
+	return true;
+}
+
+static void rule_apply(const struct rule_action *a, struct pkt *p)
+{
+	if (a->ttl_op != RULE_TTL_KEEP) {
+		unsigned int ttl = pkt_ttl(p), t = a->ttl;
+
+		switch (a->ttl_op) {
+		case RULE_TTL_INC:
+			t = ttl + t > 255 ? 255 : ttl + t;
+			break;
+		case RULE_TTL_DEC:
+			t = ttl > t ? ttl - t : 1;
+			break;
+		}
+		if (t != ttl)
+			pkt_set_ttl(p, (uint8_t)t);
+	}
+	if (a->set_dscp && pkt_dscp(p) != a->dscp)
+		pkt_set_dscp(p, a->dscp);
+	if (a->set_ecn && pkt_ecn(p) != a->ecn)
+		pkt_set_ecn(p, a->ecn);
+	if (a->clamp_mss && p->l4proto == IPPROTO_TCP && l4_usable(p) &&
+	    (p->tcp_flags & TCP_FLAG_SYN))
+		pkt_clamp_mss(p, a->clamp_mss);
+}
+
+/* Refill the token bucket up to now; a clock going backwards refills nothing. */
+static bool bucket_has_token(struct chain *c, uint64_t now_ns)
+{
+	if (!c->bucket_started) {
+		c->bucket_started = true;
+		c->bucket_last_ns = now_ns;
+	}
+	if (now_ns > c->bucket_last_ns) {
+		uint64_t d = now_ns - c->bucket_last_ns;
+
+		c->bucket_ns = d >= FORGE_BUCKET_NS - c->bucket_ns ? FORGE_BUCKET_NS : c->bucket_ns + d;
+	}
+	c->bucket_last_ns = now_ns;
+	return c->bucket_ns >= FORGE_COST_NS;
+}
+
+static bool is_echo_request(const struct pkt *p)
+{
+	if (!p->l4_complete)
+		return false;
+	if (p->family == AF_INET)
+		return p->l4proto == IPPROTO_ICMP && p->icmp_type == 8;
+	return p->l4proto == IPPROTO_ICMPV6 && p->icmp_type == 128;
+}
+
+static const enum forge_unreach unreach_kind[] = {
+	[RULE_REJECT_PORT_UNREACH] = FORGE_UNREACH_PORT,
+	[RULE_REJECT_NET_UNREACH] = FORGE_UNREACH_NET,
+	[RULE_REJECT_HOST_UNREACH] = FORGE_UNREACH_HOST,
+	[RULE_REJECT_PROTO_UNREACH] = FORGE_UNREACH_PROTO,
+	[RULE_REJECT_ADMIN_PROHIBITED] = FORGE_UNREACH_ADMIN,
+};
+
+static enum chain_verdict chain_forge(struct chain *c, const struct rule_action *a,
+				      const struct pkt *p, struct pkt *forged, uint64_t now_ns)
+{
+	int r;
+
+	if (!forged || !forged->data || (a->verdict == RULE_VERDICT_REPLY && !is_echo_request(p))) {
+		c->stats.forge_refused++;
+		return CHAIN_DROP;
+	}
+	/* Checked before forging so that a flood costs no forging work. */
+	if (!bucket_has_token(c, now_ns)) {
+		c->stats.forge_limited++;
+		return CHAIN_DROP;
+	}
+	if (a->verdict == RULE_VERDICT_REPLY)
+		r = forge_echo_reply(p, forged);
+	else if (a->reject == RULE_REJECT_TCP_RESET)
+		r = forge_tcp_reset(p, forged);
+	else
+		r = forge_unreachable(p, unreach_kind[a->reject], forged);
+	if (r < 0) {
+		c->stats.forge_refused++;
+		return CHAIN_DROP;
+	}
+	c->bucket_ns -= FORGE_COST_NS;
+	c->stats.forged++;
+	return CHAIN_FORGED;
+}
+
+enum chain_verdict chain_run(struct chain *c, struct pkt *p, struct pkt *forged, uint64_t now_ns)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		const struct rule *r = &c->rules[i];
+
+		if (!rule_match(c, &r->m, p))
+			continue;
+		c->ctr[i].pkts++;
+		c->ctr[i].bytes += p->len;
+		rule_apply(&r->a, p);
+
+		switch (r->a.verdict) {
+		case RULE_VERDICT_NONE:
+			break;
+		case RULE_VERDICT_ACCEPT:
+			return CHAIN_ACCEPT;
+		case RULE_VERDICT_DROP:
+			return CHAIN_DROP;
+		case RULE_VERDICT_REPLY:
+		case RULE_VERDICT_REJECT:
+			return chain_forge(c, &r->a, p, forged, now_ns);
+		}
+	}
+	return CHAIN_ACCEPT;
+}

@@ -13,6 +13,17 @@
 #include "packet.h"
 #include "rule.h"
 
+#define CHAIN_RULES_MAX 65536
+
+/*
+ * Forged packets (reply, reject) per chain: a token bucket of
+ * CHAIN_FORGE_BURST packets refilled at CHAIN_FORGE_RATE per second.  It
+ * bounds what the daemon sends toward the local host when a rule matches a
+ * flood, like the kernel's icmp_ratelimit/icmp_msgs_per_sec.
+ */
+#define CHAIN_FORGE_RATE 1000
+#define CHAIN_FORGE_BURST 100
+
 struct chain;
 
 enum chain_verdict {
@@ -21,16 +32,47 @@ enum chain_verdict {
 	CHAIN_FORGED,		/* p consumed; write *forged back toward the local host as is */
 };
 
-/* Copies the rules; checks that names are unique. */
+/* Chain-wide counters of the reply and reject verdicts. */
+struct chain_stats {
+	uint64_t forged;		/* replies and rejects built */
+	uint64_t forge_refused;		/* not answerable (ICMP error, multicast, fragment, not an echo request): dropped */
+	uint64_t forge_limited;		/* over the rate limit: dropped */
+};
+
+/*
+ * Copies the rules; checks that names are unique.  A rule without a name is
+ * named "rule-N" after its 1-based position.  -E2BIG beyond CHAIN_RULES_MAX.
+ */
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen);
 struct chain *chain_ref(struct chain *c);
 struct chain *chain_unref(struct chain *c);
 size_t chain_size(const struct chain *c);
 
+/* Rule i (i < chain_size()), with its final name; valid while c is referenced. */
+const struct rule *chain_rule(const struct chain *c, size_t i);
+/* Index of the rule named name, or -ENOENT. */
+int chain_find(const struct chain *c, const char *name);
+/* Packets and bytes (as read, before rewrites) that matched rule i. */
+void chain_counters(const struct chain *c, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes);
+void chain_stats(const struct chain *c, struct chain_stats *ret);
+void chain_reset_counters(struct chain *c);
+/* Reseed the generator behind probability= (chain_new() seeds from the clock). */
+void chain_seed(struct chain *c, uint64_t seed);
+
 /*
  * Run a packet that pkt_parse() accepted through the chain.  p may be
  * modified in place (checksums are kept right).  For CHAIN_FORGED, the reply
  * is built in forged, whose data/cap the caller provides.
+ *
+ * Rules are tried in order; a matching rule counts the packet, applies its
+ * actions (later rules see the rewritten fields) and, if it has a verdict,
+ * ends the chain.  No match means accept.  reply and reject always consume
+ * the packet: when nothing may be forged (ICMP error, fragment, multicast,
+ * not an echo request for reply) or the forge rate limit is exhausted, the
+ * result is CHAIN_DROP, counted in chain_stats().
+ *
+ * Not thread-safe for one chain: counters, the rate limiter and the
+ * generator are plain state.  Only chain_ref()/chain_unref() are atomic.
  */
 enum chain_verdict chain_run(struct chain *c, struct pkt *p, struct pkt *forged, uint64_t now_ns);
 

@@ -1,0 +1,1479 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The rule vocabulary (parse, errors, format round trip) and the chain
+ * (matches, actions, verdicts, counters, forging, rate limit, probability)
+ * on hand-built packets.  Checksums are computed here independently of
+ * packet.c and every rewritten packet is checked two ways: by this file's
+ * own verifier and against pkt_csum_full() of a copy.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "chain.h"
+#include "forge.h"
+#include "packet.h"
+#include "rule.h"
+#include "tap.h"
+#include "util.h"
+
+#define MAX_KV 40
+#define NSEC_PER_SEC_TEST 1000000000ULL
+
+/* The packet templates below take overrides of their defaults. */
+#pragma GCC diagnostic ignored "-Woverride-init"
+
+/* ---- rule helpers --------------------------------------------------------- */
+
+/* Split "k=v k=v" (values without spaces) into kv, pointing into buf. */
+static size_t split(const char *line, char *buf, size_t buflen, struct rule_kv *kv)
+{
+	size_t n = 0;
+	char *save = NULL, *tok;
+
+	snprintf(buf, buflen, "%s", line);
+	for (tok = strtok_r(buf, " ", &save); tok && n < MAX_KV; tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(tok, '=');
+
+		kv[n].key = tok;
+		kv[n].value = "";
+		if (eq) {
+			*eq = '\0';
+			kv[n].value = eq + 1;
+		}
+		n++;
+	}
+	return n;
+}
+
+static int parse_line(const char *line, struct rule **ret, size_t *bad, char *err, size_t errlen)
+{
+	struct rule_kv kv[MAX_KV];
+	char buf[2048];
+	size_t n = split(line, buf, sizeof(buf), kv);
+
+	return rule_parse(kv, n, ret, bad, err, errlen);
+}
+
+static struct rule *rule_of(const char *line)
+{
+	struct rule *r = NULL;
+	char err[256];
+	size_t bad;
+
+	if (parse_line(line, &r, &bad, err, sizeof(err)) < 0) {
+		diag("cannot parse '%s': %s", line, err);
+		return NULL;
+	}
+	return r;
+}
+
+/* A chain of up to 8 rules given as lines, NULL-terminated. */
+static struct chain *chain_of(const char *first, ...)
+{
+	struct rule *rules[8] = { NULL };
+	struct chain *c = NULL;
+	const char *line;
+	char err[256];
+	size_t n = 0;
+	va_list ap;
+	bool fail = false;
+
+	va_start(ap, first);
+	for (line = first; line && n < ARRAY_SIZE(rules); line = va_arg(ap, const char *)) {
+		rules[n] = rule_of(line);
+		if (!rules[n++])
+			fail = true;
+	}
+	va_end(ap);
+	if (!fail && chain_new(rules, n, &c, err, sizeof(err)) < 0) {
+		diag("chain_new: %s", err);
+		c = NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		rule_free(rules[i]);
+	if (c)
+		chain_seed(c, 42);
+	return c;
+}
+
+/* ---- packet building ------------------------------------------------------ */
+
+struct spec {
+	int family;		/* AF_INET unless AF_INET6 */
+	uint8_t proto;
+	const char *src, *dst;
+	uint8_t ttl;		/* 0: 64 */
+	uint8_t tos;		/* DSCP << 2 | ECN */
+	uint16_t sport, dport;
+	uint8_t tcp_flags;
+	uint16_t mss;		/* MSS option; 0: none */
+	bool mss_after_nop;	/* NOP first, so the MSS value is not 16-bit aligned */
+	uint8_t icmp_type, icmp_code;
+	uint16_t payload;
+	uint16_t frag_off;	/* in 8-byte units; not 0: a non-first fragment */
+};
+
+struct tpkt {
+	uint8_t buf[2048];
+	struct pkt p;
+};
+
+static uint32_t sum16(const uint8_t *b, size_t len, uint32_t sum)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)(b[len - 1] << 8);
+	return sum;
+}
+
+static uint16_t fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static void put16(uint8_t *b, uint16_t v)
+{
+	b[0] = (uint8_t)(v >> 8);
+	b[1] = (uint8_t)v;
+}
+
+static uint16_t get16(const uint8_t *b)
+{
+	return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+static uint32_t pseudo(int family, const uint8_t *ip, uint8_t proto, size_t l4len)
+{
+	uint32_t sum;
+
+	if (family == AF_INET)
+		sum = sum16(ip + 12, 8, 0);
+	else
+		sum = sum16(ip + 8, 32, 0);
+	return sum + proto + (uint32_t)(l4len >> 16) + (uint32_t)(l4len & 0xffff);
+}
+
+/* Where the L4 header starts, for the packets built here (no options). */
+static size_t l4_offset(const uint8_t *d, uint8_t *proto, bool *frag)
+{
+	if (d[0] >> 4 == 4) {
+		*proto = d[9];
+		*frag = (get16(d + 6) & 0x3fff) != 0;
+		return (size_t)(d[0] & 0x0f) * 4;
+	}
+	*proto = d[6];
+	*frag = false;
+	if (*proto == IPPROTO_FRAGMENT) {
+		*proto = d[40];
+		*frag = true;
+		return 48;
+	}
+	return 40;
+}
+
+/* Independent of packet.c: every checksum of d must verify. */
+static bool csums_verify(const uint8_t *d, size_t len)
+{
+	int family = d[0] >> 4 == 4 ? AF_INET : AF_INET6;
+	uint8_t proto;
+	bool frag;
+	size_t off = l4_offset(d, &proto, &frag), l4len = len - off;
+	const uint8_t *l4 = d + off;
+
+	if (family == AF_INET && fold(sum16(d, off, 0)) != 0)
+		return false;
+	if (frag)
+		return true;
+	switch (proto) {
+	case IPPROTO_TCP:
+		return fold(sum16(l4, l4len, pseudo(family, d, proto, l4len))) == 0;
+	case IPPROTO_UDP:
+		if (family == AF_INET && get16(l4 + 6) == 0)
+			return true;
+		return get16(l4 + 6) != 0 &&
+		       fold(sum16(l4, l4len, pseudo(family, d, proto, l4len))) == 0;
+	case IPPROTO_ICMP:
+		return fold(sum16(l4, l4len, 0)) == 0;
+	case IPPROTO_ICMPV6:
+		return fold(sum16(l4, l4len, pseudo(family, d, proto, l4len))) == 0;
+	}
+	return true;
+}
+
+/* Both verifiers agree that p's checksums are right. */
+static bool csums_ok(const struct pkt *p)
+{
+	uint8_t copy[2048];
+	struct pkt q = { .data = copy, .len = p->len, .cap = sizeof(copy) };
+
+	if (p->len > sizeof(copy) || !csums_verify(p->data, p->len))
+		return false;
+	memcpy(copy, p->data, p->len);
+	if (pkt_parse(&q) != PKT_OK)
+		return false;
+	pkt_csum_full(&q);
+	return memcmp(copy, p->data, p->len) == 0;
+}
+
+static bool build(struct tpkt *t, const struct spec *s)
+{
+	int family = s->family == AF_INET6 ? AF_INET6 : AF_INET;
+	const char *src = s->src, *dst = s->dst;
+	uint8_t *d = t->buf, *l4;
+	size_t hl = family == AF_INET ? 20 : 40, l4len = 0, off;
+
+	memset(t->buf, 0, sizeof(t->buf));
+	if (!src)
+		src = family == AF_INET ? "10.0.0.2" : "fd00::2";
+	if (!dst)
+		dst = family == AF_INET ? "203.0.113.5" : "2001:db8::5";
+	if (family == AF_INET6 && s->frag_off)
+		hl += 8;
+	l4 = d + hl;
+
+	if (s->frag_off) {
+		l4len = 8 + s->payload;
+		for (size_t i = 0; i < l4len; i++)
+			l4[i] = (uint8_t)(i * 7);
+	} else if (s->proto == IPPROTO_TCP) {
+		size_t opt = s->mss ? (s->mss_after_nop ? 8 : 4) : 0;
+		uint8_t *o = l4 + 20;
+
+		put16(l4, s->sport);
+		put16(l4 + 2, s->dport);
+		put16(l4 + 4, 0x0001);
+		put16(l4 + 6, 0x2345);
+		if (s->tcp_flags & 0x10)
+			put16(l4 + 10, 0x0777);
+		l4[12] = (uint8_t)((20 + opt) / 4 << 4);
+		l4[13] = s->tcp_flags;
+		put16(l4 + 14, 65535);
+		if (s->mss) {
+			if (s->mss_after_nop)
+				*o++ = 1;
+			*o++ = 2;
+			*o++ = 4;
+			put16(o, s->mss);
+			o += 2;
+			if (s->mss_after_nop) {
+				*o++ = 1;
+				*o++ = 1;
+				*o++ = 1;
+			}
+		}
+		l4len = 20 + opt + s->payload;
+		for (size_t i = 20 + opt; i < l4len; i++)
+			l4[i] = (uint8_t)(i * 13);
+	} else if (s->proto == IPPROTO_UDP) {
+		l4len = 8 + s->payload;
+		put16(l4, s->sport);
+		put16(l4 + 2, s->dport);
+		put16(l4 + 4, (uint16_t)l4len);
+		for (size_t i = 8; i < l4len; i++)
+			l4[i] = (uint8_t)(i * 5);
+	} else if (s->proto == IPPROTO_ICMP || s->proto == IPPROTO_ICMPV6) {
+		l4len = 8 + s->payload;
+		l4[0] = s->icmp_type;
+		l4[1] = s->icmp_code;
+		put16(l4 + 4, 0x1234);
+		put16(l4 + 6, 7);
+		for (size_t i = 8; i < l4len; i++)
+			l4[i] = (uint8_t)(i * 3);
+	} else {
+		l4len = s->payload;
+	}
+
+	if (family == AF_INET) {
+		d[0] = 0x45;
+		d[1] = s->tos;
+		put16(d + 2, (uint16_t)(hl + l4len));
+		put16(d + 4, 0xbeef);
+		put16(d + 6, s->frag_off & 0x1fff);
+		d[8] = s->ttl ? s->ttl : 64;
+		d[9] = s->proto;
+		if (inet_pton(AF_INET, src, d + 12) != 1 || inet_pton(AF_INET, dst, d + 16) != 1)
+			return false;
+		put16(d + 10, fold(sum16(d, 20, 0)));
+	} else {
+		d[0] = (uint8_t)(0x60 | s->tos >> 4);
+		d[1] = (uint8_t)(s->tos << 4);
+		put16(d + 4, (uint16_t)(hl - 40 + l4len));
+		d[6] = s->proto;
+		d[7] = s->ttl ? s->ttl : 64;
+		if (inet_pton(AF_INET6, src, d + 8) != 1 || inet_pton(AF_INET6, dst, d + 24) != 1)
+			return false;
+		if (s->frag_off) {
+			d[6] = IPPROTO_FRAGMENT;
+			d[40] = s->proto;
+			put16(d + 42, (uint16_t)(s->frag_off << 3));
+			put16(d + 44, 0x1234);
+		}
+	}
+
+	off = hl;
+	if (!s->frag_off) {
+		switch (s->proto) {
+		case IPPROTO_TCP:
+			put16(d + off + 16, fold(sum16(l4, l4len, pseudo(family, d, s->proto, l4len))));
+			break;
+		case IPPROTO_UDP: {
+			uint16_t c = fold(sum16(l4, l4len, pseudo(family, d, s->proto, l4len)));
+
+			put16(d + off + 6, c ? c : 0xffff);
+			break;
+		}
+		case IPPROTO_ICMP:
+			put16(d + off + 2, fold(sum16(l4, l4len, 0)));
+			break;
+		case IPPROTO_ICMPV6:
+			put16(d + off + 2, fold(sum16(l4, l4len, pseudo(family, d, s->proto, l4len))));
+			break;
+		}
+	}
+
+	t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf) };
+	return pkt_parse(&t->p) == PKT_OK && csums_verify(t->buf, t->p.len);
+}
+
+static struct pkt *pk(struct tpkt *t, struct spec s)
+{
+	if (!build(t, &s))
+		diag("test packet did not build or parse");
+	return &t->p;
+}
+
+/* Braced templates for tables; the unsuffixed ones are compound literals. */
+#define TCP4_(...) { .proto = IPPROTO_TCP, .sport = 40000, .dport = 80, .tcp_flags = 0x10, \
+		     __VA_ARGS__ }
+#define UDP4_(...) { .proto = IPPROTO_UDP, .sport = 40000, .dport = 53, .payload = 20, \
+		     __VA_ARGS__ }
+#define PING4_(...) { .proto = IPPROTO_ICMP, .icmp_type = 8, .payload = 16, __VA_ARGS__ }
+#define TCP6_(...) TCP4_(.family = AF_INET6, __VA_ARGS__)
+#define UDP6_(...) UDP4_(.family = AF_INET6, __VA_ARGS__)
+#define PING6_(...) { .family = AF_INET6, .proto = IPPROTO_ICMPV6, .icmp_type = 128, \
+		      .payload = 16, __VA_ARGS__ }
+#define TCP4(...) ((struct spec)TCP4_(__VA_ARGS__))
+#define UDP4(...) ((struct spec)UDP4_(__VA_ARGS__))
+#define PING4(...) ((struct spec)PING4_(__VA_ARGS__))
+#define TCP6(...) ((struct spec)TCP6_(__VA_ARGS__))
+#define UDP6(...) ((struct spec)UDP6_(__VA_ARGS__))
+#define PING6(...) ((struct spec)PING6_(__VA_ARGS__))
+
+/* The verdict of a one-rule chain "line" for the packet. */
+static int verdict1(const char *line, struct spec s)
+{
+	struct tpkt t, f;
+	struct chain *c = chain_of(line, NULL);
+	int v;
+
+	if (!c)
+		return -1;
+	if (!build(&t, &s)) {
+		chain_unref(c);
+		diag("test packet did not build or parse");
+		return -1;
+	}
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = (int)chain_run(c, &t.p, &f.p, 1000000000ULL);
+	chain_unref(c);
+	return v;
+}
+
+/* ---- parsing --------------------------------------------------------------- */
+
+/* Every key form, and the canonical form it formats to ("" for the same line). */
+static const struct {
+	const char *in, *out;
+} good[] = {
+	{ "name=a.b_c-1 verdict=accept", "" },
+	{ "name=abcdefghijklmnopqrstuvwxyz01234 verdict=drop", "" },
+	{ "family=ip verdict=drop", "" },
+	{ "family=ip6 verdict=drop", "" },
+	{ "family=ipv4 verdict=drop", "family=ip verdict=drop" },
+	{ "family=IPv6 verdict=drop", "family=ip6 verdict=drop" },
+	{ "proto=icmp verdict=drop", "" },
+	{ "proto=icmpv6 verdict=drop", "" },
+	{ "proto=tcp verdict=drop", "" },
+	{ "proto=udp verdict=drop", "" },
+	{ "proto=sctp verdict=drop", "" },
+	{ "proto=gre verdict=drop", "" },
+	{ "proto=esp verdict=drop", "" },
+	{ "proto=17 verdict=drop", "proto=udp verdict=drop" },
+	{ "proto=0 verdict=drop", "" },
+	{ "proto=253 verdict=drop", "" },
+	{ "proto=255 verdict=drop", "" },
+	{ "src=10.0.0.0/8 verdict=drop", "" },
+	{ "src=10.1.2.3/8 verdict=drop", "src=10.0.0.0/8 verdict=drop" },
+	{ "src=10.1.2.255/31 verdict=drop", "src=10.1.2.254/31 verdict=drop" },
+	{ "dst=192.0.2.1 verdict=drop", "dst=192.0.2.1/32 verdict=drop" },
+	{ "dst=!192.0.2.0/24 verdict=drop", "" },
+	{ "dst=0.0.0.0/0 verdict=drop", "" },
+	{ "dst=2001:db8::1 verdict=drop", "dst=2001:db8::1/128 verdict=drop" },
+	{ "src=!2001:db8:ffff::/33 verdict=drop", "src=!2001:db8:8000::/33 verdict=drop" },
+	{ "dst=::/0 verdict=drop", "" },
+	{ "family=ip src=10.0.0.0/8 dst=192.0.2.0/24 verdict=drop",
+	  "src=10.0.0.0/8 dst=192.0.2.0/24 verdict=drop" },
+	{ "proto=tcp sport=80 verdict=drop", "" },
+	{ "proto=udp dport=!1000-2000 verdict=drop", "" },
+	{ "proto=sctp sport=0-65535 dport=5-5 verdict=drop", "proto=sctp sport=0-65535 dport=5 verdict=drop" },
+	{ "proto=icmp icmp-type=echo-request verdict=reply", "" },
+	{ "proto=icmp icmp-type=8 verdict=reply", "proto=icmp icmp-type=echo-request verdict=reply" },
+	{ "proto=icmp icmp-type=42 verdict=drop", "" },
+	{ "proto=icmpv6 icmp-type=echo-request verdict=reply", "" },
+	{ "proto=icmpv6 icmp-type=nd-neighbor-solicit verdict=accept", "" },
+	{ "icmp-type=echo-request verdict=reply", "" },
+	{ "icmp-type=packet-too-big verdict=drop", "" },
+	{ "icmp-type=source-quench verdict=drop", "" },
+	{ "family=ip icmp-type=timestamp-reply verdict=drop",
+	  "family=ip proto=icmp icmp-type=timestamp-reply verdict=drop" },
+	{ "family=ip6 icmp-type=129 verdict=drop",
+	  "family=ip6 proto=icmpv6 icmp-type=echo-reply verdict=drop" },
+	{ "dst=2001:db8::/32 icmp-type=echo-request verdict=reply",
+	  "proto=icmpv6 dst=2001:db8::/32 icmp-type=echo-request verdict=reply" },
+	{ "proto=icmp icmp-code=3 verdict=drop", "" },
+	{ "icmp-type=dest-unreachable icmp-code=4 verdict=drop", "" },
+	{ "proto=tcp tcp-flags=syn,!ack verdict=drop", "" },
+	{ "proto=tcp tcp-flags=CWR,!ece,urg,ack,psh,rst,syn,fin verdict=drop",
+	  "proto=tcp tcp-flags=fin,syn,rst,psh,ack,urg,!ece,cwr verdict=drop" },
+	{ "ttl=64 verdict=drop", "" },
+	{ "ttl=0-255 verdict=drop", "" },
+	{ "length=20-1500 verdict=drop", "" },
+	{ "length=65535 verdict=drop", "" },
+	{ "dscp=ef verdict=drop", "" },
+	{ "dscp=10 verdict=drop", "dscp=af11 verdict=drop" },
+	{ "dscp=63 verdict=drop", "" },
+	{ "dscp=AF43 verdict=drop", "dscp=af43 verdict=drop" },
+	{ "dscp=va verdict=drop", "" },
+	{ "dscp=cs0 verdict=drop", "" },
+	{ "probability=0.25 verdict=drop", "" },
+	{ "probability=0 verdict=drop", "" },
+	{ "probability=1 verdict=drop", "" },
+	{ "probability=1e-3 verdict=drop", "probability=0.001 verdict=drop" },
+	{ "probability=0.1 verdict=drop", "" },
+	{ "probability=.5 verdict=drop", "probability=0.5 verdict=drop" },
+	{ "set-ttl=64", "" },
+	{ "set-ttl=+1", "" },
+	{ "set-ttl=-255", "" },
+	{ "set-dscp=cs1", "" },
+	{ "set-dscp=46", "set-dscp=ef" },
+	{ "set-ecn=not-ect", "" },
+	{ "set-ecn=1", "set-ecn=ect1" },
+	{ "set-ecn=ect0", "" },
+	{ "set-ecn=CE", "set-ecn=ce" },
+	{ "clamp-mss=536", "" },
+	{ "clamp-mss=65535", "" },
+	{ "verdict=accept", "" },
+	{ "verdict=drop", "" },
+	{ "verdict=reply", "" },
+	{ "verdict=reject", "verdict=reject reject-with=port-unreachable" },
+	{ "verdict=reject reject-with=net-unreachable", "" },
+	{ "verdict=reject reject-with=host-unreachable", "" },
+	{ "verdict=reject reject-with=port-unreachable", "" },
+	{ "verdict=reject reject-with=proto-unreachable", "" },
+	{ "verdict=reject reject-with=admin-prohibited", "" },
+	{ "proto=tcp verdict=reject reject-with=tcp-reset", "" },
+	{ "verdict=drop reject-with=admin-prohibited proto=udp dst=10.0.0.0/8 name=x",
+	  NULL },	/* reject-with without reject: in the bad list */
+	{ "reject-with=tcp-reset verdict=reject dport=23 proto=tcp name=telnet",
+	  "name=telnet proto=tcp dport=23 verdict=reject reject-with=tcp-reset" },
+	{ "name=all family=ip proto=tcp src=!10.0.0.0/8 sport=1024-65535 dport=!22 "
+	  "tcp-flags=syn,!ack ttl=1-64 length=40-1500 dscp=cs1 probability=0.75 "
+	  "set-ttl=-2 set-dscp=af21 set-ecn=ect0 clamp-mss=1360 verdict=accept",
+	  "name=all proto=tcp src=!10.0.0.0/8 sport=1024-65535 dport=!22 "
+	  "tcp-flags=syn,!ack ttl=1-64 length=40-1500 dscp=cs1 probability=0.75 "
+	  "set-ttl=-2 set-dscp=af21 set-ecn=ect0 clamp-mss=1360 verdict=accept" },
+};
+
+static void test_parse_good(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		struct rule *r = NULL, *r2 = NULL;
+		char err[256] = "", out[RULE_FORMAT_MAX], out2[RULE_FORMAT_MAX];
+		const char *want = good[i].out && *good[i].out ? good[i].out : good[i].in;
+		size_t bad = 99;
+		int ret;
+
+		if (!good[i].out)
+			continue;
+		ret = parse_line(good[i].in, &r, &bad, err, sizeof(err));
+		if (!ok(ret == 0, "parse '%s'", good[i].in)) {
+			diag("%s", err);
+			continue;
+		}
+		ret = rule_format(r, out, sizeof(out));
+		is_int(ret, strlen(want), "format length of '%s'", good[i].in);
+		is_str(out, want, "canonical form of '%s'", good[i].in);
+		ok(parse_line(out, &r2, &bad, err, sizeof(err)) == 0 && rule_equal(r, r2) &&
+		   rule_format(r2, out2, sizeof(out2)) >= 0 && strcmp(out, out2) == 0,
+		   "'%s' round-trips", out);
+		rule_free(r);
+		rule_free(r2);
+	}
+}
+
+/* Rejected forms: the offending index, and the message's start (key: 'value': ...). */
+static const struct {
+	const char *in;
+	size_t bad;
+	const char *msg;
+} bad_forms[] = {
+	{ "dst=10.0.0.0/33 verdict=drop", 0, "dst: '10.0.0.0/33': prefix length out of range" },
+	{ "verdict=drop dst=2001:db8::/129", 1, "dst: '2001:db8::/129': prefix length" },
+	{ "verdict=drop src=10.0.0.0/", 1, "src: '10.0.0.0/': " },
+	{ "verdict=drop src=10.0.0.0/-1", 1, "src: '10.0.0.0/-1': " },
+	{ "verdict=drop dst=300.1.1.1", 1, "dst: '300.1.1.1': " },
+	{ "verdict=drop dst=!", 1, "dst: '!': " },
+	{ "verdict=drop dst=example.com", 1, "dst: 'example.com': " },
+	{ "family=ip dst=::1 verdict=drop", 1, "dst: '::1': " },
+	{ "family=ip6 src=10.0.0.1 verdict=drop", 1, "src: '10.0.0.1': " },
+	{ "src=10.0.0.0/8 dst=::/0 verdict=drop", 1, "dst: '::/0': " },
+	{ "dst=2001:db8::/32 proto=icmp verdict=drop", 0, "dst: '2001:db8::/32': " },
+	{ "family=ip6 proto=icmp verdict=drop", 1, "proto: 'icmp': " },
+	{ "proto=icmpv6 family=ip verdict=drop", 0, "proto: 'icmpv6': " },
+	{ "name= verdict=drop", 0, "name: '': " },
+	{ "name=abcdefghijklmnopqrstuvwxyz012345 verdict=drop", 0, "name: 'abcdefghij" },
+	{ "verdict=drop name=a/b", 1, "name: 'a/b': " },
+	{ "verdict=drop name=a\001b", 1, "name: 'a?b': " },
+	{ "family=inet7 verdict=drop", 0, "family: 'inet7': " },
+	{ "proto=tcpx verdict=drop", 0, "proto: 'tcpx': " },
+	{ "proto=256 verdict=drop", 0, "proto: '256': " },
+	{ "proto=-1 verdict=drop", 0, "proto: '-1': " },
+	{ "sport=80 verdict=drop", 0, "sport: '80': needs proto" },
+	{ "proto=icmp dport=80 verdict=drop", 1, "dport: '80': needs proto" },
+	{ "proto=tcp dport=65536 verdict=drop", 1, "dport: '65536': " },
+	{ "proto=tcp dport=5-3 verdict=drop", 1, "dport: '5-3': " },
+	{ "proto=tcp dport=1-2-3 verdict=drop", 1, "dport: '1-2-3': " },
+	{ "proto=tcp dport=-3 verdict=drop", 1, "dport: '-3': " },
+	{ "proto=tcp dport=3- verdict=drop", 1, "dport: '3-': " },
+	{ "proto=tcp dport=http verdict=drop", 1, "dport: 'http': " },
+	{ "proto=tcp dport= verdict=drop", 1, "dport: '': " },
+	{ "proto=tcp dport=!!80 verdict=drop", 1, "dport: '!!80': " },
+	{ "proto=udp sport=+80 verdict=drop", 1, "sport: '+80': " },
+	{ "icmp-type=8 verdict=drop", 0, "icmp-type: '8': " },
+	{ "icmp-type=ping verdict=drop", 0, "icmp-type: 'ping': " },
+	{ "proto=tcp icmp-type=echo-request verdict=drop", 1, "icmp-type: 'echo-request': " },
+	{ "family=ip icmp-type=packet-too-big verdict=drop", 1, "icmp-type: 'packet-too-big': " },
+	{ "proto=icmpv6 icmp-type=source-quench verdict=drop", 1, "icmp-type: 'source-quench': " },
+	{ "proto=icmp icmp-type=256 verdict=drop", 1, "icmp-type: '256': " },
+	{ "icmp-code=0 verdict=drop", 0, "icmp-code: '0': " },
+	{ "proto=udp icmp-code=0 verdict=drop", 1, "icmp-code: '0': " },
+	{ "proto=icmp icmp-code=256 verdict=drop", 1, "icmp-code: '256': " },
+	{ "tcp-flags=syn verdict=drop", 0, "tcp-flags: 'syn': needs proto=tcp" },
+	{ "proto=udp tcp-flags=syn verdict=drop", 1, "tcp-flags: 'syn': " },
+	{ "proto=tcp tcp-flags=syn,foo verdict=drop", 1, "tcp-flags: 'syn,foo': " },
+	{ "proto=tcp tcp-flags=syn,!syn verdict=drop", 1, "tcp-flags: 'syn,!syn': " },
+	{ "proto=tcp tcp-flags= verdict=drop", 1, "tcp-flags: '': " },
+	{ "proto=tcp tcp-flags=syn, verdict=drop", 1, "tcp-flags: 'syn,': " },
+	{ "proto=tcp tcp-flags=! verdict=drop", 1, "tcp-flags: '!': " },
+	{ "ttl=256 verdict=drop", 0, "ttl: '256': " },
+	{ "ttl=5-1 verdict=drop", 0, "ttl: '5-1': " },
+	{ "length=65536 verdict=drop", 0, "length: '65536': " },
+	{ "length=1.5 verdict=drop", 0, "length: '1.5': " },
+	{ "dscp=64 verdict=drop", 0, "dscp: '64': " },
+	{ "dscp=af44 verdict=drop", 0, "dscp: 'af44': " },
+	{ "dscp=ef2 verdict=drop", 0, "dscp: 'ef2': " },
+	{ "probability=1.5 verdict=drop", 0, "probability: '1.5': " },
+	{ "probability=-0.1 verdict=drop", 0, "probability: '-0.1': " },
+	{ "probability=nan verdict=drop", 0, "probability: 'nan': " },
+	{ "probability=inf verdict=drop", 0, "probability: 'inf': " },
+	{ "probability=0x1p-1 verdict=drop", 0, "probability: '0x1p-1': " },
+	{ "probability= verdict=drop", 0, "probability: '': " },
+	{ "probability=0.5.5 verdict=drop", 0, "probability: '0.5.5': " },
+	{ "probability=1e999 verdict=drop", 0, "probability: '1e999': " },
+	{ "set-ttl=0", 0, "set-ttl: '0': " },
+	{ "set-ttl=256", 0, "set-ttl: '256': " },
+	{ "set-ttl=+0", 0, "set-ttl: '+0': " },
+	{ "set-ttl=-0", 0, "set-ttl: '-0': " },
+	{ "set-ttl=+256", 0, "set-ttl: '+256': " },
+	{ "set-ttl=++1", 0, "set-ttl: '++1': " },
+	{ "set-ttl=+-1", 0, "set-ttl: '+-1': " },
+	{ "set-ttl=", 0, "set-ttl: '': " },
+	{ "set-dscp=64", 0, "set-dscp: '64': " },
+	{ "set-dscp=best", 0, "set-dscp: 'best': " },
+	{ "set-ecn=4", 0, "set-ecn: '4': " },
+	{ "set-ecn=ect2", 0, "set-ecn: 'ect2': " },
+	{ "clamp-mss=535", 0, "clamp-mss: '535': " },
+	{ "clamp-mss=65536", 0, "clamp-mss: '65536': " },
+	{ "clamp-mss=1400x", 0, "clamp-mss: '1400x': " },
+	{ "verdict=allow", 0, "verdict: 'allow': " },
+	{ "verdict=", 0, "verdict: '': " },
+	{ "reject-with=tcp-reset proto=tcp", 0, "reject-with: 'tcp-reset': needs verdict=reject" },
+	{ "verdict=drop reject-with=port-unreachable", 1, "reject-with: 'port-unreachable': " },
+	{ "proto=udp verdict=reject reject-with=tcp-reset", 2, "reject-with: 'tcp-reset': needs proto=tcp" },
+	{ "verdict=reject reject-with=tcp-reset", 1, "reject-with: 'tcp-reset': " },
+	{ "verdict=reject reject-with=icmp-port-unreachable", 1, "reject-with: 'icmp-port-" },
+	{ "verdict=drop reject-with=admin-prohibited proto=udp dst=10.0.0.0/8 name=x", 1,
+	  "reject-with: 'admin-prohibited': " },
+	{ "verdict=drop foo=bar", 1, "'foo': unknown key" },
+	{ "Verdict=drop", 0, "'Verdict': unknown key" },
+	{ "verdict=drop set-ttl=1 set-ttl=2", 2, "set-ttl: given twice" },
+	{ "name=x name=x verdict=drop", 1, "name: given twice" },
+	{ "name=x", 1, "rule does nothing" },
+	{ "proto=tcp dport=80 dst=10.0.0.0/8", 3, "rule does nothing" },
+	{ "", 0, "rule does nothing" },
+};
+
+static void test_parse_bad(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(bad_forms); i++) {
+		struct rule *sentinel = (struct rule *)&sentinel, *r = sentinel;
+		char err[256] = "";
+		size_t bad = 999;
+		int ret = parse_line(bad_forms[i].in, &r, &bad, err, sizeof(err));
+
+		if (!ok(ret == -EINVAL && r == sentinel, "'%s' is rejected", bad_forms[i].in)) {
+			if (ret == 0 && r != sentinel)
+				rule_free(r);
+			continue;
+		}
+		is_int(bad, bad_forms[i].bad, "'%s': offending pair", bad_forms[i].in);
+		if (!ok(strncmp(err, bad_forms[i].msg, strlen(bad_forms[i].msg)) == 0,
+			"'%s': message", bad_forms[i].in))
+			diag("got \"%s\", want \"%s...\"", err, bad_forms[i].msg);
+	}
+}
+
+static void test_parse_edge(void)
+{
+	struct rule_kv kv[RULE_KV_MAX + 1];
+	struct rule *r = NULL;
+	char err[256], small[8];
+	size_t bad = 999;
+	int ret;
+
+	kv[0] = (struct rule_kv){ "verdict", "drop" };
+	kv[1] = (struct rule_kv){ "dst", NULL };
+	ret = rule_parse(kv, 2, &r, &bad, err, sizeof(err));
+	ok(ret == -EINVAL && bad == 1 && !r, "a missing value is rejected at its index");
+
+	for (size_t i = 0; i < ARRAY_SIZE(kv); i++)
+		kv[i] = (struct rule_kv){ "name", "x" };
+	ret = rule_parse(kv, ARRAY_SIZE(kv), &r, &bad, err, sizeof(err));
+	ok(ret == -EINVAL && bad == RULE_KV_MAX && !r, "more than RULE_KV_MAX pairs are rejected");
+
+	kv[0] = (struct rule_kv){ "verdict", "drop" };
+	ret = rule_parse(kv, 1, &r, NULL, NULL, 0);
+	ok(ret == 0 && r, "ret_bad and err are optional");
+	is_str(rule_name(r), "", "no name: rule_name() is empty");
+	ok(rule_format(r, small, 5) == -ENOSPC && small[0] == '\0',
+	   "rule_format() into a short buffer: -ENOSPC");
+	ok(rule_format(r, small, sizeof(small)) == -ENOSPC, "one byte short: -ENOSPC");
+	rule_free(r);
+	ok(rule_free(NULL) == NULL && rule_dup(NULL) == NULL, "rule_free/rule_dup take NULL");
+
+	/* A long hostile value is quoted sanitized and bounded. */
+	{
+		char big[400], line[512];
+
+		memset(big, 'A', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		snprintf(line, sizeof(line), "verdict=drop dst=%s", big);
+		ret = parse_line(line, &r, &bad, err, sizeof(err));
+		ok(ret == -EINVAL && strlen(err) < 160 && strstr(err, "..."),
+		   "a long value is truncated in the message");
+		ret = parse_line("verdict=drop dst=10.0.0.0/33", &r, &bad, small, sizeof(small));
+		ok(ret == -EINVAL && strlen(small) == sizeof(small) - 1,
+		   "the message is cut to errlen");
+	}
+}
+
+/* Deterministic random rules from pools of values: the round trip holds for all. */
+static void test_roundtrip_random(void)
+{
+	static const char *const pool[][10] = {
+		{ "name", "r1", "x.y", "A-b_c", NULL },
+		{ "family", "ip", "ip6", NULL },
+		{ "proto", "tcp", "udp", "icmp", "icmpv6", "sctp", "47", "200", NULL },
+		{ "src", "10.0.0.0/8", "!192.168.1.7/24", "2001:db8::/32", "!fe80::1", "0.0.0.0/0", NULL },
+		{ "dst", "198.51.100.0/24", "!203.0.113.9", "::/0", "!2001:db8:1::/48", NULL },
+		{ "sport", "80", "!1024-65535", "0", NULL },
+		{ "dport", "53", "5060-5061", "!22", NULL },
+		{ "icmp-type", "echo-request", "dest-unreachable", "3", "packet-too-big", "nd-router-advert", NULL },
+		{ "icmp-code", "0", "13", NULL },
+		{ "tcp-flags", "syn", "syn,!ack", "!rst,fin", "cwr,ece", NULL },
+		{ "ttl", "1", "2-64", "255", NULL },
+		{ "length", "0-100", "1500", NULL },
+		{ "dscp", "ef", "0", "af31", "7", NULL },
+		{ "probability", "0.5", "0.001", "1", "0", "0.3333333333333333", NULL },
+		{ "set-ttl", "64", "+1", "-1", "255", NULL },
+		{ "set-dscp", "cs1", "ef", "13", NULL },
+		{ "set-ecn", "ce", "0", "ect1", NULL },
+		{ "clamp-mss", "1360", "536", NULL },
+		{ "verdict", "accept", "drop", "reply", "reject", NULL },
+		{ "reject-with", "tcp-reset", "host-unreachable", "admin-prohibited", NULL },
+	};
+	uint64_t s = 0x12345678;
+	unsigned int parsed = 0, tried = 0, failed = 0;
+
+	for (tried = 0; tried < 20000; tried++) {
+		struct rule_kv kv[ARRAY_SIZE(pool)];
+		struct rule *r = NULL, *r2 = NULL, *d;
+		char out[RULE_FORMAT_MAX], out2[RULE_FORMAT_MAX];
+		size_t n = 0, bad;
+
+		for (size_t k = 0; k < ARRAY_SIZE(pool); k++) {
+			size_t nv = 0;
+
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			if ((s >> 60) < 11)
+				continue;
+			while (pool[k][nv + 1])
+				nv++;
+			kv[n].key = pool[k][0];
+			kv[n++].value = pool[k][1 + (s >> 33) % nv];
+		}
+		/* Shuffle: the key order given must not matter. */
+		for (size_t i = n; i > 1; i--) {
+			struct rule_kv tmp;
+			size_t j;
+
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			j = (s >> 33) % i;
+			tmp = kv[i - 1];
+			kv[i - 1] = kv[j];
+			kv[j] = tmp;
+		}
+		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
+			continue;
+		parsed++;
+		d = rule_dup(r);
+		if (rule_format(r, out, sizeof(out)) < 0 ||
+		    parse_line(out, &r2, &bad, NULL, 0) < 0 || !rule_equal(r, r2) ||
+		    rule_format(r2, out2, sizeof(out2)) < 0 || strcmp(out, out2) != 0 ||
+		    !d || !rule_equal(r, d)) {
+			if (failed++ < 3)
+				diag("round trip failed: %s", out);
+		}
+		rule_free(d);
+		rule_free(r);
+		rule_free(r2);
+	}
+	ok(parsed > 1000, "random rules: %u of %u parse", parsed, tried);
+	ok(failed == 0, "random rules: %u failed the format/parse round trip", failed);
+}
+
+static void test_rule_equal(void)
+{
+	static const char *const lines[] = {
+		"verdict=drop", "name=a verdict=drop", "verdict=accept", "dst=10.0.0.0/8 verdict=drop",
+		"dst=10.0.0.0/9 verdict=drop", "dst=!10.0.0.0/8 verdict=drop",
+		"src=10.0.0.0/8 verdict=drop", "proto=tcp dport=80 verdict=drop",
+		"proto=tcp sport=80 verdict=drop", "proto=tcp dport=!80 verdict=drop",
+		"probability=0.5 verdict=drop", "probability=0.25 verdict=drop",
+		"set-ttl=64", "set-ttl=+64", "set-ttl=-64", "set-dscp=0", "set-ecn=0",
+		"icmp-type=echo-request verdict=drop", "icmp-type=echo-reply verdict=drop",
+		"proto=icmp icmp-type=echo-request verdict=drop",
+		"verdict=reject", "verdict=reject reject-with=admin-prohibited",
+	};
+	unsigned int wrong = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+		for (size_t j = 0; j < ARRAY_SIZE(lines); j++) {
+			struct rule *a = rule_of(lines[i]), *b = rule_of(lines[j]);
+
+			if (!a || !b || rule_equal(a, b) != (i == j)) {
+				wrong++;
+				diag("rule_equal('%s', '%s') wrong", lines[i], lines[j]);
+			}
+			rule_free(a);
+			rule_free(b);
+		}
+	}
+	ok(wrong == 0, "rule_equal tells %zu different rules apart", ARRAY_SIZE(lines));
+}
+
+/* ---- matching -------------------------------------------------------------- */
+
+static const struct {
+	const char *rule;
+	struct spec pkt;
+	bool match;
+	const char *what;
+} matches[] = {
+	{ "family=ip verdict=drop", UDP4_(), true, "family=ip, v4" },
+	{ "family=ip verdict=drop", UDP6_(), false, "family=ip, v6" },
+	{ "family=ip6 verdict=drop", UDP6_(), true, "family=ip6, v6" },
+	{ "family=ip6 verdict=drop", PING4_(), false, "family=ip6, v4" },
+	{ "proto=udp verdict=drop", UDP4_(), true, "proto=udp, udp" },
+	{ "proto=udp verdict=drop", TCP4_(), false, "proto=udp, tcp" },
+	{ "proto=tcp verdict=drop", TCP6_(), true, "proto=tcp, tcp6" },
+	{ "proto=47 verdict=drop", { .proto = 47, .payload = 8 }, true, "proto=47" },
+	{ "proto=icmpv6 verdict=drop", PING6_(), true, "proto=icmpv6" },
+	{ "proto=icmp verdict=drop", PING6_(), false, "proto=icmp, icmpv6" },
+	{ "src=10.0.0.0/8 verdict=drop", UDP4_(.src = "10.255.1.1"), true, "src /8 in" },
+	{ "src=10.0.0.0/8 verdict=drop", UDP4_(.src = "11.0.0.1"), false, "src /8 out" },
+	{ "src=10.1.2.3/8 verdict=drop", UDP4_(.src = "10.200.0.1"), true, "host bits ignored" },
+	{ "src=!10.0.0.0/8 verdict=drop", UDP4_(.src = "11.0.0.1"), true, "src ! out" },
+	{ "src=!10.0.0.0/8 verdict=drop", UDP4_(.src = "10.0.0.1"), false, "src ! in" },
+	{ "dst=192.0.2.0/24 verdict=drop", PING4_(.dst = "192.0.2.77"), true, "dst /24 in" },
+	{ "dst=192.0.2.0/24 verdict=drop", PING4_(.dst = "192.0.3.77"), false, "dst /24 out" },
+	{ "dst=192.0.2.0/25 verdict=drop", PING4_(.dst = "192.0.2.128"), false, "dst /25 edge" },
+	{ "dst=192.0.2.7 verdict=drop", PING4_(.dst = "192.0.2.7"), true, "dst host" },
+	{ "dst=192.0.2.7 verdict=drop", PING4_(.dst = "192.0.2.6"), false, "dst host other" },
+	{ "dst=0.0.0.0/0 verdict=drop", PING4_(), true, "dst /0 v4" },
+	{ "dst=0.0.0.0/0 verdict=drop", PING6_(), false, "dst v4 /0 never matches v6" },
+	{ "dst=::/0 verdict=drop", PING4_(), false, "dst v6 /0 never matches v4" },
+	{ "dst=2001:db8::/32 verdict=drop", PING6_(.dst = "2001:db8:ffff::1"), true, "dst v6 /32 in" },
+	{ "dst=2001:db8::/32 verdict=drop", PING6_(.dst = "2001:db9::1"), false, "dst v6 /32 out" },
+	{ "dst=2001:db8::1:0:0:0/80 verdict=drop", PING6_(.dst = "2001:db8:0:0:1::9"), true,
+	  "dst v6 /80 in (second half of the address)" },
+	{ "dst=2001:db8::1:0:0:0/80 verdict=drop", PING6_(.dst = "2001:db8:0:0:1:1::9"), true,
+	  "dst v6 /80 in (bit 80 is outside)" },
+	{ "dst=2001:db8::1:0:0:0/80 verdict=drop", PING6_(.dst = "2001:db8:0:0:3::9"), false,
+	  "dst v6 /80 out (bit 78)" },
+	{ "dst=2001:db8::1:0:0:0/80 verdict=drop", PING6_(.dst = "2001:db8::9"), false,
+	  "dst v6 /80 out (bit 79, the last one)" },
+	{ "dst=2001:db8::1:0:0:0/79 verdict=drop", PING6_(.dst = "2001:db8::9"), true,
+	  "dst v6 /79 in (bit 79 is outside)" },
+	{ "dst=2001:db8::5 verdict=drop", PING6_(.dst = "2001:db8::5"), true, "dst v6 host" },
+	{ "dst=2001:db8::5 verdict=drop", PING6_(.dst = "2001:db8::4"), false, "dst v6 host other" },
+	{ "dst=!2001:db8::/32 verdict=drop", PING6_(.dst = "fd00::1"), true, "dst v6 ! out" },
+	{ "proto=udp sport=40000 verdict=drop", UDP4_(), true, "sport" },
+	{ "proto=udp sport=40001 verdict=drop", UDP4_(), false, "sport other" },
+	{ "proto=udp dport=50-60 verdict=drop", UDP4_(), true, "dport range in" },
+	{ "proto=udp dport=50-52 verdict=drop", UDP4_(), false, "dport range out" },
+	{ "proto=udp dport=53-53 verdict=drop", UDP6_(), true, "dport range of one" },
+	{ "proto=udp dport=!53 verdict=drop", UDP4_(), false, "dport !53 on 53" },
+	{ "proto=udp dport=!54-65535 verdict=drop", UDP4_(), true, "dport ! range" },
+	{ "proto=tcp dport=80 verdict=drop", TCP4_(), true, "tcp dport" },
+	{ "proto=udp dport=53 verdict=drop", UDP4_(.frag_off = 100), false,
+	  "dport never matches a non-first fragment" },
+	{ "proto=udp dport=!53 verdict=drop", UDP4_(.frag_off = 100), false,
+	  "negated dport never matches a non-first fragment" },
+	{ "proto=udp dport=!53 verdict=drop", UDP6_(.frag_off = 100), false,
+	  "negated dport never matches a v6 non-first fragment" },
+	{ "proto=udp dst=203.0.113.0/24 verdict=drop", UDP4_(.frag_off = 100), true,
+	  "L3 keys match a non-first fragment" },
+	{ "family=ip6 length=76 verdict=drop", UDP6_(.frag_off = 3, .payload = 20), true,
+	  "length matches a v6 fragment" },
+	{ "icmp-type=echo-request verdict=drop", PING4_(), true, "echo-request without proto, v4" },
+	{ "icmp-type=echo-request verdict=drop", PING6_(), true, "echo-request without proto, v6" },
+	{ "icmp-type=echo-request verdict=drop", PING4_(.icmp_type = 128), false,
+	  "the v6 number in ICMPv4 does not match" },
+	{ "icmp-type=echo-request verdict=drop", PING6_(.icmp_type = 8), false,
+	  "the v4 number in ICMPv6 does not match" },
+	{ "icmp-type=echo-request verdict=drop", UDP4_(.sport = 8, .dport = 8), false,
+	  "icmp-type does not match UDP" },
+	{ "icmp-type=packet-too-big verdict=drop", PING6_(.icmp_type = 2), true, "v6-only name, v6" },
+	{ "icmp-type=packet-too-big verdict=drop", PING4_(.icmp_type = 2), false, "v6-only name, v4" },
+	{ "proto=icmp icmp-type=echo-reply verdict=drop", PING4_(.icmp_type = 0), true, "echo-reply v4" },
+	{ "proto=icmpv6 icmp-type=echo-reply verdict=drop", PING6_(.icmp_type = 129), true,
+	  "echo-reply v6" },
+	{ "proto=icmp icmp-type=echo-reply verdict=drop", PING4_(), false, "echo-reply vs request" },
+	{ "family=ip6 icmp-type=1 verdict=drop", PING6_(.icmp_type = 1, .icmp_code = 4), true,
+	  "numeric type with family" },
+	{ "proto=icmp icmp-code=3 verdict=drop", PING4_(.icmp_type = 3, .icmp_code = 3), true, "icmp-code" },
+	{ "proto=icmp icmp-code=3 verdict=drop", PING4_(.icmp_type = 3, .icmp_code = 1), false,
+	  "icmp-code other" },
+	{ "icmp-type=dest-unreachable icmp-code=4 verdict=drop",
+	  PING6_(.icmp_type = 1, .icmp_code = 4), true, "type and code v6" },
+	{ "proto=tcp tcp-flags=syn verdict=drop", TCP4_(.tcp_flags = 0x02), true, "syn on SYN" },
+	{ "proto=tcp tcp-flags=syn verdict=drop", TCP4_(.tcp_flags = 0x12), true, "syn on SYN-ACK" },
+	{ "proto=tcp tcp-flags=syn,!ack verdict=drop", TCP4_(.tcp_flags = 0x12), false,
+	  "syn,!ack on SYN-ACK" },
+	{ "proto=tcp tcp-flags=syn,!ack verdict=drop", TCP6_(.tcp_flags = 0x02), true,
+	  "syn,!ack on SYN" },
+	{ "proto=tcp tcp-flags=!syn verdict=drop", TCP4_(.tcp_flags = 0x10), true, "!syn on ACK" },
+	{ "proto=tcp tcp-flags=cwr verdict=drop", TCP4_(.tcp_flags = 0x90), true, "cwr" },
+	{ "proto=tcp tcp-flags=fin,ack verdict=drop", TCP4_(.tcp_flags = 0x10), false, "fin missing" },
+	{ "ttl=64 verdict=drop", UDP4_(), true, "ttl" },
+	{ "ttl=65-255 verdict=drop", UDP4_(), false, "ttl range out" },
+	{ "ttl=1-2 verdict=drop", UDP6_(.ttl = 2), true, "hop limit range" },
+	{ "ttl=0 verdict=drop", UDP6_(.ttl = 255), false, "ttl 0 vs 255" },
+	{ "length=48 verdict=drop", UDP4_(), true, "length v4 (20 + 8 + 20)" },
+	{ "length=49-1500 verdict=drop", UDP4_(), false, "length range out" },
+	{ "length=68 verdict=drop", UDP6_(), true, "length v6 (40 + 8 + 20)" },
+	{ "dscp=ef verdict=drop", UDP4_(.tos = 46 << 2 | 3), true, "dscp ef with CE" },
+	{ "dscp=ef verdict=drop", UDP4_(.tos = 44 << 2), false, "dscp va is not ef" },
+	{ "dscp=af41 verdict=drop", UDP6_(.tos = 34 << 2 | 1), true, "dscp v6 traffic class" },
+	{ "dscp=0 verdict=drop", UDP6_(.tos = 3), true, "dscp 0 with ECN set" },
+	{ "probability=1 verdict=drop", UDP4_(), true, "probability=1" },
+	{ "probability=0 verdict=drop", UDP4_(), false, "probability=0" },
+	{ "name=all family=ip proto=tcp src=10.0.0.0/8 dst=!192.0.2.0/24 sport=1024-65535 dport=80 "
+	  "tcp-flags=syn,!ack ttl=64 length=40 dscp=0 verdict=drop", TCP4_(.tcp_flags = 0x02), true,
+	  "every key at once" },
+	{ "name=all family=ip proto=tcp src=10.0.0.0/8 dst=!192.0.2.0/24 sport=1024-65535 dport=80 "
+	  "tcp-flags=syn,!ack ttl=64 length=41 dscp=0 verdict=drop", TCP4_(.tcp_flags = 0x02), false,
+	  "every key at once, one off" },
+};
+
+static void test_matches(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(matches); i++) {
+		int v = verdict1(matches[i].rule, matches[i].pkt);
+
+		is_int(v, matches[i].match ? CHAIN_DROP : CHAIN_ACCEPT, "match: %s", matches[i].what);
+	}
+}
+
+/* ---- actions --------------------------------------------------------------- */
+
+/* Run one packet through a one-rule chain, return the packet (rewritten). */
+static int run1(const char *line, struct tpkt *t, struct spec s)
+{
+	struct tpkt f;
+	struct chain *c = chain_of(line, NULL);
+	int v;
+
+	if (!c || !build(t, &s)) {
+		chain_unref(c);
+		return -1;
+	}
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = (int)chain_run(c, &t->p, &f.p, 1);
+	chain_unref(c);
+	return v;
+}
+
+static uint16_t tcp_mss(const struct pkt *p)
+{
+	const uint8_t *tcp = p->data + p->l4off;
+
+	for (size_t off = 20; off + 4 <= (size_t)(tcp[12] >> 4) * 4;) {
+		if (tcp[off] == 1) {
+			off++;
+			continue;
+		}
+		if (tcp[off] == 2)
+			return get16(tcp + off + 2);
+		off += tcp[off + 1];
+	}
+	return 0;
+}
+
+static void test_actions(void)
+{
+	static const struct {
+		const char *rule;
+		struct spec pkt;
+		int ttl;
+		int dscp, ecn;
+		int mss;
+		const char *what;
+	} acts[] = {
+		{ "set-ttl=64", UDP4_(.ttl = 30), 64, 0, 0, -1, "set-ttl=64 v4" },
+		{ "set-ttl=1", UDP4_(.ttl = 255), 1, 0, 0, -1, "set-ttl=1 v4" },
+		{ "set-ttl=255", TCP4_(.ttl = 1), 255, 0, 0, -1, "set-ttl=255 tcp" },
+		{ "set-ttl=64", UDP6_(.ttl = 30), 64, 0, 0, -1, "set-ttl=64 v6" },
+		{ "set-ttl=64", UDP4_(.ttl = 64), 64, 0, 0, -1, "set-ttl to the same value" },
+		{ "set-ttl=+1", UDP4_(.ttl = 63), 64, 0, 0, -1, "+1" },
+		{ "set-ttl=+10", UDP4_(.ttl = 250), 255, 0, 0, -1, "+10 saturates at 255" },
+		{ "set-ttl=+255", PING6_(.ttl = 1), 255, 0, 0, -1, "+255 from 1" },
+		{ "set-ttl=-1", UDP4_(.ttl = 64), 63, 0, 0, -1, "-1" },
+		{ "set-ttl=-10", UDP4_(.ttl = 5), 1, 0, 0, -1, "-10 saturates at 1" },
+		{ "set-ttl=-5", UDP6_(.ttl = 5), 1, 0, 0, -1, "-5 from 5 gives 1, not 0" },
+		{ "set-ttl=-255", PING4_(.ttl = 255), 1, 0, 0, -1, "-255 from 255" },
+		{ "set-dscp=ef", UDP4_(.tos = 2), 64, 46, 2, -1, "set-dscp keeps ECN v4" },
+		{ "set-dscp=cs0", UDP6_(.tos = 46 << 2 | 3), 64, 0, 3, -1, "set-dscp keeps ECN v6" },
+		{ "set-dscp=63", TCP6_(.tos = 1), 64, 63, 1, -1, "set-dscp 63 v6" },
+		{ "set-ecn=ce", UDP4_(.tos = 10 << 2), 64, 10, 3, -1, "set-ecn keeps DSCP v4" },
+		{ "set-ecn=not-ect", UDP6_(.tos = 46 << 2 | 2), 64, 46, 0, -1, "set-ecn keeps DSCP v6" },
+		{ "set-ecn=ect1 set-dscp=af11 set-ttl=9", PING4_(.tos = 0xff), 9, 10, 1, -1,
+		  "three actions in one rule" },
+		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x02, .mss = 1460), 64, 0, 0, 1360, "clamp SYN v4" },
+		{ "clamp-mss=1360", TCP6_(.tcp_flags = 0x12, .mss = 1440), 64, 0, 0, 1360,
+		  "clamp SYN-ACK v6" },
+		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x02, .mss = 1460, .mss_after_nop = true), 64, 0, 0,
+		  1360, "clamp an MSS that is not 16-bit aligned" },
+		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x02, .mss = 1200), 64, 0, 0, 1200,
+		  "a lower MSS is left alone" },
+		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x10, .mss = 1460), 64, 0, 0, 1460,
+		  "not a SYN: left alone" },
+		{ "clamp-mss=536", TCP6_(.tcp_flags = 0x02, .mss = 65535, .payload = 3), 64, 0, 0, 536,
+		  "clamp to 536 with odd payload" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(acts); i++) {
+		struct tpkt t;
+		int v = run1(acts[i].rule, &t, acts[i].pkt);
+		bool right = v == CHAIN_ACCEPT && pkt_ttl(&t.p) == acts[i].ttl &&
+			    pkt_dscp(&t.p) == acts[i].dscp && pkt_ecn(&t.p) == acts[i].ecn &&
+			    (acts[i].mss < 0 || tcp_mss(&t.p) == acts[i].mss);
+
+		if (!ok(right, "action: %s", acts[i].what))
+			diag("verdict %d ttl %u dscp %u ecn %u mss %u", v, pkt_ttl(&t.p),
+			     pkt_dscp(&t.p), pkt_ecn(&t.p), tcp_mss(&t.p));
+		ok(csums_ok(&t.p), "action: %s: checksums right", acts[i].what);
+	}
+
+	/* A UDP v4 checksum of 0 (none) stays 0 when the header changes. */
+	{
+		struct tpkt t;
+		struct chain *c = chain_of("set-ttl=3 set-dscp=ef", NULL);
+
+		build(&t, &UDP4());
+		put16(t.buf + 20 + 6, 0);
+		pkt_parse(&t.p);
+		chain_run(c, &t.p, NULL, 1);
+		ok(get16(t.buf + 26) == 0 && csums_ok(&t.p) && pkt_ttl(&t.p) == 3,
+		   "UDP without checksum keeps 0");
+		chain_unref(c);
+	}
+}
+
+/* ---- chain behaviour --------------------------------------------------------- */
+
+static void test_order(void)
+{
+	struct tpkt t;
+	struct chain *c;
+	uint64_t pkts;
+
+	c = chain_of("verdict=drop", "verdict=accept", NULL);
+	is_int(chain_run(c, pk(&t, UDP4()), NULL, 1), CHAIN_DROP, "first verdict wins (drop)");
+	chain_unref(c);
+	c = chain_of("verdict=accept", "verdict=drop", NULL);
+	is_int(chain_run(c, pk(&t, UDP4()), NULL, 1), CHAIN_ACCEPT, "first verdict wins (accept)");
+	chain_unref(c);
+
+	c = chain_of("set-ttl=10", "proto=tcp verdict=drop", "set-dscp=ef", "set-ttl=+5",
+		     "ttl=15 set-ecn=ce", "ttl=15 verdict=accept", "set-ttl=99", NULL);
+	is_int(chain_run(c, pk(&t, UDP4(.ttl = 64)), NULL, 1), CHAIN_ACCEPT,
+	       "modifying actions continue to a later verdict");
+	ok(pkt_ttl(&t.p) == 15 && pkt_dscp(&t.p) == 46 && pkt_ecn(&t.p) == 3,
+	   "modifications accumulate and later rules see them (ttl %u dscp %u ecn %u)",
+	   pkt_ttl(&t.p), pkt_dscp(&t.p), pkt_ecn(&t.p));
+	ok(csums_ok(&t.p), "accumulated rewrites keep checksums right");
+	chain_counters(c, 1, &pkts, NULL);
+	is_int(pkts, 0, "the non-matching rule did not count");
+	chain_counters(c, 6, &pkts, NULL);
+	is_int(pkts, 0, "the rule after the verdict did not count");
+	chain_unref(c);
+
+	c = chain_of("set-ttl=1", "set-ttl=+2", NULL);
+	is_int(chain_run(c, pk(&t, PING6(.ttl = 200)), NULL, 1), CHAIN_ACCEPT,
+	       "only modifying rules: accept");
+	is_int(pkt_ttl(&t.p), 3, "both applied in order");
+	chain_unref(c);
+
+	c = chain_of("proto=tcp verdict=drop", "dst=192.0.2.0/24 verdict=drop", NULL);
+	is_int(chain_run(c, pk(&t, UDP4()), NULL, 1), CHAIN_ACCEPT, "no match: default accept");
+	chain_unref(c);
+	c = chain_of(NULL);
+	ok(c && chain_size(c) == 0, "an empty chain");
+	if (c)
+		is_int(chain_run(c, pk(&t, TCP6()), NULL, 1), CHAIN_ACCEPT, "empty chain: accept");
+	chain_unref(c);
+
+	c = chain_of("proto=udp verdict=drop", NULL);
+	build(&t, &UDP4(.payload = 100));
+	memcpy(t.buf + 1000, t.buf, t.p.len);
+	chain_run(c, &t.p, NULL, 1);
+	ok(memcmp(t.buf, t.buf + 1000, t.p.len) == 0, "a plain verdict leaves the packet untouched");
+	chain_unref(c);
+}
+
+static void test_counters(void)
+{
+	struct tpkt t;
+	struct chain *c = chain_of("name=udp proto=udp set-ttl=+1", "name=v6 family=ip6 verdict=drop",
+				   "name=never proto=gre verdict=drop", NULL);
+	struct chain_stats st;
+	uint64_t pkts, bytes;
+
+	if (!c) {
+		ok(0, "counters chain");
+		return;
+	}
+	chain_run(c, pk(&t, UDP4(.payload = 20)), NULL, 1);	/* 48 bytes */
+	chain_run(c, pk(&t, UDP6(.payload = 2)), NULL, 1);	/* 50 bytes */
+	chain_run(c, pk(&t, PING6(.payload = 0)), NULL, 1);	/* 48 bytes */
+	chain_run(c, pk(&t, TCP4()), NULL, 1);			/* 40 bytes, nothing */
+
+	chain_counters(c, 0, &pkts, &bytes);
+	ok(pkts == 2 && bytes == 98, "rule 1 counted 2 packets, 98 bytes (%" PRIu64 ", %" PRIu64 ")", pkts, bytes);
+	chain_counters(c, 1, &pkts, &bytes);
+	ok(pkts == 2 && bytes == 98, "rule 2 counted 2 packets, 98 bytes (%" PRIu64 ", %" PRIu64 ")", pkts, bytes);
+	chain_counters(c, 2, &pkts, &bytes);
+	ok(pkts == 0 && bytes == 0, "rule 3 counted nothing");
+	chain_counters(c, 3, &pkts, &bytes);
+	ok(pkts == 0 && bytes == 0, "out of range index reads zero");
+	chain_stats(c, &st);
+	ok(st.forged == 0 && st.forge_refused == 0 && st.forge_limited == 0, "no forging stats");
+
+	chain_reset_counters(c);
+	chain_counters(c, 0, &pkts, &bytes);
+	ok(pkts == 0 && bytes == 0, "chain_reset_counters() zeroes");
+
+	is_int(chain_find(c, "v6"), 1, "chain_find");
+	is_int(chain_find(c, "nope"), -ENOENT, "chain_find unknown");
+	is_str(rule_name(chain_rule(c, 2)), "never", "chain_rule");
+	ok(chain_rule(c, 3) == NULL, "chain_rule out of range");
+	ok(chain_ref(c) == c, "chain_ref");
+	chain_unref(c);
+	chain_counters(c, 1, &pkts, NULL);
+	ok(pkts == 2 || pkts == 0, "still alive after ref+unref");
+	ok(chain_unref(c) == NULL && chain_unref(NULL) == NULL, "chain_unref returns NULL");
+}
+
+static void test_names(void)
+{
+	struct rule *r[4];
+	struct chain *c = NULL;
+	char err[256] = "";
+	int ret;
+
+	r[0] = rule_of("name=a verdict=drop");
+	r[1] = rule_of("set-ttl=1");
+	r[2] = rule_of("name=a verdict=accept");
+	r[3] = rule_of("verdict=accept");
+
+	ret = chain_new(r, 3, &c, err, sizeof(err));
+	ok(ret == -EEXIST && !c, "duplicate names are rejected");
+	ok(strstr(err, "'a'") && strstr(err, "rule 3") && strstr(err, "rule 1"),
+	   "message names the rules: %s", err);
+
+	ret = chain_new((struct rule *[]){ r[0], r[1], r[3] }, 3, &c, err, sizeof(err));
+	ok(ret == 0 && c, "unnamed rules are fine");
+	if (c) {
+		is_str(rule_name(chain_rule(c, 1)), "rule-2", "unnamed rule 2 is rule-2");
+		is_str(rule_name(chain_rule(c, 2)), "rule-3", "unnamed rule 3 is rule-3");
+		is_int(chain_find(c, "rule-3"), 2, "chain_find a default name");
+		is_str(rule_name(r[1]), "", "the caller's rule keeps no name");
+		c = chain_unref(c);
+	}
+
+	rule_free(r[2]);
+	r[2] = rule_of("name=rule-2 verdict=accept");
+	ret = chain_new((struct rule *[]){ r[2], r[1] }, 2, &c, err, sizeof(err));
+	ok(ret == -EEXIST && !c, "an explicit name equal to a default name is rejected: %s", err);
+
+	ret = chain_new((struct rule *[]){ r[0], NULL }, 2, &c, err, sizeof(err));
+	ok(ret == -EINVAL && !c, "a NULL rule is rejected");
+	ok(chain_new(r, CHAIN_RULES_MAX + 1, &c, err, sizeof(err)) == -E2BIG && !c,
+	   "more than CHAIN_RULES_MAX rules: -E2BIG");
+
+	for (size_t i = 0; i < 4; i++)
+		rule_free(r[i]);
+
+	/* Many rules: uniqueness is checked by sorting, not pairwise. */
+	{
+		enum { N = 5000 };
+		static struct rule *many[N];
+		char line[64];
+
+		for (size_t i = 0; i < N; i++) {
+			snprintf(line, sizeof(line), "name=n%zu verdict=drop", (i * 7919) % N);
+			many[i] = rule_of(line);
+		}
+		ret = chain_new(many, N, &c, err, sizeof(err));
+		ok(ret == 0, "%d distinct names", N);
+		is_int(chain_find(c, "n4999"), (4999 * 2679) % N, "chain_find among many");
+		c = chain_unref(c);
+		rule_free(many[N - 1]);
+		many[N - 1] = rule_of("name=n1234 verdict=drop");
+		ret = chain_new(many, N, &c, err, sizeof(err));
+		ok(ret == -EEXIST && !c, "a duplicate among many: %s", err);
+		for (size_t i = 0; i < N; i++)
+			rule_free(many[i]);
+	}
+}
+
+/* ---- forging --------------------------------------------------------------- */
+
+static bool same_addr(const struct pkt *a, const uint8_t *b_addr, const uint8_t *a_addr)
+{
+	return memcmp(a_addr, b_addr, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+static void test_reply(void)
+{
+	struct tpkt t, f;
+	struct chain *c = chain_of("name=fake-ping icmp-type=echo-request dst=192.0.2.0/24 verdict=reply",
+				   "name=fake-ping6 icmp-type=echo-request dst=2001:db8::/32 verdict=reply",
+				   "name=udp proto=udp dst=192.0.2.0/24 verdict=reply", NULL);
+	struct chain_stats st;
+	enum chain_verdict v;
+	uint64_t pkts;
+
+	if (!c) {
+		ok(0, "reply chain");
+		return;
+	}
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = chain_run(c, pk(&t, PING4(.dst = "192.0.2.9", .payload = 24)), &f.p, 1);
+	is_int(v, CHAIN_FORGED, "echo request v4: forged");
+	ok(f.p.len == t.p.len && f.p.family == AF_INET && f.p.l4proto == IPPROTO_ICMP &&
+	   f.p.l4_complete && f.p.icmp_type == 0 && f.p.icmp_code == 0,
+	   "an echo reply of the same length");
+	ok(same_addr(&f.p, pkt_saddr(&f.p), pkt_daddr(&t.p)) &&
+	   same_addr(&f.p, pkt_daddr(&f.p), pkt_saddr(&t.p)), "addresses swapped");
+	ok(memcmp(f.p.data + 24, t.p.data + 24, t.p.len - 24) == 0, "id, sequence and data echoed");
+	ok(csums_ok(&f.p), "reply checksums right");
+	ok(memcmp(pkt_daddr(&t.p), "\xc0\x00\x02\x09", 4) == 0 && t.p.icmp_type == 8,
+	   "the request is left as it was");
+
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = chain_run(c, pk(&t, PING6(.dst = "2001:db8:1::1")), &f.p, 1);
+	is_int(v, CHAIN_FORGED, "echo request v6: forged");
+	ok(f.p.family == AF_INET6 && f.p.l4proto == IPPROTO_ICMPV6 && f.p.icmp_type == 129 &&
+	   same_addr(&f.p, pkt_saddr(&f.p), pkt_daddr(&t.p)) &&
+	   same_addr(&f.p, pkt_daddr(&f.p), pkt_saddr(&t.p)), "an ICMPv6 echo reply, swapped");
+	ok(csums_ok(&f.p), "v6 reply checksums right");
+
+	chain_stats(c, &st);
+	is_int(st.forged, 2, "forged counted");
+
+	v = chain_run(c, pk(&t, PING4(.dst = "224.0.0.1")), &f.p, 1);
+	is_int(v, CHAIN_ACCEPT, "multicast outside the rule's dst: accepted");
+
+	chain_unref(c);
+	c = chain_of("icmp-type=echo-request verdict=reply", NULL);
+	chain_stats(c, &st);
+	v = chain_run(c, pk(&t, PING4(.dst = "224.0.0.1")), &f.p, 1);
+	is_int(v, CHAIN_DROP, "echo request to multicast v4: dropped, not answered");
+	v = chain_run(c, pk(&t, PING6(.dst = "ff02::1")), &f.p, 1);
+	is_int(v, CHAIN_DROP, "echo request to multicast v6: dropped, not answered");
+	chain_stats(c, &st);
+	ok(st.forged == 0 && st.forge_refused == 2 && st.forge_limited == 0,
+	   "counted as refused (%" PRIu64 ")", st.forge_refused);
+	chain_counters(c, 0, &pkts, NULL);
+	is_int(pkts, 2, "the rule still counted them");
+	v = chain_run(c, pk(&t, PING4(.icmp_type = 0)), &f.p, 1);
+	is_int(v, CHAIN_ACCEPT, "an echo reply does not match icmp-type=echo-request");
+	v = chain_run(c, pk(&t, PING4()), NULL, 1);
+	is_int(v, CHAIN_DROP, "no forge buffer: dropped");
+	chain_unref(c);
+
+	c = chain_of("verdict=reply", NULL);
+	v = chain_run(c, pk(&t, UDP4()), &f.p, 1);
+	is_int(v, CHAIN_DROP, "reply to a non-echo packet: consumed (dropped)");
+	v = chain_run(c, pk(&t, PING4(.icmp_type = 3, .icmp_code = 1)), &f.p, 1);
+	is_int(v, CHAIN_DROP, "reply to an ICMP error: dropped");
+	v = chain_run(c, pk(&t, PING4(.frag_off = 10)), &f.p, 1);
+	is_int(v, CHAIN_DROP, "reply to a non-first fragment: dropped");
+	chain_stats(c, &st);
+	ok(st.forged == 0 && st.forge_refused == 3, "all refused");
+	v = chain_run(c, pk(&t, PING4()), &f.p, 1);
+	is_int(v, CHAIN_FORGED, "a rule without icmp-type answers an echo request");
+	chain_unref(c);
+
+	/* Actions before the reply apply to the request; the reply is built from it. */
+	c = chain_of("set-ttl=5 verdict=reply", NULL);
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = chain_run(c, pk(&t, PING4()), &f.p, 1);
+	ok(v == CHAIN_FORGED && pkt_ttl(&t.p) == 5 && csums_ok(&f.p),
+	   "actions in a reply rule apply first");
+	chain_unref(c);
+}
+
+static void test_reject(void)
+{
+	struct tpkt t, f;
+	struct chain *c = chain_of("name=telnet proto=tcp dport=23 verdict=reject reject-with=tcp-reset",
+				   "name=snmp proto=udp dport=161 verdict=reject",
+				   "name=net proto=udp dport=1 verdict=reject reject-with=net-unreachable",
+				   "name=host proto=udp dport=2 verdict=reject reject-with=host-unreachable",
+				   "name=admin proto=udp dport=3 verdict=reject reject-with=admin-prohibited",
+				   "name=proto proto=47 verdict=reject reject-with=proto-unreachable",
+				   "name=drop dst=198.51.100.0/24 verdict=drop", NULL);
+	static const struct {
+		struct spec pkt;
+		int type, code;
+		const char *what;
+	} unreach[] = {
+		{ UDP4_(.dport = 161), 3, 3, "port-unreachable v4" },
+		{ UDP6_(.dport = 161), 1, 4, "port-unreachable v6" },
+		{ UDP4_(.dport = 1), 3, 0, "net-unreachable v4" },
+		{ UDP6_(.dport = 1), 1, 0, "net-unreachable (no route) v6" },
+		{ UDP4_(.dport = 2), 3, 1, "host-unreachable v4" },
+		{ UDP6_(.dport = 2), 1, 3, "host-unreachable (address) v6" },
+		{ UDP4_(.dport = 3), 3, 13, "admin-prohibited v4" },
+		{ UDP6_(.dport = 3), 1, 1, "admin-prohibited v6" },
+		{ { .proto = 47, .payload = 12 }, 3, 2, "proto-unreachable v4" },
+	};
+	struct chain_stats st;
+	enum chain_verdict v;
+
+	if (!c) {
+		ok(0, "reject chain");
+		return;
+	}
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = chain_run(c, pk(&t, TCP4(.dport = 23, .tcp_flags = 0x02)), &f.p, 1);
+	is_int(v, CHAIN_FORGED, "tcp dport 23: forged");
+	ok(f.p.family == AF_INET && f.p.l4proto == IPPROTO_TCP && f.p.l4_complete &&
+	   (f.p.tcp_flags & 0x04) && f.p.sport == 23 && f.p.dport == 40000 &&
+	   same_addr(&f.p, pkt_saddr(&f.p), pkt_daddr(&t.p)) &&
+	   same_addr(&f.p, pkt_daddr(&f.p), pkt_saddr(&t.p)), "a TCP RST from the destination");
+	ok(csums_ok(&f.p), "RST checksums right");
+
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = chain_run(c, pk(&t, TCP6(.dport = 23)), &f.p, 1);
+	ok(v == CHAIN_FORGED && f.p.family == AF_INET6 && (f.p.tcp_flags & 0x04) &&
+	   f.p.sport == 23 && csums_ok(&f.p), "a TCP RST v6");
+
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = chain_run(c, pk(&t, TCP4(.dport = 23, .tcp_flags = 0x14)), &f.p, 1);
+	is_int(v, CHAIN_DROP, "no RST in answer to a RST: dropped");
+
+	for (size_t i = 0; i < ARRAY_SIZE(unreach); i++) {
+		size_t quote;
+
+		f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+		v = chain_run(c, pk(&t, unreach[i].pkt), &f.p, 1);
+		quote = f.p.family == AF_INET ? 28 : 48;
+		if (!ok(v == CHAIN_FORGED && f.p.l4_complete &&
+			f.p.l4proto == (f.p.family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6) &&
+			f.p.icmp_type == unreach[i].type && f.p.icmp_code == unreach[i].code,
+			"%s", unreach[i].what))
+			diag("verdict %d type %u code %u", v, f.p.icmp_type, f.p.icmp_code);
+		ok(v == CHAIN_FORGED && f.p.len > quote + 20 &&
+		   memcmp(f.p.data + quote, t.p.data, 20) == 0 &&
+		   same_addr(&f.p, pkt_daddr(&f.p), pkt_saddr(&t.p)) && csums_ok(&f.p),
+		   "%s: quotes the request, goes to its source, checksums right", unreach[i].what);
+	}
+
+	v = chain_run(c, pk(&t, UDP4(.dst = "198.51.100.3")), &f.p, 1);
+	is_int(v, CHAIN_DROP, "the rest of 198.51.100.0/24: dropped");
+	chain_stats(c, &st);
+	ok(st.forged == 2 + ARRAY_SIZE(unreach) && st.forge_refused == 1,
+	   "stats: %" PRIu64 " forged, %" PRIu64 " refused", st.forged, st.forge_refused);
+	chain_unref(c);
+
+	c = chain_of("verdict=reject", NULL);
+	v = chain_run(c, pk(&t, PING4(.icmp_type = 3)), &f.p, 1);
+	is_int(v, CHAIN_DROP, "no unreachable in answer to an ICMP error");
+	v = chain_run(c, pk(&t, UDP4(.dst = "239.1.2.3")), &f.p, 1);
+	is_int(v, CHAIN_DROP, "no unreachable in answer to multicast");
+	chain_unref(c);
+}
+
+static void test_rate_limit(void)
+{
+	struct tpkt t, f;
+	struct chain *c = chain_of("icmp-type=echo-request verdict=reply", NULL);
+	const uint64_t t0 = 5000000000ULL, ms = 1000000ULL;
+	unsigned int forged = 0;
+	struct chain_stats st;
+	enum chain_verdict v;
+
+	if (!c) {
+		ok(0, "rate limit chain");
+		return;
+	}
+	for (int i = 0; i < CHAIN_FORGE_BURST; i++) {
+		f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+		forged += chain_run(c, pk(&t, PING4()), &f.p, t0) == CHAIN_FORGED;
+	}
+	is_int(forged, CHAIN_FORGE_BURST, "a burst of %d is answered", CHAIN_FORGE_BURST);
+	v = chain_run(c, pk(&t, PING4()), &f.p, t0);
+	is_int(v, CHAIN_DROP, "the next one at the same time is dropped");
+	chain_stats(c, &st);
+	ok(st.forged == CHAIN_FORGE_BURST && st.forge_limited == 1, "counted as rate-limited");
+
+	v = chain_run(c, pk(&t, PING4()), &f.p, t0 + ms / 2);
+	is_int(v, CHAIN_DROP, "half a token later: still dropped");
+	v = chain_run(c, pk(&t, PING4()), &f.p, t0 + NSEC_PER_SEC_TEST / CHAIN_FORGE_RATE);
+	is_int(v, CHAIN_FORGED, "one token later: answered");
+	v = chain_run(c, pk(&t, PING4()), &f.p, t0 + NSEC_PER_SEC_TEST / CHAIN_FORGE_RATE);
+	is_int(v, CHAIN_DROP, "and the bucket is empty again");
+	v = chain_run(c, pk(&t, PING4()), &f.p, t0);
+	is_int(v, CHAIN_DROP, "a clock going backwards refills nothing");
+
+	forged = 0;
+	for (int i = 0; i < 3 * CHAIN_FORGE_BURST; i++) {
+		f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+		forged += chain_run(c, pk(&t, PING4()), &f.p, t0 + 10 * NSEC_PER_SEC_TEST) ==
+			  CHAIN_FORGED;
+	}
+	is_int(forged, CHAIN_FORGE_BURST, "after 10 s idle: one burst, not more");
+
+	/* Sustained: over one second at 5x the rate, about the rate gets through. */
+	forged = 0;
+	for (int i = 0; i < 5 * CHAIN_FORGE_RATE; i++) {
+		uint64_t now = t0 + 20 * NSEC_PER_SEC_TEST + (uint64_t)i * NSEC_PER_SEC_TEST /
+								 (5 * CHAIN_FORGE_RATE);
+
+		f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+		forged += chain_run(c, pk(&t, PING4()), &f.p, now) == CHAIN_FORGED;
+	}
+	ok(forged >= CHAIN_FORGE_RATE + CHAIN_FORGE_BURST - 2 &&
+	   forged <= CHAIN_FORGE_RATE + CHAIN_FORGE_BURST + 1,
+	   "sustained flood: %u of %d answered in 1 s", forged, 5 * CHAIN_FORGE_RATE);
+
+	/* Refused requests cost no token. */
+	chain_unref(c);
+	c = chain_of("verdict=reply", NULL);
+	for (int i = 0; i < 2 * CHAIN_FORGE_BURST; i++)
+		chain_run(c, pk(&t, PING4(.dst = "224.0.0.5")), &f.p, t0);
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	is_int(chain_run(c, pk(&t, PING4()), &f.p, t0), CHAIN_FORGED,
+	       "refused requests do not use up the bucket");
+	chain_stats(c, &st);
+	ok(st.forge_refused == 2 * CHAIN_FORGE_BURST && st.forge_limited == 0 && st.forged == 1,
+	   "stats after refusals");
+	chain_unref(c);
+}
+
+static void test_probability(void)
+{
+	struct tpkt t;
+	struct chain *c0 = chain_of("probability=0 verdict=drop", NULL);
+	struct chain *c1 = chain_of("probability=1 verdict=drop", NULL);
+	struct chain *ch = chain_of("probability=0.5 verdict=drop", NULL);
+	struct chain *cq = chain_of("probability=0.01 verdict=drop", NULL);
+	struct chain *ca = chain_of("probability=0.3 verdict=drop", NULL);
+	struct chain *cb = chain_of("probability=0.3 verdict=drop", NULL);
+	unsigned int n0 = 0, n1 = 0, nh = 0, nq = 0, differ = 0;
+	const unsigned int N = 100000;
+
+	if (!c0 || !c1 || !ch || !cq || !ca || !cb) {
+		ok(0, "probability chains");
+		goto out;
+	}
+	build(&t, &UDP4());
+	for (unsigned int i = 0; i < N; i++) {
+		n0 += chain_run(c0, &t.p, NULL, 1) == CHAIN_DROP;
+		n1 += chain_run(c1, &t.p, NULL, 1) == CHAIN_DROP;
+		nh += chain_run(ch, &t.p, NULL, 1) == CHAIN_DROP;
+		nq += chain_run(cq, &t.p, NULL, 1) == CHAIN_DROP;
+		differ += chain_run(ca, &t.p, NULL, 1) != chain_run(cb, &t.p, NULL, 1);
+	}
+	is_int(n0, 0, "probability=0 never matches");
+	is_int(n1, N, "probability=1 always matches");
+	ok(nh > N / 2 - 1000 && nh < N / 2 + 1000, "probability=0.5: %u of %u", nh, N);
+	ok(nq > N / 100 - 300 && nq < N / 100 + 300, "probability=0.01: %u of %u", nq, N);
+	is_int(differ, 0, "the same seed gives the same sequence");
+	chain_seed(cb, 7);
+	differ = 0;
+	for (unsigned int i = 0; i < 1000; i++)
+		differ += chain_run(ca, &t.p, NULL, 1) != chain_run(cb, &t.p, NULL, 1);
+	ok(differ > 100, "another seed another sequence (%u of 1000 differ)", differ);
+out:
+	chain_unref(c0);
+	chain_unref(c1);
+	chain_unref(ch);
+	chain_unref(cq);
+	chain_unref(ca);
+	chain_unref(cb);
+}
+
+int main(void)
+{
+	test_parse_good();
+	test_parse_bad();
+	test_parse_edge();
+	test_roundtrip_random();
+	test_rule_equal();
+	test_matches();
+	test_actions();
+	test_order();
+	test_counters();
+	test_names();
+	test_reply();
+	test_reject();
+	test_rate_limit();
+	test_probability();
+	return tap_done();
+}
