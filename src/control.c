@@ -1,1 +1,488 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <grp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "control.h"
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+
+#define ACCEPT_BATCH 16			/* connections accepted per wake-up */
+#define ACCEPT_PAUSE_USEC 1000000ULL	/* after running out of descriptors */
+#define LISTEN_BACKLOG 16
+
+struct client {
+	struct control *control;
+	struct client *next, **pprev;
+	int fd;
+	sd_event_source *io, *timer;
+	bool privileged;
+	bool closing;			/* close once the reply is out */
+
+	struct ctl_parser parser;
+	char in[CTL_REQUEST_MAX];
+	struct ctl_pair pairs[CTL_KEYS_MAX];
+	struct ctl_reply out;		/* finished while being written */
+	size_t out_off;
+};
+
+struct control {
+	sd_event *event;
+	sd_event_source *listen_source, *pause_source;
+	int fd;
+	char *path;
+	bool bound;
+	dev_t dev;			/* of the socket we bound, to unlink only ours */
+	ino_t ino;
+	bool has_group;
+	gid_t gid;
+	control_handler_t handler;
+	void *userdata;
+	uint64_t idle_usec;
+
+	struct client *clients;
+	unsigned int n_clients;
+};
+
+static uint64_t now_usec(struct control *c)
+{
+	uint64_t now = 0;
+
+	sd_event_now(c->event, CLOCK_MONOTONIC, &now);
+	return now;
+}
+
+static void client_free(struct client *cl)
+{
+	*cl->pprev = cl->next;
+	if (cl->next)
+		cl->next->pprev = cl->pprev;
+	cl->control->n_clients--;
+	sd_event_source_disable_unref(cl->io);
+	sd_event_source_disable_unref(cl->timer);
+	safe_close(cl->fd);
+	ctl_reply_done(&cl->out);
+	free(cl);
+}
+
+static void client_touch(struct client *cl)
+{
+	sd_event_source_set_time(cl->timer, now_usec(cl->control) + cl->control->idle_usec);
+}
+
+/* Returns 0 to go on, < 0 to close the client. */
+static int client_write(struct client *cl)
+{
+	ssize_t n;
+
+	while (cl->out_off < cl->out.len) {
+		n = send(cl->fd, cl->out.buf + cl->out_off, cl->out.len - cl->out_off,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return sd_event_source_set_io_events(cl->io, EPOLLOUT);
+			return negative_errno();
+		}
+		cl->out_off += (size_t)n;
+		client_touch(cl);
+	}
+	if (cl->closing)
+		return -ECONNRESET;
+	ctl_reply_reset(&cl->out);
+	ctl_parser_reset(&cl->parser);
+	return sd_event_source_set_io_events(cl->io, EPOLLIN);
+}
+
+static int client_send(struct client *cl, int err)
+{
+	int r;
+
+	r = ctl_reply_finish(&cl->out, err);
+	if (r < 0)
+		return r;
+	cl->out_off = 0;
+	return client_write(cl);
+}
+
+/* Answer a malformed request with what is wrong, then hang up. */
+static int client_reject(struct client *cl, int err, const char *why)
+{
+	unsigned int lineno;
+
+	if (!why)
+		why = ctl_parser_error(&cl->parser, &lineno);
+	else
+		lineno = cl->parser.lineno;
+	ctl_reply_reset(&cl->out);
+	ctl_reply_error(&cl->out, err, "line %u: %s", lineno, why);
+	cl->closing = true;
+	return client_send(cl, err);
+}
+
+static int client_dispatch(struct client *cl)
+{
+	struct control *c = cl->control;
+	struct ctl_request req;
+	int r;
+
+	r = ctl_parser_request(&cl->parser, &req);
+	if (r < 0)
+		return r;
+	r = c->handler(c->userdata, &req, cl->privileged, &cl->out);
+	return client_send(cl, r);
+}
+
+/*
+ * Peek, parse, then consume only what the request used: bytes of a next
+ * request stay in the socket, so readiness keeps telling whether there is
+ * more, and a client that sends without reading replies fills its own
+ * socket buffer instead of our memory.
+ */
+static int client_read(struct client *cl)
+{
+	char buf[4096];
+	size_t used;
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		n = recv(cl->fd, buf, sizeof(buf), MSG_PEEK);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : negative_errno();
+		if (n == 0) {
+			if (ctl_parser_pending(&cl->parser))
+				return client_reject(cl, -EBADMSG, "request truncated by end of input");
+			return -ECONNRESET;
+		}
+		r = ctl_parser_feed(&cl->parser, buf, (size_t)n, &used);
+		if (used > 0 && recv(cl->fd, buf, used, 0) != (ssize_t)used)
+			return -EIO;
+		client_touch(cl);
+		if (r < 0)
+			return client_reject(cl, r, NULL);
+		if (r > 0)
+			return client_dispatch(cl);
+	}
+}
+
+static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct client *cl = userdata;
+	int r;
+
+	r = cl->out.finished ? client_write(cl) : client_read(cl);
+	if (r < 0)
+		client_free(cl);
+	return 0;
+}
+
+static int on_client_idle(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	client_free(userdata);
+	return 0;
+}
+
+static bool peer_in_group(int fd, gid_t gid)
+{
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	bool found = false;
+	size_t i;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		/* ERANGE: len now says how much room the list needs. */
+		if (errno != ERANGE)
+			return false;
+		groups = malloc(len);
+		if (!groups)
+			return false;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+			len = 0;
+	}
+	for (i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			found = true;
+	if (groups != small)
+		free(groups);
+	return found;
+}
+
+/*
+ * SO_PEERCRED carries only the primary gid; the supplementary groups come
+ * from SO_PEERGROUPS (Linux 4.13).  On older kernels a member through a
+ * supplementary group can connect (the socket is 0660) but is unprivileged.
+ */
+static bool peer_privileged(struct control *c, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	if (cred.uid == 0)
+		return true;
+	if (!c->has_group)
+		return false;
+	return cred.gid == c->gid || peer_in_group(fd, c->gid);
+}
+
+static int client_new(struct control *c, int fd)
+{
+	struct client *cl;
+	int r;
+
+	cl = calloc(1, sizeof(*cl));
+	if (!cl) {
+		close(fd);
+		return -ENOMEM;
+	}
+	cl->control = c;
+	cl->fd = fd;
+	cl->next = c->clients;
+	if (cl->next)
+		cl->next->pprev = &cl->next;
+	cl->pprev = &c->clients;
+	c->clients = cl;
+	c->n_clients++;
+	ctl_parser_init(&cl->parser, cl->in, sizeof(cl->in), cl->pairs, ARRAY_SIZE(cl->pairs));
+	ctl_reply_init(&cl->out, CTL_REPLY_MAX, CTL_REPLY_KEYS_MAX);
+	cl->privileged = peer_privileged(c, fd);
+
+	r = sd_event_add_io(c->event, &cl->io, fd, EPOLLIN, on_client_io, cl);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_time(c->event, &cl->timer, CLOCK_MONOTONIC, now_usec(c) + c->idle_usec,
+			      c->idle_usec / 10, on_client_idle, cl);
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	client_free(cl);
+	return r;
+}
+
+/* Best effort: the socket is fresh, so a short reply fits its buffer. */
+static void client_refuse(int fd)
+{
+	char msg[80];
+	int n;
+
+	n = snprintf(msg, sizeof(msg), "errno=%d\nerror=too many clients (%d)\n\n", EBUSY,
+		     CONTROL_CLIENTS_MAX);
+	send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+}
+
+static int on_accept_resume(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct control *c = userdata;
+
+	c->pause_source = sd_event_source_disable_unref(c->pause_source);
+	sd_event_source_set_enabled(c->listen_source, SD_EVENT_ON);
+	return 0;
+}
+
+/* Out of descriptors or memory: the backlog stays readable, so stop polling it for a while. */
+static void accept_pause(struct control *c)
+{
+	if (c->pause_source)
+		return;
+	if (sd_event_add_time(c->event, &c->pause_source, CLOCK_MONOTONIC,
+			      now_usec(c) + ACCEPT_PAUSE_USEC, 0, on_accept_resume, c) < 0)
+		return;
+	sd_event_source_set_enabled(c->listen_source, SD_EVENT_OFF);
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct control *c = userdata;
+	int i, cfd;
+
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EAGAIN)
+				break;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				accept_pause(c);
+				break;
+			}
+			continue;	/* ECONNABORTED, EINTR, ...: that connection only */
+		}
+		if (c->n_clients >= CONTROL_CLIENTS_MAX) {
+			client_refuse(cfd);
+			continue;
+		}
+		client_new(c, cfd);
+	}
+	return 0;
+}
+
+static int lookup_group(const char *name, gid_t *ret)
+{
+	struct group *gr;
+
+	errno = 0;
+	gr = getgrnam(name);
+	if (!gr) {
+		/* getgrnam(3): these, like 0, may all mean "no such group". */
+		if (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF ||
+		    errno == EPERM)
+			return -ENOENT;
+		return negative_errno();
+	}
+	*ret = gr->gr_gid;
+	return 0;
+}
+
+/* Create the socket's directory if missing, 0755 whatever the umask. */
+static int make_parent(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) < 0)
+		return errno == EEXIST ? 0 : negative_errno();
+	if (chmod(dir, 0755) < 0)
+		return negative_errno();
+	return 0;
+}
+
+/* Remove a socket file left by a dead server; refuse to touch anything else. */
+static int clear_stale(const char *path, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : negative_errno();
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return negative_errno();
+	/* EAGAIN is a full backlog: someone listens. */
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
+		r = -EADDRINUSE;
+	else if (errno == ECONNREFUSED)
+		r = unlink(path) < 0 && errno != ENOENT ? negative_errno() : 0;
+	else
+		r = negative_errno();
+	close(fd);
+	return r;
+}
+
+int control_new(sd_event *e, const char *path, const char *group, control_handler_t handler,
+		void *userdata, struct control **ret)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct control *c;
+	struct stat st;
+	mode_t mask;
+	int r;
+
+	if (!e || !path || !*path || !handler)
+		return -EINVAL;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->fd = -1;
+	c->event = sd_event_ref(e);
+	c->handler = handler;
+	c->userdata = userdata;
+	c->idle_usec = CONTROL_IDLE_USEC;
+	c->path = strdup(path);
+	if (!c->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+
+	if (group && *group) {
+		r = lookup_group(group, &c->gid);
+		if (r < 0)
+			goto fail;
+		c->has_group = true;
+	}
+	r = make_parent(path);
+	if (r < 0)
+		goto fail;
+	r = clear_stale(path, &sa);
+	if (r < 0)
+		goto fail;
+
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		r = negative_errno();
+		goto fail;
+	}
+	/* Born 0600, so nobody connects before the owner and mode are right. */
+	mask = umask(0177);
+	r = bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? negative_errno() : 0;
+	umask(mask);
+	if (r < 0)
+		goto fail;
+	if (lstat(path, &st) < 0) {
+		r = negative_errno();
+		goto fail;
+	}
+	c->bound = true;
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
+	if ((c->has_group && chown(path, (uid_t)-1, c->gid) < 0) || chmod(path, 0660) < 0 ||
+	    listen(c->fd, LISTEN_BACKLOG) < 0) {
+		r = negative_errno();
+		goto fail;
+	}
+	r = sd_event_add_io(e, &c->listen_source, c->fd, EPOLLIN, on_accept, c);
+	if (r < 0)
+		goto fail;
+	*ret = c;
+	return 0;
+fail:
+	control_free(c);
+	return r;
+}
+
+struct control *control_free(struct control *c)
+{
+	struct stat st;
+
+	if (!c)
+		return NULL;
+	while (c->clients)
+		client_free(c->clients);
+	sd_event_source_disable_unref(c->listen_source);
+	sd_event_source_disable_unref(c->pause_source);
+	safe_close(c->fd);
+	if (c->bound && lstat(c->path, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
+		unlink(c->path);
+	free(c->path);
+	sd_event_unref(c->event);
+	free(c);
+	return NULL;
+}
+
+unsigned int control_clients(const struct control *c)
+{
+	return c->n_clients;
+}
+
+void control_set_idle_timeout(struct control *c, uint64_t usec)
+{
+	c->idle_usec = usec;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The control socket server: a Unix stream socket on the daemon's sd-event
+ * loop that reads ctlproto requests, hands each to a handler and writes the
+ * reply back without ever blocking the loop.  Returns codes, never logs.
+ */
+#ifndef IPMODD_CONTROL_H
+#define IPMODD_CONTROL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "ctlproto.h"
+
+#define CONTROL_CLIENTS_MAX 64
+#define CONTROL_IDLE_USEC (10 * 1000000ULL)	/* a client silent this long is closed */
+
+struct control;
+
+/*
+ * Answer one request: append lines to reply (ctl_reply_add() and friends)
+ * and return 0, or return -errno, optionally with ctl_reply_error() text.
+ * privileged: the peer is uid 0, or has the socket's group as its primary or
+ * (where the kernel reports it, SO_PEERGROUPS) a supplementary group.  The
+ * handler must not free the control.
+ */
+typedef int (*control_handler_t)(void *userdata, const struct ctl_request *req,
+				 bool privileged, struct ctl_reply *reply);
+
+/*
+ * Listen on path, mode 0660 and, when group is non-empty, owned by that
+ * group.  Creates a missing parent directory (0755).  A socket file nobody
+ * answers on is replaced.  Errors: -EADDRINUSE another server answers on
+ * path, -EEXIST path is not a socket, -ENOENT unknown group,
+ * -ENAMETOOLONG, or what a syscall returned.
+ */
+int control_new(sd_event *e, const char *path, const char *group, control_handler_t handler,
+		void *userdata, struct control **ret);
+/* Close every client and the socket, and unlink the socket if it is still ours. */
+struct control *control_free(struct control *c);
+
+/* Connected clients, for status. */
+unsigned int control_clients(const struct control *c);
+/* Close clients idle this long instead; counts from each client's next activity. */
+void control_set_idle_timeout(struct control *c, uint64_t usec);
+
+#endif
