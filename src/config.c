@@ -43,18 +43,12 @@ struct ctx {
 	size_t errlen;
 };
 
-static int _printf_(4, 5) fail(const struct ctx *c, const config_setting_t *s, int r,
-			       const char *fmt, ...)
+static int _printf_(5, 0) vfail(const struct ctx *c, const char *file, unsigned int line, int r,
+				 const char *fmt, va_list ap)
 {
-	unsigned int line = s ? config_setting_source_line(s) : 0;
-	const char *file = s && config_setting_source_file(s) ? config_setting_source_file(s)
-							      : c->name;
 	char msg[CONFIG_ERR_MAX];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (c->errlen == 0)
 		return r;
 	if (line > 0)
@@ -64,17 +58,27 @@ static int _printf_(4, 5) fail(const struct ctx *c, const config_setting_t *s, i
 	return r;
 }
 
-static int _printf_(4, 5) fail_line(const struct ctx *c, unsigned int line, int r,
-				    const char *fmt, ...)
+/* "file:line: message" at setting s, or "file: message" without one. */
+static int _printf_(4, 5) fail(const struct ctx *c, const config_setting_t *s, int r,
+			       const char *fmt, ...)
 {
-	char msg[CONFIG_ERR_MAX];
+	const char *file = s ? config_setting_source_file(s) : NULL;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	r = vfail(c, file ?: c->name, s ? config_setting_source_line(s) : 0, r, fmt, ap);
 	va_end(ap);
-	if (c->errlen > 0)
-		snprintf(c->err, c->errlen, "%s:%u: %s", c->name, line, msg);
+	return r;
+}
+
+static int _printf_(4, 5) fail_line(const struct ctx *c, unsigned int line, int r,
+				    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	r = vfail(c, c->name, line, r, fmt, ap);
+	va_end(ap);
 	return r;
 }
 
@@ -274,7 +278,7 @@ static int get_range(const struct ctx *c, const config_setting_t *s, uint32_t ma
 static int parse_prefix(const char *s, struct prefix *ret)
 {
 	char addr[INET6_ADDRSTRLEN];
-	struct prefix p = {};
+	struct prefix p;
 	const char *slash;
 	uint32_t len;
 	size_t alen;
@@ -286,6 +290,8 @@ static int parse_prefix(const char *s, struct prefix *ret)
 		return -EINVAL;
 	memcpy(addr, s, alen);
 	addr[alen] = '\0';
+	/* memset and memcpy, not "= {}": padding too is zero, so that selectors compare with memcmp. */
+	memset(&p, 0, sizeof(p));
 	if (inet_pton(AF_INET, addr, p.addr) == 1) {
 		p.family = AF_INET;
 		max = 32;
@@ -308,7 +314,7 @@ static int parse_prefix(const char *s, struct prefix *ret)
 		else if (bits < 8)
 			p.addr[i] &= (uint8_t)(0xff00 >> bits);
 	}
-	*ret = p;
+	memcpy(ret, &p, sizeof(p));
 	return 0;
 }
 
@@ -390,8 +396,11 @@ static int parse_ipproto(const struct ctx *c, const config_setting_t *s, uint8_t
 		const char *name;
 		uint8_t proto;
 	} names[] = {
-		{ "icmp", IPPROTO_ICMP }, { "tcp", IPPROTO_TCP },     { "udp", IPPROTO_UDP },
-		{ "icmpv6", IPPROTO_ICMPV6 }, { "sctp", IPPROTO_SCTP },
+		{ "tcp", IPPROTO_TCP },
+		{ "udp", IPPROTO_UDP },
+		{ "sctp", IPPROTO_SCTP },
+		{ "icmp", IPPROTO_ICMP },
+		{ "icmpv6", IPPROTO_ICMPV6 },
 	};
 	char path[256];
 	uint32_t v;
@@ -502,7 +511,9 @@ static int parse_selector(const struct ctx *c, const config_setting_t *g, struct
 	if (config_setting_length(g) == 0)
 		return fail(c, g, -EINVAL, "%s: an empty selector would match all traffic", path);
 
-	*sel = (struct selector){ .family = AF_UNSPEC, .line = config_setting_source_line(g) };
+	/* sel comes zeroed from calloc(), padding included. */
+	sel->family = AF_UNSPEC;
+	sel->line = config_setting_source_line(g);
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *s = config_setting_get_elem(g, i);
 		const char *name = config_setting_name(s);
@@ -570,7 +581,7 @@ static int parse_selector(const struct ctx *c, const config_setting_t *g, struct
 		return fail(c, proto_s, -EINVAL, "%s: ipproto %s does not exist in %s", path,
 			    sel->ipproto == IPPROTO_ICMP ? "icmp" : "icmpv6",
 			    family_name(sel->family));
-	/* icmp and icmpv6 each imply their family, as ip-rule does. */
+	/* An ip rule for icmp matches IPv4 packets only, one for icmpv6 IPv6 ones. */
 	if (sel->ipproto == IPPROTO_ICMP)
 		sel->family = AF_INET;
 	else if (sel->ipproto == IPPROTO_ICMPV6)
@@ -818,7 +829,8 @@ static int parse_rule(const struct ctx *c, const config_setting_t *g, int i, str
 }
 
 struct named {
-	const char *name;
+	char name[RULE_NAME_MAX];
+	bool implicit;		/* "rule-N", the name chain_new() gives an unnamed rule */
 	int index;
 	unsigned int line;
 };
@@ -831,25 +843,32 @@ static int named_cmp(const void *a, const void *b)
 	return d ? d : (x->index > y->index) - (x->index < y->index);
 }
 
-/* Sorted, so that CONFIG_RULES_MAX names cost n log n, not n². */
+/*
+ * Names must be unique, the "rule-N" of unnamed rules included: the control
+ * socket addresses rules by name.  Sorted, so that CONFIG_RULES_MAX rules
+ * cost n log n, not n².
+ */
 static int check_rule_names(const struct ctx *c, const config_setting_t *list, struct config *cfg)
 {
 	_cleanup_(freep) struct named *v = NULL;
 	const struct named *dup = NULL, *first = NULL;
-	size_t n = 0;
+	size_t n = cfg->n_rules;
 
-	v = calloc(cfg->n_rules ?: 1, sizeof(*v));
+	v = calloc(n ?: 1, sizeof(*v));
 	if (!v)
 		return fail(c, NULL, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < cfg->n_rules; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const config_setting_t *g = config_setting_get_elem(list, i);
 		const config_setting_t *s = config_setting_get_member(g, "name");
 		const char *name = rule_name(cfg->rules[i]);
 
-		if (name[0] == '\0')
-			continue;
-		v[n++] = (struct named){ name, i, s ? config_setting_source_line(s)
-						    : config_setting_source_line(g) };
+		v[i].implicit = name[0] == '\0';
+		if (v[i].implicit)
+			snprintf(v[i].name, sizeof(v[i].name), "rule-%zu", i + 1);
+		else
+			snprintf(v[i].name, sizeof(v[i].name), "%s", name);
+		v[i].index = i;
+		v[i].line = config_setting_source_line(s && !v[i].implicit ? s : g);
 	}
 	qsort(v, n, sizeof(*v), named_cmp);
 	/* Report the duplicate that comes first in the file. */
@@ -863,11 +882,17 @@ static int check_rule_names(const struct ctx *c, const config_setting_t *list, s
 			first = &v[run];
 		}
 	}
-	if (dup)
+	if (!dup)
+		return 0;
+	/* Two unnamed rules never share a default name: one of them has a name= here. */
+	if (dup->implicit)
 		return fail_line(c, dup->line, -EEXIST,
-				 "rule '%s': duplicate name, already used by rule #%d at line %u",
-				 dup->name, first->index + 1, first->line);
-	return 0;
+				 "rule #%d: its default name '%s' is already used by rule #%d at line %u",
+				 dup->index + 1, dup->name, first->index + 1, first->line);
+	return fail_line(c, dup->line, -EEXIST,
+			 "rule '%s': duplicate name, already %s rule #%d at line %u", dup->name,
+			 first->implicit ? "the default name of" : "used by", first->index + 1,
+			 first->line);
 }
 
 static int parse_rules(const struct ctx *c, const config_setting_t *s, struct state *st)

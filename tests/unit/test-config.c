@@ -440,6 +440,12 @@ static void test_rules(void)
 	      "  { name = \"b\"; set-ttl = 3; },\n  { name = \"a\"; set-ttl = 4; }\n);\n",
 	      -EEXIST, "t.conf:4: rule 'b': duplicate name, already used by rule #2 at line 3",
 	      "the first duplicate in the file is reported");
+	fails("rules = (\n  { set-ttl = 1; },\n  { name = \"rule-1\"; set-ttl = 2; }\n);\n", -EEXIST,
+	      "t.conf:3: rule 'rule-1': duplicate name, already the default name of rule #1 at line 2",
+	      "a name that an earlier unnamed rule has by default");
+	fails("rules = (\n  { name = \"rule-2\";\n    set-ttl = 1; },\n  { set-ttl = 2; }\n);\n", -EEXIST,
+	      "t.conf:4: rule #2: its default name 'rule-2' is already used by rule #1 at line 2",
+	      "an unnamed rule whose default name is taken");
 	fails("rules = (\n  { set-ttl = +1; }\n);\n", -EINVAL,
 	      "t.conf:2: +1 reads as the plain number 1: quote it (\"+1\") for a relative value",
 	      "set-ttl = +1 unquoted");
