@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "chain.h"
+#include "control.h"
 #include "log.h"
 #include "manager.h"
 #include "routing.h"
@@ -24,7 +25,9 @@ struct manager {
 	struct tun *tun;
 	struct routing *routing;
 	struct chain *chain;
+	struct control *control;
 	unsigned int generation;	/* config loads, 1 at start */
+	uint64_t start_usec;		/* CLOCK_MONOTONIC */
 
 	struct manager_stats stats;
 	struct ratelimit io_log;
@@ -62,6 +65,7 @@ struct manager *manager_free(struct manager *m)
 	if (!m)
 		return NULL;
 	sd_event_source_disable_unref(m->tun_source);
+	m->control = control_free(m->control);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
 	m->routing = routing_free(m->routing);
 	m->tun = tun_close(m->tun);
@@ -165,6 +169,56 @@ static void manager_notify_status(struct manager *m, const char *state)
 		   chain_size(m->chain));
 }
 
+static void status_reply(struct manager *m, struct ctl_reply *reply)
+{
+	struct chain_stats cs;
+	uint64_t now = 0;
+	char key[48];
+	int i;
+
+	chain_stats(m->chain, &cs);
+	sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+	ctl_reply_add(reply, "version", PACKAGE_VERSION);
+	ctl_reply_add_u64(reply, "pid", (uint64_t)getpid());
+	ctl_reply_add_u64(reply, "uptime-sec", (now - m->start_usec) / 1000000);
+	ctl_reply_add(reply, "config", m->cfg->path);
+	ctl_reply_add_u64(reply, "generation", m->generation);
+	ctl_reply_add(reply, "tun", m->tun->name);
+	ctl_reply_addf(reply, "families", "%s%s%s", m->cfg->ipv4 ? "ipv4" : "",
+		       m->cfg->ipv4 && m->cfg->ipv6 ? "," : "", m->cfg->ipv6 ? "ipv6" : "");
+	ctl_reply_add_u64(reply, "table", m->cfg->table);
+	ctl_reply_add_u64(reply, "priority", m->cfg->priority);
+	ctl_reply_add_u64(reply, "rules", chain_size(m->chain));
+	ctl_reply_add_u64(reply, "rx-packets", m->stats.rx_packets);
+	ctl_reply_add_u64(reply, "rx-bytes", m->stats.rx_bytes);
+	ctl_reply_add_u64(reply, "tx-packets", m->stats.tx_packets);
+	ctl_reply_add_u64(reply, "tx-bytes", m->stats.tx_bytes);
+	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped);
+	for (i = PKT_OK + 1; i < PKT_CLASS_MAX; i++) {
+		snprintf(key, sizeof(key), "malformed-%s", pkt_class_name(i));
+		ctl_reply_add_u64(reply, key, m->stats.malformed[i]);
+	}
+	ctl_reply_add_u64(reply, "forged", cs.forged);
+	ctl_reply_add_u64(reply, "forge-refused", cs.forge_refused);
+	ctl_reply_add_u64(reply, "forge-limited", cs.forge_limited);
+	ctl_reply_add_u64(reply, "read-errors", m->stats.read_errors);
+	ctl_reply_add_u64(reply, "write-errors", m->stats.write_errors);
+	ctl_reply_add_u64(reply, "control-clients", control_clients(m->control));
+}
+
+static int on_control(void *userdata, const struct ctl_request *req, bool privileged,
+		      struct ctl_reply *reply)
+{
+	struct manager *m = userdata;
+
+	if (strcmp(req->command, "get") == 0 && strcmp(req->arg, "status") == 0) {
+		status_reply(m, reply);
+		return 0;
+	}
+	return ctl_reply_error(reply, -EOPNOTSUPP, "unknown request '%s=%s'", req->command,
+			       req->arg);
+}
+
 static bool routing_changed(const struct config *a, const struct config *b)
 {
 	return strcmp(a->tun_name, b->tun_name) || a->mtu != b->mtu || a->table != b->table ||
@@ -251,6 +305,16 @@ int manager_start(struct manager *m)
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "cannot create tun device %s", m->cfg->tun_name);
 
+	r = control_new(m->event, m->cfg->control_socket, m->cfg->control_group, on_control, m,
+			&m->control);
+	if (r == -EADDRINUSE)
+		return log_errno(LOG_ERR, r, "%s: another ipmodd answers there",
+				 m->cfg->control_socket);
+	if (r == -ENOENT && m->cfg->control_group[0])
+		return log_errno(LOG_ERR, r, "control socket group '%s'", m->cfg->control_group);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "control socket %s", m->cfg->control_socket);
+
 	r = routing_cleanup(m->cfg, err, sizeof(err));
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "removing stale routing: %s", err);
@@ -271,6 +335,7 @@ int manager_start(struct manager *m)
 		return log_errno(LOG_ERR, r, "watchdog");
 
 	m->generation = 1;
+	sd_event_now(m->event, CLOCK_MONOTONIC, &m->start_usec);
 	log_info("diverting %s%s%s through %s (table %u, priority %u), %zu rules",
 		 m->cfg->ipv4 ? "IPv4" : "", m->cfg->ipv4 && m->cfg->ipv6 ? " and " : "",
 		 m->cfg->ipv6 ? "IPv6" : "", m->tun->name, m->cfg->table, m->cfg->priority,

@@ -16,6 +16,7 @@
 
 #include <libmnl/libmnl.h>
 #include <linux/fib_rules.h>
+#include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/ip.h>
 #include <linux/rtnetlink.h>
@@ -373,25 +374,39 @@ int nl_build_setlink(void *buf, size_t len, const struct nl_link *l)
 	}
 	if (l->mtu && !mnl_attr_put_u32_check(nlh, len, IFLA_MTU, l->mtu))
 		return -ENOSPC;
-	if (!l->n_inet_conf)
+	if (!l->n_inet_conf && !l->ipv6_no_addr)
 		return (int)nlh->nlmsg_len;
 
-	/* IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { [IPV4_DEVCONF_x] = u32 } } } */
+	/*
+	 * IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { [IPV4_DEVCONF_x] = u32 } },
+	 *		  AF_INET6 { IFLA_INET6_ADDR_GEN_MODE = u8 } }
+	 */
 	spec = mnl_attr_nest_start_check(nlh, len, IFLA_AF_SPEC);
 	if (!spec)
 		return -ENOSPC;
-	inet = mnl_attr_nest_start_check(nlh, len, AF_INET);
-	if (!inet)
-		return -ENOSPC;
-	conf = mnl_attr_nest_start_check(nlh, len, IFLA_INET_CONF);
-	if (!conf)
-		return -ENOSPC;
-	for (i = 0; i < l->n_inet_conf; i++)
-		if (!mnl_attr_put_u32_check(nlh, len, l->inet_conf[i].index,
-					    l->inet_conf[i].value))
+	if (l->n_inet_conf) {
+		inet = mnl_attr_nest_start_check(nlh, len, AF_INET);
+		if (!inet)
 			return -ENOSPC;
-	mnl_attr_nest_end(nlh, conf);
-	mnl_attr_nest_end(nlh, inet);
+		conf = mnl_attr_nest_start_check(nlh, len, IFLA_INET_CONF);
+		if (!conf)
+			return -ENOSPC;
+		for (i = 0; i < l->n_inet_conf; i++)
+			if (!mnl_attr_put_u32_check(nlh, len, l->inet_conf[i].index,
+						    l->inet_conf[i].value))
+				return -ENOSPC;
+		mnl_attr_nest_end(nlh, conf);
+		mnl_attr_nest_end(nlh, inet);
+	}
+	if (l->ipv6_no_addr) {
+		inet = mnl_attr_nest_start_check(nlh, len, AF_INET6);
+		if (!inet)
+			return -ENOSPC;
+		if (!mnl_attr_put_u8_check(nlh, len, IFLA_INET6_ADDR_GEN_MODE,
+					   IN6_ADDR_GEN_MODE_NONE))
+			return -ENOSPC;
+		mnl_attr_nest_end(nlh, inet);
+	}
 	mnl_attr_nest_end(nlh, spec);
 	return (int)nlh->nlmsg_len;
 }

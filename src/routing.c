@@ -359,11 +359,26 @@ static int add_route(struct routing *rt, const struct nl_route *route, char *err
 	return 0;
 }
 
-static int setup_link(struct routing *rt, uint32_t mtu, char *err, size_t errlen)
+static int setup_link(struct routing *rt, uint32_t mtu, bool ipv6, char *err, size_t errlen)
 {
 	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
 	struct nl_link l = { .ifindex = rt->ifindex, .mtu = mtu, .up = true };
+	struct nl_link noaddr = { .ifindex = rt->ifindex, .ipv6_no_addr = true };
 	int r;
+
+	/*
+	 * No address at all on the tun, not even an IPv6 link-local one: that
+	 * mode has to be set before the link goes up, since the kernel handles
+	 * IFLA_AF_SPEC after the flags within one request.
+	 */
+	if (ipv6) {
+		r = nl_build_setlink(buf, sizeof(buf), &noaddr);
+		if (r >= 0)
+			r = nl_request(rt->nl, buf, NULL, NULL);
+		if (r < 0)
+			return step_error(err, errlen, r, nl_extack(rt->nl),
+					  "set link %s addrgenmode none", rt->tun);
+	}
 
 	r = nl_build_setlink(buf, sizeof(buf), &l);
 	if (r >= 0)
@@ -584,7 +599,7 @@ int routing_install(const struct config *cfg, int ifindex, struct routing **ret,
 		step_error(err, errlen, r, NULL, "open rtnetlink socket");
 		goto fail;
 	}
-	r = setup_link(rt, cfg->mtu, err, errlen);
+	r = setup_link(rt, cfg->mtu, cfg->ipv6, err, errlen);
 	if (r < 0)
 		goto fail;
 	if (cfg->ipv4) {

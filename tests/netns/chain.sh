@@ -56,7 +56,7 @@ trace_after=$(hx traceroute -n -q1 -w1 -m3 "$FAR4" 2>/dev/null | awk 'NR > 1 { p
 check_eq "with set-ttl=64 on its probes traceroute reaches far at hop 1" "$trace_after" "$FAR4"
 
 # --- clamp-mss -----------------------------------------------------------------
-px socat -u TCP4-LISTEN:5002,reuseaddr OPEN:/dev/null &
+ip netns exec "$PEER_NS" socat -u TCP4-LISTEN:5002,reuseaddr OPEN:/dev/null &
 srv=$!
 sleep 0.3
 head -c 100000 /dev/urandom | hx timeout 10 socat -u - "TCP4:$PEER4:5002"
@@ -66,10 +66,8 @@ wait $srv
 for i in 1 2 3 4 5; do echo "drop-$i" | hx socat -u - "UDP4:$PEER4:7001"; done
 
 # --- reject with a TCP reset -------------------------------------------------------
-px socat TCP4-LISTEN:5003,reuseaddr,fork /dev/null &
-BG_PIDS+=($!)
-px socat TCP6-LISTEN:5003,reuseaddr,fork /dev/null &
-BG_PIDS+=($!)
+bg "$PEER_NS" socat TCP4-LISTEN:5003,reuseaddr,fork /dev/null
+bg "$PEER_NS" socat TCP6-LISTEN:5003,reuseaddr,fork /dev/null
 sleep 0.3
 out=$(hx nc -z -w 3 "$PEER4" 5003 2>&1)
 rc=$?

@@ -14,25 +14,17 @@ write_config "$CONF"
 # Capture what the peer receives from the host, as fields from an independent parser.
 capture_start() {
 	CAP=$WORKDIR/$1.pcap
-	px tcpdump -i veth0 -U -n -w "$CAP" "src host $HOST4 or src host $HOST6" 2>"$WORKDIR/$1.err" &
-	CAP_PID=$!
-	local i
-	for i in $(seq 50); do
-		grep -q listening "$WORKDIR/$1.err" 2>/dev/null && return 0
-		sleep 0.1
-	done
+	CAP_NAME=$1
+	pcap_start "$1" "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
 }
-capture_stop() {
-	sleep 0.3
-	kill "$CAP_PID"
-	wait "$CAP_PID" 2>/dev/null
-}
+capture_stop() { pcap_stop "$CAP_NAME"; }
 fields() {
 	tshark -r "$1" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
 		-o udp.check_checksum:TRUE \
 		-Y 'icmp.type == 8 || icmpv6.type == 128 || udp' -T fields -E separator=' ' \
 		-e ip.ttl -e ip.dsfield -e ip.len -e ip.flags -e ipv6.hlim -e ipv6.tclass \
-		-e ipv6.plen -e icmp.type -e icmpv6.type -e udp.length -e data.data 2>/dev/null
+		-e ipv6.plen -e icmp.type -e icmpv6.type -e icmp.seq -e icmpv6.echo.sequence_number \
+		-e data.len -e udp.length -e udp.payload 2>/dev/null
 }
 traffic() {
 	hx ping -c 2 -i 0.2 -W 1 "$PEER4" >/dev/null
@@ -79,7 +71,7 @@ $((PRIO - 1)):	from all iif tun0 lookup main
 $PRIO:	from all lookup $TABLE"
 got=$(hx ip -4 rule show | grep -E "^($((PRIO - 1))|$PRIO):"; hx ip -6 rule show | grep -E "^($((PRIO - 1))|$PRIO):")
 check_eq "ip rule / ip -6 rule show exactly the two rules per family" "$got" "$want"
-check_eq "table $TABLE has one IPv4 route" "$(hx ip -4 route show table $TABLE | sed 's/ *$//')" "default dev tun0 scope link"
+check_eq "table $TABLE has one IPv4 route" "$(hx ip -4 route show table $TABLE | sed 's/ *$//')" "default dev tun0 proto 73 scope link"
 check "table $TABLE has one IPv6 route" bash -c "[ \"\$(ip netns exec $HOST_NS ip -6 route show table $TABLE | grep -c '^default dev tun0')\" = 1 ] && [ \"\$(ip netns exec $HOST_NS ip -6 route show table $TABLE | wc -l)\" = 1 ]"
 check "tun0 has no address" bash -c "! ip netns exec $HOST_NS ip addr show dev tun0 | grep -q 'inet'"
 check_eq "tun0 forwarding=1 accept_local=1 rp_filter=0 force_forwarding=1" \
@@ -110,7 +102,7 @@ head -c 2000000 /dev/urandom >"$WORKDIR/blob"
 for fam in 4 6; do
 	if [ $fam = 4 ]; then dst=$PEER4; else dst="[$PEER6]"; fi
 	rm -f "$WORKDIR/recv$fam"
-	px socat -u "TCP$fam-LISTEN:5001,reuseaddr" "OPEN:$WORKDIR/recv$fam,creat" &
+	ip netns exec "$PEER_NS" socat -u "TCP$fam-LISTEN:5001,reuseaddr" "OPEN:$WORKDIR/recv$fam,creat" &
 	srv=$!
 	sleep 0.3
 	tx0=$(tun_tx_packets)
@@ -138,7 +130,7 @@ check "a restart after kill -9 succeeds" start_ipmodd "$CONF"
 check_eq "after the restart there is exactly one set of entries" "$(our_state | sed 's/ *$//')" "$(printf '%s\n' \
 	"$((PRIO - 1)):	from all iif tun0 lookup main" "$PRIO:	from all lookup $TABLE" \
 	"$((PRIO - 1)):	from all iif tun0 lookup main" "$PRIO:	from all lookup $TABLE" \
-	"default dev tun0 scope link")
+	"default dev tun0 proto 73 scope link")
 $(hx ip -6 route show table $TABLE | sed 's/ *$//')"
 check "traffic flows after the restart" hx ping -c1 -W1 "$PEER4"
 kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""

@@ -31,7 +31,8 @@ diag() { printf '# %s\n' "$@"; }
 check() {
 	local what=$1
 	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
+	# Command output goes to the test log (stderr), never into the TAP stream.
+	if "$@" >&2; then ok "$what"; else not_ok "$what"; fi
 }
 # check_eq DESCRIPTION GOT WANT
 check_eq() {
@@ -71,6 +72,8 @@ cleanup() {
 	return 0
 }
 
+# Run in a namespace.  Never background these functions ("hx cmd &"): $! would
+# be a subshell's pid, not the command's; background "ip netns exec" directly.
 hx() { ip netns exec "$HOST_NS" "$@"; }
 px() { ip netns exec "$PEER_NS" "$@"; }
 
@@ -126,7 +129,7 @@ CONF
 start_ipmodd() {
 	local conf=$1 i
 	shift
-	hx "$IPMODD" -c "$conf" "$@" >>"$WORKDIR/ipmodd.log" 2>&1 &
+	ip netns exec "$HOST_NS" "$IPMODD" -c "$conf" "$@" >>"$WORKDIR/ipmodd.log" 2>&1 &
 	IPMODD_PID=$!
 	for i in $(seq 100); do
 		if hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' &&
@@ -164,8 +167,11 @@ tun_tx_packets() {
 	hx cat /sys/class/net/tun0/statistics/tx_packets 2>/dev/null || echo 0
 }
 
+# bg NETNS COMMAND...: a background server, ended by the EXIT trap.
 bg() {
-	"$@" &
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@" &
 	BG_PIDS+=($!)
 }
 
@@ -202,7 +208,7 @@ setup_far() {
 pcap_start() {
 	local name=$1 ns=$2 ifc=$3 i
 	shift 3
-	ip netns exec "$ns" tcpdump -i "$ifc" -U -n -w "$WORKDIR/$name.pcap" "$@" 2>"$WORKDIR/$name.err" &
+	ip netns exec "$ns" tcpdump --immediate-mode -i "$ifc" -U -n -w "$WORKDIR/$name.pcap" "$@" 2>"$WORKDIR/$name.err" &
 	eval "PCAP_PID_$name=$!"
 	BG_PIDS+=($!)
 	for i in $(seq 50); do
