@@ -69,11 +69,11 @@ for i in 1 2 3 4 5; do echo "drop-$i" | hx socat -u - "UDP4:$PEER4:7001"; done
 bg "$PEER_NS" socat TCP4-LISTEN:5003,reuseaddr,fork /dev/null
 bg "$PEER_NS" socat TCP6-LISTEN:5003,reuseaddr,fork /dev/null
 sleep 0.3
-out=$(hx nc -z -w 3 "$PEER4" 5003 2>&1)
+out=$(hx nc -v -z -w 3 "$PEER4" 5003 2>&1)
 rc=$?
 check "nc to a tcp-reset port fails" test $rc -ne 0
 check "... with connection refused ($out)" grep -qi 'refused' <<<"$out"
-out=$(hx nc -6 -z -w 3 "$PEER6" 5003 2>&1)
+out=$(hx nc -6 -v -z -w 3 "$PEER6" 5003 2>&1)
 check "nc -6 to a tcp-reset port fails with connection refused ($out)" grep -qi 'refused' <<<"$out"
 
 # --- reject with ICMP / ICMPv6 unreachables ------------------------------------------
@@ -112,17 +112,20 @@ check_eq "the peer saw every ping to it with TTL 33" \
 check_eq "the peer saw every ping -6 to it with hop limit 44" \
 	"$(pcap_count "$P" "icmpv6.type == 128 && ipv6.dst == $PEER6 && ipv6.hlim == 44")" 2
 check_eq "other traffic to the peer keeps TTL 64" \
-	"$(pcap_count "$P" "udp.dstport == 7002 && ip.ttl == 64")" 1
+	"$(pcap_count "$P" "ip.src == $HOST4 && !icmp && udp.dstport == 7002 && ip.ttl == 64")" 1
 check "tcpdump -vv in the peer shows ttl 33" bash -c \
 	"tcpdump -vv -n -r '$P' 'icmp[icmptype] == icmp-echo and dst host $PEER4' 2>/dev/null | grep -q 'ttl 33'"
 check_eq "the SYN to port 5002 arrived with MSS 1000" \
 	"$(pcap_count "$P" 'tcp.dstport == 5002 && tcp.flags.syn == 1 && tcp.options.mss_val == 1000')" 1
 check_eq "... and a correct TCP checksum" \
-	"$(tshark -r "$P" -o tcp.check_checksum:TRUE -Y 'tcp.dstport == 5002 && tcp.flags.syn == 1' -T fields -e tcp.checksum.status 2>/dev/null)" Good
+	"$(tshark -r "$P" -o tcp.check_checksum:TRUE -Y 'tcp.dstport == 5002 && tcp.flags.syn == 1 && tcp.checksum.status == "Good"' 2>/dev/null | wc -l)" 1
 check "the clamped connection carried data" test "$(pcap_count "$P" 'tcp.dstport == 5002 && tcp.len > 0')" -gt 0
 check_eq "the dropped UDP flow never reached the peer" "$(pcap_count "$P" 'udp.dstport == 7001')" 0
 check_eq "no SYN to the tcp-reset port reached the peer" "$(pcap_count "$P" 'tcp.dstport == 5003')" 0
-check_eq "no frame in the peer capture has a bad checksum" "$(pcap_bad_checksums "$P")" 0
+# Frames the peer itself sends carry offloaded (partial) checksums in a capture;
+# what matters is every frame that arrived from the host.
+check "the peer capture has frames from the host" test "$(pcap_count "$P" "ip.src == $HOST4 || ipv6.src == $HOST6")" -gt 50
+check_eq "no frame the peer received has a bad checksum" "$(pcap_bad_checksums "$P" "ip.src == $HOST4 || ipv6.src == $HOST6")" 0
 
 check "the host received forged IPv4 echo replies on tun0" test "$(pcap_count "$T" 'icmp.type == 0 && ip.src == 198.18.1.1')" -ge 5
 check "the host received forged IPv6 echo replies on tun0" test "$(pcap_count "$T" 'icmpv6.type == 129 && ipv6.src == 2001:db8:1::1')" -ge 3

@@ -225,11 +225,12 @@ pcap_stop() {
 	wait "$pid" 2>/dev/null
 	return 0
 }
-# Frames in a capture whose IPv4/TCP/UDP/ICMP/ICMPv6 checksum tshark finds bad.
+# pcap_bad_checksums FILE [FILTER]: frames (matching FILTER) whose IPv4, TCP,
+# UDP, ICMP or ICMPv6 checksum tshark finds bad.
 pcap_bad_checksums() {
 	tshark -r "$1" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
 		-o udp.check_checksum:TRUE \
-		-Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad" || udp.checksum.status == "Bad" || icmp.checksum.status == "Bad" || icmpv6.checksum.status == "Bad"' \
+		-Y "(${2:-frame}) && (ip.checksum.status == \"Bad\" || tcp.checksum.status == \"Bad\" || udp.checksum.status == \"Bad\" || icmp.checksum.status == \"Bad\" || icmpv6.checksum.status == \"Bad\")" \
 		2>/dev/null | wc -l
 }
 pcap_count() {
