@@ -1218,3 +1218,45 @@ int config_load(const char *path, struct config **ret, char *err, size_t errlen)
 	text[len + 1] = '\0';
 	return parse_text(&c, text, ret);
 }
+
+static bool prefix_equal(const struct prefix *a, const struct prefix *b)
+{
+	return a->family == b->family && a->len == b->len &&
+	       memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
+}
+
+static bool selector_equal(const struct selector *a, const struct selector *b)
+{
+	return a->family == b->family && a->has_from == b->has_from && a->has_to == b->has_to &&
+	       (!a->has_from || prefix_equal(&a->from, &b->from)) &&
+	       (!a->has_to || prefix_equal(&a->to, &b->to)) && a->has_uid == b->has_uid &&
+	       (!a->has_uid || (a->uid_start == b->uid_start && a->uid_end == b->uid_end)) &&
+	       a->ipproto == b->ipproto && a->has_sport == b->has_sport &&
+	       (!a->has_sport || (a->sport_start == b->sport_start && a->sport_end == b->sport_end)) &&
+	       a->has_dport == b->has_dport &&
+	       (!a->has_dport || (a->dport_start == b->dport_start && a->dport_end == b->dport_end)) &&
+	       a->has_fwmark == b->has_fwmark &&
+	       (!a->has_fwmark || (a->fwmark == b->fwmark && a->fwmask == b->fwmask));
+}
+
+static bool selectors_equal(const struct selector *a, size_t na, const struct selector *b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return false;
+	for (i = 0; i < na; i++)
+		if (!selector_equal(&a[i], &b[i]))
+			return false;
+	return true;
+}
+
+bool config_routing_equal(const struct config *a, const struct config *b)
+{
+	return strcmp(a->tun_name, b->tun_name) == 0 && a->mtu == b->mtu && a->table == b->table &&
+	       a->priority == b->priority && a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 &&
+	       selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert) &&
+	       selectors_equal(a->exclude, a->n_exclude, b->exclude, b->n_exclude) &&
+	       strcmp(a->control_socket, b->control_socket) == 0 &&
+	       strcmp(a->control_group, b->control_group) == 0;
+}

@@ -81,4 +81,7 @@ int config_parse_string(const char *text, const char *name, struct config **ret,
 			size_t errlen);
 struct config *config_free(struct config *c);
 
+/* Whether two configurations need the same tun and routing (lines aside). */
+bool config_routing_equal(const struct config *a, const struct config *b);
+
 #endif

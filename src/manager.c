@@ -219,15 +219,6 @@ static int on_control(void *userdata, const struct ctl_request *req, bool privil
 			       req->arg);
 }
 
-static bool routing_changed(const struct config *a, const struct config *b)
-{
-	return strcmp(a->tun_name, b->tun_name) || a->mtu != b->mtu || a->table != b->table ||
-	       a->priority != b->priority || a->ipv4 != b->ipv4 || a->ipv6 != b->ipv6 ||
-	       a->n_divert != b->n_divert || a->n_exclude != b->n_exclude ||
-	       (a->n_divert && memcmp(a->divert, b->divert, a->n_divert * sizeof(*a->divert))) ||
-	       (a->n_exclude && memcmp(a->exclude, b->exclude, a->n_exclude * sizeof(*a->exclude)));
-}
-
 /* Re-read the file and swap in its chain; on any error the running chain stays. */
 static void manager_reload(struct manager *m)
 {
@@ -247,8 +238,8 @@ static void manager_reload(struct manager *m)
 		log_error("reload failed, keeping the running rules: %s: %s", cfg->path, err);
 		goto out;
 	}
-	if (routing_changed(m->cfg, cfg))
-		log_warning("%s: tun and routing settings changed; they take effect at the next restart",
+	if (!config_routing_equal(m->cfg, cfg))
+		log_warning("%s: tun, routing or control settings changed; they take effect at the next restart",
 			    cfg->path);
 	chain_unref(m->chain);
 	m->chain = chain;

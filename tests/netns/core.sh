@@ -5,7 +5,8 @@
 . "$(dirname "$0")/lib.sh"
 
 require_root
-require_cmd ping tcpdump tshark socat sha256sum
+require_cmd ping tcpdump tshark socat sha256sum python3
+: "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
 setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
 
 CONF=$WORKDIR/ipmodd.conf
@@ -113,6 +114,40 @@ for fam in 4 6; do
 		"$(sha256sum <"$WORKDIR/recv$fam" | cut -d' ' -f1)" "$(sha256sum <"$WORKDIR/blob" | cut -d' ' -f1)"
 	check "the IPv$fam transfer went through tun0" test $((tx1 - tx0)) -ge 100
 done
+
+# --- status and reload (SIGHUP) ------------------------------------------------
+# status_of KEY: one value from "ipmodctl --json status".
+status_of() {
+	"$IPMODCTL" -s "$WORKDIR/control.sock" --json status |
+		python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"
+}
+wait_generation() {
+	local i
+	for i in $(seq 50); do
+		[ "$(status_of generation 2>/dev/null)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "ipmodctl status answers" "$IPMODCTL" -s "$WORKDIR/control.sock" status
+check_eq "status shows the tun" "$(status_of tun)" tun0
+check "status counts the packets read" test "$(status_of rx-packets)" -ge 100
+check_eq "status shows no write errors" "$(status_of write-errors)" 0
+cp "$CONF" "$WORKDIR/ipmodd.conf.orig"
+write_config "$CONF" 'rules = ( { name = "drop-udp"; proto = "udp"; dport = 7001; verdict = "drop"; } );'
+kill -HUP "$IPMODD_PID"
+check "SIGHUP loads the new file (generation 2)" wait_generation 2
+check_eq "the reloaded chain has one rule" "$(status_of rules)" 1
+for i in 1 2 3; do echo "x$i" | hx socat -u - "UDP4:$PEER4:7001"; done
+sleep 0.2
+check_eq "the reloaded drop rule drops the flow" "$(status_of dropped-rule)" 3
+printf 'rules = (\n\t{ name = "bad"; set-ttl = 999; }\n);\n' >"$CONF"
+kill -HUP "$IPMODD_PID"
+sleep 0.5
+check "a broken reload is logged with file:line" grep -q "ipmodd.conf:2:" "$WORKDIR/ipmodd.log"
+check_eq "a broken reload keeps the running chain" "$(status_of generation) $(status_of rules)" "2 1"
+check "the daemon still runs after a broken reload" kill -0 "$IPMODD_PID"
+cp "$WORKDIR/ipmodd.conf.orig" "$CONF"
 
 # --- orderly exit removes everything -----------------------------------------
 stop_ipmodd TERM

@@ -559,6 +559,35 @@ static void cleanup(void)
 	rmdir(tmpdir);
 }
 
+static void test_routing_equal(void)
+{
+	static const char base[] =
+		"routing = { table = 100; exclude = ( { to = \"10.1.0.0/16\"; } ); };\n";
+	static const char moved[] = "\n\n# the same, two lines lower\n"
+		"routing = {\n table = 100;\n exclude = ( { to = \"10.1.0.0/16\"; } );\n};\n"
+		"rules = ( { set-ttl = 64; } );\n";
+	static const char other[] =
+		"routing = { table = 100; exclude = ( { to = \"10.2.0.0/16\"; } ); };\n";
+	static const char table[] =
+		"routing = { table = 101; exclude = ( { to = \"10.1.0.0/16\"; } ); };\n";
+	struct config *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+	char err[CONFIG_ERR_MAX];
+
+	ok(config_parse_string(base, "a", &a, err, sizeof(err)) == 0 &&
+	   config_parse_string(moved, "b", &b, err, sizeof(err)) == 0 &&
+	   config_parse_string(other, "c", &c, err, sizeof(err)) == 0 &&
+	   config_parse_string(table, "d", &d, err, sizeof(err)) == 0, "routing_equal inputs parse");
+	if (a && b && c && d) {
+		ok(config_routing_equal(a, b), "moved lines and new rules keep the routing equal");
+		ok(!config_routing_equal(a, c), "another exclusion prefix is a routing change");
+		ok(!config_routing_equal(a, d), "another table is a routing change");
+	}
+	config_free(a);
+	config_free(b);
+	config_free(c);
+	config_free(d);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -574,6 +603,7 @@ int main(void)
 	test_selectors();
 	test_rules();
 	test_files();
+	test_routing_equal();
 	cleanup();
 	return tap_done();
 }
