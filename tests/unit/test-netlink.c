@@ -371,6 +371,18 @@ static void test_setlink(void)
 	ok(len > 0 && ifm->ifi_flags == 0 && ifm->ifi_change == 0 &&
 	   collect(nlh, sizeof(*ifm), &at) == 0, "setlink with nothing to change: bare header");
 
+	l.ipv6_no_addr = true;
+	len = nl_build_setlink(buf, sizeof(buf), &l);
+	ok(len > 0 && collect(nlh, sizeof(*ifm), &at) == 1 && at.tb[IFLA_AF_SPEC] &&
+	   collect_nested(at.tb[IFLA_AF_SPEC], &spec) == 1 && spec.tb[AF_INET6],
+	   "setlink ipv6_no_addr: IFLA_AF_SPEC holds only AF_INET6");
+	ok(spec.tb[AF_INET6] && collect_nested(spec.tb[AF_INET6], &inet) == 1 &&
+	   inet.tb[IFLA_INET6_ADDR_GEN_MODE] &&
+	   mnl_attr_get_payload_len(inet.tb[IFLA_INET6_ADDR_GEN_MODE]) == 1 &&
+	   mnl_attr_get_u8(inet.tb[IFLA_INET6_ADDR_GEN_MODE]) == IN6_ADDR_GEN_MODE_NONE,
+	   "AF_INET6 holds IFLA_INET6_ADDR_GEN_MODE = none (u8)");
+	check_enospc("setlink ipv6_no_addr", build_setlink, &l);
+
 	l.ifindex = 0;
 	is_int(nl_build_setlink(buf, sizeof(buf), &l), -EINVAL, "setlink ifindex 0 is -EINVAL");
 }

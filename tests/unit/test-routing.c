@@ -187,6 +187,8 @@ static void test_basic(int ifindex)
 	is_str(sysctl("/proc/sys/net/ipv4/conf/tun0/rp_filter"), "0", "tun0 rp_filter=0");
 	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/force_forwarding"), "1",
 	       "tun0 IPv6 force_forwarding=1");
+	is_str(run("ip addr show dev tun0 | grep inet"), "",
+	       "tun0 has no address, not even an IPv6 link-local one");
 	is_str(sysctl("/proc/sys/net/ipv4/conf/all/forwarding"), "0", "global IPv4 forwarding untouched");
 	is_str(sysctl("/proc/sys/net/ipv6/conf/all/forwarding"), "0", "global IPv6 forwarding untouched");
 
@@ -327,7 +329,7 @@ static void test_rollback(int ifindex)
 	/* Failing at the very first step. */
 	r = routing_install(cfg, 9999, &rt, err, sizeof(err));
 	is_int(r, -ENODEV, "install on a missing ifindex fails");
-	is_str(err, "set link tun0 mtu 1400 up: No such device", "and says which step");
+	is_str(err, "set link tun0 addrgenmode none: No such device", "and says which step");
 	expect_clean("after the failed installs");
 
 	cfg->table = RT_TABLE_MAIN;
