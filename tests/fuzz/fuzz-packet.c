@@ -1,25 +1,33 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * libFuzzer target for the parser, the rewrites and the forges.  Any input
+ * libFuzzer target for the parser, the rewrites, the forges and the rule
+ * chain.  Any input
  * either fails pkt_parse() with a known class, or survives every setter and
  * forge, with these invariants:
  * - rewrites keep the packet parseable, and once its checksums are right,
  *   the incremental updates equal a full recompute byte for byte;
  * - a forged packet parses, its checksums are already what a full recompute
  *   gives, and it is never itself answered with an error, a reset or a
- *   reply to a reply; it needs exactly the room it takes.
+ *   reply to a reply; it needs exactly the room it takes;
+ * - the rule chain (every match and action kind) leaves an accepted packet
+ *   parseable with the checksums a full recompute gives, and what it forges
+ *   parses too.
  *
  * By hand: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
- *	tests/fuzz/fuzz-packet.c src/packet.c src/forge.c -o fuzz-packet
+ *	tests/fuzz/fuzz-packet.c src/packet.c src/forge.c src/rule.c src/chain.c \
+ *	-o fuzz-packet
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "chain.h"
 #include "forge.h"
+#include "util.h"
 
 #define check(cond)                    \
 	do {                           \
@@ -33,6 +41,8 @@
  * global buffer overflow.
  */
 static uint8_t pbuf[PKT_MAX], cbuf[PKT_MAX], obuf[PKT_MAX], o2buf[PKT_MAX], tbuf[PKT_MAX];
+static uint8_t chbuf[PKT_MAX], fbuf[PKT_MAX];
+
 
 enum { ECHO, RESET, UNREACH };
 
@@ -169,6 +179,75 @@ static void edit(struct pkt *p, const uint8_t *data, size_t size)
 	}
 }
 
+/* One rule of every match and action kind; most never end the chain. */
+static const char *const rule_texts[] = {
+	"name=ttl-all set-ttl=+1",
+	"name=v4 family=ip src=0.0.0.0/1 dst=!10.0.0.0/8 set-dscp=ef",
+	"name=v6 family=ip6 dst=2000::/3 set-ecn=ce length=40-1500",
+	"name=syn proto=tcp tcp-flags=syn,!ack clamp-mss=536",
+	"name=ports proto=udp sport=1-1024 dport=!53 ttl=1-200 set-ttl=-3",
+	"name=dscp dscp=af41 set-dscp=cs1",
+	"name=maybe probability=0.5 set-ecn=ect1",
+	"name=ping4 proto=icmp icmp-type=echo-request verdict=reply",
+	"name=ping6 proto=icmpv6 icmp-type=echo-request icmp-code=0 verdict=reply",
+	"name=rst proto=tcp dport=0-1000 verdict=reject reject-with=tcp-reset",
+	"name=unreach proto=udp verdict=reject reject-with=admin-prohibited",
+	"name=drop family=ip6 proto=tcp verdict=drop",
+};
+
+static struct chain *fuzz_chain(void)
+{
+	static struct chain *chain;
+	struct rule *rules[ARRAY_SIZE(rule_texts)];
+	struct rule_kv kv[RULE_KV_MAX];
+	char text[256], err[256], *tok, *save;
+	size_t i, n, bad;
+
+	if (chain)
+		return chain;
+	for (i = 0; i < ARRAY_SIZE(rule_texts); i++) {
+		snprintf(text, sizeof(text), "%s", rule_texts[i]);
+		n = 0;
+		for (tok = strtok_r(text, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+			char *eq = strchr(tok, '=');
+
+			check(eq && n < RULE_KV_MAX);
+			*eq = '\0';
+			kv[n++] = (struct rule_kv){ tok, eq + 1 };
+		}
+		check(rule_parse(kv, n, &rules[i], &bad, err, sizeof(err)) == 0);
+	}
+	check(chain_new(rules, ARRAY_SIZE(rules), &chain, err, sizeof(err)) == 0);
+	chain_seed(chain, 1);
+	for (i = 0; i < ARRAY_SIZE(rules); i++)
+		rule_free(rules[i]);
+	return chain;
+}
+
+static void run_chain(const struct pkt *in, bool comparable, uint64_t now_ns)
+{
+	struct pkt p = { .data = chbuf + sizeof(chbuf) - in->len, .len = in->len, .cap = in->len };
+	struct pkt f = { .data = fbuf, .cap = sizeof(fbuf) };
+
+	memcpy(p.data, in->data, in->len);
+	check(pkt_parse(&p) == PKT_OK);
+	switch (chain_run(fuzz_chain(), &p, &f, now_ns)) {
+	case CHAIN_ACCEPT:
+		if (comparable)
+			check_csum_stable(&p);
+		else
+			check(pkt_parse(&p) == PKT_OK);
+		break;
+	case CHAIN_FORGED:
+		check(f.len <= f.cap);
+		check(pkt_parse(&f) == PKT_OK);
+		check_csum_stable(&f);
+		break;
+	case CHAIN_DROP:
+		break;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pkt p;
@@ -211,5 +290,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pkt_csum_full(&p);
 	}
 	forge_all(&p);
+	run_chain(&p, comparable, (uint64_t)data[0] * 7919 * 1000000ULL);
 	return 0;
 }
