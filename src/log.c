@@ -48,7 +48,7 @@ bool log_enabled(int prio)
 	return prio <= log_max;
 }
 
-static void log_vmsg(int prio, const char *fmt, va_list ap)
+static _printf_(2, 0) void log_vmsg(int prio, const char *fmt, va_list ap)
 {
 	char buf[1024];
 	int saved = errno;
