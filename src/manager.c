@@ -277,6 +277,14 @@ int manager_start(struct manager *m)
 		log_error("%s: %s", m->cfg->path, err);
 		return r;
 	}
+	/* The tc/eBPF fast path is not part of this version. */
+	if (m->cfg->fastpath == FASTPATH_ON) {
+		log_error("%s: fastpath = \"on\", but this version of ipmodd has no fast path; "
+			  "use \"auto\" or \"off\"", m->cfg->path);
+		return -EOPNOTSUPP;
+	}
+	if (m->cfg->fastpath == FASTPATH_AUTO)
+		log_info("no eBPF fast path in this version: every packet takes the userspace path");
 
 	sigemptyset(&mask);
 	for (i = 0; i < ARRAY_SIZE(signals); i++)
