@@ -160,6 +160,39 @@ check_eq "nothing of ours is left after SIGTERM" "$(our_state)" ""
 check "tun0 is gone" bash -c "! ip netns exec $HOST_NS ip link show tun0 >/dev/null 2>&1"
 check "the peer is reachable without ipmodd" hx ping -c1 -W1 "$PEER4"
 
+# --- systemd notification protocol -------------------------------------------
+# A datagram socket standing in for systemd's NOTIFY_SOCKET, logging each message.
+python3 - "$WORKDIR/notify.sock" "$WORKDIR/notify.log" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(0.5)
+end = time.time() + 20
+with open(sys.argv[2], "a", buffering=1) as f:
+    while time.time() < end:
+        try:
+            f.write(s.recv(4096).decode().replace("\n", "|") + "\n")
+        except socket.timeout:
+            pass
+PY
+NOTIFY_PID=$!
+BG_PIDS+=($NOTIFY_PID)
+for i in $(seq 50); do [ -S "$WORKDIR/notify.sock" ] && break; sleep 0.1; done
+IPMODD_ENV="NOTIFY_SOCKET=$WORKDIR/notify.sock WATCHDOG_USEC=400000"
+check "ipmodd starts under a notify socket" start_ipmodd "$CONF"
+IPMODD_ENV=""
+sleep 1.5
+check "READY=1 is sent with a STATUS= summary" grep -q 'READY=1|STATUS=Diverting IPv4+IPv6 via tun0' "$WORKDIR/notify.log"
+check "WATCHDOG=1 keeps arriving while it runs" test "$(grep -c 'WATCHDOG=1' "$WORKDIR/notify.log")" -ge 3
+kill -HUP "$IPMODD_PID"
+sleep 0.3
+check "a reload sends RELOADING=1 and READY=1 again" bash -c \
+	"grep -q 'RELOADING=1' '$WORKDIR/notify.log' && [ \$(grep -c 'READY=1' '$WORKDIR/notify.log') -ge 2 ]"
+stop_ipmodd TERM
+check_eq "it exits 0" "$?" 0
+check "STOPPING=1 is sent on SIGTERM" grep -q 'STOPPING=1' "$WORKDIR/notify.log"
+check_eq "and nothing is left" "$(our_state)" ""
+
 # --- crash: traffic falls back to main, restart, cleanup ----------------------
 check "ipmodd starts again" start_ipmodd "$CONF"
 kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""

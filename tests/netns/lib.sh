@@ -129,7 +129,8 @@ CONF
 start_ipmodd() {
 	local conf=$1 i
 	shift
-	ip netns exec "$HOST_NS" "$IPMODD" -c "$conf" "$@" >>"$WORKDIR/ipmodd.log" 2>&1 &
+	# IPMODD_ENV: extra VAR=value words for the daemon's environment.
+	ip netns exec "$HOST_NS" env ${IPMODD_ENV:-} "$IPMODD" -c "$conf" "$@" >>"$WORKDIR/ipmodd.log" 2>&1 &
 	IPMODD_PID=$!
 	for i in $(seq 100); do
 		if hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' &&
