@@ -104,15 +104,7 @@ static void setting_path(const config_setting_t *s, char *buf, size_t len)
 /* A string from the file fit for a message: printable, and cut short. */
 static const char *quote(char *buf, const char *s)
 {
-	size_t i;
-
-	for (i = 0; s[i] && i + 4 < QUOTE_MAX; i++)
-		buf[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
-	if (s[i]) {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
+	str_sanitize(buf, QUOTE_MAX, s);
 	return buf;
 }
 

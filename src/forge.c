@@ -33,28 +33,6 @@
 #define ICMP_ERR_MAX 576
 #define ICMP6_ERR_MAX 1280
 
-static inline uint16_t get16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
-
-static inline uint32_t get32(const uint8_t *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-static inline void put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
-
-static inline void put32(uint8_t *b, uint32_t v)
-{
-	put16(b, (uint16_t)(v >> 16));
-	put16(b + 2, (uint16_t)v);
-}
-
 /*
  * Addresses that are not one host: answering them would reply to many or to
  * nobody.  IPv4: 0/8 ("this network", 0.0.0.0 included), 224/4 multicast,
@@ -98,20 +76,20 @@ static void put_iphdr(const struct pkt *req, struct pkt *out, uint8_t proto, uin
 	if (req->family == AF_INET) {
 		d[0] = 0x45;
 		d[1] = tclass;
-		put16(d + 2, (uint16_t)(IP4_HLEN + l4len));
+		put_be16(d + 2, (uint16_t)(IP4_HLEN + l4len));
 		/* RFC 6864: an atomic datagram (DF, unfragmented) may use ID 0. */
-		put16(d + 4, 0);
-		put16(d + 6, IP_DF);
+		put_be16(d + 4, 0);
+		put_be16(d + 6, IP_DF);
 		d[8] = FORGE_TTL;
 		d[9] = proto;
-		put16(d + 10, 0);
+		put_be16(d + 10, 0);
 		memcpy(d + 12, pkt_daddr(req), 4);
 		memcpy(d + 16, pkt_saddr(req), 4);
 	} else {
 		d[0] = (uint8_t)(0x60 | tclass >> 4);
 		d[1] = (uint8_t)((tclass & 0x0f) << 4);
 		d[2] = d[3] = 0;	/* flow label */
-		put16(d + 4, (uint16_t)l4len);
+		put_be16(d + 4, (uint16_t)l4len);
 		d[6] = proto;
 		d[7] = FORGE_TTL;
 		memcpy(d + 8, pkt_daddr(req), 16);
@@ -186,8 +164,8 @@ int forge_tcp_reset(const struct pkt *req, struct pkt *out)
 	paylen = (uint32_t)(req->len - req->l4off - (size_t)(seg[12] >> 4) * 4);
 	tcp = out->data + hlen;
 	memset(tcp, 0, TCP_HLEN);
-	put16(tcp, get16(seg + 2));
-	put16(tcp + 2, get16(seg));
+	put_be16(tcp, get_be16(seg + 2));
+	put_be16(tcp + 2, get_be16(seg));
 	/*
 	 * RFC 793, "Reset Generation": take the sequence number from the
 	 * segment's ACK if it has one; otherwise send sequence 0 and
@@ -195,16 +173,16 @@ int forge_tcp_reset(const struct pkt *req, struct pkt *out)
 	 * so that the peer accepts the reset in any state.
 	 */
 	if (seg[13] & TCP_ACK) {
-		seq = get32(seg + 8);
+		seq = get_be32(seg + 8);
 		ack = 0;
 		tcp[13] = TCP_RST;
 	} else {
 		seq = 0;
-		ack = get32(seg + 4) + paylen + !!(seg[13] & TCP_SYN) + !!(seg[13] & TCP_FIN);
+		ack = get_be32(seg + 4) + paylen + !!(seg[13] & TCP_SYN) + !!(seg[13] & TCP_FIN);
 		tcp[13] = TCP_RST | TCP_ACK;
 	}
-	put32(tcp + 4, seq);
-	put32(tcp + 8, ack);
+	put_be32(tcp + 4, seq);
+	put_be32(tcp + 8, ack);
 	tcp[12] = (TCP_HLEN / 4) << 4;
 	put_iphdr(req, out, IPPROTO_TCP, 0, TCP_HLEN);
 	return forge_finish(out);
@@ -276,7 +254,7 @@ int forge_unreachable(const struct pkt *req, enum forge_unreach kind, struct pkt
 	icmp[0] = type;
 	icmp[1] = code;
 	if (type == 4)
-		put32(icmp + 4, (uint32_t)pkt_ip6_nexthdr_offset(req));
+		put_be32(icmp + 4, (uint32_t)pkt_ip6_nexthdr_offset(req));
 	memcpy(icmp + ICMP_HLEN, req->data, quote);
 	put_iphdr(req, out, req->family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6,
 		  req->family == AF_INET ? TOS_INTERNETCONTROL : 0, ICMP_HLEN + quote);

@@ -4,7 +4,7 @@
  * allocation, and no read or write outside data[0..len).
  *
  * Every 16-bit value handed to or returned by the csum_* functions is in
- * host order, as read big-endian from the packet (get16() below).  Because a
+ * host order, as read big-endian from the packet (get_be16() below).  Because a
  * ones' complement sum commutes with byte swapping, the incremental updates
  * also work on network-order values, as long as check, old and new all use
  * the same order.
@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "packet.h"
+#include "util.h"
 
 #define IP6_HLEN 40
 #define IP6_MAX_EXTHDRS 8
@@ -29,17 +30,6 @@
 
 #define IPOPT_EOL 0
 #define IPOPT_NOP 1
-
-static inline uint16_t get16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
-
-static inline void put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
 
 /* ---- checksum arithmetic ------------------------------------------------- */
 
@@ -160,13 +150,13 @@ static void l4_csum_replace(struct pkt *p, uint32_t old_sum, uint32_t new_sum, b
 
 	if (!off)
 		return;
-	check = get16(p->data + off);
+	check = get_be16(p->data + off);
 	if (p->l4proto == IPPROTO_UDP) {
 		if (check == 0 && p->family == AF_INET)
 			return;
-		put16(p->data + off, udp_csum_fixup(csum_replace_sum(check, old_sum, new_sum)));
+		put_be16(p->data + off, udp_csum_fixup(csum_replace_sum(check, old_sum, new_sum)));
 	} else {
-		put16(p->data + off, csum_replace_sum(check, old_sum, new_sum));
+		put_be16(p->data + off, csum_replace_sum(check, old_sum, new_sum));
 	}
 }
 
@@ -221,8 +211,8 @@ static int parse_l4(struct pkt *p)
 		need = avail >= 13 ? (size_t)(l4[12] >> 4) * 4 : 20;
 		if (avail < need)
 			break;
-		p->sport = get16(l4);
-		p->dport = get16(l4 + 2);
+		p->sport = get_be16(l4);
+		p->dport = get_be16(l4 + 2);
 		p->tcp_flags = l4[13];
 		p->l4_complete = true;
 		return PKT_OK;
@@ -230,10 +220,10 @@ static int parse_l4(struct pkt *p)
 		if (avail < 8)
 			break;
 		/* Like Linux, accept a UDP length shorter than the IP payload. */
-		if (get16(l4 + 4) < 8 || (!p->fragment && get16(l4 + 4) > avail))
+		if (get_be16(l4 + 4) < 8 || (!p->fragment && get_be16(l4 + 4) > avail))
 			return PKT_BAD_L4;
-		p->sport = get16(l4);
-		p->dport = get16(l4 + 2);
+		p->sport = get_be16(l4);
+		p->dport = get_be16(l4 + 2);
 		p->l4_complete = true;
 		return PKT_OK;
 	case IPPROTO_ICMP:
@@ -286,7 +276,7 @@ static int parse_ip4(struct pkt *p)
 	hlen = (size_t)(d[0] & 0x0f) * 4;
 	if (hlen < 20 || hlen > p->len)
 		return PKT_BAD_HDRLEN;
-	tot = get16(d + 2);
+	tot = get_be16(d + 2);
 	if (tot < hlen)
 		return PKT_BAD_LENGTH;
 	/*
@@ -300,7 +290,7 @@ static int parse_ip4(struct pkt *p)
 	if (!ip4_options_ok(d + 20, hlen - 20))
 		return PKT_BAD_OPTIONS;
 
-	frag = get16(d + 6);
+	frag = get_be16(d + 6);
 	p->fragment = (frag & 0x3fff) != 0;	/* MF or an offset */
 	p->first_fragment = (frag & 0x1fff) == 0;
 	p->l4proto = d[9];
@@ -403,7 +393,7 @@ static int ip6_walk(const uint8_t *d, size_t len, struct ip6_chain *c)
 				c->routed = true;
 			break;
 		case IPPROTO_FRAGMENT: {
-			uint16_t fo = get16(d + off + 2);
+			uint16_t fo = get_be16(d + off + 2);
 
 			/* RFC 6946: offset 0 without M is an atomic fragment, i.e. none. */
 			c->fragment = (fo & 0xfff9) != 0;
@@ -433,7 +423,7 @@ static int parse_ip6(struct pkt *p)
 	p->family = AF_INET6;
 	if (p->len < IP6_HLEN)
 		return PKT_TRUNCATED;
-	plen = get16(d + 4);
+	plen = get_be16(d + 4);
 	if (IP6_HLEN + plen > p->len)
 		return PKT_TRUNCATED;
 	/* This includes a payload length of 0 with a jumbogram behind it. */
@@ -547,9 +537,9 @@ uint8_t pkt_ecn(const struct pkt *p)
 uint16_t pkt_ip_len(const struct pkt *p)
 {
 	if (p->family == AF_INET)
-		return get16(p->data + 2);
+		return get_be16(p->data + 2);
 	/* pkt_parse() bounds the whole packet by PKT_MAX. */
-	return (uint16_t)(IP6_HLEN + get16(p->data + 4));
+	return (uint16_t)(IP6_HLEN + get_be16(p->data + 4));
 }
 
 /* ---- rewrites ------------------------------------------------------------- */
@@ -560,10 +550,10 @@ uint16_t pkt_ip_len(const struct pkt *p)
  */
 static void ip4_put16(struct pkt *p, size_t off, uint16_t v)
 {
-	uint16_t old = get16(p->data + off);
+	uint16_t old = get_be16(p->data + off);
 
-	put16(p->data + off, v);
-	put16(p->data + 10, csum_replace2(get16(p->data + 10), old, v));
+	put_be16(p->data + off, v);
+	put_be16(p->data + 10, csum_replace2(get_be16(p->data + 10), old, v));
 }
 
 void pkt_set_ttl(struct pkt *p, uint8_t ttl)
@@ -629,9 +619,9 @@ bool pkt_clamp_mss(struct pkt *p, uint16_t mss)
 		olen = tcp[off + 1];
 		if (olen < 2 || olen > end - off)
 			break;
-		if (kind == TCPOPT_MSS && olen == TCPOLEN_MSS && get16(tcp + off + 2) > mss) {
-			old = get16(tcp + off + 2);
-			put16(tcp + off + 2, mss);
+		if (kind == TCPOPT_MSS && olen == TCPOLEN_MSS && get_be16(tcp + off + 2) > mss) {
+			old = get_be16(tcp + off + 2);
+			put_be16(tcp + off + 2, mss);
 			/*
 			 * The checksum sums 16-bit words aligned to the TCP header.
 			 * After a NOP the MSS value straddles two of them, high byte
@@ -639,11 +629,11 @@ bool pkt_clamp_mss(struct pkt *p, uint16_t mss)
 			 * to the sum byte-swapped.
 			 */
 			if ((off + 2) & 1)
-				put16(tcp + 16, csum_replace2(get16(tcp + 16),
+				put_be16(tcp + 16, csum_replace2(get_be16(tcp + 16),
 							      __builtin_bswap16(old),
 							      __builtin_bswap16(mss)));
 			else
-				put16(tcp + 16, csum_replace2(get16(tcp + 16), old, mss));
+				put_be16(tcp + 16, csum_replace2(get_be16(tcp + 16), old, mss));
 			changed = true;
 		}
 		off += olen;
@@ -667,8 +657,8 @@ static void l4_csum_full(struct pkt *p, size_t csum_off, size_t len, uint32_t su
 {
 	uint8_t *l4 = p->data + p->l4off;
 
-	put16(l4 + csum_off, 0);
-	put16(l4 + csum_off, csum_fold(csum_partial(l4, len, sum)));
+	put_be16(l4 + csum_off, 0);
+	put_be16(l4 + csum_off, csum_fold(csum_partial(l4, len, sum)));
 }
 
 void pkt_csum_full(struct pkt *p)
@@ -679,8 +669,8 @@ void pkt_csum_full(struct pkt *p)
 	if (p->family == AF_INET) {
 		size_t hlen = (size_t)(p->data[0] & 0x0f) * 4;
 
-		put16(p->data + 10, 0);
-		put16(p->data + 10, csum_fold(csum_partial(p->data, hlen, 0)));
+		put_be16(p->data + 10, 0);
+		put_be16(p->data + 10, csum_fold(csum_partial(p->data, hlen, 0)));
 	} else if (p->family == AF_INET6) {
 		struct ip6_chain c;
 
@@ -705,12 +695,12 @@ void pkt_csum_full(struct pkt *p)
 		l4_csum_full(p, 16, l4len, pseudo_sum(p, IPPROTO_TCP, l4len));
 		break;
 	case IPPROTO_UDP: {
-		size_t ulen = get16(l4 + 4);
+		size_t ulen = get_be16(l4 + 4);
 
-		if (p->family == AF_INET && get16(l4 + 6) == 0)
+		if (p->family == AF_INET && get_be16(l4 + 6) == 0)
 			break;
 		l4_csum_full(p, 6, ulen, pseudo_sum(p, IPPROTO_UDP, ulen));
-		put16(l4 + 6, udp_csum_fixup(get16(l4 + 6)));
+		put_be16(l4 + 6, udp_csum_fixup(get_be16(l4 + 6)));
 		break;
 	}
 	case IPPROTO_ICMP:

@@ -171,23 +171,6 @@ struct parser {
 	size_t errlen;
 };
 
-/*
- * Values come from clients and config files: quote them in messages without
- * control characters and bounded, so an error line stays one short line.
- */
-static void sanitize(char *out, size_t outlen, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i] && i + 4 < outlen; i++)
-		out[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
-	if (s[i]) {
-		memcpy(out + i, "...", 3);
-		i += 3;
-	}
-	out[i] = '\0';
-}
-
 #define QUOTE_MAX 64
 
 static _printf_(3, 4) int fail(struct parser *ps, enum rule_key k, const char *fmt, ...)
@@ -199,7 +182,7 @@ static _printf_(3, 4) int fail(struct parser *ps, enum rule_key k, const char *f
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	ps->bad = ps->idx[k];
-	sanitize(value, sizeof(value), ps->kv[ps->bad].value);
+	str_sanitize(value, sizeof(value), ps->kv[ps->bad].value);
 	if (ps->err && ps->errlen)
 		snprintf(ps->err, ps->errlen, "%s: '%s': %s", key_names[k], value, msg);
 	return -EINVAL;
@@ -771,7 +754,7 @@ int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *re
 		if (k == K_MAX) {
 			char q[QUOTE_MAX];
 
-			sanitize(q, sizeof(q), kv[i].key);
+			str_sanitize(q, sizeof(q), kv[i].key);
 			res = fail_at(&ps, i, "'%s': unknown key", q);
 			goto out;
 		}
