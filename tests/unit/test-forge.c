@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "forge.h"
+#include "refcsum.h"
 #include "tap.h"
 #include "util.h"
 
@@ -157,21 +158,6 @@ static size_t udpdgram(int family, size_t paylen)
 
 /* ---- checking replies ----------------------------------------------------- */
 
-static uint32_t ref_sum(const uint8_t *b, size_t n, uint32_t s)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		s += i % 2 ? b[i] : (uint32_t)b[i] << 8;
-	return s;
-}
-
-static uint16_t ref_fold(uint32_t s)
-{
-	while (s > 0xffff)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
 
 /* out's checksums verify by a naive sum, and pkt_csum_full() changes nothing. */
 static bool reply_checksums_ok(void)
