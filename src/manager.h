@@ -18,7 +18,6 @@ struct manager_stats {
 	uint64_t tx_packets, tx_bytes;		/* written back */
 	uint64_t malformed[PKT_CLASS_MAX];	/* dropped by pkt_parse() class */
 	uint64_t dropped;			/* dropped by a rule */
-	uint64_t forged;			/* forged packets written */
 	uint64_t read_errors, write_errors;
 };
 
