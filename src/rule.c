@@ -934,6 +934,18 @@ static void put_double(struct out *o, double p)
 	put(o, "%s", b);
 }
 
+const char *rule_proto_name(unsigned int proto)
+{
+	return lookup_value(proto_names, ARRAY_SIZE(proto_names), proto);
+}
+
+const char *rule_icmp_type_name(int family, unsigned int type)
+{
+	if (family == AF_INET6)
+		return lookup_value(icmp6_names, ARRAY_SIZE(icmp6_names), type);
+	return lookup_value(icmp4_names, ARRAY_SIZE(icmp4_names), type);
+}
+
 int rule_format(const struct rule *r, char *buf, size_t len)
 {
 	const struct rule_match *m = &r->m;

@@ -52,6 +52,10 @@ bool rule_equal(const struct rule *a, const struct rule *b);
  */
 int rule_format(const struct rule *r, char *buf, size_t len);
 
+/* The vocabulary's name of an IP protocol, or of an ICMP/ICMPv6 type; NULL when it has none. */
+const char *rule_proto_name(unsigned int proto);
+const char *rule_icmp_type_name(int family, unsigned int type);
+
 /*
  * The compiled form, shared with chain.c only; everyone else goes through the
  * functions above.  Matching data is kept compact and first; the name is cold.
