@@ -946,90 +946,115 @@ const char *rule_icmp_type_name(int family, unsigned int type)
 	return lookup_value(icmp4_names, ARRAY_SIZE(icmp4_names), type);
 }
 
-int rule_format(const struct rule *r, char *buf, size_t len)
+static void put_matches(struct out *o, const struct rule *r)
 {
 	const struct rule_match *m = &r->m;
-	struct out o = { .buf = buf, .len = len };
 	uint32_t f = m->flags;
 
-	if (!len)
-		return -ENOSPC;
-	buf[0] = '\0';
 	if (r->name[0]) {
-		put_key(&o, K_NAME);
-		put(&o, "%s", r->name);
+		put_key(o, K_NAME);
+		put(o, "%s", r->name);
 	}
 	/* src/dst carry the family themselves. */
 	if (m->family && !(f & (RULE_M_SRC | RULE_M_DST))) {
-		put_key(&o, K_FAMILY);
-		put(&o, "%s", family_name(m->family));
+		put_key(o, K_FAMILY);
+		put(o, "%s", family_name(m->family));
 	}
 	if (f & RULE_M_PROTO)
-		put_named(&o, K_PROTO, proto_names, ARRAY_SIZE(proto_names), m->proto);
+		put_named(o, K_PROTO, proto_names, ARRAY_SIZE(proto_names), m->proto);
 	if (f & RULE_M_SRC)
-		put_prefix(&o, K_SRC, f & RULE_M_SRC_NOT, &m->src, m->family);
+		put_prefix(o, K_SRC, f & RULE_M_SRC_NOT, &m->src, m->family);
 	if (f & RULE_M_DST)
-		put_prefix(&o, K_DST, f & RULE_M_DST_NOT, &m->dst, m->family);
+		put_prefix(o, K_DST, f & RULE_M_DST_NOT, &m->dst, m->family);
 	if (f & RULE_M_SPORT)
-		put_range(&o, K_SPORT, f & RULE_M_SPORT_NOT, m->sport_lo, m->sport_hi);
+		put_range(o, K_SPORT, f & RULE_M_SPORT_NOT, m->sport_lo, m->sport_hi);
 	if (f & RULE_M_DPORT)
-		put_range(&o, K_DPORT, f & RULE_M_DPORT_NOT, m->dport_lo, m->dport_hi);
+		put_range(o, K_DPORT, f & RULE_M_DPORT_NOT, m->dport_lo, m->dport_hi);
 	/*
 	 * With a proto the number stands alone (printed by name when it has
 	 * one); without, parsing resolved a name in both tables, so print it.
 	 */
 	if (f & RULE_M_ICMP4_TYPE)
-		put_named(&o, K_ICMP_TYPE, icmp4_names, ARRAY_SIZE(icmp4_names), m->icmp_type[0]);
+		put_named(o, K_ICMP_TYPE, icmp4_names, ARRAY_SIZE(icmp4_names), m->icmp_type[0]);
 	else if (f & RULE_M_ICMP6_TYPE)
-		put_named(&o, K_ICMP_TYPE, icmp6_names, ARRAY_SIZE(icmp6_names), m->icmp_type[1]);
+		put_named(o, K_ICMP_TYPE, icmp6_names, ARRAY_SIZE(icmp6_names), m->icmp_type[1]);
 	if (f & RULE_M_ICMP_CODE) {
-		put_key(&o, K_ICMP_CODE);
-		put(&o, "%u", m->icmp_code);
+		put_key(o, K_ICMP_CODE);
+		put(o, "%u", m->icmp_code);
 	}
 	if (f & RULE_M_TCP_FLAGS) {
 		bool first = true;
 
-		put_key(&o, K_TCP_FLAGS);
+		put_key(o, K_TCP_FLAGS);
 		for (unsigned int bit = 0; bit < 8; bit++) {
 			if (!(m->tcp_mask & (1u << bit)))
 				continue;
-			put(&o, "%s%s%s", first ? "" : ",", m->tcp_set & (1u << bit) ? "" : "!",
+			put(o, "%s%s%s", first ? "" : ",", m->tcp_set & (1u << bit) ? "" : "!",
 			    tcp_flag_names[bit]);
 			first = false;
 		}
 	}
 	if (f & RULE_M_TTL)
-		put_range(&o, K_TTL, false, m->ttl_lo, m->ttl_hi);
+		put_range(o, K_TTL, false, m->ttl_lo, m->ttl_hi);
 	if (f & RULE_M_LENGTH)
-		put_range(&o, K_LENGTH, false, m->len_lo, m->len_hi);
+		put_range(o, K_LENGTH, false, m->len_lo, m->len_hi);
 	if (f & RULE_M_DSCP)
-		put_named(&o, K_DSCP, dscp_names, ARRAY_SIZE(dscp_names), m->dscp);
+		put_named(o, K_DSCP, dscp_names, ARRAY_SIZE(dscp_names), m->dscp);
 	if (f & RULE_M_PROBABILITY) {
-		put_key(&o, K_PROBABILITY);
-		put_double(&o, r->probability);
+		put_key(o, K_PROBABILITY);
+		put_double(o, r->probability);
 	}
+}
 
+static void put_actions(struct out *o, const struct rule *r)
+{
 	if (r->a.ttl_op != RULE_TTL_KEEP) {
-		put_key(&o, K_SET_TTL);
-		put(&o, "%s%u", r->a.ttl_op == RULE_TTL_INC ? "+" :
+		put_key(o, K_SET_TTL);
+		put(o, "%s%u", r->a.ttl_op == RULE_TTL_INC ? "+" :
 				r->a.ttl_op == RULE_TTL_DEC ? "-" : "", r->a.ttl);
 	}
 	if (r->a.set_dscp)
-		put_named(&o, K_SET_DSCP, dscp_names, ARRAY_SIZE(dscp_names), r->a.dscp);
+		put_named(o, K_SET_DSCP, dscp_names, ARRAY_SIZE(dscp_names), r->a.dscp);
 	if (r->a.set_ecn)
-		put_named(&o, K_SET_ECN, ecn_names, ARRAY_SIZE(ecn_names), r->a.ecn);
+		put_named(o, K_SET_ECN, ecn_names, ARRAY_SIZE(ecn_names), r->a.ecn);
 	if (r->a.clamp_mss) {
-		put_key(&o, K_CLAMP_MSS);
-		put(&o, "%u", r->a.clamp_mss);
+		put_key(o, K_CLAMP_MSS);
+		put(o, "%u", r->a.clamp_mss);
 	}
 	if (r->a.verdict != RULE_VERDICT_NONE)
-		put_named(&o, K_VERDICT, verdict_names, ARRAY_SIZE(verdict_names), r->a.verdict);
+		put_named(o, K_VERDICT, verdict_names, ARRAY_SIZE(verdict_names), r->a.verdict);
 	if (r->a.verdict == RULE_VERDICT_REJECT)
-		put_named(&o, K_REJECT_WITH, reject_names, ARRAY_SIZE(reject_names), r->a.reject);
+		put_named(o, K_REJECT_WITH, reject_names, ARRAY_SIZE(reject_names), r->a.reject);
+}
 
-	if (o.overflow) {
-		buf[0] = '\0';
+static int format_end(struct out *o)
+{
+	if (o->overflow) {
+		o->buf[0] = '\0';
 		return -ENOSPC;
 	}
-	return (int)o.pos;
+	return (int)o->pos;
+}
+
+int rule_format(const struct rule *r, char *buf, size_t len)
+{
+	struct out o = { .buf = buf, .len = len };
+
+	if (!len)
+		return -ENOSPC;
+	buf[0] = '\0';
+	put_matches(&o, r);
+	put_actions(&o, r);
+	return format_end(&o);
+}
+
+int rule_format_actions(const struct rule *r, char *buf, size_t len)
+{
+	struct out o = { .buf = buf, .len = len };
+
+	if (!len)
+		return -ENOSPC;
+	buf[0] = '\0';
+	put_actions(&o, r);
+	return format_end(&o);
 }

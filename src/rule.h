@@ -51,6 +51,12 @@ bool rule_equal(const struct rule *a, const struct rule *b);
  * small (RULE_FORMAT_MAX always suffices).
  */
 int rule_format(const struct rule *r, char *buf, size_t len);
+/*
+ * Only what the rule does, for the live trace: its actions, verdict and
+ * impairment words, formatted as rule_format() does ("set-ttl=64
+ * verdict=reply", "delay=50 loss=0.3"); "" for none.  Same return values.
+ */
+int rule_format_actions(const struct rule *r, char *buf, size_t len);
 
 /* The vocabulary's name of an IP protocol, or of an ICMP/ICMPv6 type; NULL when it has none. */
 const char *rule_proto_name(unsigned int proto);
