@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include "control.h"
@@ -16,9 +17,21 @@
 #define ACCEPT_PAUSE_USEC 1000000ULL	/* after running out of descriptors */
 #define LISTEN_BACKLOG 16
 
-struct client {
+/* What a stream client has queued: a ring of size bytes. */
+struct stream {
+	uint8_t *buf;
+	size_t size, head, len;
+	bool live;			/* the reply is out: queued bytes may follow */
+	bool ending;			/* close once the ring is empty */
+	bool rd_closed;			/* the peer shut down its writing side */
+	uint32_t events;		/* what the io source waits for */
+	control_stream_closed_t closed;
+	void *userdata;
+};
+
+struct control_client {
 	struct control *control;
-	struct client *next, **pprev;
+	struct control_client *next, **pprev;
 	int fd;
 	sd_event_source *io, *timer;
 	bool privileged;
@@ -29,6 +42,7 @@ struct client {
 	struct ctl_pair pairs[CTL_KEYS_MAX];
 	struct ctl_reply out;		/* finished while being written */
 	size_t out_off;
+	struct stream *stream;		/* after control_stream_start() */
 };
 
 struct control {
@@ -45,8 +59,9 @@ struct control {
 	void *userdata;
 	uint64_t idle_usec;
 
-	struct client *clients;
+	struct control_client *clients;
 	unsigned int n_clients;
+	unsigned int n_streams;
 };
 
 static uint64_t now_usec(struct control *c)
@@ -57,8 +72,24 @@ static uint64_t now_usec(struct control *c)
 	return now;
 }
 
-static void client_free(struct client *cl)
+/* Tell the stream's owner, once, and forget the stream. */
+static void stream_drop(struct control_client *cl)
 {
+	struct stream *st = cl->stream;
+
+	if (!st)
+		return;
+	cl->stream = NULL;
+	cl->control->n_streams--;
+	if (st->closed)
+		st->closed(st->userdata);
+	free(st->buf);
+	free(st);
+}
+
+static void client_free(struct control_client *cl)
+{
+	stream_drop(cl);
 	*cl->pprev = cl->next;
 	if (cl->next)
 		cl->next->pprev = cl->pprev;
@@ -70,13 +101,81 @@ static void client_free(struct client *cl)
 	free(cl);
 }
 
-static void client_touch(struct client *cl)
+static void client_touch(struct control_client *cl)
 {
 	sd_event_source_set_time(cl->timer, now_usec(cl->control) + cl->control->idle_usec);
 }
 
+static int stream_set_events(struct control_client *cl, uint32_t events)
+{
+	struct stream *st = cl->stream;
+
+	if (st->rd_closed)
+		events &= ~EPOLLIN;
+	if (events == st->events)
+		return 0;
+	st->events = events;
+	return sd_event_source_set_io_events(cl->io, events);
+}
+
+/* Send what the socket takes.  Returns 0 to go on, < 0 to close the client. */
+static int stream_flush(struct control_client *cl)
+{
+	struct stream *st = cl->stream;
+	struct iovec iov[2];
+	struct msghdr mh = { .msg_iov = iov };
+	size_t first;
+	ssize_t n;
+
+	while (st->len > 0) {
+		first = st->size - st->head < st->len ? st->size - st->head : st->len;
+		iov[0] = (struct iovec){ st->buf + st->head, first };
+		iov[1] = (struct iovec){ st->buf, st->len - first };
+		mh.msg_iovlen = st->len > first ? 2 : 1;
+		n = sendmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return stream_set_events(cl, EPOLLIN | EPOLLOUT);
+			return negative_errno();
+		}
+		st->head = (st->head + (size_t)n) % st->size;
+		st->len -= (size_t)n;
+	}
+	st->head = 0;
+	if (st->ending)
+		return -ECONNRESET;
+	return stream_set_events(cl, EPOLLIN);
+}
+
+/*
+ * A stream's input is not read: bytes are discarded, and only the hang-up
+ * matters.  A peer that only shut down its writing side ("socat" at the end of
+ * its input) still gets the stream.
+ */
+static int stream_io(struct control_client *cl, uint32_t revents)
+{
+	char buf[512];
+	ssize_t n;
+	int i;
+
+	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		for (i = 0; i < 16; i++) {
+			n = recv(cl->fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n > 0)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				break;
+			if (n < 0 || (revents & (EPOLLHUP | EPOLLERR)))
+				return -ECONNRESET;
+			cl->stream->rd_closed = true;
+			break;
+		}
+	}
+	return stream_flush(cl);
+}
+
 /* Returns 0 to go on, < 0 to close the client. */
-static int client_write(struct client *cl)
+static int client_write(struct control_client *cl)
 {
 	ssize_t n;
 
@@ -95,10 +194,15 @@ static int client_write(struct client *cl)
 		return -ECONNRESET;
 	ctl_reply_reset(&cl->out);
 	ctl_parser_reset(&cl->parser);
+	if (cl->stream) {
+		cl->stream->live = true;
+		sd_event_source_set_enabled(cl->timer, SD_EVENT_OFF);
+		return stream_flush(cl);
+	}
 	return sd_event_source_set_io_events(cl->io, EPOLLIN);
 }
 
-static int client_send(struct client *cl, int err)
+static int client_send(struct control_client *cl, int err)
 {
 	int r;
 
@@ -110,7 +214,7 @@ static int client_send(struct client *cl, int err)
 }
 
 /* Answer a malformed request with what is wrong, then hang up. */
-static int client_reject(struct client *cl, int err, const char *why)
+static int client_reject(struct control_client *cl, int err, const char *why)
 {
 	unsigned int lineno;
 
@@ -124,7 +228,7 @@ static int client_reject(struct client *cl, int err, const char *why)
 	return client_send(cl, err);
 }
 
-static int client_dispatch(struct client *cl)
+static int client_dispatch(struct control_client *cl)
 {
 	struct control *c = cl->control;
 	struct ctl_request req;
@@ -133,7 +237,9 @@ static int client_dispatch(struct client *cl)
 	r = ctl_parser_request(&cl->parser, &req);
 	if (r < 0)
 		return r;
-	r = c->handler(c->userdata, &req, cl->privileged, &cl->out);
+	r = c->handler(c->userdata, cl, &req, cl->privileged, &cl->out);
+	if (r < 0)
+		stream_drop(cl);
 	return client_send(cl, r);
 }
 
@@ -143,7 +249,7 @@ static int client_dispatch(struct client *cl)
  * more, and a client that sends without reading replies fills its own
  * socket buffer instead of our memory.
  */
-static int client_read(struct client *cl)
+static int client_read(struct control_client *cl)
 {
 	char buf[4096];
 	size_t used;
@@ -172,10 +278,13 @@ static int client_read(struct client *cl)
 
 static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct client *cl = userdata;
+	struct control_client *cl = userdata;
 	int r;
 
-	r = cl->out.finished ? client_write(cl) : client_read(cl);
+	if (cl->stream && cl->stream->live)
+		r = stream_io(cl, revents);
+	else
+		r = cl->out.finished ? client_write(cl) : client_read(cl);
 	if (r < 0)
 		client_free(cl);
 	return 0;
@@ -233,7 +342,7 @@ static bool peer_privileged(struct control *c, int fd)
 
 static int client_new(struct control *c, int fd)
 {
-	struct client *cl;
+	struct control_client *cl;
 	int r;
 
 	cl = calloc(1, sizeof(*cl));
@@ -475,6 +584,71 @@ struct control *control_free(struct control *c)
 	sd_event_unref(c->event);
 	free(c);
 	return NULL;
+}
+
+int control_stream_start(struct control_client *cl, size_t bufsize,
+			 control_stream_closed_t closed, void *userdata)
+{
+	struct stream *st;
+
+	if (cl->stream)
+		return -EALREADY;
+	if (cl->control->n_streams >= CONTROL_STREAMS_MAX)
+		return -EBUSY;
+	if (bufsize == 0 || bufsize > CONTROL_STREAM_BUF_MAX)
+		return -EINVAL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->buf = malloc(bufsize);
+	if (!st->buf) {
+		free(st);
+		return -ENOMEM;
+	}
+	st->size = bufsize;
+	st->events = EPOLLIN;
+	st->closed = closed;
+	st->userdata = userdata;
+	cl->stream = st;
+	cl->control->n_streams++;
+	return 0;
+}
+
+int control_stream_write(struct control_client *cl, const void *data, size_t len)
+{
+	struct stream *st = cl->stream;
+	size_t tail, first;
+
+	if (!st)
+		return -EINVAL;
+	if (st->ending)
+		return -EPIPE;
+	if (len > st->size - st->len)
+		return -ENOBUFS;
+	tail = (st->head + st->len) % st->size;
+	first = st->size - tail < len ? st->size - tail : len;
+	memcpy(st->buf + tail, data, first);
+	memcpy(st->buf, (const uint8_t *)data + first, len - first);
+	st->len += len;
+	/* Sent from the loop, once per wake-up rather than once per event. */
+	if (st->live && len > 0)
+		stream_set_events(cl, EPOLLIN | EPOLLOUT);
+	return 0;
+}
+
+void control_stream_end(struct control_client *cl)
+{
+	if (!cl->stream)
+		return;
+	cl->stream->ending = true;
+	/* Writable at once: the loop flushes the ring and closes, outside the caller. */
+	if (cl->stream->live)
+		stream_set_events(cl, EPOLLIN | EPOLLOUT);
+}
+
+unsigned int control_streams(const struct control *c)
+{
+	return c->n_streams;
 }
 
 unsigned int control_clients(const struct control *c)

@@ -13,10 +13,13 @@
 
 #include "ctlproto.h"
 
-#define CONTROL_CLIENTS_MAX 64
+#define CONTROL_CLIENTS_MAX 256
+#define CONTROL_STREAMS_MAX 16			/* clients streaming at once */
+#define CONTROL_STREAM_BUF_MAX (4 << 20)	/* bytes queued for one stream */
 #define CONTROL_IDLE_USEC (10 * 1000000ULL)	/* a client silent this long is closed */
 
 struct control;
+struct control_client;		/* one connection, valid during its handler call */
 
 /*
  * Answer one request: append lines to reply (ctl_reply_add() and friends)
@@ -25,8 +28,9 @@ struct control;
  * (where the kernel reports it, SO_PEERGROUPS) a supplementary group.  The
  * handler must not free the control.
  */
-typedef int (*control_handler_t)(void *userdata, const struct ctl_request *req,
-				 bool privileged, struct ctl_reply *reply);
+typedef int (*control_handler_t)(void *userdata, struct control_client *cl,
+				 const struct ctl_request *req, bool privileged,
+				 struct ctl_reply *reply);
 
 /*
  * Listen on path, mode 0660 and, when group is non-empty, owned by that
@@ -39,6 +43,32 @@ int control_new(sd_event *e, const char *path, const char *group, control_handle
 		void *userdata, struct control **ret);
 /* Close every client and the socket, and unlink the socket if it is still ours. */
 struct control *control_free(struct control *c);
+
+/*
+ * Streams (trace, capture).  A handler that calls control_stream_start() and
+ * returns 0 turns its client into a stream: after the reply, the client's
+ * input is only watched for the hang-up, and what control_stream_write()
+ * queues goes out as the socket takes it.  No idle timeout applies.  closed
+ * is called once, when the client goes away for any reason (hang-up, error,
+ * control_stream_end() done, control_free()); the client must not be used
+ * after that.  If the handler fails, the stream is cancelled and closed is
+ * called before the error reply goes out.
+ *
+ * Errors: -EBUSY CONTROL_STREAMS_MAX streams already, -EALREADY this client
+ * streams already, -ENOMEM.
+ */
+typedef void (*control_stream_closed_t)(void *userdata);
+int control_stream_start(struct control_client *cl, size_t bufsize,
+			 control_stream_closed_t closed, void *userdata);
+/*
+ * Queue len bytes whole, or nothing: -ENOBUFS when they do not fit now (the
+ * client reads too slowly; the caller counts the loss), -EPIPE after
+ * control_stream_end().  Never blocks, never frees the client.
+ */
+int control_stream_write(struct control_client *cl, const void *data, size_t len);
+/* Send what is queued, then close the connection. */
+void control_stream_end(struct control_client *cl);
+unsigned int control_streams(const struct control *c);
 
 /* Connected clients, for status. */
 unsigned int control_clients(const struct control *c);

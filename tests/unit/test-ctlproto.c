@@ -461,8 +461,8 @@ struct hstate {
 	bool privileged;
 };
 
-static int handler(void *userdata, const struct ctl_request *req, bool privileged,
-		   struct ctl_reply *reply)
+static int handler(void *userdata, struct control_client *cl, const struct ctl_request *req,
+		   bool privileged, struct ctl_reply *reply)
 {
 	struct hstate *st = userdata;
 	const char *v;
