@@ -193,6 +193,36 @@ void chain_reset_counters(struct chain *c)
 	memset(&c->stats, 0, sizeof(c->stats));
 }
 
+void chain_inherit(struct chain *c, const struct chain *old)
+{
+	int j;
+
+	for (size_t i = 0; i < c->n; i++) {
+		j = chain_find(old, c->rules[i].name);
+		if (j >= 0 && rule_equal(&c->rules[i], &old->rules[j]))
+			c->ctr[i] = old->ctr[j];
+	}
+	c->stats = old->stats;
+	c->bucket_ns = old->bucket_ns;
+	c->bucket_last_ns = old->bucket_last_ns;
+	c->bucket_started = old->bucket_started;
+}
+
+static const char *const result_names[CHAIN_RESULT_MAX] = {
+	[CHAIN_RESULT_DEFAULT] = "accept",
+	[CHAIN_RESULT_ACCEPT] = "accept",
+	[CHAIN_RESULT_DROP] = "drop",
+	[CHAIN_RESULT_REPLY] = "reply",
+	[CHAIN_RESULT_REJECT] = "reject",
+	[CHAIN_RESULT_REFUSED] = "refused",
+	[CHAIN_RESULT_LIMITED] = "limited",
+};
+
+const char *chain_result_name(int result)
+{
+	return result >= 0 && result < CHAIN_RESULT_MAX ? result_names[result] : "?";
+}
+
 void chain_seed(struct chain *c, uint64_t seed)
 {
 	c->rng = seed;
@@ -271,9 +301,14 @@ static bool rule_match(struct chain *c, const struct rule_match *m, const struct
 	if ((f & RULE_M_DSCP) && pkt_dscp(p) != m->dscp)
 		return false;
 	/* Last, so the generator only runs for packets that match otherwise. */
-	if ((f & RULE_M_PROBABILITY) && (rng_next(&c->rng) >> 11) >= m->prob_threshold)
+	if ((f & RULE_M_PROBABILITY) && c && (rng_next(&c->rng) >> 11) >= m->prob_threshold)
 		return false;
 	return true;
+}
+
+bool chain_rule_matches(const struct rule *r, const struct pkt *p)
+{
+	return rule_match(NULL, &r->m, p);
 }
 
 static void rule_apply(const struct rule_action *a, struct pkt *p)
@@ -335,16 +370,19 @@ static const enum forge_unreach unreach_kind[] = {
 };
 
 static enum chain_verdict chain_forge(struct chain *c, const struct rule_action *a,
-				      const struct pkt *p, struct pkt *forged, uint64_t now_ns)
+				      const struct pkt *p, struct pkt *forged, uint64_t now_ns,
+				      uint8_t *result)
 {
 	int r;
 
+	*result = CHAIN_RESULT_REFUSED;
 	if (!forged || !forged->data || (a->verdict == RULE_VERDICT_REPLY && !is_echo_request(p))) {
 		c->stats.forge_refused++;
 		return CHAIN_DROP;
 	}
 	/* Checked before forging so that a flood costs no forging work. */
 	if (!bucket_has_token(c, now_ns)) {
+		*result = CHAIN_RESULT_LIMITED;
 		c->stats.forge_limited++;
 		return CHAIN_DROP;
 	}
@@ -360,30 +398,44 @@ static enum chain_verdict chain_forge(struct chain *c, const struct rule_action 
 	}
 	c->bucket_ns -= FORGE_COST_NS;
 	c->stats.forged++;
+	*result = a->verdict == RULE_VERDICT_REPLY ? CHAIN_RESULT_REPLY : CHAIN_RESULT_REJECT;
 	return CHAIN_FORGED;
 }
 
-enum chain_verdict chain_run(struct chain *c, struct pkt *p, struct pkt *forged, uint64_t now_ns)
+enum chain_verdict chain_run_trace(struct chain *c, struct pkt *p, struct pkt *forged,
+				   uint64_t now_ns, struct chain_trace *trace)
 {
-	for (size_t i = 0; i < c->n; i++) {
+	struct chain_trace none;
+	size_t i;
+
+	if (!trace)
+		trace = &none;
+	trace->n = 0;
+	trace->result = CHAIN_RESULT_DEFAULT;
+	for (i = 0; i < c->n; i++) {
 		const struct rule *r = &c->rules[i];
 
 		if (!rule_match(c, &r->m, p))
 			continue;
 		c->ctr[i].pkts++;
 		c->ctr[i].bytes += p->len;
+		if (trace->n < CHAIN_TRACE_MAX)
+			trace->idx[trace->n] = (uint32_t)i;
+		trace->n++;
 		rule_apply(&r->a, p);
 
 		switch (r->a.verdict) {
 		case RULE_VERDICT_NONE:
 			break;
 		case RULE_VERDICT_ACCEPT:
+			trace->result = CHAIN_RESULT_ACCEPT;
 			return CHAIN_ACCEPT;
 		case RULE_VERDICT_DROP:
+			trace->result = CHAIN_RESULT_DROP;
 			return CHAIN_DROP;
 		case RULE_VERDICT_REPLY:
 		case RULE_VERDICT_REJECT:
-			return chain_forge(c, &r->a, p, forged, now_ns);
+			return chain_forge(c, &r->a, p, forged, now_ns, &trace->result);
 		}
 	}
 	return CHAIN_ACCEPT;

@@ -7,6 +7,7 @@
 #ifndef IPMODD_CHAIN_H
 #define IPMODD_CHAIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,29 @@ enum chain_verdict {
 	CHAIN_FORGED,		/* p consumed; write *forged back toward the local host as is */
 };
 
+/* How a packet left the chain, for the live trace. */
+enum chain_result {
+	CHAIN_RESULT_DEFAULT,	/* no verdict matched: accepted */
+	CHAIN_RESULT_ACCEPT,
+	CHAIN_RESULT_DROP,
+	CHAIN_RESULT_REPLY,
+	CHAIN_RESULT_REJECT,
+	CHAIN_RESULT_REFUSED,	/* reply/reject had nothing to answer: dropped */
+	CHAIN_RESULT_LIMITED,	/* reply/reject over the rate limit: dropped */
+	CHAIN_RESULT_MAX,
+};
+
+#define CHAIN_TRACE_MAX 32
+
+/* What chain_run() did with one packet: the rules that matched, in order. */
+struct chain_trace {
+	uint32_t n;			/* matched rules; only the first CHAIN_TRACE_MAX are in idx */
+	uint32_t idx[CHAIN_TRACE_MAX];
+	uint8_t result;			/* enum chain_result */
+};
+
+const char *chain_result_name(int result);
+
 /* Chain-wide counters of the reply and reject verdicts. */
 struct chain_stats {
 	uint64_t forged;		/* replies and rejects built */
@@ -40,8 +64,9 @@ struct chain_stats {
 };
 
 /*
- * Copies the rules; checks that names are unique.  A rule without a name is
- * named "rule-N" after its 1-based position.  -E2BIG beyond CHAIN_RULES_MAX.
+ * Copies the rules (they are only read); checks that names are unique.  A
+ * rule without a name is named "rule-N" after its 1-based position.  -E2BIG
+ * beyond CHAIN_RULES_MAX.
  */
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen);
 struct chain *chain_ref(struct chain *c);
@@ -56,6 +81,14 @@ int chain_find(const struct chain *c, const char *name);
 void chain_counters(const struct chain *c, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes);
 void chain_stats(const struct chain *c, struct chain_stats *ret);
 void chain_reset_counters(struct chain *c);
+/*
+ * Carry state from the chain c replaces: the counters of every rule of old
+ * that c has unchanged (same name, rule_equal()), the chain-wide counters
+ * and the forge rate limiter.
+ */
+void chain_inherit(struct chain *c, const struct chain *old);
+/* Whether p matches r's matches (probability= aside), without counting; for trace filters. */
+bool chain_rule_matches(const struct rule *r, const struct pkt *p);
 /* Reseed the generator behind probability= (chain_new() seeds from the clock). */
 void chain_seed(struct chain *c, uint64_t seed);
 
@@ -71,9 +104,18 @@ void chain_seed(struct chain *c, uint64_t seed);
  * not an echo request for reply) or the forge rate limit is exhausted, the
  * result is CHAIN_DROP, counted in chain_stats().
  *
+ * chain_run_trace() also fills in trace.
+ *
  * Not thread-safe for one chain: counters, the rate limiter and the
  * generator are plain state.  Only chain_ref()/chain_unref() are atomic.
  */
-enum chain_verdict chain_run(struct chain *c, struct pkt *p, struct pkt *forged, uint64_t now_ns);
+enum chain_verdict chain_run_trace(struct chain *c, struct pkt *p, struct pkt *forged,
+				   uint64_t now_ns, struct chain_trace *trace);
+
+static inline enum chain_verdict chain_run(struct chain *c, struct pkt *p, struct pkt *forged,
+					   uint64_t now_ns)
+{
+	return chain_run_trace(c, p, forged, now_ns, NULL);
+}
 
 #endif
