@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "monitor.h"
+#include "util.h"
+
+#define TRACE_BUF_SIZE (MONITOR_LINE_MAX + 32)
+
+struct monitor_sub {
+	struct monitor *monitor;
+	struct monitor_sub *next, **pprev;
+	struct monitor_opts o;
+	struct monitor_sink sink;
+	uint64_t sent;			/* captured packets delivered */
+	uint64_t lost;			/* events refused by the sink since the last delivered one */
+	bool done;			/* count reached: end() called */
+	const struct chain *chain;	/* o.rule resolved in this chain... */
+	unsigned int generation;	/* ...of this generation */
+	int idx;			/* -ENOENT: not in it */
+};
+
+struct monitor {
+	struct monitor_sub *subs;
+	unsigned int n_before;		/* capture subscribers wanting MONITOR_BEFORE */
+	uint8_t block[PCAPNG_EPB_MAX];
+};
+
+/* --- requests --------------------------------------------------------------- */
+
+static _printf_(3, 4) int bad(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int set_rule_name(struct monitor_opts *o, const char *name, char *err, size_t errlen)
+{
+	if (strlen(name) >= sizeof(o->rule) || !*name)
+		return bad(err, errlen, "rule name '%s' is empty or too long", name);
+	memcpy(o->rule, name, strlen(name) + 1);
+	return 0;
+}
+
+static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, char *err,
+		       size_t errlen)
+{
+	struct rule_kv kv[RULE_KV_MAX];
+	char msg[256], words[RULE_FORMAT_MAX];
+	size_t n = 0, badi;
+	int r;
+
+	for (size_t i = 0; i < req->n; i++) {
+		const struct ctl_pair *pr = &req->pairs[i];
+
+		if (strcmp(pr->key, "rule") == 0) {
+			r = set_rule_name(o, pr->value, err, errlen);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (n == ARRAY_SIZE(kv))
+			return bad(err, errlen, "too many filter keys (at most %d)", RULE_KV_MAX);
+		kv[n++] = (struct rule_kv){ pr->key, pr->value };
+	}
+	if (n == 0)
+		return 0;
+	r = rule_parse(kv, n, &o->filter, &badi, msg, sizeof(msg));
+	if (r < 0)
+		return r == -EINVAL ? bad(err, errlen, "trace filter: %s", msg) : r;
+	/* A filter only selects: actions, verdicts and probability make no sense. */
+	if (rule_format_actions(o->filter, words, sizeof(words)) != 0 ||
+	    (o->filter->m.flags & RULE_M_PROBABILITY) || rule_name(o->filter)[0]) {
+		rule_free(o->filter);
+		o->filter = NULL;
+		return bad(err, errlen,
+			   "trace filter: only match keys are allowed (no name=, probability=, actions or verdicts)");
+	}
+	return 0;
+}
+
+static int parse_capture(const struct ctl_request *req, struct monitor_opts *o, char *err,
+			 size_t errlen)
+{
+	uint64_t v;
+	int r;
+
+	o->when = MONITOR_BEFORE | MONITOR_AFTER;
+	o->snaplen = MONITOR_SNAPLEN_DEFAULT;
+	if (strcmp(req->arg, "all") != 0) {
+		r = set_rule_name(o, req->arg, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < req->n; i++) {
+		const struct ctl_pair *pr = &req->pairs[i];
+
+		if (strcmp(pr->key, "when") == 0) {
+			if (strcmp(pr->value, "before") == 0)
+				o->when = MONITOR_BEFORE;
+			else if (strcmp(pr->value, "after") == 0)
+				o->when = MONITOR_AFTER;
+			else if (strcmp(pr->value, "both") == 0)
+				o->when = MONITOR_BEFORE | MONITOR_AFTER;
+			else
+				return bad(err, errlen, "when: '%s': expected before, after or both",
+					   pr->value);
+		} else if (strcmp(pr->key, "count") == 0) {
+			if (parse_u64(pr->value, UINT64_MAX, &o->count) < 0)
+				return bad(err, errlen, "count: '%s': expected a number of packets",
+					   pr->value);
+		} else if (strcmp(pr->key, "snaplen") == 0) {
+			if (parse_u64(pr->value, MONITOR_SNAPLEN_DEFAULT, &v) < 0 || v == 0)
+				return bad(err, errlen, "snaplen: '%s': expected 1..%d", pr->value,
+					   MONITOR_SNAPLEN_DEFAULT);
+			o->snaplen = (uint32_t)v;
+		} else {
+			return bad(err, errlen, "unknown capture option '%s'", pr->key);
+		}
+	}
+	return 0;
+}
+
+int monitor_opts_parse(const struct ctl_request *req, struct monitor_opts *o, char *err,
+		       size_t errlen)
+{
+	int r;
+
+	memset(o, 0, sizeof(*o));
+	if (strcmp(req->command, "trace") == 0) {
+		if (strcmp(req->arg, "1") != 0)
+			return bad(err, errlen, "expected trace=1");
+		o->kind = MONITOR_TRACE;
+		r = parse_trace(req, o, err, errlen);
+	} else if (strcmp(req->command, "capture") == 0) {
+		o->kind = MONITOR_CAPTURE;
+		r = parse_capture(req, o, err, errlen);
+	} else {
+		r = bad(err, errlen, "not a trace or capture request");
+	}
+	if (r < 0)
+		monitor_opts_done(o);
+	return r;
+}
+
+void monitor_opts_done(struct monitor_opts *o)
+{
+	o->filter = rule_free(o->filter);
+}
+
+/* --- pcapng ------------------------------------------------------------------ */
+
+static size_t put32(uint8_t *b, uint32_t v)
+{
+	memcpy(b, &v, 4);	/* host order: the section header says which */
+	return 4;
+}
+
+static size_t put16(uint8_t *b, uint16_t v)
+{
+	memcpy(b, &v, 2);
+	return 2;
+}
+
+/* An option whose value is len bytes, padded to 32 bits. */
+static size_t put_opt(uint8_t *b, uint16_t code, const void *value, size_t len)
+{
+	size_t pad = (4 - len % 4) % 4;
+
+	put16(b, code);
+	put16(b + 2, (uint16_t)len);
+	memcpy(b + 4, value, len);
+	memset(b + 4 + len, 0, pad);
+	return 4 + len + pad;
+}
+
+size_t pcapng_header(uint8_t *buf, uint32_t snaplen)
+{
+	size_t n = 0;
+
+	n += put32(buf + n, 0x0A0D0D0A);	/* Section Header Block */
+	n += put32(buf + n, 28);
+	n += put32(buf + n, 0x1A2B3C4D);
+	n += put16(buf + n, 1);
+	n += put16(buf + n, 0);
+	memset(buf + n, 0xff, 8);		/* section length unknown */
+	n += 8;
+	n += put32(buf + n, 28);
+
+	n += put32(buf + n, 1);			/* Interface Description Block */
+	n += put32(buf + n, 36);
+	n += put16(buf + n, PCAPNG_LINKTYPE_RAW);
+	n += put16(buf + n, 0);
+	n += put32(buf + n, snaplen);
+	n += put_opt(buf + n, 2, "ipmodd", 6);	/* if_name */
+	n += put32(buf + n, 0);			/* opt_endofopt */
+	n += put32(buf + n, 36);
+	return n;
+}
+
+size_t pcapng_epb(uint8_t *buf, bool after, uint64_t time_ns, const uint8_t *data, size_t len,
+		  uint32_t snaplen, uint64_t dropcount)
+{
+	uint64_t us = time_ns / 1000;
+	uint32_t cap = (uint32_t)(len < snaplen ? len : snaplen);
+	uint32_t flags = after ? 2 : 1;		/* outbound : inbound */
+	size_t n = 0;
+
+	n += put32(buf + n, 6);			/* Enhanced Packet Block */
+	n += 4;					/* its length, below */
+	n += put32(buf + n, 0);			/* interface */
+	n += put32(buf + n, (uint32_t)(us >> 32));
+	n += put32(buf + n, (uint32_t)us);
+	n += put32(buf + n, cap);
+	n += put32(buf + n, (uint32_t)len);
+	memcpy(buf + n, data, cap);
+	memset(buf + n + cap, 0, (4 - cap % 4) % 4);
+	n += cap + (4 - cap % 4) % 4;
+	n += put_opt(buf + n, 2, &flags, 4);	/* epb_flags */
+	n += after ? put_opt(buf + n, 1, "after", 5) : put_opt(buf + n, 1, "before", 6);
+	if (dropcount)
+		n += put_opt(buf + n, 4, &dropcount, 8);	/* epb_dropcount */
+	n += put32(buf + n, 0);			/* opt_endofopt */
+	n += 4;
+	put32(buf + 4, (uint32_t)n);
+	put32(buf + n - 4, (uint32_t)n);
+	return n;
+}
+
+/* --- trace lines ------------------------------------------------------------ */
+
+struct out {
+	char *buf;
+	size_t len, size;
+};
+
+static _printf_(2, 3) void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->len + 1 >= o->size)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->len, o->size - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	o->len += (size_t)n < o->size - o->len ? (size_t)n : o->size - o->len - 1;
+}
+
+size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *ev)
+{
+	const struct pkt *p = ev->p;
+	const struct chain_trace *t = ev->trace;
+	struct out o = { buf, 0, len };
+	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN], actions[RULE_FORMAT_MAX];
+	const char *name;
+
+	if (len == 0)
+		return 0;
+	buf[0] = '\0';
+	inet_ntop(p->family, pkt_saddr(p), a, sizeof(a));
+	inet_ntop(p->family, pkt_daddr(p), b, sizeof(b));
+	put(&o, "time=%llu.%06llu family=%s src=%s dst=%s",
+	    (unsigned long long)(ev->time_ns / 1000000000ULL),
+	    (unsigned long long)(ev->time_ns % 1000000000ULL / 1000),
+	    p->family == AF_INET ? "ip" : "ip6", a, b);
+	name = rule_proto_name(p->l4proto);
+	if (name)
+		put(&o, " proto=%s", name);
+	else
+		put(&o, " proto=%u", p->l4proto);
+	if (p->l4_complete && (p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP))
+		put(&o, " sport=%u dport=%u", p->sport, p->dport);
+	if (p->l4_complete && (p->l4proto == IPPROTO_ICMP || p->l4proto == IPPROTO_ICMPV6)) {
+		name = rule_icmp_type_name(p->family, p->icmp_type);
+		if (name)
+			put(&o, " icmp-type=%s", name);
+		else
+			put(&o, " icmp-type=%u", p->icmp_type);
+		put(&o, " icmp-code=%u", p->icmp_code);
+	}
+	if (p->l4_complete && p->l4proto == IPPROTO_TCP)
+		put(&o, " tcp-flags=0x%02x", p->tcp_flags);
+	put(&o, " len=%zu", ev->before ? ev->before_len : p->len);
+
+	for (uint32_t i = 0; t && i < t->n && i < CHAIN_TRACE_MAX; i++) {
+		const struct rule *r = chain_rule(ev->chain, t->idx[i]);
+
+		if (!r)
+			continue;
+		put(&o, " rule=%s", rule_name(r));
+		if (rule_format_actions(r, actions, sizeof(actions)) > 0)
+			put(&o, " %s", actions);
+	}
+	if (t && t->n > CHAIN_TRACE_MAX)
+		put(&o, " more-rules=%u", t->n - CHAIN_TRACE_MAX);
+	put(&o, " result=%s", chain_result_name(t ? t->result : CHAIN_RESULT_DEFAULT));
+	return o.len;
+}
+
+/* --- subscribers ------------------------------------------------------------- */
+
+int monitor_new(struct monitor **ret)
+{
+	*ret = calloc(1, sizeof(**ret));
+	return *ret ? 0 : -ENOMEM;
+}
+
+struct monitor *monitor_free(struct monitor *m)
+{
+	if (!m)
+		return NULL;
+	while (m->subs)
+		monitor_remove(m->subs);
+	free(m);
+	return NULL;
+}
+
+static bool wants_before(const struct monitor_sub *s)
+{
+	return s->o.kind == MONITOR_CAPTURE && (s->o.when & MONITOR_BEFORE) && !s->done;
+}
+
+int monitor_add(struct monitor *m, struct monitor_opts *o, const struct monitor_sink *sink,
+		struct monitor_sub **ret)
+{
+	struct monitor_sub *s;
+	uint8_t hdr[PCAPNG_HEADER_LEN];
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if (o->kind == MONITOR_CAPTURE) {
+		r = sink->write(sink->userdata, hdr, pcapng_header(hdr, o->snaplen));
+		if (r < 0) {
+			free(s);
+			return r;
+		}
+	}
+	s->monitor = m;
+	s->o = *o;
+	o->filter = NULL;
+	s->sink = *sink;
+	s->idx = -ENOENT;
+	s->next = m->subs;
+	if (s->next)
+		s->next->pprev = &s->next;
+	s->pprev = &m->subs;
+	m->subs = s;
+	if (wants_before(s))
+		m->n_before++;
+	if (ret)
+		*ret = s;
+	return 0;
+}
+
+void monitor_remove(struct monitor_sub *s)
+{
+	if (!s)
+		return;
+	if (wants_before(s))
+		s->monitor->n_before--;
+	*s->pprev = s->next;
+	if (s->next)
+		s->next->pprev = s->pprev;
+	monitor_opts_done(&s->o);
+	free(s);
+}
+
+bool monitor_active(const struct monitor *m)
+{
+	return m && m->subs;
+}
+
+bool monitor_wants_before(const struct monitor *m)
+{
+	return m && m->n_before > 0;
+}
+
+/* Whether the packet matched the subscriber's rule= in the chain that ran. */
+static bool rule_selected(struct monitor_sub *s, const struct monitor_event *ev)
+{
+	const struct chain_trace *t = ev->trace;
+
+	if (!s->o.rule[0])
+		return true;
+	if (s->chain != ev->chain || s->generation != ev->generation) {
+		s->chain = ev->chain;
+		s->generation = ev->generation;
+		s->idx = chain_find(ev->chain, s->o.rule);
+	}
+	if (s->idx < 0 || !t)
+		return false;
+	for (uint32_t i = 0; i < t->n && i < CHAIN_TRACE_MAX; i++)
+		if (t->idx[i] == (uint32_t)s->idx)
+			return true;
+	return false;
+}
+
+static void deliver_trace(struct monitor_sub *s, const char *line, size_t len)
+{
+	char lost[48];
+	int n;
+
+	if (s->lost) {
+		n = snprintf(lost, sizeof(lost), "lost=%llu\n", (unsigned long long)s->lost);
+		if (s->sink.write(s->sink.userdata, lost, (size_t)n) < 0) {
+			s->lost++;
+			return;
+		}
+		s->lost = 0;
+	}
+	if (s->sink.write(s->sink.userdata, line, len) < 0)
+		s->lost++;
+}
+
+static void deliver_packet(struct monitor *m, struct monitor_sub *s, bool after,
+			   const struct monitor_event *ev, const uint8_t *data, size_t len)
+{
+	size_t n;
+
+	if (s->done)
+		return;
+	n = pcapng_epb(m->block, after, ev->time_ns, data, len, s->o.snaplen, s->lost);
+	if (s->sink.write(s->sink.userdata, m->block, n) < 0) {
+		s->lost++;
+		return;
+	}
+	s->lost = 0;
+	s->sent++;
+	if (s->o.count && s->sent >= s->o.count) {
+		if (wants_before(s))
+			m->n_before--;
+		s->done = true;
+		s->sink.end(s->sink.userdata);
+	}
+}
+
+void monitor_event(struct monitor *m, const struct monitor_event *ev)
+{
+	char line[TRACE_BUF_SIZE];
+	size_t len = 0;
+
+	for (struct monitor_sub *s = m->subs; s; s = s->next) {
+		if (s->done || !rule_selected(s, ev))
+			continue;
+		if (s->o.kind == MONITOR_TRACE) {
+			if (s->o.filter && !chain_rule_matches(s->o.filter, ev->p))
+				continue;
+			/* Formatted once for every tracer that wants it. */
+			if (!len) {
+				len = (size_t)snprintf(line, MONITOR_LINE_MAX, "trace=");
+				len += monitor_trace_format(line + len, MONITOR_LINE_MAX - 1 - len, ev);
+				line[len++] = '\n';
+			}
+			deliver_trace(s, line, len);
+			continue;
+		}
+		if ((s->o.when & MONITOR_BEFORE) && ev->before)
+			deliver_packet(m, s, false, ev, ev->before, ev->before_len);
+		if ((s->o.when & MONITOR_AFTER) && ev->after)
+			deliver_packet(m, s, true, ev, ev->after, ev->after_len);
+	}
+}
