@@ -6,35 +6,19 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include <time.h>
+
 #include "chain.h"
 #include "control.h"
 #include "log.h"
 #include "manager.h"
+#include "monitor.h"
 #include "routing.h"
 #include "tun.h"
 
 /* Packets handled per wake-up before other event sources get a turn. */
 #define RX_BATCH 64
-/* Room in front of each packet for a virtio-net header. */
-#define HEADROOM 16
-
-struct manager {
-	sd_event *event;
-	sd_event_source *tun_source;
-	struct config *cfg;
-	struct tun *tun;
-	struct routing *routing;
-	struct chain *chain;
-	struct control *control;
-	unsigned int generation;	/* config loads, 1 at start */
-	uint64_t start_usec;		/* CLOCK_MONOTONIC */
-
-	struct manager_stats stats;
-	struct ratelimit io_log;
-
-	uint8_t rxbuf[HEADROOM + PKT_MAX];
-	uint8_t forgebuf[HEADROOM + PKT_MAX];
-};
+#define HEADROOM MANAGER_HEADROOM
 
 int manager_new(struct config *cfg, struct manager **ret)
 {
@@ -53,6 +37,9 @@ int manager_new(struct config *cfg, struct manager **ret)
 	r = sd_event_default(&m->event);
 	if (r < 0)
 		goto fail;
+	r = monitor_new(&m->monitor);
+	if (r < 0)
+		goto fail;
 	*ret = m;
 	return 0;
 fail:
@@ -65,7 +52,9 @@ struct manager *manager_free(struct manager *m)
 	if (!m)
 		return NULL;
 	sd_event_source_disable_unref(m->tun_source);
+	/* Closing the control's streams unsubscribes them from the monitor. */
 	m->control = control_free(m->control);
+	m->monitor = monitor_free(m->monitor);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
 	m->routing = routing_free(m->routing);
 	m->tun = tun_close(m->tun);
@@ -101,10 +90,33 @@ static void manager_write(struct manager *m, uint8_t *data, size_t len)
 	m->stats.tx_bytes += len;
 }
 
+/* Hand the packet's fate to trace and capture subscribers. */
+static void manager_monitor(struct manager *m, const struct pkt *p, bool copied, size_t len,
+			    const struct chain_trace *t, const uint8_t *after, size_t after_len)
+{
+	struct monitor_event ev = {
+		.p = p,
+		.before = copied ? m->beforebuf : NULL,
+		.before_len = len,
+		.after = after,
+		.after_len = after_len,
+		.chain = m->chain,
+		.generation = m->generation,
+		.trace = t,
+	};
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ev.time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	monitor_event(m->monitor, &ev);
+}
+
 static void manager_process(struct manager *m, uint8_t *data, size_t len, uint64_t now_ns)
 {
 	struct pkt p = { .data = data, .len = len, .cap = PKT_MAX };
 	struct pkt forged = { .data = m->forgebuf + HEADROOM, .cap = PKT_MAX };
+	struct chain_trace trace;
+	bool monitored, copied = false;
 	int cls;
 
 	m->stats.rx_packets++;
@@ -118,17 +130,29 @@ static void manager_process(struct manager *m, uint8_t *data, size_t len, uint64
 		return;
 	}
 
-	switch (chain_run(m->chain, &p, &forged, now_ns)) {
+	monitored = monitor_active(m->monitor);
+	if (monitored && monitor_wants_before(m->monitor)) {
+		memcpy(m->beforebuf, data, len);
+		copied = true;
+	}
+
+	switch (chain_run_trace(m->chain, &p, &forged, now_ns, monitored ? &trace : NULL)) {
 	case CHAIN_ACCEPT:
 		pkt_forward_compensate(&p);
 		manager_write(m, p.data, p.len);
+		if (monitored)
+			manager_monitor(m, &p, copied, len, &trace, p.data, p.len);
 		break;
 	case CHAIN_DROP:
 		m->stats.dropped++;
+		if (monitored)
+			manager_monitor(m, &p, copied, len, &trace, NULL, 0);
 		break;
 	case CHAIN_FORGED:
 		/* Delivered to the local host, not forwarded: no TTL compensation. */
 		manager_write(m, forged.data, forged.len);
+		if (monitored)
+			manager_monitor(m, &p, copied, len, &trace, forged.data, forged.len);
 		break;
 	}
 }
@@ -160,7 +184,7 @@ static int on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *u
 	return 0;
 }
 
-static void manager_notify_status(struct manager *m, const char *state)
+void manager_notify_status(struct manager *m, const char *state)
 {
 	sd_notifyf(false, "%sSTATUS=Diverting %s%s%s via %s (table %u, priority %u), %zu rules",
 		   state, m->cfg->ipv4 ? "IPv4" : "", m->cfg->ipv4 && m->cfg->ipv6 ? "+" : "",
@@ -168,94 +192,53 @@ static void manager_notify_status(struct manager *m, const char *state)
 		   chain_size(m->chain));
 }
 
-static void status_reply(struct manager *m, struct ctl_reply *reply)
+void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 {
-	struct chain_stats cs;
-	uint64_t now = 0;
-	char key[48];
-	int i;
-
-	chain_stats(m->chain, &cs);
-	sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-	ctl_reply_add(reply, "version", PACKAGE_VERSION);
-	ctl_reply_add_u64(reply, "pid", (uint64_t)getpid());
-	ctl_reply_add_u64(reply, "uptime-sec", (now - m->start_usec) / 1000000);
-	ctl_reply_add(reply, "config", m->cfg->path);
-	ctl_reply_add_u64(reply, "generation", m->generation);
-	ctl_reply_add(reply, "tun", m->tun->name);
-	ctl_reply_addf(reply, "families", "%s%s%s", m->cfg->ipv4 ? "ipv4" : "",
-		       m->cfg->ipv4 && m->cfg->ipv6 ? "," : "", m->cfg->ipv6 ? "ipv6" : "");
-	ctl_reply_add_u64(reply, "table", m->cfg->table);
-	ctl_reply_add_u64(reply, "priority", m->cfg->priority);
-	ctl_reply_add_u64(reply, "rules", chain_size(m->chain));
-	ctl_reply_add_u64(reply, "rx-packets", m->stats.rx_packets);
-	ctl_reply_add_u64(reply, "rx-bytes", m->stats.rx_bytes);
-	ctl_reply_add_u64(reply, "tx-packets", m->stats.tx_packets);
-	ctl_reply_add_u64(reply, "tx-bytes", m->stats.tx_bytes);
-	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped);
-	for (i = PKT_OK + 1; i < PKT_CLASS_MAX; i++) {
-		snprintf(key, sizeof(key), "malformed-%s", pkt_class_name(i));
-		ctl_reply_add_u64(reply, key, m->stats.malformed[i]);
-	}
-	ctl_reply_add_u64(reply, "forged", cs.forged);
-	ctl_reply_add_u64(reply, "forge-refused", cs.forge_refused);
-	ctl_reply_add_u64(reply, "forge-limited", cs.forge_limited);
-	ctl_reply_add_u64(reply, "read-errors", m->stats.read_errors);
-	ctl_reply_add_u64(reply, "write-errors", m->stats.write_errors);
-	ctl_reply_add_u64(reply, "control-clients", control_clients(m->control));
+	chain_inherit(chain, m->chain);
+	chain_unref(m->chain);
+	m->chain = chain;
+	m->generation++;
+	m->modified = modified;
 }
 
-static int on_control(void *userdata, const struct ctl_request *req, bool privileged,
-		      struct ctl_reply *reply)
-{
-	struct manager *m = userdata;
-
-	if (strcmp(req->command, "get") == 0 && strcmp(req->arg, "status") == 0) {
-		status_reply(m, reply);
-		return 0;
-	}
-	return ctl_reply_error(reply, -EOPNOTSUPP, "unknown request '%s=%s'", req->command,
-			       req->arg);
-}
-
-/* Re-read the file and swap in its chain; on any error the running chain stays. */
-static void manager_reload(struct manager *m)
+int manager_reload(struct manager *m, char *err, size_t errlen)
 {
 	struct config *cfg = NULL;
 	struct chain *chain = NULL;
-	char err[CONFIG_ERR_MAX];
+	char msg[CONFIG_ERR_MAX];
 	int r;
 
 	sd_notify(false, "RELOADING=1");
-	r = config_load(m->cfg->path, &cfg, err, sizeof(err));
-	if (r < 0) {
-		log_error("reload failed, keeping the running rules: %s", err);
+	r = config_load(m->cfg->path, &cfg, err, errlen);
+	if (r < 0)
 		goto out;
-	}
-	r = chain_new(cfg->rules, cfg->n_rules, &chain, err, sizeof(err));
+	r = chain_new(cfg->rules, cfg->n_rules, &chain, msg, sizeof(msg));
 	if (r < 0) {
-		log_error("reload failed, keeping the running rules: %s: %s", cfg->path, err);
+		snprintf(err, errlen, "%s: %s", cfg->path, msg);
 		goto out;
 	}
 	if (!config_routing_equal(m->cfg, cfg))
 		log_warning("%s: tun, routing or control settings changed; they take effect at the next restart",
 			    cfg->path);
-	chain_unref(m->chain);
-	m->chain = chain;
-	m->generation++;
+	manager_set_chain(m, chain, false);
 	log_info("reloaded %s: %zu rules (generation %u)", cfg->path, chain_size(chain),
 		 m->generation);
 out:
+	if (r < 0)
+		log_error("reload failed, keeping the running rules: %s", err);
 	config_free(cfg);
 	manager_notify_status(m, "READY=1\n");
+	return r;
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct manager *m = userdata;
 
+	char err[CONFIG_ERR_MAX];
+
 	if (si->ssi_signo == SIGHUP) {
-		manager_reload(m);
+		manager_reload(m, err, sizeof(err));
 		return 0;
 	}
 	log_info("received %s, shutting down", strsignal(si->ssi_signo));
@@ -303,7 +286,7 @@ int manager_start(struct manager *m)
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "cannot create tun device %s", m->cfg->tun_name);
 
-	r = control_new(m->event, m->cfg->control_socket, m->cfg->control_group, on_control, m,
+	r = control_new(m->event, m->cfg->control_socket, m->cfg->control_group, manager_control, m,
 			&m->control);
 	if (r == -EADDRINUSE)
 		return log_errno(LOG_ERR, r, "%s: another ipmodd answers there",

@@ -6,12 +6,14 @@
 #ifndef IPMODD_MANAGER_H
 #define IPMODD_MANAGER_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "config.h"
+#include "control.h"
+#include "log.h"
 #include "packet.h"
-
-struct manager;
 
 struct manager_stats {
 	uint64_t rx_packets, rx_bytes;		/* read from the tun */
@@ -19,6 +21,29 @@ struct manager_stats {
 	uint64_t malformed[PKT_CLASS_MAX];	/* dropped by pkt_parse() class */
 	uint64_t dropped;			/* dropped by a rule */
 	uint64_t read_errors, write_errors;
+};
+
+struct manager {
+	sd_event *event;
+	sd_event_source *tun_source;
+	struct config *cfg;
+	struct tun *tun;
+	struct routing *routing;
+	struct chain *chain;
+	struct control *control;
+	struct monitor *monitor;
+	unsigned int generation;	/* chains run so far: 1 at start, +1 per change */
+	bool modified;			/* the chain was edited live since the file was read */
+	uint64_t start_usec;		/* CLOCK_MONOTONIC */
+
+	struct manager_stats stats;
+	struct ratelimit io_log;
+
+	/* Room in front of each packet for a virtio-net header. */
+#define MANAGER_HEADROOM 16
+	uint8_t rxbuf[MANAGER_HEADROOM + PKT_MAX];
+	uint8_t forgebuf[MANAGER_HEADROOM + PKT_MAX];
+	uint8_t beforebuf[PKT_MAX];	/* a copy as read, while someone captures it */
 };
 
 /* Takes ownership of cfg, also on failure. */
@@ -29,5 +54,18 @@ struct manager *manager_free(struct manager *m);
 int manager_start(struct manager *m);
 /* Run the event loop until SIGTERM/SIGINT; returns the exit code. */
 int manager_run(struct manager *m);
+
+/*
+ * Run chain from now on, with the counters of the rules it keeps unchanged;
+ * takes the reference.  modified: a live edit rather than the file's chain.
+ */
+void manager_set_chain(struct manager *m, struct chain *chain, bool modified);
+/* Re-read the config file and run its chain; on error (file:line in err) nothing changes. */
+int manager_reload(struct manager *m, char *err, size_t errlen);
+void manager_notify_status(struct manager *m, const char *state);
+
+/* manager-control.c: the control socket's requests. */
+int manager_control(void *userdata, struct control_client *cl, const struct ctl_request *req,
+		    bool privileged, struct ctl_reply *reply);
 
 #endif

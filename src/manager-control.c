@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The control socket's requests (see ipmodctl(8), PROTOCOL): status, the
+ * rules with their counters, live edits of the chain, reload, counters reset,
+ * trace and capture.  Every edit builds a whole new chain and swaps it in, so
+ * a packet always sees either the old chain or the new one.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chain.h"
+#include "log.h"
+#include "manager.h"
+#include "monitor.h"
+#include "tun.h"
+
+#define TRACE_STREAM_BUF (256 * 1024)
+#define CAPTURE_STREAM_BUF (4 * 1024 * 1024)
+
+static void rule_freep(struct rule **r)
+{
+	rule_free(*r);
+}
+
+typedef int (*command_t)(struct manager *m, struct control_client *cl,
+			 const struct ctl_request *req, struct ctl_reply *reply);
+
+static int cmd_status(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		      struct ctl_reply *reply)
+{
+	struct chain_stats cs;
+	uint64_t now = 0;
+	char key[48];
+	int i;
+
+	chain_stats(m->chain, &cs);
+	sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+	ctl_reply_add(reply, "version", PACKAGE_VERSION);
+	ctl_reply_add_u64(reply, "pid", (uint64_t)getpid());
+	ctl_reply_add_u64(reply, "uptime-sec", (now - m->start_usec) / 1000000);
+	ctl_reply_add(reply, "config", m->cfg->path);
+	ctl_reply_add_u64(reply, "generation", m->generation);
+	ctl_reply_add_u64(reply, "modified", m->modified);
+	ctl_reply_add(reply, "tun", m->tun->name);
+	ctl_reply_addf(reply, "families", "%s%s%s", m->cfg->ipv4 ? "ipv4" : "",
+		       m->cfg->ipv4 && m->cfg->ipv6 ? "," : "", m->cfg->ipv6 ? "ipv6" : "");
+	ctl_reply_add_u64(reply, "table", m->cfg->table);
+	ctl_reply_add_u64(reply, "priority", m->cfg->priority);
+	ctl_reply_add_u64(reply, "rules", chain_size(m->chain));
+	ctl_reply_add_u64(reply, "rx-packets", m->stats.rx_packets);
+	ctl_reply_add_u64(reply, "rx-bytes", m->stats.rx_bytes);
+	ctl_reply_add_u64(reply, "tx-packets", m->stats.tx_packets);
+	ctl_reply_add_u64(reply, "tx-bytes", m->stats.tx_bytes);
+	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped);
+	for (i = PKT_OK + 1; i < PKT_CLASS_MAX; i++) {
+		snprintf(key, sizeof(key), "malformed-%s", pkt_class_name(i));
+		ctl_reply_add_u64(reply, key, m->stats.malformed[i]);
+	}
+	ctl_reply_add_u64(reply, "forged", cs.forged);
+	ctl_reply_add_u64(reply, "forge-refused", cs.forge_refused);
+	ctl_reply_add_u64(reply, "forge-limited", cs.forge_limited);
+	ctl_reply_add_u64(reply, "read-errors", m->stats.read_errors);
+	ctl_reply_add_u64(reply, "write-errors", m->stats.write_errors);
+	ctl_reply_add_u64(reply, "control-clients", control_clients(m->control));
+	ctl_reply_add_u64(reply, "streams", control_streams(m->control));
+	return 0;
+}
+
+static int cmd_rules(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		     struct ctl_reply *reply)
+{
+	char spec[RULE_FORMAT_MAX];
+	uint64_t pkts, bytes;
+
+	ctl_reply_add_u64(reply, "generation", m->generation);
+	ctl_reply_add_u64(reply, "modified", m->modified);
+	for (size_t i = 0; i < chain_size(m->chain); i++) {
+		const struct rule *r = chain_rule(m->chain, i);
+
+		chain_counters(m->chain, i, &pkts, &bytes);
+		if (rule_format(r, spec, sizeof(spec)) < 0)
+			return -ENOSPC;
+		ctl_reply_add(reply, "rule", rule_name(r));
+		ctl_reply_add_u64(reply, "index", i + 1);
+		ctl_reply_add(reply, "spec", spec);
+		ctl_reply_add_u64(reply, "packets", pkts);
+		ctl_reply_add_u64(reply, "bytes", bytes);
+	}
+	return 0;
+}
+
+/*
+ * Swap in a chain made of the running rules [0, at), insert (when not NULL),
+ * then the running rules from at + removed on.
+ */
+static int edit_chain(struct manager *m, size_t at, size_t removed, const struct rule *insert,
+		      struct ctl_reply *reply)
+{
+	_cleanup_(freep) struct rule **v = NULL;
+	size_t n = chain_size(m->chain), k = 0;
+	struct chain *chain = NULL;
+	char err[256];
+	int r;
+
+	v = calloc(n + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	/* chain_new() only reads the rules it copies. */
+	for (size_t i = 0; i < at; i++)
+		v[k++] = (struct rule *)chain_rule(m->chain, i);
+	if (insert)
+		v[k++] = (struct rule *)insert;
+	for (size_t i = at + removed; i < n; i++)
+		v[k++] = (struct rule *)chain_rule(m->chain, i);
+	r = chain_new(v, k, &chain, err, sizeof(err));
+	if (r < 0)
+		return ctl_reply_error(reply, r, "%s", err);
+	manager_set_chain(m, chain, true);
+	ctl_reply_add_u64(reply, "generation", m->generation);
+	ctl_reply_add_u64(reply, "rules", chain_size(m->chain));
+	manager_notify_status(m, "");
+	return 0;
+}
+
+static int find_rule(struct manager *m, const char *name, struct ctl_reply *reply)
+{
+	int i = chain_find(m->chain, name);
+
+	if (i < 0)
+		return ctl_reply_error(reply, -ENOENT, "no rule named '%s'", name);
+	return i;
+}
+
+/*
+ * The request's lines as a rule.  Without name=, the rule is named
+ * default_name, or "rule-K" with K the first number from `at + 1` on that no
+ * running rule uses.
+ */
+static int request_rule(struct manager *m, const struct ctl_request *req, size_t at,
+			const char *default_name, struct rule **ret, struct ctl_reply *reply)
+{
+	struct rule_kv kv[RULE_KV_MAX + 1];
+	char name[RULE_NAME_MAX], err[256];
+	size_t bad, n = 0;
+	bool named = false;
+	int r;
+
+	if (req->n == 0)
+		return ctl_reply_error(reply, -EINVAL, "no rule given: key=value lines expected");
+	if (req->n > RULE_KV_MAX)
+		return ctl_reply_error(reply, -E2BIG, "too many keys (at most %d)", RULE_KV_MAX);
+	for (size_t i = 0; i < req->n; i++) {
+		kv[n++] = (struct rule_kv){ req->pairs[i].key, req->pairs[i].value };
+		named |= strcmp(req->pairs[i].key, "name") == 0;
+	}
+	if (!named) {
+		if (default_name) {
+			snprintf(name, sizeof(name), "%s", default_name);
+		} else {
+			for (size_t k = at + 1;; k++) {
+				snprintf(name, sizeof(name), "rule-%zu", k);
+				if (chain_find(m->chain, name) < 0)
+					break;
+			}
+		}
+		kv[n++] = (struct rule_kv){ "name", name };
+	}
+	r = rule_parse(kv, n, ret, &bad, err, sizeof(err));
+	if (r < 0)
+		return ctl_reply_error(reply, r, "%s", err);
+	return 0;
+}
+
+/* add=end | N | before:NAME | after:NAME */
+static int parse_position(struct manager *m, const char *pos, size_t *ret,
+			  struct ctl_reply *reply)
+{
+	size_t n = chain_size(m->chain);
+	unsigned long v;
+	char *end;
+	int i;
+
+	if (strcmp(pos, "end") == 0) {
+		*ret = n;
+		return 0;
+	}
+	if (strncmp(pos, "before:", 7) == 0 || strncmp(pos, "after:", 6) == 0) {
+		bool after = pos[0] == 'a';
+
+		i = find_rule(m, pos + (after ? 6 : 7), reply);
+		if (i < 0)
+			return i;
+		*ret = (size_t)i + after;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(pos, &end, 10);
+	if (pos[0] < '0' || pos[0] > '9' || *end || errno)
+		return ctl_reply_error(reply, -EINVAL,
+				       "position '%s': expected end, a number, before:NAME or after:NAME",
+				       pos);
+	if (v < 1 || v > n + 1)
+		return ctl_reply_error(reply, -ERANGE, "position %s: expected 1..%zu", pos, n + 1);
+	*ret = v - 1;
+	return 0;
+}
+
+static int cmd_add(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		   struct ctl_reply *reply)
+{
+	_cleanup_(rule_freep) struct rule *rule = NULL;
+	size_t at = 0;
+	int r;
+
+	r = parse_position(m, req->arg, &at, reply);
+	if (r < 0)
+		return r;
+	r = request_rule(m, req, at, NULL, &rule, reply);
+	if (r < 0)
+		return r;
+	if (chain_find(m->chain, rule_name(rule)) >= 0)
+		return ctl_reply_error(reply, -EEXIST, "a rule named '%s' exists already",
+				       rule_name(rule));
+	ctl_reply_add(reply, "name", rule_name(rule));
+	ctl_reply_add_u64(reply, "index", at + 1);
+	return edit_chain(m, at, 0, rule, reply);
+}
+
+static int cmd_del(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		   struct ctl_reply *reply)
+{
+	int i = find_rule(m, req->arg, reply);
+
+	if (i < 0)
+		return i;
+	return edit_chain(m, (size_t)i, 1, NULL, reply);
+}
+
+static int cmd_replace(struct manager *m, struct control_client *cl,
+		       const struct ctl_request *req, struct ctl_reply *reply)
+{
+	_cleanup_(rule_freep) struct rule *rule = NULL;
+	int i, j, r;
+
+	i = find_rule(m, req->arg, reply);
+	if (i < 0)
+		return i;
+	r = request_rule(m, req, (size_t)i, req->arg, &rule, reply);
+	if (r < 0)
+		return r;
+	j = chain_find(m->chain, rule_name(rule));
+	if (j >= 0 && j != i)
+		return ctl_reply_error(reply, -EEXIST, "a rule named '%s' exists already",
+				       rule_name(rule));
+	ctl_reply_add(reply, "name", rule_name(rule));
+	ctl_reply_add_u64(reply, "index", (uint64_t)i + 1);
+	return edit_chain(m, (size_t)i, 1, rule, reply);
+}
+
+static int cmd_flush(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		     struct ctl_reply *reply)
+{
+	return edit_chain(m, 0, chain_size(m->chain), NULL, reply);
+}
+
+static int cmd_reload(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		      struct ctl_reply *reply)
+{
+	char err[CONFIG_ERR_MAX];
+	int r;
+
+	r = manager_reload(m, err, sizeof(err));
+	if (r < 0)
+		return ctl_reply_error(reply, r, "%s", err);
+	ctl_reply_add_u64(reply, "generation", m->generation);
+	ctl_reply_add_u64(reply, "rules", chain_size(m->chain));
+	return 0;
+}
+
+static int cmd_reset(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		     struct ctl_reply *reply)
+{
+	chain_reset_counters(m->chain);
+	return 0;
+}
+
+/* A trace or capture subscriber fed through its client's stream. */
+struct tap {
+	struct control_client *client;
+	struct monitor_sub *sub;
+};
+
+static int tap_write(void *userdata, const void *data, size_t len)
+{
+	struct tap *t = userdata;
+
+	return control_stream_write(t->client, data, len);
+}
+
+static void tap_end(void *userdata)
+{
+	struct tap *t = userdata;
+
+	control_stream_end(t->client);
+}
+
+static void tap_closed(void *userdata)
+{
+	struct tap *t = userdata;
+
+	monitor_remove(t->sub);
+	free(t);
+}
+
+static int cmd_monitor(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		       struct ctl_reply *reply)
+{
+	struct monitor_opts o;
+	struct monitor_sink sink = { tap_write, tap_end, NULL };
+	struct tap *t;
+	char err[256];
+	int r;
+
+	r = monitor_opts_parse(req, &o, err, sizeof(err));
+	if (r < 0)
+		return ctl_reply_error(reply, r, "%s", err);
+	if (o.rule[0] && chain_find(m->chain, o.rule) < 0) {
+		monitor_opts_done(&o);
+		return ctl_reply_error(reply, -ENOENT, "no rule named '%s'", o.rule);
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		monitor_opts_done(&o);
+		return -ENOMEM;
+	}
+	t->client = cl;
+	r = control_stream_start(cl, o.kind == MONITOR_TRACE ? TRACE_STREAM_BUF : CAPTURE_STREAM_BUF,
+				 tap_closed, t);
+	if (r < 0) {
+		free(t);
+		monitor_opts_done(&o);
+		if (r == -EBUSY)
+			return ctl_reply_error(reply, r, "too many trace and capture sessions (%d)",
+					       CONTROL_STREAMS_MAX);
+		return r;
+	}
+	/* From here on, a failure closes the stream, and tap_closed() frees t. */
+	sink.userdata = t;
+	r = monitor_add(m->monitor, &o, &sink, &t->sub);
+	monitor_opts_done(&o);
+	return r;
+}
+
+static const struct {
+	const char *command;
+	const char *arg;	/* NULL: any */
+	bool mutation;
+	bool takes_keys;
+	command_t run;
+} commands[] = {
+	{ "get", "status", false, false, cmd_status },
+	{ "get", "rules", false, false, cmd_rules },
+	{ "add", NULL, true, true, cmd_add },
+	{ "del", NULL, true, false, cmd_del },
+	{ "replace", NULL, true, true, cmd_replace },
+	{ "flush", "1", true, false, cmd_flush },
+	{ "reload", "1", true, false, cmd_reload },
+	{ "reset", "counters", true, false, cmd_reset },
+	{ "trace", NULL, false, true, cmd_monitor },
+	{ "capture", NULL, false, true, cmd_monitor },
+};
+
+int manager_control(void *userdata, struct control_client *cl, const struct ctl_request *req,
+		    bool privileged, struct ctl_reply *reply)
+{
+	struct manager *m = userdata;
+	bool known = false;
+
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(req->command, commands[i].command) != 0)
+			continue;
+		known = true;
+		if (commands[i].arg && strcmp(req->arg, commands[i].arg) != 0)
+			continue;
+		if (!commands[i].takes_keys && req->n > 0)
+			return ctl_reply_error(reply, -EINVAL, "%s=%s takes no further lines, got '%s'",
+					       req->command, req->arg, req->pairs[0].key);
+		if (commands[i].mutation && !privileged) {
+			if (m->cfg->control_group[0])
+				return ctl_reply_error(reply, -EPERM,
+						       "permission denied: %s needs root or group '%s'",
+						       req->command, m->cfg->control_group);
+			return ctl_reply_error(reply, -EPERM, "permission denied: %s needs root",
+					       req->command);
+		}
+		return commands[i].run(m, cl, req, reply);
+	}
+	if (known)
+		return ctl_reply_error(reply, -EINVAL, "%s: unknown argument '%s'", req->command,
+				       req->arg);
+	return ctl_reply_error(reply, -EOPNOTSUPP, "unknown request '%s'", req->command);
+}
