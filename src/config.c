@@ -729,6 +729,21 @@ static int parse_control(const struct ctx *c, const config_setting_t *g, struct 
 				return fail(c, s, -EINVAL, "control.group: \"%s\" is not a valid group name",
 					    Q(str));
 			strcpy(cfg->control_group, str);
+		} else if (strcmp(name, "mode") == 0) {
+			r = get_string(c, s, &str);
+			if (r < 0)
+				return r;
+			/* Who may connect; changes still need root or the group. */
+			if (strcmp(str, "0600") == 0)
+				cfg->control_mode = 0600;
+			else if (strcmp(str, "0660") == 0)
+				cfg->control_mode = 0660;
+			else if (strcmp(str, "0666") == 0)
+				cfg->control_mode = 0666;
+			else
+				return fail(c, s, -EINVAL,
+					    "control.mode: \"%s\": expected \"0600\", \"0660\" or \"0666\"",
+					    Q(str));
 		} else {
 			setting_path(g, path, sizeof(path));
 			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
@@ -1038,6 +1053,7 @@ int config_new_default(struct config **ret)
 	cfg->ipv4 = cfg->ipv6 = true;
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s",
 		 RUNDIR "/ipmodd/control.sock");
+	cfg->control_mode = 0660;
 	cfg->fastpath = FASTPATH_AUTO;
 	*ret = cfg;
 	return 0;
@@ -1250,5 +1266,6 @@ bool config_routing_equal(const struct config *a, const struct config *b)
 	       selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert) &&
 	       selectors_equal(a->exclude, a->n_exclude, b->exclude, b->n_exclude) &&
 	       strcmp(a->control_socket, b->control_socket) == 0 &&
-	       strcmp(a->control_group, b->control_group) == 0;
+	       strcmp(a->control_group, b->control_group) == 0 &&
+	       a->control_mode == b->control_mode;
 }

@@ -62,6 +62,7 @@ struct config {
 
 	char control_socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char control_group[64];	/* "": root only */
+	unsigned int control_mode;	/* of the socket file: 0600, 0660 or 0666 */
 	enum fastpath_mode fastpath;
 
 	struct rule **rules;

@@ -492,8 +492,8 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa)
 	return r;
 }
 
-int control_new(sd_event *e, const char *path, const char *group, control_handler_t handler,
-		void *userdata, struct control **ret)
+int control_new(sd_event *e, const char *path, const char *group, unsigned int mode,
+		control_handler_t handler, void *userdata, struct control **ret)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control *c;
@@ -501,7 +501,7 @@ int control_new(sd_event *e, const char *path, const char *group, control_handle
 	mode_t mask;
 	int r;
 
-	if (!e || !path || !*path || !handler)
+	if (!e || !path || !*path || !handler || (mode & ~0666u))
 		return -EINVAL;
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -552,7 +552,7 @@ int control_new(sd_event *e, const char *path, const char *group, control_handle
 	c->bound = true;
 	c->dev = st.st_dev;
 	c->ino = st.st_ino;
-	if ((c->has_group && chown(path, (uid_t)-1, c->gid) < 0) || chmod(path, 0660) < 0 ||
+	if ((c->has_group && chown(path, (uid_t)-1, c->gid) < 0) || chmod(path, (mode_t)mode) < 0 ||
 	    listen(c->fd, LISTEN_BACKLOG) < 0) {
 		r = negative_errno();
 		goto fail;

@@ -33,14 +33,14 @@ typedef int (*control_handler_t)(void *userdata, struct control_client *cl,
 				 struct ctl_reply *reply);
 
 /*
- * Listen on path, mode 0660 and, when group is non-empty, owned by that
- * group.  Creates a missing parent directory (0755).  A socket file nobody
+ * Listen on path, with mode (0660 usually) and, when group is non-empty,
+ * owned by that group.  Creates a missing parent directory (0755).  A socket file nobody
  * answers on is replaced.  Errors: -EADDRINUSE another server answers on
  * path, -EEXIST path is not a socket, -ENOENT unknown group,
  * -ENAMETOOLONG, or what a syscall returned.
  */
-int control_new(sd_event *e, const char *path, const char *group, control_handler_t handler,
-		void *userdata, struct control **ret);
+int control_new(sd_event *e, const char *path, const char *group, unsigned int mode,
+		control_handler_t handler, void *userdata, struct control **ret);
 /* Close every client and the socket, and unlink the socket if it is still ours. */
 struct control *control_free(struct control *c);
 

@@ -286,7 +286,8 @@ int manager_start(struct manager *m)
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "cannot create tun device %s", m->cfg->tun_name);
 
-	r = control_new(m->event, m->cfg->control_socket, m->cfg->control_group, manager_control, m,
+	r = control_new(m->event, m->cfg->control_socket, m->cfg->control_group,
+			m->cfg->control_mode, manager_control, m,
 			&m->control);
 	if (r == -EADDRINUSE)
 		return log_errno(LOG_ERR, r, "%s: another ipmodd answers there",

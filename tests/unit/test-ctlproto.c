@@ -627,7 +627,7 @@ static void test_server_basic(sd_event *e, const char *group, gid_t gid)
 	int fd, r;
 	size_t k, len, bad;
 
-	r = control_new(e, sock_path, group, handler, &st, &c);
+	r = control_new(e, sock_path, group, 0660, handler, &st, &c);
 	is_int(r, 0, "control_new on %s", sock_path);
 	if (r < 0)
 		return;
@@ -733,7 +733,7 @@ static void test_server_backpressure(sd_event *e)
 	char want[1000];
 	int fd, avail = 0;
 
-	if (control_new(e, sock_path, NULL, handler, &st, &c) < 0) {
+	if (control_new(e, sock_path, NULL, 0660, handler, &st, &c) < 0) {
 		ok(0, "control_new");
 		return;
 	}
@@ -772,7 +772,7 @@ static void test_server_limits(sd_event *e)
 	const char *text;
 	char ch;
 
-	if (control_new(e, sock_path, NULL, handler, &st, &c) < 0) {
+	if (control_new(e, sock_path, NULL, 0660, handler, &st, &c) < 0) {
 		ok(0, "control_new");
 		return;
 	}
@@ -824,13 +824,13 @@ static void test_server_socket_file(sd_event *e)
 	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	close(fd);
 	ok(r == 0 && stat(sock_path, &sb) == 0 && S_ISSOCK(sb.st_mode), "stale socket file made");
-	is_int(control_new(e, sock_path, NULL, handler, &st, &c), 0, "stale socket replaced");
+	is_int(control_new(e, sock_path, NULL, 0660, handler, &st, &c), 0, "stale socket replaced");
 	fd = client_connect(sock_path);
 	send_str(fd, "get=status\n\n");
 	ok(status_reply(e, fd, NULL), "and the new one answers");
 	close(fd);
 
-	r = control_new(e, sock_path, NULL, handler, &st, &c2);
+	r = control_new(e, sock_path, NULL, 0660, handler, &st, &c2);
 	is_int(r, -EADDRINUSE, "second server on a live socket: -EADDRINUSE");
 	ok(!c2, "no control returned");
 	spin(e, 10);
@@ -845,19 +845,19 @@ static void test_server_socket_file(sd_event *e)
 	control_free(c);
 	ok(access(sock_path, F_OK) == 0, "control_free leaves a file that is not its socket");
 
-	r = control_new(e, sock_path, NULL, handler, &st, &c);
+	r = control_new(e, sock_path, NULL, 0660, handler, &st, &c);
 	is_int(r, -EEXIST, "path is a regular file: -EEXIST");
 	ok(stat(sock_path, &sb) == 0 && S_ISREG(sb.st_mode), "and the file is untouched");
 	unlink(sock_path);
 
-	is_int(control_new(e, sock_path, "no-such-group-ipmodd", handler, &st, &c), -ENOENT,
+	is_int(control_new(e, sock_path, "no-such-group-ipmodd", 0660, handler, &st, &c), -ENOENT,
 	       "unknown group: -ENOENT");
 	ok(access(sock_path, F_OK) < 0, "and no socket left behind");
 
 	memset(longpath, 'x', sizeof(longpath) - 1);
 	longpath[0] = '/';
 	longpath[sizeof(longpath) - 1] = '\0';
-	is_int(control_new(e, longpath, NULL, handler, &st, &c), -ENAMETOOLONG,
+	is_int(control_new(e, longpath, NULL, 0660, handler, &st, &c), -ENAMETOOLONG,
 	       "path too long: -ENAMETOOLONG");
 }
 
@@ -924,7 +924,7 @@ static void test_server_privilege(sd_event *e, const char *group, gid_t gid)
 		printf("ok %d # SKIP peer privilege checks need root and a spare group\n", ++tap_n);
 		return;
 	}
-	if (control_new(e, sock_path, group, handler, &st, &c) < 0) {
+	if (control_new(e, sock_path, group, 0660, handler, &st, &c) < 0) {
 		ok(0, "control_new");
 		return;
 	}
