@@ -90,6 +90,7 @@ static void test_defaults(void)
 	is_int(cfg->n_exclude, 0, "default: no exclusions");
 	is_str(cfg->control_socket, RUNDIR "/ipmodd/control.sock", "default control.socket");
 	is_str(cfg->control_group, "", "default control.group: root only");
+	is_int(cfg->control_mode, 0660, "default control.mode 0660");
 	is_int(cfg->fastpath, FASTPATH_AUTO, "default fastpath");
 	is_int(cfg->n_rules, 0, "default: no rules");
 
@@ -136,7 +137,7 @@ static const char full[] =
 	"    { ipproto = \"icmp\"; }\n"				/* 17 */
 	"  );\n"						/* 18 */
 	"};\n"							/* 19 */
-	"control = { socket = \"/run/x/ctl.sock\"; group = \"ipmod\"; };\n" /* 20 */
+	"control = { socket = \"/run/x/ctl.sock\"; group = \"ipmod\"; mode = \"0666\"; };\n" /* 20 */
 	"fastpath = \"off\";\n";				/* 21 */
 
 static void test_full(void)
@@ -154,6 +155,7 @@ static void test_full(void)
 	ok(!cfg->ipv4 && cfg->ipv6, "routing.families = ipv6 only");
 	is_str(cfg->control_socket, "/run/x/ctl.sock", "control.socket");
 	is_str(cfg->control_group, "ipmod", "control.group");
+	is_int(cfg->control_mode, 0666, "control.mode");
 	is_int(cfg->fastpath, FASTPATH_OFF, "fastpath");
 
 	is_int(cfg->n_divert, 2, "two divert selectors");
@@ -313,6 +315,11 @@ static void test_ranges(void)
 	      "t.conf:2: control.socket: \"run/ctl\" is not an absolute path", "relative socket");
 	fails("control = { group = \"a b\"; };\n", -EINVAL,
 	      "t.conf:1: control.group: \"a b\" is not a valid group name", "bad group name");
+	fails("control = {\n\n mode = \"0777\"; };\n", -EINVAL,
+	      "t.conf:3: control.mode: \"0777\": expected \"0600\", \"0660\" or \"0666\"",
+	      "control.mode with execute bits");
+	fails("control = { mode = 666; };\n", -EINVAL, "t.conf:1: control.mode: expected a string, got an integer",
+	      "control.mode as a number");
 	fails("fastpath = \"maybe\";\n", -EINVAL, "t.conf:1: fastpath: \"maybe\" is not off, auto or on",
 	      "bad fastpath");
 	fails("tun = { name = \"\\x1b[31m\"; };\n", -EINVAL,
