@@ -40,6 +40,15 @@ enum rule_key {
 	K_CLAMP_MSS,
 	K_VERDICT,
 	K_REJECT_WITH,
+	K_DELAY,		/* impairment keys: K_DELAY..K_LIMIT */
+	K_JITTER,
+	K_DISTRIBUTION,
+	K_LOSS,
+	K_DUPLICATE,
+	K_REORDER,
+	K_CORRUPT,
+	K_RATE,
+	K_LIMIT,
 	K_MAX,
 };
 
@@ -64,6 +73,15 @@ static const char *const key_names[K_MAX] = {
 	[K_CLAMP_MSS] = "clamp-mss",
 	[K_VERDICT] = "verdict",
 	[K_REJECT_WITH] = "reject-with",
+	[K_DELAY] = "delay",
+	[K_JITTER] = "jitter",
+	[K_DISTRIBUTION] = "distribution",
+	[K_LOSS] = "loss",
+	[K_DUPLICATE] = "duplicate",
+	[K_REORDER] = "reorder",
+	[K_CORRUPT] = "corrupt",
+	[K_RATE] = "rate",
+	[K_LIMIT] = "limit",
 };
 
 struct name_value {
@@ -134,6 +152,22 @@ static const struct name_value verdict_names[] = {
 	{ "drop", RULE_VERDICT_DROP },
 	{ "reply", RULE_VERDICT_REPLY },
 	{ "reject", RULE_VERDICT_REJECT },
+};
+
+static const struct name_value dist_names[] = {
+	{ "uniform", RULE_DIST_UNIFORM },
+	{ "normal", RULE_DIST_NORMAL },
+};
+
+/* Largest first: rule_format() prints the largest that divides the rate. */
+static const struct {
+	const char *name;
+	uint64_t mult;
+} rate_units[] = {
+	{ "gbit", 1000000000 },
+	{ "mbit", 1000000 },
+	{ "kbit", 1000 },
+	{ "bit", 1 },
 };
 
 static const struct name_value reject_names[] = {
@@ -559,22 +593,43 @@ static int parse_tcp_flags(struct parser *ps)
 	return 0;
 }
 
-static int parse_probability(struct parser *ps)
+/* A fraction 0..1 in the whole of s; -EINVAL (not a number) or -ERANGE. */
+static int parse_fraction_str(const char *s, double *ret)
 {
-	struct rule *r = ps->r;
-	const char *s = val(ps, K_PROBABILITY);
 	char *end;
 	double p;
 
 	/* strtod() alone would take "nan", "inf" and hex floats. */
 	if (!*s || strspn(s, "0123456789.eE+-") != strlen(s))
-		return fail(ps, K_PROBABILITY, "not a number");
+		return -EINVAL;
 	errno = 0;
 	p = strtod(s, &end);
 	if (*end || errno == ERANGE)
-		return fail(ps, K_PROBABILITY, "not a number");
+		return -EINVAL;
 	if (!(p >= 0.0 && p <= 1.0))
-		return fail(ps, K_PROBABILITY, "out of range 0-1");
+		return -ERANGE;
+	*ret = p;
+	return 0;
+}
+
+static int parse_fraction(struct parser *ps, enum rule_key k, double *ret)
+{
+	int r = parse_fraction_str(val(ps, k), ret);
+
+	if (r == -EINVAL)
+		return fail(ps, k, "not a number");
+	if (r < 0)
+		return fail(ps, k, "out of range 0-1");
+	return 0;
+}
+
+static int parse_probability(struct parser *ps)
+{
+	struct rule *r = ps->r;
+	double p = 0;
+
+	if (parse_fraction(ps, K_PROBABILITY, &p) < 0)
+		return -EINVAL;
 	r->m.flags |= RULE_M_PROBABILITY;
 	r->probability = p;
 	/* Exact (a power of two); 2^53 for p = 1 is above any 53-bit random number. */
@@ -628,6 +683,191 @@ static int parse_reject_with(struct parser *ps)
 		return fail(ps, K_REJECT_WITH, "needs proto=tcp");
 	r->a.reject = (uint8_t)v;
 	return 0;
+}
+
+/* Milliseconds with at most 3 decimals, 0..60000, as microseconds. */
+static int parse_ms(struct parser *ps, enum rule_key k, uint32_t *ret)
+{
+	const char *s = val(ps, k);
+	unsigned long ms = 0, us = 0;
+	size_t il = strspn(s, "0123456789"), fl = 0;
+
+	if (il == 0)
+		goto bad;
+	if (s[il] == '.') {
+		fl = strspn(s + il + 1, "0123456789");
+		if (fl == 0 || fl > 3 || s[il + 1 + fl])
+			goto bad;
+		for (size_t i = 0; i < 3; i++)
+			us = us * 10 + (i < fl ? (unsigned long)(s[il + 1 + i] - '0') : 0);
+	} else if (s[il]) {
+		goto bad;
+	}
+	for (size_t i = 0; i < il && ms <= RULE_DELAY_MAX_US; i++)
+		ms = ms * 10 + (unsigned long)(s[i] - '0');
+	if (ms > RULE_DELAY_MAX_US / 1000 || ms * 1000 + us > RULE_DELAY_MAX_US)
+		return fail(ps, k, "out of range 0-%u ms", RULE_DELAY_MAX_US / 1000);
+	*ret = (uint32_t)(ms * 1000 + us);
+	return 0;
+bad:
+	return fail(ps, k, "not a number of milliseconds (at most 3 decimals)");
+}
+
+/* "gemodel:P,R[,BADLOSS[,GOODLOSS]]" */
+static int parse_gemodel(struct parser *ps, const char *s)
+{
+	struct rule_impair *im = &ps->r->impair;
+	double v[4] = { 0, 0, 1, 0 };
+	char buf[128];
+	char *save = NULL, *tok;
+	size_t n = 0;
+
+	if (strlen(s) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, s);
+	/* strtok_r() would skip empty fields: "gemodel:0.1,,0.2" must fail. */
+	if (!*buf || buf[strlen(buf) - 1] == ',' || strstr(buf, ",,") || *buf == ',')
+		goto bad;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int r;
+
+		if (n == 4)
+			goto bad;
+		r = parse_fraction_str(tok, &v[n]);
+		if (r == -ERANGE)
+			return fail(ps, K_LOSS, "gemodel: %s out of range 0-1",
+				    n == 0 ? "P" : n == 1 ? "R" : n == 2 ? "BADLOSS" : "GOODLOSS");
+		if (r < 0)
+			goto bad;
+		n++;
+	}
+	if (n < 2)
+		goto bad;
+	im->loss_ge = true;
+	im->ge_p = v[0];
+	im->ge_r = v[1];
+	im->ge_bad_loss = v[2];
+	im->ge_good_loss = v[3];
+	return 0;
+bad:
+	return fail(ps, K_LOSS, "must be gemodel:P,R[,BADLOSS[,GOODLOSS]], fractions 0-1");
+}
+
+static int parse_loss(struct parser *ps)
+{
+	const char *s = val(ps, K_LOSS);
+
+	if (strncasecmp(s, "gemodel:", 8) == 0)
+		return parse_gemodel(ps, s + 8);
+	if (strncasecmp(s, "gemodel", 7) == 0)
+		return fail(ps, K_LOSS, "must be gemodel:P,R[,BADLOSS[,GOODLOSS]]");
+	return parse_fraction(ps, K_LOSS, &ps->r->impair.loss);
+}
+
+static int parse_rate(struct parser *ps)
+{
+	struct rule_impair *im = &ps->r->impair;
+	const char *s = val(ps, K_RATE);
+	size_t l = strspn(s, "0123456789");
+	const char *unit = s + l;
+	uint64_t mult = 1, max = RULE_RATE_PPS_MAX, min = 1, v = 0;
+
+	if (l == 0)
+		return fail(ps, K_RATE, "not a number with a unit (bit, kbit, mbit, gbit or pps)");
+	if (!*unit)
+		return fail(ps, K_RATE, "needs a unit: bit, kbit, mbit, gbit or pps");
+	if (strcasecmp(unit, "pps") == 0) {
+		im->rate_pps = true;
+	} else {
+		mult = 0;
+		for (size_t i = 0; i < ARRAY_SIZE(rate_units); i++)
+			if (strcasecmp(unit, rate_units[i].name) == 0)
+				mult = rate_units[i].mult;
+		if (!mult)
+			return fail(ps, K_RATE, "unit must be bit, kbit, mbit, gbit or pps");
+		max = RULE_RATE_BIT_MAX;
+		min = RULE_RATE_BIT_MIN;
+	}
+	/* 64-bit arithmetic: 100gbit does not fit a 32-bit unsigned long. */
+	for (size_t i = 0; i < l; i++) {
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > max)
+			goto range;
+	}
+	if (v > max / mult || v * mult < min)
+		goto range;
+	im->rate = v * mult;
+	return 0;
+range:
+	if (im->rate_pps)
+		return fail(ps, K_RATE, "out of range 1-%llupps", (unsigned long long)RULE_RATE_PPS_MAX);
+	return fail(ps, K_RATE, "out of range 1kbit-100gbit");
+}
+
+static int parse_impair(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	struct rule_impair *im = &r->impair;
+	unsigned long v;
+	int ret;
+
+	/* Keys are parsed in canonical order: only the first impairment key sees flags == 0. */
+	if (!im->flags && r->a.verdict == RULE_VERDICT_DROP)
+		return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+
+	switch (k) {
+	case K_DELAY:
+		ret = parse_ms(ps, k, &im->delay_us);
+		im->flags |= RULE_I_DELAY;
+		break;
+	case K_JITTER:
+		if (!has(ps, K_DELAY))
+			return fail(ps, k, "needs delay");
+		ret = parse_ms(ps, k, &im->jitter_us);
+		im->flags |= RULE_I_JITTER;
+		break;
+	case K_DISTRIBUTION:
+		ret = lookup_name(dist_names, ARRAY_SIZE(dist_names), val(ps, k));
+		if (ret < 0)
+			return fail(ps, k, "must be uniform or normal");
+		if (!has(ps, K_JITTER))
+			return fail(ps, k, "needs jitter");
+		im->dist = (uint8_t)ret;
+		ret = 0;
+		break;
+	case K_LOSS:
+		ret = parse_loss(ps);
+		im->flags |= RULE_I_LOSS;
+		break;
+	case K_DUPLICATE:
+		ret = parse_fraction(ps, k, &im->duplicate);
+		im->flags |= RULE_I_DUPLICATE;
+		break;
+	case K_REORDER:
+		ret = parse_fraction(ps, k, &im->reorder);
+		if (ret == 0 && !im->delay_us)
+			return fail(ps, k, "needs delay above 0 (reordered packets overtake delayed ones)");
+		im->flags |= RULE_I_REORDER;
+		break;
+	case K_CORRUPT:
+		ret = parse_fraction(ps, k, &im->corrupt);
+		im->flags |= RULE_I_CORRUPT;
+		break;
+	case K_RATE:
+		ret = parse_rate(ps);
+		im->flags |= RULE_I_RATE;
+		break;
+	case K_LIMIT:
+		if (!(im->flags & (RULE_I_DELAY | RULE_I_RATE)))
+			return fail(ps, k, "needs delay or rate");
+		ret = parse_number(ps, k, val(ps, k), 1, RULE_LIMIT_MAX, &v);
+		if (ret == 0)
+			im->limit = (uint32_t)v;
+		break;
+	default:
+		return -EINVAL;
+	}
+	return ret;
 }
 
 static int parse_key(struct parser *ps, enum rule_key k)
@@ -706,6 +946,16 @@ static int parse_key(struct parser *ps, enum rule_key k)
 		return parse_verdict(ps);
 	case K_REJECT_WITH:
 		return parse_reject_with(ps);
+	case K_DELAY:
+	case K_JITTER:
+	case K_DISTRIBUTION:
+	case K_LOSS:
+	case K_DUPLICATE:
+	case K_REORDER:
+	case K_CORRUPT:
+	case K_RATE:
+	case K_LIMIT:
+		return parse_impair(ps, k);
 	case K_MAX:
 		break;
 	}
@@ -778,10 +1028,17 @@ int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *re
 	}
 
 	if (r->a.ttl_op == RULE_TTL_KEEP && !r->a.set_dscp && !r->a.set_ecn && !r->a.clamp_mss &&
-	    r->a.verdict == RULE_VERDICT_NONE) {
+	    r->a.verdict == RULE_VERDICT_NONE && !r->impair.flags) {
 		res = fail_at(&ps, n, "rule does nothing: no action (set-ttl, set-dscp, set-ecn, "
-				      "clamp-mss) and no verdict");
+				      "clamp-mss), no verdict and no impairment");
 		goto out;
+	}
+	if (r->impair.flags) {
+		/* Impairment ends the chain: accept unless reply or reject was asked for. */
+		if (r->a.verdict == RULE_VERDICT_NONE)
+			r->a.verdict = RULE_VERDICT_ACCEPT;
+		if ((r->impair.flags & (RULE_I_DELAY | RULE_I_RATE)) && !r->impair.limit)
+			r->impair.limit = RULE_LIMIT_DEFAULT;
 	}
 
 	*ret = r;
@@ -821,6 +1078,37 @@ static bool prefix_equal(const struct rule_prefix *a, const struct rule_prefix *
 	return a->len == b->len && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
 }
 
+static bool impair_equal(const struct rule_impair *x, const struct rule_impair *y)
+{
+	uint8_t f = x->flags;
+
+	if (f != y->flags || x->limit != y->limit)
+		return false;
+	if ((f & RULE_I_DELAY) && x->delay_us != y->delay_us)
+		return false;
+	if ((f & RULE_I_JITTER) && (x->jitter_us != y->jitter_us || x->dist != y->dist))
+		return false;
+	if (f & RULE_I_LOSS) {
+		if (x->loss_ge != y->loss_ge)
+			return false;
+		if (x->loss_ge && (x->ge_p != y->ge_p || x->ge_r != y->ge_r ||
+				   x->ge_bad_loss != y->ge_bad_loss ||
+				   x->ge_good_loss != y->ge_good_loss))
+			return false;
+		if (!x->loss_ge && x->loss != y->loss)
+			return false;
+	}
+	if ((f & RULE_I_DUPLICATE) && x->duplicate != y->duplicate)
+		return false;
+	if ((f & RULE_I_REORDER) && x->reorder != y->reorder)
+		return false;
+	if ((f & RULE_I_CORRUPT) && x->corrupt != y->corrupt)
+		return false;
+	if ((f & RULE_I_RATE) && (x->rate != y->rate || x->rate_pps != y->rate_pps))
+		return false;
+	return true;
+}
+
 bool rule_equal(const struct rule *a, const struct rule *b)
 {
 	const struct rule_match *x = &a->m, *y = &b->m;
@@ -854,6 +1142,8 @@ bool rule_equal(const struct rule *a, const struct rule *b)
 		return false;
 	if ((f & RULE_M_PROBABILITY) && (a->probability != b->probability ||
 					 x->prob_threshold != y->prob_threshold))
+		return false;
+	if (!impair_equal(&a->impair, &b->impair))
 		return false;
 
 	return a->a.ttl_op == b->a.ttl_op &&
@@ -1006,6 +1296,81 @@ static void put_matches(struct out *o, const struct rule *r)
 	}
 }
 
+/* Milliseconds from microseconds, without trailing zeros: 50, 0.5, 12.345. */
+static void put_ms(struct out *o, enum rule_key k, uint32_t us)
+{
+	unsigned int frac = us % 1000, digits = 3;
+
+	put_key(o, k);
+	put(o, "%u", us / 1000);
+	if (!frac)
+		return;
+	while (frac % 10 == 0) {
+		frac /= 10;
+		digits--;
+	}
+	put(o, ".%0*u", (int)digits, frac);
+}
+
+static void put_fraction(struct out *o, enum rule_key k, double p)
+{
+	put_key(o, k);
+	put_double(o, p);
+}
+
+static void put_impair(struct out *o, const struct rule_impair *im)
+{
+	uint8_t f = im->flags;
+
+	if (f & RULE_I_DELAY)
+		put_ms(o, K_DELAY, im->delay_us);
+	if (f & RULE_I_JITTER) {
+		put_ms(o, K_JITTER, im->jitter_us);
+		if (im->dist != RULE_DIST_UNIFORM)
+			put_named(o, K_DISTRIBUTION, dist_names, ARRAY_SIZE(dist_names), im->dist);
+	}
+	if ((f & RULE_I_LOSS) && !im->loss_ge)
+		put_fraction(o, K_LOSS, im->loss);
+	if ((f & RULE_I_LOSS) && im->loss_ge) {
+		put_key(o, K_LOSS);
+		put(o, "gemodel:");
+		put_double(o, im->ge_p);
+		put(o, ",");
+		put_double(o, im->ge_r);
+		/* Trailing defaults (BADLOSS 1, GOODLOSS 0) are left out. */
+		if (im->ge_bad_loss != 1.0 || im->ge_good_loss != 0.0) {
+			put(o, ",");
+			put_double(o, im->ge_bad_loss);
+		}
+		if (im->ge_good_loss != 0.0) {
+			put(o, ",");
+			put_double(o, im->ge_good_loss);
+		}
+	}
+	if (f & RULE_I_DUPLICATE)
+		put_fraction(o, K_DUPLICATE, im->duplicate);
+	if (f & RULE_I_REORDER)
+		put_fraction(o, K_REORDER, im->reorder);
+	if (f & RULE_I_CORRUPT)
+		put_fraction(o, K_CORRUPT, im->corrupt);
+	if ((f & RULE_I_RATE) && im->rate_pps) {
+		put_key(o, K_RATE);
+		put(o, "%llupps", (unsigned long long)im->rate);
+	} else if (f & RULE_I_RATE) {
+		size_t i = 0;
+
+		while (im->rate % rate_units[i].mult)
+			i++;
+		put_key(o, K_RATE);
+		put(o, "%llu%s", (unsigned long long)(im->rate / rate_units[i].mult),
+		    rate_units[i].name);
+	}
+	if (im->limit && im->limit != RULE_LIMIT_DEFAULT) {
+		put_key(o, K_LIMIT);
+		put(o, "%u", im->limit);
+	}
+}
+
 static void put_actions(struct out *o, const struct rule *r)
 {
 	if (r->a.ttl_op != RULE_TTL_KEEP) {
@@ -1021,10 +1386,13 @@ static void put_actions(struct out *o, const struct rule *r)
 		put_key(o, K_CLAMP_MSS);
 		put(o, "%u", r->a.clamp_mss);
 	}
-	if (r->a.verdict != RULE_VERDICT_NONE)
+	/* Impairment implies accept: leave it out, it would read back the same. */
+	if (r->a.verdict != RULE_VERDICT_NONE &&
+	    !(r->a.verdict == RULE_VERDICT_ACCEPT && r->impair.flags))
 		put_named(o, K_VERDICT, verdict_names, ARRAY_SIZE(verdict_names), r->a.verdict);
 	if (r->a.verdict == RULE_VERDICT_REJECT)
 		put_named(o, K_REJECT_WITH, reject_names, ARRAY_SIZE(reject_names), r->a.reject);
+	put_impair(o, &r->impair);
 }
 
 static int format_end(struct out *o)

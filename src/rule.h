@@ -36,6 +36,30 @@ struct rule_kv {
  *   (echo-request: 8 and 128); a name known to one family only restricts the
  *   rule to it.  A bare number then is ambiguous and refused.
  * - proto=icmp with family ip6 (or proto=icmpv6 with ip) is a conflict.
+ *
+ * Impairment (netem-like; struct rule_impair, applied by impair.c):
+ * - delay=MS and jitter=MS: milliseconds 0..60000, an integer or a decimal
+ *   with at most 3 decimals (microsecond resolution).  jitter needs delay;
+ *   distribution=uniform|normal needs jitter (uniform when not given, and
+ *   then not printed by rule_format()).
+ * - loss=P, a fraction 0..1 (Bernoulli), or
+ *   loss=gemodel:P,R[,BADLOSS[,GOODLOSS]] (Gilbert-Elliott as netem's
+ *   "loss gemodel p r 1-h 1-k", fractions; BADLOSS 1 and GOODLOSS 0 by
+ *   default, trailing defaults are not printed).  Fractions are read like
+ *   probability= (no "%", no nan/inf/hex).
+ * - duplicate=P, reorder=P, corrupt=P: fractions; reorder needs delay > 0.
+ * - rate=N with a unit: bit, kbit, mbit, gbit (decimal SI, per second;
+ *   1kbit..100gbit) or pps (1..10000000); N is an integer.  Printed with
+ *   the largest unit that keeps it an integer (rate=1000kbit prints 1mbit).
+ * - limit=N: packets of the rule held at once, 1..100000, 1000 by default;
+ *   only with delay or rate (printed only when not 1000).
+ * - Impairment goes with verdict accept (implied when no verdict is given,
+ *   and then not printed), reply or reject (the forged packet is impaired);
+ *   with verdict=drop it is an error, reported on the first impairment key.
+ *   A rule that impairs is terminal, like one with a verdict.
+ * - Keys given with a zero value (loss=0, delay=0) are kept: such a rule
+ *   still impairs (and ends the chain), it is printed as given and differs
+ *   from the rule without the key.
  */
 int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *ret_bad,
 	       char *err, size_t errlen);
@@ -146,11 +170,61 @@ struct rule_action {
 	uint8_t reject;		/* enum rule_reject */
 };
 
+/* Impairment keys given. */
+enum {
+	RULE_I_DELAY = 1u << 0,
+	RULE_I_JITTER = 1u << 1,
+	RULE_I_LOSS = 1u << 2,		/* Bernoulli (loss) or, with loss_ge, gemodel (ge_*) */
+	RULE_I_DUPLICATE = 1u << 3,
+	RULE_I_REORDER = 1u << 4,
+	RULE_I_CORRUPT = 1u << 5,
+	RULE_I_RATE = 1u << 6,
+};
+
+enum rule_dist {
+	RULE_DIST_UNIFORM,	/* in [delay - jitter, delay + jitter] */
+	RULE_DIST_NORMAL,	/* mean delay, standard deviation jitter */
+};
+
+#define RULE_DELAY_MAX_US 60000000u	/* delay and jitter: 60 s */
+#define RULE_LIMIT_DEFAULT 1000
+#define RULE_LIMIT_MAX 100000
+#define RULE_RATE_BIT_MIN 1000ULL		/* 1kbit */
+#define RULE_RATE_BIT_MAX 100000000000ULL	/* 100gbit */
+#define RULE_RATE_PPS_MAX 10000000ULL
+
+/*
+ * flags == 0: the rule does not impair (and every other field is 0).
+ * Fields whose key was not given are 0, so the struct compares as a whole.
+ */
+struct rule_impair {
+	uint8_t flags;		/* RULE_I_* */
+	uint8_t dist;		/* enum rule_dist, with jitter */
+	bool loss_ge;		/* RULE_I_LOSS is the Gilbert-Elliott model */
+	bool rate_pps;		/* rate counts packets, not bits */
+	uint32_t delay_us;	/* 0..RULE_DELAY_MAX_US */
+	uint32_t jitter_us;	/* 0..RULE_DELAY_MAX_US */
+	uint32_t limit;		/* with delay or rate: 1..RULE_LIMIT_MAX; else 0 */
+	uint64_t rate;		/* bits or packets per second */
+	double loss;		/* Bernoulli loss probability */
+	double ge_p, ge_r;	/* gemodel: good->bad and bad->good per packet */
+	double ge_bad_loss;	/* 1-h: loss probability in the bad state */
+	double ge_good_loss;	/* 1-k: loss probability in the good state */
+	double duplicate, reorder, corrupt;
+};
+
 struct rule {
 	struct rule_match m;
 	struct rule_action a;
 	double probability;	/* as given, for rule_format() */
+	struct rule_impair impair;
 	char name[RULE_NAME_MAX];
 };
+
+/* The rule impairs: apply impair.c and end the chain with its verdict. */
+static inline bool rule_impairs(const struct rule *r)
+{
+	return r->impair.flags != 0;
+}
 
 #endif
