@@ -1,0 +1,1189 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctlcli.h"
+#include "util.h"
+
+/* A request line holds "key=value"; its '\n' is the last of CTL_LINE_MAX bytes. */
+#define WORD_MAX (CTL_LINE_MAX - 1)
+/* key=value words of a request: every line but the command. */
+#define REQUEST_WORDS_MAX (CTL_KEYS_MAX - 1)
+/* Words after a command: "before NAME" and the key=value words. */
+#define WORDS_MAX (REQUEST_WORDS_MAX + 2)
+/* How much of a word an error message quotes. */
+#define QUOTE_MAX 64
+
+#define SHB_TYPE 0x0a0d0d0au
+#define EPB_TYPE 6u
+#define OPT_ENDOFOPT 0
+#define OPT_EPB_DROPCOUNT 4
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+/* A word from the command line, fit to quote in a message. */
+struct quoted {
+	char s[QUOTE_MAX + 4];
+};
+
+static struct quoted q(const char *word)
+{
+	struct quoted r;
+
+	str_sanitize(r.s, sizeof(r.s), word);
+	return r;
+}
+
+#define Q(word) (q(word).s)
+
+static bool is_key_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static bool is_digits(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+/* Decimal digits only, at most max; leading zeros allowed. */
+static int parse_uint(const char *s, uint64_t max, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!is_digits(s))
+		return -EINVAL;
+	for (; *s; s++) {
+		if (v > (max - (uint64_t)(*s - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*ret = v;
+	return 0;
+}
+
+/* ---- the request ---------------------------------------------------------- */
+
+static int req_add(struct ctlcli *c, const char *key, const char *value, char *err,
+		   size_t errlen)
+{
+	size_t klen = strlen(key), vlen = strlen(value), len = klen + 1 + vlen + 1;
+
+	if (has_control(value))
+		return fail(err, errlen, -EINVAL, "%s: '%s': control characters are not allowed",
+			    c->sub->name, Q(value));
+	if (klen + 1 + vlen > WORD_MAX)
+		return fail(err, errlen, -EMSGSIZE, "%s: '%s=%s': longer than %d bytes",
+			    c->sub->name, Q(key), Q(value), WORD_MAX);
+	if (c->request_lines + 1 > CTL_KEYS_MAX)
+		return fail(err, errlen, -E2BIG,
+			    "%s: too many key=value words (a request holds at most %d)",
+			    c->sub->name, REQUEST_WORDS_MAX);
+	/* The blank line that ends the request must fit too. */
+	if (c->request_len + len + 1 > CTL_REQUEST_MAX)
+		return fail(err, errlen, -E2BIG, "%s: request longer than %d bytes", c->sub->name,
+			    CTL_REQUEST_MAX);
+	memcpy(c->request + c->request_len, key, klen);
+	c->request[c->request_len + klen] = '=';
+	memcpy(c->request + c->request_len + klen + 1, value, vlen);
+	c->request[c->request_len + len - 1] = '\n';
+	c->request_len += len;
+	c->request[c->request_len] = '\0';
+	c->request_lines++;
+	return 0;
+}
+
+static void req_finish(struct ctlcli *c)
+{
+	c->request[c->request_len++] = '\n';
+	c->request[c->request_len] = '\0';
+}
+
+/* A key=value word from the command line, as one line of the request. */
+static int req_add_word(struct ctlcli *c, const char *word, char *err, size_t errlen)
+{
+	char key[WORD_MAX + 1];
+	const char *eq = strchr(word, '=');
+	size_t klen, i;
+
+	if (!eq) {
+		if (!strcmp(word, "at") || !strcmp(word, "before") || !strcmp(word, "after"))
+			return fail(err, errlen, -EINVAL,
+				    "%s: '%s' is not key=value (a position goes first: "
+				    "add %s ... key=value...)", c->sub->name, word, word);
+		return fail(err, errlen, -EINVAL, "%s: '%s' is not key=value", c->sub->name,
+			    Q(word));
+	}
+	klen = (size_t)(eq - word);
+	if (klen == 0)
+		return fail(err, errlen, -EINVAL, "%s: '%s': no key before '='", c->sub->name,
+			    Q(word));
+	for (i = 0; i < klen; i++)
+		if (!is_key_char(word[i]))
+			return fail(err, errlen, -EINVAL,
+				    "%s: '%s': a key is lower-case letters, digits and '-'",
+				    c->sub->name, Q(word));
+	if (!eq[1])
+		return fail(err, errlen, -EINVAL, "%s: '%s': no value after '='", c->sub->name,
+			    Q(word));
+	if (klen > WORD_MAX)
+		return fail(err, errlen, -EMSGSIZE, "%s: '%s': longer than %d bytes",
+			    c->sub->name, Q(word), WORD_MAX);
+	memcpy(key, word, klen);
+	key[klen] = '\0';
+	return req_add(c, key, eq + 1, err, errlen);
+}
+
+static int req_add_words(struct ctlcli *c, char *const *words, size_t n, char *err,
+			 size_t errlen)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		r = req_add_word(c, words[i], err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The daemon knows which rules exist; this only keeps the request well-formed. */
+static int check_name(const struct ctlcli *c, const char *name, char *err, size_t errlen)
+{
+	if (!*name || strchr(name, '=') || has_control(name))
+		return fail(err, errlen, -EINVAL, "%s: '%s' is not a rule name", c->sub->name,
+			    Q(name));
+	return 0;
+}
+
+/* ---- subcommands ---------------------------------------------------------- */
+
+static int parse_fixed(struct ctlcli *c, char *const *words, size_t n, char *err,
+		       size_t errlen)
+{
+	static const char *const lines[CTLCLI_HELP + 1][2] = {
+		[CTLCLI_STATUS] = { "get", "status" },
+		[CTLCLI_RULES] = { "get", "rules" },
+		[CTLCLI_FLUSH] = { "flush", "1" },
+		[CTLCLI_RELOAD] = { "reload", "1" },
+		[CTLCLI_RESET] = { "reset", "counters" },
+		[CTLCLI_SAVE] = { "get", "rules" },
+	};
+	int r;
+
+	if (n)
+		return fail(err, errlen, -EINVAL, "%s takes no arguments (got '%s')",
+			    c->sub->name, Q(words[0]));
+	if (!lines[c->cmd][0])
+		return 0;
+	r = req_add(c, lines[c->cmd][0], lines[c->cmd][1], err, errlen);
+	if (r < 0)
+		return r;
+	req_finish(c);
+	return 0;
+}
+
+static int parse_add(struct ctlcli *c, char *const *words, size_t n, char *err,
+		     size_t errlen)
+{
+	char pos[WORD_MAX + 1] = "end";
+	size_t i = 0, plen, nlen;
+	uint64_t v;
+	int r;
+
+	if (n && !strcmp(words[0], "at")) {
+		if (n < 2)
+			return fail(err, errlen, -EINVAL, "add: 'at' needs a position");
+		if (parse_uint(words[1], UINT32_MAX, &v) < 0 || v == 0)
+			return fail(err, errlen, -EINVAL,
+				    "add: at '%s': a position is an integer from 1", Q(words[1]));
+		snprintf(pos, sizeof(pos), "%" PRIu64, v);
+		i = 2;
+	} else if (n && (!strcmp(words[0], "before") || !strcmp(words[0], "after"))) {
+		if (n < 2)
+			return fail(err, errlen, -EINVAL, "add: '%s' needs a rule name", words[0]);
+		r = check_name(c, words[1], err, errlen);
+		if (r < 0)
+			return r;
+		plen = strlen(words[0]);
+		nlen = strlen(words[1]);
+		if (plen + 1 + nlen >= sizeof(pos))
+			return fail(err, errlen, -EMSGSIZE, "add: '%s': longer than %d bytes",
+				    Q(words[1]), WORD_MAX);
+		memcpy(pos, words[0], plen);
+		pos[plen] = ':';
+		memcpy(pos + plen + 1, words[1], nlen + 1);
+		i = 2;
+	}
+	if (i == n)
+		return fail(err, errlen, -EINVAL, "add: no rule given (key=value words)");
+	r = req_add(c, "add", pos, err, errlen);
+	if (r < 0)
+		return r;
+	r = req_add_words(c, words + i, n - i, err, errlen);
+	if (r < 0)
+		return r;
+	req_finish(c);
+	return 0;
+}
+
+static int parse_del(struct ctlcli *c, char *const *words, size_t n, char *err,
+		     size_t errlen)
+{
+	int r;
+
+	if (n == 0)
+		return fail(err, errlen, -EINVAL, "%s: which rule? (%s NAME)", c->sub->name,
+			    c->sub->name);
+	if (n > 1)
+		return fail(err, errlen, -EINVAL, "%s: one rule at a time (got '%s' too)",
+			    c->sub->name, Q(words[1]));
+	r = check_name(c, words[0], err, errlen);
+	if (r < 0)
+		return r;
+	r = req_add(c, "del", words[0], err, errlen);
+	if (r < 0)
+		return r;
+	req_finish(c);
+	return 0;
+}
+
+static int parse_replace(struct ctlcli *c, char *const *words, size_t n, char *err,
+			 size_t errlen)
+{
+	int r;
+
+	if (n == 0)
+		return fail(err, errlen, -EINVAL,
+			    "replace: which rule? (replace NAME key=value...)");
+	r = check_name(c, words[0], err, errlen);
+	if (r < 0)
+		return r;
+	if (n == 1)
+		return fail(err, errlen, -EINVAL, "replace: no rule given (key=value words)");
+	r = req_add(c, "replace", words[0], err, errlen);
+	if (r < 0)
+		return r;
+	r = req_add_words(c, words + 1, n - 1, err, errlen);
+	if (r < 0)
+		return r;
+	req_finish(c);
+	return 0;
+}
+
+static int parse_trace(struct ctlcli *c, char *const *words, size_t n, char *err,
+		       size_t errlen)
+{
+	int r;
+
+	r = req_add(c, "trace", "1", err, errlen);
+	if (r < 0)
+		return r;
+	r = req_add_words(c, words, n, err, errlen);
+	if (r < 0)
+		return r;
+	req_finish(c);
+	return 0;
+}
+
+static int parse_capture(struct ctlcli *c, char *const *words, size_t n, char *err,
+			 size_t errlen)
+{
+	static const char *const whens[] = {
+		[CTLCLI_WHEN_BEFORE] = "before",
+		[CTLCLI_WHEN_AFTER] = "after",
+		[CTLCLI_WHEN_BOTH] = "both",
+	};
+	const char *rule = NULL;
+	char num[24];
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		if (strncmp(words[i], "rule=", 5) != 0)
+			return fail(err, errlen, -EINVAL,
+				    "capture: unexpected '%s' (only rule=NAME and options)",
+				    Q(words[i]));
+		if (rule)
+			return fail(err, errlen, -EINVAL, "capture: one rule=NAME at most");
+		rule = words[i] + 5;
+		r = check_name(c, rule, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	r = req_add(c, "capture", rule ? rule : "all", err, errlen);
+	if (r == 0 && c->when != CTLCLI_WHEN_DEFAULT)
+		r = req_add(c, "when", whens[c->when], err, errlen);
+	if (r == 0 && c->have_count) {
+		snprintf(num, sizeof(num), "%" PRIu64, c->count);
+		r = req_add(c, "count", num, err, errlen);
+	}
+	if (r == 0 && c->snaplen) {
+		snprintf(num, sizeof(num), "%" PRIu64, c->snaplen);
+		r = req_add(c, "snaplen", num, err, errlen);
+	}
+	if (r < 0)
+		return r;
+	req_finish(c);
+	return 0;
+}
+
+static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
+		      size_t errlen)
+{
+	if (n > 1)
+		return fail(err, errlen, -EINVAL, "help: one command at a time (got '%s' too)",
+			    Q(words[1]));
+	if (n == 1) {
+		c->topic = ctlcli_find(words[0]);
+		if (!c->topic)
+			return fail(err, errlen, -EINVAL, "help: unknown command '%s'",
+				    Q(words[0]));
+	}
+	return 0;
+}
+
+const struct ctlcli_subcommand ctlcli_subcommands[] = {
+	{ "status", NULL, CTLCLI_STATUS, "",
+	  "Show the daemon's state and counters (the default)", parse_fixed },
+	{ "rules", "list", CTLCLI_RULES, "",
+	  "List the rules in chain order with their counters", parse_fixed },
+	{ "add", NULL, CTLCLI_ADD, "[at N | before NAME | after NAME] key=value...",
+	  "Add a rule to the running chain (at the end by default)", parse_add },
+	{ "del", "delete", CTLCLI_DEL, "NAME",
+	  "Delete a rule from the running chain", parse_del },
+	{ "replace", NULL, CTLCLI_REPLACE, "NAME key=value...",
+	  "Replace a rule in place; its counters restart", parse_replace },
+	{ "flush", NULL, CTLCLI_FLUSH, "",
+	  "Delete every rule from the running chain", parse_fixed },
+	{ "reload", NULL, CTLCLI_RELOAD, "",
+	  "Re-read the configuration file (live changes are lost)", parse_fixed },
+	{ "reset", NULL, CTLCLI_RESET, "",
+	  "Zero the rule and forge counters", parse_fixed },
+	{ "save", NULL, CTLCLI_SAVE, "",
+	  "Print the running rules as a libconfig 'rules = (...);' setting", parse_fixed },
+	{ "trace", NULL, CTLCLI_TRACE, "[key=value...]",
+	  "Print one line per packet, optionally only those matching the filter",
+	  parse_trace },
+	{ "capture", NULL, CTLCLI_CAPTURE,
+	  "[rule=NAME] [--when before|after|both] [-c COUNT] [-w FILE|-] [--snaplen N]",
+	  "Write packets as pcapng, before and after rewriting", parse_capture },
+	{ "version", NULL, CTLCLI_VERSION, "", "Print the version of ipmodctl", parse_fixed },
+	{ "help", NULL, CTLCLI_HELP, "[COMMAND]", "Show this help, or a command's", parse_help },
+};
+
+const size_t ctlcli_n_subcommands = ARRAY_SIZE(ctlcli_subcommands);
+
+const struct ctlcli_subcommand *ctlcli_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(ctlcli_subcommands); i++)
+		if (!strcmp(name, ctlcli_subcommands[i].name) ||
+		    (ctlcli_subcommands[i].alias && !strcmp(name, ctlcli_subcommands[i].alias)))
+			return &ctlcli_subcommands[i];
+	return NULL;
+}
+
+/* ---- options -------------------------------------------------------------- */
+
+enum {
+	OPT_SOCKET = 1,
+	OPT_JSON,
+	OPT_VERSION,
+	OPT_HELP,
+	OPT_COUNT,
+	OPT_WRITE,
+	OPT_WHEN,
+	OPT_SNAPLEN,
+};
+
+struct option_def {
+	int id;
+	char shortopt;		/* 0 for a long option only */
+	const char *longopt;
+	bool has_arg;
+};
+
+static const struct option_def global_options[] = {
+	{ OPT_SOCKET, 's', "socket", true },
+	{ OPT_JSON, 0, "json", false },
+	{ OPT_VERSION, 'V', "version", false },
+	{ OPT_HELP, 'h', "help", false },
+};
+
+static const struct option_def capture_options[] = {
+	{ OPT_COUNT, 'c', "count", true },
+	{ OPT_WRITE, 'w', "write", true },
+	{ OPT_WHEN, 0, "when", true },
+	{ OPT_SNAPLEN, 0, "snaplen", true },
+};
+
+/*
+ * argv[*i] is an option ("-x", "-xVALUE", "--name", "--name=VALUE"): returns
+ * its id with *arg set (and *i moved past a separate value), 0 when it is
+ * none of opts, or -EINVAL.
+ */
+static int match_option(const struct option_def *opts, size_t nopts, int argc,
+			char *const *argv, int *i, const char **arg, char *err, size_t errlen)
+{
+	const char *a = argv[*i], *eq;
+	size_t j, len;
+
+	for (j = 0; j < nopts; j++) {
+		const struct option_def *o = &opts[j];
+
+		if (a[1] != '-') {
+			if (!o->shortopt || a[1] != o->shortopt)
+				continue;
+			if (!o->has_arg) {
+				if (a[2])
+					return 0;
+				return o->id;
+			}
+			if (a[2]) {
+				*arg = a + 2;
+				return o->id;
+			}
+		} else {
+			eq = strchr(a + 2, '=');
+			len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+			if (strlen(o->longopt) != len || strncmp(a + 2, o->longopt, len) != 0)
+				continue;
+			if (!o->has_arg) {
+				if (eq)
+					return fail(err, errlen, -EINVAL,
+						    "option '--%s' takes no value", o->longopt);
+				return o->id;
+			}
+			if (eq) {
+				*arg = eq + 1;
+				return o->id;
+			}
+		}
+		if (*i + 1 >= argc)
+			return fail(err, errlen, -EINVAL, "option '%s' needs a value", Q(a));
+		*arg = argv[++*i];
+		return o->id;
+	}
+	return 0;
+}
+
+static int capture_option(struct ctlcli *c, int id, const char *opt, const char *arg,
+			  char *err, size_t errlen)
+{
+	switch (id) {
+	case OPT_COUNT:
+		if (parse_uint(arg, UINT32_MAX, &c->count) < 0)
+			return fail(err, errlen, -EINVAL,
+				    "capture: %s '%s': a count is an integer from 0 (0: no limit)",
+				    Q(opt), Q(arg));
+		c->have_count = true;
+		return 0;
+	case OPT_WRITE:
+		if (!*arg)
+			return fail(err, errlen, -EINVAL, "capture: %s needs a file name or '-'",
+				    Q(opt));
+		c->output = arg;
+		return 0;
+	case OPT_WHEN:
+		if (!strcmp(arg, "before"))
+			c->when = CTLCLI_WHEN_BEFORE;
+		else if (!strcmp(arg, "after"))
+			c->when = CTLCLI_WHEN_AFTER;
+		else if (!strcmp(arg, "both"))
+			c->when = CTLCLI_WHEN_BOTH;
+		else
+			return fail(err, errlen, -EINVAL,
+				    "capture: --when '%s': must be before, after or both", Q(arg));
+		return 0;
+	case OPT_SNAPLEN:
+		if (parse_uint(arg, UINT32_MAX, &c->snaplen) < 0 || c->snaplen == 0)
+			return fail(err, errlen, -EINVAL,
+				    "capture: --snaplen '%s': a length is an integer from 1",
+				    Q(arg));
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* argv[*i] starts with '-' and is neither "-" nor "--". */
+static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, char *err,
+			size_t errlen)
+{
+	const char *opt = argv[*i], *arg = NULL;
+	int id;
+
+	id = match_option(global_options, ARRAY_SIZE(global_options), argc, argv, i, &arg, err,
+			  errlen);
+	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_CAPTURE)
+		id = match_option(capture_options, ARRAY_SIZE(capture_options), argc, argv, i,
+				  &arg, err, errlen);
+	if (id < 0)
+		return id;
+	switch (id) {
+	case 0:
+		if (c->sub)
+			return fail(err, errlen, -EINVAL, "%s: unknown option '%s'", c->sub->name,
+				    Q(opt));
+		return fail(err, errlen, -EINVAL, "unknown option '%s'", Q(opt));
+	case OPT_SOCKET:
+		if (!*arg)
+			return fail(err, errlen, -EINVAL, "option '%s' needs a path", Q(opt));
+		c->socket = arg;
+		return 0;
+	case OPT_JSON:
+		c->json = true;
+		return 0;
+	case OPT_VERSION:
+		c->cmd = CTLCLI_VERSION;
+		return 1;
+	case OPT_HELP:
+		c->cmd = CTLCLI_HELP;
+		c->topic = c->sub;
+		return 1;
+	}
+	return capture_option(c, id, opt, arg, err, errlen);
+}
+
+int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli *ret,
+		 char *err, size_t errlen)
+{
+	char *words[WORDS_MAX];
+	bool options_done = false;
+	size_t n = 0;
+	int i, r;
+
+	memset(ret, 0, offsetof(struct ctlcli, request));
+	ret->request[0] = '\0';
+	ret->request_len = 0;
+	ret->request_lines = 0;
+	if (errlen)
+		err[0] = '\0';
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!options_done && a[0] == '-' && a[1]) {
+			if (!strcmp(a, "--")) {
+				options_done = true;
+				continue;
+			}
+			r = parse_option(ret, argc, argv, &i, err, errlen);
+			if (r < 0)
+				return r;
+			if (r > 0) {
+				/* -h and -V win over whatever else the line holds. */
+				if (!ret->sub)
+					ret->sub = ctlcli_find(ret->cmd == CTLCLI_HELP ? "help" :
+										       "version");
+				return 0;
+			}
+			continue;
+		}
+		if (!ret->sub) {
+			ret->sub = ctlcli_find(a);
+			if (!ret->sub)
+				return fail(err, errlen, -EINVAL, "unknown command '%s'", Q(a));
+			continue;
+		}
+		if (n == ARRAY_SIZE(words))
+			return fail(err, errlen, -E2BIG,
+				    "%s: too many key=value words (a request holds at most %d)",
+				    ret->sub->name, REQUEST_WORDS_MAX);
+		words[n++] = argv[i];
+	}
+	if (!ret->sub)
+		ret->sub = ctlcli_find("status");
+	ret->cmd = ret->sub->cmd;
+
+	r = ret->sub->parse(ret, words, n, err, errlen);
+	if (r < 0)
+		return r;
+	if (ret->cmd == CTLCLI_CAPTURE && !ret->output && (flags & CTLCLI_STDOUT_TTY))
+		return fail(err, errlen, -EINVAL,
+			    "capture: refusing to write pcap to a terminal; use -w FILE or a pipe");
+	return 0;
+}
+
+/* ---- bounded text output -------------------------------------------------- */
+
+struct out {
+	char *buf;
+	size_t size, len;
+	bool full;
+};
+
+static void out_init(struct out *o, char *buf, size_t size)
+{
+	o->buf = buf;
+	o->size = size;
+	o->len = 0;
+	o->full = size == 0;
+	if (size)
+		buf[0] = '\0';
+}
+
+static void out_putn(struct out *o, const char *s, size_t n)
+{
+	if (o->full || o->len + n + 1 > o->size) {
+		o->full = true;
+		return;
+	}
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+static void out_puts(struct out *o, const char *s)
+{
+	out_putn(o, s, strlen(s));
+}
+
+static void out_putc(struct out *o, char c)
+{
+	out_putn(o, &c, 1);
+}
+
+static int out_end(struct out *o)
+{
+	if (o->full) {
+		if (o->size)
+			o->buf[0] = '\0';
+		return -ENOSPC;
+	}
+	return (int)o->len;
+}
+
+/* ---- libconfig ------------------------------------------------------------ */
+
+/* What libconfig reads back as this very number: no sign, no leading 0, 32 bits. */
+static bool is_libconfig_int(const char *s, size_t len)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 10 || (s[0] == '0' && len > 1))
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	return v <= INT32_MAX;
+}
+
+static void out_libconfig_value(struct out *o, const char *s, size_t len)
+{
+	char hex[5];
+	size_t i;
+
+	if (is_libconfig_int(s, len)) {
+		out_putn(o, s, len);
+		return;
+	}
+	out_putc(o, '"');
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			out_putc(o, '\\');
+			out_putc(o, (char)c);
+		} else if (c == '\n') {
+			out_puts(o, "\\n");
+		} else if (c == '\t') {
+			out_puts(o, "\\t");
+		} else if (c == '\r') {
+			out_puts(o, "\\r");
+		} else if (c == '\f') {
+			out_puts(o, "\\f");
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(hex, sizeof(hex), "\\x%02x", c);
+			out_puts(o, hex);
+		} else {
+			out_putc(o, (char)c);
+		}
+	}
+	out_putc(o, '"');
+}
+
+int ctlcli_libconfig_value(const char *value, char *out, size_t outlen)
+{
+	struct out o;
+
+	out_init(&o, out, outlen);
+	out_libconfig_value(&o, value, strlen(value));
+	return out_end(&o);
+}
+
+/* A setting name libconfig accepts that is also a protocol key. */
+static bool is_libconfig_key(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || s[0] < 'a' || s[0] > 'z')
+		return false;
+	for (i = 1; i < len; i++)
+		if (!is_key_char(s[i]))
+			return false;
+	return true;
+}
+
+int ctlcli_libconfig_rule(const char *spec, char *out, size_t outlen)
+{
+	const char *w = spec, *end, *eq;
+	struct out o;
+
+	out_init(&o, out, outlen);
+	out_putc(&o, '{');
+	while (*w) {
+		end = strchr(w, ' ');
+		if (!end)
+			end = w + strlen(w);
+		eq = memchr(w, '=', (size_t)(end - w));
+		if (!eq || !is_libconfig_key(w, (size_t)(eq - w))) {
+			if (outlen)
+				out[0] = '\0';
+			return -EINVAL;
+		}
+		out_putc(&o, ' ');
+		out_putn(&o, w, (size_t)(eq - w));
+		out_puts(&o, " = ");
+		out_libconfig_value(&o, eq + 1, (size_t)(end - eq - 1));
+		out_putc(&o, ';');
+		if (!*end)
+			break;
+		w = end + 1;
+		/* Single spaces only: an empty word means the spec is not what we think. */
+		if (!*w || *w == ' ') {
+			if (outlen)
+				out[0] = '\0';
+			return -EINVAL;
+		}
+	}
+	out_puts(&o, " }");
+	return out_end(&o);
+}
+
+/* ---- JSON ----------------------------------------------------------------- */
+
+/* Length of the UTF-8 sequence at s (at most len bytes), 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t len)
+{
+	uint32_t cp, min;
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = s[0] & 0x1f;
+		min = 0x80;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = s[0] & 0x0f;
+		min = 0x800;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = s[0] & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n > len)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+static void out_json_string(struct out *o, const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	char esc[8];
+	size_t i = 0, n;
+
+	out_putc(o, '"');
+	while (i < len) {
+		unsigned char c = u[i];
+
+		if (c == '"' || c == '\\') {
+			out_putc(o, '\\');
+			out_putc(o, (char)c);
+		} else if (c == '\n') {
+			out_puts(o, "\\n");
+		} else if (c == '\t') {
+			out_puts(o, "\\t");
+		} else if (c == '\r') {
+			out_puts(o, "\\r");
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			out_puts(o, esc);
+		} else if (c >= 0x80) {
+			n = utf8_len(u + i, len - i);
+			if (n == 0) {
+				out_puts(o, "\\ufffd");
+				i++;
+				continue;
+			}
+			out_putn(o, s + i, n);
+			i += n;
+			continue;
+		} else {
+			out_putc(o, (char)c);
+		}
+		i++;
+	}
+	out_putc(o, '"');
+}
+
+int ctlcli_json_string(const char *s, char *out, size_t outlen)
+{
+	struct out o;
+
+	out_init(&o, out, outlen);
+	out_json_string(&o, s, strlen(s));
+	return out_end(&o);
+}
+
+static bool is_json_uint(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || (s[0] == '0' && len > 1))
+		return false;
+	for (i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+bool ctlcli_json_is_uint(const char *s)
+{
+	return is_json_uint(s, strlen(s));
+}
+
+/* "1712345678.123456": an integer part as above, a '.', digits. */
+static bool is_json_decimal(const char *s, size_t len)
+{
+	const char *dot = memchr(s, '.', len);
+	size_t ilen;
+
+	if (!dot)
+		return is_json_uint(s, len);
+	ilen = (size_t)(dot - s);
+	return is_json_uint(s, ilen) && len > ilen + 1 &&
+	       strspn(dot + 1, "0123456789") >= len - ilen - 1;
+}
+
+static void out_json_key(struct out *o, bool *first, const char *key, size_t len)
+{
+	if (!*first)
+		out_putc(o, ',');
+	*first = false;
+	out_json_string(o, key, len);
+	out_putc(o, ':');
+}
+
+static bool word_is(const char *key, size_t len, const char *name)
+{
+	return strlen(name) == len && !memcmp(key, name, len);
+}
+
+int ctlcli_trace_json(const char *words, char *out, size_t outlen)
+{
+	bool first = true, rule_first = true, in_rule = false, rules_done = false;
+	const char *w = words, *end, *eq, *value;
+	size_t klen, vlen;
+	struct out o;
+
+	out_init(&o, out, outlen);
+	out_putc(&o, '{');
+	for (; *w; w = *end ? end + 1 : end) {
+		end = strchr(w, ' ');
+		if (!end)
+			end = w + strlen(w);
+		if (end == w)
+			continue;
+		eq = memchr(w, '=', (size_t)(end - w));
+		klen = eq ? (size_t)(eq - w) : (size_t)(end - w);
+		value = eq ? eq + 1 : end;
+		vlen = (size_t)(end - value);
+
+		if (word_is(w, klen, "rule") && !rules_done) {
+			if (!in_rule) {
+				out_json_key(&o, &first, "rules", 5);
+				out_putc(&o, '[');
+			} else {
+				out_puts(&o, "},");
+			}
+			out_puts(&o, "{\"name\":");
+			out_json_string(&o, value, vlen);
+			in_rule = true;
+			rule_first = false;
+			continue;
+		}
+		if (in_rule && !word_is(w, klen, "result")) {
+			out_json_key(&o, &rule_first, w, klen);
+			out_json_string(&o, value, vlen);
+			continue;
+		}
+		if (in_rule) {
+			out_puts(&o, "}]");
+			in_rule = false;
+			rules_done = true;
+		} else if (word_is(w, klen, "result") && !rules_done) {
+			out_json_key(&o, &first, "rules", 5);
+			out_puts(&o, "[]");
+			rules_done = true;
+		}
+		out_json_key(&o, &first, w, klen);
+		if (word_is(w, klen, "time") ? is_json_decimal(value, vlen) :
+					      is_json_uint(value, vlen))
+			out_putn(&o, value, vlen);
+		else
+			out_json_string(&o, value, vlen);
+	}
+	if (in_rule) {
+		out_puts(&o, "}]");
+	} else if (!rules_done) {
+		out_json_key(&o, &first, "rules", 5);
+		out_puts(&o, "[]");
+	}
+	out_putc(&o, '}');
+	return out_end(&o);
+}
+
+/* ---- pcapng --------------------------------------------------------------- */
+
+enum {
+	PC_HEADER,	/* block type and total length */
+	PC_SHB_BOM,	/* the byte-order magic of a Section Header Block */
+	PC_EPB,		/* interface id, timestamp, captured and original length */
+	PC_OPTION,	/* an option's code and length */
+	PC_DROPCOUNT,	/* the value of epb_dropcount */
+	PC_TRAILER,	/* the block's total length, again */
+};
+
+static uint32_t pc_u32(const struct pcapng_counter *c, const uint8_t *b)
+{
+	if (c->big_endian)
+		return get_be32(b);
+	return (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
+}
+
+static uint16_t pc_u16(const struct pcapng_counter *c, const uint8_t *b)
+{
+	if (c->big_endian)
+		return get_be16(b);
+	return (uint16_t)(b[1] << 8 | b[0]);
+}
+
+static uint64_t pc_u64(const struct pcapng_counter *c, const uint8_t *b)
+{
+	if (c->big_endian)
+		return (uint64_t)get_be32(b) << 32 | get_be32(b + 4);
+	return (uint64_t)pc_u32(c, b + 4) << 32 | pc_u32(c, b);
+}
+
+static int pc_fail(struct pcapng_counter *c, const char *why)
+{
+	c->err = -EBADMSG;
+	c->why = why;
+	return c->err;
+}
+
+/* Gather the next field of want bytes of the block. */
+static void pc_gather(struct pcapng_counter *c, int state, size_t want)
+{
+	c->state = state;
+	c->have = 0;
+	c->want = want;
+	c->left -= (uint32_t)want;
+}
+
+/* Pass over the rest of the block up to its trailing length. */
+static void pc_to_trailer(struct pcapng_counter *c)
+{
+	c->skip += c->left - 4;
+	c->left = 4;
+	pc_gather(c, PC_TRAILER, 4);
+}
+
+static void pc_next_option(struct pcapng_counter *c)
+{
+	if (c->left - 4 >= 4)
+		pc_gather(c, PC_OPTION, 4);
+	else
+		pc_to_trailer(c);
+}
+
+static int pc_block_len(struct pcapng_counter *c, uint32_t len, uint32_t min)
+{
+	if (len < min)
+		return pc_fail(c, "block shorter than its fields");
+	if (len % 4)
+		return pc_fail(c, "block length not a multiple of 4");
+	if (len > PCAPNG_BLOCK_MAX)
+		return pc_fail(c, "block longer than 1 MiB");
+	c->block_len = len;
+	return 0;
+}
+
+static int pc_step(struct pcapng_counter *c)
+{
+	static const uint8_t shb[4] = { 0x0a, 0x0d, 0x0d, 0x0a };
+	uint32_t len, pad;
+	uint16_t code;
+	int r;
+
+	switch (c->state) {
+	case PC_HEADER:
+		if (!memcmp(c->buf, shb, 4)) {
+			c->state = PC_SHB_BOM;
+			c->want = 12;
+			return 0;
+		}
+		if (!c->in_section)
+			return pc_fail(c, "the stream does not begin with a Section Header Block");
+		len = pc_u32(c, c->buf + 4);
+		r = pc_block_len(c, len, 12);
+		if (r < 0)
+			return r;
+		c->left = len - 8;
+		if (pc_u32(c, c->buf) != EPB_TYPE) {
+			pc_to_trailer(c);
+			return 0;
+		}
+		if (len < 32)
+			return pc_fail(c, "Enhanced Packet Block shorter than its fields");
+		pc_gather(c, PC_EPB, 20);
+		return 0;
+	case PC_SHB_BOM:
+		if (get_be32(c->buf + 8) == 0x1a2b3c4d)
+			c->big_endian = true;
+		else if (get_be32(c->buf + 8) == 0x4d3c2b1a)
+			c->big_endian = false;
+		else
+			return pc_fail(c, "bad byte-order magic in a Section Header Block");
+		c->in_section = true;
+		len = pc_u32(c, c->buf + 4);
+		r = pc_block_len(c, len, 28);
+		if (r < 0)
+			return r;
+		c->left = len - 12;
+		pc_to_trailer(c);
+		return 0;
+	case PC_EPB:
+		c->packets++;
+		len = pc_u32(c, c->buf + 12);
+		if (len > c->left - 4)
+			return pc_fail(c, "packet data beyond its block");
+		pad = (len + 3) & ~3u;
+		if (pad > c->left - 4)
+			return pc_fail(c, "packet data beyond its block");
+		c->skip = pad;
+		c->left -= pad;
+		pc_next_option(c);
+		return 0;
+	case PC_OPTION:
+		code = pc_u16(c, c->buf);
+		len = pc_u16(c, c->buf + 2);
+		pad = (len + 3) & ~3u;
+		if (code == OPT_ENDOFOPT) {
+			pc_to_trailer(c);
+			return 0;
+		}
+		if (pad > c->left - 4)
+			return pc_fail(c, "option beyond its block");
+		if (code == OPT_EPB_DROPCOUNT && len == 8) {
+			pc_gather(c, PC_DROPCOUNT, 8);
+			return 0;
+		}
+		c->skip = pad;
+		c->left -= pad;
+		pc_next_option(c);
+		return 0;
+	case PC_DROPCOUNT:
+		c->dropped += pc_u64(c, c->buf);
+		pc_next_option(c);
+		return 0;
+	case PC_TRAILER:
+		if (pc_u32(c, c->buf) != c->block_len)
+			return pc_fail(c, "trailing block length differs from the leading one");
+		c->state = PC_HEADER;
+		c->have = 0;
+		c->want = 8;
+		return 0;
+	}
+	return pc_fail(c, "internal error");
+}
+
+void pcapng_counter_init(struct pcapng_counter *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->state = PC_HEADER;
+	c->want = 8;
+}
+
+int pcapng_counter_feed(struct pcapng_counter *c, const void *data, size_t len)
+{
+	const uint8_t *d = data;
+	size_t n;
+	int r;
+
+	while (len && !c->err) {
+		if (c->skip) {
+			n = len < c->skip ? len : c->skip;
+			c->skip -= (uint32_t)n;
+		} else {
+			n = c->want - c->have;
+			if (n > len)
+				n = len;
+			memcpy(c->buf + c->have, d, n);
+			c->have += n;
+		}
+		d += n;
+		len -= n;
+		c->offset += n;
+		if (!c->skip && c->have == c->want) {
+			r = pc_step(c);
+			if (r < 0)
+				return r;
+		}
+	}
+	return c->err;
+}
+
+bool pcapng_counter_partial(const struct pcapng_counter *c)
+{
+	return c->state != PC_HEADER || c->have || c->skip;
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What ipmodctl does without I/O, so that the unit tests can hold it to
+ * exact bytes: the command line into a request of the control protocol, rule
+ * specs into libconfig text, trace events into JSON, and the counting of a
+ * pcapng stream as it goes by.
+ */
+#ifndef IPMODD_CTLCLI_H
+#define IPMODD_CTLCLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctlproto.h"
+
+enum ctlcli_cmd {
+	CTLCLI_STATUS,
+	CTLCLI_RULES,
+	CTLCLI_ADD,
+	CTLCLI_DEL,
+	CTLCLI_REPLACE,
+	CTLCLI_FLUSH,
+	CTLCLI_RELOAD,
+	CTLCLI_RESET,
+	CTLCLI_SAVE,
+	CTLCLI_TRACE,
+	CTLCLI_CAPTURE,
+	CTLCLI_VERSION,
+	CTLCLI_HELP,
+};
+
+struct ctlcli;
+
+struct ctlcli_subcommand {
+	const char *name;
+	const char *alias;		/* NULL or a second name */
+	enum ctlcli_cmd cmd;
+	const char *args;		/* synopsis after the name, "" for none */
+	const char *description;
+	/* Build c->request from the words after the command (options removed). */
+	int (*parse)(struct ctlcli *c, char *const *words, size_t n, char *err, size_t errlen);
+};
+
+/* The subcommands, in the order "ipmodctl help" lists them. */
+extern const struct ctlcli_subcommand ctlcli_subcommands[];
+extern const size_t ctlcli_n_subcommands;
+
+const struct ctlcli_subcommand *ctlcli_find(const char *name);
+
+enum ctlcli_when {
+	CTLCLI_WHEN_DEFAULT,
+	CTLCLI_WHEN_BEFORE,
+	CTLCLI_WHEN_AFTER,
+	CTLCLI_WHEN_BOTH,
+};
+
+/* Flags of ctlcli_parse(). */
+#define CTLCLI_STDOUT_TTY 0x1		/* standard output is a terminal */
+
+struct ctlcli {
+	const struct ctlcli_subcommand *sub;	/* the command given, or status */
+	enum ctlcli_cmd cmd;			/* sub->cmd, or HELP / VERSION for -h / -V */
+	const struct ctlcli_subcommand *topic;	/* help: about this command, NULL for all */
+
+	const char *socket;	/* -s, NULL for the default */
+	bool json;		/* --json */
+
+	/* capture */
+	const char *output;	/* -w FILE, "-" for standard output, NULL for neither */
+	bool have_count;
+	uint64_t count;		/* -c */
+	enum ctlcli_when when;	/* --when */
+	uint64_t snaplen;	/* --snaplen, 0 for the daemon's default */
+
+	/* The request to send ("" for version and help), NUL-terminated. */
+	char request[CTL_REQUEST_MAX + 1];
+	size_t request_len;
+	size_t request_lines;
+};
+
+/*
+ * Parse a whole command line, argv[0] being the program: global options
+ * (-s PATH, --json, -V, -h) before or after the command, the command, its
+ * options and words.  Returns 0, or a negative errno with a one-line message
+ * (without "ipmodctl: ") in err, every one a usage error:
+ *   -EINVAL    unknown command or option, a bad or missing argument
+ *   -E2BIG     more key=value words than a request holds, or too many bytes
+ *   -EMSGSIZE  a word longer than a request line
+ * ret->sub is set as soon as the command is known, for its usage line.
+ */
+int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli *ret,
+		 char *err, size_t errlen);
+
+/*
+ * One rule spec from get=rules ("name=x proto=icmp dport=23 ...", words split
+ * on single spaces and at their first '=') as a libconfig group:
+ *   { name = "x"; proto = "icmp"; dport = 23; }
+ * Values of decimal digits that libconfig reads back as the same 32-bit
+ * number are left bare; everything else is a string with libconfig escapes.
+ * Returns the length written (NUL excluded), -EINVAL for a word that is not
+ * key=value or whose key is no libconfig name, -ENOSPC if out is too small.
+ */
+int ctlcli_libconfig_rule(const char *spec, char *out, size_t outlen);
+/* One value, as above: 23, or "echo-request" in quotes. */
+int ctlcli_libconfig_value(const char *value, char *out, size_t outlen);
+
+/*
+ * s as a JSON string, quotes included: '"' '\\' and control bytes escaped,
+ * bytes that are not UTF-8 replaced by U+FFFD.  Returns the length written
+ * (NUL excluded) or -ENOSPC.
+ */
+int ctlcli_json_string(const char *s, char *out, size_t outlen);
+/* Whether a value is printed as a JSON number: 0, or digits without a leading 0. */
+bool ctlcli_json_is_uint(const char *s);
+
+/*
+ * The words of a trace event ("time=... src=... rule=x set-ttl=64 result=accept")
+ * as one JSON object.  Each rule= opens an entry of "rules" with "name" and
+ * the words up to the next rule= or result=, as strings; the other words are
+ * top-level keys, numbers as numbers ("time" keeps its fraction); "rules" is
+ * always there.  Returns the length written or -ENOSPC.
+ */
+int ctlcli_trace_json(const char *words, char *out, size_t outlen);
+
+/*
+ * Counts the packets of a pcapng stream fed in chunks of any size: Enhanced
+ * Packet Blocks, and the sum of their epb_dropcount options.  Block bodies
+ * are skipped, not stored.
+ */
+#define PCAPNG_BLOCK_MAX (1u << 20)	/* a longer block is taken for garbage */
+
+struct pcapng_counter {
+	uint64_t packets;	/* Enhanced Packet Blocks */
+	uint64_t dropped;	/* sum of their epb_dropcount */
+	uint64_t offset;	/* bytes fed */
+
+	int state;
+	int err;		/* sticky, 0 or -EBADMSG */
+	const char *why;
+	bool big_endian;	/* of the current section */
+	bool in_section;	/* a Section Header Block was seen */
+	uint32_t block_len;	/* of the current block */
+	uint32_t left;		/* bytes of the current block not yet fed */
+	uint32_t skip;		/* bytes to pass over before the next field */
+	uint8_t buf[20];	/* a field being gathered */
+	size_t have, want;
+};
+
+void pcapng_counter_init(struct pcapng_counter *c);
+/* Returns 0, or -EBADMSG (sticky; c->why says why, c->offset is near where). */
+int pcapng_counter_feed(struct pcapng_counter *c, const void *data, size_t len);
+/* Whether the stream stopped in the middle of a block. */
+bool pcapng_counter_partial(const struct pcapng_counter *c);
+
+#endif
