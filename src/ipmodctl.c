@@ -1,17 +1,28 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* ipmodctl: query a running ipmodd over its control socket. */
-#include <getopt.h>
+/* ipmodctl: query and change a running ipmodd over its control socket. */
+#include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 
+#include "ctlcli.h"
 #include "ctlproto.h"
 
 #define DEFAULT_SOCKET RUNDIR "/ipmodd/control.sock"
 #define TIMEOUT_SEC 5
+#define CHUNK (64 * 1024)
+/* After ^C, how long the rest of a pcapng block in flight may take to arrive. */
+#define BLOCK_GRACE_MS 1000
+/*
+ * A second signal sooner than this is the same request: timeout(1) signals
+ * the child and then its process group.
+ */
+#define SIGNAL_REPEAT_MS 200
 
 enum {
 	EXIT_OK = 0,
@@ -22,78 +33,127 @@ enum {
 static const char *socket_path = DEFAULT_SOCKET;
 static bool json;
 
-static int status_main(int argc, char **argv);
-static int version_main(int argc, char **argv);
-static int help_main(int argc, char **argv);
+/*
+ * Streams: SIGINT and SIGTERM are blocked but while waiting or writing.  The
+ * first asks for a clean stop, the second for a stop at once.
+ */
+static volatile sig_atomic_t interrupted;
+static long long first_signal_ms;
+static sigset_t wait_mask;
+static bool signals_set;
 
-static const struct {
-	const char *name;
-	int (*main)(int argc, char **argv);
-	const char *description;
-} subcommands[] = {
-	{ "status", status_main, "Show the daemon's state and counters (the default)" },
-	{ "version", version_main, "Print the version of ipmodctl" },
-	{ "help", help_main, "Show this help" },
+static char chunk[CHUNK];
+
+struct reply {
+	char *buf;
+	struct ctl_pair *pairs;
+	struct ctl_parser p;
+	struct ctl_response resp;
+	/* What came after the reply's blank line: the start of a stream, in chunk. */
+	const char *rest;
+	size_t rest_len;
 };
+
+/* ---- output helpers ------------------------------------------------------- */
+
+static void print_json_string(FILE *f, const char *s)
+{
+	static char buf[6 * CTL_LINE_MAX + 8];
+
+	if (ctlcli_json_string(s, buf, sizeof(buf)) < 0)
+		snprintf(buf, sizeof(buf), "\"\"");
+	fputs(buf, f);
+}
+
+/* A protocol value: a number when it is digits only, else a string. */
+static void print_json_value(FILE *f, const char *value)
+{
+	if (ctlcli_json_is_uint(value))
+		fputs(value, f);
+	else
+		print_json_string(f, value);
+}
+
+static void print_json_pair(const struct ctl_pair *pair, bool *first)
+{
+	printf("%s", *first ? "" : ",");
+	*first = false;
+	print_json_string(stdout, pair->key);
+	putchar(':');
+	print_json_value(stdout, pair->value);
+}
+
+static void print_json_object(const struct ctl_pair *pairs, size_t n)
+{
+	bool first = true;
+	size_t i;
+
+	putchar('{');
+	for (i = 0; i < n; i++)
+		print_json_pair(&pairs[i], &first);
+	printf("}\n");
+}
+
+/* ---- usage ---------------------------------------------------------------- */
+
+static void usage_line(FILE *f, const struct ctlcli_subcommand *sub)
+{
+	fprintf(f, "Usage: ipmodctl [OPTIONS] %s%s%s\n", sub->name, *sub->args ? " " : "",
+		sub->args);
+}
 
 static void usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "Usage: ipmodctl [OPTIONS] [COMMAND]\n"
-		   "Query a running ipmodd.\n\n"
+	fprintf(f, "Usage: ipmodctl [OPTIONS] [COMMAND [ARGUMENTS]]\n"
+		   "Query and change a running ipmodd.\n\n"
 		   "Commands:\n");
-	for (i = 0; i < ARRAY_SIZE(subcommands); i++)
-		fprintf(f, "  %-10s  %s\n", subcommands[i].name, subcommands[i].description);
-	fprintf(f, "\nOptions:\n"
-		   "  -s, --socket PATH   control socket (default " DEFAULT_SOCKET ")\n"
-		   "      --json          print replies as a JSON object\n"
-		   "  -V, --version       print the version and exit\n"
-		   "  -h, --help          print this help and exit\n\n"
-		   "See ipmodctl(8).\n");
-}
+	for (i = 0; i < ctlcli_n_subcommands; i++) {
+		const struct ctlcli_subcommand *s = &ctlcli_subcommands[i];
 
-/*
- * Options go before or after the command: parse argv up to its first
- * non-option.  Returns the index of that argument, or -1 after printing
- * why (*exit_code says how to exit).
- */
-static int parse_options(int argc, char **argv, int *exit_code)
-{
-	enum { OPT_JSON = 0x100 };
-	static const struct option options[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	int c;
-
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "+s:Vh", options, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			socket_path = optarg;
-			break;
-		case OPT_JSON:
-			json = true;
-			break;
-		case 'V':
-			*exit_code = version_main(0, NULL);
-			return -1;
-		case 'h':
-			usage(stdout);
-			*exit_code = EXIT_OK;
-			return -1;
-		default:
-			usage(stderr);
-			*exit_code = EXIT_USAGE;
-			return -1;
-		}
+		fprintf(f, "  %-8s %s\n", s->name, s->description);
 	}
-	return optind;
+	fprintf(f, "\nOptions (before or after the command):\n"
+		   "  -s, --socket PATH   control socket (default " DEFAULT_SOCKET ")\n"
+		   "      --json          print replies as JSON\n"
+		   "  -V, --version       print the version and exit\n"
+		   "  -h, --help          print this help, or the command's, and exit\n\n"
+		   "'ipmodctl help COMMAND' shows a command's arguments.  See ipmodctl(8).\n");
 }
+
+static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
+{
+	usage_line(f, sub);
+	fprintf(f, "%s.\n", sub->description);
+	if (sub->alias)
+		fprintf(f, "Also spelt '%s'.\n", sub->alias);
+	switch (sub->cmd) {
+	case CTLCLI_ADD:
+	case CTLCLI_REPLACE:
+		fprintf(f, "\nThe key=value words are those of a rule in ipmodd.conf(5), e.g.\n"
+			   "  ipmodctl add before fake-ping name=x proto=udp dport=53 verdict=drop\n");
+		break;
+	case CTLCLI_TRACE:
+		fprintf(f, "\nFilter words: match keys of a rule (proto=, dst=, dport=, ...) and\n"
+			   "rule=NAME for packets that matched that rule.  ^C stops.\n");
+		break;
+	case CTLCLI_CAPTURE:
+		fprintf(f, "\n  rule=NAME        only packets that matched this rule (default all)\n"
+			   "  --when WHEN      before, after (rewriting) or both (the default)\n"
+			   "  -c, --count N    stop after N packets (0: until ^C)\n"
+			   "  -w, --write FILE write pcapng to FILE, or '-' for standard output\n"
+			   "  --snaplen N      bytes kept of each packet\n\n"
+			   "Without -w the output must not be a terminal:\n"
+			   "  ipmodctl capture -c 10 | tcpdump -r -\n");
+		break;
+	default:
+		break;
+	}
+	fprintf(f, "\nOptions: -s PATH, --json, -h, -V (see 'ipmodctl help').\n");
+}
+
+/* ---- talking to the daemon ------------------------------------------------ */
 
 static int connect_daemon(void)
 {
@@ -103,13 +163,14 @@ static int connect_daemon(void)
 
 	if (strlen(socket_path) >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "ipmodctl: socket path too long: %s\n", socket_path);
-		return -1;
+		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		fprintf(stderr, "ipmodctl: socket: %s\n", strerror(errno));
-		return -1;
+		e = errno;
+		fprintf(stderr, "ipmodctl: socket: %s\n", strerror(e));
+		return -e;
 	}
 	/* Bounds connect() (a full backlog) and send(). */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -119,8 +180,8 @@ static int connect_daemon(void)
 	e = errno;
 	close(fd);
 	if (e == EACCES || e == EPERM)
-		fprintf(stderr, "ipmodctl: cannot connect to %s: permission denied "
-				"(need root or the socket's group)\n", socket_path);
+		fprintf(stderr, "ipmodctl: cannot connect to %s: %s "
+				"(need root or the socket's group)\n", socket_path, strerror(e));
 	else if (e == ENOENT || e == ECONNREFUSED)
 		fprintf(stderr, "ipmodctl: cannot connect to %s: %s (is ipmodd running?)\n",
 			socket_path, strerror(e));
@@ -129,7 +190,29 @@ static int connect_daemon(void)
 			socket_path);
 	else
 		fprintf(stderr, "ipmodctl: cannot connect to %s: %s\n", socket_path, strerror(e));
-	return -1;
+	return -e;
+}
+
+static int send_request(int fd, const char *request, size_t len)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = send(fd, request + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			/* A daemon turning us away has hung up, but its reply says why. */
+			if (errno == EPIPE || errno == ECONNRESET)
+				return 0;
+			fprintf(stderr, "ipmodctl: sending to %s: %s\n", socket_path,
+				errno == EAGAIN ? "timed out" : strerror(errno));
+			return -EIO;
+		}
+		off += (size_t)n;
+	}
+	return 0;
 }
 
 static long long now_ms(void)
@@ -140,223 +223,962 @@ static long long now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* Read one reply into p within the deadline; prints why and returns -1 on failure. */
-static int read_reply(int fd, struct ctl_parser *p)
+/*
+ * Wait up to ms (-1: forever) for fd to be readable; SIGINT and SIGTERM are
+ * let in meanwhile.  Returns 1, 0 on timeout, -EINTR for a signal.  A wait
+ * forever does not begin once interrupted: that signal came in already.
+ */
+static int wait_readable(int fd, long long ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+	int r;
+
+	if (ms < 0 && interrupted)
+		return -EINTR;
+	r = ppoll(&pfd, 1, ms < 0 ? NULL : &ts, signals_set ? &wait_mask : NULL);
+	if (r < 0)
+		return errno == EINTR ? -EINTR : negative_errno();
+	return r > 0;
+}
+
+static int reply_alloc(struct reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->buf = malloc(CTL_REPLY_MAX);
+	r->pairs = calloc(CTL_REPLY_KEYS_MAX, sizeof(*r->pairs));
+	if (!r->buf || !r->pairs) {
+		fprintf(stderr, "ipmodctl: out of memory\n");
+		return -ENOMEM;
+	}
+	ctl_parser_init(&r->p, r->buf, CTL_REPLY_MAX, r->pairs, CTL_REPLY_KEYS_MAX);
+	return 0;
+}
+
+static void reply_free(struct reply *r)
+{
+	free(r->pairs);
+	free(r->buf);
+}
+
+/* Read one reply within TIMEOUT_SEC; prints why and returns -errno on failure. */
+static int read_reply(int fd, struct reply *rep)
 {
 	long long deadline = now_ms() + TIMEOUT_SEC * 1000LL;
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	char chunk[4096];
 	unsigned int lineno;
 	size_t used;
 	ssize_t n;
 	int r;
 
 	for (;;) {
-		long long left = deadline - now_ms();
-
-		if (left <= 0 || (r = poll(&pfd, 1, (int)left)) == 0) {
-			fprintf(stderr, "ipmodctl: no reply from ipmodd within %d s\n", TIMEOUT_SEC);
-			return -1;
-		}
+		r = wait_readable(fd, deadline - now_ms() > 0 ? deadline - now_ms() : 0);
+		if (r == -EINTR)
+			return r;
 		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			fprintf(stderr, "ipmodctl: poll: %s\n", strerror(errno));
-			return -1;
+			fprintf(stderr, "ipmodctl: poll: %s\n", strerror(-r));
+			return r;
+		}
+		if (r == 0) {
+			fprintf(stderr, "ipmodctl: no reply from ipmodd within %d s\n", TIMEOUT_SEC);
+			return -ETIMEDOUT;
 		}
 		n = recv(fd, chunk, sizeof(chunk), 0);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0) {
-			fprintf(stderr, "ipmodctl: reading the reply: %s\n", strerror(errno));
-			return -1;
+			r = negative_errno();
+			fprintf(stderr, "ipmodctl: reading the reply: %s\n", strerror(-r));
+			return r;
 		}
 		if (n == 0) {
 			fprintf(stderr, "ipmodctl: ipmodd closed the connection %s\n",
-				ctl_parser_pending(p) ? "in the middle of its reply" : "without replying");
-			return -1;
+				ctl_parser_pending(&rep->p) ? "in the middle of its reply" :
+							      "without replying");
+			return -ECONNRESET;
 		}
-		r = ctl_parser_feed(p, chunk, (size_t)n, &used);
-		if (r > 0)
+		r = ctl_parser_feed(&rep->p, chunk, (size_t)n, &used);
+		if (r > 0) {
+			rep->rest = chunk + used;
+			rep->rest_len = (size_t)n - used;
 			return 0;
+		}
 		if (r < 0) {
-			const char *why = ctl_parser_error(p, &lineno);
+			const char *why = ctl_parser_error(&rep->p, &lineno);
 
 			fprintf(stderr, "ipmodctl: malformed reply from ipmodd: line %u: %s\n", lineno,
 				why);
-			return -1;
+			return r;
 		}
 	}
 }
 
 /*
- * Send request and parse the reply into resp (pointing into p's storage).
- * Returns the exit code: EXIT_OK, or EXIT_FAIL after printing why.
+ * Send the request and read its reply into rep.  Returns an exit code:
+ * EXIT_OK, or EXIT_FAIL after printing why (the daemon's error included).
+ * With ret_fd the connection stays open for a stream that follows.
  */
-static int call(const char *request, struct ctl_parser *p, struct ctl_response *resp)
+static int call(const struct ctlcli *c, struct reply *rep, int *ret_fd)
 {
-	size_t off = 0, len = strlen(request);
-	ssize_t n;
 	int fd, r;
 
 	fd = connect_daemon();
 	if (fd < 0)
 		return EXIT_FAIL;
-	while (off < len) {
-		n = send(fd, request + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			/* A daemon turning us away has hung up, but its reply says why. */
-			if (errno == EPIPE || errno == ECONNRESET)
-				break;
-			fprintf(stderr, "ipmodctl: sending to %s: %s\n", socket_path,
-				errno == EAGAIN ? "timed out" : strerror(errno));
-			close(fd);
-			return EXIT_FAIL;
-		}
-		off += (size_t)n;
-	}
-	r = read_reply(fd, p);
-	close(fd);
+	r = send_request(fd, c->request, c->request_len);
+	if (r == 0)
+		r = read_reply(fd, rep);
 	if (r < 0)
-		return EXIT_FAIL;
-	if (ctl_parser_response(p, resp) < 0) {
+		goto fail;
+	if (ctl_parser_response(&rep->p, &rep->resp) < 0) {
 		fprintf(stderr, "ipmodctl: malformed reply from ipmodd: no errno= line\n");
-		return EXIT_FAIL;
+		goto fail;
 	}
-	if (resp->errnum) {
-		fprintf(stderr, "ipmodctl: %s\n", resp->error ? resp->error : strerror(resp->errnum));
-		return EXIT_FAIL;
+	if (rep->resp.errnum) {
+		fprintf(stderr, "ipmodctl: %s (errno %d)\n",
+			rep->resp.error ? rep->resp.error : strerror(rep->resp.errnum),
+			rep->resp.errnum);
+		goto fail;
 	}
+	if (ret_fd)
+		*ret_fd = fd;
+	else
+		close(fd);
 	return EXIT_OK;
+fail:
+	close(fd);
+	return EXIT_FAIL;
 }
 
-static bool is_json_number(const char *s)
-{
-	if (!*s || (s[0] == '0' && s[1]))
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
+/* ---- status --------------------------------------------------------------- */
 
-static void print_json_string(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = *s;
+static const struct {
+	const char *key;	/* a key, or a prefix when it ends in '-' */
+	const char *group;
+} status_groups[] = {
+	{ "version", "daemon" },
+	{ "pid", "daemon" },
+	{ "uptime-sec", "daemon" },
+	{ "config", "daemon" },
+	{ "generation", "daemon" },
+	{ "modified", "daemon" },
+	{ "tun", "diversion" },
+	{ "families", "diversion" },
+	{ "table", "diversion" },
+	{ "priority", "diversion" },
+	{ "rules", "diversion" },
+	{ "rx-", "traffic" },
+	{ "tx-", "traffic" },
+	{ "dropped-", "traffic" },
+	{ "malformed-", "malformed packets (dropped)" },
+	{ "forged", "forged replies" },
+	{ "forge-", "forged replies" },
+	{ "read-errors", "errors" },
+	{ "write-errors", "errors" },
+	{ "control-", "control socket" },
+};
 
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
+/* The group of a key; a key nobody knows yet stays in the group before it. */
+static const char *status_group(const char *key, const char *current)
+{
+	size_t i, len;
+
+	for (i = 0; i < ARRAY_SIZE(status_groups); i++) {
+		const char *k = status_groups[i].key;
+
+		len = strlen(k);
+		if (k[len - 1] == '-' ? !strncmp(key, k, len) : !strcmp(key, k))
+			return status_groups[i].group;
 	}
-	putchar('"');
+	return current ? current : "daemon";
 }
 
-static void print_pairs(const struct ctl_pair *pairs, size_t n)
+static void print_status_value(const char *key, const char *value)
 {
-	size_t i, width = 0;
+	uint64_t s, d, h, m;
+	char *end;
 
-	if (json) {
-		printf("{");
-		for (i = 0; i < n; i++) {
-			printf("%s\n  ", i ? "," : "");
-			print_json_string(pairs[i].key);
-			printf(": ");
-			if (is_json_number(pairs[i].value))
-				printf("%s", pairs[i].value);
-			else
-				print_json_string(pairs[i].value);
-		}
-		printf("%s}\n", n ? "\n" : "");
+	if (!strcmp(key, "modified") && (!strcmp(value, "0") || !strcmp(value, "1"))) {
+		printf("%s\n", value[0] == '1' ? "yes (the running rules differ from the file)" :
+						 "no");
 		return;
 	}
-	for (i = 0; i < n; i++)
-		if (strlen(pairs[i].key) > width)
-			width = strlen(pairs[i].key);
-	for (i = 0; i < n; i++)
-		printf("  %s:%*s %s\n", pairs[i].key, (int)(width - strlen(pairs[i].key)), "",
-		       pairs[i].value);
+	if (!strcmp(key, "uptime-sec") && ctlcli_json_is_uint(value)) {
+		errno = 0;
+		s = strtoull(value, &end, 10);
+		if (errno == 0) {
+			d = s / 86400;
+			h = s / 3600 % 24;
+			m = s / 60 % 60;
+			printf("%s (", value);
+			if (d)
+				printf("%" PRIu64 "d ", d);
+			if (d || h)
+				printf("%" PRIu64 "h ", h);
+			if (d || h || m)
+				printf("%" PRIu64 "m ", m);
+			printf("%" PRIu64 "s)\n", s % 60);
+			return;
+		}
+	}
+	printf("%s\n", value);
 }
 
-static int status_main(int argc, char **argv)
+static int run_status(const struct ctlcli *c)
 {
-	struct ctl_response resp;
-	struct ctl_parser p;
-	struct ctl_pair *pairs;
-	char *buf;
+	const char *group = NULL, *g;
+	struct reply rep;
+	size_t i, width = 0;
 	int r;
 
-	if (argc > 1) {
-		fprintf(stderr, "ipmodctl: status takes no arguments\n");
-		return EXIT_USAGE;
-	}
-	buf = malloc(CTL_REPLY_MAX);
-	pairs = calloc(CTL_REPLY_KEYS_MAX, sizeof(*pairs));
-	if (!buf || !pairs) {
-		fprintf(stderr, "ipmodctl: out of memory\n");
-		r = EXIT_FAIL;
+	r = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, NULL);
+	if (r != EXIT_OK)
+		goto out;
+	if (json) {
+		print_json_object(rep.resp.pairs, rep.resp.n);
 		goto out;
 	}
-	ctl_parser_init(&p, buf, CTL_REPLY_MAX, pairs, CTL_REPLY_KEYS_MAX);
-	r = call("get=status\n\n", &p, &resp);
-	if (r == EXIT_OK)
-		print_pairs(resp.pairs, resp.n);
+	for (i = 0; i < rep.resp.n; i++)
+		if (strlen(rep.resp.pairs[i].key) > width)
+			width = strlen(rep.resp.pairs[i].key);
+	for (i = 0; i < rep.resp.n; i++) {
+		const struct ctl_pair *pair = &rep.resp.pairs[i];
+
+		g = status_group(pair->key, group);
+		if (!group || strcmp(g, group))
+			printf("%s%s:\n", group ? "\n" : "", g);
+		group = g;
+		printf("  %s:%*s ", pair->key, (int)(width - strlen(pair->key)), "");
+		print_status_value(pair->key, pair->value);
+	}
 out:
-	free(pairs);
-	free(buf);
+	reply_free(&rep);
 	return r;
 }
 
-static int version_main(int argc, char **argv)
+/* ---- rules and save ------------------------------------------------------- */
+
+struct rule_row {
+	const char *name;
+	const char *index, *spec, *packets, *bytes;
+	const struct ctl_pair *pairs;	/* the lines after rule= */
+	size_t n;
+};
+
+struct rules_view {
+	const char *generation, *modified;
+	const struct ctl_pair *head;	/* the lines before the first rule= */
+	size_t n_head;
+	struct rule_row *rows;
+	size_t n_rows;
+	const char **extra;		/* other counters' keys, first seen first */
+	size_t n_extra;
+};
+
+static bool is_known_rule_key(const char *key)
 {
-	printf("ipmodctl %s\n", PACKAGE_VERSION);
-	return EXIT_OK;
+	return !strcmp(key, "index") || !strcmp(key, "spec") || !strcmp(key, "packets") ||
+	       !strcmp(key, "bytes");
 }
 
-static int help_main(int argc, char **argv)
+static const char *row_get(const struct rule_row *row, const char *key)
 {
-	usage(stdout);
-	return EXIT_OK;
+	return ctl_pairs_get(row->pairs, row->n, key);
+}
+
+static int rules_view_parse(const struct ctl_response *resp, struct rules_view *v)
+{
+	const struct ctl_pair *p = resp->pairs;
+	struct rule_row *row = NULL;
+	size_t i, j;
+
+	memset(v, 0, sizeof(*v));
+	for (i = 0; i < resp->n && strcmp(p[i].key, "rule"); i++)
+		;
+	v->head = p;
+	v->n_head = i;
+	v->generation = ctl_pairs_get(p, i, "generation");
+	v->modified = ctl_pairs_get(p, i, "modified");
+	for (j = i; j < resp->n; j++)
+		if (!strcmp(p[j].key, "rule"))
+			v->n_rows++;
+	v->rows = calloc(v->n_rows ? v->n_rows : 1, sizeof(*v->rows));
+	v->extra = calloc(resp->n ? resp->n : 1, sizeof(*v->extra));
+	if (!v->rows || !v->extra) {
+		fprintf(stderr, "ipmodctl: out of memory\n");
+		return -ENOMEM;
+	}
+	for (v->n_rows = 0; i < resp->n; i++) {
+		if (!strcmp(p[i].key, "rule")) {
+			row = &v->rows[v->n_rows++];
+			row->name = p[i].value;
+			row->pairs = &p[i + 1];
+			continue;
+		}
+		row->n++;
+		if (is_known_rule_key(p[i].key))
+			continue;
+		for (j = 0; j < v->n_extra && strcmp(v->extra[j], p[i].key); j++)
+			;
+		if (j == v->n_extra)
+			v->extra[v->n_extra++] = p[i].key;
+	}
+	for (i = 0; i < v->n_rows; i++) {
+		row = &v->rows[i];
+		row->index = row_get(row, "index");
+		row->spec = row_get(row, "spec");
+		row->packets = row_get(row, "packets");
+		row->bytes = row_get(row, "bytes");
+	}
+	return 0;
+}
+
+static void rules_view_free(struct rules_view *v)
+{
+	free(v->rows);
+	free((void *)v->extra);
+}
+
+static void print_rules_json(const struct rules_view *v)
+{
+	bool first = true, rfirst;
+	size_t i, j;
+
+	putchar('{');
+	for (i = 0; i < v->n_head; i++) {
+		if (!strcmp(v->head[i].key, "modified") &&
+		    (!strcmp(v->head[i].value, "0") || !strcmp(v->head[i].value, "1"))) {
+			printf("%s\"modified\":%s", first ? "" : ",",
+			       v->head[i].value[0] == '1' ? "true" : "false");
+			first = false;
+			continue;
+		}
+		print_json_pair(&v->head[i], &first);
+	}
+	printf("%s\"rules\":[", first ? "" : ",");
+	for (i = 0; i < v->n_rows; i++) {
+		const struct rule_row *row = &v->rows[i];
+
+		printf("%s{\"name\":", i ? "," : "");
+		print_json_string(stdout, row->name);
+		rfirst = false;
+		for (j = 0; j < row->n; j++) {
+			/* spec is a string even in the unlikely case it is digits. */
+			if (!strcmp(row->pairs[j].key, "spec")) {
+				printf(",\"spec\":");
+				print_json_string(stdout, row->pairs[j].value);
+				continue;
+			}
+			print_json_pair(&row->pairs[j], &rfirst);
+		}
+		putchar('}');
+	}
+	printf("]}\n");
+}
+
+/* The spec without its leading "name=<name>": the table has a column for it. */
+static const char *spec_sans_name(const struct rule_row *row)
+{
+	size_t len = strlen(row->name);
+
+	if (!row->spec)
+		return "";
+	if (!strncmp(row->spec, "name=", 5) && !strncmp(row->spec + 5, row->name, len)) {
+		if (row->spec[5 + len] == ' ')
+			return row->spec + 5 + len + 1;
+		if (row->spec[5 + len] == '\0')
+			return "";
+	}
+	return row->spec;
+}
+
+static int field_width(const char *s, int width)
+{
+	int len = (int)strlen(s ? s : "-");
+
+	return len > width ? len : width;
+}
+
+static void print_rules_table(const struct rules_view *v)
+{
+	int w_index, w_name, w_packets, w_bytes, *w_extra;
+	size_t i, j;
+
+	if (v->generation)
+		printf("generation %s", v->generation);
+	else
+		printf("generation ?");
+	if (v->modified && !strcmp(v->modified, "1"))
+		printf(", modified since the configuration was loaded");
+	fputs(v->n_rows ? "\n" : ", no rules\n", stdout);
+	for (i = 0; i < v->n_head; i++)
+		if (strcmp(v->head[i].key, "generation") && strcmp(v->head[i].key, "modified"))
+			printf("%s: %s\n", v->head[i].key, v->head[i].value);
+	if (!v->n_rows)
+		return;
+
+	w_extra = calloc(v->n_extra ? v->n_extra : 1, sizeof(*w_extra));
+	if (!w_extra) {
+		fprintf(stderr, "ipmodctl: out of memory\n");
+		return;
+	}
+	w_index = (int)strlen("index");
+	w_name = (int)strlen("name");
+	w_packets = (int)strlen("packets");
+	w_bytes = (int)strlen("bytes");
+	for (j = 0; j < v->n_extra; j++)
+		w_extra[j] = (int)strlen(v->extra[j]);
+	for (i = 0; i < v->n_rows; i++) {
+		const struct rule_row *row = &v->rows[i];
+
+		w_index = field_width(row->index, w_index);
+		w_name = field_width(row->name, w_name);
+		w_packets = field_width(row->packets, w_packets);
+		w_bytes = field_width(row->bytes, w_bytes);
+		for (j = 0; j < v->n_extra; j++)
+			w_extra[j] = field_width(row_get(row, v->extra[j]), w_extra[j]);
+	}
+
+	printf("%*s  %-*s  %*s  %*s", w_index, "index", w_name, "name", w_packets, "packets",
+	       w_bytes, "bytes");
+	for (j = 0; j < v->n_extra; j++)
+		printf("  %*s", w_extra[j], v->extra[j]);
+	printf("  spec\n");
+	for (i = 0; i < v->n_rows; i++) {
+		const struct rule_row *row = &v->rows[i];
+		const char *x;
+
+		printf("%*s  %-*s  %*s  %*s", w_index, row->index ? row->index : "-", w_name,
+		       row->name, w_packets, row->packets ? row->packets : "-", w_bytes,
+		       row->bytes ? row->bytes : "-");
+		for (j = 0; j < v->n_extra; j++) {
+			x = row_get(row, v->extra[j]);
+			printf("  %*s", w_extra[j], x ? x : "-");
+		}
+		printf("  %s\n", spec_sans_name(row));
+	}
+	free(w_extra);
+}
+
+static int get_rules(const struct ctlcli *c, struct reply *rep, struct rules_view *v)
+{
+	int r;
+
+	memset(v, 0, sizeof(*v));
+	if (reply_alloc(rep) < 0)
+		return EXIT_FAIL;
+	r = call(c, rep, NULL);
+	if (r != EXIT_OK)
+		return r;
+	return rules_view_parse(&rep->resp, v) < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+static int run_rules(const struct ctlcli *c)
+{
+	struct rules_view v;
+	struct reply rep;
+	int r;
+
+	r = get_rules(c, &rep, &v);
+	if (r == EXIT_OK) {
+		if (json)
+			print_rules_json(&v);
+		else
+			print_rules_table(&v);
+	}
+	rules_view_free(&v);
+	reply_free(&rep);
+	return r;
+}
+
+static int run_save(const struct ctlcli *c)
+{
+	static char group[8 * CTL_LINE_MAX];
+	struct rules_view v;
+	struct reply rep;
+	size_t i;
+	int r;
+
+	r = get_rules(c, &rep, &v);
+	if (r != EXIT_OK)
+		goto out;
+	/* Nothing is printed unless every rule converts. */
+	for (i = 0; i < v.n_rows; i++) {
+		if (!v.rows[i].spec || ctlcli_libconfig_rule(v.rows[i].spec, group,
+							     sizeof(group)) < 0) {
+			fprintf(stderr, "ipmodctl: rule '%s': no spec of key=value words in the "
+					"reply\n", v.rows[i].name);
+			r = EXIT_FAIL;
+			goto out;
+		}
+	}
+	printf("# ipmodctl save: generation %s%s, %zu rule%s\n",
+	       v.generation ? v.generation : "?",
+	       v.modified && !strcmp(v.modified, "1") ? " (modified since loaded)" : "",
+	       v.n_rows, v.n_rows == 1 ? "" : "s");
+	printf("rules = (%s", v.n_rows ? "\n" : "");
+	for (i = 0; i < v.n_rows; i++) {
+		ctlcli_libconfig_rule(v.rows[i].spec, group, sizeof(group));
+		printf("\t%s%s\n", group, i + 1 < v.n_rows ? "," : "");
+	}
+	printf(");\n");
+out:
+	rules_view_free(&v);
+	reply_free(&rep);
+	return r;
+}
+
+/* ---- mutations ------------------------------------------------------------ */
+
+/* The value of the request's command line: the rule of del and replace. */
+static const char *request_arg(const struct ctlcli *c, char *buf, size_t len)
+{
+	const char *eq = strchr(c->request, '='), *nl;
+
+	if (!eq || !(nl = strchr(eq, '\n')))
+		return "";
+	snprintf(buf, len, "%.*s", (int)(nl - eq - 1), eq + 1);
+	return buf;
+}
+
+static int run_change(const struct ctlcli *c)
+{
+	char arg[CTL_LINE_MAX], gen[64] = "";
+	const struct ctl_pair *pairs;
+	const char *name, *index, *g, *rules;
+	struct reply rep;
+	size_t n;
+	int r;
+
+	r = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, NULL);
+	if (r != EXIT_OK)
+		goto out;
+	pairs = rep.resp.pairs;
+	n = rep.resp.n;
+	if (json) {
+		print_json_object(pairs, n);
+		goto out;
+	}
+	name = ctl_pairs_get(pairs, n, "name");
+	index = ctl_pairs_get(pairs, n, "index");
+	g = ctl_pairs_get(pairs, n, "generation");
+	rules = ctl_pairs_get(pairs, n, "rules");
+	if (g)
+		snprintf(gen, sizeof(gen), " (generation %.40s)", g);
+	switch (c->cmd) {
+	case CTLCLI_ADD:
+		printf("added rule %s", name ? name : "?");
+		if (index)
+			printf(" at position %s", index);
+		printf("%s\n", gen);
+		break;
+	case CTLCLI_DEL:
+		printf("deleted rule %s%s\n", request_arg(c, arg, sizeof(arg)), gen);
+		break;
+	case CTLCLI_REPLACE:
+		request_arg(c, arg, sizeof(arg));
+		if (name && strcmp(name, arg))
+			printf("replaced rule %s with %s%s\n", arg, name, gen);
+		else
+			printf("replaced rule %s%s\n", arg, gen);
+		break;
+	case CTLCLI_FLUSH:
+		printf("deleted every rule%s\n", gen);
+		break;
+	case CTLCLI_RELOAD:
+		printf("reloaded the configuration");
+		if (g)
+			printf(": generation %s", g);
+		if (rules)
+			printf(", %s rule%s", rules, strcmp(rules, "1") ? "s" : "");
+		printf("\n");
+		break;
+	default:
+		printf("counters reset\n");
+		break;
+	}
+out:
+	reply_free(&rep);
+	return r;
+}
+
+/* ---- streams -------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	long long now = now_ms();
+
+	if (!interrupted) {
+		first_signal_ms = now;
+		interrupted = 1;
+	} else if (now - first_signal_ms >= SIGNAL_REPEAT_MS) {
+		interrupted = 2;
+	}
+	errno = saved;
+}
+
+/* Blocked but while waiting (ppoll) or writing, so that no ^C is lost in between. */
+static void signals_setup(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigset_t block;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sa.sa_mask = block;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigprocmask(SIG_BLOCK, &block, &wait_mask);
+	sigdelset(&wait_mask, SIGINT);
+	sigdelset(&wait_mask, SIGTERM);
+	signals_set = true;
+}
+
+/*
+ * Write it all, with ^C let in: a reader that stopped reading must not hold
+ * us.  Returns 0, -EINTR once interrupted, or -errno (-EPIPE: reader gone).
+ */
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *d = data;
+	sigset_t saved;
+	ssize_t n;
+	int r = 0;
+
+	sigprocmask(SIG_SETMASK, &wait_mask, &saved);
+	while (len) {
+		if (interrupted) {
+			r = -EINTR;
+			break;
+		}
+		n = write(fd, d, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = negative_errno();
+			break;
+		}
+		d += n;
+		len -= (size_t)n;
+	}
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	return r;
+}
+
+/* Read what the stream has; 0 at its end, -EINTR once interrupted, -errno. */
+static ssize_t stream_read(int fd, long long timeout_ms)
+{
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		r = wait_readable(fd, timeout_ms);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return -ETIMEDOUT;
+		n = recv(fd, chunk, sizeof(chunk), 0);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR && errno != EAGAIN)
+			return negative_errno();
+	}
+}
+
+static int trace_line(char *line)
+{
+	static char buf[8 * CTL_LINE_MAX], key[6 * CTL_LINE_MAX + 8], val[6 * CTL_LINE_MAX + 8];
+	char *value = strchr(line, '=');
+	int len;
+
+	if (value)
+		*value++ = '\0';
+	else
+		value = line + strlen(line);
+
+	if (!json) {
+		if (!strcmp(line, "lost")) {
+			fprintf(stderr, "lost %s events\n", value);
+			return 0;
+		}
+		/* An event's words as they are; a line of some later kind in full. */
+		if (!strcmp(line, "trace"))
+			len = snprintf(buf, sizeof(buf), "%s\n", value);
+		else
+			len = snprintf(buf, sizeof(buf), "%s=%s\n", line, value);
+	} else if (!strcmp(line, "trace")) {
+		len = ctlcli_trace_json(value, buf, sizeof(buf) - 1);
+		if (len >= 0)
+			buf[len++] = '\n';
+	} else {
+		/* {"lost":N}, and a line of some later kind as a one-key object. */
+		if (ctlcli_json_string(line, key, sizeof(key)) < 0 ||
+		    ctlcli_json_string(value, val, sizeof(val)) < 0)
+			return -ENOSPC;
+		len = snprintf(buf, sizeof(buf), "{%s:%s}\n", key,
+			       ctlcli_json_is_uint(value) ? value : val);
+	}
+	if (len < 0 || (size_t)len >= sizeof(buf))
+		return -ENOSPC;
+	return write_all(STDOUT_FILENO, buf, (size_t)len);
+}
+
+static int run_trace(const struct ctlcli *c)
+{
+	static char line[CTL_LINE_MAX];
+	size_t len = 0, i, n;
+	const char *d;
+	struct reply rep;
+	ssize_t got;
+	int fd = -1, r, ret;
+
+	signals_setup();
+	ret = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, &fd);
+	if (ret != EXIT_OK)
+		goto out;
+	d = rep.rest;
+	n = rep.rest_len;
+	for (;;) {
+		for (i = 0; i < n; i++) {
+			if (d[i] != '\n') {
+				if (len == sizeof(line) - 1) {
+					fprintf(stderr, "ipmodctl: a trace line from ipmodd is longer "
+							"than %d bytes\n", CTL_LINE_MAX);
+					ret = EXIT_FAIL;
+					goto out;
+				}
+				line[len++] = d[i];
+				continue;
+			}
+			line[len] = '\0';
+			len = 0;
+			r = trace_line(line);
+			if (r == -EINTR || r == -EPIPE)
+				goto out;
+			if (r < 0) {
+				fprintf(stderr, "ipmodctl: writing the trace: %s\n", strerror(-r));
+				ret = EXIT_FAIL;
+				goto out;
+			}
+		}
+		got = stream_read(fd, -1);
+		if (got == -EINTR)
+			break;
+		if (got < 0) {
+			fprintf(stderr, "ipmodctl: reading the trace: %s\n", strerror((int)-got));
+			ret = EXIT_FAIL;
+			goto out;
+		}
+		if (got == 0) {
+			fprintf(stderr, "ipmodctl: ipmodd ended the trace\n");
+			break;
+		}
+		d = chunk;
+		n = (size_t)got;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	reply_free(&rep);
+	return ret;
+}
+
+static int capture_open(const struct ctlcli *c)
+{
+	int fd;
+
+	if (!c->output || !strcmp(c->output, "-"))
+		return STDOUT_FILENO;
+	fd = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+	if (fd < 0) {
+		fd = negative_errno();
+		fprintf(stderr, "ipmodctl: cannot open %s: %s\n", c->output, strerror(-fd));
+	}
+	return fd;
+}
+
+/*
+ * Copy len bytes of pcapng to out, counting them.  Once interrupted, only the
+ * rest of the block in flight is copied, so that the output ends on a whole
+ * block.  Returns 0, 1 when stopped on a block boundary, or -errno (-EINTR:
+ * interrupted twice).
+ */
+static int capture_copy(struct pcapng_counter *pc, int out, const char *d, size_t len)
+{
+	size_t n = len;
+	ssize_t w;
+
+	if (interrupted)
+		for (n = 0; n < len && pcapng_counter_partial(pc) && !pc->err; n++)
+			pcapng_counter_feed(pc, d + n, 1);
+	else
+		pcapng_counter_feed(pc, d, len);
+	if (pc->err)
+		return pc->err;
+	while (n) {
+		w = write(out, d, n);
+		if (w < 0 && errno == EINTR) {
+			if (interrupted > 1)
+				return -EINTR;
+			continue;
+		}
+		if (w < 0)
+			return negative_errno();
+		d += w;
+		n -= (size_t)w;
+	}
+	return interrupted && !pcapng_counter_partial(pc);
+}
+
+static int run_capture(const struct ctlcli *c)
+{
+	const char *where = c->output && strcmp(c->output, "-") ? c->output : "standard output";
+	struct pcapng_counter pc;
+	struct reply rep;
+	sigset_t saved;
+	const char *d;
+	ssize_t got;
+	size_t n;
+	int fd = -1, out = -1, ret, r;
+
+	pcapng_counter_init(&pc);
+	signals_setup();
+	ret = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, &fd);
+	if (ret != EXIT_OK)
+		goto out;
+	/* Only now: a refused capture leaves an existing file alone. */
+	out = capture_open(c);
+	if (out < 0) {
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	d = rep.rest;
+	n = rep.rest_len;
+	for (;;) {
+		/* A write to a reader that stopped reading must not hold off ^C. */
+		sigprocmask(SIG_SETMASK, &wait_mask, &saved);
+		r = capture_copy(&pc, out, d, n);
+		sigprocmask(SIG_SETMASK, &saved, NULL);
+		if (r == 1 || r == -EINTR || r == -EPIPE)
+			break;
+		if (r == -EBADMSG) {
+			fprintf(stderr, "ipmodctl: malformed pcapng from ipmodd near byte %" PRIu64
+					": %s\n", pc.offset, pc.why);
+			ret = EXIT_FAIL;
+			break;
+		}
+		if (r < 0) {
+			fprintf(stderr, "ipmodctl: writing to %s: %s\n", where, strerror(-r));
+			ret = EXIT_FAIL;
+			break;
+		}
+		if (interrupted > 1)
+			break;
+		/* Once interrupted, the rest of a block has a moment to arrive. */
+		got = stream_read(fd, interrupted ? BLOCK_GRACE_MS : -1);
+		if (got == -EINTR && interrupted < 2) {
+			n = 0;
+			continue;
+		}
+		if (got == -EINTR || got == -ETIMEDOUT)
+			break;
+		if (got < 0) {
+			fprintf(stderr, "ipmodctl: reading the capture: %s\n", strerror((int)-got));
+			ret = EXIT_FAIL;
+			break;
+		}
+		if (got == 0) {
+			if (pcapng_counter_partial(&pc)) {
+				fprintf(stderr, "ipmodctl: ipmodd ended the capture in the middle of "
+						"a block\n");
+				ret = EXIT_FAIL;
+			}
+			break;
+		}
+		d = chunk;
+		n = (size_t)got;
+	}
+	if (out != STDOUT_FILENO && close(out) < 0) {
+		fprintf(stderr, "ipmodctl: writing to %s: %s\n", where, strerror(errno));
+		ret = EXIT_FAIL;
+	}
+	if (json)
+		fprintf(stderr, "{\"packets\":%" PRIu64 ",\"lost\":%" PRIu64 "}\n", pc.packets,
+			pc.dropped);
+	else
+		fprintf(stderr, "%" PRIu64 " packet%s captured, %" PRIu64 " lost\n", pc.packets,
+			pc.packets == 1 ? "" : "s", pc.dropped);
+out:
+	if (fd >= 0)
+		close(fd);
+	reply_free(&rep);
+	return ret;
 }
 
 int main(int argc, char **argv)
 {
-	char *status_argv[] = { "status", NULL }, *command;
-	int exit_code, i, n;
-	size_t j;
+	static struct ctlcli c;
+	unsigned int flags = isatty(STDOUT_FILENO) ? CTLCLI_STDOUT_TTY : 0;
+	char err[256];
+	int r;
 
-	i = parse_options(argc, argv, &exit_code);
-	if (i < 0)
-		return exit_code;
-	argc -= i;
-	argv += i;
-	if (argc == 0) {
-		argc = 1;
-		argv = status_argv;
+	r = ctlcli_parse(argc, argv, flags, &c, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ipmodctl: %s\n", err);
+		if (c.sub && c.sub->cmd != CTLCLI_HELP)
+			usage_line(stderr, c.sub);
+		else
+			fprintf(stderr, "Try 'ipmodctl help'.\n");
+		return EXIT_USAGE;
 	}
-	/* Options after the command: getopt skips argv[0] and names it in errors. */
-	command = argv[0];
-	argv[0] = "ipmodctl";
-	n = parse_options(argc, argv, &exit_code);
-	argv[0] = command;
-	if (n < 0)
-		return exit_code;
-	if (n != 1) {
-		/* getopt permuted nothing ("+"), so the options sat right after the command. */
-		memmove(argv + 1, argv + n, (size_t)(argc - n + 1) * sizeof(*argv));
-		argc -= n - 1;
-	}
+	if (c.socket)
+		socket_path = c.socket;
+	json = c.json;
 
-	for (j = 0; j < ARRAY_SIZE(subcommands); j++)
-		if (strcmp(argv[0], subcommands[j].name) == 0)
-			return subcommands[j].main(argc, argv);
-	fprintf(stderr, "ipmodctl: unknown command '%s'\n", argv[0]);
-	usage(stderr);
-	return EXIT_USAGE;
+	switch (c.cmd) {
+	case CTLCLI_STATUS:
+		r = run_status(&c);
+		break;
+	case CTLCLI_RULES:
+		r = run_rules(&c);
+		break;
+	case CTLCLI_SAVE:
+		r = run_save(&c);
+		break;
+	case CTLCLI_ADD:
+	case CTLCLI_DEL:
+	case CTLCLI_REPLACE:
+	case CTLCLI_FLUSH:
+	case CTLCLI_RELOAD:
+	case CTLCLI_RESET:
+		r = run_change(&c);
+		break;
+	case CTLCLI_TRACE:
+		r = run_trace(&c);
+		break;
+	case CTLCLI_CAPTURE:
+		r = run_capture(&c);
+		break;
+	case CTLCLI_VERSION:
+		printf("ipmodctl %s\n", PACKAGE_VERSION);
+		r = EXIT_OK;
+		break;
+	case CTLCLI_HELP:
+		if (c.topic)
+			usage_topic(stdout, c.topic);
+		else
+			usage(stdout);
+		r = EXIT_OK;
+		break;
+	default:
+		r = EXIT_FAIL;
+		break;
+	}
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "ipmodctl: writing the output: %s\n", strerror(errno));
+		return EXIT_FAIL;
+	}
+	return r;
 }
