@@ -370,7 +370,8 @@ uint32_t impair_flow_held(struct impair_flow *f, uint64_t now_ns)
 void impair_decide(struct impair_flow *f, const struct rule_impair *cfg, struct impair_rng *g,
 		   uint64_t now_ns, size_t len, struct impair_result *ret)
 {
-	bool holds = f->held && (cfg->flags & (RULE_I_DELAY | RULE_I_RATE));
+	/* A flow not initialized for cfg has limit 0: what it would hold is dropped, never sent early. */
+	bool holds = cfg->flags & (RULE_I_DELAY | RULE_I_RATE);
 	unsigned int n = 1;
 
 	memset(ret, 0, sizeof(*ret));

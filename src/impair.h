@@ -204,7 +204,8 @@ struct impair_result {
  * 4. corrupt: with that probability the first copy that survived is marked.
  * Draws happen only for keys the rule has: one for duplicate, one or two
  * for loss, per copy one for reorder plus the delay's, one for corrupt.
- * Copies are listed in order; copy 0 is the original.
+ * Copies are listed in order; copy 0 is the original.  A flow that was not
+ * initialized for cfg (zeroed) drops every copy it would hold.
  */
 void impair_decide(struct impair_flow *f, const struct rule_impair *cfg, struct impair_rng *g,
 		   uint64_t now_ns, size_t len, struct impair_result *ret);

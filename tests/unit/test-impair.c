@@ -641,6 +641,13 @@ static void test_decide(void)
 		ok(sum_at[0] == sum_at[1], "the same seed gives the same departures");
 	}
 
+	/* A flow never initialized for its rule drops what it would hold, never sends it early. */
+	r = rule_of("delay=10");
+	memset(&f, 0, sizeof(f));
+	impair_decide(&f, &r->impair, &g, T0, 100, &res);
+	ok(res.n == 0 && f.cnt.dropped_limit == 1, "uninitialized flow: dropped, not sent undelayed");
+	rule_free(r);
+
 	{
 		struct rule_impair bad = { .flags = RULE_I_DELAY, .delay_us = 1000 };
 
