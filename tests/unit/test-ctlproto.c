@@ -670,7 +670,7 @@ static void test_server_basic(sd_event *e, const char *group, gid_t gid)
 		if (send(fd, "get=status\necho=split\n\n", k, MSG_NOSIGNAL) != (ssize_t)k)
 			bad++;
 		spin(e, 2);
-		send_str(fd, "get=status\necho=split\n\n" + k);
+		send_str(fd, &"get=status\necho=split\n\n"[k]);
 		if (!status_reply(e, fd, "split"))
 			bad++;
 		close(fd);
