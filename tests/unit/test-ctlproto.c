@@ -937,6 +937,676 @@ static void test_server_privilege(sd_event *e, const char *group, gid_t gid)
 	control_free(c);
 }
 
+/* ---- streams ------------------------------------------------------------- */
+
+#define STREAMS_TEST_MAX (CONTROL_STREAMS_MAX + 4)
+#define STREAM_WRITES_MAX 8
+
+struct sstate;
+
+/* One stream as its owner (the daemon's tap) sees it. */
+struct tstream {
+	struct sstate *st;
+	struct control_client *cl;	/* NULL once closed() ran */
+	int closed;			/* closed() calls */
+	uint64_t pos;			/* pattern bytes queued so far */
+	int wr[STREAM_WRITES_MAX];	/* results of the handler's writes= */
+};
+
+struct sstate {
+	struct hstate h;
+	struct tstream s[STREAMS_TEST_MAX];
+	int n;				/* streams started */
+	int second_start;		/* control_stream_start() again, with twice=1 */
+	int peek_fd;			/* a client socket closed() peeks at, -1 none */
+	ssize_t peeked;			/* what it found: -1 nothing to read yet */
+};
+
+/* The stream's byte at pos: no short period, so a lost or repeated chunk shows. */
+static uint8_t pat(uint64_t pos)
+{
+	return (uint8_t)((pos * 2654435761u) >> 11 ^ pos >> 9);
+}
+
+static bool pattern_ok(const uint8_t *b, size_t len, uint64_t start)
+{
+	for (size_t i = 0; i < len; i++)
+		if (b[i] != pat(start + i)) {
+			diag("stream byte %" PRIu64 " is 0x%02x, want 0x%02x", start + i, b[i],
+			     pat(start + i));
+			return false;
+		}
+	return true;
+}
+
+/* Queue the next len pattern bytes; the position moves only when they are taken. */
+static int swrite(struct tstream *t, size_t len)
+{
+	static uint8_t chunk[1 << 17];
+	int r;
+
+	if (len > sizeof(chunk) || !t->cl)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		chunk[i] = pat(t->pos + i);
+	r = control_stream_write(t->cl, chunk, len);
+	if (r == 0)
+		t->pos += len;
+	return r;
+}
+
+static void on_stream_closed(void *userdata)
+{
+	struct tstream *t = userdata;
+	char c;
+
+	t->closed++;
+	t->cl = NULL;
+	if (t->st->peek_fd >= 0)
+		t->st->peeked = recv(t->st->peek_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+}
+
+/*
+ * "stream=N": start a stream and queue N pattern bytes before the reply.
+ * buf=SIZE its ring; writes=A,B,...: queue these sizes too, keeping each
+ * result; pad=BYTES: that much of reply lines; twice=1: start it again;
+ * end=1: end it at once; fail=1: fail after starting it.
+ */
+static int stream_handler(void *userdata, struct control_client *cl,
+			  const struct ctl_request *req, bool privileged, struct ctl_reply *reply)
+{
+	struct sstate *st = userdata;
+	struct tstream *t;
+	const char *v;
+	size_t bufsize = 65536, n;
+	int r;
+
+	if (strcmp(req->command, "stream") != 0)
+		return handler(&st->h, cl, req, privileged, reply);
+	st->h.calls++;
+	if (st->n >= STREAMS_TEST_MAX)
+		return -ENOSPC;
+	t = &st->s[st->n];
+	memset(t, 0, sizeof(*t));
+	t->st = st;
+	v = ctl_pairs_get(req->pairs, req->n, "buf");
+	if (v)
+		bufsize = strtoul(v, NULL, 10);
+	r = control_stream_start(cl, bufsize, on_stream_closed, t);
+	if (r < 0)
+		return r;
+	st->n++;
+	t->cl = cl;
+	if (ctl_pairs_get(req->pairs, req->n, "twice"))
+		st->second_start = control_stream_start(cl, bufsize, on_stream_closed, t);
+	v = ctl_pairs_get(req->pairs, req->n, "pad");
+	for (n = v ? strtoul(v, NULL, 10) : 0; n >= 1000; n -= 1000)
+		ctl_reply_addf(reply, "pad", "%0995d", 0);	/* "pad=" 995 '\n': 1000 bytes */
+	n = strtoul(req->arg, NULL, 10);
+	if (n)
+		swrite(t, n);
+	v = ctl_pairs_get(req->pairs, req->n, "writes");
+	for (int i = 0; v && *v && i < STREAM_WRITES_MAX; i++) {
+		char *end;
+
+		t->wr[i] = swrite(t, strtoul(v, &end, 10));
+		v = *end == ',' ? end + 1 : end;
+	}
+	if (ctl_pairs_get(req->pairs, req->n, "fail"))
+		return ctl_reply_error(reply, -EIO, "failed on purpose");
+	if (ctl_pairs_get(req->pairs, req->n, "end"))
+		control_stream_end(cl);
+	return 0;
+}
+
+/* What a client received on a stream connection. */
+struct sreader {
+	int fd;
+	uint8_t *buf;
+	size_t len, cap;
+	bool eof;
+	int err;			/* errno of a failed recv */
+};
+
+static void sr_open(struct sreader *r, const char *request)
+{
+	memset(r, 0, sizeof(*r));
+	r->cap = 16 << 20;
+	r->buf = malloc(r->cap);
+	r->fd = client_connect(sock_path);
+	if (r->fd < 0 || !r->buf) {
+		diag("stream client: %d", r->fd);
+		r->err = EIO;
+		return;
+	}
+	if (request)
+		send_str(r->fd, request);
+}
+
+static void sr_close(struct sreader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	free(r->buf);
+	r->buf = NULL;
+}
+
+/* Take what the socket holds now. */
+static void sr_recv(struct sreader *r)
+{
+	ssize_t n;
+
+	while (r->fd >= 0 && !r->eof && !r->err && r->len < r->cap) {
+		n = recv(r->fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
+		if (n > 0) {
+			r->len += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			r->eof = true;
+		else if (errno != EAGAIN)
+			r->err = errno;
+		break;
+	}
+}
+
+/* Run the loop and read until want bytes, the end of the stream or ms. */
+static bool sr_until(sd_event *e, struct sreader *r, size_t want, int ms)
+{
+	long long end = ms_now() + ms;
+
+	sr_recv(r);
+	while (r->len < want && !r->eof && !r->err && ms_now() < end) {
+		sd_event_run(e, 1000);
+		sr_recv(r);
+	}
+	return r->len >= want;
+}
+
+/* Read to the end of the stream (EOF), for at most ms. */
+static bool sr_until_eof(sd_event *e, struct sreader *r, int ms)
+{
+	sr_until(e, r, SIZE_MAX, ms);
+	return r->eof;
+}
+
+/* Length of the reply at the start of what was read (0: not all there); its errno. */
+static size_t sr_reply(struct sreader *r, int *errnum)
+{
+	struct ctl_response resp;
+	struct ctl_parser p;
+	size_t used;
+
+	*errnum = -1;
+	rep_parser(&p);
+	if (ctl_parser_feed(&p, r->buf, r->len, &used) != 1 ||
+	    ctl_parser_response(&p, &resp) < 0)
+		return 0;
+	*errnum = resp.errnum;
+	return used;
+}
+
+/* Open a stream client and read its reply: 0 errno=0 came (and nothing else yet), else -1. */
+static int sr_start(sd_event *e, struct sreader *r, const char *request)
+{
+	int errnum;
+	size_t n;
+
+	sr_open(r, request);
+	sr_until(e, r, 9, 2000);
+	n = sr_reply(r, &errnum);
+	if (n != 9 || errnum != 0 || memcmp(r->buf, "errno=0\n\n", 9) != 0) {
+		diag("stream reply: %zu bytes, errno %d: %.*s", n, errnum, (int)r->len,
+		     (const char *)r->buf);
+		return -1;
+	}
+	return 0;
+}
+
+/* Loop iterations that dispatched something in ms: a loop with nothing to do sleeps. */
+static int busy_dispatches(sd_event *e, int ms)
+{
+	long long end = ms_now() + ms;
+	int n = 0;
+
+	while (ms_now() < end)
+		if (sd_event_run(e, 20000) > 0)
+			n++;
+	return n;
+}
+
+static struct control *stream_server(sd_event *e, struct sstate *st)
+{
+	struct control *c = NULL;
+
+	memset(st, 0, sizeof(*st));
+	st->peek_fd = -1;
+	if (control_new(e, sock_path, NULL, 0660, stream_handler, st, &c) < 0) {
+		ok(0, "control_new");
+		return NULL;
+	}
+	return c;
+}
+
+static void test_stream_basic(sd_event *e)
+{
+	struct sstate st;
+	struct sreader r, q;
+	struct control *c = stream_server(e, &st);
+	struct tstream *t = &st.s[0];
+
+	if (!c)
+		return;
+	sr_open(&r, "stream=1000\n\n");
+	sr_until(e, &r, 9 + 1000, 2000);
+	ok(r.len == 9 + 1000 && memcmp(r.buf, "errno=0\n\n", 9) == 0,
+	   "the reply errno=0 comes first (%zu bytes)", r.len);
+	ok(r.len >= 9 + 1000 && pattern_ok(r.buf + 9, 1000, 0),
+	   "then the 1000 bytes queued by the handler");
+	is_int(control_streams(c), 1, "one stream");
+	is_int(t->closed, 0, "not closed");
+
+	is_int(swrite(t, 5000), 0, "5000 bytes queued from outside the handler");
+	sr_until(e, &r, 9 + 6000, 2000);
+	ok(r.len == 9 + 6000 && pattern_ok(r.buf + 9, 6000, 0), "they arrive in order");
+	is_int(swrite(t, 0), 0, "an empty write is fine");
+
+	/* Requests on a stream are not answered, and do not disturb it. */
+	send_str(r.fd, "get=status\n\n");
+	spin(e, 20);
+	is_int(swrite(t, 300), 0, "more after the client sent a request");
+	sr_until(e, &r, 9 + 6300, 2000);
+	spin(e, 20);
+	sr_recv(&r);
+	ok(r.len == 9 + 6300 && pattern_ok(r.buf + 9, 6300, 0),
+	   "the stream goes on, no reply in it");
+	is_int(st.h.calls, 1, "the handler saw the stream request only");
+
+	/* Another client is served meanwhile. */
+	sr_open(&q, "get=status\n\n");
+	ok(status_reply(e, q.fd, NULL), "a second client gets its status");
+	sr_close(&q);
+
+	sr_close(&r);
+	spin(e, 30);
+	is_int(t->closed, 1, "client hang-up: closed() called");
+	is_int(control_streams(c), 0, "no stream left");
+	is_int(control_clients(c), 0, "no client left");
+	spin(e, 20);
+	is_int(t->closed, 1, "closed() called once");
+	control_free(c);
+	is_int(t->closed, 1, "and not again by control_free");
+}
+
+/* Whole writes or nothing, in the handler before the reply is even out. */
+static void test_stream_whole(sd_event *e)
+{
+	struct sstate st;
+	struct sreader r;
+	struct control *c = stream_server(e, &st);
+	struct tstream *t = &st.s[0];
+
+	if (!c)
+		return;
+	sr_open(&r, "stream=0\nbuf=4096\nwrites=4000,97,96,1,0\n\n");
+	sr_until(e, &r, 9 + 4096, 2000);
+	ok(t->wr[0] == 0 && t->wr[1] == -ENOBUFS && t->wr[2] == 0 && t->wr[3] == -ENOBUFS &&
+	   t->wr[4] == 0, "ring of 4096: 4000 taken, 97 refused, 96 taken, 1 refused, 0 taken "
+	   "(%d %d %d %d %d)", t->wr[0], t->wr[1], t->wr[2], t->wr[3], t->wr[4]);
+	ok(r.len == 9 + 4096 && memcmp(r.buf, "errno=0\n\n", 9) == 0 &&
+	   pattern_ok(r.buf + 9, 4096, 0), "the client gets the reply and exactly those 4096 bytes");
+	is_int(swrite(t, 4097), -ENOBUFS, "more than the ring: -ENOBUFS");
+	is_int(swrite(t, 4096), 0, "the whole ring once it drained");
+	sr_until(e, &r, 9 + 8192, 2000);
+	ok(r.len == 9 + 8192 && pattern_ok(r.buf + 9, 8192, 0), "and it arrives");
+	sr_close(&r);
+	control_free(c);
+	is_int(t->closed, 1, "closed() once");
+}
+
+/* Far more than the ring, in sizes that make the ring wrap at every offset. */
+static void test_stream_wrap(sd_event *e)
+{
+	const uint64_t total = 4 << 20;
+	struct sstate st;
+	struct sreader r;
+	struct control *c = stream_server(e, &st);
+	struct tstream *t = &st.s[0];
+	long long end = ms_now() + 20000;
+	unsigned int i = 0, refused = 0;
+	int rc;
+
+	if (!c)
+		return;
+	if (sr_start(e, &r, "stream=0\nbuf=4099\n\n") < 0) {
+		ok(0, "stream started");
+		goto out;
+	}
+	while (t->pos < total && ms_now() < end) {
+		size_t len = 1 + (i * 337) % 1500;
+
+		rc = swrite(t, len);
+		if (rc == 0) {
+			i++;
+		} else {
+			refused++;
+			sd_event_run(e, 0);
+			sr_recv(&r);
+		}
+		if (rc < 0 && rc != -ENOBUFS)
+			break;
+	}
+	sr_until(e, &r, 9 + t->pos, 5000);
+	ok(t->pos >= total, "%" PRIu64 " bytes in %u writes through a ring of 4099 (%u refused)",
+	   t->pos, i, refused);
+	ok(refused > 0, "the ring was full at times");
+	ok(r.len == 9 + t->pos && pattern_ok(r.buf + 9, t->pos, 0),
+	   "every byte arrives, in order (%zu of %" PRIu64 ")", r.len - 9, t->pos);
+out:
+	sr_close(&r);
+	control_free(c);
+}
+
+/* A client that does not read: writes are refused, nothing blocks, others are served. */
+static void test_stream_slow(sd_event *e)
+{
+	struct sstate st;
+	struct sreader r, q;
+	struct control *c = stream_server(e, &st);
+	struct tstream *t = &st.s[0];
+	long long t0, slowest = 0;
+	unsigned int refused = 0, taken = 0;
+
+	if (!c)
+		return;
+	if (sr_start(e, &r, "stream=0\nbuf=65536\n\n") < 0) {
+		ok(0, "stream started");
+		goto out;
+	}
+	/* Until 200 writes in a row were refused, the loop running between them. */
+	t0 = ms_now();
+	while (refused < 200 && t->pos < (256 << 20)) {
+		long long w0 = ms_now();
+		int rc = swrite(t, 4096);
+
+		if (ms_now() - w0 > slowest)
+			slowest = ms_now() - w0;
+		if (rc == 0) {
+			taken++;
+			refused = 0;
+		} else if (rc == -ENOBUFS) {
+			refused++;
+		} else {
+			diag("write: %d", rc);
+			break;
+		}
+		sd_event_run(e, 0);
+	}
+	is_int(refused, 200, "a client that does not read: -ENOBUFS (after %" PRIu64
+	       " bytes taken)", t->pos);
+	ok(slowest < 50 && ms_now() - t0 < 5000, "no write blocked (slowest %lld ms)", slowest);
+	ok(t->pos >= 65536, "the ring and the socket buffer were filled first");
+
+	sr_open(&q, "get=status\n\n");
+	ok(status_reply(e, q.fd, NULL), "meanwhile another client gets its status");
+	sr_close(&q);
+	is_int(t->closed, 0, "the slow stream is still open");
+
+	sr_until(e, &r, 9 + t->pos, 5000);
+	ok(r.len == 9 + t->pos && pattern_ok(r.buf + 9, t->pos, 0),
+	   "once it reads, it gets every byte that was taken, in order");
+	is_int(swrite(t, 4096), 0, "and writes are taken again");
+	sr_until(e, &r, 9 + t->pos, 2000);
+	ok(r.len == 9 + t->pos, "and arrive");
+out:
+	sr_close(&r);
+	control_free(c);
+}
+
+static void test_stream_end(sd_event *e)
+{
+	struct sstate st;
+	struct sreader r;
+	struct control *c = stream_server(e, &st);
+	struct tstream *t = &st.s[0];
+	int refused = 0;
+
+	if (!c)
+		return;
+	if (sr_start(e, &r, "stream=0\n\n") < 0) {
+		ok(0, "stream started");
+		goto out;
+	}
+	while (refused < 50 && t->pos < (256 << 20)) {
+		if (swrite(t, 8192) == -ENOBUFS)
+			refused++;
+		sd_event_run(e, 0);
+	}
+	control_stream_end(t->cl);
+	is_int(control_stream_write(t->cl, "x", 1), -EPIPE, "write after end: -EPIPE");
+	spin(e, 50);
+	is_int(t->closed, 0, "ended with bytes queued: not closed while they wait");
+	is_int(control_clients(c), 1, "the client stays");
+	ok(sr_until_eof(e, &r, 5000), "the client reads to EOF");
+	ok(!r.err && r.len == 9 + t->pos && pattern_ok(r.buf + 9, t->pos, 0),
+	   "after every one of the %" PRIu64 " bytes", t->pos);
+	spin(e, 10);
+	is_int(t->closed, 1, "closed() once it is all sent");
+	is_int(control_streams(c), 0, "no stream left");
+	sr_close(&r);
+
+	/* Ended by the handler, before the reply is out. */
+	sr_open(&r, "stream=777\nend=1\n\n");
+	ok(sr_until_eof(e, &r, 2000), "stream ended in its handler: EOF");
+	ok(r.len == 9 + 777 && !memcmp(r.buf, "errno=0\n\n", 9) && pattern_ok(r.buf + 9, 777, 0),
+	   "after the reply and the 777 bytes");
+	spin(e, 10);
+	is_int(st.s[1].closed, 1, "closed() once");
+	sr_close(&r);
+
+	/* Ended with nothing queued. */
+	if (sr_start(e, &r, "stream=0\n\n") == 0) {
+		control_stream_end(st.s[2].cl);
+		ok(sr_until_eof(e, &r, 2000) && r.len == 9, "ended with an empty ring: EOF at once");
+		spin(e, 10);
+		is_int(st.s[2].closed, 1, "closed() once");
+	} else {
+		ok(0, "stream started");
+	}
+out:
+	sr_close(&r);
+	control_free(c);
+}
+
+static void test_stream_close_paths(sd_event *e)
+{
+	struct sstate st;
+	struct sreader r[3], q;
+	struct control *c = stream_server(e, &st);
+	const char *text;
+	int n = 0;
+
+	if (!c)
+		return;
+	/* A handler error after control_stream_start() cancels the stream. */
+	sr_open(&q, NULL);
+	st.peek_fd = q.fd;
+	st.peeked = 99;
+	send_str(q.fd, "stream=100\nfail=1\n\n");
+	is_int(error_reply(e, q.fd, &text), EIO, "handler error after starting: errno=EIO");
+	is_str(text, "failed on purpose", "with its text");
+	is_int(st.s[0].closed, 1, "the stream was cancelled: closed() once");
+	ok(st.peeked < 0, "before the error reply went out");
+	is_int(control_streams(c), 0, "no stream counted");
+	st.peek_fd = -1;
+	send_str(q.fd, "get=status\n\n");
+	ok(status_reply(e, q.fd, NULL), "the connection is an ordinary one again");
+	spin(e, 10);
+	is_int(st.s[0].closed, 1, "closed() not called again");
+	sr_close(&q);
+
+	/* Started twice. */
+	if (sr_start(e, &q, "stream=0\ntwice=1\n\n") == 0)
+		is_int(st.second_start, -EALREADY, "a second start on a stream: -EALREADY");
+	else
+		ok(0, "stream started");
+	sr_close(&q);
+	spin(e, 20);
+	is_int(st.s[1].closed, 1, "closed() once for it too");
+
+	/* control_free() with live streams, one with bytes queued. */
+	for (int i = 0; i < 3; i++)
+		n += sr_start(e, &r[i], "stream=0\n\n") == 0;
+	is_int(n, 3, "3 streams");
+	swrite(&st.s[3], 1000);
+	control_free(c);
+	ok(st.n == 5 && st.s[2].closed == 1 && st.s[3].closed == 1 && st.s[4].closed == 1,
+	   "control_free: closed() once for each live stream");
+	for (int i = 0; i < 3; i++) {
+		sr_until(NULL, &r[i], SIZE_MAX, 0);
+		if (!r[i].eof && r[i].err != ECONNRESET)
+			n--;
+		sr_close(&r[i]);
+	}
+	is_int(n, 3, "their clients see the hang-up");
+}
+
+/* A client that shut down its writing side still gets the stream. */
+static void test_stream_half_close(sd_event *e)
+{
+	struct sstate st;
+	struct sreader r;
+	struct control *c = stream_server(e, &st);
+	struct tstream *t = &st.s[0];
+	int busy;
+
+	if (!c)
+		return;
+	if (sr_start(e, &r, "stream=0\n\n") < 0) {
+		ok(0, "stream started");
+		goto out;
+	}
+	shutdown(r.fd, SHUT_WR);
+	spin(e, 50);
+	is_int(t->closed, 0, "shutdown(SHUT_WR): the stream stays");
+	is_int(control_clients(c), 1, "and so does the client");
+	busy = busy_dispatches(e, 200);
+	ok(busy <= 2, "the loop sleeps (%d wake-ups in 200 ms)", busy);
+	is_int(swrite(t, 20000), 0, "20000 bytes queued");
+	sr_until(e, &r, 9 + 20000, 2000);
+	ok(r.len == 9 + 20000 && pattern_ok(r.buf + 9, 20000, 0), "and received");
+	sr_close(&r);
+	spin(e, 30);
+	is_int(t->closed, 1, "closing it then ends the stream");
+out:
+	sr_close(&r);
+	control_free(c);
+}
+
+static void test_stream_limit(sd_event *e)
+{
+	struct sstate st;
+	struct sreader r[CONTROL_STREAMS_MAX + 1];
+	struct control *c = stream_server(e, &st);
+	const char *text;
+	int n = 0;
+
+	if (!c)
+		return;
+	for (int i = 0; i < CONTROL_STREAMS_MAX; i++)
+		n += sr_start(e, &r[i], "stream=0\n\n") == 0;
+	is_int(n, CONTROL_STREAMS_MAX, "%d streams started", CONTROL_STREAMS_MAX);
+	is_int(control_streams(c), CONTROL_STREAMS_MAX, "%d counted", CONTROL_STREAMS_MAX);
+	sr_open(&r[CONTROL_STREAMS_MAX], "stream=0\n\n");
+	is_int(error_reply(e, r[CONTROL_STREAMS_MAX].fd, &text), EBUSY,
+	       "one more: errno=EBUSY");
+	is_int(control_streams(c), CONTROL_STREAMS_MAX, "still %d", CONTROL_STREAMS_MAX);
+	send_str(r[CONTROL_STREAMS_MAX].fd, "get=status\n\n");
+	ok(status_reply(e, r[CONTROL_STREAMS_MAX].fd, NULL), "that client can still ask for status");
+	sr_close(&r[CONTROL_STREAMS_MAX]);
+	sr_close(&r[3]);
+	spin(e, 30);
+	is_int(control_streams(c), CONTROL_STREAMS_MAX - 1, "one closed: %d",
+	       CONTROL_STREAMS_MAX - 1);
+	ok(sr_start(e, &r[3], "stream=0\n\n") == 0, "and a new one is accepted");
+	is_int(control_streams(c), CONTROL_STREAMS_MAX, "%d again", CONTROL_STREAMS_MAX);
+	for (int i = 0; i < CONTROL_STREAMS_MAX; i++)
+		sr_close(&r[i]);
+	spin(e, 30);
+	is_int(control_streams(c), 0, "all closed");
+	n = 0;
+	for (int i = 0; i < st.n; i++)
+		n += st.s[i].closed == 1;
+	is_int(n, CONTROL_STREAMS_MAX + 1, "closed() once for each of the %d", st.n);
+	control_free(c);
+}
+
+/* The idle timeout closes silent clients, never a stream's. */
+static void test_stream_idle(sd_event *e)
+{
+	struct sstate st;
+	struct sreader r, q;
+	struct control *c = stream_server(e, &st);
+	struct tstream *t = &st.s[0];
+
+	if (!c)
+		return;
+	control_set_idle_timeout(c, 100000);
+	if (sr_start(e, &r, "stream=0\n\n") < 0) {
+		ok(0, "stream started");
+		goto out;
+	}
+	sr_open(&q, NULL);
+	spin(e, 400);
+	is_int(control_clients(c), 1, "after 4 idle timeouts only the stream client is left");
+	is_int(t->closed, 0, "the stream is open");
+	is_int(swrite(t, 100), 0, "and takes bytes");
+	sr_until(e, &r, 9 + 100, 2000);
+	ok(r.len == 9 + 100 && !r.eof, "which arrive");
+	sr_close(&q);
+out:
+	sr_close(&r);
+	control_free(c);
+}
+
+/*
+ * A reply too large for the socket buffer goes out in pieces before the
+ * stream starts: its bytes still come first, and once all is sent the
+ * loop has nothing to do.
+ */
+static void test_stream_large_reply(sd_event *e)
+{
+	struct sstate st;
+	struct sreader r;
+	struct control *c = stream_server(e, &st);
+	struct tstream *t = &st.s[0];
+	size_t n;
+	int errnum, busy;
+
+	if (!c)
+		return;
+	sr_open(&r, "stream=3000\npad=2000000\n\n");
+	spin(e, 50);	/* the reply fills the socket buffer */
+	sr_until(e, &r, 2000000 + 9 + 3000, 5000);
+	n = sr_reply(&r, &errnum);
+	ok(n == 2000000 + 9 && errnum == 0, "a reply of 2000 lines, errno=0 (%zu bytes)", n);
+	ok(r.len == n + 3000 && pattern_ok(r.buf + n, 3000, 0),
+	   "then the 3000 stream bytes queued by the handler");
+	spin(e, 20);
+	busy = busy_dispatches(e, 200);
+	ok(busy <= 2, "then the loop sleeps (%d wake-ups in 200 ms)", busy);
+	is_int(swrite(t, 5000), 0, "5000 more bytes queued");
+	sr_until(e, &r, n + 8000, 2000);
+	ok(r.len == n + 8000 && pattern_ok(r.buf + n, 8000, 0), "and received");
+	busy = busy_dispatches(e, 200);
+	ok(busy <= 2, "and the loop sleeps again (%d wake-ups in 200 ms)", busy);
+	sr_close(&r);
+	spin(e, 20);
+	is_int(t->closed, 1, "closed() once");
+	control_free(c);
+}
+
 int main(void)
 {
 	const char *group;
@@ -963,6 +1633,16 @@ int main(void)
 	test_server_limits(e);
 	test_server_socket_file(e);
 	test_server_privilege(e, group, gid);
+	test_stream_basic(e);
+	test_stream_whole(e);
+	test_stream_wrap(e);
+	test_stream_slow(e);
+	test_stream_end(e);
+	test_stream_close_paths(e);
+	test_stream_half_close(e);
+	test_stream_limit(e);
+	test_stream_idle(e);
+	test_stream_large_reply(e);
 
 	unlink(sock_path);
 	snprintf(sock_path, sizeof(sock_path), "%s/run", tmpdir);
