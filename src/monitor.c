@@ -68,6 +68,8 @@ static int set_rule_name(struct monitor_opts *o, const char *name, char *err, si
 static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, char *err,
 		       size_t errlen)
 {
+	static const char only_matches[] =
+		"trace filter: only match keys are allowed (no name=, probability=, actions or verdicts)";
 	struct rule_kv kv[RULE_KV_MAX];
 	char msg[256], words[RULE_FORMAT_MAX];
 	size_t n = 0, badi;
@@ -82,22 +84,26 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 				return r;
 			continue;
 		}
-		if (n == ARRAY_SIZE(kv))
-			return bad(err, errlen, "too many filter keys (at most %d)", RULE_KV_MAX);
+		if (strcmp(pr->key, "verdict") == 0)
+			return bad(err, errlen, "%s", only_matches);
+		if (n == ARRAY_SIZE(kv) - 1)
+			return bad(err, errlen, "too many filter keys (at most %d)", RULE_KV_MAX - 1);
 		kv[n++] = (struct rule_kv){ pr->key, pr->value };
 	}
 	if (n == 0)
 		return 0;
+	/* A rule must do something: the filter is parsed as an accepting rule. */
+	kv[n++] = (struct rule_kv){ "verdict", "accept" };
 	r = rule_parse(kv, n, &o->filter, &badi, msg, sizeof(msg));
 	if (r < 0)
 		return r == -EINVAL ? bad(err, errlen, "trace filter: %s", msg) : r;
 	/* A filter only selects: actions, verdicts and probability make no sense. */
-	if (rule_format_actions(o->filter, words, sizeof(words)) != 0 ||
+	if (rule_format_actions(o->filter, words, sizeof(words)) < 0 ||
+	    strcmp(words, "verdict=accept") != 0 ||
 	    (o->filter->m.flags & RULE_M_PROBABILITY) || rule_name(o->filter)[0]) {
 		rule_free(o->filter);
 		o->filter = NULL;
-		return bad(err, errlen,
-			   "trace filter: only match keys are allowed (no name=, probability=, actions or verdicts)");
+		return bad(err, errlen, "%s", only_matches);
 	}
 	return 0;
 }
