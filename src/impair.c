@@ -549,16 +549,20 @@ int impair_queue_pop(struct impair_queue *q, uint64_t now_ns, struct impair_item
 	return 1;
 }
 
-/* Drop the entries of owner (all of them when all), then restore the heap. */
-static size_t queue_flush(struct impair_queue *q, bool all, uint32_t owner, impair_flush_fn fn,
-			  void *userdata)
+/*
+ * Drop the entries of owner (all of them when all, those pick() selects when
+ * it is given), then restore the heap.
+ */
+static size_t queue_flush(struct impair_queue *q, bool all, uint32_t owner, impair_pick_fn pick,
+			  impair_flush_fn fn, void *userdata)
 {
 	size_t j = 0, n = q->n;
 
 	for (size_t i = 0; i < n; i++) {
 		struct impair_entry *e = &q->heap[i];
+		bool drop = all || (pick ? pick(userdata, e->owner) : e->owner == owner);
 
-		if (!all && e->owner != owner) {
+		if (!drop) {
 			q->heap[j++] = *e;
 			continue;
 		}
@@ -575,13 +579,19 @@ static size_t queue_flush(struct impair_queue *q, bool all, uint32_t owner, impa
 
 size_t impair_queue_flush(struct impair_queue *q, impair_flush_fn fn, void *userdata)
 {
-	return queue_flush(q, true, 0, fn, userdata);
+	return queue_flush(q, true, 0, NULL, fn, userdata);
 }
 
 size_t impair_queue_flush_owner(struct impair_queue *q, uint32_t owner, impair_flush_fn fn,
 				void *userdata)
 {
-	return queue_flush(q, false, owner, fn, userdata);
+	return queue_flush(q, false, owner, NULL, fn, userdata);
+}
+
+size_t impair_queue_flush_pick(struct impair_queue *q, impair_pick_fn pick, impair_flush_fn fn,
+			       void *userdata)
+{
+	return queue_flush(q, false, 0, pick, fn, userdata);
 }
 
 size_t impair_queue_len(const struct impair_queue *q)

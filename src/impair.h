@@ -263,6 +263,8 @@ struct impair_item {
 
 /* Called for each flushed copy before its data is freed. */
 typedef void (*impair_flush_fn)(void *userdata, uint32_t owner, const uint8_t *data, size_t len);
+/* Whether the copies of owner are to be flushed. */
+typedef bool (*impair_pick_fn)(void *userdata, uint32_t owner);
 
 /* max_pkts >= 1, max_bytes >= 1 (else -EINVAL); -ENOMEM. */
 int impair_queue_init(struct impair_queue *q, size_t max_pkts, size_t max_bytes);
@@ -283,6 +285,13 @@ int impair_queue_pop(struct impair_queue *q, uint64_t now_ns, struct impair_item
 size_t impair_queue_flush(struct impair_queue *q, impair_flush_fn fn, void *userdata);
 size_t impair_queue_flush_owner(struct impair_queue *q, uint32_t owner, impair_flush_fn fn,
 				void *userdata);
+/*
+ * Discard the copies of every owner pick() selects, in one pass: for the
+ * owners that are gone after a change of rules.  pick() and fn (may be NULL)
+ * get the same userdata.
+ */
+size_t impair_queue_flush_pick(struct impair_queue *q, impair_pick_fn pick, impair_flush_fn fn,
+			       void *userdata);
 size_t impair_queue_len(const struct impair_queue *q);
 size_t impair_queue_bytes(const struct impair_queue *q);
 

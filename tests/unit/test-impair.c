@@ -863,6 +863,27 @@ static void on_flush(void *userdata, uint32_t owner, const uint8_t *data, size_t
 	fl->wrong_owner += owner != fl->owner || data[0] != (uint8_t)owner;
 }
 
+/* Picks the odd owners, and counts what it is asked and what the flush hands over. */
+struct picked {
+	unsigned int asked, flushed, even;
+};
+
+static bool pick_odd(void *userdata, uint32_t owner)
+{
+	struct picked *pk = userdata;
+
+	pk->asked++;
+	return owner % 2 == 1;
+}
+
+static void on_pick_flush(void *userdata, uint32_t owner, const uint8_t *data, size_t len)
+{
+	struct picked *pk = userdata;
+
+	pk->flushed++;
+	pk->even += owner % 2 == 0 || data[0] != (uint8_t)owner || len == 0;
+}
+
 /* The reference: entries sorted by (at, seq). */
 struct ref {
 	uint64_t at, seq;
@@ -1066,6 +1087,42 @@ static void test_queue(void)
 		ok(impair_queue_len(&q) == 0 && impair_queue_bytes(&q) == 0, "empty, 0 bytes");
 		/* Left in the queue at done: freed (ASan checks). */
 		impair_queue_push(&q, 1, 0, buf, 100);
+		impair_queue_done(&q);
+	}
+
+	/* Flush the owners a predicate picks, in one pass. */
+	{
+		struct picked pk = { 0 };
+		size_t odd = 0, odd_bytes = 0, total_bytes = 0, n;
+		uint64_t last = 0;
+		unsigned int pops = 0;
+
+		impair_rng_seed(&g, 6);
+		impair_queue_init(&q, 1000, 10000000);
+		for (int i = 0; i < 700; i++) {
+			uint32_t owner = (uint32_t)impair_rng_below(&g, 10);
+			size_t len = 1 + impair_rng_below(&g, 200);
+
+			buf[0] = (uint8_t)owner;
+			impair_queue_push(&q, impair_rng_below(&g, 1000), owner, buf, len);
+			odd += owner % 2;
+			odd_bytes += owner % 2 ? len : 0;
+			total_bytes += len;
+		}
+		n = impair_queue_flush_pick(&q, pick_odd, on_pick_flush, &pk);
+		ok(n == odd && pk.flushed == odd && pk.even == 0 && pk.asked == 700,
+		   "flush_pick: the %zu copies of odd owners, each asked once", odd);
+		ok(impair_queue_len(&q) == 700 - odd && impair_queue_bytes(&q) == total_bytes - odd_bytes,
+		   "the even owners stay, bytes too");
+		wrong = 0;
+		while (impair_queue_pop(&q, UINT64_MAX, &it) == 1) {
+			wrong += it.at_ns < last || it.owner % 2 == 1;
+			last = it.at_ns;
+			pops++;
+			free(it.data);
+		}
+		ok(!wrong && pops == 700 - odd, "and still pop in order");
+		is_int(impair_queue_flush_pick(&q, pick_odd, NULL, &pk), 0, "an empty queue: none");
 		impair_queue_done(&q);
 	}
 }
