@@ -138,10 +138,11 @@ static void manager_process(struct manager *m, uint8_t *data, size_t len, uint64
 
 	switch (chain_run_trace(m->chain, &p, &forged, now_ns, monitored ? &trace : NULL)) {
 	case CHAIN_ACCEPT:
-		pkt_forward_compensate(&p);
-		manager_write(m, p.data, p.len);
+		/* Captured as the chain left it, which is how it leaves the host. */
 		if (monitored)
 			manager_monitor(m, &p, copied, len, &trace, p.data, p.len);
+		pkt_forward_compensate(&p);
+		manager_write(m, p.data, p.len);
 		break;
 	case CHAIN_DROP:
 		m->stats.dropped++;
