@@ -2,9 +2,9 @@
 /*
  * The rule chain: a contiguous, immutable array of compiled rules scanned in
  * order.  Matching reads only struct rule_match (cheapest tests first); the
- * per-rule counters live in a separate array so that the rules stay
- * read-only and could later be shared, or indexed by family, proto and
- * prefix, without touching the counters.
+ * per-rule counters, ids and the impairment state of impairing rules live
+ * in separate arrays so that the rules stay read-only and could later be
+ * shared, or indexed by family, proto and prefix, without touching them.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,17 +25,35 @@
 
 #define TCP_FLAG_SYN 0x02
 
+#define NO_FLOW UINT32_MAX
+
 struct chain_counter {
 	uint64_t pkts;
 	uint64_t bytes;
+};
+
+struct chain_slot {
+	uint32_t id;		/* chain_rule_id() */
+	uint32_t flow;		/* index in flows, NO_FLOW when the rule does not impair */
+};
+
+struct chain_id {
+	uint32_t id;
+	uint32_t i;		/* index of the rule */
 };
 
 struct chain {
 	unsigned int refs;
 	size_t n;
 	struct chain_counter *ctr;
+	struct chain_slot *slot;
+	struct chain_id *by_id;	/* sorted by id, for chain_find_id() */
+	struct impair_flow *flows;
+	size_t nflows;
+	uint32_t next_id;	/* the lowest id no rule of this chain or its ancestors had */
 	struct chain_stats stats;
 	uint64_t rng;		/* splitmix64 state */
+	struct impair_rng irng;	/* impairment */
 	uint64_t bucket_ns;	/* forge credit, in nanoseconds of refill */
 	uint64_t bucket_last_ns;
 	bool bucket_started;
@@ -113,22 +131,51 @@ int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err
 	c = calloc(1, sizeof(*c) + n * sizeof(struct rule));
 	if (!c)
 		return -ENOMEM;
-	c->ctr = calloc(n ? n : 1, sizeof(*c->ctr));
-	if (!c->ctr) {
-		free(c);
-		return -ENOMEM;
-	}
 	c->refs = 1;
 	c->n = n;
+	c->ctr = calloc(n ? n : 1, sizeof(*c->ctr));
+	c->slot = calloc(n ? n : 1, sizeof(*c->slot));
+	c->by_id = calloc(n ? n : 1, sizeof(*c->by_id));
+	if (!c->ctr || !c->slot || !c->by_id) {
+		chain_unref(c);
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++) {
 		memcpy(&c->rules[i], rules[i], sizeof(struct rule));
 		if (!c->rules[i].name[0])
 			snprintf(c->rules[i].name, sizeof(c->rules[i].name), "rule-%zu", i + 1);
+		c->slot[i] = (struct chain_slot){ .id = (uint32_t)i + 1, .flow = NO_FLOW };
+		c->by_id[i] = (struct chain_id){ .id = (uint32_t)i + 1, .i = (uint32_t)i };
+		if (rule_impairs(&c->rules[i]))
+			c->nflows++;
 	}
+	c->next_id = (uint32_t)n + 1;
 	r = check_names(c, err, errlen);
 	if (r < 0) {
 		chain_unref(c);
 		return r;
+	}
+
+	if (c->nflows) {
+		c->flows = calloc(c->nflows, sizeof(*c->flows));
+		if (!c->flows) {
+			chain_unref(c);
+			return -ENOMEM;
+		}
+	}
+	for (size_t i = 0, k = 0; i < n; i++) {
+		if (!rule_impairs(&c->rules[i]))
+			continue;
+		r = impair_flow_init(&c->flows[k], &c->rules[i].impair);
+		if (r < 0) {
+			if (err && errlen)
+				snprintf(err, errlen, "rule '%s': impairment: %s", c->rules[i].name,
+					 strerror(-r));
+			/* The failed flow and those after it are zeroed: done() frees nothing there. */
+			chain_unref(c);
+			return r;
+		}
+		c->slot[i].flow = (uint32_t)k++;
 	}
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -149,6 +196,11 @@ struct chain *chain_unref(struct chain *c)
 {
 	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return NULL;
+	for (size_t k = 0; c->flows && k < c->nflows; k++)
+		impair_flow_done(&c->flows[k]);
+	free(c->flows);
+	free(c->by_id);
+	free(c->slot);
 	free(c->ctr);
 	free(c);
 	return NULL;
@@ -187,21 +239,77 @@ void chain_stats(const struct chain *c, struct chain_stats *ret)
 	*ret = c->stats;
 }
 
+bool chain_impair_counters(const struct chain *c, size_t i, struct impair_counters *ret)
+{
+	if (i >= c->n || c->slot[i].flow == NO_FLOW) {
+		memset(ret, 0, sizeof(*ret));
+		return false;
+	}
+	*ret = c->flows[c->slot[i].flow].cnt;
+	return true;
+}
+
 void chain_reset_counters(struct chain *c)
 {
 	memset(c->ctr, 0, c->n * sizeof(*c->ctr));
 	memset(&c->stats, 0, sizeof(c->stats));
+	for (size_t k = 0; k < c->nflows; k++)
+		memset(&c->flows[k].cnt, 0, sizeof(c->flows[k].cnt));
+}
+
+uint32_t chain_rule_id(const struct chain *c, size_t i)
+{
+	return i < c->n ? c->slot[i].id : 0;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	const struct chain_id *x = a, *y = b;
+
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+int chain_find_id(const struct chain *c, uint32_t id)
+{
+	const struct chain_id key = { .id = id }, *e;
+
+	e = bsearch(&key, c->by_id, c->n, sizeof(*c->by_id), id_cmp);
+	return e ? (int)e->i : -ENOENT;
+}
+
+/* The state of an unchanged impairing rule: the same cfg, so the same limit. */
+static void flow_inherit(struct impair_flow *f, const struct impair_flow *old)
+{
+	uint32_t nheld = old->nheld <= f->limit ? old->nheld : f->limit;
+
+	f->ge = old->ge;
+	f->shaper = old->shaper;
+	if (nheld)
+		memcpy(f->held, old->held, nheld * sizeof(*f->held));
+	f->nheld = nheld;
+	f->cnt = old->cnt;
 }
 
 void chain_inherit(struct chain *c, const struct chain *old)
 {
+	uint32_t next = old->next_id;
 	int j;
 
 	for (size_t i = 0; i < c->n; i++) {
 		j = chain_find(old, c->rules[i].name);
-		if (j >= 0 && rule_equal(&c->rules[i], &old->rules[j]))
-			c->ctr[i] = old->ctr[j];
+		if (j < 0 || !rule_equal(&c->rules[i], &old->rules[j])) {
+			c->slot[i].id = next++;
+			continue;
+		}
+		c->slot[i].id = old->slot[j].id;
+		c->ctr[i] = old->ctr[j];
+		if (c->slot[i].flow != NO_FLOW && old->slot[j].flow != NO_FLOW)
+			flow_inherit(&c->flows[c->slot[i].flow], &old->flows[old->slot[j].flow]);
 	}
+	c->next_id = next;
+	for (size_t i = 0; i < c->n; i++)
+		c->by_id[i] = (struct chain_id){ .id = c->slot[i].id, .i = (uint32_t)i };
+	qsort(c->by_id, c->n, sizeof(*c->by_id), id_cmp);
 	c->stats = old->stats;
 	c->bucket_ns = old->bucket_ns;
 	c->bucket_last_ns = old->bucket_last_ns;
@@ -226,6 +334,7 @@ const char *chain_result_name(int result)
 void chain_seed(struct chain *c, uint64_t seed)
 {
 	c->rng = seed;
+	impair_rng_seed(&c->irng, seed);
 }
 
 static inline bool in_range(unsigned int v, unsigned int lo, unsigned int hi)
@@ -402,12 +511,87 @@ static enum chain_verdict chain_forge(struct chain *c, const struct rule_action 
 	return CHAIN_FORGED;
 }
 
+int chain_impair_corrupt(struct chain *c, struct pkt *p)
+{
+	return impair_corrupt(p, &c->irng);
+}
+
+void chain_impair_refused(struct chain *c, struct chain_impair *imp, unsigned int k)
+{
+	struct impair_flow *f;
+
+	if (!imp->impaired || k >= imp->res.n || imp->rule >= c->n ||
+	    c->slot[imp->rule].flow == NO_FLOW)
+		return;
+	f = &c->flows[c->slot[imp->rule].flow];
+	/* Its departure time stays among the flow's held ones: it counts against the limit until then. */
+	if (f->cnt.delayed)
+		f->cnt.delayed--;
+	f->cnt.dropped_limit++;
+	imp->events |= CHAIN_IMPAIR_LIMITED;
+	memmove(&imp->res.copy[k], &imp->res.copy[k + 1],
+		(imp->res.n - k - 1) * sizeof(imp->res.copy[0]));
+	imp->res.n--;
+}
+
+static uint8_t impair_events(const struct impair_counters *a, const struct impair_counters *b)
+{
+	return (b->duplicated != a->duplicated ? CHAIN_IMPAIR_DUPLICATED : 0) |
+	       (b->dropped_loss != a->dropped_loss ? CHAIN_IMPAIR_LOST : 0) |
+	       (b->reordered != a->reordered ? CHAIN_IMPAIR_REORDERED : 0) |
+	       (b->delayed != a->delayed ? CHAIN_IMPAIR_DELAYED : 0) |
+	       (b->dropped_limit != a->dropped_limit ? CHAIN_IMPAIR_LIMITED : 0) |
+	       (b->corrupted != a->corrupted ? CHAIN_IMPAIR_CORRUPTED : 0);
+}
+
+/* Rule i impairs out, the packet verdict v sends. */
+static enum chain_verdict chain_impair(struct chain *c, size_t i, struct pkt *out,
+				       enum chain_verdict v, uint64_t now_ns,
+				       struct chain_impair *imp)
+{
+	struct impair_flow *f = &c->flows[c->slot[i].flow];
+	struct impair_counters before = f->cnt;
+	struct chain_impair local;
+	bool hold = imp != NULL;
+
+	if (!imp)
+		imp = &local;
+	imp->impaired = true;
+	imp->rule = (uint32_t)i;
+	imp->id = c->slot[i].id;
+	imp->now_ns = now_ns;
+	impair_decide(f, &c->rules[i].impair, &c->irng, now_ns, out->len, &imp->res);
+	imp->events = impair_events(&before, &f->cnt);
+	if (hold)
+		return imp->res.n ? v : CHAIN_DROP;
+
+	/* Nowhere to hold a copy: only one that leaves at once goes. */
+	for (unsigned int k = 0; k < imp->res.n; k++) {
+		if (imp->res.copy[k].at_ns > now_ns)
+			continue;
+		if (imp->res.copy[k].corrupt)
+			impair_corrupt(out, &c->irng);
+		return v;
+	}
+	return CHAIN_DROP;
+}
+
 enum chain_verdict chain_run_trace(struct chain *c, struct pkt *p, struct pkt *forged,
 				   uint64_t now_ns, struct chain_trace *trace)
 {
+	return chain_run_impair(c, p, forged, now_ns, trace, NULL);
+}
+
+enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *forged,
+				    uint64_t now_ns, struct chain_trace *trace,
+				    struct chain_impair *impair)
+{
 	struct chain_trace none;
+	enum chain_verdict v;
 	size_t i;
 
+	if (impair)
+		impair->impaired = false;
 	if (!trace)
 		trace = &none;
 	trace->n = 0;
@@ -429,13 +613,18 @@ enum chain_verdict chain_run_trace(struct chain *c, struct pkt *p, struct pkt *f
 			break;
 		case RULE_VERDICT_ACCEPT:
 			trace->result = CHAIN_RESULT_ACCEPT;
+			if (c->slot[i].flow != NO_FLOW)
+				return chain_impair(c, i, p, CHAIN_ACCEPT, now_ns, impair);
 			return CHAIN_ACCEPT;
 		case RULE_VERDICT_DROP:
 			trace->result = CHAIN_RESULT_DROP;
 			return CHAIN_DROP;
 		case RULE_VERDICT_REPLY:
 		case RULE_VERDICT_REJECT:
-			return chain_forge(c, &r->a, p, forged, now_ns, &trace->result);
+			v = chain_forge(c, &r->a, p, forged, now_ns, &trace->result);
+			if (v == CHAIN_FORGED && c->slot[i].flow != NO_FLOW)
+				return chain_impair(c, i, forged, CHAIN_FORGED, now_ns, impair);
+			return v;
 		}
 	}
 	return CHAIN_ACCEPT;

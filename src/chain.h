@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * A compiled rule chain: immutable once built (only its counters and rate
- * limiter state change), so that a new chain can be swapped in atomically.
+ * A compiled rule chain: immutable once built (only its counters, rate
+ * limiter and impairment state change), so that a new chain can be swapped
+ * in atomically.
  * No I/O, no logging.
  */
 #ifndef IPMODD_CHAIN_H
@@ -11,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "impair.h"
 #include "packet.h"
 #include "rule.h"
 
@@ -56,6 +58,28 @@ struct chain_trace {
 
 const char *chain_result_name(int result);
 
+/*
+ * What the impairing rule that ended the chain did to one packet
+ * (chain_run_impair()), for the caller to carry out and for the trace.
+ */
+enum {
+	CHAIN_IMPAIR_DUPLICATED = 1 << 0,	/* a second copy was made */
+	CHAIN_IMPAIR_LOST = 1 << 1,		/* a copy was lost (loss) */
+	CHAIN_IMPAIR_REORDERED = 1 << 2,	/* a copy goes at once, past the delayed ones */
+	CHAIN_IMPAIR_DELAYED = 1 << 3,		/* a copy waits (delay, jitter, rate) */
+	CHAIN_IMPAIR_LIMITED = 1 << 4,		/* a copy was over the rule's limit or the queue's bounds */
+	CHAIN_IMPAIR_CORRUPTED = 1 << 5,	/* the first copy gets a bit flipped */
+};
+
+struct chain_impair {
+	bool impaired;			/* the packet ended on an impairing rule; the rest is valid only then */
+	uint8_t events;			/* CHAIN_IMPAIR_* */
+	uint32_t rule;			/* that rule's index */
+	uint32_t id;			/* and its id (chain_rule_id()) */
+	uint64_t now_ns;		/* when it was decided */
+	struct impair_result res;	/* the copies to send, in order; copy 0 the original */
+};
+
 /* Chain-wide counters of the reply and reject verdicts. */
 struct chain_stats {
 	uint64_t forged;		/* replies and rejects built */
@@ -66,7 +90,10 @@ struct chain_stats {
 /*
  * Copies the rules (they are only read); checks that names are unique.  A
  * rule without a name is named "rule-N" after its 1-based position.  -E2BIG
- * beyond CHAIN_RULES_MAX.
+ * beyond CHAIN_RULES_MAX.  Each rule gets an id, 1..n in order (see
+ * chain_inherit()); each impairing rule the state of its impairment (an
+ * impair_flow: loss model, shaper, the copies it holds, counters), and the
+ * chain one generator for all of them.
  */
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen);
 struct chain *chain_ref(struct chain *c);
@@ -80,16 +107,31 @@ int chain_find(const struct chain *c, const char *name);
 /* Packets and bytes (as read, before rewrites) that matched rule i. */
 void chain_counters(const struct chain *c, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes);
 void chain_stats(const struct chain *c, struct chain_stats *ret);
+/* Impairment counters of rule i: false (and zeroes) when it does not impair. */
+bool chain_impair_counters(const struct chain *c, size_t i, struct impair_counters *ret);
+/* Packet and impairment counters of every rule, and the chain-wide ones. */
 void chain_reset_counters(struct chain *c);
 /*
- * Carry state from the chain c replaces: the counters of every rule of old
- * that c has unchanged (same name, rule_equal()), the chain-wide counters
- * and the forge rate limiter.
+ * A rule's id: the owner tag of its delayed copies.  It stays with the rule
+ * as long as chain_inherit() finds it unchanged, and a rule that is new or
+ * changed gets an id that no chain it inherits from (directly or not) has
+ * used, so that copies queued for a rule that is gone can be told apart.
+ */
+uint32_t chain_rule_id(const struct chain *c, size_t i);
+/* Index of the rule with that id, or -ENOENT. */
+int chain_find_id(const struct chain *c, uint32_t id);
+/*
+ * Carry state from the chain c replaces, before c runs a packet: for every
+ * rule of old that c has unchanged (same name, rule_equal()) its id, its
+ * counters and, for an impairing rule, the state of its impairment (loss
+ * model, shaper, copies held, impairment counters); new and changed rules
+ * get new ids and start from zero.  Also the chain-wide counters and the
+ * forge rate limiter.
  */
 void chain_inherit(struct chain *c, const struct chain *old);
 /* Whether p matches r's matches (probability= aside), without counting; for trace filters. */
 bool chain_rule_matches(const struct rule *r, const struct pkt *p);
-/* Reseed the generator behind probability= (chain_new() seeds from the clock). */
+/* Reseed the generators behind probability= and impairment (chain_new() seeds from the clock). */
 void chain_seed(struct chain *c, uint64_t seed);
 
 /*
@@ -106,8 +148,9 @@ void chain_seed(struct chain *c, uint64_t seed);
  *
  * chain_run_trace() also fills in trace.
  *
- * Not thread-safe for one chain: counters, the rate limiter and the
- * generator are plain state.  Only chain_ref()/chain_unref() are atomic.
+ * Not thread-safe for one chain: counters, the rate limiter, the
+ * impairment state and the generators are plain state.  Only
+ * chain_ref()/chain_unref() are atomic.
  */
 enum chain_verdict chain_run_trace(struct chain *c, struct pkt *p, struct pkt *forged,
 				   uint64_t now_ns, struct chain_trace *trace);
@@ -117,5 +160,33 @@ static inline enum chain_verdict chain_run(struct chain *c, struct pkt *p, struc
 {
 	return chain_run_trace(c, p, forged, now_ns, NULL);
 }
+
+/*
+ * chain_run_trace() for a caller that carries out impairment.  When the
+ * packet ends on an impairing rule, impair->impaired is set and
+ * impair_decide() has been applied to the packet the verdict names (p for
+ * CHAIN_ACCEPT, forged for CHAIN_FORGED): impair->res lists the copies of it
+ * to send, each at its time (now_ns or before: at once) and copy 0
+ * possibly to corrupt (chain_impair_corrupt()); the verdict is CHAIN_DROP
+ * when no copy is left (loss, limit).  A reply or reject that forges nothing
+ * is CHAIN_DROP without impairment.  Otherwise impair->impaired is false.
+ *
+ * chain_run() and chain_run_trace() decide the impairment the same way
+ * (the counters count it) but can hold nothing: they give the verdict for
+ * the first copy that leaves at once, with its corruption applied, and
+ * CHAIN_DROP when every copy waits or is lost.
+ */
+enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *forged,
+				    uint64_t now_ns, struct chain_trace *trace,
+				    struct chain_impair *impair);
+/* Flip a bit of the copy marked corrupt (impair_corrupt() with the chain's generator). */
+int chain_impair_corrupt(struct chain *c, struct pkt *p);
+/*
+ * The caller could not hold copy k of impair (its own queue is full): the
+ * rule counts it dropped over the limit instead of delayed, and the copy
+ * leaves impair->res.  Call it on the chain that decided, before it runs
+ * another packet.
+ */
+void chain_impair_refused(struct chain *c, struct chain_impair *impair, unsigned int k);
 
 #endif

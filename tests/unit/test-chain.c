@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The rule vocabulary (parse, errors, format round trip) and the chain
- * (matches, actions, verdicts, counters, forging, rate limit, probability)
- * on hand-built packets.  Checksums are computed here independently of
+ * (matches, actions, verdicts, counters, forging, rate limit, probability,
+ * impairment, rule ids and what chain_inherit() carries) on hand-built
+ * packets.  Checksums are computed here independently of
  * packet.c and every rewritten packet is checked two ways: by this file's
  * own verifier and against pkt_csum_full() of a copy.
  */
@@ -1459,6 +1460,297 @@ out:
 	chain_unref(cb);
 }
 
+/* ---- impairment -------------------------------------------------------------- */
+
+#define MS_NS 1000000ULL
+#define T0 (7 * NSEC_PER_SEC_TEST)
+
+/* One packet through c with an impair out-parameter; the verdict. */
+static enum chain_verdict run_imp(struct chain *c, struct tpkt *t, struct spec s, uint64_t now,
+				  struct chain_impair *imp)
+{
+	struct tpkt f;
+
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	return chain_run_impair(c, pk(t, s), &f.p, now, NULL, imp);
+}
+
+static struct impair_counters icnt(const struct chain *c, size_t i)
+{
+	struct impair_counters ic;
+
+	chain_impair_counters(c, i, &ic);
+	return ic;
+}
+
+static void test_impair_verdicts(void)
+{
+	struct chain *c = chain_of("name=plain proto=tcp set-ttl=5",
+				   "name=slow proto=udp dport=53 delay=50",
+				   "name=gone proto=udp dport=54 loss=1",
+				   "name=kept proto=udp dport=55 loss=0",
+				   "name=twice proto=udp dport=56 duplicate=1",
+				   "name=late-twins proto=udp dport=57 duplicate=1 delay=10 jitter=2",
+				   "name=jump proto=udp dport=58 delay=10 reorder=1",
+				   "name=flip proto=udp dport=59 corrupt=1", NULL);
+	struct chain_impair imp;
+	struct chain_trace tr;
+	struct impair_counters ic;
+	struct tpkt t, f;
+	enum chain_verdict v;
+	uint8_t copy[2048];
+
+	if (!c) {
+		ok(0, "impairment chain");
+		return;
+	}
+	v = run_imp(c, &t, TCP4(), T0, &imp);
+	ok(v == CHAIN_ACCEPT && !imp.impaired, "a rule that does not impair: accept, not impaired");
+	ok(!chain_impair_counters(c, 0, &ic) && ic.delayed == 0,
+	   "chain_impair_counters: false for a rule that does not impair");
+
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = chain_run_impair(c, pk(&t, UDP4()), &f.p, T0, &tr, &imp);
+	ok(v == CHAIN_ACCEPT && imp.impaired && imp.rule == 1 && imp.id == chain_rule_id(c, 1) &&
+	   imp.now_ns == T0, "delay=50: accept, impaired by rule 2 (its id %u)", imp.id);
+	ok(imp.res.n == 1 && imp.res.copy[0].at_ns == T0 + 50 * MS_NS && !imp.res.copy[0].corrupt,
+	   "one copy, due 50 ms later");
+	is_int(imp.events, CHAIN_IMPAIR_DELAYED, "events: delayed");
+	ok(tr.result == CHAIN_RESULT_ACCEPT && tr.n == 1 && tr.idx[0] == 1,
+	   "the trace: rule 2, result accept");
+	ok(chain_impair_counters(c, 1, &ic) && ic.delayed == 1, "counted delayed");
+	is_int(chain_run(c, pk(&t, UDP4()), NULL, T0 + MS_NS), CHAIN_DROP,
+	       "chain_run() cannot hold the copy: drop");
+	is_int(icnt(c, 1).delayed, 2, "and it still counts as delayed");
+
+	v = run_imp(c, &t, UDP4(.dport = 54), T0, &imp);
+	ok(v == CHAIN_DROP && imp.impaired && imp.res.n == 0 && imp.events == CHAIN_IMPAIR_LOST,
+	   "loss=1: drop, impaired, no copy, events: lost");
+	is_int(icnt(c, 2).dropped_loss, 1, "counted dropped by loss");
+	v = run_imp(c, &t, UDP4(.dport = 55), T0, &imp);
+	ok(v == CHAIN_ACCEPT && imp.impaired && imp.res.n == 1 && imp.res.copy[0].at_ns == T0 &&
+	   imp.events == 0, "loss=0: accept at once, impaired, no events");
+
+	v = run_imp(c, &t, UDP4(.dport = 56), T0, &imp);
+	ok(v == CHAIN_ACCEPT && imp.res.n == 2 && imp.res.copy[0].at_ns == T0 &&
+	   imp.res.copy[1].at_ns == T0 && imp.events == CHAIN_IMPAIR_DUPLICATED,
+	   "duplicate=1: two copies, both at once");
+	is_int(icnt(c, 4).duplicated, 1, "counted duplicated");
+	is_int(chain_run(c, pk(&t, UDP4(.dport = 56)), NULL, T0), CHAIN_ACCEPT,
+	       "chain_run(): the copy due at once is accepted");
+
+	v = run_imp(c, &t, UDP4(.dport = 57), T0, &imp);
+	ok(v == CHAIN_ACCEPT && imp.res.n == 2 &&
+	   imp.res.copy[0].at_ns >= T0 + 8 * MS_NS && imp.res.copy[0].at_ns <= T0 + 12 * MS_NS &&
+	   imp.res.copy[1].at_ns >= T0 + 8 * MS_NS && imp.res.copy[1].at_ns <= T0 + 12 * MS_NS &&
+	   imp.res.copy[0].at_ns != imp.res.copy[1].at_ns &&
+	   imp.events == (CHAIN_IMPAIR_DUPLICATED | CHAIN_IMPAIR_DELAYED),
+	   "duplicate=1 delay=10 jitter=2: two copies, each with its own delay in 8..12 ms");
+
+	v = run_imp(c, &t, UDP4(.dport = 58), T0, &imp);
+	ok(v == CHAIN_ACCEPT && imp.res.n == 1 && imp.res.copy[0].at_ns == T0 &&
+	   imp.events == CHAIN_IMPAIR_REORDERED, "reorder=1: at once, past the delayed ones");
+	is_int(icnt(c, 6).reordered, 1, "counted reordered");
+
+	/* Corruption is the caller's to apply: with impair, the packet is untouched. */
+	v = run_imp(c, &t, UDP4(.dport = 59, .payload = 40), T0, &imp);
+	memcpy(copy, t.buf, t.p.len);
+	ok(v == CHAIN_ACCEPT && imp.res.n == 1 && imp.res.copy[0].corrupt &&
+	   imp.events == CHAIN_IMPAIR_CORRUPTED && csums_verify(t.buf, t.p.len),
+	   "corrupt=1: copy 0 marked, the packet still intact");
+	ok(chain_impair_corrupt(c, &t.p) >= (int)(t.p.l4off + 8) * 8 && !csums_verify(t.buf, t.p.len) &&
+	   memcmp(copy, t.buf, t.p.l4off) == 0,
+	   "chain_impair_corrupt(): a payload bit, the IP header intact, the UDP checksum wrong");
+	v = chain_run(c, pk(&t, UDP4(.dport = 59, .payload = 40)), NULL, T0);
+	ok(v == CHAIN_ACCEPT && !csums_verify(t.buf, t.p.len) && memcmp(copy, t.buf, t.p.l4off) == 0,
+	   "chain_run() corrupts the packet it accepts itself");
+	is_int(icnt(c, 7).corrupted, 2, "counted corrupted twice");
+
+	chain_reset_counters(c);
+	ic = icnt(c, 1);
+	ok(ic.delayed == 0 && icnt(c, 2).dropped_loss == 0 && icnt(c, 4).duplicated == 0,
+	   "chain_reset_counters() zeroes the impairment counters");
+	chain_unref(c);
+
+	/* reply and reject: the forged packet is impaired. */
+	c = chain_of("name=pong icmp-type=echo-request verdict=reply delay=20",
+		     "name=refuse proto=udp verdict=reject delay=30 duplicate=1", NULL);
+	if (!c) {
+		ok(0, "forging impairment chain");
+		return;
+	}
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = chain_run_impair(c, pk(&t, PING4()), &f.p, T0, &tr, &imp);
+	ok(v == CHAIN_FORGED && imp.impaired && imp.res.n == 1 &&
+	   imp.res.copy[0].at_ns == T0 + 20 * MS_NS && tr.result == CHAIN_RESULT_REPLY &&
+	   f.p.icmp_type == 0, "reply delay=20: the forged echo reply waits 20 ms");
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = chain_run_impair(c, pk(&t, UDP4()), &f.p, T0, &tr, &imp);
+	ok(v == CHAIN_FORGED && imp.res.n == 2 && imp.res.copy[1].at_ns == T0 + 30 * MS_NS &&
+	   tr.result == CHAIN_RESULT_REJECT, "reject: the port unreachable, twice, 30 ms later");
+	v = chain_run_impair(c, pk(&t, PING4(.dst = "224.0.0.1")), &f.p, T0, &tr, &imp);
+	ok(v == CHAIN_DROP && !imp.impaired && tr.result == CHAIN_RESULT_REFUSED,
+	   "nothing forged (multicast): dropped, nothing impaired");
+	is_int(icnt(c, 0).delayed, 1, "only the forged reply was delayed");
+	chain_unref(c);
+}
+
+static void test_impair_limit(void)
+{
+	struct chain *c = chain_of("name=q delay=100 limit=2", NULL);
+	struct chain_impair imp;
+	struct impair_counters ic;
+	struct tpkt t;
+	enum chain_verdict v;
+
+	if (!c) {
+		ok(0, "limit chain");
+		return;
+	}
+	run_imp(c, &t, UDP4(), T0, &imp);
+	run_imp(c, &t, UDP4(), T0 + 1, &imp);
+	v = run_imp(c, &t, UDP4(), T0 + 2, &imp);
+	ok(v == CHAIN_DROP && imp.impaired && imp.res.n == 0 && imp.events == CHAIN_IMPAIR_LIMITED,
+	   "limit=2: the third waiting packet is dropped, events: limited");
+	v = run_imp(c, &t, UDP4(), T0 + 100 * MS_NS, &imp);
+	is_int(v, CHAIN_ACCEPT, "once the first has left, there is room again");
+	ic = icnt(c, 0);
+	ok(ic.delayed == 3 && ic.dropped_limit == 1, "counted: 3 delayed, 1 over the limit");
+
+	/* The caller's own queue refuses a copy. */
+	chain_impair_refused(c, &imp, 0);
+	ic = icnt(c, 0);
+	ok(ic.delayed == 2 && ic.dropped_limit == 2 && imp.res.n == 0 &&
+	   (imp.events & CHAIN_IMPAIR_LIMITED), "chain_impair_refused(): delayed becomes dropped-limit");
+	chain_impair_refused(c, &imp, 0);
+	ok(icnt(c, 0).dropped_limit == 2, "a copy that is not there is not counted");
+	chain_unref(c);
+}
+
+static void test_impair_seed(void)
+{
+	struct chain *a = chain_of("name=lossy loss=0.3", NULL);
+	struct chain *b = chain_of("name=lossy loss=0.3", NULL);
+	unsigned int lost = 0, differ = 0;
+	struct chain_impair ia, ib;
+	struct tpkt t;
+	const unsigned int N = 20000;
+
+	if (!a || !b) {
+		ok(0, "seed chains");
+		goto out;
+	}
+	for (unsigned int i = 0; i < N; i++) {
+		lost += run_imp(a, &t, UDP4(), T0, &ia) == CHAIN_DROP;
+		run_imp(b, &t, UDP4(), T0, &ib);
+		differ += ia.res.n != ib.res.n;
+	}
+	ok(lost > N * 3 / 10 - 400 && lost < N * 3 / 10 + 400, "loss=0.3: %u of %u lost", lost, N);
+	is_int(icnt(a, 0).dropped_loss, lost, "every loss counted");
+	is_int(differ, 0, "the same seed loses the same packets");
+	chain_seed(b, 43);
+	differ = 0;
+	for (unsigned int i = 0; i < 1000; i++) {
+		run_imp(a, &t, UDP4(), T0, &ia);
+		run_imp(b, &t, UDP4(), T0, &ib);
+		differ += ia.res.n != ib.res.n;
+	}
+	ok(differ > 200, "chain_seed() reseeds impairment too (%u of 1000 differ)", differ);
+out:
+	chain_unref(a);
+	chain_unref(b);
+}
+
+static struct chain *inherit_of(struct chain *old, struct chain *c)
+{
+	if (c && old)
+		chain_inherit(c, old);
+	return c;
+}
+
+static void test_impair_inherit(void)
+{
+	struct chain *c1 = chain_of("name=a proto=udp dport=53 delay=100 limit=3",
+				    "name=b proto=udp dport=54 loss=1",
+				    "name=c proto=tcp set-ttl=5",
+				    "name=d proto=udp dport=55 duplicate=1", NULL);
+	struct chain *c2 = NULL, *c3 = NULL;
+	struct chain_impair imp;
+	struct impair_counters ic;
+	struct tpkt t;
+	uint64_t pkts;
+	uint32_t id_a, id_b, id_c, id_d;
+	enum chain_verdict v;
+
+	if (!c1) {
+		ok(0, "inherit chain");
+		return;
+	}
+	ok(chain_rule_id(c1, 0) == 1 && chain_rule_id(c1, 3) == 4 && chain_rule_id(c1, 4) == 0,
+	   "chain_new(): ids 1..n in order, 0 out of range");
+	id_a = chain_rule_id(c1, 0);
+	id_b = chain_rule_id(c1, 1);
+	id_c = chain_rule_id(c1, 2);
+	id_d = chain_rule_id(c1, 3);
+	for (int i = 0; i < 3; i++)
+		run_imp(c1, &t, UDP4(), T0 + (uint64_t)i, &imp);	/* a holds 3, its limit */
+	run_imp(c1, &t, UDP4(.dport = 54), T0, &imp);
+	run_imp(c1, &t, TCP4(), T0, &imp);
+	run_imp(c1, &t, UDP4(.dport = 55), T0, &imp);
+
+	/* b changed, d deleted, e new, a and c unchanged but moved. */
+	c2 = inherit_of(c1, chain_of("name=e proto=udp dport=56 delay=5",
+				     "name=c proto=tcp set-ttl=5",
+				     "name=b proto=udp dport=54 loss=0.5",
+				     "name=a proto=udp dport=53 delay=100 limit=3", NULL));
+	if (!c2) {
+		ok(0, "second chain");
+		goto out;
+	}
+	ok(chain_rule_id(c2, 3) == id_a && chain_rule_id(c2, 1) == id_c,
+	   "unchanged rules keep their ids where they moved (a %u, c %u)", id_a, id_c);
+	ok(chain_rule_id(c2, 2) != id_b && chain_rule_id(c2, 0) != id_b &&
+	   chain_rule_id(c2, 2) > id_d && chain_rule_id(c2, 0) > id_d &&
+	   chain_rule_id(c2, 0) != chain_rule_id(c2, 2),
+	   "the changed and the new rule get ids no rule of the old chain had (%u, %u)",
+	   chain_rule_id(c2, 2), chain_rule_id(c2, 0));
+	ok(chain_find_id(c2, id_a) == 3 && chain_find_id(c2, id_c) == 1 &&
+	   chain_find_id(c2, id_b) == -ENOENT && chain_find_id(c2, id_d) == -ENOENT,
+	   "chain_find_id(): the kept ids, not the ids that went");
+	ic = icnt(c2, 3);
+	chain_counters(c2, 3, &pkts, NULL);
+	ok(ic.delayed == 3 && pkts == 3, "a's packet and impairment counters carried");
+	chain_counters(c2, 1, &pkts, NULL);
+	is_int(pkts, 1, "c's packet counter carried");
+	ic = icnt(c2, 2);
+	chain_counters(c2, 2, &pkts, NULL);
+	ok(ic.dropped_loss == 0 && pkts == 0, "the changed b starts from zero");
+	v = run_imp(c2, &t, UDP4(), T0 + 10, &imp);
+	ok(v == CHAIN_DROP && imp.events == CHAIN_IMPAIR_LIMITED && imp.id == id_a,
+	   "a's held copies were carried: its limit of 3 is still full");
+	v = run_imp(c2, &t, UDP4(), T0 + 100 * MS_NS, &imp);
+	ok(v == CHAIN_ACCEPT && imp.res.n == 1, "and frees up when they leave");
+
+	/* A second generation: ids stay stable, new ones keep growing. */
+	c3 = inherit_of(c2, chain_of("name=a proto=udp dport=53 delay=100 limit=3",
+				     "name=b proto=udp dport=54 loss=0.5",
+				     "name=f proto=udp dport=57 delay=1", NULL));
+	if (!c3) {
+		ok(0, "third chain");
+		goto out;
+	}
+	ok(chain_rule_id(c3, 0) == id_a && chain_rule_id(c3, 1) == chain_rule_id(c2, 2),
+	   "ids stable over two inherits");
+	ok(chain_rule_id(c3, 2) > chain_rule_id(c2, 0) && chain_rule_id(c3, 2) > chain_rule_id(c2, 2),
+	   "a rule new in the third chain gets an id above every earlier one");
+	ok(icnt(c3, 0).delayed == 4 && icnt(c3, 0).dropped_limit == 1,
+	   "a's counters carried twice (4 delayed, 1 over the limit)");
+out:
+	chain_unref(c1);
+	chain_unref(c2);
+	chain_unref(c3);
+}
+
 int main(void)
 {
 	test_parse_good();
@@ -1475,5 +1767,9 @@ int main(void)
 	test_reject();
 	test_rate_limit();
 	test_probability();
+	test_impair_verdicts();
+	test_impair_limit();
+	test_impair_seed();
+	test_impair_inherit();
 	return tap_done();
 }
