@@ -278,6 +278,61 @@ static _printf_(2, 3) void put(struct out *o, const char *fmt, ...)
 	o->len += (size_t)n < o->size - o->len ? (size_t)n : o->size - o->len - 1;
 }
 
+/* Milliseconds with up to 3 decimals, no trailing zeros: 50, 0.5, 12.345. */
+static void put_ms(struct out *o, uint64_t ns)
+{
+	uint64_t us = (ns + 500) / 1000;
+	unsigned int frac = (unsigned int)(us % 1000), digits = 3;
+
+	put(o, "%llu", (unsigned long long)(us / 1000));
+	if (!frac)
+		return;
+	while (frac % 10 == 0) {
+		frac /= 10;
+		digits--;
+	}
+	put(o, ".%0*u", (int)digits, frac);
+}
+
+static void put_impair(struct out *o, const struct chain_impair *imp)
+{
+	static const struct {
+		uint8_t bit;
+		const char *name;
+	} events[] = {
+		{ CHAIN_IMPAIR_DUPLICATED, "duplicated" },
+		{ CHAIN_IMPAIR_LOST, "lost" },
+		{ CHAIN_IMPAIR_REORDERED, "reordered" },
+		{ CHAIN_IMPAIR_DELAYED, "delayed" },
+		{ CHAIN_IMPAIR_LIMITED, "dropped-limit" },
+		{ CHAIN_IMPAIR_CORRUPTED, "corrupted" },
+	};
+	const char *sep = "=";
+	bool waits = false;
+
+	put(o, " impair");
+	for (size_t i = 0; i < ARRAY_SIZE(events); i++) {
+		if (!(imp->events & events[i].bit))
+			continue;
+		put(o, "%s%s", sep, events[i].name);
+		sep = ",";
+	}
+	if (!imp->events)
+		put(o, "=none");
+	for (unsigned int k = 0; k < imp->res.n && k < IMPAIR_COPIES_MAX; k++)
+		waits |= imp->res.copy[k].at_ns > imp->now_ns;
+	if (!waits)
+		return;
+	sep = " delay=";
+	for (unsigned int k = 0; k < imp->res.n && k < IMPAIR_COPIES_MAX; k++) {
+		uint64_t at = imp->res.copy[k].at_ns;
+
+		put(o, "%s", sep);
+		put_ms(o, at > imp->now_ns ? at - imp->now_ns : 0);
+		sep = ",";
+	}
+}
+
 size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *ev)
 {
 	const struct pkt *p = ev->p;
@@ -326,6 +381,8 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 	if (t && t->n > CHAIN_TRACE_MAX)
 		put(&o, " more-rules=%u", t->n - CHAIN_TRACE_MAX);
 	put(&o, " result=%s", chain_result_name(t ? t->result : CHAIN_RESULT_DEFAULT));
+	if (ev->impair && ev->impair->impaired)
+		put_impair(&o, ev->impair);
 	return o.len;
 }
 

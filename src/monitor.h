@@ -94,13 +94,22 @@ struct monitor_event {
 	const struct chain *chain;	/* that ran, and its generation */
 	unsigned int generation;
 	const struct chain_trace *trace;
+	const struct chain_impair *impair;	/* what impairment did; NULL or !impaired: none */
 };
 
 void monitor_event(struct monitor *m, const struct monitor_event *ev);
 
 /* Formatting, exposed for tests. */
 
-/* The words of a trace line (no "trace=", no '\n'); returns the length, truncating. */
+/*
+ * The words of a trace line (no "trace=", no '\n'); returns the length,
+ * truncating.  A packet that an impairing rule handled ends in
+ * " impair=EVENTS", the comma-separated list of what happened to it, in
+ * netem's order: duplicated, lost, reordered, delayed, dropped-limit,
+ * corrupted ("none" for nothing), and, when a copy waits,
+ * " delay=MS[,MS]": how long each copy sent waits, in milliseconds with up
+ * to 3 decimals (0 for a copy that goes at once).
+ */
 size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *ev);
 
 /*
