@@ -62,6 +62,10 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "forged", cs.forged);
 	ctl_reply_add_u64(reply, "forge-refused", cs.forge_refused);
 	ctl_reply_add_u64(reply, "forge-limited", cs.forge_limited);
+	ctl_reply_add_u64(reply, "impair-queued", impair_queue_len(&m->impair_queue));
+	ctl_reply_add_u64(reply, "impair-queued-bytes", impair_queue_bytes(&m->impair_queue));
+	ctl_reply_add_u64(reply, "impair-sent", m->stats.impair_sent);
+	ctl_reply_add_u64(reply, "impair-flushed", m->stats.impair_flushed);
 	ctl_reply_add_u64(reply, "read-errors", m->stats.read_errors);
 	ctl_reply_add_u64(reply, "write-errors", m->stats.write_errors);
 	ctl_reply_add_u64(reply, "control-clients", control_clients(m->control));
@@ -73,6 +77,7 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		     struct ctl_reply *reply)
 {
 	char spec[RULE_FORMAT_MAX];
+	struct impair_counters ic;
 	uint64_t pkts, bytes;
 
 	ctl_reply_add_u64(reply, "generation", m->generation);
@@ -88,6 +93,14 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		ctl_reply_add(reply, "spec", spec);
 		ctl_reply_add_u64(reply, "packets", pkts);
 		ctl_reply_add_u64(reply, "bytes", bytes);
+		if (!chain_impair_counters(m->chain, i, &ic))
+			continue;
+		ctl_reply_add_u64(reply, "delayed", ic.delayed);
+		ctl_reply_add_u64(reply, "dropped-loss", ic.dropped_loss);
+		ctl_reply_add_u64(reply, "dropped-limit", ic.dropped_limit);
+		ctl_reply_add_u64(reply, "duplicated", ic.duplicated);
+		ctl_reply_add_u64(reply, "reordered", ic.reordered);
+		ctl_reply_add_u64(reply, "corrupted", ic.corrupted);
 	}
 	return 0;
 }

@@ -49,9 +49,18 @@ fail:
 
 struct manager *manager_free(struct manager *m)
 {
+	size_t n;
+
 	if (!m)
 		return NULL;
 	sd_event_source_disable_unref(m->tun_source);
+	sd_event_source_disable_unref(m->impair_timer);
+	/* Delayed copies are released, not sent: the routing is about to go. */
+	n = impair_queue_len(&m->impair_queue);
+	if (n)
+		log_info("discarding %zu delayed packets (%zu bytes) at shutdown", n,
+			 impair_queue_bytes(&m->impair_queue));
+	impair_queue_done(&m->impair_queue);
 	/* Closing the control's streams unsubscribes them from the monitor. */
 	m->control = control_free(m->control);
 	m->monitor = monitor_free(m->monitor);
@@ -90,9 +99,78 @@ static void manager_write(struct manager *m, uint8_t *data, size_t len)
 	m->stats.tx_bytes += len;
 }
 
+/* Arm the timer at the earliest departure in the queue, or stop it when the queue is empty. */
+static void impair_arm(struct manager *m)
+{
+	uint64_t at_ns;
+	int r;
+
+	m->impair_pushed = false;
+	if (!m->impair_timer)
+		return;
+	if (!impair_queue_next(&m->impair_queue, &at_ns)) {
+		sd_event_source_set_enabled(m->impair_timer, SD_EVENT_OFF);
+		return;
+	}
+	/* Rounded up: when it fires, the copy is due. */
+	r = sd_event_source_set_time(m->impair_timer, at_ns / 1000 + (at_ns % 1000 != 0));
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->impair_timer, SD_EVENT_ONESHOT);
+	if (r < 0 && ratelimit_allow(&m->io_log, loop_now_ns(m)))
+		log_errno(LOG_WARNING, r, "arming the impairment timer");
+}
+
+static int on_impair_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+	uint64_t now_ns = loop_now_ns(m);
+	struct impair_item it;
+
+	for (int i = 0; i < MANAGER_IMPAIR_BATCH; i++) {
+		if (impair_queue_pop(&m->impair_queue, now_ns, &it) <= 0)
+			break;
+		/* The queue holds the packets alone; the write needs the header room in front. */
+		memcpy(m->txbuf + HEADROOM, it.data, it.len);
+		free(it.data);
+		manager_write(m, m->txbuf + HEADROOM, it.len);
+		m->stats.impair_sent++;
+	}
+	/* More due: the timer fires again at once, after the other sources had their turn. */
+	impair_arm(m);
+	return 0;
+}
+
+/*
+ * The copies of a packet an impairing rule decided on, out being the packet
+ * to send: each is written now when it is due, else queued for its time.
+ */
+static void manager_impair(struct manager *m, struct pkt *out, struct chain_impair *imp,
+			   uint64_t now_ns)
+{
+	/* Last copy first: copy 0, the original, is the one that may be corrupted. */
+	for (unsigned int k = imp->res.n; k-- > 0;) {
+		const struct impair_copy *cp = &imp->res.copy[k];
+
+		if (cp->corrupt)
+			chain_impair_corrupt(m->chain, out);
+		if (cp->at_ns <= now_ns) {
+			manager_write(m, out->data, out->len);
+			continue;
+		}
+		if (impair_queue_push(&m->impair_queue, cp->at_ns, imp->id, out->data, out->len) < 0) {
+			chain_impair_refused(m->chain, imp, k);
+			continue;
+		}
+		m->impair_pushed = true;
+	}
+	if (!imp->res.n)
+		m->stats.dropped++;
+}
+
 /* Hand the packet's fate to trace and capture subscribers. */
 static void manager_monitor(struct manager *m, const struct pkt *p, bool copied, size_t len,
-			    const struct chain_trace *t, const uint8_t *after, size_t after_len)
+			    const struct chain_trace *t, const struct chain_impair *imp,
+			    const uint8_t *after, size_t after_len)
 {
 	struct monitor_event ev = {
 		.p = p,
@@ -103,6 +181,7 @@ static void manager_monitor(struct manager *m, const struct pkt *p, bool copied,
 		.chain = m->chain,
 		.generation = m->generation,
 		.trace = t,
+		.impair = imp,
 	};
 	struct timespec ts;
 
@@ -111,11 +190,33 @@ static void manager_monitor(struct manager *m, const struct pkt *p, bool copied,
 	monitor_event(m->monitor, &ev);
 }
 
+/*
+ * The copies of the packet an impairing rule let out (p, or the forged
+ * packet): a capture's "after" shows it as the chain let it out, the trace
+ * what became of its copies, queue included.
+ */
+static void manager_process_impaired(struct manager *m, struct pkt *p, struct pkt *out,
+				     bool forward, bool monitored, bool copied, size_t len,
+				     const struct chain_trace *trace, struct chain_impair *imp,
+				     uint64_t now_ns)
+{
+	/* A snapshot before compensation and corruption; txbuf is free outside the timer. */
+	if (monitored)
+		memcpy(m->txbuf, out->data, out->len);
+	/* Once, before any copy is taken. */
+	if (forward)
+		pkt_forward_compensate(out);
+	manager_impair(m, out, imp, now_ns);
+	if (monitored)
+		manager_monitor(m, p, copied, len, trace, imp, m->txbuf, out->len);
+}
+
 static void manager_process(struct manager *m, uint8_t *data, size_t len, uint64_t now_ns)
 {
 	struct pkt p = { .data = data, .len = len, .cap = PKT_MAX };
 	struct pkt forged = { .data = m->forgebuf + HEADROOM, .cap = PKT_MAX };
 	struct chain_trace trace;
+	struct chain_impair imp;
 	bool monitored, copied = false;
 	int cls;
 
@@ -136,24 +237,35 @@ static void manager_process(struct manager *m, uint8_t *data, size_t len, uint64
 		copied = true;
 	}
 
-	switch (chain_run_trace(m->chain, &p, &forged, now_ns, monitored ? &trace : NULL)) {
+	switch (chain_run_impair(m->chain, &p, &forged, now_ns, monitored ? &trace : NULL, &imp)) {
 	case CHAIN_ACCEPT:
+		if (imp.impaired) {
+			manager_process_impaired(m, &p, &p, true, monitored, copied, len, &trace,
+						 &imp, now_ns);
+			break;
+		}
 		/* Captured as the chain left it, which is how it leaves the host. */
 		if (monitored)
-			manager_monitor(m, &p, copied, len, &trace, p.data, p.len);
+			manager_monitor(m, &p, copied, len, &trace, NULL, p.data, p.len);
 		pkt_forward_compensate(&p);
 		manager_write(m, p.data, p.len);
 		break;
 	case CHAIN_DROP:
+		/* Also what impairment dropped whole (loss, limit). */
 		m->stats.dropped++;
 		if (monitored)
-			manager_monitor(m, &p, copied, len, &trace, NULL, 0);
+			manager_monitor(m, &p, copied, len, &trace, &imp, NULL, 0);
 		break;
 	case CHAIN_FORGED:
 		/* Delivered to the local host, not forwarded: no TTL compensation. */
+		if (imp.impaired) {
+			manager_process_impaired(m, &p, &forged, false, monitored, copied, len,
+						 &trace, &imp, now_ns);
+			break;
+		}
 		manager_write(m, forged.data, forged.len);
 		if (monitored)
-			manager_monitor(m, &p, copied, len, &trace, forged.data, forged.len);
+			manager_monitor(m, &p, copied, len, &trace, NULL, forged.data, forged.len);
 		break;
 	}
 }
@@ -182,6 +294,8 @@ static int on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *u
 		}
 		manager_process(m, m->rxbuf + HEADROOM, (size_t)n - hdrlen, now_ns);
 	}
+	if (m->impair_pushed)
+		impair_arm(m);
 	return 0;
 }
 
@@ -193,9 +307,24 @@ void manager_notify_status(struct manager *m, const char *state)
 		   chain_size(m->chain));
 }
 
+/* A queued copy whose rule the new chain has no more: its id is not there. */
+static bool impair_owner_gone(void *userdata, uint32_t owner)
+{
+	return chain_find_id(userdata, owner) < 0;
+}
+
 void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 {
+	size_t n;
+
+	/* Unchanged rules keep their ids: their copies stay queued, and leave on time. */
 	chain_inherit(chain, m->chain);
+	n = impair_queue_flush_pick(&m->impair_queue, impair_owner_gone, NULL, chain);
+	if (n) {
+		m->stats.impair_flushed += n;
+		log_info("discarded %zu delayed packets of deleted or changed rules", n);
+		impair_arm(m);
+	}
 	chain_unref(m->chain);
 	m->chain = chain;
 	m->generation++;
@@ -313,6 +442,17 @@ int manager_start(struct manager *m)
 	r = sd_event_add_io(m->event, &m->tun_source, m->tun->fds[0], EPOLLIN, on_tun_readable, m);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "watching %s", m->tun->name);
+	r = impair_queue_init(&m->impair_queue, MANAGER_IMPAIR_QUEUE_PKTS,
+			      MANAGER_IMPAIR_QUEUE_BYTES);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "impairment queue");
+	/* Accuracy 1 us: a delay is a delay, not a wake-up to coalesce. */
+	r = sd_event_add_time(m->event, &m->impair_timer, CLOCK_MONOTONIC, UINT64_MAX, 1,
+			      on_impair_timer, m);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->impair_timer, SD_EVENT_OFF);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "impairment timer");
 	r = sd_event_set_watchdog(m->event, true);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "watchdog");

@@ -12,15 +12,29 @@
 
 #include "config.h"
 #include "control.h"
+#include "impair.h"
 #include "log.h"
 #include "packet.h"
+
+/*
+ * The queue of impaired copies waiting for their departure time, shared by
+ * every rule: at most this many packets and bytes at once (each rule is also
+ * bounded by its limit=).  A copy beyond them is dropped and counted as its
+ * rule's dropped-limit.
+ */
+#define MANAGER_IMPAIR_QUEUE_PKTS 100000
+#define MANAGER_IMPAIR_QUEUE_BYTES (64u << 20)
+/* Copies sent per wake-up of the queue's timer, so that the loop stays responsive. */
+#define MANAGER_IMPAIR_BATCH 256
 
 struct manager_stats {
 	uint64_t rx_packets, rx_bytes;		/* read from the tun */
 	uint64_t tx_packets, tx_bytes;		/* written back */
 	uint64_t malformed[PKT_CLASS_MAX];	/* dropped by pkt_parse() class */
-	uint64_t dropped;			/* dropped by a rule */
+	uint64_t dropped;			/* dropped by a rule (nothing sent for it, at once or later) */
 	uint64_t read_errors, write_errors;
+	uint64_t impair_sent;			/* copies sent from the impairment queue */
+	uint64_t impair_flushed;		/* copies discarded: their rule was deleted or changed */
 };
 
 struct manager {
@@ -32,6 +46,9 @@ struct manager {
 	struct chain *chain;
 	struct control *control;
 	struct monitor *monitor;
+	struct impair_queue impair_queue;	/* delayed copies, owner: the rule's id */
+	sd_event_source *impair_timer;		/* CLOCK_MONOTONIC, at the earliest departure */
+	bool impair_pushed;			/* the queue got copies: re-arm the timer */
 	unsigned int generation;	/* chains run so far: 1 at start, +1 per change */
 	bool modified;			/* the chain was edited live since the file was read */
 	uint64_t start_usec;		/* CLOCK_MONOTONIC */
@@ -43,6 +60,7 @@ struct manager {
 #define MANAGER_HEADROOM 16
 	uint8_t rxbuf[MANAGER_HEADROOM + PKT_MAX];
 	uint8_t forgebuf[MANAGER_HEADROOM + PKT_MAX];
+	uint8_t txbuf[MANAGER_HEADROOM + PKT_MAX];	/* a copy from the impairment queue */
 	uint8_t beforebuf[PKT_MAX];	/* a copy as read, while someone captures it */
 };
 
@@ -56,8 +74,11 @@ int manager_start(struct manager *m);
 int manager_run(struct manager *m);
 
 /*
- * Run chain from now on, with the counters of the rules it keeps unchanged;
- * takes the reference.  modified: a live edit rather than the file's chain.
+ * Run chain from now on, with the counters (and the impairment state) of the
+ * rules it keeps unchanged; takes the reference.  The delayed copies of the
+ * rules it keeps stay queued, those of deleted or changed rules are
+ * discarded and counted (impair_flushed).  modified: a live edit rather than
+ * the file's chain.
  */
 void manager_set_chain(struct manager *m, struct chain *chain, bool modified);
 /* Re-read the config file and run its chain; on error (file:line in err) nothing changes. */
