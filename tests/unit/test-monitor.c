@@ -715,6 +715,10 @@ static void test_opts_trace(void)
 		"trace=1\nset-dscp=ef\n\n",
 		"trace=1\nproto=udp\nprobability=0.5\n\n",
 		"trace=1\nname=x\nproto=udp\n\n",
+		"trace=1\nverdict=accept\n\n",
+		"trace=1\nproto=udp\ndelay=10\n\n",
+		"trace=1\nloss=0.5\n\n",
+		"trace=1\nproto=udp\nrate=1mbit\n\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(doing); i++) {
 		r = opts_of(doing[i], &o);
@@ -723,6 +727,11 @@ static void test_opts_trace(void)
 		ok(!o.filter, "  and no filter left to free");
 		monitor_opts_done(&o);
 	}
+
+	r = opts_of("trace=1\nproto=tcp\nreject-with=tcp-reset\n\n", &o);
+	is_int(r, -EINVAL, "filter refused: reject-with=tcp-reset");
+	ok(strstr(err, "reject-with") || strstr(err, "only match keys"), "  message: %s", err);
+	ok(!o.filter, "  and no filter left to free");
 
 	r = opts_of("trace=1\nproto=udp\ndport=70000\n\n", &o);
 	is_int(r, -EINVAL, "dport=70000 refused");
