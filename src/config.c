@@ -784,6 +784,26 @@ static int rule_label(const config_setting_t *g, int i, char *buf, size_t len)
 	return snprintf(buf, len, "rule #%d", i + 1);
 }
 
+/*
+ * A float as the shortest text that reads back as the same double, as
+ * rule_format() prints them (12345.678 stays 12345.678, 0.1 stays 0.1), and
+ * without an exponent where "%g" would need one only for lack of digits
+ * (60000, not 6e+04): the rule vocabulary reads milliseconds as plain
+ * decimals.
+ */
+static void format_float(char *buf, size_t len, double v)
+{
+	int prec = 1;
+
+	for (double a = v < 0 ? -v : v; a >= 10 && prec < 17; a /= 10)
+		prec++;
+	for (; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+}
+
 /* One rule group -> the key=value pairs of the rule vocabulary -> rule_parse(). */
 static int parse_rule(const struct ctx *c, const config_setting_t *g, int i, struct rule **ret)
 {
@@ -812,7 +832,7 @@ static int parse_rule(const struct ctx *c, const config_setting_t *g, int i, str
 			snprintf(num[k], sizeof(num[k]), "%lld", int_value(s));
 			break;
 		case CONFIG_TYPE_FLOAT:
-			snprintf(num[k], sizeof(num[k]), "%g", config_setting_get_float(s));
+			format_float(num[k], sizeof(num[k]), config_setting_get_float(s));
 			break;
 		case CONFIG_TYPE_BOOL:
 			kv[k].value = config_setting_get_bool(s) ? "true" : "false";

@@ -428,6 +428,31 @@ static void test_rules(void)
 	}
 	config_free(cfg);
 
+	/* Floats reach the rule vocabulary exactly, never rounded to 6 digits. */
+	cfg = parses("rules = (\n"
+		     "  { name = \"a\"; delay = 12345.678; jitter = 0.001; loss = 0.123456789; },\n"
+		     "  { name = \"b\"; delay = 60000.0; duplicate = 0.1; corrupt = 1e-7; },\n"
+		     "  { name = \"c\"; delay = 0.5; probability = 0.3333333333333333; }\n"
+		     ");\n",
+		     "impairment floats");
+	if (cfg && cfg->n_rules == 3) {
+		ok(rule_format(cfg->rules[0], buf, sizeof(buf)) > 0 &&
+			   strstr(buf, "delay=12345.678 ") && strstr(buf, "jitter=0.001 ") &&
+			   strstr(buf, "loss=0.123456789"),
+		   "delay = 12345.678 stays 12345.678, not 12345.7: %s", buf);
+		ok(rule_format(cfg->rules[1], buf, sizeof(buf)) > 0 &&
+			   strstr(buf, "delay=60000 ") && strstr(buf, "duplicate=0.1 ") &&
+			   strstr(buf, "corrupt=1e-07"),
+		   "60000.0 is 60000 (no exponent), 0.1 is 0.1, 1e-7 exact: %s", buf);
+		ok(rule_format(cfg->rules[2], buf, sizeof(buf)) > 0 && strstr(buf, "delay=0.5") &&
+			   strstr(buf, "probability=0.3333333333333333 "),
+		   "a probability keeps its 16 digits: %s", buf);
+	}
+	config_free(cfg);
+	fails_at("rules = (\n  { name = \"x\";\n    delay = 12.3456; }\n);\n",
+		 "t.conf:3: rule 'x': delay: ",
+		 "delay = 12.3456 is refused (4 decimals), not rounded to 12.346");
+
 	fails("rules = (\n  { name = \"a\"; set-ttl = 64; },\n  { name = \"b\";\n    set-ttl = 64;\n    colour = \"red\"; }\n);\n",
 	      -EINVAL, "t.conf:5: rule 'b': 'colour': unknown key",
 	      "unknown rule key, at its own line");
