@@ -90,6 +90,8 @@ static void check_opts(const struct ctl_request *req)
 
 	err[0] = '\0';
 	r = monitor_opts_parse(req, &o, err, sizeof(err));
+	if (strcmp(req->command, "trace") != 0 && strcmp(req->command, "capture") != 0)
+		check(r == -EINVAL);
 	if (r < 0) {
 		check(r == -EINVAL || r == -ENOMEM);
 		check(r != -EINVAL || err[0] != '\0');
@@ -120,8 +122,7 @@ static void on_request(const struct ctl_parser *p)
 	check(ctl_parser_request(p, &req) == 0);
 	check(req.command == p->pairs[0].key && req.arg == p->pairs[0].value);
 	check(req.n == p->n - 1 && req.pairs == p->pairs + 1);
-	if (strcmp(req.command, "trace") == 0 || strcmp(req.command, "capture") == 0)
-		check_opts(&req);
+	check_opts(&req);
 }
 
 static void on_reply(const struct ctl_parser *p)
