@@ -196,6 +196,7 @@ static int client_write(struct control_client *cl)
 	ctl_parser_reset(&cl->parser);
 	if (cl->stream) {
 		cl->stream->live = true;
+		cl->stream->events = 0;	/* the reply may have left EPOLLOUT set */
 		sd_event_source_set_enabled(cl->timer, SD_EVENT_OFF);
 		return stream_flush(cl);
 	}

@@ -10,6 +10,8 @@
 #include "util.h"
 
 #define TRACE_BUF_SIZE (MONITOR_LINE_MAX + 32)
+/* Kept free for more-rules=, result= and the impairment words at the end of a line. */
+#define TRACE_TAIL_RESERVE 160
 
 struct monitor_sub {
 	struct monitor *monitor;
@@ -340,6 +342,7 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 	struct out o = { buf, 0, len };
 	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN], actions[RULE_FORMAT_MAX];
 	const char *name;
+	uint32_t more = 0;
 
 	if (len == 0)
 		return 0;
@@ -369,17 +372,28 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 		put(&o, " tcp-flags=0x%02x", p->tcp_flags);
 	put(&o, " len=%zu", ev->before ? ev->before_len : p->len);
 
+	/* Whole rules only, and room kept for the words that end the line. */
 	for (uint32_t i = 0; t && i < t->n && i < CHAIN_TRACE_MAX; i++) {
 		const struct rule *r = chain_rule(ev->chain, t->idx[i]);
+		size_t need;
 
 		if (!r)
 			continue;
+		if (rule_format_actions(r, actions, sizeof(actions)) < 0)
+			actions[0] = '\0';
+		need = strlen(" rule=") + strlen(rule_name(r)) + 1 + strlen(actions);
+		if (o.len + need + TRACE_TAIL_RESERVE >= o.size) {
+			more = t->n - i;
+			break;
+		}
 		put(&o, " rule=%s", rule_name(r));
-		if (rule_format_actions(r, actions, sizeof(actions)) > 0)
+		if (actions[0])
 			put(&o, " %s", actions);
 	}
-	if (t && t->n > CHAIN_TRACE_MAX)
-		put(&o, " more-rules=%u", t->n - CHAIN_TRACE_MAX);
+	if (!more && t && t->n > CHAIN_TRACE_MAX)
+		more = t->n - CHAIN_TRACE_MAX;
+	if (more)
+		put(&o, " more-rules=%u", more);
 	put(&o, " result=%s", chain_result_name(t ? t->result : CHAIN_RESULT_DEFAULT));
 	if (ev->impair && ev->impair->impaired)
 		put_impair(&o, ev->impair);

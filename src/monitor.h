@@ -57,7 +57,8 @@ void monitor_opts_done(struct monitor_opts *o);
  * A sink: write() takes len bytes whole and returns 0, or takes nothing and
  * returns < 0 (-ENOBUFS: no room now).  end() is called once a capture has
  * sent its count; the sink should then close, and the subscriber gets
- * nothing more.
+ * nothing more.  Neither may call monitor_remove() on their subscriber: the
+ * monitor still holds it; remove it later, from the event loop.
  */
 struct monitor_sink {
 	int (*write)(void *userdata, const void *data, size_t len);
