@@ -33,6 +33,8 @@ status_field() {
 # The RTTs of a ping's replies, one per line, in ms.
 rtts() { sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Interquartile range of numbers, one per line: a spread that outliers do not move.
+iqr() { sort -n | awk '{ v[NR] = $1 } END { if (NR < 4) print "nan"; else print v[int(NR * 3 / 4)] - v[int(NR / 4) + 1] }'; }
 # mdev of a ping summary line ("... ms" or "... ms, pipe 3").
 mdev() { sed -n 's|^rtt .* = [0-9.]*/[0-9.]*/[0-9.]*/\([0-9.]*\) ms.*|\1|p'; }
 # fcmp EXPR: a floating-point condition, for check.
@@ -99,11 +101,14 @@ ref_out=$(hx ping -c 50 -i 0.02 -W 2 198.18.1.6)
 jit_out=$(hx ping -c 50 -i 0.02 -W 2 198.18.1.2)
 ref_mdev=$(mdev <<<"$ref_out")
 jit_mdev=$(mdev <<<"$jit_out")
+ref_iqr=$(rtts <<<"$ref_out" | iqr)
+jit_iqr=$(rtts <<<"$jit_out" | iqr)
 jit_median=$(rtts <<<"$jit_out" | median)
-diag "mdev: delay=50 $ref_mdev ms, delay=50 jitter=10 $jit_mdev ms (median $jit_median ms)"
-# Uniform over 40..60 ms: a standard deviation of 10 / sqrt(3) = 5.8 ms.
-check "jitter=10 widens the spread (mdev $ref_mdev -> $jit_mdev ms)" \
-	fcmp "$jit_mdev >= 3 && $jit_mdev >= 5 * $ref_mdev"
+diag "delay=50: mdev $ref_mdev ms, IQR $ref_iqr ms; delay=50 jitter=10: mdev $jit_mdev ms, IQR $jit_iqr ms (median $jit_median ms)"
+# Uniform over 40..60 ms: a standard deviation of 10 / sqrt(3) = 5.8 ms and
+# an interquartile range of 10 ms; without jitter both are near 0.
+check "jitter=10 widens the spread (mdev $ref_mdev -> $jit_mdev ms, IQR $ref_iqr -> $jit_iqr ms)" \
+	fcmp "$jit_mdev >= 3 && $jit_iqr >= 5 && $jit_iqr >= 10 * $ref_iqr"
 check "... around the same median ($jit_median ms)" fcmp "$jit_median >= 43 && $jit_median <= 57"
 
 # --- loss: 0.3 of 1000 -------------------------------------------------------------
