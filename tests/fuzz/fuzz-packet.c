@@ -11,11 +11,14 @@
  *   reply to a reply; it needs exactly the room it takes;
  * - the rule chain (every match and action kind) leaves an accepted packet
  *   parseable with the checksums a full recompute gives, and what it forges
- *   parses too.
+ *   parses too;
+ * - impairment hands out 0..2 copies, none due before the packet came, and
+ *   a corrupted copy parses as the same packet (same protocol, ports and
+ *   length), only its checksum no longer matches.
  *
  * By hand: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
  *	tests/fuzz/fuzz-packet.c src/packet.c src/forge.c src/rule.c src/chain.c \
- *	-o fuzz-packet
+ *	src/impair.c -o fuzz-packet
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -188,6 +191,13 @@ static const char *const rule_texts[] = {
 	"name=ports proto=udp sport=1-1024 dport=!53 ttl=1-200 set-ttl=-3",
 	"name=dscp dscp=af41 set-dscp=cs1",
 	"name=maybe probability=0.5 set-ecn=ect1",
+	"name=slow proto=udp dport=0-99 delay=1 jitter=2 distribution=normal duplicate=0.5 "
+		"loss=0.2 reorder=0.3 rate=1mbit limit=10",
+	"name=flip proto=tcp dport=2000-3000 corrupt=0.7 duplicate=0.3 loss=gemodel:0.1,0.3",
+	"name=flip-gre proto=47 corrupt=1",
+	"name=flip-v6 family=ip6 length=1000-1500 corrupt=1 duplicate=0.5",
+	"name=late-pong family=ip proto=icmp icmp-type=echo-request dst=128.0.0.0/1 "
+		"verdict=reply delay=2 corrupt=0.5",
 	"name=ping4 proto=icmp icmp-type=echo-request verdict=reply",
 	"name=ping6 proto=icmpv6 icmp-type=echo-request icmp-code=0 verdict=reply",
 	"name=rst proto=tcp dport=0-1000 verdict=reject reject-with=tcp-reset",
@@ -224,15 +234,42 @@ static struct chain *fuzz_chain(void)
 	return chain;
 }
 
+/*
+ * The copies an impairing rule hands out for q; a corrupted one still parses
+ * as q.  Returns whether q was corrupted (its checksum is wrong on purpose).
+ */
+static bool check_impaired(struct pkt *q, const struct chain_impair *imp, uint64_t now_ns)
+{
+	struct pkt was = *q, again;
+
+	check(imp->res.n >= 1 && imp->res.n <= IMPAIR_COPIES_MAX && imp->now_ns == now_ns);
+	for (unsigned int k = 0; k < imp->res.n; k++)
+		check(imp->res.copy[k].at_ns >= now_ns);
+	check(imp->res.n == 1 || !imp->res.copy[1].corrupt);
+	if (!imp->res.copy[0].corrupt)
+		return false;
+	check(chain_impair_corrupt(fuzz_chain(), q) >= 0 || q->l4off >= q->len);
+	again = (struct pkt){ .data = q->data, .len = q->len, .cap = q->cap };
+	check(pkt_parse(&again) == PKT_OK);
+	check(again.l4proto == was.l4proto && again.l4off == was.l4off &&
+	      again.l4_complete == was.l4_complete && again.len == was.len);
+	if (was.l4_complete && (was.l4proto == IPPROTO_TCP || was.l4proto == IPPROTO_UDP))
+		check(again.sport == was.sport && again.dport == was.dport);
+	return true;
+}
+
 static void run_chain(const struct pkt *in, bool comparable, uint64_t now_ns)
 {
 	struct pkt p = { .data = chbuf + sizeof(chbuf) - in->len, .len = in->len, .cap = in->len };
 	struct pkt f = { .data = fbuf, .cap = sizeof(fbuf) };
+	struct chain_impair imp;
 
 	memcpy(p.data, in->data, in->len);
 	check(pkt_parse(&p) == PKT_OK);
-	switch (chain_run(fuzz_chain(), &p, &f, now_ns)) {
+	switch (chain_run_impair(fuzz_chain(), &p, &f, now_ns, NULL, &imp)) {
 	case CHAIN_ACCEPT:
+		if (imp.impaired && check_impaired(&p, &imp, now_ns))
+			break;
 		if (comparable)
 			check_csum_stable(&p);
 		else
@@ -241,9 +278,12 @@ static void run_chain(const struct pkt *in, bool comparable, uint64_t now_ns)
 	case CHAIN_FORGED:
 		check(f.len <= f.cap);
 		check(pkt_parse(&f) == PKT_OK);
+		if (imp.impaired && check_impaired(&f, &imp, now_ns))
+			break;
 		check_csum_stable(&f);
 		break;
 	case CHAIN_DROP:
+		check(!imp.impaired || imp.res.n == 0);
 		break;
 	}
 }
