@@ -198,8 +198,10 @@ ip netns exec "$HOST_NS" ping -i 0.01 -c 300 -W 1 "$PEER4" >"$WORKDIR/ping-crowd
 ping_pid=$!
 # A client that asks for a capture and never reads, one that pipelines requests
 # without reading the replies, and 200 clients at once.
-ip netns exec "$HOST_NS" python3 - "$SOCK" <<'EOF' &
-import socket, sys, time
+# They hold on until the test removes $WORKDIR/hold (at most 60 s).
+touch "$WORKDIR/hold"
+ip netns exec "$HOST_NS" python3 - "$SOCK" "$WORKDIR/hold" <<'EOF' &
+import os, socket, sys, time
 caps = socket.socket(socket.AF_UNIX); caps.connect(sys.argv[1])
 caps.sendall(b"capture=all\n\n")
 spam = socket.socket(socket.AF_UNIX); spam.connect(sys.argv[1])
@@ -209,7 +211,9 @@ try:
         spam.send(b"get=rules\n\n")
 except BlockingIOError:
     pass
-time.sleep(6)
+deadline = time.time() + 60
+while os.path.exists(sys.argv[2]) and time.time() < deadline:
+    time.sleep(0.1)
 EOF
 stall_pid=$!
 BG_PIDS+=("$stall_pid")
@@ -226,6 +230,7 @@ wait "$ping_pid"
 check "ping -i 0.01 lost nothing meanwhile" grep -q '300 packets transmitted, 300 received' "$WORKDIR/ping-crowd.out"
 out=$(ctl status --json 2>&1)
 check "status still answers while the stalled clients hold on" grep -q '"streams": *1' <<<"$out"
+rm -f "$WORKDIR/hold"
 wait "$stall_pid"
 
 # A capture client that reads too slowly loses packets and is told so in-band
@@ -234,11 +239,14 @@ head -c 8000000 /dev/urandom >"$WORKDIR/blob"
 ip netns exec "$PEER_NS" socat -u TCP4-LISTEN:5005,reuseaddr OPEN:"$WORKDIR/blob.rx",creat,trunc &
 srv=$!
 sleep 0.3
-ip netns exec "$HOST_NS" python3 - "$SOCK" "$WORKDIR/slow.pcapng" <<'EOF' &
-import socket, sys, time
+touch "$WORKDIR/hold"
+ip netns exec "$HOST_NS" python3 - "$SOCK" "$WORKDIR/slow.pcapng" "$WORKDIR/hold" <<'EOF' &
+import os, socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 s.sendall(b"capture=all\n\n")
-time.sleep(3)			# the transfer runs meanwhile
+deadline = time.time() + 60	# reads nothing until the transfer is over
+while os.path.exists(sys.argv[3]) and time.time() < deadline:
+    time.sleep(0.1)
 s.settimeout(1.0)
 data = b""
 try:
@@ -256,6 +264,7 @@ sleep 0.3
 hx socat -u OPEN:"$WORKDIR/blob" TCP4:"$PEER4":5005
 wait "$srv"
 check "the 8 MB transfer arrived intact under a stalled capture" cmp "$WORKDIR/blob" "$WORKDIR/blob.rx"
+rm -f "$WORKDIR/hold"
 wait "$slow_pid"
 lost=$(python3 - "$WORKDIR/slow.pcapng" <<'EOF'
 import struct, sys
