@@ -323,7 +323,10 @@ int nl_build_route(void *buf, size_t len, uint16_t type, const struct nl_route *
 		return -EINVAL;
 	if (!alen)
 		return -EAFNOSUPPORT;
-	if (r->dst_len > alen * 8 || (type == RTM_NEWROUTE && r->oif <= 0))
+	if (r->type != 0 && r->type != RTN_UNICAST && r->type != RTN_UNREACHABLE)
+		return -EINVAL;
+	if (r->dst_len > alen * 8 ||
+	    (type == RTM_NEWROUTE && r->type != RTN_UNREACHABLE && r->oif <= 0))
 		return -EINVAL;
 
 	nlh = put_msg(buf, len, type, type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_EXCL : 0,
@@ -335,9 +338,15 @@ int nl_build_route(void *buf, size_t len, uint16_t type, const struct nl_route *
 	rtm->rtm_dst_len = r->dst_len;
 	rtm->rtm_table = r->table < 256 ? r->table : RT_TABLE_UNSPEC;
 	rtm->rtm_protocol = r->protocol;
-	/* A device route without gateway is link scope; "nowhere" matches any on delete. */
-	rtm->rtm_scope = type == RTM_NEWROUTE ? RT_SCOPE_LINK : RT_SCOPE_NOWHERE;
-	rtm->rtm_type = RTN_UNICAST;
+	/*
+	 * A device route without gateway is link scope, an unreachable one
+	 * universe; "nowhere" matches any on delete.
+	 */
+	rtm->rtm_type = r->type ? r->type : RTN_UNICAST;
+	if (type == RTM_DELROUTE)
+		rtm->rtm_scope = RT_SCOPE_NOWHERE;
+	else
+		rtm->rtm_scope = rtm->rtm_type == RTN_UNREACHABLE ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
 
 	if (r->table >= 256)
 		ok = ok && mnl_attr_put_u32_check(nlh, len, RTA_TABLE, r->table);
@@ -345,6 +354,8 @@ int nl_build_route(void *buf, size_t len, uint16_t type, const struct nl_route *
 		ok = ok && mnl_attr_put_check(nlh, len, RTA_DST, alen, r->dst);
 	if (r->oif > 0)
 		ok = ok && mnl_attr_put_u32_check(nlh, len, RTA_OIF, (uint32_t)r->oif);
+	if (r->priority)
+		ok = ok && mnl_attr_put_u32_check(nlh, len, RTA_PRIORITY, r->priority);
 
 	return ok ? (int)nlh->nlmsg_len : -ENOSPC;
 }
@@ -650,6 +661,7 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
 	ok = ok && get_u32(tb[RTA_TABLE], &r.table);
 	ok = ok && get_bin(tb[RTA_DST], r.dst, alen);
 	ok = ok && get_u32(tb[RTA_OIF], &oif);
+	ok = ok && get_u32(tb[RTA_PRIORITY], &r.priority);
 	if (!ok || oif > INT32_MAX)
 		return -EINVAL;
 	r.oif = (int)oif;

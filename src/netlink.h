@@ -40,6 +40,7 @@ struct nl_rule {
 	uint16_t dport_start, dport_end;
 	bool has_fwmark;
 	uint32_t fwmark, fwmask;
+	bool invert;			/* parsed only: "not", FIB_RULE_INVERT */
 };
 
 /* "PREFIX dev OIF table T proto P scope link": RTM_NEWROUTE / RTM_DELROUTE. */
@@ -51,7 +52,8 @@ struct nl_route {
 	int oif;
 	uint8_t protocol;
 	uint8_t scope;			/* parsed only; built as link (new) or nowhere (del) */
-	uint8_t type;			/* parsed only; built as RTN_UNICAST */
+	uint8_t type;			/* 0 or RTN_UNICAST: via oif; RTN_UNREACHABLE: no oif */
+	uint32_t priority;		/* the metric; 0: the kernel's default */
 };
 
 /* One IPv4 devconf value: index is IPV4_DEVCONF_*. */
@@ -84,6 +86,14 @@ struct nl_link_info {
 	uint32_t inet_conf[NL_INET_CONF_MAX];	/* indexed by IPV4_DEVCONF_* */
 };
 
+/* What RTM_NEWNETCONF tells about one device (or "all"/"default": ifindex < 0). */
+struct nl_netconf {
+	uint8_t family;
+	int ifindex;
+	bool has_forwarding, has_rp_filter;
+	uint32_t forwarding, rp_filter;
+};
+
 /* Called for each message of a reply; a negative return ends the walk with that error. */
 typedef int (*nl_cb)(const struct nlmsghdr *nlh, void *userdata);
 
@@ -106,6 +116,29 @@ int nl_request(struct nl *nl, void *msg, nl_cb cb, void *userdata);
  */
 int nl_dump(struct nl *nl, uint16_t type, uint8_t family, nl_cb cb, void *userdata);
 
+/*
+ * Dump the routes of one table (RTM_GETROUTE with RTA_TABLE and strict
+ * checking, so that the kernel sends that table only; an old kernel sends
+ * them all and cb must filter anyway).
+ */
+int nl_dump_table(struct nl *nl, uint8_t family, uint32_t table, nl_cb cb, void *userdata);
+
+/*
+ * A socket for notifications: non-blocking, subscribed to the RTNLGRP_*
+ * groups given, with a receive buffer large enough for bursts.
+ */
+int nl_open_events(const unsigned int *groups, size_t n_groups, struct nl **ret);
+int nl_fd(const struct nl *nl);
+/* Notifications caused by a request of this socket carry its port id. */
+uint32_t nl_portid(const struct nl *nl);
+/*
+ * Read one datagram of notifications and call cb for each message in it.
+ * Returns the number of messages, -EAGAIN when nothing is queued, or
+ * -ENOBUFS when the kernel dropped notifications (the buffer overflowed):
+ * only a dump tells the state then.
+ */
+int nl_receive(struct nl *nl, nl_cb cb, void *userdata);
+
 /* The kernel's extended ACK message for the last failed request, or "". */
 const char *nl_extack(const struct nl *nl);
 
@@ -119,6 +152,8 @@ int nl_build_setlink(void *buf, size_t len, const struct nl_link *l);
 int nl_build_dellink(void *buf, size_t len, int ifindex);
 int nl_build_getlink(void *buf, size_t len, int ifindex, const char *name);
 int nl_build_dump(void *buf, size_t len, uint16_t type, uint8_t family);
+/* RTM_GETROUTE dump of one table (see nl_dump_table()). */
+int nl_build_dump_table(void *buf, size_t len, uint8_t family, uint32_t table);
 /* A copy of src re-typed as a request, as "ip rule/route flush" deletes a dumped entry. */
 int nl_build_copy(void *buf, size_t len, const struct nlmsghdr *src, uint16_t type);
 
@@ -126,5 +161,12 @@ int nl_build_copy(void *buf, size_t len, const struct nlmsghdr *src, uint16_t ty
 int nl_parse_rule(const struct nlmsghdr *nlh, struct nl_rule *ret);
 int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret);
 int nl_parse_link(const struct nlmsghdr *nlh, struct nl_link_info *ret);
+int nl_parse_netconf(const struct nlmsghdr *nlh, struct nl_netconf *ret);
+
+/*
+ * Whether two rules are the same kernel object: every selector, the table
+ * and the priority (the protocol, which tells who added it, aside).
+ */
+bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b);
 
 #endif

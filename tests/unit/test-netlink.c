@@ -324,6 +324,22 @@ static void test_route(void)
 	rt.oif = 0;
 	is_int(nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &rt), -EINVAL,
 	       "route without device is -EINVAL");
+	rt.type = RTN_UNREACHABLE;
+	rt.priority = UINT32_MAX;
+	rt.dst_len = 0;
+	len = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &rt);
+	rtm = mnl_nlmsg_get_payload(nlh);
+	ok(len > 0 && rtm->rtm_type == RTN_UNREACHABLE && rtm->rtm_scope == RT_SCOPE_UNIVERSE,
+	   "unreachable route: no device needed, type unreachable, scope universe");
+	ok(collect(nlh, sizeof(*rtm), &at) == 2 && attr_u32(at.tb[RTA_PRIORITY], UINT32_MAX) &&
+	   !at.tb[RTA_OIF], "unreachable route: RTA_PRIORITY, no RTA_OIF");
+	ok(nl_parse_route(nlh, &back) == 0 && back.type == RTN_UNREACHABLE &&
+	   back.priority == UINT32_MAX, "unreachable route: parses back with its metric");
+	rt.type = RTN_BLACKHOLE;
+	is_int(nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &rt), -EINVAL,
+	       "other route types are -EINVAL");
+	rt.type = 0;
+	rt.priority = 0;
 	rt.family = 0;
 	is_int(nl_build_route(buf, sizeof(buf), RTM_DELROUTE, &rt), -EAFNOSUPPORT,
 	       "route without family is -EAFNOSUPPORT");
