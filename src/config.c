@@ -33,7 +33,9 @@
 #define MTU_MIN_IPV6 1280
 #define MTU_MAX 65535
 #define PRIORITY_MIN 2		/* priority - 1 must stay above the local rule at 0 */
-#define PRIORITY_MAX 32765	/* below the main (32766) and default (32767) rules */
+#define PRIORITY_MAX 32765
+#define STALL_TIMEOUT_MIN 200		/* ms; below, a busy moment would look like a stall */
+#define STALL_TIMEOUT_MAX 3600000	/* below the main (32766) and default (32767) rules */
 #define TABLE_MAX 0xfffffffeu
 #define UID_MAX_VALID 0xfffffffeu	/* (uid_t)-1 is no uid */
 
@@ -667,6 +669,23 @@ static int parse_routing(const struct ctx *c, const config_setting_t *g, struct 
 			r = parse_selectors(c, s, &cfg->divert, &cfg->n_divert);
 		} else if (strcmp(name, "exclude") == 0) {
 			r = parse_selectors(c, s, &cfg->exclude, &cfg->n_exclude);
+		} else if (strcmp(name, "failure") == 0) {
+			const char *str = NULL;
+
+			r = get_string(c, s, &str);
+			if (r >= 0 && strcmp(str, "open") != 0 && strcmp(str, "closed") != 0)
+				r = fail(c, s, -EINVAL,
+					 "routing.failure: \"%s\": expected \"open\" or \"closed\"",
+					 Q(str));
+			if (r >= 0)
+				cfg->fail_closed = strcmp(str, "closed") == 0;
+		} else if (strcmp(name, "stall-timeout") == 0) {
+			r = get_int(c, s, 0, STALL_TIMEOUT_MAX, &v);
+			if (r >= 0 && v > 0 && v < STALL_TIMEOUT_MIN)
+				r = fail(c, s, -EINVAL,
+					 "routing.stall-timeout: %lld ms is too short (0 or %d..%d)", v,
+					 STALL_TIMEOUT_MIN, STALL_TIMEOUT_MAX);
+			cfg->stall_timeout_ms = (uint32_t)v;
 		} else {
 			setting_path(g, path, sizeof(path));
 			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
@@ -1071,6 +1090,7 @@ int config_new_default(struct config **ret)
 	cfg->table = 100;
 	cfg->priority = 10000;
 	cfg->ipv4 = cfg->ipv6 = true;
+	cfg->stall_timeout_ms = 5000;
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s",
 		 RUNDIR "/ipmodd/control.sock");
 	cfg->control_mode = 0660;
@@ -1283,6 +1303,7 @@ bool config_routing_equal(const struct config *a, const struct config *b)
 {
 	return strcmp(a->tun_name, b->tun_name) == 0 && a->mtu == b->mtu && a->table == b->table &&
 	       a->priority == b->priority && a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 &&
+	       a->fail_closed == b->fail_closed && a->stall_timeout_ms == b->stall_timeout_ms &&
 	       selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert) &&
 	       selectors_equal(a->exclude, a->n_exclude, b->exclude, b->n_exclude) &&
 	       strcmp(a->control_socket, b->control_socket) == 0 &&

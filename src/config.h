@@ -55,6 +55,8 @@ struct config {
 	uint32_t table;
 	uint32_t priority;	/* diversion rules; the bypass and exclusions use priority - 1 */
 	bool ipv4, ipv6;
+	bool fail_closed;	/* traffic stays blocked while ipmodd is not running */
+	uint32_t stall_timeout_ms;	/* fail-open: stalled this long, stop diverting; 0 never */
 	struct selector *divert;	/* none: all outbound traffic */
 	size_t n_divert;
 	struct selector *exclude;

@@ -84,6 +84,8 @@ static void test_defaults(void)
 	is_int(cfg->mtu, 1500, "default tun.mtu");
 	is_int(cfg->table, 100, "default routing.table");
 	is_int(cfg->priority, 10000, "default routing.priority");
+	ok(!cfg->fail_closed, "default routing.failure: open");
+	is_int(cfg->stall_timeout_ms, 5000, "default routing.stall-timeout 5000 ms");
 	ok(cfg->ipv4 && cfg->ipv6, "default routing.families: both");
 	is_int(cfg->n_divert, 0, "default: no divert selectors (all traffic)");
 	ok(cfg->divert == NULL, "no divert array");
@@ -315,6 +317,15 @@ static void test_ranges(void)
 	      "t.conf:2: control.socket: \"run/ctl\" is not an absolute path", "relative socket");
 	fails("control = { group = \"a b\"; };\n", -EINVAL,
 	      "t.conf:1: control.group: \"a b\" is not a valid group name", "bad group name");
+	fails("routing = {\n failure = \"ajar\"; };\n", -EINVAL,
+	      "t.conf:2: routing.failure: \"ajar\": expected \"open\" or \"closed\"",
+	      "routing.failure neither open nor closed");
+	fails("routing = { stall-timeout = 100; };\n", -EINVAL,
+	      "t.conf:1: routing.stall-timeout: 100 ms is too short (0 or 200..3600000)",
+	      "stall-timeout below 200 ms");
+	fails("routing = { stall-timeout = 3600001; };\n", -ERANGE,
+	      "t.conf:1: routing.stall-timeout: 3600001 is out of range (0..3600000)",
+	      "stall-timeout above an hour");
 	fails("control = {\n\n mode = \"0777\"; };\n", -EINVAL,
 	      "t.conf:3: control.mode: \"0777\": expected \"0600\", \"0660\" or \"0666\"",
 	      "control.mode with execute bits");
