@@ -44,6 +44,7 @@ static const struct nl_devconf tun_inet_conf[] = {
 
 struct obj {
 	enum obj_kind kind;
+	bool block;		/* part of the fail-closed block: rules, unreachable routes */
 	union {
 		struct nl_rule rule;
 		struct nl_route route;
@@ -59,6 +60,8 @@ struct routing {
 	struct nl *nl;
 	int ifindex;
 	char tun[IFNAMSIZ];
+	bool fail_closed;
+	bool keep_block;	/* routing_free() leaves the block in place */
 	size_t n;
 	struct obj objs[];	/* sized by routing_install() for all it can add */
 };
@@ -315,10 +318,17 @@ struct routing *routing_free(struct routing *rt)
 	if (!rt)
 		return NULL;
 	for (i = rt->n; i > 0; i--)
-		undo(rt, &rt->objs[i - 1]);
+		if (!(rt->keep_block && rt->objs[i - 1].block))
+			undo(rt, &rt->objs[i - 1]);
 	nl_close(rt->nl);
 	free(rt);
 	return NULL;
+}
+
+void routing_keep_block(struct routing *rt)
+{
+	if (rt && rt->fail_closed)
+		rt->keep_block = true;
 }
 
 /* --- install ------------------------------------------------------------ */
@@ -327,35 +337,47 @@ static int add_rule(struct routing *rt, const struct nl_rule *rule, char *err, s
 {
 	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
 	char words[256];
+	struct obj *o;
 	int r;
 
 	r = nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, rule);
 	if (r >= 0)
 		r = nl_request(rt->nl, buf, NULL, NULL);
+	/* Fail-closed: the block a stopped instance left is taken over as it is. */
+	if (r == -EEXIST && rt->fail_closed)
+		r = 0;
 	if (r < 0) {
 		format_rule(words, sizeof(words), rule);
 		return step_error(err, errlen, r, nl_extack(rt->nl), "add rule '%s' (%s)", words,
 				  family_name(rule->family));
 	}
-	record(rt, OBJ_RULE)->rule = *rule;
+	o = record(rt, OBJ_RULE);
+	o->rule = *rule;
+	o->block = rt->fail_closed;
 	return 0;
 }
 
 static int add_route(struct routing *rt, const struct nl_route *route, char *err, size_t errlen)
 {
 	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	bool block = route->type == RTN_UNREACHABLE;
 	char words[128];
+	struct obj *o;
 	int r;
 
 	r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, route);
 	if (r >= 0)
 		r = nl_request(rt->nl, buf, NULL, NULL);
+	if (r == -EEXIST && block)
+		r = 0;
 	if (r < 0) {
 		format_route(words, sizeof(words), route, rt->tun);
 		return step_error(err, errlen, r, nl_extack(rt->nl), "add route '%s' (%s)", words,
 				  family_name(route->family));
 	}
-	record(rt, OBJ_ROUTE)->route = *route;
+	o = record(rt, OBJ_ROUTE);
+	o->route = *route;
+	o->block = block;
 	return 0;
 }
 
@@ -554,6 +576,17 @@ static int setup_family(struct routing *rt, const struct config *cfg, int family
 	r = add_route(rt, &route, err, errlen);
 	if (r < 0)
 		return r;
+	/* Fail-closed: what the table answers once the tun and its route are gone. */
+	if (rt->fail_closed) {
+		struct nl_route block = route;
+
+		block.oif = 0;
+		block.type = RTN_UNREACHABLE;
+		block.priority = UINT32_MAX;
+		r = add_route(rt, &block, err, errlen);
+		if (r < 0)
+			return r;
+	}
 
 	/* Diversion last, once the bypass and the route it relies on exist. */
 	if (cfg->n_divert == 0) {
@@ -587,11 +620,12 @@ int routing_install(const struct config *cfg, int ifindex, struct routing **ret,
 		return step_error(err, errlen, -EINVAL, NULL, "neither IPv4 nor IPv6 enabled");
 
 	/* Devconf and sysctl, then per family: bypass, exclusions, route, diversions. */
-	cap = 2 + 2 * (3 + cfg->n_exclude + cfg->n_divert);
+	cap = 2 + 2 * (4 + cfg->n_exclude + cfg->n_divert);
 	rt = calloc(1, sizeof(*rt) + cap * sizeof(rt->objs[0]));
 	if (!rt)
 		return step_error(err, errlen, -ENOMEM, NULL, "allocate routing state");
 	rt->ifindex = ifindex;
+	rt->fail_closed = cfg->fail_closed;
 	memcpy(rt->tun, cfg->tun_name, sizeof(rt->tun));
 
 	r = nl_open(&rt->nl);
@@ -671,6 +705,7 @@ int routing_restore(struct routing *rt, char *err, size_t errlen)
 struct flush {
 	uint16_t del_type;
 	uint32_t priority, table;
+	bool keep_unreachable;
 	void *msgs[FLUSH_BATCH];
 	size_t n;
 	bool more;
@@ -690,7 +725,8 @@ static bool flush_match(const struct flush *f, const struct nlmsghdr *nlh)
 	if (f->del_type == RTM_DELRULE)
 		return nl_parse_rule(nlh, &rule) == 0 && rule.action == FR_ACT_TO_TBL &&
 		       rule.priority == f->priority && rule.table == f->table;
-	return nl_parse_route(nlh, &route) == 0 && route.table == f->table;
+	return nl_parse_route(nlh, &route) == 0 && route.table == f->table &&
+	       !(f->keep_unreachable && route.type == RTN_UNREACHABLE);
 }
 
 static int flush_cb(const struct nlmsghdr *nlh, void *userdata)
@@ -732,7 +768,7 @@ static void describe(char *buf, size_t len, const struct nlmsghdr *nlh)
 
 /* Delete every rule (priority, table) or route (table) of family; returns the count. */
 static int flush(struct nl *nl, uint16_t del_type, uint8_t family, uint32_t priority,
-		 uint32_t table, char *err, size_t errlen)
+		 uint32_t table, bool keep_unreachable, char *err, size_t errlen)
 {
 	bool rules = del_type == RTM_DELRULE;
 	const char *what = rules ? "rule" : "route";
@@ -743,6 +779,7 @@ static int flush(struct nl *nl, uint16_t del_type, uint8_t family, uint32_t prio
 	for (unsigned int round = 0; round < FLUSH_ROUNDS; round++) {
 		_cleanup_(flush_done) struct flush f = {
 			.del_type = del_type, .priority = priority, .table = table,
+			.keep_unreachable = keep_unreachable,
 		};
 
 		r = nl_dump(nl, rules ? RTM_GETRULE : RTM_GETROUTE, family, flush_cb, &f);
@@ -772,7 +809,7 @@ static int flush(struct nl *nl, uint16_t del_type, uint8_t family, uint32_t prio
 	return count;
 }
 
-int routing_cleanup(const struct config *cfg, char *err, size_t errlen)
+static int cleanup(const struct config *cfg, bool keep_block, char *err, size_t errlen)
 {
 	static const uint8_t families[] = { AF_INET, AF_INET6 };
 	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
@@ -789,17 +826,21 @@ int routing_cleanup(const struct config *cfg, char *err, size_t errlen)
 		return step_error(err, errlen, r, NULL, "open rtnetlink socket");
 
 	for (i = 0; i < ARRAY_SIZE(families); i++) {
-		/* Diversion first, so that nothing is diverted without its bypass. */
-		r = flush(nl, RTM_DELRULE, families[i], cfg->priority, cfg->table, err, errlen);
-		if (r < 0)
-			goto cleanup;
-		count += r;
-		r = flush(nl, RTM_DELRULE, families[i], cfg->priority - 1, RT_TABLE_MAIN, err,
-			  errlen);
-		if (r < 0)
-			goto cleanup;
-		count += r;
-		r = flush(nl, RTM_DELROUTE, families[i], 0, cfg->table, err, errlen);
+		/* The block: the rules, and the unreachable routes they fall on. */
+		if (!keep_block) {
+			/* Diversion first, so that nothing is diverted without its bypass. */
+			r = flush(nl, RTM_DELRULE, families[i], cfg->priority, cfg->table, false,
+				  err, errlen);
+			if (r < 0)
+				goto cleanup;
+			count += r;
+			r = flush(nl, RTM_DELRULE, families[i], cfg->priority - 1, RT_TABLE_MAIN,
+				  false, err, errlen);
+			if (r < 0)
+				goto cleanup;
+			count += r;
+		}
+		r = flush(nl, RTM_DELROUTE, families[i], 0, cfg->table, keep_block, err, errlen);
 		if (r < 0)
 			goto cleanup;
 		count += r;
@@ -837,4 +878,34 @@ int routing_cleanup(const struct config *cfg, char *err, size_t errlen)
 cleanup:
 	nl_close(nl);
 	return r;
+}
+
+int routing_cleanup(const struct config *cfg, char *err, size_t errlen)
+{
+	return cleanup(cfg, cfg->fail_closed, err, errlen);
+}
+
+int routing_cleanup_all(const struct config *cfg, char *err, size_t errlen)
+{
+	return cleanup(cfg, false, err, errlen);
+}
+
+int routing_remove_diversion(const struct config *cfg, char *err, size_t errlen)
+{
+	static const uint8_t families[] = { AF_INET, AF_INET6 };
+	struct nl *nl = NULL;
+	int r, count = 0;
+
+	r = nl_open(&nl);
+	if (r < 0)
+		return step_error(err, errlen, r, NULL, "open rtnetlink socket");
+	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
+		r = flush(nl, RTM_DELRULE, families[i], cfg->priority, cfg->table, false, err,
+			  errlen);
+		if (r < 0)
+			break;
+		count += r;
+	}
+	nl_close(nl);
+	return r < 0 ? r : count;
 }

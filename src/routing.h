@@ -29,8 +29,14 @@ struct routing;
 int routing_install(const struct config *cfg, int ifindex, struct routing **ret, char *err,
 		    size_t errlen);
 
-/* Remove everything routing_install() added; NULL is fine. */
+/*
+ * Remove everything routing_install() added; NULL is fine.  After
+ * routing_keep_block() with routing.failure = "closed", the rules and the
+ * unreachable routes stay: once the tun is closed, the diverted traffic
+ * meets "unreachable" in table T instead of leaking through main.
+ */
 struct routing *routing_free(struct routing *r);
+void routing_keep_block(struct routing *r);
 
 /*
  * Add again the rules and routes of r that someone else removed (the kernel
@@ -44,7 +50,20 @@ int routing_restore(struct routing *r, char *err, size_t errlen);
  * table T, rules at P-1 that look up main, every route in table T, and a
  * persistent tun of that name that no process has open.  Returns the number
  * of entries removed (0 when there was nothing) or -errno.
+ *
+ * With routing.failure = "closed", routing_cleanup() keeps the block (the
+ * rules and the unreachable routes; routing_install() takes them over), so
+ * that traffic never leaks between two instances; routing_cleanup_all()
+ * removes it too.
  */
 int routing_cleanup(const struct config *cfg, char *err, size_t errlen);
+int routing_cleanup_all(const struct config *cfg, char *err, size_t errlen);
+
+/*
+ * Delete the diversion rules alone (priority P, lookup T), both families:
+ * traffic takes the main table again.  routing_restore() puts them back.
+ * Returns how many were deleted, or -errno.
+ */
+int routing_remove_diversion(const struct config *cfg, char *err, size_t errlen);
 
 #endif

@@ -523,6 +523,69 @@ static void test_netlink(void)
 	nl_close(nl);
 }
 
+/* failure = "closed": unreachable routes under the tun route, kept with the rules on exit. */
+static void test_fail_closed(int ifindex)
+{
+	struct config *cfg = make_config();
+	char err[CONFIG_ERR_MAX] = "";
+	struct routing *rt = NULL;
+	int r;
+
+	cfg->fail_closed = true;
+	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	is_int(r, 0, "fail-closed install");
+	if (r < 0) {
+		diag("%s", err);
+		free_config(cfg);
+		return;
+	}
+	is_str(run("ip route show table 100"),
+	       "default dev tun0 proto 73 scope link\n"
+	       "unreachable default proto 73 metric 4294967295\n",
+	       "IPv4: the tun route, then unreachable at the highest metric");
+	ok(strstr(run("ip -6 route show table 100"), "unreachable default dev lo proto 73 metric 4294967295") != NULL,
+	   "IPv6: unreachable at the highest metric");
+
+	/* Exit in fail-closed mode: the block stays. */
+	routing_keep_block(rt);
+	rt = routing_free(rt);
+	is_str(run("ip rule show | grep -c -e 'lookup 100' -e 'iif tun0 lookup main'"), "2\n",
+	       "after routing_free() with the block kept: the IPv4 rules stay");
+	is_str(run("ip route show table 100"),
+	       "unreachable default proto 73 metric 4294967295\n",
+	       "the tun route is gone, the unreachable one stays");
+
+	/* A new instance takes the block over; cleanup keeps it, cleanup_all does not. */
+	is_int(routing_cleanup(cfg, err, sizeof(err)), 0, "cleanup keeps the block (nothing removed)");
+	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	is_int(r, 0, "install over the block takes it over");
+	if (r < 0)
+		diag("%s", err);
+	is_str(run("ip rule show | grep -c 'lookup 100'"), "1\n", "one diversion rule, not two");
+	rt = routing_free(rt);
+	expect_clean("routing_free() without keep_block removes the block too");
+
+	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	routing_keep_block(rt);
+	rt = routing_free(rt);
+	is_int(routing_cleanup_all(cfg, err, sizeof(err)), 6,
+	       "cleanup_all removes the block: 2 rules and 1 unreachable route per family");
+	expect_clean("after cleanup_all");
+
+	/* The guardian's removal of the diversion alone, and its restoration. */
+	cfg->fail_closed = false;
+	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	is_int(routing_remove_diversion(cfg, err, sizeof(err)), 2,
+	       "remove_diversion deletes the diversion rule of each family");
+	is_str(run("ip rule show | grep -c -e 'lookup 100' -e 'iif tun0 lookup main'"), "1\n",
+	       "the bypass stays");
+	is_int(routing_restore(rt, err, sizeof(err)), 2, "routing_restore puts both back");
+	is_str(run("ip rule show | grep -c 'lookup 100'"), "1\n", "the diversion is back");
+	rt = routing_free(rt);
+	expect_clean("after the guardian test");
+	free_config(cfg);
+}
+
 int main(void)
 {
 	int fd, ifindex;
@@ -547,6 +610,7 @@ int main(void)
 	test_cleanup(ifindex);
 	test_cleanup_tun();
 	test_restore(ifindex);
+	test_fail_closed(ifindex);
 
 	close(fd);
 	return tap_done();
