@@ -29,40 +29,47 @@ static void usage(FILE *f)
 		"  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
 		"      --check-config  validate the configuration and exit\n"
 		"      --cleanup       remove rules, routes and a persistent tun left behind\n"
+		"                      (with failure = \"closed\", the blocking rules stay)\n"
+		"      --unblock       like --cleanup, and remove the fail-closed block too\n"
 		"  -v, --verbose       debug logging\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n\n"
 		"See ipmodd(8) and ipmodd.conf(5).\n");
 }
 
-static int do_cleanup(const struct config *cfg)
+static int do_cleanup(const struct config *cfg, bool unblock)
 {
 	char err[CONFIG_ERR_MAX];
 	int r;
 
-	r = routing_cleanup(cfg, err, sizeof(err));
+	r = unblock ? routing_cleanup_all(cfg, err, sizeof(err))
+		    : routing_cleanup(cfg, err, sizeof(err));
 	if (r < 0) {
 		log_errno(LOG_ERR, r, "cleanup: %s", err);
 		return EXIT_FAIL;
 	}
 	log_info("cleanup: removed %d entr%s", r, r == 1 ? "y" : "ies");
+	if (cfg->fail_closed && !unblock)
+		log_notice("failure = \"closed\": the blocking rules and unreachable routes stay; "
+			   "\"ipmodd --unblock\" removes them");
 	return EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK = 0x100, OPT_CLEANUP };
+	enum { OPT_CHECK = 0x100, OPT_CLEANUP, OPT_UNBLOCK };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
+		{ "unblock", no_argument, NULL, OPT_UNBLOCK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	const char *path = DEFAULT_CONFIG;
-	bool check = false, cleanup = false;
+	bool check = false, cleanup = false, unblock = false;
 	struct manager *m = NULL;
 	struct config *cfg = NULL;
 	char err[CONFIG_ERR_MAX];
@@ -79,6 +86,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CLEANUP:
 			cleanup = true;
+			break;
+		case OPT_UNBLOCK:
+			cleanup = unblock = true;
 			break;
 		case 'v':
 			level = LOG_DEBUG;
@@ -100,7 +110,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (check && cleanup) {
-		fprintf(stderr, "ipmodd: --check-config and --cleanup exclude each other\n");
+		fprintf(stderr, "ipmodd: --check-config excludes --cleanup and --unblock\n");
 		return EXIT_USAGE;
 	}
 	log_setup(level);
@@ -116,7 +126,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (cleanup) {
-		r = do_cleanup(cfg);
+		r = do_cleanup(cfg, unblock);
 		config_free(cfg);
 		return r;
 	}

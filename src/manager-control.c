@@ -66,6 +66,10 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "impair-queued-bytes", impair_queue_bytes(&m->impair_queue));
 	ctl_reply_add_u64(reply, "impair-sent", m->stats.impair_sent);
 	ctl_reply_add_u64(reply, "impair-flushed", m->stats.impair_flushed);
+	ctl_reply_add(reply, "failure", m->cfg->fail_closed ? "closed" : "open");
+	ctl_reply_add_u64(reply, "stall-timeout-ms", m->cfg->fail_closed ? 0 : m->cfg->stall_timeout_ms);
+	ctl_reply_add_u64(reply, "stall-trips", m->stats.stall_trips);
+	ctl_reply_add_u64(reply, "unhealthy-checks", m->stats.unhealthy_ticks);
 	ctl_reply_add_u64(reply, "read-errors", m->stats.read_errors);
 	ctl_reply_add_u64(reply, "write-errors", m->stats.write_errors);
 	ctl_reply_add_u64(reply, "control-clients", control_clients(m->control));

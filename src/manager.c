@@ -8,8 +8,11 @@
 
 #include <time.h>
 
+#include <poll.h>
+
 #include "chain.h"
 #include "control.h"
+#include "guardian.h"
 #include "log.h"
 #include "manager.h"
 #include "monitor.h"
@@ -53,6 +56,9 @@ struct manager *manager_free(struct manager *m)
 
 	if (!m)
 		return NULL;
+	/* Before the routing goes, so that it does not act on a teardown. */
+	m->guardian = guardian_stop(m->guardian);
+	sd_event_source_disable_unref(m->health_timer);
 	sd_event_source_disable_unref(m->tun_source);
 	sd_event_source_disable_unref(m->impair_timer);
 	/* Delayed copies are released, not sent: the routing is about to go. */
@@ -361,10 +367,79 @@ out:
 	return r;
 }
 
+static bool tun_input_pending(struct manager *m)
+{
+	struct pollfd p = { .fd = m->tun->fds[0], .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/*
+ * The packet path is healthy when it read packets since the last check, or
+ * has nothing to read.  Only then the watchdog is fed and the guardian sees
+ * a heartbeat; a loop that is stuck, stopped or spinning elsewhere feeds
+ * neither, since this runs on the same loop.
+ */
+static int on_health(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+	char err[CONFIG_ERR_MAX];
+	unsigned int trips;
+	int r;
+
+	if (m->stats.rx_packets != m->health_rx || !tun_input_pending(m)) {
+		guardian_beat(m->guardian);
+		if (m->watchdog_usec)
+			sd_notify(false, "WATCHDOG=1");
+	} else {
+		m->stats.unhealthy_ticks++;
+	}
+	m->health_rx = m->stats.rx_packets;
+
+	trips = guardian_take_trips(m->guardian);
+	if (trips) {
+		m->stats.stall_trips += trips;
+		r = routing_restore(m->routing, err, sizeof(err));
+		if (r < 0)
+			log_error("the packet loop stalled for more than %u ms and the guardian stopped the diversion; "
+				  "restoring it failed: %s", m->cfg->stall_timeout_ms, err);
+		else
+			log_warning("the packet loop stalled for more than %u ms and the guardian stopped the diversion; "
+				    "running again, restored %d rules", m->cfg->stall_timeout_ms, r);
+	}
+	return sd_event_source_set_time(s, usec + m->health_usec);
+}
+
+/* The watchdog and, in fail-open mode with a stall timeout, the guardian. */
+static int manager_start_health(struct manager *m)
+{
+	uint64_t period = 250 * 1000;
+	int r;
+
+	if (sd_watchdog_enabled(false, &m->watchdog_usec) <= 0)
+		m->watchdog_usec = 0;
+	if (m->watchdog_usec && m->watchdog_usec / 4 < period)
+		period = m->watchdog_usec / 4;
+	if (!m->cfg->fail_closed && m->cfg->stall_timeout_ms) {
+		if ((uint64_t)m->cfg->stall_timeout_ms * 1000 / 4 < period)
+			period = (uint64_t)m->cfg->stall_timeout_ms * 1000 / 4;
+		r = guardian_start(m->cfg, &m->guardian);
+		if (r < 0)
+			return log_errno(LOG_ERR, r, "starting the stall guardian");
+		log_debug("stall guardian pid %d: stops the diversion after %u ms without progress",
+			  (int)guardian_pid(m->guardian), m->cfg->stall_timeout_ms);
+	}
+	m->health_usec = period < 10000 ? 10000 : period;
+	r = sd_event_add_time_relative(m->event, &m->health_timer, CLOCK_MONOTONIC, m->health_usec,
+				       m->health_usec / 10, on_health, m);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "health timer");
+	return sd_event_source_set_enabled(m->health_timer, SD_EVENT_ON);
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct manager *m = userdata;
-
 	char err[CONFIG_ERR_MAX];
 
 	if (si->ssi_signo == SIGHUP) {
@@ -372,6 +447,11 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 		return 0;
 	}
 	log_info("received %s, shutting down", strsignal(si->ssi_signo));
+	if (m->cfg->fail_closed) {
+		routing_keep_block(m->routing);
+		log_notice("failure = \"closed\": diverted traffic stays blocked (unreachable in table %u) "
+			   "until ipmodd runs again or \"ipmodd --unblock\"", m->cfg->table);
+	}
 	sd_notify(false, "STOPPING=1");
 	return sd_event_exit(m->event, 0);
 }
@@ -453,9 +533,9 @@ int manager_start(struct manager *m)
 		r = sd_event_source_set_enabled(m->impair_timer, SD_EVENT_OFF);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "impairment timer");
-	r = sd_event_set_watchdog(m->event, true);
+	r = manager_start_health(m);
 	if (r < 0)
-		return log_errno(LOG_ERR, r, "watchdog");
+		return r;
 
 	m->generation = 1;
 	sd_event_now(m->event, CLOCK_MONOTONIC, &m->start_usec);

@@ -35,6 +35,8 @@ struct manager_stats {
 	uint64_t read_errors, write_errors;
 	uint64_t impair_sent;			/* copies sent from the impairment queue */
 	uint64_t impair_flushed;		/* copies discarded: their rule was deleted or changed */
+	uint64_t stall_trips;			/* the guardian stopped the diversion */
+	uint64_t unhealthy_ticks;		/* health checks that found the packet loop stuck */
 };
 
 struct manager {
@@ -49,6 +51,11 @@ struct manager {
 	struct impair_queue impair_queue;	/* delayed copies, owner: the rule's id */
 	sd_event_source *impair_timer;		/* CLOCK_MONOTONIC, at the earliest departure */
 	bool impair_pushed;			/* the queue got copies: re-arm the timer */
+	struct guardian *guardian;		/* fail-open with a stall timeout */
+	sd_event_source *health_timer;		/* WATCHDOG=1 and the guardian's heartbeat */
+	uint64_t health_usec;			/* its period */
+	uint64_t watchdog_usec;			/* WATCHDOG_USEC, 0 without a watchdog */
+	uint64_t health_rx;			/* rx_packets at the last check */
 	unsigned int generation;	/* chains run so far: 1 at start, +1 per change */
 	bool modified;			/* the chain was edited live since the file was read */
 	uint64_t start_usec;		/* CLOCK_MONOTONIC */
