@@ -19,12 +19,21 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/ip.h>
+#include <linux/netconf.h>
 #include <linux/rtnetlink.h>
 
 #include "netlink.h"
 #include "util.h"
 
 _Static_assert(IPV4_DEVCONF_MAX < NL_INET_CONF_MAX, "NL_INET_CONF_MAX too small");
+
+/*
+ * Notifications: a link message with all its attributes is a few KiB; the
+ * socket buffer holds a burst such as a flushed table of a full routing
+ * table's size.
+ */
+#define NL_EVENTS_BUF (64 * 1024)
+#define NL_EVENTS_RCVBUF (4 * 1024 * 1024)
 
 struct nl {
 	struct mnl_socket *sock;
@@ -83,6 +92,96 @@ int nl_open(struct nl **ret)
 fail:
 	nl_close(nl);
 	return r;
+}
+
+int nl_open_events(const unsigned int *groups, size_t n_groups, struct nl **ret)
+{
+	int size = NL_EVENTS_RCVBUF, fd, r;
+	struct nl *nl;
+	size_t i;
+
+	nl = calloc(1, sizeof(*nl));
+	if (!nl)
+		return -ENOMEM;
+	nl->buflen = NL_EVENTS_BUF;
+	nl->buf = malloc(nl->buflen);
+	if (!nl->buf) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	nl->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!nl->sock) {
+		r = negative_errno();
+		goto fail;
+	}
+	if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = negative_errno();
+		goto fail;
+	}
+	for (i = 0; i < n_groups; i++) {
+		if (mnl_socket_setsockopt(nl->sock, NETLINK_ADD_MEMBERSHIP, (void *)&groups[i],
+					  sizeof(groups[i])) < 0) {
+			r = negative_errno();
+			goto fail;
+		}
+	}
+	/* Beyond rmem_max needs CAP_NET_ADMIN, which the daemon has; else take what is allowed. */
+	fd = mnl_socket_get_fd(nl->sock);
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	nl->portid = mnl_socket_get_portid(nl->sock);
+	*ret = nl;
+	return 0;
+
+fail:
+	nl_close(nl);
+	return r;
+}
+
+int nl_fd(const struct nl *nl)
+{
+	return mnl_socket_get_fd(nl->sock);
+}
+
+uint32_t nl_portid(const struct nl *nl)
+{
+	return nl->portid;
+}
+
+int nl_receive(struct nl *nl, nl_cb cb, void *userdata)
+{
+	struct sockaddr_nl addr;
+	struct iovec iov = { .iov_base = nl->buf, .iov_len = nl->buflen };
+	struct msghdr msg = {
+		.msg_name = &addr, .msg_namelen = sizeof(addr), .msg_iov = &iov, .msg_iovlen = 1,
+	};
+	const struct nlmsghdr *m;
+	int len, count = 0, err = 0, r;
+	ssize_t n;
+
+	n = recvmsg(mnl_socket_get_fd(nl->sock), &msg, MSG_DONTWAIT);
+	if (n < 0)
+		return negative_errno();
+	/* A datagram cut short is as good as lost: the caller resynchronises. */
+	if (msg.msg_flags & MSG_TRUNC)
+		return -ENOBUFS;
+	/* Only the kernel sends notifications; a process may send to our port too. */
+	if (msg.msg_namelen != sizeof(addr) || addr.nl_pid != 0)
+		return 0;
+	len = (int)n;
+	for (m = nl->buf; mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len)) {
+		if (m->nlmsg_type == NLMSG_OVERRUN) {
+			err = -ENOBUFS;
+			continue;
+		}
+		if (m->nlmsg_type < NLMSG_MIN_TYPE)
+			continue;
+		count++;
+		r = cb(m, userdata);
+		if (r < 0 && !err)
+			err = r;
+	}
+	return err ? err : count;
 }
 
 const char *nl_extack(const struct nl *nl)
@@ -217,6 +316,22 @@ int nl_dump(struct nl *nl, uint16_t type, uint8_t family, nl_cb cb, void *userda
 	if (r < 0)
 		return r;
 	return nl_talk(nl, (struct nlmsghdr *)buf, cb, userdata);
+}
+
+int nl_dump_table(struct nl *nl, uint8_t family, uint32_t table, nl_cb cb, void *userdata)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	int one = 1, zero = 0, r;
+
+	r = nl_build_dump_table(buf, sizeof(buf), family, table);
+	if (r < 0)
+		return r;
+	/* Strict for this dump only: the socket's other requests were written for lenient checks. */
+	(void)mnl_socket_setsockopt(nl->sock, NETLINK_GET_STRICT_CHK, &one, sizeof(one));
+	r = nl_talk(nl, (struct nlmsghdr *)buf, cb, userdata);
+	(void)mnl_socket_setsockopt(nl->sock, NETLINK_GET_STRICT_CHK, &zero, sizeof(zero));
+	/* The kernel creates a table with its first route: none yet is an empty one. */
+	return r == -ENOENT ? 0 : r;
 }
 
 /* --- builders ----------------------------------------------------------- */
@@ -484,6 +599,24 @@ int nl_build_dump(void *buf, size_t len, uint16_t type, uint8_t family)
 	return (int)nlh->nlmsg_len;
 }
 
+int nl_build_dump_table(void *buf, size_t len, uint8_t family, uint32_t table)
+{
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm;
+
+	if (!addr_len(family))
+		return -EAFNOSUPPORT;
+	nlh = put_msg(buf, len, RTM_GETROUTE, NLM_F_DUMP, sizeof(*rtm));
+	if (!nlh)
+		return -ENOSPC;
+	rtm = mnl_nlmsg_get_payload(nlh);
+	rtm->rtm_family = family;
+	/* RTA_TABLE alone: the strict check refuses anything else in the header. */
+	if (!mnl_attr_put_u32_check(nlh, len, RTA_TABLE, table))
+		return -ENOSPC;
+	return (int)nlh->nlmsg_len;
+}
+
 int nl_build_copy(void *buf, size_t len, const struct nlmsghdr *src, uint16_t type)
 {
 	struct nlmsghdr *nlh = buf;
@@ -604,6 +737,8 @@ int nl_parse_rule(const struct nlmsghdr *nlh, struct nl_rule *ret)
 	ok = ok && get_bin(tb[FRA_SRC], r.src, alen);
 	ok = ok && get_bin(tb[FRA_DST], r.dst, alen);
 	ok = ok && get_str(tb[FRA_IIFNAME], r.iifname, sizeof(r.iifname));
+	ok = ok && get_str(tb[FRA_OIFNAME], r.oifname, sizeof(r.oifname));
+	r.invert = (frh->flags & FIB_RULE_INVERT) != 0;
 	r.has_fwmark = tb[FRA_FWMARK] || tb[FRA_FWMASK];
 	ok = ok && get_u32(tb[FRA_FWMARK], &r.fwmark);
 	ok = ok && get_u32(tb[FRA_FWMASK], &r.fwmask);
@@ -667,6 +802,66 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
 	r.oif = (int)oif;
 	*ret = r;
 	return 0;
+}
+
+int nl_parse_netconf(const struct nlmsghdr *nlh, struct nl_netconf *ret)
+{
+	const struct nlattr *tb[NETCONFA_MAX + 1];
+	const struct netconfmsg *ncm;
+	struct nl_netconf c = { 0 };
+	int32_t ifindex;
+	bool ok = true;
+
+	if (nlh->nlmsg_type != RTM_NEWNETCONF && nlh->nlmsg_type != RTM_DELNETCONF)
+		return -EINVAL;
+	if (parse_attrs(nlh, sizeof(*ncm), tb, NETCONFA_MAX) < 0)
+		return -EINVAL;
+	ncm = mnl_nlmsg_get_payload(nlh);
+	c.family = ncm->ncm_family;
+	if (!tb[NETCONFA_IFINDEX] || !get_bin(tb[NETCONFA_IFINDEX], &ifindex, sizeof(ifindex)))
+		return -EINVAL;
+	c.ifindex = ifindex;
+	c.has_forwarding = tb[NETCONFA_FORWARDING] != NULL;
+	c.has_rp_filter = tb[NETCONFA_RP_FILTER] != NULL;
+	ok = ok && get_u32(tb[NETCONFA_FORWARDING], &c.forwarding);
+	ok = ok && get_u32(tb[NETCONFA_RP_FILTER], &c.rp_filter);
+	if (!ok)
+		return -EINVAL;
+	*ret = c;
+	return 0;
+}
+
+static bool prefix_same(const uint8_t *a, const uint8_t *b, unsigned int bits)
+{
+	unsigned int whole = bits / 8, rest = bits % 8;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+
+	if (memcmp(a, b, whole) != 0)
+		return false;
+	return !rest || ((a[whole] ^ b[whole]) & mask) == 0;
+}
+
+/* Built rules leave action 0: they are all FR_ACT_TO_TBL. */
+static uint8_t rule_action(const struct nl_rule *r)
+{
+	return r->action ? r->action : FR_ACT_TO_TBL;
+}
+
+bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b)
+{
+	return a->family == b->family && a->priority == b->priority && a->table == b->table &&
+	       rule_action(a) == rule_action(b) && a->invert == b->invert &&
+	       strcmp(a->iifname, b->iifname) == 0 && strcmp(a->oifname, b->oifname) == 0 &&
+	       a->src_len == b->src_len && prefix_same(a->src, b->src, a->src_len) &&
+	       a->dst_len == b->dst_len && prefix_same(a->dst, b->dst, a->dst_len) &&
+	       a->has_uid == b->has_uid &&
+	       (!a->has_uid || (a->uid_start == b->uid_start && a->uid_end == b->uid_end)) &&
+	       a->ipproto == b->ipproto && a->has_sport == b->has_sport &&
+	       (!a->has_sport || (a->sport_start == b->sport_start && a->sport_end == b->sport_end)) &&
+	       a->has_dport == b->has_dport &&
+	       (!a->has_dport || (a->dport_start == b->dport_start && a->dport_end == b->dport_end)) &&
+	       a->has_fwmark == b->has_fwmark &&
+	       (!a->has_fwmark || (a->fwmark == b->fwmark && a->fwmask == b->fwmask));
 }
 
 /*

@@ -40,7 +40,9 @@ struct nl_rule {
 	uint16_t dport_start, dport_end;
 	bool has_fwmark;
 	uint32_t fwmark, fwmask;
-	bool invert;			/* parsed only: "not", FIB_RULE_INVERT */
+	/* Parsed only: selectors ipmodd never sets, which make another rule of a look-alike. */
+	bool invert;			/* "not" (FIB_RULE_INVERT) */
+	char oifname[IFNAMSIZ];		/* "": any */
 };
 
 /* "PREFIX dev OIF table T proto P scope link": RTM_NEWROUTE / RTM_DELROUTE. */

@@ -15,6 +15,7 @@
 #include <linux/fib_rules.h>
 #include <linux/if_link.h>
 #include <linux/ip.h>
+#include <linux/netconf.h>
 #include <linux/rtnetlink.h>
 
 #include "netlink.h"
@@ -528,6 +529,104 @@ static void test_parse_link(void)
 	       "rule parser refuses a truncated header");
 }
 
+static void test_dump_table(void)
+{
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+	const struct rtmsg *rtm;
+	struct attrs at;
+	int len;
+
+	len = nl_build_dump_table(buf, sizeof(buf), AF_INET6, 1000);
+	ok(len > 0 && nlh->nlmsg_type == RTM_GETROUTE &&
+	   nlh->nlmsg_flags == (NLM_F_REQUEST | NLM_F_DUMP), "dump table: RTM_GETROUTE dump");
+	rtm = mnl_nlmsg_get_payload(nlh);
+	ok(rtm->rtm_family == AF_INET6 && rtm->rtm_table == 0 && rtm->rtm_type == 0 &&
+	   rtm->rtm_scope == 0 && rtm->rtm_protocol == 0,
+	   "dump table: a header strict checking accepts (family only)");
+	ok(collect(nlh, sizeof(*rtm), &at) == 1 && attr_u32(at.tb[RTA_TABLE], 1000),
+	   "dump table: RTA_TABLE alone");
+	is_int(nl_build_dump_table(buf, sizeof(buf), AF_UNSPEC, 100), -EAFNOSUPPORT,
+	       "dump table without family is -EAFNOSUPPORT");
+	is_int(nl_build_dump_table(buf, 20, AF_INET, 100), -ENOSPC, "dump table: -ENOSPC");
+}
+
+static void test_rule_same(void)
+{
+	struct nl_rule a = { .family = AF_INET, .priority = 10000, .table = 100, .dst_len = 24 };
+	struct nl_rule b;
+
+	memcpy(a.dst, "\xc0\x00\x02\x00", 4);
+	b = a;
+	b.action = FR_ACT_TO_TBL;
+	b.protocol = 3;
+	ok(nl_rule_same(&a, &b), "same rule: a built one (action 0) and its dump (protocol aside)");
+	b.dst[3] = 0x80;
+	ok(nl_rule_same(&a, &b), "bits past the prefix length do not count");
+	b.dst[2] = 0x03;
+	ok(!nl_rule_same(&a, &b), "the prefix does");
+	b = a;
+	b.invert = true;
+	ok(!nl_rule_same(&a, &b), "\"not\" makes another rule");
+	b = a;
+	snprintf(b.oifname, sizeof(b.oifname), "eth0");
+	ok(!nl_rule_same(&a, &b), "so does oif");
+	b = a;
+	b.has_fwmark = true;
+	b.fwmark = 1;
+	b.fwmask = UINT32_MAX;
+	ok(!nl_rule_same(&a, &b), "and fwmark");
+	b = a;
+	b.priority++;
+	ok(!nl_rule_same(&a, &b), "and the priority");
+	b = a;
+	b.action = FR_ACT_GOTO;
+	ok(!nl_rule_same(&a, &b), "and the action");
+	b = a;
+	b.has_uid = true;
+	ok(!nl_rule_same(&a, &b), "and a uid range");
+}
+
+static void test_parse_netconf(void)
+{
+	struct nlmsghdr *nlh;
+	struct netconfmsg *ncm;
+	struct nl_netconf c;
+
+	memset(buf, 0, sizeof(buf));
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWNETCONF;
+	ncm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ncm));
+	ncm->ncm_family = AF_INET;
+	mnl_attr_put_u32(nlh, NETCONFA_IFINDEX, 7);
+	mnl_attr_put_u32(nlh, NETCONFA_RP_FILTER, 2);
+	is_int(nl_parse_netconf(nlh, &c), 0, "parse netconf");
+	ok(c.family == AF_INET && c.ifindex == 7 && c.has_rp_filter && c.rp_filter == 2 &&
+	   !c.has_forwarding, "netconf: family, ifindex, rp_filter only");
+	mnl_attr_put_u32(nlh, NETCONFA_FORWARDING, 0);
+	ok(nl_parse_netconf(nlh, &c) == 0 && c.has_forwarding && c.forwarding == 0,
+	   "netconf: forwarding 0");
+
+	memset(buf, 0, sizeof(buf));
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWNETCONF;
+	ncm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ncm));
+	ncm->ncm_family = AF_INET6;
+	mnl_attr_put_u32(nlh, NETCONFA_IFINDEX, (uint32_t)NETCONFA_IFINDEX_ALL);
+	ok(nl_parse_netconf(nlh, &c) == 0 && c.ifindex == NETCONFA_IFINDEX_ALL,
+	   "netconf for \"all\": ifindex -1");
+	mnl_attr_put_u8(nlh, NETCONFA_FORWARDING, 1);
+	is_int(nl_parse_netconf(nlh, &c), -EINVAL, "a short attribute is -EINVAL");
+
+	memset(buf, 0, sizeof(buf));
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWNETCONF;
+	ncm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ncm));
+	ncm->ncm_family = AF_INET;
+	is_int(nl_parse_netconf(nlh, &c), -EINVAL, "no ifindex is -EINVAL");
+	nlh->nlmsg_type = RTM_NEWLINK;
+	is_int(nl_parse_netconf(nlh, &c), -EINVAL, "the netconf parser refuses RTM_NEWLINK");
+}
+
 int main(void)
 {
 	test_rule_v4_plain();
@@ -541,5 +640,8 @@ int main(void)
 	test_dellink_getlink_dump();
 	test_copy();
 	test_parse_link();
+	test_dump_table();
+	test_rule_same();
+	test_parse_netconf();
 	return tap_done();
 }
