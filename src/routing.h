@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "netlink.h"
 
 /* rtm_protocol of the routes ipmodd adds ("ip route show proto 73"). */
 #define ROUTING_RTPROT 73
@@ -43,6 +44,51 @@ void routing_keep_block(struct routing *r);
  * keeps the others).  Returns how many were re-added or -errno with err set.
  */
 int routing_restore(struct routing *r, char *err, size_t errlen);
+
+/* Room for what routing_repair() names: "rule 'from all lookup 100 pref 10000' (IPv4)". */
+#define ROUTING_ITEM_MAX 320
+
+/*
+ * Compare the kernel's state with what routing_install() set up, by reading
+ * it (the tun link's up flag, its devconf and sysctls, dumps of the rules
+ * and of table T), and put back what is missing or was changed: link up,
+ * devconf, sysctls, then rules and routes in the order of installation, a
+ * route in our place replaced by ours.  Every request is acknowledged.
+ * Returns how many items were put back (0: everything was in place) with
+ * the first named in item, or -errno with err set.
+ */
+int routing_repair(struct routing *r, char *item, size_t itemlen, char *err, size_t errlen);
+
+/*
+ * Whether a notification (RTNLGRP_LINK, _RULE, _ROUTE, _NETCONF) may concern
+ * what routing_install() set up: one of its rules or routes deleted, another
+ * route in the place of one, the tun down, its devconf or IPv6 conf changed.
+ * The changes of r's own requests do not.  Pure.
+ */
+bool routing_event_concerns(const struct routing *r, const struct nlmsghdr *nlh);
+
+/*
+ * The rule order that keeps written-back packets from looping: fed with a
+ * rule dump of one family in the kernel's order (the order of evaluation),
+ * the bypass "iif TUN lookup main" at P-1 must come before every rule that
+ * could send a packet from the tun to table T, and be followed by the
+ * diversion rules at P.  routing_install() checks it; pure.
+ */
+struct routing_order {
+	char tun[IFNAMSIZ];
+	uint32_t priority, table;
+	bool bypass;			/* the bypass came */
+	unsigned int diversions;	/* rules at P looking up T after it */
+	bool loop;			/* culprit looks up T before the bypass */
+	struct nl_rule culprit;
+};
+
+void routing_order_init(struct routing_order *o, const char *tun, uint32_t priority,
+			uint32_t table);
+void routing_order_next(struct routing_order *o, const struct nl_rule *rule);
+/* 0, or -ELOOP / -ENOENT with err set; diversions: how many there must be. */
+int routing_order_result(const struct routing_order *o, int family, unsigned int diversions,
+			 char *err, size_t errlen);
 
 /*
  * Remove what a previous instance with this configuration may have left,

@@ -9,8 +9,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/fib_rules.h>
 #include <linux/if_tun.h>
 #include <linux/ip.h>
+#include <linux/netconf.h>
 #include <linux/rtnetlink.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -586,20 +589,311 @@ static void test_fail_closed(int ifindex)
 	free_config(cfg);
 }
 
+/* --- rule order, repair, notifications ------------------------------------ */
+
+static struct nl_rule order_rule(uint32_t priority, uint32_t table, const char *iif)
+{
+	struct nl_rule r = { .family = AF_INET, .action = FR_ACT_TO_TBL, .priority = priority,
+			     .table = table };
+
+	snprintf(r.iifname, sizeof(r.iifname), "%s", iif);
+	return r;
+}
+
+/* Feed the rules in order; the result of routing_order_result(), err in err. */
+static int order_of(const struct nl_rule *rules, size_t n, unsigned int diversions, char *err,
+		    size_t errlen)
+{
+	struct routing_order o;
+
+	routing_order_init(&o, "tun0", P, T);
+	for (size_t i = 0; i < n; i++)
+		routing_order_next(&o, &rules[i]);
+	err[0] = '\0';
+	return routing_order_result(&o, AF_INET, diversions, err, errlen);
+}
+
+static void test_order_pure(void)
+{
+	struct nl_rule rules[8];
+	char err[CONFIG_ERR_MAX];
+
+	rules[0] = order_rule(0, RT_TABLE_LOCAL, "");
+	rules[1] = order_rule(P - 1, RT_TABLE_MAIN, "tun0");
+	rules[2] = order_rule(P, T, "");
+	rules[3] = order_rule(32766, RT_TABLE_MAIN, "");
+	is_int(order_of(rules, 4, 1, err, sizeof(err)), 0, "order: local, bypass, diversion, main");
+
+	rules[1] = order_rule(100, T, "");
+	rules[2] = order_rule(P - 1, RT_TABLE_MAIN, "tun0");
+	rules[3] = order_rule(P, T, "");
+	is_int(order_of(rules, 4, 1, err, sizeof(err)), -ELOOP,
+	       "a rule looking up T before the bypass is a loop");
+	is_str(err, "rule 'from all lookup 100 pref 100' (IPv4) comes before the bypass "
+	       "'from all iif tun0 lookup main pref 9999': packets written back to tun0 would be "
+	       "diverted again: Too many levels of symbolic links", "and says which");
+
+	rules[1] = order_rule(100, T, "eth0");
+	is_int(order_of(rules, 4, 1, err, sizeof(err)), 0, "one bound to another input is not");
+	rules[1] = order_rule(100, T, "");
+	snprintf(rules[1].oifname, sizeof(rules[1].oifname), "eth0");
+	is_int(order_of(rules, 4, 1, err, sizeof(err)), 0,
+	       "nor one bound to an output device (forwarded packets have none)");
+	rules[1] = order_rule(100, T, "eth0");
+	rules[1].invert = true;
+	is_int(order_of(rules, 4, 1, err, sizeof(err)), -ELOOP, "\"not iif eth0\" is");
+	rules[1] = order_rule(100, 200, "");
+	is_int(order_of(rules, 4, 1, err, sizeof(err)), 0, "another table is not looked at");
+	rules[1] = order_rule(P - 1, T, "tun0");
+	is_int(order_of(rules, 4, 1, err, sizeof(err)), -ELOOP,
+	       "\"iif tun0 lookup T\" at P-1 before the bypass is");
+
+	rules[1] = order_rule(P - 1, RT_TABLE_MAIN, "tun0");
+	rules[1].invert = true;
+	rules[2] = order_rule(P, T, "");
+	is_int(order_of(rules, 3, 1, err, sizeof(err)), -ELOOP,
+	       "a \"not iif tun0\" look-alike is no bypass");
+
+	rules[1] = order_rule(P, T, "");
+	is_int(order_of(rules, 2, 1, err, sizeof(err)), -ELOOP, "diversion without bypass: a loop");
+	rules[1] = order_rule(32766, RT_TABLE_MAIN, "");
+	is_int(order_of(rules, 2, 0, err, sizeof(err)), -ENOENT, "no bypass at all");
+	is_str(err, "the bypass 'from all iif tun0 lookup main pref 9999' (IPv4) is missing: "
+	       "No such file or directory", "says so");
+	rules[1] = order_rule(P - 1, RT_TABLE_MAIN, "tun0");
+	rules[2] = order_rule(P, T, "");
+	is_int(order_of(rules, 3, 2, err, sizeof(err)), -ENOENT, "a diversion rule missing");
+	is_int(order_of(rules, 2, 0, err, sizeof(err)), 0, "no diversion rule when none is due");
+}
+
+static void test_order_install(int ifindex)
+{
+	struct config *cfg = make_config();
+	struct routing *rt = (struct routing *)&rt;
+	char err[CONFIG_ERR_MAX] = "";
+
+	sh("ip -6 rule add pref 200 lookup 100");
+	is_int(routing_install(cfg, ifindex, &rt, err, sizeof(err)), -ELOOP,
+	       "install refuses a rule looking up T before the bypass");
+	is_str(err, "rule 'from all lookup 100 pref 200' (IPv6) comes before the bypass "
+	       "'from all iif tun0 lookup main pref 9999': packets written back to tun0 would be "
+	       "diverted again: Too many levels of symbolic links", "with the culprit");
+	ok(rt == (struct routing *)&rt, "*ret untouched");
+	is_str(run("ip -6 rule show"),
+	       "0:\tfrom all lookup local\n"
+	       "200:\tfrom all lookup 100\n"
+	       "32766:\tfrom all lookup main\n", "rolled back: only the foreign rule remains");
+	is_str(run("ip rule show"), rules4_default, "rolled back: IPv4 too");
+	sh("ip -6 rule del pref 200 lookup 100");
+
+	/* A rule for another input interface in front is harmless. */
+	sh("ip rule add pref 200 iif lo lookup 100");
+	rt = NULL;
+	is_int(routing_install(cfg, ifindex, &rt, err, sizeof(err)), 0,
+	       "an \"iif lo lookup 100\" in front is no loop");
+	routing_free(rt);
+	sh("ip rule del pref 200 iif lo lookup 100");
+	expect_clean("after the order checks");
+	free_config(cfg);
+}
+
+static void test_repair(int ifindex)
+{
+	struct config *cfg = make_config();
+	char err[CONFIG_ERR_MAX] = "", item[ROUTING_ITEM_MAX];
+	struct routing *rt = NULL;
+	const char *rules4, *rules6, *routes4, *routes6;
+	char want4[512], want6[512], wantr4[256], wantr6[256];
+	int r;
+
+	cfg->fail_closed = true;
+	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	is_int(r, 0, "install fail-closed for the repair tests");
+	if (r < 0) {
+		diag("%s", err);
+		free_config(cfg);
+		return;
+	}
+	rules4 = run("ip -4 rule show");
+	snprintf(want4, sizeof(want4), "%s", rules4);
+	rules6 = run("ip -6 rule show");
+	snprintf(want6, sizeof(want6), "%s", rules6);
+	routes4 = run("ip -4 route show table 100");
+	snprintf(wantr4, sizeof(wantr4), "%s", routes4);
+	routes6 = run("ip -6 route show table 100");
+	snprintf(wantr6, sizeof(wantr6), "%s", routes6);
+
+	is_int(routing_repair(rt, item, sizeof(item), err, sizeof(err)), 0,
+	       "repair with everything in place: 0");
+	/* lo for foreign routes in table 100. */
+	sh("ip link set lo up");
+	is_str(item, "", "and names nothing");
+
+	sh("ip -4 rule del pref 9999 iif tun0 lookup main");
+	sh("ip -6 route del unreachable default table 100 metric 4294967295");
+	sh("ip -4 route replace default dev lo table 100");
+	sh("echo 0 > /proc/sys/net/ipv4/conf/tun0/accept_local");
+	sh("echo 0 > /proc/sys/net/ipv6/conf/tun0/force_forwarding");
+	r = routing_repair(rt, item, sizeof(item), err, sizeof(err));
+	is_int(r, 5, "repair puts back devconf, sysctl, bypass, a replaced route, an unreachable one");
+	if (r < 0)
+		diag("%s", err);
+	is_str(item, "IPv4 devconf of tun0 (forwarding 1, accept_local 1, rp_filter 0)",
+	       "the first in the order of installation is named");
+	is_str(run("ip -4 rule show"), want4, "IPv4 rules as installed");
+	is_str(run("ip -6 rule show"), want6, "IPv6 rules as installed");
+	is_str(run("ip -4 route show table 100"), wantr4, "IPv4 routes as installed (ours replaced lo's)");
+	is_str(run("ip -6 route show table 100"), wantr6, "IPv6 routes as installed");
+	is_str(sysctl("/proc/sys/net/ipv4/conf/tun0/accept_local"), "1", "accept_local 1 again");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/force_forwarding"), "1", "force_forwarding 1 again");
+
+	sh("ip link set tun0 down");
+	r = routing_repair(rt, item, sizeof(item), err, sizeof(err));
+	ok(r >= 2, "after link down: the link and the routes it took along (%d)", r);
+	is_str(item, "link tun0 up", "the link first");
+	is_str(run("ip -4 route show table 100"), wantr4, "IPv4 routes back");
+	is_str(run("ip -6 route show table 100"), wantr6, "IPv6 routes back");
+	is_int(routing_repair(rt, item, sizeof(item), err, sizeof(err)), 0, "repair again: 0");
+
+	/* Not ours to judge: a foreign rule and route leave the repair at 0. */
+	sh("ip rule add pref 10000 lookup 100 fwmark 7");
+	sh("ip route add 192.0.2.0/24 dev lo table 100");
+	is_int(routing_repair(rt, item, sizeof(item), err, sizeof(err)), 0,
+	       "foreign look-alikes are no missing state");
+	/* A look-alike does not stand in for ours. */
+	sh("ip -4 rule del pref 10000 lookup 100 fwmark 7");
+	sh("ip -4 rule del pref 10000 lookup 100");
+	sh("ip rule add pref 10000 not lookup 100");
+	is_int(routing_repair(rt, item, sizeof(item), err, sizeof(err)), -EEXIST,
+	       "a \"not\" rule in the place of the diversion does not count as it, and is in the way");
+	is_str(err, "restore rule 'from all lookup 100 pref 10000' (IPv4): File exists",
+	       "the kernel's EEXIST is reported");
+	sh("ip rule del pref 10000 not lookup 100");
+	sh("ip route del 192.0.2.0/24 dev lo table 100");
+	is_int(routing_repair(rt, item, sizeof(item), err, sizeof(err)), 1, "then it comes back");
+	is_str(run("ip -4 rule show"), want4, "IPv4 rules as installed");
+
+	rt = routing_free(rt);
+	sh("ip link set lo down");
+	expect_clean("after the repair tests");
+	free_config(cfg);
+}
+
+/* A notification as the kernel would send it: a built request re-typed. */
+static const struct nlmsghdr *as_event(void *buf, uint16_t type, uint32_t pid)
+{
+	struct nlmsghdr *nlh = buf;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = 0;
+	nlh->nlmsg_pid = pid;
+	return nlh;
+}
+
+static const struct nlmsghdr *netconf_event(void *buf, uint8_t family, int32_t ifindex,
+					     int type, uint32_t value)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct netconfmsg *ncm;
+
+	nlh->nlmsg_type = RTM_NEWNETCONF;
+	ncm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ncm));
+	ncm->ncm_family = family;
+	mnl_attr_put_u32(nlh, NETCONFA_IFINDEX, (uint32_t)ifindex);
+	if (type)
+		mnl_attr_put_u32(nlh, (uint16_t)type, value);
+	return nlh;
+}
+
+static void test_concerns(int ifindex)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	struct config *cfg = make_config();
+	char err[CONFIG_ERR_MAX] = "";
+	struct nl_rule rule = { .family = AF_INET6, .priority = P, .table = T };
+	struct nl_route route = { .family = AF_INET, .table = T, .oif = ifindex };
+	struct nl_link link = { .ifindex = ifindex, .up = true };
+	struct routing *rt = NULL;
+	int r;
+
+	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	is_int(r, 0, "install for the notification tests");
+	if (r < 0) {
+		free_config(cfg);
+		return;
+	}
+	nl_build_rule(buf, sizeof(buf), RTM_DELRULE, &rule);
+	ok(routing_event_concerns(rt, as_event(buf, RTM_DELRULE, 4242)),
+	   "our IPv6 diversion deleted by someone: a concern");
+	ok(!routing_event_concerns(rt, as_event(buf, RTM_NEWRULE, 4242)), "added: none");
+	rule.priority = P + 1;
+	nl_build_rule(buf, sizeof(buf), RTM_DELRULE, &rule);
+	ok(!routing_event_concerns(rt, as_event(buf, RTM_DELRULE, 4242)),
+	   "a rule at another priority: none");
+
+	nl_build_route(buf, sizeof(buf), RTM_DELROUTE, &route);
+	ok(routing_event_concerns(rt, as_event(buf, RTM_DELROUTE, 0)), "our IPv4 route deleted");
+	nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &route);
+	ok(!routing_event_concerns(rt, as_event(buf, RTM_NEWROUTE, 0)), "our IPv4 route added: none");
+	route.oif = 1;
+	nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &route);
+	ok(routing_event_concerns(rt, as_event(buf, RTM_NEWROUTE, 0)),
+	   "another route in its place (ip route replace): a concern");
+	route.priority = 5;
+	nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &route);
+	ok(!routing_event_concerns(rt, as_event(buf, RTM_NEWROUTE, 0)),
+	   "another route at another metric: none");
+	route.priority = 0;
+	route.table = T + 1;
+	route.oif = ifindex;
+	nl_build_route(buf, sizeof(buf), RTM_DELROUTE, &route);
+	ok(!routing_event_concerns(rt, as_event(buf, RTM_DELROUTE, 0)), "another table: none");
+
+	nl_build_setlink(buf, sizeof(buf), &link);
+	ok(!routing_event_concerns(rt, as_event(buf, RTM_NEWLINK, 0)), "tun0 up: none");
+	link.up = false;
+	nl_build_setlink(buf, sizeof(buf), &link);
+	ok(routing_event_concerns(rt, as_event(buf, RTM_NEWLINK, 0)), "tun0 down: a concern");
+	link.ifindex = 1;
+	nl_build_setlink(buf, sizeof(buf), &link);
+	ok(!routing_event_concerns(rt, as_event(buf, RTM_NEWLINK, 0)), "lo down: none");
+
+	memset(buf, 0, sizeof(buf));
+	ok(routing_event_concerns(rt, netconf_event(buf, AF_INET, ifindex, NETCONFA_FORWARDING, 0)),
+	   "tun0 IPv4 forwarding 0: a concern");
+	memset(buf, 0, sizeof(buf));
+	ok(!routing_event_concerns(rt, netconf_event(buf, AF_INET, ifindex, NETCONFA_FORWARDING, 1)),
+	   "tun0 IPv4 forwarding 1: none");
+	memset(buf, 0, sizeof(buf));
+	ok(routing_event_concerns(rt, netconf_event(buf, AF_INET, ifindex, NETCONFA_RP_FILTER, 2)),
+	   "tun0 rp_filter 2: a concern");
+	memset(buf, 0, sizeof(buf));
+	ok(routing_event_concerns(rt, netconf_event(buf, AF_INET6, ifindex, 0, 0)),
+	   "any IPv6 netconf of tun0 (force_forwarding has no attribute name here)");
+	memset(buf, 0, sizeof(buf));
+	ok(!routing_event_concerns(rt, netconf_event(buf, AF_INET, 1, NETCONFA_FORWARDING, 0)),
+	   "lo's: none");
+
+	routing_free(rt);
+	free_config(cfg);
+}
+
 int main(void)
 {
 	int fd, ifindex;
 
-	if (geteuid() != 0)
-		tap_skip_all("needs root for a network namespace");
-	if (unshare(CLONE_NEWNET) < 0)
-		tap_skip_all("unshare(CLONE_NEWNET) failed");
+	test_order_pure();
+	if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0 ||
+	    system("ip rule show >/dev/null 2>&1") != 0) {
+		diag("the kernel tests need root, a network namespace and ip(8): skipped");
+		return tap_done();
+	}
 	/* From here on only our own namespace is touched. */
-	if (system("ip rule show >/dev/null 2>&1") != 0)
-		tap_skip_all("ip(8) not available");
 	fd = tun_open("tun0", false);
-	if (fd < 0)
-		tap_skip_all("cannot create a tun device");
+	if (fd < 0) {
+		diag("cannot create a tun device: the kernel tests are skipped");
+		return tap_done();
+	}
 	ifindex = (int)if_nametoindex("tun0");
 
 	expect_clean("fresh namespace");
@@ -611,6 +905,9 @@ int main(void)
 	test_cleanup_tun();
 	test_restore(ifindex);
 	test_fail_closed(ifindex);
+	test_order_install(ifindex);
+	test_repair(ifindex);
+	test_concerns(ifindex);
 
 	close(fd);
 	return tap_done();
