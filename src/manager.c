@@ -14,10 +14,12 @@
 #include "control.h"
 #include "guardian.h"
 #include "log.h"
+#include "loopguard.h"
 #include "manager.h"
 #include "monitor.h"
 #include "routing.h"
 #include "tun.h"
+#include "watch.h"
 
 /* Packets handled per wake-up before other event sources get a turn. */
 #define RX_BATCH 64
@@ -70,6 +72,8 @@ struct manager *manager_free(struct manager *m)
 	/* Closing the control's streams unsubscribes them from the monitor. */
 	m->control = control_free(m->control);
 	m->monitor = monitor_free(m->monitor);
+	/* Its own teardown is no event for the watch. */
+	m->watch = watch_free(m->watch);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
 	m->routing = routing_free(m->routing);
 	m->tun = tun_close(m->tun);
@@ -103,6 +107,7 @@ static void manager_write(struct manager *m, uint8_t *data, size_t len)
 	}
 	m->stats.tx_packets++;
 	m->stats.tx_bytes += len;
+	loopguard_record(&m->loopguard, data, len, loop_now_ns(m));
 }
 
 /* Arm the timer at the earliest departure in the queue, or stop it when the queue is empty. */
@@ -234,6 +239,14 @@ static void manager_process(struct manager *m, uint8_t *data, size_t len, uint64
 		m->stats.malformed[cls]++;
 		if (log_enabled(LOG_DEBUG))
 			log_debug("dropped %zu-byte packet: %s", len, pkt_class_name(cls));
+		return;
+	}
+	/* Written back moments ago and routed into the tun again: not another round. */
+	if (loopguard_check(&m->loopguard, data, len, now_ns)) {
+		if (ratelimit_allow(&m->io_log, now_ns))
+			log_warning("dropped a packet written back to %s that came back (a route into %s "
+				    "outside table %u?), %llu so far", m->tun->name, m->tun->name,
+				    m->cfg->table, (unsigned long long)m->loopguard.loops);
 		return;
 	}
 
@@ -504,6 +517,11 @@ int manager_start(struct manager *m)
 				 m->cfg->control_socket);
 	if (r == -ENOENT && m->cfg->control_group[0])
 		return log_errno(LOG_ERR, r, "control socket group '%s'", m->cfg->control_group);
+	if (r == -EPERM && m->cfg->control_group[0] && geteuid() != 0)
+		return log_errno(LOG_ERR, r,
+				 "control socket %s: cannot give it group '%s' as uid %u "
+				 "(the daemon must be a member: Group= or SupplementaryGroups= in the unit)",
+				 m->cfg->control_socket, m->cfg->control_group, (unsigned int)geteuid());
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "control socket %s", m->cfg->control_socket);
 
@@ -518,6 +536,9 @@ int manager_start(struct manager *m)
 		log_error("installing routing failed, nothing left behind: %s", err);
 		return r;
 	}
+	r = watch_new(m->event, m->routing, &m->watch);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "watching the routing over rtnetlink");
 
 	r = sd_event_add_io(m->event, &m->tun_source, m->tun->fds[0], EPOLLIN, on_tun_readable, m);
 	if (r < 0)
