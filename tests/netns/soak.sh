@@ -182,7 +182,8 @@ read -r rss_min rss_max fd_max <<<"$(awk 'NR == 1 { lo = $2; hi = $2; f = $3 }
 	END { print lo, hi, f }' "$WORKDIR/samples")"
 diag "VmRSS samples after the ${WARMUP} s warm-up: $n; max of the first third $first KiB, of the last third $last KiB, growth $growth KiB (allowed $SOAK_RSS_SLACK_KIB)"
 diag "VmRSS over the whole soak: $rss_min..$rss_max KiB (before: $RSS0 KiB); descriptors at most $fd_max (before: $FD0)"
-diag "samples (s KiB fds): $(awk '{ printf "%s:%s:%s ", $1, $2, $3 }' "$WORKDIR/samples")"
+step=$(( ($(wc -l <"$WORKDIR/samples") + 59) / 60 ))
+diag "samples (s:KiB:fds, one in $step): $(awk -v s="$step" '(NR - 1) % s == 0 { printf "%s:%s:%s ", $1, $2, $3 }' "$WORKDIR/samples")"
 if [ "$first" -gt 0 ]; then
 	check "VmRSS does not grow: the last third's max is within $SOAK_RSS_SLACK_KIB KiB of the first third's" \
 		test "$growth" -le "$SOAK_RSS_SLACK_KIB"
