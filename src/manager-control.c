@@ -16,6 +16,7 @@
 #include "manager.h"
 #include "monitor.h"
 #include "tun.h"
+#include "watch.h"
 
 #define TRACE_STREAM_BUF (256 * 1024)
 #define CAPTURE_STREAM_BUF (4 * 1024 * 1024)
@@ -32,6 +33,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 		      struct ctl_reply *reply)
 {
 	struct chain_stats cs;
+	struct watch_status ws;
 	uint64_t now = 0;
 	char key[48];
 	int i;
@@ -70,6 +72,18 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "stall-timeout-ms", m->cfg->fail_closed ? 0 : m->cfg->stall_timeout_ms);
 	ctl_reply_add_u64(reply, "stall-trips", m->stats.stall_trips);
 	ctl_reply_add_u64(reply, "unhealthy-checks", m->stats.unhealthy_ticks);
+	watch_get_status(m->watch, &ws);
+	ctl_reply_add(reply, "restore", ws.state);
+	ctl_reply_add_u64(reply, "restores", ws.restores);
+	if (ws.last[0])
+		ctl_reply_add(reply, "restore-last", ws.last);
+	if (ws.error[0])
+		ctl_reply_add(reply, "restore-error", ws.error);
+	ctl_reply_add_u64(reply, "restore-backoffs", ws.backoffs);
+	ctl_reply_add_u64(reply, "restore-retry-sec", (ws.retry_usec + 999999) / 1000000);
+	ctl_reply_add_u64(reply, "restore-checks", ws.checks);
+	ctl_reply_add_u64(reply, "restore-overruns", ws.overruns);
+	ctl_reply_add_u64(reply, "loops", m->loopguard.loops);
 	ctl_reply_add_u64(reply, "read-errors", m->stats.read_errors);
 	ctl_reply_add_u64(reply, "write-errors", m->stats.write_errors);
 	ctl_reply_add_u64(reply, "control-clients", control_clients(m->control));

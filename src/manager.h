@@ -14,6 +14,7 @@
 #include "control.h"
 #include "impair.h"
 #include "log.h"
+#include "loopguard.h"
 #include "packet.h"
 
 /*
@@ -45,6 +46,7 @@ struct manager {
 	struct config *cfg;
 	struct tun *tun;
 	struct routing *routing;
+	struct watch *watch;			/* puts the routing back when others remove it */
 	struct chain *chain;
 	struct control *control;
 	struct monitor *monitor;
@@ -61,6 +63,7 @@ struct manager {
 	uint64_t start_usec;		/* CLOCK_MONOTONIC */
 
 	struct manager_stats stats;
+	struct loopguard loopguard;		/* packets written back that come back */
 	struct ratelimit io_log;
 
 	/* Room in front of each packet for a virtio-net header. */
