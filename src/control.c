@@ -43,6 +43,7 @@ struct control_client {
 	struct ctl_reply out;		/* finished while being written */
 	size_t out_off;
 	struct stream *stream;		/* after control_stream_start() */
+	uint64_t request_start;		/* CLOCK_MONOTONIC of a partial request's first byte, 0 none */
 };
 
 struct control {
@@ -101,9 +102,24 @@ static void client_free(struct control_client *cl)
 	free(cl);
 }
 
+/*
+ * Activity postpones the idle timeout, but a request must arrive whole within
+ * the timeout from its first byte: one dribbled a byte at a time would
+ * otherwise hold its slot for hours.
+ */
 static void client_touch(struct control_client *cl)
 {
-	sd_event_source_set_time(cl->timer, now_usec(cl->control) + cl->control->idle_usec);
+	uint64_t now = now_usec(cl->control), t = now + cl->control->idle_usec;
+
+	if (ctl_parser_pending(&cl->parser)) {
+		if (!cl->request_start)
+			cl->request_start = now;
+		if (cl->request_start + cl->control->idle_usec < t)
+			t = cl->request_start + cl->control->idle_usec;
+	} else {
+		cl->request_start = 0;
+	}
+	sd_event_source_set_time(cl->timer, t);
 }
 
 static int stream_set_events(struct control_client *cl, uint32_t events)
@@ -293,7 +309,17 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 
 static int on_client_idle(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	client_free(userdata);
+	struct control_client *cl = userdata;
+
+	/* Half a request: say why before hanging up (best effort, bounded by the timer again). */
+	if (cl->request_start && !cl->closing && !cl->out.finished) {
+		cl->request_start = 0;
+		sd_event_source_set_time(cl->timer, usec + cl->control->idle_usec);
+		sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
+		if (client_reject(cl, -ETIMEDOUT, "request not complete in time") >= 0)
+			return 0;
+	}
+	client_free(cl);
 	return 0;
 }
 

@@ -768,7 +768,7 @@ static void test_server_limits(sd_event *e)
 {
 	struct hstate st = {};
 	struct control *c = NULL;
-	int fds[CONTROL_CLIENTS_MAX], fd, i, n = 0;
+	int fds[CONTROL_CLIENTS_MAX], fd, fd2, i, n = 0;
 	const char *text;
 	char ch;
 
@@ -804,7 +804,30 @@ static void test_server_limits(sd_event *e)
 	is_int(control_clients(c), 1, "idle client connected");
 	spin(e, 300);
 	is_int(control_clients(c), 0, "idle client closed after the timeout");
-	ok(recv(fd, &ch, 1, MSG_DONTWAIT) <= 0, "its socket sees the hang-up");
+	{
+		char got[128] = "";
+		ssize_t got_len = recv(fd, got, sizeof(got) - 1, MSG_DONTWAIT);
+
+		ok(got_len > 0 && strstr(got, "errno=110\nerror=line 1: request not complete in time\n\n"),
+		   "a half request is answered errno=ETIMEDOUT (%s)", got_len > 0 ? "got a reply" : "nothing");
+	}
+	ok(recv(fd, &ch, 1, MSG_DONTWAIT) <= 0, "then its socket sees the hang-up");
+
+	/* Activity does not stretch a request: it must be whole within the timeout. */
+	fd2 = client_connect(sock_path);
+	for (i = 0; i < 6; i++) {
+		send_str(fd2, "k");
+		spin(e, 30);
+	}
+	is_int(control_clients(c), 0, "a request dribbled byte by byte is cut off at the timeout");
+	close(fd2);
+	fd2 = client_connect(sock_path);
+	for (i = 0; i < 4; i++) {
+		send_str(fd2, "get=status\n\n");
+		spin(e, 60);
+	}
+	is_int(control_clients(c), 1, "whole requests keep a client alive past the timeout");
+	close(fd2);
 	close(fd);
 	control_free(c);
 }
