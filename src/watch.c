@@ -228,9 +228,15 @@ fail:
 
 void watch_get_status(const struct watch *w, struct watch_status *ret)
 {
-	uint64_t at = 0, now = watch_now(w);
+	uint64_t at = 0, now;
 
 	memset(ret, 0, sizeof(*ret));
+	if (!w) {
+		ret->state = "off";
+		ret->last = ret->error = "";
+		return;
+	}
+	now = watch_now(w);
 	ret->state = w->error[0] ? "failed" : w->backoff.delay ? "backoff" : "ok";
 	ret->restores = w->restores;
 	ret->backoffs = w->backoffs;

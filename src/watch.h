@@ -60,7 +60,8 @@ int watch_new(sd_event *e, struct routing *rt, struct watch **ret);
 struct watch *watch_free(struct watch *w);
 
 struct watch_status {
-	const char *state;	/* "ok", "backoff" (another program keeps removing it), "failed" */
+	const char *state;	/* "ok", "backoff" (another program keeps removing it), "failed";
+				 * "off" without a watch (NULL) */
 	uint64_t restores;	/* items put back */
 	uint64_t backoffs;	/* times it started backing off */
 	uint64_t checks;
