@@ -42,9 +42,15 @@ struct chain_id {
 	uint32_t i;		/* index of the rule */
 };
 
+struct name_ref {
+	const char *name;
+	size_t i;
+};
+
 struct chain {
 	unsigned int refs;
 	size_t n;
+	struct name_ref *names;	/* sorted by name, for chain_find() */
 	struct chain_counter *ctr;
 	struct chain_slot *slot;
 	struct chain_id *by_id;	/* sorted by id, for chain_find_id() */
@@ -70,11 +76,6 @@ static uint64_t rng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-struct name_ref {
-	const char *name;
-	size_t i;
-};
-
 static int name_ref_cmp(const void *a, const void *b)
 {
 	const struct name_ref *x = a, *y = b;
@@ -85,16 +86,19 @@ static int name_ref_cmp(const void *a, const void *b)
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 
-/* Sorting keeps this O(n log n) for large chains; it runs on load, not per packet. */
-static int check_names(const struct chain *c, char *err, size_t errlen)
+/*
+ * Sorting keeps this O(n log n) for large chains; it runs on load, not per
+ * packet.  The sorted names stay for chain_find(), which chain_inherit()
+ * calls for every rule.
+ */
+static int check_names(struct chain *c, char *err, size_t errlen)
 {
-	_cleanup_(freep) struct name_ref *refs = NULL;
+	struct name_ref *refs;
 
-	if (c->n < 2)
-		return 0;
-	refs = calloc(c->n, sizeof(*refs));
+	refs = calloc(c->n ? c->n : 1, sizeof(*refs));
 	if (!refs)
 		return -ENOMEM;
+	c->names = refs;
 	for (size_t i = 0; i < c->n; i++)
 		refs[i] = (struct name_ref){ .name = c->rules[i].name, .i = i };
 	qsort(refs, c->n, sizeof(*refs), name_ref_cmp);
@@ -199,6 +203,7 @@ struct chain *chain_unref(struct chain *c)
 	for (size_t k = 0; c->flows && k < c->nflows; k++)
 		impair_flow_done(&c->flows[k]);
 	free(c->flows);
+	free(c->names);
 	free(c->by_id);
 	free(c->slot);
 	free(c->ctr);
@@ -216,12 +221,16 @@ const struct rule *chain_rule(const struct chain *c, size_t i)
 	return i < c->n ? &c->rules[i] : NULL;
 }
 
+static int name_key_cmp(const void *key, const void *e)
+{
+	return strcmp(key, ((const struct name_ref *)e)->name);
+}
+
 int chain_find(const struct chain *c, const char *name)
 {
-	for (size_t i = 0; i < c->n; i++)
-		if (strcmp(c->rules[i].name, name) == 0)
-			return (int)i;
-	return -ENOENT;
+	const struct name_ref *e = bsearch(name, c->names, c->n, sizeof(*c->names), name_key_cmp);
+
+	return e ? (int)e->i : -ENOENT;
 }
 
 void chain_counters(const struct chain *c, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes)
@@ -290,13 +299,28 @@ static void flow_inherit(struct impair_flow *f, const struct impair_flow *old)
 	f->cnt = old->cnt;
 }
 
+/*
+ * chain_find(old, name), trying guess first (just past where the previous
+ * name was found): an edit inserts, removes or changes a few rules and
+ * shifts the rest, so most lookups of a large reload cost one strcmp().
+ */
+static int find_near(const struct chain *old, const char *name, size_t guess)
+{
+	if (guess < old->n && strcmp(old->rules[guess].name, name) == 0)
+		return (int)guess;
+	return chain_find(old, name);
+}
+
 void chain_inherit(struct chain *c, const struct chain *old)
 {
 	uint32_t next = old->next_id;
+	size_t guess = 0;
 	int j;
 
 	for (size_t i = 0; i < c->n; i++) {
-		j = chain_find(old, c->rules[i].name);
+		j = find_near(old, c->rules[i].name, guess);
+		if (j >= 0)
+			guess = (size_t)j + 1;
 		if (j < 0 || !rule_equal(&c->rules[i], &old->rules[j])) {
 			c->slot[i].id = next++;
 			continue;
