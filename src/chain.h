@@ -129,6 +129,31 @@ int chain_find_id(const struct chain *c, uint32_t id);
  * forge rate limiter.
  */
 void chain_inherit(struct chain *c, const struct chain *old);
+/*
+ * The index chain_new() builds, so that a packet costs about the same
+ * against 10 rules as against 10,000: a packet is tried only against the
+ * rules it could match, in rule order, with exactly the results of trying
+ * every rule (verdict, rewrites, counters, trace, probability= draws).
+ * Each rule is reached through one key: among its exact matches on a field
+ * no action rewrites (src or dst prefix without "!", a single sport or
+ * dport of its proto), the one the fewest rules share.  A rule without
+ * such a match (negations, port ranges, ttl, icmp-type... only) is generic:
+ * tried for every packet of its family and proto.  A packet costs one
+ * lookup per port kind, one per prefix length in use that its address
+ * could fall in (a filter by the address's first bits tells which), then
+ * its candidates.  Memory is linear in the rules.
+ */
+struct chain_index_info {
+	size_t keyed;		/* rules reached through a key */
+	size_t generic;		/* rules tried for every packet of their family and proto */
+	size_t keys;		/* distinct keys */
+	size_t lengths;		/* distinct prefix lengths in use, over families and src/dst */
+	size_t longest;		/* the most rules one key or generic list holds */
+};
+void chain_index_info(const struct chain *c, struct chain_index_info *ret);
+/* Try every rule in order instead of the index (tests, measurements): same results. */
+void chain_set_linear(struct chain *c, bool linear);
+
 /* Whether p matches r's matches (probability= aside), without counting; for trace filters. */
 bool chain_rule_matches(const struct rule *r, const struct pkt *p);
 /* Reseed the generators behind probability= and impairment (chain_new() seeds from the clock). */
