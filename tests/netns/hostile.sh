@@ -406,7 +406,7 @@ def dribble():
     t0 = time.monotonic()
     req = b"get=status\nk=" + b"v" * 200
     for i in range(len(req)):
-        if time.monotonic() - t0 > 13:
+        if time.monotonic() - t0 > 15:
             break
         try:
             s.send(req[i:i + 1])
@@ -418,8 +418,9 @@ def dribble():
     reply, closed, _ = read_reply(s, 0.2)
     secs = time.monotonic() - t0
     s.close()
-    text = "a request dribbled a byte every 0.5 s is cut off within 11 s"
-    if closed and secs < 11 and errno_of(reply) == 110:
+    # The deadline is 10 s from the first byte; its timer may fire up to 1 s late.
+    text = "a request dribbled a byte every 0.5 s is cut off within 12.5 s"
+    if closed and secs < 12.5 and errno_of(reply) == 110:
         out("ok", f"{text} (after {secs:.1f} s, errno={errno_of(reply)})")
     else:
         out("not ok", f"{text}: closed={closed} after {secs:.1f} s, errno={errno_of(reply)}")
