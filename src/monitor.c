@@ -260,43 +260,7 @@ size_t pcapng_epb(uint8_t *buf, bool after, uint64_t time_ns, const uint8_t *dat
 
 /* --- trace lines ------------------------------------------------------------ */
 
-struct out {
-	char *buf;
-	size_t len, size;
-};
-
-static _printf_(2, 3) void put(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (o->len + 1 >= o->size)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->len, o->size - o->len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	o->len += (size_t)n < o->size - o->len ? (size_t)n : o->size - o->len - 1;
-}
-
-/* Milliseconds with up to 3 decimals, no trailing zeros: 50, 0.5, 12.345. */
-static void put_ms(struct out *o, uint64_t ns)
-{
-	uint64_t us = (ns + 500) / 1000;
-	unsigned int frac = (unsigned int)(us % 1000), digits = 3;
-
-	put(o, "%llu", (unsigned long long)(us / 1000));
-	if (!frac)
-		return;
-	while (frac % 10 == 0) {
-		frac /= 10;
-		digits--;
-	}
-	put(o, ".%0*u", (int)digits, frac);
-}
-
-static void put_impair(struct out *o, const struct chain_impair *imp)
+static void put_impair(struct strbuf *o, const struct chain_impair *imp)
 {
 	static const struct {
 		uint8_t bit;
@@ -312,15 +276,15 @@ static void put_impair(struct out *o, const struct chain_impair *imp)
 	const char *sep = "=";
 	bool waits = false;
 
-	put(o, " impair");
+	strbuf_printf(o, " impair");
 	for (size_t i = 0; i < ARRAY_SIZE(events); i++) {
 		if (!(imp->events & events[i].bit))
 			continue;
-		put(o, "%s%s", sep, events[i].name);
+		strbuf_printf(o, "%s%s", sep, events[i].name);
 		sep = ",";
 	}
 	if (!imp->events)
-		put(o, "=none");
+		strbuf_printf(o, "=none");
 	for (unsigned int k = 0; k < imp->res.n && k < IMPAIR_COPIES_MAX; k++)
 		waits |= imp->res.copy[k].at_ns > imp->now_ns;
 	if (!waits)
@@ -329,8 +293,8 @@ static void put_impair(struct out *o, const struct chain_impair *imp)
 	for (unsigned int k = 0; k < imp->res.n && k < IMPAIR_COPIES_MAX; k++) {
 		uint64_t at = imp->res.copy[k].at_ns;
 
-		put(o, "%s", sep);
-		put_ms(o, at > imp->now_ns ? at - imp->now_ns : 0);
+		strbuf_printf(o, "%s", sep);
+		strbuf_ms(o, ((at > imp->now_ns ? at - imp->now_ns : 0) + 500) / 1000);
 		sep = ",";
 	}
 }
@@ -339,7 +303,7 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 {
 	const struct pkt *p = ev->p;
 	const struct chain_trace *t = ev->trace;
-	struct out o = { buf, 0, len };
+	struct strbuf o = { .buf = buf, .size = len };
 	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN], actions[RULE_FORMAT_MAX];
 	const char *name;
 	uint32_t more = 0;
@@ -349,28 +313,28 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 	buf[0] = '\0';
 	inet_ntop(p->family, pkt_saddr(p), a, sizeof(a));
 	inet_ntop(p->family, pkt_daddr(p), b, sizeof(b));
-	put(&o, "time=%llu.%06llu family=%s src=%s dst=%s",
+	strbuf_printf(&o, "time=%llu.%06llu family=%s src=%s dst=%s",
 	    (unsigned long long)(ev->time_ns / 1000000000ULL),
 	    (unsigned long long)(ev->time_ns % 1000000000ULL / 1000),
 	    p->family == AF_INET ? "ip" : "ip6", a, b);
 	name = rule_proto_name(p->l4proto);
 	if (name)
-		put(&o, " proto=%s", name);
+		strbuf_printf(&o, " proto=%s", name);
 	else
-		put(&o, " proto=%u", p->l4proto);
+		strbuf_printf(&o, " proto=%u", p->l4proto);
 	if (p->l4_complete && (p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP))
-		put(&o, " sport=%u dport=%u", p->sport, p->dport);
+		strbuf_printf(&o, " sport=%u dport=%u", p->sport, p->dport);
 	if (p->l4_complete && (p->l4proto == IPPROTO_ICMP || p->l4proto == IPPROTO_ICMPV6)) {
 		name = rule_icmp_type_name(p->family, p->icmp_type);
 		if (name)
-			put(&o, " icmp-type=%s", name);
+			strbuf_printf(&o, " icmp-type=%s", name);
 		else
-			put(&o, " icmp-type=%u", p->icmp_type);
-		put(&o, " icmp-code=%u", p->icmp_code);
+			strbuf_printf(&o, " icmp-type=%u", p->icmp_type);
+		strbuf_printf(&o, " icmp-code=%u", p->icmp_code);
 	}
 	if (p->l4_complete && p->l4proto == IPPROTO_TCP)
-		put(&o, " tcp-flags=0x%02x", p->tcp_flags);
-	put(&o, " len=%zu", ev->before ? ev->before_len : p->len);
+		strbuf_printf(&o, " tcp-flags=0x%02x", p->tcp_flags);
+	strbuf_printf(&o, " len=%zu", ev->before ? ev->before_len : p->len);
 
 	/* Whole rules only, and room kept for the words that end the line. */
 	for (uint32_t i = 0; t && i < t->n && i < CHAIN_TRACE_MAX; i++) {
@@ -386,15 +350,15 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 			more = t->n - i;
 			break;
 		}
-		put(&o, " rule=%s", rule_name(r));
+		strbuf_printf(&o, " rule=%s", rule_name(r));
 		if (actions[0])
-			put(&o, " %s", actions);
+			strbuf_printf(&o, " %s", actions);
 	}
 	if (!more && t && t->n > CHAIN_TRACE_MAX)
 		more = t->n - CHAIN_TRACE_MAX;
 	if (more)
-		put(&o, " more-rules=%u", more);
-	put(&o, " result=%s", chain_result_name(t ? t->result : CHAIN_RESULT_DEFAULT));
+		strbuf_printf(&o, " more-rules=%u", more);
+	strbuf_printf(&o, " result=%s", chain_result_name(t ? t->result : CHAIN_RESULT_DEFAULT));
 	if (ev->impair && ev->impair->impaired)
 		put_impair(&o, ev->impair);
 	return o.len;

@@ -70,31 +70,12 @@ struct routing {
 
 /* --- messages ----------------------------------------------------------- */
 
-struct sbuf {
-	char *p;
-	size_t len, pos;
-};
-
-static _printf_(2, 3) void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->pos + 1 >= b->len)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p + b->pos, b->len - b->pos, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		b->pos += (size_t)n < b->len - b->pos ? (size_t)n : b->len - b->pos - 1;
-}
-
 static const char *family_name(int family)
 {
 	return family == AF_INET ? "IPv4" : "IPv6";
 }
 
-static void sb_prefix(struct sbuf *b, int family, const uint8_t *addr, uint8_t len)
+static void sb_prefix(struct strbuf *b, int family, const uint8_t *addr, uint8_t len)
 {
 	char s[INET6_ADDRSTRLEN];
 	unsigned int full = family == AF_INET ? 32 : 128;
@@ -102,17 +83,17 @@ static void sb_prefix(struct sbuf *b, int family, const uint8_t *addr, uint8_t l
 	if (!inet_ntop(family, addr, s, sizeof(s)))
 		snprintf(s, sizeof(s), "?");
 	if (len == full)
-		sb_add(b, "%s", s);
+		strbuf_printf(b, "%s", s);
 	else
-		sb_add(b, "%s/%u", s, len);
+		strbuf_printf(b, "%s/%u", s, len);
 }
 
-static void sb_ports(struct sbuf *b, const char *what, uint16_t start, uint16_t end)
+static void sb_ports(struct strbuf *b, const char *what, uint16_t start, uint16_t end)
 {
 	if (start == end)
-		sb_add(b, " %s %u", what, start);
+		strbuf_printf(b, " %s %u", what, start);
 	else
-		sb_add(b, " %s %u-%u", what, start, end);
+		strbuf_printf(b, " %s %u-%u", what, start, end);
 }
 
 static const char *ipproto_name(uint8_t p)
@@ -133,67 +114,67 @@ static const char *ipproto_name(uint8_t p)
 	}
 }
 
-static void sb_table(struct sbuf *b, uint32_t table)
+static void sb_table(struct strbuf *b, uint32_t table)
 {
 	if (table == RT_TABLE_MAIN)
-		sb_add(b, "main");
+		strbuf_printf(b, "main");
 	else
-		sb_add(b, "%u", table);
+		strbuf_printf(b, "%u", table);
 }
 
 /* The rule in "ip rule add" words, in the order "ip rule show" prints them. */
 static void format_rule(char *buf, size_t len, const struct nl_rule *r)
 {
-	struct sbuf b = { buf, len, 0 };
+	struct strbuf b = { .buf = buf, .size = len };
 
 	buf[0] = '\0';
-	sb_add(&b, "from ");
+	strbuf_printf(&b, "from ");
 	if (r->src_len)
 		sb_prefix(&b, r->family, r->src, r->src_len);
 	else
-		sb_add(&b, "all");
+		strbuf_printf(&b, "all");
 	if (r->dst_len) {
-		sb_add(&b, " to ");
+		strbuf_printf(&b, " to ");
 		sb_prefix(&b, r->family, r->dst, r->dst_len);
 	}
 	if (r->has_fwmark) {
-		sb_add(&b, " fwmark 0x%x", r->fwmark);
+		strbuf_printf(&b, " fwmark 0x%x", r->fwmark);
 		if (r->fwmask != UINT32_MAX)
-			sb_add(&b, "/0x%x", r->fwmask);
+			strbuf_printf(&b, "/0x%x", r->fwmask);
 	}
 	if (r->iifname[0])
-		sb_add(&b, " iif %s", r->iifname);
+		strbuf_printf(&b, " iif %s", r->iifname);
 	if (r->has_uid)
-		sb_add(&b, " uidrange %u-%u", r->uid_start, r->uid_end);
+		strbuf_printf(&b, " uidrange %u-%u", r->uid_start, r->uid_end);
 	if (r->ipproto) {
 		if (ipproto_name(r->ipproto))
-			sb_add(&b, " ipproto %s", ipproto_name(r->ipproto));
+			strbuf_printf(&b, " ipproto %s", ipproto_name(r->ipproto));
 		else
-			sb_add(&b, " ipproto %u", r->ipproto);
+			strbuf_printf(&b, " ipproto %u", r->ipproto);
 	}
 	if (r->has_sport)
 		sb_ports(&b, "sport", r->sport_start, r->sport_end);
 	if (r->has_dport)
 		sb_ports(&b, "dport", r->dport_start, r->dport_end);
-	sb_add(&b, " lookup ");
+	strbuf_printf(&b, " lookup ");
 	sb_table(&b, r->table);
-	sb_add(&b, " pref %u", r->priority);
+	strbuf_printf(&b, " pref %u", r->priority);
 }
 
 static void format_route(char *buf, size_t len, const struct nl_route *rt, const char *dev)
 {
-	struct sbuf b = { buf, len, 0 };
+	struct strbuf b = { .buf = buf, .size = len };
 
 	buf[0] = '\0';
 	if (rt->dst_len)
 		sb_prefix(&b, rt->family, rt->dst, rt->dst_len);
 	else
-		sb_add(&b, "default");
+		strbuf_printf(&b, "default");
 	if (dev && dev[0])
-		sb_add(&b, " dev %s", dev);
+		strbuf_printf(&b, " dev %s", dev);
 	else if (rt->oif > 0)
-		sb_add(&b, " dev if%d", rt->oif);
-	sb_add(&b, " table ");
+		strbuf_printf(&b, " dev if%d", rt->oif);
+	strbuf_printf(&b, " table ");
 	sb_table(&b, rt->table);
 }
 
@@ -201,7 +182,7 @@ static void format_route(char *buf, size_t len, const struct nl_route *rt, const
 static _printf_(5, 6) int step_error(char *err, size_t errlen, int r, const char *extack,
 				     const char *fmt, ...)
 {
-	struct sbuf b = { err, errlen, 0 };
+	struct strbuf b = { .buf = err, .size = errlen };
 	va_list ap;
 	int n;
 
@@ -213,10 +194,10 @@ static _printf_(5, 6) int step_error(char *err, size_t errlen, int r, const char
 	va_end(ap);
 	if (n < 0)
 		return r;
-	b.pos = (size_t)n < errlen ? (size_t)n : errlen - 1;
-	sb_add(&b, ": %s", strerror(-r));
+	b.len = (size_t)n < errlen ? (size_t)n : errlen - 1;
+	strbuf_printf(&b, ": %s", strerror(-r));
 	if (extack && extack[0])
-		sb_add(&b, " (%s)", extack);
+		strbuf_printf(&b, " (%s)", extack);
 	return r;
 }
 

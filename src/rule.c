@@ -1154,65 +1154,43 @@ bool rule_equal(const struct rule *a, const struct rule *b)
 	       a->a.reject == b->a.reject;
 }
 
-/* Appends to a bounded buffer and remembers overflow, so callers check once. */
-struct out {
-	char *buf;
-	size_t len, pos;
-	bool overflow;
-};
-
-static _printf_(2, 3) void put(struct out *o, const char *fmt, ...)
+static void put_key(struct strbuf *o, enum rule_key k)
 {
-	va_list ap;
-	int l;
-
-	va_start(ap, fmt);
-	l = vsnprintf(o->buf + o->pos, o->len - o->pos, fmt, ap);
-	va_end(ap);
-	if (l < 0 || (size_t)l >= o->len - o->pos) {
-		o->overflow = true;
-		return;
-	}
-	o->pos += (size_t)l;
+	strbuf_printf(o, "%s%s=", o->len ? " " : "", key_names[k]);
 }
 
-static void put_key(struct out *o, enum rule_key k)
-{
-	put(o, "%s%s=", o->pos ? " " : "", key_names[k]);
-}
-
-static void put_named(struct out *o, enum rule_key k, const struct name_value *t, size_t n,
+static void put_named(struct strbuf *o, enum rule_key k, const struct name_value *t, size_t n,
 		      unsigned int v)
 {
 	const char *name = lookup_value(t, n, v);
 
 	put_key(o, k);
 	if (name)
-		put(o, "%s", name);
+		strbuf_printf(o, "%s", name);
 	else
-		put(o, "%u", v);
+		strbuf_printf(o, "%u", v);
 }
 
-static void put_range(struct out *o, enum rule_key k, bool neg, unsigned int lo, unsigned int hi)
+static void put_range(struct strbuf *o, enum rule_key k, bool neg, unsigned int lo, unsigned int hi)
 {
 	put_key(o, k);
-	put(o, "%s%u", neg ? "!" : "", lo);
+	strbuf_printf(o, "%s%u", neg ? "!" : "", lo);
 	if (hi != lo)
-		put(o, "-%u", hi);
+		strbuf_printf(o, "-%u", hi);
 }
 
-static void put_prefix(struct out *o, enum rule_key k, bool neg, const struct rule_prefix *pf,
+static void put_prefix(struct strbuf *o, enum rule_key k, bool neg, const struct rule_prefix *pf,
 		       int family)
 {
 	char a[INET6_ADDRSTRLEN];
 
 	inet_ntop(family, pf->addr, a, sizeof(a));
 	put_key(o, k);
-	put(o, "%s%s/%u", neg ? "!" : "", a, pf->len);
+	strbuf_printf(o, "%s%s/%u", neg ? "!" : "", a, pf->len);
 }
 
 /* The shortest decimal that strtod() turns back into exactly p. */
-static void put_double(struct out *o, double p)
+static void put_double(struct strbuf *o, double p)
 {
 	char b[32];
 
@@ -1221,7 +1199,7 @@ static void put_double(struct out *o, double p)
 		if (strtod(b, NULL) == p)
 			break;
 	}
-	put(o, "%s", b);
+	strbuf_printf(o, "%s", b);
 }
 
 const char *rule_proto_name(unsigned int proto)
@@ -1236,19 +1214,19 @@ const char *rule_icmp_type_name(int family, unsigned int type)
 	return lookup_value(icmp4_names, ARRAY_SIZE(icmp4_names), type);
 }
 
-static void put_matches(struct out *o, const struct rule *r)
+static void put_matches(struct strbuf *o, const struct rule *r)
 {
 	const struct rule_match *m = &r->m;
 	uint32_t f = m->flags;
 
 	if (r->name[0]) {
 		put_key(o, K_NAME);
-		put(o, "%s", r->name);
+		strbuf_printf(o, "%s", r->name);
 	}
 	/* src/dst carry the family themselves. */
 	if (m->family && !(f & (RULE_M_SRC | RULE_M_DST))) {
 		put_key(o, K_FAMILY);
-		put(o, "%s", family_name(m->family));
+		strbuf_printf(o, "%s", family_name(m->family));
 	}
 	if (f & RULE_M_PROTO)
 		put_named(o, K_PROTO, proto_names, ARRAY_SIZE(proto_names), m->proto);
@@ -1270,7 +1248,7 @@ static void put_matches(struct out *o, const struct rule *r)
 		put_named(o, K_ICMP_TYPE, icmp6_names, ARRAY_SIZE(icmp6_names), m->icmp_type[1]);
 	if (f & RULE_M_ICMP_CODE) {
 		put_key(o, K_ICMP_CODE);
-		put(o, "%u", m->icmp_code);
+		strbuf_printf(o, "%u", m->icmp_code);
 	}
 	if (f & RULE_M_TCP_FLAGS) {
 		bool first = true;
@@ -1279,7 +1257,7 @@ static void put_matches(struct out *o, const struct rule *r)
 		for (unsigned int bit = 0; bit < 8; bit++) {
 			if (!(m->tcp_mask & (1u << bit)))
 				continue;
-			put(o, "%s%s%s", first ? "" : ",", m->tcp_set & (1u << bit) ? "" : "!",
+			strbuf_printf(o, "%s%s%s", first ? "" : ",", m->tcp_set & (1u << bit) ? "" : "!",
 			    tcp_flag_names[bit]);
 			first = false;
 		}
@@ -1297,28 +1275,19 @@ static void put_matches(struct out *o, const struct rule *r)
 }
 
 /* Milliseconds from microseconds, without trailing zeros: 50, 0.5, 12.345. */
-static void put_ms(struct out *o, enum rule_key k, uint32_t us)
+static void put_ms(struct strbuf *o, enum rule_key k, uint32_t us)
 {
-	unsigned int frac = us % 1000, digits = 3;
-
 	put_key(o, k);
-	put(o, "%u", us / 1000);
-	if (!frac)
-		return;
-	while (frac % 10 == 0) {
-		frac /= 10;
-		digits--;
-	}
-	put(o, ".%0*u", (int)digits, frac);
+	strbuf_ms(o, us);
 }
 
-static void put_fraction(struct out *o, enum rule_key k, double p)
+static void put_fraction(struct strbuf *o, enum rule_key k, double p)
 {
 	put_key(o, k);
 	put_double(o, p);
 }
 
-static void put_impair(struct out *o, const struct rule_impair *im)
+static void put_impair(struct strbuf *o, const struct rule_impair *im)
 {
 	uint8_t f = im->flags;
 
@@ -1333,17 +1302,17 @@ static void put_impair(struct out *o, const struct rule_impair *im)
 		put_fraction(o, K_LOSS, im->loss);
 	if ((f & RULE_I_LOSS) && im->loss_ge) {
 		put_key(o, K_LOSS);
-		put(o, "gemodel:");
+		strbuf_printf(o, "gemodel:");
 		put_double(o, im->ge_p);
-		put(o, ",");
+		strbuf_printf(o, ",");
 		put_double(o, im->ge_r);
 		/* Trailing defaults (BADLOSS 1, GOODLOSS 0) are left out. */
 		if (im->ge_bad_loss != 1.0 || im->ge_good_loss != 0.0) {
-			put(o, ",");
+			strbuf_printf(o, ",");
 			put_double(o, im->ge_bad_loss);
 		}
 		if (im->ge_good_loss != 0.0) {
-			put(o, ",");
+			strbuf_printf(o, ",");
 			put_double(o, im->ge_good_loss);
 		}
 	}
@@ -1355,27 +1324,27 @@ static void put_impair(struct out *o, const struct rule_impair *im)
 		put_fraction(o, K_CORRUPT, im->corrupt);
 	if ((f & RULE_I_RATE) && im->rate_pps) {
 		put_key(o, K_RATE);
-		put(o, "%llupps", (unsigned long long)im->rate);
+		strbuf_printf(o, "%llupps", (unsigned long long)im->rate);
 	} else if (f & RULE_I_RATE) {
 		size_t i = 0;
 
 		while (im->rate % rate_units[i].mult)
 			i++;
 		put_key(o, K_RATE);
-		put(o, "%llu%s", (unsigned long long)(im->rate / rate_units[i].mult),
+		strbuf_printf(o, "%llu%s", (unsigned long long)(im->rate / rate_units[i].mult),
 		    rate_units[i].name);
 	}
 	if (im->limit && im->limit != RULE_LIMIT_DEFAULT) {
 		put_key(o, K_LIMIT);
-		put(o, "%u", im->limit);
+		strbuf_printf(o, "%u", im->limit);
 	}
 }
 
-static void put_actions(struct out *o, const struct rule *r)
+static void put_actions(struct strbuf *o, const struct rule *r)
 {
 	if (r->a.ttl_op != RULE_TTL_KEEP) {
 		put_key(o, K_SET_TTL);
-		put(o, "%s%u", r->a.ttl_op == RULE_TTL_INC ? "+" :
+		strbuf_printf(o, "%s%u", r->a.ttl_op == RULE_TTL_INC ? "+" :
 				r->a.ttl_op == RULE_TTL_DEC ? "-" : "", r->a.ttl);
 	}
 	if (r->a.set_dscp)
@@ -1384,7 +1353,7 @@ static void put_actions(struct out *o, const struct rule *r)
 		put_named(o, K_SET_ECN, ecn_names, ARRAY_SIZE(ecn_names), r->a.ecn);
 	if (r->a.clamp_mss) {
 		put_key(o, K_CLAMP_MSS);
-		put(o, "%u", r->a.clamp_mss);
+		strbuf_printf(o, "%u", r->a.clamp_mss);
 	}
 	/* Impairment implies accept: leave it out, it would read back the same. */
 	if (r->a.verdict != RULE_VERDICT_NONE &&
@@ -1395,18 +1364,18 @@ static void put_actions(struct out *o, const struct rule *r)
 	put_impair(o, &r->impair);
 }
 
-static int format_end(struct out *o)
+static int format_end(struct strbuf *o)
 {
 	if (o->overflow) {
 		o->buf[0] = '\0';
 		return -ENOSPC;
 	}
-	return (int)o->pos;
+	return (int)o->len;
 }
 
 int rule_format(const struct rule *r, char *buf, size_t len)
 {
-	struct out o = { .buf = buf, .len = len };
+	struct strbuf o = { .buf = buf, .size = len };
 
 	if (!len)
 		return -ENOSPC;
@@ -1418,7 +1387,7 @@ int rule_format(const struct rule *r, char *buf, size_t len)
 
 int rule_format_actions(const struct rule *r, char *buf, size_t len)
 {
-	struct out o = { .buf = buf, .len = len };
+	struct strbuf o = { .buf = buf, .size = len };
 
 	if (!len)
 		return -ENOSPC;

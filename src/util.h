@@ -4,7 +4,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -82,6 +85,53 @@ static inline void str_sanitize(char *out, size_t outlen, const char *s)
 		i += 3;
 	}
 	out[i] = '\0';
+}
+
+/*
+ * A bounded string being appended to.  What does not fit is cut (the text
+ * stays NUL-terminated) and remembered in overflow, so callers check once.
+ */
+struct strbuf {
+	char *buf;
+	size_t size;		/* of buf */
+	size_t len;		/* of the text in it */
+	bool overflow;
+};
+
+static inline _printf_(2, 3) void strbuf_printf(struct strbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->len >= b->size) {
+		b->overflow = true;
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(b->buf + b->len, b->size - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= b->size - b->len) {
+		b->overflow = true;
+		if (n > 0)
+			b->len = b->size - 1;
+		return;
+	}
+	b->len += (size_t)n;
+}
+
+/* Milliseconds from microseconds, without trailing zeros: 50, 0.5, 12.345. */
+static inline void strbuf_ms(struct strbuf *b, uint64_t us)
+{
+	unsigned int frac = (unsigned int)(us % 1000), digits = 3;
+
+	strbuf_printf(b, "%llu", (unsigned long long)(us / 1000));
+	if (!frac)
+		return;
+	while (frac % 10 == 0) {
+		frac /= 10;
+		digits--;
+	}
+	strbuf_printf(b, ".%0*u", (int)digits, frac);
 }
 
 #endif
