@@ -19,59 +19,16 @@
 #include "forge.h"
 #include "packet.h"
 #include "rule.h"
+#include "ruleline.h"
 #include "tap.h"
 #include "util.h"
 
-#define MAX_KV 40
 #define NSEC_PER_SEC_TEST 1000000000ULL
 
 /* The packet templates below take overrides of their defaults. */
 #pragma GCC diagnostic ignored "-Woverride-init"
 
 /* ---- rule helpers --------------------------------------------------------- */
-
-/* Split "k=v k=v" (values without spaces) into kv, pointing into buf. */
-static size_t split(const char *line, char *buf, size_t buflen, struct rule_kv *kv)
-{
-	size_t n = 0;
-	char *save = NULL, *tok;
-
-	snprintf(buf, buflen, "%s", line);
-	for (tok = strtok_r(buf, " ", &save); tok && n < MAX_KV; tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-
-		kv[n].key = tok;
-		kv[n].value = "";
-		if (eq) {
-			*eq = '\0';
-			kv[n].value = eq + 1;
-		}
-		n++;
-	}
-	return n;
-}
-
-static int parse_line(const char *line, struct rule **ret, size_t *bad, char *err, size_t errlen)
-{
-	struct rule_kv kv[MAX_KV];
-	char buf[2048];
-	size_t n = split(line, buf, sizeof(buf), kv);
-
-	return rule_parse(kv, n, ret, bad, err, errlen);
-}
-
-static struct rule *rule_of(const char *line)
-{
-	struct rule *r = NULL;
-	char err[256];
-	size_t bad;
-
-	if (parse_line(line, &r, &bad, err, sizeof(err)) < 0) {
-		diag("cannot parse '%s': %s", line, err);
-		return NULL;
-	}
-	return r;
-}
 
 /* A chain of up to 8 rules given as lines, NULL-terminated. */
 static struct chain *chain_of(const char *first, ...)
@@ -506,7 +463,7 @@ static void test_parse_good(void)
 
 		if (!good[i].out)
 			continue;
-		ret = parse_line(good[i].in, &r, &bad, err, sizeof(err));
+		ret = rule_parse_line(good[i].in, &r, &bad, err, sizeof(err));
 		if (!ok(ret == 0, "parse '%s'", good[i].in)) {
 			diag("%s", err);
 			continue;
@@ -514,7 +471,7 @@ static void test_parse_good(void)
 		ret = rule_format(r, out, sizeof(out));
 		is_int(ret, strlen(want), "format length of '%s'", good[i].in);
 		is_str(out, want, "canonical form of '%s'", good[i].in);
-		ok(parse_line(out, &r2, &bad, err, sizeof(err)) == 0 && rule_equal(r, r2) &&
+		ok(rule_parse_line(out, &r2, &bad, err, sizeof(err)) == 0 && rule_equal(r, r2) &&
 		   rule_format(r2, out2, sizeof(out2)) >= 0 && strcmp(out, out2) == 0,
 		   "'%s' round-trips", out);
 		rule_free(r);
@@ -630,7 +587,7 @@ static void test_parse_bad(void)
 		struct rule *sentinel = (struct rule *)&sentinel, *r = sentinel;
 		char err[256] = "";
 		size_t bad = 999;
-		int ret = parse_line(bad_forms[i].in, &r, &bad, err, sizeof(err));
+		int ret = rule_parse_line(bad_forms[i].in, &r, &bad, err, sizeof(err));
 
 		if (!ok(ret == -EINVAL && r == sentinel, "'%s' is rejected", bad_forms[i].in)) {
 			if (ret == 0 && r != sentinel)
@@ -679,10 +636,10 @@ static void test_parse_edge(void)
 		memset(big, 'A', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
 		snprintf(line, sizeof(line), "verdict=drop dst=%s", big);
-		ret = parse_line(line, &r, &bad, err, sizeof(err));
+		ret = rule_parse_line(line, &r, &bad, err, sizeof(err));
 		ok(ret == -EINVAL && strlen(err) < 160 && strstr(err, "..."),
 		   "a long value is truncated in the message");
-		ret = parse_line("verdict=drop dst=10.0.0.0/33", &r, &bad, small, sizeof(small));
+		ret = rule_parse_line("verdict=drop dst=10.0.0.0/33", &r, &bad, small, sizeof(small));
 		ok(ret == -EINVAL && strlen(small) == sizeof(small) - 1,
 		   "the message is cut to errlen");
 	}
@@ -749,7 +706,7 @@ static void test_roundtrip_random(void)
 		parsed++;
 		d = rule_dup(r);
 		if (rule_format(r, out, sizeof(out)) < 0 ||
-		    parse_line(out, &r2, &bad, NULL, 0) < 0 || !rule_equal(r, r2) ||
+		    rule_parse_line(out, &r2, &bad, NULL, 0) < 0 || !rule_equal(r, r2) ||
 		    rule_format(r2, out2, sizeof(out2)) < 0 || strcmp(out, out2) != 0 ||
 		    !d || !rule_equal(r, d)) {
 			if (failed++ < 3)

@@ -21,6 +21,7 @@
 #include "impair.h"
 #include "packet.h"
 #include "rule.h"
+#include "ruleline.h"
 #include "tap.h"
 #include "util.h"
 
@@ -29,50 +30,6 @@
 #define T0 (1000 * SEC)		/* a monotonic clock some time after boot */
 
 /* ---- rule helpers --------------------------------------------------------- */
-
-#define MAX_KV 40
-
-static size_t split(const char *line, char *buf, size_t buflen, struct rule_kv *kv)
-{
-	size_t n = 0;
-	char *save = NULL, *tok;
-
-	snprintf(buf, buflen, "%s", line);
-	for (tok = strtok_r(buf, " ", &save); tok && n < MAX_KV; tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-
-		kv[n].key = tok;
-		kv[n].value = "";
-		if (eq) {
-			*eq = '\0';
-			kv[n].value = eq + 1;
-		}
-		n++;
-	}
-	return n;
-}
-
-static int parse_line(const char *line, struct rule **ret, size_t *bad, char *err, size_t errlen)
-{
-	struct rule_kv kv[MAX_KV];
-	char buf[2048];
-	size_t n = split(line, buf, sizeof(buf), kv);
-
-	return rule_parse(kv, n, ret, bad, err, errlen);
-}
-
-static struct rule *rule_of(const char *line)
-{
-	struct rule *r = NULL;
-	char err[256];
-	size_t bad;
-
-	if (parse_line(line, &r, &bad, err, sizeof(err)) < 0) {
-		diag("cannot parse '%s': %s", line, err);
-		return NULL;
-	}
-	return r;
-}
 
 /* ---- random numbers -------------------------------------------------------- */
 
@@ -1189,7 +1146,7 @@ static void test_vocab_good(void)
 		const char *want = *good[i].out ? good[i].out : good[i].in;
 		size_t bad = 99;
 
-		if (!ok(parse_line(good[i].in, &r, &bad, err, sizeof(err)) == 0, "parse '%s'",
+		if (!ok(rule_parse_line(good[i].in, &r, &bad, err, sizeof(err)) == 0, "parse '%s'",
 			good[i].in)) {
 			diag("%s", err);
 			continue;
@@ -1200,7 +1157,7 @@ static void test_vocab_good(void)
 		   "'%s' impairs and ends the chain", good[i].in);
 		is_int(rule_format(r, out, sizeof(out)), strlen(want), "format length of '%s'", good[i].in);
 		is_str(out, want, "canonical form of '%s'", good[i].in);
-		ok(parse_line(out, &r2, &bad, err, sizeof(err)) == 0 && rule_equal(r, r2) &&
+		ok(rule_parse_line(out, &r2, &bad, err, sizeof(err)) == 0 && rule_equal(r, r2) &&
 		   rule_format(r2, out2, sizeof(out2)) >= 0 && strcmp(out, out2) == 0,
 		   "'%s' round-trips", out);
 		rule_free(r);
@@ -1309,7 +1266,7 @@ static void test_vocab_bad(void)
 		struct rule *sentinel = (struct rule *)&sentinel, *r = sentinel;
 		char err[256] = "";
 		size_t bad = 999;
-		int ret = parse_line(bad_forms[i].in, &r, &bad, err, sizeof(err));
+		int ret = rule_parse_line(bad_forms[i].in, &r, &bad, err, sizeof(err));
 
 		if (!ok(ret == -EINVAL && r == sentinel, "'%s' is rejected", bad_forms[i].in)) {
 			if (ret == 0 && r != sentinel)
@@ -1462,7 +1419,7 @@ static void test_roundtrip_random(void)
 		impairing += rule_impairs(r);
 		d = rule_dup(r);
 		if (rule_format(r, out, sizeof(out)) < 0 ||
-		    parse_line(out, &r2, &bad, NULL, 0) < 0 || !rule_equal(r, r2) ||
+		    rule_parse_line(out, &r2, &bad, NULL, 0) < 0 || !rule_equal(r, r2) ||
 		    rule_format(r2, out2, sizeof(out2)) < 0 || strcmp(out, out2) != 0 ||
 		    !d || !rule_equal(r, d) || rule_format_actions(r, act, sizeof(act)) < 0 ||
 		    !strstr(out, act) || memcmp(&r->impair, &r2->impair, sizeof(r->impair)) != 0) {

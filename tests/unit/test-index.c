@@ -26,10 +26,10 @@
 #include "chain.h"
 #include "packet.h"
 #include "rule.h"
+#include "ruleline.h"
 #include "tap.h"
 #include "util.h"
 
-#define MAX_KV 40
 #define BUF 2048
 
 /* ---- a seeded generator ---------------------------------------------------- */
@@ -63,24 +63,10 @@ static bool pct(unsigned int p)
 
 static struct rule *parse_rule(const char *line, char *err, size_t errlen)
 {
-	struct rule_kv kv[MAX_KV];
 	struct rule *r = NULL;
-	char buf[1024], *save = NULL, *tok;
-	size_t n = 0, bad;
+	size_t bad;
 
-	snprintf(buf, sizeof(buf), "%s", line);
-	for (tok = strtok_r(buf, " ", &save); tok && n < MAX_KV; tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-
-		kv[n].key = tok;
-		kv[n].value = "";
-		if (eq) {
-			*eq = '\0';
-			kv[n].value = eq + 1;
-		}
-		n++;
-	}
-	if (rule_parse(kv, n, &r, &bad, err, errlen) < 0)
+	if (rule_parse_line(line, &r, &bad, err, errlen) < 0)
 		return NULL;
 	return r;
 }

@@ -22,6 +22,7 @@
 #include "monitor.h"
 #include "packet.h"
 #include "rule.h"
+#include "ruleline.h"
 #include "tap.h"
 #include "util.h"
 
@@ -82,33 +83,6 @@ static int opts_of(const char *text, struct monitor_opts *o)
 }
 
 /* ---- rules and chains ----------------------------------------------------- */
-
-static struct rule *rule_of(const char *line)
-{
-	struct rule_kv kv[40];
-	struct rule *r = NULL;
-	char buf[1024], msg[256], *save = NULL, *tok;
-	size_t n = 0, bad;
-
-	snprintf(buf, sizeof(buf), "%s", line);
-	for (tok = strtok_r(buf, " ", &save); tok && n < ARRAY_SIZE(kv);
-	     tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-
-		kv[n].key = tok;
-		kv[n].value = "";
-		if (eq) {
-			*eq = '\0';
-			kv[n].value = eq + 1;
-		}
-		n++;
-	}
-	if (rule_parse(kv, n, &r, &bad, msg, sizeof(msg)) < 0) {
-		diag("cannot parse '%s': %s", line, msg);
-		return NULL;
-	}
-	return r;
-}
 
 /* A chain of the rules given as lines, n of them. */
 static struct chain *chain_of(const char *const *lines, size_t n)

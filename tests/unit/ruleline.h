@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Rules written as one line of "key=value" words, for the unit tests. */
+#ifndef IPMODD_TEST_RULELINE_H
+#define IPMODD_TEST_RULELINE_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "rule.h"
+#include "tap.h"
+
+#define RULELINE_KV_MAX 40
+
+/* Split "k=v k=v" (values without spaces) into kv, pointing into buf; "k" alone has value "". */
+static inline size_t rule_split(const char *line, char *buf, size_t buflen, struct rule_kv *kv)
+{
+	size_t n = 0;
+	char *save = NULL, *tok;
+
+	snprintf(buf, buflen, "%s", line);
+	for (tok = strtok_r(buf, " ", &save); tok && n < RULELINE_KV_MAX;
+	     tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(tok, '=');
+
+		kv[n].key = tok;
+		kv[n].value = "";
+		if (eq) {
+			*eq = '\0';
+			kv[n].value = eq + 1;
+		}
+		n++;
+	}
+	return n;
+}
+
+static inline int rule_parse_line(const char *line, struct rule **ret, size_t *bad, char *err,
+				  size_t errlen)
+{
+	struct rule_kv kv[RULELINE_KV_MAX];
+	char buf[2048];
+	size_t n = rule_split(line, buf, sizeof(buf), kv);
+
+	return rule_parse(kv, n, ret, bad, err, errlen);
+}
+
+/* The rule, or NULL after a diagnostic saying why. */
+static inline struct rule *rule_of(const char *line)
+{
+	struct rule *r = NULL;
+	char err[256];
+	size_t bad;
+
+	if (rule_parse_line(line, &r, &bad, err, sizeof(err)) < 0) {
+		diag("cannot parse '%s': %s", line, err);
+		return NULL;
+	}
+	return r;
+}
+
+#endif
