@@ -205,16 +205,14 @@ static const char *const rule_texts[] = {
 	"name=drop family=ip6 proto=tcp verdict=drop",
 };
 
-static struct chain *fuzz_chain(void)
+static struct chain *build_chain(bool linear)
 {
-	static struct chain *chain;
+	struct chain *chain = NULL;
 	struct rule *rules[ARRAY_SIZE(rule_texts)];
 	struct rule_kv kv[RULE_KV_MAX];
 	char text[256], err[256], *tok, *save;
 	size_t i, n, bad;
 
-	if (chain)
-		return chain;
 	for (i = 0; i < ARRAY_SIZE(rule_texts); i++) {
 		snprintf(text, sizeof(text), "%s", rule_texts[i]);
 		n = 0;
@@ -229,9 +227,52 @@ static struct chain *fuzz_chain(void)
 	}
 	check(chain_new(rules, ARRAY_SIZE(rules), &chain, err, sizeof(err)) == 0);
 	chain_seed(chain, 1);
+	chain_set_linear(chain, linear);
 	for (i = 0; i < ARRAY_SIZE(rules); i++)
 		rule_free(rules[i]);
 	return chain;
+}
+
+static struct chain *fuzz_chain(void)
+{
+	static struct chain *chain;
+
+	if (!chain)
+		chain = build_chain(false);
+	return chain;
+}
+
+/*
+ * The rule index must only skip rules that cannot match: the same packet
+ * through an indexed chain and a linear one gives the same verdict, bytes
+ * and matched rules.  Both are reseeded for every packet.
+ */
+static void check_index(const struct pkt *in)
+{
+	static struct chain *indexed, *linear;
+	static uint8_t b1[PKT_MAX], b2[PKT_MAX], f1[PKT_MAX], f2[PKT_MAX];
+	struct pkt p1 = { .data = b1, .len = in->len, .cap = in->len };
+	struct pkt p2 = { .data = b2, .len = in->len, .cap = in->len };
+	struct pkt q1 = { .data = f1, .cap = sizeof(f1) }, q2 = { .data = f2, .cap = sizeof(f2) };
+	struct chain_trace t1, t2;
+	int v1, v2;
+
+	if (!indexed) {
+		indexed = build_chain(false);
+		linear = build_chain(true);
+	}
+	chain_seed(indexed, in->len);
+	chain_seed(linear, in->len);
+	memcpy(b1, in->data, in->len);
+	memcpy(b2, in->data, in->len);
+	check(pkt_parse(&p1) == PKT_OK && pkt_parse(&p2) == PKT_OK);
+	v1 = (int)chain_run_trace(indexed, &p1, &q1, 1, &t1);
+	v2 = (int)chain_run_trace(linear, &p2, &q2, 1, &t2);
+	check(v1 == v2 && t1.n == t2.n && t1.result == t2.result);
+	check(memcmp(t1.idx, t2.idx, (t1.n < CHAIN_TRACE_MAX ? t1.n : CHAIN_TRACE_MAX) * sizeof(t1.idx[0])) == 0);
+	check(p1.len == p2.len && memcmp(b1, b2, p1.len) == 0);
+	if (v1 == CHAIN_FORGED)
+		check(q1.len == q2.len && memcmp(f1, f2, q1.len) == 0);
 }
 
 /*
@@ -308,6 +349,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(!p.l4_complete || p.first_fragment);
 	(void)pkt_is_icmp_error(&p);
 	check(pkt_ip6_nexthdr_offset(&p) < p.len);
+	check_index(&p);
 
 	/* The request as it came, checksums and all. */
 	forge_all(&p);
