@@ -79,6 +79,31 @@ check "the peer is reachable again" hx ping -c1 -W1 "$PEER4"
 check_eq "one set of rules after the restart" "$(rules_lines)" 4
 check_eq "one unreachable route per family" \
 	"$({ hx ip route show table $TABLE; hx ip -6 route show table $TABLE; } | grep -c unreachable)" 2
+
+# Ten more kills during an iperf3 transfer: blocked each time, open after each restart.
+ip netns exec "$PEER_NS" iperf3 -s -1 -p 5202 >/dev/null 2>&1 &
+BG_PIDS+=($!)
+sleep 0.3
+ip netns exec "$HOST_NS" iperf3 -c "$PEER4" -p 5202 -t 25 -b 20M --json >"$WORKDIR/iperf-closed.json" 2>&1 &
+iperf_pid=$!
+sleep 1
+leaked=0 failed_start=0 bad_state=0 closed=0
+for i in $(seq 10); do
+	kill9
+	# While it is down: no route for the peer, and no ping through.
+	hx ip route get "$PEER4" >/dev/null 2>&1 && leaked=$((leaked + 1))
+	hx ping -c3 -i0.1 -W0.3 "$PEER4" >/dev/null 2>&1 && leaked=$((leaked + 1))
+	start_ipmodd "$CONF" || failed_start=$((failed_start + 1))
+	[ "$(rules_lines)" = 4 ] || bad_state=$((bad_state + 1))
+	hx ping -c1 -W1 "$PEER4" >/dev/null 2>&1 || closed=$((closed + 1))
+	sleep 0.5
+done
+check_eq "while down after each of 10 kills, no route and no ping got through" "$leaked" 0
+check_eq "each of the 10 restarts succeeded" "$failed_start" 0
+check_eq "each restart left exactly one set of rules" "$bad_state" 0
+check_eq "after each restart the peer was reachable again" "$closed" 0
+wait "$iperf_pid"; rc=$?
+check_eq "the iperf3 transfer survived the ten blocks" "$rc" 0
 stop_ipmodd; rc=$?
 check_eq "SIGTERM exits 0" "$rc" 0
 check "after SIGTERM traffic stays blocked" bash -c "! ip netns exec $HOST_NS ping -c1 -W1 $PEER4 >/dev/null 2>&1"
