@@ -3,6 +3,7 @@
 #ifndef IPMODD_TEST_RULELINE_H
 #define IPMODD_TEST_RULELINE_H
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,6 +56,33 @@ static inline struct rule *rule_of(const char *line)
 		return NULL;
 	}
 	return r;
+}
+
+/* A rule line rule_parse() must refuse: the offending pair and how the message starts. */
+struct rule_refusal {
+	const char *in;
+	size_t bad;
+	const char *msg;
+};
+
+static inline void rule_check_refusals(const struct rule_refusal *forms, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct rule *sentinel = (struct rule *)&sentinel, *r = sentinel;
+		char err[256] = "";
+		size_t bad = 999;
+		int ret = rule_parse_line(forms[i].in, &r, &bad, err, sizeof(err));
+
+		if (!ok(ret == -EINVAL && r == sentinel, "'%s' is rejected", forms[i].in)) {
+			if (ret == 0 && r != sentinel)
+				rule_free(r);
+			continue;
+		}
+		is_int(bad, forms[i].bad, "'%s': offending pair", forms[i].in);
+		if (!ok(strncmp(err, forms[i].msg, strlen(forms[i].msg)) == 0, "'%s': message",
+			forms[i].in))
+			diag("got \"%s\", want \"%s...\"", err, forms[i].msg);
+	}
 }
 
 #endif

@@ -480,11 +480,7 @@ static void test_parse_good(void)
 }
 
 /* Rejected forms: the offending index, and the message's start (key: 'value': ...). */
-static const struct {
-	const char *in;
-	size_t bad;
-	const char *msg;
-} bad_forms[] = {
+static const struct rule_refusal bad_forms[] = {
 	{ "dst=10.0.0.0/33 verdict=drop", 0, "dst: '10.0.0.0/33': prefix length out of range" },
 	{ "verdict=drop dst=2001:db8::/129", 1, "dst: '2001:db8::/129': prefix length" },
 	{ "verdict=drop src=10.0.0.0/", 1, "src: '10.0.0.0/': " },
@@ -583,22 +579,7 @@ static const struct {
 
 static void test_parse_bad(void)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(bad_forms); i++) {
-		struct rule *sentinel = (struct rule *)&sentinel, *r = sentinel;
-		char err[256] = "";
-		size_t bad = 999;
-		int ret = rule_parse_line(bad_forms[i].in, &r, &bad, err, sizeof(err));
-
-		if (!ok(ret == -EINVAL && r == sentinel, "'%s' is rejected", bad_forms[i].in)) {
-			if (ret == 0 && r != sentinel)
-				rule_free(r);
-			continue;
-		}
-		is_int(bad, bad_forms[i].bad, "'%s': offending pair", bad_forms[i].in);
-		if (!ok(strncmp(err, bad_forms[i].msg, strlen(bad_forms[i].msg)) == 0,
-			"'%s': message", bad_forms[i].in))
-			diag("got \"%s\", want \"%s...\"", err, bad_forms[i].msg);
-	}
+	rule_check_refusals(bad_forms, ARRAY_SIZE(bad_forms));
 }
 
 static void test_parse_edge(void)
