@@ -247,16 +247,24 @@ s.sendall(b"capture=all\n\n")
 deadline = time.time() + 60	# reads nothing until the transfer is over
 while os.path.exists(sys.argv[3]) and time.time() < deadline:
     time.sleep(0.1)
-s.settimeout(1.0)
-data = b""
-try:
-    while True:
-        b = s.recv(1 << 20)
-        if not b:
-            break
-        data += b
-except socket.timeout:
-    pass
+def drain():
+    got = b""
+    s.settimeout(1.0)
+    try:
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            got += b
+    except socket.timeout:
+        pass
+    return got
+data = drain()
+# The loss is told on the next packet delivered: ask for one more, now that there is room.
+open(sys.argv[3] + ".drained", "w").close()
+while not os.path.exists(sys.argv[3] + ".pinged") and time.time() < deadline:
+    time.sleep(0.05)
+data += drain()
 open(sys.argv[2], "wb").write(data.split(b"\n\n", 1)[1])
 EOF
 slow_pid=$!
@@ -265,6 +273,9 @@ hx socat -u OPEN:"$WORKDIR/blob" TCP4:"$PEER4":5005
 wait "$srv"
 check "the 8 MB transfer arrived intact under a stalled capture" cmp "$WORKDIR/blob" "$WORKDIR/blob.rx"
 rm -f "$WORKDIR/hold"
+for i in $(seq 100); do [ -e "$WORKDIR/hold.drained" ] && break; sleep 0.1; done
+hx ping -c2 -i0.1 -W1 "$PEER4" >/dev/null
+touch "$WORKDIR/hold.pinged"
 wait "$slow_pid"
 lost=$(python3 - "$WORKDIR/slow.pcapng" <<'EOF'
 import struct, sys
