@@ -54,6 +54,7 @@ struct chain {
 	unsigned int refs;
 	size_t n;
 	bool linear;		/* chain_set_linear() */
+	bool gso_variant;	/* some rule needs the segments of a GSO packet (chain_gso_whole()) */
 	struct chain_index *ix;
 	struct name_ref *names;	/* sorted by name, for chain_find() */
 	struct chain_counter *ctr;
@@ -564,6 +565,27 @@ void chain_set_linear(struct chain *c, bool linear)
 	c->linear = linear;
 }
 
+/*
+ * Matches whose result may differ between the segments of a GSO packet
+ * (flags, length, a draw each), and those an earlier action may change
+ * (ttl, dscp): chain_gso_whole() cannot decide them before the chain runs.
+ */
+#define GSO_UNSURE (RULE_M_TCP_FLAGS | RULE_M_LENGTH | RULE_M_PROBABILITY | RULE_M_TTL | \
+		    RULE_M_DSCP)
+
+/*
+ * A rule that works on segments: a match that differs between them, a
+ * forged answer (to one segment), impairment (per packet).  set-ttl,
+ * set-dscp, set-ecn, accept and drop do the same to every segment;
+ * clamp-mss acts on SYNs, which are never GSO.
+ */
+static bool rule_gso_variant(const struct rule *r)
+{
+	return (r->m.flags & (RULE_M_TCP_FLAGS | RULE_M_LENGTH | RULE_M_PROBABILITY)) ||
+	       r->a.verdict == RULE_VERDICT_REPLY || r->a.verdict == RULE_VERDICT_REJECT ||
+	       rule_impairs(r);
+}
+
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen)
 {
 	struct chain *c;
@@ -603,6 +625,8 @@ int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err
 		c->by_id[i] = (struct chain_id){ .id = (uint32_t)i + 1, .i = (uint32_t)i };
 		if (rule_impairs(&c->rules[i]))
 			c->nflows++;
+		if (rule_gso_variant(&c->rules[i]))
+			c->gso_variant = true;
 	}
 	c->next_id = (uint32_t)n + 1;
 	r = check_names(c, err, errlen);
@@ -862,12 +886,11 @@ static inline bool l4_usable(const struct pkt *p)
 /*
  * A negated match (!) is still a match on the field, so a packet without an
  * L4 header never matches sport/dport/icmp-type/icmp-code/tcp-flags, even
- * negated ones.
+ * negated ones.  Only the matches in f count.
  */
-static bool rule_match(struct chain *c, const struct rule_match *m, const struct pkt *p)
+static inline bool match_some(struct chain *c, const struct rule_match *m, const struct pkt *p,
+			      uint32_t f)
 {
-	uint32_t f = m->flags;
-
 	if (m->family && m->family != p->family)
 		return false;
 	if ((f & RULE_M_PROTO) && m->proto != p->l4proto)
@@ -917,6 +940,11 @@ static bool rule_match(struct chain *c, const struct rule_match *m, const struct
 	if ((f & RULE_M_PROBABILITY) && c && (rng_next(&c->rng) >> 11) >= m->prob_threshold)
 		return false;
 	return true;
+}
+
+static bool rule_match(struct chain *c, const struct rule_match *m, const struct pkt *p)
+{
+	return match_some(c, m, p, m->flags);
 }
 
 bool chain_rule_matches(const struct rule *r, const struct pkt *p)
@@ -1093,8 +1121,8 @@ static inline bool rule_hit(struct chain *c, uint32_t i, struct pkt *p, struct p
 {
 	const struct rule *r = &c->rules[i];
 
-	c->ctr[i].pkts++;
-	c->ctr[i].bytes += p->len;
+	c->ctr[i].pkts += pkt_segs(p);
+	c->ctr[i].bytes += pkt_seg_bytes(p);
 	if (trace->n < CHAIN_TRACE_MAX)
 		trace->idx[trace->n] = i;
 	trace->n++;
@@ -1113,6 +1141,8 @@ static inline bool rule_hit(struct chain *c, uint32_t i, struct pkt *p, struct p
 		return true;
 	case RULE_VERDICT_REPLY:
 	case RULE_VERDICT_REJECT:
+		/* An unreachable quotes p: with its real checksum. */
+		pkt_csum_complete(p);
 		*v = chain_forge(c, &r->a, p, forged, now_ns, &trace->result);
 		if (*v == CHAIN_FORGED && c->slot[i].flow != NO_FLOW)
 			*v = chain_impair(c, i, forged, CHAIN_FORGED, now_ns, impair);
@@ -1225,5 +1255,59 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 		if (rule_match(c, &c->rules[i].m, p) &&
 		    rule_hit(c, i, p, forged, now_ns, trace, impair, &v))
 			return v;
+	}
+}
+
+/*
+ * Rule i in a dry walk for a GSO packet: -1 split, 1 whole, 0 go on.  The
+ * walk sees the packet before any action, so a match it cannot be sure of
+ * (GSO_UNSURE) counts as a possible match that does not end the walk.
+ */
+static int gso_step(const struct chain *c, uint32_t i, const struct pkt *p)
+{
+	const struct rule *r = &c->rules[i];
+
+	if (!match_some(NULL, &r->m, p, r->m.flags & ~GSO_UNSURE))
+		return 0;
+	if (rule_gso_variant(r))
+		return -1;
+	if ((r->a.verdict == RULE_VERDICT_ACCEPT || r->a.verdict == RULE_VERDICT_DROP) &&
+	    !(r->m.flags & GSO_UNSURE))
+		return 1;
+	return 0;
+}
+
+bool chain_gso_whole(const struct chain *c, const struct pkt *p)
+{
+	const uint32_t *cur[IX_CURSORS];
+	size_t k;
+	int r;
+
+	if (!c->gso_variant)
+		return true;
+	if (c->linear) {
+		for (uint32_t i = 0; i < c->n; i++)
+			if ((r = gso_step(c, i, p)) != 0)
+				return r > 0;
+		return true;
+	}
+	k = ix_gather(c->ix, p, cur);
+	if (!k)
+		return true;
+	for (;;) {
+		uint32_t i = *cur[0];
+		size_t j = 0;
+
+		for (size_t t = 1; t < k; t++) {
+			if (*cur[t] < i) {
+				i = *cur[t];
+				j = t;
+			}
+		}
+		if (i == IX_END)
+			return true;
+		cur[j]++;
+		if ((r = gso_step(c, i, p)) != 0)
+			return r > 0;
 	}
 }

@@ -204,6 +204,17 @@ static inline enum chain_verdict chain_run(struct chain *c, struct pkt *p, struc
 enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *forged,
 				    uint64_t now_ns, struct chain_trace *trace,
 				    struct chain_impair *impair);
+/*
+ * Whether the GSO super-packet p (pkt_segs() > 1) may run the chain whole,
+ * as one packet standing for its segments: true when no rule it could reach
+ * works on segments (a tcp-flags, length or probability match, reply,
+ * reject, impairment), so that every action and verdict is the same for
+ * each of them.  Conservative: false may be said of a packet that would
+ * not have reached such a rule.  When it runs whole, rules count its
+ * segments and their bytes (pkt_segs(), pkt_seg_bytes()).  Only reads.
+ */
+bool chain_gso_whole(const struct chain *c, const struct pkt *p);
+
 /* Flip a bit of the copy marked corrupt (impair_corrupt() with the chain's generator). */
 int chain_impair_corrupt(struct chain *c, struct pkt *p);
 /*

@@ -151,6 +151,17 @@ static void l4_csum_replace(struct pkt *p, uint32_t old_sum, uint32_t new_sum, b
 	if (!off)
 		return;
 	check = get_be16(p->data + off);
+	/*
+	 * A partial sum is the pseudo-header's, not complemented: it moves
+	 * with the pseudo-header, and the rest is summed by the kernel.  RFC
+	 * 1624 on the complement of the field does the uncomplemented update.
+	 */
+	if (p->needs_csum && (p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP)) {
+		if (pseudo)
+			put_be16(p->data + off, (uint16_t)~csum_replace_sum((uint16_t)~check,
+									 old_sum, new_sum));
+		return;
+	}
 	if (p->l4proto == IPPROTO_UDP) {
 		if (check == 0 && p->family == AF_INET)
 			return;
@@ -183,6 +194,7 @@ const char *pkt_class_name(int cls)
 		[PKT_BAD_OPTIONS] = "bad-options",
 		[PKT_BAD_EXTHDR] = "bad-exthdr",
 		[PKT_BAD_L4] = "bad-l4",
+		[PKT_BAD_VNET] = "bad-vnet",
 	};
 
 	if (cls < 0 || cls >= PKT_CLASS_MAX)
@@ -451,6 +463,9 @@ int pkt_parse(struct pkt *p)
 	p->sport = p->dport = 0;
 	p->icmp_type = p->icmp_code = 0;
 	p->tcp_flags = 0;
+	p->needs_csum = false;
+	p->segs = 1;
+	p->seg_hlen = 0;
 
 	if (p->len < 1)
 		return PKT_TRUNCATED;
@@ -622,6 +637,12 @@ bool pkt_clamp_mss(struct pkt *p, uint16_t mss)
 		if (kind == TCPOPT_MSS && olen == TCPOLEN_MSS && get_be16(tcp + off + 2) > mss) {
 			old = get_be16(tcp + off + 2);
 			put_be16(tcp + off + 2, mss);
+			changed = true;
+			/* The kernel sums the options into a partial checksum later. */
+			if (p->needs_csum) {
+				off += olen;
+				continue;
+			}
 			/*
 			 * The checksum sums 16-bit words aligned to the TCP header.
 			 * After a NOP the MSS value straddles two of them, high byte
@@ -634,7 +655,6 @@ bool pkt_clamp_mss(struct pkt *p, uint16_t mss)
 							      __builtin_bswap16(mss)));
 			else
 				put_be16(tcp + 16, csum_replace2(get_be16(tcp + 16), old, mss));
-			changed = true;
 		}
 		off += olen;
 	}
@@ -693,12 +713,15 @@ void pkt_csum_full(struct pkt *p)
 	switch (p->l4proto) {
 	case IPPROTO_TCP:
 		l4_csum_full(p, 16, l4len, pseudo_sum(p, IPPROTO_TCP, l4len));
+		p->needs_csum = false;
 		break;
 	case IPPROTO_UDP: {
 		size_t ulen = get_be16(l4 + 4);
 
-		if (p->family == AF_INET && get_be16(l4 + 6) == 0)
+		/* A partial sum of 0 is a checksum to complete, not "none". */
+		if (p->family == AF_INET && get_be16(l4 + 6) == 0 && !p->needs_csum)
 			break;
+		p->needs_csum = false;
 		l4_csum_full(p, 6, ulen, pseudo_sum(p, IPPROTO_UDP, ulen));
 		put_be16(l4 + 6, udp_csum_fixup(get_be16(l4 + 6)));
 		break;
@@ -712,6 +735,21 @@ void pkt_csum_full(struct pkt *p)
 			l4_csum_full(p, 2, l4len, pseudo_sum(p, IPPROTO_ICMPV6, l4len));
 		break;
 	}
+}
+
+void pkt_csum_complete(struct pkt *p)
+{
+	size_t off = l4_csum_offset(p, false);
+	uint16_t check;
+
+	if (!p->needs_csum || !off)
+		return;
+	/* The field holds the pseudo-header sum: summing it with the rest completes it. */
+	check = csum_fold(csum_partial(p->data + p->l4off, p->len - p->l4off, 0));
+	if (p->l4proto == IPPROTO_UDP)
+		check = udp_csum_fixup(check);
+	put_be16(p->data + off, check);
+	p->needs_csum = false;
 }
 
 size_t pkt_ip6_nexthdr_offset(const struct pkt *p)

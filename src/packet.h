@@ -23,6 +23,7 @@ enum pkt_class {
 	PKT_BAD_OPTIONS,	/* malformed IPv4 options */
 	PKT_BAD_EXTHDR,		/* IPv6 extension chain malformed or too long */
 	PKT_BAD_L4,		/* L4 header truncated or invalid (data offset...) */
+	PKT_BAD_VNET,		/* a virtio-net header that does not describe the packet (gso.h) */
 	PKT_CLASS_MAX,
 };
 
@@ -45,6 +46,18 @@ struct pkt {
 	uint16_t sport, dport;	/* TCP, UDP */
 	uint8_t icmp_type, icmp_code;	/* ICMP, ICMPv6 */
 	uint8_t tcp_flags;	/* FIN 0x01 ... CWR 0x80 */
+
+	/*
+	 * What the virtio-net header said (gso_parse()); pkt_parse() resets
+	 * them to a plain packet.  needs_csum: the TCP/UDP checksum field holds
+	 * the pseudo-header sum, not complemented, and the kernel sums the L4
+	 * header and payload into it on the way out (VIRTIO_NET_HDR_F_NEEDS_CSUM).
+	 * segs: a GSO super-packet stands for this many segments, each with a
+	 * copy of the first seg_hlen bytes (IP and L4 headers).
+	 */
+	bool needs_csum;
+	uint16_t segs;
+	uint16_t seg_hlen;
 };
 
 /* Checksum arithmetic (RFC 1071 sums, RFC 1624 incremental updates). */
@@ -65,6 +78,9 @@ uint16_t csum_udp_replace4(uint16_t check, uint32_t old, uint32_t new, int famil
  * is in the pseudo-header (addresses), which ICMPv4 does not cover.  No-op
  * without a complete L4 header (non-first fragments: the first one carries
  * the checksum).  Call it once per changed word for IPv6 addresses.
+ * With p->needs_csum the field holds a partial sum: a pseudo-header change
+ * is folded in without complement, any other change needs nothing (the
+ * kernel sums those bytes later).
  */
 void pkt_l4_csum_replace2(struct pkt *p, uint16_t old, uint16_t new, bool pseudo);
 void pkt_l4_csum_replace4(struct pkt *p, uint32_t old, uint32_t new, bool pseudo);
@@ -76,6 +92,13 @@ void pkt_l4_csum_replace4(struct pkt *p, uint32_t old, uint32_t new, bool pseudo
  * UDP checksum of 0 stays 0; one that computes to 0 is stored as 0xffff.
  */
 void pkt_csum_full(struct pkt *p);
+/*
+ * A packet with needs_csum gets its final L4 checksum: the sum of the L4
+ * header and payload folded into the partial sum the field holds (a UDP
+ * result of 0 is stored as 0xffff); needs_csum is then false.  No-op
+ * otherwise.
+ */
+void pkt_csum_complete(struct pkt *p);
 
 /*
  * Parse the headers of p->data[0..p->len); returns enum pkt_class.  The
@@ -129,12 +152,24 @@ uint8_t pkt_ttl(const struct pkt *p);		/* TTL or hop limit */
 uint8_t pkt_dscp(const struct pkt *p);
 uint8_t pkt_ecn(const struct pkt *p);
 uint16_t pkt_ip_len(const struct pkt *p);	/* IPv4 total length / IPv6 40 + payload */
+/* Packets and IP bytes p stands for: its segments when it is a GSO super-packet. */
+static inline unsigned int pkt_segs(const struct pkt *p)
+{
+	return p->segs > 1 ? p->segs : 1;
+}
+static inline uint64_t pkt_seg_bytes(const struct pkt *p)
+{
+	return p->len + (uint64_t)(pkt_segs(p) - 1) * p->seg_hlen;
+}
 
 /* Rewrites that keep every checksum right (incrementally). */
 void pkt_set_ttl(struct pkt *p, uint8_t ttl);
 void pkt_set_dscp(struct pkt *p, uint8_t dscp);
 void pkt_set_ecn(struct pkt *p, uint8_t ecn);
-/* Lower the MSS option of a TCP SYN to at most mss; true when it changed. */
+/*
+ * Lower the MSS option of a TCP SYN to at most mss; true when it changed.
+ * The checksum follows (left alone with needs_csum).
+ */
 bool pkt_clamp_mss(struct pkt *p, uint16_t mss);
 
 #endif

@@ -692,7 +692,7 @@ static void test_class_names(void)
 {
 	static const char *const want[] = {
 		"ok", "truncated", "bad-version", "bad-hdrlen", "bad-length",
-		"bad-options", "bad-exthdr", "bad-l4",
+		"bad-options", "bad-exthdr", "bad-l4", "bad-vnet",
 	};
 	int i;
 
