@@ -383,6 +383,8 @@ static const struct {
 	{ "read-errors", "errors" },
 	{ "write-errors", "errors" },
 	{ "control-", "control socket" },
+	{ "fastpath", "eBPF fast path" },
+	{ "fastpath-", "eBPF fast path" },
 };
 
 /* The group of a key; a key nobody knows yet stays in the group before it. */
@@ -408,6 +410,15 @@ static void print_status_value(const char *key, const char *value)
 	if (!strcmp(key, "modified") && (!strcmp(value, "0") || !strcmp(value, "1"))) {
 		printf("%s\n", value[0] == '1' ? "yes (the running rules differ from the file)" :
 						 "no");
+		return;
+	}
+	if (!strcmp(key, "fastpath-paused") && (!strcmp(value, "0") || !strcmp(value, "1"))) {
+		printf("%s\n", value[0] == '1' ? "yes (a trace or capture sees every packet)" : "no");
+		return;
+	}
+	if (!strcmp(key, "fastpath-whole") && (!strcmp(value, "0") || !strcmp(value, "1"))) {
+		printf("%s\n", value[0] == '1' ? "yes (the kernel holds the whole chain)" :
+						 "no (the rules beyond it are left to userspace)");
 		return;
 	}
 	if (!strcmp(key, "uptime-sec") && ctlcli_json_is_uint(value)) {

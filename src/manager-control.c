@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "chain.h"
+#include "fastpath.h"
 #include "log.h"
 #include "manager.h"
 #include "monitor.h"
@@ -28,6 +29,35 @@ static void rule_freep(struct rule **r)
 
 typedef int (*command_t)(struct manager *m, struct control_client *cl,
 			 const struct ctl_request *req, struct ctl_reply *reply);
+
+/* The fast path's part of the status: its state, what the kernel holds, and its totals. */
+static int status_fastpath(struct manager *m, struct ctl_reply *reply)
+{
+	struct fastpath_totals t = { 0 };
+	struct fastpath_info fi;
+	int r;
+
+	if (!m->fastpath) {
+		ctl_reply_add(reply, "fastpath", m->cfg->fastpath == FASTPATH_OFF ? "off" : "unavailable");
+		if (m->cfg->fastpath != FASTPATH_OFF)
+			ctl_reply_add(reply, "fastpath-reason", m->fastpath_reason);
+		return 0;
+	}
+	r = fastpath_totals(m->fastpath, &t);
+	if (r < 0)
+		return ctl_reply_error(reply, r, "reading the fast path's totals");
+	fastpath_info(m->fastpath, &fi);
+	ctl_reply_add(reply, "fastpath", "on");
+	/* Paused while a trace or capture watches every packet. */
+	ctl_reply_add_u64(reply, "fastpath-paused", !fastpath_enabled(m->fastpath));
+	ctl_reply_add_u64(reply, "fastpath-rules", fi.rules);
+	ctl_reply_add_u64(reply, "fastpath-punt-rules", fi.punts);
+	ctl_reply_add_u64(reply, "fastpath-whole", fi.whole);
+	ctl_reply_add_u64(reply, "fastpath-handled", t.handled);
+	ctl_reply_add_u64(reply, "fastpath-dropped", t.dropped);
+	ctl_reply_add_u64(reply, "fastpath-punted", t.punted);
+	return 0;
+}
 
 static int cmd_status(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		      struct ctl_reply *reply)
@@ -88,7 +118,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "write-errors", m->stats.write_errors);
 	ctl_reply_add_u64(reply, "control-clients", control_clients(m->control));
 	ctl_reply_add_u64(reply, "streams", control_streams(m->control));
-	return 0;
+	return status_fastpath(m, reply);
 }
 
 static int cmd_rules(struct manager *m, struct control_client *cl, const struct ctl_request *req,
@@ -96,7 +126,8 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 {
 	char spec[RULE_FORMAT_MAX];
 	struct impair_counters ic;
-	uint64_t pkts, bytes;
+	uint64_t pkts, bytes, kpkts = 0, kbytes = 0;
+	int k;
 
 	ctl_reply_add_u64(reply, "generation", m->generation);
 	ctl_reply_add_u64(reply, "modified", m->modified);
@@ -104,13 +135,19 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		const struct rule *r = chain_rule(m->chain, i);
 
 		chain_counters(m->chain, i, &pkts, &bytes);
+		/* What the kernel carried out counts too. */
+		if (m->fastpath) {
+			k = fastpath_counters(m->fastpath, i, &kpkts, &kbytes);
+			if (k < 0)
+				return ctl_reply_error(reply, k, "reading the fast path's counters");
+		}
 		if (rule_format(r, spec, sizeof(spec)) < 0)
 			return -ENOSPC;
 		ctl_reply_add(reply, "rule", rule_name(r));
 		ctl_reply_add_u64(reply, "index", i + 1);
 		ctl_reply_add(reply, "spec", spec);
-		ctl_reply_add_u64(reply, "packets", pkts);
-		ctl_reply_add_u64(reply, "bytes", bytes);
+		ctl_reply_add_u64(reply, "packets", pkts + kpkts);
+		ctl_reply_add_u64(reply, "bytes", bytes + kbytes);
 		if (!chain_impair_counters(m->chain, i, &ic))
 			continue;
 		ctl_reply_add_u64(reply, "delayed", ic.delayed);
@@ -314,12 +351,20 @@ static int cmd_reload(struct manager *m, struct control_client *cl, const struct
 static int cmd_reset(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		     struct ctl_reply *reply)
 {
+	int r;
+
 	chain_reset_counters(m->chain);
+	if (m->fastpath) {
+		r = fastpath_reset(m->fastpath);
+		if (r < 0)
+			return ctl_reply_error(reply, r, "resetting the fast path's counters");
+	}
 	return 0;
 }
 
 /* A trace or capture subscriber fed through its client's stream. */
 struct tap {
+	struct manager *m;
 	struct control_client *client;
 	struct monitor_sub *sub;
 };
@@ -343,6 +388,7 @@ static void tap_closed(void *userdata)
 	struct tap *t = userdata;
 
 	monitor_remove(t->sub);
+	manager_fastpath_watch(t->m);
 	free(t);
 }
 
@@ -367,6 +413,7 @@ static int cmd_monitor(struct manager *m, struct control_client *cl, const struc
 		monitor_opts_done(&o);
 		return -ENOMEM;
 	}
+	t->m = m;
 	t->client = cl;
 	r = control_stream_start(cl, o.kind == MONITOR_TRACE ? TRACE_STREAM_BUF : CAPTURE_STREAM_BUF,
 				 tap_closed, t);
@@ -382,6 +429,8 @@ static int cmd_monitor(struct manager *m, struct control_client *cl, const struc
 	sink.userdata = t;
 	r = monitor_add(m->monitor, &o, &sink, &t->sub);
 	monitor_opts_done(&o);
+	/* From now on the subscriber sees every packet: none is left to the kernel. */
+	manager_fastpath_watch(m);
 	return r;
 }
 

@@ -12,6 +12,7 @@
 
 #include "chain.h"
 #include "control.h"
+#include "fastpath.h"
 #include "guardian.h"
 #include "log.h"
 #include "loopguard.h"
@@ -76,6 +77,8 @@ struct manager *manager_free(struct manager *m)
 	m->watch = watch_free(m->watch);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
 	m->routing = routing_free(m->routing);
+	/* The filter would go with the tun; detaching first says so in the code. */
+	m->fastpath = fastpath_close(m->fastpath);
 	m->tun = tun_close(m->tun);
 	chain_unref(m->chain);
 	config_free(m->cfg);
@@ -336,8 +339,23 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 {
 	size_t n;
 
+	char err[200];
+	int r;
+
 	/* Unchanged rules keep their ids: their copies stay queued, and leave on time. */
 	chain_inherit(chain, m->chain);
+	/* The kernel's counters follow the ids, so this comes after chain_inherit(). */
+	if (m->fastpath) {
+		r = fastpath_update(m->fastpath, chain, err, sizeof(err));
+		if (r < 0) {
+			/* The kernel must not go on with the old rules: userspace takes over. */
+			m->fastpath = fastpath_close(m->fastpath);
+			snprintf(m->fastpath_reason, sizeof(m->fastpath_reason),
+				 "updating the rules failed: %s", err);
+			log_error("eBPF fast path: %s; every packet takes the userspace path from now on",
+				  m->fastpath_reason);
+		}
+	}
 	n = impair_queue_flush_pick(&m->impair_queue, impair_owner_gone, NULL, chain);
 	if (n) {
 		m->stats.impair_flushed += n;
@@ -450,6 +468,52 @@ static int manager_start_health(struct manager *m)
 	return sd_event_source_set_enabled(m->health_timer, SD_EVENT_ON);
 }
 
+void manager_fastpath_watch(struct manager *m)
+{
+	if (m->fastpath)
+		fastpath_set_enabled(m->fastpath, !monitor_active(m->monitor));
+}
+
+/*
+ * fastpath = "on": any failure stops the start, naming the step.  "auto":
+ * the reason is logged and kept for the status, and userspace does it all.
+ */
+static int manager_start_fastpath(struct manager *m)
+{
+	struct fastpath_info fi;
+	char err[256];
+	int r;
+
+	if (m->cfg->fastpath == FASTPATH_OFF) {
+		snprintf(m->fastpath_reason, sizeof(m->fastpath_reason), "fastpath = \"off\"");
+		return 0;
+	}
+	r = fastpath_open(m->tun->ifindex, &m->fastpath, err, sizeof(err));
+	if (r >= 0) {
+		r = fastpath_update(m->fastpath, m->chain, err, sizeof(err));
+		if (r < 0)
+			m->fastpath = fastpath_close(m->fastpath);
+	}
+	if (r < 0) {
+		snprintf(m->fastpath_reason, sizeof(m->fastpath_reason), "%s", err);
+		if (m->cfg->fastpath == FASTPATH_ON)
+			return log_errno(LOG_ERR, r, "%s: fastpath = \"on\", but the eBPF fast path "
+					 "is unavailable: %s", m->cfg->path, err);
+		if (!fastpath_built())
+			log_info("eBPF fast path not built into this ipmodd: every packet takes the userspace path");
+		else
+			log_notice("eBPF fast path unavailable, every packet takes the userspace path: %s",
+				   err);
+		return 0;
+	}
+	manager_fastpath_watch(m);
+	fastpath_info(m->fastpath, &fi);
+	log_info("eBPF fast path on %s: the kernel carries out %zu of the first %zu rules%s",
+		 m->tun->name, fi.rules, fi.rules + fi.punts,
+		 fi.whole ? "" : ", the rest of the chain is left to userspace");
+	return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct manager *m = userdata;
@@ -482,15 +546,6 @@ int manager_start(struct manager *m)
 		log_error("%s: %s", m->cfg->path, err);
 		return r;
 	}
-	/* The tc/eBPF fast path is not part of this version. */
-	if (m->cfg->fastpath == FASTPATH_ON) {
-		log_error("%s: fastpath = \"on\", but this version of ipmodd has no fast path; "
-			  "use \"auto\" or \"off\"", m->cfg->path);
-		return -EOPNOTSUPP;
-	}
-	if (m->cfg->fastpath == FASTPATH_AUTO)
-		log_info("no eBPF fast path in this version: every packet takes the userspace path");
-
 	sigemptyset(&mask);
 	for (i = 0; i < ARRAY_SIZE(signals); i++)
 		sigaddset(&mask, signals[i]);
@@ -508,6 +563,9 @@ int manager_start(struct manager *m)
 				 m->cfg->tun_name);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "cannot create tun device %s", m->cfg->tun_name);
+	r = manager_start_fastpath(m);
+	if (r < 0)
+		return r;
 
 	r = control_new(m->event, m->cfg->control_socket, m->cfg->control_group,
 			m->cfg->control_mode, manager_control, m,

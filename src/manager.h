@@ -50,6 +50,8 @@ struct manager {
 	struct chain *chain;
 	struct control *control;
 	struct monitor *monitor;
+	struct fastpath *fastpath;		/* NULL: every packet takes the userspace path */
+	char fastpath_reason[256];		/* why there is none, with fastpath = "auto" */
 	struct impair_queue impair_queue;	/* delayed copies, owner: the rule's id */
 	sd_event_source *impair_timer;		/* CLOCK_MONOTONIC, at the earliest departure */
 	bool impair_pushed;			/* the queue got copies: re-arm the timer */
@@ -94,6 +96,11 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified);
 /* Re-read the config file and run its chain; on error (file:line in err) nothing changes. */
 int manager_reload(struct manager *m, char *err, size_t errlen);
 void manager_notify_status(struct manager *m, const char *state);
+/*
+ * The fast path hands every packet to userspace while a trace or capture
+ * subscriber watches; call after subscribing or unsubscribing.
+ */
+void manager_fastpath_watch(struct manager *m);
 
 /* manager-control.c: the control socket's requests. */
 int manager_control(void *userdata, struct control_client *cl, const struct ctl_request *req,

@@ -126,7 +126,7 @@ ctl add proto=udp sport=1000-2000 dport=!53 probability=0.5 verdict=drop >/dev/n
 ctl rules --json | python3 -c 'import json,sys; print("\n".join(r["spec"] for r in json.load(sys.stdin)["rules"]))' >"$WORKDIR/live.specs"
 ctl save >"$WORKDIR/saved.conf"; rc=$?
 check_eq "save exits 0" "$rc" 0
-{ sed -n '1,/^fastpath/p' "$CONF.good"; cat "$WORKDIR/saved.conf"; } >"$CONF"
+{ sed -n '1,/^control/p' "$CONF.good"; cat "$WORKDIR/saved.conf"; } >"$CONF"
 check "the saved chain is a valid config" hx "$IPMODD" --check-config -c "$CONF"
 check "reload of the saved chain" ctl reload
 ctl rules --json | python3 -c 'import json,sys; print("\n".join(r["spec"] for r in json.load(sys.stdin)["rules"]))' >"$WORKDIR/reloaded.specs"

@@ -120,7 +120,6 @@ write_config() {
 tun = { name = "tun0"; mtu = 1500; };
 routing = { table = $TABLE; priority = $PRIO; families = [ "ipv4", "ipv6" ]; };
 control = { socket = "$WORKDIR/control.sock"; };
-fastpath = "off";
 ${1:-}
 CONF
 }

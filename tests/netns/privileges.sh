@@ -243,6 +243,22 @@ check "--cleanup works as the unprivileged user" hx setpriv --reuid="$RUID" --re
 	--bounding-set=-all,+net_admin -- "$IPMODD" --cleanup -c "$UCONF"
 check_eq "... and leaves nothing" "$(state)" ""
 
+# The unit's capabilities, CAP_NET_ADMIN and CAP_BPF: the fast path loads,
+# without CAP_PERFMON or CAP_SYS_ADMIN, as the unprivileged user.
+{ cat "$UCONF"; echo 'fastpath = "on";'; } >"$WORKDIR/fastpath.conf"
+if "$IPMODD" --version >/dev/null && start_as "$WORKDIR/fastpath.conf" net_admin,+bpf; then
+	ok "with CAP_NET_ADMIN and CAP_BPF, fastpath = \"on\" starts as uid $RUID"
+	check_eq "... with the fast path on" "$(status_of "$USOCK" fastpath)" on
+	hx ping -c 2 -i 0.2 -W 1 "$PEER4" >/dev/null
+	check "... which handles the pings in the kernel" \
+		test "$(status_of "$USOCK" fastpath-handled)" -ge 2
+	stop_ipmodd TERM
+	check_eq "... and stops cleanly (exit 0)" "$?" 0
+else
+	not_ok "with CAP_NET_ADMIN and CAP_BPF, fastpath = \"on\" starts as uid $RUID"
+	diag "$(tail -3 "$WORKDIR/ipmodd.log")"
+fi
+
 # control.group naming a group it is not in: chown needs CAP_CHOWN, which it
 # lacks.  It refuses to start, cleanly (the unit's comment: SupplementaryGroups=).
 OTHER=$(getent group 0 | cut -d: -f1)

@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The fast path: a tc egress program on the tun.  It runs the leading rules
+ * of the chain that it can express (fastpath.h) on a packet, and when it
+ * reaches a verdict it carries it out in the kernel: drop, or rewrite,
+ * compensate the hop the forward will cost and redirect the packet to the
+ * tun's ingress, where it re-enters exactly like a packet ipmodd writes back.
+ * Anything else goes on to userspace untouched: a packet the parser would
+ * count as malformed or a fragment, IP options, IPv6 extension headers, a
+ * rule it cannot carry out that the packet may match.  Nothing is changed or
+ * counted before the kernel knows it finishes the packet, so a packet left to
+ * userspace is counted there, once.
+ *
+ * Only __sk_buff and packet data are read: no kernel structure layout.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "fastpath.h"
+
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_AH 51
+#define IPPROTO_ICMPV6 58
+#define IPPROTO_DSTOPTS 60
+
+#define PKT_MAX 65535
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the daemon: 0 while a trace or capture needs to see every packet. */
+__u32 fp_enabled;
+/* The set of the rules map in use, 0 or 1. */
+__u32 fp_set;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FASTPATH_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct fp_rule);
+} fp_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FASTPATH_SLOTS);
+	__type(key, __u32);
+	__type(value, struct fp_counter);
+} fp_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FP_T_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} fp_totals SEC(".maps");
+
+/* The headers' fields, as the rules see them. */
+struct fp_pkt {
+	__u32 saddr[4], daddr[4];
+	__u32 segs;		/* GSO segments, at least 1 */
+	__u32 hdrlen;		/* IP and L4 headers: repeated in every segment */
+	__u16 iplen;
+	__u16 sport, dport;
+	__u8 family, proto;
+	__u8 l4;		/* the L4 header is complete (ports, ICMP type...) */
+	__u8 icmp_type, icmp_code, tcp_flags;
+	__u8 ttl, tclass;
+};
+
+enum {
+	WALK_ON,
+	WALK_ACCEPT,
+	WALK_DROP,
+	WALK_PUNT,
+};
+
+/*
+ * The state of a walk, per CPU: a map value rather than the stack, so that
+ * the list of matched rules can be indexed without CAP_PERFMON.
+ */
+struct fp_walk {
+	struct fp_pkt p;
+	__u32 base;		/* first entry of the set in use */
+	__u32 result;
+	__u32 n;		/* matched rules */
+	__u32 matched[FASTPATH_MATCHED_MAX];	/* their counter slots */
+	__u8 ttl, tclass;	/* as the rules so far left them */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fp_walk);
+} fp_scratch SEC(".maps");
+
+struct walk_ctx {
+	struct fp_walk *w;
+};
+
+static __always_inline int in_range(__u32 v, __u32 lo, __u32 hi)
+{
+	return v - lo <= hi - lo;
+}
+
+static __always_inline int prefix_match(const __u32 *addr, const __u32 *pf, const __u32 *mask)
+{
+	return (((addr[0] ^ pf[0]) & mask[0]) | ((addr[1] ^ pf[1]) & mask[1]) |
+		((addr[2] ^ pf[2]) & mask[2]) | ((addr[3] ^ pf[3]) & mask[3])) == 0;
+}
+
+/* chain.c's rule_match(), on the walk's TTL and traffic class. */
+static __always_inline int rule_match(const struct fp_rule *r, const struct fp_walk *w)
+{
+	const struct fp_pkt *p = &w->p;
+	__u32 f = r->flags;
+
+	if (r->family && r->family != p->family)
+		return 0;
+	if ((f & FP_M_PROTO) && r->proto != p->proto)
+		return 0;
+	if (f & FP_M_L4) {
+		if (!p->l4)
+			return 0;
+		if ((f & FP_M_SPORT) &&
+		    in_range(p->sport, r->sport_lo, r->sport_hi) == !!(f & FP_M_SPORT_NOT))
+			return 0;
+		if ((f & FP_M_DPORT) &&
+		    in_range(p->dport, r->dport_lo, r->dport_hi) == !!(f & FP_M_DPORT_NOT))
+			return 0;
+		if (f & (FP_M_ICMP4_TYPE | FP_M_ICMP6_TYPE)) {
+			if (p->proto == IPPROTO_ICMP) {
+				if (!(f & FP_M_ICMP4_TYPE) || p->icmp_type != r->icmp_type4)
+					return 0;
+			} else if (p->proto == IPPROTO_ICMPV6) {
+				if (!(f & FP_M_ICMP6_TYPE) || p->icmp_type != r->icmp_type6)
+					return 0;
+			} else {
+				return 0;
+			}
+		}
+		if ((f & FP_M_ICMP_CODE) &&
+		    ((p->proto != IPPROTO_ICMP && p->proto != IPPROTO_ICMPV6) ||
+		     p->icmp_code != r->icmp_code))
+			return 0;
+		if ((f & FP_M_TCP_FLAGS) && (p->tcp_flags & r->tcp_mask) != r->tcp_set)
+			return 0;
+	}
+	if ((f & FP_M_SRC) &&
+	    prefix_match(p->saddr, r->src, r->src_mask) == !!(f & FP_M_SRC_NOT))
+		return 0;
+	if ((f & FP_M_DST) &&
+	    prefix_match(p->daddr, r->dst, r->dst_mask) == !!(f & FP_M_DST_NOT))
+		return 0;
+	if ((f & FP_M_TTL) && !in_range(w->ttl, r->ttl_lo, r->ttl_hi))
+		return 0;
+	if ((f & FP_M_LENGTH) && !in_range(p->iplen, r->len_lo, r->len_hi))
+		return 0;
+	if ((f & FP_M_DSCP) && (w->tclass >> 2) != r->dscp)
+		return 0;
+	return 1;
+}
+
+/* chain.c's rule_apply(), on the walk's copy. */
+static __always_inline void rule_apply(const struct fp_rule *r, struct fp_walk *w)
+{
+	__u32 ttl = w->ttl, t = r->ttl;
+
+	switch (r->ttl_op) {
+	case FP_TTL_SET:
+		w->ttl = (__u8)t;
+		break;
+	case FP_TTL_INC:
+		w->ttl = (__u8)(ttl + t > 255 ? 255 : ttl + t);
+		break;
+	case FP_TTL_DEC:
+		w->ttl = (__u8)(ttl > t ? ttl - t : 1);
+		break;
+	}
+	if (r->set_dscp)
+		w->tclass = (__u8)((r->dscp_val & 0x3f) << 2 | (w->tclass & 0x03));
+	if (r->set_ecn)
+		w->tclass = (__u8)((w->tclass & 0xfc) | (r->ecn_val & 0x03));
+}
+
+static long walk_step(__u32 i, void *ctx)
+{
+	struct fp_walk *w = ((struct walk_ctx *)ctx)->w;
+	const struct fp_rule *r;
+	__u32 key = w->base + i, n;
+
+	r = bpf_map_lookup_elem(&fp_rules, &key);
+	if (!r) {
+		w->result = WALK_PUNT;
+		return 1;
+	}
+	switch (r->kind) {
+	case FP_END_ACCEPT:
+		w->result = WALK_ACCEPT;
+		return 1;
+	case FP_RULE:
+		break;
+	case FP_PUNT:
+		if (!rule_match(r, w))
+			return 0;
+		/* fall through */
+	default:
+		w->result = WALK_PUNT;
+		return 1;
+	}
+	if (!rule_match(r, w))
+		return 0;
+	n = w->n;
+	if (n >= FASTPATH_MATCHED_MAX) {
+		w->result = WALK_PUNT;
+		return 1;
+	}
+	w->matched[n] = r->slot;
+	w->n = n + 1;
+	rule_apply(r, w);
+	if (r->verdict == FP_VERDICT_ACCEPT) {
+		w->result = WALK_ACCEPT;
+		return 1;
+	}
+	if (r->verdict == FP_VERDICT_DROP) {
+		w->result = WALK_DROP;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * pkt_parse()'s checks for what it accepts without a question: 0 when the
+ * packet is one the program leaves to userspace.
+ */
+static __always_inline int parse_l4(struct __sk_buff *skb, struct fp_pkt *p, __u32 off)
+{
+	__u32 avail = skb->len - off;
+	__u8 h[20];
+
+	switch (p->proto) {
+	case IPPROTO_TCP:
+		if (avail < 20 || bpf_skb_load_bytes(skb, off, h, 20) < 0)
+			return 0;
+		if (h[12] >> 4 < 5 || (__u32)(h[12] >> 4) * 4 > avail)
+			return 0;
+		p->sport = (__u16)(h[0] << 8 | h[1]);
+		p->dport = (__u16)(h[2] << 8 | h[3]);
+		p->tcp_flags = h[13];
+		p->hdrlen = off + (__u32)(h[12] >> 4) * 4;
+		p->l4 = 1;
+		return 1;
+	case IPPROTO_UDP: {
+		__u32 ulen;
+
+		if (avail < 8 || bpf_skb_load_bytes(skb, off, h, 8) < 0)
+			return 0;
+		ulen = (__u32)(h[4] << 8 | h[5]);
+		if (ulen < 8 || ulen > avail)
+			return 0;
+		p->sport = (__u16)(h[0] << 8 | h[1]);
+		p->dport = (__u16)(h[2] << 8 | h[3]);
+		p->hdrlen = off + 8;
+		p->l4 = 1;
+		return 1;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6: {
+		int echo;
+
+		/* ICMP in IPv6 or ICMPv6 in IPv4: an unknown L4 protocol. */
+		if ((p->proto == IPPROTO_ICMP) != (p->family == FP_AF_INET))
+			return 1;
+		if (avail < 4 || bpf_skb_load_bytes(skb, off, h, 4) < 0)
+			return 0;
+		echo = p->family == FP_AF_INET ? h[0] == 0 || h[0] == 8 : h[0] == 128 || h[0] == 129;
+		if (echo && avail < 8)
+			return 0;
+		p->icmp_type = h[0];
+		p->icmp_code = h[1];
+		p->l4 = 1;
+		return 1;
+	}
+	}
+	return 1;
+}
+
+static __always_inline int parse(struct __sk_buff *skb, struct fp_pkt *p)
+{
+	__u8 h[40];
+	__u32 len = skb->len;
+
+	if (len > PKT_MAX || len < 1 || bpf_skb_load_bytes(skb, 0, h, 1) < 0)
+		return 0;
+	p->segs = skb->gso_segs ? skb->gso_segs : 1;
+	if (h[0] >> 4 == 4) {
+		if (len < 20 || bpf_skb_load_bytes(skb, 0, h, 20) < 0)
+			return 0;
+		/* Options, a length that disagrees, a fragment: userspace knows them. */
+		if ((h[0] & 0x0f) != 5 || (__u32)(h[2] << 8 | h[3]) != len || (h[6] & 0x3f) || h[7])
+			return 0;
+		p->family = FP_AF_INET;
+		p->tclass = h[1];
+		p->ttl = h[8];
+		p->proto = h[9];
+		p->iplen = (__u16)len;
+		__builtin_memcpy(&p->saddr[0], &h[12], 4);
+		__builtin_memcpy(&p->daddr[0], &h[16], 4);
+		p->hdrlen = 20;
+		return parse_l4(skb, p, 20);
+	}
+	if (h[0] >> 4 != 6 || len < 40 || bpf_skb_load_bytes(skb, 0, h, 40) < 0)
+		return 0;
+	if (40 + (__u32)(h[4] << 8 | h[5]) != len)
+		return 0;
+	switch (h[6]) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_FRAGMENT:
+	case IPPROTO_AH:
+	case IPPROTO_DSTOPTS:
+		return 0;
+	}
+	p->family = FP_AF_INET6;
+	p->tclass = (__u8)((h[0] & 0x0f) << 4 | h[1] >> 4);
+	p->ttl = h[7];
+	p->proto = h[6];
+	p->iplen = (__u16)len;
+	__builtin_memcpy(p->saddr, &h[8], 16);
+	__builtin_memcpy(p->daddr, &h[24], 16);
+	p->hdrlen = 40;
+	return parse_l4(skb, p, 40);
+}
+
+static __always_inline void total(__u32 which, __u32 segs)
+{
+	__u64 *v = bpf_map_lookup_elem(&fp_totals, &which);
+
+	if (v)
+		*v += segs;
+}
+
+/* Write the walk's TTL (plus the hop the forward takes) and traffic class into the packet. */
+static __always_inline int rewrite(struct __sk_buff *skb, const struct fp_walk *w)
+{
+	const struct fp_pkt *p = &w->p;
+	__u8 ttl = w->ttl < 255 ? w->ttl + 1 : 255, b[2];
+
+	if (p->family == FP_AF_INET) {
+		if (w->tclass != p->tclass) {
+			/* The TOS and the version/IHL byte in front of it form a checksummed word. */
+			__u16 old = bpf_htons(0x4500 | p->tclass), new = bpf_htons(0x4500 | w->tclass);
+
+			if (bpf_skb_store_bytes(skb, 1, &w->tclass, 1, 0) < 0 ||
+			    bpf_l3_csum_replace(skb, 10, old, new, 2) < 0)
+				return -1;
+		}
+		if (ttl != p->ttl) {
+			__u16 old = bpf_htons((__u16)(p->ttl << 8 | p->proto));
+			__u16 new = bpf_htons((__u16)(ttl << 8 | p->proto));
+
+			if (bpf_skb_store_bytes(skb, 8, &ttl, 1, 0) < 0 ||
+			    bpf_l3_csum_replace(skb, 10, old, new, 2) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (w->tclass != p->tclass) {
+		if (bpf_skb_load_bytes(skb, 0, b, 2) < 0)
+			return -1;
+		b[0] = (__u8)((b[0] & 0xf0) | w->tclass >> 4);
+		b[1] = (__u8)((b[1] & 0x0f) | (w->tclass & 0x0f) << 4);
+		if (bpf_skb_store_bytes(skb, 0, b, 2, 0) < 0)
+			return -1;
+	}
+	if (ttl != p->ttl && bpf_skb_store_bytes(skb, 7, &ttl, 1, 0) < 0)
+		return -1;
+	return 0;
+}
+
+SEC("tc")
+int fastpath(struct __sk_buff *skb)
+{
+	__u32 zero = 0, segs = skb->gso_segs ? skb->gso_segs : 1;
+	struct fp_walk *w = bpf_map_lookup_elem(&fp_scratch, &zero);
+	struct walk_ctx ctx = { .w = w };
+	__u64 bytes;
+
+	if (!w || !*(volatile __u32 *)&fp_enabled)
+		goto punt;
+	__builtin_memset(&w->p, 0, sizeof(w->p));
+	if (!parse(skb, &w->p))
+		goto punt;
+	segs = w->p.segs;
+	w->base = (*(volatile __u32 *)&fp_set & 1) * FASTPATH_SET_LEN;
+	w->result = WALK_PUNT;
+	w->n = 0;
+	w->ttl = w->p.ttl;
+	w->tclass = w->p.tclass;
+	bpf_loop(FASTPATH_SET_LEN, walk_step, &ctx, 0);
+	if (w->result != WALK_ACCEPT && w->result != WALK_DROP)
+		goto punt;
+
+	if (w->result == WALK_ACCEPT && rewrite(skb, w) < 0)
+		return TC_ACT_SHOT;
+	/* As userspace counts them: each segment with its own headers. */
+	bytes = skb->len + (__u64)(segs - 1) * w->p.hdrlen;
+	for (__u32 k = 0; k < FASTPATH_MATCHED_MAX; k++) {
+		struct fp_counter *c;
+		__u32 slot;
+
+		if (k >= w->n)
+			break;
+		slot = w->matched[k];
+		c = bpf_map_lookup_elem(&fp_counters, &slot);
+		if (c) {
+			c->pkts += segs;
+			c->bytes += bytes;
+		}
+	}
+	if (w->result == WALK_DROP) {
+		total(FP_T_DROPPED, segs);
+		return TC_ACT_SHOT;
+	}
+	total(FP_T_HANDLED, segs);
+	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+punt:
+	total(FP_T_PUNTED, segs);
+	return TC_ACT_OK;
+}

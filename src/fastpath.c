@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The loader of the tc program and the translation of the chain into its
+ * maps (src/bpf/fastpath.h describes them).
+ *
+ * Rules: two sets in one array map; an update fills the set not in use and
+ * then switches fp_set, a single store into the program's .bss, so a packet
+ * walks either the old rules or the new ones, never a mix.
+ *
+ * Counters: each rule the kernel carries out has a counter slot, and keeps
+ * it (and so its counts) as long as it keeps its chain_rule_id(), which is
+ * what chain_inherit() does for the userspace counters: the sum of both is
+ * right across edits and reloads, nothing lost or counted twice.  A slot is
+ * zeroed when it is given to a new rule, so the counts a packet still
+ * walking the old set adds to a deleted rule's slot go nowhere.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "fastpath.h"
+#include "rule.h"
+
+#ifdef HAVE_FASTPATH
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf/fastpath.h"
+#include "fastpath.skel.h"
+
+#define NO_SLOT UINT32_MAX
+
+_Static_assert(FP_AF_INET == AF_INET && FP_AF_INET6 == AF_INET6, "address families");
+/* Enums of two headers: compared as ints. */
+#define SAME(a, b) ((int)(a) == (int)(b))
+_Static_assert(SAME(FP_M_PROTO, RULE_M_PROTO) && SAME(FP_M_SRC, RULE_M_SRC) &&
+	       SAME(FP_M_SRC_NOT, RULE_M_SRC_NOT) && SAME(FP_M_DST, RULE_M_DST) &&
+	       SAME(FP_M_DST_NOT, RULE_M_DST_NOT) && SAME(FP_M_SPORT, RULE_M_SPORT) &&
+	       SAME(FP_M_SPORT_NOT, RULE_M_SPORT_NOT) && SAME(FP_M_DPORT, RULE_M_DPORT) &&
+	       SAME(FP_M_DPORT_NOT, RULE_M_DPORT_NOT) && SAME(FP_M_ICMP4_TYPE, RULE_M_ICMP4_TYPE) &&
+	       SAME(FP_M_ICMP6_TYPE, RULE_M_ICMP6_TYPE) && SAME(FP_M_ICMP_CODE, RULE_M_ICMP_CODE) &&
+	       SAME(FP_M_TCP_FLAGS, RULE_M_TCP_FLAGS) && SAME(FP_M_TTL, RULE_M_TTL) &&
+	       SAME(FP_M_LENGTH, RULE_M_LENGTH) && SAME(FP_M_DSCP, RULE_M_DSCP),
+	       "FP_M_* mirror RULE_M_*");
+_Static_assert(SAME(FP_TTL_SET, RULE_TTL_SET) && SAME(FP_TTL_INC, RULE_TTL_INC) &&
+	       SAME(FP_TTL_DEC, RULE_TTL_DEC), "TTL operations");
+_Static_assert(SAME(FP_VERDICT_ACCEPT, RULE_VERDICT_ACCEPT) && SAME(FP_VERDICT_DROP, RULE_VERDICT_DROP),
+	       "verdicts");
+
+struct fastpath {
+	struct fastpath_bpf *skel;
+	struct bpf_tc_hook hook;
+	bool hook_created;	/* the clsact qdisc is ours to remove */
+	bool attached;
+	int ncpus;
+	void *percpu;		/* one value per CPU, for lookups */
+
+	/* The rules of the last update in the kernel's reach (at most FASTPATH_RULES_MAX). */
+	size_t n;
+	bool whole;
+	uint32_t id[FASTPATH_RULES_MAX];	/* chain_rule_id() */
+	uint32_t slot[FASTPATH_RULES_MAX];	/* NO_SLOT: left to userspace */
+	bool used[FASTPATH_SLOTS];
+};
+
+/*
+ * libbpf's first message since the step began that names the cause of a
+ * failure: not its fallback for old kernels (RLIMIT_MEMLOCK), which it tries
+ * whenever a probe fails, nor its summary.
+ */
+static char libbpf_last[256];
+
+static int libbpf_keep_last(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char buf[sizeof(libbpf_last)];
+	size_t len;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	len = strlen(buf);
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		buf[--len] = '\0';
+	if (!len || libbpf_last[0] || strstr(buf, "RLIMIT_MEMLOCK") ||
+	    strstr(buf, "failed to load BPF skeleton"))
+		return 0;
+	memcpy(libbpf_last, buf, len + 1);
+	return 0;
+}
+
+static int fail(int r, char *err, size_t errlen, const char *step)
+{
+	if (libbpf_last[0])
+		snprintf(err, errlen, "%s: %s (%s)", step, strerror(-r), libbpf_last);
+	else
+		snprintf(err, errlen, "%s: %s", step, strerror(-r));
+	return r;
+}
+
+bool fastpath_built(void)
+{
+	return true;
+}
+
+static int slot_zero(struct fastpath *fp, uint32_t slot)
+{
+	memset(fp->percpu, 0, (size_t)fp->ncpus * sizeof(struct fp_counter));
+	return bpf_map__update_elem(fp->skel->maps.fp_counters, &slot, sizeof(slot), fp->percpu,
+				    (size_t)fp->ncpus * sizeof(struct fp_counter), BPF_ANY);
+}
+
+int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1, .flags = BPF_TC_F_REPLACE);
+	struct fastpath *fp;
+	int r;
+
+	libbpf_set_print(libbpf_keep_last);
+	libbpf_last[0] = '\0';
+	fp = calloc(1, sizeof(*fp));
+	if (!fp)
+		return fail(-ENOMEM, err, errlen, "allocating");
+	fp->ncpus = libbpf_num_possible_cpus();
+	if (fp->ncpus <= 0) {
+		r = fail(fp->ncpus < 0 ? fp->ncpus : -EINVAL, err, errlen, "counting the CPUs");
+		goto out;
+	}
+	fp->percpu = calloc((size_t)fp->ncpus, sizeof(struct fp_counter));
+	if (!fp->percpu) {
+		r = fail(-ENOMEM, err, errlen, "allocating");
+		goto out;
+	}
+	fp->skel = fastpath_bpf__open();
+	if (!fp->skel) {
+		r = fail(-errno, err, errlen, "opening the BPF object");
+		goto out;
+	}
+	r = fastpath_bpf__load(fp->skel);
+	if (r < 0) {
+		r = fail(r, err, errlen, "loading the BPF program");
+		goto out;
+	}
+	/* Until the first update there are no rules: everything goes to userspace. */
+	fp->skel->bss->fp_enabled = 0;
+
+	fp->hook = (struct bpf_tc_hook){ .sz = sizeof(fp->hook), .ifindex = ifindex,
+					 .attach_point = BPF_TC_EGRESS };
+	r = bpf_tc_hook_create(&fp->hook);
+	if (r < 0 && r != -EEXIST) {
+		r = fail(r, err, errlen, "creating the clsact qdisc");
+		goto out;
+	}
+	fp->hook_created = r == 0;
+	opts.prog_fd = bpf_program__fd(fp->skel->progs.fastpath);
+	r = bpf_tc_attach(&fp->hook, &opts);
+	if (r < 0) {
+		r = fail(r, err, errlen, "attaching the tc egress filter");
+		goto out;
+	}
+	fp->attached = true;
+	*ret = fp;
+	return 0;
+out:
+	fastpath_close(fp);
+	return r;
+}
+
+struct fastpath *fastpath_close(struct fastpath *fp)
+{
+	if (!fp)
+		return NULL;
+	if (fp->attached) {
+		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
+
+		bpf_tc_detach(&fp->hook, &opts);
+	}
+	if (fp->hook_created) {
+		fp->hook.attach_point = BPF_TC_EGRESS | BPF_TC_INGRESS;
+		bpf_tc_hook_destroy(&fp->hook);
+	}
+	fastpath_bpf__destroy(fp->skel);
+	free(fp->percpu);
+	free(fp);
+	return NULL;
+}
+
+/* Actions and verdicts the program carries out; matches aside from probability=. */
+static bool rule_expressible(const struct rule *r)
+{
+	return !(r->m.flags & RULE_M_PROBABILITY) && !r->a.clamp_mss &&
+	       r->a.verdict <= RULE_VERDICT_DROP && !rule_impairs(r);
+}
+
+static void rule_translate(const struct rule *r, struct fp_rule *e)
+{
+	const struct rule_match *m = &r->m;
+
+	memset(e, 0, sizeof(*e));
+	e->flags = m->flags & ~(uint32_t)RULE_M_PROBABILITY;
+	e->slot = NO_SLOT;
+	e->family = m->family;
+	e->proto = m->proto;
+	e->icmp_type4 = m->icmp_type[0];
+	e->icmp_type6 = m->icmp_type[1];
+	e->icmp_code = m->icmp_code;
+	e->tcp_mask = m->tcp_mask;
+	e->tcp_set = m->tcp_set;
+	e->ttl_lo = m->ttl_lo;
+	e->ttl_hi = m->ttl_hi;
+	e->dscp = m->dscp;
+	e->sport_lo = m->sport_lo;
+	e->sport_hi = m->sport_hi;
+	e->dport_lo = m->dport_lo;
+	e->dport_hi = m->dport_hi;
+	e->len_lo = m->len_lo;
+	e->len_hi = m->len_hi;
+	memcpy(e->src, m->src.addr, sizeof(e->src));
+	memcpy(e->src_mask, m->src.mask, sizeof(e->src_mask));
+	memcpy(e->dst, m->dst.addr, sizeof(e->dst));
+	memcpy(e->dst_mask, m->dst.mask, sizeof(e->dst_mask));
+	if (!rule_expressible(r)) {
+		e->kind = FP_PUNT;
+		return;
+	}
+	e->kind = FP_RULE;
+	e->ttl_op = r->a.ttl_op;
+	e->ttl = r->a.ttl;
+	e->set_dscp = r->a.set_dscp;
+	e->dscp_val = r->a.dscp;
+	e->set_ecn = r->a.set_ecn;
+	e->ecn_val = r->a.ecn;
+	e->verdict = r->a.verdict;
+}
+
+/* The slot the previous update gave the rule with this id, or NO_SLOT. */
+static uint32_t slot_of(const struct fastpath *fp, uint32_t id, size_t guess)
+{
+	if (guess < fp->n && fp->id[guess] == id)
+		return fp->slot[guess];
+	for (size_t i = 0; i < fp->n; i++)
+		if (fp->id[i] == id)
+			return fp->slot[i];
+	return NO_SLOT;
+}
+
+int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen)
+{
+	size_t total = chain_size(c), n = total < FASTPATH_RULES_MAX ? total : FASTPATH_RULES_MAX;
+	uint32_t id[FASTPATH_RULES_MAX], slot[FASTPATH_RULES_MAX];
+	uint32_t set = fp->skel->bss->fp_set & 1, next = set ^ 1, base = next * FASTPATH_SET_LEN;
+	bool used[FASTPATH_SLOTS];
+	size_t free_at = 0;
+	struct fp_rule e;
+	uint32_t key;
+	int r;
+
+	libbpf_last[0] = '\0';
+	/* Slots of the rules in use stay taken until the switch: packets may still count there. */
+	memcpy(used, fp->used, sizeof(used));
+	for (size_t i = 0; i < n; i++) {
+		const struct rule *rule = chain_rule(c, i);
+
+		rule_translate(rule, &e);
+		id[i] = chain_rule_id(c, i);
+		slot[i] = NO_SLOT;
+		if (e.kind == FP_RULE) {
+			slot[i] = slot_of(fp, id[i], i);
+			if (slot[i] == NO_SLOT) {
+				while (free_at < FASTPATH_SLOTS && used[free_at])
+					free_at++;
+				/* Twice the rules: there is always a slot. */
+				if (free_at == FASTPATH_SLOTS)
+					return fail(-ENOSPC, err, errlen, "allocating a counter slot");
+				slot[i] = (uint32_t)free_at;
+				used[free_at] = true;
+				r = slot_zero(fp, slot[i]);
+				if (r < 0)
+					return fail(r, err, errlen, "zeroing a rule's counters");
+			}
+			e.slot = slot[i];
+		}
+		key = base + (uint32_t)i;
+		r = bpf_map__update_elem(fp->skel->maps.fp_rules, &key, sizeof(key), &e, sizeof(e),
+					 BPF_ANY);
+		if (r < 0)
+			return fail(r, err, errlen, "writing the rules map");
+	}
+	memset(&e, 0, sizeof(e));
+	e.kind = n == total ? FP_END_ACCEPT : FP_END_PUNT;
+	key = base + (uint32_t)n;
+	r = bpf_map__update_elem(fp->skel->maps.fp_rules, &key, sizeof(key), &e, sizeof(e), BPF_ANY);
+	if (r < 0)
+		return fail(r, err, errlen, "writing the rules map");
+
+	/* The switch: the program reads fp_set once per packet. */
+	__atomic_store_n(&fp->skel->bss->fp_set, next, __ATOMIC_SEQ_CST);
+
+	memset(fp->used, 0, sizeof(fp->used));
+	for (size_t i = 0; i < n; i++)
+		if (slot[i] != NO_SLOT)
+			fp->used[slot[i]] = true;
+	/*
+	 * A rule that leaves the kernel's reach but stays in the chain (pushed
+	 * beyond FASTPATH_RULES_MAX): its kernel counts go to its userspace
+	 * counters.
+	 */
+	for (size_t i = 0; i < fp->n; i++) {
+		uint64_t pkts, bytes;
+		int j;
+
+		if (fp->slot[i] == NO_SLOT || fp->used[fp->slot[i]])
+			continue;
+		j = chain_find_id(c, fp->id[i]);
+		if (j < 0 || fastpath_counters(fp, i, &pkts, &bytes) < 0)
+			continue;
+		chain_add_counters(c, (size_t)j, pkts, bytes);
+	}
+	memcpy(fp->id, id, n * sizeof(*id));
+	memcpy(fp->slot, slot, n * sizeof(*slot));
+	fp->n = n;
+	fp->whole = n == total;
+	return 0;
+}
+
+void fastpath_info(const struct fastpath *fp, struct fastpath_info *ret)
+{
+	*ret = (struct fastpath_info){ .whole = fp->whole };
+	for (size_t i = 0; i < fp->n; i++) {
+		if (fp->slot[i] != NO_SLOT)
+			ret->rules++;
+		else
+			ret->punts++;
+	}
+}
+
+int fastpath_counters(struct fastpath *fp, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes)
+{
+	const struct fp_counter *v = fp->percpu;
+	uint64_t pkts = 0, bytes = 0;
+	uint32_t slot;
+	int r;
+
+	if (i < fp->n && fp->slot[i] != NO_SLOT) {
+		slot = fp->slot[i];
+		r = bpf_map__lookup_elem(fp->skel->maps.fp_counters, &slot, sizeof(slot), fp->percpu,
+					 (size_t)fp->ncpus * sizeof(*v), 0);
+		if (r < 0)
+			return r;
+		for (int k = 0; k < fp->ncpus; k++) {
+			pkts += v[k].pkts;
+			bytes += v[k].bytes;
+		}
+	}
+	*ret_pkts = pkts;
+	*ret_bytes = bytes;
+	return 0;
+}
+
+int fastpath_totals(struct fastpath *fp, struct fastpath_totals *ret)
+{
+	uint64_t sum[FP_T_MAX] = { 0 }, *v = fp->percpu;
+	int r;
+
+	/* fp->percpu holds ncpus fp_counters: room for ncpus u64 values. */
+	for (uint32_t t = 0; t < FP_T_MAX; t++) {
+		r = bpf_map__lookup_elem(fp->skel->maps.fp_totals, &t, sizeof(t), v,
+					 (size_t)fp->ncpus * sizeof(*v), 0);
+		if (r < 0)
+			return r;
+		for (int k = 0; k < fp->ncpus; k++)
+			sum[t] += v[k];
+	}
+	*ret = (struct fastpath_totals){
+		.handled = sum[FP_T_HANDLED],
+		.dropped = sum[FP_T_DROPPED],
+		.punted = sum[FP_T_PUNTED],
+	};
+	return 0;
+}
+
+int fastpath_reset(struct fastpath *fp)
+{
+	int r;
+
+	for (uint32_t s = 0; s < FASTPATH_SLOTS; s++) {
+		if (!fp->used[s])
+			continue;
+		r = slot_zero(fp, s);
+		if (r < 0)
+			return r;
+	}
+	memset(fp->percpu, 0, (size_t)fp->ncpus * sizeof(uint64_t));
+	for (uint32_t t = 0; t < FP_T_MAX; t++) {
+		r = bpf_map__update_elem(fp->skel->maps.fp_totals, &t, sizeof(t), fp->percpu,
+					 (size_t)fp->ncpus * sizeof(uint64_t), BPF_ANY);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void fastpath_set_enabled(struct fastpath *fp, bool enabled)
+{
+	__atomic_store_n(&fp->skel->bss->fp_enabled, enabled, __ATOMIC_SEQ_CST);
+}
+
+bool fastpath_enabled(const struct fastpath *fp)
+{
+	return fp->skel->bss->fp_enabled != 0;
+}
+
+#else /* !HAVE_FASTPATH: built without clang, bpftool or libbpf */
+
+bool fastpath_built(void)
+{
+	return false;
+}
+
+int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "this ipmodd was built without the eBPF fast path "
+		 "(configure found no clang, bpftool or libbpf)");
+	return -EOPNOTSUPP;
+}
+
+struct fastpath *fastpath_close(struct fastpath *fp)
+{
+	return NULL;
+}
+
+int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "no fast path");
+	return -EOPNOTSUPP;
+}
+
+void fastpath_info(const struct fastpath *fp, struct fastpath_info *ret)
+{
+	*ret = (struct fastpath_info){ 0 };
+}
+
+int fastpath_counters(struct fastpath *fp, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes)
+{
+	*ret_pkts = *ret_bytes = 0;
+	return 0;
+}
+
+int fastpath_totals(struct fastpath *fp, struct fastpath_totals *ret)
+{
+	*ret = (struct fastpath_totals){ 0 };
+	return 0;
+}
+
+int fastpath_reset(struct fastpath *fp)
+{
+	return 0;
+}
+
+void fastpath_set_enabled(struct fastpath *fp, bool enabled)
+{
+}
+
+bool fastpath_enabled(const struct fastpath *fp)
+{
+	return false;
+}
+
+#endif

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The eBPF fast path: loads the tc program of src/bpf/fastpath.bpf.c,
+ * attaches it to the tun's egress and keeps its maps in step with the chain.
+ * The kernel then carries out the leading rules it can express and hands
+ * every other packet to userspace untouched (see ipmodd.conf(5), FASTPATH).
+ * No logging: failures return -errno and a message naming the step.
+ */
+#ifndef IPMODD_FASTPATH_H
+#define IPMODD_FASTPATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chain.h"
+
+struct fastpath;
+
+/* Whether this ipmodd was built with the fast path (clang, bpftool and libbpf at build time). */
+bool fastpath_built(void);
+
+/*
+ * Load the program and attach it to ifindex's egress (a clsact qdisc is
+ * created as needed).  It passes every packet to userspace until the first
+ * fastpath_update().
+ */
+int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen);
+/* Detach and unload; takes NULL. */
+struct fastpath *fastpath_close(struct fastpath *fp);
+
+/*
+ * Make the kernel run c's leading rules from the next packet on.  Call it
+ * after chain_inherit(): a rule that keeps its id (chain_rule_id()) keeps
+ * its kernel counters, a new or changed rule starts from zero.  The switch
+ * to the new rules is a single store; the old ones stay intact until the
+ * next update, so a packet sees either the old rules or the new ones.  A
+ * rule the kernel no longer holds but c keeps gets its kernel counts added
+ * to its counters in c (chain_add_counters()).
+ */
+int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen);
+
+/* Rules of the last update the kernel carries out, and those it hands to userspace. */
+struct fastpath_info {
+	size_t rules;		/* carried out in the kernel */
+	size_t punts;		/* in the kernel's reach but left to userspace */
+	bool whole;		/* the kernel holds the whole chain */
+};
+void fastpath_info(const struct fastpath *fp, struct fastpath_info *ret);
+
+/* Kernel counters of rule i of the last update, summed over the CPUs; 0 when it is not there. */
+int fastpath_counters(struct fastpath *fp, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes);
+
+struct fastpath_totals {
+	uint64_t handled;	/* sent on by the kernel */
+	uint64_t dropped;	/* dropped by a rule in the kernel */
+	uint64_t punted;	/* passed to userspace */
+};
+int fastpath_totals(struct fastpath *fp, struct fastpath_totals *ret);
+/* Zero the rules' counters and the totals. */
+int fastpath_reset(struct fastpath *fp);
+
+/* Off: every packet goes to userspace (while a trace or capture watches). */
+void fastpath_set_enabled(struct fastpath *fp, bool enabled);
+bool fastpath_enabled(const struct fastpath *fp);
+
+#endif

@@ -1,0 +1,365 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The eBPF fast path: the same rules on the same fixed packets put the same
+# bytes on the wire with fastpath = "off" and "on", with the same per-rule
+# counters, while the kernel really handles them in the "on" run; a rule the
+# kernel cannot carry out (reply) still works through userspace; edits and
+# reloads change what the kernel does at once without losing counters; a
+# trace sees every packet; and with the BPF load refused by the kernel (no
+# CAP_BPF), "auto" runs in userspace and "on" refuses to start.
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require_cmd ping python3 tcpdump setpriv
+: "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
+"$IPMODD" --version >/dev/null || skip_all "no ipmodd"
+setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
+
+SOCK=$WORKDIR/control.sock
+ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
+status_key() { ctl --json status | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))"; }
+# "name packets bytes" per rule, in chain order.
+rule_counts() {
+	ctl --json rules | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["rules"]:
+    print(r["name"], r["packets"], r["bytes"])'
+}
+
+RULES='rules = (
+	{ name = "fake-ping"; proto = "icmp"; icmp-type = "echo-request"; dst = "198.18.1.0/24"; verdict = "reply"; },
+	{ name = "fake-ping6"; proto = "icmpv6"; icmp-type = "echo-request"; dst = "2001:db8:1::/64"; verdict = "reply"; },
+	{ name = "drop-port"; proto = "udp"; dport = "7003"; verdict = "drop"; },
+	{ name = "accept-port"; proto = "tcp"; dport = "7004"; verdict = "accept"; },
+	{ name = "ttl"; proto = "udp"; dport = "7001-7002"; set-ttl = "77"; },
+	{ name = "ttl-tcp"; proto = "tcp"; dport = "7001-7002"; set-ttl = "77"; },
+	{ name = "ttl-echo"; icmp-type = "echo-request"; set-ttl = "50"; },
+	{ name = "dscp"; proto = "udp"; dport = "7001"; set-dscp = "10"; set-ecn = "1"; },
+	{ name = "ttl-match"; proto = "tcp"; ttl = "77"; set-dscp = "46"; },
+	{ name = "dec"; proto = "tcp"; dport = "7002"; set-ttl = "-3"; }
+);'
+
+# conf FILE MODE [RULES]
+conf() {
+	write_config "$1" "fastpath = \"$2\";
+${3:-$RULES}"
+}
+
+# Fixed packets from the host namespace through the diversion to the peer:
+# raw sockets with the whole IP header given (fixed IDs, payloads, TTL 64).
+# send_fixed PORT...: UDP and TCP to each port, v4 and v6, then an echo request each.
+send_fixed() {
+	hx python3 - "$HOST4" "$PEER4" "$HOST6" "$PEER6" "$@" <<'PY'
+import socket, struct, sys
+
+h4, p4, h6, p6 = sys.argv[1:5]
+ports = [int(x) for x in sys.argv[5:]]
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+def l4(proto, src, dst, seg, off):
+    if len(src) == 4:
+        ph = src + dst + struct.pack("!BBH", 0, proto, len(seg))
+    else:
+        ph = src + dst + struct.pack("!IxxxB", len(seg), proto)
+    c = csum(ph + seg)
+    if proto == 17 and c == 0:
+        c = 0xffff
+    return seg[:off] + struct.pack("!H", c) + seg[off + 2:]
+
+def udp(sp, dp, pay):
+    return struct.pack("!HHHH", sp, dp, 8 + len(pay), 0) + pay
+
+def tcp(sp, dp, pay):
+    return struct.pack("!HHIIBBHHH", sp, dp, 1000, 2000, 5 << 4, 0x18, 8192, 0, 0) + pay
+
+def echo(ident, pay, v6):
+    e = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, 1) + pay
+    # ICMPv4 has no pseudo-header; ICMPv6 gets its checksum from l4().
+    return e if v6 else e[:2] + struct.pack("!H", csum(e)) + e[4:]
+
+s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+a4, b4 = socket.inet_pton(socket.AF_INET, h4), socket.inet_pton(socket.AF_INET, p4)
+a6, b6 = socket.inet_pton(socket.AF_INET6, h6), socket.inet_pton(socket.AF_INET6, p6)
+
+def send4(ident, proto, seg):
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), ident, 0x4000, 64, proto, 0, a4, b4)
+    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
+    s4.sendto(hdr + seg, (p4, 0))
+
+def send6(flow, proto, seg):
+    hdr = struct.pack("!IHBB16s16s", 6 << 28 | flow, len(seg), proto, 64, a6, b6)
+    s6.sendto(hdr + seg, (p6, 0))
+
+n = 0
+for port in ports:
+    for proto, mk in ((17, udp), (6, tcp)):
+        n += 1
+        pay = b"ipmodd fast path %d/%d " % (port, proto) * 3
+        seg = mk(40000 + n, port, pay)
+        send4(0x1000 + n, proto, l4(proto, a4, b4, seg, 6 if proto == 17 else 16))
+        send6(0x12345 + n, proto, l4(proto, a6, b6, seg, 6 if proto == 17 else 16))
+n += 1
+send4(0x1000 + n, 1, echo(0x4242, b"fixed echo", False))
+send6(0x12345 + n, 58, l4(58, a6, b6, echo(0x4242, b"fixed echo", True), 2))
+PY
+}
+
+# The IP packets of a capture that the fixed traffic produced, one hex line each.
+ip_packets() {
+	python3 - "$1" <<'PY'
+import struct, sys
+
+d = open(sys.argv[1], "rb").read()
+le = d[:4] == b"\xd4\xc3\xb2\xa1"
+off = 24
+while off + 16 <= len(d):
+    incl = struct.unpack("<I" if le else ">I", d[off + 8:off + 12])[0]
+    pkt = d[off + 16:off + 16 + incl][14:]
+    off += 16 + incl
+    v = pkt[0] >> 4
+    if v == 4:
+        proto, l4 = pkt[9], pkt[20:]
+    elif v == 6:
+        proto, l4 = pkt[6], pkt[40:]
+    else:
+        continue
+    if proto in (6, 17) and 7000 <= struct.unpack("!H", l4[2:4])[0] <= 7010 or \
+       proto in (1, 58) and l4[0] in (8, 128) and l4[4:6] == b"\x42\x42":
+        print(pkt.hex())
+PY
+}
+
+# What the rules must have done, read from the "on" capture: "family proto dport ttl tclass".
+wire_summary() {
+	python3 - "$1" <<'PY'
+import struct, sys
+
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s
+
+for line in open(sys.argv[1]):
+    p = bytes.fromhex(line.strip())
+    if p[0] >> 4 == 4:
+        ok = "csum-ok" if csum(p[:20]) == 0xffff else "csum-BAD"
+        proto, l4, ttl, tc = p[9], p[20:], p[8], p[1]
+    else:
+        ok = "-"
+        proto, l4, ttl, tc = p[6], p[40:], p[7], (p[0] & 0xf) << 4 | p[1] >> 4
+    port = struct.unpack("!H", l4[2:4])[0] if proto in (6, 17) else 0
+    print(p[0] >> 4, proto, port, ttl, tc, ok)
+PY
+}
+
+# run MODE: the fixed traffic through a daemon started with fastpath = MODE.
+run() {
+	local mode=$1
+	conf "$WORKDIR/$mode.conf" "$mode"
+	check "ipmodd starts with fastpath = \"$mode\"" start_ipmodd "$WORKDIR/$mode.conf"
+	pcap_start "$mode" "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
+	send_fixed 7001 7002 7003 7004 7005
+	# Through the reply rule: the echo request goes to userspace and comes back forged.
+	check "[$mode] a ping to 198.18.1.5 gets the forged reply" hx ping -c1 -W2 198.18.1.5
+	check "[$mode] a ping6 to 2001:db8:1::5 gets the forged reply" hx ping -6 -c1 -W2 2001:db8:1::5
+	pcap_stop "$mode"
+	check_eq "[$mode] the echo requests answered by the rule did not reach the peer" \
+		"$(tcpdump -r "$WORKDIR/$mode.pcap" -n 'dst host 198.18.1.5 or dst host 2001:db8:1::5' 2>/dev/null | wc -l)" 0
+	ip_packets "$WORKDIR/$mode.pcap" >"$WORKDIR/$mode.hex"
+	rule_counts >"$WORKDIR/$mode.rules"
+	ctl status >"$WORKDIR/$mode.status"
+	STATUS_FASTPATH=$(status_key fastpath)
+	STATUS_HANDLED=$(status_key fastpath-handled)
+	STATUS_DROPPED=$(status_key fastpath-dropped)
+	stop_ipmodd
+}
+
+# --- (1) the same bytes on the wire, userspace and kernel ---------------------------
+run off
+check_eq "[off] status says fastpath=off" "$STATUS_FASTPATH" off
+check_eq "[off] no kernel totals" "$STATUS_HANDLED" ""
+run on
+check_eq "[on] status says fastpath=on" "$STATUS_FASTPATH" on
+# 9 TCP/UDP packets per family pass (5 ports, 7003/udp dropped) + 1 echo each = 20.
+check "[on] the kernel sent on the fixed traffic (handled=$STATUS_HANDLED >= 20)" \
+	test "${STATUS_HANDLED:-0}" -ge 20
+check "[on] the kernel dropped the udp/7003 packets (dropped=$STATUS_DROPPED >= 2)" \
+	test "${STATUS_DROPPED:-0}" -ge 2
+check_eq "the fixed traffic reached the peer (20 packets)" "$(wc -l <"$WORKDIR/on.hex")" 20
+check "the peer received the same IP packets, byte for byte, in both runs" \
+	cmp "$WORKDIR/off.hex" "$WORKDIR/on.hex"
+check "the per-rule counters are the same in both runs" \
+	diff -u "$WORKDIR/off.rules" "$WORKDIR/on.rules"
+wire_summary "$WORKDIR/on.hex" >"$WORKDIR/on.summary"
+# "version proto dport ttl tclass checksum": set-ttl is the TTL on the wire.
+want="4 1 0 50 0 csum-ok
+4 17 7001 77 41 csum-ok
+4 17 7002 77 0 csum-ok
+4 17 7004 64 0 csum-ok
+4 17 7005 64 0 csum-ok
+4 6 7001 77 184 csum-ok
+4 6 7002 74 184 csum-ok
+4 6 7003 64 0 csum-ok
+4 6 7004 64 0 csum-ok
+4 6 7005 64 0 csum-ok
+6 17 7001 77 41 -
+6 17 7002 77 0 -
+6 17 7004 64 0 -
+6 17 7005 64 0 -
+6 58 0 50 0 -
+6 6 7001 77 184 -
+6 6 7002 74 184 -
+6 6 7003 64 0 -
+6 6 7004 64 0 -
+6 6 7005 64 0 -"
+check_eq "on the wire: TTL set, matched after set, decremented; DSCP/ECN set; drop, accept; checksums right" \
+	"$(sort -u "$WORKDIR/on.summary")" "$(sort -u <<<"$want")"
+check "no udp/7003 packet reached the peer" bash -c "! grep -q '^[46] 17 7003 ' '$WORKDIR/on.summary'"
+check_eq "the reply rules counted the pings that took the userspace path" \
+	"$(grep -E '^fake-ping6? ' "$WORKDIR/on.rules" | cut -d' ' -f2 | tr '\n' ' ')" "1 1 "
+
+# --- (3) edits and reloads change the kernel's rules at once --------------------------
+conf "$WORKDIR/edit.conf" on
+check "ipmodd starts for the edits" start_ipmodd "$WORKDIR/edit.conf"
+wire_count() { # wire_count NAME: fixed packets that reached the peer
+	ip_packets "$WORKDIR/$1.pcap" | wc -l
+}
+pcap_start e1 "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
+send_fixed 7005
+pcap_stop e1
+check_eq "udp/7005 and tcp/7005 pass before the edit (4 + 2 echoes)" "$(wire_count e1)" 6
+before=$(rule_counts | grep -E '^(ttl-echo|dscp) ')
+check "ipmodctl add: a drop rule in front" ctl add at 1 name=drop7005 proto=udp dport=7005 verdict=drop
+check_eq "the kernel holds the new rule" "$(status_key fastpath-rules)" 9
+dropped0=$(status_key fastpath-dropped)
+pcap_start e2 "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
+send_fixed 7005
+pcap_stop e2
+check_eq "after the add, udp/7005 no longer passes" "$(wire_count e2)" 4
+check_eq "the kernel dropped the two" "$(($(status_key fastpath-dropped) - dropped0))" 2
+check_eq "the new rule counted them" "$(rule_counts | grep '^drop7005 ' | cut -d' ' -f2)" 2
+after=$(rule_counts | grep -E '^(ttl-echo|dscp) ')
+echo_before=$(grep '^ttl-echo ' <<<"$before" | cut -d' ' -f2)
+check_eq "an unchanged rule kept its counts across the edit (+2 echoes since)" \
+	"$(grep '^ttl-echo ' <<<"$after" | cut -d' ' -f2)" "$((echo_before + 2))"
+check_eq "... and one that saw nothing since kept them exactly" \
+	"$(grep '^dscp ' <<<"$after")" "$(grep '^dscp ' <<<"$before")"
+check "ipmodctl del: the drop goes" ctl del drop7005
+pcap_start e3 "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
+send_fixed 7005
+pcap_stop e3
+check_eq "after the del, udp/7005 passes again" "$(wire_count e3)" 6
+
+# A reload that changes drop-port to 7005: 7003 passes from then on, 7005 does not.
+echo_before=$(rule_counts | grep '^ttl-echo ' | cut -d' ' -f2)
+conf "$WORKDIR/edit.conf" on "${RULES/dport = \"7003\"; verdict = \"drop\"/dport = \"7005\"; verdict = \"drop\"}"
+check "ipmodctl reload" ctl reload
+pcap_start e4 "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
+send_fixed 7003 7005
+pcap_stop e4
+ip_packets "$WORKDIR/e4.pcap" >"$WORKDIR/e4.hex"
+wire_summary "$WORKDIR/e4.hex" >"$WORKDIR/e4.summary"
+check_eq "after the reload: udp/7003 passes, udp/7005 is dropped" \
+	"$(grep -c '^[46] 17 7003 ' "$WORKDIR/e4.summary"):$(grep -c '^[46] 17 7005 ' "$WORKDIR/e4.summary")" "2:0"
+check_eq "the unchanged ttl-echo rule kept its counts across the reload (+2 echoes)" \
+	"$(rule_counts | grep '^ttl-echo ' | cut -d' ' -f2)" "$((echo_before + 2))"
+check_eq "the changed drop-port rule starts from its new traffic (2 packets)" \
+	"$(rule_counts | grep '^drop-port ' | cut -d' ' -f2)" 2
+
+# A trace sees every packet: the fast path steps aside while it runs.
+ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" trace >"$WORKDIR/trace.out" 2>&1 &
+trace_pid=$!
+for i in $(seq 50); do
+	[ "$(status_key fastpath-paused)" = 1 ] && break
+	sleep 0.1
+done
+check_eq "status: paused while a trace runs" "$(status_key fastpath-paused)" 1
+handled0=$(status_key fastpath-handled)
+send_fixed 7001
+sleep 0.5
+kill "$trace_pid"
+wait "$trace_pid" 2>/dev/null
+check_eq "the trace saw the four 7001 packets" "$(grep -c 'dport=7001 ' "$WORKDIR/trace.out")" 4
+check_eq "... and the kernel handled none of the traffic meanwhile" \
+	"$(status_key fastpath-handled)" "$handled0"
+for i in $(seq 50); do
+	[ "$(status_key fastpath-paused)" = 0 ] && break
+	sleep 0.1
+done
+check_eq "the fast path resumes when the trace ends" "$(status_key fastpath-paused)" 0
+check "ipmodctl reset" ctl reset
+check_eq "... zeroes the kernel's totals" "$(status_key fastpath-handled):$(status_key fastpath-dropped)" "0:0"
+check_eq "... and the rule counters" "$(rule_counts | awk '{ s += $2 } END { print s }')" 0
+stop_ipmodd
+check "the filter left with the daemon" bash -c "! ip netns exec '$HOST_NS' tc filter show dev tun0 egress 2>/dev/null | grep -q bpf"
+
+# --- a crash takes the filter along with the tun ---------------------------------------
+check "ipmodd starts again" start_ipmodd "$WORKDIR/edit.conf"
+kill -9 "$IPMODD_PID"
+wait "$IPMODD_PID" 2>/dev/null
+IPMODD_PID=""
+check "after SIGKILL the tun, and with it the filter, is gone" bash -c "! ip netns exec '$HOST_NS' ip link show tun0 2>/dev/null"
+check "a new instance starts and attaches" start_ipmodd "$WORKDIR/edit.conf"
+check_eq "... one filter on the new tun" "$(hx tc filter show dev tun0 egress | grep -c 'bpf.*fastpath')" 1
+stop_ipmodd
+
+# --- (2) the kernel refuses the BPF load (no CAP_BPF, no CAP_SYS_ADMIN) ---------------
+diag "kernel.unprivileged_bpf_disabled = $(cat /proc/sys/kernel/unprivileged_bpf_disabled)"
+# start_ipmodd, but without CAP_BPF and CAP_SYS_ADMIN in any set.
+start_capped() {
+	local conf=$1 i
+	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
+		"$IPMODD" -c "$conf" >>"$WORKDIR/capped.log" 2>&1 &
+	IPMODD_PID=$!
+	for i in $(seq 100); do
+		hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' && return 0
+		kill -0 "$IPMODD_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	return 1
+}
+conf "$WORKDIR/auto.conf" auto
+: >"$WORKDIR/capped.log"
+check "fastpath = auto without CAP_BPF: ipmodd starts" start_capped "$WORKDIR/auto.conf"
+check "... and logs why the fast path is unavailable" \
+	grep -q 'eBPF fast path unavailable.*loading the BPF program: Operation not permitted' "$WORKDIR/capped.log"
+check_eq "... status: unavailable" "$(status_key fastpath)" unavailable
+check "... with the reason" bash -c "ip netns exec '$HOST_NS' '$IPMODCTL' -s '$SOCK' status | grep -q 'fastpath-reason:.*Operation not permitted'"
+pcap_start cap "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
+send_fixed 7001 7003
+pcap_stop cap
+ip_packets "$WORKDIR/cap.pcap" >"$WORKDIR/cap.hex"
+wire_summary "$WORKDIR/cap.hex" | sort -u >"$WORKDIR/cap.summary"
+want="4 1 0 50 0 csum-ok
+4 17 7001 77 41 csum-ok
+4 6 7001 77 184 csum-ok
+4 6 7003 64 0 csum-ok
+6 58 0 50 0 -
+6 17 7001 77 41 -
+6 6 7001 77 184 -
+6 6 7003 64 0 -"
+check_eq "... traffic flows with the rules applied in userspace" "$(cat "$WORKDIR/cap.summary")" \
+	"$(sort -u <<<"$want")"
+stop_ipmodd
+conf "$WORKDIR/on-capped.conf" on
+: >"$WORKDIR/capped.log"
+start_capped "$WORKDIR/on-capped.conf"
+wait "$IPMODD_PID" 2>/dev/null
+rc=$?
+IPMODD_PID=""
+check_eq "fastpath = on without CAP_BPF refuses to start (exit 1)" "$rc" 1
+check "... naming the step and the cause" \
+	grep -q 'fastpath = "on", but the eBPF fast path is unavailable: loading the BPF program: Operation not permitted' \
+	"$WORKDIR/capped.log"
+check "... and leaves no routing behind" bash -c "[ -z \"\$(ip netns exec '$HOST_NS' ip rule show | grep '^$PRIO:')\" ]"
+
+done_testing
