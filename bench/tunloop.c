@@ -7,11 +7,17 @@
  * incremental header checksum fix, RFC 1624; IPv6 hop limit + 1; 255 stays
  * 255), and write()s it back.  No rules, no event loop, no batching.
  *
+ * With --vnet it asks for what ipmodd asks for by default (tun.offload):
+ * IFF_VNET_HDR and the CSUM, TSO4, TSO6, TSO_ECN and, where the kernel has
+ * them, USO4/USO6 offloads; each packet then comes with a virtio-net header,
+ * written back unchanged (a super-packet stays one, a partial checksum
+ * partial: the TTL is in neither).
+ *
  * It sets up nothing else: the caller brings the link up and installs the
  * policy routing (bench/run does, as DESIGN.md section 1 describes).  It
  * runs until a signal ends it, and then prints what it saw on stderr.
  *
- *   tunloop NAME
+ *   tunloop [--vnet] NAME
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +29,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+/* Linux 6.2; Debian 12's headers lack them. */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+#define VNET_HDR_LEN 10
 
 static volatile sig_atomic_t stop;
 
@@ -57,16 +70,39 @@ static void compensate(uint8_t *p, size_t len)
 	}
 }
 
+/* The header size, little-endian headers and the offloads, USO first. */
+static int setup_vnet(int fd)
+{
+	unsigned int off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+	int sz = VNET_HDR_LEN, le = 1;
+
+	if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0 || ioctl(fd, TUNSETVNETLE, &le) < 0)
+		return -1;
+	if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(off | TUN_F_USO4 | TUN_F_USO6)) == 0) {
+		fprintf(stderr, "tunloop: offload csum,tso4,tso6,tso-ecn,uso4,uso6\n");
+		return 0;
+	}
+	if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)off) == 0) {
+		fprintf(stderr, "tunloop: offload csum,tso4,tso6,tso-ecn\n");
+		return 0;
+	}
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
-	static uint8_t buf[65536];
+	static uint8_t buf[VNET_HDR_LEN + 65536];
 	struct ifreq ifr;
 	struct sigaction sa;
 	unsigned long long packets = 0, errors = 0;
+	const char *name = argv[argc - 1];
+	size_t hdr = 0;
 	int fd;
 
-	if (argc != 2 || strlen(argv[1]) >= IFNAMSIZ) {
-		fprintf(stderr, "usage: tunloop NAME\n");
+	if (argc == 3 && strcmp(argv[1], "--vnet") == 0)
+		hdr = VNET_HDR_LEN;
+	if ((argc != 2 && !hdr) || name[0] == '-' || strlen(name) >= IFNAMSIZ) {
+		fprintf(stderr, "usage: tunloop [--vnet] NAME\n");
 		return 2;
 	}
 	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -75,10 +111,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	memcpy(ifr.ifr_name, argv[1], strlen(argv[1]));
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (hdr ? IFF_VNET_HDR : 0);
+	memcpy(ifr.ifr_name, name, strlen(name));
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		perror("tunloop: TUNSETIFF");
+		return 1;
+	}
+	if (hdr && setup_vnet(fd) < 0) {
+		perror("tunloop: offload");
 		return 1;
 	}
 
@@ -97,8 +137,10 @@ int main(int argc, char **argv)
 			perror("tunloop: read");
 			return 1;
 		}
+		if ((size_t)n < hdr)
+			continue;
 		packets++;
-		compensate(buf, (size_t)n);
+		compensate(buf + hdr, (size_t)n - hdr);
 		if (write(fd, buf, (size_t)n) != n)
 			errors++;
 	}

@@ -51,6 +51,7 @@ struct config {
 
 	char tun_name[IFNAMSIZ];
 	unsigned int mtu;
+	bool offload;		/* virtio-net header, checksum and GSO offload (tun.h), when the kernel has them */
 
 	uint32_t table;
 	uint32_t priority;	/* diversion rules; the bypass and exclusions use priority - 1 */

@@ -77,6 +77,8 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "generation", m->generation);
 	ctl_reply_add_u64(reply, "modified", m->modified);
 	ctl_reply_add(reply, "tun", m->tun->name);
+	tun_offload_name(m->tun->offload, key, sizeof(key));
+	ctl_reply_add(reply, "offload", key);
 	ctl_reply_addf(reply, "families", "%s%s%s", m->cfg->ipv4 ? "ipv4" : "",
 		       m->cfg->ipv4 && m->cfg->ipv6 ? "," : "", m->cfg->ipv6 ? "ipv6" : "");
 	ctl_reply_add_u64(reply, "table", m->cfg->table);
@@ -86,6 +88,8 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "rx-bytes", m->stats.rx_bytes);
 	ctl_reply_add_u64(reply, "tx-packets", m->stats.tx_packets);
 	ctl_reply_add_u64(reply, "tx-bytes", m->stats.tx_bytes);
+	ctl_reply_add_u64(reply, "gso-whole", m->stats.gso_whole);
+	ctl_reply_add_u64(reply, "gso-split", m->stats.gso_split);
 	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped);
 	for (i = PKT_OK + 1; i < PKT_CLASS_MAX; i++) {
 		snprintf(key, sizeof(key), "malformed-%s", pkt_class_name(i));

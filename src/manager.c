@@ -13,6 +13,7 @@
 #include "chain.h"
 #include "control.h"
 #include "fastpath.h"
+#include "gso.h"
 #include "guardian.h"
 #include "log.h"
 #include "loopguard.h"
@@ -95,12 +96,12 @@ static uint64_t loop_now_ns(struct manager *m)
 	return usec * 1000;
 }
 
-static void manager_write(struct manager *m, uint8_t *data, size_t len)
+/* data with its header already in the room in front; it stands for segs packets of bytes. */
+static void manager_send(struct manager *m, uint8_t *data, size_t len, unsigned int segs,
+			 uint64_t bytes)
 {
 	int r;
 
-	/* The header room in front of data belongs to the same buffer. */
-	memset(data - m->tun->hdrlen, 0, m->tun->hdrlen);
 	r = tun_write(m->tun, 0, data - m->tun->hdrlen, len + m->tun->hdrlen);
 	if (r < 0) {
 		m->stats.write_errors++;
@@ -108,9 +109,35 @@ static void manager_write(struct manager *m, uint8_t *data, size_t len)
 			log_errno(LOG_WARNING, r, "write to %s (%zu bytes)", m->tun->name, len);
 		return;
 	}
-	m->stats.tx_packets++;
-	m->stats.tx_bytes += len;
+	m->stats.tx_packets += segs;
+	m->stats.tx_bytes += bytes;
+	/* A super-packet that comes back, comes back whole: its print is the one to keep. */
 	loopguard_record(&m->loopguard, data, len, loop_now_ns(m));
+}
+
+/* A complete packet of its own (forged, queued, a segment): a header that asks nothing. */
+static void manager_write(struct manager *m, uint8_t *data, size_t len)
+{
+	/* The header room in front of data belongs to the same buffer. */
+	memset(data - m->tun->hdrlen, 0, m->tun->hdrlen);
+	manager_send(m, data, len, 1, len);
+}
+
+/*
+ * The packet as read, with the header it came with (g; NULL: the tun has
+ * none): a super-packet stays one, a partial checksum stays partial.
+ */
+static void manager_write_pkt(struct manager *m, struct pkt *p, struct gso *g)
+{
+	if (!g) {
+		manager_write(m, p->data, p->len);
+		return;
+	}
+	g->flags = p->needs_csum ? GSO_F_NEEDS_CSUM : 0;
+	if (!p->needs_csum)
+		g->csum_start = g->csum_offset = 0;
+	gso_encode(g, p->data - m->tun->hdrlen);
+	manager_send(m, p->data, p->len, pkt_segs(p), pkt_seg_bytes(p));
 }
 
 /* Arm the timer at the earliest departure in the queue, or stop it when the queue is empty. */
@@ -214,6 +241,8 @@ static void manager_process_impaired(struct manager *m, struct pkt *p, struct pk
 				     const struct chain_trace *trace, struct chain_impair *imp,
 				     uint64_t now_ns)
 {
+	/* Copies are written or queued as complete packets, and corruption must show. */
+	pkt_csum_complete(out);
 	/* A snapshot before compensation and corruption; txbuf is free outside the timer. */
 	if (monitored)
 		memcpy(m->txbuf, out->data, out->len);
@@ -225,19 +254,107 @@ static void manager_process_impaired(struct manager *m, struct pkt *p, struct pk
 		manager_monitor(m, p, copied, len, trace, imp, m->txbuf, out->len);
 }
 
-static void manager_process(struct manager *m, uint8_t *data, size_t len, uint64_t now_ns)
+/* A copy of p into buf for a capture: a partial checksum would read as bad there. */
+static const uint8_t *capture_copy(const struct pkt *p, uint8_t *buf)
 {
-	struct pkt p = { .data = data, .len = len, .cap = PKT_MAX };
+	struct pkt c = *p;
+
+	memcpy(buf, p->data, p->len);
+	c.data = buf;
+	pkt_csum_complete(&c);
+	return buf;
+}
+
+/* Run one parsed packet (a super-packet whole, or a segment) through the chain and out. */
+static void manager_run_chain(struct manager *m, struct pkt *p, struct gso *g, uint64_t now_ns)
+{
 	struct pkt forged = { .data = m->forgebuf + HEADROOM, .cap = PKT_MAX };
+	const uint8_t *after;
 	struct chain_trace trace;
 	struct chain_impair imp;
 	bool monitored, copied = false;
+	size_t len = p->len;
+
+	monitored = monitor_active(m->monitor);
+	if (monitored && monitor_wants_before(m->monitor)) {
+		capture_copy(p, m->beforebuf);
+		copied = true;
+	}
+
+	switch (chain_run_impair(m->chain, p, &forged, now_ns, monitored ? &trace : NULL, &imp)) {
+	case CHAIN_ACCEPT:
+		if (imp.impaired) {
+			manager_process_impaired(m, p, p, true, monitored, copied, len, &trace,
+						 &imp, now_ns);
+			break;
+		}
+		/* Captured as the chain left it, which is how it leaves the host. */
+		if (monitored) {
+			after = p->needs_csum ? capture_copy(p, m->txbuf) : p->data;
+			manager_monitor(m, p, copied, len, &trace, NULL, after, p->len);
+		}
+		pkt_forward_compensate(p);
+		manager_write_pkt(m, p, g);
+		break;
+	case CHAIN_DROP:
+		/* Also what impairment dropped whole (loss, limit). */
+		m->stats.dropped += pkt_segs(p);
+		if (monitored)
+			manager_monitor(m, p, copied, len, &trace, &imp, NULL, 0);
+		break;
+	case CHAIN_FORGED:
+		/* Delivered to the local host, not forwarded: no TTL compensation. */
+		if (imp.impaired) {
+			manager_process_impaired(m, p, &forged, false, monitored, copied, len,
+						 &trace, &imp, now_ns);
+			break;
+		}
+		manager_write(m, forged.data, forged.len);
+		if (monitored)
+			manager_monitor(m, p, copied, len, &trace, NULL, forged.data, forged.len);
+		break;
+	}
+}
+
+/*
+ * A super-packet some rule needs the segments of: each segment, cut with
+ * complete checksums, runs the chain and leaves as a packet of its own.
+ */
+static void manager_split(struct manager *m, const struct pkt *p, const struct gso *g,
+			  uint64_t now_ns)
+{
+	uint8_t *seg = m->segbuf + HEADROOM;
+	struct pkt s;
+	int n;
+
+	m->stats.gso_split++;
+	for (unsigned int k = 0; k < pkt_segs(p); k++) {
+		n = gso_segment(p, g, k, seg, PKT_MAX);
+		s = (struct pkt){ .data = seg, .len = n < 0 ? 0 : (size_t)n, .cap = PKT_MAX };
+		/* gso_parse() vouched for every segment: this would be a bug, counted, not sent. */
+		if (n < 0 || pkt_parse(&s) != PKT_OK) {
+			m->stats.malformed[PKT_BAD_VNET]++;
+			continue;
+		}
+		manager_run_chain(m, &s, NULL, now_ns);
+	}
+}
+
+/* vnet: the virtio-net header in front of data, NULL when the tun has none. */
+static void manager_process(struct manager *m, uint8_t *data, size_t len, const uint8_t *vnet,
+			    uint64_t now_ns)
+{
+	struct pkt p = { .data = data, .len = len, .cap = PKT_MAX };
+	struct gso g = { 0 };
 	int cls;
 
-	m->stats.rx_packets++;
-	m->stats.rx_bytes += len;
-
 	cls = pkt_parse(&p);
+	if (cls == PKT_OK && vnet) {
+		gso_decode(vnet, &g);
+		cls = gso_parse(&g, &p);
+	}
+	m->stats.rx_packets += pkt_segs(&p);
+	m->stats.rx_bytes += pkt_seg_bytes(&p);
 	if (cls != PKT_OK) {
 		m->stats.malformed[cls]++;
 		if (log_enabled(LOG_DEBUG))
@@ -252,44 +369,14 @@ static void manager_process(struct manager *m, uint8_t *data, size_t len, uint64
 				    m->cfg->table, (unsigned long long)m->loopguard.loops);
 		return;
 	}
-
-	monitored = monitor_active(m->monitor);
-	if (monitored && monitor_wants_before(m->monitor)) {
-		memcpy(m->beforebuf, data, len);
-		copied = true;
-	}
-
-	switch (chain_run_impair(m->chain, &p, &forged, now_ns, monitored ? &trace : NULL, &imp)) {
-	case CHAIN_ACCEPT:
-		if (imp.impaired) {
-			manager_process_impaired(m, &p, &p, true, monitored, copied, len, &trace,
-						 &imp, now_ns);
-			break;
+	if (pkt_segs(&p) > 1) {
+		if (!chain_gso_whole(m->chain, &p)) {
+			manager_split(m, &p, &g, now_ns);
+			return;
 		}
-		/* Captured as the chain left it, which is how it leaves the host. */
-		if (monitored)
-			manager_monitor(m, &p, copied, len, &trace, NULL, p.data, p.len);
-		pkt_forward_compensate(&p);
-		manager_write(m, p.data, p.len);
-		break;
-	case CHAIN_DROP:
-		/* Also what impairment dropped whole (loss, limit). */
-		m->stats.dropped++;
-		if (monitored)
-			manager_monitor(m, &p, copied, len, &trace, &imp, NULL, 0);
-		break;
-	case CHAIN_FORGED:
-		/* Delivered to the local host, not forwarded: no TTL compensation. */
-		if (imp.impaired) {
-			manager_process_impaired(m, &p, &forged, false, monitored, copied, len,
-						 &trace, &imp, now_ns);
-			break;
-		}
-		manager_write(m, forged.data, forged.len);
-		if (monitored)
-			manager_monitor(m, &p, copied, len, &trace, NULL, forged.data, forged.len);
-		break;
+		m->stats.gso_whole++;
 	}
+	manager_run_chain(m, &p, vnet ? &g : NULL, now_ns);
 }
 
 static int on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -314,7 +401,8 @@ static int on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *u
 			m->stats.malformed[PKT_TRUNCATED]++;
 			continue;
 		}
-		manager_process(m, m->rxbuf + HEADROOM, (size_t)n - hdrlen, now_ns);
+		manager_process(m, m->rxbuf + HEADROOM, (size_t)n - hdrlen,
+				hdrlen ? m->rxbuf + HEADROOM - hdrlen : NULL, now_ns);
 	}
 	if (m->impair_pushed)
 		impair_arm(m);
@@ -557,12 +645,19 @@ int manager_start(struct manager *m)
 	}
 
 	/* Opening first makes a second instance fail here, before it touches routing. */
-	r = tun_open(m->cfg->tun_name, 1, &m->tun);
+	r = tun_open(m->cfg->tun_name, 1, m->cfg->offload, &m->tun);
 	if (r == -EBUSY)
 		return log_errno(LOG_ERR, r, "%s is in use (is another ipmodd running?)",
 				 m->cfg->tun_name);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "cannot create tun device %s", m->cfg->tun_name);
+	tun_offload_name(m->tun->offload, err, sizeof(err));
+	if (m->tun->offload_error)
+		log_errno(LOG_WARNING, m->tun->offload_error,
+			  "%s: the kernel refused the virtio-net header or offloads; packets go "
+			  "through one by one, without offload", m->tun->name);
+	else if (m->cfg->offload)
+		log_info("%s: offload %s", m->tun->name, err);
 	r = manager_start_fastpath(m);
 	if (r < 0)
 		return r;

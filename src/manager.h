@@ -28,9 +28,11 @@
 /* Copies sent per wake-up of the queue's timer, so that the loop stays responsive. */
 #define MANAGER_IMPAIR_BATCH 256
 
+/* Packets count the segments of GSO super-packets, bytes their IP bytes. */
 struct manager_stats {
 	uint64_t rx_packets, rx_bytes;		/* read from the tun */
 	uint64_t tx_packets, tx_bytes;		/* written back */
+	uint64_t gso_whole, gso_split;		/* super-packets run through the chain whole, or split */
 	uint64_t malformed[PKT_CLASS_MAX];	/* dropped by pkt_parse() class */
 	uint64_t dropped;			/* dropped by a rule (nothing sent for it, at once or later) */
 	uint64_t read_errors, write_errors;
@@ -73,6 +75,7 @@ struct manager {
 	uint8_t rxbuf[MANAGER_HEADROOM + PKT_MAX];
 	uint8_t forgebuf[MANAGER_HEADROOM + PKT_MAX];
 	uint8_t txbuf[MANAGER_HEADROOM + PKT_MAX];	/* a copy from the impairment queue */
+	uint8_t segbuf[MANAGER_HEADROOM + PKT_MAX];	/* a segment of a super-packet being split */
 	uint8_t beforebuf[PKT_MAX];	/* a copy as read, while someone captures it */
 };
 

@@ -500,6 +500,8 @@ int nl_build_setlink(void *buf, size_t len, const struct nl_link *l)
 	}
 	if (l->mtu && !mnl_attr_put_u32_check(nlh, len, IFLA_MTU, l->mtu))
 		return -ENOSPC;
+	if (l->txqlen && !mnl_attr_put_u32_check(nlh, len, IFLA_TXQLEN, l->txqlen))
+		return -ENOSPC;
 	if (!l->n_inet_conf && !l->ipv6_no_addr)
 		return (int)nlh->nlmsg_len;
 

@@ -68,6 +68,7 @@ struct nl_devconf {
 struct nl_link {
 	int ifindex;
 	uint32_t mtu;			/* 0: unchanged */
+	uint32_t txqlen;		/* 0: unchanged */
 	bool up;			/* set IFF_UP; false: leave the flags alone */
 	bool ipv6_no_addr;		/* IFLA_INET6_ADDR_GEN_MODE none: no link-local address */
 	const struct nl_devconf *inet_conf;

@@ -367,7 +367,11 @@ static int add_route(struct routing *rt, const struct nl_route *route, char *err
 static int setup_link(struct routing *rt, uint32_t mtu, bool ipv6, char *err, size_t errlen)
 {
 	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	struct nl_link l = { .ifindex = rt->ifindex, .mtu = mtu, .up = true };
+	/*
+	 * A longer queue than the default 500: a bulk TCP sender outruns the
+	 * daemon in bursts, and each packet the tun drops is a retransmission.
+	 */
+	struct nl_link l = { .ifindex = rt->ifindex, .mtu = mtu, .txqlen = 4096, .up = true };
 	struct nl_link noaddr = { .ifindex = rt->ifindex, .ipv6_no_addr = true };
 	int r;
 

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -29,7 +31,54 @@ static int tun_open_queue(const char *name, unsigned int flags, char *ret_name)
 	return fd;
 }
 
-int tun_open(const char *name, unsigned int n_queues, struct tun **ret)
+/*
+ * The header and offload settings belong to the device: set once, through
+ * the first queue.  USO (Linux 6.2) is tried first, then the rest alone.
+ */
+static int tun_setup_offload(struct tun *t)
+{
+	static const unsigned int base = TUN_OFF_CSUM | TUN_OFF_TSO4 | TUN_OFF_TSO6 |
+					 TUN_OFF_TSO_ECN;
+	int sz = sizeof(struct virtio_net_hdr), le = 1;
+
+	if (ioctl(t->fds[0], TUNSETVNETHDRSZ, &sz) < 0)
+		return negative_errno();
+	/* Little-endian on any host, as gso.c reads it. */
+	if (ioctl(t->fds[0], TUNSETVNETLE, &le) < 0)
+		return negative_errno();
+	t->offload = base | TUN_OFF_USO4 | TUN_OFF_USO6;
+	if (ioctl(t->fds[0], TUNSETOFFLOAD, (unsigned long)t->offload) == 0)
+		return 0;
+	t->offload = base;
+	if (ioctl(t->fds[0], TUNSETOFFLOAD, (unsigned long)t->offload) == 0)
+		return 0;
+	t->offload = 0;
+	return negative_errno();
+}
+
+static void tun_close_queues(struct tun *t)
+{
+	for (unsigned int i = 0; i < t->n_queues; i++)
+		t->fds[i] = safe_close(t->fds[i]);
+	t->n_queues = 0;
+}
+
+static int tun_open_queues(struct tun *t, const char *name, unsigned int n_queues,
+			   unsigned int flags)
+{
+	int r;
+
+	for (unsigned int i = 0; i < n_queues; i++) {
+		r = tun_open_queue(name, flags, t->name);
+		if (r < 0)
+			return r;
+		t->fds[i] = r;
+		t->n_queues++;
+	}
+	return 0;
+}
+
+int tun_open(const char *name, unsigned int n_queues, bool offload, struct tun **ret)
 {
 	unsigned int flags = IFF_TUN | IFF_NO_PI;
 	struct tun *t;
@@ -47,12 +96,24 @@ int tun_open(const char *name, unsigned int n_queues, struct tun **ret)
 	for (i = 0; i < TUN_QUEUES_MAX; i++)
 		t->fds[i] = -1;
 
-	for (i = 0; i < n_queues; i++) {
-		r = tun_open_queue(name, flags, t->name);
+	if (offload) {
+		r = tun_open_queues(t, name, n_queues, flags | IFF_VNET_HDR);
+		if (r == -EBUSY)
+			goto fail;
+		if (r >= 0)
+			r = tun_setup_offload(t);
+		if (r >= 0)
+			t->hdrlen = sizeof(struct virtio_net_hdr);
+		else
+			t->offload_error = r;
+		/* The header is a flag of the device: a new one without it. */
+		if (r < 0)
+			tun_close_queues(t);
+	}
+	if (!t->hdrlen) {
+		r = tun_open_queues(t, name, n_queues, flags);
 		if (r < 0)
 			goto fail;
-		t->fds[i] = r;
-		t->n_queues++;
 	}
 	t->ifindex = if_nametoindex(t->name);
 	if (t->ifindex == 0) {
@@ -68,14 +129,39 @@ fail:
 
 struct tun *tun_close(struct tun *t)
 {
-	unsigned int i;
-
 	if (!t)
 		return NULL;
-	for (i = 0; i < t->n_queues; i++)
-		safe_close(t->fds[i]);
+	tun_close_queues(t);
 	free(t);
 	return NULL;
+}
+
+void tun_offload_name(unsigned int offload, char *buf, size_t len)
+{
+	static const struct {
+		unsigned int bit;
+		const char *name;
+	} names[] = {
+		{ TUN_OFF_CSUM, "csum" },
+		{ TUN_OFF_TSO4, "tso4" },
+		{ TUN_OFF_TSO6, "tso6" },
+		{ TUN_OFF_TSO_ECN, "tso-ecn" },
+		{ TUN_OFF_USO4, "uso4" },
+		{ TUN_OFF_USO6, "uso6" },
+	};
+	size_t n = 0;
+	int w;
+
+	snprintf(buf, len, "off");
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (!(offload & names[i].bit))
+			continue;
+		w = snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? "," : "",
+				 names[i].name);
+		if (w < 0 || (size_t)w >= len - n)
+			return;
+		n += (size_t)w;
+	}
 }
 
 ssize_t tun_read(struct tun *t, unsigned int q, uint8_t *buf, size_t len)

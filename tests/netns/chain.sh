@@ -4,10 +4,18 @@
 # drop, reject with TCP RST and ICMP/ICMPv6 unreachables; every frame the
 # peer and the host see carries correct checksums.
 . "$(dirname "$0")/lib.sh"
+# The rewrites and forged packets as the daemon writes them, checksums included,
+# captured on tun0: the eBPF fast path would send most of this traffic past
+# the daemon (fastpath.sh covers its rewrites against this path's).
+FASTPATH=off
 
 require_root
-require_cmd ping tcpdump tshark socat traceroute python3 nc
+require_cmd ping tcpdump tshark socat traceroute python3 nc ethtool
 setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
+# With tun offload the host's packets carry partial checksums until a device
+# computes them: let the host's veth do it in software, so that the peer's
+# capture shows what a real NIC would send.
+hx ethtool -K veth0 tx off >/dev/null
 setup_far || { echo "Bail out! cannot build the far namespace"; exit 1; }
 
 CONF=$WORKDIR/ipmodd.conf
@@ -131,7 +139,10 @@ check "the host received forged IPv4 echo replies on tun0" test "$(pcap_count "$
 check "the host received forged IPv6 echo replies on tun0" test "$(pcap_count "$T" 'icmpv6.type == 129 && ipv6.src == 2001:db8:1::1')" -ge 3
 check "the forged RSTs came from the peer's address" test "$(pcap_count "$T" "tcp.flags.reset == 1 && tcp.srcport == 5003")" -ge 2
 check "the forged port unreachable quotes the datagram" test "$(pcap_count "$T" 'icmp.type == 3 && icmp.code == 3 && udp.dstport == 7003')" -ge 1
-check_eq "no frame written or read on tun0 has a bad checksum" "$(pcap_bad_checksums "$T")" 0
+# On tun0 the host's own TCP and UDP frames carry partial checksums (offload);
+# the peer's capture checks those.  What the daemon forged must be complete.
+check_eq "no frame forged onto tun0 has a bad checksum" \
+	"$(pcap_bad_checksums "$T" "!(ip.src#1 == $HOST4 || ipv6.src#1 == $HOST6)")" 0
 
 stop_ipmodd TERM
 check_eq "ipmodd exits 0" "$?" 0
