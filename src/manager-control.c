@@ -62,6 +62,7 @@ static int status_fastpath(struct manager *m, struct ctl_reply *reply)
 static int cmd_status(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		      struct ctl_reply *reply)
 {
+	struct fastpath_totals kernel = { 0 };
 	struct chain_stats cs;
 	struct watch_status ws;
 	uint64_t now = 0;
@@ -69,6 +70,8 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	int i;
 
 	chain_stats(m->chain, &cs);
+	if (m->fastpath && fastpath_totals(m->fastpath, &kernel) < 0)
+		kernel = (struct fastpath_totals){ 0 };
 	sd_event_now(m->event, CLOCK_MONOTONIC, &now);
 	ctl_reply_add(reply, "version", PACKAGE_VERSION);
 	ctl_reply_add_u64(reply, "pid", (uint64_t)getpid());
@@ -90,7 +93,8 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "tx-bytes", m->stats.tx_bytes);
 	ctl_reply_add_u64(reply, "gso-whole", m->stats.gso_whole);
 	ctl_reply_add_u64(reply, "gso-split", m->stats.gso_split);
-	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped);
+	/* What a rule dropped, in the daemon or in the kernel's fast path. */
+	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped + kernel.dropped);
 	for (i = PKT_OK + 1; i < PKT_CLASS_MAX; i++) {
 		snprintf(key, sizeof(key), "malformed-%s", pkt_class_name(i));
 		ctl_reply_add_u64(reply, key, m->stats.malformed[i]);

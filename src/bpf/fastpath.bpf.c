@@ -32,6 +32,16 @@
 
 #define PKT_MAX 65535
 
+/*
+ * tc_index of a packet this program redirected.  One that comes back to the
+ * tun's egress (a route into the tun in the main table) would otherwise
+ * circle in the kernel for ever at a constant TTL; it goes to userspace,
+ * whose loop guard recognizes the packet it wrote when it comes back again.
+ * The index survives the redirect and the forward (same namespace) and
+ * nothing else on the path uses it.
+ */
+#define FP_REDIRECTED 0xf1a5
+
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by the daemon: 0 while a trace or capture needs to see every packet. */
@@ -392,7 +402,7 @@ int fastpath(struct __sk_buff *skb)
 	struct walk_ctx ctx = { .w = w };
 	__u64 bytes;
 
-	if (!w || !*(volatile __u32 *)&fp_enabled)
+	if (!w || !*(volatile __u32 *)&fp_enabled || skb->tc_index == FP_REDIRECTED)
 		goto punt;
 	__builtin_memset(&w->p, 0, sizeof(w->p));
 	if (!parse(skb, &w->p))
@@ -429,6 +439,7 @@ int fastpath(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	total(FP_T_HANDLED, segs);
+	skb->tc_index = FP_REDIRECTED;
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 punt:
 	total(FP_T_PUNTED, segs);

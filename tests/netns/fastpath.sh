@@ -181,6 +181,7 @@ run() {
 	STATUS_HANDLED=$(status_key fastpath-handled)
 	STATUS_DROPPED=$(status_key fastpath-dropped)
 	stop_ipmodd
+	check_eq "[$mode] ipmodd exits 0" "$?" 0
 }
 
 # --- (1) the same bytes on the wire, userspace and kernel ---------------------------
@@ -300,6 +301,7 @@ check "ipmodctl reset" ctl reset
 check_eq "... zeroes the kernel's totals" "$(status_key fastpath-handled):$(status_key fastpath-dropped)" "0:0"
 check_eq "... and the rule counters" "$(rule_counts | awk '{ s += $2 } END { print s }')" 0
 stop_ipmodd
+check_eq "ipmodd exits 0 after the edits, reload and trace" "$?" 0
 check "the filter left with the daemon" bash -c "! ip netns exec '$HOST_NS' tc filter show dev tun0 egress 2>/dev/null | grep -q bpf"
 
 # --- a crash takes the filter along with the tun ---------------------------------------
@@ -311,6 +313,21 @@ check "after SIGKILL the tun, and with it the filter, is gone" bash -c "! ip net
 check "a new instance starts and attaches" start_ipmodd "$WORKDIR/edit.conf"
 check_eq "... one filter on the new tun" "$(hx tc filter show dev tun0 egress | grep -c 'bpf.*fastpath')" 1
 stop_ipmodd
+
+# --- a routing loop: the kernel does not circle a packet, the loop guard ends it -------
+check "ipmodd starts for the loop" start_ipmodd "$WORKDIR/edit.conf"
+hx ip route add 198.18.9.0/24 dev tun0
+handled0=$(status_key fastpath-handled)
+loops0=$(status_key loops)
+hx ping -c 5 -i 0.2 -W 1 198.18.9.1 >/dev/null 2>&1
+sleep 1
+handled=$(($(status_key fastpath-handled) - handled0))
+check_eq "each of 5 echo requests into a loop came back and was dropped once" \
+	"$(($(status_key loops) - loops0))" 5
+check "... the kernel sent each on at most twice, no storm ($handled)" test "$handled" -le 10
+hx ip route del 198.18.9.0/24 dev tun0
+stop_ipmodd
+check_eq "... and ipmodd exits 0" "$?" 0
 
 # --- (2) the kernel refuses the BPF load (no CAP_BPF, no CAP_SYS_ADMIN) ---------------
 diag "kernel.unprivileged_bpf_disabled = $(cat /proc/sys/kernel/unprivileged_bpf_disabled)"

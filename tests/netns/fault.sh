@@ -6,6 +6,9 @@
 # restart unblocks; SIGSTOP stops WATCHDOG=1 and the guardian takes the
 # diversion away, SIGCONT brings it back; failed tun writes are counted.
 . "$(dirname "$0")/lib.sh"
+# A stopped or killed daemon stalls the traffic that goes through it; with the
+# eBPF fast path the kernel would carry the empty chain's traffic on by itself.
+FASTPATH=off
 
 require_root
 require_cmd ping iperf3 python3

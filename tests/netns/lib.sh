@@ -112,14 +112,17 @@ setup_topology() {
 	return 1
 }
 
-# write_config FILE [EXTRA-TEXT]: a config for the test namespace.
+# write_config FILE [EXTRA-TEXT]: a config for the test namespace, with the
+# default fastpath ("auto") unless FASTPATH says otherwise.
 write_config() {
-	local f=$1
+	local f=$1 fp=""
 	shift
+	[ -n "${FASTPATH:-}" ] && fp="fastpath = \"$FASTPATH\";"
 	cat >"$f" <<CONF
 tun = { name = "tun0"; mtu = 1500; };
 routing = { table = $TABLE; priority = $PRIO; families = [ "ipv4", "ipv6" ]; };
 control = { socket = "$WORKDIR/control.sock"; };
+$fp
 ${1:-}
 CONF
 }
