@@ -82,6 +82,7 @@ static void test_defaults(void)
 	is_str(cfg->path, "t.conf", "path is kept");
 	is_str(cfg->tun_name, "tun0", "default tun.name");
 	is_int(cfg->mtu, 1500, "default tun.mtu");
+	ok(cfg->offload, "default tun.offload: true");
 	is_int(cfg->table, 100, "default routing.table");
 	is_int(cfg->priority, 10000, "default routing.priority");
 	ok(!cfg->fail_closed, "default routing.failure: open");
@@ -250,6 +251,18 @@ static void test_types(void)
 	      "t.conf:2: tun.mtu: expected an integer, got a string", "mtu as a string");
 	fails("tun = {\n  name = 5;\n};\n", -EINVAL,
 	      "t.conf:2: tun.name: expected a string, got an integer", "name as an integer");
+	fails("tun = {\n\n  offload = 1;\n};\n", -EINVAL,
+	      "t.conf:3: tun.offload: expected a boolean (true or false), got an integer",
+	      "offload as an integer");
+	{
+		struct config *d = parses("", "offload default");
+		struct config *o = parses("tun = { offload = false; };\n", "offload = false");
+
+		ok(o && !o->offload, "tun.offload = false");
+		ok(d && o && !config_routing_equal(d, o), "tun.offload is a restart setting");
+		config_free(d);
+		config_free(o);
+	}
 	fails("\ntun = \"tun0\";\n", -EINVAL, "t.conf:2: tun: expected a group { ... }, got a string",
 	      "tun not a group");
 	fails("routing = {\n table = 1.5;\n};\n", -EINVAL,
