@@ -423,7 +423,7 @@ bool fastpath_built(void)
 int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "this ipmodd was built without the eBPF fast path "
-		 "(configure found no clang, bpftool or libbpf)");
+		 "(configure --enable-fastpath=no, or no clang, bpftool or libbpf)");
 	return -EOPNOTSUPP;
 }
 
