@@ -378,6 +378,22 @@ static int parse_tun(const struct ctx *c, const config_setting_t *g, struct stat
 			if (config_setting_type(s) != CONFIG_TYPE_BOOL)
 				return fail_type(c, s, "a boolean (true or false)");
 			cfg->offload = config_setting_get_bool(s);
+		} else if (strcmp(name, "queues") == 0) {
+			if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+				r = get_string(c, s, &str);
+				if (r < 0)
+					return r;
+				if (strcmp(str, "auto") != 0)
+					return fail(c, s, -EINVAL,
+						    "tun.queues: \"%s\" is neither a number (1..%d) nor \"auto\"",
+						    Q(str), CONFIG_QUEUES_MAX);
+				cfg->queues = 0;
+				continue;
+			}
+			r = get_int(c, s, 1, CONFIG_QUEUES_MAX, &v);
+			if (r < 0)
+				return r;
+			cfg->queues = v;
 		} else {
 			setting_path(g, path, sizeof(path));
 			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
@@ -1092,6 +1108,7 @@ int config_new_default(struct config **ret)
 	strcpy(cfg->tun_name, "tun0");
 	cfg->mtu = 1500;
 	cfg->offload = true;
+	cfg->queues = 1;
 	cfg->table = 100;
 	cfg->priority = 10000;
 	cfg->ipv4 = cfg->ipv6 = true;
@@ -1307,7 +1324,8 @@ static bool selectors_equal(const struct selector *a, size_t na, const struct se
 bool config_routing_equal(const struct config *a, const struct config *b)
 {
 	return strcmp(a->tun_name, b->tun_name) == 0 && a->mtu == b->mtu &&
-	       a->offload == b->offload && a->table == b->table &&
+	       a->offload == b->offload &&
+	       a->queues == b->queues && a->table == b->table &&
 	       a->priority == b->priority && a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 &&
 	       a->fail_closed == b->fail_closed && a->stall_timeout_ms == b->stall_timeout_ms &&
 	       selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert) &&

@@ -40,6 +40,9 @@ struct selector {
 	int line;
 };
 
+/* tun.queues: at most this many queues (and packet workers). */
+#define CONFIG_QUEUES_MAX 16
+
 enum fastpath_mode {
 	FASTPATH_OFF,
 	FASTPATH_AUTO,
@@ -52,6 +55,7 @@ struct config {
 	char tun_name[IFNAMSIZ];
 	unsigned int mtu;
 	bool offload;		/* virtio-net header, checksum and GSO offload (tun.h), when the kernel has them */
+	unsigned int queues;	/* tun queues, one worker thread each; 0: "auto" (online CPUs) */
 
 	uint32_t table;
 	uint32_t priority;	/* diversion rules; the bypass and exclusions use priority - 1 */

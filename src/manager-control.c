@@ -82,6 +82,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add(reply, "tun", m->tun->name);
 	tun_offload_name(m->tun->offload, key, sizeof(key));
 	ctl_reply_add(reply, "offload", key);
+	ctl_reply_add_u64(reply, "queues", m->tun->n_queues);
 	ctl_reply_addf(reply, "families", "%s%s%s", m->cfg->ipv4 ? "ipv4" : "",
 		       m->cfg->ipv4 && m->cfg->ipv6 ? "," : "", m->cfg->ipv6 ? "ipv6" : "");
 	ctl_reply_add_u64(reply, "table", m->cfg->table);
@@ -91,6 +92,16 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "rx-bytes", m->stats.rx_bytes);
 	ctl_reply_add_u64(reply, "tx-packets", m->stats.tx_packets);
 	ctl_reply_add_u64(reply, "tx-bytes", m->stats.tx_bytes);
+	if (m->n_paths) {
+		char list[CONFIG_QUEUES_MAX * 21];
+		struct strbuf sb = { .buf = list, .size = sizeof(list) };
+
+		list[0] = '\0';
+		for (unsigned int q = 0; q < m->n_paths; q++)
+			strbuf_printf(&sb, "%s%llu", q ? "," : "",
+				      (unsigned long long)m->paths[q].rx_packets);
+		ctl_reply_add(reply, "queue-rx-packets", list);
+	}
 	ctl_reply_add_u64(reply, "gso-whole", m->stats.gso_whole);
 	ctl_reply_add_u64(reply, "gso-split", m->stats.gso_split);
 	/* What a rule dropped, in the daemon or in the kernel's fast path. */

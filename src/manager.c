@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
-
 #include <time.h>
-
-#include <poll.h>
+#include <unistd.h>
 
 #include "chain.h"
 #include "control.h"
@@ -22,6 +22,8 @@
 #include "routing.h"
 #include "tun.h"
 #include "watch.h"
+
+_Static_assert(CONFIG_QUEUES_MAX <= TUN_QUEUES_MAX, "tun.queues beyond the tun's queues");
 
 /* Packets handled per wake-up before other event sources get a turn. */
 #define RX_BATCH 64
@@ -38,6 +40,10 @@ int manager_new(struct config *cfg, struct manager **ret)
 		return -ENOMEM;
 	}
 	m->cfg = cfg;
+	m->path.m = m;
+	m->path.stop_fd = -1;
+	m->wake_fd = -1;
+	pthread_mutex_init(&m->lock, NULL);
 	m->io_log.interval_ns = 10ULL * 1000000000ULL;
 	m->io_log.burst = 5;
 
@@ -60,6 +66,8 @@ struct manager *manager_free(struct manager *m)
 
 	if (!m)
 		return NULL;
+	/* First: from here on nothing runs beside this thread. */
+	manager_workers_stop(m);
 	/* Before the routing goes, so that it does not act on a teardown. */
 	m->guardian = guardian_stop(m->guardian);
 	sd_event_source_disable_unref(m->health_timer);
@@ -84,6 +92,7 @@ struct manager *manager_free(struct manager *m)
 	chain_unref(m->chain);
 	config_free(m->cfg);
 	sd_event_unref(m->event);
+	pthread_mutex_destroy(&m->lock);
 	free(m);
 	return NULL;
 }
@@ -96,48 +105,78 @@ static uint64_t loop_now_ns(struct manager *m)
 	return usec * 1000;
 }
 
-/* data with its header already in the room in front; it stands for segs packets of bytes. */
-static void manager_send(struct manager *m, uint8_t *data, size_t len, unsigned int segs,
-			 uint64_t bytes)
+static uint64_t clock_now_ns(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void manager_write_failed(struct manager_path *path, int r, size_t len, unsigned int segs,
+				 uint64_t bytes)
+{
+	struct manager *m = path->m;
+
+	m->stats.tx_packets -= segs;
+	m->stats.tx_bytes -= bytes;
+	m->stats.write_errors++;
+	if (ratelimit_allow(&m->io_log, path->now_ns))
+		log_errno(LOG_WARNING, r, "write to %s (%zu bytes)", m->tun->name, len);
+}
+
+/*
+ * data with its header already in the room in front; it stands for segs
+ * packets of bytes.  Counted (and printed for the loop guard) before the
+ * write, taken back if the write fails: a worker writes after releasing the
+ * lock, when it may count nothing.
+ */
+static void manager_send(struct manager_path *path, uint8_t *data, size_t len, unsigned int segs,
+			 uint64_t bytes, bool last)
+{
+	struct manager *m = path->m;
 	int r;
 
-	r = tun_write(m->tun, 0, data - m->tun->hdrlen, len + m->tun->hdrlen);
-	if (r < 0) {
-		m->stats.write_errors++;
-		if (ratelimit_allow(&m->io_log, loop_now_ns(m)))
-			log_errno(LOG_WARNING, r, "write to %s (%zu bytes)", m->tun->name, len);
-		return;
-	}
 	m->stats.tx_packets += segs;
 	m->stats.tx_bytes += bytes;
 	/* A super-packet that comes back, comes back whole: its print is the one to keep. */
-	loopguard_record(&m->loopguard, data, len, loop_now_ns(m));
+	loopguard_record(&m->loopguard, data, len, path->now_ns);
+	/* The packet's last write, from a buffer nothing touches before the worker writes it. */
+	if (last && path->can_defer && !path->out_len) {
+		path->out = data - m->tun->hdrlen;
+		path->out_len = len + m->tun->hdrlen;
+		path->out_segs = segs;
+		path->out_bytes = bytes;
+		return;
+	}
+	r = tun_write(m->tun, path->queue, data - m->tun->hdrlen, len + m->tun->hdrlen);
+	if (r < 0)
+		manager_write_failed(path, r, len, segs, bytes);
 }
 
 /* A complete packet of its own (forged, queued, a segment): a header that asks nothing. */
-static void manager_write(struct manager *m, uint8_t *data, size_t len)
+static void manager_write(struct manager_path *path, uint8_t *data, size_t len, bool last)
 {
 	/* The header room in front of data belongs to the same buffer. */
-	memset(data - m->tun->hdrlen, 0, m->tun->hdrlen);
-	manager_send(m, data, len, 1, len);
+	memset(data - path->m->tun->hdrlen, 0, path->m->tun->hdrlen);
+	manager_send(path, data, len, 1, len, last);
 }
 
 /*
  * The packet as read, with the header it came with (g; NULL: the tun has
  * none): a super-packet stays one, a partial checksum stays partial.
  */
-static void manager_write_pkt(struct manager *m, struct pkt *p, struct gso *g)
+static void manager_write_pkt(struct manager_path *path, struct pkt *p, struct gso *g)
 {
 	if (!g) {
-		manager_write(m, p->data, p->len);
+		manager_write(path, p->data, p->len, true);
 		return;
 	}
 	g->flags = p->needs_csum ? GSO_F_NEEDS_CSUM : 0;
 	if (!p->needs_csum)
 		g->csum_start = g->csum_offset = 0;
-	gso_encode(g, p->data - m->tun->hdrlen);
-	manager_send(m, p->data, p->len, pkt_segs(p), pkt_seg_bytes(p));
+	gso_encode(g, p->data - path->m->tun->hdrlen);
+	manager_send(path, p->data, p->len, pkt_segs(p), pkt_seg_bytes(p), true);
 }
 
 /* Arm the timer at the earliest departure in the queue, or stop it when the queue is empty. */
@@ -164,16 +203,17 @@ static void impair_arm(struct manager *m)
 static int on_impair_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct manager *m = userdata;
-	uint64_t now_ns = loop_now_ns(m);
+	struct manager_path *path = &m->path;
 	struct impair_item it;
 
+	path->now_ns = loop_now_ns(m);
 	for (int i = 0; i < MANAGER_IMPAIR_BATCH; i++) {
-		if (impair_queue_pop(&m->impair_queue, now_ns, &it) <= 0)
+		if (impair_queue_pop(&m->impair_queue, path->now_ns, &it) <= 0)
 			break;
 		/* The queue holds the packets alone; the write needs the header room in front. */
-		memcpy(m->txbuf + HEADROOM, it.data, it.len);
+		memcpy(path->txbuf + HEADROOM, it.data, it.len);
 		free(it.data);
-		manager_write(m, m->txbuf + HEADROOM, it.len);
+		manager_write(path, path->txbuf + HEADROOM, it.len, false);
 		m->stats.impair_sent++;
 	}
 	/* More due: the timer fires again at once, after the other sources had their turn. */
@@ -185,17 +225,19 @@ static int on_impair_timer(sd_event_source *s, uint64_t usec, void *userdata)
  * The copies of a packet an impairing rule decided on, out being the packet
  * to send: each is written now when it is due, else queued for its time.
  */
-static void manager_impair(struct manager *m, struct pkt *out, struct chain_impair *imp,
-			   uint64_t now_ns)
+static void manager_impair(struct manager_path *path, struct pkt *out, struct chain_impair *imp)
 {
+	struct manager *m = path->m;
+
 	/* Last copy first: copy 0, the original, is the one that may be corrupted. */
 	for (unsigned int k = imp->res.n; k-- > 0;) {
 		const struct impair_copy *cp = &imp->res.copy[k];
 
 		if (cp->corrupt)
 			chain_impair_corrupt(m->chain, out);
-		if (cp->at_ns <= now_ns) {
-			manager_write(m, out->data, out->len);
+		if (cp->at_ns <= path->now_ns) {
+			/* Copies share the buffer (and corruption changes it): none waits. */
+			manager_write(path, out->data, out->len, false);
 			continue;
 		}
 		if (impair_queue_push(&m->impair_queue, cp->at_ns, imp->id, out->data, out->len) < 0) {
@@ -209,13 +251,14 @@ static void manager_impair(struct manager *m, struct pkt *out, struct chain_impa
 }
 
 /* Hand the packet's fate to trace and capture subscribers. */
-static void manager_monitor(struct manager *m, const struct pkt *p, bool copied, size_t len,
-			    const struct chain_trace *t, const struct chain_impair *imp,
+static void manager_monitor(struct manager_path *path, const struct pkt *p, bool copied,
+			    size_t len, const struct chain_trace *t, const struct chain_impair *imp,
 			    const uint8_t *after, size_t after_len)
 {
+	struct manager *m = path->m;
 	struct monitor_event ev = {
 		.p = p,
-		.before = copied ? m->beforebuf : NULL,
+		.before = copied ? path->beforebuf : NULL,
 		.before_len = len,
 		.after = after,
 		.after_len = after_len,
@@ -236,22 +279,21 @@ static void manager_monitor(struct manager *m, const struct pkt *p, bool copied,
  * packet): a capture's "after" shows it as the chain let it out, the trace
  * what became of its copies, queue included.
  */
-static void manager_process_impaired(struct manager *m, struct pkt *p, struct pkt *out,
+static void manager_process_impaired(struct manager_path *path, struct pkt *p, struct pkt *out,
 				     bool forward, bool monitored, bool copied, size_t len,
-				     const struct chain_trace *trace, struct chain_impair *imp,
-				     uint64_t now_ns)
+				     const struct chain_trace *trace, struct chain_impair *imp)
 {
 	/* Copies are written or queued as complete packets, and corruption must show. */
 	pkt_csum_complete(out);
-	/* A snapshot before compensation and corruption; txbuf is free outside the timer. */
+	/* A snapshot before compensation and corruption. */
 	if (monitored)
-		memcpy(m->txbuf, out->data, out->len);
+		memcpy(path->txbuf, out->data, out->len);
 	/* Once, before any copy is taken. */
 	if (forward)
 		pkt_forward_compensate(out);
-	manager_impair(m, out, imp, now_ns);
+	manager_impair(path, out, imp);
 	if (monitored)
-		manager_monitor(m, p, copied, len, trace, imp, m->txbuf, out->len);
+		manager_monitor(path, p, copied, len, trace, imp, path->txbuf, out->len);
 }
 
 /* A copy of p into buf for a capture: a partial checksum would read as bad there. */
@@ -266,9 +308,10 @@ static const uint8_t *capture_copy(const struct pkt *p, uint8_t *buf)
 }
 
 /* Run one parsed packet (a super-packet whole, or a segment) through the chain and out. */
-static void manager_run_chain(struct manager *m, struct pkt *p, struct gso *g, uint64_t now_ns)
+static void manager_run_chain(struct manager_path *path, struct pkt *p, struct gso *g)
 {
-	struct pkt forged = { .data = m->forgebuf + HEADROOM, .cap = PKT_MAX };
+	struct manager *m = path->m;
+	struct pkt forged = { .data = path->forgebuf + HEADROOM, .cap = PKT_MAX };
 	const uint8_t *after;
 	struct chain_trace trace;
 	struct chain_impair imp;
@@ -277,41 +320,42 @@ static void manager_run_chain(struct manager *m, struct pkt *p, struct gso *g, u
 
 	monitored = monitor_active(m->monitor);
 	if (monitored && monitor_wants_before(m->monitor)) {
-		capture_copy(p, m->beforebuf);
+		capture_copy(p, path->beforebuf);
 		copied = true;
 	}
 
-	switch (chain_run_impair(m->chain, p, &forged, now_ns, monitored ? &trace : NULL, &imp)) {
+	switch (chain_run_impair(m->chain, p, &forged, path->now_ns, monitored ? &trace : NULL,
+				 &imp)) {
 	case CHAIN_ACCEPT:
 		if (imp.impaired) {
-			manager_process_impaired(m, p, p, true, monitored, copied, len, &trace,
-						 &imp, now_ns);
+			manager_process_impaired(path, p, p, true, monitored, copied, len, &trace,
+						 &imp);
 			break;
 		}
 		/* Captured as the chain left it, which is how it leaves the host. */
 		if (monitored) {
-			after = p->needs_csum ? capture_copy(p, m->txbuf) : p->data;
-			manager_monitor(m, p, copied, len, &trace, NULL, after, p->len);
+			after = p->needs_csum ? capture_copy(p, path->txbuf) : p->data;
+			manager_monitor(path, p, copied, len, &trace, NULL, after, p->len);
 		}
 		pkt_forward_compensate(p);
-		manager_write_pkt(m, p, g);
+		manager_write_pkt(path, p, g);
 		break;
 	case CHAIN_DROP:
 		/* Also what impairment dropped whole (loss, limit). */
 		m->stats.dropped += pkt_segs(p);
 		if (monitored)
-			manager_monitor(m, p, copied, len, &trace, &imp, NULL, 0);
+			manager_monitor(path, p, copied, len, &trace, &imp, NULL, 0);
 		break;
 	case CHAIN_FORGED:
 		/* Delivered to the local host, not forwarded: no TTL compensation. */
 		if (imp.impaired) {
-			manager_process_impaired(m, p, &forged, false, monitored, copied, len,
-						 &trace, &imp, now_ns);
+			manager_process_impaired(path, p, &forged, false, monitored, copied, len,
+						 &trace, &imp);
 			break;
 		}
-		manager_write(m, forged.data, forged.len);
+		manager_write(path, forged.data, forged.len, true);
 		if (monitored)
-			manager_monitor(m, p, copied, len, &trace, NULL, forged.data, forged.len);
+			manager_monitor(path, p, copied, len, &trace, NULL, forged.data, forged.len);
 		break;
 	}
 }
@@ -320,14 +364,16 @@ static void manager_run_chain(struct manager *m, struct pkt *p, struct gso *g, u
  * A super-packet some rule needs the segments of: each segment, cut with
  * complete checksums, runs the chain and leaves as a packet of its own.
  */
-static void manager_split(struct manager *m, const struct pkt *p, const struct gso *g,
-			  uint64_t now_ns)
+static void manager_split(struct manager_path *path, const struct pkt *p, const struct gso *g)
 {
-	uint8_t *seg = m->segbuf + HEADROOM;
+	struct manager *m = path->m;
+	uint8_t *seg = path->segbuf + HEADROOM;
 	struct pkt s;
 	int n;
 
 	m->stats.gso_split++;
+	/* The next segment takes the buffer: each is written at once, in order. */
+	path->can_defer = false;
 	for (unsigned int k = 0; k < pkt_segs(p); k++) {
 		n = gso_segment(p, g, k, seg, PKT_MAX);
 		s = (struct pkt){ .data = seg, .len = n < 0 ? 0 : (size_t)n, .cap = PKT_MAX };
@@ -336,14 +382,15 @@ static void manager_split(struct manager *m, const struct pkt *p, const struct g
 			m->stats.malformed[PKT_BAD_VNET]++;
 			continue;
 		}
-		manager_run_chain(m, &s, NULL, now_ns);
+		manager_run_chain(path, &s, NULL);
 	}
 }
 
 /* vnet: the virtio-net header in front of data, NULL when the tun has none. */
-static void manager_process(struct manager *m, uint8_t *data, size_t len, const uint8_t *vnet,
-			    uint64_t now_ns)
+static void manager_process(struct manager_path *path, uint8_t *data, size_t len,
+			    const uint8_t *vnet)
 {
+	struct manager *m = path->m;
 	struct pkt p = { .data = data, .len = len, .cap = PKT_MAX };
 	struct gso g = { 0 };
 	int cls;
@@ -354,6 +401,7 @@ static void manager_process(struct manager *m, uint8_t *data, size_t len, const 
 		cls = gso_parse(&g, &p);
 	}
 	m->stats.rx_packets += pkt_segs(&p);
+	path->rx_packets += pkt_segs(&p);
 	m->stats.rx_bytes += pkt_seg_bytes(&p);
 	if (cls != PKT_OK) {
 		m->stats.malformed[cls]++;
@@ -362,8 +410,8 @@ static void manager_process(struct manager *m, uint8_t *data, size_t len, const 
 		return;
 	}
 	/* Written back moments ago and routed into the tun again: not another round. */
-	if (loopguard_check(&m->loopguard, data, len, now_ns)) {
-		if (ratelimit_allow(&m->io_log, now_ns))
+	if (loopguard_check(&m->loopguard, data, len, path->now_ns)) {
+		if (ratelimit_allow(&m->io_log, path->now_ns))
 			log_warning("dropped a packet written back to %s that came back (a route into %s "
 				    "outside table %u?), %llu so far", m->tun->name, m->tun->name,
 				    m->cfg->table, (unsigned long long)m->loopguard.loops);
@@ -371,39 +419,90 @@ static void manager_process(struct manager *m, uint8_t *data, size_t len, const 
 	}
 	if (pkt_segs(&p) > 1) {
 		if (!chain_gso_whole(m->chain, &p)) {
-			manager_split(m, &p, &g, now_ns);
+			manager_split(path, &p, &g);
 			return;
 		}
 		m->stats.gso_whole++;
 	}
-	manager_run_chain(m, &p, vnet ? &g : NULL, now_ns);
+	manager_run_chain(path, &p, vnet ? &g : NULL);
 }
 
+/* A read of n bytes (or -errno) into the path's rxbuf; false: the queue is empty for now. */
+static bool manager_path_take(struct manager_path *path, ssize_t n)
+{
+	struct manager *m = path->m;
+	size_t hdrlen = m->tun->hdrlen;
+
+	if (n == -EAGAIN || n == -EINTR)
+		return false;
+	if (n < 0) {
+		m->stats.read_errors++;
+		if (ratelimit_allow(&m->io_log, path->now_ns))
+			log_errno(LOG_WARNING, (int)n, "read from %s", m->tun->name);
+		return false;
+	}
+	if ((size_t)n < hdrlen) {
+		m->stats.malformed[PKT_TRUNCATED]++;
+		return true;
+	}
+	manager_process(path, path->rxbuf + HEADROOM, (size_t)n - hdrlen,
+			hdrlen ? path->rxbuf + HEADROOM - hdrlen : NULL);
+	return true;
+}
+
+static ssize_t manager_path_read(struct manager_path *path)
+{
+	size_t hdrlen = path->m->tun->hdrlen;
+
+	return tun_read(path->m->tun, path->queue, path->rxbuf + HEADROOM - hdrlen, hdrlen + PKT_MAX);
+}
+
+/*
+ * A worker: the read and the packet's last write without the lock, the
+ * chain with it.
+ */
+void manager_path_receive(struct manager_path *path)
+{
+	struct manager *m = path->m;
+	bool more = true;
+	ssize_t n;
+	int r;
+
+	for (int i = 0; i < RX_BATCH && more; i++) {
+		n = manager_path_read(path);
+		pthread_mutex_lock(&m->lock);
+		path->now_ns = clock_now_ns();
+		path->can_defer = true;
+		path->out_len = 0;
+		more = manager_path_take(path, n);
+		if (m->impair_pushed) {
+			impair_arm(m);
+			manager_wake(m);
+		}
+		pthread_mutex_unlock(&m->lock);
+		if (!path->out_len)
+			continue;
+		r = tun_write(m->tun, path->queue, path->out, path->out_len);
+		if (r < 0) {
+			pthread_mutex_lock(&m->lock);
+			manager_write_failed(path, r, path->out_len - m->tun->hdrlen, path->out_segs,
+					     path->out_bytes);
+			pthread_mutex_unlock(&m->lock);
+		}
+	}
+}
+
+/* The loop's own path: one queue, everything under the loop. */
 static int on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct manager *m = userdata;
-	size_t hdrlen = m->tun->hdrlen;
-	uint64_t now_ns = loop_now_ns(m);
-	ssize_t n;
-	int i;
+	struct manager_path *path = &m->path;
 
-	for (i = 0; i < RX_BATCH; i++) {
-		n = tun_read(m->tun, 0, m->rxbuf + HEADROOM - hdrlen, hdrlen + PKT_MAX);
-		if (n == -EAGAIN || n == -EINTR)
+	path->now_ns = loop_now_ns(m);
+	path->can_defer = false;
+	for (int i = 0; i < RX_BATCH; i++)
+		if (!manager_path_take(path, manager_path_read(path)))
 			break;
-		if (n < 0) {
-			m->stats.read_errors++;
-			if (ratelimit_allow(&m->io_log, now_ns))
-				log_errno(LOG_WARNING, (int)n, "read from %s", m->tun->name);
-			break;
-		}
-		if ((size_t)n < hdrlen) {
-			m->stats.malformed[PKT_TRUNCATED]++;
-			continue;
-		}
-		manager_process(m, m->rxbuf + HEADROOM, (size_t)n - hdrlen,
-				hdrlen ? m->rxbuf + HEADROOM - hdrlen : NULL, now_ns);
-	}
 	if (m->impair_pushed)
 		impair_arm(m);
 	return 0;
@@ -488,16 +587,21 @@ out:
 
 static bool tun_input_pending(struct manager *m)
 {
-	struct pollfd p = { .fd = m->tun->fds[0], .events = POLLIN };
+	struct pollfd p[TUN_QUEUES_MAX];
+	unsigned int q;
 
-	return poll(&p, 1, 0) > 0;
+	for (q = 0; q < m->tun->n_queues; q++)
+		p[q] = (struct pollfd){ .fd = m->tun->fds[q], .events = POLLIN };
+	return poll(p, q, 0) > 0;
 }
 
 /*
  * The packet path is healthy when it read packets since the last check, or
  * has nothing to read.  Only then the watchdog is fed and the guardian sees
  * a heartbeat; a loop that is stuck, stopped or spinning elsewhere feeds
- * neither, since this runs on the same loop.
+ * neither, since this runs on the same loop.  With workers, any of them
+ * reading counts: a worker that hangs holding the lock stops the loop too,
+ * and one that hangs without it leaves its queue unread.
  */
 static int on_health(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -621,6 +725,19 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	return sd_event_exit(m->event, 0);
 }
 
+/* tun.queues, "auto" being a queue per online CPU. */
+static unsigned int manager_queues(const struct config *cfg)
+{
+	long n;
+
+	if (cfg->queues)
+		return cfg->queues;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	return n > CONFIG_QUEUES_MAX ? CONFIG_QUEUES_MAX : (unsigned int)n;
+}
+
 int manager_start(struct manager *m)
 {
 	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
@@ -645,7 +762,7 @@ int manager_start(struct manager *m)
 	}
 
 	/* Opening first makes a second instance fail here, before it touches routing. */
-	r = tun_open(m->cfg->tun_name, 1, m->cfg->offload, &m->tun);
+	r = tun_open(m->cfg->tun_name, manager_queues(m->cfg), m->cfg->offload, &m->tun);
 	if (r == -EBUSY)
 		return log_errno(LOG_ERR, r, "%s is in use (is another ipmodd running?)",
 				 m->cfg->tun_name);
@@ -693,9 +810,6 @@ int manager_start(struct manager *m)
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "watching the routing over rtnetlink");
 
-	r = sd_event_add_io(m->event, &m->tun_source, m->tun->fds[0], EPOLLIN, on_tun_readable, m);
-	if (r < 0)
-		return log_errno(LOG_ERR, r, "watching %s", m->tun->name);
 	r = impair_queue_init(&m->impair_queue, MANAGER_IMPAIR_QUEUE_PKTS,
 			      MANAGER_IMPAIR_QUEUE_BYTES);
 	if (r < 0)
@@ -711,6 +825,19 @@ int manager_start(struct manager *m)
 	if (r < 0)
 		return r;
 
+	/* Last: from here on the workers run packets beside the loop. */
+	if (m->tun->n_queues > 1) {
+		r = manager_workers_start(m);
+		if (r < 0)
+			return r;
+		log_info("%s: %u queues, a packet worker each", m->tun->name, m->tun->n_queues);
+	} else {
+		r = sd_event_add_io(m->event, &m->tun_source, m->tun->fds[0], EPOLLIN,
+				    on_tun_readable, m);
+		if (r < 0)
+			return log_errno(LOG_ERR, r, "watching %s", m->tun->name);
+	}
+
 	m->generation = 1;
 	sd_event_now(m->event, CLOCK_MONOTONIC, &m->start_usec);
 	log_info("diverting %s%s%s through %s (table %u, priority %u), %zu rules",
@@ -725,7 +852,7 @@ int manager_run(struct manager *m)
 {
 	int r;
 
-	r = sd_event_loop(m->event);
+	r = m->n_paths ? manager_run_locked(m) : sd_event_loop(m->event);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "event loop");
 	return r;

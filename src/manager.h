@@ -6,6 +6,7 @@
 #ifndef IPMODD_MANAGER_H
 #define IPMODD_MANAGER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -40,6 +41,40 @@ struct manager_stats {
 	uint64_t impair_flushed;		/* copies discarded: their rule was deleted or changed */
 	uint64_t stall_trips;			/* the guardian stopped the diversion */
 	uint64_t unhealthy_ticks;		/* health checks that found the packet loop stuck */
+	uint64_t wake_errors;			/* a worker could not wake the loop (eventfd) */
+};
+
+/* Room in front of each packet for a virtio-net header. */
+#define MANAGER_HEADROOM 16
+
+/*
+ * A packet path: one queue of the tun and the buffers a packet needs on its
+ * way through the chain.  The loop has one (the only one with one queue; it
+ * also sends the impairment queue's copies); with tun.queues > 1 each queue
+ * has its own, run by a worker thread (manager-worker.c).
+ */
+struct manager_path {
+	struct manager *m;
+	unsigned int queue;
+	bool worker;		/* a worker thread: writes the packet after releasing the lock */
+	uint64_t now_ns;	/* CLOCK_MONOTONIC of the packet being handled */
+	uint64_t rx_packets;	/* read from its queue (segments) */
+
+	/* The one write a worker makes after it released the lock (len 0: none). */
+	bool can_defer;
+	uint8_t *out;		/* the header room in front of it included */
+	size_t out_len;
+	unsigned int out_segs;
+	uint64_t out_bytes;
+
+	pthread_t thread;
+	int stop_fd;		/* eventfd: the worker stops */
+
+	uint8_t rxbuf[MANAGER_HEADROOM + PKT_MAX];
+	uint8_t forgebuf[MANAGER_HEADROOM + PKT_MAX];
+	uint8_t txbuf[MANAGER_HEADROOM + PKT_MAX];	/* a copy from the impairment queue */
+	uint8_t segbuf[MANAGER_HEADROOM + PKT_MAX];	/* a segment of a super-packet being split */
+	uint8_t beforebuf[PKT_MAX];	/* a copy as read, while someone captures it */
 };
 
 struct manager {
@@ -70,13 +105,17 @@ struct manager {
 	struct loopguard loopguard;		/* packets written back that come back */
 	struct ratelimit io_log;
 
-	/* Room in front of each packet for a virtio-net header. */
-#define MANAGER_HEADROOM 16
-	uint8_t rxbuf[MANAGER_HEADROOM + PKT_MAX];
-	uint8_t forgebuf[MANAGER_HEADROOM + PKT_MAX];
-	uint8_t txbuf[MANAGER_HEADROOM + PKT_MAX];	/* a copy from the impairment queue */
-	uint8_t segbuf[MANAGER_HEADROOM + PKT_MAX];	/* a segment of a super-packet being split */
-	uint8_t beforebuf[PKT_MAX];	/* a copy as read, while someone captures it */
+	/*
+	 * Multi-queue (tun.queues > 1): a worker per queue, and the lock that
+	 * guards everything above against them (manager-worker.c).
+	 */
+	pthread_mutex_t lock;
+	struct manager_path *paths;		/* one per queue, while the workers run */
+	unsigned int n_paths;
+	int wake_fd;				/* eventfd: a worker changed a timer */
+	sd_event_source *wake_source;
+
+	struct manager_path path;		/* the loop's own */
 };
 
 /* Takes ownership of cfg, also on failure. */
@@ -104,6 +143,17 @@ void manager_notify_status(struct manager *m, const char *state);
  * subscriber watches; call after subscribing or unsubscribing.
  */
 void manager_fastpath_watch(struct manager *m);
+
+/* manager.c: read what the path's queue holds and run it through the chain. */
+void manager_path_receive(struct manager_path *path);
+
+/* manager-worker.c */
+int manager_workers_start(struct manager *m);
+void manager_workers_stop(struct manager *m);
+/* sd_event_loop() with m->lock held except while it sleeps. */
+int manager_run_locked(struct manager *m);
+/* Wake the loop: a worker changed one of its timers.  With the lock held. */
+void manager_wake(struct manager *m);
 
 /* manager-control.c: the control socket's requests. */
 int manager_control(void *userdata, struct control_client *cl, const struct ctl_request *req,

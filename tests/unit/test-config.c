@@ -298,6 +298,25 @@ static void test_ranges(void)
 	      "mtu below 1280 with IPv6");
 	config_free(parses("tun = { mtu = 1000; };\nrouting = { families = [\"ipv4\"]; };\n",
 			   "mtu 1000 with IPv4 only"));
+	fails("tun = {\n  queues = 0;\n};\n", -ERANGE,
+	      "t.conf:2: tun.queues: 0 is out of range (1..16)", "queues 0");
+	fails("tun = {\n  queues = 17;\n};\n", -ERANGE,
+	      "t.conf:2: tun.queues: 17 is out of range (1..16)", "queues above 16");
+	fails("tun = {\n\n  queues = \"many\";\n};\n", -EINVAL,
+	      "t.conf:3: tun.queues: \"many\" is neither a number (1..16) nor \"auto\"",
+	      "queues neither a number nor auto");
+	{
+		struct config *q = parses("tun = { queues = 4; };\n", "queues = 4");
+
+		ok(q && q->queues == 4, "tun.queues = 4");
+		config_free(q);
+		q = parses("tun = { queues = \"auto\"; };\n", "queues = auto");
+		ok(q && q->queues == 0, "tun.queues = auto is 0");
+		config_free(q);
+		q = parses("", "queues default");
+		ok(q && q->queues == 1, "default tun.queues: 1");
+		config_free(q);
+	}
 	fails("tun = { name = \"a-name-much-long\"; };\n", -EINVAL,
 	      "t.conf:1: tun.name: \"a-name-much-long\" is not a valid interface name (1..15 characters, no '/', ':', '%' or blanks)",
 	      "tun.name of 16 characters is too long");

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Multi-queue: with tun.queues > 1 each queue of the tun has a packet worker
+ * thread, and the kernel spreads flows over the queues.
+ *
+ * One mutex, m->lock, guards everything the packet path shares with the
+ * rest of the daemon (chain and its counters, statistics, monitor, impairment
+ * queue, loop guard, every sd-event object).  The event loop holds it except
+ * while it sleeps, so its callbacks run as they always did; a worker holds
+ * it while a packet goes through the chain, and not while it reads or writes
+ * the tun, which is where the time goes.  sd-event is not thread-safe: the
+ * loop sleeps in poll() on sd_event_get_fd() without the lock and collects
+ * with sd_event_wait(e, 0) under it, so no sd-event call ever runs
+ * unlocked.  A worker that changed a timer (the impairment queue's) wakes
+ * the loop through an eventfd, and the next sd_event_prepare() arms it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "manager.h"
+#include "tun.h"
+#include "util.h"
+
+static void *worker_main(void *userdata)
+{
+	struct manager_path *path = userdata;
+	struct manager *m = path->m;
+	struct pollfd pfd[2] = {
+		{ .fd = m->tun->fds[path->queue], .events = POLLIN },
+		{ .fd = path->stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents)
+			manager_path_receive(path);
+	}
+	return NULL;
+}
+
+/* The loop wakes up and re-arms its timers (called with the lock held). */
+void manager_wake(struct manager *m)
+{
+	uint64_t one = 1;
+
+	if (m->wake_fd >= 0 && write(m->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		m->stats.wake_errors++;
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	uint64_t v;
+
+	/* Nothing else to do: sd_event_prepare() arms what a worker changed. */
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return 0;
+	return 0;
+}
+
+int manager_workers_start(struct manager *m)
+{
+	sigset_t all, old;
+	unsigned int q;
+	int r;
+
+	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->wake_fd < 0)
+		return log_errno(LOG_ERR, negative_errno(), "eventfd");
+	r = sd_event_add_io(m->event, &m->wake_source, m->wake_fd, EPOLLIN, on_wake, m);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "watching the workers' eventfd");
+
+	m->paths = calloc(m->tun->n_queues, sizeof(*m->paths));
+	if (!m->paths)
+		return log_errno(LOG_ERR, -ENOMEM, "packet workers");
+	/* Signals stay with the loop's signalfd: the workers block them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (q = 0; q < m->tun->n_queues; q++) {
+		struct manager_path *path = &m->paths[q];
+
+		path->m = m;
+		path->queue = q;
+		path->worker = true;
+		path->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (path->stop_fd < 0) {
+			r = log_errno(LOG_ERR, negative_errno(), "eventfd");
+			break;
+		}
+		r = -pthread_create(&path->thread, NULL, worker_main, path);
+		if (r < 0) {
+			safe_close(path->stop_fd);
+			log_errno(LOG_ERR, r, "starting the worker of queue %u", q);
+			break;
+		}
+		m->n_paths++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return m->n_paths == m->tun->n_queues ? 0 : r;
+}
+
+/* Called without the lock: a worker may be waiting for it. */
+void manager_workers_stop(struct manager *m)
+{
+	uint64_t one = 1;
+	unsigned int q;
+
+	for (q = 0; q < m->n_paths; q++)
+		if (write(m->paths[q].stop_fd, &one, sizeof(one)) < 0)
+			log_errno(LOG_WARNING, negative_errno(), "stopping the worker of queue %u", q);
+	for (q = 0; q < m->n_paths; q++) {
+		pthread_join(m->paths[q].thread, NULL);
+		safe_close(m->paths[q].stop_fd);
+	}
+	m->n_paths = 0;
+	free(m->paths);
+	m->paths = NULL;
+	m->wake_source = sd_event_source_disable_unref(m->wake_source);
+	m->wake_fd = safe_close(m->wake_fd);
+}
+
+/* sd_event_loop() with the lock held except in the sleep. */
+int manager_run_locked(struct manager *m)
+{
+	struct pollfd pfd = { .fd = sd_event_get_fd(m->event), .events = POLLIN };
+	int r, code = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		r = sd_event_prepare(m->event);
+		if (r == 0) {
+			pthread_mutex_unlock(&m->lock);
+			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				r = negative_errno();
+			pthread_mutex_lock(&m->lock);
+			if (r < 0)
+				break;
+			r = sd_event_wait(m->event, 0);
+		}
+		if (r > 0)
+			r = sd_event_dispatch(m->event);
+		if (r < 0)
+			break;
+		if (sd_event_get_state(m->event) == SD_EVENT_FINISHED) {
+			r = sd_event_get_exit_code(m->event, &code);
+			if (r >= 0)
+				r = code;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
