@@ -1271,16 +1271,35 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
  * walk sees the packet before any action, so a match it cannot be sure of
  * (GSO_UNSURE) counts as a possible match that does not end the walk.
  */
+/*
+ * The TCP flags every segment of a TSO super-packet has as the super-packet
+ * has them: the kernel leaves CWR on the first segment only, FIN and PSH on
+ * the last only, and URG where the urgent pointer falls.  A tcp-flags match
+ * on these alone (syn, !syn, ack, rst, ece) is the same for all segments.
+ */
+#define GSO_TCP_FLAGS_SAME (0x02 | 0x04 | 0x10 | 0x40)
+
+static bool gso_flags_same(const struct rule *r, const struct pkt *p)
+{
+	return p->l4proto != IPPROTO_TCP || !(r->m.tcp_mask & ~GSO_TCP_FLAGS_SAME);
+}
+
 static int gso_step(const struct chain *c, uint32_t i, const struct pkt *p)
 {
 	const struct rule *r = &c->rules[i];
+	uint32_t unsure = GSO_UNSURE, f = r->m.flags;
 
-	if (!match_some(NULL, &r->m, p, r->m.flags & ~GSO_UNSURE))
+	if ((f & RULE_M_TCP_FLAGS) && gso_flags_same(r, p))
+		unsure &= ~RULE_M_TCP_FLAGS;
+	if (!match_some(NULL, &r->m, p, f & ~unsure))
 		return 0;
-	if (rule_gso_variant(r))
+	/* rule_gso_variant(), with the flags this packet's segments share. */
+	if ((f & (RULE_M_LENGTH | RULE_M_PROBABILITY)) || (f & unsure & RULE_M_TCP_FLAGS) ||
+	    r->a.verdict == RULE_VERDICT_REPLY || r->a.verdict == RULE_VERDICT_REJECT ||
+	    rule_impairs(r))
 		return -1;
 	if ((r->a.verdict == RULE_VERDICT_ACCEPT || r->a.verdict == RULE_VERDICT_DROP) &&
-	    !(r->m.flags & GSO_UNSURE))
+	    !(f & unsure))
 		return 1;
 	return 0;
 }

@@ -558,8 +558,13 @@ static void test_whole(void)
 	static const char *const impair_udp[] = { "proto=udp delay=10", "set-dscp=10" };
 	static const char *const accept_first[] = {
 		"proto=tcp dport=5001 verdict=accept",
-		"proto=tcp tcp-flags=syn verdict=drop",
+		"proto=tcp tcp-flags=fin verdict=drop",
 	};
+	/* Flags every segment shares: decided on the super-packet. */
+	static const char *const mss[] = { "proto=tcp tcp-flags=syn clamp-mss=1460", "set-ttl=65" };
+	static const char *const ack_drop[] = { "proto=tcp tcp-flags=ack,!syn verdict=drop",
+						"proto=tcp tcp-flags=psh set-dscp=4" };
+	static const char *const cwr[] = { "proto=tcp tcp-flags=cwr set-dscp=4" };
 	static const char *const unsure[] = { "ttl=64 verdict=accept", "probability=0.5 set-ttl=9" };
 	static const char *const sure[] = { "dst=198.51.100.0/24 verdict=drop",
 					    "length=0-100 verdict=drop" };
@@ -576,6 +581,10 @@ static void test_whole(void)
 	tcp.dport = 5002;
 	check_whole("the tcp-flags rule for another port", accept_first, 2, tcp, false);
 	tcp.dport = 0;
+	check_whole("a syn rule (clamp-mss) before set-ttl, TCP", mss, 2, tcp, true);
+	check_whole("a sure ack,!syn drop ends the walk", ack_drop, 2, tcp, true);
+	check_whole("a cwr match (first segment only), TCP", cwr, 1, tcp, false);
+	check_whole("a cwr match, UDP", cwr, 1, udp, true);
 	check_whole("a ttl match does not end the walk", unsure, 2, tcp, false);
 	check_whole("a drop that surely matches ends it", sure, 2, tcp, true);
 	check_whole("reject on IPv6 TCP, IPv4", reject6, 2, tcp, true);
