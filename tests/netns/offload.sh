@@ -99,10 +99,13 @@ run_phase() {
 	c4=$(rule_counter flow4 packets)
 	c6=$(rule_counter flow6 packets)
 	check_eq "$name: the rules counted the segments the peer received" "$((c4 + c6))" "$segs"
-	if [ "${drops:-1}" = 0 ]; then
+	# tcpdump may miss frames under load, and does not always say so: only a
+	# capture that holds every segment the peer received is compared per flow.
+	if [ "${drops:-1}" = 0 ] && [ $((n4 + n6)) -eq "$segs" ]; then
 		check_eq "$name: ... and those captured, per flow" "$c4 $c6" "$n4 $n6"
 	else
-		diag "tcpdump lost frames: no per-flow comparison with the capture"
+		diag "the capture missed frames ($((n4 + n6)) of $segs, tcpdump: ${drops:-?} lost):" \
+			"no per-flow comparison with it"
 	fi
 	CAP=$cap
 	CAP_DROPS=${drops:-1}
