@@ -3,9 +3,14 @@
  * The loader of the tc program and the translation of the chain into its
  * maps (src/bpf/fastpath.h describes them).
  *
- * Rules: two sets in one array map; an update fills the set not in use and
- * then switches fp_set, a single store into the program's .bss, so a packet
- * walks either the old rules or the new ones, never a mix.
+ * Rules and index: two sets.  The rules are in one array map (set * 65536 +
+ * index), the index's lists in another (fp_order) and its entries in maps
+ * keyed by set too: an array of generic lists, a hash of ports, an LPM trie
+ * per address field whose keys begin with the set's byte.  An update
+ * removes the entries of the set not in use (the keys it wrote there two
+ * updates ago), fills it and then switches fp_set, a single store into the
+ * program's .bss, so a packet sees either the old rules and index or the
+ * new ones, never a mix.
  *
  * Counters: each rule the kernel carries out has a counter slot, and keeps
  * it (and so its counts) as long as it keeps its chain_rule_id(), which is
@@ -22,7 +27,9 @@
 #include <sys/socket.h>
 
 #include "fastpath.h"
+#include "fpindex.h"
 #include "rule.h"
+#include "util.h"
 
 #ifdef HAVE_FASTPATH
 
@@ -34,6 +41,9 @@
 
 #define NO_SLOT UINT32_MAX
 
+_Static_assert(CHAIN_RULES_MAX <= FASTPATH_RULES_MAX, "the kernel holds any chain");
+_Static_assert(FPINDEX_PUNT == FP_LIST_PUNT && FPINDEX_ANY == 256 &&
+	       FP_GENERIC_LISTS == 2 * (FPINDEX_ANY + 1), "the index's layout");
 _Static_assert(FP_AF_INET == AF_INET && FP_AF_INET6 == AF_INET6, "address families");
 /* Enums of two headers: compared as ints. */
 #define SAME(a, b) ((int)(a) == (int)(b))
@@ -59,12 +69,18 @@ struct fastpath {
 	int ncpus;
 	void *percpu;		/* one value per CPU, for lookups */
 
-	/* The rules of the last update in the kernel's reach (at most FASTPATH_RULES_MAX). */
+	/* The rules of the last update (all of the chain). */
 	size_t n;
-	bool whole;
-	uint32_t id[FASTPATH_RULES_MAX];	/* chain_rule_id() */
-	uint32_t slot[FASTPATH_RULES_MAX];	/* NO_SLOT: left to userspace */
-	bool used[FASTPATH_SLOTS];
+	bool whole;		/* no list of the index was too long */
+	uint32_t *id;		/* [FASTPATH_RULES_MAX]: chain_rule_id() */
+	uint32_t *slot;		/* [FASTPATH_RULES_MAX]: NO_SLOT: left to userspace */
+	bool *used;		/* [FASTPATH_SLOTS] */
+
+	/* The index entries written into each set, to remove before it is filled again. */
+	struct fp_port_key *ports[2];
+	size_t nports[2];
+	struct fp_lpm_key *prefixes[2][2];	/* [set][src] */
+	size_t nprefixes[2][2];
 };
 
 /*
@@ -130,7 +146,10 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 		goto out;
 	}
 	fp->percpu = calloc((size_t)fp->ncpus, sizeof(struct fp_counter));
-	if (!fp->percpu) {
+	fp->id = calloc(FASTPATH_RULES_MAX, sizeof(*fp->id));
+	fp->slot = calloc(FASTPATH_RULES_MAX, sizeof(*fp->slot));
+	fp->used = calloc(FASTPATH_SLOTS, sizeof(*fp->used));
+	if (!fp->percpu || !fp->id || !fp->slot || !fp->used) {
 		r = fail(-ENOMEM, err, errlen, "allocating");
 		goto out;
 	}
@@ -184,6 +203,14 @@ struct fastpath *fastpath_close(struct fastpath *fp)
 	}
 	fastpath_bpf__destroy(fp->skel);
 	free(fp->percpu);
+	free(fp->id);
+	free(fp->slot);
+	free(fp->used);
+	for (size_t set = 0; set < 2; set++) {
+		free(fp->ports[set]);
+		free(fp->prefixes[set][0]);
+		free(fp->prefixes[set][1]);
+	}
 	free(fp);
 	return NULL;
 }
@@ -236,94 +263,222 @@ static void rule_translate(const struct rule *r, struct fp_rule *e)
 	e->verdict = r->a.verdict;
 }
 
-/* The slot the previous update gave the rule with this id, or NO_SLOT. */
-static uint32_t slot_of(const struct fastpath *fp, uint32_t id, size_t guess)
+/* The previous update's rules by id, to find the slot a rule keeps. */
+struct id_slot {
+	uint32_t id, slot;
+};
+
+static int id_slot_cmp(const void *a, const void *b)
 {
-	if (guess < fp->n && fp->id[guess] == id)
-		return fp->slot[guess];
-	for (size_t i = 0; i < fp->n; i++)
-		if (fp->id[i] == id)
-			return fp->slot[i];
-	return NO_SLOT;
+	uint32_t x = ((const struct id_slot *)a)->id, y = ((const struct id_slot *)b)->id;
+
+	return (x > y) - (x < y);
+}
+
+static uint32_t slot_of(const struct id_slot *old, size_t n, uint32_t id)
+{
+	const struct id_slot key = { .id = id }, *hit;
+
+	hit = bsearch(&key, old, n, sizeof(*old), id_slot_cmp);
+	return hit ? hit->slot : NO_SLOT;
+}
+
+/* Remove the index entries an earlier update wrote into set (not in use). */
+static int index_clear(struct fastpath *fp, uint32_t set)
+{
+	struct bpf_map *lpm[2] = { fp->skel->maps.fp_dst, fp->skel->maps.fp_src };
+	int r;
+
+	for (size_t i = 0; i < fp->nports[set]; i++) {
+		r = bpf_map__delete_elem(fp->skel->maps.fp_ports, &fp->ports[set][i],
+					 sizeof(fp->ports[set][i]), 0);
+		if (r < 0 && r != -ENOENT)
+			return r;
+	}
+	fp->nports[set] = 0;
+	for (size_t src = 0; src < 2; src++) {
+		for (size_t i = 0; i < fp->nprefixes[set][src]; i++) {
+			r = bpf_map__delete_elem(lpm[src], &fp->prefixes[set][src][i],
+						 sizeof(fp->prefixes[set][src][i]), 0);
+			if (r < 0 && r != -ENOENT)
+				return r;
+		}
+		fp->nprefixes[set][src] = 0;
+	}
+	return 0;
+}
+
+/* n values of the array map at consecutive keys from first. */
+static int array_write(struct bpf_map *map, uint32_t first, const void *values, size_t n)
+{
+	_cleanup_(freep) uint32_t *keys = NULL;
+	uint32_t count = (uint32_t)n;
+	int r;
+
+	if (!n)
+		return 0;
+	keys = malloc(n * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		keys[i] = first + (uint32_t)i;
+	r = bpf_map_update_batch(bpf_map__fd(map), keys, values, &count, NULL);
+	if (r < 0)
+		return -errno;
+	return count == n ? 0 : -EIO;
+}
+
+/* Write ix into set (not in use); returns its FP_HAS_* bits. */
+static int index_write(struct fastpath *fp, uint32_t set, const struct fpindex *ix,
+		       uint32_t *ret_has)
+{
+	struct bpf_map *lpm[2] = { fp->skel->maps.fp_dst, fp->skel->maps.fp_src };
+	struct fp_list gen[FP_GENERIC_LISTS];
+	uint32_t has = 0;
+	int r;
+
+	r = array_write(fp->skel->maps.fp_order, set * FASTPATH_ORDER_MAX, ix->order, ix->norder);
+	if (r < 0)
+		return r;
+	for (size_t v6 = 0; v6 < 2; v6++)
+		for (size_t p = 0; p <= FPINDEX_ANY; p++)
+			gen[v6 * (FPINDEX_ANY + 1) + p] = (struct fp_list){
+				.start = ix->generic[v6][p].start, .count = ix->generic[v6][p].count };
+	r = array_write(fp->skel->maps.fp_generic, set * FP_GENERIC_LISTS, gen, FP_GENERIC_LISTS);
+	if (r < 0)
+		return r;
+
+	free(fp->ports[set]);
+	fp->ports[set] = calloc(ix->nports ? ix->nports : 1, sizeof(*fp->ports[set]));
+	if (!fp->ports[set])
+		return -ENOMEM;
+	for (size_t i = 0; i < ix->nports; i++) {
+		const struct fpindex_port *e = &ix->ports[i];
+		struct fp_list l = { .start = e->l.start, .count = e->l.count };
+		struct fp_port_key *k = &fp->ports[set][i];
+
+		*k = (struct fp_port_key){ .set = (__u8)set, .sport = e->sport, .proto = e->proto,
+					   .port = e->port };
+		r = bpf_map__update_elem(fp->skel->maps.fp_ports, k, sizeof(*k), &l, sizeof(l),
+					 BPF_ANY);
+		if (r < 0)
+			return r;
+		fp->nports[set]++;
+		has |= e->sport ? FP_HAS_SPORT : FP_HAS_DPORT;
+	}
+	for (size_t src = 0; src < 2; src++) {
+		size_t np = ix->nprefixes[src];
+
+		free(fp->prefixes[set][src]);
+		fp->prefixes[set][src] = calloc(np ? np : 1, sizeof(*fp->prefixes[set][src]));
+		if (!fp->prefixes[set][src])
+			return -ENOMEM;
+		for (size_t i = 0; i < np; i++) {
+			const struct fpindex_prefix *e = &ix->prefixes[src][i];
+			struct fp_list l = { .start = e->l.start, .count = e->l.count };
+			struct fp_lpm_key *k = &fp->prefixes[set][src][i];
+			bool v6 = e->family == AF_INET6;
+
+			*k = (struct fp_lpm_key){ .prefixlen = FP_LPM_HEAD_BITS + e->len,
+						  .set = (__u8)set, .family = e->family };
+			memcpy(k->addr, e->addr, sizeof(k->addr));
+			r = bpf_map__update_elem(lpm[src], k, sizeof(*k), &l, sizeof(l), BPF_ANY);
+			if (r < 0)
+				return r;
+			fp->nprefixes[set][src]++;
+			has |= src ? (v6 ? FP_HAS_SRC6 : FP_HAS_SRC4) : (v6 ? FP_HAS_DST6 : FP_HAS_DST4);
+		}
+	}
+	*ret_has = has;
+	return 0;
 }
 
 int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen)
 {
-	size_t total = chain_size(c), n = total < FASTPATH_RULES_MAX ? total : FASTPATH_RULES_MAX;
-	uint32_t id[FASTPATH_RULES_MAX], slot[FASTPATH_RULES_MAX];
-	uint32_t set = fp->skel->bss->fp_set & 1, next = set ^ 1, base = next * FASTPATH_SET_LEN;
-	bool used[FASTPATH_SLOTS];
-	size_t free_at = 0;
-	struct fp_rule e;
-	uint32_t key;
+	_cleanup_(freep) const struct rule_match **m = NULL;
+	_cleanup_(freep) struct fp_rule *e = NULL;
+	_cleanup_(freep) struct id_slot *old = NULL;
+	_cleanup_(freep) uint32_t *id = NULL, *slot = NULL;
+	_cleanup_(freep) bool *used = NULL;
+	size_t n = chain_size(c), free_at = 0;
+	uint32_t set = fp->skel->bss->fp_set & 1, next = set ^ 1, has = 0;
+	struct fpindex *ix = NULL;
 	int r;
 
 	libbpf_last[0] = '\0';
+	m = calloc(n ? n : 1, sizeof(*m));
+	e = calloc(n ? n : 1, sizeof(*e));
+	old = calloc(fp->n ? fp->n : 1, sizeof(*old));
+	id = calloc(n ? n : 1, sizeof(*id));
+	slot = calloc(n ? n : 1, sizeof(*slot));
+	used = malloc(FASTPATH_SLOTS * sizeof(*used));
+	if (!m || !e || !old || !id || !slot || !used)
+		return fail(-ENOMEM, err, errlen, "allocating");
+	for (size_t i = 0; i < fp->n; i++)
+		old[i] = (struct id_slot){ .id = fp->id[i], .slot = fp->slot[i] };
+	qsort(old, fp->n, sizeof(*old), id_slot_cmp);
+
 	/* Slots of the rules in use stay taken until the switch: packets may still count there. */
-	memcpy(used, fp->used, sizeof(used));
+	memcpy(used, fp->used, FASTPATH_SLOTS * sizeof(*used));
 	for (size_t i = 0; i < n; i++) {
 		const struct rule *rule = chain_rule(c, i);
 
-		rule_translate(rule, &e);
+		m[i] = &rule->m;
+		rule_translate(rule, &e[i]);
 		id[i] = chain_rule_id(c, i);
 		slot[i] = NO_SLOT;
-		if (e.kind == FP_RULE) {
-			slot[i] = slot_of(fp, id[i], i);
-			if (slot[i] == NO_SLOT) {
-				while (free_at < FASTPATH_SLOTS && used[free_at])
-					free_at++;
-				/* Twice the rules: there is always a slot. */
-				if (free_at == FASTPATH_SLOTS)
-					return fail(-ENOSPC, err, errlen, "allocating a counter slot");
-				slot[i] = (uint32_t)free_at;
-				used[free_at] = true;
-				r = slot_zero(fp, slot[i]);
-				if (r < 0)
-					return fail(r, err, errlen, "zeroing a rule's counters");
-			}
-			e.slot = slot[i];
+		if (e[i].kind != FP_RULE)
+			continue;
+		slot[i] = slot_of(old, fp->n, id[i]);
+		if (slot[i] == NO_SLOT) {
+			while (free_at < FASTPATH_SLOTS && used[free_at])
+				free_at++;
+			/* Twice the rules: there is always a slot. */
+			if (free_at == FASTPATH_SLOTS)
+				return fail(-ENOSPC, err, errlen, "allocating a counter slot");
+			slot[i] = (uint32_t)free_at;
+			used[free_at] = true;
+			r = slot_zero(fp, slot[i]);
+			if (r < 0)
+				return fail(r, err, errlen, "zeroing a rule's counters");
 		}
-		key = base + (uint32_t)i;
-		r = bpf_map__update_elem(fp->skel->maps.fp_rules, &key, sizeof(key), &e, sizeof(e),
-					 BPF_ANY);
-		if (r < 0)
-			return fail(r, err, errlen, "writing the rules map");
+		e[i].slot = slot[i];
 	}
-	memset(&e, 0, sizeof(e));
-	e.kind = n == total ? FP_END_ACCEPT : FP_END_PUNT;
-	key = base + (uint32_t)n;
-	r = bpf_map__update_elem(fp->skel->maps.fp_rules, &key, sizeof(key), &e, sizeof(e), BPF_ANY);
+	r = fpindex_build(m, n, FASTPATH_ORDER_MAX, &ix);
 	if (r < 0)
-		return fail(r, err, errlen, "writing the rules map");
+		return fail(r, err, errlen, "building the index");
+	r = index_clear(fp, next);
+	if (r < 0) {
+		r = fail(r, err, errlen, "removing the old index");
+		goto out;
+	}
+	r = array_write(fp->skel->maps.fp_rules, next * FASTPATH_RULES_MAX, e, n);
+	if (r < 0) {
+		r = fail(r, err, errlen, "writing the rules map");
+		goto out;
+	}
+	r = index_write(fp, next, ix, &has);
+	if (r < 0) {
+		r = fail(r, err, errlen, "writing the index");
+		goto out;
+	}
+	fp->skel->bss->fp_has[next] = has;
 
 	/* The switch: the program reads fp_set once per packet. */
 	__atomic_store_n(&fp->skel->bss->fp_set, next, __ATOMIC_SEQ_CST);
 
-	memset(fp->used, 0, sizeof(fp->used));
+	memset(fp->used, 0, FASTPATH_SLOTS * sizeof(*fp->used));
 	for (size_t i = 0; i < n; i++)
 		if (slot[i] != NO_SLOT)
 			fp->used[slot[i]] = true;
-	/*
-	 * A rule that leaves the kernel's reach but stays in the chain (pushed
-	 * beyond FASTPATH_RULES_MAX): its kernel counts go to its userspace
-	 * counters.
-	 */
-	for (size_t i = 0; i < fp->n; i++) {
-		uint64_t pkts, bytes;
-		int j;
-
-		if (fp->slot[i] == NO_SLOT || fp->used[fp->slot[i]])
-			continue;
-		j = chain_find_id(c, fp->id[i]);
-		if (j < 0 || fastpath_counters(fp, i, &pkts, &bytes) < 0)
-			continue;
-		chain_add_counters(c, (size_t)j, pkts, bytes);
-	}
 	memcpy(fp->id, id, n * sizeof(*id));
 	memcpy(fp->slot, slot, n * sizeof(*slot));
 	fp->n = n;
-	fp->whole = n == total;
-	return 0;
+	fp->whole = ix->punts == 0;
+	r = 0;
+out:
+	fpindex_free(ix);
+	return r;
 }
 
 void fastpath_info(const struct fastpath *fp, struct fastpath_info *ret)

@@ -2,8 +2,9 @@
 /*
  * The eBPF fast path: loads the tc program of src/bpf/fastpath.bpf.c,
  * attaches it to the tun's egress and keeps its maps in step with the chain.
- * The kernel then carries out the leading rules it can express and hands
- * every other packet to userspace untouched (see ipmodd.conf(5), FASTPATH).
+ * The kernel then runs the chain on a packet through an index (fpindex.h),
+ * carries out the rules it can express and hands every other packet to
+ * userspace untouched (see ipmodd.conf(5), FASTPATH).
  * No logging: failures return -errno and a message naming the step.
  */
 #ifndef IPMODD_FASTPATH_H
@@ -30,7 +31,7 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen);
 struct fastpath *fastpath_close(struct fastpath *fp);
 
 /*
- * Make the kernel run c's leading rules from the next packet on.  Call it
+ * Make the kernel run c's rules from the next packet on.  Call it
  * after chain_inherit(): a rule that keeps its id (chain_rule_id()) keeps
  * its kernel counters, a new or changed rule starts from zero.  The switch
  * to the new rules is a single store; the old ones stay intact until the
@@ -43,8 +44,8 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 /* Rules of the last update the kernel carries out, and those it hands to userspace. */
 struct fastpath_info {
 	size_t rules;		/* carried out in the kernel */
-	size_t punts;		/* in the kernel's reach but left to userspace */
-	bool whole;		/* the kernel holds the whole chain */
+	size_t punts;		/* left to userspace: a packet they may match goes there */
+	bool whole;		/* every list of the index fits: no other packet goes to userspace */
 };
 void fastpath_info(const struct fastpath *fp, struct fastpath_info *ret);
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The fast path: a tc egress program on the tun.  It runs the leading rules
- * of the chain that it can express (fastpath.h) on a packet, and when it
- * reaches a verdict it carries it out in the kernel: drop, or rewrite,
+ * The fast path: a tc egress program on the tun.  It runs the rules of the
+ * chain that a packet can match (the index, fastpath.h and fpindex.h), in
+ * rule order, and when it reaches a verdict or the end of the chain it
+ * carries it out in the kernel: drop, or rewrite,
  * compensate the hop the forward will cost and redirect the packet to the
  * tun's ingress, where it re-enters exactly like a packet ipmodd writes back.
  * Anything else goes on to userspace untouched: a packet the parser would
@@ -46,8 +47,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by the daemon: 0 while a trace or capture needs to see every packet. */
 __u32 fp_enabled;
-/* The set of the rules map in use, 0 or 1. */
+/* The set of the rules and index maps in use, 0 or 1. */
 __u32 fp_set;
+/* FP_HAS_* of each set. */
+__u32 fp_has[2];
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -55,6 +58,43 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fp_rule);
 } fp_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * FASTPATH_ORDER_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_order SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * FP_GENERIC_LISTS);
+	__type(key, __u32);
+	__type(value, struct fp_list);
+} fp_generic SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * FASTPATH_RULES_MAX);
+	__type(key, struct fp_port_key);
+	__type(value, struct fp_list);
+} fp_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 2 * FASTPATH_RULES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fp_lpm_key);
+	__type(value, struct fp_list);
+} fp_dst SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 2 * FASTPATH_RULES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fp_lpm_key);
+	__type(value, struct fp_list);
+} fp_src SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -91,15 +131,37 @@ enum {
 };
 
 /*
+ * The lists a packet's candidates come from (fpindex.h), merged by rule
+ * index: generic of any proto, generic of its proto, dport, sport, dst, src.
+ */
+enum {
+	CUR_GEN_ANY,
+	CUR_GEN_PROTO,
+	CUR_DPORT,
+	CUR_SPORT,
+	CUR_DST,
+	CUR_SRC,
+	CUR_USED,
+	CUR_SIZE = 8,		/* a power of 2, for the verifier's bound */
+};
+#define CUR_END 0xffffffffu
+
+/*
  * The state of a walk, per CPU: a map value rather than the stack, so that
- * the list of matched rules can be indexed without CAP_PERFMON.
+ * the matched rules and the cursors can be indexed without CAP_PERFMON.
  */
 struct fp_walk {
 	struct fp_pkt p;
-	__u32 base;		/* first entry of the set in use */
+	__u32 base;		/* first rule of the set in use */
+	__u32 obase;		/* first entry of fp_order of the set in use */
 	__u32 result;
 	__u32 n;		/* matched rules */
 	__u32 matched[FASTPATH_MATCHED_MAX];	/* their counter slots */
+	__u32 pos[CUR_SIZE], end[CUR_SIZE];	/* in fp_order, from obase */
+	__u32 head[CUR_SIZE];			/* the rule at pos, or CUR_END */
+	__u32 todo;				/* candidates in all lists */
+	struct fp_lpm_key lk;
+	struct fp_port_key pk;
 	__u8 ttl, tclass;	/* as the rules so far left them */
 };
 
@@ -199,38 +261,160 @@ static __always_inline void rule_apply(const struct fp_rule *r, struct fp_walk *
 		w->tclass = (__u8)((w->tclass & 0xfc) | (r->ecn_val & 0x03));
 }
 
-static long walk_step(__u32 i, void *ctx)
+/* The rule at cursor k's position, or CUR_END past its list; -1: the index is broken. */
+static __always_inline int load_head(struct fp_walk *w, __u32 k)
+{
+	__u32 key, *v;
+
+	k &= CUR_SIZE - 1;
+	if (w->pos[k] >= w->end[k]) {
+		w->head[k] = CUR_END;
+		return 0;
+	}
+	key = w->obase + w->pos[k];
+	v = bpf_map_lookup_elem(&fp_order, &key);
+	if (!v)
+		return -1;
+	w->head[k] = *v;
+	return 0;
+}
+
+static __always_inline int advance(struct fp_walk *w, __u32 k)
+{
+	w->pos[k & (CUR_SIZE - 1)]++;
+	return load_head(w, k);
+}
+
+/* Cursor k on list l (none: empty); -1 when the list is too long to hold. */
+static __always_inline int cursor(struct fp_walk *w, __u32 k, const struct fp_list *l)
+{
+	k &= CUR_SIZE - 1;
+	w->pos[k] = 0;
+	w->end[k] = 0;
+	if (l && l->count) {
+		if (l->count == FP_LIST_PUNT || l->count > FASTPATH_ORDER_MAX)
+			return -1;
+		w->pos[k] = l->start;
+		w->end[k] = l->start + l->count;
+		w->todo += l->count;
+	}
+	return load_head(w, k);
+}
+
+/* The LPM lookup of the packet's src or dst address. */
+static __always_inline const struct fp_list *lookup_prefix(struct fp_walk *w, void *map,
+							   const __u32 *addr)
+{
+	struct fp_lpm_key *lk = &w->lk;
+
+	lk->family = w->p.family;
+	lk->prefixlen = FP_LPM_HEAD_BITS + (w->p.family == FP_AF_INET ? 32 : 128);
+	__builtin_memcpy(lk->addr, addr, 16);
+	return bpf_map_lookup_elem(map, lk);
+}
+
+/* The cursors of the packet's lists; 0 when a list is too long and the packet goes to userspace. */
+static __always_inline int gather(struct fp_walk *w, __u32 set)
+{
+	__u32 has = fp_has[set & 1], v6 = w->p.family == FP_AF_INET6, key;
+	const struct fp_list *l;
+
+	w->todo = 0;
+	key = set * FP_GENERIC_LISTS + v6 * 257 + 256;
+	if (cursor(w, CUR_GEN_ANY, bpf_map_lookup_elem(&fp_generic, &key)) < 0)
+		return 0;
+	key = set * FP_GENERIC_LISTS + v6 * 257 + w->p.proto;
+	if (cursor(w, CUR_GEN_PROTO, bpf_map_lookup_elem(&fp_generic, &key)) < 0)
+		return 0;
+	__builtin_memset(&w->pk, 0, sizeof(w->pk));
+	w->pk.set = (__u8)set;
+	w->pk.proto = w->p.proto;
+	l = NULL;
+	if ((has & FP_HAS_DPORT) && w->p.l4) {
+		w->pk.port = w->p.dport;
+		l = bpf_map_lookup_elem(&fp_ports, &w->pk);
+	}
+	if (cursor(w, CUR_DPORT, l) < 0)
+		return 0;
+	l = NULL;
+	if ((has & FP_HAS_SPORT) && w->p.l4) {
+		w->pk.sport = 1;
+		w->pk.port = w->p.sport;
+		l = bpf_map_lookup_elem(&fp_ports, &w->pk);
+	}
+	if (cursor(w, CUR_SPORT, l) < 0)
+		return 0;
+	__builtin_memset(&w->lk, 0, sizeof(w->lk));
+	w->lk.set = (__u8)set;
+	l = NULL;
+	if (has & (v6 ? FP_HAS_DST6 : FP_HAS_DST4))
+		l = lookup_prefix(w, &fp_dst, w->p.daddr);
+	if (cursor(w, CUR_DST, l) < 0)
+		return 0;
+	l = NULL;
+	if (has & (v6 ? FP_HAS_SRC6 : FP_HAS_SRC4))
+		l = lookup_prefix(w, &fp_src, w->p.saddr);
+	if (cursor(w, CUR_SRC, l) < 0)
+		return 0;
+	return 1;
+}
+
+/*
+ * One candidate: the lowest rule index at the lists' heads (each list is
+ * in rule order and a rule is in one list only), run as the daemon would.
+ * Rules in no list cannot match the packet.  All lists done: the end of
+ * the chain, accept.
+ */
+static long merge_step(__u32 i, void *ctx)
 {
 	struct fp_walk *w = ((struct walk_ctx *)ctx)->w;
 	const struct fp_rule *r;
-	__u32 key = w->base + i, n;
+	__u32 best = w->head[0], key, n;
+	int err;
 
-	r = bpf_map_lookup_elem(&fp_rules, &key);
-	if (!r) {
-		w->result = WALK_PUNT;
-		return 1;
-	}
-	switch (r->kind) {
-	case FP_END_ACCEPT:
+	if (w->head[1] < best)
+		best = w->head[1];
+	if (w->head[2] < best)
+		best = w->head[2];
+	if (w->head[3] < best)
+		best = w->head[3];
+	if (w->head[4] < best)
+		best = w->head[4];
+	if (w->head[5] < best)
+		best = w->head[5];
+	if (best == CUR_END) {
 		w->result = WALK_ACCEPT;
 		return 1;
-	case FP_RULE:
-		break;
-	case FP_PUNT:
-		if (!rule_match(r, w))
-			return 0;
-		/* fall through */
-	default:
-		w->result = WALK_PUNT;
-		return 1;
 	}
+	/*
+	 * Advance the cursor it came from, by a constant index each: without
+	 * CAP_PERFMON the verifier refuses an index that differs by path.
+	 */
+	if (w->head[0] == best)
+		err = advance(w, 0);
+	else if (w->head[1] == best)
+		err = advance(w, 1);
+	else if (w->head[2] == best)
+		err = advance(w, 2);
+	else if (w->head[3] == best)
+		err = advance(w, 3);
+	else if (w->head[4] == best)
+		err = advance(w, 4);
+	else
+		err = advance(w, 5);
+	if (err < 0 || best >= FASTPATH_RULES_MAX)
+		goto punt;
+	key = w->base + best;
+	r = bpf_map_lookup_elem(&fp_rules, &key);
+	if (!r)
+		goto punt;
 	if (!rule_match(r, w))
 		return 0;
+	if (r->kind != FP_RULE)
+		goto punt;
 	n = w->n;
-	if (n >= FASTPATH_MATCHED_MAX) {
-		w->result = WALK_PUNT;
-		return 1;
-	}
+	if (n >= FASTPATH_MATCHED_MAX)
+		goto punt;
 	w->matched[n] = r->slot;
 	w->n = n + 1;
 	rule_apply(r, w);
@@ -243,6 +427,9 @@ static long walk_step(__u32 i, void *ctx)
 		return 1;
 	}
 	return 0;
+punt:
+	w->result = WALK_PUNT;
+	return 1;
 }
 
 /*
@@ -401,6 +588,7 @@ int fastpath(struct __sk_buff *skb)
 	struct fp_walk *w = bpf_map_lookup_elem(&fp_scratch, &zero);
 	struct walk_ctx ctx = { .w = w };
 	__u64 bytes;
+	__u32 set;
 
 	if (!w || !*(volatile __u32 *)&fp_enabled || skb->tc_index == FP_REDIRECTED)
 		goto punt;
@@ -408,12 +596,17 @@ int fastpath(struct __sk_buff *skb)
 	if (!parse(skb, &w->p))
 		goto punt;
 	segs = w->p.segs;
-	w->base = (*(volatile __u32 *)&fp_set & 1) * FASTPATH_SET_LEN;
+	set = *(volatile __u32 *)&fp_set & 1;
+	w->base = set * FASTPATH_RULES_MAX;
+	w->obase = set * FASTPATH_ORDER_MAX;
 	w->result = WALK_PUNT;
 	w->n = 0;
 	w->ttl = w->p.ttl;
 	w->tclass = w->p.tclass;
-	bpf_loop(FASTPATH_SET_LEN, walk_step, &ctx, 0);
+	if (!gather(w, set))
+		goto punt;
+	/* Each step takes one candidate; one more sees the lists done. */
+	bpf_loop(w->todo + 1, merge_step, &ctx, 0);
 	if (w->result != WALK_ACCEPT && w->result != WALK_DROP)
 		goto punt;
 

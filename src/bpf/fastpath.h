@@ -8,12 +8,21 @@
 
 #include <linux/types.h>
 
-/* Leading rules of the chain the kernel walks; the rest is left to userspace. */
-#define FASTPATH_RULES_MAX 256
-/* One set: the rules and the entry that ends them. */
-#define FASTPATH_SET_LEN (FASTPATH_RULES_MAX + 1)
-/* Two sets: the daemon fills the idle one and then switches (fp_set). */
-#define FASTPATH_ENTRIES (2 * FASTPATH_SET_LEN)
+/*
+ * Rules of one set: the whole chain (CHAIN_RULES_MAX), so that the kernel
+ * finishes any chain of rules it can express.  Two sets: the daemon fills
+ * the idle one (rules, index) and then switches (fp_set).
+ */
+#define FASTPATH_RULES_MAX 65536
+#define FASTPATH_ENTRIES (2 * FASTPATH_RULES_MAX)
+/*
+ * The index (fpindex.h): per set, lists of rule indices in one array; the
+ * lists of a packet's generic rules by family and proto; port entries in a
+ * hash, prefix entries in an LPM trie per field, each keyed by set too.
+ */
+#define FASTPATH_ORDER_MAX (4 * FASTPATH_RULES_MAX)
+#define FP_GENERIC_LISTS (2 * 257)	/* [v6][proto, or 256: any proto] */
+#define FP_LIST_PUNT 0xffffffffu	/* a list too long to hold: the packet goes to userspace */
 /*
  * Counter slots.  A rule keeps its slot while the chain changes around it,
  * so both sets' rules must fit while a change is under way.
@@ -28,8 +37,6 @@
 enum fp_kind {
 	FP_RULE,	/* matches and actions the kernel carries out */
 	FP_PUNT,	/* a rule it cannot carry out: a packet its matches may fit goes to userspace */
-	FP_END_ACCEPT,	/* the whole chain was above: the default verdict, accept */
-	FP_END_PUNT,	/* the chain goes on beyond what the kernel holds */
 };
 
 /* The same bits as RULE_M_* (fastpath.c checks), probability= aside. */
@@ -90,6 +97,42 @@ struct fp_rule {
 	__u16 len_lo, len_hi;
 	__u32 src[4], src_mask[4];	/* memory order; IPv4 in the first word */
 	__u32 dst[4], dst_mask[4];
+};
+
+/* A list of rule indices in fp_order, from the set's base. */
+struct fp_list {
+	__u32 start;
+	__u32 count;		/* FP_LIST_PUNT: too long */
+};
+
+/* fp_ports: a single dport or sport of a proto. */
+struct fp_port_key {
+	__u8 set;
+	__u8 sport;		/* 0: dport */
+	__u8 proto;
+	__u8 pad;
+	__u16 port;		/* host order */
+	__u16 pad2;
+};
+
+/* fp_dst, fp_src: prefixlen counts the set and family bytes (16 bits) too. */
+struct fp_lpm_key {
+	__u32 prefixlen;
+	__u8 set;
+	__u8 family;
+	__u8 addr[16];		/* IPv4 in the first 4 */
+	__u8 pad[2];
+};
+#define FP_LPM_HEAD_BITS 16
+
+/* fp_has[set]: which kinds of entries the set has, so that a packet looks up only those. */
+enum {
+	FP_HAS_DPORT = 1u << 0,
+	FP_HAS_SPORT = 1u << 1,
+	FP_HAS_DST4 = 1u << 2,
+	FP_HAS_DST6 = 1u << 3,
+	FP_HAS_SRC4 = 1u << 4,
+	FP_HAS_SRC6 = 1u << 5,
 };
 
 /* A counter slot, per CPU: packets count GSO segments, bytes as the segments' lengths. */

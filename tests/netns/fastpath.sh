@@ -161,27 +161,31 @@ for line in open(sys.argv[1]):
 PY
 }
 
-# run MODE: the fixed traffic through a daemon started with fastpath = MODE.
+# run MODE [TAG RULES]: the fixed traffic through a daemon started with
+# fastpath = MODE (and RULES instead of $RULES); files named after TAG.
 run() {
-	local mode=$1
-	conf "$WORKDIR/$mode.conf" "$mode"
-	check "ipmodd starts with fastpath = \"$mode\"" start_ipmodd "$WORKDIR/$mode.conf"
-	pcap_start "$mode" "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
+	local mode=$1 tag=${2:-$1} rules=${3:-$RULES}
+	conf "$WORKDIR/$tag.conf" "$mode" "$rules"
+	check "ipmodd starts with fastpath = \"$mode\"" start_ipmodd "$WORKDIR/$tag.conf"
+	pcap_start "$tag" "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
 	send_fixed 7001 7002 7003 7004 7005
 	# Through the reply rule: the echo request goes to userspace and comes back forged.
 	check "[$mode] a ping to 198.18.1.5 gets the forged reply" hx ping -c1 -W2 198.18.1.5
 	check "[$mode] a ping6 to 2001:db8:1::5 gets the forged reply" hx ping -6 -c1 -W2 2001:db8:1::5
-	pcap_stop "$mode"
-	check_eq "[$mode] the echo requests answered by the rule did not reach the peer" \
-		"$(tcpdump -r "$WORKDIR/$mode.pcap" -n 'dst host 198.18.1.5 or dst host 2001:db8:1::5' 2>/dev/null | wc -l)" 0
-	ip_packets "$WORKDIR/$mode.pcap" >"$WORKDIR/$mode.hex"
-	rule_counts >"$WORKDIR/$mode.rules"
-	ctl status >"$WORKDIR/$mode.status"
+	pcap_stop "$tag"
+	check_eq "[$tag] the echo requests answered by the rule did not reach the peer" \
+		"$(tcpdump -r "$WORKDIR/$tag.pcap" -n 'dst host 198.18.1.5 or dst host 2001:db8:1::5' 2>/dev/null | wc -l)" 0
+	ip_packets "$WORKDIR/$tag.pcap" >"$WORKDIR/$tag.hex"
+	rule_counts >"$WORKDIR/$tag.rules"
+	ctl status >"$WORKDIR/$tag.status"
 	STATUS_FASTPATH=$(status_key fastpath)
 	STATUS_HANDLED=$(status_key fastpath-handled)
 	STATUS_DROPPED=$(status_key fastpath-dropped)
+	STATUS_RULES=$(status_key fastpath-rules)
+	STATUS_PUNT_RULES=$(status_key fastpath-punt-rules)
+	STATUS_WHOLE=$(status_key fastpath-whole)
 	stop_ipmodd
-	check_eq "[$mode] ipmodd exits 0" "$?" 0
+	check_eq "[$tag] ipmodd exits 0" "$?" 0
 }
 
 # --- (1) the same bytes on the wire, userspace and kernel ---------------------------
@@ -227,6 +231,62 @@ check_eq "on the wire: TTL set, matched after set, decremented; DSCP/ECN set; dr
 check "no udp/7003 packet reached the peer" bash -c "! grep -q '^[46] 17 7003 ' '$WORKDIR/on.summary'"
 check_eq "the reply rules counted the pings that took the userspace path" \
 	"$(grep -E '^fake-ping6? ' "$WORKDIR/on.rules" | cut -d' ' -f2 | tr '\n' ' ')" "1 1 "
+
+# --- (1b) thousands of rules: the kernel's index finds the few a packet can match ---------
+# bench/run's filler kinds (ports, /32s, /64s, src addresses none of the
+# traffic uses), and among them rules that do match it: a /32 and the /16
+# around it (and the reply rule's /24) with different actions, a dport and a
+# sport rule, a /128 and its /48, a src rule, and a rule the kernel cannot
+# carry out (clamp-mss) in the middle; then the small chain above.
+BIG_RULES=$(awk -v n=3000 'BEGIN {
+	extra[300] = "dst = \"198.18.0.2\"; set-ttl = \"70\";"
+	extra[700] = "proto = \"udp\"; dport = \"7005\"; set-ttl = \"-2\";"
+	extra[1100] = "dst = \"198.18.0.0/16\"; set-dscp = \"12\";"
+	extra[1400] = "proto = \"tcp\"; dport = \"7004\"; clamp-mss = 1000;"
+	extra[1800] = "dst = \"2001:db8:77::2/128\"; set-ttl = \"71\";"
+	extra[2100] = "dst = \"2001:db8:77::/48\"; set-ecn = 1;"
+	extra[2400] = "proto = \"tcp\"; sport = \"40010\"; set-dscp = \"20\";"
+	extra[2700] = "src = \"198.18.0.1\"; ttl = \"1-2\"; verdict = \"drop\";"
+	print "rules = ("
+	for (i = 0; i < n; i++) {
+		if (i in extra)
+			printf "\t{ %s },\n", extra[i]
+		m = i % 5; a = int(i / 256) % 256; b = i % 256
+		if (m == 0) printf "\t{ proto = \"tcp\"; dport = %d; verdict = \"drop\"; },\n", 10000 + i
+		else if (m == 1) printf "\t{ dst = \"100.64.%d.%d\"; verdict = \"drop\"; },\n", a, b
+		else if (m == 2) printf "\t{ dst = \"2001:db8:1:%x::/64\"; set-dscp = \"cs1\"; },\n", i
+		else if (m == 3) printf "\t{ proto = \"udp\"; dport = %d; set-ttl = \"-1\"; },\n", 20000 + i
+		else printf "\t{ src = \"172.16.%d.%d\"; verdict = \"accept\"; },\n", a, b
+	}
+}')
+BIG_RULES+=${RULES#rules = (}
+run off bigoff "$BIG_RULES"
+run on bigon "$BIG_RULES"
+check_eq "[big] the kernel holds the 3,015 rules it can carry out, 3 left to userspace, every list" \
+	"$STATUS_RULES $STATUS_PUNT_RULES $STATUS_WHOLE" "3015 3 1"
+# 20 packets reach the peer; tcp/7004 (v4, v6) goes to userspace for clamp-mss.
+check "[big] the kernel sent on the fixed traffic but tcp/7004 (handled=$STATUS_HANDLED >= 18)" \
+	test "${STATUS_HANDLED:-0}" -ge 18
+check "[big] the kernel dropped the udp/7003 packets (dropped=$STATUS_DROPPED >= 2)" \
+	test "${STATUS_DROPPED:-0}" -ge 2
+check_eq "[big] the fixed traffic reached the peer (20 packets)" "$(wc -l <"$WORKDIR/bigon.hex")" 20
+# Sorted: tcp/7004 takes the slower userspace path and arrives after later packets.
+sort "$WORKDIR/bigoff.hex" >"$WORKDIR/bigoff.sorted"
+sort "$WORKDIR/bigon.hex" >"$WORKDIR/bigon.sorted"
+check "[big] the peer received the same IP packets, byte for byte, in both runs" \
+	cmp "$WORKDIR/bigoff.sorted" "$WORKDIR/bigon.sorted"
+check "[big] the per-rule counters of the 3,018 rules are the same in both runs" \
+	diff -u "$WORKDIR/bigoff.rules" "$WORKDIR/bigon.rules"
+wire_summary "$WORKDIR/bigon.hex" >"$WORKDIR/bigon.summary"
+# udp/7005: /32 set-ttl 70, dport -2, /16 DSCP 12; v6: dport -2, /128 71, /48 ECN 1.
+check_eq "[big] on the wire: the /32, port and /16 rules (v4), the /128, port and /48 rules (v6)" \
+	"$(grep -E '^[46] 17 7005 ' "$WORKDIR/bigon.summary" | sort -u)" \
+	"4 17 7005 68 48 csum-ok
+6 17 7005 71 1 -"
+check_eq "[big] the sport rule (after the /16 and /48 ones) set DSCP 20 on tcp/7005" \
+	"$(grep -E '^[46] 6 7005 ' "$WORKDIR/bigon.summary" | sort -u)" \
+	"4 6 7005 70 80 csum-ok
+6 6 7005 71 81 -"
 
 # --- (3) edits and reloads change the kernel's rules at once --------------------------
 conf "$WORKDIR/edit.conf" on
