@@ -35,9 +35,8 @@ struct fastpath *fastpath_close(struct fastpath *fp);
  * after chain_inherit(): a rule that keeps its id (chain_rule_id()) keeps
  * its kernel counters, a new or changed rule starts from zero.  The switch
  * to the new rules is a single store; the old ones stay intact until the
- * next update, so a packet sees either the old rules or the new ones.  A
- * rule the kernel no longer holds but c keeps gets its kernel counts added
- * to its counters in c (chain_add_counters()).
+ * next update, so a packet sees either the old rules or the new ones (and
+ * the old index or the new one).  The kernel holds every rule of c.
  */
 int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen);
 
