@@ -724,14 +724,6 @@ void chain_counters(const struct chain *c, size_t i, uint64_t *ret_pkts, uint64_
 		*ret_bytes = ctr->bytes;
 }
 
-void chain_add_counters(struct chain *c, size_t i, uint64_t pkts, uint64_t bytes)
-{
-	if (i >= c->n)
-		return;
-	c->ctr[i].pkts += pkts;
-	c->ctr[i].bytes += bytes;
-}
-
 void chain_stats(const struct chain *c, struct chain_stats *ret)
 {
 	*ret = c->stats;

@@ -106,8 +106,6 @@ const struct rule *chain_rule(const struct chain *c, size_t i);
 int chain_find(const struct chain *c, const char *name);
 /* Packets and bytes (as read, before rewrites) that matched rule i. */
 void chain_counters(const struct chain *c, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes);
-/* Add to rule i's counters what was counted outside the chain (the kernel's fast path). */
-void chain_add_counters(struct chain *c, size_t i, uint64_t pkts, uint64_t bytes);
 void chain_stats(const struct chain *c, struct chain_stats *ret);
 /* Impairment counters of rule i: false (and zeroes) when it does not impair. */
 bool chain_impair_counters(const struct chain *c, size_t i, struct impair_counters *ret);

@@ -421,8 +421,8 @@ static void print_status_value(const char *key, const char *value)
 		return;
 	}
 	if (!strcmp(key, "fastpath-whole") && (!strcmp(value, "0") || !strcmp(value, "1"))) {
-		printf("%s\n", value[0] == '1' ? "yes (the kernel holds the whole chain)" :
-						 "no (the rules beyond it are left to userspace)");
+		printf("%s\n", value[0] == '1' ? "yes (the kernel's index holds every rule)" :
+						 "no (an index list overflowed: its packets go to userspace)");
 		return;
 	}
 	if (!strcmp(key, "uptime-sec") && ctlcli_json_is_uint(value)) {
