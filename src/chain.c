@@ -1211,6 +1211,23 @@ static size_t ix_gather(const struct chain_index *ix, const struct pkt *p, const
 	return k;
 }
 
+/* The lowest head of the k lists, which moves on; IX_END when all are done. */
+static inline uint32_t ix_next(const uint32_t **cur, size_t k)
+{
+	uint32_t i = *cur[0];
+	size_t j = 0;
+
+	for (size_t t = 1; t < k; t++) {
+		if (*cur[t] < i) {
+			i = *cur[t];
+			j = t;
+		}
+	}
+	if (i != IX_END)
+		cur[j]++;
+	return i;
+}
+
 enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *forged,
 				    uint64_t now_ns, struct chain_trace *trace,
 				    struct chain_impair *impair)
@@ -1218,6 +1235,7 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 	const uint32_t *cur[IX_CURSORS];
 	struct chain_trace none;
 	enum chain_verdict v;
+	uint32_t i;
 	size_t k;
 
 	if (impair)
@@ -1228,7 +1246,7 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 	trace->result = CHAIN_RESULT_DEFAULT;
 
 	if (unlikely(c->linear)) {
-		for (uint32_t i = 0; i < c->n; i++)
+		for (i = 0; i < c->n; i++)
 			if (rule_match(c, &c->rules[i].m, p) &&
 			    rule_hit(c, i, p, forged, now_ns, trace, impair, &v))
 				return v;
@@ -1239,30 +1257,13 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 	k = ix_gather(c->ix, p, cur);
 	if (!k)
 		return CHAIN_ACCEPT;
-	for (;;) {
-		uint32_t i = *cur[0];
-		size_t j = 0;
-
-		for (size_t t = 1; t < k; t++) {
-			if (*cur[t] < i) {
-				i = *cur[t];
-				j = t;
-			}
-		}
-		if (i == IX_END)
-			return CHAIN_ACCEPT;
-		cur[j]++;
+	while ((i = ix_next(cur, k)) != IX_END)
 		if (rule_match(c, &c->rules[i].m, p) &&
 		    rule_hit(c, i, p, forged, now_ns, trace, impair, &v))
 			return v;
-	}
+	return CHAIN_ACCEPT;
 }
 
-/*
- * Rule i in a dry walk for a GSO packet: -1 split, 1 whole, 0 go on.  The
- * walk sees the packet before any action, so a match it cannot be sure of
- * (GSO_UNSURE) counts as a possible match that does not end the walk.
- */
 /*
  * The TCP flags every segment of a TSO super-packet has as the super-packet
  * has them: the kernel leaves CWR on the first segment only, FIN and PSH on
@@ -1276,6 +1277,11 @@ static bool gso_flags_same(const struct rule *r, const struct pkt *p)
 	return p->l4proto != IPPROTO_TCP || !(r->m.tcp_mask & ~GSO_TCP_FLAGS_SAME);
 }
 
+/*
+ * Rule i in a dry walk for a GSO packet: -1 split, 1 whole, 0 go on.  The
+ * walk sees the packet before any action, so a match it cannot be sure of
+ * (GSO_UNSURE) counts as a possible match that does not end the walk.
+ */
 static int gso_step(const struct chain *c, uint32_t i, const struct pkt *p)
 {
 	const struct rule *r = &c->rules[i];
@@ -1299,13 +1305,14 @@ static int gso_step(const struct chain *c, uint32_t i, const struct pkt *p)
 bool chain_gso_whole(const struct chain *c, const struct pkt *p)
 {
 	const uint32_t *cur[IX_CURSORS];
+	uint32_t i;
 	size_t k;
 	int r;
 
 	if (!c->gso_variant)
 		return true;
 	if (c->linear) {
-		for (uint32_t i = 0; i < c->n; i++)
+		for (i = 0; i < c->n; i++)
 			if ((r = gso_step(c, i, p)) != 0)
 				return r > 0;
 		return true;
@@ -1313,20 +1320,8 @@ bool chain_gso_whole(const struct chain *c, const struct pkt *p)
 	k = ix_gather(c->ix, p, cur);
 	if (!k)
 		return true;
-	for (;;) {
-		uint32_t i = *cur[0];
-		size_t j = 0;
-
-		for (size_t t = 1; t < k; t++) {
-			if (*cur[t] < i) {
-				i = *cur[t];
-				j = t;
-			}
-		}
-		if (i == IX_END)
-			return true;
-		cur[j]++;
+	while ((i = ix_next(cur, k)) != IX_END)
 		if ((r = gso_step(c, i, p)) != 0)
 			return r > 0;
-	}
+	return true;
 }
