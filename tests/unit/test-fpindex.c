@@ -25,32 +25,10 @@
 #include "fpindex.h"
 #include "packet.h"
 #include "rule.h"
+#include "rng.h"
 #include "ruleline.h"
 #include "tap.h"
 #include "util.h"
-
-static uint64_t rs;
-
-static uint64_t rnd64(void)
-{
-	uint64_t z = (rs += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static unsigned int rnd(unsigned int n)
-{
-	return (unsigned int)(rnd64() % n);
-}
-
-static bool pct(unsigned int p)
-{
-	return rnd(100) < p;
-}
-
-#define PICK(a) ((a)[rnd(ARRAY_SIZE(a))])
 
 static const char *const v4pool[] = { "10.0.0.1", "10.0.0.2", "10.0.1.1", "10.1.0.1",
 				      "192.0.2.1", "192.0.2.77", "203.0.113.5" };

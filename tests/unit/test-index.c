@@ -26,38 +26,12 @@
 #include "chain.h"
 #include "packet.h"
 #include "rule.h"
+#include "rng.h"
 #include "ruleline.h"
 #include "tap.h"
 #include "util.h"
 
 #define BUF 2048
-
-/* ---- a seeded generator ---------------------------------------------------- */
-
-static uint64_t rs;
-
-static uint64_t rnd64(void)
-{
-	uint64_t z = (rs += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* 0..n-1 */
-static unsigned int rnd(unsigned int n)
-{
-	return (unsigned int)(rnd64() % n);
-}
-
-/* true with probability pct/100 */
-static bool pct(unsigned int p)
-{
-	return rnd(100) < p;
-}
-
-#define PICK(a) ((a)[rnd(ARRAY_SIZE(a))])
 
 /* ---- rules ------------------------------------------------------------------ */
 
