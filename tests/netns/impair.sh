@@ -14,22 +14,6 @@ setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1
 
 SOCK=$WORKDIR/control.sock
 ctl() { "$IPMODCTL" -s "$SOCK" "$@"; }
-
-# rule_counter NAME KEY: a counter of a rule, from 'ipmodctl rules --json'.
-rule_counter() {
-	ctl rules --json | python3 -c '
-import json, sys
-for r in json.load(sys.stdin)["rules"]:
-    if r["name"] == sys.argv[1]:
-        print(r.get(sys.argv[2], "none"))
-        break
-else:
-    print("none")' "$1" "$2"
-}
-# status_field KEY: one value of 'ipmodctl status --json'.
-status_field() {
-	ctl status --json | python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], "none"))' "$1"
-}
 # The RTTs of a ping's replies, one per line, in ms.
 rtts() { sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

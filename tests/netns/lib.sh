@@ -170,6 +170,23 @@ tun_tx_packets() {
 	hx cat /sys/class/net/tun0/statistics/tx_packets 2>/dev/null || echo 0
 }
 
+# rule_counter NAME KEY: a counter of a rule, from 'ipmodctl rules --json'
+# through the test's ctl function.
+rule_counter() {
+	ctl rules --json | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["rules"]:
+    if r["name"] == sys.argv[1]:
+        print(r.get(sys.argv[2], "none"))
+        break
+else:
+    print("none")' "$1" "$2"
+}
+# status_field KEY: one value of 'ipmodctl status --json' (the test's ctl).
+status_field() {
+	ctl status --json | python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], "none"))' "$1"
+}
+
 # bg NETNS COMMAND...: a background server, ended by the EXIT trap.
 bg() {
 	local ns=$1

@@ -17,19 +17,6 @@ setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1
 SOCK=$WORKDIR/control.sock
 CONF=$WORKDIR/ipmodd.conf
 ctl() { ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" "$@"; }
-status_field() {
-	ctl status --json | python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], "none"))' "$1"
-}
-rule_counter() {
-	ctl rules --json | python3 -c '
-import json, sys
-for r in json.load(sys.stdin)["rules"]:
-    if r["name"] == sys.argv[1]:
-        print(r.get("packets", "none"))
-        break
-else:
-    print("none")' "$1"
-}
 
 # write_conf QUEUES
 write_conf() {
@@ -146,8 +133,8 @@ hx python3 "$WORKDIR/send.py" "$PEER4"
 wait "$recv_pid"
 check_eq "the peer got all 1280 datagrams of 64 flows, none with a TTL other than 33" \
 	"$(tail -1 "$WORKDIR/recv.out")" "1280 0"
-check_eq "u7000 counted exactly 1280 packets" "$(rule_counter u7000)" 1280
-check_eq "drop9 counted exactly 1280 packets" "$(rule_counter drop9)" 1280
+check_eq "u7000 counted exactly 1280 packets" "$(rule_counter u7000 packets)" 1280
+check_eq "drop9 counted exactly 1280 packets" "$(rule_counter drop9 packets)" 1280
 check_eq "dropped-rule: 1280" "$(status_field dropped-rule)" 1280
 
 # --- a delay from a worker: its timer is armed beside the sleeping loop -------
