@@ -15,19 +15,6 @@ setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1
 
 SOCK=$WORKDIR/control.sock
 ctl() { "$IPMODCTL" -s "$SOCK" "$@"; }
-rule_counter() {
-	ctl rules --json | python3 -c '
-import json, sys
-for r in json.load(sys.stdin)["rules"]:
-    if r["name"] == sys.argv[1]:
-        print(r.get(sys.argv[2], "none"))
-        break
-else:
-    print("none")' "$1" "$2"
-}
-status_field() {
-	ctl status --json | python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], "none"))' "$1"
-}
 
 # The host's veth computes no checksum and segments nothing: the capture on
 # the peer then shows real checksums on every frame (a partial one reads as
@@ -104,8 +91,8 @@ run_phase() {
 	if [ "${drops:-1}" = 0 ] && [ $((n4 + n6)) -eq "$segs" ]; then
 		check_eq "$name: ... and those captured, per flow" "$c4 $c6" "$n4 $n6"
 	else
-		diag "the capture missed frames ($((n4 + n6)) of $segs, tcpdump: ${drops:-?} lost):" \
-			"no per-flow comparison with it"
+		diag "the capture has $((n4 + n6)) frames for the $segs segments the peer received" \
+			"(tcpdump: ${drops:-?} lost): no per-flow comparison with it"
 	fi
 	CAP=$cap
 	CAP_DROPS=${drops:-1}
@@ -189,6 +176,37 @@ else
 		test "$(rule_counter psh packets)" -ge "$psh"
 fi
 stop_ipmodd
+
+# --- a kernel that refuses offloads ----------------------------------------------
+# tests/helpers/refuse-ioctl makes the kernel answer TUNSETOFFLOAD with EINVAL
+# (seccomp): with the USO bits only, as a kernel before 6.2 does, or always.
+REFUSE=${REFUSE_IOCTL:-$(dirname "$IPMODD")/tests/helpers/refuse-ioctl}
+TUNSETOFFLOAD=0x400454d0
+if [ -x "$REFUSE" ]; then
+	printf '#!/bin/sh\nexec "%s" %s 0x60 22 "%s" "$@"\n' "$REFUSE" "$TUNSETOFFLOAD" "$IPMODD" \
+		>"$WORKDIR/ipmodd-nouso"
+	printf '#!/bin/sh\nexec "%s" %s 0 22 "%s" "$@"\n' "$REFUSE" "$TUNSETOFFLOAD" "$IPMODD" \
+		>"$WORKDIR/ipmodd-nooffload"
+	chmod +x "$WORKDIR/ipmodd-nouso" "$WORKDIR/ipmodd-nooffload"
+
+	IPMODD=$WORKDIR/ipmodd-nouso run_phase nouso "$RULES_WHOLE"
+	check_eq "no USO: status shows TSO without USO" "$(status_field offload)" \
+		"csum,tso4,tso6,tso-ecn"
+	check "no USO: super-packets still go through whole" test "$(status_field gso-whole)" -gt 0
+	check "no USO: not reported as a refusal" \
+		bash -c "! grep -q 'refused the virtio-net header' '$WORKDIR/ipmodd.log'"
+	stop_ipmodd
+
+	: >"$WORKDIR/ipmodd.log"
+	IPMODD=$WORKDIR/ipmodd-nooffload run_phase refused "$RULES_WHOLE"
+	check_eq "refused: status says offload off" "$(status_field offload)" off
+	check_eq "refused: no super-packets" "$(status_field gso-whole) $(status_field gso-split)" "0 0"
+	check "refused: the log says the kernel refused the offloads" \
+		grep -q "refused the virtio-net header or offloads" "$WORKDIR/ipmodd.log"
+	stop_ipmodd
+else
+	diag "no $REFUSE: the refused-offload phases are skipped"
+fi
 
 # --- offload = false: the plain path --------------------------------------------
 OFFLOAD=false run_phase plain "$RULES_WHOLE"
