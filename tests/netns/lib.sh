@@ -169,6 +169,10 @@ our_state() {
 tun_tx_packets() {
 	hx cat /sys/class/net/tun0/statistics/tx_packets 2>/dev/null || echo 0
 }
+# Bytes the kernel handed to the daemon (a TSO super-packet is one packet).
+tun_tx_bytes() {
+	hx cat /sys/class/net/tun0/statistics/tx_bytes 2>/dev/null || echo 0
+}
 
 # rule_counter NAME KEY: a counter of a rule, from 'ipmodctl rules --json'
 # through the test's ctl function.
