@@ -44,19 +44,24 @@ echo setup >"$WORKDIR/phase"
 ip netns exec "$HOST_NS" bash -c '
 	end=$((SECONDS + 120))
 	while [ ! -e "$1/stop" ] && [ $SECONDS -lt $end ]; do
+		p0=$(cat "$1/phase")
 		t0=$(date +%s%N)
 		timeout 10 "$2" -s "$3" status >/dev/null 2>"$1/probe.err"
 		rc=$?
 		t1=$(date +%s%N)
-		echo "$(cat "$1/phase") $(( (t1 - t0) / 1000000 )) $rc $(head -c 60 "$1/probe.err" | tr "\n" " ")"
+		# A probe that began in the flood belongs to it, whenever it ends.
+		p1=$(cat "$1/phase")
+		[ "$p0" = flood ] && p1=flood
+		echo "$p1 $(( (t1 - t0) / 1000000 )) $rc $(head -c 60 "$1/probe.err" | tr "\n" " ")"
 		sleep 0.2
 	done' prober "$WORKDIR" "$IPMODCTL" "$SOCK" >"$WORKDIR/probe.log" 2>&1 &
 PROBER_PID=$!
 BG_PIDS+=("$PROBER_PID")
 
 # phase NAME PINGS: mark the phase and start a ping -i 0.01 -c PINGS for it.
+# The mark is replaced whole (rename): the prober never reads it empty.
 phase() {
-	echo "$1" >"$WORKDIR/phase"
+	echo "$1" >"$WORKDIR/phase.new" && mv "$WORKDIR/phase.new" "$WORKDIR/phase"
 	PHASE=$1
 	ip netns exec "$HOST_NS" ping -i 0.01 -c "$2" -W 1 "$PEER4" >"$WORKDIR/ping-$1.out" 2>&1 &
 	PING_PID=$!
@@ -461,7 +466,7 @@ while IFS= read -r line; do
 done <"$WORKDIR/dribble.out"
 
 # --- throughout -------------------------------------------------------------------------------
-echo done >"$WORKDIR/phase"
+echo done >"$WORKDIR/phase.new" && mv "$WORKDIR/phase.new" "$WORKDIR/phase"
 touch "$WORKDIR/stop"
 wait "$PROBER_PID"
 probes=$(wc -l <"$WORKDIR/probe.log")

@@ -145,6 +145,13 @@ check_eq "... and a good IPv4 header checksum" \
 check_eq "corrupted counted" "$(rule_counter flip corrupted)" 20
 
 # --- the queue limit under a flood ------------------------------------------------------------
+# impair-queued counts every rule's copies: first let the earlier tests' ones
+# (the shaped TCP flow's segments) leave, so that what follows is the flood's.
+for _ in $(seq 50); do
+	[ "$(status_field impair-queued)" = 0 ] && break
+	sleep 0.1
+done
+diag "queued before the flood: $(status_field impair-queued)"
 rss_before=$(rss_kb)
 ip netns exec "$HOST_NS" python3 - "$PEER4" <<'PY' &
 import socket, sys, time
