@@ -90,7 +90,8 @@ struct fastpath {
  */
 static char libbpf_last[256];
 
-static int libbpf_keep_last(enum libbpf_print_level level, const char *fmt, va_list ap)
+static _printf_(2, 0) int libbpf_keep_last(enum libbpf_print_level level, const char *fmt,
+					    va_list ap)
 {
 	char buf[sizeof(libbpf_last)];
 	size_t len;
