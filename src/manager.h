@@ -41,7 +41,6 @@ struct manager_stats {
 	uint64_t impair_flushed;		/* copies discarded: their rule was deleted or changed */
 	uint64_t stall_trips;			/* the guardian stopped the diversion */
 	uint64_t unhealthy_ticks;		/* health checks that found the packet loop stuck */
-	uint64_t wake_errors;			/* a worker could not wake the loop (eventfd) */
 };
 
 /* Room in front of each packet for a virtio-net header. */

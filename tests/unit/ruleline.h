@@ -4,11 +4,13 @@
 #define IPMODD_TEST_RULELINE_H
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "rule.h"
 #include "tap.h"
+#include "util.h"
 
 #define RULELINE_KV_MAX 40
 
@@ -83,6 +85,19 @@ static inline void rule_check_refusals(const struct rule_refusal *forms, size_t 
 			forms[i].in))
 			diag("got \"%s\", want \"%s...\"", err, forms[i].msg);
 	}
+}
+
+/* Append to the line being written at *o (up to end); what does not fit is left out. */
+static inline _printf_(3, 4) void put(char **o, const char *end, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	va_start(ap, fmt);
+	k = vsnprintf(*o, (size_t)(end - *o), fmt, ap);
+	va_end(ap);
+	if (k > 0 && *o + k < end)
+		*o += k;
 }
 
 #endif

@@ -112,20 +112,6 @@ static long candidates(const struct fpindex *ix, const struct pkt *p, uint32_t *
 
 /* ---- rules and packets -------------------------------------------------------- */
 
-static void put(char **o, const char *end, const char *fmt, ...) _printf_(3, 4);
-
-static void put(char **o, const char *end, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	va_start(ap, fmt);
-	k = vsnprintf(*o, (size_t)(end - *o), fmt, ap);
-	va_end(ap);
-	if (k > 0 && *o + k < end)
-		*o += k;
-}
-
 static struct rule *gen_rule(void)
 {
 	static const unsigned int l4[] = { 8, 16, 24, 30, 32, 32 };

@@ -63,20 +63,6 @@ struct style {
 	unsigned int verdict;	/* % of rules with a verdict */
 };
 
-static void put(char **o, const char *end, const char *fmt, ...) _printf_(3, 4);
-
-static void put(char **o, const char *end, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	va_start(ap, fmt);
-	k = vsnprintf(*o, (size_t)(end - *o), fmt, ap);
-	va_end(ap);
-	if (k > 0 && *o + k < end)
-		*o += k;
-}
-
 static void gen_prefix(char **o, const char *end, const char *key, int family, bool neg)
 {
 	static const unsigned int l4[] = { 0, 8, 16, 24, 24, 30, 32, 32, 32 };
