@@ -324,12 +324,17 @@ sd_start() {
 		-- "$IPMODD" -c "$SDETC/ipmodd.conf"
 }
 # sd_traffic_through: pings answered, counted on tun0 or by the fast path.
+sd_handled() {
+	local fp
+	fp=$(status_of "$SDSOCK" fastpath-handled) || return 1
+	echo $(($(tun_tx_packets) + fp))
+}
 sd_traffic_through() {
 	local n0 n1
-	n0=$(($(tun_tx_packets) + $(status_of "$SDSOCK" fastpath-handled)))
+	n0=$(sd_handled) || return 1
 	hx ping -c 2 -i 0.2 -W 1 "$PEER4" >/dev/null || return 1
 	hx ping -6 -c 2 -i 0.2 -W 1 "$PEER6" >/dev/null || return 1
-	n1=$(($(tun_tx_packets) + $(status_of "$SDSOCK" fastpath-handled)))
+	n1=$(sd_handled) || return 1
 	diag "the fast path is $(status_of "$SDSOCK" fastpath); $((n1 - n0)) packets through the daemon"
 	[ $((n1 - n0)) -ge 4 ]
 }

@@ -136,18 +136,28 @@ px ip link set ve0 up
 wait_for 10 ping -6 -c1 -W1 "$PEER6"
 status() { "$IPMODCTL" --json status | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 # Packets through the daemon: to userspace over tun0, or handled by the fast path.
-handled() { echo $(($(cat /sys/class/net/tun0/statistics/tx_packets) + $(status fastpath-handled))); }
+handled() {
+	local tx fp
+	tx=$(cat /sys/class/net/tun0/statistics/tx_packets) && fp=$(status fastpath-handled) || return 1
+	echo $((tx + fp))
+}
 traffic_through() {
 	local n0 n1
-	n0=$(handled)
+	n0=$(handled) || return 1
 	ping -c 2 -i 0.2 -W 1 "$PEER4" && ping -6 -c 2 -i 0.2 -W 1 "$PEER6" || return 1
-	n1=$(handled)
+	n1=$(handled) || return 1
 	diag "$((n1 - n0)) packets through the daemon (fast path $(status fastpath))"
 	[ $((n1 - n0)) -ge 4 ]
 }
 
 # --- systemctl start ----------------------------------------------------------------
-check "systemctl start ipmodd (Type=notify: returns after READY=1)" timeout 60 systemctl start ipmodd.service
+if ! timeout 60 systemctl start ipmodd.service; then
+	not_ok "systemctl start ipmodd (Type=notify: returns after READY=1)"
+	journalctl -q -b -u ipmodd.service --no-pager | tail -30 >&2
+	echo "Bail out! ipmodd.service does not start: the rest depends on it"
+	exit 1
+fi
+ok "systemctl start ipmodd (Type=notify: returns after READY=1)"
 pid=$(prop MainPID)
 check_eq "... active, running" "$(prop ActiveState)/$(prop SubState)" active/running
 st=$(grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/"$pid"/status 2>/dev/null |
@@ -180,21 +190,30 @@ check_eq "... the old rules kept: generation $((g0 + 1)), same process, active" 
 	"$(gen) $(prop MainPID) $(prop ActiveState)" "$((g0 + 1)) $pid active"
 check "... and traffic still flows" traffic_through
 cp "$CONF_SAVED" "$CONF"
+# Every entry of the daemon's (not systemd's) has a PRIORITY and no "<N>"
+# left in its text: journald took the level from the prefix.
 all_have_priority() {
 	journal_json | python3 -c '
-import json, sys
+import json, re, sys
 n = bad = 0
+seen = set()
 for line in sys.stdin:
     e = json.loads(line)
     if e.get("_PID") == "1":
         continue
     n += 1
-    if e.get("PRIORITY") not in list("01234567"):
+    m = e.get("MESSAGE")
+    if isinstance(m, list):
+        m = bytes(m).decode(errors="replace")
+    p = e.get("PRIORITY")
+    seen.add(p)
+    if p not in list("01234567") or re.match(r"<[0-7]>", m or ""):
         bad += 1
-print(n, "entries from the daemon,", bad, "without PRIORITY", file=sys.stderr)
+        print("bad entry:", p, m, file=sys.stderr)
+print(n, "entries from the daemon, priorities", sorted(seen, key=str), file=sys.stderr)
 sys.exit(0 if n > 0 and bad == 0 else 1)'
 }
-check "every journal entry of the daemon has a PRIORITY" all_have_priority
+check "every journal entry of the daemon has a PRIORITY, no \"<N>\" left in the text" all_have_priority
 check "... its start logs at 6 (info)" journal_has 6 "^diverting "
 
 # --- the watchdog: SIGSTOP, systemd restarts it -----------------------------------------
