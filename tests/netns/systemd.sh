@@ -47,9 +47,9 @@ prop() { systemctl show -P "$1" ipmodd.service; }
 journal_json() { journalctl -q -b -u ipmodd.service -o json --no-pager; }
 # wait_for SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
 wait_for() {
-	local n=$(($1 * 5)) i
+	local n=$(($1 * 5)) _
 	shift
-	for i in $(seq "$n"); do
+	for _ in $(seq "$n"); do
 		"$@" >/dev/null 2>&1 && return 0
 		sleep 0.2
 	done
