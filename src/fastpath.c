@@ -56,6 +56,7 @@ _Static_assert(SAME(FP_M_PROTO, RULE_M_PROTO) && SAME(FP_M_SRC, RULE_M_SRC) &&
 	       SAME(FP_M_TCP_FLAGS, RULE_M_TCP_FLAGS) && SAME(FP_M_TTL, RULE_M_TTL) &&
 	       SAME(FP_M_LENGTH, RULE_M_LENGTH) && SAME(FP_M_DSCP, RULE_M_DSCP),
 	       "FP_M_* mirror RULE_M_*");
+_Static_assert((RULE_M_LENGTH | RULE_M_TCP_FLAGS) <= UINT16_MAX, "fp_rule.gso_vary holds them");
 _Static_assert(SAME(FP_TTL_SET, RULE_TTL_SET) && SAME(FP_TTL_INC, RULE_TTL_INC) &&
 	       SAME(FP_TTL_DEC, RULE_TTL_DEC), "TTL operations");
 _Static_assert(SAME(FP_VERDICT_ACCEPT, RULE_VERDICT_ACCEPT) && SAME(FP_VERDICT_DROP, RULE_VERDICT_DROP),
@@ -250,6 +251,8 @@ static void rule_translate(const struct rule *r, struct fp_rule *e)
 	memcpy(e->src_mask, m->src.mask, sizeof(e->src_mask));
 	memcpy(e->dst, m->dst.addr, sizeof(e->dst));
 	memcpy(e->dst_mask, m->dst.mask, sizeof(e->dst_mask));
+	for (size_t tcp = 0; tcp < 2; tcp++)
+		e->gso_vary[tcp] = (__u16)(chain_rule_gso_vary(r, tcp) & ~(uint32_t)RULE_M_PROBABILITY);
 	if (!rule_expressible(r)) {
 		e->kind = FP_PUNT;
 		return;
