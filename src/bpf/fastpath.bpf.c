@@ -96,6 +96,28 @@ struct {
 	__type(value, struct fp_list);
 } fp_src SEC(".maps");
 
+/*
+ * Not used by the program: an update of a map of maps returns only after an
+ * RCU grace period (the kernel waits for the BPF programs running then), so
+ * the daemon writes fp_grace to know that no packet still walks the set it
+ * switched away from (fastpath.c, grace_period()).
+ */
+struct fp_grace_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_grace_inner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct fp_grace_inner);
+} fp_grace SEC(".maps") = {
+	.values = { [0] = &fp_grace_inner },
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FASTPATH_SLOTS);

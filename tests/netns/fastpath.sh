@@ -2,15 +2,17 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The eBPF fast path: the same rules on the same fixed packets put the same
 # bytes on the wire with fastpath = "off" and "on", with the same per-rule
-# counters, while the kernel really handles them in the "on" run; a rule the
-# kernel cannot carry out (reply) still works through userspace; edits and
+# counters, while the kernel really handles them in the "on" run, also for
+# bulk TCP (GSO) under rules decided per segment; a rule the kernel cannot
+# carry out (reply) still works through userspace; two quick updates wait
+# for the packets still walking the old rules; edits and
 # reloads change what the kernel does at once without losing counters; a
 # trace sees every packet; and with the BPF load refused by the kernel (no
 # CAP_BPF), "auto" runs in userspace and "on" refuses to start.
 . "$(dirname "$0")/lib.sh"
 
 require_root
-require_cmd ping python3 tcpdump setpriv
+require_cmd ping python3 tcpdump tshark setpriv unshare
 : "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
 "$IPMODD" --version >/dev/null || skip_all "no ipmodd"
 setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
@@ -374,6 +376,22 @@ for tag in off on; do
 		"$(awk '$1 == "psh" { print $2, $3 }' "$WORKDIR/gso$tag.rules")" \
 		"$(awk '$1 == 5002 && $3 == 1 { n += $4; b += $5 } END { print n + 0, b + 0 }' "$WORKDIR/gso$tag.wire")"
 done
+
+# --- (3a) two quick updates wait for the packets still walking the old rules ----------
+# tests/helpers/fp-race: packets walk 60,000 rules (about a millisecond each)
+# through BPF_PROG_TEST_RUN on loopback of a namespace of its own while two
+# updates follow each other; the second must not rewrite the set such a
+# packet walks, nor give its rules' counter slots away, before it is done.
+FP_RACE=${FP_RACE:-$(dirname "$IPMODD")/tests/helpers/fp-race}
+if [ -x "$FP_RACE" ]; then
+	unshare -n "$FP_RACE" >"$WORKDIR/fp-race.tap" 2>&1
+	rc=$?
+	grep -E '^not ok|counted [1-9]' "$WORKDIR/fp-race.tap" | sed 's/^/# fp-race: /'
+	check_eq "a packet of the old rules never counts into a new rule's slot (fp-race: exit $rc)" \
+		"$rc:$(grep -c '^ok' "$WORKDIR/fp-race.tap")" "0:4"
+else
+	diag "no $FP_RACE: the update race is not tested"
+fi
 
 # --- (3) edits and reloads change the kernel's rules at once --------------------------
 conf "$WORKDIR/edit.conf" on
