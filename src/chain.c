@@ -566,12 +566,21 @@ void chain_set_linear(struct chain *c, bool linear)
 }
 
 /*
- * Matches whose result may differ between the segments of a GSO packet
- * (flags, length, a draw each), and those an earlier action may change
- * (ttl, dscp): chain_gso_whole() cannot decide them before the chain runs.
+ * The TCP flags every segment of a TSO super-packet has as the super-packet
+ * has them: the kernel leaves CWR on the first segment only, FIN and PSH on
+ * the last only, and URG where the urgent pointer falls.  A tcp-flags match
+ * on these alone (syn, !syn, ack, rst, ece) is the same for all segments.
  */
-#define GSO_UNSURE (RULE_M_TCP_FLAGS | RULE_M_LENGTH | RULE_M_PROBABILITY | RULE_M_TTL | \
-		    RULE_M_DSCP)
+#define GSO_TCP_FLAGS_SAME (0x02 | 0x04 | 0x10 | 0x40)
+
+uint32_t chain_rule_gso_vary(const struct rule *r, bool tcp)
+{
+	uint32_t v = r->m.flags & (RULE_M_LENGTH | RULE_M_PROBABILITY);
+
+	if ((r->m.flags & RULE_M_TCP_FLAGS) && tcp && (r->m.tcp_mask & ~GSO_TCP_FLAGS_SAME))
+		v |= RULE_M_TCP_FLAGS;
+	return v;
+}
 
 /*
  * A rule that works on segments: a match that differs between them, a
@@ -579,10 +588,9 @@ void chain_set_linear(struct chain *c, bool linear)
  * set-dscp, set-ecn, accept and drop do the same to every segment;
  * clamp-mss acts on SYNs, which are never GSO.
  */
-static bool rule_gso_variant(const struct rule *r)
+static bool rule_gso_segments(const struct rule *r, uint32_t vary)
 {
-	return (r->m.flags & (RULE_M_TCP_FLAGS | RULE_M_LENGTH | RULE_M_PROBABILITY)) ||
-	       r->a.verdict == RULE_VERDICT_REPLY || r->a.verdict == RULE_VERDICT_REJECT ||
+	return vary || r->a.verdict == RULE_VERDICT_REPLY || r->a.verdict == RULE_VERDICT_REJECT ||
 	       rule_impairs(r);
 }
 
@@ -625,7 +633,7 @@ int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err
 		c->by_id[i] = (struct chain_id){ .id = (uint32_t)i + 1, .i = (uint32_t)i };
 		if (rule_impairs(&c->rules[i]))
 			c->nflows++;
-		if (rule_gso_variant(&c->rules[i]))
+		if (rule_gso_segments(&c->rules[i], chain_rule_gso_vary(&c->rules[i], true)))
 			c->gso_variant = true;
 	}
 	c->next_id = (uint32_t)n + 1;
@@ -1265,36 +1273,20 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 }
 
 /*
- * The TCP flags every segment of a TSO super-packet has as the super-packet
- * has them: the kernel leaves CWR on the first segment only, FIN and PSH on
- * the last only, and URG where the urgent pointer falls.  A tcp-flags match
- * on these alone (syn, !syn, ack, rst, ece) is the same for all segments.
- */
-#define GSO_TCP_FLAGS_SAME (0x02 | 0x04 | 0x10 | 0x40)
-
-static bool gso_flags_same(const struct rule *r, const struct pkt *p)
-{
-	return p->l4proto != IPPROTO_TCP || !(r->m.tcp_mask & ~GSO_TCP_FLAGS_SAME);
-}
-
-/*
  * Rule i in a dry walk for a GSO packet: -1 split, 1 whole, 0 go on.  The
  * walk sees the packet before any action, so a match it cannot be sure of
- * (GSO_UNSURE) counts as a possible match that does not end the walk.
+ * (one that varies between segments, or ttl and dscp, which an earlier
+ * action may change) counts as a possible match that does not end the walk.
  */
 static int gso_step(const struct chain *c, uint32_t i, const struct pkt *p)
 {
 	const struct rule *r = &c->rules[i];
-	uint32_t unsure = GSO_UNSURE, f = r->m.flags;
+	uint32_t vary = chain_rule_gso_vary(r, p->l4proto == IPPROTO_TCP), f = r->m.flags;
+	uint32_t unsure = vary | RULE_M_TTL | RULE_M_DSCP;
 
-	if ((f & RULE_M_TCP_FLAGS) && gso_flags_same(r, p))
-		unsure &= ~RULE_M_TCP_FLAGS;
 	if (!match_some(NULL, &r->m, p, f & ~unsure))
 		return 0;
-	/* rule_gso_variant(), with the flags this packet's segments share. */
-	if ((f & (RULE_M_LENGTH | RULE_M_PROBABILITY)) || (f & unsure & RULE_M_TCP_FLAGS) ||
-	    r->a.verdict == RULE_VERDICT_REPLY || r->a.verdict == RULE_VERDICT_REJECT ||
-	    rule_impairs(r))
+	if (rule_gso_segments(r, vary))
 		return -1;
 	if ((r->a.verdict == RULE_VERDICT_ACCEPT || r->a.verdict == RULE_VERDICT_DROP) &&
 	    !(f & unsure))

@@ -214,6 +214,14 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
  * segments and their bytes (pkt_segs(), pkt_seg_bytes()).  Only reads.
  */
 bool chain_gso_whole(const struct chain *c, const struct pkt *p);
+/*
+ * The matches of r (RULE_M_*) whose result may differ between the segments
+ * of a GSO super-packet, TCP or not: length and probability, and on TCP
+ * tcp-flags on a flag the segments do not all share (fin, psh, cwr, urg).
+ * chain_gso_whole() splits a packet that may match such a rule; the fast
+ * path (fastpath.c) hands it to userspace: one definition for both.
+ */
+uint32_t chain_rule_gso_vary(const struct rule *r, bool tcp);
 
 /* Flip a bit of the copy marked corrupt (impair_corrupt() with the chain's generator). */
 int chain_impair_corrupt(struct chain *c, struct pkt *p);

@@ -347,10 +347,19 @@ struct state {
 	const config_setting_t *mtu;	/* checked against the families once known */
 };
 
+static bool config_key_known(const char *section, const char *name);
+
+static int unknown_key(const struct ctx *c, const config_setting_t *g, const config_setting_t *s)
+{
+	char path[256];
+
+	setting_path(g, path, sizeof(path));
+	return fail(c, s, -EINVAL, "unknown key '%s' in %s", config_setting_name(s), path);
+}
+
 static int parse_tun(const struct ctx *c, const config_setting_t *g, struct state *st)
 {
 	struct config *cfg = st->cfg;
-	char path[256];
 
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *s = config_setting_get_elem(g, i);
@@ -359,6 +368,8 @@ static int parse_tun(const struct ctx *c, const config_setting_t *g, struct stat
 		long long v = 0;
 		int r;
 
+		if (!config_key_known("tun", name))
+			return unknown_key(c, g, s);
 		if (strcmp(name, "name") == 0) {
 			r = get_string(c, s, &str);
 			if (r < 0)
@@ -395,8 +406,7 @@ static int parse_tun(const struct ctx *c, const config_setting_t *g, struct stat
 				return r;
 			cfg->queues = v;
 		} else {
-			setting_path(g, path, sizeof(path));
-			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
+			return unknown_key(c, g, s);
 		}
 	}
 	return 0;
@@ -666,7 +676,6 @@ static int parse_families(const struct ctx *c, const config_setting_t *s, struct
 static int parse_routing(const struct ctx *c, const config_setting_t *g, struct state *st)
 {
 	struct config *cfg = st->cfg;
-	char path[256];
 
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *s = config_setting_get_elem(g, i);
@@ -674,6 +683,8 @@ static int parse_routing(const struct ctx *c, const config_setting_t *g, struct 
 		long long v = 0;
 		int r;
 
+		if (!config_key_known("routing", name))
+			return unknown_key(c, g, s);
 		if (strcmp(name, "table") == 0) {
 			r = get_int(c, s, 1, TABLE_MAX, &v);
 			if (r >= 0 && v >= 253 && v <= 255)
@@ -707,8 +718,7 @@ static int parse_routing(const struct ctx *c, const config_setting_t *g, struct 
 					 STALL_TIMEOUT_MIN, STALL_TIMEOUT_MAX);
 			cfg->stall_timeout_ms = (uint32_t)v;
 		} else {
-			setting_path(g, path, sizeof(path));
-			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
+			return unknown_key(c, g, s);
 		}
 		if (r < 0)
 			return r;
@@ -733,7 +743,6 @@ static bool group_name_valid(const char *s)
 static int parse_control(const struct ctx *c, const config_setting_t *g, struct state *st)
 {
 	struct config *cfg = st->cfg;
-	char path[256];
 
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *s = config_setting_get_elem(g, i);
@@ -741,6 +750,8 @@ static int parse_control(const struct ctx *c, const config_setting_t *g, struct 
 		const char *str = NULL;
 		int r;
 
+		if (!config_key_known("control", name))
+			return unknown_key(c, g, s);
 		if (strcmp(name, "socket") == 0) {
 			r = get_string(c, s, &str);
 			if (r < 0)
@@ -784,8 +795,7 @@ static int parse_control(const struct ctx *c, const config_setting_t *g, struct 
 					    "control.mode: \"%s\": expected \"0600\", \"0660\" or \"0666\"",
 					    Q(str));
 		} else {
-			setting_path(g, path, sizeof(path));
-			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
+			return unknown_key(c, g, s);
 		}
 	}
 	return 0;
@@ -1164,7 +1174,7 @@ static int parse_root(const struct ctx *c, const config_setting_t *root, struct 
 		for (k = 0; k < ARRAY_SIZE(keys); k++)
 			if (strcmp(name, keys[k].name) == 0)
 				break;
-		if (k == ARRAY_SIZE(keys))
+		if (k == ARRAY_SIZE(keys) || (!keys[k].group && !config_key_known(NULL, name)))
 			return fail(c, s, -EINVAL, "unknown key '%s'", name);
 		if (keys[k].group && !config_setting_is_group(s))
 			return fail_type(c, s, "a group { ... }");
@@ -1289,6 +1299,8 @@ int config_load(const char *path, struct config **ret, char *err, size_t errlen)
 	return parse_text(&c, text, ret);
 }
 
+/* --- the keys: what a reload compares ------------------------------------ */
+
 static bool prefix_equal(const struct prefix *a, const struct prefix *b)
 {
 	return a->family == b->family && a->len == b->len &&
@@ -1321,16 +1333,97 @@ static bool selectors_equal(const struct selector *a, size_t na, const struct se
 	return true;
 }
 
+/* One key's fields in two configurations: the same or not. */
+#define KEY_EQUAL(fn, expr)                                                   \
+	static bool fn(const struct config *a, const struct config *b)        \
+	{                                                                      \
+		return expr;                                                   \
+	}
+
+KEY_EQUAL(eq_tun_name, strcmp(a->tun_name, b->tun_name) == 0)
+KEY_EQUAL(eq_mtu, a->mtu == b->mtu)
+KEY_EQUAL(eq_offload, a->offload == b->offload)
+KEY_EQUAL(eq_queues, a->queues == b->queues)
+KEY_EQUAL(eq_table, a->table == b->table)
+KEY_EQUAL(eq_priority, a->priority == b->priority)
+KEY_EQUAL(eq_families, a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6)
+KEY_EQUAL(eq_divert, selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert))
+KEY_EQUAL(eq_exclude, selectors_equal(a->exclude, a->n_exclude, b->exclude, b->n_exclude))
+KEY_EQUAL(eq_failure, a->fail_closed == b->fail_closed)
+KEY_EQUAL(eq_stall_timeout, a->stall_timeout_ms == b->stall_timeout_ms)
+KEY_EQUAL(eq_control_socket, strcmp(a->control_socket, b->control_socket) == 0)
+KEY_EQUAL(eq_control_group, strcmp(a->control_group, b->control_group) == 0)
+KEY_EQUAL(eq_control_mode, a->control_mode == b->control_mode)
+KEY_EQUAL(eq_fastpath, a->fastpath == b->fastpath)
+
+/*
+ * Every key of ipmodd.conf(5), one row each: the parsers refuse a key
+ * without a row as unknown (config_key_known()), so a new key is not
+ * accepted until its row says how a reload treats it.  restart: read at the
+ * start only, a reload that changes it says so (config_restart_changes());
+ * otherwise the reload applies it and equal is NULL.
+ */
+static const struct config_key {
+	const char *name;	/* as in ipmodd.conf(5): "section.key" or "key" */
+	bool restart;
+	bool (*equal)(const struct config *a, const struct config *b);
+} config_keys[] = {
+	{ "tun.name", true, eq_tun_name },
+	{ "tun.mtu", true, eq_mtu },
+	{ "tun.offload", true, eq_offload },
+	{ "tun.queues", true, eq_queues },
+	{ "routing.table", true, eq_table },
+	{ "routing.priority", true, eq_priority },
+	{ "routing.families", true, eq_families },
+	{ "routing.divert", true, eq_divert },
+	{ "routing.exclude", true, eq_exclude },
+	{ "routing.failure", true, eq_failure },
+	{ "routing.stall-timeout", true, eq_stall_timeout },
+	{ "control.socket", true, eq_control_socket },
+	{ "control.group", true, eq_control_group },
+	{ "control.mode", true, eq_control_mode },
+	{ "fastpath", true, eq_fastpath },
+	{ "rules", false, NULL },	/* the reload's new chain */
+};
+
+static bool config_key_known(const char *section, const char *name)
+{
+	size_t n = section ? strlen(section) : 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		const char *k = config_keys[i].name;
+
+		if (section && (strncmp(k, section, n) != 0 || k[n] != '.'))
+			continue;
+		if (strcmp(section ? k + n + 1 : k, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+int config_restart_changes(const struct config *a, const struct config *b, char *buf, size_t len)
+{
+	size_t used = 0;
+	int n = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		const struct config_key *k = &config_keys[i];
+		int w;
+
+		if (!k->restart || k->equal(a, b))
+			continue;
+		if (used < len) {
+			w = snprintf(buf + used, len - used, "%s%s", n ? ", " : "", k->name);
+			used += w > 0 ? (size_t)w : 0;
+		}
+		n++;
+	}
+	return n;
+}
+
 bool config_routing_equal(const struct config *a, const struct config *b)
 {
-	return strcmp(a->tun_name, b->tun_name) == 0 && a->mtu == b->mtu &&
-	       a->offload == b->offload &&
-	       a->queues == b->queues && a->table == b->table &&
-	       a->priority == b->priority && a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 &&
-	       a->fail_closed == b->fail_closed && a->stall_timeout_ms == b->stall_timeout_ms &&
-	       selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert) &&
-	       selectors_equal(a->exclude, a->n_exclude, b->exclude, b->n_exclude) &&
-	       strcmp(a->control_socket, b->control_socket) == 0 &&
-	       strcmp(a->control_group, b->control_group) == 0 &&
-	       a->control_mode == b->control_mode;
+	return config_restart_changes(a, b, NULL, 0) == 0;
 }

@@ -89,7 +89,13 @@ int config_parse_string(const char *text, const char *name, struct config **ret,
 			size_t errlen);
 struct config *config_free(struct config *c);
 
-/* Whether two configurations need the same tun and routing (lines aside). */
+/*
+ * The keys read at the start only (config.c's table of keys) whose values
+ * differ between a and b: their number, and their names, comma-separated,
+ * in buf (len bytes, truncated; buf may be NULL when len is 0).
+ */
+int config_restart_changes(const struct config *a, const struct config *b, char *buf, size_t len);
+/* Whether no such key differs: the same tun, routing, control and fast path (lines aside). */
 bool config_routing_equal(const struct config *a, const struct config *b);
 
 #endif

@@ -16,8 +16,13 @@
  * it (and so its counts) as long as it keeps its chain_rule_id(), which is
  * what chain_inherit() does for the userspace counters: the sum of both is
  * right across edits and reloads, nothing lost or counted twice.  A slot is
- * zeroed when it is given to a new rule, so the counts a packet still
- * walking the old set adds to a deleted rule's slot go nowhere.
+ * zeroed when it is given to a new rule.
+ *
+ * A packet may still walk the old set after the switch (the program reads
+ * fp_set once, at its start).  So the next update first waits for an RCU
+ * grace period (every program run is inside one), grace_period(): only then
+ * does it rewrite that set or give its deleted rules' slots to new rules, so
+ * no packet sees a half-written set or counts into a slot given away.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -56,6 +61,7 @@ _Static_assert(SAME(FP_M_PROTO, RULE_M_PROTO) && SAME(FP_M_SRC, RULE_M_SRC) &&
 	       SAME(FP_M_TCP_FLAGS, RULE_M_TCP_FLAGS) && SAME(FP_M_TTL, RULE_M_TTL) &&
 	       SAME(FP_M_LENGTH, RULE_M_LENGTH) && SAME(FP_M_DSCP, RULE_M_DSCP),
 	       "FP_M_* mirror RULE_M_*");
+_Static_assert((RULE_M_LENGTH | RULE_M_TCP_FLAGS) <= UINT16_MAX, "fp_rule.gso_vary holds them");
 _Static_assert(SAME(FP_TTL_SET, RULE_TTL_SET) && SAME(FP_TTL_INC, RULE_TTL_INC) &&
 	       SAME(FP_TTL_DEC, RULE_TTL_DEC), "TTL operations");
 _Static_assert(SAME(FP_VERDICT_ACCEPT, RULE_VERDICT_ACCEPT) && SAME(FP_VERDICT_DROP, RULE_VERDICT_DROP),
@@ -72,6 +78,7 @@ struct fastpath {
 	/* The rules of the last update (all of the chain). */
 	size_t n;
 	bool whole;		/* no list of the index was too long */
+	bool switched;		/* since the last grace period: packets may walk the other set */
 	uint32_t *id;		/* [FASTPATH_RULES_MAX]: chain_rule_id() */
 	uint32_t *slot;		/* [FASTPATH_RULES_MAX]: NO_SLOT: left to userspace */
 	bool *used;		/* [FASTPATH_SLOTS] */
@@ -250,6 +257,8 @@ static void rule_translate(const struct rule *r, struct fp_rule *e)
 	memcpy(e->src_mask, m->src.mask, sizeof(e->src_mask));
 	memcpy(e->dst, m->dst.addr, sizeof(e->dst));
 	memcpy(e->dst_mask, m->dst.mask, sizeof(e->dst_mask));
+	for (size_t tcp = 0; tcp < 2; tcp++)
+		e->gso_vary[tcp] = (__u16)(chain_rule_gso_vary(r, tcp) & ~(uint32_t)RULE_M_PROBABILITY);
 	if (!rule_expressible(r)) {
 		e->kind = FP_PUNT;
 		return;
@@ -394,6 +403,21 @@ static int index_write(struct fastpath *fp, uint32_t set, const struct fpindex *
 	return 0;
 }
 
+/*
+ * Wait until no program run that began before now is still running: the
+ * kernel waits for an RCU grace period before an update of a map of maps
+ * returns (maybe_wait_bpf_programs()), and a tc program runs inside an RCU
+ * read-side section.
+ */
+static int grace_period(struct fastpath *fp)
+{
+	uint32_t zero = 0;
+	int inner = bpf_map__fd(fp->skel->maps.fp_grace_inner);
+
+	return bpf_map__update_elem(fp->skel->maps.fp_grace, &zero, sizeof(zero), &inner,
+				    sizeof(inner), BPF_ANY);
+}
+
 int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen)
 {
 	_cleanup_(freep) const struct rule_match **m = NULL;
@@ -407,6 +431,13 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 	int r;
 
 	libbpf_last[0] = '\0';
+	/* Before next is rewritten and the slots of its rules are given away. */
+	if (fp->switched) {
+		r = grace_period(fp);
+		if (r < 0)
+			return fail(r, err, errlen, "waiting for the packets of the old rules");
+		fp->switched = false;
+	}
 	m = calloc(n ? n : 1, sizeof(*m));
 	e = calloc(n ? n : 1, sizeof(*e));
 	old = calloc(fp->n ? fp->n : 1, sizeof(*old));
@@ -467,6 +498,7 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 
 	/* The switch: the program reads fp_set once per packet. */
 	__atomic_store_n(&fp->skel->bss->fp_set, next, __ATOMIC_SEQ_CST);
+	fp->switched = true;
 
 	memset(fp->used, 0, FASTPATH_SLOTS * sizeof(*fp->used));
 	for (size_t i = 0; i < n; i++)
@@ -586,6 +618,21 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 struct fastpath *fastpath_close(struct fastpath *fp)
 {
 	return NULL;
+}
+
+/*
+ * Wait until no program run that began before now is still running: the
+ * kernel waits for an RCU grace period before an update of a map of maps
+ * returns (maybe_wait_bpf_programs()), and a tc program runs inside an RCU
+ * read-side section.
+ */
+static int grace_period(struct fastpath *fp)
+{
+	uint32_t zero = 0;
+	int inner = bpf_map__fd(fp->skel->maps.fp_grace_inner);
+
+	return bpf_map__update_elem(fp->skel->maps.fp_grace, &zero, sizeof(zero), &inner,
+				    sizeof(inner), BPF_ANY);
 }
 
 int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen)

@@ -35,8 +35,10 @@ struct fastpath *fastpath_close(struct fastpath *fp);
  * after chain_inherit(): a rule that keeps its id (chain_rule_id()) keeps
  * its kernel counters, a new or changed rule starts from zero.  The switch
  * to the new rules is a single store; the old ones stay intact until the
- * next update, so a packet sees either the old rules or the new ones (and
- * the old index or the new one).  The kernel holds every rule of c.
+ * next update, which first waits for an RCU grace period (a few
+ * milliseconds) so that no packet still walks them: a packet sees either
+ * the old rules or the new ones (and the old index or the new one), and
+ * counts only into its rules' slots.  The kernel holds every rule of c.
  */
 int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen);
 

@@ -108,13 +108,18 @@ int gso_parse(struct gso *g, struct pkt *p)
 	if (g->flags & GSO_F_NEEDS_CSUM) {
 		size_t at = (size_t)g->csum_start + g->csum_offset;
 
-		if (at + 2 > p->len)
+		/*
+		 * Only the TCP/UDP checksum field of the packet as parsed, summed
+		 * from within its L4 header: a field anywhere else would have the
+		 * sum written over headers the rules match and rewrite.
+		 */
+		if (!field || !p->l4_complete || p->fragment || at != (size_t)p->l4off + field ||
+		    g->csum_start < p->l4off || at + 2 > p->len)
 			return PKT_BAD_VNET;
-		if (field && p->l4_complete && !p->fragment && g->csum_start == p->l4off &&
-		    g->csum_offset == field) {
+		if (g->csum_start == p->l4off) {
 			p->needs_csum = true;
 		} else {
-			/* Somewhere we do not rewrite: complete it now, as the kernel would. */
+			/* A sum we do not keep partial: complete it now, as the kernel would. */
 			uint8_t *f = p->data + at;
 			uint16_t sum;
 

@@ -46,11 +46,13 @@ void gso_encode(const struct gso *g, uint8_t *b);
  * PKT_BAD_VNET: unknown flags or GSO type, a GSO type for another family or
  * protocol, ECN without TCP, a fragment, a GSO packet without payload, a
  * gso size of 0, a UDP length other than the payload's, hdr_len beyond the
- * packet, a checksum field (csum_start + csum_offset) beyond it.
+ * packet, NEEDS_CSUM with a checksum field (csum_start + csum_offset) other
+ * than the TCP/UDP checksum field of p as parsed, or a csum_start before its
+ * L4 header (a fragment, another protocol, a field in the headers).
  *
  * g and p are normalized so that a header encoded from g describes p:
- * NEEDS_CSUM at the TCP/UDP checksum field sets p->needs_csum; a checksum
- * to complete anywhere else is completed now (the flag goes); a GSO packet
+ * NEEDS_CSUM from the L4 header sets p->needs_csum; a sum from further on
+ * into the same field is completed now (the flag goes); a GSO packet
  * without NEEDS_CSUM gets the pseudo-header sum and the flag, so that every
  * super-packet carries a partial checksum (gso_segment() relies on it).
  */

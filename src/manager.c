@@ -571,9 +571,8 @@ int manager_reload(struct manager *m, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", cfg->path, msg);
 		goto out;
 	}
-	if (!config_routing_equal(m->cfg, cfg))
-		log_warning("%s: tun, routing or control settings changed; they take effect at the next restart",
-			    cfg->path);
+	if (config_restart_changes(m->cfg, cfg, msg, sizeof(msg)) > 0)
+		log_warning("%s: %s changed; this takes effect at the next restart", cfg->path, msg);
 	manager_set_chain(m, chain, false);
 	log_info("reloaded %s: %zu rules (generation %u)", cfg->path, chain_size(chain),
 		 m->generation);

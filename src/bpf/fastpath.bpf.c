@@ -96,6 +96,28 @@ struct {
 	__type(value, struct fp_list);
 } fp_src SEC(".maps");
 
+/*
+ * Not used by the program: an update of a map of maps returns only after an
+ * RCU grace period (the kernel waits for the BPF programs running then), so
+ * the daemon writes fp_grace to know that no packet still walks the set it
+ * switched away from (fastpath.c, grace_period()).
+ */
+struct fp_grace_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_grace_inner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct fp_grace_inner);
+} fp_grace SEC(".maps") = {
+	.values = { [0] = &fp_grace_inner },
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FASTPATH_SLOTS);
@@ -114,6 +136,7 @@ struct {
 struct fp_pkt {
 	__u32 saddr[4], daddr[4];
 	__u32 segs;		/* GSO segments, at least 1 */
+	__u8 gso;		/* more than one segment's payload: userspace would split or not */
 	__u32 hdrlen;		/* IP and L4 headers: repeated in every segment */
 	__u16 iplen;
 	__u16 sport, dport;
@@ -187,11 +210,14 @@ static __always_inline int prefix_match(const __u32 *addr, const __u32 *pf, cons
 		((addr[2] ^ pf[2]) & mask[2]) | ((addr[3] ^ pf[3]) & mask[3])) == 0;
 }
 
-/* chain.c's rule_match(), on the walk's TTL and traffic class. */
-static __always_inline int rule_match(const struct fp_rule *r, const struct fp_walk *w)
+/*
+ * chain.c's rule_match(), on the walk's TTL and traffic class, without the
+ * matches in skip.
+ */
+static __always_inline int rule_match(const struct fp_rule *r, const struct fp_walk *w, __u32 skip)
 {
 	const struct fp_pkt *p = &w->p;
-	__u32 f = r->flags;
+	__u32 f = r->flags & ~skip;
 
 	if (r->family && r->family != p->family)
 		return 0;
@@ -369,7 +395,7 @@ static long merge_step(__u32 i, void *ctx)
 {
 	struct fp_walk *w = ((struct walk_ctx *)ctx)->w;
 	const struct fp_rule *r;
-	__u32 best = w->head[0], key, n;
+	__u32 best = w->head[0], key, n, vary;
 	int err;
 
 	if (w->head[1] < best)
@@ -408,9 +434,15 @@ static long merge_step(__u32 i, void *ctx)
 	r = bpf_map_lookup_elem(&fp_rules, &key);
 	if (!r)
 		goto punt;
-	if (!rule_match(r, w))
+	/*
+	 * A super-packet that may match a rule on a match that differs between
+	 * its segments: userspace splits it (chain_gso_whole()), so it goes
+	 * there, decided the same way, segment by segment.
+	 */
+	vary = w->p.gso ? r->gso_vary[w->p.proto == IPPROTO_TCP] : 0;
+	if (!rule_match(r, w, vary))
 		return 0;
-	if (r->kind != FP_RULE)
+	if (vary || r->kind != FP_RULE)
 		goto punt;
 	n = w->n;
 	if (n >= FASTPATH_MATCHED_MAX)
@@ -596,6 +628,8 @@ int fastpath(struct __sk_buff *skb)
 	if (!parse(skb, &w->p))
 		goto punt;
 	segs = w->p.segs;
+	/* As gso_parse() counts segments: the payload after the headers by gso_size. */
+	w->p.gso = skb->gso_size && skb->len - w->p.hdrlen > skb->gso_size;
 	set = *(volatile __u32 *)&fp_set & 1;
 	w->base = set * FASTPATH_RULES_MAX;
 	w->obase = set * FASTPATH_ORDER_MAX;

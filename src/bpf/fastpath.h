@@ -97,6 +97,13 @@ struct fp_rule {
 	__u16 len_lo, len_hi;
 	__u32 src[4], src_mask[4];	/* memory order; IPv4 in the first word */
 	__u32 dst[4], dst_mask[4];
+	/*
+	 * [tcp]: the FP_M_* matches whose result may differ between the
+	 * segments of a GSO packet (chain_rule_gso_vary()).  Userspace splits
+	 * a super-packet that may match them, so the program hands it up.
+	 */
+	__u16 gso_vary[2];
+	__u8 pad3[4];
 };
 
 /* A list of rule indices in fp_order, from the set's base. */

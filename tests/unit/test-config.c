@@ -657,6 +657,21 @@ static void test_routing_equal(void)
 		ok(!config_routing_equal(a, c), "another exclusion prefix is a routing change");
 		ok(!config_routing_equal(a, d), "another table is a routing change");
 	}
+	{
+		struct config *on = parses("fastpath = \"on\";\n", "fastpath on");
+		struct config *off = parses("fastpath = \"off\";\n", "fastpath off");
+		char changed[128] = "";
+
+		ok(on && off && !config_routing_equal(on, off), "fastpath is a restart setting");
+		ok(on && off && config_restart_changes(on, off, changed, sizeof(changed)) == 1 &&
+		   strcmp(changed, "fastpath") == 0, "the reload names it: '%s'", changed);
+		ok(a && d && config_restart_changes(a, d, changed, sizeof(changed)) == 1 &&
+		   strcmp(changed, "routing.table") == 0, "and routing.table: '%s'", changed);
+		ok(a && b && config_restart_changes(a, b, changed, sizeof(changed)) == 0 &&
+		   changed[0] == '\0', "nothing when only rules change");
+		config_free(on);
+		config_free(off);
+	}
 	config_free(a);
 	config_free(b);
 	config_free(c);

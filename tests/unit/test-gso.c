@@ -335,11 +335,44 @@ static void sp_udplen(struct gso *g, struct pkt *p)
 	wr16(p->data + p->l4off + 4, (uint16_t)(rd16(p->data + p->l4off + 4) - 1));
 }
 
+/* A checksum field inside the parsed headers: completing it would overwrite them. */
+static void sp_csum_iphdr(struct gso *g, struct pkt *p)
+{
+	g->csum_start = 0;
+	g->csum_offset = p->family == AF_INET ? 10 : 2;
+}
+static void sp_csum_ports(struct gso *g, struct pkt *p)
+{
+	g->csum_offset = 2;
+}
+static void sp_csum_exthdr(struct gso *g, struct pkt *p)
+{
+	g->csum_start = 40;
+	g->csum_offset = 2;
+}
+static void sp_csum_payload(struct gso *g, struct pkt *p)
+{
+	g->csum_start = (uint16_t)(p->len - 8);
+	g->csum_offset = 4;
+}
+static void sp_csum_plain_iphdr(struct gso *g, struct pkt *p)
+{
+	g->type = GSO_TYPE_NONE;
+	sp_csum_iphdr(g, p);
+}
+static void sp_csum_start_after(struct gso *g, struct pkt *p)
+{
+	g->type = GSO_TYPE_NONE;
+	g->csum_start = (uint16_t)(p->l4off + 20);
+	g->csum_offset = 0;
+}
+
 static void test_refused(void)
 {
 	struct sp t4 = { .family = AF_INET, .proto = IPPROTO_TCP };
 	struct sp t6 = { .family = AF_INET6, .proto = IPPROTO_TCP };
 	struct sp u4 = { .family = AF_INET, .proto = IPPROTO_UDP };
+	struct sp x6 = { .family = AF_INET6, .proto = IPPROTO_TCP, .exthdr = true };
 
 	is_int(parse_with(t4, 3000, sp_nothing), PKT_OK, "a good TCPv4 header");
 	is_int(parse_with(u4, 3000, sp_nothing), PKT_OK, "a good UDPv4 header");
@@ -359,6 +392,19 @@ static void test_refused(void)
 	is_int(parse_with(t4, 3000, sp_flag), PKT_BAD_VNET, "an unknown flag");
 	is_int(parse_with(u4, 3000, sp_udplen), PKT_BAD_VNET, "a UDP length short of the payload");
 	is_int(parse_with(t4, 0, sp_nothing), PKT_BAD_VNET, "GSO without payload");
+	is_int(parse_with(t4, 3000, sp_csum_iphdr), PKT_BAD_VNET,
+	       "a checksum field in the IPv4 header");
+	is_int(parse_with(t4, 100, sp_csum_plain_iphdr), PKT_BAD_VNET,
+	       "a checksum field in the IPv4 header, not GSO");
+	is_int(parse_with(t6, 3000, sp_csum_iphdr), PKT_BAD_VNET,
+	       "a checksum field in the IPv6 header");
+	is_int(parse_with(t4, 3000, sp_csum_ports), PKT_BAD_VNET,
+	       "a checksum field on the TCP ports");
+	is_int(parse_with(t4, 3000, sp_csum_payload), PKT_BAD_VNET, "a checksum field in the payload");
+	is_int(parse_with(t4, 100, sp_csum_start_after), PKT_BAD_VNET,
+	       "csum_start past the checksum field");
+	is_int(parse_with(x6, 3000, sp_csum_exthdr), PKT_BAD_VNET,
+	       "a checksum field in an IPv6 extension header");
 }
 
 static void test_header(void)

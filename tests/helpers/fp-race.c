@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Packets still in the kernel's walk while the rules change twice.  The tc
+ * program runs on loopback of the network namespace it is started in (run
+ * it in one of its own: unshare -n), through BPF_PROG_TEST_RUN: UDP
+ * packets, one after the other, walk a chain of WALK rules (the first
+ * matches and rewrites, the others cannot match), a millisecond or more
+ * each.  Meanwhile the main thread makes two quick updates, to a one-rule
+ * chain and then to that rule plus a new one.  The second writes into the
+ * set that the packet walking at the first switch still walks, and gives
+ * the new rule the counter slot of the first rule, which the first update
+ * removed: unless it waits for the walks of the old set to end, that packet
+ * counts into the new rule, which no packet matches.  TAP output; needs
+ * CAP_BPF and CAP_NET_ADMIN.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chain.h"
+#include "fastpath.h"
+#include "../unit/ruleline.h"
+
+#ifdef HAVE_FASTPATH
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#endif
+
+#define WALK 60000
+#define ROUNDS 40
+/* Packets walk for tens of milliseconds, the updates in the middle. */
+#define PACKETS_MAX 1000
+#define UPDATES_AFTER_US 10000
+
+#ifdef HAVE_FASTPATH
+
+static struct chain *chain_of(const char *const *lines, size_t n, const char *fill, size_t nfill)
+{
+	struct rule **r = calloc(n + nfill, sizeof(*r));
+	struct chain *c = NULL;
+	char err[256];
+	size_t i;
+
+	if (!r)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (!(r[i] = rule_of(lines[i])))
+			goto out;
+	for (; i < n + nfill; i++)
+		if (!(r[i] = rule_of(fill)))
+			goto out;
+	if (chain_new(r, n + nfill, &c, err, sizeof(err)) < 0) {
+		diag("chain_new: %s", err);
+		c = NULL;
+	}
+out:
+	for (size_t k = 0; k < n + nfill; k++)
+		rule_free(r[k]);
+	free(r);
+	return c;
+}
+
+/* A UDP packet, TTL 64, to 192.0.2.1: IPv4 at byte 0, as the tun has it. */
+static uint8_t pkt[64];
+
+static void build_packet(void)
+{
+	static const uint8_t ip[20] = { 0x45, 0, 0, 64, 0, 1, 0x40, 0, 64, 17, 0, 0,
+					192, 0, 2, 2, 192, 0, 2, 1 };
+	uint32_t sum = 0;
+
+	memcpy(pkt, ip, sizeof(ip));
+	for (size_t i = 0; i < 20; i += 2)
+		sum += (uint32_t)(pkt[i] << 8 | pkt[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	pkt[10] = (uint8_t)(~sum >> 8);
+	pkt[11] = (uint8_t)~sum;
+	/* UDP 40000 -> 9, length 44, no checksum. */
+	pkt[20] = 0x9c;
+	pkt[21] = 0x40;
+	pkt[23] = 9;
+	pkt[25] = 44;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+struct run {
+	uint64_t start_us, end_us;	/* around the syscall */
+	uint32_t walk_ns;		/* in the program, as the kernel measured it */
+};
+
+struct walker {
+	int prog_fd;
+	atomic_bool stop;
+	struct run runs[PACKETS_MAX];
+	unsigned int n;
+	int err;
+};
+
+/* Packets one after the other (each walks anew) until told to stop. */
+static void *walk(void *arg)
+{
+	struct walker *w = arg;
+
+	while (!atomic_load(&w->stop) && w->n < PACKETS_MAX) {
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = sizeof(pkt),
+			    .repeat = 1);
+		struct run *r = &w->runs[w->n++];
+
+		r->start_us = now_us();
+		if (bpf_prog_test_run_opts(w->prog_fd, &opts) < 0) {
+			w->err = -errno;
+			break;
+		}
+		r->end_us = now_us();
+		r->walk_ns = opts.duration;
+	}
+	return NULL;
+}
+
+static int prog_fd_on(int ifindex)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
+	int r = bpf_tc_query(&hook, &opts);
+
+	if (r < 0)
+		return r;
+	r = bpf_prog_get_fd_by_id(opts.prog_id);
+	return r < 0 ? -errno : r;
+}
+
+struct round {
+	unsigned int packets;
+	bool overlap;		/* one walked the old rules when the second update began */
+	unsigned int counted;	/* by the new rule */
+};
+
+/* One round: the new rule counts nothing unless a walk of the old rules outlives the updates. */
+static int round_once(struct chain *c0, struct round *rd)
+{
+	static const char *const one[] = { "name=y proto=tcp set-dscp=3" };
+	static const char *const two[] = { "name=y proto=tcp set-dscp=3",
+					   "name=z proto=tcp set-dscp=4" };
+	struct chain *c1 = chain_of(one, 1, NULL, 0), *c2 = chain_of(two, 2, NULL, 0);
+	struct timespec ts = { 0, UPDATES_AFTER_US * 1000 };
+	static struct walker w;
+	struct fastpath *fp = NULL;
+	uint64_t pkts = 0, bytes, second;
+	char err[512];
+	pthread_t t;
+	int r;
+
+	memset(&w, 0, sizeof(w));
+	w.prog_fd = -1;
+	if (!c1 || !c2) {
+		r = -ENOMEM;
+		goto out;
+	}
+	chain_inherit(c1, c0);
+	chain_inherit(c2, c1);
+	r = fastpath_open(if_nametoindex("lo"), &fp, err, sizeof(err));
+	if (r >= 0)
+		r = fastpath_update(fp, c0, err, sizeof(err));
+	if (r < 0) {
+		diag("%s", err);
+		goto out;
+	}
+	fastpath_set_enabled(fp, true);
+	r = w.prog_fd = prog_fd_on(if_nametoindex("lo"));
+	if (r < 0)
+		goto out;
+	r = -pthread_create(&t, NULL, walk, &w);
+	if (r < 0)
+		goto out;
+	nanosleep(&ts, NULL);
+	r = fastpath_update(fp, c1, err, sizeof(err));
+	second = now_us();
+	if (r >= 0)
+		r = fastpath_update(fp, c2, err, sizeof(err));
+	nanosleep(&ts, NULL);
+	atomic_store(&w.stop, true);
+	pthread_join(t, NULL);
+	if (r < 0) {
+		diag("%s", err);
+		goto out;
+	}
+	if (w.err < 0) {
+		r = w.err;
+		goto out;
+	}
+	rd->packets = w.n;
+	/*
+	 * A walk of the old rules (the new ones take microseconds) under way
+	 * when the first update had switched and the second began.
+	 */
+	for (unsigned int i = 0; i < w.n; i++)
+		if (w.runs[i].walk_ns > 100000 && w.runs[i].start_us < second &&
+		    w.runs[i].end_us > second)
+			rd->overlap = true;
+	r = fastpath_counters(fp, 1, &pkts, &bytes);
+	rd->counted = (unsigned int)pkts;
+out:
+	if (w.prog_fd >= 0)
+		close(w.prog_fd);
+	fastpath_close(fp);
+	chain_unref(c1);
+	chain_unref(c2);
+	return r;
+}
+
+int main(void)
+{
+	static const char *const first[] = { "name=x proto=udp set-dscp=10" };
+	unsigned int overlaps = 0, hits = 0;
+	struct chain *c0;
+	int r = 0;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	build_packet();
+	c0 = chain_of(first, 1, "proto=udp ttl=1 set-dscp=2", WALK - 1);
+	ok(c0, "a chain of %d rules", WALK);
+	for (unsigned int i = 0; c0 && i < ROUNDS; i++) {
+		struct round rd = { 0 };
+
+		r = round_once(c0, &rd);
+		if (r < 0)
+			break;
+		diag("%u packets%s: the new rule counted %u", rd.packets,
+		     rd.overlap ? ", one walking the old rules at the second update" : "", rd.counted);
+		overlaps += rd.overlap;
+		hits += rd.counted > 0;
+	}
+	is_int(r, 0, "%d rounds of walks and two updates", ROUNDS);
+	ok(overlaps > 0, "in %u of them a packet walked the old rules when the second update began",
+	   overlaps);
+	is_int(hits, 0, "no packet of the old rules counted into a new rule's slot");
+	chain_unref(c0);
+	return tap_done();
+}
+
+#else
+
+int main(void)
+{
+	tap_skip_all("built without the fast path");
+	return 0;
+}
+
+#endif
