@@ -706,6 +706,16 @@ static int parse_routing(const struct ctx *c, const config_setting_t *g, struct 
 					 "routing.stall-timeout: %lld ms is too short (0 or %d..%d)", v,
 					 STALL_TIMEOUT_MIN, STALL_TIMEOUT_MAX);
 			cfg->stall_timeout_ms = (uint32_t)v;
+		} else if (strcmp(name, "rp-filter") == 0) {
+			const char *str = NULL;
+
+			r = get_string(c, s, &str);
+			if (r >= 0 && strcmp(str, "loose") != 0 && strcmp(str, "keep") != 0)
+				r = fail(c, s, -EINVAL,
+					 "routing.rp-filter: \"%s\": expected \"loose\" or \"keep\"",
+					 Q(str));
+			if (r >= 0)
+				cfg->rp_filter_keep = strcmp(str, "keep") == 0;
 		} else {
 			setting_path(g, path, sizeof(path));
 			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
@@ -1328,6 +1338,7 @@ bool config_routing_equal(const struct config *a, const struct config *b)
 	       a->queues == b->queues && a->table == b->table &&
 	       a->priority == b->priority && a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 &&
 	       a->fail_closed == b->fail_closed && a->stall_timeout_ms == b->stall_timeout_ms &&
+	       a->rp_filter_keep == b->rp_filter_keep &&
 	       selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert) &&
 	       selectors_equal(a->exclude, a->n_exclude, b->exclude, b->n_exclude) &&
 	       strcmp(a->control_socket, b->control_socket) == 0 &&

@@ -799,13 +799,15 @@ int manager_start(struct manager *m)
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "removing stale routing: %s", err);
 	if (r > 0)
-		log_notice("removed %d stale rules/routes left by a previous instance", r);
+		log_notice("removed %d stale rules/routes (or put back rp_filter values) left by a "
+			   "previous instance", r);
 
 	r = routing_install(m->cfg, m->tun->ifindex, &m->routing, err, sizeof(err));
 	if (r < 0) {
 		log_error("installing routing failed, nothing left behind: %s", err);
 		return r;
 	}
+	watch_log_rp_filter(m->routing);
 	r = watch_new(m->event, m->routing, &m->watch);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "watching the routing over rtnetlink");
