@@ -716,6 +716,12 @@ static int parse_routing(const struct ctx *c, const config_setting_t *g, struct 
 					 Q(str));
 			if (r >= 0)
 				cfg->rp_filter_keep = strcmp(str, "keep") == 0;
+		} else if (strcmp(name, "self-check") == 0) {
+			r = 0;
+			if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+				r = fail_type(c, s, "a boolean (true or false)");
+			else
+				cfg->self_check = config_setting_get_bool(s);
 		} else {
 			setting_path(g, path, sizeof(path));
 			return fail(c, s, -EINVAL, "unknown key '%s' in %s", name, path);
@@ -1123,6 +1129,7 @@ int config_new_default(struct config **ret)
 	cfg->priority = 10000;
 	cfg->ipv4 = cfg->ipv6 = true;
 	cfg->stall_timeout_ms = 5000;
+	cfg->self_check = true;
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s",
 		 RUNDIR "/ipmodd/control.sock");
 	cfg->control_mode = 0660;
@@ -1338,7 +1345,7 @@ bool config_routing_equal(const struct config *a, const struct config *b)
 	       a->queues == b->queues && a->table == b->table &&
 	       a->priority == b->priority && a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 &&
 	       a->fail_closed == b->fail_closed && a->stall_timeout_ms == b->stall_timeout_ms &&
-	       a->rp_filter_keep == b->rp_filter_keep &&
+	       a->rp_filter_keep == b->rp_filter_keep && a->self_check == b->self_check &&
 	       selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert) &&
 	       selectors_equal(a->exclude, a->n_exclude, b->exclude, b->n_exclude) &&
 	       strcmp(a->control_socket, b->control_socket) == 0 &&

@@ -799,6 +799,8 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
 	ok = ok && get_bin(tb[RTA_DST], r.dst, alen);
 	ok = ok && get_u32(tb[RTA_OIF], &oif);
 	ok = ok && get_u32(tb[RTA_PRIORITY], &r.priority);
+	ok = ok && get_bin(tb[RTA_GATEWAY], r.gateway, alen);
+	r.has_gateway = tb[RTA_GATEWAY] != NULL;
 	if (!ok || oif > INT32_MAX)
 		return -EINVAL;
 	r.oif = (int)oif;

@@ -56,6 +56,8 @@ struct nl_route {
 	uint8_t scope;			/* parsed only; built as link (new) or nowhere (del) */
 	uint8_t type;			/* 0 or RTN_UNICAST: via oif; RTN_UNREACHABLE: no oif */
 	uint32_t priority;		/* the metric; 0: the kernel's default */
+	bool has_gateway;		/* parsed only: RTA_GATEWAY */
+	uint8_t gateway[16];
 };
 
 /* One IPv4 devconf value: index is IPV4_DEVCONF_*. */
