@@ -756,6 +756,12 @@ static int manager_self_check(struct manager *m)
 		inet_ntop(family, t.dst, dst, sizeof(dst));
 		inet_ntop(family, t.src, src, sizeof(src));
 		r = probe_run(m->tun, &t, &res, err, sizeof(err));
+		if (r == -EPERM || r == -EAFNOSUPPORT) {
+			log_warning("self-check not possible, packets written back to %s are not checked: "
+				    "%s (it needs CAP_NET_RAW, and AF_PACKET in a unit's "
+				    "RestrictAddressFamilies=)", m->tun->name, err);
+			return 0;
+		}
 		if (r == 0) {
 			log_info("self-check (%s): a packet written back to %s left through %s in "
 				 "%llu.%03llu ms (UDP %s -> %s)", fam, m->tun->name, res.ifname,

@@ -58,7 +58,9 @@ int probe_target(int family, int tun_ifindex, struct probe_target *ret, char *er
  * Write the probe for t through tun (queue 0) up to PROBE_TRIES times and
  * wait PROBE_WAIT_MS after each for it to leave.  0 with res filled when it
  * was seen going out of an interface other than the tun, -ETIMEDOUT when
- * it was not, or -errno, with err set.
+ * it was not, or -errno, with err set.  -EPERM or -EAFNOSUPPORT: no
+ * AF_PACKET socket (it needs CAP_NET_RAW, and a unit's
+ * RestrictAddressFamilies= may forbid it); nothing was written.
  */
 int probe_run(struct tun *tun, const struct probe_target *t, struct probe_result *res,
 	      char *err, size_t errlen);

@@ -12,7 +12,8 @@
 #     forwarding path (no CAP_BPF): the self-check refuses to start, names
 #     the hook and the fix, and leaves the host as it was; with
 #     self-check = false the host is cut off, which is what the check
-#     prevents.
+#     prevents; without CAP_NET_RAW (no AF_PACKET socket) it warns that it
+#     cannot check.
 # Every sysctl and firewall rule is set inside the test's namespaces.
 . "$(dirname "$0")/lib.sh"
 
@@ -231,7 +232,7 @@ refused() {
 }
 
 test_forward_drop() {
-	local rc
+	local rc i
 
 	shipped_config "$WORKDIR/fwd.conf"
 	shipped_config "$WORKDIR/nocheck.conf" 's|self-check = true|self-check = false|'
@@ -258,6 +259,19 @@ test_forward_drop() {
 	check "... the host is cut off (IPv4, IPv6)" cut_off "$HOST_NS" "$PEER4" "$PEER6"
 	stop_ipmodd TERM
 	check "... after the stop it reaches the peer again" reach "$HOST_NS" "$PEER4" "$PEER6"
+	# Without CAP_NET_RAW there is no AF_PACKET socket: no check, and a warning.
+	: >"$CAPLOG"
+	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon,-net_raw \
+		--inh-caps=-all -- "$IPMODD" -c "$WORKDIR/fwd.conf" >>"$CAPLOG" 2>&1 &
+	IPMODD_PID=$!
+	for i in $(seq 100); do
+		hx ip -6 rule show | grep -q "^$PRIO:" && break
+		sleep 0.05
+	done
+	check "without CAP_NET_RAW: no check, a warning saying why" grep -q \
+		'self-check not possible, packets written back to tun0 are not checked: open an AF_PACKET socket: Operation not permitted' \
+		"$CAPLOG"
+	stop_ipmodd TERM
 	hx nft delete table inet filter
 
 	# Docker's iptables FORWARD DROP (iptables-nft), IPv4 only, then IPv6 only.
