@@ -253,6 +253,18 @@ test_forward_drop() {
 	rc=$?
 	refused "nftables forward chain with policy drop" IPv4 iptables "$rc"
 
+	# failure = "closed": the block stays (nothing unmodified leaks) until --unblock.
+	shipped_config "$WORKDIR/closed.conf" 's|failure = "open"|failure = "closed"|'
+	run_refused setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
+		"$IPMODD" -c "$WORKDIR/closed.conf"
+	rc=$?
+	check_eq "failure = \"closed\": refused too (exit 1)" "$rc" 1
+	check "... the block stays (diversion rule, unreachable route)" bash -c \
+		"ip netns exec '$HOST_NS' ip -4 rule show | grep -qE '^$PRIO:.*lookup $TABLE' &&
+		 ip netns exec '$HOST_NS' ip -4 route show table $TABLE | grep -q '^unreachable default'"
+	check "... ipmodd --unblock removes it" hx "$IPMODD" -c "$WORKDIR/closed.conf" --unblock
+	check "... then every sysctl, rule and route is as before" same_as_before
+
 	# Proof that the check is what protects: without it the host is cut off.
 	check "self-check = false: ipmodd starts" start_capped "$WORKDIR/nocheck.conf"
 	check "... and says the check is off" grep -q 'self-check off' "$CAPLOG"
