@@ -13,6 +13,7 @@
 #include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 
 #include "gso.h"
@@ -147,6 +148,12 @@ int probe_target(int family, int tun_ifindex, struct probe_target *ret, char *er
 		goto out;
 	}
 	memcpy(t.oif_name, info.name, sizeof(t.oif_name));
+	if (!(info.flags & IFF_UP) || !(info.flags & IFF_RUNNING)) {
+		r = probe_error(err, errlen, -ENETDOWN, "%s, the default route's device (%s), is %s",
+				t.oif_name, family_name(family),
+				info.flags & IFF_UP ? "without carrier" : "down");
+		goto out;
+	}
 	/* A link-local gateway cannot be the destination of a forwarded packet. */
 	t.gateway = d.best.has_gateway &&
 		    !(family == AF_INET6 && d.best.gateway[0] == 0xfe &&
@@ -155,6 +162,7 @@ int probe_target(int family, int tun_ifindex, struct probe_target *ret, char *er
 		memcpy(t.dst, d.best.gateway, family == AF_INET ? 4 : 16);
 	else
 		memcpy(t.dst, family == AF_INET ? doc4 : doc6, family == AF_INET ? 4 : 16);
+	memcpy(t.nexthop, d.best.has_gateway ? d.best.gateway : t.dst, family == AF_INET ? 4 : 16);
 	r = pick_source(&t);
 	if (r < 0) {
 		probe_error(err, errlen, r, "pick a source address (%s): %s", family_name(family),
@@ -321,6 +329,31 @@ static int watch_read(int fd, int family, int tun, uint16_t id, uint64_t nonce)
 	return 0;
 }
 
+/*
+ * A packet that passed the firewall waits for the next hop's address; one
+ * that did not never asked for it.  An unresolved entry means the former.
+ */
+static bool probe_unresolved(const struct probe_target *t, char *err, size_t errlen)
+{
+	char a[INET6_ADDRSTRLEN];
+	struct nl *nl = NULL;
+	uint16_t state = 0;
+	int r;
+
+	if (nl_open(&nl) < 0)
+		return false;
+	r = nl_neigh_get(nl, t->family, t->oif, t->nexthop, &state);
+	nl_close(nl);
+	if (r < 0 || !(state & (NUD_INCOMPLETE | NUD_FAILED)))
+		return false;
+	inet_ntop(t->family, t->nexthop, a, sizeof(a));
+	probe_error(err, errlen, -EHOSTUNREACH,
+		    "not seen leaving, and the next hop %s on %s does not answer %s (%s)", a,
+		    t->oif_name, t->family == AF_INET ? "ARP" : "neighbour discovery",
+		    state & NUD_FAILED ? "failed" : "incomplete");
+	return true;
+}
+
 int probe_run(struct tun *tun, const struct probe_target *t, struct probe_result *res,
 	      char *err, size_t errlen)
 {
@@ -380,6 +413,7 @@ int probe_run(struct tun *tun, const struct probe_target *t, struct probe_result
 		}
 	}
 	res->usec = now_usec() - start;
-	return probe_error(err, errlen, -ETIMEDOUT, "not seen leaving within %llu ms",
+	return probe_unresolved(t, err, errlen) ? -EHOSTUNREACH :
+	       probe_error(err, errlen, -ETIMEDOUT, "not seen leaving within %llu ms",
 			   (unsigned long long)(res->usec / 1000));
 }

@@ -34,6 +34,7 @@ struct probe_target {
 	int oif;		/* the default route's device */
 	char oif_name[IFNAMSIZ];
 	bool gateway;		/* dst is the default route's gateway */
+	uint8_t nexthop[16];	/* the gateway, or dst on a route without one */
 	uint8_t dst[16];
 	uint8_t src[16];	/* the source the kernel picks for dst */
 };
@@ -48,7 +49,8 @@ struct probe_result {
 /*
  * Where a packet of family written back to the tun (tun_ifindex) would go:
  * the main table's default route with the lowest metric, not via the tun.
- * -ENETUNREACH when there is none (no uplink: nothing to check), or -errno,
+ * -ENETUNREACH when there is none (no uplink: nothing to check), -ENETDOWN
+ * when its device is down or has no carrier (nothing can leave), or -errno,
  * with err set.
  */
 int probe_target(int family, int tun_ifindex, struct probe_target *ret, char *err,
@@ -58,9 +60,11 @@ int probe_target(int family, int tun_ifindex, struct probe_target *ret, char *er
  * Write the probe for t through tun (queue 0) up to PROBE_TRIES times and
  * wait PROBE_WAIT_MS after each for it to leave.  0 with res filled when it
  * was seen going out of an interface other than the tun, -ETIMEDOUT when
- * it was not, or -errno, with err set.  -EPERM or -EAFNOSUPPORT: no
- * AF_PACKET socket (it needs CAP_NET_RAW, and a unit's
- * RestrictAddressFamilies= may forbid it); nothing was written.
+ * it was not, or -errno, with err set.  -EHOSTUNREACH: not seen, but the
+ * next hop's neighbour entry is unresolved (it does not answer ARP/ND): the
+ * packet got past the firewall, and nothing would leave there anyway.
+ * -EPERM or -EAFNOSUPPORT: no AF_PACKET socket (it needs CAP_NET_RAW, and
+ * a unit's RestrictAddressFamilies= may forbid it); nothing was written.
  */
 int probe_run(struct tun *tun, const struct probe_target *t, struct probe_result *res,
 	      char *err, size_t errlen);

@@ -13,7 +13,8 @@
 #     the hook and the fix, and leaves the host as it was; with
 #     self-check = false the host is cut off, which is what the check
 #     prevents; without CAP_NET_RAW (no AF_PACKET socket) it warns that it
-#     cannot check.
+#     cannot check; a gateway that does not answer ARP/ND is reported as
+#     such, not as a firewall, and does not stop the start.
 # Every sysctl and firewall rule is set inside the test's namespaces.
 . "$(dirname "$0")/lib.sh"
 
@@ -82,6 +83,16 @@ cut_off() {
 	done
 	return 0
 }
+# ready LOG: wait (2 s at most) until the daemon said it diverts, after its
+# self-check: start_ipmodd returns once the routes are there, before that.
+ready() {
+	local i
+	for i in $(seq 40); do
+		grep -q 'diverting IPv4' "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
 # run_refused CONF: ipmodd in the foreground (bounded), its exit status.
 run_refused() {
 	: >"$WORKDIR/refused.log"
@@ -100,6 +111,7 @@ test_strict_rp_filter() {
 	pcap_start wire "$PEER_NS" veth0 icmp or icmp6 or udp port 33434
 	check "ipmodd starts with the shipped config and strict rp_filter" \
 		start_ipmodd "$WORKDIR/loose.conf"
+	ready "$LOG"
 	check_eq "veth0 is loose, all 0, while it runs" "$(rpf all) $(rpf veth0)" "0 2"
 	check "it says so, once for veth0" test "$(grep -c 'rp_filter: veth0 strict -> loose while ipmodd runs' "$LOG")" -eq 1
 	check "and once for all" test "$(grep -c 'rp_filter: all 1 -> 0 while ipmodd runs' "$LOG")" -eq 1
@@ -189,7 +201,9 @@ test_loose_all() {
 		'rp_filter: net.ipv4.conf.all.rp_filter=2: packets written back to tun0.*set routing.rp-filter = "loose", or all=0' \
 		"$WORKDIR/refused.log"
 	check "nothing changed" same_as_before
+	: >"$LOG"
 	check "all = 2, rp-filter = \"loose\": ipmodd starts" start_ipmodd "$WORKDIR/loose.conf"
+	ready "$LOG"
 	check_eq "all is 0 and veth0 loose of its own" "$(rpf all) $(rpf veth0)" "0 2"
 	check "it says veth0 keeps loose mode" grep -q 'rp_filter: veth0 keeps loose mode' "$LOG"
 	check "the host reaches the peer (IPv4, IPv6)" reach "$HOST_NS" "$PEER4" "$PEER6"
@@ -205,12 +219,13 @@ test_loose_all() {
 # written back through forwarding whatever the build or the kernel offers.
 start_capped() {
 	local conf=$1 i
+	: >"$CAPLOG"
 	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
 		"$IPMODD" -c "$conf" >>"$CAPLOG" 2>&1 &
 	IPMODD_PID=$!
 	for i in $(seq 100); do
 		hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' &&
-			hx ip -6 rule show | grep -q "^$PRIO:" && return 0
+			hx ip -6 rule show | grep -q "^$PRIO:" && ready "$CAPLOG" && return 0
 		kill -0 "$IPMODD_PID" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -232,7 +247,7 @@ refused() {
 }
 
 test_forward_drop() {
-	local rc i
+	local rc i lines
 
 	shipped_config "$WORKDIR/fwd.conf"
 	shipped_config "$WORKDIR/nocheck.conf" 's|self-check = true|self-check = false|'
@@ -242,6 +257,8 @@ test_forward_drop() {
 	check "no firewall: ipmodd starts without CAP_BPF" start_capped "$WORKDIR/fwd.conf"
 	check "... the self-check saw both probes leave through veth0" test \
 		"$(grep -c 'self-check (IPv[46]): a packet written back to tun0 left through veth0' "$CAPLOG")" -eq 2
+	mapfile -t lines < <(grep -o 'self-check.*' "$CAPLOG" | cut -c1-200)
+	diag "${lines[@]}"
 	check "... the host reaches the peer (IPv4, IPv6)" reach "$HOST_NS" "$PEER4" "$PEER6"
 	stop_ipmodd TERM
 
@@ -280,6 +297,7 @@ test_forward_drop() {
 		hx ip -6 rule show | grep -q "^$PRIO:" && break
 		sleep 0.05
 	done
+	ready "$CAPLOG"
 	check "without CAP_NET_RAW: no check, a warning saying why" grep -q \
 		'self-check not possible, packets written back to tun0 are not checked: open an AF_PACKET socket: Operation not permitted' \
 		"$CAPLOG"
@@ -305,6 +323,22 @@ test_forward_drop() {
 	hx ip6tables-nft -P FORWARD ACCEPT
 }
 
+# --- (b') a gateway that does not answer ARP/ND: not the firewall's doing ------
+test_dead_gateway() {
+	local lines
+
+	hx ip route replace default via 198.18.0.99
+	hx ip -6 route replace default via 2001:db8:77::99
+	check "a dead gateway: ipmodd starts" start_capped "$WORKDIR/fwd.conf"
+	check "... the check says it is inconclusive, for both families" test \
+		"$(grep -c 'self-check (IPv[46]) inconclusive: .*does not answer' "$CAPLOG")" -eq 2
+	mapfile -t lines < <(grep -o 'self-check.*' "$CAPLOG" | cut -c1-200)
+	diag "${lines[@]}"
+	stop_ipmodd TERM
+	hx ip route replace default via "$PEER4"
+	hx ip -6 route replace default via "$PEER6"
+}
+
 # --- (c) both at once, with the BPF re-injection -------------------------------
 # For the lead, once routing.reinject exists: a strict rp_filter and a
 # forward policy that drops at the same time, reinject = "bpf" (CAP_BPF):
@@ -317,6 +351,7 @@ settle || { echo "Bail out! IPv6 addresses stay tentative"; exit 1; }
 test_strict_rp_filter
 test_loose_all
 test_forward_drop
+test_dead_gateway
 test_both_with_bpf_reinjection
 
 done_testing
