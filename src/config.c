@@ -717,6 +717,22 @@ static int parse_routing(const struct ctx *c, const config_setting_t *g, struct 
 					 "routing.stall-timeout: %lld ms is too short (0 or %d..%d)", v,
 					 STALL_TIMEOUT_MIN, STALL_TIMEOUT_MAX);
 			cfg->stall_timeout_ms = (uint32_t)v;
+		} else if (strcmp(name, "rp-filter") == 0) {
+			const char *str = NULL;
+
+			r = get_string(c, s, &str);
+			if (r >= 0 && strcmp(str, "loose") != 0 && strcmp(str, "keep") != 0)
+				r = fail(c, s, -EINVAL,
+					 "routing.rp-filter: \"%s\": expected \"loose\" or \"keep\"",
+					 Q(str));
+			if (r >= 0)
+				cfg->rp_filter_keep = strcmp(str, "keep") == 0;
+		} else if (strcmp(name, "self-check") == 0) {
+			r = 0;
+			if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+				r = fail_type(c, s, "a boolean (true or false)");
+			else
+				cfg->self_check = config_setting_get_bool(s);
 		} else {
 			return unknown_key(c, g, s);
 		}
@@ -1123,6 +1139,7 @@ int config_new_default(struct config **ret)
 	cfg->priority = 10000;
 	cfg->ipv4 = cfg->ipv6 = true;
 	cfg->stall_timeout_ms = 5000;
+	cfg->self_check = true;
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s",
 		 RUNDIR "/ipmodd/control.sock");
 	cfg->control_mode = 0660;
@@ -1355,6 +1372,8 @@ KEY_EQUAL(eq_control_socket, strcmp(a->control_socket, b->control_socket) == 0)
 KEY_EQUAL(eq_control_group, strcmp(a->control_group, b->control_group) == 0)
 KEY_EQUAL(eq_control_mode, a->control_mode == b->control_mode)
 KEY_EQUAL(eq_fastpath, a->fastpath == b->fastpath)
+KEY_EQUAL(eq_rp_filter, a->rp_filter_keep == b->rp_filter_keep)
+KEY_EQUAL(eq_self_check, a->self_check == b->self_check)
 
 /*
  * Every key of ipmodd.conf(5), one row each: the parsers refuse a key
@@ -1379,6 +1398,8 @@ static const struct config_key {
 	{ "routing.exclude", true, eq_exclude },
 	{ "routing.failure", true, eq_failure },
 	{ "routing.stall-timeout", true, eq_stall_timeout },
+	{ "routing.rp-filter", true, eq_rp_filter },
+	{ "routing.self-check", true, eq_self_check },
 	{ "control.socket", true, eq_control_socket },
 	{ "control.group", true, eq_control_group },
 	{ "control.mode", true, eq_control_mode },

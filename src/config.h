@@ -62,6 +62,8 @@ struct config {
 	bool ipv4, ipv6;
 	bool fail_closed;	/* traffic stays blocked while ipmodd is not running */
 	uint32_t stall_timeout_ms;	/* fail-open: stalled this long, stop diverting; 0 never */
+	bool rp_filter_keep;	/* rp-filter = "keep": refuse to start on a strict interface */
+	bool self_check;	/* probe at start that written-back packets leave the host */
 	struct selector *divert;	/* none: all outbound traffic */
 	size_t n_divert;
 	struct selector *exclude;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include "loopguard.h"
 #include "manager.h"
 #include "monitor.h"
+#include "probe.h"
 #include "routing.h"
 #include "tun.h"
 #include "watch.h"
@@ -705,6 +707,94 @@ static int manager_start_fastpath(struct manager *m)
 	return 0;
 }
 
+/* The rule a firewall with a dropping forward policy needs, in its own words. */
+static void manager_self_check_fix(struct manager *m, int family, char *buf, size_t len)
+{
+	const char *tun = m->tun->name;
+
+	snprintf(buf, len,
+		 "nft insert rule inet filter forward iifname \"%s\" accept, or %s -I FORWARD -i %s "
+		 "-j ACCEPT (Docker: -I DOCKER-USER)", tun, family == AF_INET ? "iptables" : "ip6tables",
+		 tun);
+}
+
+/*
+ * On the forwarding path, a packet written back to the tun is a forwarded
+ * packet: one per family is written and must be seen leaving (probe.h).
+ * A host where it does not is a host cut off: the start fails, and the
+ * routing goes with the manager (failure = "closed" keeps its block).  The
+ * caller runs it only when the forwarding path carries the written-back
+ * packets.
+ */
+static int manager_self_check(struct manager *m)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	char err[256], fix[256], dst[INET6_ADDRSTRLEN], src[INET6_ADDRSTRLEN];
+	struct probe_target t;
+	struct probe_result res;
+	int r;
+
+	if (!m->cfg->self_check) {
+		log_info("self-check off (routing.self-check = false): not checking that packets "
+			 "written back to %s leave the host", m->tun->name);
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
+		int family = families[i];
+		const char *fam = family == AF_INET ? "IPv4" : "IPv6";
+
+		if (family == AF_INET ? !m->cfg->ipv4 : !m->cfg->ipv6)
+			continue;
+		r = probe_target(family, m->tun->ifindex, &t, err, sizeof(err));
+		if (r == -ENETUNREACH || r == -ENETDOWN) {
+			log_info("self-check (%s) skipped: %s, no way out to check", fam, err);
+			continue;
+		}
+		if (r < 0)
+			return log_errno(LOG_ERR, r, "self-check (%s): %s", fam, err);
+		inet_ntop(family, t.dst, dst, sizeof(dst));
+		inet_ntop(family, t.src, src, sizeof(src));
+		r = probe_run(m->tun, &t, &res, err, sizeof(err));
+		if (r == -EPERM || r == -EAFNOSUPPORT) {
+			log_warning("self-check not possible, packets written back to %s are not checked: "
+				    "%s (it needs CAP_NET_RAW, and AF_PACKET in a unit's "
+				    "RestrictAddressFamilies=)", m->tun->name, err);
+			return 0;
+		}
+		if (r == -EHOSTUNREACH) {
+			log_warning("self-check (%s) inconclusive: a UDP packet %s -> %s was %s: nothing "
+				    "leaves there, with or without ipmodd; going on", fam, src, dst, err);
+			continue;
+		}
+		if (r == 0) {
+			log_info("self-check (%s): a packet written back to %s left through %s in "
+				 "%llu.%03llu ms (UDP %s -> %s)", fam, m->tun->name, res.ifname,
+				 (unsigned long long)(res.usec / 1000),
+				 (unsigned long long)(res.usec % 1000), src, dst);
+			continue;
+		}
+		if (r != -ETIMEDOUT)
+			return log_errno(LOG_ERR, r, "self-check (%s): %s", fam, err);
+		manager_self_check_fix(m, family, fix, sizeof(fix));
+		log_error("self-check (%s): packets written back to %s do not leave the host: a UDP "
+			  "packet %s -> %s%s, routed out of %s, was %s (%u tries); they are forwarded, "
+			  "and the FORWARD hook of netfilter drops them (a forward chain with policy "
+			  "drop: nftables, Docker's iptables -P FORWARD DROP, ufw, firewalld). Accept "
+			  "them: %s; or let the BPF re-injection send them (routing.reinject = \"bpf\"); "
+			  "routing.self-check = false starts anyway. Not starting: the host would be "
+			  "cut off", fam, m->tun->name, src, dst, t.gateway ? " (the gateway)" : "",
+			  t.oif_name, err, res.tries, fix);
+		if (m->cfg->fail_closed) {
+			routing_keep_block(m->routing);
+			log_notice("failure = \"closed\": diverted traffic stays blocked (unreachable in "
+				   "table %u) until ipmodd runs again or \"ipmodd --unblock\"",
+				   m->cfg->table);
+		}
+		return -EHOSTUNREACH;
+	}
+	return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct manager *m = userdata;
@@ -798,16 +888,22 @@ int manager_start(struct manager *m)
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "removing stale routing: %s", err);
 	if (r > 0)
-		log_notice("removed %d stale rules/routes left by a previous instance", r);
+		log_notice("removed %d stale rules/routes (or put back rp_filter values) left by a "
+			   "previous instance", r);
 
 	r = routing_install(m->cfg, m->tun->ifindex, &m->routing, err, sizeof(err));
 	if (r < 0) {
 		log_error("installing routing failed, nothing left behind: %s", err);
 		return r;
 	}
+	watch_log_rp_filter(m->routing);
 	r = watch_new(m->event, m->routing, &m->watch);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "watching the routing over rtnetlink");
+	/* Written-back packets take the forwarding path: see that they leave. */
+	r = manager_self_check(m);
+	if (r < 0)
+		return r;
 
 	r = impair_queue_init(&m->impair_queue, MANAGER_IMPAIR_QUEUE_PKTS,
 			      MANAGER_IMPAIR_QUEUE_BYTES);

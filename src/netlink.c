@@ -19,6 +19,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/ip.h>
+#include <linux/neighbour.h>
 #include <linux/netconf.h>
 #include <linux/rtnetlink.h>
 
@@ -799,6 +800,8 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
 	ok = ok && get_bin(tb[RTA_DST], r.dst, alen);
 	ok = ok && get_u32(tb[RTA_OIF], &oif);
 	ok = ok && get_u32(tb[RTA_PRIORITY], &r.priority);
+	ok = ok && get_bin(tb[RTA_GATEWAY], r.gateway, alen);
+	r.has_gateway = tb[RTA_GATEWAY] != NULL;
 	if (!ok || oif > INT32_MAX)
 		return -EINVAL;
 	r.oif = (int)oif;
@@ -966,5 +969,51 @@ int nl_link_get(struct nl *nl, int ifindex, const char *name, struct nl_link_inf
 	if (!g.found)
 		return -ENODEV;
 	*ret = g.info;
+	return 0;
+}
+
+int nl_build_getneigh(void *buf, size_t len, int family, int ifindex, const uint8_t *addr)
+{
+	size_t alen = addr_len(family);
+	struct nlmsghdr *nlh;
+	struct ndmsg *ndm;
+
+	if (!alen || ifindex <= 0)
+		return -EINVAL;
+	nlh = put_msg(buf, len, RTM_GETNEIGH, 0, sizeof(*ndm));
+	if (!nlh)
+		return -ENOSPC;
+	ndm = mnl_nlmsg_get_payload(nlh);
+	ndm->ndm_family = (uint8_t)family;
+	ndm->ndm_ifindex = ifindex;
+	if (!mnl_attr_put_check(nlh, len, NDA_DST, alen, addr))
+		return -ENOSPC;
+	return (int)nlh->nlmsg_len;
+}
+
+static int neigh_get_cb(const struct nlmsghdr *nlh, void *userdata)
+{
+	const struct ndmsg *ndm;
+
+	if (nlh->nlmsg_type != RTM_NEWNEIGH || mnl_nlmsg_get_payload_len(nlh) < sizeof(*ndm))
+		return 0;
+	ndm = mnl_nlmsg_get_payload(nlh);
+	*(uint16_t *)userdata = ndm->ndm_state;
+	return 0;
+}
+
+int nl_neigh_get(struct nl *nl, int family, int ifindex, const uint8_t *addr, uint16_t *state)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	uint16_t st = 0;
+	int r;
+
+	r = nl_build_getneigh(buf, sizeof(buf), family, ifindex, addr);
+	if (r < 0)
+		return r;
+	r = nl_request(nl, buf, neigh_get_cb, &st);
+	if (r < 0)
+		return r;
+	*state = st;
 	return 0;
 }

@@ -56,6 +56,8 @@ struct nl_route {
 	uint8_t scope;			/* parsed only; built as link (new) or nowhere (del) */
 	uint8_t type;			/* 0 or RTN_UNICAST: via oif; RTN_UNREACHABLE: no oif */
 	uint32_t priority;		/* the metric; 0: the kernel's default */
+	bool has_gateway;		/* parsed only: RTA_GATEWAY */
+	uint8_t gateway[16];
 };
 
 /* One IPv4 devconf value: index is IPV4_DEVCONF_*. */
@@ -148,12 +150,19 @@ const char *nl_extack(const struct nl *nl);
 /* Fetch one link by ifindex, or by name if ifindex is 0: -ENODEV when absent. */
 int nl_link_get(struct nl *nl, int ifindex, const char *name, struct nl_link_info *ret);
 
+/*
+ * The neighbour entry of addr on ifindex: its NUD_* state, or -ENOENT when
+ * there is none.
+ */
+int nl_neigh_get(struct nl *nl, int family, int ifindex, const uint8_t *addr, uint16_t *state);
+
 /* Pure builders: message length or -errno (-ENOSPC when len is too small). */
 int nl_build_rule(void *buf, size_t len, uint16_t type, const struct nl_rule *r);
 int nl_build_route(void *buf, size_t len, uint16_t type, const struct nl_route *r);
 int nl_build_setlink(void *buf, size_t len, const struct nl_link *l);
 int nl_build_dellink(void *buf, size_t len, int ifindex);
 int nl_build_getlink(void *buf, size_t len, int ifindex, const char *name);
+int nl_build_getneigh(void *buf, size_t len, int family, int ifindex, const uint8_t *addr);
 int nl_build_dump(void *buf, size_t len, uint16_t type, uint8_t family);
 /* RTM_GETROUTE dump of one table (see nl_dump_table()). */
 int nl_build_dump_table(void *buf, size_t len, uint8_t family, uint32_t table);

@@ -17,6 +17,7 @@
 
 #include <linux/fib_rules.h>
 #include <linux/ip.h>
+#include <linux/netconf.h>
 #include <linux/rtnetlink.h>
 
 #include "netlink.h"
@@ -27,6 +28,10 @@
 #define SYSCTL_VALUE_MAX 32
 #define FLUSH_BATCH 64		/* deletions per dump */
 #define FLUSH_ROUNDS 64		/* dumps per object kind before giving up */
+#define RPF_LOOSE 2
+#define RPF_STRICT 1
+#define RPF_ALL (-1)		/* the ifindex that stands for "all" */
+#define RPF_STATE_LINE 64
 
 enum obj_kind {
 	OBJ_RULE,
@@ -57,11 +62,24 @@ struct obj {
 	};
 };
 
+/* An rp_filter ipmodd changed while it runs: an interface's, or "all" (RPF_ALL). */
+struct rpf {
+	int ifindex;
+	char name[IFNAMSIZ];
+	uint32_t old, effective;	/* before us */
+	bool announced;		/* handed to routing_rp_filter_take() */
+};
+
 struct routing {
 	struct nl *nl;
 	int ifindex;
 	char tun[IFNAMSIZ];
 	bool fail_closed;
+	bool rpf_loose;		/* IPv4 diverted with rp-filter = "loose" */
+	uint32_t rpf_all;	/* net.ipv4.conf.all.rp_filter before us */
+	struct rpf *rpf;
+	size_t n_rpf;
+	char rpf_state[ROUTING_STATE_PATH_MAX];
 	bool keep_block;	/* routing_free() leaves the block in place */
 	uint32_t priority, table;
 	size_t n;
@@ -294,6 +312,20 @@ static void undo(struct routing *rt, const struct obj *o)
 		(void)nl_request(rt->nl, buf, NULL, NULL);
 }
 
+static int rpf_put_back(struct nl *nl, int ifindex, const char *name, uint32_t old);
+
+/* Every rp_filter we changed, newest first; the state file goes unless one failed. */
+static void rpf_put_back_all(struct routing *rt)
+{
+	bool failed = false;
+
+	for (size_t i = rt->n_rpf; i > 0; i--)
+		failed |= rpf_put_back(rt->nl, rt->rpf[i - 1].ifindex, rt->rpf[i - 1].name,
+				       rt->rpf[i - 1].old) < 0;
+	if (rt->n_rpf && !failed && rt->rpf_state[0])
+		unlink(rt->rpf_state);
+}
+
 struct routing *routing_free(struct routing *rt)
 {
 	size_t i;
@@ -303,7 +335,10 @@ struct routing *routing_free(struct routing *rt)
 	for (i = rt->n; i > 0; i--)
 		if (!(rt->keep_block && rt->objs[i - 1].block))
 			undo(rt, &rt->objs[i - 1]);
+	/* Once nothing is diverted any more: "all" first, the newest. */
+	rpf_put_back_all(rt);
 	nl_close(rt->nl);
+	free(rt->rpf);
 	free(rt);
 	return NULL;
 }
@@ -475,6 +510,427 @@ static int setup_ipv6_forwarding(struct routing *rt, char *err, size_t errlen)
 	return 0;
 }
 
+struct repair {
+	struct routing *rt;
+	bool *found;		/* per object: in the kernel's dump */
+	int n;
+	char *item;
+	size_t itemlen;
+};
+
+/* One more thing put back; the first one is named. */
+static _printf_(2, 3) void repaired(struct repair *rep, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (rep->n++ || !rep->item || !rep->itemlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(rep->item, rep->itemlen, fmt, ap);
+	va_end(ap);
+}
+
+/* --- reverse-path filter (DESIGN.md 6) ---------------------------------- */
+
+/*
+ * The effective rp_filter of a device is max(all, dev).  Two checks meet
+ * ipmodd's routing:
+ *  - an inbound IPv4 packet's reverse-path lookup (from the loopback,
+ *    addresses swapped) meets "from all lookup T" and finds the tun: strict
+ *    mode (1) on the uplink drops every inbound packet, loose mode (2) only
+ *    asks for a route back, which the tun is;
+ *  - a packet written back to the tun comes from a local address on a device
+ *    without an IPv4 address: any mode but 0 drops it there (the kernel's
+ *    IPReversePathFilter counter), loose too.  So "all" must be 0.
+ * With rp-filter = "loose": every interface but lo and the tun that filters
+ * (effective value 1 or 2, "all" as it was before us) gets 2 of its own, and
+ * then "all" gets 0.  Nothing filters less than before but the strict
+ * interfaces, which become loose.
+ */
+
+#define RPF_ALL_PATH "/proc/sys/net/ipv4/conf/all/rp_filter"
+
+static uint32_t rpf_effective(uint32_t all, uint32_t dev)
+{
+	return all > dev ? all : dev;
+}
+
+static int rpf_read_all(uint32_t *ret)
+{
+	char v[SYSCTL_VALUE_MAX], *end;
+	unsigned long n;
+	int r;
+
+	r = read_sysctl(RPF_ALL_PATH, v, sizeof(v));
+	if (r < 0)
+		return r;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || end == v || n > UINT32_MAX)
+		return -EINVAL;
+	*ret = (uint32_t)n;
+	return 0;
+}
+
+static bool rpf_link_counts(int tun, const struct nl_link_info *l)
+{
+	return l->ifindex != tun && !(l->flags & IFF_LOOPBACK) && l->has_inet_conf;
+}
+
+/* A link that filters by "all" or by itself, without loose mode of its own. */
+static bool rpf_link_needs(int tun, uint32_t all, const struct nl_link_info *l)
+{
+	uint32_t dev = l->inet_conf[IPV4_DEVCONF_RP_FILTER];
+
+	return rpf_link_counts(tun, l) && rpf_effective(all, dev) != 0 && dev != RPF_LOOSE;
+}
+
+struct rpf_link {
+	int ifindex;
+	char name[IFNAMSIZ];
+	uint32_t value, effective;
+};
+
+/* The links of one dump that need loose mode of their own. */
+struct rpf_scan {
+	int tun;
+	uint32_t all;
+	struct rpf_link links[ROUTING_RPF_MAX];
+	size_t n;
+	bool more;
+};
+
+static int rpf_scan_cb(const struct nlmsghdr *nlh, void *userdata)
+{
+	struct rpf_scan *sc = userdata;
+	struct rpf_link *l;
+	struct nl_link_info info;
+
+	if (nl_parse_link(nlh, &info) < 0 || !rpf_link_needs(sc->tun, sc->all, &info))
+		return 0;
+	if (sc->n == ARRAY_SIZE(sc->links)) {
+		sc->more = true;
+		return 0;
+	}
+	l = &sc->links[sc->n++];
+	l->ifindex = info.ifindex;
+	memcpy(l->name, info.name, IFNAMSIZ);
+	l->value = info.inet_conf[IPV4_DEVCONF_RP_FILTER];
+	l->effective = rpf_effective(sc->all, l->value);
+	return 0;
+}
+
+/* all: the value of "all" to judge the links by. */
+static int rpf_scan(struct nl *nl, int tun, uint32_t all, struct rpf_scan *sc, char *err,
+		    size_t errlen)
+{
+	int r;
+
+	for (int attempt = 0; attempt < 4; attempt++) {
+		memset(sc, 0, sizeof(*sc));
+		sc->tun = tun;
+		sc->all = all;
+		r = nl_dump(nl, RTM_GETLINK, AF_UNSPEC, rpf_scan_cb, sc);
+		if (r != -EINTR)
+			break;
+	}
+	if (r < 0)
+		return step_error(err, errlen, r, nl_extack(nl), "dump links");
+	if (sc->more)
+		return step_error(err, errlen, -E2BIG, NULL,
+				  "more than %d interfaces with a reverse-path filter", ROUTING_RPF_MAX);
+	return 0;
+}
+
+static int rpf_set(struct nl *nl, int ifindex, uint32_t value)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	struct nl_devconf conf = { IPV4_DEVCONF_RP_FILTER, value };
+	struct nl_link l = { .ifindex = ifindex, .inet_conf = &conf, .n_inet_conf = 1 };
+	char v[SYSCTL_VALUE_MAX];
+	int r;
+
+	if (ifindex == RPF_ALL) {
+		snprintf(v, sizeof(v), "%u", value);
+		return write_sysctl(RPF_ALL_PATH, v);
+	}
+	r = nl_build_setlink(buf, sizeof(buf), &l);
+	if (r >= 0)
+		r = nl_request(nl, buf, NULL, NULL);
+	return r;
+}
+
+/*
+ * Put back old on ifindex if it is still the link named name and still
+ * holds the value we set (want): what someone else set since is theirs.
+ * 1: put back, 0: nothing to do, -errno.
+ */
+static int rpf_put_back(struct nl *nl, int ifindex, const char *name, uint32_t old)
+{
+	struct nl_link_info info;
+	uint32_t now;
+	int r;
+
+	if (ifindex == RPF_ALL) {
+		r = rpf_read_all(&now);
+		if (r < 0 || now != 0)
+			return r < 0 ? r : 0;
+		r = rpf_set(nl, RPF_ALL, old);
+		return r < 0 ? r : 1;
+	}
+	r = nl_link_get(nl, ifindex, NULL, &info);
+	if (r == -ENODEV)
+		return 0;
+	if (r < 0)
+		return r;
+	if (strcmp(name, info.name) != 0 || !info.has_inet_conf ||
+	    info.inet_conf[IPV4_DEVCONF_RP_FILTER] != RPF_LOOSE)
+		return 0;
+	r = rpf_set(nl, ifindex, old);
+	if (r == -ENODEV)
+		return 0;
+	return r < 0 ? r : 1;
+}
+
+/* The state file: what a crashed instance changed, for the next start or --cleanup. */
+static void rpf_state_path(const struct config *cfg, char *buf, size_t len)
+{
+	const char *slash = strrchr(cfg->control_socket, '/');
+	int n;
+
+	buf[0] = '\0';
+	if (!slash)
+		return;
+	n = snprintf(buf, len, "%.*s/%s.rp_filter", (int)(slash - cfg->control_socket),
+		     cfg->control_socket, cfg->tun_name);
+	if (n < 0 || (size_t)n >= len)
+		buf[0] = '\0';
+}
+
+/* Written whole under a temporary name, then renamed: never half a file. */
+static int rpf_state_save(const struct routing *rt)
+{
+	char tmp[ROUTING_STATE_PATH_MAX + 8];
+	FILE *f;
+	int r = 0;
+
+	if (!rt->rpf_state[0])
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.new", rt->rpf_state);
+	f = fopen(tmp, "we");
+	if (!f)
+		return negative_errno();
+	for (size_t i = 0; i < rt->n_rpf; i++)
+		fprintf(f, "%d %s %u\n", rt->rpf[i].ifindex, rt->rpf[i].name, rt->rpf[i].old);
+	if (fflush(f) != 0 || ferror(f))
+		r = -EIO;
+	if (fclose(f) != 0 && r == 0)
+		r = -EIO;
+	if (r == 0 && rename(tmp, rt->rpf_state) < 0)
+		r = negative_errno();
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+/* After a crash: put back what the state file lists, newest first; returns how many. */
+static int rpf_state_restore(struct nl *nl, const char *path, char *err, size_t errlen)
+{
+	struct {
+		int ifindex;
+		char name[IFNAMSIZ];
+		unsigned int old;
+	} *e = NULL;
+	char line[RPF_STATE_LINE];
+	size_t n = 0;
+	int r = 0, count = 0;
+	FILE *f;
+
+	if (!path[0])
+		return 0;
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : step_error(err, errlen, negative_errno(), NULL,
+							"read %s", path);
+	e = calloc(ROUTING_RPF_MAX + 1, sizeof(*e));
+	if (!e) {
+		fclose(f);
+		return step_error(err, errlen, -ENOMEM, NULL, "read %s", path);
+	}
+	while (n <= ROUTING_RPF_MAX && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%d %15s %u", &e[n].ifindex, e[n].name, &e[n].old) == 3 &&
+		    (e[n].ifindex > 0 || e[n].ifindex == RPF_ALL) && e[n].old <= RPF_LOOSE)
+			n++;
+	fclose(f);
+	while (n > 0) {
+		n--;
+		r = rpf_put_back(nl, e[n].ifindex, e[n].name, e[n].old);
+		if (r < 0) {
+			step_error(err, errlen, r, nl_extack(nl), "put back rp_filter %u on %s",
+				   e[n].old, e[n].name);
+			break;
+		}
+		count += r;
+	}
+	free(e);
+	/* Kept when something could not be put back: --cleanup tries again. */
+	if (r < 0)
+		return r;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return step_error(err, errlen, negative_errno(), NULL, "remove %s", path);
+	return count;
+}
+
+static struct rpf *rpf_find(struct routing *rt, int ifindex)
+{
+	for (size_t i = 0; i < rt->n_rpf; i++)
+		if (rt->rpf[i].ifindex == ifindex)
+			return &rt->rpf[i];
+	return NULL;
+}
+
+/*
+ * Set value on ifindex, recorded with its old value (and written to the
+ * state file) before the change.  *added: it was not recorded yet.
+ */
+static int rpf_change(struct routing *rt, int ifindex, const char *name, uint32_t old,
+		      uint32_t effective, uint32_t value, bool *added, char *err, size_t errlen)
+{
+	struct rpf *e = rpf_find(rt, ifindex), *v;
+	int r;
+
+	*added = false;
+	if (!e) {
+		if (rt->n_rpf == ROUTING_RPF_MAX)
+			return step_error(err, errlen, -E2BIG, NULL,
+					  "more than %d interfaces with a reverse-path filter",
+					  ROUTING_RPF_MAX);
+		v = realloc(rt->rpf, (rt->n_rpf + 1) * sizeof(*v));
+		if (!v)
+			return step_error(err, errlen, -ENOMEM, NULL, "allocate rp_filter state");
+		rt->rpf = v;
+		e = &rt->rpf[rt->n_rpf++];
+		memset(e, 0, sizeof(*e));
+		e->ifindex = ifindex;
+		snprintf(e->name, sizeof(e->name), "%s", name);
+		e->old = old;
+		e->effective = effective;
+		r = rpf_state_save(rt);
+		if (r < 0) {
+			rt->n_rpf--;
+			return step_error(err, errlen, r, NULL, "write %s", rt->rpf_state);
+		}
+		*added = true;
+	}
+	r = rpf_set(rt->nl, ifindex, value);
+	/* Gone meanwhile: nothing to filter on it. */
+	if (r == -ENODEV)
+		return 0;
+	if (r < 0)
+		return step_error(err, errlen, r, nl_extack(rt->nl), "set rp_filter %u on %s",
+				  value, name);
+	return 0;
+}
+
+/*
+ * Loose mode of their own for the links that filter, then "all" to 0.  rep:
+ * a repair, which counts and names what it set again; a new link is no
+ * repair, it waits for routing_rp_filter_take().
+ */
+static int rpf_sync(struct routing *rt, struct repair *rep, char *err, size_t errlen)
+{
+	_cleanup_(freep) struct rpf_scan *sc = NULL;
+	const struct rpf *all = rpf_find(rt, RPF_ALL);
+	uint32_t now;
+	bool added;
+	int r;
+
+	r = rpf_read_all(&now);
+	if (r < 0)
+		return step_error(err, errlen, r, NULL, "read %s", RPF_ALL_PATH);
+	/* Links are judged by "all" as it was before us. */
+	if (!all)
+		rt->rpf_all = now;
+	sc = malloc(sizeof(*sc));
+	if (!sc)
+		return step_error(err, errlen, -ENOMEM, NULL, "allocate the link scan");
+	r = rpf_scan(rt->nl, rt->ifindex, rt->rpf_all, sc, err, errlen);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < sc->n; i++) {
+		const struct rpf_link *l = &sc->links[i];
+
+		r = rpf_change(rt, l->ifindex, l->name, l->value, l->effective, RPF_LOOSE, &added,
+			       err, errlen);
+		if (r < 0)
+			return r;
+		if (rep && !added)
+			repaired(rep, "rp_filter 2 (loose) on %s", l->name);
+	}
+	if (now == 0)
+		return 0;
+	r = rpf_change(rt, RPF_ALL, "all", now, now, 0, &added, err, errlen);
+	if (r < 0)
+		return r;
+	if (rep && !added)
+		repaired(rep, "net.ipv4.conf.all.rp_filter=0");
+	return 0;
+}
+
+/* rp-filter = "keep": refuse what would cut the host off. */
+static int rpf_check_keep(struct routing *rt, char *err, size_t errlen)
+{
+	_cleanup_(freep) struct rpf_scan *sc = NULL;
+	uint32_t all;
+	int r;
+
+	r = rpf_read_all(&all);
+	if (r < 0)
+		return step_error(err, errlen, r, NULL, "read %s", RPF_ALL_PATH);
+	sc = malloc(sizeof(*sc));
+	if (!sc)
+		return step_error(err, errlen, -ENOMEM, NULL, "allocate the link scan");
+	r = rpf_scan(rt->nl, rt->ifindex, all, sc, err, errlen);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < sc->n; i++) {
+		const struct rpf_link *l = &sc->links[i];
+
+		if (l->effective != RPF_STRICT)
+			continue;
+		snprintf(err, errlen,
+			 "rp_filter: %s is strict (net.ipv4.conf.%s.rp_filter=%u, all=%u): once IPv4 "
+			 "is diverted, every inbound IPv4 packet fails the reverse-path check there; "
+			 "set routing.rp-filter = \"loose\", or net.ipv4.conf.%s.rp_filter=2", l->name,
+			 l->name, l->value, all, l->name);
+		return -EPERM;
+	}
+	if (all != 0) {
+		snprintf(err, errlen,
+			 "rp_filter: net.ipv4.conf.all.rp_filter=%u: packets written back to %s (from a "
+			 "local address, on a device without one) fail any reverse-path check there; "
+			 "set routing.rp-filter = \"loose\", or all=0 with each interface's own value "
+			 "(net.ipv4.conf.IF.rp_filter=2)", all, rt->tun);
+		return -EPERM;
+	}
+	return 0;
+}
+
+bool routing_rp_filter_take(struct routing *rt, char *name, size_t namelen, uint32_t *old,
+			    uint32_t *effective)
+{
+	for (size_t i = 0; rt && i < rt->n_rpf; i++) {
+		if (rt->rpf[i].announced)
+			continue;
+		rt->rpf[i].announced = true;
+		snprintf(name, namelen, "%s", rt->rpf[i].name);
+		*old = rt->rpf[i].old;
+		*effective = rt->rpf[i].effective;
+		return true;
+	}
+	return false;
+}
+
 static bool selector_applies(const struct selector *s, int family)
 {
 	if (s->family != AF_UNSPEC && s->family != family)
@@ -619,6 +1075,8 @@ int routing_install(const struct config *cfg, int ifindex, struct routing **ret,
 	rt->priority = cfg->priority;
 	rt->table = cfg->table;
 	memcpy(rt->tun, cfg->tun_name, sizeof(rt->tun));
+	rt->rpf_loose = cfg->ipv4 && !cfg->rp_filter_keep;
+	rpf_state_path(cfg, rt->rpf_state, sizeof(rt->rpf_state));
 
 	r = nl_open(&rt->nl);
 	if (r < 0) {
@@ -635,6 +1093,12 @@ int routing_install(const struct config *cfg, int ifindex, struct routing **ret,
 	}
 	if (cfg->ipv6) {
 		r = setup_ipv6_forwarding(rt, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
+	/* Before the diversion: inbound IPv4 must pass the reverse-path check from its start. */
+	if (cfg->ipv4) {
+		r = rt->rpf_loose ? rpf_sync(rt, NULL, err, errlen) : rpf_check_keep(rt, err, errlen);
 		if (r < 0)
 			goto fail;
 	}
@@ -808,6 +1272,7 @@ static int cleanup(const struct config *cfg, bool keep_block, char *err, size_t 
 {
 	static const uint8_t families[] = { AF_INET, AF_INET6 };
 	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	char path[ROUTING_STATE_PATH_MAX];
 	struct nl_link_info info;
 	struct nl *nl = NULL;
 	int r, count = 0;
@@ -819,6 +1284,13 @@ static int cleanup(const struct config *cfg, bool keep_block, char *err, size_t 
 	r = nl_open(&nl);
 	if (r < 0)
 		return step_error(err, errlen, r, NULL, "open rtnetlink socket");
+
+	/* First, so that a start reads the values as they were before the crashed instance. */
+	rpf_state_path(cfg, path, sizeof(path));
+	r = rpf_state_restore(nl, path, err, errlen);
+	if (r < 0)
+		goto cleanup;
+	count += r;
 
 	for (i = 0; i < ARRAY_SIZE(families); i++) {
 		/* The block: the rules, and the unreachable routes they fall on. */
@@ -1115,12 +1587,20 @@ bool routing_event_concerns(const struct routing *rt, const struct nlmsghdr *nlh
 		}
 		return false;
 	case RTM_NEWLINK:
-		if (nl_parse_link(nlh, &link) < 0 || link.ifindex != rt->ifindex)
+		if (nl_parse_link(nlh, &link) < 0)
 			return false;
+		/* A new link, or one made strict again. */
+		if (link.ifindex != rt->ifindex)
+			return rt->rpf_loose && rpf_link_needs(rt->ifindex, rt->rpf_all, &link);
 		return !(link.flags & IFF_UP) || (has_kind(rt, OBJ_INET_CONF) && !inet_conf_ok(&link));
 	case RTM_NEWNETCONF:
-		if (nl_parse_netconf(nlh, &conf) < 0 || conf.ifindex != rt->ifindex)
+		if (nl_parse_netconf(nlh, &conf) < 0)
 			return false;
+		/* Another link's rp_filter, or "all"'s, which counts for every link. */
+		if (conf.ifindex != rt->ifindex)
+			return rt->rpf_loose && conf.family == AF_INET && conf.has_rp_filter &&
+			       conf.ifindex != NETCONFA_IFINDEX_DEFAULT &&
+			       conf.rp_filter != (conf.ifindex == NETCONFA_IFINDEX_ALL ? 0 : RPF_LOOSE);
 		if (conf.family == AF_INET)
 			return has_kind(rt, OBJ_INET_CONF) &&
 			       ((conf.has_forwarding && conf.forwarding != 1) ||
@@ -1130,26 +1610,6 @@ bool routing_event_concerns(const struct routing *rt, const struct nlmsghdr *nlh
 	default:
 		return false;
 	}
-}
-
-struct repair {
-	struct routing *rt;
-	bool *found;		/* per object: in the kernel's dump */
-	int n;
-	char *item;
-	size_t itemlen;
-};
-
-/* One more thing put back; the first one is named. */
-static _printf_(2, 3) void repaired(struct repair *rep, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (rep->n++ || !rep->item || !rep->itemlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(rep->item, rep->itemlen, fmt, ap);
-	va_end(ap);
 }
 
 static int repair_rule_cb(const struct nlmsghdr *nlh, void *userdata)
@@ -1338,6 +1798,11 @@ int routing_repair(struct routing *rt, char *item, size_t itemlen, char *err, si
 	r = repair_dump(&rep, err, errlen);
 	if (r < 0)
 		return r;
+	if (rt->rpf_loose) {
+		r = rpf_sync(rt, &rep, err, errlen);
+		if (r < 0)
+			return r;
+	}
 	/* In the order of installation: the bypass before the diversion that needs it. */
 	for (size_t i = 0; i < rt->n; i++) {
 		r = repair_obj(&rep, i, &info, err, errlen);

@@ -7,13 +7,18 @@
 #ifndef IPMODD_ROUTING_H
 #define IPMODD_ROUTING_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "netlink.h"
 
 /* rtm_protocol of the routes ipmodd adds ("ip route show proto 73"). */
 #define ROUTING_RTPROT 73
+/* At most this many interfaces whose strict rp_filter is made loose. */
+#define ROUTING_RPF_MAX 4096
+#define ROUTING_STATE_PATH_MAX 160
 
 struct routing;
 
@@ -29,6 +34,28 @@ struct routing;
  */
 int routing_install(const struct config *cfg, int ifindex, struct routing **ret, char *err,
 		    size_t errlen);
+
+/*
+ * IPv4 and the reverse-path filter (DESIGN.md 6): with the diversion, an
+ * inbound packet fails a strict check on the uplink (its route back is the
+ * tun), and a written-back packet fails any check on the tun (a local source
+ * on a device without an address).  With routing.rp-filter = "loose",
+ * routing_install() gives, before the diversion, every interface but lo and
+ * the tun whose effective value, max(all, dev), is not 0 a loose filter of
+ * its own (2), then sets "all" to 0; routing_repair() does the same for
+ * links that appear later or are changed back.  The old values are written
+ * to "<control socket's directory>/<tun>.rp_filter" before any change and put
+ * back by routing_free(), or after a crash by routing_cleanup() (the next
+ * start, or "ipmodd --cleanup"); a value someone changed meanwhile is left
+ * alone.  With "keep", routing_install() refuses (-EPERM) when an interface
+ * is strict or "all" is not 0, naming it and the fix.
+ *
+ * routing_rp_filter_take() hands out each value changed once, for the log:
+ * the interface ("all" for all), its old value and effective value.  false:
+ * none new.
+ */
+bool routing_rp_filter_take(struct routing *r, char *name, size_t namelen, uint32_t *old,
+			    uint32_t *effective);
 
 /*
  * Remove everything routing_install() added; NULL is fine.  After

@@ -117,6 +117,26 @@ static void watch_report(struct watch *w, int r, const char *item, const char *e
 		log_notice("the routing stayed in place: back-off over");
 }
 
+void watch_log_rp_filter(struct routing *rt)
+{
+	uint32_t old, effective;
+	char name[IFNAMSIZ];
+
+	while (routing_rp_filter_take(rt, name, sizeof(name), &old, &effective)) {
+		if (strcmp(name, "all") == 0)
+			log_notice("rp_filter: all %u -> 0 while ipmodd runs (packets written back to the "
+				   "tun fail any reverse-path check there; every other interface keeps "
+				   "a filter of its own)", old);
+		else if (effective == 1)
+			log_notice("rp_filter: %s strict -> loose while ipmodd runs (inbound IPv4 fails "
+				   "the strict check once diverted; net.ipv4.conf.%s.rp_filter was %u)",
+				   name, name, old);
+		else
+			log_info("rp_filter: %s keeps loose mode, now its own (net.ipv4.conf.%s.rp_filter "
+				 "%u -> 2) while ipmodd runs", name, name, old);
+	}
+}
+
 static int on_check(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct watch *w = userdata;
@@ -127,6 +147,7 @@ static int on_check(sd_event_source *s, uint64_t usec, void *userdata)
 
 	w->checks++;
 	r = routing_repair(w->routing, item, sizeof(item), err, sizeof(err));
+	watch_log_rp_filter(w->routing);
 	o = r < 0 ? WATCH_FAILED : r > 0 ? WATCH_RESTORED : WATCH_NOTHING;
 	delay = watch_backoff_after(&w->backoff, now, o);
 	watch_report(w, r, item, err, was, delay);

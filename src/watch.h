@@ -73,4 +73,7 @@ struct watch_status {
 
 void watch_get_status(const struct watch *w, struct watch_status *ret);
 
+/* Log each interface whose rp_filter routing made loose, once (routing_rp_filter_take()). */
+void watch_log_rp_filter(struct routing *rt);
+
 #endif

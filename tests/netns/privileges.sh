@@ -4,7 +4,8 @@
 # and "security" (exposure 2.5 or lower), its sysusers.d file creates the
 # user, and the daemon does its whole job as an unprivileged user with
 # CAP_NET_ADMIN alone, also with /proc/sys read-only but for the IPv6
-# per-device settings (as ProtectKernelTunables= + ReadWritePaths= leave it).
+# per-device settings (as ProtectKernelTunables= + ReadWritePaths= leave it),
+# and with a strict reverse-path filter (all/rp_filter writable, as there).
 # Where systemd is PID 1, the unit's own sandbox runs it too, inside the test
 # namespace (NetworkNamespacePath=); elsewhere that part is skipped.
 . "$(dirname "$0")/lib.sh"
@@ -294,6 +295,26 @@ fail_as "$UCONF" net_admin "${RO_ALL[@]}"
 check "/proc/sys all read-only: it fails ($?), so ReadWritePaths= is needed" \
 	grep -q "force_forwarding.*Read-only file system" "$WORKDIR/ipmodd.log"
 check_eq "... and leaves nothing" "$(state)" ""
+
+# A strict reverse-path filter (RHEL's all = 1, uplink 1) under the same
+# sandbox plus ReadWritePaths=/proc/sys/net/ipv4/conf/all/rp_filter: the
+# uplink is made loose over netlink, all = 0 through the writable file.
+RO_BUT_UNIT=(unshare --mount --propagation private sh -c 'mount --bind /proc/sys /proc/sys &&
+	mount -o remount,bind,ro /proc/sys &&
+	mount --bind /proc/sys/net/ipv6/conf /proc/sys/net/ipv6/conf &&
+	mount -o remount,bind,rw /proc/sys/net/ipv6/conf &&
+	f=/proc/sys/net/ipv4/conf/all/rp_filter && mount --bind $f $f &&
+	mount -o remount,bind,rw $f && exec "$@"' sh)
+rpf() { hx cat /proc/sys/net/ipv4/conf/all/rp_filter /proc/sys/net/ipv4/conf/veth0/rp_filter | tr '\n' ' '; }
+hx sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.veth0.rp_filter=1
+: >"$WORKDIR/ipmodd.log"
+check "strict rp_filter, as the unit runs it: it starts" start_as "$UCONF" net_admin "${RO_BUT_UNIT[@]}"
+check_eq "... all 0, veth0 loose" "$(rpf)" "0 2 "
+check "... traffic flows" traffic_through
+check "... and the peer reaches the host" px ping -c 1 -W 1 "$HOST4"
+stop_ipmodd TERM
+check_eq "... SIGTERM: exit 0, nothing left, all and veth0 strict again" "$?:$(state):$(rpf)" "0::1 1 "
+hx sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth0.rp_filter=0
 
 # --- under systemd: the unit's own sandbox ------------------------------------
 # Where systemd is PID 1: the unit from the file, as a transient service

@@ -87,6 +87,8 @@ static void test_defaults(void)
 	is_int(cfg->priority, 10000, "default routing.priority");
 	ok(!cfg->fail_closed, "default routing.failure: open");
 	is_int(cfg->stall_timeout_ms, 5000, "default routing.stall-timeout 5000 ms");
+	ok(!cfg->rp_filter_keep, "default routing.rp-filter: loose");
+	ok(cfg->self_check, "default routing.self-check: true");
 	ok(cfg->ipv4 && cfg->ipv6, "default routing.families: both");
 	is_int(cfg->n_divert, 0, "default: no divert selectors (all traffic)");
 	ok(cfg->divert == NULL, "no divert array");
@@ -349,6 +351,12 @@ static void test_ranges(void)
 	      "t.conf:2: control.socket: \"run/ctl\" is not an absolute path", "relative socket");
 	fails("control = { group = \"a b\"; };\n", -EINVAL,
 	      "t.conf:1: control.group: \"a b\" is not a valid group name", "bad group name");
+	fails("routing = {\n rp-filter = \"strict\"; };\n", -EINVAL,
+	      "t.conf:2: routing.rp-filter: \"strict\": expected \"loose\" or \"keep\"",
+	      "routing.rp-filter neither loose nor keep");
+	fails("routing = { self-check = 1; };\n", -EINVAL,
+	      "t.conf:1: routing.self-check: expected a boolean (true or false), got an integer",
+	      "routing.self-check not a boolean");
 	fails("routing = {\n failure = \"ajar\"; };\n", -EINVAL,
 	      "t.conf:2: routing.failure: \"ajar\": expected \"open\" or \"closed\"",
 	      "routing.failure neither open nor closed");
