@@ -904,6 +904,12 @@ int manager_start(struct manager *m)
 	r = manager_self_check(m);
 	if (r < 0)
 		return r;
+	/* Before the guardian and the workers exist: none of them inherits it. */
+	r = probe_drop_privilege();
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "dropping CAP_NET_RAW after the self-check");
+	if (r > 0)
+		log_debug("self-check done: CAP_NET_RAW dropped");
 
 	r = impair_queue_init(&m->impair_queue, MANAGER_IMPAIR_QUEUE_PKTS,
 			      MANAGER_IMPAIR_QUEUE_BYTES);
