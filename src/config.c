@@ -638,8 +638,18 @@ static int parse_families(const struct ctx *c, const config_setting_t *s, struct
 {
 	bool seen[2] = {};
 
+	cfg->families_line = config_setting_source_line(s);
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		const char *str = config_setting_get_string(s);
+
+		if (strcmp(str, "auto") != 0)
+			return fail(c, s, -EINVAL, "routing.families: \"%s\": expected \"auto\" or "
+				    "an array [ \"ipv4\", \"ipv6\" ]", Q(str));
+		cfg->ipv4 = cfg->ipv6 = cfg->ipv6_auto = true;
+		return 0;
+	}
 	if (!config_setting_is_array(s) && !config_setting_is_list(s))
-		return fail_type(c, s, "an array [ \"ipv4\", \"ipv6\" ]");
+		return fail_type(c, s, "\"auto\" or an array [ \"ipv4\", \"ipv6\" ]");
 	if (config_setting_length(s) == 0)
 		return fail(c, s, -EINVAL, "routing.families: must name ipv4, ipv6 or both");
 	for (int i = 0; i < config_setting_length(s); i++) {
@@ -660,7 +670,29 @@ static int parse_families(const struct ctx *c, const config_setting_t *s, struct
 	}
 	cfg->ipv4 = seen[0];
 	cfg->ipv6 = seen[1];
+	cfg->ipv6_auto = false;
 	return 0;
+}
+
+static int parse_reinject(const struct ctx *c, const config_setting_t *s, struct config *cfg)
+{
+	static const char *const modes[] = {
+		[REINJECT_AUTO] = "auto",
+		[REINJECT_BPF] = "bpf",
+		[REINJECT_FORWARD] = "forward",
+	};
+	const char *str = NULL;
+	int r;
+
+	r = get_string(c, s, &str);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
+		if (strcmp(str, modes[i]) == 0) {
+			cfg->reinject = i;
+			return 0;
+		}
+	return fail(c, s, -EINVAL, "routing.reinject: \"%s\" is not auto, bpf or forward", Q(str));
 }
 
 static int parse_routing(const struct ctx *c, const config_setting_t *g, struct state *st)
@@ -685,6 +717,8 @@ static int parse_routing(const struct ctx *c, const config_setting_t *g, struct 
 			cfg->priority = v;
 		} else if (strcmp(name, "families") == 0) {
 			r = parse_families(c, s, cfg);
+		} else if (strcmp(name, "reinject") == 0) {
+			r = parse_reinject(c, s, cfg);
 		} else if (strcmp(name, "divert") == 0) {
 			r = parse_selectors(c, s, &cfg->divert, &cfg->n_divert);
 		} else if (strcmp(name, "exclude") == 0) {
@@ -1111,7 +1145,8 @@ int config_new_default(struct config **ret)
 	cfg->queues = 1;
 	cfg->table = 100;
 	cfg->priority = 10000;
-	cfg->ipv4 = cfg->ipv6 = true;
+	cfg->ipv4 = cfg->ipv6 = cfg->ipv6_auto = true;
+	cfg->reinject = REINJECT_AUTO;
 	cfg->stall_timeout_ms = 5000;
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s",
 		 RUNDIR "/ipmodd/control.sock");
@@ -1173,6 +1208,9 @@ static int parse_root(const struct ctx *c, const config_setting_t *root, struct 
 			return r;
 	}
 
+	/* "auto" leaves IPv6 alone on a tun that cannot carry it. */
+	if (cfg->ipv6_auto && cfg->mtu < MTU_MIN_IPV6)
+		cfg->ipv6 = false;
 	if (cfg->ipv6 && cfg->mtu < MTU_MIN_IPV6)
 		return fail(c, st.mtu, -EINVAL,
 			    "tun.mtu: %u is below %d, the minimum for IPv6 (or drop ipv6 from routing.families)",
@@ -1327,6 +1365,7 @@ bool config_routing_equal(const struct config *a, const struct config *b)
 	       a->offload == b->offload &&
 	       a->queues == b->queues && a->table == b->table &&
 	       a->priority == b->priority && a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 &&
+	       a->ipv6_auto == b->ipv6_auto && a->reinject == b->reinject &&
 	       a->fail_closed == b->fail_closed && a->stall_timeout_ms == b->stall_timeout_ms &&
 	       selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert) &&
 	       selectors_equal(a->exclude, a->n_exclude, b->exclude, b->n_exclude) &&
