@@ -697,6 +697,43 @@ static void test_order_install(int ifindex)
 	free_config(cfg);
 }
 
+/* With the re-injection program: the tun's own IPv6 forwarding flag too, recorded, repaired, restored. */
+static void test_reinject(int ifindex)
+{
+	struct config *cfg = make_config();
+	char err[CONFIG_ERR_MAX] = "", item[ROUTING_ITEM_MAX];
+	struct routing *rt = NULL;
+	char old_ff[32];
+	int r;
+
+	snprintf(old_ff, sizeof(old_ff), "%s", sysctl("/proc/sys/net/ipv6/conf/tun0/force_forwarding"));
+	sh("echo 0 > /proc/sys/net/ipv6/conf/tun0/forwarding");
+	is_int(routing_has_force_forwarding("tun0"), 1, "this kernel has force_forwarding (6.17)");
+	is_int(routing_has_force_forwarding("nosuchdev"), 0, "no force_forwarding for a missing device");
+	r = routing_install(cfg, ifindex, ROUTING_REINJECT, &rt, err, sizeof(err));
+	is_int(r, 0, "install with ROUTING_REINJECT");
+	if (r < 0) {
+		diag("%s", err);
+		free_config(cfg);
+		return;
+	}
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/forwarding"), "1", "tun0 IPv6 forwarding=1");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/force_forwarding"), "1",
+	       "tun0 IPv6 force_forwarding=1 where the kernel has it");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/all/forwarding"), "0", "global IPv6 forwarding untouched");
+	sh("echo 0 > /proc/sys/net/ipv6/conf/tun0/forwarding");
+	r = routing_repair(rt, item, sizeof(item), err, sizeof(err));
+	is_int(r, 1, "repair puts the tun's IPv6 forwarding back");
+	is_str(item, "/proc/sys/net/ipv6/conf/tun0/forwarding=1", "and names it");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/forwarding"), "1", "IPv6 forwarding 1 again");
+	rt = routing_free(rt);
+	expect_clean("after free (reinject)");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/forwarding"), "0", "IPv6 forwarding restored");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/force_forwarding"), old_ff,
+	       "force_forwarding restored");
+	free_config(cfg);
+}
+
 static void test_repair(int ifindex)
 {
 	struct config *cfg = make_config();
@@ -907,6 +944,7 @@ int main(void)
 	test_fail_closed(ifindex);
 	test_order_install(ifindex);
 	test_repair(ifindex);
+	test_reinject(ifindex);
 	test_concerns(ifindex);
 
 	close(fd);
