@@ -10,10 +10,11 @@
  * uplink's neighbour output (DESIGN.md section 6).
  *
  * Everything else goes on to the kernel's forwarding untouched (TC_ACT_OK):
- * packets of other hosts (the host as a router: the forward chain and the
- * uplink's SNAT must see them), a TTL that runs out (Time Exceeded), a
- * packet too big for the route (frag needed, packet too big), a route back
- * into the tun, anything the lookup refuses.
+ * packets of other hosts (the host as a router: the forward chain must see
+ * them), a TTL that runs out (Time Exceeded), a packet too big for the
+ * route (frag needed, packet too big), a route back into the tun, anything
+ * the lookup refuses, IPv4 options and IPv6 hop-by-hop options (checked and
+ * processed on input), a length that disagrees with the packet's.
  *
  * Only __sk_buff and packet data are read, and no bpf_loop: the program
  * needs neither kernel BTF nor more than 5.10.
@@ -112,7 +113,14 @@ int reinject(struct __sk_buff *skb)
 
 	v4 = skb->protocol == bpf_htons(ETH_P_IP);
 	if (v4) {
-		if (bpf_skb_load_bytes(skb, 0, h, 20) < 0 || (h[0] >> 4) != 4 || (h[0] & 15) < 5)
+		/*
+		 * Options are the kernel's: it checks them on input (and drops
+		 * what it refuses) and updates record-route and timestamps
+		 * when forwarding.  A length that disagrees with the packet's
+		 * too: input trims or drops it.
+		 */
+		if (bpf_skb_load_bytes(skb, 0, h, 20) < 0 || h[0] != 0x45 ||
+		    (!skb->gso_size && ((__u32)h[2] << 8 | h[3]) != skb->len))
 			return pass(skb, RI_T_OTHER);
 		fib.family = AF_INET;
 		fib.tos = h[1];
@@ -124,10 +132,12 @@ int reinject(struct __sk_buff *skb)
 			return pass(skb, RI_T_OTHER);
 		/* Not a later fragment: offset 0. */
 		if (!((h[6] & 0x1f) | h[7]))
-			ports(skb, &fib, (h[0] & 15) * 4);
+			ports(skb, &fib, 20);
 		ttl = h[8];
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, 0, h, 40) < 0 || (h[0] >> 4) != 6)
+		/* Hop-by-hop options are the kernel's to process, as is a length to trim. */
+		if (bpf_skb_load_bytes(skb, 0, h, 40) < 0 || (h[0] >> 4) != 6 || h[6] == 0 ||
+		    (!skb->gso_size && ((__u32)h[4] << 8 | h[5]) + 40 != skb->len))
 			return pass(skb, RI_T_OTHER);
 		fib.family = AF_INET6;
 		fib.flowinfo = *(__be32 *)&h[0] & bpf_htonl(0x0fffffff);
