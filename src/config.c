@@ -648,8 +648,18 @@ static int parse_families(const struct ctx *c, const config_setting_t *s, struct
 {
 	bool seen[2] = {};
 
+	cfg->families_line = config_setting_source_line(s);
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		const char *str = config_setting_get_string(s);
+
+		if (strcmp(str, "auto") != 0)
+			return fail(c, s, -EINVAL, "routing.families: \"%s\": expected \"auto\" or "
+				    "an array [ \"ipv4\", \"ipv6\" ]", Q(str));
+		cfg->ipv4 = cfg->ipv6 = cfg->ipv6_auto = true;
+		return 0;
+	}
 	if (!config_setting_is_array(s) && !config_setting_is_list(s))
-		return fail_type(c, s, "an array [ \"ipv4\", \"ipv6\" ]");
+		return fail_type(c, s, "\"auto\" or an array [ \"ipv4\", \"ipv6\" ]");
 	if (config_setting_length(s) == 0)
 		return fail(c, s, -EINVAL, "routing.families: must name ipv4, ipv6 or both");
 	for (int i = 0; i < config_setting_length(s); i++) {
@@ -670,7 +680,29 @@ static int parse_families(const struct ctx *c, const config_setting_t *s, struct
 	}
 	cfg->ipv4 = seen[0];
 	cfg->ipv6 = seen[1];
+	cfg->ipv6_auto = false;
 	return 0;
+}
+
+static int parse_reinject(const struct ctx *c, const config_setting_t *s, struct config *cfg)
+{
+	static const char *const modes[] = {
+		[REINJECT_AUTO] = "auto",
+		[REINJECT_BPF] = "bpf",
+		[REINJECT_FORWARD] = "forward",
+	};
+	const char *str = NULL;
+	int r;
+
+	r = get_string(c, s, &str);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
+		if (strcmp(str, modes[i]) == 0) {
+			cfg->reinject = i;
+			return 0;
+		}
+	return fail(c, s, -EINVAL, "routing.reinject: \"%s\" is not auto, bpf or forward", Q(str));
 }
 
 static int parse_routing(const struct ctx *c, const config_setting_t *g, struct state *st)
@@ -696,6 +728,8 @@ static int parse_routing(const struct ctx *c, const config_setting_t *g, struct 
 			cfg->priority = v;
 		} else if (strcmp(name, "families") == 0) {
 			r = parse_families(c, s, cfg);
+		} else if (strcmp(name, "reinject") == 0) {
+			r = parse_reinject(c, s, cfg);
 		} else if (strcmp(name, "divert") == 0) {
 			r = parse_selectors(c, s, &cfg->divert, &cfg->n_divert);
 		} else if (strcmp(name, "exclude") == 0) {
@@ -1137,7 +1171,8 @@ int config_new_default(struct config **ret)
 	cfg->queues = 1;
 	cfg->table = 100;
 	cfg->priority = 10000;
-	cfg->ipv4 = cfg->ipv6 = true;
+	cfg->ipv4 = cfg->ipv6 = cfg->ipv6_auto = true;
+	cfg->reinject = REINJECT_AUTO;
 	cfg->stall_timeout_ms = 5000;
 	cfg->self_check = true;
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s",
@@ -1200,6 +1235,9 @@ static int parse_root(const struct ctx *c, const config_setting_t *root, struct 
 			return r;
 	}
 
+	/* "auto" leaves IPv6 alone on a tun that cannot carry it. */
+	if (cfg->ipv6_auto && cfg->mtu < MTU_MIN_IPV6)
+		cfg->ipv6 = false;
 	if (cfg->ipv6 && cfg->mtu < MTU_MIN_IPV6)
 		return fail(c, st.mtu, -EINVAL,
 			    "tun.mtu: %u is below %d, the minimum for IPv6 (or drop ipv6 from routing.families)",
@@ -1363,7 +1401,7 @@ KEY_EQUAL(eq_offload, a->offload == b->offload)
 KEY_EQUAL(eq_queues, a->queues == b->queues)
 KEY_EQUAL(eq_table, a->table == b->table)
 KEY_EQUAL(eq_priority, a->priority == b->priority)
-KEY_EQUAL(eq_families, a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6)
+KEY_EQUAL(eq_families, a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 && a->ipv6_auto == b->ipv6_auto)
 KEY_EQUAL(eq_divert, selectors_equal(a->divert, a->n_divert, b->divert, b->n_divert))
 KEY_EQUAL(eq_exclude, selectors_equal(a->exclude, a->n_exclude, b->exclude, b->n_exclude))
 KEY_EQUAL(eq_failure, a->fail_closed == b->fail_closed)
@@ -1372,6 +1410,7 @@ KEY_EQUAL(eq_control_socket, strcmp(a->control_socket, b->control_socket) == 0)
 KEY_EQUAL(eq_control_group, strcmp(a->control_group, b->control_group) == 0)
 KEY_EQUAL(eq_control_mode, a->control_mode == b->control_mode)
 KEY_EQUAL(eq_fastpath, a->fastpath == b->fastpath)
+KEY_EQUAL(eq_reinject, a->reinject == b->reinject)
 KEY_EQUAL(eq_rp_filter, a->rp_filter_keep == b->rp_filter_keep)
 KEY_EQUAL(eq_self_check, a->self_check == b->self_check)
 
@@ -1398,6 +1437,7 @@ static const struct config_key {
 	{ "routing.exclude", true, eq_exclude },
 	{ "routing.failure", true, eq_failure },
 	{ "routing.stall-timeout", true, eq_stall_timeout },
+	{ "routing.reinject", true, eq_reinject },
 	{ "routing.rp-filter", true, eq_rp_filter },
 	{ "routing.self-check", true, eq_self_check },
 	{ "control.socket", true, eq_control_socket },

@@ -49,6 +49,13 @@ enum fastpath_mode {
 	FASTPATH_ON,
 };
 
+/* routing.reinject: how packets written back to the tun leave (ipmodd.conf(5)). */
+enum reinject_mode {
+	REINJECT_AUTO,		/* the BPF program where it loads, else forwarding */
+	REINJECT_BPF,		/* the BPF program, or no start */
+	REINJECT_FORWARD,	/* the kernel forwards them from the tun */
+};
+
 struct config {
 	char *path;
 
@@ -60,6 +67,9 @@ struct config {
 	uint32_t table;
 	uint32_t priority;	/* diversion rules; the bypass and exclusions use priority - 1 */
 	bool ipv4, ipv6;
+	bool ipv6_auto;		/* families = "auto": IPv6 where the kernel can carry it back out */
+	int families_line;	/* of routing.families in the file, 0: not there */
+	enum reinject_mode reinject;
 	bool fail_closed;	/* traffic stays blocked while ipmodd is not running */
 	uint32_t stall_timeout_ms;	/* fail-open: stalled this long, stop diverting; 0 never */
 	bool rp_filter_keep;	/* rp-filter = "keep": refuse to start on a strict interface */

@@ -161,6 +161,17 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 		r = fail(-ENOMEM, err, errlen, "allocating");
 		goto out;
 	}
+	/*
+	 * The one feature beyond 5.10 the program needs: probed, so that a
+	 * kernel without it is named as such rather than by a verifier error.
+	 * Kernel BTF it does not need (no CO-RE relocations).
+	 */
+	r = libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_loop, NULL);
+	if (r == 0) {
+		r = fail(-EOPNOTSUPP, err, errlen, "probing the kernel: no bpf_loop (kernel < 5.17)");
+		goto out;
+	}
+	libbpf_last[0] = '\0';
 	fp->skel = fastpath_bpf__open();
 	if (!fp->skel) {
 		r = fail(-errno, err, errlen, "opening the BPF object");

@@ -368,6 +368,8 @@ static const struct {
 	{ "table", "diversion" },
 	{ "priority", "diversion" },
 	{ "rules", "diversion" },
+	{ "reinject", "diversion" },
+	{ "reinject-", "diversion" },
 	{ "rx-", "traffic" },
 	{ "tx-", "traffic" },
 	{ "gso-", "traffic" },

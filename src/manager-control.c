@@ -16,6 +16,7 @@
 #include "log.h"
 #include "manager.h"
 #include "monitor.h"
+#include "reinject.h"
 #include "tun.h"
 #include "watch.h"
 
@@ -135,6 +136,21 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "loops", m->loopguard.loops);
 	ctl_reply_add_u64(reply, "read-errors", m->stats.read_errors);
 	ctl_reply_add_u64(reply, "write-errors", m->stats.write_errors);
+	if (m->reinject) {
+		struct reinject_totals t = { 0 };
+
+		ctl_reply_add(reply, "reinject", "bpf");
+		ctl_reply_add(reply, "reinject-attach", reinject_attach_name(m->reinject));
+		if (reinject_totals(m->reinject, &t) == 0) {
+			ctl_reply_add_u64(reply, "reinject-redirected", t.redirected);
+			ctl_reply_add_u64(reply, "reinject-forwarded", t.forwarded);
+			ctl_reply_add_u64(reply, "reinject-kernel", t.other);
+			ctl_reply_add_u64(reply, "reinject-dropped", t.dropped);
+		}
+	} else {
+		ctl_reply_add(reply, "reinject", "forward");
+		ctl_reply_add(reply, "reinject-reason", m->reinject_reason);
+	}
 	ctl_reply_add_u64(reply, "control-clients", control_clients(m->control));
 	ctl_reply_add_u64(reply, "streams", control_streams(m->control));
 	return status_fastpath(m, reply);

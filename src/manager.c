@@ -21,6 +21,7 @@
 #include "manager.h"
 #include "monitor.h"
 #include "probe.h"
+#include "reinject.h"
 #include "routing.h"
 #include "tun.h"
 #include "watch.h"
@@ -89,6 +90,7 @@ struct manager *manager_free(struct manager *m)
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
 	m->routing = routing_free(m->routing);
 	/* The filter would go with the tun; detaching first says so in the code. */
+	m->reinject = reinject_close(m->reinject);
 	m->fastpath = fastpath_close(m->fastpath);
 	m->tun = tun_close(m->tun);
 	chain_unref(m->chain);
@@ -573,6 +575,9 @@ int manager_reload(struct manager *m, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", cfg->path, msg);
 		goto out;
 	}
+	/* As the start decided for the running one. */
+	if (m->ipv6_left && cfg->ipv6_auto)
+		cfg->ipv6 = false;
 	if (config_restart_changes(m->cfg, cfg, msg, sizeof(msg)) > 0)
 		log_warning("%s: %s changed; this takes effect at the next restart", cfg->path, msg);
 	manager_set_chain(m, chain, false);
@@ -795,6 +800,74 @@ static int manager_self_check(struct manager *m)
 	return 0;
 }
 
+/*
+ * routing.reinject = "bpf": any failure stops the start.  "auto": the
+ * reason is logged and kept for the status, and the kernel forwards.
+ */
+static int manager_start_reinject(struct manager *m)
+{
+	char err[256];
+	int r;
+
+	if (m->cfg->reinject == REINJECT_FORWARD) {
+		snprintf(m->reinject_reason, sizeof(m->reinject_reason),
+			 "routing.reinject = \"forward\"");
+		return 0;
+	}
+	r = reinject_open(m->tun->ifindex, &m->reinject, err, sizeof(err));
+	if (r < 0) {
+		snprintf(m->reinject_reason, sizeof(m->reinject_reason), "%s", err);
+		if (m->cfg->reinject == REINJECT_BPF)
+			return log_errno(LOG_ERR, r, "%s: routing.reinject = \"bpf\", but the "
+					 "re-injection program is unavailable: %s", m->cfg->path, err);
+		log_notice("written-back packets are forwarded by the kernel (forward chains apply): "
+			   "re-injection program unavailable: %s", err);
+		return 0;
+	}
+	log_info("%s: the host's own written-back packets leave without forwarding "
+		 "(re-injection program on its ingress, %s)", m->tun->name,
+		 reinject_attach_name(m->reinject));
+	return 0;
+}
+
+/*
+ * IPv6 comes back out of the tun through the re-injection program, or
+ * through the kernel's forwarding with force_forwarding (6.17).  families =
+ * "auto" leaves IPv6 alone without either; an explicit "ipv6" cannot start.
+ */
+static int manager_check_ipv6(struct manager *m)
+{
+	int r;
+
+	if (!m->cfg->ipv6 || m->reinject)
+		return 0;
+	r = routing_has_force_forwarding(m->tun->name);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "looking for net.ipv6.conf.%s.force_forwarding",
+				 m->tun->name);
+	if (r > 0)
+		return 0;
+	if (m->cfg->ipv6_auto) {
+		m->cfg->ipv6 = false;
+		m->ipv6_left = true;
+		log_warning("IPv6 is not diverted: the kernel has no force_forwarding (< 6.17) and the "
+			    "re-injection program is off (%s)", m->reinject_reason);
+		if (!m->cfg->ipv4)
+			return log_errno(LOG_ERR, -EOPNOTSUPP, "nothing left to divert");
+		return 0;
+	}
+	if (m->cfg->families_line)
+		log_error("%s:%d: routing.families: ipv6: kernel < 6.17 has no force_forwarding: "
+			  "enable routing.reinject (CAP_BPF, kernel >= 5.10) or remove ipv6 from "
+			  "routing.families (re-injection: %s)", m->cfg->path, m->cfg->families_line,
+			  m->reinject_reason);
+	else
+		log_error("%s: IPv6: kernel < 6.17 has no force_forwarding: enable routing.reinject "
+			  "(CAP_BPF, kernel >= 5.10) or set routing.families (re-injection: %s)",
+			  m->cfg->path, m->reinject_reason);
+	return -EOPNOTSUPP;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct manager *m = userdata;
@@ -867,6 +940,12 @@ int manager_start(struct manager *m)
 	r = manager_start_fastpath(m);
 	if (r < 0)
 		return r;
+	r = manager_start_reinject(m);
+	if (r < 0)
+		return r;
+	r = manager_check_ipv6(m);
+	if (r < 0)
+		return r;
 
 	r = control_new(m->event, m->cfg->control_socket, m->cfg->control_group,
 			m->cfg->control_mode, manager_control, m,
@@ -891,7 +970,8 @@ int manager_start(struct manager *m)
 		log_notice("removed %d stale rules/routes (or put back rp_filter values) left by a "
 			   "previous instance", r);
 
-	r = routing_install(m->cfg, m->tun->ifindex, &m->routing, err, sizeof(err));
+	r = routing_install(m->cfg, m->tun->ifindex, m->reinject ? ROUTING_REINJECT : 0,
+			    &m->routing, err, sizeof(err));
 	if (r < 0) {
 		log_error("installing routing failed, nothing left behind: %s", err);
 		return r;
@@ -900,10 +980,15 @@ int manager_start(struct manager *m)
 	r = watch_new(m->event, m->routing, &m->watch);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "watching the routing over rtnetlink");
-	/* Written-back packets take the forwarding path: see that they leave. */
-	r = manager_self_check(m);
-	if (r < 0)
-		return r;
+	/*
+	 * Written-back packets that the re-injection program does not send
+	 * take the forwarding path: see that they leave.
+	 */
+	if (!m->reinject) {
+		r = manager_self_check(m);
+		if (r < 0)
+			return r;
+	}
 	/* Before the guardian and the workers exist: none of them inherits it. */
 	r = probe_drop_privilege();
 	if (r < 0)

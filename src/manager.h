@@ -88,6 +88,9 @@ struct manager {
 	struct monitor *monitor;
 	struct fastpath *fastpath;		/* NULL: every packet takes the userspace path */
 	char fastpath_reason[256];		/* why there is none, with fastpath = "auto" */
+	struct reinject *reinject;		/* NULL: the kernel forwards written-back packets */
+	char reinject_reason[300];		/* why there is none */
+	bool ipv6_left;				/* families = "auto" and IPv6 cannot be carried out */
 	struct impair_queue impair_queue;	/* delayed copies, owner: the rule's id */
 	sd_event_source *impair_timer;		/* CLOCK_MONOTONIC, at the earliest departure */
 	bool impair_pushed;			/* the queue got copies: re-arm the timer */

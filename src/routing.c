@@ -472,42 +472,76 @@ static int setup_inet_conf(struct routing *rt, char *err, size_t errlen)
 	return 0;
 }
 
-/*
- * IPv6 has no netlink devconf for this.  Before force_forwarding (6.17) only
- * all.forwarding=1 would do, which also changes RA handling on every
- * interface: that is the operator's decision, not ours.
- */
-static int setup_ipv6_forwarding(struct routing *rt, char *err, size_t errlen)
+/* Set a sysctl of /proc/sys and record its old value for routing_free() and the repair. */
+static int set_sysctl(struct routing *rt, const char *path, const char *want, char *err,
+		      size_t errlen)
 {
-	char dir[SYSCTL_PATH_MAX], path[SYSCTL_PATH_MAX], old[SYSCTL_VALUE_MAX];
-	struct stat st;
+	char old[SYSCTL_VALUE_MAX];
 	struct obj *o;
 	int r;
 
-	snprintf(dir, sizeof(dir), "/proc/sys/net/ipv6/conf/%s", rt->tun);
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/force_forwarding", rt->tun);
 	r = read_sysctl(path, old, sizeof(old));
-	if (r == -ENOENT) {
-		if (stat(dir, &st) < 0)
-			return step_error(err, errlen, -EAFNOSUPPORT, NULL,
-					  "enable IPv6 forwarding on %s (%s missing)", rt->tun,
-					  dir);
+	if (r < 0)
+		return step_error(err, errlen, r, NULL, "read %s", path);
+	r = write_sysctl(path, want);
+	if (r < 0)
+		return step_error(err, errlen, r, NULL, "write %s to %s", want, path);
+	o = record(rt, OBJ_SYSCTL);
+	snprintf(o->sysctl.path, sizeof(o->sysctl.path), "%s", path);
+	memcpy(o->sysctl.old, old, sizeof(old));
+	snprintf(o->sysctl.want, sizeof(o->sysctl.want), "%s", want);
+	return 0;
+}
+
+int routing_has_force_forwarding(const char *tun)
+{
+	char path[SYSCTL_PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/force_forwarding", tun);
+	if (stat(path, &st) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : negative_errno();
+}
+
+/*
+ * IPv6 has no netlink devconf for this.  Before force_forwarding (6.17) only
+ * all.forwarding=1 would make the kernel forward from the tun, which also
+ * changes RA handling on every interface: that is the operator's decision,
+ * not ours.  The re-injection program needs the tun's own forwarding flag
+ * (its route lookup refuses without it), which forwards nothing by itself
+ * before 6.17; force_forwarding, where there is one, keeps the kernel's
+ * forwarding for the packets the program leaves to it.
+ */
+static int setup_ipv6_forwarding(struct routing *rt, bool reinject, char *err, size_t errlen)
+{
+	char dir[SYSCTL_PATH_MAX], path[SYSCTL_PATH_MAX];
+	struct stat st;
+	int r;
+
+	snprintf(dir, sizeof(dir), "/proc/sys/net/ipv6/conf/%s", rt->tun);
+	if (stat(dir, &st) < 0)
+		return step_error(err, errlen, -EAFNOSUPPORT, NULL,
+				  "enable IPv6 forwarding on %s (%s missing)", rt->tun, dir);
+	if (reinject) {
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/forwarding", rt->tun);
+		r = set_sysctl(rt, path, "1", err, errlen);
+		if (r < 0)
+			return r;
+	}
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/force_forwarding", rt->tun);
+	r = routing_has_force_forwarding(rt->tun);
+	if (r < 0)
+		return step_error(err, errlen, r, NULL, "look for %s", path);
+	if (r == 0 && reinject)
+		return 0;
+	if (r == 0)
 		return step_error(err, errlen, -EOPNOTSUPP, NULL,
 				  "enable IPv6 forwarding on %s: %s missing (kernel older than "
 				  "6.17); net.ipv6.conf.all.forwarding=1 would be needed, which "
-				  "ipmodd does not set", rt->tun, path);
-	}
-	if (r < 0)
-		return step_error(err, errlen, r, NULL, "read %s", path);
-	r = write_sysctl(path, "1");
-	if (r < 0)
-		return step_error(err, errlen, r, NULL, "write 1 to %s", path);
-
-	o = record(rt, OBJ_SYSCTL);
-	memcpy(o->sysctl.path, path, sizeof(path));
-	memcpy(o->sysctl.old, old, sizeof(old));
-	memcpy(o->sysctl.want, "1", 2);
-	return 0;
+				  "ipmodd does not set: enable routing.reinject (CAP_BPF, kernel "
+				  ">= 5.10) or remove ipv6 from routing.families", rt->tun, path);
+	return set_sysctl(rt, path, "1", err, errlen);
 }
 
 struct repair {
@@ -1050,8 +1084,8 @@ static int setup_family(struct routing *rt, const struct config *cfg, int family
 
 static int verify_order(struct routing *rt, char *err, size_t errlen);
 
-int routing_install(const struct config *cfg, int ifindex, struct routing **ret, char *err,
-		    size_t errlen)
+int routing_install(const struct config *cfg, int ifindex, unsigned int flags,
+		    struct routing **ret, char *err, size_t errlen)
 {
 	struct routing *rt;
 	size_t cap;
@@ -1065,8 +1099,8 @@ int routing_install(const struct config *cfg, int ifindex, struct routing **ret,
 	if (!cfg->ipv4 && !cfg->ipv6)
 		return step_error(err, errlen, -EINVAL, NULL, "neither IPv4 nor IPv6 enabled");
 
-	/* Devconf and sysctl, then per family: bypass, exclusions, route, diversions. */
-	cap = 2 + 2 * (4 + cfg->n_exclude + cfg->n_divert);
+	/* Devconf and sysctls, then per family: bypass, exclusions, route, diversions. */
+	cap = 3 + 2 * (4 + cfg->n_exclude + cfg->n_divert);
 	rt = calloc(1, sizeof(*rt) + cap * sizeof(rt->objs[0]));
 	if (!rt)
 		return step_error(err, errlen, -ENOMEM, NULL, "allocate routing state");
@@ -1092,7 +1126,7 @@ int routing_install(const struct config *cfg, int ifindex, struct routing **ret,
 			goto fail;
 	}
 	if (cfg->ipv6) {
-		r = setup_ipv6_forwarding(rt, err, errlen);
+		r = setup_ipv6_forwarding(rt, flags & ROUTING_REINJECT, err, errlen);
 		if (r < 0)
 			goto fail;
 	}

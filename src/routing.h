@@ -22,9 +22,14 @@
 
 struct routing;
 
+/* routing_install(): the re-injection program is attached to the tun's ingress. */
+#define ROUTING_REINJECT 1u
+
 /*
  * Bring the tun link up with cfg->mtu, set its sysctls (forwarding,
- * accept_local, rp_filter for IPv4; force_forwarding for IPv6), add the
+ * accept_local, rp_filter for IPv4; force_forwarding for IPv6 where the
+ * kernel has it, and with ROUTING_REINJECT in flags the tun's own IPv6
+ * forwarding flag, which the program's route lookup needs), add the
  * bypass rule "iif TUN lookup main" and the exclusions at priority P-1, the
  * diversion rules at P and the default route via the tun in table T, for each
  * enabled family.  Every request is acknowledged and checked.  On failure,
@@ -32,8 +37,11 @@ struct routing;
  * reason ("add rule 'iif tun0 lookup main' (IPv6): File exists"), and -errno
  * is returned.
  */
-int routing_install(const struct config *cfg, int ifindex, struct routing **ret, char *err,
-		    size_t errlen);
+int routing_install(const struct config *cfg, int ifindex, unsigned int flags,
+		    struct routing **ret, char *err, size_t errlen);
+
+/* Whether the kernel has net.ipv6.conf.TUN.force_forwarding (6.17): 1, 0 or -errno. */
+int routing_has_force_forwarding(const char *tun);
 
 /*
  * IPv4 and the reverse-path filter (DESIGN.md 6): with the diversion, an

@@ -113,14 +113,16 @@ setup_topology() {
 }
 
 # write_config FILE [EXTRA-TEXT]: a config for the test namespace, with the
-# default fastpath ("auto") unless FASTPATH says otherwise.
+# default fastpath ("auto") and routing.reinject ("auto") unless FASTPATH or
+# REINJECT say otherwise.
 write_config() {
-	local f=$1 fp=""
+	local f=$1 fp="" ri=""
 	shift
 	[ -n "${FASTPATH:-}" ] && fp="fastpath = \"$FASTPATH\";"
+	[ -n "${REINJECT:-}" ] && ri="reinject = \"$REINJECT\";"
 	cat >"$f" <<CONF
 tun = { name = "tun0"; mtu = 1500; };
-routing = { table = $TABLE; priority = $PRIO; families = [ "ipv4", "ipv6" ]; };
+routing = { table = $TABLE; priority = $PRIO; families = [ "ipv4", "ipv6" ]; $ri };
 control = { socket = "$WORKDIR/control.sock"; };
 $fp
 ${1:-}

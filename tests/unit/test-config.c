@@ -89,7 +89,9 @@ static void test_defaults(void)
 	is_int(cfg->stall_timeout_ms, 5000, "default routing.stall-timeout 5000 ms");
 	ok(!cfg->rp_filter_keep, "default routing.rp-filter: loose");
 	ok(cfg->self_check, "default routing.self-check: true");
-	ok(cfg->ipv4 && cfg->ipv6, "default routing.families: both");
+	ok(cfg->ipv4 && cfg->ipv6 && cfg->ipv6_auto, "default routing.families: \"auto\"");
+	is_int(cfg->families_line, 0, "default routing.families: no line");
+	is_int(cfg->reinject, REINJECT_AUTO, "default routing.reinject: auto");
 	is_int(cfg->n_divert, 0, "default: no divert selectors (all traffic)");
 	ok(cfg->divert == NULL, "no divert array");
 	is_int(cfg->n_exclude, 0, "default: no exclusions");
@@ -128,7 +130,7 @@ static const char full[] =
 	"routing = {\n"						/* 3 */
 	"  table = 0xfffffffe;\n"				/* 4 */
 	"  priority = 32765;\n"					/* 5 */
-	"  families = [ \"ipv6\" ];\n"				/* 6 */
+	"  families = [ \"ipv6\" ]; reinject = \"forward\";\n"	/* 6 */
 	"  divert = (\n"					/* 7 */
 	"    { to = \"2001:db8::/32\"; from = \"2001:db8:1::1\"; },\n" /* 8 */
 	"    { family = \"ipv6\"; ipproto = \"tcp\"; dport = \"80-443\"; sport = 1024; }\n" /* 9 */
@@ -157,7 +159,9 @@ static void test_full(void)
 	is_int(cfg->mtu, 9000, "tun.mtu");
 	is_int(cfg->table, 0xfffffffeu, "routing.table in hex above INT_MAX");
 	is_int(cfg->priority, 32765, "routing.priority");
-	ok(!cfg->ipv4 && cfg->ipv6, "routing.families = ipv6 only");
+	ok(!cfg->ipv4 && cfg->ipv6 && !cfg->ipv6_auto, "routing.families = ipv6 only");
+	is_int(cfg->families_line, 6, "routing.families: its line");
+	is_int(cfg->reinject, REINJECT_FORWARD, "routing.reinject = forward");
 	is_str(cfg->control_socket, "/run/x/ctl.sock", "control.socket");
 	is_str(cfg->control_group, "ipmod", "control.group");
 	is_int(cfg->control_mode, 0666, "control.mode");
@@ -270,8 +274,15 @@ static void test_types(void)
 	fails("routing = {\n table = 1.5;\n};\n", -EINVAL,
 	      "t.conf:2: routing.table: expected an integer, got a float", "table as a float");
 	fails("routing = {\n families = \"ipv4\";\n};\n", -EINVAL,
-	      "t.conf:2: routing.families: expected an array [ \"ipv4\", \"ipv6\" ], got a string",
-	      "families as a string");
+	      "t.conf:2: routing.families: \"ipv4\": expected \"auto\" or an array [ \"ipv4\", \"ipv6\" ]",
+	      "families as a string other than auto");
+	fails("routing = {\n families = 4;\n};\n", -EINVAL,
+	      "t.conf:2: routing.families: expected \"auto\" or an array [ \"ipv4\", \"ipv6\" ], got an integer",
+	      "families as an integer");
+	fails("routing = {\n\n reinject = \"ebpf\";\n};\n", -EINVAL,
+	      "t.conf:3: routing.reinject: \"ebpf\" is not auto, bpf or forward", "unknown reinject");
+	fails("routing = {\n reinject = 1;\n};\n", -EINVAL,
+	      "t.conf:2: routing.reinject: expected a string, got an integer", "reinject as an integer");
 	fails("routing = {\n divert = { to = \"10.0.0.0/8\"; };\n};\n", -EINVAL,
 	      "t.conf:2: routing.divert: expected a list ( { ... }, ... ), got a group",
 	      "divert as a group");
@@ -291,13 +302,24 @@ static void test_types(void)
 
 static void test_ranges(void)
 {
+	struct config *cfg;
+
 	fails("tun = {\n  mtu = 575;\n};\n", -ERANGE,
 	      "t.conf:2: tun.mtu: 575 is out of range (576..65535)", "mtu below 576");
 	fails("tun = {\n  mtu = 65536;\n};\n", -ERANGE,
 	      "t.conf:2: tun.mtu: 65536 is out of range (576..65535)", "mtu above 65535");
-	fails("tun = {\n  mtu = 1000;\n};\n", -EINVAL,
+	fails("tun = {\n  mtu = 1000;\n};\nrouting = { families = [\"ipv4\", \"ipv6\"]; };\n",
+	      -EINVAL,
 	      "t.conf:2: tun.mtu: 1000 is below 1280, the minimum for IPv6 (or drop ipv6 from routing.families)",
 	      "mtu below 1280 with IPv6");
+	cfg = parses("tun = { mtu = 1000; };\n", "mtu 1000 with families \"auto\"");
+	ok(cfg && cfg->ipv4 && !cfg->ipv6, "... leaves IPv6 alone");
+	config_free(cfg);
+	cfg = parses("routing = { families = \"auto\"; reinject = \"bpf\"; };\n",
+		     "families = \"auto\", reinject = \"bpf\"");
+	ok(cfg && cfg->ipv4 && cfg->ipv6 && cfg->ipv6_auto && cfg->families_line == 1 &&
+	   cfg->reinject == REINJECT_BPF, "... as written");
+	config_free(cfg);
 	config_free(parses("tun = { mtu = 1000; };\nrouting = { families = [\"ipv4\"]; };\n",
 			   "mtu 1000 with IPv4 only"));
 	fails("tun = {\n  queues = 0;\n};\n", -ERANGE,

@@ -164,7 +164,7 @@ static void test_basic(int ifindex)
 	set_sysctl("/proc/sys/net/ipv4/conf/tun0/rp_filter", "2");
 	set_sysctl("/proc/sys/net/ipv4/conf/tun0/accept_local", "0");
 
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "install v4+v6, no selectors");
 	if (r < 0)
 		diag("%s", err);
@@ -249,7 +249,7 @@ static void test_selectors(int ifindex)
 	x[0].has_to = true, x[0].to = prefix("10.0.0.0", 8);
 	x[1].has_fwmark = true, x[1].fwmark = 0x2;
 
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "install with selectors and exclusions");
 	if (r < 0)
 		diag("%s", err);
@@ -284,7 +284,7 @@ static void test_selectors(int ifindex)
 	cfg->n_divert = 2;
 	d[0] = d[4];
 	d[1] = d[3];
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "install IPv4 only");
 	is_str(run("ip rule show"),
 	       "0:\tfrom all lookup local\n"
@@ -312,7 +312,7 @@ static void test_rollback(int ifindex)
 	int r;
 
 	sh("ip -6 rule add pref 10000 from all lookup 100");
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, -EEXIST, "install fails on a conflicting IPv6 rule");
 	is_str(err, "add rule 'from all lookup 100 pref 10000' (IPv6): File exists",
 	       "the error names the step in iproute2 words");
@@ -330,13 +330,13 @@ static void test_rollback(int ifindex)
 	sh("ip -6 rule del pref 10000 from all lookup 100");
 
 	/* Failing at the very first step. */
-	r = routing_install(cfg, 9999, &rt, err, sizeof(err));
+	r = routing_install(cfg, 9999, 0, &rt, err, sizeof(err));
 	is_int(r, -ENODEV, "install on a missing ifindex fails");
 	is_str(err, "set link tun0 addrgenmode none: No such device", "and says which step");
 	expect_clean("after the failed installs");
 
 	cfg->table = RT_TABLE_MAIN;
-	is_int(routing_install(cfg, ifindex, &rt, err, sizeof(err)), -EINVAL,
+	is_int(routing_install(cfg, ifindex, 0, &rt, err, sizeof(err)), -EINVAL,
 	       "table main is refused");
 	is_str(err, "table 254 is reserved: Invalid argument", "with a reason");
 	is_int(routing_cleanup(cfg, err, sizeof(err)), -EINVAL, "cleanup refuses table main too");
@@ -358,7 +358,7 @@ static void test_cleanup(int ifindex)
 	if (pid == 0) {
 		struct routing *rt;
 
-		_exit(routing_install(cfg, ifindex, &rt, err, sizeof(err)) == 0 ? 0 : 1);
+		_exit(routing_install(cfg, ifindex, 0, &rt, err, sizeof(err)) == 0 ? 0 : 1);
 	}
 	ok(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
 	   WEXITSTATUS(status) == 0, "a child installed and exited without cleaning up");
@@ -431,7 +431,7 @@ static void test_restore(int ifindex)
 	/* A table above 255 goes in FRA_TABLE / RTA_TABLE. */
 	cfg->table = 1000;
 	cfg->priority = 500;
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "install with table 1000, priority 500");
 	if (r < 0) {
 		diag("%s", err);
@@ -535,7 +535,7 @@ static void test_fail_closed(int ifindex)
 	int r;
 
 	cfg->fail_closed = true;
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "fail-closed install");
 	if (r < 0) {
 		diag("%s", err);
@@ -560,7 +560,7 @@ static void test_fail_closed(int ifindex)
 
 	/* A new instance takes the block over; cleanup keeps it, cleanup_all does not. */
 	is_int(routing_cleanup(cfg, err, sizeof(err)), 0, "cleanup keeps the block (nothing removed)");
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "install over the block takes it over");
 	if (r < 0)
 		diag("%s", err);
@@ -568,7 +568,7 @@ static void test_fail_closed(int ifindex)
 	rt = routing_free(rt);
 	expect_clean("routing_free() without keep_block removes the block too");
 
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	routing_keep_block(rt);
 	rt = routing_free(rt);
 	is_int(routing_cleanup_all(cfg, err, sizeof(err)), 6,
@@ -577,7 +577,7 @@ static void test_fail_closed(int ifindex)
 
 	/* The guardian's removal of the diversion alone, and its restoration. */
 	cfg->fail_closed = false;
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(routing_remove_diversion(cfg, err, sizeof(err)), 2,
 	       "remove_diversion deletes the diversion rule of each family");
 	is_str(run("ip rule show | grep -c -e 'lookup 100' -e 'iif tun0 lookup main'"), "1\n",
@@ -673,7 +673,7 @@ static void test_order_install(int ifindex)
 	char err[CONFIG_ERR_MAX] = "";
 
 	sh("ip -6 rule add pref 200 lookup 100");
-	is_int(routing_install(cfg, ifindex, &rt, err, sizeof(err)), -ELOOP,
+	is_int(routing_install(cfg, ifindex, 0, &rt, err, sizeof(err)), -ELOOP,
 	       "install refuses a rule looking up T before the bypass");
 	is_str(err, "rule 'from all lookup 100 pref 200' (IPv6) comes before the bypass "
 	       "'from all iif tun0 lookup main pref 9999': packets written back to tun0 would be "
@@ -689,11 +689,48 @@ static void test_order_install(int ifindex)
 	/* A rule for another input interface in front is harmless. */
 	sh("ip rule add pref 200 iif lo lookup 100");
 	rt = NULL;
-	is_int(routing_install(cfg, ifindex, &rt, err, sizeof(err)), 0,
+	is_int(routing_install(cfg, ifindex, 0, &rt, err, sizeof(err)), 0,
 	       "an \"iif lo lookup 100\" in front is no loop");
 	routing_free(rt);
 	sh("ip rule del pref 200 iif lo lookup 100");
 	expect_clean("after the order checks");
+	free_config(cfg);
+}
+
+/* With the re-injection program: the tun's own IPv6 forwarding flag too, recorded, repaired, restored. */
+static void test_reinject(int ifindex)
+{
+	struct config *cfg = make_config();
+	char err[CONFIG_ERR_MAX] = "", item[ROUTING_ITEM_MAX];
+	struct routing *rt = NULL;
+	char old_ff[32];
+	int r;
+
+	snprintf(old_ff, sizeof(old_ff), "%s", sysctl("/proc/sys/net/ipv6/conf/tun0/force_forwarding"));
+	sh("echo 0 > /proc/sys/net/ipv6/conf/tun0/forwarding");
+	is_int(routing_has_force_forwarding("tun0"), 1, "this kernel has force_forwarding (6.17)");
+	is_int(routing_has_force_forwarding("nosuchdev"), 0, "no force_forwarding for a missing device");
+	r = routing_install(cfg, ifindex, ROUTING_REINJECT, &rt, err, sizeof(err));
+	is_int(r, 0, "install with ROUTING_REINJECT");
+	if (r < 0) {
+		diag("%s", err);
+		free_config(cfg);
+		return;
+	}
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/forwarding"), "1", "tun0 IPv6 forwarding=1");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/force_forwarding"), "1",
+	       "tun0 IPv6 force_forwarding=1 where the kernel has it");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/all/forwarding"), "0", "global IPv6 forwarding untouched");
+	sh("echo 0 > /proc/sys/net/ipv6/conf/tun0/forwarding");
+	r = routing_repair(rt, item, sizeof(item), err, sizeof(err));
+	is_int(r, 1, "repair puts the tun's IPv6 forwarding back");
+	is_str(item, "/proc/sys/net/ipv6/conf/tun0/forwarding=1", "and names it");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/forwarding"), "1", "IPv6 forwarding 1 again");
+	rt = routing_free(rt);
+	expect_clean("after free (reinject)");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/forwarding"), "0", "IPv6 forwarding restored");
+	is_str(sysctl("/proc/sys/net/ipv6/conf/tun0/force_forwarding"), old_ff,
+	       "force_forwarding restored");
 	free_config(cfg);
 }
 
@@ -707,7 +744,7 @@ static void test_repair(int ifindex)
 	int r;
 
 	cfg->fail_closed = true;
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "install fail-closed for the repair tests");
 	if (r < 0) {
 		diag("%s", err);
@@ -816,7 +853,7 @@ static void test_concerns(int ifindex)
 	struct routing *rt = NULL;
 	int r;
 
-	r = routing_install(cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "install for the notification tests");
 	if (r < 0) {
 		free_config(cfg);
@@ -907,6 +944,7 @@ int main(void)
 	test_fail_closed(ifindex);
 	test_order_install(ifindex);
 	test_repair(ifindex);
+	test_reinject(ifindex);
 	test_concerns(ifindex);
 
 	close(fd);

@@ -222,7 +222,7 @@ static void test_watch(int ifindex)
 	int r;
 
 	snprintf(cfg.tun_name, sizeof(cfg.tun_name), "tun0");
-	r = routing_install(&cfg, ifindex, &rt, err, sizeof(err));
+	r = routing_install(&cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "install");
 	if (r < 0) {
 		diag("%s", err);

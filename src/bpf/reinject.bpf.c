@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Re-injection: a tc program on the tun's ingress.  A packet ipmodd writes
+ * back (or the fast path redirects) would be forwarded by the kernel from
+ * the tun to the uplink, and so meet the forward chain of every firewall and
+ * need IPv6 forwarding, which before 6.17 only exists for all interfaces at
+ * once.  The host's own packets skip that: this program looks the route up
+ * as the forward would (ifindex = the tun, so "iif TUN lookup main" applies),
+ * takes the hop off as the forward would, and hands the packet to the
+ * uplink's neighbour output (DESIGN.md section 6).
+ *
+ * Everything else goes on to the kernel's forwarding untouched (TC_ACT_OK):
+ * packets of other hosts (the host as a router: the forward chain must see
+ * them), a TTL that runs out (Time Exceeded), a packet too big for the
+ * route (frag needed, packet too big), a route back into the tun, anything
+ * the lookup refuses, IPv4 options and IPv6 hop-by-hop options (checked and
+ * processed on input), a length that disagrees with the packet's.
+ *
+ * Only __sk_buff and packet data are read, and no bpf_loop: the program
+ * needs neither kernel BTF nor more than 5.10.
+ */
+#include <stdbool.h>
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "reinject.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_HLEN 14
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RI_T_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ri_totals SEC(".maps");
+
+static __always_inline void total(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&ri_totals, &which);
+
+	if (v)
+		*v += 1;
+}
+
+/*
+ * To the kernel's forwarding.  Behind a netlink tc filter the kernel sets
+ * tc_index from the classid on TC_ACT_OK; the classid carries the packet's
+ * own, so the fast path's loop mark (fastpath.bpf.c) survives.
+ */
+static __always_inline int pass(struct __sk_buff *skb, __u32 which)
+{
+	skb->tc_classid = skb->tc_index;
+	total(which);
+	return TC_ACT_OK;
+}
+
+/* The ports, for the lookup of a first fragment or whole packet. */
+static __always_inline void ports(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __u32 off)
+{
+	__be16 p[2];
+
+	if (fib->l4_protocol != IPPROTO_TCP && fib->l4_protocol != IPPROTO_UDP)
+		return;
+	if (bpf_skb_load_bytes(skb, off, p, sizeof(p)) < 0)
+		return;
+	fib->sport = p[0];
+	fib->dport = p[1];
+}
+
+/*
+ * Whether src is one of the host's own addresses: the reverse lookup from
+ * the tun finds a local route, which the helper reports as "not forwarded";
+ * a routable foreign source succeeds.  An address without any route (no
+ * default route, no "iif" rule match) also ends up not forwarded: it cannot
+ * be another host's, whose replies would have no way back.
+ */
+static __always_inline int local_source(struct __sk_buff *skb, const struct bpf_fib_lookup *fwd)
+{
+	struct bpf_fib_lookup rev = {};
+	long r;
+
+	rev.family = fwd->family;
+	rev.ifindex = skb->ifindex;
+	if (fwd->family == AF_INET) {
+		rev.ipv4_dst = fwd->ipv4_src;
+	} else {
+		__builtin_memcpy(rev.ipv6_dst, fwd->ipv6_src, sizeof(rev.ipv6_dst));
+	}
+	r = bpf_fib_lookup(skb, &rev, sizeof(rev), 0);
+	return r == BPF_FIB_LKUP_RET_NOT_FWDED;
+}
+
+SEC("tc")
+int reinject(struct __sk_buff *skb)
+{
+	struct bpf_fib_lookup fib = {};
+	struct bpf_redir_neigh nh = {};
+	__u32 tun = skb->ifindex, mtu = 0;
+	__u8 h[40], ttl;
+	bool v4;
+	long r;
+
+	v4 = skb->protocol == bpf_htons(ETH_P_IP);
+	if (v4) {
+		/*
+		 * Options are the kernel's: it checks them on input (and drops
+		 * what it refuses) and updates record-route and timestamps
+		 * when forwarding.  A length that disagrees with the packet's
+		 * too: input trims or drops it.
+		 */
+		if (bpf_skb_load_bytes(skb, 0, h, 20) < 0 || h[0] != 0x45 ||
+		    (!skb->gso_size && ((__u32)h[2] << 8 | h[3]) != skb->len))
+			return pass(skb, RI_T_OTHER);
+		fib.family = AF_INET;
+		fib.tos = h[1];
+		fib.l4_protocol = h[9];
+		fib.ipv4_src = *(__be32 *)&h[12];
+		fib.ipv4_dst = *(__be32 *)&h[16];
+		/* Multicast, broadcast and the like are never forwarded as such. */
+		if ((h[16] & 0xf0) == 0xe0 || fib.ipv4_dst == 0xffffffff)
+			return pass(skb, RI_T_OTHER);
+		/* Not a later fragment: offset 0. */
+		if (!((h[6] & 0x1f) | h[7]))
+			ports(skb, &fib, 20);
+		ttl = h[8];
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		/* Hop-by-hop options are the kernel's to process, as is a length to trim. */
+		if (bpf_skb_load_bytes(skb, 0, h, 40) < 0 || (h[0] >> 4) != 6 || h[6] == 0 ||
+		    (!skb->gso_size && ((__u32)h[4] << 8 | h[5]) + 40 != skb->len))
+			return pass(skb, RI_T_OTHER);
+		fib.family = AF_INET6;
+		fib.flowinfo = *(__be32 *)&h[0] & bpf_htonl(0x0fffffff);
+		fib.l4_protocol = h[6];
+		__builtin_memcpy(fib.ipv6_src, &h[8], 16);
+		__builtin_memcpy(fib.ipv6_dst, &h[24], 16);
+		/*
+		 * Multicast, and link-local on either side, which the forward
+		 * refuses (beyond scope) and a lookup could send out of any link.
+		 */
+		if (h[24] == 0xff || (h[8] == 0xfe && (h[9] & 0xc0) == 0x80) ||
+		    (h[24] == 0xfe && (h[25] & 0xc0) == 0x80))
+			return pass(skb, RI_T_OTHER);
+		ports(skb, &fib, 40);
+		ttl = h[7];
+	} else {
+		return pass(skb, RI_T_OTHER);
+	}
+
+	if (!local_source(skb, &fib))
+		return pass(skb, RI_T_FORWARDED);
+	/* The kernel answers Time Exceeded. */
+	if (ttl <= 1)
+		return pass(skb, RI_T_OTHER);
+
+	/* A non-GSO packet is checked against the route's MTU; a GSO one below, per segment. */
+	if (!skb->gso_size)
+		fib.tot_len = (__u16)skb->len;
+	fib.ifindex = tun;
+	r = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return pass(skb, RI_T_OTHER);
+	if (fib.ifindex == tun)
+		return pass(skb, RI_T_OTHER);
+	if (skb->gso_size &&
+	    bpf_check_mtu(skb, fib.ifindex, &mtu, 0, BPF_MTU_CHK_SEGS) != BPF_MTU_CHK_RET_SUCCESS)
+		return pass(skb, RI_T_OTHER);
+
+	/* No link-layer header on a tun: without room for one the redirect loses the packet. */
+	if (bpf_skb_change_head(skb, ETH_HLEN, 0) < 0)
+		return pass(skb, RI_T_OTHER);
+	/* The hop the forward would have taken off: the wire sees the same TTL on either path. */
+	ttl--;
+	if (v4) {
+		__u16 old = bpf_htons((__u16)((ttl + 1) << 8 | h[9]));
+		__u16 new = bpf_htons((__u16)(ttl << 8 | h[9]));
+
+		if (bpf_skb_store_bytes(skb, ETH_HLEN + 8, &ttl, 1, 0) < 0 ||
+		    bpf_l3_csum_replace(skb, ETH_HLEN + 10, old, new, 2) < 0)
+			goto drop;
+	} else if (bpf_skb_store_bytes(skb, ETH_HLEN + 7, &ttl, 1, 0) < 0) {
+		goto drop;
+	}
+
+	/* The lookup's nexthop: the helper's own lookup would find table T's route into the tun. */
+	nh.nh_family = fib.family;
+	if (fib.family == AF_INET)
+		nh.ipv4_nh = fib.ipv4_dst;
+	else
+		__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, sizeof(nh.ipv6_nh));
+	total(RI_T_REDIRECTED);
+	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+drop:
+	total(RI_T_DROPPED);
+	return TC_ACT_SHOT;
+}

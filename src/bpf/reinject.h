@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* What the re-injection program (reinject.bpf.c) and its loader (reinject.c) share. */
+#ifndef IPMODD_BPF_REINJECT_H
+#define IPMODD_BPF_REINJECT_H
+
+/* Keys of ri_totals: what became of the packets entering the tun. */
+enum {
+	RI_T_REDIRECTED,	/* the host's own: sent out of the uplink */
+	RI_T_FORWARDED,		/* another host's: to the kernel's forwarding */
+	RI_T_OTHER,		/* to the kernel for another reason (TTL, MTU, no route, not IP) */
+	RI_T_DROPPED,		/* rewriting failed after the header was pushed */
+	RI_T_MAX,
+};
+
+#endif

@@ -1,0 +1,303 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Re-injection (routing.reinject): with a firewall whose forward chain drops
+# (an nftables chain with "policy drop", then iptables-nft's FORWARD DROP)
+# in the host namespace, the host's own traffic still flows through ipmodd,
+# fast path on and off: ping and ping -6 on-link and through a gateway, 2 MB
+# of TCP each way per family byte-exact, TTL and hop limit on the wire 64
+# without a rule and 33 with set-ttl = 33, GSO leaving as frames of at most
+# 1514 bytes with valid checksums.  With reinject = "forward" the same
+# firewall drops it all (and the status says forward).  The host as a router
+# (a LAN client, global forwarding on, the peer routing back to the LAN)
+# keeps the kernel's forwarding, with the program and without: the client
+# reaches the peer, set-ttl lands, and the forward chain still decides.  Without CAP_BPF, "auto" falls back to
+# forwarding and "bpf" refuses to start.
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require_cmd ping tcpdump tshark socat sha256sum python3 nft iptables-nft ip6tables-nft setpriv ethtool
+: "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
+"$IPMODD" --version >/dev/null || skip_all "no ipmodd"
+setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
+setup_far || { echo "Bail out! cannot build the gateway namespace"; exit 1; }
+# Segmentation and checksums in software on the uplink: the peer sees the frames as they are.
+hx ethtool -K veth0 tx off tso off gso off >/dev/null 2>&1 ||
+	{ echo "Bail out! cannot turn the uplink's offloads off"; exit 1; }
+
+SOCK=$WORKDIR/control.sock
+ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
+status_key() { ctl --json status | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))"; }
+
+# The rule lands on the second range only: the first shows the untouched TTL.
+RULES='rules = (
+	{ name = "ttl4"; dst = "198.18.1.0/24"; set-ttl = 33; },
+	{ name = "ttl6"; dst = "2001:db8:1::/64"; set-ttl = 33; }
+);'
+
+fw_clear() { hx nft flush ruleset; }
+fw_nft() {
+	hx nft -f - <<'NFT'
+table inet ipmodtest {
+	chain fw {
+		type filter hook forward priority 0; policy drop;
+	}
+}
+NFT
+}
+fw_ipt() { hx iptables-nft -P FORWARD DROP && hx ip6tables-nft -P FORWARD DROP; }
+
+# ping_ok FAMILY DST: two echo requests, at least one answered.
+ping_ok() {
+	local fam=$1 dst=$2
+	hx ping "-$fam" -c 2 -i 0.2 -W 1 "$dst" >/dev/null 2>&1
+}
+ping_fails() { ! ping_ok "$@"; }
+# echo_ttls FILE DST: the TTLs / hop limits of the echo requests to DST, unique.
+echo_ttls() {
+	case $2 in
+	*:*) tshark -r "$1" -Y "icmpv6.type == 128 && ipv6.dst == $2" -T fields -e ipv6.hlim ;;
+	*) tshark -r "$1" -Y "icmp.type == 8 && ip.dst == $2" -T fields -e ip.ttl ;;
+	esac 2>/dev/null | sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+
+head -c 2000000 /dev/urandom >"$WORKDIR/blob"
+BLOB_SUM=$(sha256sum <"$WORKDIR/blob" | cut -d' ' -f1)
+tun_rx_packets() { hx cat /sys/class/net/tun0/statistics/rx_packets 2>/dev/null || echo 0; }
+# transfer FAMILY up|down: 2 MB host -> peer (up) or peer -> host (down), sha256 of what arrived.
+transfer() {
+	local fam=$1 dir=$2 rx=$WORKDIR/rx srv dst
+	rm -f "$rx"
+	if [ "$dir" = up ]; then
+		if [ "$fam" = 4 ]; then dst=$PEER4; else dst="[$PEER6]"; fi
+		ip netns exec "$PEER_NS" timeout 30 socat -u "TCP$fam-LISTEN:5101,reuseaddr" "OPEN:$rx,creat" &
+		srv=$!
+		sleep 0.3
+		hx timeout 20 socat -u "FILE:$WORKDIR/blob" "TCP$fam:$dst:5101"
+	else
+		if [ "$fam" = 4 ]; then dst=$HOST4; else dst="[$HOST6]"; fi
+		ip netns exec "$HOST_NS" timeout 30 socat -u "TCP$fam-LISTEN:5102,reuseaddr" "OPEN:$rx,creat" &
+		srv=$!
+		sleep 0.3
+		px timeout 20 socat -u "FILE:$WORKDIR/blob" "TCP$fam:$dst:5102"
+	fi
+	wait "$srv"
+	sha256sum <"$rx" 2>/dev/null | cut -d' ' -f1
+}
+
+# own_traffic LABEL: the host's own traffic through a dropping forward chain.
+own_traffic() {
+	local label=$1 r0 r1 fam dir
+	r0=$(status_key reinject-redirected)
+	pcap_start wire "$PEER_NS" veth0 icmp or icmp6
+	check "$label: ping $PEER4" ping_ok 4 "$PEER4"
+	check "$label: ping -6 $PEER6" ping_ok 6 "$PEER6"
+	check "$label: ping 198.18.1.1 (set-ttl 33)" ping_ok 4 198.18.1.1
+	check "$label: ping -6 2001:db8:1::1 (set-ttl 33)" ping_ok 6 2001:db8:1::1
+	check "$label: ping $FAR4 through the gateway" ping_ok 4 "$FAR4"
+	check "$label: ping -6 $FAR6 through the gateway" ping_ok 6 "$FAR6"
+	pcap_stop wire
+	check_eq "$label: TTL 64 on the wire without a rule" "$(echo_ttls "$WORKDIR/wire.pcap" "$PEER4")" 64
+	check_eq "$label: hop limit 64 on the wire without a rule" \
+		"$(echo_ttls "$WORKDIR/wire.pcap" "$PEER6")" 64
+	check_eq "$label: TTL 33 on the wire with set-ttl = 33" \
+		"$(echo_ttls "$WORKDIR/wire.pcap" 198.18.1.1)" 33
+	check_eq "$label: hop limit 33 on the wire with set-ttl = 33" \
+		"$(echo_ttls "$WORKDIR/wire.pcap" 2001:db8:1::1)" 33
+	check_eq "$label: TTL 64 toward the gateway" "$(echo_ttls "$WORKDIR/wire.pcap" "$FAR4")" 64
+	check_eq "$label: hop limit 64 toward the gateway" "$(echo_ttls "$WORKDIR/wire.pcap" "$FAR6")" 64
+	check_eq "$label: no bad checksum on the wire" "$(pcap_bad_checksums "$WORKDIR/wire.pcap")" 0
+	for fam in 4 6; do
+		pcap_start tcp "$PEER_NS" veth0 tcp port 5101
+		w0=$(tun_rx_packets)
+		check_eq "$label: 2 MB TCP over IPv$fam up arrives byte-exact" \
+			"$(transfer $fam up)" "$BLOB_SUM"
+		w1=$(tun_rx_packets)
+		pcap_stop tcp
+		# tcpdump may miss frames on a busy machine: what it saw is checked, not how many.
+		frames=$(pcap_count "$WORKDIR/tcp.pcap" "tcp.len > 0")
+		maxlen=$(tshark -r "$WORKDIR/tcp.pcap" -T fields -e frame.len 2>/dev/null | sort -n | tail -1)
+		check "$label: ... $frames data frames seen, none over 1514 bytes (largest ${maxlen:-none})" \
+			test "${maxlen:-99999}" -le 1514 -a "$frames" -ge 50
+		if [ $fam = 4 ]; then src="ip.src == $HOST4"; else src="ipv6.src == $HOST6"; fi
+		check_eq "$label: ... with valid checksums" "$(pcap_bad_checksums "$WORKDIR/tcp.pcap" "$src")" 0
+		# 2 MB are at least 1382 segments of 1448 bytes.
+		check "$label: ... $((w1 - w0)) writes to the tun (0: the fast path), GSO, not segments" \
+			test $((w1 - w0)) -lt 691
+		check_eq "$label: 2 MB TCP over IPv$fam down arrives byte-exact" \
+			"$(transfer $fam down)" "$BLOB_SUM"
+	done
+	r1=$(status_key reinject-redirected)
+	check "$label: the program sent them out of the uplink ($((r1 - r0)) packets)" \
+		test $((r1 - r0)) -ge 12
+}
+
+for fw in nft ipt; do
+	for fp in auto off; do
+		fw_clear
+		fw_$fw
+		FASTPATH=$fp write_config "$WORKDIR/ri.conf" "$RULES"
+		if ! start_ipmodd "$WORKDIR/ri.conf"; then
+			not_ok "$fw forward drop, fastpath $fp: ipmodd starts"
+			continue
+		fi
+		check_eq "$fw forward drop, fastpath $fp: status reinject" "$(status_key reinject)" bpf
+		if [ "$fp" = auto ]; then
+			check_eq "... fastpath on" "$(status_key fastpath)" on
+		fi
+		own_traffic "$fw forward drop, fastpath $fp"
+		stop_ipmodd
+	done
+done
+check "the tun's IPv6 forwarding flag went with the tun" \
+	bash -c "! ip netns exec '$HOST_NS' test -e /proc/sys/net/ipv6/conf/tun0/forwarding"
+
+# --- reinject = "forward": the same firewall drops the host's own traffic --------
+fw_clear
+fw_nft
+REINJECT=forward write_config "$WORKDIR/fwd.conf" "$RULES"
+if start_ipmodd "$WORKDIR/fwd.conf"; then
+	check_eq "reinject = forward: status reinject" "$(status_key reinject)" forward
+	check_eq "... with the reason" "$(status_key reinject-reason)" 'routing.reinject = "forward"'
+	check "... a forward chain with policy drop drops ping" ping_fails 4 "$PEER4"
+	check "... and ping -6" ping_fails 6 "$PEER6"
+	fw_clear
+	check "... which passes without the firewall" ping_ok 4 "$PEER4"
+	check "... ping -6 too" ping_ok 6 "$PEER6"
+	stop_ipmodd
+else
+	not_ok "reinject = forward: ipmodd starts"
+fi
+
+# --- the host as a router ----------------------------------------------------------
+# Global forwarding in the host namespace only; the forward chain lets the LAN
+# out (also when it comes back from the tun) and its replies in.
+# The LAN: a client namespace routed through the host (added only now: its
+# address would otherwise be the host's source toward 2001:db8:1::/64), and
+# the peer's routes back to it.
+LAN_NS="${HOST_NS%-h}-l"
+LAN4=198.18.3.2
+LAN6=2001:db8:3::2
+ip netns add "$LAN_NS" || { echo "Bail out! cannot add the LAN namespace"; exit 1; }
+trap 'cleanup; ip netns del "$FAR_NS" 2>/dev/null; ip netns del "$LAN_NS" 2>/dev/null' EXIT
+lx() { ip netns exec "$LAN_NS" "$@"; }
+lx ip link set lo up
+ip link add lan0 netns "$HOST_NS" type veth peer name lan0 netns "$LAN_NS" ||
+	{ echo "Bail out! cannot add the LAN veth"; exit 1; }
+hx ip addr add 198.18.3.1/24 dev lan0
+hx ip addr add 2001:db8:3::1/64 dev lan0 nodad
+lx ip addr add "$LAN4/24" dev lan0
+lx ip addr add "$LAN6/64" dev lan0 nodad
+hx ip link set lan0 up
+lx ip link set lan0 up
+lx ip route add default via 198.18.3.1
+lx ip -6 route add default via 2001:db8:3::1
+px ip route add 198.18.3.0/24 via "$HOST4"
+px ip -6 route add 2001:db8:3::/64 via "$HOST6"
+
+hx sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+fw_clear
+hx nft -f - <<'NFT'
+table inet ipmodtest {
+	chain fw {
+		type filter hook forward priority 0; policy drop;
+		ct state established,related accept
+		iifname { "lan0", "tun0" } ip saddr 198.18.3.0/24 accept
+		iifname { "lan0", "tun0" } ip6 saddr 2001:db8:3::/64 accept
+	}
+}
+NFT
+for run in "auto auto" "auto off" "forward auto"; do
+	set -- $run
+	ri=$1 fp=$2
+	REINJECT=$ri FASTPATH=$fp write_config "$WORKDIR/router.conf" "$RULES"
+	if ! start_ipmodd "$WORKDIR/router.conf"; then
+		not_ok "router, reinject $ri, fastpath $fp: ipmodd starts"
+		continue
+	fi
+	f0=$(status_key reinject-forwarded)
+	pcap_start lan "$PEER_NS" veth0 icmp or icmp6
+	check "router, reinject $ri, fastpath $fp: the LAN client pings the peer" \
+		lx ping -c 2 -i 0.2 -W 1 "$PEER4"
+	check "router, reinject $ri, fastpath $fp: ... and 198.18.1.1 (set-ttl 33)" \
+		lx ping -c 2 -i 0.2 -W 1 198.18.1.1
+	check "router, reinject $ri, fastpath $fp: ... ping -6 the peer" \
+		lx ping -6 -c 2 -i 0.2 -W 1 "$PEER6"
+	check "router, reinject $ri, fastpath $fp: ... and 2001:db8:1::1 (set-ttl 33)" \
+		lx ping -6 -c 2 -i 0.2 -W 1 2001:db8:1::1
+	pcap_stop lan
+	f1=$(status_key reinject-forwarded)
+	if [ "$ri" = auto ]; then
+		check "router, reinject $ri, fastpath $fp: the program left them to the kernel's forwarding ($((f1 - f0)))" \
+			test $((f1 - f0)) -ge 8
+	fi
+	check_eq "router, reinject $ri, fastpath $fp: the client's packets leave with its address" \
+		"$(tshark -r "$WORKDIR/lan.pcap" -Y "icmp.type == 8" -T fields -e ip.src 2>/dev/null | sort -u)" \
+		"$LAN4"
+	# The client's 64, less the host's hop, as without ipmodd.
+	check_eq "router, reinject $ri, fastpath $fp: TTL 63 on the wire without a rule" \
+		"$(echo_ttls "$WORKDIR/lan.pcap" "$PEER4")" 63
+	check_eq "router, reinject $ri, fastpath $fp: set-ttl 33 lands on the client's packets" \
+		"$(echo_ttls "$WORKDIR/lan.pcap" 198.18.1.1)" 33
+	check_eq "router, reinject $ri, fastpath $fp: set-ttl 33 lands on IPv6 too" \
+		"$(echo_ttls "$WORKDIR/lan.pcap" 2001:db8:1::1)" 33
+	stop_ipmodd
+done
+# The forward chain still decides for forwarded traffic: without the tun's accept, the LAN is cut off.
+hx nft delete table inet ipmodtest
+hx nft -f - <<'NFT'
+table inet ipmodtest {
+	chain fw {
+		type filter hook forward priority 0; policy drop;
+		ct state established,related accept
+		iifname "lan0" accept
+	}
+}
+NFT
+write_config "$WORKDIR/router.conf" "$RULES"
+if start_ipmodd "$WORKDIR/router.conf"; then
+	check "router: a forward chain that drops the LAN's packets from the tun still drops them" \
+		bash -c "! ip netns exec '$LAN_NS' ping -c 2 -i 0.2 -W 1 $PEER4 >/dev/null 2>&1"
+	check "... while the host's own traffic passes" ping_ok 4 "$PEER4"
+	stop_ipmodd
+else
+	not_ok "router: ipmodd starts"
+fi
+hx sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+fw_clear
+
+# --- without CAP_BPF -------------------------------------------------------------------
+start_capped() {
+	local conf=$1 i
+	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
+		"$IPMODD" -c "$conf" >>"$WORKDIR/capped.log" 2>&1 &
+	IPMODD_PID=$!
+	for i in $(seq 100); do
+		hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' && return 0
+		kill -0 "$IPMODD_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	return 1
+}
+write_config "$WORKDIR/auto.conf"
+: >"$WORKDIR/capped.log"
+check "reinject = auto without CAP_BPF: ipmodd starts" start_capped "$WORKDIR/auto.conf"
+check "... and logs why it forwards" \
+	grep -q 're-injection program unavailable: loading the BPF program: Operation not permitted' \
+	"$WORKDIR/capped.log"
+check_eq "... status: forward" "$(status_key reinject)" forward
+check "... with the reason" bash -c "ip netns exec '$HOST_NS' '$IPMODCTL' -s '$SOCK' status | grep -q 'reinject-reason:.*Operation not permitted'"
+check "... and traffic flows (no firewall)" ping_ok 4 "$PEER4"
+stop_ipmodd
+REINJECT=bpf write_config "$WORKDIR/bpf.conf"
+: >"$WORKDIR/capped.log"
+start_capped "$WORKDIR/bpf.conf"
+wait "$IPMODD_PID" 2>/dev/null
+rc=$?
+IPMODD_PID=""
+check_eq "reinject = bpf without CAP_BPF refuses to start (exit 1)" "$rc" 1
+check "... naming the cause" \
+	grep -q 'routing.reinject = "bpf", but the re-injection program is unavailable: loading the BPF program: Operation not permitted' \
+	"$WORKDIR/capped.log"
+check "... and leaves no routing behind" bash -c "[ -z \"\$(ip netns exec '$HOST_NS' ip rule show | grep '^$PRIO:')\" ]"
+
+done_testing
