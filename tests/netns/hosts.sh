@@ -14,7 +14,11 @@
 #     self-check = false the host is cut off, which is what the check
 #     prevents; without CAP_NET_RAW (no AF_PACKET socket) it warns that it
 #     cannot check; a gateway that does not answer ARP/ND is reported as
-#     such, not as a firewall, and does not stop the start.
+#     such, not as a firewall, and does not stop the start;
+# (c) both at once, with every privilege: the BPF re-injection carries the
+#     host's traffic through the dropping forward chains under a strict
+#     rp_filter, both ways, both families, TTL rewritten on the wire; where
+#     the kernel or the build has no re-injection, the self-check refuses.
 # Every sysctl and firewall rule is set inside the test's namespaces.
 . "$(dirname "$0")/lib.sh"
 
@@ -64,6 +68,16 @@ same_as_before() {
 	[ "$now" = "$BEFORE" ] && return 0
 	diff <(echo "$BEFORE") <(echo "$now") | head -20 >&2
 	return 1
+}
+# probes_on_wire PCAP: the self-check's probes reached the gateway with TTL 1,
+# and the rule chain (set-ttl) never saw them.
+probes_on_wire() {
+	check "the IPv4 probe arrived with TTL 1" test \
+		"$(pcap_count "$1" "udp.dstport == 33434 && ip.ttl == 1 && !icmp")" -ge 1
+	check "the IPv6 probe arrived with hop limit 1" test \
+		"$(pcap_count "$1" "udp.dstport == 33434 && ipv6.hlim == 1 && !icmpv6")" -ge 1
+	check_eq "the rule chain did not count them (ttl would be $TTL)" \
+		"$(pcap_count "$1" "udp.dstport == 33434 && !icmp && !icmpv6 && (ip.ttl == $TTL || ipv6.hlim == $TTL)")" 0
 }
 rpf() { hx cat "/proc/sys/net/ipv4/conf/$1/rp_filter"; }
 # reach NS ADDR...: one ping to each address from NS answered.
@@ -125,13 +139,12 @@ test_strict_rp_filter() {
 		"$(pcap_count "$WORKDIR/wire.pcap" "ipv6.src == $HOST6 && ipv6.hlim == $TTL && (icmpv6.type == 128 || icmpv6.type == 129)")" -ge 2
 	check_eq "no echo of the host's left with another TTL (IPv4)" \
 		"$(pcap_count "$WORKDIR/wire.pcap" "ip.src == $HOST4 && (icmp.type == 8 || icmp.type == 0) && ip.ttl != $TTL")" 0
-	# The self-check's probes reached the gateway with TTL 1, and nothing else saw them.
-	check "the IPv4 probe arrived with TTL 1" test \
-		"$(pcap_count "$WORKDIR/wire.pcap" "udp.dstport == 33434 && ip.ttl == 1 && !icmp")" -ge 1
-	check "the IPv6 probe arrived with hop limit 1" test \
-		"$(pcap_count "$WORKDIR/wire.pcap" "udp.dstport == 33434 && ipv6.hlim == 1 && !icmpv6")" -ge 1
-	check_eq "the rule chain did not count them (ttl would be $TTL)" \
-		"$(pcap_count "$WORKDIR/wire.pcap" "udp.dstport == 33434 && !icmp && !icmpv6 && (ip.ttl == $TTL || ipv6.hlim == $TTL)")" 0
+	if grep -q 're-injection program on its ingress' "$LOG"; then
+		check_eq "re-injection sends the written-back packets: no self-check probe" \
+			"$(pcap_count "$WORKDIR/wire.pcap" "udp.dstport == 33434")" 0
+	else
+		probes_on_wire "$WORKDIR/wire.pcap"
+	fi
 
 	# A strict link that appears later, and veth0 made strict again.
 	hx ip link add hst0 type veth peer name hst1
@@ -254,12 +267,15 @@ test_forward_drop() {
 	BEFORE=$(snapshot)
 
 	# Without a firewall the check passes: the probe is seen leaving.
+	pcap_start probe "$PEER_NS" veth0 udp port 33434
 	check "no firewall: ipmodd starts without CAP_BPF" start_capped "$WORKDIR/fwd.conf"
 	check "... the self-check saw both probes leave through veth0" test \
 		"$(grep -c 'self-check (IPv[46]): a packet written back to tun0 left through veth0' "$CAPLOG")" -eq 2
 	mapfile -t lines < <(grep -o 'self-check.*' "$CAPLOG" | cut -c1-200)
 	diag "${lines[@]}"
 	check "... the host reaches the peer (IPv4, IPv6)" reach "$HOST_NS" "$PEER4" "$PEER6"
+	pcap_stop probe
+	probes_on_wire "$WORKDIR/probe.pcap"
 	stop_ipmodd TERM
 
 	hx nft add table inet filter
@@ -339,12 +355,61 @@ test_dead_gateway() {
 	hx ip -6 route replace default via "$PEER6"
 }
 
-# --- (c) both at once, with the BPF re-injection -------------------------------
-# For the lead, once routing.reinject exists: a strict rp_filter and a
-# forward policy that drops at the same time, reinject = "bpf" (CAP_BPF):
-# ipmodd starts, the probe is not needed, traffic flows both ways.
-test_both_with_bpf_reinjection() {
-	:
+# --- (c) both at once, the shipped config with every privilege ----------------
+# A strict rp_filter and a forward policy that drops (nftables and Docker's
+# iptables-nft, both families) at the same time: with the BPF re-injection
+# (reinject = "auto" where the kernel and the build have it) ipmodd starts
+# and the host reaches the peer both ways with the TTL rewritten; where it
+# has to forward, the self-check refuses.  Never a cut-off host while
+# ipmodd runs.
+test_both_at_once() {
+	local rc
+
+	hx sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.veth0.rp_filter=1
+	hx nft add table inet filter
+	hx nft add chain inet filter forward '{ type filter hook forward priority 0; policy drop; }'
+	hx iptables-nft -P FORWARD DROP
+	hx ip6tables-nft -P FORWARD DROP
+	BEFORE=$(snapshot)
+	shipped_config "$WORKDIR/both.conf"
+	pcap_start both "$PEER_NS" veth0 icmp or icmp6
+	: >"$LOG"
+	ip netns exec "$HOST_NS" "$IPMODD" -c "$WORKDIR/both.conf" >>"$LOG" 2>&1 &
+	IPMODD_PID=$!
+	for rc in $(seq 100); do
+		grep -q 'diverting IPv4' "$LOG" && break
+		kill -0 "$IPMODD_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if grep -q 're-injection program on its ingress' "$LOG"; then
+		check "both at once: ipmodd starts with the BPF re-injection" grep -q 'diverting IPv4 and IPv6' "$LOG"
+		check "... the host reaches the peer (IPv4, IPv6)" reach "$HOST_NS" "$PEER4" "$PEER6"
+		check "... the peer reaches the host (IPv4, IPv6)" reach "$PEER_NS" "$HOST4" "$HOST6"
+		check "... 20 pings each way of family, none lost" bash -c \
+			"ip netns exec '$HOST_NS' ping -q -c 20 -i 0.01 -W 1 $PEER4 >/dev/null &&
+			 ip netns exec '$HOST_NS' ping -6 -q -c 20 -i 0.01 -W 1 $PEER6 >/dev/null"
+		pcap_stop both
+		check "... TTL $TTL on the wire (IPv4)" test \
+			"$(pcap_count "$WORKDIR/both.pcap" "ip.src == $HOST4 && ip.ttl == $TTL && icmp.type == 8")" -ge 20
+		check "... hop limit $TTL on the wire (IPv6)" test \
+			"$(pcap_count "$WORKDIR/both.pcap" "ipv6.src == $HOST6 && ipv6.hlim == $TTL && icmpv6.type == 128")" -ge 20
+		check_eq "... no echo of the host's with another TTL" \
+			"$(pcap_count "$WORKDIR/both.pcap" "(ip.src == $HOST4 && icmp.type == 8 && ip.ttl != $TTL) || (ipv6.src == $HOST6 && icmpv6.type == 128 && ipv6.hlim != $TTL)")" 0
+		stop_ipmodd TERM
+		check_eq "... SIGTERM exits 0" "$?" 0
+	else
+		pcap_stop both
+		wait "$IPMODD_PID" 2>/dev/null
+		rc=$?
+		IPMODD_PID=""
+		diag "$(grep -o 're-injection program unavailable.*' "$LOG" | cut -c1-200)"
+		check_eq "both at once without the re-injection: the self-check refuses (exit 1)" "$rc" 1
+		check "... naming the FORWARD hook" grep -q 'FORWARD hook of netfilter drops them' "$LOG"
+	fi
+	check "... afterwards every sysctl, rule and route is as before" same_as_before
+	hx ip6tables-nft -P FORWARD ACCEPT
+	hx iptables-nft -P FORWARD ACCEPT
+	hx nft delete table inet filter
 }
 
 settle || { echo "Bail out! IPv6 addresses stay tentative"; exit 1; }
@@ -352,6 +417,6 @@ test_strict_rp_filter
 test_loose_all
 test_forward_drop
 test_dead_gateway
-test_both_with_bpf_reinjection
+test_both_at_once
 
 done_testing

@@ -234,7 +234,7 @@ setup_far() {
 pcap_start() {
 	local name=$1 ns=$2 ifc=$3 i
 	shift 3
-	ip netns exec "$ns" tcpdump --immediate-mode -i "$ifc" -U -n -w "$WORKDIR/$name.pcap" "$@" 2>"$WORKDIR/$name.err" &
+	ip netns exec "$ns" tcpdump --immediate-mode -B 16384 -i "$ifc" -U -n -w "$WORKDIR/$name.pcap" "$@" 2>"$WORKDIR/$name.err" &
 	eval "PCAP_PID_$name=$!"
 	BG_PIDS+=($!)
 	for i in $(seq 50); do
