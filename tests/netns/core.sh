@@ -83,11 +83,26 @@ check_eq "ip rule / ip -6 rule show exactly the two rules per family" "$got" "$w
 check_eq "table $TABLE has one IPv4 route" "$(hx ip -4 route show table $TABLE | sed 's/ *$//')" "default dev tun0 proto 73 scope link"
 check "table $TABLE has one IPv6 route" bash -c "[ \"\$(ip netns exec $HOST_NS ip -6 route show table $TABLE | grep -c '^default dev tun0')\" = 1 ] && [ \"\$(ip netns exec $HOST_NS ip -6 route show table $TABLE | wc -l)\" = 1 ]"
 check "tun0 has no address" bash -c "! ip netns exec $HOST_NS ip addr show dev tun0 | grep -q 'inet'"
-check_eq "tun0 forwarding=1 accept_local=1 rp_filter=0 force_forwarding=1" \
+check_eq "tun0 forwarding=1 accept_local=1 rp_filter=0" \
 	"$(hx cat /proc/sys/net/ipv4/conf/tun0/forwarding /proc/sys/net/ipv4/conf/tun0/accept_local \
-		/proc/sys/net/ipv4/conf/tun0/rp_filter /proc/sys/net/ipv6/conf/tun0/force_forwarding | tr '\n' ' ')" \
-	"1 1 0 1 "
+		/proc/sys/net/ipv4/conf/tun0/rp_filter | tr '\n' ' ')" "1 1 0 "
+ctl() { "$IPMODCTL" -s "$WORKDIR/control.sock" "$@"; }
+# IPv6 leaves through the re-injection program (the tun's own forwarding
+# flag, which its lookup needs) or the kernel's forwarding (force_forwarding,
+# 6.17): each that the kernel and the status say is in use is set.
+v6conf() {
+	local c=/proc/sys/net/ipv6/conf/tun0
+	hx test -e $c/force_forwarding && echo "force_forwarding=$(hx cat $c/force_forwarding)"
+	[ "$(status_field reinject)" = bpf ] && echo "forwarding=$(hx cat $c/forwarding)"
+}
+want6=$(hx test -e /proc/sys/net/ipv6/conf/tun0/force_forwarding && echo force_forwarding=1
+	[ "$(status_field reinject)" = bpf ] && echo forwarding=1)
+diag "IPv6 on tun0: $(echo ${want6:-neither force_forwarding nor re-injection})"
+check "tun0: IPv6 has a way out (force_forwarding or re-injection)" test -n "$want6"
+check_eq "tun0: $(echo $want6)" "$(v6conf)" "$want6"
 check_eq "global IPv4 forwarding is left off" "$(hx cat /proc/sys/net/ipv4/ip_forward)" 0
+check_eq "global IPv6 forwarding is never set" \
+	"$(hx cat /proc/sys/net/ipv6/conf/all/forwarding /proc/sys/net/ipv6/conf/default/forwarding | tr '\n' ' ')" "0 0 "
 check "route lookups for the peer go through tun0" bash -c \
 	"ip netns exec $HOST_NS ip route get $PEER4 | grep -q 'dev tun0 table $TABLE src $HOST4'"
 check "a second instance refuses to start and leaves the first alone" bash -c \
