@@ -494,29 +494,65 @@ static int make_parent(const char *path)
 	return 0;
 }
 
+/* Connect to path: 1 someone listens, 0 nobody does, -errno. */
+static int probe(const struct sockaddr_un *sa, pid_t *ret_pid)
+{
+	struct ucred cred = { 0 };
+	socklen_t len = sizeof(cred);
+	int fd, r;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return negative_errno();
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
+		/* The listener's credentials, as of its listen(). */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+			cred.pid = 0;
+		r = 1;
+	} else if (errno == EAGAIN) {
+		r = 1;	/* a full backlog: someone listens */
+	} else if (errno == ECONNREFUSED || errno == ENOENT) {
+		r = 0;
+	} else {
+		r = negative_errno();
+	}
+	close(fd);
+	if (r == 1 && ret_pid)
+		*ret_pid = cred.pid;
+	return r;
+}
+
+int control_probe(const char *path, pid_t *ret_pid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	if (!path || strlen(path) >= sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : negative_errno();
+	if (!S_ISSOCK(st.st_mode))
+		return 0;
+	return probe(&sa, ret_pid);
+}
+
 /* Remove a socket file left by a dead server; refuse to touch anything else. */
 static int clear_stale(const char *path, const struct sockaddr_un *sa)
 {
 	struct stat st;
-	int fd, r;
+	int r;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : negative_errno();
 	if (!S_ISSOCK(st.st_mode))
 		return -EEXIST;
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return negative_errno();
-	/* EAGAIN is a full backlog: someone listens. */
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
-		r = -EADDRINUSE;
-	else if (errno == ECONNREFUSED)
-		r = unlink(path) < 0 && errno != ENOENT ? negative_errno() : 0;
-	else
-		r = negative_errno();
-	close(fd);
-	return r;
+	r = probe(sa, NULL);
+	if (r > 0)
+		return -EADDRINUSE;
+	if (r < 0)
+		return r;
+	return unlink(path) < 0 && errno != ENOENT ? negative_errno() : 0;
 }
 
 int control_new(sd_event *e, const char *path, const char *group, unsigned int mode,

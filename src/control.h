@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "ctlproto.h"
@@ -41,6 +42,12 @@ typedef int (*control_handler_t)(void *userdata, struct control_client *cl,
  */
 int control_new(sd_event *e, const char *path, const char *group, unsigned int mode,
 		control_handler_t handler, void *userdata, struct control **ret);
+/*
+ * Whether a server answers on path: 1 (and, when ret_pid is not NULL, the
+ * pid that listens, 0 if the kernel does not say), 0 when none does (no
+ * socket, or nobody listens), -errno.  Touches nothing.
+ */
+int control_probe(const char *path, pid_t *ret_pid);
 /* Close every client and the socket, and unlink the socket if it is still ours. */
 struct control *control_free(struct control *c);
 

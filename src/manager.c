@@ -738,13 +738,43 @@ static unsigned int manager_queues(const struct config *cfg)
 	return n > CONFIG_QUEUES_MAX ? CONFIG_QUEUES_MAX : (unsigned int)n;
 }
 
+/*
+ * A live instance answers on the control socket, or holds the tun: either
+ * way its tun, tc filter and routing are not stale, and are not ours to
+ * share, replace or remove.
+ */
+static int manager_check_alone(struct manager *m)
+{
+	pid_t pid = 0;
+	int r;
+
+	r = control_probe(m->cfg->control_socket, &pid);
+	if (r > 0 && pid > 0)
+		return log_errno(LOG_ERR, -EADDRINUSE, "another ipmodd (pid %d) answers on %s; "
+				 "not starting a second one", (int)pid, m->cfg->control_socket);
+	if (r > 0)
+		return log_errno(LOG_ERR, -EADDRINUSE, "another ipmodd answers on %s; "
+				 "not starting a second one", m->cfg->control_socket);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "control socket %s", m->cfg->control_socket);
+	r = routing_tun_held(m->cfg);
+	if (r > 0)
+		return log_errno(LOG_ERR, -EBUSY, "%s is held by a running process (%d queue(s) "
+				 "attached; another ipmodd with a different control socket?); "
+				 "not touching it, its routing or its tc filter",
+				 m->cfg->tun_name, r);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "looking up %s", m->cfg->tun_name);
+	return 0;
+}
+
 int manager_start(struct manager *m)
 {
 	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
 	char err[CONFIG_ERR_MAX];
 	sigset_t mask;
 	unsigned int i;
-	int r;
+	int held, r;
 
 	r = chain_new(m->cfg->rules, m->cfg->n_rules, &m->chain, err, sizeof(err));
 	if (r < 0) {
@@ -761,13 +791,22 @@ int manager_start(struct manager *m)
 			return log_errno(LOG_ERR, r, "signal handler");
 	}
 
-	/* Opening first makes a second instance fail here, before it touches routing. */
+	/* Before anything is touched: a second instance leaves the first alone. */
+	r = manager_check_alone(m);
+	if (r < 0)
+		return r;
 	r = tun_open(m->cfg->tun_name, manager_queues(m->cfg), m->cfg->offload, &m->tun);
 	if (r == -EBUSY)
 		return log_errno(LOG_ERR, r, "%s is in use (is another ipmodd running?)",
 				 m->cfg->tun_name);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "cannot create tun device %s", m->cfg->tun_name);
+	/* Someone attached between the check and the open: ours are not all its queues. */
+	held = routing_tun_held(m->cfg);
+	if (held > (int)m->tun->n_queues)
+		return log_errno(LOG_ERR, -EBUSY, "%s: another process attached %d queue(s) to it "
+				 "(is another ipmodd running?); refusing to share it",
+				 m->tun->name, held - (int)m->tun->n_queues);
 	tun_offload_name(m->tun->offload, err, sizeof(err));
 	if (m->tun->offload_error)
 		log_errno(LOG_WARNING, m->tun->offload_error,
