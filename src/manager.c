@@ -427,6 +427,32 @@ static void manager_process(struct manager_path *path, uint8_t *data, size_t len
 	manager_run_chain(path, &p, vnet ? &g : NULL);
 }
 
+/*
+ * The tun was deleted under us ("ip link del"): its queues are detached for
+ * good, read EBADFD and stay readable.  Exit with an error, once, instead of
+ * spinning: the service manager restarts the daemon (Restart=on-failure),
+ * which creates a new tun.  Meanwhile the kernel took the tun's routes with
+ * it, so with failure = "open" the leftover rules lead to an empty table and
+ * traffic takes the main table; the exit removes them.  With "closed" the
+ * block stays, as after a crash, until the next start takes over.
+ */
+static void manager_tun_gone(struct manager_path *path)
+{
+	struct manager *m = path->m;
+
+	path->gone = true;
+	if (m->tun_gone)
+		return;
+	m->tun_gone = true;
+	log_error("%s disappeared (deleted by someone: ip link del?); exiting so that the service "
+		  "manager restarts ipmodd with a new one", m->tun->name);
+	if (m->cfg->fail_closed)
+		routing_keep_block(m->routing);
+	sd_event_exit(m->event, -ENODEV);
+	/* From a worker: the loop sleeps without the lock. */
+	manager_wake(m);
+}
+
 /* A read of n bytes (or -errno) into the path's rxbuf; false: the queue is empty for now. */
 static bool manager_path_take(struct manager_path *path, ssize_t n)
 {
@@ -435,6 +461,10 @@ static bool manager_path_take(struct manager_path *path, ssize_t n)
 
 	if (n == -EAGAIN || n == -EINTR)
 		return false;
+	if (n == -EBADFD) {
+		manager_tun_gone(path);
+		return false;
+	}
 	if (n < 0) {
 		m->stats.read_errors++;
 		if (ratelimit_allow(&m->io_log, path->now_ns))
@@ -503,6 +533,8 @@ static int on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *u
 	for (int i = 0; i < RX_BATCH; i++)
 		if (!manager_path_take(path, manager_path_read(path)))
 			break;
+	if (path->gone)
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
 	if (m->impair_pushed)
 		impair_arm(m);
 	return 0;
@@ -892,6 +924,8 @@ int manager_run(struct manager *m)
 	int r;
 
 	r = m->n_paths ? manager_run_locked(m) : sd_event_loop(m->event);
+	if (m->tun_gone)
+		return -ENODEV;	/* said already */
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "event loop");
 	return r;

@@ -58,6 +58,7 @@ struct manager_path {
 	bool worker;		/* a worker thread: writes the packet after releasing the lock */
 	uint64_t now_ns;	/* CLOCK_MONOTONIC of the packet being handled */
 	uint64_t rx_packets;	/* read from its queue (segments) */
+	bool gone;		/* its queue reads EBADFD: the tun was deleted */
 
 	/* The one write a worker makes after it released the lock (len 0: none). */
 	bool can_defer;
@@ -98,6 +99,7 @@ struct manager {
 	uint64_t health_rx;			/* rx_packets at the last check */
 	unsigned int generation;	/* chains run so far: 1 at start, +1 per change */
 	bool modified;			/* the chain was edited live since the file was read */
+	bool tun_gone;			/* someone deleted the tun: the loop is exiting */
 	uint64_t start_usec;		/* CLOCK_MONOTONIC */
 
 	struct manager_stats stats;

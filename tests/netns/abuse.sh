@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Abuse of a running ipmodd while ping -i 0.01 runs (issue 18): a second
 # instance with tun.queues = 4 is refused before it touches anything (the
-# first keeps its rules, its traffic and its tc filter).
+# first keeps its rules, its traffic and its tc filter); "ip link del tun0"
+# neither makes the daemon spin nor leaves the host cut off.
 . "$(dirname "$0")/lib.sh"
 
 require_root
@@ -84,6 +85,42 @@ hx ping -c 20 -i 0.02 -W 1 "$PEER4" >/dev/null
 check_eq "the first instance still handles every ping" "$(rule_counter ttl-ping packets)" $((n0 + 20))
 check "the first instance is alive" kill -0 "$FIRST_PID"
 
-stop_ipmodd; rc=$?
-check_eq "ipmodd exits 0" "$rc" 0
+# --- ip link del tun0 -----------------------------------------------------------------
+# tun_deleted TAG: delete tun0 under ping; the daemon must not spin, and
+# traffic flows again within 5 s (a restored diversion or a clean exit).
+tun_deleted() {
+	local tag=$1 pct i back=0 pid=$IPMODD_PID log0
+	log0=$(wc -l <"$WORKDIR/ipmodd.log")
+	ping_start "del-$tag" 1000
+	sleep 0.5
+	hx ip link del tun0
+	sleep 1
+	pct=$(cpu_percent "$pid")
+	check "[$tag] the daemon's CPU over 1 s, 1 s after the deletion: ${pct}% < 5%" test "$pct" -lt 5
+	for i in $(seq 40); do
+		if hx ping -c 1 -W 1 "$PEER4" >/dev/null 2>&1; then
+			back=1
+			break
+		fi
+		sleep 0.1
+	done
+	check "[$tag] traffic flows again within 5 s" test "$back" = 1
+	if kill -0 "$pid" 2>/dev/null; then
+		check "[$tag] the daemon runs on, diverting through a new tun0" \
+			bash -c "ip netns exec '$HOST_NS' ip route show table $TABLE | grep -q '^default dev tun0'"
+		stop_ipmodd
+	else
+		stop_ipmodd; rc=$?
+		check_eq "[$tag] the daemon exited with status 1 (Restart=on-failure restarts it)" "$rc" 1
+		check "[$tag] ... saying why" bash -c "tail -n +$((log0 + 1)) '$WORKDIR/ipmodd.log' | grep -q 'tun0 disappeared'"
+		check_eq "[$tag] ... and left no diversion behind" "$(our_state)" ""
+	fi
+	kill "$PING_PID" 2>/dev/null
+	wait "$PING_PID" 2>/dev/null
+}
+tun_deleted "2 queues"
+tun_conf "$CONF" 1 "$SOCK"
+check "ipmodd starts (1 queue)" start_ipmodd "$CONF"
+tun_deleted "1 queue"
+
 done_testing
