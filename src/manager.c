@@ -585,6 +585,8 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 	m->chain = chain;
 	m->generation++;
 	m->modified = modified;
+	/* A trace's rule= may have moved into or out of the kernel. */
+	manager_fastpath_watch(m);
 }
 
 int manager_reload(struct manager *m, char *err, size_t errlen)
@@ -692,10 +694,25 @@ static int manager_start_health(struct manager *m)
 	return sd_event_source_set_enabled(m->health_timer, SD_EVENT_ON);
 }
 
+/*
+ * Userspace sees every packet that may match a rule the kernel does not
+ * carry out (the kernel hands it over untouched, and an earlier verdict
+ * stops it in either place), and no packet can match a rule the chain does
+ * not hold.  Only a subscriber to those rules leaves the fast path on.
+ */
+static bool rule_seen_by_userspace(void *userdata, const char *rule)
+{
+	struct manager *m = userdata;
+	int i = chain_find(m->chain, rule);
+
+	return i < 0 || !fastpath_rule_carried(m->fastpath, (size_t)i);
+}
+
 void manager_fastpath_watch(struct manager *m)
 {
 	if (m->fastpath)
-		fastpath_set_enabled(m->fastpath, !monitor_active(m->monitor));
+		fastpath_set_enabled(m->fastpath,
+				     !monitor_wants_unseen(m->monitor, rule_seen_by_userspace, m));
 }
 
 /*

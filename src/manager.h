@@ -141,7 +141,8 @@ int manager_reload(struct manager *m, char *err, size_t errlen);
 void manager_notify_status(struct manager *m, const char *state);
 /*
  * The fast path hands every packet to userspace while a trace or capture
- * subscriber watches; call after subscribing or unsubscribing.
+ * subscriber may want one the kernel would handle; call after subscribing,
+ * unsubscribing or changing the chain.
  */
 void manager_fastpath_watch(struct manager *m);
 

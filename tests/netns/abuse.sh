@@ -3,7 +3,11 @@
 # Abuse of a running ipmodd while ping -i 0.01 runs (issue 18): a second
 # instance with tun.queues = 4 is refused before it touches anything (the
 # first keeps its rules, its traffic and its tc filter); "ip link del tun0"
-# neither makes the daemon spin nor leaves the host cut off.
+# neither makes the daemon spin nor leaves the host cut off; 256
+# unprivileged clients that hold every slot they get do not lock root out of
+# the control socket, nor do unprivileged streams or unread replies go
+# beyond their share; a trace pauses the fast path only when it must; a
+# stream nobody reads is closed.
 . "$(dirname "$0")/lib.sh"
 
 require_root
@@ -16,7 +20,11 @@ setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1
 
 CONF=$WORKDIR/ipmodd.conf
 SOCK=$WORKDIR/control.sock
-RULES='rules = ( { name = "ttl-ping"; proto = "icmp"; icmp-type = "echo-request"; set-ttl = 33; } );'
+# ttl-ping: the fast path carries it out; rej: it leaves it to userspace.
+RULES='rules = (
+	{ name = "ttl-ping"; proto = "icmp"; icmp-type = "echo-request"; set-ttl = 33; },
+	{ name = "rej"; proto = "tcp"; dport = 23; verdict = "reject"; }
+);'
 # tun_conf FILE QUEUES SOCKET: the test's config with that many queues and socket.
 tun_conf() {
 	write_config "$1" "$RULES"
@@ -123,4 +131,208 @@ tun_conf "$CONF" 1 "$SOCK"
 check "ipmodd starts (1 queue)" start_ipmodd "$CONF"
 tun_deleted "1 queue"
 
+# --- 256 unprivileged clients hold every slot they get ----------------------------------
+as_nobody() { ip netns exec "$HOST_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+check "ipmodd starts again" start_ipmodd "$CONF"
+touch "$WORKDIR/hold"
+# Each client keeps its slot with a request every 2 s, and reconnects when
+# it loses it; they stop when the test removes $WORKDIR/hold (at most 40 s).
+as_nobody "$NOBODY_PY" - "$SOCK" "$WORKDIR/hold" >"$WORKDIR/crowd.log" 2>&1 <<'PY' &
+import os, select, socket, sys, time
+SOCK, HOLD = sys.argv[1], sys.argv[2]
+N = 256
+conns = [None] * N
+last = [0.0] * N
+deadline = time.time() + 40
+while os.path.exists(HOLD) and time.time() < deadline:
+    now = time.time()
+    for i in range(N):
+        s = conns[i]
+        if s is not None:
+            try:
+                while select.select([s], [], [], 0)[0]:
+                    b = s.recv(65536)
+                    if not b or b.startswith(b"errno=16"):
+                        raise ConnectionResetError
+            except OSError:
+                s.close()
+                conns[i] = s = None
+        if s is None:
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.setblocking(False)
+                s.connect(SOCK)
+                conns[i] = s
+                last[i] = 0.0
+            except OSError:
+                s.close()
+                continue
+        if now - last[i] >= 2.0:
+            try:
+                s.send(b"get=status\n\n")
+                last[i] = now
+            except OSError:
+                pass
+    time.sleep(0.2)
+    held = sum(1 for s in conns if s is not None)
+    print("held", held, flush=True)
+PY
+CROWD_PID=$!
+BG_PIDS+=("$CROWD_PID")
+ping_start crowd 1000
+sleep 3
+answered=0
+slow=0
+for i in $(seq 10); do
+	t0=$(date +%s%N)
+	if timeout 1 ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" status >/dev/null 2>"$WORKDIR/root-status.err"; then
+		answered=$((answered + 1))
+	else
+		diag "root's status $i: $(head -c 100 "$WORKDIR/root-status.err")"
+	fi
+	t1=$(date +%s%N)
+	[ $(( (t1 - t0) / 1000000 )) -ge 1000 ] && slow=$((slow + 1))
+	sleep 0.5
+done
+# What the crowd holds, as it counts (its last line: "held N").
+held=$(awk '$1 == "held" { n = $2 } END { print n + 0 }' "$WORKDIR/crowd.log")
+check_eq "root's ipmodctl status answered 10 times of 10, each within 1 s" "$answered/$slow" "10/0"
+check "the unprivileged crowd held slots meanwhile ($held)" test "$held" -ge 200
+check_eq "... but no more than those not kept for root (224, and this status)" \
+	"$(status_field control-clients)" 225
+out=$(as_nobody "$IPMODCTL" -s "$SOCK" status 2>&1)
+check "one more unprivileged client is told why it is refused" \
+	grep -q "too many unprivileged clients (224" <<<"$out"
+rm -f "$WORKDIR/hold"
+wait "$CROWD_PID"
+ping_wait
+lost=$(ping_lost crowd)
+check_eq "ping -i 0.01 lost nothing meanwhile" "$lost" 0
+
+# --- unprivileged streams, and what pauses the fast path ----------------------------------
+# 16 unprivileged traces of rej, which the kernel leaves to userspace: 12
+# get a stream (4 are kept for root), and the fast path stays on for them.
+touch "$WORKDIR/hold"
+as_nobody "$NOBODY_PY" - "$SOCK" "$WORKDIR/hold" >"$WORKDIR/traces.log" 2>&1 <<'PY' &
+import os, socket, sys, time
+SOCK, HOLD = sys.argv[1], sys.argv[2]
+held, errnos = [], []
+for i in range(16):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(SOCK)
+    s.sendall(b"trace=1\nrule=rej\n\n")
+    d = b""
+    while b"\n\n" not in d:
+        b = s.recv(1)
+        if not b:
+            break
+        d += b
+    e = [l for l in d.split(b"\n") if l.startswith(b"errno=")]
+    errnos.append(e[0].decode() if e else "none")
+    held.append(s)
+print(" ".join(sorted(set(f"{errnos.count(e)}x{e}" for e in errnos))), flush=True)
+deadline = time.time() + 30
+while os.path.exists(HOLD) and time.time() < deadline:
+    time.sleep(0.1)
+PY
+TRACES_PID=$!
+BG_PIDS+=("$TRACES_PID")
+for i in $(seq 50); do [ -s "$WORKDIR/traces.log" ] && break; sleep 0.1; done
+check_eq "16 unprivileged traces: 12 streams, 4 refused with EBUSY" \
+	"$(head -n 1 "$WORKDIR/traces.log")" "12xerrno=0 4xerrno=16"
+check_eq "status: 12 streams" "$(status_field streams)" 12
+if [ "$(status_field fastpath)" = on ]; then
+	check_eq "traces of a rule the kernel leaves to userspace keep the fast path on" \
+		"$(status_field fastpath-paused)" 0
+	ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" trace rule=ttl-ping >/dev/null 2>&1 &
+	trace_pid=$!
+	for i in $(seq 50); do [ "$(status_field fastpath-paused)" = 1 ] && break; sleep 0.1; done
+	check_eq "root still gets a stream: its trace of ttl-ping, which the kernel carries out, pauses it" \
+		"$(status_field fastpath-paused)" 1
+	kill "$trace_pid"
+	wait "$trace_pid" 2>/dev/null
+	for i in $(seq 50); do [ "$(status_field fastpath-paused)" = 0 ] && break; sleep 0.1; done
+	check_eq "... and its end resumes it" "$(status_field fastpath-paused)" 0
+	# An edit moves rej into the kernel: the traces of it pause the fast path.
+	ctl replace rej proto=tcp dport=23 verdict=drop >/dev/null
+	check_eq "rej, now carried out by the kernel, pauses it for their traces" \
+		"$(status_field fastpath-paused)" 1
+	ctl replace rej proto=tcp dport=23 verdict=reject >/dev/null
+	check_eq "... and back in userspace, resumes it" "$(status_field fastpath-paused)" 0
+else
+	diag "no fast path here: the pause checks are skipped"
+fi
+rm -f "$WORKDIR/hold"
+wait "$TRACES_PID"
+stop_ipmodd; rc=$?
+check_eq "ipmodd exits 0" "$rc" 0
+
+# --- replies nobody reads, and a capture nobody reads --------------------------------------
+# 6000 rules: a get=rules reply of about 500 KB.
+{
+	echo 'rules = ('
+	for i in $(seq 6000); do
+		printf '\t{ name = "r%d"; proto = "udp"; dport = %d; set-ttl = 9; },\n' "$i" $((20000 + i))
+	done
+	echo '	{ name = "last"; proto = "udp"; dport = 9; set-ttl = 9; }'
+	echo ');'
+} >"$WORKDIR/big-rules"
+tun_conf "$CONF" 1 "$SOCK"
+sed -i '/^rules = (/,$d' "$CONF"
+cat "$WORKDIR/big-rules" >>"$CONF"
+check "ipmodd starts with 6001 rules" start_ipmodd "$CONF"
+# A privileged capture that never reads, filled by 3000 datagrams of 1400 bytes.
+ip netns exec "$HOST_NS" python3 - "$SOCK" >"$WORKDIR/stall.log" 2>&1 <<'PY' &
+import select, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"capture=all\n\n")
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3000):
+    u.sendto(b"u" * 1400, ("198.18.0.2", 9))
+    if i % 100 == 99:
+        time.sleep(0.05)
+t0 = time.monotonic()
+p = select.poll()
+p.register(s, select.POLLHUP)
+while time.monotonic() - t0 < 60 and not p.poll(200):
+    pass
+print(f"{time.monotonic() - t0:.0f}", flush=True)
+PY
+STALL_PID=$!
+BG_PIDS+=("$STALL_PID")
+# 224 unprivileged clients pipeline get=rules and read nothing.
+as_nobody "$NOBODY_PY" - "$SOCK" >"$WORKDIR/budget.log" 2>&1 <<'PY'
+import select, socket, sys, time
+held = []
+for i in range(224):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.setblocking(False)
+    for _ in range(4):
+        try:
+            s.send(b"get=rules\n\n")
+        except BlockingIOError:
+            break
+    held.append(s)
+time.sleep(1)
+refused = 0
+for s in held:
+    if select.select([s], [], [], 0)[0] and s.recv(32).startswith(b"errno=105\n"):
+        refused += 1
+print(refused, flush=True)
+time.sleep(1)
+PY
+refused=$(tail -n 1 "$WORKDIR/budget.log")
+check "224 unprivileged non-readers of 500 KB replies: some are refused with ENOBUFS ($refused)" \
+	test "${refused:-0}" -gt 0 -a "${refused:-0}" -lt 224
+diag "VmRSS after them: $(awk '/^VmRSS/ { print $2 }' "/proc/$IPMODD_PID/status") KiB"
+wait "$STALL_PID"
+secs=$(tail -n 1 "$WORKDIR/stall.log")
+check "a capture whose reader takes nothing is closed after its 30 s stall bound (${secs} s)" \
+	test "${secs:-99}" -ge 25 -a "${secs:-99}" -le 40
+check "ipmodd is alive" kill -0 "$IPMODD_PID"
+stop_ipmodd; rc=$?
+check_eq "ipmodd exits 0" "$rc" 0
 done_testing
