@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "chain.h"
 #include "control.h"
 #include "fastpath.h"
@@ -866,6 +868,16 @@ int manager_start(struct manager *m)
 	r = manager_start_fastpath(m);
 	if (r < 0)
 		return r;
+	/*
+	 * Without a fast path now, there is none for this run (a reload does not
+	 * change it): CAP_BPF goes, before any thread or process starts.
+	 */
+	if (!m->fastpath) {
+		r = caps_drop(1ULL << CAP_BPF);
+		if (r < 0)
+			return log_errno(LOG_ERR, r, "dropping CAP_BPF");
+		log_debug("no fast path: CAP_BPF dropped");
+	}
 
 	r = control_new(m->event, m->cfg->control_socket, m->cfg->control_group,
 			m->cfg->control_mode, manager_control, m,
