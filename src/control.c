@@ -174,19 +174,26 @@ static int stream_set_events(struct control_client *cl, uint32_t events)
 }
 
 /*
- * The socket takes no more while bytes wait: from now on, the reader has
- * CONTROL_STREAM_STALL_USEC to take some.  The client's timer, unused by a
- * live stream otherwise, keeps the time.
+ * Bytes wait and the socket took none of them yet: from now on, the reader
+ * has CONTROL_STREAM_STALL_USEC to take some.  Called when bytes arrive in
+ * an empty queue (a full socket never reports writable, so the flush alone
+ * would not notice) and when the socket refuses more.  The client's timer,
+ * unused by a live stream otherwise, keeps the time; armed earlier, it
+ * moves itself on when it fires (on_client_idle()).
  */
-static void stream_stalled(struct control_client *cl)
+static void stream_waiting(struct control_client *cl)
 {
 	struct stream *st = cl->stream;
+	int enabled = SD_EVENT_OFF;
 	uint64_t now;
 
 	if (st->stall_since)
 		return;
 	now = now_usec(cl->control);
 	st->stall_since = now;
+	sd_event_source_get_enabled(cl->timer, &enabled);
+	if (enabled != SD_EVENT_OFF)
+		return;
 	sd_event_source_set_time(cl->timer, now + CONTROL_STREAM_STALL_USEC);
 	sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
 }
@@ -208,16 +215,17 @@ static int stream_flush(struct control_client *cl)
 		n = sendmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR) {
-				stream_stalled(cl);
+				stream_waiting(cl);
 				return stream_set_events(cl, EPOLLIN | EPOLLOUT);
 			}
 			return negative_errno();
 		}
 		st->head = (st->head + (size_t)n) % st->size;
 		st->len -= (size_t)n;
-		st->stall_since = 0;
+		st->stall_since = 0;	/* the reader takes bytes */
 	}
 	st->head = 0;
+	st->stall_since = 0;
 	if (st->ending)
 		return -ECONNRESET;
 	return stream_set_events(cl, EPOLLIN);
@@ -799,8 +807,11 @@ int control_stream_write(struct control_client *cl, const void *data, size_t len
 	memcpy(st->buf, (const uint8_t *)data + first, len - first);
 	st->len += len;
 	/* Sent from the loop, once per wake-up rather than once per event. */
-	if (st->live && len > 0)
+	if (st->live && len > 0) {
+		if (st->len == len)
+			stream_waiting(cl);
 		stream_set_events(cl, EPOLLIN | EPOLLOUT);
+	}
 	return 0;
 }
 
