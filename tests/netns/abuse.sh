@@ -130,6 +130,23 @@ tun_deleted "2 queues"
 tun_conf "$CONF" 1 "$SOCK"
 check "ipmodd starts (1 queue)" start_ipmodd "$CONF"
 tun_deleted "1 queue"
+# failure = "closed": the exit keeps the block, as a crash does.
+tun_conf "$CONF" 1 "$SOCK"
+echo 'routing = { table = '"$TABLE"'; priority = '"$PRIO"'; families = [ "ipv4", "ipv6" ]; failure = "closed"; };' >>"$CONF"
+sed -i '0,/^routing = /{/^routing = /d}' "$CONF"
+check "ipmodd starts (fail-closed)" start_ipmodd "$CONF"
+pid=$IPMODD_PID
+hx ip link del tun0
+for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+stop_ipmodd; rc=$?
+check_eq "[closed] the daemon exited with status 1 within 5 s" "$rc" 1
+check "[closed] ... and the diverted traffic stays blocked (unreachable) until a new start" \
+	bash -c "! ip netns exec '$HOST_NS' ping -c 1 -W 1 $PEER4 >/dev/null 2>&1 &&
+		ip netns exec '$HOST_NS' ip route show table $TABLE | grep -q '^unreachable default'"
+check "[closed] a new start takes over" start_ipmodd "$CONF"
+check "[closed] ... and traffic flows through it" hx ping -c 1 -W 1 "$PEER4"
+stop_ipmodd
+hx "$IPMODD" -c "$CONF" --unblock 2>/dev/null
 
 # --- 256 unprivileged clients hold every slot they get ----------------------------------
 as_nobody() { ip netns exec "$HOST_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
