@@ -24,6 +24,7 @@ struct stream {
 	bool live;			/* the reply is out: queued bytes may follow */
 	bool ending;			/* close once the ring is empty */
 	bool rd_closed;			/* the peer shut down its writing side */
+	uint64_t stall_since;		/* CLOCK_MONOTONIC: bytes wait and the socket takes none; 0 not */
 	uint32_t events;		/* what the io source waits for */
 	control_stream_closed_t closed;
 	void *userdata;
@@ -43,6 +44,7 @@ struct control_client {
 	struct ctl_reply out;		/* finished while being written */
 	size_t out_off;
 	struct stream *stream;		/* after control_stream_start() */
+	size_t held;			/* reply bytes counted in the budget */
 	uint64_t request_start;		/* CLOCK_MONOTONIC of a partial request's first byte, 0 none */
 };
 
@@ -61,8 +63,9 @@ struct control {
 	uint64_t idle_usec;
 
 	struct control_client *clients;
-	unsigned int n_clients;
-	unsigned int n_streams;
+	unsigned int n_clients, n_clients_unpriv;
+	unsigned int n_streams, n_streams_unpriv;
+	size_t held, held_unpriv;	/* reply bytes held, see CONTROL_REPLY_BUDGET */
 };
 
 static uint64_t now_usec(struct control *c)
@@ -82,19 +85,55 @@ static void stream_drop(struct control_client *cl)
 		return;
 	cl->stream = NULL;
 	cl->control->n_streams--;
+	if (!cl->privileged)
+		cl->control->n_streams_unpriv--;
 	if (st->closed)
 		st->closed(st->userdata);
 	free(st->buf);
 	free(st);
 }
 
+/* The reply is out, or the client goes: its bytes leave the budget. */
+static void reply_release(struct control_client *cl)
+{
+	struct control *c = cl->control;
+
+	c->held -= cl->held;
+	if (!cl->privileged)
+		c->held_unpriv -= cl->held;
+	cl->held = 0;
+}
+
+/*
+ * Count a finished reply of cap bytes against the budget, before the first
+ * write: false when it does not fit.
+ */
+static bool reply_hold(struct control_client *cl, size_t cap)
+{
+	struct control *c = cl->control;
+
+	if (cap <= CONTROL_REPLY_SMALL)
+		return true;
+	if (c->held + cap > CONTROL_REPLY_BUDGET ||
+	    (!cl->privileged && c->held_unpriv + cap > CONTROL_REPLY_BUDGET_UNPRIV))
+		return false;
+	cl->held = cap;
+	c->held += cap;
+	if (!cl->privileged)
+		c->held_unpriv += cap;
+	return true;
+}
+
 static void client_free(struct control_client *cl)
 {
 	stream_drop(cl);
+	reply_release(cl);
 	*cl->pprev = cl->next;
 	if (cl->next)
 		cl->next->pprev = cl->pprev;
 	cl->control->n_clients--;
+	if (!cl->privileged)
+		cl->control->n_clients_unpriv--;
 	sd_event_source_disable_unref(cl->io);
 	sd_event_source_disable_unref(cl->timer);
 	safe_close(cl->fd);
@@ -134,6 +173,31 @@ static int stream_set_events(struct control_client *cl, uint32_t events)
 	return sd_event_source_set_io_events(cl->io, events);
 }
 
+/*
+ * Bytes wait and the socket took none of them yet: from now on, the reader
+ * has CONTROL_STREAM_STALL_USEC to take some.  Called when bytes arrive in
+ * an empty queue (a full socket never reports writable, so the flush alone
+ * would not notice) and when the socket refuses more.  The client's timer,
+ * unused by a live stream otherwise, keeps the time; armed earlier, it
+ * moves itself on when it fires (on_client_idle()).
+ */
+static void stream_waiting(struct control_client *cl)
+{
+	struct stream *st = cl->stream;
+	int enabled = SD_EVENT_OFF;
+	uint64_t now;
+
+	if (st->stall_since)
+		return;
+	now = now_usec(cl->control);
+	st->stall_since = now;
+	sd_event_source_get_enabled(cl->timer, &enabled);
+	if (enabled != SD_EVENT_OFF)
+		return;
+	sd_event_source_set_time(cl->timer, now + CONTROL_STREAM_STALL_USEC);
+	sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
+}
+
 /* Send what the socket takes.  Returns 0 to go on, < 0 to close the client. */
 static int stream_flush(struct control_client *cl)
 {
@@ -150,14 +214,18 @@ static int stream_flush(struct control_client *cl)
 		mh.msg_iovlen = st->len > first ? 2 : 1;
 		n = sendmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+			if (errno == EAGAIN || errno == EINTR) {
+				stream_waiting(cl);
 				return stream_set_events(cl, EPOLLIN | EPOLLOUT);
+			}
 			return negative_errno();
 		}
 		st->head = (st->head + (size_t)n) % st->size;
 		st->len -= (size_t)n;
+		st->stall_since = 0;	/* the reader takes bytes */
 	}
 	st->head = 0;
+	st->stall_since = 0;
 	if (st->ending)
 		return -ECONNRESET;
 	return stream_set_events(cl, EPOLLIN);
@@ -206,6 +274,7 @@ static int client_write(struct control_client *cl)
 		cl->out_off += (size_t)n;
 		client_touch(cl);
 	}
+	reply_release(cl);
 	if (cl->closing)
 		return -ECONNRESET;
 	ctl_reply_reset(&cl->out);
@@ -226,6 +295,19 @@ static int client_send(struct control_client *cl, int err)
 	r = ctl_reply_finish(&cl->out, err);
 	if (r < 0)
 		return r;
+	if (!reply_hold(cl, cl->out.cap)) {
+		/* Nothing of the reply went out yet: say why instead, and hang up. */
+		stream_drop(cl);
+		ctl_reply_done(&cl->out);
+		ctl_reply_error(&cl->out, -ENOBUFS,
+				"the daemon holds too many unread replies (%u MiB%s); read them, or retry later",
+				(cl->privileged ? CONTROL_REPLY_BUDGET : CONTROL_REPLY_BUDGET_UNPRIV) >> 20,
+				cl->privileged ? "" : " for unprivileged clients");
+		r = ctl_reply_finish(&cl->out, -ENOBUFS);
+		if (r < 0)
+			return r;
+		cl->closing = true;
+	}
 	cl->out_off = 0;
 	return client_write(cl);
 }
@@ -310,6 +392,20 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 static int on_client_idle(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct control_client *cl = userdata;
+	struct stream *st = cl->stream;
+
+	/* A live stream's timer only watches a stalled reader; it read since: not stalled. */
+	if (st && st->live) {
+		if (!st->stall_since)
+			return 0;
+		if (usec < st->stall_since + CONTROL_STREAM_STALL_USEC) {
+			sd_event_source_set_time(s, st->stall_since + CONTROL_STREAM_STALL_USEC);
+			sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+			return 0;
+		}
+		client_free(cl);
+		return 0;
+	}
 
 	/* Half a request: say why before hanging up (best effort, bounded by the timer again). */
 	if (cl->request_start && !cl->closing && !cl->out.finished) {
@@ -367,7 +463,7 @@ static bool peer_privileged(struct control *c, int fd)
 	return cred.gid == c->gid || peer_in_group(fd, c->gid);
 }
 
-static int client_new(struct control *c, int fd)
+static int client_new(struct control *c, int fd, bool privileged)
 {
 	struct control_client *cl;
 	int r;
@@ -385,9 +481,11 @@ static int client_new(struct control *c, int fd)
 	cl->pprev = &c->clients;
 	c->clients = cl;
 	c->n_clients++;
+	cl->privileged = privileged;
+	if (!privileged)
+		c->n_clients_unpriv++;
 	ctl_parser_init(&cl->parser, cl->in, sizeof(cl->in), cl->pairs, ARRAY_SIZE(cl->pairs));
 	ctl_reply_init(&cl->out, CTL_REPLY_MAX, CTL_REPLY_KEYS_MAX);
-	cl->privileged = peer_privileged(c, fd);
 
 	r = sd_event_add_io(c->event, &cl->io, fd, EPOLLIN, on_client_io, cl);
 	if (r < 0)
@@ -403,13 +501,19 @@ fail:
 }
 
 /* Best effort: the socket is fresh, so a short reply fits its buffer. */
-static void client_refuse(int fd)
+static void client_refuse(int fd, bool privileged)
 {
-	char msg[80];
+	char msg[160];
 	int n;
 
-	n = snprintf(msg, sizeof(msg), "errno=%d\nerror=too many clients (%d)\n\n", EBUSY,
-		     CONTROL_CLIENTS_MAX);
+	if (privileged)
+		n = snprintf(msg, sizeof(msg), "errno=%d\nerror=too many clients (%d)\n\n", EBUSY,
+			     CONTROL_CLIENTS_MAX);
+	else
+		n = snprintf(msg, sizeof(msg),
+			     "errno=%d\nerror=too many unprivileged clients (%d; %d more are kept for "
+			     "root and the control group)\n\n", EBUSY,
+			     CONTROL_CLIENTS_MAX - CONTROL_CLIENTS_RESERVED, CONTROL_CLIENTS_RESERVED);
 	send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 }
@@ -437,6 +541,7 @@ static void accept_pause(struct control *c)
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct control *c = userdata;
+	bool privileged;
 	int i, cfd;
 
 	for (i = 0; i < ACCEPT_BATCH; i++) {
@@ -450,11 +555,15 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 			}
 			continue;	/* ECONNABORTED, EINTR, ...: that connection only */
 		}
-		if (c->n_clients >= CONTROL_CLIENTS_MAX) {
-			client_refuse(cfd);
+		/* Credentials first: the last slots are only for privileged peers. */
+		privileged = peer_privileged(c, cfd);
+		if (c->n_clients >= CONTROL_CLIENTS_MAX ||
+		    (!privileged &&
+		     c->n_clients_unpriv >= CONTROL_CLIENTS_MAX - CONTROL_CLIENTS_RESERVED)) {
+			client_refuse(cfd, privileged);
 			continue;
 		}
-		client_new(c, cfd);
+		client_new(c, cfd, privileged);
 	}
 	return 0;
 }
@@ -494,29 +603,65 @@ static int make_parent(const char *path)
 	return 0;
 }
 
+/* Connect to path: 1 someone listens, 0 nobody does, -errno. */
+static int probe(const struct sockaddr_un *sa, pid_t *ret_pid)
+{
+	struct ucred cred = { 0 };
+	socklen_t len = sizeof(cred);
+	int fd, r;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return negative_errno();
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
+		/* The listener's credentials, as of its listen(). */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+			cred.pid = 0;
+		r = 1;
+	} else if (errno == EAGAIN) {
+		r = 1;	/* a full backlog: someone listens */
+	} else if (errno == ECONNREFUSED || errno == ENOENT) {
+		r = 0;
+	} else {
+		r = negative_errno();
+	}
+	close(fd);
+	if (r == 1 && ret_pid)
+		*ret_pid = cred.pid;
+	return r;
+}
+
+int control_probe(const char *path, pid_t *ret_pid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	if (!path || strlen(path) >= sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : negative_errno();
+	if (!S_ISSOCK(st.st_mode))
+		return 0;
+	return probe(&sa, ret_pid);
+}
+
 /* Remove a socket file left by a dead server; refuse to touch anything else. */
 static int clear_stale(const char *path, const struct sockaddr_un *sa)
 {
 	struct stat st;
-	int fd, r;
+	int r;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : negative_errno();
 	if (!S_ISSOCK(st.st_mode))
 		return -EEXIST;
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return negative_errno();
-	/* EAGAIN is a full backlog: someone listens. */
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
-		r = -EADDRINUSE;
-	else if (errno == ECONNREFUSED)
-		r = unlink(path) < 0 && errno != ENOENT ? negative_errno() : 0;
-	else
-		r = negative_errno();
-	close(fd);
-	return r;
+	r = probe(sa, NULL);
+	if (r > 0)
+		return -EADDRINUSE;
+	if (r < 0)
+		return r;
+	return unlink(path) < 0 && errno != ENOENT ? negative_errno() : 0;
 }
 
 int control_new(sd_event *e, const char *path, const char *group, unsigned int mode,
@@ -620,7 +765,9 @@ int control_stream_start(struct control_client *cl, size_t bufsize,
 
 	if (cl->stream)
 		return -EALREADY;
-	if (cl->control->n_streams >= CONTROL_STREAMS_MAX)
+	if (cl->control->n_streams >= CONTROL_STREAMS_MAX ||
+	    (!cl->privileged &&
+	     cl->control->n_streams_unpriv >= CONTROL_STREAMS_MAX - CONTROL_STREAMS_RESERVED))
 		return -EBUSY;
 	if (bufsize == 0 || bufsize > CONTROL_STREAM_BUF_MAX)
 		return -EINVAL;
@@ -638,6 +785,8 @@ int control_stream_start(struct control_client *cl, size_t bufsize,
 	st->userdata = userdata;
 	cl->stream = st;
 	cl->control->n_streams++;
+	if (!cl->privileged)
+		cl->control->n_streams_unpriv++;
 	return 0;
 }
 
@@ -658,8 +807,11 @@ int control_stream_write(struct control_client *cl, const void *data, size_t len
 	memcpy(st->buf, (const uint8_t *)data + first, len - first);
 	st->len += len;
 	/* Sent from the loop, once per wake-up rather than once per event. */
-	if (st->live && len > 0)
+	if (st->live && len > 0) {
+		if (st->len == len)
+			stream_waiting(cl);
 		stream_set_events(cl, EPOLLIN | EPOLLOUT);
+	}
 	return 0;
 }
 

@@ -9,13 +9,33 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "ctlproto.h"
 
+/*
+ * Bounds on what clients hold, each with a share kept for privileged peers
+ * (uid 0 or the socket's group, by SO_PEERCRED/SO_PEERGROUPS at accept), so
+ * that any number of unprivileged clients cannot lock root out.
+ */
 #define CONTROL_CLIENTS_MAX 256
+#define CONTROL_CLIENTS_RESERVED 32		/* of them, for privileged peers only */
 #define CONTROL_STREAMS_MAX 16			/* clients streaming at once */
+#define CONTROL_STREAMS_RESERVED 4		/* of them, for privileged peers only */
 #define CONTROL_STREAM_BUF_MAX (4 << 20)	/* bytes queued for one stream */
+/* A stream whose reader takes no byte this long while bytes wait is closed. */
+#define CONTROL_STREAM_STALL_USEC (30 * 1000000ULL)
+/*
+ * Bytes of replies held for clients that have not read them yet, over all
+ * clients and over the unprivileged ones; one client holds one reply of at
+ * most CTL_REPLY_MAX.  Replies of up to CONTROL_REPLY_SMALL bytes are not
+ * counted (at most CONTROL_CLIENTS_MAX of them).  A reply beyond the budget
+ * is replaced by errno=ENOBUFS and the client is closed.
+ */
+#define CONTROL_REPLY_BUDGET (128u << 20)
+#define CONTROL_REPLY_BUDGET_UNPRIV (64u << 20)
+#define CONTROL_REPLY_SMALL (64u << 10)
 #define CONTROL_IDLE_USEC (10 * 1000000ULL)	/* a client silent this long is closed */
 
 struct control;
@@ -25,8 +45,8 @@ struct control_client;		/* one connection, valid during its handler call */
  * Answer one request: append lines to reply (ctl_reply_add() and friends)
  * and return 0, or return -errno, optionally with ctl_reply_error() text.
  * privileged: the peer is uid 0, or has the socket's group as its primary or
- * (where the kernel reports it, SO_PEERGROUPS) a supplementary group.  The
- * handler must not free the control.
+ * (where the kernel reports it, SO_PEERGROUPS) a supplementary group, at
+ * connect time.  The handler must not free the control.
  */
 typedef int (*control_handler_t)(void *userdata, struct control_client *cl,
 				 const struct ctl_request *req, bool privileged,
@@ -41,6 +61,12 @@ typedef int (*control_handler_t)(void *userdata, struct control_client *cl,
  */
 int control_new(sd_event *e, const char *path, const char *group, unsigned int mode,
 		control_handler_t handler, void *userdata, struct control **ret);
+/*
+ * Whether a server answers on path: 1 (and, when ret_pid is not NULL, the
+ * pid that listens, 0 if the kernel does not say), 0 when none does (no
+ * socket, or nobody listens), -errno.  Touches nothing.
+ */
+int control_probe(const char *path, pid_t *ret_pid);
 /* Close every client and the socket, and unlink the socket if it is still ours. */
 struct control *control_free(struct control *c);
 
@@ -54,8 +80,12 @@ struct control *control_free(struct control *c);
  * after that.  If the handler fails, the stream is cancelled and closed is
  * called before the error reply goes out.
  *
- * Errors: -EBUSY CONTROL_STREAMS_MAX streams already, -EALREADY this client
- * streams already, -ENOMEM.
+ * A stream whose reader takes nothing for CONTROL_STREAM_STALL_USEC while
+ * bytes wait is closed (its bytes are lost anyway).
+ *
+ * Errors: -EBUSY CONTROL_STREAMS_MAX streams already (or, for an
+ * unprivileged client, all but the CONTROL_STREAMS_RESERVED ones), -EALREADY
+ * this client streams already, -ENOMEM.
  */
 typedef void (*control_stream_closed_t)(void *userdata);
 int control_stream_start(struct control_client *cl, size_t bufsize,

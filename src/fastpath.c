@@ -602,6 +602,11 @@ int fastpath_reset(struct fastpath *fp)
 	return 0;
 }
 
+bool fastpath_rule_carried(const struct fastpath *fp, size_t i)
+{
+	return i < fp->n && fp->slot[i] != NO_SLOT;
+}
+
 void fastpath_set_enabled(struct fastpath *fp, bool enabled)
 {
 	__atomic_store_n(&fp->skel->bss->fp_enabled, enabled, __ATOMIC_SEQ_CST);
@@ -672,6 +677,11 @@ int fastpath_totals(struct fastpath *fp, struct fastpath_totals *ret)
 int fastpath_reset(struct fastpath *fp)
 {
 	return 0;
+}
+
+bool fastpath_rule_carried(const struct fastpath *fp, size_t i)
+{
+	return false;
 }
 
 void fastpath_set_enabled(struct fastpath *fp, bool enabled)

@@ -63,6 +63,12 @@ int fastpath_totals(struct fastpath *fp, struct fastpath_totals *ret);
 int fastpath_reset(struct fastpath *fp);
 
 /* Off: every packet goes to userspace (while a trace or capture watches). */
+/*
+ * Whether the kernel carries out rule i of the chain last given to
+ * fastpath_update(); false for a rule left to userspace: the kernel hands
+ * every packet that may match it to userspace, untouched.
+ */
+bool fastpath_rule_carried(const struct fastpath *fp, size_t i);
 void fastpath_set_enabled(struct fastpath *fp, bool enabled);
 bool fastpath_enabled(const struct fastpath *fp);
 

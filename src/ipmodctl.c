@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -1010,16 +1011,36 @@ out:
 	return ret;
 }
 
+/*
+ * Captured payloads are private: the file is created 0600, an existing
+ * regular file loses its group and other bits, and a symbolic link is not
+ * followed (another user's link in a shared directory would otherwise choose
+ * which file gets truncated and filled).
+ */
 static int capture_open(const struct ctlcli *c)
 {
-	int fd;
+	struct stat st;
+	int fd, r;
 
 	if (!c->output || !strcmp(c->output, "-"))
 		return STDOUT_FILENO;
-	fd = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+	fd = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		fd = negative_errno();
-		fprintf(stderr, "ipmodctl: cannot open %s: %s\n", c->output, strerror(-fd));
+		r = negative_errno();
+		if (r == -ELOOP)
+			fprintf(stderr, "ipmodctl: %s is a symbolic link; refusing to follow it\n",
+				c->output);
+		else
+			fprintf(stderr, "ipmodctl: cannot open %s: %s\n", c->output, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) &&
+	    fchmod(fd, st.st_mode & 0700) < 0) {
+		r = negative_errno();
+		fprintf(stderr, "ipmodctl: cannot make %s private (mode 0600): %s\n", c->output,
+			strerror(-r));
+		close(fd);
+		return r;
 	}
 	return fd;
 }

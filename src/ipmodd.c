@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caps.h"
 #include "config.h"
 #include "log.h"
 #include "manager.h"
@@ -114,6 +115,14 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	log_setup(level);
+	/* Checking a file needs no privilege (ExecStartPre= runs with the unit's). */
+	if (check) {
+		r = caps_drop(CAPS_ALL);
+		if (r < 0) {
+			log_errno(LOG_ERR, r, "dropping capabilities");
+			return EXIT_FAIL;
+		}
+	}
 
 	r = config_load(path, &cfg, err, sizeof(err));
 	if (r < 0) {

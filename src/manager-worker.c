@@ -45,6 +45,9 @@ static void *worker_main(void *userdata)
 			break;
 		if (pfd[0].revents)
 			manager_path_receive(path);
+		/* The tun is gone (the loop exits): wait for the stop alone. */
+		if (path->gone)
+			pfd[0].fd = -1;
 	}
 	return NULL;
 }

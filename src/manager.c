@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "chain.h"
 #include "control.h"
 #include "fastpath.h"
@@ -431,6 +433,32 @@ static void manager_process(struct manager_path *path, uint8_t *data, size_t len
 	manager_run_chain(path, &p, vnet ? &g : NULL);
 }
 
+/*
+ * The tun was deleted under us ("ip link del"): its queues are detached for
+ * good, read EBADFD and stay readable.  Exit with an error, once, instead of
+ * spinning: the service manager restarts the daemon (Restart=on-failure),
+ * which creates a new tun.  Meanwhile the kernel took the tun's routes with
+ * it, so with failure = "open" the leftover rules lead to an empty table and
+ * traffic takes the main table; the exit removes them.  With "closed" the
+ * block stays, as after a crash, until the next start takes over.
+ */
+static void manager_tun_gone(struct manager_path *path)
+{
+	struct manager *m = path->m;
+
+	path->gone = true;
+	if (m->tun_gone)
+		return;
+	m->tun_gone = true;
+	log_error("%s disappeared (deleted by someone: ip link del?); exiting so that the service "
+		  "manager restarts ipmodd with a new one", m->tun->name);
+	if (m->cfg->fail_closed)
+		routing_keep_block(m->routing);
+	sd_event_exit(m->event, -ENODEV);
+	/* From a worker: the loop sleeps without the lock. */
+	manager_wake(m);
+}
+
 /* A read of n bytes (or -errno) into the path's rxbuf; false: the queue is empty for now. */
 static bool manager_path_take(struct manager_path *path, ssize_t n)
 {
@@ -439,6 +467,10 @@ static bool manager_path_take(struct manager_path *path, ssize_t n)
 
 	if (n == -EAGAIN || n == -EINTR)
 		return false;
+	if (n == -EBADFD) {
+		manager_tun_gone(path);
+		return false;
+	}
 	if (n < 0) {
 		m->stats.read_errors++;
 		if (ratelimit_allow(&m->io_log, path->now_ns))
@@ -507,6 +539,8 @@ static int on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *u
 	for (int i = 0; i < RX_BATCH; i++)
 		if (!manager_path_take(path, manager_path_read(path)))
 			break;
+	if (path->gone)
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
 	if (m->impair_pushed)
 		impair_arm(m);
 	return 0;
@@ -557,6 +591,8 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 	m->chain = chain;
 	m->generation++;
 	m->modified = modified;
+	/* A trace's rule= may have moved into or out of the kernel. */
+	manager_fastpath_watch(m);
 }
 
 int manager_reload(struct manager *m, char *err, size_t errlen)
@@ -666,10 +702,25 @@ static int manager_start_health(struct manager *m)
 	return sd_event_source_set_enabled(m->health_timer, SD_EVENT_ON);
 }
 
+/*
+ * Userspace sees every packet that may match a rule the kernel does not
+ * carry out (the kernel hands it over untouched, and an earlier verdict
+ * stops it in either place), and no packet can match a rule the chain does
+ * not hold.  Only a subscriber to those rules leaves the fast path on.
+ */
+static bool rule_seen_by_userspace(void *userdata, const char *rule)
+{
+	struct manager *m = userdata;
+	int i = chain_find(m->chain, rule);
+
+	return i < 0 || !fastpath_rule_carried(m->fastpath, (size_t)i);
+}
+
 void manager_fastpath_watch(struct manager *m)
 {
 	if (m->fastpath)
-		fastpath_set_enabled(m->fastpath, !monitor_active(m->monitor));
+		fastpath_set_enabled(m->fastpath,
+				     !monitor_wants_unseen(m->monitor, rule_seen_by_userspace, m));
 }
 
 /*
@@ -900,13 +951,43 @@ static unsigned int manager_queues(const struct config *cfg)
 	return n > CONFIG_QUEUES_MAX ? CONFIG_QUEUES_MAX : (unsigned int)n;
 }
 
+/*
+ * A live instance answers on the control socket, or holds the tun: either
+ * way its tun, tc filter and routing are not stale, and are not ours to
+ * share, replace or remove.
+ */
+static int manager_check_alone(struct manager *m)
+{
+	pid_t pid = 0;
+	int r;
+
+	r = control_probe(m->cfg->control_socket, &pid);
+	if (r > 0 && pid > 0)
+		return log_errno(LOG_ERR, -EADDRINUSE, "another ipmodd (pid %d) answers on %s; "
+				 "not starting a second one", (int)pid, m->cfg->control_socket);
+	if (r > 0)
+		return log_errno(LOG_ERR, -EADDRINUSE, "another ipmodd answers on %s; "
+				 "not starting a second one", m->cfg->control_socket);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "control socket %s", m->cfg->control_socket);
+	r = routing_tun_held(m->cfg);
+	if (r > 0)
+		return log_errno(LOG_ERR, -EBUSY, "%s is held by a running process (%d queue(s) "
+				 "attached; another ipmodd with a different control socket?); "
+				 "not touching it, its routing or its tc filter",
+				 m->cfg->tun_name, r);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "looking up %s", m->cfg->tun_name);
+	return 0;
+}
+
 int manager_start(struct manager *m)
 {
 	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
 	char err[CONFIG_ERR_MAX];
 	sigset_t mask;
 	unsigned int i;
-	int r;
+	int held, r;
 
 	r = chain_new(m->cfg->rules, m->cfg->n_rules, &m->chain, err, sizeof(err));
 	if (r < 0) {
@@ -923,13 +1004,22 @@ int manager_start(struct manager *m)
 			return log_errno(LOG_ERR, r, "signal handler");
 	}
 
-	/* Opening first makes a second instance fail here, before it touches routing. */
+	/* Before anything is touched: a second instance leaves the first alone. */
+	r = manager_check_alone(m);
+	if (r < 0)
+		return r;
 	r = tun_open(m->cfg->tun_name, manager_queues(m->cfg), m->cfg->offload, &m->tun);
 	if (r == -EBUSY)
 		return log_errno(LOG_ERR, r, "%s is in use (is another ipmodd running?)",
 				 m->cfg->tun_name);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "cannot create tun device %s", m->cfg->tun_name);
+	/* Someone attached between the check and the open: ours are not all its queues. */
+	held = routing_tun_held(m->cfg);
+	if (held > (int)m->tun->n_queues)
+		return log_errno(LOG_ERR, -EBUSY, "%s: another process attached %d queue(s) to it "
+				 "(is another ipmodd running?); refusing to share it",
+				 m->tun->name, held - (int)m->tun->n_queues);
 	tun_offload_name(m->tun->offload, err, sizeof(err));
 	if (m->tun->offload_error)
 		log_errno(LOG_WARNING, m->tun->offload_error,
@@ -946,6 +1036,17 @@ int manager_start(struct manager *m)
 	r = manager_check_ipv6(m);
 	if (r < 0)
 		return r;
+	/*
+	 * Without a fast path or the re-injection program now, there is none
+	 * for this run (a reload does not change it): CAP_BPF goes, before any
+	 * thread or process starts.
+	 */
+	if (!m->fastpath && !m->reinject) {
+		r = caps_drop(1ULL << CAP_BPF);
+		if (r < 0)
+			return log_errno(LOG_ERR, r, "dropping CAP_BPF");
+		log_debug("no fast path, no re-injection: CAP_BPF dropped");
+	}
 
 	r = control_new(m->event, m->cfg->control_socket, m->cfg->control_group,
 			m->cfg->control_mode, manager_control, m,
@@ -989,12 +1090,13 @@ int manager_start(struct manager *m)
 		if (r < 0)
 			return r;
 	}
-	/* Before the guardian and the workers exist: none of them inherits it. */
-	r = probe_drop_privilege();
+	/*
+	 * The self-check's AF_PACKET socket was the only use of CAP_NET_RAW:
+	 * it goes before the guardian and the workers exist.
+	 */
+	r = caps_drop(1ULL << CAP_NET_RAW);
 	if (r < 0)
-		return log_errno(LOG_ERR, r, "dropping CAP_NET_RAW after the self-check");
-	if (r > 0)
-		log_debug("self-check done: CAP_NET_RAW dropped");
+		return log_errno(LOG_ERR, r, "dropping CAP_NET_RAW");
 
 	r = impair_queue_init(&m->impair_queue, MANAGER_IMPAIR_QUEUE_PKTS,
 			      MANAGER_IMPAIR_QUEUE_BYTES);
@@ -1039,6 +1141,8 @@ int manager_run(struct manager *m)
 	int r;
 
 	r = m->n_paths ? manager_run_locked(m) : sd_event_loop(m->event);
+	if (m->tun_gone)
+		return -ENODEV;	/* said already */
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "event loop");
 	return r;

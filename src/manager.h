@@ -58,6 +58,7 @@ struct manager_path {
 	bool worker;		/* a worker thread: writes the packet after releasing the lock */
 	uint64_t now_ns;	/* CLOCK_MONOTONIC of the packet being handled */
 	uint64_t rx_packets;	/* read from its queue (segments) */
+	bool gone;		/* its queue reads EBADFD: the tun was deleted */
 
 	/* The one write a worker makes after it released the lock (len 0: none). */
 	bool can_defer;
@@ -101,6 +102,7 @@ struct manager {
 	uint64_t health_rx;			/* rx_packets at the last check */
 	unsigned int generation;	/* chains run so far: 1 at start, +1 per change */
 	bool modified;			/* the chain was edited live since the file was read */
+	bool tun_gone;			/* someone deleted the tun: the loop is exiting */
 	uint64_t start_usec;		/* CLOCK_MONOTONIC */
 
 	struct manager_stats stats;
@@ -142,7 +144,8 @@ int manager_reload(struct manager *m, char *err, size_t errlen);
 void manager_notify_status(struct manager *m, const char *state);
 /*
  * The fast path hands every packet to userspace while a trace or capture
- * subscriber watches; call after subscribing or unsubscribing.
+ * subscriber may want one the kernel would handle; call after subscribing,
+ * unsubscribing or changing the chain.
  */
 void manager_fastpath_watch(struct manager *m);
 

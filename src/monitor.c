@@ -444,6 +444,17 @@ bool monitor_wants_before(const struct monitor *m)
 	return m && m->n_before > 0;
 }
 
+bool monitor_wants_unseen(const struct monitor *m, bool (*rule_seen)(void *userdata, const char *rule),
+			  void *userdata)
+{
+	const struct monitor_sub *s;
+
+	for (s = m ? m->subs : NULL; s; s = s->next)
+		if (!s->o.rule[0] || !rule_seen(userdata, s->o.rule))
+			return true;
+	return false;
+}
+
 /* Whether the packet matched the subscriber's rule= in the chain that ran. */
 static bool rule_selected(struct monitor_sub *s, const struct monitor_event *ev)
 {

@@ -84,6 +84,13 @@ void monitor_remove(struct monitor_sub *s);
 /* Any subscriber, and any that captures packets as read: check before building an event. */
 bool monitor_active(const struct monitor *m);
 bool monitor_wants_before(const struct monitor *m);
+/*
+ * Whether a subscriber may want a packet of a rule that rule_seen() says
+ * this event source may not see: one without rule= wants any packet, one
+ * with rule=NAME only those that matched NAME.
+ */
+bool monitor_wants_unseen(const struct monitor *m, bool (*rule_seen)(void *userdata, const char *rule),
+			  void *userdata);
 
 struct monitor_event {
 	uint64_t time_ns;		/* CLOCK_REALTIME */

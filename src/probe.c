@@ -5,14 +5,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -419,26 +416,4 @@ int probe_run(struct tun *tun, const struct probe_target *t, struct probe_result
 	return probe_unresolved(t, err, errlen) ? -EHOSTUNREACH :
 	       probe_error(err, errlen, -ETIMEDOUT, "not seen leaving within %llu ms",
 			   (unsigned long long)(res->usec / 1000));
-}
-
-int probe_drop_privilege(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
-	const unsigned int i = CAP_TO_INDEX(CAP_NET_RAW);
-	const uint32_t bit = CAP_TO_MASK(CAP_NET_RAW);
-
-	/* Lowering an ambient capability is always allowed; EINVAL: no ambient set (< 4.3). */
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, CAP_NET_RAW, 0, 0) < 0 && errno != EINVAL)
-		return -errno;
-	if (syscall(SYS_capget, &h, d) < 0)
-		return -errno;
-	if (!((d[i].effective | d[i].permitted | d[i].inheritable) & bit))
-		return 0;
-	d[i].effective &= ~bit;
-	d[i].permitted &= ~bit;
-	d[i].inheritable &= ~bit;
-	if (syscall(SYS_capset, &h, d) < 0)
-		return -errno;
-	return 1;
 }

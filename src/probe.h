@@ -77,15 +77,6 @@ int probe_run(struct tun *tun, const struct probe_target *t, struct probe_result
  */
 int probe_build(const struct probe_target *t, uint16_t sport, uint16_t id, uint64_t nonce,
 		uint8_t *buf, size_t len);
-/*
- * The probe is the only part of ipmodd that needs CAP_NET_RAW (its AF_PACKET
- * socket), and only at the start: drop it from the ambient, inheritable,
- * permitted and effective sets of the calling thread (call it before any
- * other thread or process is started).  1 when it was held and is gone, 0
- * when it was not held, or -errno.
- */
-int probe_drop_privilege(void);
-
 /* Whether pkt (from its IP header) is the probe built with these id and nonce. */
 bool probe_match(int family, uint16_t id, uint64_t nonce, const uint8_t *pkt, size_t len);
 

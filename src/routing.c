@@ -1381,6 +1381,28 @@ cleanup:
 	return r;
 }
 
+int routing_tun_held(const struct config *cfg)
+{
+	struct nl_link_info info;
+	struct nl *nl = NULL;
+	int r;
+
+	r = nl_open(&nl);
+	if (r < 0)
+		return r;
+	r = nl_link_get(nl, 0, cfg->tun_name, &info);
+	nl_close(nl);
+	if (r == -ENODEV)
+		return 0;
+	if (r < 0)
+		return r;
+	if (strcmp(info.kind, "tun") != 0)
+		return 0;	/* not a tun: tun_open() refuses it */
+	if (!info.tun_persist || info.carrier || info.tun_queues > 0)
+		return info.tun_queues > 0 ? (int)info.tun_queues : 1;
+	return 0;
+}
+
 int routing_cleanup(const struct config *cfg, char *err, size_t errlen)
 {
 	return cleanup(cfg, cfg->fail_closed, err, errlen);

@@ -147,4 +147,14 @@ int routing_cleanup_all(const struct config *cfg, char *err, size_t errlen);
  */
 int routing_remove_diversion(const struct config *cfg, char *err, size_t errlen);
 
+/*
+ * Whether a process holds the tun cfg names: a tun without IFF_PERSIST
+ * exists only while a file is attached, and a persistent one has carrier or
+ * queues then.  Returns the queues attached (at least 1) when held, 0 when
+ * free or absent, -errno.  Run before touching anything, so that a second
+ * instance never attaches a queue of the first's tun (TUNSETIFF lets any
+ * IFF_MULTI_QUEUE open attach) nor takes its routing for stale.
+ */
+int routing_tun_held(const struct config *cfg);
+
 #endif

@@ -439,7 +439,21 @@ static long merge_step(__u32 i, void *ctx)
 	 * its segments: userspace splits it (chain_gso_whole()), so it goes
 	 * there, decided the same way, segment by segment.
 	 */
-	vary = w->p.gso ? r->gso_vary[w->p.proto == IPPROTO_TCP] : 0;
+	vary = 0;
+	if (w->p.gso) {
+		/*
+		 * Both read at constant offsets, then chosen: a variable offset
+		 * into a map value is pointer arithmetic the verifier refuses
+		 * without CAP_PERFMON (the unit grants CAP_BPF alone).
+		 */
+		__u32 both = *(volatile __u32 *)r->gso_vary;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		vary = w->p.proto == IPPROTO_TCP ? both >> 16 : both & 0xffff;
+#else
+		vary = w->p.proto == IPPROTO_TCP ? both & 0xffff : both >> 16;
+#endif
+	}
 	if (!rule_match(r, w, vary))
 		return 0;
 	if (vary || r->kind != FP_RULE)

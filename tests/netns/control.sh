@@ -171,6 +171,7 @@ check "the proto=icmp filter kept out ICMPv6 and UDP" \
 	bash -c "! grep -q -e 'family=ip6' -e 'proto=udp' '$WORKDIR/trace.out'"
 
 # --- capture ----------------------------------------------------------------------------
+umask 022
 ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" capture -c 10 -w "$WORKDIR/cap10.pcapng" 2>"$WORKDIR/cap10.err" &
 cap_pid=$!
 sleep 0.3
@@ -181,6 +182,24 @@ check_eq "tcpdump -r reads 10 packets" "$(tcpdump -n -r "$WORKDIR/cap10.pcapng" 
 check "ipmodctl says how many it captured" grep -q '10 packets captured' "$WORKDIR/cap10.err"
 ttls=$(tshark -r "$WORKDIR/cap10.pcapng" -T fields -e frame.comment -e ip.ttl 2>/dev/null | sort -u | tr '\t\n' ': ')
 check_eq "before has TTL 64, after has the rewritten 33" "$ttls" "after:33 before:64 "
+# Payloads are private: 0600 whatever the umask, and no symbolic link followed.
+check_eq "the capture file is mode 0600 (umask 022)" "$(stat -c %a "$WORKDIR/cap10.pcapng")" 600
+echo keep >"$WORKDIR/victim"
+chmod 0644 "$WORKDIR/victim"
+ln -s "$WORKDIR/victim" "$WORKDIR/link.pcapng"
+# Bounded: a capture that follows the link waits for a packet.
+out=$(timeout 5 ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" capture -c 1 -w "$WORKDIR/link.pcapng" 2>&1); rc=$?
+check "capture -w onto a symbolic link is refused (exit 1)" \
+	bash -c "[ $rc = 1 ] && grep -q 'symbolic link' <<<'$out'"
+check_eq "... and the file it points to is untouched" "$(cat "$WORKDIR/victim")" keep
+echo old >"$WORKDIR/shared.pcapng"
+chmod 0644 "$WORKDIR/shared.pcapng"
+ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" capture -c 1 -w "$WORKDIR/shared.pcapng" >/dev/null 2>&1 &
+cap_pid=$!
+sleep 0.3
+hx ping -c 1 -W 1 "$PEER4" >/dev/null
+wait "$cap_pid"
+check_eq "an existing 0644 file written by capture becomes 0600" "$(stat -c %a "$WORKDIR/shared.pcapng")" 600
 ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" capture rule=hl-ping --when after -c 3 -w - >"$WORKDIR/pipe.pcapng" 2>/dev/null &
 cap_pid=$!
 sleep 0.3
@@ -269,8 +288,10 @@ open(sys.argv[2], "wb").write(data.split(b"\n\n", 1)[1])
 EOF
 slow_pid=$!
 sleep 0.3
+t0=$SECONDS
 hx socat -u OPEN:"$WORKDIR/blob" TCP4:"$PEER4":5005
 wait "$srv"
+diag "the 8 MB transfer took $((SECONDS - t0)) s"
 check "the 8 MB transfer arrived intact under a stalled capture" cmp "$WORKDIR/blob" "$WORKDIR/blob.rx"
 rm -f "$WORKDIR/hold"
 for i in $(seq 100); do [ -e "$WORKDIR/hold.drained" ] && break; sleep 0.1; done

@@ -4,8 +4,9 @@
 # and "security" (exposure 2.5 or lower), its sysusers.d file creates the
 # user, and the daemon does its whole job as an unprivileged user with
 # CAP_NET_ADMIN alone, also with /proc/sys read-only but for the IPv6
-# per-device settings (as ProtectKernelTunables= + ReadWritePaths= leave it),
-# and with a strict reverse-path filter (all/rp_filter writable, as there).
+# per-device settings (as ProtectKernelTunables= + ReadWritePaths= leave it,
+# the host-wide all/default read-only), and with a strict reverse-path
+# filter (all/rp_filter writable, as there).
 # Where systemd is PID 1, the unit's own sandbox runs it too, inside the test
 # namespace (NetworkNamespacePath=); elsewhere that part is skipped.
 . "$(dirname "$0")/lib.sh"
@@ -50,7 +51,7 @@ if command -v systemd-analyze >/dev/null; then
 			'CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)' 'ProtectSystem=' 'ProtectHome=' \
 			'PrivateTmp=' 'PrivateDevices=' 'ProtectKernelTunables=' \
 			'ProtectKernelModules=' 'RestrictAddressFamilies=~AF_(INET|INET6)' \
-			'RestrictAddressFamilies=~AF_PACKET' 'SystemCallFilter=~@mount' \
+			'SystemCallFilter=~@mount' \
 			'SystemCallArchitectures=' 'MemoryDenyWriteExecute=' 'RestrictNamespaces=~user' \
 			'LockPersonality=' 'IPAddressDeny='; do
 			grep -qF "✓ $item " <<<"$sec" || missing="$missing $item"
@@ -253,12 +254,35 @@ if "$IPMODD" --version >/dev/null && start_as "$WORKDIR/fastpath.conf" net_admin
 	hx ping -c 2 -i 0.2 -W 1 "$PEER4" >/dev/null
 	check "... which handles the pings in the kernel" \
 		test "$(status_of "$USOCK" fastpath-handled)" -ge 2
+	check_eq "... and keeps CAP_BPF, which the fast path's map updates need" \
+		"$(awk '/^CapPrm/ { print $2 }' /proc/"$IPMODD_PID"/status)" 0000008000001000
 	stop_ipmodd TERM
 	check_eq "... and stops cleanly (exit 0)" "$?" 0
 else
 	not_ok "with CAP_NET_ADMIN and CAP_BPF, fastpath = \"on\" starts as uid $RUID"
 	diag "$(tail -3 "$WORKDIR/ipmodd.log")"
 fi
+# The unit grants CAP_BPF and CAP_NET_RAW whatever the file says: with
+# fastpath = "off" and reinject = "forward" the daemon gives CAP_BPF up at
+# start, CAP_NET_RAW once its self-check is done, and nothing it runs gets
+# them back.
+{ sed -e 's|reinject = "[a-z]*"; ||' -e 's|^routing = { |routing = { reinject = "forward"; |' "$UCONF"
+  echo 'fastpath = "off";'; } >"$WORKDIR/nofastpath.conf"
+check "with CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW, fastpath = \"off\", reinject = \"forward\" starts" \
+	start_as "$WORKDIR/nofastpath.conf" net_admin,+bpf,+net_raw
+st=$(grep -E '^(CapPrm|CapEff|CapAmb):' /proc/"$IPMODD_PID"/status 2>/dev/null | tr -s '\t ' ' ')
+check_eq "... and drops CAP_BPF and CAP_NET_RAW (permitted, effective, ambient)" "$st" "CapPrm: 0000000000001000
+CapEff: 0000000000001000
+CapAmb: 0000000000001000"
+stop_ipmodd TERM
+check_eq "... and stops cleanly (exit 0)" "$?" 0
+# --check-config (the unit's ExecStartPre=) drops every capability first: as
+# root, without CAP_DAC_OVERRIDE, it cannot read a file of mode 000.
+cp "$UCONF" "$WORKDIR/mode000.conf"
+chmod 000 "$WORKDIR/mode000.conf"
+out=$("$IPMODD" --check-config -c "$WORKDIR/mode000.conf" 2>&1); rc=$?
+check "--check-config runs without capabilities, even as root (exit $rc: $out)" \
+	bash -c "[ $rc = 1 ] && grep -qi 'permission denied' <<<'$out'"
 
 # control.group naming a group it is not in: chown needs CAP_CHOWN, which it
 # lacks.  It refuses to start, cleanly (the unit's comment: SupplementaryGroups=).
@@ -276,19 +300,28 @@ fi
 
 # --- /proc/sys read-only but for net/ipv6/conf ----------------------------------
 # What ProtectKernelTunables=yes with ReadWritePaths=/proc/sys/net/ipv6/conf
-# leave: a read-only bind of /proc/sys, in it a writable bind of the subtree
-# (systemd skips ReadWritePaths= when it makes the parent read-only).
+# and ReadOnlyPaths=.../conf/all .../conf/default leave: a read-only bind of
+# /proc/sys, in it a writable bind of the subtree, in that read-only binds
+# of the host-wide entries (systemd skips ReadWritePaths= when it makes the
+# parent read-only, and mounts parents first).
 RO_ALL=(unshare --mount --propagation private sh -c 'mount --bind /proc/sys /proc/sys &&
 	mount -o remount,bind,ro /proc/sys && exec "$@"' sh)
 RO_BUT_IPV6=(unshare --mount --propagation private sh -c 'mount --bind /proc/sys /proc/sys &&
 	mount -o remount,bind,ro /proc/sys &&
 	mount --bind /proc/sys/net/ipv6/conf /proc/sys/net/ipv6/conf &&
-	mount -o remount,bind,rw /proc/sys/net/ipv6/conf && exec "$@"' sh)
+	mount -o remount,bind,rw /proc/sys/net/ipv6/conf &&
+	for d in all default; do
+		mount --bind /proc/sys/net/ipv6/conf/$d /proc/sys/net/ipv6/conf/$d &&
+		mount -o remount,bind,ro /proc/sys/net/ipv6/conf/$d || exit 1
+	done && exec "$@"' sh)
 : >"$WORKDIR/ipmodd.log"
 check "/proc/sys read-only except net/ipv6/conf: it starts" start_as "$UCONF" net_admin "${RO_BUT_IPV6[@]}"
 check_eq "... and writes force_forwarding=1" "$(devconf)" "1 1 0 1 "
 check "... while the rest of /proc/sys is read-only, even to root" \
 	hx "${RO_BUT_IPV6[@]}" sh -c '! echo 0 2>/dev/null >/proc/sys/net/ipv4/ip_forward'
+check "... and so are the host-wide net.ipv6.conf.all and .default" \
+	hx "${RO_BUT_IPV6[@]}" sh -c '! echo 0 2>/dev/null >/proc/sys/net/ipv6/conf/all/forwarding &&
+		! echo 0 2>/dev/null >/proc/sys/net/ipv6/conf/default/forwarding'
 stop_ipmodd TERM
 check_eq "... SIGTERM: exit 0, nothing left" "$?:$(state)" "0:"
 fail_as "$UCONF" net_admin "${RO_ALL[@]}"
@@ -379,7 +412,9 @@ elif [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
 else
 	trap 'sd_cleanup; cleanup' EXIT
 	mkdir -m 0755 "$SDETC"
-	write_config "$SDETC/ipmodd.conf"
+	# fastpath = "off", reinject = "forward": the unit grants CAP_BPF and
+	# CAP_NET_RAW, the daemon drops them at start.
+	FASTPATH=off REINJECT=forward write_config "$SDETC/ipmodd.conf"
 	sed -i "s|^control = .*|control = { socket = \"$SDSOCK\"; };|" "$SDETC/ipmodd.conf"
 	SDUNIT=$WORKDIR/unit/sd/ipmodd.service
 	mkdir -p "${SDUNIT%/*}"
@@ -388,10 +423,10 @@ else
 	pid=$(sd_mainpid)
 	st=$(grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/"$pid"/status 2>/dev/null |
 		tr -s '\t ' ' ' | sed 's/ $//')
-	check_eq "... as uid $RUID, CAP_NET_ADMIN and CAP_BPF only, no new privileges, seccomp" "$st" \
+	check_eq "... as uid $RUID, CAP_NET_ADMIN only (CAP_BPF and CAP_NET_RAW dropped), no new privileges, seccomp" "$st" \
 		"Uid: $RUID $RUID $RUID $RUID
-CapEff: 0000008000001000
-CapBnd: 0000008000001000
+CapEff: 0000000000001000
+CapBnd: 0000008000003000
 NoNewPrivs: 1
 Seccomp: 2"
 	check_eq "... the rules and routes are installed" "$(state)" "$WANT_STATE"
