@@ -9,7 +9,7 @@
 FASTPATH=off
 
 require_root
-require_cmd ping tcpdump tshark socat sha256sum python3
+require_cmd ping tcpdump tshark socat sha256sum python3 traceroute
 : "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
 setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
 
@@ -229,5 +229,48 @@ kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""
 check "ipmodd --cleanup succeeds" hx "$IPMODD" --cleanup -c "$CONF"
 check_eq "nothing is left after --cleanup" "$(our_state)" ""
 check "a second --cleanup finds nothing and succeeds" hx "$IPMODD" --cleanup -c "$CONF"
+
+# --- the shipped configuration, unchanged but for the control socket ---------
+# Both families diverted (families = "auto": re-injection or force_forwarding),
+# ping, ping -6, 2 MB each way of each family, traceroute, crash fallback,
+# cleanup; global IPv6 forwarding never set.
+sed "s|^\([[:space:]]*\)#*[[:space:]]*socket = \"[^\"]*\";|\1socket = \"$WORKDIR/control.sock\";|" \
+	"$SRCDIR/etc/ipmodd.conf" >"$WORKDIR/shipped.conf"
+check "the shipped config starts" start_ipmodd "$WORKDIR/shipped.conf"
+check_eq "... and diverts both families" "$(status_of families)" "ipv4,ipv6"
+diag "re-injection: $(status_of reinject)"
+check "... ping and ping -6 the peer" bash -c \
+	"ip netns exec $HOST_NS ping -c2 -i0.2 -W1 $PEER4 >/dev/null && ip netns exec $HOST_NS ping -6 -c2 -i0.2 -W1 $PEER6 >/dev/null"
+for fam in 4 6; do
+	for dir in up down; do
+		if [ $fam = 4 ]; then p=$PEER4 h=$HOST4; else p="[$PEER6]" h="[$HOST6]"; fi
+		rm -f "$WORKDIR/recv"
+		if [ $dir = up ]; then
+			ip netns exec "$PEER_NS" socat -u "TCP$fam-LISTEN:5002,reuseaddr" "OPEN:$WORKDIR/recv,creat" &
+			srv=$!
+			sleep 0.3
+			hx timeout 20 socat -u "FILE:$WORKDIR/blob" "TCP$fam:$p:5002"
+		else
+			hx socat -u "TCP$fam-LISTEN:5002,reuseaddr" "OPEN:$WORKDIR/recv,creat" &
+			srv=$!
+			sleep 0.3
+			ip netns exec "$PEER_NS" timeout 20 socat -u "FILE:$WORKDIR/blob" "TCP$fam:$h:5002"
+		fi
+		wait $srv
+		check_eq "... 2 MB TCP over IPv$fam, $dir, byte-exact" \
+			"$(sha256sum <"$WORKDIR/recv" | cut -d' ' -f1)" "$(sha256sum <"$WORKDIR/blob" | cut -d' ' -f1)"
+	done
+done
+check "... traceroute reaches the peer in one hop" bash -c \
+	"ip netns exec $HOST_NS traceroute -n -q1 -w1 -m3 $PEER4 2>/dev/null | grep -qE '^ 1  $PEER4 '"
+check "... traceroute -6 reaches the peer in one hop" bash -c \
+	"ip netns exec $HOST_NS traceroute -6 -n -q1 -w1 -m3 $PEER6 2>/dev/null | grep -qE '^ 1  $PEER6 '"
+check_eq "... global IPv6 forwarding never set" \
+	"$(hx cat /proc/sys/net/ipv6/conf/all/forwarding /proc/sys/net/ipv6/conf/default/forwarding | tr '\n' ' ')" "0 0 "
+kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""
+check "... after kill -9 the host still reaches the peer (IPv4, IPv6)" bash -c \
+	"ip netns exec $HOST_NS ping -c1 -W1 $PEER4 >/dev/null && ip netns exec $HOST_NS ping -6 -c1 -W1 $PEER6 >/dev/null"
+check "... ipmodd --cleanup succeeds" hx "$IPMODD" --cleanup -c "$WORKDIR/shipped.conf"
+check_eq "... nothing is left" "$(our_state)" ""
 
 done_testing
