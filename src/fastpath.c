@@ -41,6 +41,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpferr.h"
+
 #include "bpf/fastpath.h"
 #include "fastpath.skel.h"
 
@@ -90,41 +92,6 @@ struct fastpath {
 	size_t nprefixes[2][2];
 };
 
-/*
- * libbpf's first message since the step began that names the cause of a
- * failure: not its fallback for old kernels (RLIMIT_MEMLOCK), which it tries
- * whenever a probe fails, nor its summary.
- */
-static char libbpf_last[256];
-
-static _printf_(2, 0) int libbpf_keep_last(enum libbpf_print_level level, const char *fmt,
-					    va_list ap)
-{
-	char buf[sizeof(libbpf_last)];
-	size_t len;
-
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	len = strlen(buf);
-	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
-		buf[--len] = '\0';
-	if (!len || libbpf_last[0] || strstr(buf, "RLIMIT_MEMLOCK") ||
-	    strstr(buf, "failed to load BPF skeleton"))
-		return 0;
-	memcpy(libbpf_last, buf, len + 1);
-	return 0;
-}
-
-static int fail(int r, char *err, size_t errlen, const char *step)
-{
-	if (libbpf_last[0])
-		snprintf(err, errlen, "%s: %s (%s)", step, strerror(-r), libbpf_last);
-	else
-		snprintf(err, errlen, "%s: %s", step, strerror(-r));
-	return r;
-}
-
 bool fastpath_built(void)
 {
 	return true;
@@ -143,14 +110,13 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 	struct fastpath *fp;
 	int r;
 
-	libbpf_set_print(libbpf_keep_last);
-	libbpf_last[0] = '\0';
+	bpferr_reset();
 	fp = calloc(1, sizeof(*fp));
 	if (!fp)
-		return fail(-ENOMEM, err, errlen, "allocating");
+		return bpferr_fail(-ENOMEM, err, errlen, "allocating");
 	fp->ncpus = libbpf_num_possible_cpus();
 	if (fp->ncpus <= 0) {
-		r = fail(fp->ncpus < 0 ? fp->ncpus : -EINVAL, err, errlen, "counting the CPUs");
+		r = bpferr_fail(fp->ncpus < 0 ? fp->ncpus : -EINVAL, err, errlen, "counting the CPUs");
 		goto out;
 	}
 	fp->percpu = calloc((size_t)fp->ncpus, sizeof(struct fp_counter));
@@ -158,7 +124,7 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 	fp->slot = calloc(FASTPATH_RULES_MAX, sizeof(*fp->slot));
 	fp->used = calloc(FASTPATH_SLOTS, sizeof(*fp->used));
 	if (!fp->percpu || !fp->id || !fp->slot || !fp->used) {
-		r = fail(-ENOMEM, err, errlen, "allocating");
+		r = bpferr_fail(-ENOMEM, err, errlen, "allocating");
 		goto out;
 	}
 	/*
@@ -168,18 +134,18 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 	 */
 	r = libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_loop, NULL);
 	if (r == 0) {
-		r = fail(-EOPNOTSUPP, err, errlen, "probing the kernel: no bpf_loop (kernel < 5.17)");
+		r = bpferr_fail(-EOPNOTSUPP, err, errlen, "probing the kernel: no bpf_loop (kernel < 5.17)");
 		goto out;
 	}
-	libbpf_last[0] = '\0';
+	bpferr_reset();
 	fp->skel = fastpath_bpf__open();
 	if (!fp->skel) {
-		r = fail(-errno, err, errlen, "opening the BPF object");
+		r = bpferr_fail(-errno, err, errlen, "opening the BPF object");
 		goto out;
 	}
 	r = fastpath_bpf__load(fp->skel);
 	if (r < 0) {
-		r = fail(r, err, errlen, "loading the BPF program");
+		r = bpferr_fail(r, err, errlen, "loading the BPF program");
 		goto out;
 	}
 	/* Until the first update there are no rules: everything goes to userspace. */
@@ -189,14 +155,14 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 					 .attach_point = BPF_TC_EGRESS };
 	r = bpf_tc_hook_create(&fp->hook);
 	if (r < 0 && r != -EEXIST) {
-		r = fail(r, err, errlen, "creating the clsact qdisc");
+		r = bpferr_fail(r, err, errlen, "creating the clsact qdisc");
 		goto out;
 	}
 	fp->hook_created = r == 0;
 	opts.prog_fd = bpf_program__fd(fp->skel->progs.fastpath);
 	r = bpf_tc_attach(&fp->hook, &opts);
 	if (r < 0) {
-		r = fail(r, err, errlen, "attaching the tc egress filter");
+		r = bpferr_fail(r, err, errlen, "attaching the tc egress filter");
 		goto out;
 	}
 	fp->attached = true;
@@ -441,12 +407,12 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 	struct fpindex *ix = NULL;
 	int r;
 
-	libbpf_last[0] = '\0';
+	bpferr_reset();
 	/* Before next is rewritten and the slots of its rules are given away. */
 	if (fp->switched) {
 		r = grace_period(fp);
 		if (r < 0)
-			return fail(r, err, errlen, "waiting for the packets of the old rules");
+			return bpferr_fail(r, err, errlen, "waiting for the packets of the old rules");
 		fp->switched = false;
 	}
 	m = calloc(n ? n : 1, sizeof(*m));
@@ -456,7 +422,7 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 	slot = calloc(n ? n : 1, sizeof(*slot));
 	used = malloc(FASTPATH_SLOTS * sizeof(*used));
 	if (!m || !e || !old || !id || !slot || !used)
-		return fail(-ENOMEM, err, errlen, "allocating");
+		return bpferr_fail(-ENOMEM, err, errlen, "allocating");
 	for (size_t i = 0; i < fp->n; i++)
 		old[i] = (struct id_slot){ .id = fp->id[i], .slot = fp->slot[i] };
 	qsort(old, fp->n, sizeof(*old), id_slot_cmp);
@@ -478,31 +444,31 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 				free_at++;
 			/* Twice the rules: there is always a slot. */
 			if (free_at == FASTPATH_SLOTS)
-				return fail(-ENOSPC, err, errlen, "allocating a counter slot");
+				return bpferr_fail(-ENOSPC, err, errlen, "allocating a counter slot");
 			slot[i] = (uint32_t)free_at;
 			used[free_at] = true;
 			r = slot_zero(fp, slot[i]);
 			if (r < 0)
-				return fail(r, err, errlen, "zeroing a rule's counters");
+				return bpferr_fail(r, err, errlen, "zeroing a rule's counters");
 		}
 		e[i].slot = slot[i];
 	}
 	r = fpindex_build(m, n, FASTPATH_ORDER_MAX, &ix);
 	if (r < 0)
-		return fail(r, err, errlen, "building the index");
+		return bpferr_fail(r, err, errlen, "building the index");
 	r = index_clear(fp, next);
 	if (r < 0) {
-		r = fail(r, err, errlen, "removing the old index");
+		r = bpferr_fail(r, err, errlen, "removing the old index");
 		goto out;
 	}
 	r = array_write(fp->skel->maps.fp_rules, next * FASTPATH_RULES_MAX, e, n);
 	if (r < 0) {
-		r = fail(r, err, errlen, "writing the rules map");
+		r = bpferr_fail(r, err, errlen, "writing the rules map");
 		goto out;
 	}
 	r = index_write(fp, next, ix, &has);
 	if (r < 0) {
-		r = fail(r, err, errlen, "writing the index");
+		r = bpferr_fail(r, err, errlen, "writing the index");
 		goto out;
 	}
 	fp->skel->bss->fp_has[next] = has;
@@ -634,21 +600,6 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 struct fastpath *fastpath_close(struct fastpath *fp)
 {
 	return NULL;
-}
-
-/*
- * Wait until no program run that began before now is still running: the
- * kernel waits for an RCU grace period before an update of a map of maps
- * returns (maybe_wait_bpf_programs()), and a tc program runs inside an RCU
- * read-side section.
- */
-static int grace_period(struct fastpath *fp)
-{
-	uint32_t zero = 0;
-	int inner = bpf_map__fd(fp->skel->maps.fp_grace_inner);
-
-	return bpf_map__update_elem(fp->skel->maps.fp_grace, &zero, sizeof(zero), &inner,
-				    sizeof(inner), BPF_ANY);
 }
 
 int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen)

@@ -22,6 +22,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpferr.h"
+
 #include "bpf/reinject.h"
 #include "reinject.skel.h"
 
@@ -38,37 +40,6 @@ struct reinject {
 	uint64_t *percpu;
 };
 
-static char libbpf_last[256];
-
-/* libbpf's first message of the step naming the cause, as in fastpath.c. */
-static _printf_(2, 0) int libbpf_keep_last(enum libbpf_print_level level, const char *fmt,
-					    va_list ap)
-{
-	char buf[sizeof(libbpf_last)];
-	size_t len;
-
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	len = strlen(buf);
-	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
-		buf[--len] = '\0';
-	if (!len || libbpf_last[0] || strstr(buf, "RLIMIT_MEMLOCK") ||
-	    strstr(buf, "failed to load BPF skeleton"))
-		return 0;
-	memcpy(libbpf_last, buf, len + 1);
-	return 0;
-}
-
-static int fail(int r, char *err, size_t errlen, const char *step)
-{
-	if (libbpf_last[0])
-		snprintf(err, errlen, "%s: %s (%s)", step, strerror(-r), libbpf_last);
-	else
-		snprintf(err, errlen, "%s: %s", step, strerror(-r));
-	return r;
-}
-
 bool reinject_built(void)
 {
 	return true;
@@ -83,12 +54,12 @@ static int attach_tc(struct reinject *ri, int ifindex, int prog_fd, char *err, s
 					 .attach_point = BPF_TC_INGRESS };
 	r = bpf_tc_hook_create(&ri->hook);
 	if (r < 0 && r != -EEXIST)
-		return fail(r, err, errlen, "creating the clsact qdisc");
+		return bpferr_fail(r, err, errlen, "creating the clsact qdisc");
 	ri->hook_created = r == 0;
 	opts.prog_fd = prog_fd;
 	r = bpf_tc_attach(&ri->hook, &opts);
 	if (r < 0)
-		return fail(r, err, errlen, "attaching the tc ingress filter");
+		return bpferr_fail(r, err, errlen, "attaching the tc ingress filter");
 	ri->attached = true;
 	return 0;
 }
@@ -98,30 +69,29 @@ int reinject_open(int ifindex, struct reinject **ret, char *err, size_t errlen)
 	struct reinject *ri;
 	int prog_fd, r;
 
-	libbpf_set_print(libbpf_keep_last);
-	libbpf_last[0] = '\0';
+	bpferr_reset();
 	ri = calloc(1, sizeof(*ri));
 	if (!ri)
-		return fail(-ENOMEM, err, errlen, "allocating");
+		return bpferr_fail(-ENOMEM, err, errlen, "allocating");
 	ri->link_fd = -1;
 	ri->ncpus = libbpf_num_possible_cpus();
 	if (ri->ncpus <= 0) {
-		r = fail(ri->ncpus < 0 ? ri->ncpus : -EINVAL, err, errlen, "counting the CPUs");
+		r = bpferr_fail(ri->ncpus < 0 ? ri->ncpus : -EINVAL, err, errlen, "counting the CPUs");
 		goto out;
 	}
 	ri->percpu = calloc((size_t)ri->ncpus, sizeof(*ri->percpu));
 	if (!ri->percpu) {
-		r = fail(-ENOMEM, err, errlen, "allocating");
+		r = bpferr_fail(-ENOMEM, err, errlen, "allocating");
 		goto out;
 	}
 	ri->skel = reinject_bpf__open();
 	if (!ri->skel) {
-		r = fail(-errno, err, errlen, "opening the BPF object");
+		r = bpferr_fail(-errno, err, errlen, "opening the BPF object");
 		goto out;
 	}
 	r = reinject_bpf__load(ri->skel);
 	if (r < 0) {
-		r = fail(r, err, errlen, "loading the BPF program");
+		r = bpferr_fail(r, err, errlen, "loading the BPF program");
 		goto out;
 	}
 	prog_fd = bpf_program__fd(ri->skel->progs.reinject);
@@ -131,7 +101,7 @@ int reinject_open(int ifindex, struct reinject **ret, char *err, size_t errlen)
 	if (r >= 0) {
 		ri->link_fd = r;
 	} else {
-		libbpf_last[0] = '\0';
+		bpferr_reset();
 		r = attach_tc(ri, ifindex, prog_fd, err, errlen);
 		if (r < 0)
 			goto out;
