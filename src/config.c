@@ -186,6 +186,32 @@ static int get_string(const struct ctx *c, const config_setting_t *s, const char
 	return 0;
 }
 
+/* A string naming one of names[n]: its index, or "KEY: "x" is not a, b or c". */
+static int get_choice(const struct ctx *c, const config_setting_t *s, const char *key,
+		      const char *const *names, size_t n, size_t *ret)
+{
+	char list[128];
+	const char *str = NULL;
+	size_t i, used = 0;
+	int r, w;
+
+	r = get_string(c, s, &str);
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++)
+		if (strcmp(str, names[i]) == 0) {
+			*ret = i;
+			return 0;
+		}
+	list[0] = '\0';
+	for (i = 0; i < n && used < sizeof(list); i++) {
+		w = snprintf(list + used, sizeof(list) - used, "%s%s",
+			     i == 0 ? "" : i + 1 == n ? " or " : ", ", names[i]);
+		used += w > 0 ? (size_t)w : 0;
+	}
+	return fail(c, s, -EINVAL, "%s: \"%s\" is not %s", key, Q(str), list);
+}
+
 /* Plain decimal, or hex with 0x when hex is set; no sign, no blanks, no octal. */
 static int parse_u32(const char *s, bool hex, uint32_t *ret)
 {
@@ -691,18 +717,13 @@ static int parse_reinject(const struct ctx *c, const config_setting_t *s, struct
 		[REINJECT_BPF] = "bpf",
 		[REINJECT_FORWARD] = "forward",
 	};
-	const char *str = NULL;
+	size_t i;
 	int r;
 
-	r = get_string(c, s, &str);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
-		if (strcmp(str, modes[i]) == 0) {
-			cfg->reinject = i;
-			return 0;
-		}
-	return fail(c, s, -EINVAL, "routing.reinject: \"%s\" is not auto, bpf or forward", Q(str));
+	r = get_choice(c, s, "routing.reinject", modes, ARRAY_SIZE(modes), &i);
+	if (r >= 0)
+		cfg->reinject = i;
+	return r;
 }
 
 static int parse_routing(const struct ctx *c, const config_setting_t *g, struct state *st)
@@ -858,18 +879,13 @@ static int parse_fastpath(const struct ctx *c, const config_setting_t *s, struct
 		[FASTPATH_AUTO] = "auto",
 		[FASTPATH_ON] = "on",
 	};
-	const char *str = NULL;
+	size_t i;
 	int r;
 
-	r = get_string(c, s, &str);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
-		if (strcmp(str, modes[i]) == 0) {
-			st->cfg->fastpath = i;
-			return 0;
-		}
-	return fail(c, s, -EINVAL, "fastpath: \"%s\" is not off, auto or on", Q(str));
+	r = get_choice(c, s, "fastpath", modes, ARRAY_SIZE(modes), &i);
+	if (r >= 0)
+		st->cfg->fastpath = i;
+	return r;
 }
 
 /* --- rules ---------------------------------------------------------------- */

@@ -496,19 +496,6 @@ check_eq "... and ipmodd exits 0" "$?" 0
 
 # --- (2) the kernel refuses the BPF load (no CAP_BPF, no CAP_SYS_ADMIN) ---------------
 diag "kernel.unprivileged_bpf_disabled = $(cat /proc/sys/kernel/unprivileged_bpf_disabled)"
-# start_ipmodd, but without CAP_BPF and CAP_SYS_ADMIN in any set.
-start_capped() {
-	local conf=$1 i
-	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
-		"$IPMODD" -c "$conf" >>"$WORKDIR/capped.log" 2>&1 &
-	IPMODD_PID=$!
-	for i in $(seq 100); do
-		hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' && return 0
-		kill -0 "$IPMODD_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	return 1
-}
 conf "$WORKDIR/auto.conf" auto
 # Without CAP_BPF there is no re-injection either: IPv6 then needs the
 # kernel's force_forwarding (6.17), and an explicit "ipv6" refuses without it.

@@ -230,15 +230,12 @@ test_loose_all() {
 # --- (b) a forward policy that drops, on the forwarding path ------------------
 # ipmodd in the foreground without CAP_BPF (as fastpath.sh does): packets are
 # written back through forwarding whatever the build or the kernel offers.
-start_capped() {
-	local conf=$1 i
+start_capped_ready() {
+	local i
 	: >"$CAPLOG"
-	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
-		"$IPMODD" -c "$conf" >>"$CAPLOG" 2>&1 &
-	IPMODD_PID=$!
+	start_capped "$1" "$CAPLOG" || return 1
 	for i in $(seq 100); do
-		hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' &&
-			hx ip -6 rule show | grep -q "^$PRIO:" && ready "$CAPLOG" && return 0
+		hx ip -6 rule show | grep -q "^$PRIO:" && ready "$CAPLOG" && return 0
 		kill -0 "$IPMODD_PID" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -268,7 +265,7 @@ test_forward_drop() {
 
 	# Without a firewall the check passes: the probe is seen leaving.
 	pcap_start probe "$PEER_NS" veth0 udp port 33434
-	check "no firewall: ipmodd starts without CAP_BPF" start_capped "$WORKDIR/fwd.conf"
+	check "no firewall: ipmodd starts without CAP_BPF" start_capped_ready "$WORKDIR/fwd.conf"
 	check "... the self-check saw both probes leave through veth0" test \
 		"$(grep -c 'self-check (IPv[46]): a packet written back to tun0 left through veth0' "$CAPLOG")" -eq 2
 	mapfile -t lines < <(grep -o 'self-check.*' "$CAPLOG" | cut -c1-200)
@@ -299,7 +296,7 @@ test_forward_drop() {
 	check "... then every sysctl, rule and route is as before" same_as_before
 
 	# Proof that the check is what protects: without it the host is cut off.
-	check "self-check = false: ipmodd starts" start_capped "$WORKDIR/nocheck.conf"
+	check "self-check = false: ipmodd starts" start_capped_ready "$WORKDIR/nocheck.conf"
 	check "... and says the check is off" grep -q 'self-check off' "$CAPLOG"
 	check "... the host is cut off (IPv4, IPv6)" cut_off "$HOST_NS" "$PEER4" "$PEER6"
 	stop_ipmodd TERM
@@ -345,7 +342,7 @@ test_dead_gateway() {
 
 	hx ip route replace default via 198.18.0.99
 	hx ip -6 route replace default via 2001:db8:77::99
-	check "a dead gateway: ipmodd starts" start_capped "$WORKDIR/fwd.conf"
+	check "a dead gateway: ipmodd starts" start_capped_ready "$WORKDIR/fwd.conf"
 	check "... the check says it is inconclusive, for both families" test \
 		"$(grep -c 'self-check (IPv[46]) inconclusive: .*does not answer' "$CAPLOG")" -eq 2
 	mapfile -t lines < <(grep -o 'self-check.*' "$CAPLOG" | cut -c1-200)

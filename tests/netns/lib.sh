@@ -129,6 +129,22 @@ ${1:-}
 CONF
 }
 
+# start_capped CONFIG [LOG]: start_ipmodd without CAP_BPF, CAP_SYS_ADMIN or
+# CAP_PERFMON in any set (no fast path, no re-injection program), its output
+# appended to LOG ($WORKDIR/capped.log).
+start_capped() {
+	local conf=$1 log=${2:-$WORKDIR/capped.log} i
+	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
+		"$IPMODD" -c "$conf" >>"$log" 2>&1 &
+	IPMODD_PID=$!
+	for i in $(seq 100); do
+		hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' && return 0
+		kill -0 "$IPMODD_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	return 1
+}
+
 # start_ipmodd CONFIG [ARGS...]: start in the host namespace, wait for routing.
 start_ipmodd() {
 	local conf=$1 i

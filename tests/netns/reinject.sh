@@ -266,18 +266,6 @@ hx sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
 fw_clear
 
 # --- without CAP_BPF -------------------------------------------------------------------
-start_capped() {
-	local conf=$1 i
-	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
-		"$IPMODD" -c "$conf" >>"$WORKDIR/capped.log" 2>&1 &
-	IPMODD_PID=$!
-	for i in $(seq 100); do
-		hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' && return 0
-		kill -0 "$IPMODD_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	return 1
-}
 write_config "$WORKDIR/auto.conf"
 : >"$WORKDIR/capped.log"
 check "reinject = auto without CAP_BPF: ipmodd starts" start_capped "$WORKDIR/auto.conf"
