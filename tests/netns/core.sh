@@ -236,6 +236,9 @@ check "a second --cleanup finds nothing and succeeds" hx "$IPMODD" --cleanup -c 
 # cleanup; global IPv6 forwarding never set.
 sed "s|^\([[:space:]]*\)#*[[:space:]]*socket = \"[^\"]*\";|\1socket = \"$WORKDIR/control.sock\";|" \
 	"$SRCDIR/etc/ipmodd.conf" >"$WORKDIR/shipped.conf"
+# FASTPATH and REINJECT as for the other tests (valgrind runs set both off).
+[ -n "${FASTPATH:-}" ] && sed -i "s|^fastpath = \"[a-z]*\";|fastpath = \"$FASTPATH\";|" "$WORKDIR/shipped.conf"
+[ -n "${REINJECT:-}" ] && sed -i "s|reinject = \"[a-z]*\";|reinject = \"$REINJECT\";|" "$WORKDIR/shipped.conf"
 check "the shipped config starts" start_ipmodd "$WORKDIR/shipped.conf"
 check_eq "... and diverts both families" "$(status_of families)" "ipv4,ipv6"
 diag "re-injection: $(status_of reinject)"

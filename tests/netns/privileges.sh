@@ -379,8 +379,9 @@ sd_start() {
 }
 # sd_traffic_through: pings answered, counted on tun0 or by the fast path.
 sd_handled() {
-	local fp
-	fp=$(status_of "$SDSOCK" fastpath-handled) || return 1
+	local fp=0
+	# The status has no fastpath-handled without a fast path.
+	[ "$(status_of "$SDSOCK" fastpath)" = on ] && { fp=$(status_of "$SDSOCK" fastpath-handled) || return 1; }
 	echo $(($(tun_tx_packets) + fp))
 }
 sd_traffic_through() {
