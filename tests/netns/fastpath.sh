@@ -501,11 +501,7 @@ conf "$WORKDIR/auto.conf" auto
 # kernel's force_forwarding (6.17), and an explicit "ipv6" refuses without it.
 fam_filter=cat
 if ! hx test -e /proc/sys/net/ipv6/conf/lo/force_forwarding; then
-	: >"$WORKDIR/capped.log"
-	start_capped "$WORKDIR/auto.conf"
-	wait "$IPMODD_PID" 2>/dev/null
-	rc=$?
-	IPMODD_PID=""
+	rc=$(capped_exit "$WORKDIR/auto.conf")
 	check_eq "no force_forwarding (kernel < 6.17), no CAP_BPF: families ipv6 refuses (exit 1)" "$rc" 1
 	check "... naming the fix" grep -q \
 		'routing.families: ipv6: kernel < 6.17 has no force_forwarding: enable routing.reinject' \
@@ -536,11 +532,7 @@ check_eq "... traffic flows with the rules applied in userspace" "$($fam_filter 
 	"$(sort -u <<<"$want" | $fam_filter)"
 stop_ipmodd
 conf "$WORKDIR/on-capped.conf" on
-: >"$WORKDIR/capped.log"
-start_capped "$WORKDIR/on-capped.conf"
-wait "$IPMODD_PID" 2>/dev/null
-rc=$?
-IPMODD_PID=""
+rc=$(capped_exit "$WORKDIR/on-capped.conf")
 check_eq "fastpath = on without CAP_BPF refuses to start (exit 1)" "$rc" 1
 check "... naming the step and the cause" \
 	grep -q 'fastpath = "on", but the eBPF fast path is unavailable: loading the BPF program: Operation not permitted' \

@@ -145,6 +145,15 @@ start_capped() {
 	return 1
 }
 
+# capped_exit CONFIG: start_capped for a start that must fail, with a fresh
+# $WORKDIR/capped.log; prints the daemon's exit status.  Use as rc=$(...).
+capped_exit() {
+	: >"$WORKDIR/capped.log"
+	start_capped "$1"
+	wait "$IPMODD_PID" 2>/dev/null
+	echo $?
+}
+
 # start_ipmodd CONFIG [ARGS...]: start in the host namespace, wait for routing.
 start_ipmodd() {
 	local conf=$1 i

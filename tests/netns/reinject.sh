@@ -277,11 +277,7 @@ check "... with the reason" bash -c "ip netns exec '$HOST_NS' '$IPMODCTL' -s '$S
 check "... and traffic flows (no firewall)" ping_ok 4 "$PEER4"
 stop_ipmodd
 REINJECT=bpf write_config "$WORKDIR/bpf.conf"
-: >"$WORKDIR/capped.log"
-start_capped "$WORKDIR/bpf.conf"
-wait "$IPMODD_PID" 2>/dev/null
-rc=$?
-IPMODD_PID=""
+rc=$(capped_exit "$WORKDIR/bpf.conf")
 check_eq "reinject = bpf without CAP_BPF refuses to start (exit 1)" "$rc" 1
 check "... naming the cause" \
 	grep -q 'routing.reinject = "bpf", but the re-injection program is unavailable: loading the BPF program: Operation not permitted' \
