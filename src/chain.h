@@ -16,7 +16,7 @@
 #include "packet.h"
 #include "rule.h"
 
-#define CHAIN_RULES_MAX 65536
+#define CHAIN_RULES_MAX RULES_MAX
 
 /*
  * Forged packets (reply, reject) per chain: a token bucket of

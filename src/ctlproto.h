@@ -19,7 +19,7 @@
 #include "util.h"
 
 /*
- * A reply must hold "get=rules" of the largest chain: 65536 rules of five
+ * A reply must hold "get=rules" of the largest chain: RULES_MAX rules of five
  * lines, eleven for a rule that impairs (its six impairment counters), the
  * spec line up to "spec=" + RULE_FORMAT_MAX.  A reply buffer grows as needed
  * and is released once written.

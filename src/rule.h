@@ -13,6 +13,12 @@
 #define RULE_NAME_MAX 32	/* including the terminating NUL */
 #define RULE_KV_MAX 32		/* keys in one rule */
 #define RULE_FORMAT_MAX 1024	/* rule_format() of any rule fits */
+/*
+ * Rules in a chain: the one limit of the file (CONFIG_RULES_MAX) and of the
+ * live chain (CHAIN_RULES_MAX), so that what "ipmodctl save" prints of any
+ * live chain is a file ipmodd reads back.
+ */
+#define RULES_MAX 10000
 
 struct rule;
 

@@ -96,9 +96,16 @@ check_eq "systemd loads the installed ipmodd.service from $unitdir" \
 unit=$unitdir/ipmodd.service
 BIN=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$unit")
 CONF=$(sed -n 's/^ExecStart=.* -c //p' "$unit")
-IPMODCTL=${BIN%/*}/ipmodctl
-diag "ExecStart: $BIN, config $CONF"
-check "... whose ExecStart= is the installed build ($BIN), and ipmodctl next to it" bash -c \
+# ipmodctl goes to bindir (its users are not all administrators).
+mkvar() { sed -n "s/^$1 = //p" "$BUILDDIR/Makefile"; }
+prefix=$(mkvar prefix)
+exec_prefix=$(mkvar exec_prefix)
+exec_prefix=${exec_prefix//'${prefix}'/$prefix}
+bindir=$(mkvar bindir)
+bindir=${bindir//'${exec_prefix}'/$exec_prefix}
+IPMODCTL=$bindir/ipmodctl
+diag "ExecStart: $BIN, config $CONF, ipmodctl $IPMODCTL"
+check "... whose ExecStart= is the installed build ($BIN), and ipmodctl in bindir" bash -c \
 	"cmp '$BUILDDIR/ipmodd' '$BIN' && cmp '$BUILDDIR/ipmodctl' '$IPMODCTL' && [ -f '$CONF' ]"
 cp "$CONF" "$CONF_SAVED"
 
