@@ -58,11 +58,14 @@ while read -r f; do [ -d "$f" ] || echo "$f"; done <"$WORKDIR/list" >"$WORKDIR/f
 diag "$(wc -l <"$WORKDIR/files") files installed"
 check "... ipmodd in /usr/sbin, ipmodctl in /usr/bin (none in sbin)" bash -c \
 	"[ -x /usr/sbin/ipmodd ] && [ -x /usr/bin/ipmodctl ] && [ ! -e /usr/sbin/ipmodctl ]"
-check "... the unit, the sysusers.d file, the man pages and completions are the package's" bash -c \
+check "... the unit, the sysusers.d file, the man pages and the three completions are the package's" bash -c \
 	"grep -qx '/lib/systemd/system/ipmodd.service' '$WORKDIR/files' &&
 	 grep -qx '/usr/lib/sysusers.d/ipmodd.conf' '$WORKDIR/files' &&
 	 grep -q '/usr/share/man/man8/ipmodctl.8' '$WORKDIR/files' &&
-	 grep -qx '/usr/share/bash-completion/completions/ipmodctl' '$WORKDIR/files'"
+	 grep -q '/usr/share/man/man7/ipmodd-protocol.7' '$WORKDIR/files' &&
+	 grep -qx '/usr/share/bash-completion/completions/ipmodctl' '$WORKDIR/files' &&
+	 grep -qx '/usr/share/zsh/vendor-completions/_ipmodctl' '$WORKDIR/files' &&
+	 grep -qx '/usr/share/fish/vendor_completions.d/ipmodctl.fish' '$WORKDIR/files'"
 check "... /etc/ipmodd.conf is a conffile" bash -c \
 	"dpkg-query -W -f='\${Conffiles}\n' ipmodd | grep -q '^ /etc/ipmodd.conf [0-9a-f]\{32\}\$'"
 pw=$(getent passwd ipmodd)
