@@ -3,8 +3,9 @@
 # The Debian package as an administrator uses it, under a real systemd:
 # "dpkg -i" (the ipmodd user from sysusers.d, /etc/ipmodd.conf a conffile,
 # ipmodctl in /usr/bin, the unit neither enabled nor started), "systemctl
-# enable --now ipmodd" (it starts and ipmodctl gets its status), "systemctl
-# stop" (the routing state it added is gone), then "dpkg --purge ipmodd":
+# enable --now ipmodd" (it starts and ipmodctl gets its status), "dpkg -i"
+# again (an upgrade restarts it), "dpkg --remove" while it runs (stopped
+# first, the routing state it added gone), then "dpkg --purge ipmodd":
 # every file it installed gone, the conffile and the unit's enablement too.
 #
 # It installs into / and starts ipmodd.service, which diverts the whole
@@ -87,8 +88,20 @@ check "... /usr/bin/ipmodctl status answers (tun0)" wait_for 10 bash -c \
 check_eq "... its policy rules are in place (IPv4 and IPv6)" "$(our_rules)" 4
 check "... the enablement symlink exists" \
 	test -L /etc/systemd/system/multi-user.target.wants/ipmodd.service
-check "systemctl stop ipmodd" systemctl stop ipmodd.service
+# An upgrade (the same package again) restarts a running ipmodd.
+pid=$(systemctl show -P MainPID ipmodd.service)
+check "dpkg -i again while it runs (an upgrade)" dpkg -i "$DEB"
+check "... it runs again, restarted (pid $pid -> $(systemctl show -P MainPID ipmodd.service))" \
+	wait_for 10 bash -c "[ \"\$(systemctl is-active ipmodd.service)\" = active ] &&
+		[ \"\$(systemctl show -P MainPID ipmodd.service)\" != '$pid' ] &&
+		/usr/bin/ipmodctl status >/dev/null"
+check_eq "... still enabled" "$(systemctl is-enabled ipmodd.service 2>&1)" enabled
+
+# Removal stops it first, while its binary can still clean up.
+check "dpkg --remove ipmodd while it runs" dpkg --remove ipmodd
+check_eq "... it is stopped" "$(systemctl is-active ipmodd.service 2>&1)" inactive
 check_eq "... its policy rules are gone" "$(our_rules)" 0
+check "... the conffile stays until the purge" test -f /etc/ipmodd.conf
 
 check "dpkg --purge ipmodd" dpkg --purge ipmodd
 check_eq "... dpkg knows no ipmodd" \
