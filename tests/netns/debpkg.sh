@@ -30,10 +30,20 @@ WORKDIR=$(mktemp -d /tmp/ipmodd-debpkg.XXXXXX)
 deb_cleanup() {
 	systemctl stop ipmodd.service >/dev/null 2>&1
 	dpkg --purge ipmodd >/dev/null 2>&1
+	[ -e "$WORKDIR/policy-rc.d" ] && mv "$WORKDIR/policy-rc.d" /usr/sbin/policy-rc.d
 	cleanup
 }
 trap deb_cleanup EXIT
 trap 'exit 130' INT TERM
+
+# A machine built as a Docker image has a policy-rc.d that forbids every
+# service action of maintainer scripts (exit 101); the container's root is
+# that machine's.  A Debian system has none: set it aside in the container's
+# throwaway overlay, so that the package's scripts run as they would there.
+if [ -e /usr/sbin/policy-rc.d ]; then
+	diag "setting aside /usr/sbin/policy-rc.d (in the container only): $(tail -1 /usr/sbin/policy-rc.d)"
+	mv /usr/sbin/policy-rc.d "$WORKDIR/policy-rc.d"
+fi
 
 # wait_for SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
 wait_for() {
