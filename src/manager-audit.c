@@ -152,6 +152,7 @@ static void emit(struct manager *m, const struct audit_event *e)
 	static char block[AUDIT_LINE_MAX];
 	struct strbuf sb = { .buf = block, .size = sizeof(block) };
 	char cmdline[4 * CMDLINE_MAX + 8], uid[24], pid[24], gen[24], rules[24], err[24];
+	char suppressed[24];
 	char when[64];
 	struct log_field f[LOG_FIELDS_MAX];
 	struct timespec ts;
@@ -187,9 +188,17 @@ static void emit(struct manager *m, const struct audit_event *e)
 	} else {
 		f[n++] = (struct log_field){ "ERRNO", err };
 		f[n++] = (struct log_field){ "ERROR", e->error ? e->error : strerror(-e->err) };
-		if (ratelimit_allow(&m->audit_log, (uint64_t)time(NULL) * 1000000000ULL))
+		if (ratelimit_allow(&m->audit_log, (uint64_t)time(NULL) * 1000000000ULL)) {
+			/* How many refusals went unlogged before this one. */
+			if (m->audit_log.suppressed) {
+				snprintf(suppressed, sizeof(suppressed), "%llu",
+					 (unsigned long long)m->audit_log.suppressed);
+				f[n++] = (struct log_field){ "SUPPRESSED", suppressed };
+				m->audit_log.suppressed = 0;
+			}
 			log_fields(LOG_WARNING, AUDIT_ID_REFUSED, f, n, "refused %s by uid %s pid %s: %s",
 				   e->action, uid, pid, e->error ? e->error : strerror(-e->err));
+		}
 	}
 
 	if (!m->audit_subs)
