@@ -1595,7 +1595,8 @@ static void metrics_write(struct metrics *mx, const struct rules_view *rules)
 	om_status(mx, "fastpath-rules", "ipmodd_fastpath_rules", "gauge", NULL,
 		  "Rules the kernel's fast path carries out");
 	om_status_labelled(mx, "ipmodd_path_packets", "counter", NULL,
-			   "Diverted packets by the path that handled them: the kernel's fast path or the daemon",
+			   "Diverted packets by the path that handled them: the kernel's fast path "
+			   "or the daemon",
 			   "path", path_keys, path_names, 2);
 	om_status(mx, "fastpath-dropped", "ipmodd_fastpath_dropped_packets", "counter", NULL,
 		  "Packets the kernel's fast path dropped by a rule");

@@ -152,7 +152,7 @@ static void emit(struct manager *m, const struct audit_event *e)
 	static char block[AUDIT_LINE_MAX];
 	struct strbuf sb = { .buf = block, .size = sizeof(block) };
 	char cmdline[4 * CMDLINE_MAX + 8], uid[24], pid[24], gen[24], rules[24], err[24];
-	char suppressed[24];
+	char suppressed[24], error[4 * CTL_ERROR_MAX + 8];
 	char when[64];
 	struct log_field f[LOG_FIELDS_MAX];
 	struct timespec ts;
@@ -160,6 +160,9 @@ static void emit(struct manager *m, const struct audit_event *e)
 	size_t n = 0;
 
 	read_cmdline(e->pid, cmdline, sizeof(cmdline));
+	/* One line in the monitor's stream, whatever the error says. */
+	escape(error, sizeof(error), e->error ? e->error : strerror(-e->err),
+	       strlen(e->error ? e->error : strerror(-e->err)), CTL_ERROR_MAX);
 	snprintf(uid, sizeof(uid), "%lld", e->uid == (uid_t)-1 ? -1LL : (long long)e->uid);
 	snprintf(pid, sizeof(pid), "%d", (int)e->pid);
 	snprintf(gen, sizeof(gen), "%u", m->generation);
@@ -182,12 +185,13 @@ static void emit(struct manager *m, const struct audit_event *e)
 		f[n++] = (struct log_field){ "CLIENT_CMDLINE", cmdline };
 	f[n++] = (struct log_field){ "CLIENT_SOURCE", e->source };
 	if (e->applied) {
-		log_fields(LOG_NOTICE, AUDIT_ID_APPLIED, f, n, "%s%s%s%s by uid %s pid %s: generation %s, %s rule%s",
-			   e->action, e->name ? " rule '" : "", e->name ? e->name : "",
-			   e->name ? "'" : "", uid, pid, gen, rules, strcmp(rules, "1") ? "s" : "");
+		log_fields(LOG_NOTICE, AUDIT_ID_APPLIED, f, n,
+			   "%s%s%s%s by uid %s pid %s: generation %s, %s rule%s", e->action,
+			   e->name ? " rule '" : "", e->name ? e->name : "", e->name ? "'" : "",
+			   uid, pid, gen, rules, strcmp(rules, "1") ? "s" : "");
 	} else {
 		f[n++] = (struct log_field){ "ERRNO", err };
-		f[n++] = (struct log_field){ "ERROR", e->error ? e->error : strerror(-e->err) };
+		f[n++] = (struct log_field){ "ERROR", error };
 		if (ratelimit_allow(&m->audit_log, (uint64_t)time(NULL) * 1000000000ULL)) {
 			/* How many refusals went unlogged before this one. */
 			if (m->audit_log.suppressed) {
@@ -196,8 +200,8 @@ static void emit(struct manager *m, const struct audit_event *e)
 				f[n++] = (struct log_field){ "SUPPRESSED", suppressed };
 				m->audit_log.suppressed = 0;
 			}
-			log_fields(LOG_WARNING, AUDIT_ID_REFUSED, f, n, "refused %s by uid %s pid %s: %s",
-				   e->action, uid, pid, e->error ? e->error : strerror(-e->err));
+			log_fields(LOG_WARNING, AUDIT_ID_REFUSED, f, n,
+				   "refused %s by uid %s pid %s: %s", e->action, uid, pid, error);
 		}
 	}
 
@@ -220,8 +224,7 @@ static void emit(struct manager *m, const struct audit_event *e)
 		strbuf_printf(&sb, "cmdline=%s\n", cmdline);
 	strbuf_printf(&sb, "source=%s\n", e->source);
 	if (!e->applied)
-		strbuf_printf(&sb, "errno=%s\nerror=%s\n", err,
-			      e->error ? e->error : strerror(-e->err));
+		strbuf_printf(&sb, "errno=%s\nerror=%s\n", err, error);
 	strbuf_printf(&sb, "\n");
 	if (sb.overflow)
 		return;		/* cannot happen: every part is bounded */
