@@ -351,6 +351,31 @@ static int parse_capture(struct ctlcli *c, char *const *words, size_t n, char *e
 	return 0;
 }
 
+static int parse_monitor(struct ctlcli *c, char *const *words, size_t n, char *err,
+			 size_t errlen)
+{
+	int r;
+
+	if (n > 0)
+		return fail(err, errlen, -EINVAL, "monitor: unexpected '%s'", Q(words[0]));
+	r = req_add(c, "monitor", "changes", err, errlen);
+	if (r < 0)
+		return r;
+	req_finish(c);
+	return 0;
+}
+
+/* Two requests, get=status and get=rules, made by ipmodctl itself: none here. */
+static int parse_metrics(struct ctlcli *c, char *const *words, size_t n, char *err,
+			 size_t errlen)
+{
+	if (n > 0)
+		return fail(err, errlen, -EINVAL, "metrics: unexpected '%s'", Q(words[0]));
+	if (c->json)
+		return fail(err, errlen, -EINVAL, "metrics: no --json (the output is OpenMetrics text)");
+	return 0;
+}
+
 static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 		      size_t errlen)
 {
@@ -391,6 +416,11 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 	{ "capture", NULL, CTLCLI_CAPTURE,
 	  "[rule=NAME] [--when before|after|both] [-c COUNT] [-w FILE|-] [--snaplen N]",
 	  "Write packets as pcapng, before and after rewriting", parse_capture },
+	{ "monitor", NULL, CTLCLI_MONITOR, "",
+	  "Print one line per change of the rules (who, what, generation)", parse_monitor },
+	{ "metrics", NULL, CTLCLI_METRICS, "[--http]",
+	  "Print the counters as OpenMetrics text, or serve them to one HTTP request",
+	  parse_metrics },
 	{ "version", NULL, CTLCLI_VERSION, "", "Print the version of ipmodctl", parse_fixed },
 	{ "help", NULL, CTLCLI_HELP, "[COMMAND]", "Show this help, or a command's", parse_help },
 };
@@ -419,6 +449,7 @@ enum {
 	OPT_WRITE,
 	OPT_WHEN,
 	OPT_SNAPLEN,
+	OPT_HTTP,
 };
 
 struct option_def {
@@ -433,6 +464,10 @@ static const struct option_def global_options[] = {
 	{ OPT_JSON, 0, "json", false },
 	{ OPT_VERSION, 'V', "version", false },
 	{ OPT_HELP, 'h', "help", false },
+};
+
+static const struct option_def metrics_options[] = {
+	{ OPT_HTTP, 0, "http", false },
 };
 
 static const struct option_def capture_options[] = {
@@ -542,9 +577,15 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_CAPTURE)
 		id = match_option(capture_options, ARRAY_SIZE(capture_options), argc, argv, i,
 				  &arg, err, errlen);
+	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_METRICS)
+		id = match_option(metrics_options, ARRAY_SIZE(metrics_options), argc, argv, i,
+				  &arg, err, errlen);
 	if (id < 0)
 		return id;
 	switch (id) {
+	case OPT_HTTP:
+		c->http = true;
+		return 0;
 	case 0:
 		if (c->sub)
 			return fail(err, errlen, -EINVAL, "%s: unknown option '%s'", c->sub->name,
