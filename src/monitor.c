@@ -272,6 +272,7 @@ static void put_impair(struct strbuf *o, const struct chain_impair *imp)
 		{ CHAIN_IMPAIR_DELAYED, "delayed" },
 		{ CHAIN_IMPAIR_LIMITED, "dropped-limit" },
 		{ CHAIN_IMPAIR_CORRUPTED, "corrupted" },
+		{ CHAIN_IMPAIR_CE, "ce-marked" },
 	};
 	const char *sep = "=";
 	bool waits = false;
