@@ -15,6 +15,7 @@ setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1
 SOCK=$WORKDIR/control.sock
 ctl() { "$IPMODCTL" -s "$SOCK" "$@"; }
 fcmp() { awk "BEGIN { exit !($1) }"; }
+not_cmd() { ! "$@" >/dev/null 2>&1; }
 # udp_send DST PORT COUNT TOS INTERVAL: sequence-numbered datagrams from the host, IP_TOS set.
 udp_send() {
 	hx python3 - "$@" <<'PY'
@@ -152,6 +153,24 @@ check "the loss rate is the model's within 0.1 ($got_rate, $ref_rate)" \
 	fcmp "$got_rate - $ref_rate <= 0.1 && $ref_rate - $got_rate <= 0.1"
 check "the mean loss run is the model's within 25 % ($got_mean, $ref_mean), far above Bernoulli's 2" \
 	fcmp "$got_mean >= 0.75 * $ref_mean && $got_mean <= 1.25 * $ref_mean && $ref_mean > 3"
+
+# --- the control socket: add with a table, rules, save ----------------------------------
+check "ipmodctl add takes the new keys, a table file included" \
+	ctl add name=added proto=udp dport=7200 delay=10 jitter=5 distribution="@$DIST" \
+	loss=0.1 loss-ecn=true rate=1mbit overhead=-4 cellsize=48 cell-overhead=5 slot=1,2,3
+spec=$(ctl rules --json | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["rules"]:
+    if r["name"] == "added":
+        print(r["spec"], r.get("ce-marked", "none"))' )
+diag "added: $spec"
+check_eq "ipmodctl rules shows it as given, with a ce-marked counter" "$spec" \
+	"name=added proto=udp dport=7200 delay=10 jitter=5 distribution=@$DIST loss=0.1 loss-ecn=true rate=1mbit overhead=-4 cellsize=48 cell-overhead=5 slot=1,2,3 0"
+check "ipmodctl add refuses a missing table" not_cmd ctl add name=nofile delay=10 jitter=5 distribution=@/nonexistent.dist
+ctl save >"$WORKDIR/saved.rules"
+write_config "$WORKDIR/saved.conf" "$(cat "$WORKDIR/saved.rules")"
+check "ipmodctl save writes rules that read back" hx "$IPMODD" --check-config -c "$WORKDIR/saved.conf"
+check "... with the table and every new key" grep -q "distribution = \"@$DIST\";.*loss-ecn = \"true\";.*slot = \"1,2,3\"" "$WORKDIR/saved.rules"
 
 check "ipmodd still runs" kill -0 "$IPMODD_PID"
 done_testing
