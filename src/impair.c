@@ -243,7 +243,9 @@ uint64_t impair_tabledist(uint64_t mu_ns, uint64_t sigma_ns, uint32_t u, const i
 		return mu_ns;
 	if (!table || !n) {
 		uint64_t span = 2 * sigma_ns;
-		uint64_t off = span <= (UINT64_C(1) << 32) ? u % span : (u * span) >> 32;
+		/* Up to 2^37 ns of span: the product needs more than 64 bits. */
+		uint64_t off = span <= (UINT64_C(1) << 32) ? u % span :
+			       (uint64_t)(((unsigned __int128)u * span) >> 32);
 
 		d = mu + (int64_t)off - sigma;
 		return d > 0 ? (uint64_t)d : 0;
@@ -454,12 +456,14 @@ uint32_t impair_flow_held(struct impair_flow *f, uint64_t now_ns)
 }
 
 /* A uniform slot time, as netem's get_slot_next(): min + (u * (max - min)) >> 32. */
-static void slot_next(struct impair_flow *f, const struct rule_impair *cfg, struct impair_rng *g,
+static void slot_draw(struct impair_flow *f, const struct rule_impair *cfg, struct impair_rng *g,
 		      uint64_t from_ns)
 {
 	uint64_t min = (uint64_t)cfg->slot_min_us * 1000, max = (uint64_t)cfg->slot_max_us * 1000;
 
-	f->slot_next = from_ns + min + (((uint64_t)rand32(g) * (max - min)) >> 32);
+	/* max - min is up to 6e10 ns: the product needs more than 64 bits. */
+	f->slot_next = from_ns + min +
+		       (uint64_t)(((unsigned __int128)rand32(g) * (max - min)) >> 32);
 	f->slot_pkts = cfg->slot_pkts ? cfg->slot_pkts : INT64_MAX;
 	f->slot_bytes = cfg->slot_bytes ? cfg->slot_bytes : INT64_MAX;
 	f->slot_open = true;
@@ -472,12 +476,12 @@ static uint64_t slot_departure(struct impair_flow *f, const struct rule_impair *
 	uint64_t at;
 
 	if (!f->slot_open || f->slot_next < t)
-		slot_next(f, cfg, g, t);
+		slot_draw(f, cfg, g, t);
 	at = f->slot_next;
 	f->slot_pkts--;
 	f->slot_bytes -= (int64_t)len;
 	if (f->slot_pkts <= 0 || f->slot_bytes <= 0)
-		slot_next(f, cfg, g, at);
+		slot_draw(f, cfg, g, at);
 	return at;
 }
 

@@ -364,6 +364,10 @@ static void test_table_delays(void)
 	   impair_tabledist(1000, 8192 + 4096, 0, (const int16_t[]){ -1 }, 1) == 1000 - 1 - 1 &&
 	   impair_tabledist(10, 100000, 0, (const int16_t[]){ -32768 }, 1) == 0,
 	   "tabledist rounds as netem and clamps at 0");
+	ok(impair_tabledist(60000 * MS, 60000 * MS, UINT32_MAX, NULL, 0) < 120000 * MS &&
+	   impair_tabledist(60000 * MS, 60000 * MS, UINT32_MAX, NULL, 0) > 119900 * MS &&
+	   impair_tabledist(60000 * MS, 60000 * MS, 1u << 31, NULL, 0) == 60000 * MS,
+	   "tabledist without a table, jitter 60 s: no overflow");
 	ok(impair_tabledist(50, 10, 7, NULL, 0) == 50 - 10 + 7 &&
 	   impair_tabledist(50, 10, 25, NULL, 0) == 50 - 10 + 5, "tabledist without a table: uniform");
 }
@@ -449,6 +453,25 @@ static void test_slot(void)
 	   gapmax / 1e6);
 	impair_flow_done(&f);
 	rule_free(r);
+
+	/* The widest slots: 0..60 s, no overflow. */
+	r = flow_rule("slot=0.001,60000", &f);
+	if (r) {
+		uint64_t lo = UINT64_MAX, hi = 0;
+
+		for (unsigned int i = 0; i < 200; i++) {
+			uint64_t now = T0 + i * 200000 * MS, d;
+
+			impair_decide(&f, &r->impair, &g, now, 100, &res);
+			d = res.copy[0].at_ns - now;
+			lo = d < lo ? d : lo;
+			hi = d > hi ? d : hi;
+		}
+		ok(lo >= 1000 && hi <= 60000 * MS && hi > 50000 * MS && lo < 10000 * MS,
+		   "slot=0.001,60000: slot times %.3f..%.3f s", lo / 1e9, hi / 1e9);
+		impair_flow_done(&f);
+		rule_free(r);
+	}
 
 	/* Exactly 3 packets (or 250 bytes: 2 of 100) per slot. */
 	for (int k = 0; k < 2; k++) {
