@@ -760,10 +760,76 @@ static void test_vocab_equal(void)
 	ok(wrong == 0, "rule_equal tells %zu rules apart", ARRAY_SIZE(lines));
 }
 
+/* Random rules from pools of the new keys' values mixed with the old ones. */
+static void test_roundtrip_random(void)
+{
+	static char table[160];
+	static const char *pool[][8] = {
+		{ "delay", "50", "0.5", NULL },
+		{ "jitter", "0", "10", "0.25", NULL },
+		{ "distribution", "uniform", "normal", "pareto", "paretonormal", table, NULL },
+		{ "delay-corr", "0", "0.5", "1", NULL },
+		{ "loss", "0.3", "gemodel:0.01,0.3", NULL },
+		{ "loss-corr", "0.25", "0", NULL },
+		{ "loss-ecn", "true", "false", NULL },
+		{ "duplicate", "0.01", NULL },
+		{ "duplicate-corr", "0.5", NULL },
+		{ "reorder", "0.25", "1", NULL },
+		{ "reorder-corr", "0.1", NULL },
+		{ "gap", "1", "5", "1000000", NULL },
+		{ "corrupt", "0.001", NULL },
+		{ "corrupt-corr", "0.75", NULL },
+		{ "rate", "1500kbit", "1gbit", NULL },
+		{ "overhead", "-4096", "0", "14", NULL },
+		{ "cellsize", "48", "1", NULL },
+		{ "cell-overhead", "5", "-3", NULL },
+		{ "slot", "5", "1,2", "0.5,10.25,4", "1,1,0,1500", "7,8,9,10", NULL },
+		{ "limit", "1", "77", NULL },
+	};
+	uint64_t s = 0xdecafbad;
+	unsigned int parsed = 0, tried, failed = 0;
+
+	snprintf(table, sizeof(table), "@%s", tmpfile_with("rt.dist", "# t\n-5 0 5\n"));
+	for (tried = 0; tried < 30000; tried++) {
+		struct rule_kv kv[ARRAY_SIZE(pool)];
+		struct rule *r = NULL, *r2 = NULL, *d;
+		char out[RULE_FORMAT_MAX], out2[RULE_FORMAT_MAX];
+		size_t n = 0, bad;
+
+		for (size_t k = 0; k < ARRAY_SIZE(pool); k++) {
+			size_t nv = 0;
+
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			if ((s >> 60) < 6)
+				continue;
+			while (pool[k][nv + 1])
+				nv++;
+			kv[n].key = pool[k][0];
+			kv[n++].value = pool[k][1 + (s >> 33) % nv];
+		}
+		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
+			continue;
+		parsed++;
+		d = rule_dup(r);
+		if (rule_format(r, out, sizeof(out)) < 0 ||
+		    rule_parse_line(out, &r2, &bad, NULL, 0) < 0 || !rule_equal(r, r2) ||
+		    rule_format(r2, out2, sizeof(out2)) < 0 || strcmp(out, out2) != 0 ||
+		    !d || !rule_equal(r, d)) {
+			if (failed++ < 3)
+				diag("round trip failed: %s", out);
+		}
+		rule_free(d);
+		rule_free(r);
+		rule_free(r2);
+	}
+	ok(parsed > 1000, "random rules with the new keys: %u of %u parse", parsed, tried);
+	ok(failed == 0, "random rules: %u failed the format/parse round trip", failed);
+}
+
 static void cleanup(void)
 {
 	static const char *const names[] = { "small.dist", "bad1.dist", "bad2.dist", "bad3.dist",
-					     "bad4.dist", "a.dist", "c.dist" };
+					     "bad4.dist", "a.dist", "c.dist", "rt.dist" };
 	char p[128];
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
@@ -791,6 +857,7 @@ int main(void)
 	test_vocab_values();
 	test_vocab_bad();
 	test_vocab_equal();
+	test_roundtrip_random();
 	cleanup();
 	return tap_done();
 }
