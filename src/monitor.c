@@ -86,7 +86,8 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 				return r;
 			continue;
 		}
-		if (strcmp(pr->key, "verdict") == 0)
+		/* distribution=@FILE would have the daemon read a file for a trace client. */
+		if (strcmp(pr->key, "verdict") == 0 || strcmp(pr->key, "distribution") == 0)
 			return bad(err, errlen, "%s", only_matches);
 		if (n == ARRAY_SIZE(kv) - 1)
 			return bad(err, errlen, "too many filter keys (at most %d)", RULE_KV_MAX - 1);

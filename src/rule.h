@@ -12,7 +12,7 @@
 
 #define RULE_NAME_MAX 32	/* including the terminating NUL */
 #define RULE_KV_MAX 32		/* keys in one rule */
-#define RULE_FORMAT_MAX 1024	/* rule_format() of any rule fits */
+#define RULE_FORMAT_MAX 1536	/* rule_format() of any rule fits (a table path included) */
 
 struct rule;
 

@@ -826,6 +826,47 @@ static void test_roundtrip_random(void)
 	ok(failed == 0, "random rules: %u failed the format/parse round trip", failed);
 }
 
+/* The longest rule of 32 keys, a 255-character table path among them, fits RULE_FORMAT_MAX. */
+static void test_format_max(void)
+{
+	char path[256], line[2048], out[RULE_FORMAT_MAX];
+	struct rule *r;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/", tmpdir);
+	while (strlen(path) < sizeof(path) - 1)
+		strcat(path, "x");
+	{
+		FILE *f = fopen(path, "w");
+
+		if (f) {
+			fputs("1\n", f);
+			fclose(f);
+		}
+	}
+	snprintf(line, sizeof(line),
+		 "name=abcdefghijklmnopqrstuvwxyz01234 proto=tcp "
+		 "src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 "
+		 "dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 "
+		 "dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr "
+		 "length=65534-65535 probability=0.33333333333333331 "
+		 "set-ecn=not-ect clamp-mss=65535 verdict=reject reject-with=admin-prohibited "
+		 "delay=59999.999 jitter=59999.999 distribution=@%s "
+		 "delay-corr=0.33333333333333331 "
+		 "loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "
+		 "loss-ecn=true duplicate=0.33333333333333331 duplicate-corr=0.33333333333333331 "
+		 "reorder=0.33333333333333331 reorder-corr=0.33333333333333331 "
+		 "corrupt=0.33333333333333331 corrupt-corr=0.33333333333333331 "
+		 "rate=99999999999bit overhead=-4096 cellsize=65535 cell-overhead=-4096 "
+		 "slot=59999.999,60000,1000000,1073741824", path);
+	r = rule_of(line);
+	n = r ? rule_format(r, out, sizeof(out)) : -1;
+	ok(n > 0 && n < RULE_FORMAT_MAX, "the longest rule with the new keys takes %d of %d bytes",
+	   n, RULE_FORMAT_MAX);
+	rule_free(r);
+	unlink(path);
+}
+
 static void cleanup(void)
 {
 	static const char *const names[] = { "small.dist", "bad1.dist", "bad2.dist", "bad3.dist",
@@ -858,6 +899,7 @@ int main(void)
 	test_vocab_bad();
 	test_vocab_equal();
 	test_roundtrip_random();
+	test_format_max();
 	cleanup();
 	return tap_done();
 }
