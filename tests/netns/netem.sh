@@ -84,9 +84,17 @@ check "most datagrams share a burst ($in_burst of 59 gaps under 1 ms)" test "$in
 
 # --- loss-ecn: ECT marked, not-ECT lost -----------------------------------------------
 check "tcpdump listens for the ECN datagrams" pcap_start ecn "$PEER_NS" veth0 udp dst portrange 7102-7103
+"$IPMODCTL" -s "$SOCK" trace rule=marking >"$WORKDIR/trace.txt" 2>&1 &
+trace_pid=$!
+sleep 0.3
 udp_send "$PEER4" 7102 300 2 0.001
 udp_send "$PEER4" 7103 300 0 0.001
 pcap_stop ecn
+kill "$trace_pid" 2>/dev/null
+wait "$trace_pid" 2>/dev/null
+diag "a trace line: $(grep -m1 ce-marked "$WORKDIR/trace.txt")"
+check "the trace shows the marks (impair=ce-marked)" grep -q ' rule=marking .* impair=ce-marked' "$WORKDIR/trace.txt"
+check "... and the losses (impair=lost)" grep -q ' rule=marking .* impair=lost' "$WORKDIR/trace.txt"
 ect_in=$(pcap_count "$WORKDIR/ecn.pcap" "udp.dstport == 7102")
 ce_in=$(pcap_count "$WORKDIR/ecn.pcap" "udp.dstport == 7102 && ip.dsfield.ecn == 3")
 ect0_in=$(pcap_count "$WORKDIR/ecn.pcap" "udp.dstport == 7102 && ip.dsfield.ecn == 2")
