@@ -97,7 +97,7 @@ static void runs_add(struct runs *r, bool e)
 static void test_loss_corr(void)
 {
 	const double p = 0.1, rho = 0.5;
-	const unsigned int N = 400000, NREF = 4000000;
+	const unsigned int N = 2000000, NREF = 20000000;
 	struct ref_crnd rc = { rho, ref_u32() };
 	struct runs ref = { 0 }, got = { 0 };
 	struct impair_flow f;
@@ -145,6 +145,16 @@ static void test_loss_corr(void)
 		   fabs((double)f.cnt.corrupted / N - ref_rate) <= 0.15 * ref_rate,
 		   "duplicate-corr, corrupt-corr: %.5f and %.5f, netem's model %.5f",
 		   (double)f.cnt.duplicated / N, (double)f.cnt.corrupted / N, ref_rate);
+		impair_flow_done(&f);
+		rule_free(r);
+	}
+	r = flow_rule("delay=10 reorder=0.1 reorder-corr=0.5 limit=100000", &f);
+	if (r) {
+		impair_rng_seed(&g, 13);
+		for (unsigned int i = 0; i < N; i++)
+			impair_decide(&f, &r->impair, &g, T0 + i * 100 * MS, 100, &res);
+		ok(fabs((double)f.cnt.reordered / N - ref_rate) <= 0.15 * ref_rate,
+		   "reorder-corr: %.5f, netem's model %.5f", (double)f.cnt.reordered / N, ref_rate);
 		impair_flow_done(&f);
 		rule_free(r);
 	}
