@@ -114,7 +114,7 @@ check_eq "dropped-loss counts the lost not-ECT ones" "$(rule_counter marking dro
 
 # --- distribution=@file: RTT quantiles follow the table ---------------------------------
 base=$(hx ping -c 20 -i 0.02 -W 1 198.18.1.1 | sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-hx ping -c 400 -i 0.01 -W 2 198.18.1.7 | sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' >"$WORKDIR/table.rtt"
+hx ping -c 1000 -i 0.005 -W 2 198.18.1.7 | sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' >"$WORKDIR/table.rtt"
 quant=$(python3 - "$DIST" "$WORKDIR/table.rtt" "$base" <<'PY'
 import sys
 t = sorted(int(x) for l in open(sys.argv[1]) if not l.startswith("#") for x in l.split())
@@ -130,14 +130,14 @@ PY
 )
 read -r n_rtt h10 w10 h50 w50 h90 w90 <<<"$quant"
 diag "delay=50 jitter=10 distribution=@$DIST over $n_rtt pings (base $base ms): p10 $h10 (table $w10), p50 $h50 ($w50), p90 $h90 ($w90) ms"
-check "at least 390 of 400 pings answered ($n_rtt)" test "${n_rtt:-0}" -ge 390
+check "at least 990 of 1000 pings answered ($n_rtt)" test "${n_rtt:-0}" -ge 990
 check "p10, p50, p90 of the RTT within 2.5 ms of the table's" \
 	fcmp "${h10:-0} - ${w10:-99} <= 2.5 && ${w10:-99} - ${h10:-0} <= 2.5 && ${h50:-0} - ${w50:-99} <= 2.5 && ${w50:-99} - ${h50:-0} <= 2.5 && ${h90:-0} - ${w90:-99} <= 2.5 && ${w90:-99} - ${h90:-0} <= 2.5"
 check "the spread is the table's, not uniform's (p90 - p10 $h10..$h90 ms)" \
 	fcmp "${h90:-0} - ${h10:-0} >= 20 && ${h90:-0} - ${h10:-0} <= 30"
 
 # --- loss-corr: loss runs as netem's model has them --------------------------------------
-hx ping -c 5000 -i 0.001 -W 1 198.18.1.8 | sed -n 's/.*icmp_seq=\([0-9]*\) .*/\1/p' >"$WORKDIR/bursty.seq"
+hx ping -c 10000 -i 0.001 -W 1 198.18.1.8 | sed -n 's/.*icmp_seq=\([0-9]*\) .*/\1/p' >"$WORKDIR/bursty.seq"
 read -r got_rate got_mean ref_rate ref_mean <<<"$(python3 - "$WORKDIR/bursty.seq" <<'PY'
 import random, sys
 got = set(int(x) for x in open(sys.argv[1]))
@@ -145,7 +145,7 @@ def runs(lost):
     n = sum(lost)
     r = sum(1 for i, l in enumerate(lost) if l and (i == 0 or not lost[i - 1]))
     return n / len(lost), n / max(r, 1)
-g = runs([s not in got for s in range(1, 5001)])
+g = runs([s not in got for s in range(1, 10001)])
 # netem: value = (1 - rho) u + rho last over 32-bit uniforms; lost when P >= value.
 random.seed(3)
 rho, p, last, lost = 0.9, 0.5 * 4294967295, random.random() * 2**32, []
@@ -156,7 +156,7 @@ m = runs(lost)
 print("%.4f %.3f %.4f %.3f" % (g[0], g[1], m[0], m[1]))
 PY
 )"
-diag "loss=0.5 loss-corr=0.9 on 5000 pings: lost $got_rate in runs of $got_mean; netem's model $ref_rate in runs of $ref_mean (Bernoulli: runs of 2)"
+diag "loss=0.5 loss-corr=0.9 on 10000 pings: lost $got_rate in runs of $got_mean; netem's model $ref_rate in runs of $ref_mean (Bernoulli: runs of 2)"
 check "the loss rate is the model's within 0.1 ($got_rate, $ref_rate)" \
 	fcmp "$got_rate - $ref_rate <= 0.1 && $ref_rate - $got_rate <= 0.1"
 check "the mean loss run is the model's within 25 % ($got_mean, $ref_mean), far above Bernoulli's 2" \

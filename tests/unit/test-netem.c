@@ -324,7 +324,10 @@ static void check_quantiles(const char *line, const int16_t *t, uint32_t n, doub
 		ok(0, "parse %s", line);
 		return;
 	}
-	impair_rng_seed(&g, 31);
+	static uint64_t seed = 31;
+
+	/* Another seed for each table: the same draws would repeat one error in all. */
+	impair_rng_seed(&g, seed++);
 	for (unsigned int i = 0; i < N; i++) {
 		impair_decide(&f, &r->impair, &g, T0 + i * 1000000000ULL, 100, &res);
 		d[i] = res.copy[0].at_ns - (T0 + i * 1000000000ULL);
