@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "netem-tables.h"
 #include "rule.h"
@@ -820,8 +823,9 @@ static int load_table(struct parser *ps, const char *path)
 	_cleanup_(freep) char *buf = NULL;
 	_cleanup_(freep) struct rule_table *t = NULL;
 	size_t len = 0, line = 1;
-	FILE *f;
+	struct stat st;
 	char *p;
+	int fd;
 
 	if (path[0] != '/' || strlen(path) >= sizeof(t->path) || strpbrk(path, " \t\n\"'\\"))
 		return fail(ps, K_DISTRIBUTION, "a file must be @/absolute/path (no spaces or quotes, "
@@ -830,15 +834,30 @@ static int load_table(struct parser *ps, const char *path)
 	t = calloc(1, sizeof(*t) + RULE_TABLE_MAX * sizeof(t->v[0]));
 	if (!buf || !t)
 		return -ENOMEM;
-	f = fopen(path, "re");
-	if (!f)
+	/* Never block: a FIFO or a terminal would hang the daemon. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
 		return fail(ps, K_DISTRIBUTION, "%s", strerror(errno));
-	len = fread(buf, 1, RULE_TABLE_FILE_MAX + 1, f);
-	if (ferror(f)) {
-		fclose(f);
-		return fail(ps, K_DISTRIBUTION, "read error");
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(ps, K_DISTRIBUTION, "not a regular file");
 	}
-	fclose(f);
+	while (len <= RULE_TABLE_FILE_MAX) {
+		ssize_t n = read(fd, buf + len, RULE_TABLE_FILE_MAX + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			return fail(ps, K_DISTRIBUTION, "%s", strerror(e));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
 	if (len > RULE_TABLE_FILE_MAX)
 		return fail(ps, K_DISTRIBUTION, "file above %u bytes", RULE_TABLE_FILE_MAX);
 	buf[len] = '\0';

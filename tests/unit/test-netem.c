@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "impair.h"
@@ -655,7 +656,7 @@ static void test_vocab_bad(void)
 	char big[64 * 1024], l[24][400];
 	const char *p;
 	size_t n = 0;
-	struct rule_refusal forms[40];
+	struct rule_refusal forms[48];
 
 	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 delay-corr=1.5", 2, "delay-corr: '1.5': out of range 0-1" }; n++;
 	forms[n] = (struct rule_refusal){ "delay=5 delay-corr=0.5", 1, "delay-corr: '0.5': needs jitter" }; n++;
@@ -690,6 +691,10 @@ static void test_vocab_bad(void)
 	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 distribution=@/nonexistent/x.dist", 2,
 					  "distribution: '@/nonexistent/x.dist': No such file or directory" }; n++;
 	forms[n] = (struct rule_refusal){ "delay=5 distribution=pareto", 1, "distribution: 'pareto': needs jitter" }; n++;
+	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 distribution=@/dev/zero", 2,
+					  "distribution: '@/dev/zero': not a regular file" }; n++;
+	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 distribution=@/tmp", 2,
+					  "distribution: '@/tmp': not a regular file" }; n++;
 
 	p = tmpfile_with("bad1.dist", "# ok\n1 2 3\n4 five 6\n");
 	snprintf(l[0], sizeof(l[0]), "delay=5 jitter=1 distribution=@%s", p);
@@ -707,6 +712,20 @@ static void test_vocab_bad(void)
 	snprintf(l[3], sizeof(l[3]), "delay=5 jitter=1 distribution=@%s", p);
 	forms[n++] = (struct rule_refusal){ l[3], 2, "distribution:" };
 	rule_check_refusals(forms, n);
+
+	/* A FIFO is refused at once, not read (it would block). */
+	{
+		char fifo[128], line[300];
+		struct rule *r = NULL;
+		char err[512] = "";
+		size_t bad;
+
+		snprintf(fifo, sizeof(fifo), "%s/fifo.dist", tmpdir);
+		snprintf(line, sizeof(line), "delay=5 jitter=1 distribution=@%s", fifo);
+		ok(mkfifo(fifo, 0600) == 0 && rule_parse_line(line, &r, &bad, err, sizeof(err)) < 0 &&
+		   strstr(err, "not a regular file"), "a FIFO: %s", err);
+		unlink(fifo);
+	}
 
 	/* The messages of the files name the line. */
 	{
