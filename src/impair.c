@@ -540,8 +540,9 @@ void impair_decide_ecn(struct impair_flow *f, const struct rule_impair *cfg, str
 		f->cnt.duplicated++;
 	}
 	if (cfg->flags & RULE_I_LOSS) {
+		bool corr = cfg->xflags & RULE_IX_LOSS_CORR;
 		bool lost = cfg->loss_ge ? impair_ge_lose(&f->ge, g) :
-			    flow_chance(&f->loss_cor, g, cfg->loss, cfg->xflags & RULE_IX_LOSS_CORR);
+			    flow_chance(&f->loss_cor, g, cfg->loss, corr);
 
 		if (lost && (cfg->xflags & RULE_IX_LOSS_ECN) && (ecn & 3)) {
 			ret->ce = true;

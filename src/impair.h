@@ -93,8 +93,8 @@ bool impair_ge_lose(struct impair_ge *ge, struct impair_rng *g);
  * spread shrinks, so "P >= value" (netem's test for loss, duplicate and
  * corrupt) is no longer true with probability P: for P below 1/2 the event
  * gets much rarer as rho grows (loss=0.1 loss-corr=0.5 loses about 0.11 %,
- * not 10 %), and its runs are only mildly longer (1.13 packets on average).  ipmodd keeps netem's model,
- * not the naive one.
+ * not 10 %), and its runs are only mildly longer (1.13 packets on average).
+ * ipmodd keeps netem's model, not the naive one.
  */
 struct impair_crnd {
 	uint32_t rho, last;

@@ -792,8 +792,8 @@ static int parse_slot(struct parser *ps)
 	if (r == 0 && f[3])
 		r = parse_uint(f[3], RULE_SLOT_BYTES_MAX, &by);
 	if (r == -ERANGE)
-		return fail(ps, K_SLOT, "PACKETS 0-%u, BYTES 0-%u (0: no bound)", RULE_SLOT_PKTS_MAX,
-			    RULE_SLOT_BYTES_MAX);
+		return fail(ps, K_SLOT, "PACKETS 0-%u, BYTES 0-%u (0: no bound)",
+			    RULE_SLOT_PKTS_MAX, RULE_SLOT_BYTES_MAX);
 	if (r < 0)
 		goto bad;
 	im->slot_pkts = (uint32_t)pk;
@@ -828,8 +828,9 @@ static int load_table(struct parser *ps, const char *path)
 	int fd;
 
 	if (path[0] != '/' || strlen(path) >= sizeof(t->path) || strpbrk(path, " \t\n\"'\\"))
-		return fail(ps, K_DISTRIBUTION, "a file must be @/absolute/path (no spaces or quotes, "
-				"at most %zu characters)", sizeof(t->path) - 1);
+		return fail(ps, K_DISTRIBUTION,
+			    "a file must be @/absolute/path (no spaces or quotes, "
+			    "at most %zu characters)", sizeof(t->path) - 1);
 	buf = malloc(RULE_TABLE_FILE_MAX + 1);
 	t = calloc(1, sizeof(*t) + RULE_TABLE_MAX * sizeof(t->v[0]));
 	if (!buf || !t)
@@ -885,7 +886,8 @@ static int load_table(struct parser *ps, const char *path)
 		if (end == p || (*end && !isspace((unsigned char)*end) && *end != '#'))
 			return fail(ps, K_DISTRIBUTION, "line %zu: not an integer", line);
 		if (errno == ERANGE || v < INT16_MIN || v > INT16_MAX)
-			return fail(ps, K_DISTRIBUTION, "line %zu: out of range -32768-32767", line);
+			return fail(ps, K_DISTRIBUTION, "line %zu: out of range -32768-32767",
+				    line);
 		if (t->n == RULE_TABLE_MAX)
 			return fail(ps, K_DISTRIBUTION, "line %zu: more than %u values", line,
 				    RULE_TABLE_MAX);
@@ -1365,8 +1367,10 @@ struct rule *rule_dup(const struct rule *r)
 
 void rule_ref_tables(const struct rule *r)
 {
-	if (r->impair.table)
-		__atomic_add_fetch(&((struct rule_table *)r->impair.table)->refs, 1, __ATOMIC_RELAXED);
+	struct rule_table *t = (struct rule_table *)r->impair.table;
+
+	if (t)
+		__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
 }
 
 void rule_unref_tables(const struct rule *r)

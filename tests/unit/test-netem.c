@@ -383,7 +383,8 @@ static void test_table_delays(void)
 	   impair_tabledist(60000 * MS, 60000 * MS, 1u << 31, NULL, 0) == 60000 * MS,
 	   "tabledist without a table, jitter 60 s: no overflow");
 	ok(impair_tabledist(50, 10, 7, NULL, 0) == 50 - 10 + 7 &&
-	   impair_tabledist(50, 10, 25, NULL, 0) == 50 - 10 + 5, "tabledist without a table: uniform");
+	   impair_tabledist(50, 10, 25, NULL, 0) == 50 - 10 + 5,
+	   "tabledist without a table: uniform");
 }
 
 /* ---- gap, slot, cost, ecn ---------------------------------------------------------- */
@@ -651,50 +652,49 @@ static void test_vocab_values(void)
 	rule_free(r);
 }
 
+static const struct rule_refusal fixed_forms[] = {
+	{ "delay=5 jitter=1 delay-corr=1.5", 2, "delay-corr: '1.5': out of range 0-1" },
+	{ "delay=5 delay-corr=0.5", 1, "delay-corr: '0.5': needs jitter" },
+	{ "delay=5 jitter=1 distribution=normal delay-corr=0.5", 3,
+	  "delay-corr: '0.5': not with distribution=normal" },
+	{ "loss-corr=0.5", 0, "loss-corr: '0.5': needs loss=P" },
+	{ "loss=gemodel:0.1,0.2 loss-corr=0.5", 1, "loss-corr: '0.5': needs loss=P (not gemodel)" },
+	{ "loss-ecn=true", 0, "loss-ecn: 'true': needs loss" },
+	{ "loss=0.1 loss-ecn=yes", 1, "loss-ecn: 'yes': must be true or false" },
+	{ "duplicate-corr=0.1", 0, "duplicate-corr: '0.1': needs duplicate" },
+	{ "corrupt-corr=0.1", 0, "corrupt-corr: '0.1': needs corrupt" },
+	{ "delay=5 reorder-corr=0.1", 1, "reorder-corr: '0.1': needs reorder" },
+	{ "delay=5 gap=3", 1, "gap: '3': needs reorder" },
+	{ "delay=5 reorder=0.1 gap=0", 2, "gap: '0': out of range 1-1000000" },
+	{ "overhead=10", 0, "overhead: '10': needs rate in bits" },
+	{ "rate=100pps overhead=10", 1, "overhead: '10': needs rate in bits" },
+	{ "rate=1mbit overhead=4097", 1, "overhead: '4097': out of range -4096-4096" },
+	{ "rate=1mbit overhead=x", 1, "overhead: 'x': not a number" },
+	{ "rate=1mbit cell-overhead=5", 1, "cell-overhead: '5': needs cellsize" },
+	{ "rate=1mbit cellsize=0", 1, "cellsize: '0': out of range 1-65535" },
+	{ "slot=0", 0, "slot: '0': needs a slot time above 0" },
+	{ "slot=10,5", 0, "slot: '10,5': MAX below MIN" },
+	{ "slot=1,2,3,4,5", 0, "slot: '1,2,3,4,5': must be MIN[,MAX" },
+	{ "slot=1,,3", 0, "slot: '1,,3': not a number of milliseconds" },
+	{ "slot=1,2,x", 0, "slot: '1,2,x': must be MIN[,MAX" },
+	{ "slot=1,2,1000001", 0, "slot: '1,2,1000001': PACKETS 0-1000000" },
+	{ "slot=70000", 0, "slot: '70000': out of range 0-60000 ms" },
+	{ "delay=5 jitter=1 distribution=@relative.dist", 2,
+	  "distribution: '@relative.dist': a file must be @/absolute/path" },
+	{ "delay=5 jitter=1 distribution=@/nonexistent/x.dist", 2,
+	  "distribution: '@/nonexistent/x.dist': No such file or directory" },
+	{ "delay=5 distribution=pareto", 1, "distribution: 'pareto': needs jitter" },
+	{ "delay=5 jitter=1 distribution=@/dev/zero", 2,
+	  "distribution: '@/dev/zero': not a regular file" },
+	{ "delay=5 jitter=1 distribution=@/tmp", 2, "distribution: '@/tmp': not a regular file" },
+};
+
 static void test_vocab_bad(void)
 {
 	char big[64 * 1024], l[24][400];
 	const char *p;
 	size_t n = 0;
-	struct rule_refusal forms[48];
-
-	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 delay-corr=1.5", 2, "delay-corr: '1.5': out of range 0-1" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 delay-corr=0.5", 1, "delay-corr: '0.5': needs jitter" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 distribution=normal delay-corr=0.5", 3,
-					  "delay-corr: '0.5': not with distribution=normal" }; n++;
-	forms[n] = (struct rule_refusal){ "loss-corr=0.5", 0, "loss-corr: '0.5': needs loss=P" }; n++;
-	forms[n] = (struct rule_refusal){ "loss=gemodel:0.1,0.2 loss-corr=0.5", 1,
-					  "loss-corr: '0.5': needs loss=P (not gemodel)" }; n++;
-	forms[n] = (struct rule_refusal){ "loss-ecn=true", 0, "loss-ecn: 'true': needs loss" }; n++;
-	forms[n] = (struct rule_refusal){ "loss=0.1 loss-ecn=yes", 1,
-					  "loss-ecn: 'yes': must be true or false" }; n++;
-	forms[n] = (struct rule_refusal){ "duplicate-corr=0.1", 0, "duplicate-corr: '0.1': needs duplicate" }; n++;
-	forms[n] = (struct rule_refusal){ "corrupt-corr=0.1", 0, "corrupt-corr: '0.1': needs corrupt" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 reorder-corr=0.1", 1, "reorder-corr: '0.1': needs reorder" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 gap=3", 1, "gap: '3': needs reorder" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 reorder=0.1 gap=0", 2, "gap: '0': out of range 1-1000000" }; n++;
-	forms[n] = (struct rule_refusal){ "overhead=10", 0, "overhead: '10': needs rate in bits" }; n++;
-	forms[n] = (struct rule_refusal){ "rate=100pps overhead=10", 1, "overhead: '10': needs rate in bits" }; n++;
-	forms[n] = (struct rule_refusal){ "rate=1mbit overhead=4097", 1, "overhead: '4097': out of range -4096-4096" }; n++;
-	forms[n] = (struct rule_refusal){ "rate=1mbit overhead=x", 1, "overhead: 'x': not a number" }; n++;
-	forms[n] = (struct rule_refusal){ "rate=1mbit cell-overhead=5", 1, "cell-overhead: '5': needs cellsize" }; n++;
-	forms[n] = (struct rule_refusal){ "rate=1mbit cellsize=0", 1, "cellsize: '0': out of range 1-65535" }; n++;
-	forms[n] = (struct rule_refusal){ "slot=0", 0, "slot: '0': needs a slot time above 0" }; n++;
-	forms[n] = (struct rule_refusal){ "slot=10,5", 0, "slot: '10,5': MAX below MIN" }; n++;
-	forms[n] = (struct rule_refusal){ "slot=1,2,3,4,5", 0, "slot: '1,2,3,4,5': must be MIN[,MAX" }; n++;
-	forms[n] = (struct rule_refusal){ "slot=1,,3", 0, "slot: '1,,3': not a number of milliseconds" }; n++;
-	forms[n] = (struct rule_refusal){ "slot=1,2,x", 0, "slot: '1,2,x': must be MIN[,MAX" }; n++;
-	forms[n] = (struct rule_refusal){ "slot=1,2,1000001", 0, "slot: '1,2,1000001': PACKETS 0-1000000" }; n++;
-	forms[n] = (struct rule_refusal){ "slot=70000", 0, "slot: '70000': out of range 0-60000 ms" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 distribution=@relative.dist", 2,
-					  "distribution: '@relative.dist': a file must be @/absolute/path" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 distribution=@/nonexistent/x.dist", 2,
-					  "distribution: '@/nonexistent/x.dist': No such file or directory" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 distribution=pareto", 1, "distribution: 'pareto': needs jitter" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 distribution=@/dev/zero", 2,
-					  "distribution: '@/dev/zero': not a regular file" }; n++;
-	forms[n] = (struct rule_refusal){ "delay=5 jitter=1 distribution=@/tmp", 2,
-					  "distribution: '@/tmp': not a regular file" }; n++;
+	struct rule_refusal forms[8];
 
 	p = tmpfile_with("bad1.dist", "# ok\n1 2 3\n4 five 6\n");
 	snprintf(l[0], sizeof(l[0]), "delay=5 jitter=1 distribution=@%s", p);
@@ -711,6 +711,7 @@ static void test_vocab_bad(void)
 	p = tmpfile_with("bad4.dist", big);
 	snprintf(l[3], sizeof(l[3]), "delay=5 jitter=1 distribution=@%s", p);
 	forms[n++] = (struct rule_refusal){ l[3], 2, "distribution:" };
+	rule_check_refusals(fixed_forms, ARRAY_SIZE(fixed_forms));
 	rule_check_refusals(forms, n);
 
 	/* A FIFO is refused at once, not read (it would block). */
