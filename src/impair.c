@@ -557,19 +557,21 @@ void impair_decide_ecn(struct impair_flow *f, const struct rule_impair *cfg, str
 
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t at = now_ns;
+		bool reordered = (cfg->flags & RULE_I_REORDER) && flow_reorder(f, cfg, g);
 
-		if ((cfg->flags & RULE_I_REORDER) && flow_reorder(f, cfg, g)) {
+		if (reordered)
 			f->cnt.reordered++;
-		} else if (holds) {
+		/* A reordered copy skips rate and delay, not the slots (as in netem). */
+		if (holds && (!reordered || (cfg->flags & RULE_I_SLOT))) {
 			if (f->nheld >= f->limit) {
 				f->cnt.dropped_limit++;
 				continue;
 			}
-			if (cfg->flags & RULE_I_RATE)
+			if (!reordered && (cfg->flags & RULE_I_RATE))
 				at = impair_shaper_departure(&f->shaper, now_ns,
 					impair_wire_len(len, cfg->overhead, cfg->cellsize,
 							cfg->cell_overhead));
-			if (cfg->flags & RULE_I_DELAY)
+			if (!reordered && (cfg->flags & RULE_I_DELAY))
 				at += flow_delay(f, cfg, g);
 			if (cfg->flags & RULE_I_SLOT)
 				at = slot_departure(f, cfg, g, at, len);

@@ -269,7 +269,8 @@ struct impair_result {
  * at t + a uniform slot time (netem's get_slot_next()); each slot releases
  * up to its packets and bytes, then the next opens a uniform slot time
  * later.  Copies take slots in the order they are decided (netem: the order
- * they are due).
+ * they are due).  A reordered copy skips rate and delay but waits for its
+ * slot like the others (it is then counted reordered and delayed).
  * Draws happen only for keys the rule has: one for duplicate, one or two
  * for loss, per copy one for reorder plus the delay's, one for corrupt.
  * Copies are listed in order; copy 0 is the original.  A flow that was not

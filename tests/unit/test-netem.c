@@ -414,6 +414,16 @@ static void test_gap(void)
 	   at_once, wrong);
 	impair_flow_done(&f);
 	rule_free(r);
+
+	/* With slots a reordered packet skips the delay but waits for a slot. */
+	r = flow_rule("delay=10 reorder=1 slot=3", &f);
+	if (r) {
+		impair_decide(&f, &r->impair, &g, T0, 100, &res);
+		ok(res.n == 1 && res.copy[0].at_ns == T0 + 3 * MS && f.cnt.reordered == 1 &&
+		   f.cnt.delayed == 1, "reorder=1 slot=3: at the slot 3 ms on, not 10 ms");
+		impair_flow_done(&f);
+		rule_free(r);
+	}
 }
 
 static void test_slot(void)
