@@ -112,6 +112,27 @@ check_eq "no bad IPv4 or UDP checksum on the peer" "$bad" 0
 check_eq "ce-marked counts the CE marks the peer saw" "$(rule_counter marking ce-marked)" "$ce_in"
 check_eq "dropped-loss counts the lost not-ECT ones" "$(rule_counter marking dropped-loss)" "$((300 - plain_in))"
 
+# IPv6: ECT(1) in the traffic class.
+check "tcpdump listens for the IPv6 ECN datagrams" pcap_start ecn6 "$PEER_NS" veth0 ip6 and udp dst port 7102
+hx python3 - "$PEER6" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0xb8 | 1)
+for i in range(200):
+    s.sendto(("seq=%06d " % i).encode().ljust(100, b"x"), (sys.argv[1], 7102))
+    time.sleep(0.001)
+PY
+pcap_stop ecn6
+in6=$(pcap_count "$WORKDIR/ecn6.pcap" "udp.dstport == 7102")
+ce6=$(pcap_count "$WORKDIR/ecn6.pcap" "udp.dstport == 7102 && ipv6.tclass.ecn == 3 && ipv6.tclass.dscp == 46")
+ect1_6=$(pcap_count "$WORKDIR/ecn6.pcap" "udp.dstport == 7102 && ipv6.tclass.ecn == 1 && ipv6.tclass.dscp == 46")
+bad6=$(pcap_bad_checksums "$WORKDIR/ecn6.pcap")
+diag "IPv6 ECT(1), DSCP EF: $in6 of 200 arrived, $ce6 CE, $ect1_6 ECT(1)"
+check_eq "every IPv6 ECT(1) datagram arrived" "$in6" 200
+check "about half CE in the traffic class, DSCP EF kept ($ce6, $ect1_6)" \
+	test "$ce6" -ge 60 -a "$ce6" -le 140 -a "$((ce6 + ect1_6))" -eq 200
+check_eq "no bad UDP checksum over IPv6" "$bad6" 0
+
 # --- distribution=@file: RTT quantiles follow the table ---------------------------------
 base=$(hx ping -c 20 -i 0.02 -W 1 198.18.1.1 | sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 hx ping -c 1000 -i 0.005 -W 2 198.18.1.7 | sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' >"$WORKDIR/table.rtt"
