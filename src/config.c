@@ -26,8 +26,8 @@
 #define RUNDIR "/run"
 #endif
 
-/* Far above any real rule set (CONFIG_RULES_MAX short rules fit in 2 MiB). */
-#define CONFIG_FILE_MAX (16u << 20)
+/* Far above any real rule set (CONFIG_RULES_MAX short rules fit in 2 MiB), and room for the save output below. */
+#define CONFIG_FILE_MAX (32u << 20)
 /*
  * "ipmodctl save" of the longest live chain fits: per rule its spec
  * (rule_format(), at most RULE_FORMAT_MAX) turned into a group, which adds

@@ -191,6 +191,7 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		ctl_reply_add_u64(reply, "duplicated", ic.duplicated);
 		ctl_reply_add_u64(reply, "reordered", ic.reordered);
 		ctl_reply_add_u64(reply, "corrupted", ic.corrupted);
+		ctl_reply_add_u64(reply, "ce-marked", ic.ce_marked);
 	}
 	return 0;
 }
