@@ -406,6 +406,27 @@ static void held_push(struct impair_flow *f, uint64_t t)
 	f->held[i] = t;
 }
 
+#define HELD_CAP_MIN 16
+
+/* Room for one more held departure: 0, or -ENOMEM (the copy is then dropped as over the limit). */
+static int held_reserve(struct impair_flow *f)
+{
+	uint64_t *h;
+	uint32_t cap;
+
+	if (f->nheld < f->cap)
+		return 0;
+	cap = f->cap < f->limit / 2 ? f->cap * 2 : f->limit;
+	if (cap <= f->nheld)
+		return -ENOMEM;
+	h = realloc(f->held, (size_t)cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	f->held = h;
+	f->cap = cap;
+	return 0;
+}
+
 static void held_expire(struct impair_flow *f, uint64_t now_ns)
 {
 	while (f->nheld && f->held[0] <= now_ns) {
@@ -434,7 +455,8 @@ int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg)
 	if (cfg->flags & (RULE_I_DELAY | RULE_I_RATE | RULE_I_SLOT)) {
 		if (cfg->limit == 0 || cfg->limit > RULE_LIMIT_MAX)
 			return -EINVAL;
-		f->held = calloc(cfg->limit, sizeof(*f->held));
+		f->cap = cfg->limit < HELD_CAP_MIN ? cfg->limit : HELD_CAP_MIN;
+		f->held = calloc(f->cap, sizeof(*f->held));
 		if (!f->held)
 			return -ENOMEM;
 		f->limit = cfg->limit;
@@ -446,7 +468,7 @@ void impair_flow_done(struct impair_flow *f)
 {
 	free(f->held);
 	f->held = NULL;
-	f->nheld = f->limit = 0;
+	f->nheld = f->cap = f->limit = 0;
 }
 
 uint32_t impair_flow_held(struct impair_flow *f, uint64_t now_ns)
@@ -563,7 +585,7 @@ void impair_decide_ecn(struct impair_flow *f, const struct rule_impair *cfg, str
 			f->cnt.reordered++;
 		/* A reordered copy skips rate and delay, not the slots (as in netem). */
 		if (holds && (!reordered || (cfg->flags & RULE_I_SLOT))) {
-			if (f->nheld >= f->limit) {
+			if (f->nheld >= f->limit || held_reserve(f) < 0) {
 				f->cnt.dropped_limit++;
 				continue;
 			}

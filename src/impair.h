@@ -210,8 +210,8 @@ struct impair_counters {
 struct impair_flow {
 	struct impair_ge ge;
 	struct impair_shaper shaper;
-	uint64_t *held;		/* min-heap of departure times */
-	uint32_t nheld, limit;
+	uint64_t *held;		/* min-heap of departure times, grown up to limit */
+	uint32_t nheld, cap, limit;
 	struct impair_counters cnt;
 	/* netem's correlated generators, for the keys with a -corr */
 	struct impair_crnd delay_cor, loss_cor, dup_cor, corrupt_cor, reorder_cor;
@@ -221,7 +221,12 @@ struct impair_flow {
 	bool slot_open;		/* a slot was drawn */
 };
 
-/* For a rule with rule_impairs(); -ENOMEM, or -EINVAL for a bad cfg.  Frees nothing on failure. */
+/*
+ * For a rule with rule_impairs(); -ENOMEM, or -EINVAL for a bad cfg.  Frees
+ * nothing on failure.  The heap of held departures starts small and doubles
+ * as copies are held, up to cfg->limit: a chain of many rules with a large
+ * limit costs memory only for what its rules hold.
+ */
 int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg);
 void impair_flow_done(struct impair_flow *f);
 /* Copies held at now_ns (departure after now_ns). */

@@ -507,6 +507,28 @@ static void test_decide(void)
 	impair_flow_done(&f);
 	rule_free(r);
 
+	/* A large limit costs only what is held: the heap grows by doubling, up to the limit. */
+	r = flow_rule("delay=10 limit=100000", &f);
+	ok(f.cap <= 16 && f.limit == 100000, "limit=100000: a heap of %u to start with", f.cap);
+	wrong = 0;
+	for (int k = 0; k < 3000; k++) {
+		impair_decide(&f, &r->impair, &g, T0 + (uint64_t)k, 100, &res);
+		wrong += res.n != 1 || res.copy[0].at_ns != T0 + (uint64_t)k + 10 * MS;
+	}
+	is_int(wrong, 0, "3,000 copies held in order of arrival, each delayed by exactly 10 ms");
+	ok(f.nheld == 3000 && f.cap >= 3000 && f.cap <= 6000, "the heap grew to %u for 3,000 held", f.cap);
+	is_int(impair_flow_held(&f, T0 + 10 * MS + 1499), 1500, "the earliest 1,500 leave first");
+	impair_flow_done(&f);
+	rule_free(r);
+
+	r = flow_rule("delay=10 limit=20", &f);
+	for (int k = 0; k < 25; k++)
+		impair_decide(&f, &r->impair, &g, T0, 100, &res);
+	ok(f.nheld == 20 && f.cap == 20 && f.cnt.dropped_limit == 5,
+	   "limit=20: the heap stops at the limit (%u), the rest refused", f.cap);
+	impair_flow_done(&f);
+	rule_free(r);
+
 	r = flow_rule("delay=10 duplicate=1", &f);
 	impair_decide(&f, &r->impair, &g, T0, 100, &res);
 	ok(res.n == 2 && res.copy[0].at_ns == T0 + 10 * MS && res.copy[1].at_ns == T0 + 10 * MS &&
