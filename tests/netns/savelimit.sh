@@ -90,20 +90,16 @@ diag "the saved file: $(wc -c <"$CONF.saved") bytes"
 check "ipmodd --check-config accepts the saved chain of $MAX rules" \
 	ip netns exec "$HOST_NS" "$IPMODD" --check-config -c "$CONF.saved"
 cp "$CONF.saved" "$CONF"
-# SIGHUP rather than "ipmodctl reload": swapping in 10,000 impairing rules
-# may take longer than ipmodctl's 5 s wait for a reply.
+# "ipmodctl reload" answers within its 5 s wait: the rules' held-copy heaps
+# grow with what they hold (10,000 rules with limit=99999 once reserved 8 GB
+# and took 12.8 s to swap in).
 gen() { ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])'; }
 g0=$(gen)
 t0=$(date +%s%N)
-kill -HUP "$IPMODD_PID"
-g1=""
-for _ in $(seq 300); do
-	g1=$(gen 2>/dev/null)
-	[ -n "$g1" ] && [ "$g1" != "$g0" ] && break
-	sleep 0.2
-done
+check "ipmodctl reload of the saved chain succeeds" ctl reload
 diag "reload of the saved chain: $((($(date +%s%N) - t0) / 1000000)) ms"
-check "a reload (SIGHUP) reads it: generation $g0 -> $g1" \
+g1=$(gen)
+check "the reload read it: generation $g0 -> $g1" \
 	bash -c "[ -n '$g0' ] && [ -n '$g1' ] && [ '$g1' != '$g0' ]"
 specs >"$WORKDIR/reloaded.specs"
 check "... back into the identical chain" cmp "$WORKDIR/live.specs" "$WORKDIR/reloaded.specs"
