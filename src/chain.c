@@ -18,6 +18,7 @@
 
 #include "chain.h"
 #include "forge.h"
+#include "tracelink.h"
 #include "util.h"
 
 #define NSEC_PER_SEC 1000000000ULL
@@ -36,6 +37,7 @@ struct chain_counter {
 struct chain_slot {
 	uint32_t id;		/* chain_rule_id() */
 	uint32_t flow;		/* index in flows, NO_FLOW when the rule does not impair */
+	uint64_t expire_at_ns;	/* expire=: when it goes (chain_expiry_start()); 0 never */
 };
 
 struct chain_id {
@@ -594,6 +596,47 @@ static bool rule_gso_segments(const struct rule *r, uint32_t vary)
 	       rule_impairs(r);
 }
 
+/*
+ * The trace link of a rule with rate=@PATH: read the trace now (the one
+ * file chain.c reads).  -EBADMSG with the message in err for a bad trace.
+ */
+static int flow_link(struct impair_flow *f, const struct rule_impair *cfg, const char *name,
+		     char *err, size_t errlen)
+{
+	struct tl_config tc = {
+		.queue_pkts = cfg->queue_pkts ? cfg->queue_pkts : cfg->limit,
+		.queue_bytes = cfg->queue_bytes,
+		.aqm = cfg->aqm == RULE_AQM_CODEL ? TL_AQM_CODEL : TL_AQM_DROPTAIL,
+		.codel_target_ns = (uint64_t)(cfg->codel_target_us ? cfg->codel_target_us :
+					      TL_CODEL_TARGET_US) * 1000,
+		.codel_interval_ns = (uint64_t)(cfg->codel_interval_us ? cfg->codel_interval_us :
+						TL_CODEL_INTERVAL_US) * 1000,
+	};
+	struct tl_trace tr;
+	char msg[256];
+	int r;
+
+	r = tl_trace_load(cfg->trace, &tr, msg, sizeof(msg));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "rule '%s': rate: trace %s", name, msg);
+		return -EBADMSG;
+	}
+	f->link = malloc(sizeof(*f->link));
+	if (!f->link) {
+		tl_trace_free(&tr);
+		return -ENOMEM;
+	}
+	r = tl_link_init(f->link, &tr, &tc);
+	if (r < 0) {
+		free(f->link);
+		f->link = NULL;
+	}
+	return r;
+}
+
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen)
 {
 	struct chain *c;
@@ -659,6 +702,14 @@ int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err
 		if (!rule_impairs(&c->rules[i]))
 			continue;
 		r = impair_flow_init(&c->flows[k], &c->rules[i].impair);
+		if (r == 0 && c->rules[i].impair.trace[0])
+			r = flow_link(&c->flows[k], &c->rules[i].impair, c->rules[i].name, err,
+				      errlen);
+		if (r == -EBADMSG) {
+			/* flow_link() wrote the message. */
+			chain_unref(c);
+			return -EINVAL;
+		}
 		if (r < 0) {
 			if (err && errlen)
 				snprintf(err, errlen, "rule '%s': impairment: %s", c->rules[i].name,
@@ -782,6 +833,9 @@ static void flow_inherit(struct impair_flow *f, const struct impair_flow *old)
 
 	f->ge = old->ge;
 	f->shaper = old->shaper;
+	f->rng = old->rng;
+	if (f->link && old->link)
+		tl_link_inherit(f->link, old->link);
 	if (nheld)
 		memcpy(f->held, old->held, nheld * sizeof(*f->held));
 	f->nheld = nheld;
@@ -815,6 +869,7 @@ void chain_inherit(struct chain *c, const struct chain *old)
 			continue;
 		}
 		c->slot[i].id = old->slot[j].id;
+		c->slot[i].expire_at_ns = old->slot[j].expire_at_ns;
 		c->ctr[i] = old->ctr[j];
 		if (c->slot[i].flow != NO_FLOW && old->slot[j].flow != NO_FLOW)
 			flow_inherit(&c->flows[c->slot[i].flow], &old->flows[old->slot[j].flow]);
@@ -1056,6 +1111,43 @@ int chain_impair_corrupt(struct chain *c, struct pkt *p)
 	return impair_corrupt(p, &c->irng);
 }
 
+int chain_impair_corrupt_imp(struct chain *c, const struct chain_impair *imp, struct pkt *p)
+{
+	struct impair_rng *g = &c->irng;
+
+	if (imp->impaired && imp->rule < c->n && c->slot[imp->rule].flow != NO_FLOW &&
+	    imp->id == c->slot[imp->rule].id)
+		g = impair_flow_rng(&c->flows[c->slot[imp->rule].flow], g);
+	return impair_corrupt(p, g);
+}
+
+void chain_expiry_start(struct chain *c, uint64_t now_ns)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->rules[i].expire_ms && !c->slot[i].expire_at_ns)
+			c->slot[i].expire_at_ns = now_ns + (uint64_t)c->rules[i].expire_ms * 1000000;
+}
+
+uint64_t chain_rule_expire_at(const struct chain *c, size_t i)
+{
+	return c->slot[i].expire_at_ns;
+}
+
+bool chain_next_expiry(const struct chain *c, uint64_t *ret_at_ns)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < c->n; i++) {
+		uint64_t t = c->slot[i].expire_at_ns;
+
+		if (t && (!any || t < *ret_at_ns)) {
+			*ret_at_ns = t;
+			any = true;
+		}
+	}
+	return any;
+}
+
 void chain_impair_refused(struct chain *c, struct chain_impair *imp, unsigned int k)
 {
 	struct impair_flow *f;
@@ -1100,7 +1192,8 @@ static enum chain_verdict chain_impair(struct chain *c, size_t i, struct pkt *ou
 	imp->rule = (uint32_t)i;
 	imp->id = c->slot[i].id;
 	imp->now_ns = now_ns;
-	impair_decide(f, &c->rules[i].impair, &c->irng, now_ns, out->len, &imp->res);
+	impair_decide(f, &c->rules[i].impair, impair_flow_rng(f, &c->irng), now_ns, out->len,
+		      &imp->res);
 	imp->events = impair_events(&before, &f->cnt);
 	if (hold)
 		return imp->res.n ? v : CHAIN_DROP;
@@ -1110,7 +1203,7 @@ static enum chain_verdict chain_impair(struct chain *c, size_t i, struct pkt *ou
 		if (imp->res.copy[k].at_ns > now_ns)
 			continue;
 		if (imp->res.copy[k].corrupt)
-			impair_corrupt(out, &c->irng);
+			impair_corrupt(out, impair_flow_rng(f, &c->irng));
 		return v;
 	}
 	return CHAIN_DROP;

@@ -73,6 +73,9 @@ struct ctlcli {
 	enum ctlcli_when when;	/* --when */
 	uint64_t snaplen;	/* --snaplen, 0 for the daemon's default */
 
+	const char *expire_for;	/* add --for DURATION: the rule's expire= */
+	bool impairments;	/* flush --impairments: only the impairing rules */
+
 	/* The request to send ("" for version and help), NUL-terminated. */
 	char request[CTL_REQUEST_MAX + 1];
 	size_t request_len;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "impair.h"
+#include "tracelink.h"
 
 /* ---- random numbers ------------------------------------------------------ */
 
@@ -338,7 +339,11 @@ int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg)
 	memset(f, 0, sizeof(*f));
 	if ((cfg->flags & RULE_I_LOSS) && cfg->loss_ge)
 		impair_ge_init(&f->ge, cfg->ge_p, cfg->ge_r, cfg->ge_bad_loss, cfg->ge_good_loss);
-	if (cfg->flags & RULE_I_RATE) {
+	if (cfg->seeded) {
+		f->seeded = true;
+		impair_rng_seed(&f->rng, cfg->seed);
+	}
+	if ((cfg->flags & RULE_I_RATE) && !cfg->trace[0]) {
 		r = impair_shaper_init(&f->shaper, cfg->rate, cfg->rate_pps);
 		if (r < 0)
 			return r;
@@ -356,6 +361,11 @@ int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg)
 
 void impair_flow_done(struct impair_flow *f)
 {
+	if (f->link) {
+		tl_link_done(f->link);
+		free(f->link);
+		f->link = NULL;
+	}
 	free(f->held);
 	f->held = NULL;
 	f->nheld = f->limit = 0;
@@ -400,8 +410,20 @@ void impair_decide(struct impair_flow *f, const struct rule_impair *cfg, struct 
 				f->cnt.dropped_limit++;
 				continue;
 			}
-			if (cfg->flags & RULE_I_RATE)
+			if ((cfg->flags & RULE_I_RATE) && cfg->trace[0]) {
+				int r = f->link ? tl_link_send(f->link, now_ns, len, &at) : -ENOBUFS;
+
+				if (r == -ECONNRESET) {
+					f->cnt.dropped_aqm++;
+					continue;
+				}
+				if (r < 0) {
+					f->cnt.dropped_limit++;
+					continue;
+				}
+			} else if (cfg->flags & RULE_I_RATE) {
 				at = impair_shaper_departure(&f->shaper, now_ns, len);
+			}
 			if (cfg->flags & RULE_I_DELAY)
 				at += impair_delay_ns(g, (uint64_t)cfg->delay_us * 1000,
 						      (uint64_t)cfg->jitter_us * 1000, cfg->dist);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chain.h"
@@ -118,6 +119,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "impair-queued-bytes", impair_queue_bytes(&m->impair_queue));
 	ctl_reply_add_u64(reply, "impair-sent", m->stats.impair_sent);
 	ctl_reply_add_u64(reply, "impair-flushed", m->stats.impair_flushed);
+	ctl_reply_add_u64(reply, "rules-expired", m->stats.rules_expired);
 	ctl_reply_add(reply, "failure", m->cfg->fail_closed ? "closed" : "open");
 	ctl_reply_add_u64(reply, "stall-timeout-ms", m->cfg->fail_closed ? 0 : m->cfg->stall_timeout_ms);
 	ctl_reply_add_u64(reply, "stall-trips", m->stats.stall_trips);
@@ -156,6 +158,14 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	return status_fastpath(m, reply);
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static int cmd_rules(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		     struct ctl_reply *reply)
 {
@@ -183,6 +193,13 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		ctl_reply_add(reply, "spec", spec);
 		ctl_reply_add_u64(reply, "packets", pkts + kpkts);
 		ctl_reply_add_u64(reply, "bytes", bytes + kbytes);
+		if (chain_rule_expire_at(m->chain, i)) {
+			uint64_t at = chain_rule_expire_at(m->chain, i), now = monotonic_ns();
+
+			/* Rounded up: a rule still there has time left. */
+			ctl_reply_add_u64(reply, "expires-in-ms",
+					  at > now ? (at - now + 999999) / 1000000 : 0);
+		}
 		if (!chain_impair_counters(m->chain, i, &ic))
 			continue;
 		ctl_reply_add_u64(reply, "delayed", ic.delayed);
@@ -191,6 +208,8 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		ctl_reply_add_u64(reply, "duplicated", ic.duplicated);
 		ctl_reply_add_u64(reply, "reordered", ic.reordered);
 		ctl_reply_add_u64(reply, "corrupted", ic.corrupted);
+		if (r->impair.trace[0])
+			ctl_reply_add_u64(reply, "dropped-aqm", ic.dropped_aqm);
 	}
 	return 0;
 }
@@ -369,6 +388,30 @@ static int cmd_flush(struct manager *m, struct control_client *cl, const struct 
 	return edit_chain(m, 0, chain_size(m->chain), NULL, reply);
 }
 
+static bool pick_impairing(const struct chain *c, size_t i, void *userdata)
+{
+	return rule_impairs(chain_rule(c, i));
+}
+
+/* flush --impairments: the panic button; the other rules stay. */
+static int cmd_flush_impairments(struct manager *m, struct control_client *cl,
+				 const struct ctl_request *req, struct ctl_reply *reply)
+{
+	char err[256];
+	int r;
+
+	r = manager_remove_rules(m, pick_impairing, NULL, err, sizeof(err));
+	if (r < 0)
+		return ctl_reply_error(reply, r, "%s", r == -ENOMEM ? "out of memory" : err);
+	if (r > 0)
+		log_info("flush --impairments: removed %d impairing rule%s", r, r == 1 ? "" : "s");
+	ctl_reply_add_u64(reply, "removed", (uint64_t)r);
+	ctl_reply_add_u64(reply, "generation", m->generation);
+	ctl_reply_add_u64(reply, "rules", chain_size(m->chain));
+	manager_notify_status(m, "");
+	return 0;
+}
+
 static int cmd_reload(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		      struct ctl_reply *reply)
 {
@@ -482,6 +525,7 @@ static const struct {
 	{ "del", NULL, true, false, cmd_del },
 	{ "replace", NULL, true, true, cmd_replace },
 	{ "flush", "1", true, false, cmd_flush },
+	{ "flush", "impairments", true, false, cmd_flush_impairments },
 	{ "reload", "1", true, false, cmd_reload },
 	{ "reset", "counters", true, false, cmd_reset },
 	{ "trace", NULL, false, true, cmd_monitor },

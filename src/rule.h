@@ -57,6 +57,17 @@ struct rule_kv {
  *   and then not printed), reply or reject (the forged packet is impaired);
  *   with verdict=drop it is an error, reported on the first impairment key.
  *   A rule that impairs is terminal, like one with a verdict.
+ * - rate=@PATH: a trace-driven link (Mahimahi's trace format, tracelink.h);
+ *   PATH is absolute, of letters, digits and "._/+-", shorter than
+ *   RULE_TRACE_MAX.  The file is read when the rule is installed, not here.
+ *   With it only: queue=N (packets, 1..RULE_LIMIT_MAX), queue-bytes=N
+ *   (1500..RULE_QUEUE_BYTES_MAX), aqm=droptail|codel (droptail by default,
+ *   then not printed), and with codel codel-target=MS and codel-interval=MS
+ *   (as delay=, above 0; 5 and 100 by default).
+ * - seed=N (0..2^64-1) with an impairment: the rule's random decisions come
+ *   from its own generator seeded with N when the rule is installed.
+ * - expire=DURATION on any rule: an integer with a unit, ms, s, m or h, up
+ *   to 7 days; printed in the largest unit that keeps it an integer.
  * - Keys given with a zero value (loss=0, delay=0) are kept: such a rule
  *   still impairs (and ends the chain), it is printed as given and differs
  *   from the rule without the key.
@@ -192,6 +203,14 @@ enum rule_dist {
 #define RULE_RATE_BIT_MIN 1000ULL		/* 1kbit */
 #define RULE_RATE_BIT_MAX 100000000000ULL	/* 100gbit */
 #define RULE_RATE_PPS_MAX 10000000ULL
+#define RULE_TRACE_MAX 160		/* rate=@PATH: the path, with its NUL */
+#define RULE_QUEUE_BYTES_MAX (64u << 20)
+#define RULE_EXPIRE_MAX_MS 604800000u	/* expire: 7 days */
+
+enum rule_aqm {
+	RULE_AQM_DROPTAIL,
+	RULE_AQM_CODEL,
+};
 
 /*
  * flags == 0: the rule does not impair (and every other field is 0).
@@ -211,6 +230,16 @@ struct rule_impair {
 	double ge_bad_loss;	/* 1-h: loss probability in the bad state */
 	double ge_good_loss;	/* 1-k: loss probability in the good state */
 	double duplicate, reorder, corrupt;
+	/* rate=@PATH: a trace-driven link (tracelink.h); rate is 0 then. */
+	char trace[RULE_TRACE_MAX];	/* absolute path, "" for none */
+	uint32_t queue_pkts;		/* queue=N, 0: not given (limit applies) */
+	uint32_t queue_bytes;		/* queue-bytes=N, 0: not given */
+	uint8_t aqm;			/* enum rule_aqm */
+	uint32_t codel_target_us;	/* 0: not given (5 ms) */
+	uint32_t codel_interval_us;	/* 0: not given (100 ms) */
+	/* seed=N: the rule draws from its own generator, seeded with N. */
+	bool seeded;
+	uint64_t seed;
 };
 
 struct rule {
@@ -218,6 +247,7 @@ struct rule {
 	struct rule_action a;
 	double probability;	/* as given, for rule_format() */
 	struct rule_impair impair;
+	uint32_t expire_ms;	/* expire=DURATION: removed that long after it is installed; 0 never */
 	char name[RULE_NAME_MAX];
 };
 
