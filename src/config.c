@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "tracelink.h"
 #include "util.h"
 
 #ifndef RUNDIR
@@ -967,6 +968,20 @@ static int parse_rule(const struct ctx *c, const config_setting_t *g, int i, str
 	if (r < 0)
 		return fail(c, bad < n ? config_setting_get_elem(g, bad) : g, r, "%s: %s", label,
 			    msg[0] ? msg : strerror(-r));
+	if ((*ret)->impair.trace[0]) {
+		/* rate=@FILE: the trace is read at install; a bad one is this file's error too. */
+		struct tl_trace tr;
+
+		r = tl_trace_load((*ret)->impair.trace, &tr, msg, sizeof(msg));
+		if (r < 0) {
+			const config_setting_t *at = config_setting_get_member(g, "rate");
+
+			*ret = rule_free(*ret);
+			return fail(c, at ? at : g, r, "%s: rate: trace %s", label,
+				    r == -ENOMEM ? "out of memory" : msg);
+		}
+		tl_trace_free(&tr);
+	}
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctlcli.h"
 #include "util.h"
@@ -244,9 +245,22 @@ static int parse_add(struct ctlcli *c, char *const *words, size_t n, char *err,
 	r = req_add(c, "add", pos, err, errlen);
 	if (r < 0)
 		return r;
-	r = req_add_words(c, words + i, n - i, err, errlen);
-	if (r < 0)
-		return r;
+	for (; i < n; i++) {
+		char cwd[WORD_MAX + 1], abs[WORD_MAX + 1];
+
+		/* rate=@FILE: the daemon reads it, from its own directory; make it absolute. */
+		if (!strncmp(words[i], "rate=@", 6) && words[i][6] && words[i][6] != '/' &&
+		    getcwd(cwd, sizeof(cwd)) &&
+		    (size_t)snprintf(abs, sizeof(abs), "@%s/%s", cwd, words[i] + 6) < sizeof(abs)) {
+			r = req_add(c, "rate", abs, err, errlen);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		r = req_add_word(c, words[i], err, errlen);
+		if (r < 0)
+			return r;
+	}
 	if (c->expire_for) {
 		r = req_add(c, "expire", c->expire_for, err, errlen);
 		if (r < 0)
