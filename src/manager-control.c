@@ -293,6 +293,8 @@ static int request_rule(struct manager *m, const struct ctl_request *req, size_t
 	r = rule_parse(kv, n, ret, &bad, err, sizeof(err));
 	if (r < 0)
 		return ctl_reply_error(reply, r, "%s", err);
+	/* impairment.seed covers live rules too. */
+	config_seed_rule(m->cfg, *ret, at);
 	return 0;
 }
 

@@ -698,6 +698,9 @@ int manager_reload(struct manager *m, char *err, size_t errlen)
 	if (config_restart_changes(m->cfg, cfg, msg, sizeof(msg)) > 0)
 		log_warning("%s: %s changed; this takes effect at the next restart", cfg->path, msg);
 	manager_set_chain(m, chain, false);
+	/* Rules added live from now on take the file's impairment.seed. */
+	m->cfg->seeded = cfg->seeded;
+	m->cfg->seed = cfg->seed;
 	log_info("reloaded %s: %zu rules (generation %u)", cfg->path, chain_size(chain),
 		 m->generation);
 out:
