@@ -601,7 +601,7 @@ static bool rule_gso_segments(const struct rule *r, uint32_t vary)
  * file chain.c reads).  -EBADMSG with the message in err for a bad trace.
  */
 static int flow_link(struct impair_flow *f, const struct rule_impair *cfg, const char *name,
-		     char *err, size_t errlen)
+		     const struct tl_trace *have, char *err, size_t errlen)
 {
 	struct tl_config tc = {
 		.queue_pkts = cfg->queue_pkts ? cfg->queue_pkts : cfg->limit,
@@ -616,7 +616,12 @@ static int flow_link(struct impair_flow *f, const struct rule_impair *cfg, const
 	char msg[256];
 	int r;
 
-	r = tl_trace_load(cfg->trace, &tr, msg, sizeof(msg));
+	if (have) {
+		tl_trace_share(&tr, have);
+		r = 0;
+	} else {
+		r = tl_trace_load(cfg->trace, &tr, msg, sizeof(msg));
+	}
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
@@ -637,7 +642,27 @@ static int flow_link(struct impair_flow *f, const struct rule_impair *cfg, const
 	return r;
 }
 
+/* The trace of the rule old has unchanged (name and definition), or NULL. */
+static const struct tl_trace *old_trace(const struct chain *old, const struct rule *r)
+{
+	int j;
+
+	if (!old)
+		return NULL;
+	j = chain_find(old, r->name);
+	if (j < 0 || !rule_equal(r, &old->rules[j]) || old->slot[j].flow == NO_FLOW ||
+	    !old->flows[old->slot[j].flow].link)
+		return NULL;
+	return &old->flows[old->slot[j].flow].link->tr;
+}
+
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen)
+{
+	return chain_new_from(rules, n, NULL, ret, err, errlen);
+}
+
+int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
+		   struct chain **ret, char *err, size_t errlen)
 {
 	struct chain *c;
 	struct timespec ts;
@@ -703,8 +728,8 @@ int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err
 			continue;
 		r = impair_flow_init(&c->flows[k], &c->rules[i].impair);
 		if (r == 0 && c->rules[i].impair.trace[0])
-			r = flow_link(&c->flows[k], &c->rules[i].impair, c->rules[i].name, err,
-				      errlen);
+			r = flow_link(&c->flows[k], &c->rules[i].impair, c->rules[i].name,
+				      old_trace(old, &c->rules[i]), err, errlen);
 		if (r == -EBADMSG) {
 			/* flow_link() wrote the message. */
 			chain_unref(c);

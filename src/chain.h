@@ -96,6 +96,14 @@ struct chain_stats {
  * chain one generator for all of them.
  */
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen);
+/*
+ * The same, for the chain that will replace old (chain_inherit()): a rule
+ * old has unchanged (same name, rule_equal()) shares old's trace (rate=@FILE)
+ * rather than reading its file again, so a change to other rules neither
+ * waits for nor depends on that file.  old may be NULL.
+ */
+int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
+		   struct chain **ret, char *err, size_t errlen);
 struct chain *chain_ref(struct chain *c);
 struct chain *chain_unref(struct chain *c);
 size_t chain_size(const struct chain *c);

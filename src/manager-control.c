@@ -237,7 +237,7 @@ static int edit_chain(struct manager *m, size_t at, size_t removed, const struct
 		v[k++] = (struct rule *)insert;
 	for (size_t i = at + removed; i < n; i++)
 		v[k++] = (struct rule *)chain_rule(m->chain, i);
-	r = chain_new(v, k, &chain, err, sizeof(err));
+	r = chain_new_from(v, k, m->chain, &chain, err, sizeof(err));
 	if (r < 0)
 		return ctl_reply_error(reply, r, "%s", err);
 	manager_set_chain(m, chain, true);

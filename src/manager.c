@@ -597,7 +597,7 @@ int manager_remove_rules(struct manager *m, manager_pick_fn drop, void *userdata
 			v[k++] = (struct rule *)chain_rule(m->chain, i);
 	if (k == n)
 		return 0;
-	r = chain_new(v, k, &chain, err, errlen);
+	r = chain_new_from(v, k, m->chain, &chain, err, errlen);
 	if (r < 0)
 		return r;
 	manager_set_chain(m, chain, true);
@@ -687,7 +687,7 @@ int manager_reload(struct manager *m, char *err, size_t errlen)
 	r = config_load(m->cfg->path, &cfg, err, errlen);
 	if (r < 0)
 		goto out;
-	r = chain_new(cfg->rules, cfg->n_rules, &chain, msg, sizeof(msg));
+	r = chain_new_from(cfg->rules, cfg->n_rules, m->chain, &chain, msg, sizeof(msg));
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", cfg->path, msg);
 		goto out;

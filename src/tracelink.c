@@ -31,7 +31,8 @@ static int trace_fail(size_t line, size_t *ret_line, char *err, size_t errlen, i
 int tl_trace_parse(const char *buf, size_t len, struct tl_trace *ret, size_t *ret_line,
 		   char *err, size_t errlen)
 {
-	_cleanup_(freep) uint32_t *ms = NULL;
+	_cleanup_(freep) unsigned int *block = NULL;
+	uint32_t *ms;
 	size_t lines = 0, n = 0, line = 0, i = 0;
 	char msg[96];
 
@@ -48,9 +49,11 @@ int tl_trace_parse(const char *buf, size_t len, struct tl_trace *ret, size_t *re
 		snprintf(msg, sizeof(msg), "more than %u lines", TL_TRACE_LINES_MAX);
 		return trace_fail(0, ret_line, err, errlen, -E2BIG, msg);
 	}
-	ms = malloc(lines * sizeof(*ms));
-	if (!ms)
+	/* One block: the reference count, then the times (aligned: both are 4 bytes). */
+	block = malloc(sizeof(*block) + lines * sizeof(*ms));
+	if (!block)
 		return -ENOMEM;
+	ms = (uint32_t *)(block + 1);
 
 	while (i < len) {
 		size_t end = i, digits;
@@ -88,10 +91,12 @@ int tl_trace_parse(const char *buf, size_t len, struct tl_trace *ret, size_t *re
 	if (ms[n - 1] == 0)
 		return trace_fail(line, ret_line, err, errlen, -EINVAL,
 				  "the last time (the period) must be above 0");
+	*block = 1;
 	ret->ms = ms;
 	ret->n = n;
 	ret->period_ns = (uint64_t)ms[n - 1] * NS_PER_MS;
-	ms = NULL;
+	ret->refs = block;
+	block = NULL;
 	return 0;
 }
 
@@ -155,8 +160,16 @@ int tl_trace_load(const char *path, struct tl_trace *ret, char *err, size_t errl
 
 void tl_trace_free(struct tl_trace *t)
 {
-	free(t->ms);
+	if (t->refs && __atomic_sub_fetch(t->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(t->refs);
 	memset(t, 0, sizeof(*t));
+}
+
+void tl_trace_share(struct tl_trace *dst, const struct tl_trace *src)
+{
+	*dst = *src;
+	if (src->refs)
+		__atomic_add_fetch(src->refs, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- CoDel ----------------------------------------------------------------- */

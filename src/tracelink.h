@@ -33,10 +33,12 @@
 #define TL_TRACE_LINES_MAX 4000000u	/* opportunities in one period */
 #define TL_TRACE_MS_MAX 604800000u	/* a time in the trace: 7 days */
 
+/* Immutable once parsed, and shared (tl_trace_share()): each holder frees its reference. */
 struct tl_trace {
 	uint32_t *ms;		/* n times, nondecreasing */
 	size_t n;
 	uint64_t period_ns;	/* ms[n - 1] in ns, > 0 */
+	unsigned int *refs;	/* the block ms lives in; atomic */
 };
 
 /*
@@ -50,7 +52,10 @@ int tl_trace_parse(const char *buf, size_t len, struct tl_trace *ret, size_t *re
 		   char *err, size_t errlen);
 /* Read and parse path; err then reads "PATH:LINE: reason" (or "PATH: reason"). */
 int tl_trace_load(const char *path, struct tl_trace *ret, char *err, size_t errlen);
+/* Drop a reference (the last frees the times); t is zeroed. */
 void tl_trace_free(struct tl_trace *t);
+/* *dst becomes another reference to src's times: no copy, no read. */
+void tl_trace_share(struct tl_trace *dst, const struct tl_trace *src);
 
 /* ---- CoDel (RFC 8289) --------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chain.h"
 #include "impair.h"
 #include "rule.h"
 #include "ruleline.h"
@@ -442,6 +443,57 @@ static void test_seed(void)
 	ok(memcmp(d, e, N) != 0, "without seed the losses follow the shared generator");
 }
 
+/* An unchanged trace rule shares the old chain's trace: its file is not read again. */
+static void test_chain_share(void)
+{
+	char path[] = "/tmp/test-tracelink-XXXXXX", line[256], line2[256], err[256];
+	struct rule *r[3] = { NULL, NULL, NULL };
+	struct chain *a = NULL, *b = NULL, *c = NULL;
+	int fd = mkstemp(path);
+
+	if (fd < 0 || write(fd, "1\n2\n", 4) != 4) {
+		ok(0, "a trace file");
+		return;
+	}
+	close(fd);
+	snprintf(line, sizeof(line), "name=t rate=@%s", path);
+	snprintf(line2, sizeof(line2), "name=t rate=@%s queue=5", path);
+	r[0] = rule_of(line);
+	r[1] = rule_of("name=other verdict=drop");
+	r[2] = rule_of(line2);
+	if (!r[0] || !r[1] || !r[2])
+		goto out;
+	is_int(chain_new(r, 1, &a, err, sizeof(err)), 0, "a chain with a trace rule");
+	unlink(path);
+	is_int(chain_new_from(r, 2, a, &b, err, sizeof(err)), 0,
+	       "the file gone, adding a rule still works: the unchanged rule shares the trace");
+	ok(chain_new(r, 1, &c, err, sizeof(err)) < 0 && strstr(err, path),
+	   "without the old chain the file is read, and missed (%s)", err);
+	ok(chain_new_from(&r[2], 1, a, &c, err, sizeof(err)) < 0 && strstr(err, path),
+	   "a changed rule reads its file again (%s)", err);
+	chain_unref(a);
+	/* b still holds the trace: run a packet through it. */
+	if (b) {
+		struct chain_impair imp;
+		uint8_t buf[64] = { 0x45, 0, 0, 64, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+				    0, 1, 0, 2, 0, 44, 0, 0 };
+		struct pkt p = { .data = buf, .len = 64, .cap = sizeof(buf) };
+
+		if (pkt_parse(&p) == PKT_OK) {
+			chain_run_impair(b, &p, NULL, 1000, NULL, &imp);
+			ok(imp.impaired && imp.res.n == 1 && imp.res.copy[0].at_ns == 1000 + 1000000,
+			   "the shared trace carries a packet after the old chain is gone (%llu)",
+			   (unsigned long long)imp.res.copy[0].at_ns);
+		} else {
+			ok(0, "pkt_parse");
+		}
+	}
+	chain_unref(b);
+out:
+	for (int i = 0; i < 3; i++)
+		rule_free(r[i]);
+}
+
 int main(void)
 {
 	test_parse_good();
@@ -455,5 +507,6 @@ int main(void)
 	test_link_codel();
 	test_rule_keys();
 	test_seed();
+	test_chain_share();
 	return tap_done();
 }
