@@ -134,6 +134,13 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 	case CTLCLI_REPLACE:
 		fprintf(f, "\nThe key=value words are those of a rule in ipmodd.conf(5), e.g.\n"
 			   "  ipmodctl add before fake-ping name=x proto=udp dport=53 verdict=drop\n");
+		if (sub->cmd == CTLCLI_ADD)
+			fprintf(f, "\n  --for DURATION   remove the rule by itself after DURATION\n"
+				   "                   (expire=: 500ms, 30s, 5m, 1h; up to 7 days)\n");
+		break;
+	case CTLCLI_FLUSH:
+		fprintf(f, "\n  --impairments    only the impairing rules (and the packets they\n"
+			   "                   hold); the other rules stay\n");
 		break;
 	case CTLCLI_TRACE:
 		fprintf(f, "\nFilter words: match keys of a rule (proto=, dst=, dport=, ...) and\n"
