@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -976,6 +977,24 @@ static inline bool l4_usable(const struct pkt *p)
  * L4 header never matches sport/dport/icmp-type/icmp-code/tcp-flags, even
  * negated ones.  Only the matches in f count.
  */
+/*
+ * 53 random bits for probability=: from the rule's own generator when it
+ * has seed= (every random decision of a seeded rule is its own), else the
+ * chain's.  m is c->rules[i].m (the first member of struct rule).
+ */
+_Static_assert(offsetof(struct rule, m) == 0, "prob_draw() finds the rule from its match");
+
+static uint64_t prob_draw(struct chain *c, const struct rule_match *m)
+{
+	uintptr_t at = (uintptr_t)m, base = (uintptr_t)c->rules;
+	size_t i = (at - base) / sizeof(struct rule);
+
+	if (at >= base && i < c->n && c->slot[i].flow != NO_FLOW &&
+	    c->flows[c->slot[i].flow].seeded)
+		return impair_rng_next(&c->flows[c->slot[i].flow].rng) >> 11;
+	return rng_next(&c->rng) >> 11;
+}
+
 static inline bool match_some(struct chain *c, const struct rule_match *m, const struct pkt *p,
 			      uint32_t f)
 {
@@ -1025,7 +1044,7 @@ static inline bool match_some(struct chain *c, const struct rule_match *m, const
 	if ((f & RULE_M_DSCP) && pkt_dscp(p) != m->dscp)
 		return false;
 	/* Last, so the generator only runs for packets that match otherwise. */
-	if ((f & RULE_M_PROBABILITY) && c && (rng_next(&c->rng) >> 11) >= m->prob_threshold)
+	if ((f & RULE_M_PROBABILITY) && c && prob_draw(c, m) >= m->prob_threshold)
 		return false;
 	return true;
 }

@@ -494,6 +494,50 @@ out:
 		rule_free(r[i]);
 }
 
+/* Which of n packets a "probability=0.5 loss=0.5 [seed=]" rule matched and kept, chain seeded with g. */
+static void chain_decisions(const char *line, uint64_t g, char *out, size_t n)
+{
+	struct rule *r = rule_of(line);
+	struct chain *c = NULL;
+	char err[256];
+
+	memset(out, '?', n);
+	if (!r || chain_new(&r, 1, &c, err, sizeof(err)) < 0) {
+		rule_free(r);
+		return;
+	}
+	chain_seed(c, g);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t buf[64] = { 0x45, 0, 0, 64, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+				    0, 1, 0, 2, 0, 44, 0, 0 };
+		struct pkt p = { .data = buf, .len = 64, .cap = sizeof(buf) };
+		struct chain_impair imp;
+
+		if (pkt_parse(&p) != PKT_OK)
+			break;
+		chain_run_impair(c, &p, NULL, i * MS, NULL, &imp);
+		out[i] = !imp.impaired ? '-' : imp.res.n ? '.' : 'x';
+	}
+	chain_unref(c);
+	rule_free(r);
+}
+
+static void test_chain_seed(void)
+{
+	enum { N = 500 };
+	static char a[N], b[N], d[N], e[N];
+
+	chain_decisions("probability=0.5 loss=0.5 seed=42", 1, a, N);
+	chain_decisions("probability=0.5 loss=0.5 seed=42", 2, b, N);
+	chain_decisions("probability=0.5 loss=0.5", 1, d, N);
+	chain_decisions("probability=0.5 loss=0.5", 2, e, N);
+	ok(memchr(a, '-', N) && memchr(a, 'x', N) && memchr(a, '.', N),
+	   "probability=0.5 loss=0.5: some packets unmatched, some lost, some sent");
+	ok(memcmp(a, b, N) == 0,
+	   "seed=42: the same matches (probability=) and losses whatever the chain's seed");
+	ok(memcmp(d, e, N) != 0, "without seed they follow the chain's generator");
+}
+
 int main(void)
 {
 	test_parse_good();
@@ -508,5 +552,6 @@ int main(void)
 	test_rule_keys();
 	test_seed();
 	test_chain_share();
+	test_chain_seed();
 	return tap_done();
 }
