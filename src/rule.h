@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define RULE_NAME_MAX 32	/* including the terminating NUL */
-#define RULE_KV_MAX 32		/* keys in one rule */
+#define RULE_KV_MAX 48		/* keys in one rule: every key of the vocabulary, with room */
 #define RULE_FORMAT_MAX 1024	/* rule_format() of any rule fits */
 
 struct rule;

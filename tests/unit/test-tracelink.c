@@ -385,6 +385,37 @@ static void test_rule_keys(void)
 	}
 	rule_check_refusals(bad, ARRAY_SIZE(bad));
 
+	{
+		/* test-impair's longest rule with a trace link and every key of this issue. */
+		char longest[2048], path[RULE_TRACE_MAX];
+		int n;
+
+		memset(path, 'p', sizeof(path) - 1);
+		path[0] = '/';
+		path[sizeof(path) - 1] = '\0';
+		snprintf(longest, sizeof(longest),
+			 "name=abcdefghijklmnopqrstuvwxyz01234 family=ip6 proto=tcp "
+			 "src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 "
+			 "dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 "
+			 "dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr ttl=254-255 "
+			 "length=65534-65535 dscp=63 probability=0.33333333333333331 set-ttl=-255 "
+			 "set-dscp=63 set-ecn=not-ect clamp-mss=65535 verdict=reject reject-with=admin-prohibited "
+			 "delay=59999.999 jitter=59999.999 distribution=normal "
+			 "loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "
+			 "duplicate=0.33333333333333331 reorder=0.33333333333333331 corrupt=0.33333333333333331 "
+			 "rate=@%s limit=99999 queue=99999 queue-bytes=67108863 aqm=codel "
+			 "codel-target=59999.999 codel-interval=59999.999 seed=18446744073709551615 "
+			 "expire=604799999ms", path);
+		r = rule_of(longest);
+		n = r ? rule_format(r, buf, sizeof(buf)) : -1;
+		ok(n > 0 && n < RULE_FORMAT_MAX, "the longest rule takes %d of %d bytes", n,
+		   RULE_FORMAT_MAX);
+		r2 = n > 0 ? rule_of(buf) : NULL;
+		ok(r2 && rule_equal(r, r2), "... and round-trips");
+		rule_free(r2);
+		rule_free(r);
+	}
+
 	r = rule_of("delay=10 loss=0.3 seed=42");
 	r2 = rule_of("delay=10 loss=0.3 seed=43");
 	ok(r && r2 && !rule_equal(r, r2), "seeds tell rules apart");
