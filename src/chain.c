@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "chain.h"
 #include "forge.h"
+#include "tracelink.h"
 #include "util.h"
 
 #define NSEC_PER_SEC 1000000000ULL
@@ -36,6 +38,7 @@ struct chain_counter {
 struct chain_slot {
 	uint32_t id;		/* chain_rule_id() */
 	uint32_t flow;		/* index in flows, NO_FLOW when the rule does not impair */
+	uint64_t expire_at_ns;	/* expire=: when it goes (chain_expiry_start()); 0 never */
 };
 
 struct chain_id {
@@ -594,7 +597,73 @@ static bool rule_gso_segments(const struct rule *r, uint32_t vary)
 	       rule_impairs(r);
 }
 
+/*
+ * The trace link of a rule with rate=@PATH: read the trace now (the one
+ * file chain.c reads).  -EBADMSG with the message in err for a bad trace.
+ */
+static int flow_link(struct impair_flow *f, const struct rule_impair *cfg, const char *name,
+		     const struct tl_trace *have, char *err, size_t errlen)
+{
+	struct tl_config tc = {
+		.queue_pkts = cfg->queue_pkts ? cfg->queue_pkts : cfg->limit,
+		.queue_bytes = cfg->queue_bytes,
+		.aqm = cfg->aqm == RULE_AQM_CODEL ? TL_AQM_CODEL : TL_AQM_DROPTAIL,
+		.codel_target_ns = (uint64_t)(cfg->codel_target_us ? cfg->codel_target_us :
+					      TL_CODEL_TARGET_US) * 1000,
+		.codel_interval_ns = (uint64_t)(cfg->codel_interval_us ? cfg->codel_interval_us :
+						TL_CODEL_INTERVAL_US) * 1000,
+	};
+	struct tl_trace tr;
+	char msg[256];
+	int r;
+
+	if (have) {
+		tl_trace_share(&tr, have);
+		r = 0;
+	} else {
+		r = tl_trace_load(cfg->trace, &tr, msg, sizeof(msg));
+	}
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "rule '%s': rate: trace %s", name, msg);
+		return -EBADMSG;
+	}
+	f->link = malloc(sizeof(*f->link));
+	if (!f->link) {
+		tl_trace_free(&tr);
+		return -ENOMEM;
+	}
+	r = tl_link_init(f->link, &tr, &tc);
+	if (r < 0) {
+		free(f->link);
+		f->link = NULL;
+	}
+	return r;
+}
+
+/* The trace of the rule old has unchanged (name and definition), or NULL. */
+static const struct tl_trace *old_trace(const struct chain *old, const struct rule *r)
+{
+	int j;
+
+	if (!old)
+		return NULL;
+	j = chain_find(old, r->name);
+	if (j < 0 || !rule_equal(r, &old->rules[j]) || old->slot[j].flow == NO_FLOW ||
+	    !old->flows[old->slot[j].flow].link)
+		return NULL;
+	return &old->flows[old->slot[j].flow].link->tr;
+}
+
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen)
+{
+	return chain_new_from(rules, n, NULL, ret, err, errlen);
+}
+
+int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
+		   struct chain **ret, char *err, size_t errlen)
 {
 	struct chain *c;
 	struct timespec ts;
@@ -660,6 +729,14 @@ int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err
 		if (!rule_impairs(&c->rules[i]))
 			continue;
 		r = impair_flow_init(&c->flows[k], &c->rules[i].impair);
+		if (r == 0 && c->rules[i].impair.trace[0])
+			r = flow_link(&c->flows[k], &c->rules[i].impair, c->rules[i].name,
+				      old_trace(old, &c->rules[i]), err, errlen);
+		if (r == -EBADMSG) {
+			/* flow_link() wrote the message. */
+			chain_unref(c);
+			return -EINVAL;
+		}
 		if (r < 0) {
 			if (err && errlen)
 				snprintf(err, errlen, "rule '%s': impairment: %s", c->rules[i].name,
@@ -785,6 +862,9 @@ static void flow_inherit(struct impair_flow *f, const struct impair_flow *old)
 
 	f->ge = old->ge;
 	f->shaper = old->shaper;
+	f->rng = old->rng;
+	if (f->link && old->link)
+		tl_link_inherit(f->link, old->link);
 	if (nheld)
 		memcpy(f->held, old->held, nheld * sizeof(*f->held));
 	f->nheld = nheld;
@@ -818,6 +898,7 @@ void chain_inherit(struct chain *c, const struct chain *old)
 			continue;
 		}
 		c->slot[i].id = old->slot[j].id;
+		c->slot[i].expire_at_ns = old->slot[j].expire_at_ns;
 		c->ctr[i] = old->ctr[j];
 		if (c->slot[i].flow != NO_FLOW && old->slot[j].flow != NO_FLOW)
 			flow_inherit(&c->flows[c->slot[i].flow], &old->flows[old->slot[j].flow]);
@@ -899,6 +980,24 @@ static inline bool l4_usable(const struct pkt *p)
  * L4 header never matches sport/dport/icmp-type/icmp-code/tcp-flags, even
  * negated ones.  Only the matches in f count.
  */
+/*
+ * 53 random bits for probability=: from the rule's own generator when it
+ * has seed= (every random decision of a seeded rule is its own), else the
+ * chain's.  m is c->rules[i].m (the first member of struct rule).
+ */
+_Static_assert(offsetof(struct rule, m) == 0, "prob_draw() finds the rule from its match");
+
+static uint64_t prob_draw(struct chain *c, const struct rule_match *m)
+{
+	uintptr_t at = (uintptr_t)m, base = (uintptr_t)c->rules;
+	size_t i = (at - base) / sizeof(struct rule);
+
+	if (at >= base && i < c->n && c->slot[i].flow != NO_FLOW &&
+	    c->flows[c->slot[i].flow].seeded)
+		return impair_rng_next(&c->flows[c->slot[i].flow].rng) >> 11;
+	return rng_next(&c->rng) >> 11;
+}
+
 static inline bool match_some(struct chain *c, const struct rule_match *m, const struct pkt *p,
 			      uint32_t f)
 {
@@ -948,7 +1047,7 @@ static inline bool match_some(struct chain *c, const struct rule_match *m, const
 	if ((f & RULE_M_DSCP) && pkt_dscp(p) != m->dscp)
 		return false;
 	/* Last, so the generator only runs for packets that match otherwise. */
-	if ((f & RULE_M_PROBABILITY) && c && (rng_next(&c->rng) >> 11) >= m->prob_threshold)
+	if ((f & RULE_M_PROBABILITY) && c && prob_draw(c, m) >= m->prob_threshold)
 		return false;
 	return true;
 }
@@ -1059,6 +1158,43 @@ int chain_impair_corrupt(struct chain *c, struct pkt *p)
 	return impair_corrupt(p, &c->irng);
 }
 
+int chain_impair_corrupt_imp(struct chain *c, const struct chain_impair *imp, struct pkt *p)
+{
+	struct impair_rng *g = &c->irng;
+
+	if (imp->impaired && imp->rule < c->n && c->slot[imp->rule].flow != NO_FLOW &&
+	    imp->id == c->slot[imp->rule].id)
+		g = impair_flow_rng(&c->flows[c->slot[imp->rule].flow], g);
+	return impair_corrupt(p, g);
+}
+
+void chain_expiry_start(struct chain *c, uint64_t now_ns)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->rules[i].expire_ms && !c->slot[i].expire_at_ns)
+			c->slot[i].expire_at_ns = now_ns + (uint64_t)c->rules[i].expire_ms * 1000000;
+}
+
+uint64_t chain_rule_expire_at(const struct chain *c, size_t i)
+{
+	return c->slot[i].expire_at_ns;
+}
+
+bool chain_next_expiry(const struct chain *c, uint64_t *ret_at_ns)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < c->n; i++) {
+		uint64_t t = c->slot[i].expire_at_ns;
+
+		if (t && (!any || t < *ret_at_ns)) {
+			*ret_at_ns = t;
+			any = true;
+		}
+	}
+	return any;
+}
+
 void chain_impair_refused(struct chain *c, struct chain_impair *imp, unsigned int k)
 {
 	struct impair_flow *f;
@@ -1104,8 +1240,8 @@ static enum chain_verdict chain_impair(struct chain *c, size_t i, struct pkt *ou
 	imp->rule = (uint32_t)i;
 	imp->id = c->slot[i].id;
 	imp->now_ns = now_ns;
-	impair_decide_ecn(f, &c->rules[i].impair, &c->irng, now_ns, out->len, pkt_ecn(out),
-			  &imp->res);
+	impair_decide_ecn(f, &c->rules[i].impair, impair_flow_rng(f, &c->irng), now_ns, out->len,
+			  pkt_ecn(out), &imp->res);
 	/* loss-ecn: every copy carries the mark (the checksum follows). */
 	if (imp->res.ce && pkt_ecn(out) != 3)
 		pkt_set_ecn(out, 3);
@@ -1118,7 +1254,7 @@ static enum chain_verdict chain_impair(struct chain *c, size_t i, struct pkt *ou
 		if (imp->res.copy[k].at_ns > now_ns)
 			continue;
 		if (imp->res.copy[k].corrupt)
-			impair_corrupt(out, &c->irng);
+			impair_corrupt(out, impair_flow_rng(f, &c->irng));
 		return v;
 	}
 	return CHAIN_DROP;

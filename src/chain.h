@@ -97,6 +97,14 @@ struct chain_stats {
  * chain one generator for all of them.
  */
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen);
+/*
+ * The same, for the chain that will replace old (chain_inherit()): a rule
+ * old has unchanged (same name, rule_equal()) shares old's trace (rate=@FILE)
+ * rather than reading its file again, so a change to other rules neither
+ * waits for nor depends on that file.  old may be NULL.
+ */
+int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
+		   struct chain **ret, char *err, size_t errlen);
 struct chain *chain_ref(struct chain *c);
 struct chain *chain_unref(struct chain *c);
 size_t chain_size(const struct chain *c);
@@ -226,6 +234,18 @@ uint32_t chain_rule_gso_vary(const struct rule *r, bool tcp);
 
 /* Flip a bit of the copy marked corrupt (impair_corrupt() with the chain's generator). */
 int chain_impair_corrupt(struct chain *c, struct pkt *p);
+/* The same with the generator of the rule imp names (its own when it has seed=). */
+int chain_impair_corrupt_imp(struct chain *c, const struct chain_impair *imp, struct pkt *p);
+
+/*
+ * expire=: rules that go by themselves.  chain_inherit() carries an
+ * unchanged rule's deadline; chain_expiry_start() gives every rule with
+ * expire= that has none (new or changed) now_ns + its duration.  The
+ * deadline of rule i (0: none), and the earliest one of the chain.
+ */
+void chain_expiry_start(struct chain *c, uint64_t now_ns);
+uint64_t chain_rule_expire_at(const struct chain *c, size_t i);
+bool chain_next_expiry(const struct chain *c, uint64_t *ret_at_ns);
 /*
  * The caller could not hold copy k of impair (its own queue is full): the
  * rule counts it dropped over the limit instead of delayed, and the copy

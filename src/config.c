@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "tracelink.h"
 #include "util.h"
 
 #ifndef RUNDIR
@@ -896,6 +897,48 @@ static int parse_fastpath(const struct ctx *c, const config_setting_t *s, struct
 	return r;
 }
 
+static int parse_impairment(const struct ctx *c, const config_setting_t *g, struct state *st)
+{
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, i);
+		const char *name = config_setting_name(s);
+		long long v = 0;
+		int r;
+
+		if (!config_key_known("impairment", name))
+			return unknown_key(c, g, s);
+		if (strcmp(name, "seed") == 0) {
+			r = get_int(c, s, 0, INT64_MAX, &v);
+			if (r < 0)
+				return r;
+			st->cfg->seeded = true;
+			st->cfg->seed = (uint64_t)v;
+		}
+	}
+	return 0;
+}
+
+void config_seed_rule(const struct config *cfg, struct rule *r, size_t index)
+{
+	char name[RULE_NAME_MAX];
+	uint64_t h = 0xcbf29ce484222325ULL, z;
+
+	if (!cfg->seeded || !rule_impairs(r) || r->impair.seeded)
+		return;
+	if (r->name[0])
+		snprintf(name, sizeof(name), "%s", r->name);
+	else
+		snprintf(name, sizeof(name), "rule-%zu", index + 1);
+	/* FNV-1a of the name, then splitmix64's finalizer over it and the seed. */
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+	z = cfg->seed + 0x9e3779b97f4a7c15ULL * (h | 1);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	r->impair.seeded = true;
+	r->impair.seed = z ^ (z >> 31);
+}
+
 /* --- rules ---------------------------------------------------------------- */
 
 static int rule_label(const config_setting_t *g, int i, char *buf, size_t len)
@@ -975,6 +1018,20 @@ static int parse_rule(const struct ctx *c, const config_setting_t *g, int i, str
 	if (r < 0)
 		return fail(c, bad < n ? config_setting_get_elem(g, bad) : g, r, "%s: %s", label,
 			    msg[0] ? msg : strerror(-r));
+	if ((*ret)->impair.trace[0]) {
+		/* rate=@FILE: the trace is read at install; a bad one is this file's error too. */
+		struct tl_trace tr;
+
+		r = tl_trace_load((*ret)->impair.trace, &tr, msg, sizeof(msg));
+		if (r < 0) {
+			const config_setting_t *at = config_setting_get_member(g, "rate");
+
+			*ret = rule_free(*ret);
+			return fail(c, at ? at : g, r, "%s: rate: trace %s", label,
+				    r == -ENOMEM ? "out of memory" : msg);
+		}
+		tl_trace_free(&tr);
+	}
 	return 0;
 }
 
@@ -1238,6 +1295,7 @@ static int parse_root(const struct ctx *c, const config_setting_t *root, struct 
 		{ "control", parse_control, true },
 		{ "fastpath", parse_fastpath, false },
 		{ "rules", parse_rules, false },
+		{ "impairment", parse_impairment, true },
 	};
 	struct state st = { .cfg = cfg };
 	int r;
@@ -1258,6 +1316,10 @@ static int parse_root(const struct ctx *c, const config_setting_t *root, struct 
 		if (r < 0)
 			return r;
 	}
+
+	/* After the whole file: impairment may come after rules. */
+	for (size_t i = 0; i < cfg->n_rules; i++)
+		config_seed_rule(cfg, cfg->rules[i], i);
 
 	/* "auto" leaves IPv6 alone on a tun that cannot carry it. */
 	if (cfg->ipv6_auto && cfg->mtu < MTU_MIN_IPV6)
@@ -1469,6 +1531,7 @@ static const struct config_key {
 	{ "control.mode", true, eq_control_mode },
 	{ "fastpath", true, eq_fastpath },
 	{ "rules", false, NULL },	/* the reload's new chain */
+	{ "impairment.seed", false, NULL },	/* in the rules' seeds, so in the new chain */
 };
 
 static bool config_key_known(const char *section, const char *name)

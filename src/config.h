@@ -86,7 +86,20 @@ struct config {
 
 	struct rule **rules;
 	size_t n_rules;
+
+	bool seeded;		/* impairment.seed given */
+	uint64_t seed;
 };
+
+/*
+ * impairment.seed: an impairing rule without seed= gets one derived from
+ * the global seed and its name (or "rule-N", N = index + 1, for an unnamed
+ * rule, as chain_new() names it), so that every run of the file draws the
+ * same.  Nothing without impairment.seed, for rules that do not impair or
+ * that have their own seed=.  config_load() applies it to the file's rules;
+ * the daemon to rules added live.
+ */
+void config_seed_rule(const struct config *cfg, struct rule *r, size_t index);
 
 /* The defaults of ipmodd.conf(5), as if from an empty file. */
 int config_new_default(struct config **ret);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctlcli.h"
 #include "util.h"
@@ -199,7 +200,8 @@ static int parse_fixed(struct ctlcli *c, char *const *words, size_t n, char *err
 			    c->sub->name, Q(words[0]));
 	if (!lines[c->cmd][0])
 		return 0;
-	r = req_add(c, lines[c->cmd][0], lines[c->cmd][1], err, errlen);
+	r = req_add(c, lines[c->cmd][0], c->impairments ? "impairments" : lines[c->cmd][1], err,
+		    errlen);
 	if (r < 0)
 		return r;
 	req_finish(c);
@@ -243,9 +245,27 @@ static int parse_add(struct ctlcli *c, char *const *words, size_t n, char *err,
 	r = req_add(c, "add", pos, err, errlen);
 	if (r < 0)
 		return r;
-	r = req_add_words(c, words + i, n - i, err, errlen);
-	if (r < 0)
-		return r;
+	for (; i < n; i++) {
+		char cwd[WORD_MAX + 1], abs[WORD_MAX + 1];
+
+		/* rate=@FILE: the daemon reads it, from its own directory; make it absolute. */
+		if (!strncmp(words[i], "rate=@", 6) && words[i][6] && words[i][6] != '/' &&
+		    getcwd(cwd, sizeof(cwd)) &&
+		    (size_t)snprintf(abs, sizeof(abs), "@%s/%s", cwd, words[i] + 6) < sizeof(abs)) {
+			r = req_add(c, "rate", abs, err, errlen);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		r = req_add_word(c, words[i], err, errlen);
+		if (r < 0)
+			return r;
+	}
+	if (c->expire_for) {
+		r = req_add(c, "expire", c->expire_for, err, errlen);
+		if (r < 0)
+			return r;
+	}
 	req_finish(c);
 	return 0;
 }
@@ -396,14 +416,15 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 	  "Show the daemon's state and counters (the default)", parse_fixed },
 	{ "rules", "list", CTLCLI_RULES, "",
 	  "List the rules in chain order with their counters", parse_fixed },
-	{ "add", NULL, CTLCLI_ADD, "[at N | before NAME | after NAME] key=value...",
+	{ "add", NULL, CTLCLI_ADD,
+	  "[at N | before NAME | after NAME] [--for DURATION] key=value...",
 	  "Add a rule to the running chain (at the end by default)", parse_add },
 	{ "del", "delete", CTLCLI_DEL, "NAME",
 	  "Delete a rule from the running chain", parse_del },
 	{ "replace", NULL, CTLCLI_REPLACE, "NAME key=value...",
 	  "Replace a rule in place; its counters restart", parse_replace },
-	{ "flush", NULL, CTLCLI_FLUSH, "",
-	  "Delete every rule from the running chain", parse_fixed },
+	{ "flush", NULL, CTLCLI_FLUSH, "[--impairments]",
+	  "Delete every rule (or every impairing one) from the running chain", parse_fixed },
 	{ "reload", NULL, CTLCLI_RELOAD, "",
 	  "Re-read the configuration file (live changes are lost)", parse_fixed },
 	{ "reset", NULL, CTLCLI_RESET, "",
@@ -450,6 +471,8 @@ enum {
 	OPT_WHEN,
 	OPT_SNAPLEN,
 	OPT_HTTP,
+	OPT_FOR,
+	OPT_IMPAIRMENTS,
 };
 
 struct option_def {
@@ -468,6 +491,14 @@ static const struct option_def global_options[] = {
 
 static const struct option_def metrics_options[] = {
 	{ OPT_HTTP, 0, "http", false },
+};
+
+static const struct option_def add_options[] = {
+	{ OPT_FOR, 0, "for", true },
+};
+
+static const struct option_def flush_options[] = {
+	{ OPT_IMPAIRMENTS, 0, "impairments", false },
 };
 
 static const struct option_def capture_options[] = {
@@ -580,6 +611,12 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_METRICS)
 		id = match_option(metrics_options, ARRAY_SIZE(metrics_options), argc, argv, i,
 				  &arg, err, errlen);
+	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_ADD)
+		id = match_option(add_options, ARRAY_SIZE(add_options), argc, argv, i, &arg, err,
+				  errlen);
+	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_FLUSH)
+		id = match_option(flush_options, ARRAY_SIZE(flush_options), argc, argv, i, &arg,
+				  err, errlen);
 	if (id < 0)
 		return id;
 	switch (id) {
@@ -598,6 +635,16 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 		return 0;
 	case OPT_JSON:
 		c->json = true;
+		return 0;
+	case OPT_FOR:
+		/* The daemon checks the duration, as it checks expire=. */
+		if (!*arg || strchr(arg, '=') || has_control(arg))
+			return fail(err, errlen, -EINVAL, "add: --for '%s': a duration (30s, 5m, 1h)",
+				    Q(arg));
+		c->expire_for = arg;
+		return 0;
+	case OPT_IMPAIRMENTS:
+		c->impairments = true;
 		return 0;
 	case OPT_VERSION:
 		c->cmd = CTLCLI_VERSION;

@@ -78,6 +78,10 @@ struct ctlcli {
 	/* metrics */
 	bool http;		/* --http: answer one HTTP request on standard input */
 
+	/* add, flush */
+	const char *expire_for;	/* add --for DURATION: the rule's expire= */
+	bool impairments;	/* flush --impairments: only the impairing rules */
+
 	/* The request to send ("" for version and help), NUL-terminated. */
 	char request[CTL_REQUEST_MAX + 1];
 	size_t request_len;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "impair.h"
+#include "tracelink.h"
 
 /* ---- random numbers ------------------------------------------------------ */
 
@@ -442,7 +443,11 @@ int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg)
 	memset(f, 0, sizeof(*f));
 	if ((cfg->flags & RULE_I_LOSS) && cfg->loss_ge)
 		impair_ge_init(&f->ge, cfg->ge_p, cfg->ge_r, cfg->ge_bad_loss, cfg->ge_good_loss);
-	if (cfg->flags & RULE_I_RATE) {
+	if (cfg->seeded) {
+		f->seeded = true;
+		impair_rng_seed(&f->rng, cfg->seed);
+	}
+	if ((cfg->flags & RULE_I_RATE) && !cfg->trace[0]) {
 		r = impair_shaper_init(&f->shaper, cfg->rate, cfg->rate_pps);
 		if (r < 0)
 			return r;
@@ -466,6 +471,11 @@ int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg)
 
 void impair_flow_done(struct impair_flow *f)
 {
+	if (f->link) {
+		tl_link_done(f->link);
+		free(f->link);
+		f->link = NULL;
+	}
 	free(f->held);
 	f->held = NULL;
 	f->nheld = f->cap = f->limit = 0;
@@ -589,10 +599,22 @@ void impair_decide_ecn(struct impair_flow *f, const struct rule_impair *cfg, str
 				f->cnt.dropped_limit++;
 				continue;
 			}
-			if (!reordered && (cfg->flags & RULE_I_RATE))
+			if (!reordered && (cfg->flags & RULE_I_RATE) && cfg->trace[0]) {
+				int r = f->link ? tl_link_send(f->link, now_ns, len, &at) : -ENOBUFS;
+
+				if (r == -ECONNRESET) {
+					f->cnt.dropped_aqm++;
+					continue;
+				}
+				if (r < 0) {
+					f->cnt.dropped_limit++;
+					continue;
+				}
+			} else if (!reordered && (cfg->flags & RULE_I_RATE)) {
 				at = impair_shaper_departure(&f->shaper, now_ns,
 					impair_wire_len(len, cfg->overhead, cfg->cellsize,
 							cfg->cell_overhead));
+			}
 			if (!reordered && (cfg->flags & RULE_I_DELAY))
 				at += flow_delay(f, cfg, g);
 			if (cfg->flags & RULE_I_SLOT)

@@ -186,7 +186,7 @@ uint64_t impair_wire_len(size_t len, int32_t overhead, uint32_t cellsize, int32_
 
 /*
  * Per-rule counters.  For every packet run through impair_decide():
- *   1 + duplicated = sent + dropped_loss + dropped_limit
+ *   1 + duplicated = sent + dropped_loss + dropped_limit + dropped_aqm
  * summed over packets, where sent counts the copies the caller sends (now or
  * from the queue); the caller adds what the queue refuses and what a flush
  * discards to dropped_limit (or a counter of its own) to keep it true.
@@ -199,6 +199,7 @@ struct impair_counters {
 	uint64_t reordered;	/* copies sent at once, past the delayed ones */
 	uint64_t corrupted;	/* copies marked for corruption */
 	uint64_t ce_marked;	/* loss events that marked CE instead (loss-ecn) */
+	uint64_t dropped_aqm;	/* copies a trace link's CoDel dropped */
 };
 
 /*
@@ -207,9 +208,14 @@ struct impair_counters {
  * at init, so that the limit needs no help from the caller: a held copy
  * stops counting at its departure time).
  */
+struct tl_link;
+
 struct impair_flow {
 	struct impair_ge ge;
 	struct impair_shaper shaper;
+	struct tl_link *link;	/* rate=@PATH: set by the caller (chain.c), freed by done() */
+	bool seeded;		/* seed=N: draw from rng, not the caller's generator */
+	struct impair_rng rng;
 	uint64_t *held;		/* min-heap of departure times, grown up to limit */
 	uint32_t nheld, cap, limit;
 	struct impair_counters cnt;
@@ -225,12 +231,21 @@ struct impair_flow {
  * For a rule with rule_impairs(); -ENOMEM, or -EINVAL for a bad cfg.  Frees
  * nothing on failure.  The heap of held departures starts small and doubles
  * as copies are held, up to cfg->limit: a chain of many rules with a large
- * limit costs memory only for what its rules hold.
+ * limit costs memory only for what its rules hold.  A seeded rule
+ * (cfg->seeded) gets its own generator, seeded with cfg->seed here.  A trace
+ * link (cfg->trace) is the caller's to set in f->link after this (impair.c
+ * reads no file); without one every copy the link would carry is dropped
+ * (dropped_limit).
  */
 int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg);
 void impair_flow_done(struct impair_flow *f);
 /* Copies held at now_ns (departure after now_ns). */
 uint32_t impair_flow_held(struct impair_flow *f, uint64_t now_ns);
+/* The generator the rule draws from: its own when seeded, else g. */
+static inline struct impair_rng *impair_flow_rng(struct impair_flow *f, struct impair_rng *g)
+{
+	return f->seeded ? &f->rng : g;
+}
 
 #define IMPAIR_COPIES_MAX 2
 
@@ -258,7 +273,10 @@ struct impair_result {
  *    Otherwise, with delay or rate, a copy that would make the rule hold
  *    more than cfg->limit copies is dropped (dropped_limit); else it
  *    departs at the shaper's departure time (rate) plus impair_delay_ns()
- *    (delay, jitter), and is held when that is after now_ns;
+ *    (delay, jitter), and is held when that is after now_ns; with a trace
+ *    link (rate=@PATH) the link's departure (tl_link_send()) stands for the
+ *    shaper's, and a copy its queue refuses counts in dropped_limit, one its
+ *    CoDel drops in dropped_aqm;
  * 4. corrupt: with that probability the first copy that survived is marked.
  * With loss-ecn, a loss event on a packet whose ECN field (ecn, 0..3) is
  * not 0 removes no copy: it sets ret->ce (ce_marked) and the caller marks

@@ -134,6 +134,13 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 	case CTLCLI_REPLACE:
 		fprintf(f, "\nThe key=value words are those of a rule in ipmodd.conf(5), e.g.\n"
 			   "  ipmodctl add before fake-ping name=x proto=udp dport=53 verdict=drop\n");
+		if (sub->cmd == CTLCLI_ADD)
+			fprintf(f, "\n  --for DURATION   remove the rule by itself after DURATION\n"
+				   "                   (expire=: 500ms, 30s, 5m, 1h; up to 7 days)\n");
+		break;
+	case CTLCLI_FLUSH:
+		fprintf(f, "\n  --impairments    only the impairing rules (and the packets they\n"
+			   "                   hold); the other rules stay\n");
 		break;
 	case CTLCLI_MONITOR:
 		fprintf(f, "\nOne line per change (add, del, replace, flush, reload, reset), applied or\n"
@@ -724,8 +731,34 @@ static int run_rules(const struct ctlcli *c)
 	return r;
 }
 
+/*
+ * save writes a rule with expire= with the time it has left (rounded up to
+ * the second), not the duration it was given: reloading the saved file
+ * does not restart a fault from the beginning.  Nor an absolute time: the
+ * daemon's clock is monotonic, and a saved file may be loaded on another
+ * boot or host.  expire= is the last word of a spec.
+ */
+static const char *save_spec(const struct rule_row *row, char *buf, size_t len)
+{
+	const char *left = row_get(row, "expires-in-ms"), *w;
+	uint64_t ms = 0;
+	size_t keep;
+
+	if (!left || !row->spec)
+		return row->spec;
+	for (const char *p = left; *p >= '0' && *p <= '9' && ms < UINT32_MAX; p++)
+		ms = ms * 10 + (uint64_t)(*p - '0');
+	w = strstr(row->spec, " expire=");
+	keep = w ? (size_t)(w - row->spec) : strlen(row->spec);
+	if ((size_t)snprintf(buf, len, "%.*s expire=%llus", (int)keep, row->spec,
+			     (unsigned long long)(ms ? (ms + 999) / 1000 : 1)) >= len)
+		return row->spec;
+	return buf;
+}
+
 static int run_save(const struct ctlcli *c)
 {
+	static char spec[CTL_LINE_MAX + 32];
 	static char group[8 * CTL_LINE_MAX];
 	struct rules_view v;
 	struct reply rep;
@@ -737,8 +770,8 @@ static int run_save(const struct ctlcli *c)
 		goto out;
 	/* Nothing is printed unless every rule converts. */
 	for (i = 0; i < v.n_rows; i++) {
-		if (!v.rows[i].spec || ctlcli_libconfig_rule(v.rows[i].spec, group,
-							     sizeof(group)) < 0) {
+		if (!v.rows[i].spec || ctlcli_libconfig_rule(save_spec(&v.rows[i], spec, sizeof(spec)),
+							     group, sizeof(group)) < 0) {
 			fprintf(stderr, "ipmodctl: rule '%s': no spec of key=value words in the "
 					"reply\n", v.rows[i].name);
 			r = EXIT_FAIL;
@@ -751,7 +784,8 @@ static int run_save(const struct ctlcli *c)
 	       v.n_rows, v.n_rows == 1 ? "" : "s");
 	printf("rules = (%s", v.n_rows ? "\n" : "");
 	for (i = 0; i < v.n_rows; i++) {
-		ctlcli_libconfig_rule(v.rows[i].spec, group, sizeof(group));
+		ctlcli_libconfig_rule(save_spec(&v.rows[i], spec, sizeof(spec)), group,
+				      sizeof(group));
 		printf("\t%s%s\n", group, i + 1 < v.n_rows ? "," : "");
 	}
 	printf(");\n");
@@ -816,7 +850,13 @@ static int run_change(const struct ctlcli *c)
 			printf("replaced rule %s%s\n", arg, gen);
 		break;
 	case CTLCLI_FLUSH:
-		printf("deleted every rule%s\n", gen);
+		if (c->impairments)
+			printf("deleted %s impairing rule%s%s\n",
+			       ctl_pairs_get(pairs, n, "removed") ?: "?",
+			       ctl_pairs_get(pairs, n, "removed") &&
+			       !strcmp(ctl_pairs_get(pairs, n, "removed"), "1") ? "" : "s", gen);
+		else
+			printf("deleted every rule%s\n", gen);
 		break;
 	case CTLCLI_RELOAD:
 		printf("reloaded the configuration");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chain.h"
@@ -118,6 +119,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "impair-queued-bytes", impair_queue_bytes(&m->impair_queue));
 	ctl_reply_add_u64(reply, "impair-sent", m->stats.impair_sent);
 	ctl_reply_add_u64(reply, "impair-flushed", m->stats.impair_flushed);
+	ctl_reply_add_u64(reply, "rules-expired", m->stats.rules_expired);
 	ctl_reply_add(reply, "failure", m->cfg->fail_closed ? "closed" : "open");
 	ctl_reply_add_u64(reply, "stall-timeout-ms", m->cfg->fail_closed ? 0 : m->cfg->stall_timeout_ms);
 	ctl_reply_add_u64(reply, "stall-trips", m->stats.stall_trips);
@@ -156,6 +158,14 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	return status_fastpath(m, reply);
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static int cmd_rules(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		     struct ctl_reply *reply)
 {
@@ -183,6 +193,13 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		ctl_reply_add(reply, "spec", spec);
 		ctl_reply_add_u64(reply, "packets", pkts + kpkts);
 		ctl_reply_add_u64(reply, "bytes", bytes + kbytes);
+		if (chain_rule_expire_at(m->chain, i)) {
+			uint64_t at = chain_rule_expire_at(m->chain, i), now = monotonic_ns();
+
+			/* Rounded up: a rule still there has time left. */
+			ctl_reply_add_u64(reply, "expires-in-ms",
+					  at > now ? (at - now + 999999) / 1000000 : 0);
+		}
 		if (!chain_impair_counters(m->chain, i, &ic))
 			continue;
 		ctl_reply_add_u64(reply, "delayed", ic.delayed);
@@ -192,6 +209,8 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		ctl_reply_add_u64(reply, "reordered", ic.reordered);
 		ctl_reply_add_u64(reply, "corrupted", ic.corrupted);
 		ctl_reply_add_u64(reply, "ce-marked", ic.ce_marked);
+		if (r->impair.trace[0])
+			ctl_reply_add_u64(reply, "dropped-aqm", ic.dropped_aqm);
 	}
 	return 0;
 }
@@ -219,7 +238,7 @@ static int edit_chain(struct manager *m, size_t at, size_t removed, const struct
 		v[k++] = (struct rule *)insert;
 	for (size_t i = at + removed; i < n; i++)
 		v[k++] = (struct rule *)chain_rule(m->chain, i);
-	r = chain_new(v, k, &chain, err, sizeof(err));
+	r = chain_new_from(v, k, m->chain, &chain, err, sizeof(err));
 	if (r < 0)
 		return ctl_reply_error(reply, r, "%s", err);
 	manager_set_chain(m, chain, true);
@@ -275,6 +294,8 @@ static int request_rule(struct manager *m, const struct ctl_request *req, size_t
 	r = rule_parse(kv, n, ret, &bad, err, sizeof(err));
 	if (r < 0)
 		return ctl_reply_error(reply, r, "%s", err);
+	/* impairment.seed covers live rules too. */
+	config_seed_rule(m->cfg, *ret, at);
 	return 0;
 }
 
@@ -370,6 +391,30 @@ static int cmd_flush(struct manager *m, struct control_client *cl, const struct 
 		     struct ctl_reply *reply)
 {
 	return edit_chain(m, 0, chain_size(m->chain), NULL, reply);
+}
+
+static bool pick_impairing(const struct chain *c, size_t i, void *userdata)
+{
+	return rule_impairs(chain_rule(c, i));
+}
+
+/* flush --impairments: the panic button; the other rules stay. */
+static int cmd_flush_impairments(struct manager *m, struct control_client *cl,
+				 const struct ctl_request *req, struct ctl_reply *reply)
+{
+	char err[256];
+	int r;
+
+	r = manager_remove_rules(m, pick_impairing, NULL, err, sizeof(err));
+	if (r < 0)
+		return ctl_reply_error(reply, r, "%s", r == -ENOMEM ? "out of memory" : err);
+	if (r > 0)
+		log_info("flush --impairments: removed %d impairing rule%s", r, r == 1 ? "" : "s");
+	ctl_reply_add_u64(reply, "removed", (uint64_t)r);
+	ctl_reply_add_u64(reply, "generation", m->generation);
+	ctl_reply_add_u64(reply, "rules", chain_size(m->chain));
+	manager_notify_status(m, "");
+	return 0;
 }
 
 static int cmd_reload(struct manager *m, struct control_client *cl, const struct ctl_request *req,
@@ -491,6 +536,7 @@ static const struct {
 	{ "del", NULL, true, false, cmd_del },
 	{ "replace", NULL, true, true, cmd_replace },
 	{ "flush", "1", true, false, cmd_flush },
+	{ "flush", "impairments", true, false, cmd_flush_impairments },
 	{ "reload", "1", true, false, cmd_reload },
 	{ "reset", "counters", true, false, cmd_reset },
 	{ "trace", NULL, false, true, cmd_monitor },

@@ -80,6 +80,7 @@ struct manager *manager_free(struct manager *m)
 	sd_event_source_disable_unref(m->health_timer);
 	sd_event_source_disable_unref(m->tun_source);
 	sd_event_source_disable_unref(m->impair_timer);
+	sd_event_source_disable_unref(m->expire_timer);
 	/* Delayed copies are released, not sent: the routing is about to go. */
 	n = impair_queue_len(&m->impair_queue);
 	if (n)
@@ -242,7 +243,7 @@ static void manager_impair(struct manager_path *path, struct pkt *out, struct ch
 		const struct impair_copy *cp = &imp->res.copy[k];
 
 		if (cp->corrupt)
-			chain_impair_corrupt(m->chain, out);
+			chain_impair_corrupt_imp(m->chain, imp, out);
 		if (cp->at_ns <= path->now_ns) {
 			/* Copies share the buffer (and corruption changes it): none waits. */
 			manager_write(path, out->data, out->len, false);
@@ -562,6 +563,83 @@ static bool impair_owner_gone(void *userdata, uint32_t owner)
 	return chain_find_id(userdata, owner) < 0;
 }
 
+/* The expire timer at the chain's earliest deadline, or off. */
+static void expire_arm(struct manager *m)
+{
+	uint64_t at_ns = 0;
+	int r;
+
+	if (!m->expire_timer)
+		return;
+	if (!chain_next_expiry(m->chain, &at_ns)) {
+		sd_event_source_set_enabled(m->expire_timer, SD_EVENT_OFF);
+		return;
+	}
+	r = sd_event_source_set_time(m->expire_timer, at_ns / 1000 + (at_ns % 1000 != 0));
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->expire_timer, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_errno(LOG_WARNING, r, "arming the expire timer");
+}
+
+int manager_remove_rules(struct manager *m, manager_pick_fn drop, void *userdata, char *err,
+			 size_t errlen)
+{
+	_cleanup_(freep) struct rule **v = NULL;
+	size_t n = chain_size(m->chain), k = 0;
+	struct chain *chain = NULL;
+	int r;
+
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	/* chain_new() only reads the rules it copies. */
+	for (size_t i = 0; i < n; i++)
+		if (!drop(m->chain, i, userdata))
+			v[k++] = (struct rule *)chain_rule(m->chain, i);
+	if (k == n)
+		return 0;
+	r = chain_new_from(v, k, m->chain, &chain, err, errlen);
+	if (r < 0)
+		return r;
+	manager_set_chain(m, chain, true);
+	return (int)(n - k);
+}
+
+struct expired {
+	struct manager *m;
+	uint64_t now_ns;
+};
+
+static bool pick_expired(const struct chain *c, size_t i, void *userdata)
+{
+	struct expired *e = userdata;
+	uint64_t at = chain_rule_expire_at(c, i);
+	const struct rule *r = chain_rule(c, i);
+
+	if (!at || at > e->now_ns)
+		return false;
+	log_notice("rule '%s' expired (expire=%u ms): removed", rule_name(r),
+		   r->expire_ms);
+	e->m->stats.rules_expired++;
+	return true;
+}
+
+static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct expired e = { .m = userdata, .now_ns = clock_now_ns() };
+	char err[256];
+	int r;
+
+	r = manager_remove_rules(e.m, pick_expired, &e, err, sizeof(err));
+	if (r < 0)
+		log_error("removing expired rules: %s", r == -ENOMEM ? "out of memory" : err);
+	if (r > 0)
+		manager_notify_status(e.m, "");
+	expire_arm(e.m);
+	return 0;
+}
+
 void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 {
 	size_t n;
@@ -593,6 +671,9 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 	m->chain = chain;
 	m->generation++;
 	m->modified = modified;
+	/* New and changed rules with expire= start their time now. */
+	chain_expiry_start(m->chain, clock_now_ns());
+	expire_arm(m);
 	/* A trace's rule= may have moved into or out of the kernel. */
 	manager_fastpath_watch(m);
 }
@@ -608,7 +689,7 @@ int manager_reload(struct manager *m, char *err, size_t errlen)
 	r = config_load(m->cfg->path, &cfg, err, errlen);
 	if (r < 0)
 		goto out;
-	r = chain_new(cfg->rules, cfg->n_rules, &chain, msg, sizeof(msg));
+	r = chain_new_from(cfg->rules, cfg->n_rules, m->chain, &chain, msg, sizeof(msg));
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", cfg->path, msg);
 		goto out;
@@ -619,6 +700,9 @@ int manager_reload(struct manager *m, char *err, size_t errlen)
 	if (config_restart_changes(m->cfg, cfg, msg, sizeof(msg)) > 0)
 		log_warning("%s: %s changed; this takes effect at the next restart", cfg->path, msg);
 	manager_set_chain(m, chain, false);
+	/* Rules added live from now on take the file's impairment.seed. */
+	m->cfg->seeded = cfg->seeded;
+	m->cfg->seed = cfg->seed;
 	log_info("reloaded %s: %zu rules (generation %u)", cfg->path, chain_size(chain),
 		 m->generation);
 out:
@@ -1114,6 +1198,15 @@ int manager_start(struct manager *m)
 		r = sd_event_source_set_enabled(m->impair_timer, SD_EVENT_OFF);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "impairment timer");
+	/* expire=: the rules of the file start their time now. */
+	r = sd_event_add_time(m->event, &m->expire_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000,
+			      on_expire_timer, m);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->expire_timer, SD_EVENT_OFF);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "expire timer");
+	chain_expiry_start(m->chain, clock_now_ns());
+	expire_arm(m);
 	r = manager_start_health(m);
 	if (r < 0)
 		return r;

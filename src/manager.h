@@ -40,6 +40,7 @@ struct manager_stats {
 	uint64_t read_errors, write_errors;
 	uint64_t impair_sent;			/* copies sent from the impairment queue */
 	uint64_t impair_flushed;		/* copies discarded: their rule was deleted or changed */
+	uint64_t rules_expired;			/* rules removed by their expire= */
 	uint64_t stall_trips;			/* the guardian stopped the diversion */
 	uint64_t unhealthy_ticks;		/* health checks that found the packet loop stuck */
 };
@@ -95,6 +96,7 @@ struct manager {
 	bool ipv6_left;				/* families = "auto" and IPv6 cannot be carried out */
 	struct impair_queue impair_queue;	/* delayed copies, owner: the rule's id */
 	sd_event_source *impair_timer;		/* CLOCK_MONOTONIC, at the earliest departure */
+	sd_event_source *expire_timer;		/* CLOCK_MONOTONIC, at the earliest expire= deadline */
 	bool impair_pushed;			/* the queue got copies: re-arm the timer */
 	struct guardian *guardian;		/* fail-open with a stall timeout */
 	sd_event_source *health_timer;		/* WATCHDOG=1 and the guardian's heartbeat */
@@ -148,6 +150,14 @@ int manager_run(struct manager *m);
  * the file's chain.
  */
 void manager_set_chain(struct manager *m, struct chain *chain, bool modified);
+/*
+ * Remove the running rules drop() picks (a live change, like ipmodctl del):
+ * their held copies are flushed.  Returns how many went, or -errno with a
+ * message in err; nothing changes when none is picked.
+ */
+typedef bool (*manager_pick_fn)(const struct chain *c, size_t i, void *userdata);
+int manager_remove_rules(struct manager *m, manager_pick_fn drop, void *userdata, char *err,
+			 size_t errlen);
 /* Re-read the config file and run its chain; on error (file:line in err) nothing changes. */
 int manager_reload(struct manager *m, char *err, size_t errlen);
 void manager_notify_status(struct manager *m, const char *state);

@@ -64,6 +64,13 @@ enum rule_key {
 	K_CELL_OVERHEAD,
 	K_SLOT,
 	K_LIMIT,
+	K_QUEUE,		/* trace link keys: K_QUEUE..K_CODEL_INTERVAL */
+	K_QUEUE_BYTES,
+	K_AQM,
+	K_CODEL_TARGET,
+	K_CODEL_INTERVAL,
+	K_SEED,
+	K_EXPIRE,
 	K_MAX,
 };
 
@@ -108,11 +115,34 @@ static const char *const key_names[K_MAX] = {
 	[K_CELL_OVERHEAD] = "cell-overhead",
 	[K_SLOT] = "slot",
 	[K_LIMIT] = "limit",
+	[K_QUEUE] = "queue",
+	[K_QUEUE_BYTES] = "queue-bytes",
+	[K_AQM] = "aqm",
+	[K_CODEL_TARGET] = "codel-target",
+	[K_CODEL_INTERVAL] = "codel-interval",
+	[K_SEED] = "seed",
+	[K_EXPIRE] = "expire",
+};
+
+static const struct {
+	const char *name;
+	uint32_t ms;
+} expire_units[] = {
+	/* Largest first: rule_format() prints the first that divides. */
+	{ "h", 3600000 },
+	{ "m", 60000 },
+	{ "s", 1000 },
+	{ "ms", 1 },
 };
 
 struct name_value {
 	const char *name;
 	unsigned int value;
+};
+
+static const struct name_value aqm_names[] = {
+	{ "droptail", RULE_AQM_DROPTAIL },
+	{ "codel", RULE_AQM_CODEL },
 };
 
 static const struct name_value proto_names[] = {
@@ -983,6 +1013,19 @@ static int parse_rate(struct parser *ps)
 	const char *unit = s + l;
 	uint64_t mult = 1, max = RULE_RATE_PPS_MAX, min = 1, v = 0;
 
+	if (s[0] == '@') {
+		size_t n = strlen(s + 1);
+
+		if (s[1] != '/')
+			return fail(ps, K_RATE, "a trace needs an absolute path (@/...)");
+		if (n >= RULE_TRACE_MAX)
+			return fail(ps, K_RATE, "trace path longer than %d", RULE_TRACE_MAX - 1);
+		if (strspn(s + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				  "0123456789._/+-") != n)
+			return fail(ps, K_RATE, "trace path of letters, digits and ._/+- only");
+		memcpy(im->trace, s + 1, n + 1);
+		return 0;
+	}
 	if (l == 0)
 		return fail(ps, K_RATE, "not a number with a unit (bit, kbit, mbit, gbit or pps)");
 	if (!*unit)
@@ -1013,6 +1056,92 @@ range:
 	if (im->rate_pps)
 		return fail(ps, K_RATE, "out of range 1-%llupps", (unsigned long long)RULE_RATE_PPS_MAX);
 	return fail(ps, K_RATE, "out of range 1kbit-100gbit");
+}
+
+/* The keys of a trace link (rate=@PATH). */
+static int parse_trace_key(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+	unsigned long v;
+	int ret;
+
+	if (!im->trace[0])
+		return fail(ps, k, "needs a trace link (rate=@PATH)");
+	switch (k) {
+	case K_QUEUE:
+		ret = parse_number(ps, k, val(ps, k), 1, RULE_LIMIT_MAX, &v);
+		if (ret == 0)
+			im->queue_pkts = (uint32_t)v;
+		return ret;
+	case K_QUEUE_BYTES:
+		ret = parse_number(ps, k, val(ps, k), 1500, RULE_QUEUE_BYTES_MAX, &v);
+		if (ret == 0)
+			im->queue_bytes = (uint32_t)v;
+		return ret;
+	case K_AQM:
+		ret = lookup_name(aqm_names, ARRAY_SIZE(aqm_names), val(ps, k));
+		if (ret < 0)
+			return fail(ps, k, "must be droptail or codel");
+		im->aqm = (uint8_t)ret;
+		return 0;
+	case K_CODEL_TARGET:
+	case K_CODEL_INTERVAL:
+		if (im->aqm != RULE_AQM_CODEL)
+			return fail(ps, k, "needs aqm=codel");
+		ret = parse_ms(ps, k, k == K_CODEL_TARGET ? &im->codel_target_us :
+				&im->codel_interval_us);
+		if (ret == 0 && !(k == K_CODEL_TARGET ? im->codel_target_us : im->codel_interval_us))
+			return fail(ps, k, "must be above 0");
+		return ret;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* seed=N: any 64-bit number. */
+static int parse_seed(struct parser *ps)
+{
+	const char *s = val(ps, K_SEED);
+	size_t l = strspn(s, "0123456789");
+	uint64_t v = 0;
+
+	if (l == 0 || s[l] || l > 20)
+		return fail(ps, K_SEED, "not a number 0-18446744073709551615");
+	for (size_t i = 0; i < l; i++) {
+		uint64_t d = (uint64_t)(s[i] - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return fail(ps, K_SEED, "out of range 0-18446744073709551615");
+		v = v * 10 + d;
+	}
+	ps->r->impair.seeded = true;
+	ps->r->impair.seed = v;
+	return 0;
+}
+
+/* expire=N{ms,s,m,h}. */
+static int parse_expire(struct parser *ps)
+{
+	const char *s = val(ps, K_EXPIRE);
+	size_t l = strspn(s, "0123456789");
+	uint64_t v = 0;
+	uint32_t mult = 0;
+
+	if (l == 0 || l > 10)
+		goto bad;
+	for (size_t i = 0; i < ARRAY_SIZE(expire_units); i++)
+		if (strcmp(s + l, expire_units[i].name) == 0)
+			mult = expire_units[i].ms;
+	if (!mult)
+		goto bad;
+	for (size_t i = 0; i < l; i++)
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	if (v == 0 || v * mult > RULE_EXPIRE_MAX_MS)
+		return fail(ps, K_EXPIRE, "out of range 1ms-7 days");
+	ps->r->expire_ms = (uint32_t)(v * mult);
+	return 0;
+bad:
+	return fail(ps, K_EXPIRE, "not a duration: a number with ms, s, m or h");
 }
 
 static int parse_impair(struct parser *ps, enum rule_key k)
@@ -1140,6 +1269,12 @@ static int parse_impair(struct parser *ps, enum rule_key k)
 		if (ret == 0)
 			im->limit = (uint32_t)v;
 		break;
+	case K_QUEUE:
+	case K_QUEUE_BYTES:
+	case K_AQM:
+	case K_CODEL_TARGET:
+	case K_CODEL_INTERVAL:
+		return parse_trace_key(ps, k);
 	default:
 		return -EINVAL;
 	}
@@ -1242,7 +1377,16 @@ static int parse_key(struct parser *ps, enum rule_key k)
 	case K_CELL_OVERHEAD:
 	case K_SLOT:
 	case K_LIMIT:
+	case K_QUEUE:
+	case K_QUEUE_BYTES:
+	case K_AQM:
+	case K_CODEL_TARGET:
+	case K_CODEL_INTERVAL:
 		return parse_impair(ps, k);
+	case K_SEED:
+		return parse_seed(ps);
+	case K_EXPIRE:
+		return parse_expire(ps);
 	case K_MAX:
 		break;
 	}
@@ -1323,6 +1467,10 @@ int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *re
 	    r->a.verdict == RULE_VERDICT_NONE && !r->impair.flags) {
 		res = fail_at(&ps, n, "rule does nothing: no action (set-ttl, set-dscp, set-ecn, "
 				      "clamp-mss), no verdict and no impairment");
+		goto out;
+	}
+	if (r->impair.seeded && !r->impair.flags) {
+		res = fail_at(&ps, ps.idx[K_SEED], "seed: needs an impairment (delay, loss, ...)");
 		goto out;
 	}
 	if (r->impair.flags) {
@@ -1452,6 +1600,13 @@ static bool impair_equal(const struct rule_impair *x, const struct rule_impair *
 		return false;
 	if ((f & RULE_I_RATE) && (x->rate != y->rate || x->rate_pps != y->rate_pps))
 		return false;
+	if (strcmp(x->trace, y->trace) != 0 || x->queue_pkts != y->queue_pkts ||
+	    x->queue_bytes != y->queue_bytes || x->aqm != y->aqm ||
+	    x->codel_target_us != y->codel_target_us ||
+	    x->codel_interval_us != y->codel_interval_us)
+		return false;
+	if (x->seeded != y->seeded || (x->seeded && x->seed != y->seed))
+		return false;
 	return true;
 }
 
@@ -1489,7 +1644,7 @@ bool rule_equal(const struct rule *a, const struct rule *b)
 	if ((f & RULE_M_PROBABILITY) && (a->probability != b->probability ||
 					 x->prob_threshold != y->prob_threshold))
 		return false;
-	if (!impair_equal(&a->impair, &b->impair))
+	if (!impair_equal(&a->impair, &b->impair) || a->expire_ms != b->expire_ms)
 		return false;
 
 	return a->a.ttl_op == b->a.ttl_op &&
@@ -1693,6 +1848,9 @@ static void put_impair(struct strbuf *o, const struct rule_impair *im)
 	if ((f & RULE_I_RATE) && im->rate_pps) {
 		put_key(o, K_RATE);
 		strbuf_printf(o, "%llupps", (unsigned long long)im->rate);
+	} else if ((f & RULE_I_RATE) && im->trace[0]) {
+		put_key(o, K_RATE);
+		strbuf_printf(o, "@%s", im->trace);
 	} else if (f & RULE_I_RATE) {
 		size_t i = 0;
 
@@ -1730,6 +1888,34 @@ static void put_impair(struct strbuf *o, const struct rule_impair *im)
 		put_key(o, K_LIMIT);
 		strbuf_printf(o, "%u", im->limit);
 	}
+	if (im->queue_pkts) {
+		put_key(o, K_QUEUE);
+		strbuf_printf(o, "%u", im->queue_pkts);
+	}
+	if (im->queue_bytes) {
+		put_key(o, K_QUEUE_BYTES);
+		strbuf_printf(o, "%u", im->queue_bytes);
+	}
+	if (im->aqm != RULE_AQM_DROPTAIL)
+		put_named(o, K_AQM, aqm_names, ARRAY_SIZE(aqm_names), im->aqm);
+	if (im->codel_target_us)
+		put_ms(o, K_CODEL_TARGET, im->codel_target_us);
+	if (im->codel_interval_us)
+		put_ms(o, K_CODEL_INTERVAL, im->codel_interval_us);
+	if (im->seeded) {
+		put_key(o, K_SEED);
+		strbuf_printf(o, "%llu", (unsigned long long)im->seed);
+	}
+}
+
+static void put_expire(struct strbuf *o, uint32_t ms)
+{
+	size_t i = 0;
+
+	while (ms % expire_units[i].ms)
+		i++;
+	put_key(o, K_EXPIRE);
+	strbuf_printf(o, "%u%s", ms / expire_units[i].ms, expire_units[i].name);
 }
 
 static void put_actions(struct strbuf *o, const struct rule *r)
@@ -1774,6 +1960,8 @@ int rule_format(const struct rule *r, char *buf, size_t len)
 	buf[0] = '\0';
 	put_matches(&o, r);
 	put_actions(&o, r);
+	if (r->expire_ms)
+		put_expire(&o, r->expire_ms);
 	return format_end(&o);
 }
 

@@ -11,8 +11,8 @@
 #include <stdint.h>
 
 #define RULE_NAME_MAX 32	/* including the terminating NUL */
-#define RULE_KV_MAX 32		/* keys in one rule */
-#define RULE_FORMAT_MAX 1536	/* rule_format() of any rule fits (a table path included) */
+#define RULE_KV_MAX 48		/* keys in one rule: every key of the vocabulary, with room */
+#define RULE_FORMAT_MAX 2048	/* rule_format() of any rule fits (table and trace paths included) */
 /*
  * Rules in a chain: the one limit of the file (CONFIG_RULES_MAX) and of the
  * live chain (CHAIN_RULES_MAX), so that what "ipmodctl save" prints of any
@@ -74,6 +74,17 @@ struct rule_kv {
  *   and then not printed), reply or reject (the forged packet is impaired);
  *   with verdict=drop it is an error, reported on the first impairment key.
  *   A rule that impairs is terminal, like one with a verdict.
+ * - rate=@PATH: a trace-driven link (Mahimahi's trace format, tracelink.h);
+ *   PATH is absolute, of letters, digits and "._/+-", shorter than
+ *   RULE_TRACE_MAX.  The file is read when the rule is installed, not here.
+ *   With it only: queue=N (packets, 1..RULE_LIMIT_MAX), queue-bytes=N
+ *   (1500..RULE_QUEUE_BYTES_MAX), aqm=droptail|codel (droptail by default,
+ *   then not printed), and with codel codel-target=MS and codel-interval=MS
+ *   (as delay=, above 0; 5 and 100 by default).
+ * - seed=N (0..2^64-1) with an impairment: the rule's random decisions come
+ *   from its own generator seeded with N when the rule is installed.
+ * - expire=DURATION on any rule: an integer with a unit, ms, s, m or h, up
+ *   to 7 days; printed in the largest unit that keeps it an integer.
  * - Keys given with a zero value (loss=0, delay=0) are kept: such a rule
  *   still impairs (and ends the chain), it is printed as given and differs
  *   from the rule without the key.
@@ -247,6 +258,14 @@ struct rule_table {
 #define RULE_RATE_BIT_MIN 1000ULL		/* 1kbit */
 #define RULE_RATE_BIT_MAX 100000000000ULL	/* 100gbit */
 #define RULE_RATE_PPS_MAX 10000000ULL
+#define RULE_TRACE_MAX 160		/* rate=@PATH: the path, with its NUL */
+#define RULE_QUEUE_BYTES_MAX (64u << 20)
+#define RULE_EXPIRE_MAX_MS 604800000u	/* expire: 7 days */
+
+enum rule_aqm {
+	RULE_AQM_DROPTAIL,
+	RULE_AQM_CODEL,
+};
 
 /*
  * flags == 0: the rule does not impair (and every other field is 0).
@@ -275,6 +294,16 @@ struct rule_impair {
 	int32_t overhead, cell_overhead;	/* rate: bytes per packet, per cell */
 	uint32_t cellsize;
 	const struct rule_table *table;	/* RULE_DIST_FILE */
+	/* rate=@PATH: a trace-driven link (tracelink.h); rate is 0 then. */
+	char trace[RULE_TRACE_MAX];	/* absolute path, "" for none */
+	uint32_t queue_pkts;		/* queue=N, 0: not given (limit applies) */
+	uint32_t queue_bytes;		/* queue-bytes=N, 0: not given */
+	uint8_t aqm;			/* enum rule_aqm */
+	uint32_t codel_target_us;	/* 0: not given (5 ms) */
+	uint32_t codel_interval_us;	/* 0: not given (100 ms) */
+	/* seed=N: the rule draws from its own generator, seeded with N. */
+	bool seeded;
+	uint64_t seed;
 };
 
 struct rule {
@@ -282,6 +311,7 @@ struct rule {
 	struct rule_action a;
 	double probability;	/* as given, for rule_format() */
 	struct rule_impair impair;
+	uint32_t expire_ms;	/* expire=DURATION: removed that long after it is installed; 0 never */
 	char name[RULE_NAME_MAX];
 };
 

@@ -664,6 +664,47 @@ static void cleanup(void)
 	rmdir(tmpdir);
 }
 
+/* impairment.seed: impairing rules without seed= get one from it and their name. */
+static void test_global_seed(void)
+{
+	struct config *a = NULL, *b = NULL, *c = NULL;
+	char err[CONFIG_ERR_MAX];
+	int ra, rb, rc;
+
+	ra = parse("impairment = { seed = 42; };\n"
+		   "rules = ( { name = \"x\"; loss = 0.1; }, { name = \"y\"; loss = 0.1; },\n"
+		   "  { name = \"own\"; loss = 0.1; seed = 7; }, { name = \"plain\"; verdict = \"drop\"; },\n"
+		   "  { loss = 0.2; } );", &a, err);
+	rb = parse("rules = ( { name = \"x\"; loss = 0.1; }, { name = \"y\"; loss = 0.1; },\n"
+		   "  { name = \"own\"; loss = 0.1; seed = 7; }, { name = \"plain\"; verdict = \"drop\"; },\n"
+		   "  { loss = 0.2; } );\nimpairment = { seed = 42; };", &b, err);
+	rc = parse("impairment = { seed = 43; };\nrules = ( { name = \"x\"; loss = 0.1; } );", &c, err);
+	if (!ok(ra == 0 && rb == 0 && rc == 0, "impairment.seed parses, before or after rules (%s)",
+		err))
+		goto out;
+	ok(a->seeded && a->seed == 42, "impairment.seed = 42");
+	ok(a->rules[0]->impair.seeded && a->rules[1]->impair.seeded && a->rules[4]->impair.seeded,
+	   "impairing rules without seed= get one");
+	ok(a->rules[0]->impair.seed != a->rules[1]->impair.seed,
+	   "rules x and y get different seeds");
+	ok(a->rules[2]->impair.seed == 7, "a rule's own seed= stays");
+	ok(!a->rules[3]->impair.seeded, "a rule that does not impair gets none");
+	ok(a->rules[0]->impair.seed == b->rules[0]->impair.seed &&
+	   a->rules[4]->impair.seed == b->rules[4]->impair.seed,
+	   "the same seeds wherever the section is (rule-5 for the unnamed one)");
+	ok(c->rules[0]->impair.seed != a->rules[0]->impair.seed,
+	   "another impairment.seed, other seeds");
+out:
+	config_free(a);
+	config_free(b);
+	config_free(c);
+	fails_at("impairment = { seed = -1; };", "t.conf:1: impairment.seed", "impairment.seed below 0");
+	fails_at("impairment = { sed = 1; };", "t.conf:1: unknown key 'sed'", "impairment.sed: unknown");
+	fails_at("rules = ( { rate = \"@/nonexistent/x.trace\"; } );",
+		 "t.conf:1: rule #1: rate: trace /nonexistent/x.trace: No such file",
+		 "rate=@FILE: a missing trace is the file's error, with its line");
+}
+
 static void test_routing_equal(void)
 {
 	static const char base[] =
@@ -724,6 +765,7 @@ int main(void)
 	test_rules();
 	test_files();
 	test_routing_equal();
+	test_global_seed();
 	cleanup();
 	return tap_done();
 }

@@ -131,6 +131,28 @@ static void test_add(void)
 	REQ("add=end\nicmp-type=echo-request\nverdict=reply\n\n", "keys with '-'", "add",
 	    "icmp-type=echo-request", "verdict=reply");
 
+	/* Issue 16: add --for, a relative trace made absolute, flush --impairments. */
+	REQ("add=end\ndelay=50\nexpire=30s\n\n", "add --for", "add", "--for", "30s", "delay=50");
+	REQ("add=2\ndelay=50\nexpire=1h\n\n", "add --for=, after the words", "add", "at", "2",
+	    "delay=50", "--for=1h");
+	BAD(-EINVAL, "option '--for' needs a value", "add --for without a value", "add",
+	    "delay=50", "--for");
+	BAD(-EINVAL, "unknown option '--for'", "--for is add's", "del", "--for", "1s", "x");
+	REQ("add=end\nrate=@/abs/t.trace\n\n", "an absolute trace stays", "add",
+	    "rate=@/abs/t.trace");
+	{
+		char cwd[512], want[700];
+
+		if (getcwd(cwd, sizeof(cwd))) {
+			snprintf(want, sizeof(want), "add=end\nrate=@%s/t.trace\n\n", cwd);
+			REQ(want, "a relative trace is made absolute", "add", "rate=@t.trace");
+		}
+	}
+	REQ("flush=impairments\n\n", "flush --impairments", "flush", "--impairments");
+	ok(c.impairments, "flush --impairments: flag");
+	BAD(-EINVAL, "unknown option '--impairments'", "--impairments is flush's", "reload",
+	    "--impairments");
+
 	BAD(-EINVAL, "add: no rule given", "add alone", "add");
 	BAD(-EINVAL, "add: 'proto' is not key=value", "a word without '='", "add", "proto",
 	    "verdict=drop");

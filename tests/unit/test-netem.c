@@ -907,6 +907,40 @@ static void test_format_max(void)
 	ok(n > 0 && n < RULE_FORMAT_MAX, "the longest rule with the new keys takes %d of %d bytes",
 	   n, RULE_FORMAT_MAX);
 	rule_free(r);
+
+	/* Every key at once, the trace link's and the longest paths included. */
+	{
+		char trace[RULE_TRACE_MAX], all[4096];
+
+		memset(trace, 't', sizeof(trace) - 1);
+		trace[0] = '/';
+		trace[sizeof(trace) - 1] = '\0';
+		snprintf(all, sizeof(all),
+			 "name=abcdefghijklmnopqrstuvwxyz01234 family=ip6 proto=tcp "
+			 "src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 "
+			 "dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 "
+			 "dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr "
+			 "ttl=254-255 length=65534-65535 dscp=63 probability=0.33333333333333331 "
+			 "set-ttl=-255 set-dscp=63 set-ecn=not-ect clamp-mss=65535 verdict=reject "
+			 "reject-with=admin-prohibited "
+			 "delay=59999.999 jitter=59999.999 distribution=@%s "
+			 "delay-corr=0.33333333333333331 "
+			 "loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "
+			 "loss-ecn=true duplicate=0.33333333333333331 duplicate-corr=0.33333333333333331 "
+			 "reorder=0.33333333333333331 reorder-corr=0.33333333333333331 gap=1000000 "
+			 "corrupt=0.33333333333333331 corrupt-corr=0.33333333333333331 "
+			 "rate=@%s overhead=-4096 cellsize=65535 cell-overhead=-4096 "
+			 "slot=59999.999,60000,1000000,1073741824 limit=99999 queue=99999 "
+			 "queue-bytes=67108863 aqm=codel codel-target=59999.999 codel-interval=59999.999 "
+			 "seed=18446744073709551615 expire=604799999ms", path, trace);
+		r = rule_of(all);
+		n = r ? rule_format(r, out, sizeof(out)) : -1;
+		if (!r)
+			diag("refused: %s", all);
+		ok(n > 0 && n < RULE_FORMAT_MAX, "a rule with every key takes %d of %d bytes", n,
+		   RULE_FORMAT_MAX);
+		rule_free(r);
+	}
 	unlink(path);
 }
 
