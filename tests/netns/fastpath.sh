@@ -19,7 +19,7 @@ setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1
 
 SOCK=$WORKDIR/control.sock
 ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
-status_key() { ctl --json status | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))"; }
+status_key() { ctl --json status | json_field "$1" ""; }
 # "name packets bytes" per rule, in chain order.
 rule_counts() {
 	ctl --json rules | python3 -c '

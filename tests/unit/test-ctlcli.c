@@ -641,7 +641,7 @@ static void test_trace_json(void)
 	   "dport=53 len=60 rule=ttl set-ttl=64 rule=mark set-dscp=ef set-ecn=ect0 result=accept",
 	   "{\"time\":1.000001,\"family\":\"ip6\",\"src\":\"2001:db8::1\",\"dst\":\"2001:db8::2\","
 	   "\"proto\":\"udp\",\"sport\":5353,\"dport\":53,\"len\":60,"
-	   "\"rules\":[{\"name\":\"ttl\",\"set-ttl\":\"64\"},"
+	   "\"rules\":[{\"name\":\"ttl\",\"set-ttl\":64},"
 	   "{\"name\":\"mark\",\"set-dscp\":\"ef\",\"set-ecn\":\"ect0\"}],\"result\":\"accept\"}");
 	TJ("time=5.5 proto=47 len=100 result=accept",
 	   "{\"time\":5.5,\"proto\":47,\"len\":100,\"rules\":[],\"result\":\"accept\"}");
@@ -652,7 +652,10 @@ static void test_trace_json(void)
 	TJ("len=40 rule=x result=drop extra=1",
 	   "{\"len\":40,\"rules\":[{\"name\":\"x\"}],\"result\":\"drop\",\"extra\":1}");
 	TJ("time=1. time2=1.5 sport=053 port=0",
-	   "{\"time\":\"1.\",\"time2\":\"1.5\",\"sport\":\"053\",\"port\":0,\"rules\":[]}");
+	   "{\"time\":\"1.\",\"time2\":1.5,\"sport\":\"053\",\"port\":0,\"rules\":[]}");
+	TJ("len=40 rule=slow delay=50 loss=0.25 result=accept impair=delayed,lost delay=50.5,0",
+	   "{\"len\":40,\"rules\":[{\"name\":\"slow\",\"delay\":50,\"loss\":0.25}],"
+	   "\"result\":\"accept\",\"impair\":[\"delayed\",\"lost\"],\"delay\":[50.5,0]}");
 	TJ("src=a\"b flag len=1",
 	   "{\"src\":\"a\\\"b\",\"flag\":\"\",\"len\":1,\"rules\":[]}");
 	TJ("", "{\"rules\":[]}");
