@@ -56,7 +56,7 @@ static void put16(uint8_t *b, uint16_t v)
 int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 		   struct pkt *p, char *err, size_t errlen)
 {
-	struct rule_kv k[RULE_KV_MAX];
+	struct rule_kv k[RULE_KV_MAX + 1];
 	struct rule *r = NULL;
 	const struct rule_match *m;
 	size_t nk = 0, bad, ip_hlen, l4_hlen, len;
@@ -92,7 +92,9 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 		return fail(err, errlen, -EINVAL, "dst= is needed");
 	if (!have_proto)
 		return fail(err, errlen, -EINVAL, "proto= is needed");
+	/* A rule must do something; the verdict is no field of the packet. */
 	k[nk++] = (struct rule_kv){ "name", "explain" };
+	k[nk++] = (struct rule_kv){ "verdict", "accept" };
 	ret = rule_parse(k, nk, &r, &bad, err, errlen);
 	if (ret < 0)
 		return ret;
@@ -152,6 +154,8 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 		buf[7] = m->flags & RULE_M_TTL ? m->ttl_lo : 64;
 		if (m->flags & RULE_M_SRC)
 			memcpy(buf + 8, m->src.addr, 16);
+		else
+			inet_pton(AF_INET6, EXPLAIN_SRC6, buf + 8);
 		memcpy(buf + 24, m->dst.addr, 16);
 	} else {
 		buf[0] = 0x45;
@@ -162,6 +166,8 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 		buf[9] = m->proto;
 		if (m->flags & RULE_M_SRC)
 			memcpy(buf + 12, m->src.addr, 4);
+		else
+			inet_pton(AF_INET, EXPLAIN_SRC4, buf + 12);
 		memcpy(buf + 16, m->dst.addr, 4);
 	}
 	l4 = buf + ip_hlen;

@@ -15,10 +15,13 @@
 
 /* Room the packet needs: the largest len= and a forged answer to it. */
 #define EXPLAIN_BUF_MAX PKT_MAX
-#define EXPLAIN_FIELDS_MAX (RULE_KV_MAX - 1)
+#define EXPLAIN_SRC4 "192.0.2.1"
+#define EXPLAIN_SRC6 "2001:db8::1"
+#define EXPLAIN_FIELDS_MAX (RULE_KV_MAX - 2)
 
 /*
- * Fields: proto= (needed), dst= (needed), src= (default 0.0.0.0 or ::),
+ * Fields: proto= (needed), dst= (needed), src= (default EXPLAIN_SRC4 or
+ * EXPLAIN_SRC6, documentation addresses: give src= for rules that match it),
  * sport= dport= (TCP, UDP; default 40000 and 80), flags= or tcp-flags=
  * (TCP; the flags set, default syn), icmp-type= icmp-code= (ICMP, ICMPv6;
  * default echo-request 0), ttl= (default 64), dscp= (default 0), len= or

@@ -507,7 +507,7 @@ static int cmd_explain(struct manager *m, struct control_client *cl,
 			const char *why = fastpath_rule_why_not(rule);
 
 			where = "daemon";
-			snprintf(err, sizeof(err), "rule %s runs in the daemon (%s)", rule_name(rule),
+			snprintf(err, sizeof(err), "rule %s: %s", rule_name(rule),
 				 why ? why : "not in the kernel's rules");
 			reason = err;
 		}
