@@ -180,6 +180,22 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 		fprintf(f, "\nFilter words: match keys of a rule (proto=, dst=, dport=, ...) and\n"
 			   "rule=NAME for packets that matched that rule.  ^C stops.\n");
 		break;
+	case CTLCLI_STATUS:
+		fprintf(f, "\n  -a, --all          every counter, grouped (the default is a summary)\n"
+			   "  -h, --human        K/M/G units (after status; before it, -h is help)\n"
+			   "  -i, --interval N   redraw every N s with rates per second, until ^C\n"
+			   "      --watch        -i 1\n");
+		break;
+	case CTLCLI_RULES:
+		fprintf(f, "\n  -i, --interval N   redraw every N s with per-rule rates, until ^C\n"
+			   "      --watch        -i 1\n");
+		break;
+	case CTLCLI_EXPLAIN:
+		fprintf(f, "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
+			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out.\n"
+			   "Nothing is sent: the running chain is walked for a packet built from them.\n"
+			   "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n");
+		break;
 	case CTLCLI_CAPTURE:
 		fprintf(f, "\n  rule=NAME        only packets that matched this rule (default all)\n"
 			   "  --when WHEN      before, after (rewriting) or both (the default)\n"
