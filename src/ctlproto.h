@@ -19,16 +19,17 @@
 #include "util.h"
 
 /*
- * A reply must hold "get=rules" of the largest chain: 65536 rules of five
- * lines, eleven for a rule that impairs (its six impairment counters), the
- * spec line up to "spec=" + RULE_FORMAT_MAX.  A reply buffer grows as needed
- * and is released once written.
+ * A reply must hold "get=rules" of the largest chain: 65536 rules of seven
+ * lines (where= and where-reason= included), thirteen for a rule that
+ * impairs (its six impairment counters), the spec line up to "spec=" +
+ * RULE_FORMAT_MAX.  A reply buffer grows as needed and is released once
+ * written.
  */
 #define CTL_LINE_MAX 2048		/* bytes of one line, its '\n' included */
 #define CTL_KEYS_MAX 64			/* lines of a request, the command included */
 #define CTL_REQUEST_MAX 16384		/* bytes of a request, the blank line included */
 #define CTL_REPLY_MAX (64 << 20)	/* bytes of a reply, the blank line included */
-#define CTL_REPLY_KEYS_MAX (12 << 16)	/* lines of a reply, errno= and error= included */
+#define CTL_REPLY_KEYS_MAX (14 << 16)	/* lines of a reply, errno= and error= included */
 #define CTL_ERROR_MAX 256		/* error= text, its NUL included */
 
 struct ctl_pair {

@@ -678,7 +678,8 @@ static int run_status(const struct ctlcli *c)
 		r = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, NULL);
 		if (r != EXIT_OK) {
 			reply_free(&rep);
-			return r;
+			/* ^C while asking ends a watch as well as ^C while waiting. */
+			return c->interval && interrupted && !first ? EXIT_OK : r;
 		}
 		watch_top(c, first);
 		first = false;
@@ -1042,7 +1043,7 @@ static int run_rules(const struct ctlcli *c)
 		reply_free(&rep);
 	} while (r == EXIT_OK && c->interval && watch_wait(c));
 	rates_free(rates, n_rates);
-	return r;
+	return r != EXIT_OK && c->interval && interrupted && !first ? EXIT_OK : r;
 }
 
 static int run_save(const struct ctlcli *c)

@@ -224,6 +224,9 @@ check "status -i 0 is refused" grep -q "an interval is seconds" <<<"$out"
 out=$(ctl status --json -i 1 2>&1)
 check "--json with -i is refused" grep -q "do not go together" <<<"$out"
 
+ctl flush --json >"$WORKDIR/out.json"
+check_valid "flush --json" change
+
 stop_ipmodd
 check_eq "ipmodd exits 0" "$?" 0
 done_testing
