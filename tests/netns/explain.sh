@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# ipmodctl explain agrees with the daemon: 1,000 random IPv4 packets (TCP,
-# UDP, ICMP; random ports, flags, TTL, DSCP, length, types) are sent through
+# ipmodctl explain agrees with the daemon: 1,000 random packets (IPv4 and
+# IPv6; TCP, UDP, ICMP, ICMPv6; random ports, flags, TTL or hop limit, DSCP,
+# length, types) are sent through
 # a chain whose rules rewrite fields that later rules match, drop, accept,
 # reject and reply; each packet's trace line (the rules it matched, the
 # result) must equal what explain answers for the same fields.
@@ -24,6 +25,8 @@ RULES='rules = (
 	{ name = "rst-23"; proto = "tcp"; dport = 23; verdict = "reject"; reject-with = "tcp-reset"; },
 	{ name = "pong"; proto = "icmp"; icmp-type = "echo-request"; dst = "198.18.1.128/25"; verdict = "reply"; },
 	{ name = "icmp-unreach"; proto = "icmp"; dst = "198.18.1.0/26"; verdict = "reject"; },
+	{ name = "pong6"; proto = "icmpv6"; icmp-type = "echo-request"; dst = "2001:db8:1::80/121"; verdict = "reply"; },
+	{ name = "v6-unreach"; family = "ip6"; proto = "udp"; dst = "2001:db8:1::/122"; dport = "7000"; verdict = "reject"; reject-with = "admin-prohibited"; },
 	{ name = "big"; length = "1000-1500"; set-ecn = "ect0"; },
 	{ name = "dns-low-sport"; proto = "udp"; sport = "1000-1999"; dport = 53; verdict = "drop"; },
 	{ name = "udp-9"; proto = "udp"; dport = 9; verdict = "reject"; reject-with = "port-unreachable"; },
@@ -38,10 +41,13 @@ ctl() { ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" "$@"; }
 ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" --json trace dst=198.18.1.0/24 \
 	>"$WORKDIR/trace.json" 2>"$WORKDIR/trace.err" &
 TRACE_PID=$!
-for i in $(seq 50); do [ "$(status_field streams)" = 1 ] && break; sleep 0.1; done
-check_eq "the trace is running" "$(status_field streams)" 1
+ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" --json trace dst=2001:db8:1::/64 \
+	>"$WORKDIR/trace6.json" 2>"$WORKDIR/trace6.err" &
+TRACE6_PID=$!
+for i in $(seq 50); do [ "$(status_field streams)" = 2 ] && break; sleep 0.1; done
+check_eq "the traces (IPv4, IPv6) are running" "$(status_field streams)" 2
 
-# Send the packets (raw IPv4, header included), as explain would build them:
+# Send the packets (raw IPv4 and IPv6, header included), as explain would build them:
 # no options, zero payload, DF; their fields into packets.json.  Each has its
 # own IP ID (no field a rule matches): two equal packets moments apart would
 # look like one coming back to the loop guard.
@@ -51,6 +57,7 @@ import json, random, socket, struct, sys, time
 n, out = int(sys.argv[1]), sys.argv[2]
 rng = random.Random(19)
 SRC = "198.18.0.1"
+SRC6 = "2001:db8:77::1"
 
 def csum(b):
     if len(b) % 2:
@@ -61,14 +68,21 @@ def csum(b):
     return ~s & 0xffff
 
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+# IPPROTO_RAW: the IPv6 header is ours too (IPV6_HDRINCL).
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
 pkts = []
 for i in range(n):
-    proto = rng.choices(["tcp", "udp", "icmp"], [45, 35, 20])[0]
-    dst = "198.18.1.%d" % rng.choice([1, 5, 60, 130, 201, 250])
+    v6 = rng.random() < 0.3
+    proto = rng.choices(["tcp", "udp", "icmpv6" if v6 else "icmp"], [45, 35, 20])[0]
+    if v6:
+        dst = "2001:db8:1::%x" % rng.choice([1, 5, 0x3f, 0x81, 0xc8])
+    else:
+        dst = "198.18.1.%d" % rng.choice([1, 5, 60, 130, 201, 250])
     ttl = rng.choice([1, 3, 5, 10, 60, 63, 64])
     dscp = rng.choice([0, 46, 10])
     extra = rng.choice([0, 0, 100, 980, 1200])
-    f = {"proto": proto, "src": SRC, "dst": dst, "ttl": ttl, "dscp": dscp}
+    src = SRC6 if v6 else SRC
+    f = {"proto": proto, "src": src, "dst": dst, "ttl": ttl, "dscp": dscp, "v6": v6}
     if proto == "tcp":
         sport, dport = rng.choice([1000, 1500, 2500, 40000]), rng.choice([22, 23, 53, 80, 443, 5005, 9])
         flags = rng.choice([0x02, 0x12, 0x10, 0x04, 0x18, 0x11, 0x01, 0x03])
@@ -80,45 +94,66 @@ for i in range(n):
         l4 = struct.pack("!HHHH", sport, dport, 8 + extra, 0) + bytes(extra)
         f.update(sport=sport, dport=dport)
         num = 17
+    elif v6:
+        t = rng.choice([128, 128, 129, 1, 3])
+        l4 = struct.pack("!BBHHH", t, 0, 0, 1, 1) + bytes(extra)
+        f.update(icmp_type=t)
+        num = 58
     else:
         t = rng.choice([8, 8, 0, 3, 11, 13])
         l4 = struct.pack("!BBHHH", t, 0, 0, 1, 1) + bytes(extra)
         f.update(icmp_type=t)
         num = 1
-    total = 20 + len(l4)
-    f["len"] = total
-    src_b, dst_b = socket.inet_aton(SRC), socket.inet_aton(dst)
-    if num in (6, 17):
+    if v6:
+        # Each packet its own flow label: no two are equal for the loop guard.
+        src_b, dst_b = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+        pseudo = src_b + dst_b + struct.pack("!IxxxB", len(l4), num)
+    else:
+        src_b, dst_b = socket.inet_aton(src), socket.inet_aton(dst)
         pseudo = src_b + dst_b + struct.pack("!BBH", 0, num, len(l4))
+    f["len"] = (40 if v6 else 20) + len(l4)
+    if num in (6, 17, 58):
         c = csum(pseudo + l4)
-        off = 16 if num == 6 else 6
+        off = {6: 16, 17: 6, 58: 2}[num]
         l4 = l4[:off] + struct.pack("!H", c or 0xffff) + l4[off + 2:]
     else:
         l4 = l4[:2] + struct.pack("!H", csum(l4)) + l4[4:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, dscp << 2, total, i + 1, 0x4000, ttl, num, 0, src_b, dst_b)
-    s.sendto(ip + l4, (dst, 0))
+    if v6:
+        tc = dscp << 2
+        ip = struct.pack("!IHBB16s16s", 6 << 28 | tc << 20 | (i + 1), len(l4), num, ttl, src_b, dst_b)
+        s6.sendto(ip + l4, (dst, 0))
+    else:
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, dscp << 2, f["len"], i + 1, 0x4000, ttl, num, 0,
+                         src_b, dst_b)
+        s.sendto(ip + l4, (dst, 0))
     pkts.append(f)
     time.sleep(0.003)
 json.dump(pkts, open(out, "w"))
 PYEOF
 check "$N packets sent" test -s "$WORKDIR/packets.json"
 sleep 1
-kill -INT "$TRACE_PID" 2>/dev/null
-wait "$TRACE_PID" 2>/dev/null
+kill -INT "$TRACE_PID" "$TRACE6_PID" 2>/dev/null
+wait "$TRACE_PID" "$TRACE6_PID" 2>/dev/null
 check_eq "the loop guard took none for a loop" "$(status_field loops)" 0
-check "the trace lost no event" bash -c '! grep -q "lost" "$1"' _ "$WORKDIR/trace.json"
+check "the traces lost no event" bash -c '! grep -q "lost" "$1" "$2"' _ "$WORKDIR/trace.json" "$WORKDIR/trace6.json"
 
 # For each packet, explain's answer beside its trace line.
-python3 - "$WORKDIR/packets.json" "$WORKDIR/trace.json" "$IPMODCTL" "$SOCK" "$HOST_NS" <<'PYEOF' >"$WORKDIR/compare.txt"
+python3 - "$WORKDIR/packets.json" "$WORKDIR/trace.json" "$WORKDIR/trace6.json" "$IPMODCTL" "$SOCK" "$HOST_NS" <<'PYEOF' >"$WORKDIR/compare.txt"
 import json, subprocess, sys
 
 pkts = json.load(open(sys.argv[1]))
-trace = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
-trace = [t for t in trace if "rules" in t]
-ctl, sock, ns = sys.argv[3], sys.argv[4], sys.argv[5]
-print("packets %d trace %d" % (len(pkts), len(trace)))
+# Each family's packets in the order sent, beside its trace's lines in order.
+traces = {}
+for v6, path in ((False, sys.argv[2]), (True, sys.argv[3])):
+    traces[v6] = [t for t in (json.loads(l) for l in open(path) if l.strip()) if "rules" in t]
+ctl, sock, ns = sys.argv[4], sys.argv[5], sys.argv[6]
+pairs = []
+for v6 in (False, True):
+    pairs += zip([p for p in pkts if p["v6"] == v6], traces[v6])
+print("packets %d trace %d (IPv6 %d)" % (len(pkts), len(traces[False]) + len(traces[True]),
+                                         len(traces[True])))
 agree = differ = misaligned = 0
-for i, (p, t) in enumerate(zip(pkts, trace)):
+for i, (p, t) in enumerate(pairs):
     # The trace must be of this very packet: same addresses, proto, ports, length.
     same = (t["dst"] == p["dst"] and t["proto"] == p["proto"] and t["len"] == p["len"] and
             t.get("sport") == p.get("sport") and t.get("dport") == p.get("dport"))
@@ -156,19 +191,20 @@ print("agree %d differ %d misaligned %d" % (agree, differ, misaligned))
 PYEOF
 diag "$(tail -8 "$WORKDIR/compare.txt")"
 diag "$(ctl status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print({k: v for k, v in d.items() if isinstance(v, int) and v and not k.startswith(("pid", "uptime", "table", "prio"))})')"
-read -r _ sent _ traced < <(head -1 "$WORKDIR/compare.txt")
+read -r _ sent _ traced _ < <(head -1 "$WORKDIR/compare.txt")
 check_eq "every packet sent was traced" "$traced" "$sent"
 read -r _ agree _ differ _ misaligned < <(tail -1 "$WORKDIR/compare.txt")
 check_eq "each trace line is of the packet sent in that order" "$misaligned" 0
 check_eq "explain agrees with the trace for all $N packets (matched rules, result)" "$agree/$differ" "$N/0"
 # Not all one way: the random packets reached many rules and results.
-check "the packets met at least 10 rules and 4 results" python3 -c '
+check "the packets met at least 12 rules (both IPv6 ones) and 5 results" python3 -c '
 import json, sys
-t = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+t = [json.loads(l) for f in sys.argv[1:] for l in open(f) if l.strip()]
 rules = {r["name"] for x in t for r in x.get("rules", [])}
 results = {x.get("result") for x in t}
 print("# rules", sorted(rules), "results", sorted(results))
-sys.exit(0 if len(rules) >= 10 and len(results) >= 4 else 1)' "$WORKDIR/trace.json"
+sys.exit(0 if len(rules) >= 12 and {"pong6", "v6-unreach"} <= rules and len(results) >= 5 else 1)' \
+	"$WORKDIR/trace.json" "$WORKDIR/trace6.json"
 
 stop_ipmodd
 check_eq "ipmodd exits 0" "$?" 0
