@@ -627,6 +627,7 @@ int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err
 	}
 	for (size_t i = 0; i < n; i++) {
 		memcpy(&c->rules[i], rules[i], sizeof(struct rule));
+		rule_ref_tables(&c->rules[i]);
 		if (!c->rules[i].name[0])
 			snprintf(c->rules[i].name, sizeof(c->rules[i].name), "rule-%zu", i + 1);
 		c->slot[i] = (struct chain_slot){ .id = (uint32_t)i + 1, .flow = NO_FLOW };
@@ -692,6 +693,8 @@ struct chain *chain_unref(struct chain *c)
 		impair_flow_done(&c->flows[k]);
 	free(c->flows);
 	ix_free(c->ix);
+	for (size_t i = 0; i < c->n; i++)
+		rule_unref_tables(&c->rules[i]);
 	free(c->names);
 	free(c->by_id);
 	free(c->slot);
@@ -1131,7 +1134,8 @@ static uint8_t impair_events(const struct impair_counters *a, const struct impai
 	       (b->reordered != a->reordered ? CHAIN_IMPAIR_REORDERED : 0) |
 	       (b->delayed != a->delayed ? CHAIN_IMPAIR_DELAYED : 0) |
 	       (b->dropped_limit != a->dropped_limit ? CHAIN_IMPAIR_LIMITED : 0) |
-	       (b->corrupted != a->corrupted ? CHAIN_IMPAIR_CORRUPTED : 0);
+	       (b->corrupted != a->corrupted ? CHAIN_IMPAIR_CORRUPTED : 0) |
+	       (b->ce_marked != a->ce_marked ? CHAIN_IMPAIR_CE : 0);
 }
 
 /* Rule i impairs out, the packet verdict v sends. */
@@ -1150,7 +1154,11 @@ static enum chain_verdict chain_impair(struct chain *c, size_t i, struct pkt *ou
 	imp->rule = (uint32_t)i;
 	imp->id = c->slot[i].id;
 	imp->now_ns = now_ns;
-	impair_decide(f, &c->rules[i].impair, &c->irng, now_ns, out->len, &imp->res);
+	impair_decide_ecn(f, &c->rules[i].impair, &c->irng, now_ns, out->len, pkt_ecn(out),
+			  &imp->res);
+	/* loss-ecn: every copy carries the mark (the checksum follows). */
+	if (imp->res.ce && pkt_ecn(out) != 3)
+		pkt_set_ecn(out, 3);
 	imp->events = impair_events(&before, &f->cnt);
 	if (hold)
 		return imp->res.n ? v : CHAIN_DROP;

@@ -16,7 +16,7 @@
 #include "packet.h"
 #include "rule.h"
 
-#define CHAIN_RULES_MAX 65536
+#define CHAIN_RULES_MAX RULES_MAX
 
 /*
  * Forged packets (reply, reject) per chain: a token bucket of
@@ -69,6 +69,7 @@ enum {
 	CHAIN_IMPAIR_DELAYED = 1 << 3,		/* a copy waits (delay, jitter, rate) */
 	CHAIN_IMPAIR_LIMITED = 1 << 4,		/* a copy was over the rule's limit or the queue's bounds */
 	CHAIN_IMPAIR_CORRUPTED = 1 << 5,	/* the first copy gets a bit flipped */
+	CHAIN_IMPAIR_CE = 1 << 6,		/* loss-ecn: marked CE instead of lost */
 };
 
 struct chain_impair {

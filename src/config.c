@@ -26,8 +26,16 @@
 #define RUNDIR "/run"
 #endif
 
-/* Far above any real rule set (CONFIG_RULES_MAX short rules fit in 2 MiB). */
-#define CONFIG_FILE_MAX (16u << 20)
+/* Far above any real rule set (CONFIG_RULES_MAX short rules fit in 2 MiB), and room for the save output below. */
+#define CONFIG_FILE_MAX (32u << 20)
+/*
+ * "ipmodctl save" of the longest live chain fits: per rule its spec
+ * (rule_format(), at most RULE_FORMAT_MAX) turned into a group, which adds
+ * " ", " = ", two quotes and ";" per key, "{ ", " }", a tab, a comma and a
+ * line feed, and a header of two lines.
+ */
+_Static_assert((size_t)RULES_MAX * (RULE_FORMAT_MAX + RULE_KV_MAX * 7 + 8) + 4096 <= CONFIG_FILE_MAX,
+	       "the save output of a live chain of RULES_MAX rules is a readable file");
 
 #define MTU_MIN 576
 #define MTU_MIN_IPV6 1280

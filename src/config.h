@@ -15,7 +15,7 @@
 #include "rule.h"
 
 #define CONFIG_SELECTORS_MAX 64
-#define CONFIG_RULES_MAX 10000
+#define CONFIG_RULES_MAX RULES_MAX
 #define CONFIG_ERR_MAX 512
 
 struct prefix {

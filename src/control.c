@@ -37,6 +37,8 @@ struct control_client {
 	sd_event_source *io, *timer;
 	bool privileged;
 	bool closing;			/* close once the reply is out */
+	uid_t uid;			/* SO_PEERCRED at accept; -1 unknown */
+	pid_t pid;			/* 0 unknown */
 
 	struct ctl_parser parser;
 	char in[CTL_REQUEST_MAX];
@@ -449,21 +451,23 @@ static bool peer_in_group(int fd, gid_t gid)
  * from SO_PEERGROUPS (Linux 4.13).  On older kernels a member through a
  * supplementary group can connect (the socket is 0660) but is unprivileged.
  */
-static bool peer_privileged(struct control *c, int fd)
+static bool peer_privileged(struct control *c, int fd, struct ucred *ret)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return false;
-	if (cred.uid == 0)
+	*ret = cred;
+	/* The daemon's own user (ExecReload= of its unit) can do what the daemon does anyway. */
+	if (cred.uid == 0 || cred.uid == geteuid())
 		return true;
 	if (!c->has_group)
 		return false;
 	return cred.gid == c->gid || peer_in_group(fd, c->gid);
 }
 
-static int client_new(struct control *c, int fd, bool privileged)
+static int client_new(struct control *c, int fd, bool privileged, const struct ucred *cred)
 {
 	struct control_client *cl;
 	int r;
@@ -482,6 +486,8 @@ static int client_new(struct control *c, int fd, bool privileged)
 	c->clients = cl;
 	c->n_clients++;
 	cl->privileged = privileged;
+	cl->uid = cred->uid;
+	cl->pid = cred->pid;
 	if (!privileged)
 		c->n_clients_unpriv++;
 	ctl_parser_init(&cl->parser, cl->in, sizeof(cl->in), cl->pairs, ARRAY_SIZE(cl->pairs));
@@ -541,6 +547,7 @@ static void accept_pause(struct control *c)
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct control *c = userdata;
+	struct ucred cred;
 	bool privileged;
 	int i, cfd;
 
@@ -556,14 +563,15 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 			continue;	/* ECONNABORTED, EINTR, ...: that connection only */
 		}
 		/* Credentials first: the last slots are only for privileged peers. */
-		privileged = peer_privileged(c, cfd);
+		cred = (struct ucred){ .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+		privileged = peer_privileged(c, cfd, &cred);
 		if (c->n_clients >= CONTROL_CLIENTS_MAX ||
 		    (!privileged &&
 		     c->n_clients_unpriv >= CONTROL_CLIENTS_MAX - CONTROL_CLIENTS_RESERVED)) {
 			client_refuse(cfd, privileged);
 			continue;
 		}
-		client_new(c, cfd, privileged);
+		client_new(c, cfd, privileged, &cred);
 	}
 	return 0;
 }
@@ -838,4 +846,10 @@ unsigned int control_clients(const struct control *c)
 void control_set_idle_timeout(struct control *c, uint64_t usec)
 {
 	c->idle_usec = usec;
+}
+
+void control_client_peer(const struct control_client *cl, uid_t *ret_uid, pid_t *ret_pid)
+{
+	*ret_uid = cl->uid;
+	*ret_pid = cl->pid;
 }

@@ -44,7 +44,7 @@ struct control_client;		/* one connection, valid during its handler call */
 /*
  * Answer one request: append lines to reply (ctl_reply_add() and friends)
  * and return 0, or return -errno, optionally with ctl_reply_error() text.
- * privileged: the peer is uid 0, or has the socket's group as its primary or
+ * privileged: the peer is uid 0 or the daemon's own uid, or has the socket's group as its primary or
  * (where the kernel reports it, SO_PEERGROUPS) a supplementary group, at
  * connect time.  The handler must not free the control.
  */
@@ -99,6 +99,12 @@ int control_stream_write(struct control_client *cl, const void *data, size_t len
 /* Send what is queued, then close the connection. */
 void control_stream_end(struct control_client *cl);
 unsigned int control_streams(const struct control *c);
+
+/*
+ * Who the client is, by SO_PEERCRED at accept: uid (-1 unknown) and pid
+ * (0 unknown, or in another pid namespace).
+ */
+void control_client_peer(const struct control_client *cl, uid_t *ret_uid, pid_t *ret_pid);
 
 /* Connected clients, for status. */
 unsigned int control_clients(const struct control *c);

@@ -369,6 +369,31 @@ static int parse_capture(struct ctlcli *c, char *const *words, size_t n, char *e
 	return 0;
 }
 
+static int parse_monitor(struct ctlcli *c, char *const *words, size_t n, char *err,
+			 size_t errlen)
+{
+	int r;
+
+	if (n > 0)
+		return fail(err, errlen, -EINVAL, "monitor: unexpected '%s'", Q(words[0]));
+	r = req_add(c, "monitor", "changes", err, errlen);
+	if (r < 0)
+		return r;
+	req_finish(c);
+	return 0;
+}
+
+/* Two requests, get=status and get=rules, made by ipmodctl itself: none here. */
+static int parse_metrics(struct ctlcli *c, char *const *words, size_t n, char *err,
+			 size_t errlen)
+{
+	if (n > 0)
+		return fail(err, errlen, -EINVAL, "metrics: unexpected '%s'", Q(words[0]));
+	if (c->json)
+		return fail(err, errlen, -EINVAL, "metrics: no --json (the output is OpenMetrics text)");
+	return 0;
+}
+
 static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 		      size_t errlen)
 {
@@ -412,6 +437,11 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 	{ "explain", NULL, CTLCLI_EXPLAIN, "key=value...",
 	  "Show which rules a packet with these fields would match, and the verdict",
 	  parse_explain },
+	{ "monitor", NULL, CTLCLI_MONITOR, "",
+	  "Print one line per change of the rules (who, what, generation)", parse_monitor },
+	{ "metrics", NULL, CTLCLI_METRICS, "[--http]",
+	  "Print the counters as OpenMetrics text, or serve them to one HTTP request",
+	  parse_metrics },
 	{ "version", NULL, CTLCLI_VERSION, "", "Print the version of ipmodctl", parse_fixed },
 	{ "help", NULL, CTLCLI_HELP, "[COMMAND]", "Show this help, or a command's", parse_help },
 };
@@ -444,6 +474,7 @@ enum {
 	OPT_HUMAN,
 	OPT_INTERVAL,
 	OPT_WATCH,
+	OPT_HTTP,
 };
 
 struct option_def {
@@ -470,6 +501,10 @@ static const struct option_def status_options[] = {
 static const struct option_def rules_options[] = {
 	{ OPT_INTERVAL, 'i', "interval", true },
 	{ OPT_WATCH, 0, "watch", false },
+};
+
+static const struct option_def metrics_options[] = {
+	{ OPT_HTTP, 0, "http", false },
 };
 
 static const struct option_def capture_options[] = {
@@ -588,9 +623,15 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_CAPTURE)
 		id = match_option(capture_options, ARRAY_SIZE(capture_options), argc, argv, i,
 				  &arg, err, errlen);
+	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_METRICS)
+		id = match_option(metrics_options, ARRAY_SIZE(metrics_options), argc, argv, i,
+				  &arg, err, errlen);
 	if (id < 0)
 		return id;
 	switch (id) {
+	case OPT_HTTP:
+		c->http = true;
+		return 0;
 	case 0:
 		if (c->sub)
 			return fail(err, errlen, -EINVAL, "%s: unknown option '%s'", c->sub->name,
@@ -688,11 +729,14 @@ int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli 
 	r = ret->sub->parse(ret, words, n, err, errlen);
 	if (r < 0)
 		return r;
-	if (ret->json && (ret->cmd == CTLCLI_SAVE || ret->cmd == CTLCLI_HELP))
+	if (ret->json && (ret->cmd == CTLCLI_SAVE || ret->cmd == CTLCLI_HELP ||
+			  ret->cmd == CTLCLI_METRICS))
 		return fail(err, errlen, -EINVAL,
 			    "%s: --json is not available (%s)", ret->sub->name,
 			    ret->cmd == CTLCLI_SAVE ? "save prints libconfig; 'rules --json' has the "
-						     "rules as JSON" : "help is text");
+						     "rules as JSON" :
+			    ret->cmd == CTLCLI_METRICS ? "metrics prints OpenMetrics text" :
+							 "help is text");
 	if (ret->json && ret->interval)
 		return fail(err, errlen, -EINVAL, "%s: --json and -i/--watch do not go together",
 			    ret->sub->name);

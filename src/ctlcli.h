@@ -27,6 +27,8 @@ enum ctlcli_cmd {
 	CTLCLI_TRACE,
 	CTLCLI_CAPTURE,
 	CTLCLI_EXPLAIN,
+	CTLCLI_MONITOR,
+	CTLCLI_METRICS,
 	CTLCLI_VERSION,
 	CTLCLI_HELP,
 };
@@ -81,6 +83,9 @@ struct ctlcli {
 	uint64_t count;		/* -c */
 	enum ctlcli_when when;	/* --when */
 	uint64_t snaplen;	/* --snaplen, 0 for the daemon's default */
+
+	/* metrics */
+	bool http;		/* --http: answer one HTTP request on standard input */
 
 	/* The request to send ("" for version and help), NUL-terminated. */
 	char request[CTL_REQUEST_MAX + 1];

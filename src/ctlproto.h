@@ -19,9 +19,9 @@
 #include "util.h"
 
 /*
- * A reply must hold "get=rules" of the largest chain: 65536 rules of seven
- * lines (where= and where-reason= included), thirteen for a rule that
- * impairs (its six impairment counters), the spec line up to "spec=" +
+ * A reply must hold "get=rules" of the largest chain: RULES_MAX rules of seven
+ * lines (where= and where-reason= included), fourteen for a rule that impairs
+ * (its seven impairment counters), the spec line up to "spec=" +
  * RULE_FORMAT_MAX.  A reply buffer grows as needed and is released once
  * written.
  */
@@ -29,7 +29,7 @@
 #define CTL_KEYS_MAX 64			/* lines of a request, the command included */
 #define CTL_REQUEST_MAX 16384		/* bytes of a request, the blank line included */
 #define CTL_REPLY_MAX (64 << 20)	/* bytes of a reply, the blank line included */
-#define CTL_REPLY_KEYS_MAX (14 << 16)	/* lines of a reply, errno= and error= included */
+#define CTL_REPLY_KEYS_MAX (13 << 16)	/* lines of a reply, errno= and error= included */
 #define CTL_ERROR_MAX 256		/* error= text, its NUL included */
 
 struct ctl_pair {

@@ -188,7 +188,74 @@ bool impair_ge_lose(struct impair_ge *ge, struct impair_rng *g)
 	return impair_rng_chance(g, was_bad ? ge->bad_loss : ge->good_loss);
 }
 
+uint32_t impair_crnd_rho(double corr)
+{
+	return impair_prob32(corr);
+}
+
+uint32_t impair_prob32(double p)
+{
+	if (!(p > 0))
+		return 0;
+	if (p >= 1)
+		return UINT32_MAX;
+	return (uint32_t)(p * UINT32_MAX + 0.5);
+}
+
+static uint32_t rand32(struct impair_rng *g)
+{
+	return (uint32_t)(impair_rng_next(g) >> 32);
+}
+
+uint32_t impair_crnd_next(struct impair_crnd *c, struct impair_rng *g)
+{
+	uint64_t value, rho;
+
+	if (!c->primed) {
+		c->last = rand32(g);
+		c->primed = true;
+	}
+	if (c->rho == 0)
+		return rand32(g);
+	value = rand32(g);
+	rho = (uint64_t)c->rho + 1;
+	/* < 2^64: both products are below 2^32 * 2^32 and their weights sum to 2^32. */
+	c->last = (uint32_t)((value * ((UINT64_C(1) << 32) - rho) + c->last * rho) >> 32);
+	return c->last;
+}
+
+/* netem's "P && P >= value" for a key with a correlation. */
+static bool crnd_chance(struct impair_crnd *c, struct impair_rng *g, double p)
+{
+	uint32_t t = impair_prob32(p);
+
+	return t && t >= impair_crnd_next(c, g);
+}
+
 /* ---- delay --------------------------------------------------------------- */
+
+uint64_t impair_tabledist(uint64_t mu_ns, uint64_t sigma_ns, uint32_t u, const int16_t *table,
+			  uint32_t n)
+{
+	int64_t mu = (int64_t)mu_ns, sigma = (int64_t)sigma_ns, x, t, d;
+
+	if (!sigma)
+		return mu_ns;
+	if (!table || !n) {
+		uint64_t span = 2 * sigma_ns;
+		/* Up to 2^37 ns of span: the product needs more than 64 bits. */
+		uint64_t off = span <= (UINT64_C(1) << 32) ? u % span :
+			       (uint64_t)(((unsigned __int128)u * span) >> 32);
+
+		d = mu + (int64_t)off - sigma;
+		return d > 0 ? (uint64_t)d : 0;
+	}
+	t = table[u % n];
+	x = (sigma % 8192) * t;
+	x += x >= 0 ? 8192 / 2 : -8192 / 2;
+	d = x / 8192 + (sigma / 8192) * t + mu;
+	return d > 0 ? (uint64_t)d : 0;
+}
 
 uint64_t impair_delay_ns(struct impair_rng *g, uint64_t delay_ns, uint64_t jitter_ns, int dist)
 {
@@ -268,8 +335,8 @@ uint64_t impair_shaper_departure(struct impair_shaper *s, uint64_t now_ns, size_
 	uint64_t cost, need;
 	struct impair_time t, slack;
 
-	if (len > PKT_MAX)
-		len = PKT_MAX;
+	if (len > IMPAIR_WIRE_MAX)
+		len = IMPAIR_WIRE_MAX;
 	cost = (uint64_t)len * s->per_byte + s->per_pkt;
 	need = cost < s->burst ? cost : s->burst;
 
@@ -289,6 +356,22 @@ uint64_t impair_shaper_departure(struct impair_shaper *s, uint64_t now_ns, size_
 	s->full = time_add(time_cmp(s->full, t) > 0 ? s->full : t, time_of(cost, s->den), s->den);
 	s->last = t;
 	return t.ns + (t.frac ? 1 : 0);
+}
+
+uint64_t impair_wire_len(size_t len, int32_t overhead, uint32_t cellsize, int32_t cell_overhead)
+{
+	int64_t l = (int64_t)(len > PKT_MAX ? PKT_MAX : len) + overhead;
+
+	if (l < 0)
+		l = 0;
+	if (cellsize) {
+		int64_t cells = (l + cellsize - 1) / cellsize;
+
+		l = cells * ((int64_t)cellsize + cell_overhead);
+		if (l < 0)
+			l = 0;
+	}
+	return l > IMPAIR_WIRE_MAX ? IMPAIR_WIRE_MAX : (uint64_t)l;
 }
 
 /* ---- flow ------------------------------------------------------------------ */
@@ -323,6 +406,27 @@ static void held_push(struct impair_flow *f, uint64_t t)
 	f->held[i] = t;
 }
 
+#define HELD_CAP_MIN 16
+
+/* Room for one more held departure: 0, or -ENOMEM (the copy is then dropped as over the limit). */
+static int held_reserve(struct impair_flow *f)
+{
+	uint64_t *h;
+	uint32_t cap;
+
+	if (f->nheld < f->cap)
+		return 0;
+	cap = f->cap < f->limit / 2 ? f->cap * 2 : f->limit;
+	if (cap <= f->nheld)
+		return -ENOMEM;
+	h = realloc(f->held, (size_t)cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	f->held = h;
+	f->cap = cap;
+	return 0;
+}
+
 static void held_expire(struct impair_flow *f, uint64_t now_ns)
 {
 	while (f->nheld && f->held[0] <= now_ns) {
@@ -343,10 +447,16 @@ int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg)
 		if (r < 0)
 			return r;
 	}
-	if (cfg->flags & (RULE_I_DELAY | RULE_I_RATE)) {
+	f->delay_cor.rho = impair_crnd_rho(cfg->delay_corr);
+	f->loss_cor.rho = impair_crnd_rho(cfg->loss_corr);
+	f->dup_cor.rho = impair_crnd_rho(cfg->duplicate_corr);
+	f->corrupt_cor.rho = impair_crnd_rho(cfg->corrupt_corr);
+	f->reorder_cor.rho = impair_crnd_rho(cfg->reorder_corr);
+	if (cfg->flags & (RULE_I_DELAY | RULE_I_RATE | RULE_I_SLOT)) {
 		if (cfg->limit == 0 || cfg->limit > RULE_LIMIT_MAX)
 			return -EINVAL;
-		f->held = calloc(cfg->limit, sizeof(*f->held));
+		f->cap = cfg->limit < HELD_CAP_MIN ? cfg->limit : HELD_CAP_MIN;
+		f->held = calloc(f->cap, sizeof(*f->held));
 		if (!f->held)
 			return -ENOMEM;
 		f->limit = cfg->limit;
@@ -358,7 +468,7 @@ void impair_flow_done(struct impair_flow *f)
 {
 	free(f->held);
 	f->held = NULL;
-	f->nheld = f->limit = 0;
+	f->nheld = f->cap = f->limit = 0;
 }
 
 uint32_t impair_flow_held(struct impair_flow *f, uint64_t now_ns)
@@ -367,22 +477,99 @@ uint32_t impair_flow_held(struct impair_flow *f, uint64_t now_ns)
 	return f->nheld;
 }
 
+/* A uniform slot time, as netem's get_slot_next(): min + (u * (max - min)) >> 32. */
+static void slot_draw(struct impair_flow *f, const struct rule_impair *cfg, struct impair_rng *g,
+		      uint64_t from_ns)
+{
+	uint64_t min = (uint64_t)cfg->slot_min_us * 1000, max = (uint64_t)cfg->slot_max_us * 1000;
+
+	/* max - min is up to 6e10 ns: the product needs more than 64 bits. */
+	f->slot_next = from_ns + min +
+		       (uint64_t)(((unsigned __int128)rand32(g) * (max - min)) >> 32);
+	f->slot_pkts = cfg->slot_pkts ? cfg->slot_pkts : INT64_MAX;
+	f->slot_bytes = cfg->slot_bytes ? cfg->slot_bytes : INT64_MAX;
+	f->slot_open = true;
+}
+
+/* The slot a copy due at t leaves in. */
+static uint64_t slot_departure(struct impair_flow *f, const struct rule_impair *cfg,
+			       struct impair_rng *g, uint64_t t, size_t len)
+{
+	uint64_t at;
+
+	if (!f->slot_open || f->slot_next < t)
+		slot_draw(f, cfg, g, t);
+	at = f->slot_next;
+	f->slot_pkts--;
+	f->slot_bytes -= (int64_t)len;
+	if (f->slot_pkts <= 0 || f->slot_bytes <= 0)
+		slot_draw(f, cfg, g, at);
+	return at;
+}
+
+static uint64_t flow_delay(struct impair_flow *f, const struct rule_impair *cfg,
+			   struct impair_rng *g)
+{
+	uint64_t mu = (uint64_t)cfg->delay_us * 1000, sigma = (uint64_t)cfg->jitter_us * 1000;
+	const int16_t *table;
+	uint32_t n;
+
+	table = rule_dist_table(cfg, &n);
+	if (!sigma || (!table && !(cfg->xflags & RULE_IX_DELAY_CORR)))
+		return impair_delay_ns(g, mu, sigma, cfg->dist);
+	return impair_tabledist(mu, sigma, impair_crnd_next(&f->delay_cor, g), table, n);
+}
+
+/* netem: reordered when gap - 1 copies were delayed since the last one, and the draw says so. */
+static bool flow_reorder(struct impair_flow *f, const struct rule_impair *cfg,
+			 struct impair_rng *g)
+{
+	bool now;
+
+	if (!(cfg->xflags & (RULE_IX_GAP | RULE_IX_REORDER_CORR)))
+		return impair_rng_chance(g, cfg->reorder);
+	now = (!cfg->gap || f->counter + 1 >= cfg->gap) &&
+	      crnd_chance(&f->reorder_cor, g, cfg->reorder);
+	if (now)
+		f->counter = 0;
+	else
+		f->counter++;
+	return now;
+}
+
+static bool flow_chance(struct impair_crnd *c, struct impair_rng *g, double p, bool corr)
+{
+	return corr ? crnd_chance(c, g, p) : impair_rng_chance(g, p);
+}
+
 void impair_decide(struct impair_flow *f, const struct rule_impair *cfg, struct impair_rng *g,
 		   uint64_t now_ns, size_t len, struct impair_result *ret)
 {
+	impair_decide_ecn(f, cfg, g, now_ns, len, 0, ret);
+}
+
+void impair_decide_ecn(struct impair_flow *f, const struct rule_impair *cfg, struct impair_rng *g,
+		       uint64_t now_ns, size_t len, unsigned int ecn, struct impair_result *ret)
+{
 	/* A flow not initialized for cfg has limit 0: what it would hold is dropped, never sent early. */
-	bool holds = cfg->flags & (RULE_I_DELAY | RULE_I_RATE);
+	bool holds = cfg->flags & (RULE_I_DELAY | RULE_I_RATE | RULE_I_SLOT);
 	unsigned int n = 1;
 
 	memset(ret, 0, sizeof(*ret));
-	if ((cfg->flags & RULE_I_DUPLICATE) && impair_rng_chance(g, cfg->duplicate)) {
+	if ((cfg->flags & RULE_I_DUPLICATE) &&
+	    flow_chance(&f->dup_cor, g, cfg->duplicate, cfg->xflags & RULE_IX_DUPLICATE_CORR)) {
 		n = 2;
 		f->cnt.duplicated++;
 	}
 	if (cfg->flags & RULE_I_LOSS) {
-		bool lost = cfg->loss_ge ? impair_ge_lose(&f->ge, g) : impair_rng_chance(g, cfg->loss);
+		bool corr = cfg->xflags & RULE_IX_LOSS_CORR;
+		bool lost = cfg->loss_ge ? impair_ge_lose(&f->ge, g) :
+			    flow_chance(&f->loss_cor, g, cfg->loss, corr);
 
-		if (lost) {
+		if (lost && (cfg->xflags & RULE_IX_LOSS_ECN) && (ecn & 3)) {
+			ret->ce = true;
+			f->cnt.ce_marked++;
+		} else if (lost) {
 			n--;
 			f->cnt.dropped_loss++;
 		}
@@ -392,19 +579,24 @@ void impair_decide(struct impair_flow *f, const struct rule_impair *cfg, struct 
 
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t at = now_ns;
+		bool reordered = (cfg->flags & RULE_I_REORDER) && flow_reorder(f, cfg, g);
 
-		if ((cfg->flags & RULE_I_REORDER) && impair_rng_chance(g, cfg->reorder)) {
+		if (reordered)
 			f->cnt.reordered++;
-		} else if (holds) {
-			if (f->nheld >= f->limit) {
+		/* A reordered copy skips rate and delay, not the slots (as in netem). */
+		if (holds && (!reordered || (cfg->flags & RULE_I_SLOT))) {
+			if (f->nheld >= f->limit || held_reserve(f) < 0) {
 				f->cnt.dropped_limit++;
 				continue;
 			}
-			if (cfg->flags & RULE_I_RATE)
-				at = impair_shaper_departure(&f->shaper, now_ns, len);
-			if (cfg->flags & RULE_I_DELAY)
-				at += impair_delay_ns(g, (uint64_t)cfg->delay_us * 1000,
-						      (uint64_t)cfg->jitter_us * 1000, cfg->dist);
+			if (!reordered && (cfg->flags & RULE_I_RATE))
+				at = impair_shaper_departure(&f->shaper, now_ns,
+					impair_wire_len(len, cfg->overhead, cfg->cellsize,
+							cfg->cell_overhead));
+			if (!reordered && (cfg->flags & RULE_I_DELAY))
+				at += flow_delay(f, cfg, g);
+			if (cfg->flags & RULE_I_SLOT)
+				at = slot_departure(f, cfg, g, at, len);
 			if (at > now_ns) {
 				held_push(f, at);
 				f->cnt.delayed++;
@@ -413,7 +605,8 @@ void impair_decide(struct impair_flow *f, const struct rule_impair *cfg, struct 
 		ret->copy[ret->n++].at_ns = at;
 	}
 
-	if (ret->n && (cfg->flags & RULE_I_CORRUPT) && impair_rng_chance(g, cfg->corrupt)) {
+	if (ret->n && (cfg->flags & RULE_I_CORRUPT) &&
+	    flow_chance(&f->corrupt_cor, g, cfg->corrupt, cfg->xflags & RULE_IX_CORRUPT_CORR)) {
 		ret->copy[0].corrupt = true;
 		f->cnt.corrupted++;
 	}

@@ -82,6 +82,41 @@ bool impair_ge_lose(struct impair_ge *ge, struct impair_rng *g);
 
 /* Bernoulli loss is impair_rng_chance(g, p). */
 
+/*
+ * netem's correlated uniform (sch_netem.c, get_crandom()), in 32 bits: with
+ * rho = 0 a fresh uniform; else value = ((2^32 - (rho + 1)) * u + (rho + 1)
+ * * last) >> 32, where u is fresh and last the previous value (the first one
+ * a fresh draw).  rho is the correlation as a fraction of 2^32 - 1.  One draw
+ * per call (two for the first).
+ *
+ * This is an exponential smoothing of uniforms: the mean stays 1/2 but the
+ * spread shrinks, so "P >= value" (netem's test for loss, duplicate and
+ * corrupt) is no longer true with probability P: for P below 1/2 the event
+ * gets much rarer as rho grows (loss=0.1 loss-corr=0.5 loses about 0.11 %,
+ * not 10 %), and its runs are only mildly longer (1.13 packets on average).
+ * ipmodd keeps netem's model, not the naive one.
+ */
+struct impair_crnd {
+	uint32_t rho, last;
+	bool primed;
+};
+
+/* rho from a fraction 0..1, as tc does. */
+uint32_t impair_crnd_rho(double corr);
+uint32_t impair_crnd_next(struct impair_crnd *c, struct impair_rng *g);
+/* A probability 0..1 as netem's 32-bit threshold. */
+uint32_t impair_prob32(double p);
+
+/*
+ * netem's tabledist(): mu + sigma * table[u % n] / NETEM_DIST_SCALE (8192),
+ * rounded as netem does (half away from zero on the sigma % 8192 part), u
+ * from the correlated generator; without a table the uniform
+ * mu - sigma + u % (2 sigma) (by multiply and shift when 2 sigma exceeds
+ * 2^32).  Negative results are 0: the packet leaves at once.
+ */
+uint64_t impair_tabledist(uint64_t mu_ns, uint64_t sigma_ns, uint32_t u, const int16_t *table,
+			  uint32_t n);
+
 /* ---- delay --------------------------------------------------------------- */
 
 /*
@@ -138,6 +173,15 @@ int impair_shaper_init(struct impair_shaper *s, uint64_t rate, bool pps);
 /* The departure time of a packet of len bytes arriving at now_ns; updates the bucket. */
 uint64_t impair_shaper_departure(struct impair_shaper *s, uint64_t now_ns, size_t len);
 
+/*
+ * A packet's size on the link, as netem's packet_time_ns(): len + overhead
+ * (0 when that is negative), and with a cell size the number of cells it
+ * fills (the last one partial) times cellsize + cell_overhead (0 at least).
+ * Bounded by IMPAIR_WIRE_MAX.
+ */
+#define IMPAIR_WIRE_MAX (1u << 24)
+uint64_t impair_wire_len(size_t len, int32_t overhead, uint32_t cellsize, int32_t cell_overhead);
+
 /* ---- one impairing rule ---------------------------------------------------- */
 
 /*
@@ -154,6 +198,7 @@ struct impair_counters {
 	uint64_t duplicated;	/* second copies made */
 	uint64_t reordered;	/* copies sent at once, past the delayed ones */
 	uint64_t corrupted;	/* copies marked for corruption */
+	uint64_t ce_marked;	/* loss events that marked CE instead (loss-ecn) */
 };
 
 /*
@@ -165,12 +210,23 @@ struct impair_counters {
 struct impair_flow {
 	struct impair_ge ge;
 	struct impair_shaper shaper;
-	uint64_t *held;		/* min-heap of departure times */
-	uint32_t nheld, limit;
+	uint64_t *held;		/* min-heap of departure times, grown up to limit */
+	uint32_t nheld, cap, limit;
 	struct impair_counters cnt;
+	/* netem's correlated generators, for the keys with a -corr */
+	struct impair_crnd delay_cor, loss_cor, dup_cor, corrupt_cor, reorder_cor;
+	uint32_t counter;	/* reorder gap: copies delayed since the last reordered one */
+	uint64_t slot_next;	/* slot: when the current slot opens */
+	int64_t slot_pkts, slot_bytes;	/* and what it may still release */
+	bool slot_open;		/* a slot was drawn */
 };
 
-/* For a rule with rule_impairs(); -ENOMEM, or -EINVAL for a bad cfg.  Frees nothing on failure. */
+/*
+ * For a rule with rule_impairs(); -ENOMEM, or -EINVAL for a bad cfg.  Frees
+ * nothing on failure.  The heap of held departures starts small and doubles
+ * as copies are held, up to cfg->limit: a chain of many rules with a large
+ * limit costs memory only for what its rules hold.
+ */
 int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg);
 void impair_flow_done(struct impair_flow *f);
 /* Copies held at now_ns (departure after now_ns). */
@@ -184,13 +240,15 @@ struct impair_copy {
 };
 
 struct impair_result {
+	bool ce;		/* loss-ecn: mark the packet CE (every copy) */
 	unsigned int n;		/* copies to send, 0..IMPAIR_COPIES_MAX */
 	struct impair_copy copy[IMPAIR_COPIES_MAX];
 };
 
 /*
  * What happens to a packet of len bytes (IP length) that matched an
- * impairing rule at now_ns.  cfg must be the one f was initialized with.  In
+ * impairing rule at now_ns.  impair_decide() is impair_decide_ecn() for a
+ * packet that is not ECN-capable.  cfg must be the one f was initialized with.  In
  * netem's order:
  * 1. duplicate: with that probability a second copy is made;
  * 2. loss: one loss event per packet (Bernoulli, or a Gilbert-Elliott step)
@@ -202,6 +260,22 @@ struct impair_result {
  *    departs at the shaper's departure time (rate) plus impair_delay_ns()
  *    (delay, jitter), and is held when that is after now_ns;
  * 4. corrupt: with that probability the first copy that survived is marked.
+ * With loss-ecn, a loss event on a packet whose ECN field (ecn, 0..3) is
+ * not 0 removes no copy: it sets ret->ce (ce_marked) and the caller marks
+ * the packet CE, as netem's INET_ECN_set_ce().
+ * With a -corr key the draw for that key is netem's correlated one
+ * (impair_crnd_next()) compared as netem does (P >= value, 32 bits); with
+ * gap, a copy is reordered only when gap - 1 copies were delayed since the
+ * last reordered one (netem's counter; no draw before that); a table
+ * distribution or delay-corr uses impair_tabledist().
+ * rate: the shaper charges impair_wire_len() bytes.
+ * slot: a copy due at t (after delay and rate) leaves at the start of a
+ * slot: when the current slot opened before t, a new one is drawn, opening
+ * at t + a uniform slot time (netem's get_slot_next()); each slot releases
+ * up to its packets and bytes, then the next opens a uniform slot time
+ * later.  Copies take slots in the order they are decided (netem: the order
+ * they are due).  A reordered copy skips rate and delay but waits for its
+ * slot like the others (it is then counted reordered and delayed).
  * Draws happen only for keys the rule has: one for duplicate, one or two
  * for loss, per copy one for reorder plus the delay's, one for corrupt.
  * Copies are listed in order; copy 0 is the original.  A flow that was not
@@ -209,6 +283,8 @@ struct impair_result {
  */
 void impair_decide(struct impair_flow *f, const struct rule_impair *cfg, struct impair_rng *g,
 		   uint64_t now_ns, size_t len, struct impair_result *ret);
+void impair_decide_ecn(struct impair_flow *f, const struct rule_impair *cfg, struct impair_rng *g,
+		       uint64_t now_ns, size_t len, unsigned int ecn, struct impair_result *ret);
 
 /* ---- corruption ------------------------------------------------------------ */
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -78,6 +79,71 @@ void log_msg(int prio, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(prio, fmt, ap);
 	va_end(ap);
+}
+
+/* " KEY=value", the value in double quotes with \" and \\ when it is empty or holds a space, '"' or '\\'. */
+static void append_field(struct strbuf *sb, const struct log_field *f)
+{
+	const char *v = f->value;
+
+	if (*v && !strpbrk(v, " \"\\")) {
+		strbuf_printf(sb, " %s=%s", f->key, v);
+		return;
+	}
+	strbuf_printf(sb, " %s=\"", f->key);
+	for (; *v; v++)
+		strbuf_printf(sb, "%s%c", *v == '"' || *v == '\\' ? "\\" : "", *v);
+	strbuf_printf(sb, "\"");
+}
+
+void log_fields(int prio, const char *message_id, const struct log_field *fields, size_t n,
+		const char *fmt, ...)
+{
+	struct iovec iov[3 + LOG_FIELDS_MAX];
+	char *owned[2 + LOG_FIELDS_MAX];
+	char msg[1024], line[LOG_FIELDS_LINE_MAX];
+	struct strbuf sb = { .buf = line, .size = sizeof(line) };
+	int saved = errno, k = 0, o = 0;
+	va_list ap;
+	size_t i;
+
+	if (!log_enabled(prio))
+		return;
+	if (n > LOG_FIELDS_MAX)
+		n = LOG_FIELDS_MAX;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	line[0] = '\0';
+	if (log_target == LOG_TARGET_JOURNAL) {
+		if (asprintf(&owned[o], "PRIORITY=%d", prio) >= 0)
+			o++;
+		if (asprintf(&owned[o], "MESSAGE=%s", msg) >= 0)
+			o++;
+		if (message_id && asprintf(&owned[o], "MESSAGE_ID=%s", message_id) >= 0)
+			o++;
+		for (i = 0; i < n; i++)
+			if (asprintf(&owned[o], "%s=%s", fields[i].key, fields[i].value) >= 0)
+				o++;
+		for (k = 0; k < o; k++)
+			iov[k] = (struct iovec){ owned[k], strlen(owned[k]) };
+		sd_journal_sendv(iov, k);
+		while (o > 0)
+			free(owned[--o]);
+		errno = saved;
+		return;
+	}
+	strbuf_printf(&sb, "%s", msg);
+	if (message_id)
+		strbuf_printf(&sb, " MESSAGE_ID=%s", message_id);
+	for (i = 0; i < n; i++)
+		append_field(&sb, &fields[i]);
+	if (log_target == LOG_TARGET_PREFIXED)
+		fprintf(stderr, "<%d>%s\n", prio, line);
+	else
+		fprintf(stderr, "ipmodd: %s%s\n", prio <= LOG_ERR ? "error: " :
+			prio == LOG_WARNING ? "warning: " : "", line);
+	errno = saved;
 }
 
 int log_errno(int prio, int r, const char *fmt, ...)

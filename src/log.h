@@ -23,6 +23,23 @@ bool log_enabled(int prio);
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 
+/*
+ * A message with structured fields: to the journal as fields of their own
+ * (MESSAGE_ID= too, when not NULL), elsewhere appended to the line as
+ * " KEY=value" (quoted as "..." with \" and \\ when the value is empty or
+ * holds a space, a quote or a backslash), so that they stay visible.  At
+ * most LOG_FIELDS_MAX fields; the line is cut at LOG_FIELDS_LINE_MAX.
+ */
+#define LOG_FIELDS_MAX 16
+#define LOG_FIELDS_LINE_MAX 8192
+struct log_field {
+	const char *key;	/* a journal field name: A-Z, 0-9 and '_' */
+	const char *value;	/* printable; the caller escapes what is not */
+};
+
+void log_fields(int prio, const char *message_id, const struct log_field *fields, size_t n,
+		const char *fmt, ...) _printf_(5, 6);
+
 /* Log "<message>: <strerror(-r)>" and return r, for "return log_errno(r, ...);". */
 int log_errno(int prio, int r, const char *fmt, ...) _printf_(3, 4);
 

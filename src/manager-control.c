@@ -220,6 +220,7 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		ctl_reply_add_u64(reply, "duplicated", ic.duplicated);
 		ctl_reply_add_u64(reply, "reordered", ic.reordered);
 		ctl_reply_add_u64(reply, "corrupted", ic.corrupted);
+		ctl_reply_add_u64(reply, "ce-marked", ic.ce_marked);
 	}
 	return 0;
 }
@@ -358,6 +359,7 @@ static int cmd_add(struct manager *m, struct control_client *cl, const struct ct
 				       rule_name(rule));
 	ctl_reply_add(reply, "name", rule_name(rule));
 	ctl_reply_add_u64(reply, "index", at + 1);
+	manager_audit_rule(m, rule);
 	return edit_chain(m, at, 0, rule, reply);
 }
 
@@ -389,6 +391,7 @@ static int cmd_replace(struct manager *m, struct control_client *cl,
 				       rule_name(rule));
 	ctl_reply_add(reply, "name", rule_name(rule));
 	ctl_reply_add_u64(reply, "index", (uint64_t)i + 1);
+	manager_audit_rule(m, rule);
 	return edit_chain(m, (size_t)i, 1, rule, reply);
 }
 
@@ -595,6 +598,12 @@ static int cmd_monitor(struct manager *m, struct control_client *cl, const struc
 	return r;
 }
 
+static int cmd_changes(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		       struct ctl_reply *reply)
+{
+	return manager_audit_monitor(m, cl, reply);
+}
+
 static const struct {
 	const char *command;
 	const char *arg;	/* NULL: any */
@@ -613,7 +622,20 @@ static const struct {
 	{ "explain", "1", false, true, cmd_explain },
 	{ "trace", NULL, false, true, cmd_monitor },
 	{ "capture", NULL, false, true, cmd_monitor },
+	{ "monitor", "changes", false, false, cmd_changes },
 };
+
+/* Every change request, applied or refused, goes to the audit trail. */
+static int run_mutation(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+			command_t run, struct ctl_reply *reply)
+{
+	int r;
+
+	manager_audit_prepare(m, req);
+	r = run(m, cl, req, reply);
+	manager_audit_request(m, cl, req, r, r < 0 ? reply->error : NULL);
+	return r;
+}
 
 int manager_control(void *userdata, struct control_client *cl, const struct ctl_request *req,
 		    bool privileged, struct ctl_reply *reply)
@@ -631,13 +653,21 @@ int manager_control(void *userdata, struct control_client *cl, const struct ctl_
 			return ctl_reply_error(reply, -EINVAL, "%s=%s takes no further lines, got '%s'",
 					       req->command, req->arg, req->pairs[0].key);
 		if (commands[i].mutation && !privileged) {
+			int r;
+
 			if (m->cfg->control_group[0])
-				return ctl_reply_error(reply, -EPERM,
-						       "permission denied: %s needs root or group '%s'",
-						       req->command, m->cfg->control_group);
-			return ctl_reply_error(reply, -EPERM, "permission denied: %s needs root",
-					       req->command);
+				r = ctl_reply_error(reply, -EPERM,
+						    "permission denied: %s needs root or group '%s'",
+						    req->command, m->cfg->control_group);
+			else
+				r = ctl_reply_error(reply, -EPERM, "permission denied: %s needs root",
+						    req->command);
+			manager_audit_prepare(m, req);
+			manager_audit_request(m, cl, req, r, reply->error);
+			return r;
 		}
+		if (commands[i].mutation)
+			return run_mutation(m, cl, req, commands[i].run, reply);
 		return commands[i].run(m, cl, req, reply);
 	}
 	if (known)

@@ -51,6 +51,8 @@ int manager_new(struct config *cfg, struct manager **ret)
 	pthread_mutex_init(&m->lock, NULL);
 	m->io_log.interval_ns = 10ULL * 1000000000ULL;
 	m->io_log.burst = 5;
+	m->audit_log.interval_ns = 10ULL * 1000000000ULL;
+	m->audit_log.burst = 20;
 
 	r = sd_event_default(&m->event);
 	if (r < 0)
@@ -925,7 +927,10 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	char err[CONFIG_ERR_MAX];
 
 	if (si->ssi_signo == SIGHUP) {
-		manager_reload(m, err, sizeof(err));
+		int r = manager_reload(m, err, sizeof(err));
+
+		manager_audit_signal(m, "reload", (uid_t)si->ssi_uid, (pid_t)si->ssi_pid, r,
+				     r < 0 ? err : NULL);
 		return 0;
 	}
 	log_info("received %s, shutting down", strsignal(si->ssi_signo));

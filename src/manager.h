@@ -17,6 +17,7 @@
 #include "log.h"
 #include "loopguard.h"
 #include "packet.h"
+#include "rule.h"
 
 /*
  * The queue of impaired copies waiting for their departure time, shared by
@@ -105,6 +106,14 @@ struct manager {
 	bool tun_gone;			/* someone deleted the tun: the loop is exiting */
 	uint64_t start_usec;		/* CLOCK_MONOTONIC */
 
+	/* The audit trail (manager-audit.c): monitor=changes clients, what a change did. */
+	struct audit_sub *audit_subs;
+	unsigned int n_audit_subs;
+	struct ratelimit audit_log;		/* refused changes */
+	char audit_rule[RULE_FORMAT_MAX];	/* the rule an add or replace puts in */
+	char audit_old[RULE_FORMAT_MAX];	/* the rule a del or replace takes out */
+	char audit_name[RULE_NAME_MAX];
+
 	struct manager_stats stats;
 	struct loopguard loopguard;		/* packets written back that come back */
 	struct ratelimit io_log;
@@ -163,5 +172,21 @@ void manager_wake(struct manager *m);
 /* manager-control.c: the control socket's requests. */
 int manager_control(void *userdata, struct control_client *cl, const struct ctl_request *req,
 		    bool privileged, struct ctl_reply *reply);
+
+/*
+ * manager-audit.c: the audit trail.  prepare before running a change
+ * request, request after it (result: its return, error: the reply's error
+ * text); rule from cmd_add and cmd_replace with the rule going in.
+ */
+struct rule;
+void manager_audit_prepare(struct manager *m, const struct ctl_request *req);
+void manager_audit_rule(struct manager *m, const struct rule *r);
+void manager_audit_request(struct manager *m, struct control_client *cl,
+			   const struct ctl_request *req, int result, const char *error);
+/* A change not asked for over the socket: SIGHUP's reload. */
+void manager_audit_signal(struct manager *m, const char *action, uid_t uid, pid_t pid, int result,
+			  const char *error);
+/* monitor=changes: turn cl into a stream of change events. */
+int manager_audit_monitor(struct manager *m, struct control_client *cl, struct ctl_reply *reply);
 
 #endif

@@ -86,7 +86,8 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 				return r;
 			continue;
 		}
-		if (strcmp(pr->key, "verdict") == 0)
+		/* distribution=@FILE would have the daemon read a file for a trace client. */
+		if (strcmp(pr->key, "verdict") == 0 || strcmp(pr->key, "distribution") == 0)
 			return bad(err, errlen, "%s", only_matches);
 		if (n == ARRAY_SIZE(kv) - 1)
 			return bad(err, errlen, "too many filter keys (at most %d)", RULE_KV_MAX - 1);
@@ -272,6 +273,7 @@ static void put_impair(struct strbuf *o, const struct chain_impair *imp)
 		{ CHAIN_IMPAIR_DELAYED, "delayed" },
 		{ CHAIN_IMPAIR_LIMITED, "dropped-limit" },
 		{ CHAIN_IMPAIR_CORRUPTED, "corrupted" },
+		{ CHAIN_IMPAIR_CE, "ce-marked" },
 	};
 	const char *sep = "=";
 	bool waits = false;

@@ -14,8 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "netem-tables.h"
 #include "rule.h"
 #include "util.h"
 
@@ -43,11 +47,22 @@ enum rule_key {
 	K_DELAY,		/* impairment keys: K_DELAY..K_LIMIT */
 	K_JITTER,
 	K_DISTRIBUTION,
+	K_DELAY_CORR,
 	K_LOSS,
+	K_LOSS_CORR,
+	K_LOSS_ECN,
 	K_DUPLICATE,
+	K_DUPLICATE_CORR,
 	K_REORDER,
+	K_REORDER_CORR,
+	K_GAP,
 	K_CORRUPT,
+	K_CORRUPT_CORR,
 	K_RATE,
+	K_OVERHEAD,
+	K_CELLSIZE,
+	K_CELL_OVERHEAD,
+	K_SLOT,
 	K_LIMIT,
 	K_MAX,
 };
@@ -76,11 +91,22 @@ static const char *const key_names[K_MAX] = {
 	[K_DELAY] = "delay",
 	[K_JITTER] = "jitter",
 	[K_DISTRIBUTION] = "distribution",
+	[K_DELAY_CORR] = "delay-corr",
 	[K_LOSS] = "loss",
+	[K_LOSS_CORR] = "loss-corr",
+	[K_LOSS_ECN] = "loss-ecn",
 	[K_DUPLICATE] = "duplicate",
+	[K_DUPLICATE_CORR] = "duplicate-corr",
 	[K_REORDER] = "reorder",
+	[K_REORDER_CORR] = "reorder-corr",
+	[K_GAP] = "gap",
 	[K_CORRUPT] = "corrupt",
+	[K_CORRUPT_CORR] = "corrupt-corr",
 	[K_RATE] = "rate",
+	[K_OVERHEAD] = "overhead",
+	[K_CELLSIZE] = "cellsize",
+	[K_CELL_OVERHEAD] = "cell-overhead",
+	[K_SLOT] = "slot",
 	[K_LIMIT] = "limit",
 };
 
@@ -157,6 +183,8 @@ static const struct name_value verdict_names[] = {
 static const struct name_value dist_names[] = {
 	{ "uniform", RULE_DIST_UNIFORM },
 	{ "normal", RULE_DIST_NORMAL },
+	{ "pareto", RULE_DIST_PARETO },
+	{ "paretonormal", RULE_DIST_PARETONORMAL },
 };
 
 /* Largest first: rule_format() prints the largest that divides the rate. */
@@ -686,9 +714,8 @@ static int parse_reject_with(struct parser *ps)
 }
 
 /* Milliseconds with at most 3 decimals, 0..60000, as microseconds. */
-static int parse_ms(struct parser *ps, enum rule_key k, uint32_t *ret)
+static int parse_ms_str(struct parser *ps, enum rule_key k, const char *s, uint32_t *ret)
 {
-	const char *s = val(ps, k);
 	unsigned long ms = 0, us = 0;
 	size_t il = strspn(s, "0123456789"), fl = 0;
 
@@ -711,6 +738,190 @@ static int parse_ms(struct parser *ps, enum rule_key k, uint32_t *ret)
 	return 0;
 bad:
 	return fail(ps, k, "not a number of milliseconds (at most 3 decimals)");
+}
+
+static int parse_ms(struct parser *ps, enum rule_key k, uint32_t *ret)
+{
+	return parse_ms_str(ps, k, val(ps, k), ret);
+}
+
+/* A signed byte count, -RULE_OVERHEAD_MAX..RULE_OVERHEAD_MAX. */
+static int parse_overhead(struct parser *ps, enum rule_key k, int32_t *ret)
+{
+	const char *s = val(ps, k);
+	unsigned long v;
+	bool neg = *s == '-';
+	int r = parse_uint(s + neg, RULE_OVERHEAD_MAX, &v);
+
+	if (r == -EINVAL)
+		return fail(ps, k, "not a number");
+	if (r < 0)
+		return fail(ps, k, "out of range -%d-%d", RULE_OVERHEAD_MAX, RULE_OVERHEAD_MAX);
+	*ret = neg ? -(int32_t)v : (int32_t)v;
+	return 0;
+}
+
+/* "MIN[,MAX[,PACKETS[,BYTES]]]": times in ms, PACKETS and BYTES 0 (no bound) or more. */
+static int parse_slot(struct parser *ps)
+{
+	struct rule_impair *im = &ps->r->impair;
+	char buf[128], *f[4] = { buf, NULL, NULL, NULL }, *c;
+	unsigned long pk = 0, by = 0;
+	size_t n = 1;
+	int r;
+
+	if (strlen(val(ps, K_SLOT)) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, val(ps, K_SLOT));
+	for (c = buf; (c = strchr(c, ',')); ) {
+		if (n == 4)
+			goto bad;
+		*c++ = '\0';
+		f[n++] = c;
+	}
+	if (parse_ms_str(ps, K_SLOT, f[0], &im->slot_min_us) < 0)
+		return -EINVAL;
+	im->slot_max_us = im->slot_min_us;
+	if (f[1] && parse_ms_str(ps, K_SLOT, f[1], &im->slot_max_us) < 0)
+		return -EINVAL;
+	if (im->slot_max_us < im->slot_min_us)
+		return fail(ps, K_SLOT, "MAX below MIN");
+	if (!im->slot_max_us)
+		return fail(ps, K_SLOT, "needs a slot time above 0");
+	r = f[2] ? parse_uint(f[2], RULE_SLOT_PKTS_MAX, &pk) : 0;
+	if (r == 0 && f[3])
+		r = parse_uint(f[3], RULE_SLOT_BYTES_MAX, &by);
+	if (r == -ERANGE)
+		return fail(ps, K_SLOT, "PACKETS 0-%u, BYTES 0-%u (0: no bound)",
+			    RULE_SLOT_PKTS_MAX, RULE_SLOT_BYTES_MAX);
+	if (r < 0)
+		goto bad;
+	im->slot_pkts = (uint32_t)pk;
+	im->slot_bytes = (uint32_t)by;
+	return 0;
+bad:
+	return fail(ps, K_SLOT, "must be MIN[,MAX[,PACKETS[,BYTES]]] (ms, ms, packets, bytes)");
+}
+
+static uint64_t table_hash(const int16_t *v, uint32_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (uint32_t i = 0; i < n; i++) {
+		h = (h ^ (uint16_t)v[i]) * 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/*
+ * An iproute2 .dist file: integers -32768..32767 separated by white space,
+ * '#' to the end of the line a comment; 1..RULE_TABLE_MAX of them, the file
+ * at most RULE_TABLE_FILE_MAX bytes.
+ */
+static int load_table(struct parser *ps, const char *path)
+{
+	_cleanup_(freep) char *buf = NULL;
+	_cleanup_(freep) struct rule_table *t = NULL;
+	size_t len = 0, line = 1;
+	struct stat st;
+	char *p;
+	int fd;
+
+	if (path[0] != '/' || strlen(path) >= sizeof(t->path) || strpbrk(path, " \t\n\"'\\"))
+		return fail(ps, K_DISTRIBUTION,
+			    "a file must be @/absolute/path (no spaces or quotes, "
+			    "at most %zu characters)", sizeof(t->path) - 1);
+	buf = malloc(RULE_TABLE_FILE_MAX + 1);
+	t = calloc(1, sizeof(*t) + RULE_TABLE_MAX * sizeof(t->v[0]));
+	if (!buf || !t)
+		return -ENOMEM;
+	/* Never block: a FIFO or a terminal would hang the daemon. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return fail(ps, K_DISTRIBUTION, "%s", strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(ps, K_DISTRIBUTION, "not a regular file");
+	}
+	while (len <= RULE_TABLE_FILE_MAX) {
+		ssize_t n = read(fd, buf + len, RULE_TABLE_FILE_MAX + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			return fail(ps, K_DISTRIBUTION, "%s", strerror(e));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len > RULE_TABLE_FILE_MAX)
+		return fail(ps, K_DISTRIBUTION, "file above %u bytes", RULE_TABLE_FILE_MAX);
+	buf[len] = '\0';
+	if (strlen(buf) != len)
+		return fail(ps, K_DISTRIBUTION, "line %zu: a NUL byte", line);
+	for (p = buf; *p;) {
+		char *end;
+		long v;
+
+		if (*p == '\n') {
+			line++;
+			p++;
+			continue;
+		}
+		if (isspace((unsigned char)*p)) {
+			p++;
+			continue;
+		}
+		if (*p == '#') {
+			p += strcspn(p, "\n");
+			continue;
+		}
+		errno = 0;
+		v = strtol(p, &end, 10);
+		if (end == p || (*end && !isspace((unsigned char)*end) && *end != '#'))
+			return fail(ps, K_DISTRIBUTION, "line %zu: not an integer", line);
+		if (errno == ERANGE || v < INT16_MIN || v > INT16_MAX)
+			return fail(ps, K_DISTRIBUTION, "line %zu: out of range -32768-32767",
+				    line);
+		if (t->n == RULE_TABLE_MAX)
+			return fail(ps, K_DISTRIBUTION, "line %zu: more than %u values", line,
+				    RULE_TABLE_MAX);
+		t->v[t->n++] = (int16_t)v;
+		p = end;
+	}
+	if (!t->n)
+		return fail(ps, K_DISTRIBUTION, "no values");
+	t->refs = 1;
+	t->hash = table_hash(t->v, t->n);
+	strcpy(t->path, path);
+	ps->r->impair.table = t;
+	t = NULL;
+	return 0;
+}
+
+static int parse_distribution(struct parser *ps)
+{
+	struct rule_impair *im = &ps->r->impair;
+	const char *s = val(ps, K_DISTRIBUTION);
+	int ret;
+
+	if (!has(ps, K_JITTER))
+		return fail(ps, K_DISTRIBUTION, "needs jitter");
+	if (*s == '@') {
+		im->dist = RULE_DIST_FILE;
+		return load_table(ps, s + 1);
+	}
+	ret = lookup_name(dist_names, ARRAY_SIZE(dist_names), s);
+	if (ret < 0)
+		return fail(ps, K_DISTRIBUTION,
+			    "must be uniform, normal, pareto, paretonormal or @/path/to/file.dist");
+	im->dist = (uint8_t)ret;
+	return 0;
 }
 
 /* "gemodel:P,R[,BADLOSS[,GOODLOSS]]" */
@@ -827,13 +1038,78 @@ static int parse_impair(struct parser *ps, enum rule_key k)
 		im->flags |= RULE_I_JITTER;
 		break;
 	case K_DISTRIBUTION:
-		ret = lookup_name(dist_names, ARRAY_SIZE(dist_names), val(ps, k));
-		if (ret < 0)
-			return fail(ps, k, "must be uniform or normal");
+		ret = parse_distribution(ps);
+		break;
+	case K_DELAY_CORR:
 		if (!has(ps, K_JITTER))
 			return fail(ps, k, "needs jitter");
-		im->dist = (uint8_t)ret;
+		if (im->dist == RULE_DIST_NORMAL)
+			return fail(ps, k, "not with distribution=normal (not table-driven here: "
+				    "use uniform, pareto, paretonormal or a .dist file)");
+		ret = parse_fraction(ps, k, &im->delay_corr);
+		im->xflags |= RULE_IX_DELAY_CORR;
+		break;
+	case K_LOSS_CORR:
+		if (!(im->flags & RULE_I_LOSS) || im->loss_ge)
+			return fail(ps, k, "needs loss=P (not gemodel)");
+		ret = parse_fraction(ps, k, &im->loss_corr);
+		im->xflags |= RULE_IX_LOSS_CORR;
+		break;
+	case K_LOSS_ECN:
+		if (!(im->flags & RULE_I_LOSS))
+			return fail(ps, k, "needs loss");
+		if (strcasecmp(val(ps, k), "true") == 0)
+			im->xflags |= RULE_IX_LOSS_ECN;
+		else if (strcasecmp(val(ps, k), "false") != 0)
+			return fail(ps, k, "must be true or false");
 		ret = 0;
+		break;
+	case K_DUPLICATE_CORR:
+		if (!(im->flags & RULE_I_DUPLICATE))
+			return fail(ps, k, "needs duplicate");
+		ret = parse_fraction(ps, k, &im->duplicate_corr);
+		im->xflags |= RULE_IX_DUPLICATE_CORR;
+		break;
+	case K_REORDER_CORR:
+		if (!(im->flags & RULE_I_REORDER))
+			return fail(ps, k, "needs reorder");
+		ret = parse_fraction(ps, k, &im->reorder_corr);
+		im->xflags |= RULE_IX_REORDER_CORR;
+		break;
+	case K_GAP:
+		if (!(im->flags & RULE_I_REORDER))
+			return fail(ps, k, "needs reorder");
+		ret = parse_number(ps, k, val(ps, k), 1, RULE_GAP_MAX, &v);
+		if (ret == 0)
+			im->gap = (uint32_t)v;
+		im->xflags |= RULE_IX_GAP;
+		break;
+	case K_CORRUPT_CORR:
+		if (!(im->flags & RULE_I_CORRUPT))
+			return fail(ps, k, "needs corrupt");
+		ret = parse_fraction(ps, k, &im->corrupt_corr);
+		im->xflags |= RULE_IX_CORRUPT_CORR;
+		break;
+	case K_OVERHEAD:
+	case K_CELL_OVERHEAD:
+		if (!(im->flags & RULE_I_RATE) || im->rate_pps)
+			return fail(ps, k, "needs rate in bits");
+		if (k == K_CELL_OVERHEAD && !(im->xflags & RULE_IX_CELLSIZE))
+			return fail(ps, k, "needs cellsize");
+		ret = parse_overhead(ps, k, k == K_OVERHEAD ? &im->overhead : &im->cell_overhead);
+		im->xflags |= k == K_OVERHEAD ? RULE_IX_OVERHEAD : RULE_IX_CELL_OVERHEAD;
+		break;
+	case K_CELLSIZE:
+		if (!(im->flags & RULE_I_RATE) || im->rate_pps)
+			return fail(ps, k, "needs rate in bits");
+		ret = parse_number(ps, k, val(ps, k), 1, RULE_CELLSIZE_MAX, &v);
+		if (ret == 0)
+			im->cellsize = (uint32_t)v;
+		im->xflags |= RULE_IX_CELLSIZE;
+		break;
+	case K_SLOT:
+		ret = parse_slot(ps);
+		im->flags |= RULE_I_SLOT;
 		break;
 	case K_LOSS:
 		ret = parse_loss(ps);
@@ -858,8 +1134,8 @@ static int parse_impair(struct parser *ps, enum rule_key k)
 		im->flags |= RULE_I_RATE;
 		break;
 	case K_LIMIT:
-		if (!(im->flags & (RULE_I_DELAY | RULE_I_RATE)))
-			return fail(ps, k, "needs delay or rate");
+		if (!(im->flags & (RULE_I_DELAY | RULE_I_RATE | RULE_I_SLOT)))
+			return fail(ps, k, "needs delay, rate or slot");
 		ret = parse_number(ps, k, val(ps, k), 1, RULE_LIMIT_MAX, &v);
 		if (ret == 0)
 			im->limit = (uint32_t)v;
@@ -949,11 +1225,22 @@ static int parse_key(struct parser *ps, enum rule_key k)
 	case K_DELAY:
 	case K_JITTER:
 	case K_DISTRIBUTION:
+	case K_DELAY_CORR:
 	case K_LOSS:
+	case K_LOSS_CORR:
+	case K_LOSS_ECN:
 	case K_DUPLICATE:
+	case K_DUPLICATE_CORR:
 	case K_REORDER:
+	case K_REORDER_CORR:
+	case K_GAP:
 	case K_CORRUPT:
+	case K_CORRUPT_CORR:
 	case K_RATE:
+	case K_OVERHEAD:
+	case K_CELLSIZE:
+	case K_CELL_OVERHEAD:
+	case K_SLOT:
 	case K_LIMIT:
 		return parse_impair(ps, k);
 	case K_MAX:
@@ -975,10 +1262,15 @@ static _printf_(3, 4) int fail_at(struct parser *ps, size_t i, const char *fmt, 
 	return -EINVAL;
 }
 
+static void rule_freep(struct rule **r)
+{
+	rule_free(*r);
+}
+
 int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *ret_bad,
 	       char *err, size_t errlen)
 {
-	_cleanup_(freep) struct rule *r = NULL;
+	_cleanup_(rule_freep) struct rule *r = NULL;
 	struct parser ps = { .kv = kv, .bad = n, .err = err, .errlen = errlen };
 	int res = 0;
 
@@ -1037,7 +1329,8 @@ int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *re
 		/* Impairment ends the chain: accept unless reply or reject was asked for. */
 		if (r->a.verdict == RULE_VERDICT_NONE)
 			r->a.verdict = RULE_VERDICT_ACCEPT;
-		if ((r->impair.flags & (RULE_I_DELAY | RULE_I_RATE)) && !r->impair.limit)
+		if ((r->impair.flags & (RULE_I_DELAY | RULE_I_RATE | RULE_I_SLOT)) &&
+		    !r->impair.limit)
 			r->impair.limit = RULE_LIMIT_DEFAULT;
 	}
 
@@ -1052,6 +1345,8 @@ out:
 
 struct rule *rule_free(struct rule *r)
 {
+	if (r)
+		rule_unref_tables(r);
 	free(r);
 	return NULL;
 }
@@ -1063,9 +1358,45 @@ struct rule *rule_dup(const struct rule *r)
 	if (!r)
 		return NULL;
 	d = malloc(sizeof(*d));
-	if (d)
+	if (d) {
 		memcpy(d, r, sizeof(*d));
+		rule_ref_tables(d);
+	}
 	return d;
+}
+
+void rule_ref_tables(const struct rule *r)
+{
+	struct rule_table *t = (struct rule_table *)r->impair.table;
+
+	if (t)
+		__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+}
+
+void rule_unref_tables(const struct rule *r)
+{
+	struct rule_table *t = (struct rule_table *)r->impair.table;
+
+	if (t && __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(t);
+}
+
+const int16_t *rule_dist_table(const struct rule_impair *im, uint32_t *ret_n)
+{
+	*ret_n = NETEM_TABLE_SIZE;
+	switch (im->dist) {
+	case RULE_DIST_PARETO:
+		return netem_pareto;
+	case RULE_DIST_PARETONORMAL:
+		return netem_paretonormal;
+	case RULE_DIST_FILE:
+		if (!im->table)
+			break;
+		*ret_n = im->table->n;
+		return im->table->v;
+	}
+	*ret_n = 0;
+	return NULL;
 }
 
 const char *rule_name(const struct rule *r)
@@ -1087,6 +1418,21 @@ static bool impair_equal(const struct rule_impair *x, const struct rule_impair *
 	if ((f & RULE_I_DELAY) && x->delay_us != y->delay_us)
 		return false;
 	if ((f & RULE_I_JITTER) && (x->jitter_us != y->jitter_us || x->dist != y->dist))
+		return false;
+	if ((f & RULE_I_JITTER) && x->dist == RULE_DIST_FILE &&
+	    (!x->table != !y->table || (x->table && (x->table->n != y->table->n ||
+						     x->table->hash != y->table->hash ||
+						     strcmp(x->table->path, y->table->path) != 0))))
+		return false;
+	if (x->xflags != y->xflags || x->delay_corr != y->delay_corr ||
+	    x->loss_corr != y->loss_corr || x->duplicate_corr != y->duplicate_corr ||
+	    x->corrupt_corr != y->corrupt_corr || x->reorder_corr != y->reorder_corr ||
+	    x->gap != y->gap || x->overhead != y->overhead || x->cellsize != y->cellsize ||
+	    x->cell_overhead != y->cell_overhead)
+		return false;
+	if ((f & RULE_I_SLOT) && (x->slot_min_us != y->slot_min_us ||
+				  x->slot_max_us != y->slot_max_us ||
+				  x->slot_pkts != y->slot_pkts || x->slot_bytes != y->slot_bytes))
 		return false;
 	if (f & RULE_I_LOSS) {
 		if (x->loss_ge != y->loss_ge)
@@ -1295,9 +1641,15 @@ static void put_impair(struct strbuf *o, const struct rule_impair *im)
 		put_ms(o, K_DELAY, im->delay_us);
 	if (f & RULE_I_JITTER) {
 		put_ms(o, K_JITTER, im->jitter_us);
-		if (im->dist != RULE_DIST_UNIFORM)
+		if (im->dist == RULE_DIST_FILE && im->table) {
+			put_key(o, K_DISTRIBUTION);
+			strbuf_printf(o, "@%s", im->table->path);
+		} else if (im->dist != RULE_DIST_UNIFORM) {
 			put_named(o, K_DISTRIBUTION, dist_names, ARRAY_SIZE(dist_names), im->dist);
+		}
 	}
+	if (im->xflags & RULE_IX_DELAY_CORR)
+		put_fraction(o, K_DELAY_CORR, im->delay_corr);
 	if ((f & RULE_I_LOSS) && !im->loss_ge)
 		put_fraction(o, K_LOSS, im->loss);
 	if ((f & RULE_I_LOSS) && im->loss_ge) {
@@ -1316,12 +1668,28 @@ static void put_impair(struct strbuf *o, const struct rule_impair *im)
 			put_double(o, im->ge_good_loss);
 		}
 	}
+	if (im->xflags & RULE_IX_LOSS_CORR)
+		put_fraction(o, K_LOSS_CORR, im->loss_corr);
+	if (im->xflags & RULE_IX_LOSS_ECN) {
+		put_key(o, K_LOSS_ECN);
+		strbuf_printf(o, "true");
+	}
 	if (f & RULE_I_DUPLICATE)
 		put_fraction(o, K_DUPLICATE, im->duplicate);
+	if (im->xflags & RULE_IX_DUPLICATE_CORR)
+		put_fraction(o, K_DUPLICATE_CORR, im->duplicate_corr);
 	if (f & RULE_I_REORDER)
 		put_fraction(o, K_REORDER, im->reorder);
+	if (im->xflags & RULE_IX_REORDER_CORR)
+		put_fraction(o, K_REORDER_CORR, im->reorder_corr);
+	if (im->xflags & RULE_IX_GAP) {
+		put_key(o, K_GAP);
+		strbuf_printf(o, "%u", im->gap);
+	}
 	if (f & RULE_I_CORRUPT)
 		put_fraction(o, K_CORRUPT, im->corrupt);
+	if (im->xflags & RULE_IX_CORRUPT_CORR)
+		put_fraction(o, K_CORRUPT_CORR, im->corrupt_corr);
 	if ((f & RULE_I_RATE) && im->rate_pps) {
 		put_key(o, K_RATE);
 		strbuf_printf(o, "%llupps", (unsigned long long)im->rate);
@@ -1333,6 +1701,30 @@ static void put_impair(struct strbuf *o, const struct rule_impair *im)
 		put_key(o, K_RATE);
 		strbuf_printf(o, "%llu%s", (unsigned long long)(im->rate / rate_units[i].mult),
 		    rate_units[i].name);
+	}
+	if (im->xflags & RULE_IX_OVERHEAD) {
+		put_key(o, K_OVERHEAD);
+		strbuf_printf(o, "%d", im->overhead);
+	}
+	if (im->xflags & RULE_IX_CELLSIZE) {
+		put_key(o, K_CELLSIZE);
+		strbuf_printf(o, "%u", im->cellsize);
+	}
+	if (im->xflags & RULE_IX_CELL_OVERHEAD) {
+		put_key(o, K_CELL_OVERHEAD);
+		strbuf_printf(o, "%d", im->cell_overhead);
+	}
+	if (f & RULE_I_SLOT) {
+		put_ms(o, K_SLOT, im->slot_min_us);
+		/* Trailing defaults (MAX = MIN, no bounds) are left out. */
+		if (im->slot_max_us != im->slot_min_us || im->slot_pkts || im->slot_bytes) {
+			strbuf_printf(o, ",");
+			strbuf_ms(o, im->slot_max_us);
+		}
+		if (im->slot_pkts || im->slot_bytes)
+			strbuf_printf(o, ",%u", im->slot_pkts);
+		if (im->slot_bytes)
+			strbuf_printf(o, ",%u", im->slot_bytes);
 	}
 	if (im->limit && im->limit != RULE_LIMIT_DEFAULT) {
 		put_key(o, K_LIMIT);

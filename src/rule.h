@@ -12,7 +12,13 @@
 
 #define RULE_NAME_MAX 32	/* including the terminating NUL */
 #define RULE_KV_MAX 32		/* keys in one rule */
-#define RULE_FORMAT_MAX 1024	/* rule_format() of any rule fits */
+#define RULE_FORMAT_MAX 1536	/* rule_format() of any rule fits (a table path included) */
+/*
+ * Rules in a chain: the one limit of the file (CONFIG_RULES_MAX) and of the
+ * live chain (CHAIN_RULES_MAX), so that what "ipmodctl save" prints of any
+ * live chain is a file ipmodd reads back.
+ */
+#define RULES_MAX 10000
 
 struct rule;
 
@@ -53,6 +59,17 @@ struct rule_kv {
  *   the largest unit that keeps it an integer (rate=1000kbit prints 1mbit).
  * - limit=N: packets of the rule held at once, 1..100000, 1000 by default;
  *   only with delay or rate (printed only when not 1000).
+ * - netem's further keys (ipmodd.conf(5) has the semantics): delay-corr
+ *   (needs jitter, not with distribution=normal), loss-corr (needs a
+ *   Bernoulli loss), duplicate-corr, corrupt-corr, reorder-corr (fractions,
+ *   each needs its key); gap=N (1..1000000, needs reorder);
+ *   distribution=pareto|paretonormal|@/absolute/file.dist (netem's tables;
+ *   a file is read at parse time: a missing or malformed one is an error
+ *   naming its line, and it is printed as given); loss-ecn=true|false
+ *   (false is as if not given); overhead=N, cellsize=N, cell-overhead=N
+ *   (bytes, with a rate in bits; cell-overhead needs cellsize);
+ *   slot=MIN[,MAX[,PACKETS[,BYTES]]] (ms, ms, 0 for no bound; impairs on its
+ *   own and takes a limit like delay).
  * - Impairment goes with verdict accept (implied when no verdict is given,
  *   and then not printed), reply or reject (the forged packet is impaired);
  *   with verdict=drop it is an error, reported on the first impairment key.
@@ -179,12 +196,50 @@ enum {
 	RULE_I_REORDER = 1u << 4,
 	RULE_I_CORRUPT = 1u << 5,
 	RULE_I_RATE = 1u << 6,
+	RULE_I_SLOT = 1u << 7,
+};
+
+/* netem's further keys, each refining one above (struct rule_impair.xflags). */
+enum {
+	RULE_IX_DELAY_CORR = 1u << 0,
+	RULE_IX_LOSS_CORR = 1u << 1,
+	RULE_IX_DUPLICATE_CORR = 1u << 2,
+	RULE_IX_CORRUPT_CORR = 1u << 3,
+	RULE_IX_REORDER_CORR = 1u << 4,
+	RULE_IX_GAP = 1u << 5,
+	RULE_IX_LOSS_ECN = 1u << 6,
+	RULE_IX_OVERHEAD = 1u << 7,
+	RULE_IX_CELLSIZE = 1u << 8,
+	RULE_IX_CELL_OVERHEAD = 1u << 9,
 };
 
 enum rule_dist {
 	RULE_DIST_UNIFORM,	/* in [delay - jitter, delay + jitter] */
 	RULE_DIST_NORMAL,	/* mean delay, standard deviation jitter */
+	RULE_DIST_PARETO,	/* netem's tables: delay + jitter * table[u] / 8192 */
+	RULE_DIST_PARETONORMAL,
+	RULE_DIST_FILE,		/* an iproute2 .dist file (struct rule_impair.table) */
 };
+
+/*
+ * A delay table read from a file (distribution="@/path"): shared, read-only,
+ * reference counted (rule_dup() and chain copies take a reference).
+ */
+struct rule_table {
+	unsigned int refs;
+	uint32_t n;			/* entries, 1..RULE_TABLE_MAX */
+	uint64_t hash;			/* FNV-1a of the entries */
+	char path[256];
+	int16_t v[];
+};
+
+#define RULE_TABLE_MAX 16384		/* entries (netem's NETEM_DIST_MAX) */
+#define RULE_TABLE_FILE_MAX (1u << 20)	/* bytes of a .dist file */
+#define RULE_GAP_MAX 1000000
+#define RULE_SLOT_PKTS_MAX 1000000
+#define RULE_SLOT_BYTES_MAX (1u << 30)
+#define RULE_OVERHEAD_MAX 4096		/* overhead, cell-overhead: -4096..4096 bytes */
+#define RULE_CELLSIZE_MAX 65535
 
 #define RULE_DELAY_MAX_US 60000000u	/* delay and jitter: 60 s */
 #define RULE_LIMIT_DEFAULT 1000
@@ -211,6 +266,15 @@ struct rule_impair {
 	double ge_bad_loss;	/* 1-h: loss probability in the bad state */
 	double ge_good_loss;	/* 1-k: loss probability in the good state */
 	double duplicate, reorder, corrupt;
+	/* netem's correlations, 0..1, with RULE_IX_*_CORR. */
+	double delay_corr, loss_corr, duplicate_corr, corrupt_corr, reorder_corr;
+	uint16_t xflags;	/* RULE_IX_* */
+	uint32_t gap;		/* reorder: every gap-th packet may go at once */
+	/* slot: next slot after min..max us; 0 packets or bytes is no bound */
+	uint32_t slot_min_us, slot_max_us, slot_pkts, slot_bytes;
+	int32_t overhead, cell_overhead;	/* rate: bytes per packet, per cell */
+	uint32_t cellsize;
+	const struct rule_table *table;	/* RULE_DIST_FILE */
 };
 
 struct rule {
@@ -220,6 +284,12 @@ struct rule {
 	struct rule_impair impair;
 	char name[RULE_NAME_MAX];
 };
+
+/* Take and drop the references a copy of r (a memcpy) holds: its file table. */
+void rule_ref_tables(const struct rule *r);
+void rule_unref_tables(const struct rule *r);
+/* The delay table of a rule with a table distribution, and its size; NULL for none. */
+const int16_t *rule_dist_table(const struct rule_impair *im, uint32_t *ret_n);
 
 /* The rule impairs: apply impair.c and end the chain with its verdict. */
 static inline bool rule_impairs(const struct rule *r)

@@ -7,7 +7,8 @@
  * event and a JSON string value.  For any input:
  * - ctlcli_parse() succeeds with a request of request_len bytes, at most
  *   CTL_REQUEST_MAX, that the daemon's parser reads as one complete request
- *   of request_lines lines (none for help and version), or fails with a
+ *   of request_lines lines (none for help, version and metrics, which
+ *   makes its own two requests), or fails with a
  *   usage error and a one-line message;
  * - ctlcli_libconfig_rule(), ctlcli_trace_json() and ctlcli_json_string()
  *   return the length they wrote, or -EINVAL/-ENOSPC, never more than the
@@ -74,7 +75,7 @@ static void check_parse(unsigned int flags, const char *w, size_t len)
 	check(r == 0);
 	check(c.request_len <= CTL_REQUEST_MAX && strlen(c.request) == c.request_len);
 	if (!c.request_len) {
-		check(c.cmd == CTLCLI_HELP || c.cmd == CTLCLI_VERSION);
+		check(c.cmd == CTLCLI_HELP || c.cmd == CTLCLI_VERSION || c.cmd == CTLCLI_METRICS);
 		return;
 	}
 	ctl_parser_init(&p, pbuf, sizeof(pbuf), pairs, sizeof(pairs) / sizeof(pairs[0]));

@@ -4,8 +4,8 @@
  * program runs on loopback of the network namespace it is started in (run
  * it in one of its own: unshare -n), through BPF_PROG_TEST_RUN: UDP
  * packets, one after the other, walk a chain of WALK rules (the first
- * matches and rewrites, the others cannot match), a millisecond or more
- * each.  Meanwhile the main thread makes two quick updates, to a one-rule
+ * matches and rewrites, the others cannot match), a fraction of a
+ * millisecond each.  Meanwhile the main thread makes two quick updates, to a one-rule
  * chain and then to that rule plus a new one.  The second writes into the
  * set that the packet walking at the first switch still walks, and gives
  * the new rule the counter slot of the first rule, which the first update
@@ -33,7 +33,7 @@
 #include <bpf/libbpf.h>
 #endif
 
-#define WALK 60000
+#define WALK CHAIN_RULES_MAX	/* the longest chain */
 #define ROUNDS 40
 /* Packets walk for tens of milliseconds, the updates in the middle. */
 #define PACKETS_MAX 1000

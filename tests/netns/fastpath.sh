@@ -378,7 +378,7 @@ for tag in off on; do
 done
 
 # --- (3a) two quick updates wait for the packets still walking the old rules ----------
-# tests/helpers/fp-race: packets walk 60,000 rules (about a millisecond each)
+# tests/helpers/fp-race: packets walk 10,000 rules (the longest chain)
 # through BPF_PROG_TEST_RUN on loopback of a namespace of its own while two
 # updates follow each other; the second must not rewrite the set such a
 # packet walks, nor give its rules' counter slots away, before it is done.

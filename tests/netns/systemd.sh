@@ -3,9 +3,11 @@
 # ipmodd as a user installs and runs it, under a real systemd: "make install"
 # of the build, the sysusers.d file's user, the installed ipmodd.service with
 # the shipped config, "systemctl start/reload/stop", a broken config on
-# reload (an error at journal priority 3, the old rules kept), the watchdog
-# restart after SIGSTOP, "systemd-analyze security" of the installed unit,
-# and the journal's priorities.
+# reload (systemctl reload fails, its status and an error at journal
+# priority 3 name file:line, the old rules kept), the audit trail's journal
+# fields of an add and a del, the metrics socket unit answering curl, the
+# watchdog restart after SIGSTOP, "systemd-analyze security" of the
+# installed unit, and the journal's priorities.
 #
 # It installs into / and starts ipmodd.service, which diverts the whole
 # network namespace's traffic: it runs only inside the throwaway container
@@ -23,7 +25,7 @@ virt=$(systemd-detect-virt --container 2>/dev/null)
 [ -n "$virt" ] && [ "$virt" != none ] ||
 	skip_all "not in a container: refusing to install ipmodd and divert this machine's traffic"
 : "${BUILDDIR:?BUILDDIR must point at the build tree}"
-require_cmd ping python3 journalctl systemctl systemd-sysusers systemd-analyze
+require_cmd ping python3 journalctl systemctl systemd-sysusers systemd-analyze curl
 
 # The bound the README states for "systemd-analyze security ipmodd.service".
 MAX_EXPOSURE=1.5
@@ -96,9 +98,16 @@ check_eq "systemd loads the installed ipmodd.service from $unitdir" \
 unit=$unitdir/ipmodd.service
 BIN=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$unit")
 CONF=$(sed -n 's/^ExecStart=.* -c //p' "$unit")
-IPMODCTL=${BIN%/*}/ipmodctl
-diag "ExecStart: $BIN, config $CONF"
-check "... whose ExecStart= is the installed build ($BIN), and ipmodctl next to it" bash -c \
+# ipmodctl goes to bindir (its users are not all administrators).
+mkvar() { sed -n "s/^$1 = //p" "$BUILDDIR/Makefile"; }
+prefix=$(mkvar prefix)
+exec_prefix=$(mkvar exec_prefix)
+exec_prefix=${exec_prefix//'${prefix}'/$prefix}
+bindir=$(mkvar bindir)
+bindir=${bindir//'${exec_prefix}'/$exec_prefix}
+IPMODCTL=$bindir/ipmodctl
+diag "ExecStart: $BIN, config $CONF, ipmodctl $IPMODCTL"
+check "... whose ExecStart= is the installed build ($BIN), and ipmodctl in bindir" bash -c \
 	"cmp '$BUILDDIR/ipmodd' '$BIN' && cmp '$BUILDDIR/ipmodctl' '$IPMODCTL' && [ -f '$CONF' ]"
 cp "$CONF" "$CONF_SAVED"
 
@@ -177,13 +186,17 @@ check "... pings (IPv4, IPv6) to a peer go through the daemon" traffic_through
 
 # --- systemctl reload, also of a broken config ----------------------------------------
 g0=$(gen)
-systemctl reload ipmodd.service
+check "systemctl reload (ExecReload=: ipmodctl reload, as the unit's user) succeeds" \
+	timeout 30 systemctl reload ipmodd.service
 gen_is() { [ "$(gen)" = "$1" ]; }
 wait_for 5 gen_is $((g0 + 1))
 check_eq "systemctl reload: generation $((g0 + 1)), same process" "$(gen) $(prop MainPID)" "$((g0 + 1)) $pid"
 check "... the journal has \"reloaded\" at priority 6 (info)" wait_for 5 journal_has 6 "^reloaded $CONF: .*generation $((g0 + 1))"
 echo 'rules = ( { name = "broken"; match = ; } );' >>"$CONF"
-systemctl reload ipmodd.service
+check "systemctl reload of a broken config fails" bash -c "! timeout 30 systemctl reload ipmodd.service"
+st=$(systemctl status --no-pager -n 20 ipmodd.service 2>&1)
+printf '%s\n' "$st" >&2
+check "... and systemctl status names the file and line ($CONF:N)" grep -qE "$CONF:[0-9]+" <<<"$st"
 check "a broken config on reload: an error at priority 3 (err) naming the file and line" \
 	wait_for 5 journal_has 3 "reload failed.*$CONF:[0-9]+"
 check_eq "... the old rules kept: generation $((g0 + 1)), same process, active" \
@@ -213,6 +226,57 @@ for line in sys.stdin:
 print(n, "entries from the daemon, priorities", sorted(seen, key=str), file=sys.stderr)
 sys.exit(0 if n > 0 and bad == 0 else 1)'
 }
+# --- the audit trail in the journal ---------------------------------------------------------
+# journal_field_entry MESSAGE_ID KEY=VALUE...: an entry of ipmodd.service
+# with that MESSAGE_ID and those fields (a value ending in '*': a prefix).
+journal_field_entry() {
+	journal_json | python3 -c '
+import json, sys
+want = dict(a.split("=", 1) for a in sys.argv[2:])
+for line in sys.stdin:
+    e = json.loads(line)
+    if e.get("MESSAGE_ID") != sys.argv[1]:
+        continue
+    if all(e.get(k) == v or (v.endswith("*") and str(e.get(k, "")).startswith(v[:-1]))
+           for k, v in want.items()):
+        print(json.dumps(e), file=sys.stderr)
+        sys.exit(0)
+sys.exit(1)' "$@"
+}
+ga=$(gen)
+check "ipmodctl add as root" "$IPMODCTL" add name=audit-ct proto=udp dport=7777 verdict=drop
+check "... its journal entry: MESSAGE_ID, ACTION=add, CLIENT_UID=0, RULE=, GENERATION=" wait_for 5 \
+	journal_field_entry 919b9154b784416496dae4a910ba5b9e ACTION=add RESULT=applied CLIENT_UID=0 \
+	"RULE=name=audit-ct proto=udp dport=7777*" RULE_NAME=audit-ct GENERATION=$((ga + 1)) "CLIENT_PID=*"
+check "ipmodctl del" "$IPMODCTL" del audit-ct
+check "... its journal entry: ACTION=del, the rule" wait_for 5 \
+	journal_field_entry 919b9154b784416496dae4a910ba5b9e ACTION=del CLIENT_UID=0 \
+	"RULE=name=audit-ct *" GENERATION=$((ga + 2))
+check "the refused reload is in the journal too, with the file and line" \
+	journal_field_entry 20a00973ac7d4f7f9a5c3b2ff4bdd7db ACTION=reload RESULT=refused \
+	"CLIENT_UID=$UID_IPMODD" "ERROR=$CONF:*"
+
+# --- the metrics socket unit ------------------------------------------------------------------
+check "ipmodd-metrics.socket is installed, not enabled" bash -c \
+	"[ \"\$(systemctl is-enabled ipmodd-metrics.socket)\" = disabled ]"
+check "systemctl start ipmodd-metrics.socket" systemctl start ipmodd-metrics.socket
+check "add a rule to count (the shipped config has none)" "$IPMODCTL" add name=metrics-ct proto=icmp verdict=accept
+ping -c 2 -i 0.2 -W 1 "$PEER4" >/dev/null
+check "GET http://127.0.0.1:9465/metrics: valid OpenMetrics" bash -c \
+	"curl -sf --max-time 10 http://127.0.0.1:9465/metrics >'$WORKDIR/metrics.txt' &&
+	 python3 '$SRCDIR/tests/helpers/openmetrics-check.py' '$WORKDIR/metrics.txt'"
+head -5 "$WORKDIR/metrics.txt" >&2
+check "... with the rules' counters and the generation" bash -c \
+	"grep -q '^ipmodd_rule_packets_total{index=\"1\",' '$WORKDIR/metrics.txt' &&
+	 grep -q '^ipmodd_generation $(gen)\$' '$WORKDIR/metrics.txt'"
+"$IPMODCTL" del metrics-ct >/dev/null
+check_eq "... Content-Type" \
+	"$(curl -s --max-time 10 -o /dev/null -w '%{content_type}' http://127.0.0.1:9465/metrics)" \
+	"application/openmetrics-text; version=1.0.0; charset=utf-8"
+check_eq "... GET /: 404" "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' http://127.0.0.1:9465/)" 404
+journalctl -q -b -u 'ipmodd-metrics@*' --no-pager | tail -10 >&2
+systemctl stop ipmodd-metrics.socket
+
 check "every journal entry of the daemon has a PRIORITY, no \"<N>\" left in the text" all_have_priority
 check "... its start logs at 6 (info)" journal_has 6 "^diverting "
 

@@ -1608,6 +1608,61 @@ static struct chain *inherit_of(struct chain *old, struct chain *c)
 	return c;
 }
 
+/* loss-ecn: ECT packets leave CE-marked with valid checksums, not-ECT ones are lost. */
+static void test_impair_ecn(void)
+{
+	struct chain *c = chain_of("name=mark loss=1 loss-ecn=true",
+				   "name=table delay=10 jitter=5 "
+				   "distribution=@/proc/self/nonexistent-table", NULL);
+	struct chain *ct = NULL;
+	struct chain_impair imp;
+	struct tpkt t;
+	enum chain_verdict v;
+
+	ok(!c, "a rule with a missing table file does not parse");
+	c = chain_of("name=mark loss=1 loss-ecn=true", NULL);
+	if (!c) {
+		ok(0, "loss-ecn chain");
+		return;
+	}
+	v = run_imp(c, &t, UDP4(.tos = 0xb8 | 2), T0, &imp);
+	ok(v == CHAIN_ACCEPT && imp.res.n == 1 && imp.res.ce && (imp.events & CHAIN_IMPAIR_CE),
+	   "ECT(0) over IPv4: sent, marked");
+	ok(t.buf[1] == (0xb8 | 3) && csums_verify(t.buf, t.p.len),
+	   "CE set, DSCP kept, IPv4 header checksum valid");
+	v = run_imp(c, &t, TCP6(.tos = 1), T0, &imp);
+	ok(v == CHAIN_ACCEPT && imp.res.ce && pkt_ecn(&t.p) == 3 && csums_verify(t.buf, t.p.len),
+	   "ECT(1) over IPv6: CE in the traffic class");
+	v = run_imp(c, &t, UDP4(.tos = 0xb8), T0, &imp);
+	ok(v == CHAIN_DROP && !imp.res.ce && imp.res.n == 0, "not-ECT: lost");
+	ok(icnt(c, 0).ce_marked == 2 && icnt(c, 0).dropped_loss == 1, "counted: 2 ce_marked, 1 lost");
+	chain_unref(c);
+
+	/* A file table outlives the parsed rule: the chain holds a reference. */
+	{
+		char line[256];
+		FILE *f = fopen("/tmp/test-chain-table.dist", "w");
+
+		if (f) {
+			fputs("# two values\n-8192 8192\n", f);
+			fclose(f);
+		}
+		snprintf(line, sizeof(line), "delay=100 jitter=10 distribution=@%s",
+			 "/tmp/test-chain-table.dist");
+		ct = chain_of(line, NULL);
+		unlink("/tmp/test-chain-table.dist");
+	}
+	if (!ct) {
+		ok(0, "table chain");
+		return;
+	}
+	v = run_imp(ct, &t, UDP4(), T0, &imp);
+	ok(v == CHAIN_ACCEPT && imp.res.n == 1 && (imp.res.copy[0].at_ns == T0 + 90 * MS_NS ||
+						   imp.res.copy[0].at_ns == T0 + 110 * MS_NS),
+	   "the table of a freed rule still drives the chain: 90 or 110 ms");
+	chain_unref(ct);
+}
+
 static void test_impair_inherit(void)
 {
 	struct chain *c1 = chain_of("name=a proto=udp dport=53 delay=100 limit=3",
@@ -1879,6 +1934,7 @@ int main(void)
 	test_rate_limit();
 	test_probability();
 	test_impair_verdicts();
+	test_impair_ecn();
 	test_impair_limit();
 	test_impair_seed();
 	test_impair_inherit();

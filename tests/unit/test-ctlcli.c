@@ -300,6 +300,28 @@ static void test_capture(void)
 	    "96");
 }
 
+static void test_monitor_metrics(void)
+{
+	REQ("monitor=changes\n\n", "monitor", "monitor");
+	is_int(c.cmd, CTLCLI_MONITOR, "monitor: cmd");
+	REQ("monitor=changes\n\n", "monitor --json", "monitor", "--json");
+	ok(c.json, "monitor --json: json");
+	BAD(-EINVAL, "monitor: unexpected 'x'", "monitor x", "monitor", "x");
+	BAD(-EINVAL, "unknown option '--http'", "--http belongs to metrics", "monitor", "--http");
+
+	is_int(parse("metrics"), 0, "metrics parses");
+	is_int(c.cmd, CTLCLI_METRICS, "metrics: cmd");
+	is_int(c.request_len, 0, "metrics: no request of its own (it asks status and rules)");
+	ok(!c.http, "metrics: not --http");
+	is_int(parse("metrics", "--http"), 0, "metrics --http parses");
+	ok(c.http, "metrics --http: http");
+	is_int(parse("--http", "metrics"), -EINVAL, "--http before the command is unknown");
+	BAD(-EINVAL, "no --json", "metrics --json", "metrics", "--json");
+	BAD(-EINVAL, "no --json", "--json metrics", "--json", "metrics");
+	BAD(-EINVAL, "metrics: unexpected 'x'", "metrics x", "metrics", "x");
+	BAD(-EINVAL, "option '--http' takes no value", "--http=1", "metrics", "--http=1");
+}
+
 static void test_global_options(void)
 {
 	is_int(parse("-s", "/tmp/a.sock"), 0, "-s PATH");
@@ -1008,6 +1030,7 @@ int main(void)
 	test_trace();
 	test_explain_and_views();
 	test_capture();
+	test_monitor_metrics();
 	test_global_options();
 	test_limits();
 	test_libconfig_values();

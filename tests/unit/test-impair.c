@@ -507,6 +507,28 @@ static void test_decide(void)
 	impair_flow_done(&f);
 	rule_free(r);
 
+	/* A large limit costs only what is held: the heap grows by doubling, up to the limit. */
+	r = flow_rule("delay=10 limit=100000", &f);
+	ok(f.cap <= 16 && f.limit == 100000, "limit=100000: a heap of %u to start with", f.cap);
+	wrong = 0;
+	for (int k = 0; k < 3000; k++) {
+		impair_decide(&f, &r->impair, &g, T0 + (uint64_t)k, 100, &res);
+		wrong += res.n != 1 || res.copy[0].at_ns != T0 + (uint64_t)k + 10 * MS;
+	}
+	is_int(wrong, 0, "3,000 copies held in order of arrival, each delayed by exactly 10 ms");
+	ok(f.nheld == 3000 && f.cap >= 3000 && f.cap <= 6000, "the heap grew to %u for 3,000 held", f.cap);
+	is_int(impair_flow_held(&f, T0 + 10 * MS + 1499), 1500, "the earliest 1,500 leave first");
+	impair_flow_done(&f);
+	rule_free(r);
+
+	r = flow_rule("delay=10 limit=20", &f);
+	for (int k = 0; k < 25; k++)
+		impair_decide(&f, &r->impair, &g, T0, 100, &res);
+	ok(f.nheld == 20 && f.cap == 20 && f.cnt.dropped_limit == 5,
+	   "limit=20: the heap stops at the limit (%u), the rest refused", f.cap);
+	impair_flow_done(&f);
+	rule_free(r);
+
 	r = flow_rule("delay=10 duplicate=1", &f);
 	impair_decide(&f, &r->impair, &g, T0, 100, &res);
 	ok(res.n == 2 && res.copy[0].at_ns == T0 + 10 * MS && res.copy[1].at_ns == T0 + 10 * MS &&
@@ -1205,7 +1227,7 @@ static const struct rule_refusal bad_forms[] = {
 	{ "delay=5 jitter=-1", 1, "jitter: '-1': " },
 	{ "delay=5 jitter=70000", 1, "jitter: '70000': out of range" },
 	{ "delay=5 distribution=normal", 1, "distribution: 'normal': needs jitter" },
-	{ "delay=5 jitter=1 distribution=pareto", 2, "distribution: 'pareto': must be uniform or normal" },
+	{ "delay=5 jitter=1 distribution=lognormal", 2, "distribution: 'lognormal': must be uniform, normal," },
 	{ "loss=1.5", 0, "loss: '1.5': out of range 0-1" },
 	{ "loss=-0.1", 0, "loss: '-0.1': " },
 	{ "loss=30%", 0, "loss: '30%': not a number" },
@@ -1243,8 +1265,8 @@ static const struct rule_refusal bad_forms[] = {
 	{ "rate=18446744073709551617bit", 0, "rate: '18446744073709551617bit': out of range" },
 	{ "rate=0pps", 0, "rate: '0pps': out of range 1-10000000pps" },
 	{ "rate=10000001pps", 0, "rate: '10000001pps': out of range 1-10000000pps" },
-	{ "limit=10", 0, "limit: '10': needs delay or rate" },
-	{ "loss=0.1 limit=10", 1, "limit: '10': needs delay or rate" },
+	{ "limit=10", 0, "limit: '10': needs delay, rate or slot" },
+	{ "loss=0.1 limit=10", 1, "limit: '10': needs delay, rate or slot" },
 	{ "delay=1 limit=0", 1, "limit: '0': out of range 1-100000" },
 	{ "delay=1 limit=100001", 1, "limit: '100001': out of range 1-100000" },
 	{ "delay=1 limit=ten", 1, "limit: 'ten': not a number" },

@@ -8,7 +8,7 @@
  * (families, protos, prefixes and ports with and without "!", ranges, icmp
  * types, tcp flags, ttl, length, dscp, probability, actions that continue,
  * verdicts, impairment) meet random packets (IPv4/IPv6, TCP/UDP/ICMP/ICMPv6
- * and others, fragments); then edge cases: an empty chain, 65536 rules,
+ * and others, fragments); then edge cases: an empty chain, CHAIN_RULES_MAX rules,
  * rules none of which has a key, one prefix or port shared by many rules,
  * overlapping ports and prefixes.  TEST_SEED=N in the environment picks
  * another seed.
@@ -683,10 +683,10 @@ static void test_max(void)
 {
 	struct chain_index_info info;
 
-	check_gen(gen_max, CHAIN_RULES_MAX, 3000, "65536 rules", &info);
+	check_gen(gen_max, CHAIN_RULES_MAX, 3000, "CHAIN_RULES_MAX rules", &info);
 	ok(info.keyed + info.generic == CHAIN_RULES_MAX && info.generic == CHAIN_RULES_MAX / 4,
-	   "65536 rules: %zu keyed, %zu generic (ttl and negated ranges)", info.keyed,
-	   info.generic);
+	   "%d rules: %zu keyed, %zu generic (ttl and negated ranges)", CHAIN_RULES_MAX,
+	   info.keyed, info.generic);
 }
 
 /* Nothing a key can stand for. */
@@ -822,7 +822,8 @@ static void gen_named(size_t i, char *line, size_t len)
 
 static void test_names(void)
 {
-	const size_t n = 20000;
+	/* The largest chain; names spread over 0..19999 (7919 is prime to it). */
+	const size_t n = CHAIN_RULES_MAX;
 	struct rule **rules = rules_of(gen_named, n);
 	struct chain *a = NULL, *b = NULL;
 	char err[256];
@@ -839,14 +840,14 @@ static void test_names(void)
 		snprintf(name, sizeof(name), "r%zu", (i * 7919) % 20000);
 		found &= chain_find(a, name) == (int)i;
 	}
-	ok(found, "chain_find() finds each of 20000 rules");
+	ok(found, "chain_find() finds each of %zu rules", n);
 	ok(chain_find(a, "r20000") == -ENOENT && chain_find(a, "") == -ENOENT,
 	   "chain_find() of a missing name: -ENOENT");
 	chain_inherit(b, a);
 	found = true;
 	for (size_t i = 0; i + 1 < n; i++)
 		found &= chain_rule_id(b, i) == chain_rule_id(a, i + 1);
-	ok(found, "chain_inherit() keeps the ids of 19999 rules found by name");
+	ok(found, "chain_inherit() keeps the ids of %zu rules found by name", n - 1);
 out:
 	chain_unref(a);
 	chain_unref(b);

@@ -693,6 +693,9 @@ static void test_opts_trace(void)
 		"trace=1\nproto=udp\ndelay=10\n\n",
 		"trace=1\nloss=0.5\n\n",
 		"trace=1\nproto=udp\nrate=1mbit\n\n",
+		"trace=1\nproto=udp\nslot=5\n\n",
+		/* Refused before any file is read (a missing one would say so). */
+		"trace=1\ndelay=10\njitter=5\ndistribution=@/nonexistent/x.dist\n\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(doing); i++) {
 		r = opts_of(doing[i], &o);
