@@ -161,6 +161,10 @@ check "explain refuses a key that is no packet field" grep -q "not a packet fiel
 
 ctl version --json >"$WORKDIR/out.json"
 check_valid "version --json" version
+# The changes below, as monitor --json sees them.
+ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" --json monitor >"$WORKDIR/monitor.json" 2>&1 &
+MON_PID=$!
+for i in $(seq 50); do [ "$(status_field streams)" = 1 ] && break; sleep 0.1; done
 ctl add --json name=extra proto=udp dport=4444 verdict=drop >"$WORKDIR/out.json"
 check_valid "add --json" change
 ctl replace --json extra proto=udp dport=4445 verdict=drop >"$WORKDIR/out.json"
@@ -171,6 +175,16 @@ ctl reset --json >"$WORKDIR/out.json"
 check_valid "reset --json" change
 ctl reload --json >"$WORKDIR/out.json"
 check_valid "reload --json" change
+ctl add bad=1 >/dev/null 2>&1
+sleep 0.3
+kill -INT "$MON_PID" 2>/dev/null
+wait "$MON_PID" 2>/dev/null
+cp "$WORKDIR/monitor.json" "$WORKDIR/out.json"
+check "monitor --json saw the 5 changes and the refused one ($(wc -l <"$WORKDIR/monitor.json") lines)" \
+	test "$(wc -l <"$WORKDIR/monitor.json")" -ge 6
+check_valid "monitor --json, every line" monitor --lines
+out=$(ctl metrics --json 2>&1)
+check_eq "metrics --json is refused (exit 2)" "$?" 2
 out=$(ctl save --json 2>&1)
 check_eq "save --json is refused (exit 2)" "$?" 2
 check "... with a clear error" grep -q -- "--json is not available" <<<"$out"
