@@ -1016,6 +1016,8 @@ static void rates_free(struct rule_rate *r, size_t n)
 
 static int run_rules(const struct ctlcli *c)
 {
+	/* The first redraw of -i has no rates yet, but their columns. */
+	static const struct rule_rate none;
 	struct rule_rate *rates = NULL, *next;
 	size_t n_rates = 0;
 	struct rules_view v;
@@ -1033,7 +1035,7 @@ static int run_rules(const struct ctlcli *c)
 			if (json)
 				print_rules_json(&v);
 			else
-				print_rules_table(&v, c->interval ? (rates ? rates : &(struct rule_rate){ 0 }) : NULL,
+				print_rules_table(&v, c->interval ? (rates ? rates : &none) : NULL,
 						  n_rates);
 		}
 		next = NULL;
@@ -1220,13 +1222,13 @@ static void print_explain_text(const struct ctl_response *resp)
 		bool end = i >= resp->n || is_explain_tail(p[i].key);
 
 		if ((end || !strcmp(p[i].key, "rule")) && name) {
-			printf("%s  %4s  %s", rules++ ? "" : "matches, in order:\n", index ? index : "?",
-			       name);
+			printf("%s  %4s  %s", rules++ ? "" : "matches, in order:\n",
+			       index ? index : "?", name);
 			if (actions)
 				printf("  %s", actions);
 			if (prob)
-				printf("  (matches with probability %s; the rest assumes it did not)",
-				       prob);
+				printf("  (matches with probability %s; "
+				       "the rest assumes it did not)", prob);
 			printf("\n");
 			name = index = prob = actions = NULL;
 		}

@@ -1847,7 +1847,9 @@ static void test_explain(void)
 			     ex.result, tr.n, tr.result);
 	}
 	ok(!fail, "explain: packets built, no counter moved by chain_explain");
-	is_int(agree, runs, "explain: same rules, result and rewritten bytes as chain_run_trace (%u packets)", runs);
+	is_int(agree, runs,
+	       "explain: same rules, result and rewritten bytes as chain_run_trace (%u packets)",
+	       runs);
 	ok(results == (1u << CHAIN_RESULT_DEFAULT | 1u << CHAIN_RESULT_ACCEPT | 1u << CHAIN_RESULT_DROP |
 		       1u << CHAIN_RESULT_REPLY | 1u << CHAIN_RESULT_REJECT | 1u << CHAIN_RESULT_REFUSED),
 	   "explain: every result met (0x%x)", results);
