@@ -6,9 +6,15 @@
 # The rule vocabulary of ipmodd.conf(5), as in src/rule.c.
 set -l __ipmodctl_keys name family proto src dst sport dport icmp-type icmp-code tcp-flags ttl \
 	length dscp probability set-ttl set-dscp set-ecn clamp-mss verdict reject-with \
-	delay jitter distribution loss duplicate reorder corrupt rate limit
+	delay jitter distribution delay-corr loss loss-corr loss-ecn duplicate duplicate-corr \
+	reorder reorder-corr gap corrupt corrupt-corr rate overhead cellsize cell-overhead slot \
+	limit
 set -l __ipmodctl_commands status rules list add del delete replace flush reload reset save \
-	trace capture version help
+	trace capture monitor metrics explain version help
+
+# The packet fields of explain.
+set -l __ipmodctl_fields family proto src dst sport dport flags icmp-type icmp-code ttl len dscp \
+	direction
 
 # Values of the keys that take names.
 function __ipmodctl_values
@@ -139,6 +145,7 @@ complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = replace; and test "$(__i
 	-a "(__ipmodctl_kv $__ipmodctl_keys)"
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = trace' -a "(__ipmodctl_kv $__ipmodctl_keys rule)"
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = capture' -a '(__ipmodctl_kv rule)'
+complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = explain' -a "(__ipmodctl_kv $__ipmodctl_fields)"
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = capture' -s c -l count -x -d 'stop after N packets'
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = capture' -s w -l write -r -F -d 'pcapng file'
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = capture' -l when -x -a 'before after both'

@@ -1153,6 +1153,56 @@ static enum chain_verdict chain_forge(struct chain *c, const struct rule_action 
 	return CHAIN_FORGED;
 }
 
+void chain_explain(const struct chain *c, struct pkt *p, struct pkt *forged,
+		   struct chain_explain *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->result = CHAIN_RESULT_DEFAULT;
+	ret->end = -1;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct rule *r = &c->rules[i];
+		bool maybe = r->m.flags & RULE_M_PROBABILITY;
+		int e;
+
+		if (!rule_match(NULL, &r->m, p))
+			continue;
+		if (ret->n < CHAIN_EXPLAIN_MAX) {
+			ret->idx[ret->n] = (uint32_t)i;
+			ret->maybe[ret->n] = maybe;
+		}
+		ret->n++;
+		if (maybe)
+			continue;
+		rule_apply(&r->a, p);
+		switch (r->a.verdict) {
+		case RULE_VERDICT_NONE:
+			continue;
+		case RULE_VERDICT_ACCEPT:
+			ret->result = CHAIN_RESULT_ACCEPT;
+			break;
+		case RULE_VERDICT_DROP:
+			ret->result = CHAIN_RESULT_DROP;
+			break;
+		default:
+			pkt_csum_complete(p);
+			e = -EPERM;
+			if (r->a.verdict == RULE_VERDICT_REPLY && is_echo_request(p))
+				e = forge_echo_reply(p, forged);
+			else if (r->a.verdict == RULE_VERDICT_REJECT && r->a.reject == RULE_REJECT_TCP_RESET)
+				e = forge_tcp_reset(p, forged);
+			else if (r->a.verdict == RULE_VERDICT_REJECT)
+				e = forge_unreachable(p, unreach_kind[r->a.reject], forged);
+			ret->result = e < 0 ? CHAIN_RESULT_REFUSED :
+			      r->a.verdict == RULE_VERDICT_REPLY ? CHAIN_RESULT_REPLY : CHAIN_RESULT_REJECT;
+			break;
+		}
+		ret->end = (int32_t)i;
+		ret->impaired = rule_impairs(r) && ret->result != CHAIN_RESULT_REFUSED &&
+				ret->result != CHAIN_RESULT_DROP;
+		return;
+	}
+}
+
 int chain_impair_corrupt(struct chain *c, struct pkt *p)
 {
 	return impair_corrupt(p, &c->irng);

@@ -165,6 +165,29 @@ void chain_set_linear(struct chain *c, bool linear);
 
 /* Whether p matches r's matches (probability= aside), without counting; for trace filters. */
 bool chain_rule_matches(const struct rule *r, const struct pkt *p);
+/*
+ * What the chain would do with p, without doing it: no counter, rate
+ * limiter, impairment state or generator changes.  Rules are tried in
+ * order, each matching rule's actions applied to p (later rules see them),
+ * up to the rule with a verdict.  A rule with probability= is listed as a
+ * match that happens with its probability, and the walk goes on as if it
+ * had not matched (its actions and verdict left out).  reply and reject
+ * are forged into forged (caller's data/cap) to tell CHAIN_RESULT_REPLY or
+ * REJECT from REFUSED; the forge rate limit is not consulted.
+ */
+#define CHAIN_EXPLAIN_MAX 256
+
+struct chain_explain {
+	uint32_t n;			/* matched rules; the first CHAIN_EXPLAIN_MAX are listed */
+	uint32_t idx[CHAIN_EXPLAIN_MAX];
+	bool maybe[CHAIN_EXPLAIN_MAX];	/* a probability= rule: matches with its probability */
+	uint8_t result;			/* enum chain_result */
+	int32_t end;			/* the rule whose verdict ended the chain, -1 for none */
+	bool impaired;			/* that rule impairs (delay, loss ... apply) */
+};
+void chain_explain(const struct chain *c, struct pkt *p, struct pkt *forged,
+		   struct chain_explain *ret);
+
 /* Reseed the generators behind probability= and impairment (chain_new() seeds from the clock). */
 void chain_seed(struct chain *c, uint64_t seed);
 

@@ -329,6 +329,24 @@ static int parse_trace(struct ctlcli *c, char *const *words, size_t n, char *err
 	return 0;
 }
 
+static int parse_explain(struct ctlcli *c, char *const *words, size_t n, char *err,
+			 size_t errlen)
+{
+	int r;
+
+	if (n == 0)
+		return fail(err, errlen, -EINVAL,
+			    "explain: no packet given (e.g. explain proto=tcp dst=192.0.2.7 dport=443)");
+	r = req_add(c, "explain", "1", err, errlen);
+	if (r < 0)
+		return r;
+	r = req_add_words(c, words, n, err, errlen);
+	if (r < 0)
+		return r;
+	req_finish(c);
+	return 0;
+}
+
 static int parse_capture(struct ctlcli *c, char *const *words, size_t n, char *err,
 			 size_t errlen)
 {
@@ -412,9 +430,9 @@ static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 }
 
 const struct ctlcli_subcommand ctlcli_subcommands[] = {
-	{ "status", NULL, CTLCLI_STATUS, "",
-	  "Show the daemon's state and counters (the default)", parse_fixed },
-	{ "rules", "list", CTLCLI_RULES, "",
+	{ "status", NULL, CTLCLI_STATUS, "[-a] [-h] [-i N | --watch]",
+	  "Show a summary of the daemon's state and counters (the default)", parse_fixed },
+	{ "rules", "list", CTLCLI_RULES, "[-i N | --watch]",
 	  "List the rules in chain order with their counters", parse_fixed },
 	{ "add", NULL, CTLCLI_ADD,
 	  "[at N | before NAME | after NAME] [--for DURATION] key=value...",
@@ -437,6 +455,9 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 	{ "capture", NULL, CTLCLI_CAPTURE,
 	  "[rule=NAME] [--when before|after|both] [-c COUNT] [-w FILE|-] [--snaplen N]",
 	  "Write packets as pcapng, before and after rewriting", parse_capture },
+	{ "explain", NULL, CTLCLI_EXPLAIN, "key=value...",
+	  "Show which rules a packet with these fields would match, and the verdict",
+	  parse_explain },
 	{ "monitor", NULL, CTLCLI_MONITOR, "",
 	  "Print one line per change of the rules (who, what, generation)", parse_monitor },
 	{ "metrics", NULL, CTLCLI_METRICS, "[--http]",
@@ -470,6 +491,10 @@ enum {
 	OPT_WRITE,
 	OPT_WHEN,
 	OPT_SNAPLEN,
+	OPT_ALL,
+	OPT_HUMAN,
+	OPT_INTERVAL,
+	OPT_WATCH,
 	OPT_HTTP,
 	OPT_FOR,
 	OPT_IMPAIRMENTS,
@@ -487,6 +512,18 @@ static const struct option_def global_options[] = {
 	{ OPT_JSON, 0, "json", false },
 	{ OPT_VERSION, 'V', "version", false },
 	{ OPT_HELP, 'h', "help", false },
+};
+
+static const struct option_def status_options[] = {
+	{ OPT_ALL, 'a', "all", false },
+	{ OPT_HUMAN, 'h', "human", false },
+	{ OPT_INTERVAL, 'i', "interval", true },
+	{ OPT_WATCH, 0, "watch", false },
+};
+
+static const struct option_def rules_options[] = {
+	{ OPT_INTERVAL, 'i', "interval", true },
+	{ OPT_WATCH, 0, "watch", false },
 };
 
 static const struct option_def metrics_options[] = {
@@ -603,8 +640,17 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 	const char *opt = argv[*i], *arg = NULL;
 	int id;
 
-	id = match_option(global_options, ARRAY_SIZE(global_options), argc, argv, i, &arg, err,
-			  errlen);
+	/* After status, -h is --human: "ipmodctl -h" and "help status" stay the help. */
+	id = 0;
+	if (c->sub && c->sub->cmd == CTLCLI_STATUS)
+		id = match_option(status_options, ARRAY_SIZE(status_options), argc, argv, i, &arg,
+				  err, errlen);
+	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_RULES)
+		id = match_option(rules_options, ARRAY_SIZE(rules_options), argc, argv, i, &arg,
+				  err, errlen);
+	if (id == 0)
+		id = match_option(global_options, ARRAY_SIZE(global_options), argc, argv, i, &arg,
+				  err, errlen);
 	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_CAPTURE)
 		id = match_option(capture_options, ARRAY_SIZE(capture_options), argc, argv, i,
 				  &arg, err, errlen);
@@ -653,6 +699,25 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 		c->cmd = CTLCLI_HELP;
 		c->topic = c->sub;
 		return 1;
+	case OPT_ALL:
+		c->all = true;
+		return 0;
+	case OPT_HUMAN:
+		c->human = true;
+		return 0;
+	case OPT_WATCH:
+		c->interval = 1;
+		return 0;
+	case OPT_INTERVAL: {
+		uint64_t v;
+
+		if (parse_uint(arg, CTLCLI_INTERVAL_MAX, &v) < 0 || v == 0)
+			return fail(err, errlen, -EINVAL,
+				    "%s: %s '%s': an interval is seconds from 1 to %d", c->sub->name,
+				    Q(opt), Q(arg), CTLCLI_INTERVAL_MAX);
+		c->interval = (unsigned int)v;
+		return 0;
+	}
 	}
 	return capture_option(c, id, opt, arg, err, errlen);
 }
@@ -711,6 +776,17 @@ int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli 
 	r = ret->sub->parse(ret, words, n, err, errlen);
 	if (r < 0)
 		return r;
+	if (ret->json && (ret->cmd == CTLCLI_SAVE || ret->cmd == CTLCLI_HELP ||
+			  ret->cmd == CTLCLI_METRICS))
+		return fail(err, errlen, -EINVAL,
+			    "%s: --json is not available (%s)", ret->sub->name,
+			    ret->cmd == CTLCLI_SAVE ? "save prints libconfig; 'rules --json' has the "
+						     "rules as JSON" :
+			    ret->cmd == CTLCLI_METRICS ? "metrics prints OpenMetrics text" :
+							 "help is text");
+	if (ret->json && ret->interval)
+		return fail(err, errlen, -EINVAL, "%s: --json and -i/--watch do not go together",
+			    ret->sub->name);
 	if (ret->cmd == CTLCLI_CAPTURE && !ret->output && (flags & CTLCLI_STDOUT_TTY))
 		return fail(err, errlen, -EINVAL,
 			    "capture: refusing to write pcap to a terminal; use -w FILE or a pipe");
@@ -992,6 +1068,39 @@ static bool is_json_decimal(const char *s, size_t len)
 	       strspn(dot + 1, "0123456789") >= len - ilen - 1;
 }
 
+/* A number when it reads as one (digits, a fraction), else a string. */
+static void out_json_scalar(struct out *o, const char *s, size_t len)
+{
+	if (is_json_decimal(s, len))
+		out_putn(o, s, len);
+	else
+		out_json_string(o, s, len);
+}
+
+bool ctlcli_json_is_number(const char *s)
+{
+	return is_json_decimal(s, strlen(s));
+}
+
+/* "a,b,c" as an array of scalars. */
+static void out_json_list(struct out *o, const char *s, size_t len)
+{
+	const char *end = s + len, *c;
+
+	out_putc(o, '[');
+	while (len && s <= end) {
+		c = memchr(s, ',', (size_t)(end - s));
+		if (!c)
+			c = end;
+		out_json_scalar(o, s, (size_t)(c - s));
+		if (c == end)
+			break;
+		out_putc(o, ',');
+		s = c + 1;
+	}
+	out_putc(o, ']');
+}
+
 static void out_json_key(struct out *o, bool *first, const char *key, size_t len)
 {
 	if (!*first)
@@ -1041,7 +1150,7 @@ int ctlcli_trace_json(const char *words, char *out, size_t outlen)
 		}
 		if (in_rule && !word_is(w, klen, "result")) {
 			out_json_key(&o, &rule_first, w, klen);
-			out_json_string(&o, value, vlen);
+			out_json_scalar(&o, value, vlen);
 			continue;
 		}
 		if (in_rule) {
@@ -1054,11 +1163,10 @@ int ctlcli_trace_json(const char *words, char *out, size_t outlen)
 			rules_done = true;
 		}
 		out_json_key(&o, &first, w, klen);
-		if (word_is(w, klen, "time") ? is_json_decimal(value, vlen) :
-					      is_json_uint(value, vlen))
-			out_putn(&o, value, vlen);
+		if (word_is(w, klen, "impair") || word_is(w, klen, "delay"))
+			out_json_list(&o, value, vlen);
 		else
-			out_json_string(&o, value, vlen);
+			out_json_scalar(&o, value, vlen);
 	}
 	if (in_rule) {
 		out_puts(&o, "}]");

@@ -26,6 +26,7 @@ enum ctlcli_cmd {
 	CTLCLI_SAVE,
 	CTLCLI_TRACE,
 	CTLCLI_CAPTURE,
+	CTLCLI_EXPLAIN,
 	CTLCLI_MONITOR,
 	CTLCLI_METRICS,
 	CTLCLI_VERSION,
@@ -57,6 +58,8 @@ enum ctlcli_when {
 	CTLCLI_WHEN_BOTH,
 };
 
+#define CTLCLI_INTERVAL_MAX 3600	/* -i N: seconds */
+
 /* Flags of ctlcli_parse(). */
 #define CTLCLI_STDOUT_TTY 0x1		/* standard output is a terminal */
 
@@ -67,6 +70,12 @@ struct ctlcli {
 
 	const char *socket;	/* -s, NULL for the default */
 	bool json;		/* --json */
+
+	/* status */
+	bool all;		/* -a: every key, not the summary */
+	bool human;		/* -h (after status): K/M/G units */
+	/* status and rules */
+	unsigned int interval;	/* -i N, --watch (1 s): redraw every N s, 0 for once */
 
 	/* capture */
 	const char *output;	/* -w FILE, "-" for standard output, NULL for neither */
@@ -122,13 +131,16 @@ int ctlcli_libconfig_value(const char *value, char *out, size_t outlen);
 int ctlcli_json_string(const char *s, char *out, size_t outlen);
 /* Whether a value is printed as a JSON number: 0, or digits without a leading 0. */
 bool ctlcli_json_is_uint(const char *s);
+/* Or a decimal with a fraction ("0.25", "1712345678.123456"). */
+bool ctlcli_json_is_number(const char *s);
 
 /*
  * The words of a trace event ("time=... src=... rule=x set-ttl=64 result=accept")
  * as one JSON object.  Each rule= opens an entry of "rules" with "name" and
- * the words up to the next rule= or result=, as strings; the other words are
- * top-level keys, numbers as numbers ("time" keeps its fraction); "rules" is
- * always there.  Returns the length written or -ENOSPC.
+ * the words up to the next rule= or result=; the other words are top-level
+ * keys; values that read as numbers (digits, a fraction) are numbers, the
+ * rest strings; impair= and delay= are arrays (of their comma-separated
+ * words); "rules" is always there.  Returns the length written or -ENOSPC.
  */
 int ctlcli_trace_json(const char *words, char *out, size_t outlen);
 

@@ -19,10 +19,11 @@
 #include "util.h"
 
 /*
- * A reply must hold "get=rules" of the largest chain: RULES_MAX rules of five
- * lines, twelve for a rule that impairs (its seven impairment counters), the
- * spec line up to "spec=" + RULE_FORMAT_MAX.  A reply buffer grows as needed
- * and is released once written.
+ * A reply must hold "get=rules" of the largest chain: RULES_MAX rules of seven
+ * lines (where= and where-reason= included), fourteen for a rule that impairs
+ * (its seven impairment counters), the spec line up to "spec=" +
+ * RULE_FORMAT_MAX.  A reply buffer grows as needed and is released once
+ * written.
  */
 #define CTL_LINE_MAX 2048		/* bytes of one line, its '\n' included */
 #define CTL_KEYS_MAX 64			/* lines of a request, the command included */

@@ -36,6 +36,21 @@
 #include "rule.h"
 #include "util.h"
 
+const char *fastpath_rule_why_not(const struct rule *r)
+{
+	if (r->m.flags & RULE_M_PROBABILITY)
+		return "probability";
+	if (rule_impairs(r))
+		return "impairs";
+	if (r->a.clamp_mss)
+		return "clamp-mss";
+	if (r->a.verdict == RULE_VERDICT_REPLY)
+		return "verdict=reply";
+	if (r->a.verdict == RULE_VERDICT_REJECT)
+		return "verdict=reject";
+	return NULL;
+}
+
 #ifdef HAVE_FASTPATH
 
 #include <bpf/bpf.h>
@@ -203,8 +218,7 @@ struct fastpath *fastpath_close(struct fastpath *fp)
 /* Actions and verdicts the program carries out; matches aside from probability=. */
 static bool rule_expressible(const struct rule *r)
 {
-	return !(r->m.flags & RULE_M_PROBABILITY) && !r->a.clamp_mss &&
-	       r->a.verdict <= RULE_VERDICT_DROP && !rule_impairs(r);
+	return !fastpath_rule_why_not(r);
 }
 
 static void rule_translate(const struct rule *r, struct fp_rule *e)

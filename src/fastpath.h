@@ -69,6 +69,12 @@ int fastpath_reset(struct fastpath *fp);
  * every packet that may match it to userspace, untouched.
  */
 bool fastpath_rule_carried(const struct fastpath *fp, size_t i);
+/*
+ * Why the program cannot carry out r, as the word of its spec that stops
+ * it ("probability", "impairs", "clamp-mss", "verdict=reply",
+ * "verdict=reject"), or NULL when it can.  Pure; also without the fast path.
+ */
+const char *fastpath_rule_why_not(const struct rule *r);
 void fastpath_set_enabled(struct fastpath *fp, bool enabled);
 bool fastpath_enabled(const struct fastpath *fp);
 

@@ -66,33 +66,74 @@ static void print_json_string(FILE *f, const char *s)
 	fputs(buf, f);
 }
 
-/* A protocol value: a number when it is digits only, else a string. */
-static void print_json_value(FILE *f, const char *value)
+/* Keys whose 0/1 value is a boolean, and those whose value is a comma-separated list. */
+static const char *const bool_keys[] = { "modified", "fastpath-paused", "fastpath-whole" };
+static const char *const list_keys[] = { "families", "queue-rx-packets" };
+
+static bool key_in(const char *key, const char *const *set, size_t n)
 {
-	if (ctlcli_json_is_uint(value))
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(key, set[i]))
+			return true;
+	return false;
+}
+
+/* A value as JSON: a number when it reads as one, else a string. */
+static void print_json_scalar(FILE *f, const char *value)
+{
+	if (ctlcli_json_is_number(value))
 		fputs(value, f);
 	else
 		print_json_string(f, value);
 }
 
-static void print_json_pair(const struct ctl_pair *pair, bool *first)
+/* A pair with its type: booleans, lists as arrays, numbers, strings. */
+static void print_json_typed(const struct ctl_pair *pair, bool *first)
 {
+	static char item[CTL_LINE_MAX];
+	const char *v = pair->value, *c;
+
 	printf("%s", *first ? "" : ",");
 	*first = false;
 	print_json_string(stdout, pair->key);
 	putchar(':');
-	print_json_value(stdout, pair->value);
+	if (key_in(pair->key, bool_keys, ARRAY_SIZE(bool_keys)) &&
+	    (!strcmp(v, "0") || !strcmp(v, "1"))) {
+		fputs(v[0] == '1' ? "true" : "false", stdout);
+		return;
+	}
+	if (!key_in(pair->key, list_keys, ARRAY_SIZE(list_keys))) {
+		print_json_scalar(stdout, v);
+		return;
+	}
+	putchar('[');
+	while (*v) {
+		c = strchr(v, ',');
+		if (!c)
+			c = v + strlen(v);
+		snprintf(item, sizeof(item), "%.*s", (int)(c - v), v);
+		print_json_scalar(stdout, item);
+		if (!*c)
+			break;
+		putchar(',');
+		v = c + 1;
+	}
+	putchar(']');
+}
+
+static void print_json_typed_object(const struct ctl_pair *pairs, size_t n)
+{
+	bool first = true;
+
+	putchar('{');
+	for (size_t i = 0; i < n; i++)
+		print_json_typed(&pairs[i], &first);
+	printf("}\n");
 }
 
 static void print_json_object(const struct ctl_pair *pairs, size_t n)
 {
-	bool first = true;
-	size_t i;
-
-	putchar('{');
-	for (i = 0; i < n; i++)
-		print_json_pair(&pairs[i], &first);
-	printf("}\n");
+	print_json_typed_object(pairs, n);
 }
 
 /* ---- usage ---------------------------------------------------------------- */
@@ -153,6 +194,22 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 	case CTLCLI_TRACE:
 		fprintf(f, "\nFilter words: match keys of a rule (proto=, dst=, dport=, ...) and\n"
 			   "rule=NAME for packets that matched that rule.  ^C stops.\n");
+		break;
+	case CTLCLI_STATUS:
+		fprintf(f, "\n  -a, --all          every counter, grouped (the default is a summary)\n"
+			   "  -h, --human        K/M/G units (after status; before it, -h is help)\n"
+			   "  -i, --interval N   redraw every N s with rates per second, until ^C\n"
+			   "      --watch        -i 1\n");
+		break;
+	case CTLCLI_RULES:
+		fprintf(f, "\n  -i, --interval N   redraw every N s with per-rule rates, until ^C\n"
+			   "      --watch        -i 1\n");
+		break;
+	case CTLCLI_EXPLAIN:
+		fprintf(f, "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
+			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out.\n"
+			   "Nothing is sent: the running chain is walked for a packet built from them.\n"
+			   "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n");
 		break;
 	case CTLCLI_CAPTURE:
 		fprintf(f, "\n  rule=NAME        only packets that matched this rule (default all)\n"
@@ -464,25 +521,128 @@ static void print_status_value(const char *key, const char *value)
 	printf("%s\n", value);
 }
 
-static int run_status(const struct ctlcli *c)
+/* v with K/M/G/T units (1000s) when human, else as it is. */
+static const char *num(const char *v, bool human, char *buf, size_t len)
+{
+	static const char units[] = "KMGTPE";
+	double d;
+	int u = -1;
+
+	if (!v)
+		return "?";
+	if (!human || !ctlcli_json_is_uint(v))
+		return v;
+	d = strtod(v, NULL);
+	while (d >= 1000 && u < (int)sizeof(units) - 2) {
+		d /= 1000;
+		u++;
+	}
+	if (u < 0)
+		return v;
+	snprintf(buf, len, "%.*f%c", d < 10 ? 1 : 0, d, units[u]);
+	return buf;
+}
+
+static uint64_t u64_of(const char *v)
+{
+	return v && ctlcli_json_is_uint(v) ? strtoull(v, NULL, 10) : 0;
+}
+
+/* Keys that count trouble: shown in the summary only when not zero. */
+static bool is_trouble_key(const char *key)
+{
+	static const char *const keys[] = {
+		"dropped-rule", "forge-refused", "forge-limited", "impair-flushed",
+		"stall-trips", "unhealthy-checks", "loops", "read-errors", "write-errors",
+		"restore-backoffs", "restore-overruns", "reinject-dropped",
+	};
+
+	return !strncmp(key, "malformed-", 10) || key_in(key, keys, ARRAY_SIZE(keys));
+}
+
+/* Packets and bytes at the last redraw, for the rates of -i. */
+struct sample {
+	bool have;
+	long long ms;
+	uint64_t rx_packets, rx_bytes, kernel;
+};
+
+static void print_status_summary(const struct ctl_response *resp, const struct ctlcli *c,
+				 struct sample *prev)
+{
+	const struct ctl_pair *p = resp->pairs;
+	size_t n = resp->n, shown = 0;
+	const char *fp = ctl_pairs_get(p, n, "fastpath"), *v;
+	char b1[32], b2[32], b3[32], b4[32];
+	uint64_t kernel = u64_of(ctl_pairs_get(p, n, "fastpath-handled")) +
+			  u64_of(ctl_pairs_get(p, n, "fastpath-dropped"));
+	uint64_t rxp = u64_of(ctl_pairs_get(p, n, "rx-packets"));
+	uint64_t rxb = u64_of(ctl_pairs_get(p, n, "rx-bytes"));
+	long long now = now_ms();
+
+	uint64_t up = u64_of(ctl_pairs_get(p, n, "uptime-sec"));
+
+	printf("ipmodd %s, pid %s, up ", ctl_pairs_get(p, n, "version") ?: "?",
+	       ctl_pairs_get(p, n, "pid") ?: "?");
+	if (up >= 86400)
+		printf("%" PRIu64 "d ", up / 86400);
+	if (up >= 3600)
+		printf("%" PRIu64 "h ", up / 3600 % 24);
+	if (up >= 60)
+		printf("%" PRIu64 "m ", up / 60 % 60);
+	printf("%" PRIu64 "s\n", up % 60);
+	v = ctl_pairs_get(p, n, "generation");
+	printf("  generation %s%s, config %s\n", v ? v : "?",
+	       !strcmp(ctl_pairs_get(p, n, "modified") ?: "0", "1") ? " (modified live)" : "",
+	       ctl_pairs_get(p, n, "config") ?: "?");
+	printf("  tun %s, families %s, %s queue(s), offload %s\n",
+	       ctl_pairs_get(p, n, "tun") ?: "?", ctl_pairs_get(p, n, "families") ?: "?",
+	       ctl_pairs_get(p, n, "queues") ?: "?", ctl_pairs_get(p, n, "offload") ?: "?");
+	snprintf(b4, sizeof(b4), "%" PRIu64, kernel);
+	printf("  diverted: kernel %s packets, daemon %s packets (%s bytes)\n",
+	       num(b4, c->human, b1, sizeof(b1)),
+	       num(ctl_pairs_get(p, n, "rx-packets"), c->human, b2, sizeof(b2)),
+	       num(ctl_pairs_get(p, n, "rx-bytes"), c->human, b3, sizeof(b3)));
+	if (prev->have && now > prev->ms) {
+		double dt = (double)(now - prev->ms) / 1000.0;
+
+		printf("  rates: kernel %.0f packets/s, daemon %.0f packets/s, %.0f bytes/s\n",
+		       (double)(kernel - prev->kernel) / dt, (double)(rxp - prev->rx_packets) / dt,
+		       (double)(rxb - prev->rx_bytes) / dt);
+	}
+	*prev = (struct sample){ true, now, rxp, rxb, kernel };
+	printf("  rules: %s", ctl_pairs_get(p, n, "rules") ?: "?");
+	if (fp && !strcmp(fp, "on"))
+		printf(", %s in the kernel%s\n", ctl_pairs_get(p, n, "fastpath-rules") ?: "?",
+		       !strcmp(ctl_pairs_get(p, n, "fastpath-paused") ?: "0", "1") ?
+		       " (fast path paused by a trace or capture)" : "");
+	else
+		printf(" (fast path %s%s%s)\n", fp ? fp : "?",
+		       ctl_pairs_get(p, n, "fastpath-reason") ? ": " : "",
+		       ctl_pairs_get(p, n, "fastpath-reason") ?: "");
+	for (size_t i = 0; i < n; i++) {
+		if (!is_trouble_key(p[i].key) || !strcmp(p[i].value, "0"))
+			continue;
+		printf("%s%s %s", shown++ ? ", " : "  trouble: ", p[i].key,
+		       num(p[i].value, c->human, b1, sizeof(b1)));
+	}
+	if (shown)
+		putchar('\n');
+	v = ctl_pairs_get(p, n, "restore-error");
+	printf("  failure %s, restore %s%s%s\n", ctl_pairs_get(p, n, "failure") ?: "?",
+	       ctl_pairs_get(p, n, "restore") ?: "?", v ? ": " : "", v ? v : "");
+}
+
+static void print_status_all(const struct ctl_response *resp)
 {
 	const char *group = NULL, *g;
-	struct reply rep;
 	size_t i, width = 0;
-	int r;
 
-	r = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, NULL);
-	if (r != EXIT_OK)
-		goto out;
-	if (json) {
-		print_json_object(rep.resp.pairs, rep.resp.n);
-		goto out;
-	}
-	for (i = 0; i < rep.resp.n; i++)
-		if (strlen(rep.resp.pairs[i].key) > width)
-			width = strlen(rep.resp.pairs[i].key);
-	for (i = 0; i < rep.resp.n; i++) {
-		const struct ctl_pair *pair = &rep.resp.pairs[i];
+	for (i = 0; i < resp->n; i++)
+		if (strlen(resp->pairs[i].key) > width)
+			width = strlen(resp->pairs[i].key);
+	for (i = 0; i < resp->n; i++) {
+		const struct ctl_pair *pair = &resp->pairs[i];
 
 		g = status_group(pair->key, group);
 		if (!group || strcmp(g, group))
@@ -491,9 +651,62 @@ static int run_status(const struct ctlcli *c)
 		printf("  %s:%*s ", pair->key, (int)(width - strlen(pair->key)), "");
 		print_status_value(pair->key, pair->value);
 	}
-out:
-	reply_free(&rep);
-	return r;
+}
+
+/*
+ * -i N: sleep N s with ^C let in; false once interrupted.  A terminal is
+ * redrawn from the top, other output gets successive blocks.
+ */
+static bool watch_wait(const struct ctlcli *c)
+{
+	struct timespec ts = { .tv_sec = c->interval };
+
+	if (interrupted)
+		return false;
+	fflush(stdout);
+	ppoll(NULL, 0, &ts, &wait_mask);
+	return !interrupted;
+}
+
+static void watch_top(const struct ctlcli *c, bool first)
+{
+	if (!c->interval)
+		return;
+	if (isatty(STDOUT_FILENO))
+		fputs("\033[H\033[2J", stdout);
+	else if (!first)
+		putchar('\n');
+}
+
+static void signals_setup(void);
+
+static int run_status(const struct ctlcli *c)
+{
+	struct sample prev = { 0 };
+	struct reply rep;
+	bool first = true;
+	int r;
+
+	if (c->interval)
+		signals_setup();
+	do {
+		r = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, NULL);
+		if (r != EXIT_OK) {
+			reply_free(&rep);
+			/* ^C while asking ends a watch as well as ^C while waiting. */
+			return c->interval && interrupted && !first ? EXIT_OK : r;
+		}
+		watch_top(c, first);
+		first = false;
+		if (json)
+			print_json_typed_object(rep.resp.pairs, rep.resp.n);
+		else if (c->all)
+			print_status_all(&rep.resp);
+		else
+			print_status_summary(&rep.resp, c, &prev);
+		reply_free(&rep);
+	} while (c->interval && watch_wait(c));
+	return EXIT_OK;
 }
 
 /* ---- rules and save ------------------------------------------------------- */
@@ -518,7 +731,7 @@ struct rules_view {
 static bool is_known_rule_key(const char *key)
 {
 	return !strcmp(key, "index") || !strcmp(key, "spec") || !strcmp(key, "packets") ||
-	       !strcmp(key, "bytes");
+	       !strcmp(key, "bytes") || !strcmp(key, "where") || !strcmp(key, "where-reason");
 }
 
 static const char *row_get(const struct rule_row *row, const char *key)
@@ -579,22 +792,58 @@ static void rules_view_free(struct rules_view *v)
 	free((void *)v->extra);
 }
 
+/* Match keys of a spec; every other word but name= is an action. */
+static bool is_match_key(const char *key, size_t len)
+{
+	static const char *const keys[] = {
+		"family", "proto", "src", "dst", "sport", "dport", "icmp-type", "icmp-code",
+		"tcp-flags", "ttl", "length", "dscp", "probability",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (strlen(keys[i]) == len && !strncmp(keys[i], key, len))
+			return true;
+	return false;
+}
+
+/* The words of spec whose key is (match) or is not (!match) a match key, as an object. */
+static void print_spec_part(const char *spec, bool match)
+{
+	static char key[CTL_LINE_MAX], value[CTL_LINE_MAX];
+	const char *w = spec, *end, *eq;
+	bool first = true;
+
+	putchar('{');
+	for (; w && *w; w = *end ? end + 1 : end) {
+		end = strchr(w, ' ');
+		if (!end)
+			end = w + strlen(w);
+		eq = memchr(w, '=', (size_t)(end - w));
+		if (!eq || end == w)
+			continue;
+		if ((size_t)(eq - w) == 4 && !strncmp(w, "name", 4))
+			continue;
+		if (is_match_key(w, (size_t)(eq - w)) != match)
+			continue;
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - w), w);
+		snprintf(value, sizeof(value), "%.*s", (int)(end - eq - 1), eq + 1);
+		printf("%s", first ? "" : ",");
+		first = false;
+		print_json_string(stdout, key);
+		putchar(':');
+		print_json_scalar(stdout, value);
+	}
+	putchar('}');
+}
+
 static void print_rules_json(const struct rules_view *v)
 {
 	bool first = true, rfirst;
 	size_t i, j;
 
 	putchar('{');
-	for (i = 0; i < v->n_head; i++) {
-		if (!strcmp(v->head[i].key, "modified") &&
-		    (!strcmp(v->head[i].value, "0") || !strcmp(v->head[i].value, "1"))) {
-			printf("%s\"modified\":%s", first ? "" : ",",
-			       v->head[i].value[0] == '1' ? "true" : "false");
-			first = false;
-			continue;
-		}
-		print_json_pair(&v->head[i], &first);
-	}
+	for (i = 0; i < v->n_head; i++)
+		print_json_typed(&v->head[i], &first);
 	printf("%s\"rules\":[", first ? "" : ",");
 	for (i = 0; i < v->n_rows; i++) {
 		const struct rule_row *row = &v->rows[i];
@@ -607,9 +856,13 @@ static void print_rules_json(const struct rules_view *v)
 			if (!strcmp(row->pairs[j].key, "spec")) {
 				printf(",\"spec\":");
 				print_json_string(stdout, row->pairs[j].value);
+				printf(",\"match\":");
+				print_spec_part(row->pairs[j].value, true);
+				printf(",\"actions\":");
+				print_spec_part(row->pairs[j].value, false);
 				continue;
 			}
-			print_json_pair(&row->pairs[j], &rfirst);
+			print_json_typed(&row->pairs[j], &rfirst);
 		}
 		putchar('}');
 	}
@@ -639,9 +892,40 @@ static int field_width(const char *s, int width)
 	return len > width ? len : width;
 }
 
-static void print_rules_table(const struct rules_view *v)
+/* "kernel", "daemon", or "daemon (why)". */
+static const char *row_where(const struct rule_row *row, char *buf, size_t len)
 {
-	int w_index, w_name, w_packets, w_bytes, *w_extra;
+	const char *w = row_get(row, "where"), *why = row_get(row, "where-reason");
+
+	if (!w)
+		return "-";
+	if (!why)
+		return w;
+	snprintf(buf, len, "%s (%s)", w, why);
+	return buf;
+}
+
+/* A rule's counters at the last redraw of rules -i, by name. */
+struct rule_rate {
+	const char *name;	/* into the previous reply, kept until the next */
+	uint64_t packets, bytes;
+	long long ms;
+};
+
+static const struct rule_rate *rate_find(const struct rule_rate *r, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].name && !strcmp(r[i].name, name))
+			return &r[i];
+	return NULL;
+}
+
+static void print_rules_table(const struct rules_view *v, const struct rule_rate *rates,
+			      size_t n_rates)
+{
+	static char where[1][CTL_LINE_MAX + 16];
+	long long now = now_ms();
+	int w_index, w_name, w_packets, w_bytes, *w_extra, w_where = (int)strlen("where");
 	size_t i, j;
 
 	if (v->generation)
@@ -679,11 +963,15 @@ static void print_rules_table(const struct rules_view *v)
 			w_extra[j] = field_width(row_get(row, v->extra[j]), w_extra[j]);
 	}
 
+	for (i = 0; i < v->n_rows; i++)
+		w_where = field_width(row_where(&v->rows[i], where[0], sizeof(where[0])), w_where);
 	printf("%*s  %-*s  %*s  %*s", w_index, "index", w_name, "name", w_packets, "packets",
 	       w_bytes, "bytes");
+	if (rates)
+		printf("  %9s  %11s", "packets/s", "bytes/s");
 	for (j = 0; j < v->n_extra; j++)
 		printf("  %*s", w_extra[j], v->extra[j]);
-	printf("  spec\n");
+	printf("  %-*s  spec\n", w_where, "where");
 	for (i = 0; i < v->n_rows; i++) {
 		const struct rule_row *row = &v->rows[i];
 		const char *x;
@@ -691,11 +979,24 @@ static void print_rules_table(const struct rules_view *v)
 		printf("%*s  %-*s  %*s  %*s", w_index, row->index ? row->index : "-", w_name,
 		       row->name, w_packets, row->packets ? row->packets : "-", w_bytes,
 		       row->bytes ? row->bytes : "-");
+		if (rates) {
+			const struct rule_rate *pr = rate_find(rates, n_rates, row->name);
+			double dt = pr && now > pr->ms ? (double)(now - pr->ms) / 1000.0 : 0;
+
+			if (dt > 0)
+				printf("  %9.0f  %11.0f",
+				       (double)(u64_of(row->packets) - pr->packets) / dt,
+				       (double)(u64_of(row->bytes) - pr->bytes) / dt);
+			else
+				printf("  %9s  %11s", "-", "-");
+		}
+		/* Impairment counters only on the rules that impair. */
 		for (j = 0; j < v->n_extra; j++) {
 			x = row_get(row, v->extra[j]);
-			printf("  %*s", w_extra[j], x ? x : "-");
+			printf("  %*s", w_extra[j], x ? x : "");
 		}
-		printf("  %s\n", spec_sans_name(row));
+		printf("  %-*s  %s\n", w_where, row_where(row, where[0], sizeof(where[0])),
+		       spec_sans_name(row));
 	}
 	free(w_extra);
 }
@@ -713,22 +1014,53 @@ static int get_rules(const struct ctlcli *c, struct reply *rep, struct rules_vie
 	return rules_view_parse(&rep->resp, v) < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+static void rates_free(struct rule_rate *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((char *)r[i].name);
+	free(r);
+}
+
 static int run_rules(const struct ctlcli *c)
 {
+	/* The first redraw of -i has no rates yet, but their columns. */
+	static const struct rule_rate none;
+	struct rule_rate *rates = NULL, *next;
+	size_t n_rates = 0;
 	struct rules_view v;
 	struct reply rep;
+	bool first = true;
 	int r;
 
-	r = get_rules(c, &rep, &v);
-	if (r == EXIT_OK) {
-		if (json)
-			print_rules_json(&v);
-		else
-			print_rules_table(&v);
-	}
-	rules_view_free(&v);
-	reply_free(&rep);
-	return r;
+	if (c->interval)
+		signals_setup();
+	do {
+		r = get_rules(c, &rep, &v);
+		if (r == EXIT_OK) {
+			watch_top(c, first);
+			first = false;
+			if (json)
+				print_rules_json(&v);
+			else
+				print_rules_table(&v, c->interval ? (rates ? rates : &none) : NULL,
+						  n_rates);
+		}
+		next = NULL;
+		if (r == EXIT_OK && c->interval) {
+			next = calloc(v.n_rows ? v.n_rows : 1, sizeof(*next));
+			for (size_t i = 0; next && i < v.n_rows; i++)
+				next[i] = (struct rule_rate){ strdup(v.rows[i].name),
+							      u64_of(v.rows[i].packets),
+							      u64_of(v.rows[i].bytes), now_ms() };
+		}
+		rates_free(rates, n_rates);
+		rates = next;
+		n_rates = next ? v.n_rows : 0;
+		rules_view_free(&v);
+		reply_free(&rep);
+	} while (r == EXIT_OK && c->interval && watch_wait(c));
+	rates_free(rates, n_rates);
+	return r != EXIT_OK && c->interval && interrupted && !first ? EXIT_OK : r;
 }
 
 /*
@@ -871,6 +1203,122 @@ static int run_change(const struct ctlcli *c)
 		break;
 	}
 out:
+	reply_free(&rep);
+	return r;
+}
+
+/* ---- explain -------------------------------------------------------------- */
+
+static bool is_explain_tail(const char *key)
+{
+	return !strcmp(key, "more-rules") || !strcmp(key, "result") || !strcmp(key, "impaired") ||
+	       !strcmp(key, "where") || !strcmp(key, "where-reason");
+}
+
+static void print_explain_json(const struct ctl_response *resp)
+{
+	const struct ctl_pair *p = resp->pairs;
+	bool first = true, in_rule = false, rfirst = true;
+	size_t i;
+
+	printf("{\"packet\":{");
+	for (i = 0; i < resp->n && strcmp(p[i].key, "rule") && !is_explain_tail(p[i].key); i++)
+		print_json_typed(&p[i], &first);
+	printf("},\"rules\":[");
+	for (; i < resp->n && !is_explain_tail(p[i].key); i++) {
+		if (!strcmp(p[i].key, "rule")) {
+			printf("%s{\"name\":", in_rule ? "}," : "");
+			print_json_string(stdout, p[i].value);
+			in_rule = true;
+			rfirst = false;
+			continue;
+		}
+		if (!strcmp(p[i].key, "actions")) {
+			printf(",\"actions\":");
+			print_spec_part(p[i].value, false);
+			continue;
+		}
+		print_json_typed(&p[i], &rfirst);
+	}
+	printf("%s]", in_rule ? "}" : "");
+	first = false;
+	for (; i < resp->n; i++)
+		print_json_typed(&p[i], &first);
+	printf("}\n");
+}
+
+static void print_explain_text(const struct ctl_response *resp)
+{
+	const struct ctl_pair *p = resp->pairs;
+	const char *result = NULL, *where = NULL, *why = NULL, *impaired = NULL, *more = NULL;
+	const char *name = NULL, *index = NULL, *prob = NULL, *actions = NULL;
+	size_t i, rules = 0;
+
+	printf("packet:");
+	for (i = 0; i < resp->n && strcmp(p[i].key, "rule") && !is_explain_tail(p[i].key); i++)
+		printf(" %s=%s", p[i].key, p[i].value);
+	printf("\n");
+	for (;; i++) {
+		bool end = i >= resp->n || is_explain_tail(p[i].key);
+
+		if ((end || !strcmp(p[i].key, "rule")) && name) {
+			printf("%s  %4s  %s", rules++ ? "" : "matches, in order:\n",
+			       index ? index : "?", name);
+			if (actions)
+				printf("  %s", actions);
+			if (prob)
+				printf("  (matches with probability %s; "
+				       "the rest assumes it did not)", prob);
+			printf("\n");
+			name = index = prob = actions = NULL;
+		}
+		if (end)
+			break;
+		if (!strcmp(p[i].key, "rule"))
+			name = p[i].value;
+		else if (!strcmp(p[i].key, "index"))
+			index = p[i].value;
+		else if (!strcmp(p[i].key, "probability"))
+			prob = p[i].value;
+		else if (!strcmp(p[i].key, "actions"))
+			actions = p[i].value;
+	}
+	if (!rules)
+		printf("matches no rule\n");
+	for (; i < resp->n; i++) {
+		if (!strcmp(p[i].key, "result"))
+			result = p[i].value;
+		else if (!strcmp(p[i].key, "where"))
+			where = p[i].value;
+		else if (!strcmp(p[i].key, "where-reason"))
+			why = p[i].value;
+		else if (!strcmp(p[i].key, "impaired"))
+			impaired = p[i].value;
+		else if (!strcmp(p[i].key, "more-rules"))
+			more = p[i].value;
+	}
+	if (more)
+		printf("  ... and %s more\n", more);
+	printf("verdict: %s%s\n", result ? result : "?",
+	       result && !strcmp(result, "default") ? " (no rule ended the chain: accepted)" : "");
+	if (impaired)
+		printf("impaired by rule %s (delay, loss... as it says)\n", impaired);
+	printf("handled by: %s%s%s%s\n", where ? where : "?", why ? " (" : "", why ? why : "",
+	       why ? ")" : "");
+}
+
+static int run_explain(const struct ctlcli *c)
+{
+	struct reply rep;
+	int r;
+
+	r = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, NULL);
+	if (r == EXIT_OK) {
+		if (json)
+			print_explain_json(&rep.resp);
+		else
+			print_explain_text(&rep.resp);
+	}
 	reply_free(&rep);
 	return r;
 }
@@ -1876,6 +2324,9 @@ int main(int argc, char **argv)
 	case CTLCLI_CAPTURE:
 		r = run_capture(&c);
 		break;
+	case CTLCLI_EXPLAIN:
+		r = run_explain(&c);
+		break;
 	case CTLCLI_MONITOR:
 		r = run_monitor(&c);
 		break;
@@ -1883,7 +2334,10 @@ int main(int argc, char **argv)
 		r = c.http ? run_metrics_http(&c) : run_metrics(&c);
 		break;
 	case CTLCLI_VERSION:
-		printf("ipmodctl %s\n", PACKAGE_VERSION);
+		if (json)
+			printf("{\"version\":\"%s\"}\n", PACKAGE_VERSION);
+		else
+			printf("ipmodctl %s\n", PACKAGE_VERSION);
 		r = EXIT_OK;
 		break;
 	case CTLCLI_HELP:

@@ -5,6 +5,7 @@
  * trace and capture.  Every edit builds a whole new chain and swaps it in, so
  * a packet always sees either the old chain or the new one.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "chain.h"
+#include "explain.h"
 #include "fastpath.h"
 #include "log.h"
 #include "manager.h"
@@ -166,6 +168,32 @@ static uint64_t monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * Where rule i runs: "kernel" when the fast path carries it out, else
+ * "daemon" and why (where-reason=): the fast path is off, unavailable or
+ * paused, or the word of the rule's spec the kernel cannot carry out.
+ */
+static void rule_where(struct manager *m, size_t i, const struct rule *r,
+		       struct ctl_reply *reply)
+{
+	const char *why = fastpath_rule_why_not(r);
+
+	if (m->fastpath && !why && fastpath_rule_carried(m->fastpath, i)) {
+		ctl_reply_add(reply, "where", fastpath_enabled(m->fastpath) ? "kernel" : "daemon");
+		if (!fastpath_enabled(m->fastpath))
+			ctl_reply_add(reply, "where-reason", "fast path paused by a trace or capture");
+		return;
+	}
+	ctl_reply_add(reply, "where", "daemon");
+	if (why)
+		ctl_reply_add(reply, "where-reason", why);
+	else if (!m->fastpath)
+		ctl_reply_add(reply, "where-reason", m->cfg->fastpath == FASTPATH_OFF ?
+				  "fast path off" : "fast path unavailable");
+	else
+		ctl_reply_add(reply, "where-reason", "not in the kernel's rules");
+}
+
 static int cmd_rules(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		     struct ctl_reply *reply)
 {
@@ -200,6 +228,7 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 			ctl_reply_add_u64(reply, "expires-in-ms",
 					  at > now ? (at - now + 999999) / 1000000 : 0);
 		}
+		rule_where(m, i, r, reply);
 		if (!chain_impair_counters(m->chain, i, &ic))
 			continue;
 		ctl_reply_add_u64(reply, "delayed", ic.delayed);
@@ -445,6 +474,103 @@ static int cmd_reset(struct manager *m, struct control_client *cl, const struct 
 	return 0;
 }
 
+/*
+ * explain=1 and the packet's fields: the rules of the running chain that
+ * packet would match, in order, the result, and whether the kernel's fast
+ * path or the daemon would handle it.  Nothing is counted or sent.
+ */
+static int cmd_explain(struct manager *m, struct control_client *cl,
+		       const struct ctl_request *req, struct ctl_reply *reply)
+{
+	struct rule_kv kv[EXPLAIN_FIELDS_MAX];
+	_cleanup_(freep) uint8_t *buf = NULL, *fbuf = NULL;
+	struct chain_explain ex;
+	struct pkt p, forged;
+	char err[256], actions[RULE_FORMAT_MAX], a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	const char *name, *where = "kernel", *reason = NULL;
+	int r;
+
+	if (req->n > EXPLAIN_FIELDS_MAX)
+		return ctl_reply_error(reply, -E2BIG, "too many fields (at most %d)",
+				       EXPLAIN_FIELDS_MAX);
+	for (size_t i = 0; i < req->n; i++)
+		kv[i] = (struct rule_kv){ req->pairs[i].key, req->pairs[i].value };
+	buf = malloc(EXPLAIN_BUF_MAX);
+	fbuf = malloc(EXPLAIN_BUF_MAX);
+	if (!buf || !fbuf)
+		return -ENOMEM;
+	r = explain_packet(kv, req->n, buf, EXPLAIN_BUF_MAX, &p, err, sizeof(err));
+	if (r < 0)
+		return ctl_reply_error(reply, r, "%s", err);
+
+	inet_ntop(p.family, pkt_saddr(&p), a, sizeof(a));
+	inet_ntop(p.family, pkt_daddr(&p), b, sizeof(b));
+	ctl_reply_add(reply, "family", p.family == AF_INET ? "ip" : "ip6");
+	ctl_reply_add(reply, "src", a);
+	ctl_reply_add(reply, "dst", b);
+	name = rule_proto_name(p.l4proto);
+	if (name)
+		ctl_reply_add(reply, "proto", name);
+	else
+		ctl_reply_add_u64(reply, "proto", p.l4proto);
+	if (p.l4_complete && (p.l4proto == IPPROTO_TCP || p.l4proto == IPPROTO_UDP)) {
+		ctl_reply_add_u64(reply, "sport", p.sport);
+		ctl_reply_add_u64(reply, "dport", p.dport);
+	}
+	if (p.l4_complete && (p.l4proto == IPPROTO_ICMP || p.l4proto == IPPROTO_ICMPV6)) {
+		name = rule_icmp_type_name(p.family, p.icmp_type);
+		if (name)
+			ctl_reply_add(reply, "icmp-type", name);
+		else
+			ctl_reply_add_u64(reply, "icmp-type", p.icmp_type);
+		ctl_reply_add_u64(reply, "icmp-code", p.icmp_code);
+	}
+	if (p.l4_complete && p.l4proto == IPPROTO_TCP)
+		ctl_reply_addf(reply, "tcp-flags", "0x%02x", p.tcp_flags);
+	ctl_reply_add_u64(reply, "ttl", pkt_ttl(&p));
+	ctl_reply_add_u64(reply, "len", p.len);
+
+	forged = (struct pkt){ .data = fbuf, .cap = EXPLAIN_BUF_MAX };
+	chain_explain(m->chain, &p, &forged, &ex);
+
+	if (!m->fastpath) {
+		where = "daemon";
+		reason = m->cfg->fastpath == FASTPATH_OFF ? "fast path off" : "fast path unavailable";
+	} else if (!fastpath_enabled(m->fastpath)) {
+		where = "daemon";
+		reason = "fast path paused by a trace or capture";
+	}
+	for (uint32_t k = 0; k < ex.n && k < CHAIN_EXPLAIN_MAX; k++) {
+		const struct rule *rule = chain_rule(m->chain, ex.idx[k]);
+
+		if (rule_format_actions(rule, actions, sizeof(actions)) < 0)
+			actions[0] = '\0';
+		ctl_reply_add(reply, "rule", rule_name(rule));
+		ctl_reply_add_u64(reply, "index", ex.idx[k] + 1);
+		if (ex.maybe[k])
+			ctl_reply_addf(reply, "probability", "%.17g", rule->probability);
+		if (actions[0])
+			ctl_reply_add(reply, "actions", actions);
+		if (!reason && m->fastpath && !fastpath_rule_carried(m->fastpath, ex.idx[k])) {
+			const char *why = fastpath_rule_why_not(rule);
+
+			where = "daemon";
+			snprintf(err, sizeof(err), "rule %s: %s", rule_name(rule),
+				 why ? why : "not in the kernel's rules");
+			reason = err;
+		}
+	}
+	if (ex.n > CHAIN_EXPLAIN_MAX)
+		ctl_reply_add_u64(reply, "more-rules", ex.n - CHAIN_EXPLAIN_MAX);
+	ctl_reply_add(reply, "result", chain_result_name(ex.result));
+	if (ex.impaired)
+		ctl_reply_add(reply, "impaired", rule_name(chain_rule(m->chain, (size_t)ex.end)));
+	ctl_reply_add(reply, "where", where);
+	if (reason)
+		ctl_reply_add(reply, "where-reason", reason);
+	return 0;
+}
+
 /* A trace or capture subscriber fed through its client's stream. */
 struct tap {
 	struct manager *m;
@@ -539,6 +665,7 @@ static const struct {
 	{ "flush", "impairments", true, false, cmd_flush_impairments },
 	{ "reload", "1", true, false, cmd_reload },
 	{ "reset", "counters", true, false, cmd_reset },
+	{ "explain", "1", false, true, cmd_explain },
 	{ "trace", NULL, false, true, cmd_monitor },
 	{ "capture", NULL, false, true, cmd_monitor },
 	{ "monitor", "changes", false, false, cmd_changes },

@@ -142,8 +142,7 @@ done
 # --- status and reload (SIGHUP) ------------------------------------------------
 # status_of KEY: one value from "ipmodctl --json status".
 status_of() {
-	"$IPMODCTL" -s "$WORKDIR/control.sock" --json status |
-		python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"
+	"$IPMODCTL" -s "$WORKDIR/control.sock" --json status | json_field "$1"
 }
 wait_generation() {
 	local i

@@ -19,7 +19,7 @@ setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1
 
 SOCK=$WORKDIR/control.sock
 ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
-status_key() { ctl --json status | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))"; }
+status_key() { ctl --json status | json_field "$1" ""; }
 # "name packets bytes" per rule, in chain order.
 rule_counts() {
 	ctl --json rules | python3 -c '
@@ -514,7 +514,7 @@ check "fastpath = auto without CAP_BPF: ipmodd starts" start_capped "$WORKDIR/au
 check "... and logs why the fast path is unavailable" \
 	grep -q 'eBPF fast path unavailable.*loading the BPF program: Operation not permitted' "$WORKDIR/capped.log"
 check_eq "... status: unavailable" "$(status_key fastpath)" unavailable
-check "... with the reason" bash -c "ip netns exec '$HOST_NS' '$IPMODCTL' -s '$SOCK' status | grep -q 'fastpath-reason:.*Operation not permitted'"
+check "... with the reason" bash -c "ip netns exec '$HOST_NS' '$IPMODCTL' -s '$SOCK' status -a | grep -q 'fastpath-reason:.*Operation not permitted'"
 pcap_start cap "$PEER_NS" veth0 "src host $HOST4 or src host $HOST6"
 send_fixed 7001 7003
 pcap_stop cap

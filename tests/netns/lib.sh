@@ -213,9 +213,17 @@ for r in json.load(sys.stdin)["rules"]:
 else:
     print("none")' "$1" "$2"
 }
+# json_field KEY [DEFAULT]: one value of the JSON object on stdin, as the
+# text status printed it: booleans 1/0, lists joined by ','.
+json_field() {
+	python3 -c 'import json, sys
+v = json.load(sys.stdin).get(sys.argv[1], sys.argv[2])
+print(int(v) if isinstance(v, bool) else ",".join(map(str, v)) if isinstance(v, list) else v)' "$1" "${2-none}"
+}
+
 # status_field KEY: one value of 'ipmodctl status --json' (the test's ctl).
 status_field() {
-	ctl status --json | python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], "none"))' "$1"
+	ctl status --json | json_field "$1"
 }
 
 # bg NETNS COMMAND...: a background server, ended by the EXIT trap.

@@ -273,7 +273,7 @@ check "... and logs why it forwards" \
 	grep -q 're-injection program unavailable: loading the BPF program: Operation not permitted' \
 	"$WORKDIR/capped.log"
 check_eq "... status: forward" "$(status_key reinject)" forward
-check "... with the reason" bash -c "ip netns exec '$HOST_NS' '$IPMODCTL' -s '$SOCK' status | grep -q 'reinject-reason:.*Operation not permitted'"
+check "... with the reason" bash -c "ip netns exec '$HOST_NS' '$IPMODCTL' -s '$SOCK' status -a | grep -q 'reinject-reason:.*Operation not permitted'"
 check "... and traffic flows (no firewall)" ping_ok 4 "$PEER4"
 stop_ipmodd
 REINJECT=bpf write_config "$WORKDIR/bpf.conf"

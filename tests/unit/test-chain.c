@@ -19,6 +19,8 @@
 #include "forge.h"
 #include "packet.h"
 #include "rule.h"
+#include "explain.h"
+#include "rng.h"
 #include "ruleline.h"
 #include "tap.h"
 #include "util.h"
@@ -1744,6 +1746,179 @@ out:
 	chain_unref(c3);
 }
 
+/*
+ * chain_explain() tells what chain_run_trace() does, without doing it: the
+ * same matched rules and result for random packets built by
+ * explain_packet(), rewrites seen by later rules included, and no counter
+ * moved.  A probability= rule is listed as maybe and walked past.
+ */
+static void test_explain(void)
+{
+	static const char *const lines[] = {
+		"name=ttl-low ttl=1-5 set-ttl=64",
+		"name=udp-high proto=udp ttl=60-64 dport=5000-5010 verdict=drop",
+		"name=mark proto=tcp dport=!22 set-dscp=ef",
+		"name=ef-udp dscp=ef proto=udp verdict=accept",
+		"name=ef-syn dscp=ef proto=tcp tcp-flags=syn,!ack dport=80 verdict=reject reject-with=tcp-reset",
+		"name=pong proto=icmp icmp-type=echo-request dst=198.18.1.128/25 verdict=reply",
+		"name=unreach proto=icmp dst=198.18.1.0/26 verdict=reject",
+		"name=pong6 proto=icmpv6 icmp-type=echo-request verdict=reply",
+		"name=big length=1000-1500 set-ecn=ect0",
+		"name=dns proto=udp sport=1000-1999 dport=53 verdict=drop",
+		"name=tail ttl=64 set-ttl=-1",
+		"name=last proto=tcp dst=198.18.1.200/29 verdict=drop",
+	};
+	static const char *const protos[] = { "tcp", "udp", "icmp", "icmpv6" };
+	static const char *const dsts4[] = { "198.18.1.1", "198.18.1.60", "198.18.1.130", "198.18.1.201" };
+	static const char *const flags[] = { "syn", "syn,ack", "ack", "rst", "fin,ack" };
+	static const char *const types[] = { "echo-request", "echo-reply", "3", "11" };
+	static uint8_t b1[EXPLAIN_BUF_MAX], b2[EXPLAIN_BUF_MAX], f1[EXPLAIN_BUF_MAX], f2[EXPLAIN_BUF_MAX];
+	struct rule *rules[ARRAY_SIZE(lines)];
+	struct chain *c = NULL;
+	struct chain_explain ex;
+	struct chain_trace tr;
+	struct rule_kv kv[12];
+	char err[256], v[8][32];
+	uint64_t now = 1000000000ULL, pkts, bytes, pkts2, bytes2;
+	unsigned int agree = 0, runs = 0, results = 0;
+	struct pkt p1, p2, fo1, fo2;
+	bool fail = false;
+
+	for (size_t i = 0; i < ARRAY_SIZE(lines); i++)
+		fail |= !(rules[i] = rule_of(lines[i]));
+	if (!fail && chain_new(rules, ARRAY_SIZE(lines), &c, err, sizeof(err)) < 0)
+		diag("chain_new: %s", err);
+	for (size_t i = 0; i < ARRAY_SIZE(lines); i++)
+		rule_free(rules[i]);
+	if (!ok(c != NULL, "explain: chain of %zu rules", ARRAY_SIZE(lines)))
+		return;
+
+	rs = 19;
+	for (int i = 0; i < 3000; i++) {
+		const char *proto = protos[rnd(4)];
+		bool v6 = !strcmp(proto, "icmpv6"), l4ports = !strcmp(proto, "tcp") || !strcmp(proto, "udp");
+		size_t n = 0;
+		int r;
+
+		kv[n++] = (struct rule_kv){ "proto", proto };
+		kv[n++] = (struct rule_kv){ "dst", v6 ? "2001:db8:1::5" : dsts4[rnd(4)] };
+		snprintf(v[0], sizeof(v[0]), "%u", (unsigned int)(rnd(8)) * 9 + 1);
+		kv[n++] = (struct rule_kv){ "ttl", v[0] };
+		snprintf(v[1], sizeof(v[1]), "%s", rnd(2) ? "ef" : "0");
+		kv[n++] = (struct rule_kv){ "dscp", v[1] };
+		snprintf(v[2], sizeof(v[2]), "%u", (v6 ? 40u : 20u) + (strcmp(proto, "tcp") ? 8u : 20u) +
+			 rnd(4) * 400);
+		kv[n++] = (struct rule_kv){ "len", v[2] };
+		if (l4ports) {
+			snprintf(v[3], sizeof(v[3]), "%u", (unsigned int)(rnd(3)) * 800 + 1000);
+			snprintf(v[4], sizeof(v[4]), "%u", (unsigned int[]){ 22, 53, 80, 5005, 443 }[rnd(5)]);
+			kv[n++] = (struct rule_kv){ "sport", v[3] };
+			kv[n++] = (struct rule_kv){ "dport", v[4] };
+		}
+		if (!strcmp(proto, "tcp"))
+			kv[n++] = (struct rule_kv){ "flags", flags[rnd(5)] };
+		if (!l4ports)
+			kv[n++] = (struct rule_kv){ "icmp-type", v6 ? "echo-request" : types[rnd(4)] };
+		r = explain_packet(kv, n, b1, sizeof(b1), &p1, err, sizeof(err));
+		if (r < 0) {
+			diag("explain_packet: %s", err);
+			fail = true;
+			break;
+		}
+		memcpy(b2, b1, p1.len);
+		p2 = p1;
+		p2.data = b2;
+		fo1 = (struct pkt){ .data = f1, .cap = sizeof(f1) };
+		fo2 = (struct pkt){ .data = f2, .cap = sizeof(f2) };
+		chain_counters(c, 0, &pkts, &bytes);
+		chain_explain(c, &p1, &fo1, &ex);
+		chain_counters(c, 0, &pkts2, &bytes2);
+		fail |= pkts2 != pkts || bytes2 != bytes;
+		/* 2 ms apart: the forge rate limit (1000/s) never bites. */
+		now += 2000000;
+		chain_run_trace(c, &p2, &fo2, now, &tr);
+		runs++;
+		results |= 1u << ex.result;
+		if (ex.n == tr.n && !memcmp(ex.idx, tr.idx, ex.n * sizeof(ex.idx[0])) &&
+		    ex.result == tr.result && p1.len == p2.len && !memcmp(b1, b2, p1.len))
+			agree++;
+		else if (runs - agree <= 3)
+			diag("differ: explain %u rules result %d, run %u rules result %d", ex.n,
+			     ex.result, tr.n, tr.result);
+	}
+	ok(!fail, "explain: packets built, no counter moved by chain_explain");
+	is_int(agree, runs,
+	       "explain: same rules, result and rewritten bytes as chain_run_trace (%u packets)",
+	       runs);
+	ok(results == (1u << CHAIN_RESULT_DEFAULT | 1u << CHAIN_RESULT_ACCEPT | 1u << CHAIN_RESULT_DROP |
+		       1u << CHAIN_RESULT_REPLY | 1u << CHAIN_RESULT_REJECT | 1u << CHAIN_RESULT_REFUSED),
+	   "explain: every result met (0x%x)", results);
+	chain_unref(c);
+
+	c = chain_of("name=maybe proto=udp probability=0.5 set-ttl=9 verdict=drop",
+		     "name=then proto=udp ttl=64 verdict=accept", NULL);
+	if (!c) {
+		ok(0, "probability chain");
+		return;
+	}
+	kv[0] = (struct rule_kv){ "proto", "udp" };
+	kv[1] = (struct rule_kv){ "dst", "192.0.2.7" };
+	explain_packet(kv, 2, b1, sizeof(b1), &p1, err, sizeof(err));
+	fo1 = (struct pkt){ .data = f1, .cap = sizeof(f1) };
+	chain_explain(c, &p1, &fo1, &ex);
+	ok(ex.n == 2 && ex.maybe[0] && !ex.maybe[1] && ex.idx[1] == 1 &&
+	   ex.result == CHAIN_RESULT_ACCEPT && ex.end == 1,
+	   "explain: a probability= rule is a maybe, the walk goes on without its actions");
+	chain_unref(c);
+}
+
+static void test_explain_packet(void)
+{
+	static uint8_t buf[EXPLAIN_BUF_MAX];
+	static const struct {
+		const char *line;
+		int r;
+		const char *msg;
+	} cases[] = {
+		{ "proto=tcp dst=192.0.2.7 direction=in", -EOPNOTSUPP, "inbound is not available" },
+		{ "proto=tcp dst=192.0.2.7 direction=sideways", -EINVAL, "expected out" },
+		{ "proto=tcp dst=192.0.2.7 verdict=drop", -EINVAL, "not a packet field" },
+		{ "proto=tcp dport=80", -EINVAL, "dst= is needed" },
+		{ "dst=192.0.2.7", -EINVAL, "proto= is needed" },
+		{ "proto=tcp dst=192.0.2.0/24", -EINVAL, "not prefixes" },
+		{ "proto=tcp dst=192.0.2.7 dport=1-5", -EINVAL, "no range" },
+		{ "proto=tcp dst=192.0.2.7 dport=!80", -EINVAL, "no '!'" },
+		{ "proto=tcp dst=192.0.2.7 flags=syn,!ack", -EINVAL, "without '!'" },
+		{ "proto=tcp dst=192.0.2.7 len=39", -EINVAL, "the headers alone are 40" },
+		{ "proto=udp dst=192.0.2.7 flags=syn", -EINVAL, "needs proto=tcp" },
+		{ "proto=tcp dst=192.0.2.7 direction=out len=1500 flags=syn,ack ttl=3 dscp=ef", 0, "" },
+		{ "proto=icmpv6 dst=2001:db8::7", 0, "" },
+		{ "proto=47 dst=192.0.2.7", 0, "" },
+	};
+	struct rule_kv kv[RULELINE_KV_MAX];
+	char words[256], err[256];
+	struct pkt p;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		size_t n = rule_split(cases[i].line, words, sizeof(words), kv);
+		int r;
+
+		err[0] = '\0';
+		r = explain_packet(kv, n, buf, sizeof(buf), &p, err, sizeof(err));
+		if (!ok(r == cases[i].r && strstr(err, cases[i].msg), "explain_packet %s: %d",
+			cases[i].line, cases[i].r))
+			diag("  -> %d %s", r, err);
+	}
+	/* The last good one, field by field. */
+	rule_split("proto=tcp dst=192.0.2.7 sport=1234 dport=443 len=1500 flags=syn,ack ttl=3 dscp=ef",
+		   words, sizeof(words), kv);
+	is_int(explain_packet(kv, 8, buf, sizeof(buf), &p, err, sizeof(err)), 0, "explain_packet tcp");
+	ok(p.family == AF_INET && p.l4proto == IPPROTO_TCP && p.len == 1500 && p.sport == 1234 &&
+	   p.dport == 443 && p.tcp_flags == 0x12 && pkt_ttl(&p) == 3 && pkt_dscp(&p) == 46 &&
+	   p.l4_complete && !memcmp(pkt_saddr(&p), "\xc0\x00\x02\x01", 4),
+	   "explain_packet: the fields as given, src 192.0.2.1 by default");
+}
+
 int main(void)
 {
 	test_parse_good();
@@ -1765,5 +1940,7 @@ int main(void)
 	test_impair_limit();
 	test_impair_seed();
 	test_impair_inherit();
+	test_explain();
+	test_explain_packet();
 	return tap_done();
 }

@@ -232,6 +232,36 @@ static void test_trace(void)
 	BAD(-EINVAL, "trace: unknown option '-c'", "trace -c", "trace", "-c", "5");
 }
 
+static void test_explain_and_views(void)
+{
+	REQ("explain=1\nproto=tcp\ndst=192.0.2.7\ndport=443\nflags=syn\n\n", "explain", "explain",
+	    "proto=tcp", "dst=192.0.2.7", "dport=443", "flags=syn");
+	is_int(c.cmd, CTLCLI_EXPLAIN, "explain: cmd");
+	BAD(-EINVAL, "explain: no packet given", "explain alone", "explain");
+	BAD(-EINVAL, "explain: 'tcp' is not key=value", "explain tcp", "explain", "tcp");
+
+	REQ("get=status\n\n", "status -a -h", "status", "-a", "-h");
+	ok(c.all && c.human && c.cmd == CTLCLI_STATUS, "status: -a and -h (human) taken");
+	REQ("get=status\n\n", "status --all --human -i 5", "status", "--all", "--human", "-i", "5");
+	is_int(c.interval, 5, "status -i 5");
+	REQ("get=status\n\n", "status --watch", "status", "--watch");
+	is_int(c.interval, 1, "--watch is -i 1");
+	REQ("get=rules\n\n", "rules -i 2", "rules", "-i", "2");
+	is_int(c.interval, 2, "rules -i 2");
+	is_int(parse("-h", "status"), 0, "-h before status");
+	is_int(c.cmd, CTLCLI_HELP, "-h before status is the help");
+	BAD(-EINVAL, "an interval is seconds from 1 to 3600", "status -i 0", "status", "-i", "0");
+	BAD(-EINVAL, "an interval is seconds from 1 to 3600", "status -i 3601", "status", "-i",
+	    "3601");
+	BAD(-EINVAL, "rules: unknown option '-a'", "rules -a", "rules", "-a");
+	BAD(-EINVAL, "add: unknown option '-i'", "add -i", "add", "-i", "1", "proto=udp");
+	BAD(-EINVAL, "do not go together", "status --json -i 1", "status", "--json", "-i", "1");
+	BAD(-EINVAL, "save: --json is not available", "save --json", "save", "--json");
+	BAD(-EINVAL, "help: --json is not available", "help --json", "help", "--json");
+	is_int(parse("--json", "version"), 0, "version --json");
+	ok(c.json && c.cmd == CTLCLI_VERSION, "version honours --json");
+}
+
 static void test_capture(void)
 {
 	REQ("capture=all\n\n", "capture to a pipe", "capture");
@@ -685,7 +715,7 @@ static void test_trace_json(void)
 	   "dport=53 len=60 rule=ttl set-ttl=64 rule=mark set-dscp=ef set-ecn=ect0 result=accept",
 	   "{\"time\":1.000001,\"family\":\"ip6\",\"src\":\"2001:db8::1\",\"dst\":\"2001:db8::2\","
 	   "\"proto\":\"udp\",\"sport\":5353,\"dport\":53,\"len\":60,"
-	   "\"rules\":[{\"name\":\"ttl\",\"set-ttl\":\"64\"},"
+	   "\"rules\":[{\"name\":\"ttl\",\"set-ttl\":64},"
 	   "{\"name\":\"mark\",\"set-dscp\":\"ef\",\"set-ecn\":\"ect0\"}],\"result\":\"accept\"}");
 	TJ("time=5.5 proto=47 len=100 result=accept",
 	   "{\"time\":5.5,\"proto\":47,\"len\":100,\"rules\":[],\"result\":\"accept\"}");
@@ -696,7 +726,10 @@ static void test_trace_json(void)
 	TJ("len=40 rule=x result=drop extra=1",
 	   "{\"len\":40,\"rules\":[{\"name\":\"x\"}],\"result\":\"drop\",\"extra\":1}");
 	TJ("time=1. time2=1.5 sport=053 port=0",
-	   "{\"time\":\"1.\",\"time2\":\"1.5\",\"sport\":\"053\",\"port\":0,\"rules\":[]}");
+	   "{\"time\":\"1.\",\"time2\":1.5,\"sport\":\"053\",\"port\":0,\"rules\":[]}");
+	TJ("len=40 rule=slow delay=50 loss=0.25 result=accept impair=delayed,lost delay=50.5,0",
+	   "{\"len\":40,\"rules\":[{\"name\":\"slow\",\"delay\":50,\"loss\":0.25}],"
+	   "\"result\":\"accept\",\"impair\":[\"delayed\",\"lost\"],\"delay\":[50.5,0]}");
 	TJ("src=a\"b flag len=1",
 	   "{\"src\":\"a\\\"b\",\"flag\":\"\",\"len\":1,\"rules\":[]}");
 	TJ("", "{\"rules\":[]}");
@@ -1017,6 +1050,7 @@ int main(void)
 	test_add();
 	test_del_replace();
 	test_trace();
+	test_explain_and_views();
 	test_capture();
 	test_monitor_metrics();
 	test_global_options();
