@@ -858,16 +858,12 @@ int chain_find_id(const struct chain *c, uint32_t id)
 /* The state of an unchanged impairing rule: the same cfg, so the same limit. */
 static void flow_inherit(struct impair_flow *f, const struct impair_flow *old)
 {
-	uint32_t nheld = old->nheld <= f->limit ? old->nheld : f->limit;
-
 	f->ge = old->ge;
 	f->shaper = old->shaper;
 	f->rng = old->rng;
 	if (f->link && old->link)
 		tl_link_inherit(f->link, old->link);
-	if (nheld)
-		memcpy(f->held, old->held, nheld * sizeof(*f->held));
-	f->nheld = nheld;
+	impair_flow_copy_held(f, old);
 	f->cnt = old->cnt;
 }
 

@@ -428,6 +428,28 @@ static int held_reserve(struct impair_flow *f)
 	return 0;
 }
 
+void impair_flow_copy_held(struct impair_flow *f, const struct impair_flow *old)
+{
+	uint32_t n = old->nheld <= f->limit ? old->nheld : f->limit, cap = f->cap;
+	uint64_t *h;
+
+	while (cap < n)
+		cap = cap < f->limit / 2 ? cap * 2 : f->limit;
+	if (cap > f->cap) {
+		h = realloc(f->held, (size_t)cap * sizeof(*h));
+		if (h) {
+			f->held = h;
+			f->cap = cap;
+		}
+	}
+	if (n > f->cap)
+		n = f->cap;
+	/* A heap's prefix is a heap. */
+	if (n)
+		memcpy(f->held, old->held, (size_t)n * sizeof(*f->held));
+	f->nheld = n;
+}
+
 static void held_expire(struct impair_flow *f, uint64_t now_ns)
 {
 	while (f->nheld && f->held[0] <= now_ns) {

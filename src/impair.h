@@ -239,6 +239,13 @@ struct impair_flow {
  */
 int impair_flow_init(struct impair_flow *f, const struct rule_impair *cfg);
 void impair_flow_done(struct impair_flow *f);
+/*
+ * Take over the held departures of old, the flow of the same rule in the
+ * chain being replaced (f was initialized with the same cfg): at most
+ * f->limit of them.  Should growing f's heap fail, only what fits is kept:
+ * the rule may then hold a few more copies than its limit for a while.
+ */
+void impair_flow_copy_held(struct impair_flow *f, const struct impair_flow *old);
 /* Copies held at now_ns (departure after now_ns). */
 uint32_t impair_flow_held(struct impair_flow *f, uint64_t now_ns);
 /* The generator the rule draws from: its own when seeded, else g. */

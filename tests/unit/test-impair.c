@@ -521,6 +521,23 @@ static void test_decide(void)
 	impair_flow_done(&f);
 	rule_free(r);
 
+	/* A reload hands the held departures to the new chain's flow, whose heap grows for them. */
+	{
+		struct impair_flow g2;
+
+		r = flow_rule("delay=10 limit=100000", &f);
+		for (int k = 0; k < 3000; k++)
+			impair_decide(&f, &r->impair, &g, T0 + (uint64_t)k, 100, &res);
+		ok(impair_flow_init(&g2, &r->impair) == 0 && g2.cap <= 16, "a new flow starts small");
+		impair_flow_copy_held(&g2, &f);
+		ok(g2.nheld == 3000 && g2.cap >= 3000, "it takes over 3,000 held departures (heap %u)",
+		   g2.cap);
+		is_int(impair_flow_held(&g2, T0 + 10 * MS + 999), 2000, "and lets them go in order");
+		impair_flow_done(&g2);
+		impair_flow_done(&f);
+		rule_free(r);
+	}
+
 	r = flow_rule("delay=10 limit=20", &f);
 	for (int k = 0; k < 25; k++)
 		impair_decide(&f, &r->impair, &g, T0, 100, &res);
