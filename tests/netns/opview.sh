@@ -32,7 +32,9 @@ RULES='rules = (
 	{ name = "unreach"; proto = "udp"; dport = 9; verdict = "reject"; },
 	{ name = "flaky"; proto = "udp"; dport = 53; probability = 0.5; verdict = "drop"; },
 	{ name = "slow"; proto = "icmp"; dst = "198.18.1.1"; delay = 20; jitter = 5; loss = 0.01; duplicate = 0.01; reorder = 0.01; corrupt = 0.001; rate = "10mbit"; limit = 100; },
-	{ name = "v6-hl"; proto = "icmpv6"; dst = "2001:db8:1::/64"; set-ttl = "-1"; }
+	{ name = "v6-hl"; proto = "icmpv6"; dst = "2001:db8:1::/64"; set-ttl = "-1"; },
+	{ name = "ecn"; proto = "udp"; dport = 7777; loss = 0.5; loss-ecn = true; loss-corr = 0.2; slot = "1,2"; seed = 7; expire = "1h"; },
+	{ name = "link"; proto = "udp"; dport = 7778; rate = "@'"$(cd "$SRCDIR" && pwd)"'/etc/examples/traces/steady-12mbit.trace"; queue = 50; aqm = "codel"; distribution = "pareto"; delay = 5; jitter = 1; }
 );'
 write_config "$CONF" "$RULES"
 start_ipmodd "$CONF" || { echo "Bail out! ipmodd did not start"; exit 1; }
@@ -119,11 +121,11 @@ WHERE=$("$PY" -c 'import json,sys
 print(" ".join("%s:%s" % (r["name"], r.get("where-reason", r["where"])) for r in json.load(open(sys.argv[1]))["rules"]))' "$WORKDIR/rules.json")
 if [ "$(json_field fastpath <"$WORKDIR/status.json")" = on ]; then
 	check_eq "rules --json: where each rule runs, or why not in the kernel" "$WHERE" \
-		"ttl-web:clamp-mss mark:kernel drop-8080:kernel pong:verdict=reply rst:verdict=reject unreach:verdict=reject flaky:probability slow:impairs v6-hl:kernel"
+		"ttl-web:clamp-mss mark:kernel drop-8080:kernel pong:verdict=reply rst:verdict=reject unreach:verdict=reject flaky:probability slow:impairs v6-hl:kernel ecn:impairs link:impairs"
 else
 	diag "no fast path here ($(json_field fastpath-reason <"$WORKDIR/status.json")): every rule runs in the daemon"
 	check_eq "rules --json: where each rule runs, or why not in the kernel" "$WHERE" \
-		"ttl-web:clamp-mss mark:fast path unavailable drop-8080:fast path unavailable pong:verdict=reply rst:verdict=reject unreach:verdict=reject flaky:probability slow:impairs v6-hl:fast path unavailable"
+		"ttl-web:clamp-mss mark:fast path unavailable drop-8080:fast path unavailable pong:verdict=reply rst:verdict=reject unreach:verdict=reject flaky:probability slow:impairs v6-hl:fast path unavailable ecn:impairs link:impairs"
 fi
 
 for words in "proto=tcp dst=198.18.1.7 dport=443 flags=syn" \
@@ -211,7 +213,7 @@ out=$(ctl status)
 lines=$(wc -l <<<"$out")
 check "status is a summary of at most 12 lines ($lines)" test "$lines" -le 12
 check "... with the daemon's path counters and the rules in the kernel" \
-	bash -c 'grep -q "diverted: kernel [0-9]* packets, daemon [0-9]* packets" <<<"$1" && grep -q "^  rules: 9" <<<"$1"' _ "$out"
+	bash -c 'grep -q "diverted: kernel [0-9]* packets, daemon [0-9]* packets" <<<"$1" && grep -q "^  rules: 11" <<<"$1"' _ "$out"
 check "... without the zero counters" bash -c '! grep -q "malformed" <<<"$1"' _ "$out"
 out=$(ctl status -a)
 check "status -a is the full list" bash -c 'grep -q "malformed-truncated:" <<<"$1" && grep -q "rx-packets:" <<<"$1"' _ "$out"
@@ -222,7 +224,12 @@ check "rules has a where column" bash -c 'grep -q "^index .* where  *spec$" <<<"
 check "... and impairment columns while a rule impairs" bash -c 'grep -q "delayed" <<<"$1"' _ "$out"
 check "... with values only on the rule that impairs" \
 	bash -c 'grep " drop-8080 " <<<"$1" | grep -qv "  0  *0  *0  *0  *0  *0  "' _ "$out"
-ctl del slow >/dev/null
+check "rules --json: expires-in-ms of the expiring rule is a number" "$PY" -c 'import json, sys
+r = [r for r in json.load(open(sys.argv[1]))["rules"] if r["name"] == "ecn"][0]
+sys.exit(0 if isinstance(r["expires-in-ms"], int) and 0 < r["expires-in-ms"] <= 3600000 and isinstance(r["ce-marked"], int) else 1)' "$WORKDIR/rules.json"
+ctl flush --impairments --json >"$WORKDIR/out.json"
+check_valid "flush --impairments --json" change
+check_eq "... removed the three impairing rules" "$(json_field removed <"$WORKDIR/out.json")" 3
 out=$(ctl rules)
 check "without an impairing rule, no impairment columns" bash -c '! grep -q "delayed" <<<"$1"' _ "$out"
 
