@@ -5,7 +5,8 @@
 # KEY" print them, ipmodd.conf(5) RULES documents every key, and the three
 # shell completions (bash, zsh, fish) ask ipmodctl for them at completion
 # time (no copies of their own).  Each completion is run: bash directly, zsh
-# through compadd/compset stand-ins, fish with "complete -C"; an ipmodctl
+# through compadd/compset stand-ins and then under compinit on a zpty with
+# TAB typed, fish with "complete -C"; an ipmodctl
 # that adds a key of its own to "help keys" shows where the lists come from.
 set -u
 : "${SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -227,6 +228,54 @@ for sh in bash zsh fish; do
 	check_eq "$sh: 'ipmodctl help values loss' completes keys" \
 		"$(${sh}_complete 'ipmodctl help values loss')" "loss loss-corr loss-ecn "
 done
+
+# zsh again, its own completion system this time: compinit in an interactive
+# zsh on a pseudo-terminal (zpty), TAB typed; "BUFFER|listing" after it.
+if command -v zsh >/dev/null && zsh -fc 'zmodload zsh/zpty' 2>/dev/null; then
+	cat >"$tmp/zpty.zsh" <<'EOF'
+setopt extendedglob
+zmodload zsh/zpty || exit 1
+dir=$1 buf=$2; shift 2
+zpty -b z 'TERM=dumb PS1="%% " zsh -f -i'
+zpty -w z "fpath=($dir \$fpath); autoload -U compinit; compinit -u -D -d /dev/null; unsetopt beep; show() { print -r -- \"\$BUFFER\" >$buf; }; zle -N show; bindkey '^X' show; PS1='> '; print RE''ADY"
+zpty -r z junk '*READY*' || exit 1
+for l; do
+	rm -f $buf
+	# TAB, then ^X writes the line as completed.
+	zpty -w -n z "$l"$'\t\C-x'
+	for i in {1..100}; do [[ -s $buf ]] && break; sleep 0.1; done
+	sleep 0.2
+	out=""
+	while zpty -r -t z chunk; do out+=$chunk; done
+	out=${out//$'\r'/}
+	out=${out//$'\e'\[[0-9?;]#[a-zA-Z]/}
+	list=()
+	for ln in ${(f)out}; do
+		[[ $ln == *ipmodctl* || $ln == [%\>\#]* ]] && continue
+		list+=(${=ln})
+	done
+	print -r -- "$l|$(<$buf)|${(oj: :)list}"
+	zpty -w -n z $'\C-u'
+done
+zpty -d z
+EOF
+	res=$(timeout 120 zsh -f "$tmp/zpty.zsh" "$sc" "$tmp/buffer" "ipmodctl rel" "ipmodctl add pro" \
+		"ipmodctl add proto=ic" "ipmodctl add aqm=d" "ipmodctl trace ru" "ipmodctl add zz" \
+		"ipmodctl help values loss-e" 2>&1)
+	zpty_eq() {
+		check_eq "zsh (compinit, TAB): '$1' gives '$2'" \
+			"$(grep -F -- "$1|" <<<"$res" | head -1 | cut -d'|' -f2-)" "$2"
+	}
+	zpty_eq "ipmodctl rel" "ipmodctl reload |"
+	zpty_eq "ipmodctl add pro" "ipmodctl add pro|probability proto"
+	zpty_eq "ipmodctl add proto=ic" "ipmodctl add proto=icmp|"
+	zpty_eq "ipmodctl add aqm=d" "ipmodctl add aqm=droptail |"
+	zpty_eq "ipmodctl trace ru" "ipmodctl trace rule=|"
+	zpty_eq "ipmodctl add zz" "ipmodctl add zz-probe=|"
+	zpty_eq "ipmodctl help values loss-e" "ipmodctl help values loss-ecn |"
+else
+	ok "zsh (compinit, TAB) # SKIP no zsh or no zsh/zpty here"
+fi
 
 echo "1..$N"
 [ "$FAILED" -eq 0 ]
