@@ -1,49 +1,37 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-# fish completion for ipmodctl(8).  The key and command lists are those of
-# the bash completion (shell-completion/ipmodctl) and of src/rule.c;
-# tests/misc/completion.sh checks that the three agree with ipmodd.conf(5).
+# fish completion for ipmodctl(8).  The rule keys, the commands and the
+# keys' named values come from ipmodctl itself ("ipmodctl help keys", "help
+# commands", "help values KEY": the tables of src/rule.c and src/ctlcli.c),
+# as in the bash and zsh completions; tests/misc/completion.sh runs the three.
 
-# The rule vocabulary of ipmodd.conf(5), as in src/rule.c.
-set -l __ipmodctl_keys name family proto src dst sport dport icmp-type icmp-code tcp-flags ttl \
-	length dscp probability set-ttl set-dscp set-ecn clamp-mss verdict reject-with \
-	delay jitter distribution delay-corr loss loss-corr loss-ecn duplicate duplicate-corr \
-	reorder reorder-corr gap corrupt corrupt-corr rate overhead cellsize cell-overhead slot \
-	limit
-set -l __ipmodctl_commands status rules list add del delete replace flush reload reset save \
-	trace capture monitor metrics explain version help
+# Keys and commands: asked once a shell session (they ship with ipmodctl).
+function __ipmodctl_keys
+	set -q __ipmodctl_keys_cache[1]; or set -g __ipmodctl_keys_cache (ipmodctl help keys 2>/dev/null)
+	printf '%s\n' $__ipmodctl_keys_cache
+end
+function __ipmodctl_commands
+	set -q __ipmodctl_commands_cache[1]
+	or set -g __ipmodctl_commands_cache (ipmodctl help commands 2>/dev/null)
+	printf '%s\n' $__ipmodctl_commands_cache
+end
 
 # The packet fields of explain.
 set -l __ipmodctl_fields family proto src dst sport dport flags icmp-type icmp-code ttl len dscp \
 	direction
 
-# Values of the keys that take names.
+# Values of the keys that take names, one a line; explain's flags are tcp-flags'.
 function __ipmodctl_values
 	switch $argv[1]
-		case family
-			echo ip ip6
-		case proto
-			echo icmp icmpv6 tcp udp sctp gre esp
-		case verdict
-			echo accept drop reply reject
-		case reject-with
-			echo port-unreachable net-unreachable host-unreachable proto-unreachable \
-				admin-prohibited tcp-reset
-		case icmp-type
-			echo echo-reply dest-unreachable source-quench redirect echo-request \
-				time-exceeded parameter-problem timestamp-request timestamp-reply \
-				packet-too-big nd-router-solicit nd-router-advert nd-neighbor-solicit \
-				nd-neighbor-advert
-		case dscp set-dscp
-			echo cs0 cs1 cs2 cs3 cs4 cs5 cs6 cs7 af11 af12 af13 af21 af22 af23 af31 af32 \
-				af33 af41 af42 af43 ef va
-		case set-ecn
-			echo not-ect ect1 ect0 ce
-		case tcp-flags
-			echo fin syn rst psh ack urg ece cwr
-		case distribution
-			echo uniform normal
+		case flags
+			ipmodctl help values tcp-flags 2>/dev/null
+		case direction
+			echo out
+		case expire
+			printf '%s\n' 30s 5m 1h
 		case rule
 			__ipmodctl_rule_names
+		case '*'
+			ipmodctl help values $argv[1] 2>/dev/null
 	end
 end
 
@@ -119,7 +107,7 @@ function __ipmodctl_kv
 	if string match -q -- '*=*' $tok
 		set -l key (string split -m1 = -- $tok)[1]
 		contains -- $key $argv; or return 0
-		for v in (__ipmodctl_values $key | string split ' ')
+		for v in (__ipmodctl_values $key)
 			test -n "$v"; and echo "$key=$v"
 		end
 	else
@@ -134,16 +122,16 @@ complete -c ipmodctl -s s -l socket -r -F -d 'control socket'
 complete -c ipmodctl -l json -d 'print replies as JSON'
 complete -c ipmodctl -s V -l version -d 'print the version and exit'
 complete -c ipmodctl -s h -l help -d 'print the help and exit'
-complete -c ipmodctl -n 'not __ipmodctl_command' -a "$__ipmodctl_commands"
+complete -c ipmodctl -n 'not __ipmodctl_command' -a '(__ipmodctl_commands)'
 
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = add; and test "$(__ipmodctl_nargs)" = 0' \
 	-a 'at before after'
-complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = add' -a "(__ipmodctl_kv $__ipmodctl_keys)"
+complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = add' -a '(__ipmodctl_kv (__ipmodctl_keys))'
 complete -c ipmodctl -n 'contains -- "$(__ipmodctl_command)" del delete replace; and test "$(__ipmodctl_nargs)" = 0' \
 	-a '(__ipmodctl_rule_names)'
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = replace; and test "$(__ipmodctl_nargs)" -gt 0' \
-	-a "(__ipmodctl_kv $__ipmodctl_keys)"
-complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = trace' -a "(__ipmodctl_kv $__ipmodctl_keys rule)"
+	-a '(__ipmodctl_kv (__ipmodctl_keys))'
+complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = trace' -a '(__ipmodctl_kv (__ipmodctl_keys) rule)'
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = capture' -a '(__ipmodctl_kv rule)'
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = explain' -a "(__ipmodctl_kv $__ipmodctl_fields)"
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = capture' -s c -l count -x -d 'stop after N packets'
@@ -151,4 +139,6 @@ complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = capture' -s w -l write -
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = capture' -l when -x -a 'before after both'
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = capture' -l snaplen -x -d 'bytes per packet'
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = help; and test "$(__ipmodctl_nargs)" = 0' \
-	-a "$__ipmodctl_commands"
+	-a '(__ipmodctl_commands) keys commands values'
+complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = help; and test "$(__ipmodctl_nargs)" = 1; and contains -- values (commandline -opc)' \
+	-a '(__ipmodctl_keys)'

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "ctlcli.h"
+#include "rule.h"
 #include "util.h"
 
 /* A request line holds "key=value"; its '\n' is the last of CTL_LINE_MAX bytes. */
@@ -414,12 +415,43 @@ static int parse_metrics(struct ctlcli *c, char *const *words, size_t n, char *e
 	return 0;
 }
 
+static bool is_rule_key(const char *key)
+{
+	const char *k;
+	unsigned int i;
+
+	for (i = 0; (k = rule_key_name(i)); i++)
+		if (!strcmp(k, key))
+			return true;
+	return false;
+}
+
 static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 		      size_t errlen)
 {
+	/* The lists of the shell completions: not commands, so no clash. */
+	if (n >= 1 && !strcmp(words[0], "values")) {
+		if (n != 2)
+			return fail(err, errlen, -EINVAL, "help values: one key (help values KEY)");
+		if (!is_rule_key(words[1]))
+			return fail(err, errlen, -EINVAL,
+				    "help values: unknown key '%s' (see 'ipmodctl help keys')",
+				    Q(words[1]));
+		c->list = CTLCLI_LIST_VALUES;
+		c->list_key = words[1];
+		return 0;
+	}
 	if (n > 1)
 		return fail(err, errlen, -EINVAL, "help: one command at a time (got '%s' too)",
 			    Q(words[1]));
+	if (n == 1 && !strcmp(words[0], "keys")) {
+		c->list = CTLCLI_LIST_KEYS;
+		return 0;
+	}
+	if (n == 1 && !strcmp(words[0], "commands")) {
+		c->list = CTLCLI_LIST_COMMANDS;
+		return 0;
+	}
 	if (n == 1) {
 		c->topic = ctlcli_find(words[0]);
 		if (!c->topic)
@@ -464,7 +496,7 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 	  "Print the counters as OpenMetrics text, or serve them to one HTTP request",
 	  parse_metrics },
 	{ "version", NULL, CTLCLI_VERSION, "", "Print the version of ipmodctl", parse_fixed },
-	{ "help", NULL, CTLCLI_HELP, "[COMMAND]", "Show this help, or a command's", parse_help },
+	{ "help", NULL, CTLCLI_HELP, "[COMMAND | keys | commands | values KEY]", "Show this help, or a command's", parse_help },
 };
 
 const size_t ctlcli_n_subcommands = ARRAY_SIZE(ctlcli_subcommands);

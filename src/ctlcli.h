@@ -58,6 +58,14 @@ enum ctlcli_when {
 	CTLCLI_WHEN_BOTH,
 };
 
+/* help keys / commands / values KEY: one word a line, for the shell completions. */
+enum ctlcli_list {
+	CTLCLI_LIST_NONE,
+	CTLCLI_LIST_KEYS,	/* the rule keys of src/rule.c */
+	CTLCLI_LIST_COMMANDS,	/* the commands and their aliases */
+	CTLCLI_LIST_VALUES,	/* the names a key's value can take */
+};
+
 #define CTLCLI_INTERVAL_MAX 3600	/* -i N: seconds */
 
 /* Flags of ctlcli_parse(). */
@@ -67,6 +75,8 @@ struct ctlcli {
 	const struct ctlcli_subcommand *sub;	/* the command given, or status */
 	enum ctlcli_cmd cmd;			/* sub->cmd, or HELP / VERSION for -h / -V */
 	const struct ctlcli_subcommand *topic;	/* help: about this command, NULL for all */
+	enum ctlcli_list list;			/* help keys / commands / values */
+	const char *list_key;			/* help values KEY */
 
 	const char *socket;	/* -s, NULL for the default */
 	bool json;		/* --json */

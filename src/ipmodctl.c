@@ -13,6 +13,7 @@
 
 #include "ctlcli.h"
 #include "ctlproto.h"
+#include "rule.h"
 
 #define DEFAULT_SOCKET RUNDIR "/ipmodd/control.sock"
 #define TIMEOUT_SEC 5
@@ -161,7 +162,9 @@ static void usage(FILE *f)
 		   "      --json          print replies as JSON\n"
 		   "  -V, --version       print the version and exit\n"
 		   "  -h, --help          print this help, or the command's, and exit\n\n"
-		   "'ipmodctl help COMMAND' shows a command's arguments.  See ipmodctl(8).\n");
+		   "'ipmodctl help COMMAND' shows a command's arguments; 'help keys', 'help\n"
+		   "commands' and 'help values KEY' list the rule keys, the commands and a\n"
+		   "key's named values, one a line.  See ipmodctl(8).\n");
 }
 
 static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
@@ -224,6 +227,37 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 		break;
 	}
 	fprintf(f, "\nOptions: -s PATH, --json, -h, -V (see 'ipmodctl help').\n");
+}
+
+/*
+ * help keys / commands / values KEY: one word a line, straight from rule.c's
+ * and ctlcli.c's tables, which the shell completions read at completion time.
+ */
+static void help_list(FILE *f, const struct ctlcli *c)
+{
+	const char *w;
+	unsigned int i;
+	size_t j;
+
+	switch (c->list) {
+	case CTLCLI_LIST_KEYS:
+		for (i = 0; (w = rule_key_name(i)); i++)
+			fprintf(f, "%s\n", w);
+		break;
+	case CTLCLI_LIST_VALUES:
+		for (i = 0; (w = rule_key_value(c->list_key, i)); i++)
+			fprintf(f, "%s\n", w);
+		break;
+	case CTLCLI_LIST_COMMANDS:
+		for (j = 0; j < ctlcli_n_subcommands; j++) {
+			fprintf(f, "%s\n", ctlcli_subcommands[j].name);
+			if (ctlcli_subcommands[j].alias)
+				fprintf(f, "%s\n", ctlcli_subcommands[j].alias);
+		}
+		break;
+	default:
+		break;
+	}
 }
 
 /* ---- talking to the daemon ------------------------------------------------ */
@@ -2341,7 +2375,9 @@ int main(int argc, char **argv)
 		r = EXIT_OK;
 		break;
 	case CTLCLI_HELP:
-		if (c.topic)
+		if (c.list != CTLCLI_LIST_NONE)
+			help_list(stdout, &c);
+		else if (c.topic)
 			usage_topic(stdout, c.topic);
 		else
 			usage(stdout);

@@ -140,6 +140,11 @@ struct name_value {
 	unsigned int value;
 };
 
+/* family=: ip (also ipv4) and ip6 (also ipv6), the printed names. */
+static const char *const family_names[2] = { "ip", "ip6" };
+/* loss-ecn=. */
+static const char *const bool_names[2] = { "false", "true" };
+
 static const struct name_value aqm_names[] = {
 	{ "droptail", RULE_AQM_DROPTAIL },
 	{ "codel", RULE_AQM_CODEL },
@@ -372,7 +377,7 @@ static int parse_named(struct parser *ps, enum rule_key k, const struct name_val
 
 static const char *family_name(int family)
 {
-	return family == AF_INET ? "ip" : "ip6";
+	return family_names[family != AF_INET];
 }
 
 /* The family that proto implies, 0 if none. */
@@ -406,9 +411,9 @@ static int parse_family(struct parser *ps)
 {
 	const char *s = val(ps, K_FAMILY);
 
-	if (strcasecmp(s, "ip") == 0 || strcasecmp(s, "ipv4") == 0)
+	if (strcasecmp(s, family_names[0]) == 0 || strcasecmp(s, "ipv4") == 0)
 		ps->r->m.family = AF_INET;
-	else if (strcasecmp(s, "ip6") == 0 || strcasecmp(s, "ipv6") == 0)
+	else if (strcasecmp(s, family_names[1]) == 0 || strcasecmp(s, "ipv6") == 0)
 		ps->r->m.family = AF_INET6;
 	else
 		return fail(ps, K_FAMILY, "must be ip or ip6");
@@ -1187,9 +1192,9 @@ static int parse_impair(struct parser *ps, enum rule_key k)
 	case K_LOSS_ECN:
 		if (!(im->flags & RULE_I_LOSS))
 			return fail(ps, k, "needs loss");
-		if (strcasecmp(val(ps, k), "true") == 0)
+		if (strcasecmp(val(ps, k), bool_names[1]) == 0)
 			im->xflags |= RULE_IX_LOSS_ECN;
-		else if (strcasecmp(val(ps, k), "false") != 0)
+		else if (strcasecmp(val(ps, k), bool_names[0]) != 0)
 			return fail(ps, k, "must be true or false");
 		ret = 0;
 		break;
@@ -1713,6 +1718,74 @@ const char *rule_icmp_type_name(int family, unsigned int type)
 	if (family == AF_INET6)
 		return lookup_value(icmp6_names, ARRAY_SIZE(icmp6_names), type);
 	return lookup_value(icmp4_names, ARRAY_SIZE(icmp4_names), type);
+}
+
+const char *rule_key_name(unsigned int i)
+{
+	return i < K_MAX ? key_names[i] : NULL;
+}
+
+static const char *nv_name(const struct name_value *t, size_t n, unsigned int i)
+{
+	return i < n ? t[i].name : NULL;
+}
+
+static const char *str_name(const char *const *t, size_t n, unsigned int i)
+{
+	return i < n ? t[i] : NULL;
+}
+
+/* ICMP and ICMPv6 types, the names both have once. */
+static const char *icmp_type_name(unsigned int i)
+{
+	size_t j;
+
+	if (i < ARRAY_SIZE(icmp4_names))
+		return icmp4_names[i].name;
+	i -= ARRAY_SIZE(icmp4_names);
+	for (j = 0; j < ARRAY_SIZE(icmp6_names); j++) {
+		if (lookup_name(icmp4_names, ARRAY_SIZE(icmp4_names), icmp6_names[j].name) >= 0)
+			continue;
+		if (i-- == 0)
+			return icmp6_names[j].name;
+	}
+	return NULL;
+}
+
+const char *rule_key_value(const char *key, unsigned int i)
+{
+	unsigned int k;
+
+	for (k = 0; k < K_MAX; k++)
+		if (strcmp(key, key_names[k]) == 0)
+			break;
+	switch (k) {
+	case K_FAMILY:
+		return str_name(family_names, ARRAY_SIZE(family_names), i);
+	case K_PROTO:
+		return nv_name(proto_names, ARRAY_SIZE(proto_names), i);
+	case K_ICMP_TYPE:
+		return icmp_type_name(i);
+	case K_TCP_FLAGS:
+		return str_name(tcp_flag_names, ARRAY_SIZE(tcp_flag_names), i);
+	case K_DSCP:
+	case K_SET_DSCP:
+		return nv_name(dscp_names, ARRAY_SIZE(dscp_names), i);
+	case K_SET_ECN:
+		return nv_name(ecn_names, ARRAY_SIZE(ecn_names), i);
+	case K_VERDICT:
+		return nv_name(verdict_names, ARRAY_SIZE(verdict_names), i);
+	case K_REJECT_WITH:
+		return nv_name(reject_names, ARRAY_SIZE(reject_names), i);
+	case K_DISTRIBUTION:
+		return nv_name(dist_names, ARRAY_SIZE(dist_names), i);
+	case K_LOSS_ECN:
+		return str_name(bool_names, ARRAY_SIZE(bool_names), i);
+	case K_AQM:
+		return nv_name(aqm_names, ARRAY_SIZE(aqm_names), i);
+	default:
+		return NULL;
+	}
 }
 
 static void put_matches(struct strbuf *o, const struct rule *r)

@@ -115,6 +115,16 @@ const char *rule_proto_name(unsigned int proto);
 const char *rule_icmp_type_name(int family, unsigned int type);
 
 /*
+ * The vocabulary itself, for "ipmodctl help keys" and the shell completions:
+ * the i-th rule key in canonical order, NULL past the last; the i-th name
+ * KEY's value can take (proto: tcp, udp, ...; icmp-type: the ICMP types,
+ * then the ICMPv6 ones the former lack), NULL past the last or for a key
+ * without names (delay) or no key at all.
+ */
+const char *rule_key_name(unsigned int i);
+const char *rule_key_value(const char *key, unsigned int i);
+
+/*
  * The compiled form, shared with chain.c only; everyone else goes through the
  * functions above.  Matching data is kept compact and first; the name is cold.
  */

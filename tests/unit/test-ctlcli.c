@@ -6,6 +6,7 @@
 #include "ctlcli.h"
 #include "ctlproto.h"
 #include "rule.h"
+#include "rule.h"
 #include "tap.h"
 
 #define ARGS_MAX 200
@@ -98,6 +99,26 @@ static void test_simple_commands(void)
 	   "help capture: about capture");
 	is_int(parse("help", "delete"), 0, "help with an alias");
 	ok(c.topic && !strcmp(c.topic->name, "del"), "help delete: about del");
+	ok(c.list == CTLCLI_LIST_NONE, "help delete: no list");
+	is_int(parse("help", "keys"), 0, "help keys parses");
+	ok(c.cmd == CTLCLI_HELP && c.list == CTLCLI_LIST_KEYS && !c.topic, "help keys: the key list");
+	is_int(parse("help", "commands"), 0, "help commands parses");
+	ok(c.list == CTLCLI_LIST_COMMANDS && !c.topic, "help commands: the command list");
+	is_int(parse("help", "values", "proto"), 0, "help values proto parses");
+	ok(c.list == CTLCLI_LIST_VALUES && c.list_key && !strcmp(c.list_key, "proto"),
+	   "help values proto: proto's names");
+	is_int(parse("help", "values", "delay"), 0, "help values of a key without names parses");
+	ok(rule_key_value("delay", 0) == NULL, "delay has no named values");
+	is_str(rule_key_value("proto", 0), "icmp", "proto's first name: rule.c's table");
+	ok(rule_key_value("nope", 0) == NULL, "no key, no values");
+	is_str(rule_key_name(0), "name", "the first key is name");
+	{
+		unsigned int i = 0;
+
+		while (rule_key_name(i))
+			i++;
+		ok(i > 40 && rule_key_name(i + 1) == NULL, "rule_key_name ends with NULL after %u keys", i);
+	}
 
 	BAD(-EINVAL, "status takes no arguments (got 'x')", "status x", "status", "x");
 	BAD(-EINVAL, "rules takes no arguments", "rules x", "rules", "x");
@@ -108,6 +129,10 @@ static void test_simple_commands(void)
 	BAD(-EINVAL, "version takes no arguments", "version x", "version", "x");
 	BAD(-EINVAL, "help: unknown command 'nope'", "help nope", "help", "nope");
 	BAD(-EINVAL, "help: one command at a time", "help a b", "help", "add", "del");
+	BAD(-EINVAL, "help values: one key", "help values alone", "help", "values");
+	BAD(-EINVAL, "help values: one key", "help values two keys", "help", "values", "a", "b");
+	BAD(-EINVAL, "help values: unknown key 'nope'", "help values nope", "help", "values", "nope");
+	BAD(-EINVAL, "help: one command at a time (got 'x' too)", "help keys x", "help", "keys", "x");
 	BAD(-EINVAL, "unknown command 'frobnicate'", "unknown command", "frobnicate");
 	BAD(-EINVAL, "unknown command 'Status'", "commands are case-sensitive", "Status");
 }
