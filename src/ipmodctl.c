@@ -1481,13 +1481,21 @@ static int trace_line(char *line)
 	return write_all(STDOUT_FILENO, buf, (size_t)len);
 }
 
-static int run_trace(const struct ctlcli *c)
+/*
+ * Feed a stream's bytes to a stream_feed_fn as they come: the rest of the
+ * request's reply first, then what recv() brings, until the daemon ends the
+ * stream, ^C, or feed() stops it.  feed() returns 0 to go on, 1 to stop
+ * (a closed pipe, ^C seen while writing), or -1 after saying why it failed.
+ * what names the stream in messages ("trace", "monitor").
+ */
+typedef int (*stream_feed_fn)(void *state, const char *d, size_t n);
+
+static int run_stream(const struct ctlcli *c, const char *what, stream_feed_fn feed, void *state)
 {
-	static char line[CTL_LINE_MAX];
-	size_t len = 0, i, n;
 	const char *d;
 	struct reply rep;
 	ssize_t got;
+	size_t n;
 	int fd = -1, r, ret;
 
 	signals_setup();
@@ -1497,38 +1505,21 @@ static int run_trace(const struct ctlcli *c)
 	d = rep.rest;
 	n = rep.rest_len;
 	for (;;) {
-		for (i = 0; i < n; i++) {
-			if (d[i] != '\n') {
-				if (len == sizeof(line) - 1) {
-					fprintf(stderr, "ipmodctl: a trace line from ipmodd is longer "
-							"than %d bytes\n", CTL_LINE_MAX);
-					ret = EXIT_FAIL;
-					goto out;
-				}
-				line[len++] = d[i];
-				continue;
-			}
-			line[len] = '\0';
-			len = 0;
-			r = trace_line(line);
-			if (r == -EINTR || r == -EPIPE)
-				goto out;
-			if (r < 0) {
-				fprintf(stderr, "ipmodctl: writing the trace: %s\n", strerror(-r));
-				ret = EXIT_FAIL;
-				goto out;
-			}
-		}
+		r = feed(state, d, n);
+		if (r < 0)
+			ret = EXIT_FAIL;
+		if (r != 0)
+			break;
 		got = stream_read(fd, -1);
 		if (got == -EINTR)
 			break;
 		if (got < 0) {
-			fprintf(stderr, "ipmodctl: reading the trace: %s\n", strerror((int)-got));
+			fprintf(stderr, "ipmodctl: reading the %s: %s\n", what, strerror((int)-got));
 			ret = EXIT_FAIL;
-			goto out;
+			break;
 		}
 		if (got == 0) {
-			fprintf(stderr, "ipmodctl: ipmodd ended the trace\n");
+			fprintf(stderr, "ipmodctl: ipmodd ended the %s\n", what);
 			break;
 		}
 		d = chunk;
@@ -1539,6 +1530,48 @@ out:
 		close(fd);
 	reply_free(&rep);
 	return ret;
+}
+
+/* The trace's lines, one at a time to trace_line(). */
+struct trace_feed {
+	char line[CTL_LINE_MAX];
+	size_t len;
+};
+
+static int trace_feed(void *state, const char *d, size_t n)
+{
+	struct trace_feed *t = state;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (d[i] != '\n') {
+			if (t->len == sizeof(t->line) - 1) {
+				fprintf(stderr, "ipmodctl: a trace line from ipmodd is longer than %d "
+						"bytes\n", CTL_LINE_MAX);
+				return -1;
+			}
+			t->line[t->len++] = d[i];
+			continue;
+		}
+		t->line[t->len] = '\0';
+		t->len = 0;
+		r = trace_line(t->line);
+		if (r == -EINTR || r == -EPIPE)
+			return 1;
+		if (r < 0) {
+			fprintf(stderr, "ipmodctl: writing the trace: %s\n", strerror(-r));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int run_trace(const struct ctlcli *c)
+{
+	static struct trace_feed t;
+
+	t.len = 0;
+	return run_stream(c, "trace", trace_feed, &t);
 }
 
 /*
@@ -1808,73 +1841,48 @@ static int event_parse(struct event *ev)
 	return 0;
 }
 
+/* The change events, each up to a blank line, to event_print(). */
+static int monitor_feed(void *state, const char *d, size_t n)
+{
+	struct event *ev = state;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		bool blank = d[i] == '\n' && (ev->len == 0 || ev->text[ev->len - 1] == '\n');
+
+		if (!blank) {
+			if (ev->len == sizeof(ev->text)) {
+				fprintf(stderr, "ipmodctl: an event from ipmodd is longer than %zu "
+						"bytes\n", sizeof(ev->text));
+				return -1;
+			}
+			ev->text[ev->len++] = d[i];
+			continue;
+		}
+		if (ev->len == 0)
+			continue;
+		if (event_parse(ev) < 0) {
+			fprintf(stderr, "ipmodctl: malformed event from ipmodd\n");
+			return -1;
+		}
+		ev->len = 0;
+		r = event_print(ev);
+		if (r == -EPIPE)
+			return 1;
+		if (r < 0) {
+			fprintf(stderr, "ipmodctl: writing the events: %s\n", strerror(-r));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int run_monitor(const struct ctlcli *c)
 {
 	static struct event ev;
-	size_t i, n;
-	const char *d;
-	struct reply rep;
-	ssize_t got;
-	int fd = -1, r, ret;
 
-	signals_setup();
-	ret = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, &fd);
-	if (ret != EXIT_OK)
-		goto out;
-	d = rep.rest;
-	n = rep.rest_len;
 	ev.len = 0;
-	for (;;) {
-		for (i = 0; i < n; i++) {
-			bool blank = d[i] == '\n' && (ev.len == 0 || ev.text[ev.len - 1] == '\n');
-
-			if (!blank) {
-				if (ev.len == sizeof(ev.text)) {
-					fprintf(stderr, "ipmodctl: an event from ipmodd is longer than "
-							"%zu bytes\n", sizeof(ev.text));
-					ret = EXIT_FAIL;
-					goto out;
-				}
-				ev.text[ev.len++] = d[i];
-				continue;
-			}
-			if (ev.len == 0)
-				continue;
-			if (event_parse(&ev) < 0) {
-				fprintf(stderr, "ipmodctl: malformed event from ipmodd\n");
-				ret = EXIT_FAIL;
-				goto out;
-			}
-			ev.len = 0;
-			r = event_print(&ev);
-			if (r == -EPIPE)
-				goto out;
-			if (r < 0) {
-				fprintf(stderr, "ipmodctl: writing the events: %s\n", strerror(-r));
-				ret = EXIT_FAIL;
-				goto out;
-			}
-		}
-		got = stream_read(fd, -1);
-		if (got == -EINTR)
-			break;
-		if (got < 0) {
-			fprintf(stderr, "ipmodctl: reading the events: %s\n", strerror((int)-got));
-			ret = EXIT_FAIL;
-			goto out;
-		}
-		if (got == 0) {
-			fprintf(stderr, "ipmodctl: ipmodd ended the monitor\n");
-			break;
-		}
-		d = chunk;
-		n = (size_t)got;
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	reply_free(&rep);
-	return ret;
+	return run_stream(c, "monitor", monitor_feed, &ev);
 }
 
 /* ---- metrics -------------------------------------------------------------- */
