@@ -172,7 +172,7 @@ static void emit(struct manager *m, const struct audit_event *e)
 	struct tm tm;
 	size_t n = 0;
 
-	/* /proc is the kernel's word; what the client declared, only a claim. */
+	/* /proc, read by the daemon itself, first; what the client declared is only a claim. */
 	read_cmdline(e->pid, cmdline, sizeof(cmdline));
 	if (!cmdline[0] && e->declared) {
 		escape_text(cmdline, sizeof(cmdline), e->declared, strlen(e->declared), CMDLINE_MAX,
