@@ -181,6 +181,77 @@ static int check_name(const struct ctlcli *c, const char *name, char *err, size_
 	return 0;
 }
 
+/*
+ * argv joined by blanks, escaped as ipmodd logs a command line (see
+ * CTL_CLIENT_CMDLINE): at most max bytes, cut between escapes with "..." when
+ * longer.  Returns the length written to out (max + 1 bytes), 0 for nothing.
+ */
+static size_t cmdline_escape(int argc, char *const *argv, char *out, size_t max)
+{
+	size_t len = 0, keep = 0, plen;
+	char piece[8];
+
+	out[0] = '\0';
+	for (int i = 0; i < argc; i++) {
+		const unsigned char *s = (const unsigned char *)argv[i];
+		bool blank = i > 0;
+
+		while (blank || *s) {
+			unsigned char ch = blank ? ' ' : *s++;
+
+			blank = false;
+			if (ch == '\\')
+				plen = (size_t)snprintf(piece, sizeof(piece), "\\\\");
+			else if (ch >= 0x20 && ch < 0x7f)
+				plen = (size_t)snprintf(piece, sizeof(piece), "%c", ch);
+			else
+				plen = (size_t)snprintf(piece, sizeof(piece), "\\x%02x", ch);
+			/* Where "..." would still fit, should the rest not. */
+			if (len + 3 <= max)
+				keep = len;
+			if (len + plen > max) {
+				if (max < 3)
+					return 0;
+				memcpy(out + keep, "...", 4);
+				return keep + 3;
+			}
+			memcpy(out + len, piece, plen + 1);
+			len += plen;
+		}
+	}
+	return len;
+}
+
+/*
+ * A change's request ends with the command line that asked for it, for
+ * the daemon's audit trail (ipmodd may not read this process's /proc):
+ * cut to what the request has room for, left out when it has none.
+ */
+static int req_add_cmdline(struct ctlcli *c, int argc, char *const *argv, char *err,
+			   size_t errlen)
+{
+	char value[CTL_CMDLINE_MAX + 1];
+	/* "client-cmdline=", its '\n' and the blank line that ends the request. */
+	size_t line = sizeof(CTL_CLIENT_CMDLINE "=") - 1 + 1 + 1, max = CTL_CMDLINE_MAX;
+
+	if (c->request_len < 2 || c->request_lines + 1 > CTL_KEYS_MAX)
+		return 0;
+	/* Reopen the finished request. */
+	c->request_len--;
+	if (c->request_len + line < CTL_REQUEST_MAX) {
+		if (max > CTL_REQUEST_MAX - c->request_len - line)
+			max = CTL_REQUEST_MAX - c->request_len - line;
+		if (cmdline_escape(argc, argv, value, max)) {
+			int r = req_add(c, CTL_CLIENT_CMDLINE, value, err, errlen);
+
+			if (r < 0)
+				return r;
+		}
+	}
+	req_finish(c);
+	return 0;
+}
+
 /* ---- subcommands ---------------------------------------------------------- */
 
 static int parse_fixed(struct ctlcli *c, char *const *words, size_t n, char *err,
@@ -808,6 +879,20 @@ int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli 
 	r = ret->sub->parse(ret, words, n, err, errlen);
 	if (r < 0)
 		return r;
+	switch (ret->cmd) {
+	case CTLCLI_ADD:
+	case CTLCLI_DEL:
+	case CTLCLI_REPLACE:
+	case CTLCLI_FLUSH:
+	case CTLCLI_RELOAD:
+	case CTLCLI_RESET:
+		r = req_add_cmdline(ret, argc, argv, err, errlen);
+		if (r < 0)
+			return r;
+		break;
+	default:
+		break;
+	}
 	if (ret->json && (ret->cmd == CTLCLI_SAVE || ret->cmd == CTLCLI_HELP ||
 			  ret->cmd == CTLCLI_METRICS))
 		return fail(err, errlen, -EINVAL,

@@ -195,6 +195,31 @@ int ctl_parser_response(const struct ctl_parser *p, struct ctl_response *ret)
 	return 0;
 }
 
+int ctl_request_take(const struct ctl_request *req, const char *key, struct ctl_pair *pairs,
+		     size_t max, struct ctl_request *ret, const char **ret_value)
+{
+	const char *value = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < req->n; i++) {
+		if (strcmp(req->pairs[i].key, key) == 0) {
+			if (value)
+				return -EINVAL;
+			value = req->pairs[i].value;
+			continue;
+		}
+		if (n == max)
+			return -E2BIG;
+		pairs[n++] = req->pairs[i];
+	}
+	ret->command = req->command;
+	ret->arg = req->arg;
+	ret->pairs = pairs;
+	ret->n = n;
+	*ret_value = value;
+	return 0;
+}
+
 const char *ctl_pairs_get(const struct ctl_pair *pairs, size_t n, const char *key)
 {
 	size_t i;

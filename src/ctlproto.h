@@ -32,6 +32,18 @@
 #define CTL_REPLY_KEYS_MAX (13 << 16)	/* lines of a reply, errno= and error= included */
 #define CTL_ERROR_MAX 256		/* error= text, its NUL included */
 
+/*
+ * A request line any request may carry: the client's own command line,
+ * escaped (printable ASCII as it is, '\' as "\\", other bytes as "\xHH";
+ * arguments separated by blanks), at most CTL_CMDLINE_MAX bytes (cut with
+ * "...").  ipmodctl sends it with every change; the daemon takes it out of
+ * the request before the command sees it (ctl_request_take()) and logs it
+ * when it may not read the client's /proc/PID/cmdline.  It is a claim: the
+ * client's uid and pid are the kernel's.
+ */
+#define CTL_CLIENT_CMDLINE "client-cmdline"
+#define CTL_CMDLINE_MAX 512
+
 struct ctl_pair {
 	const char *key;
 	const char *value;
@@ -99,6 +111,15 @@ struct ctl_response {
  */
 int ctl_parser_request(const struct ctl_parser *p, struct ctl_request *ret);
 int ctl_parser_response(const struct ctl_parser *p, struct ctl_response *ret);
+
+/*
+ * req without its line named key: the other lines are copied to pairs (room
+ * for max) and ret views them (command and arg as in req; ret may be req);
+ * *ret_value is the line's value, NULL when there is none.  Returns 0,
+ * -EINVAL when the line comes more than once, -E2BIG when pairs is too small.
+ */
+int ctl_request_take(const struct ctl_request *req, const char *key, struct ctl_pair *pairs,
+		     size_t max, struct ctl_request *ret, const char **ret_value);
 
 /* The value of the first pair named key, or NULL. */
 const char *ctl_pairs_get(const struct ctl_pair *pairs, size_t n, const char *key);

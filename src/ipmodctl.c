@@ -1807,6 +1807,7 @@ static int event_print(const struct event *ev)
 		print_word(stdout, "uid", event_get(ev, "uid"));
 		print_word(stdout, "pid", event_get(ev, "pid"));
 		print_word(stdout, "cmdline", event_get(ev, "cmdline"));
+		print_word(stdout, "cmdline-source", event_get(ev, "cmdline-source"));
 		print_word(stdout, "source", event_get(ev, "source"));
 		print_word(stdout, "rule", event_get(ev, "rule"));
 		print_word(stdout, "old-rule", event_get(ev, "old-rule"));

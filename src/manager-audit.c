@@ -2,7 +2,8 @@
 /*
  * The audit trail: every change of the running chain asked for over the
  * control socket (or by SIGHUP), applied or refused, is logged with who
- * asked (uid, pid and command line of the client), what (the action and
+ * asked (uid, pid and command line of the client: from /proc, else as the
+ * client declared it in its request's client-cmdline=), what (the action and
  * the rule) and the generation it made, as a message with a MESSAGE_ID and
  * structured fields (ipmodd(8), AUDIT TRAIL), and is sent to the clients of
  * "monitor=changes" (ipmodctl monitor).
@@ -25,9 +26,10 @@
 #define AUDIT_ID_REFUSED "20a00973ac7d4f7f9a5c3b2ff4bdd7db"
 
 #define CMDLINE_READ_MAX 1024		/* bytes of /proc/PID/cmdline read */
-#define CMDLINE_MAX 512			/* bytes of it logged, escaped */
+#define CMDLINE_MAX CTL_CMDLINE_MAX	/* bytes of it logged, escaped */
 #define AUDIT_STREAM_BUF (64 * 1024)	/* a monitor client's queue */
-#define AUDIT_LINE_MAX (3 * RULE_FORMAT_MAX + 2 * CMDLINE_MAX + 1024)
+/* A refused replace: its words (3 * RULE_FORMAT_MAX), the old rule, the command line... */
+#define AUDIT_LINE_MAX (4 * RULE_FORMAT_MAX + 2 * CMDLINE_MAX + 1024)
 
 struct audit_sub {
 	struct manager *m;
@@ -36,8 +38,12 @@ struct audit_sub {
 	uint64_t lost;		/* events that did not fit its queue, not yet reported */
 };
 
-/* Printable ASCII as it is, '\' as "\\", everything else as "\xHH". */
-static void escape(char *out, size_t outlen, const char *s, size_t len, size_t max)
+/*
+ * Printable ASCII as it is, '\' as "\\" (unless the text is escaped already:
+ * then it stays), everything else as "\xHH".
+ */
+static void escape_text(char *out, size_t outlen, const char *s, size_t len, size_t max,
+			bool escaped)
 {
 	struct strbuf sb = { .buf = out, .size = outlen };
 	size_t i;
@@ -46,7 +52,7 @@ static void escape(char *out, size_t outlen, const char *s, size_t len, size_t m
 	for (i = 0; i < len && sb.len < max && !sb.overflow; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c == '\\')
+		if (c == '\\' && !escaped)
 			strbuf_printf(&sb, "\\\\");
 		else if (c >= 0x20 && c < 0x7f)
 			strbuf_printf(&sb, "%c", c);
@@ -57,6 +63,11 @@ static void escape(char *out, size_t outlen, const char *s, size_t len, size_t m
 		/* Cut: say so. */
 		memcpy(out + sb.len, "...", 4);
 	}
+}
+
+static void escape(char *out, size_t outlen, const char *s, size_t len, size_t max)
+{
+	escape_text(out, outlen, s, len, max, false);
 }
 
 /* The client's /proc/PID/cmdline, arguments separated by spaces; "" when unreadable. */
@@ -143,6 +154,7 @@ struct audit_event {
 	const char *name;	/* the rule's name, or NULL */
 	const char *rule;	/* its spec, or NULL */
 	const char *old_rule;	/* replace, del: what was there; or NULL */
+	const char *declared;	/* the client's client-cmdline=, or NULL */
 	int err;
 	const char *error;
 };
@@ -154,12 +166,19 @@ static void emit(struct manager *m, const struct audit_event *e)
 	char cmdline[4 * CMDLINE_MAX + 8], uid[24], pid[24], gen[24], rules[24], err[24];
 	char suppressed[24], error[4 * CTL_ERROR_MAX + 8];
 	char when[64];
+	const char *cmdline_source = "proc";
 	struct log_field f[LOG_FIELDS_MAX];
 	struct timespec ts;
 	struct tm tm;
 	size_t n = 0;
 
+	/* /proc, read by the daemon itself, first; what the client declared is only a claim. */
 	read_cmdline(e->pid, cmdline, sizeof(cmdline));
+	if (!cmdline[0] && e->declared) {
+		escape_text(cmdline, sizeof(cmdline), e->declared, strlen(e->declared), CMDLINE_MAX,
+			    true);
+		cmdline_source = "client";
+	}
 	/* One line in the monitor's stream, whatever the error says. */
 	escape(error, sizeof(error), e->error ? e->error : strerror(-e->err),
 	       strlen(e->error ? e->error : strerror(-e->err)), CTL_ERROR_MAX);
@@ -181,8 +200,10 @@ static void emit(struct manager *m, const struct audit_event *e)
 		f[n++] = (struct log_field){ "OLD_RULE", e->old_rule };
 	f[n++] = (struct log_field){ "CLIENT_UID", uid };
 	f[n++] = (struct log_field){ "CLIENT_PID", pid };
-	if (cmdline[0])
+	if (cmdline[0]) {
 		f[n++] = (struct log_field){ "CLIENT_CMDLINE", cmdline };
+		f[n++] = (struct log_field){ "CLIENT_CMDLINE_SOURCE", cmdline_source };
+	}
 	f[n++] = (struct log_field){ "CLIENT_SOURCE", e->source };
 	if (e->applied) {
 		log_fields(LOG_NOTICE, AUDIT_ID_APPLIED, f, n,
@@ -221,7 +242,7 @@ static void emit(struct manager *m, const struct audit_event *e)
 		strbuf_printf(&sb, "old-rule=%s\n", e->old_rule);
 	strbuf_printf(&sb, "uid=%s\npid=%s\n", uid, pid);
 	if (cmdline[0])
-		strbuf_printf(&sb, "cmdline=%s\n", cmdline);
+		strbuf_printf(&sb, "cmdline=%s\ncmdline-source=%s\n", cmdline, cmdline_source);
 	strbuf_printf(&sb, "source=%s\n", e->source);
 	if (!e->applied)
 		strbuf_printf(&sb, "errno=%s\nerror=%s\n", err, error);
@@ -250,13 +271,15 @@ void manager_audit_prepare(struct manager *m, const struct ctl_request *req)
 }
 
 void manager_audit_request(struct manager *m, struct control_client *cl,
-			   const struct ctl_request *req, int result, const char *error)
+			   const struct ctl_request *req, const char *declared, int result,
+			   const char *error)
 {
 	static char words[3 * RULE_FORMAT_MAX];
 	struct audit_event e = {
 		.action = req->command,
 		.applied = result >= 0,
 		.source = "control",
+		.declared = declared,
 		.err = result,
 		.error = error && *error ? error : NULL,
 	};

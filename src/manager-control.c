@@ -671,23 +671,35 @@ static const struct {
 	{ "monitor", "changes", false, false, cmd_changes },
 };
 
-/* Every change request, applied or refused, goes to the audit trail. */
+/*
+ * Every change request, applied or refused, goes to the audit trail, with
+ * the command line the client declared (client-cmdline=, or NULL).
+ */
 static int run_mutation(struct manager *m, struct control_client *cl, const struct ctl_request *req,
-			command_t run, struct ctl_reply *reply)
+			const char *declared, command_t run, struct ctl_reply *reply)
 {
 	int r;
 
 	manager_audit_prepare(m, req);
 	r = run(m, cl, req, reply);
-	manager_audit_request(m, cl, req, r, r < 0 ? reply->error : NULL);
+	manager_audit_request(m, cl, req, declared, r, r < 0 ? reply->error : NULL);
 	return r;
 }
 
-int manager_control(void *userdata, struct control_client *cl, const struct ctl_request *req,
+int manager_control(void *userdata, struct control_client *cl, const struct ctl_request *full,
 		    bool privileged, struct ctl_reply *reply)
 {
 	struct manager *m = userdata;
+	struct ctl_pair pairs[CTL_KEYS_MAX];
+	struct ctl_request rq, *req = &rq;
+	const char *declared;
 	bool known = false;
+	int r;
+
+	/* client-cmdline= is the audit trail's, for any request: no command sees it. */
+	r = ctl_request_take(full, CTL_CLIENT_CMDLINE, pairs, ARRAY_SIZE(pairs), &rq, &declared);
+	if (r < 0)
+		return ctl_reply_error(reply, r, "%s= given more than once", CTL_CLIENT_CMDLINE);
 
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (strcmp(req->command, commands[i].command) != 0)
@@ -699,8 +711,6 @@ int manager_control(void *userdata, struct control_client *cl, const struct ctl_
 			return ctl_reply_error(reply, -EINVAL, "%s=%s takes no further lines, got '%s'",
 					       req->command, req->arg, req->pairs[0].key);
 		if (commands[i].mutation && !privileged) {
-			int r;
-
 			if (m->cfg->control_group[0])
 				r = ctl_reply_error(reply, -EPERM,
 						    "permission denied: %s needs root or group '%s'",
@@ -709,11 +719,11 @@ int manager_control(void *userdata, struct control_client *cl, const struct ctl_
 				r = ctl_reply_error(reply, -EPERM, "permission denied: %s needs root",
 						    req->command);
 			manager_audit_prepare(m, req);
-			manager_audit_request(m, cl, req, r, reply->error);
+			manager_audit_request(m, cl, req, declared, r, reply->error);
 			return r;
 		}
 		if (commands[i].mutation)
-			return run_mutation(m, cl, req, commands[i].run, reply);
+			return run_mutation(m, cl, req, declared, commands[i].run, reply);
 		return commands[i].run(m, cl, req, reply);
 	}
 	if (known)

@@ -185,14 +185,17 @@ int manager_control(void *userdata, struct control_client *cl, const struct ctl_
 
 /*
  * manager-audit.c: the audit trail.  prepare before running a change
- * request, request after it (result: its return, error: the reply's error
- * text); rule from cmd_add and cmd_replace with the rule going in.
+ * request, request after it (declared: the client's client-cmdline= or NULL,
+ * logged when its /proc/PID/cmdline is unreadable; result: its return,
+ * error: the reply's error text); rule from cmd_add and cmd_replace with the
+ * rule going in.
  */
 struct rule;
 void manager_audit_prepare(struct manager *m, const struct ctl_request *req);
 void manager_audit_rule(struct manager *m, const struct rule *r);
 void manager_audit_request(struct manager *m, struct control_client *cl,
-			   const struct ctl_request *req, int result, const char *error);
+			   const struct ctl_request *req, const char *declared, int result,
+			   const char *error);
 /* A change not asked for over the socket: SIGHUP's reload. */
 void manager_audit_signal(struct manager *m, const char *action, uid_t uid, pid_t pid, int result,
 			  const char *error);

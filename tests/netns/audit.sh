@@ -3,6 +3,9 @@
 # The operator's trail: every change over the control socket (and SIGHUP's
 # reload) is logged with the client's uid, pid and command line, the rule
 # and the generation, as structured fields (here on stderr: " KEY=value");
+# the command line is /proc's when the daemon may read it, else the one the
+# client declared (client-cmdline=), with CLIENT_CMDLINE_SOURCE saying which
+# (a daemon as nobody under a hidepid=invisible /proc, as the unit runs it);
 # "ipmodctl monitor" streams the same events, and a reader that does not
 # read loses events with a note, not the daemon; "ipmodctl metrics" is
 # valid OpenMetrics (tests/helpers/openmetrics-check.py) with the rules'
@@ -78,6 +81,7 @@ check "... CLIENT_PID= a pid" bash -c "[ \"\$(field '$line' CLIENT_PID 2>/dev/nu
 cl=$(field "$line" CLIENT_CMDLINE)
 check "... CLIENT_CMDLINE= the command line ($cl)" bash -c \
 	"[[ '$cl' == *ipmodctl\ -s\ *\ add\ name=aud1\ proto=udp\ dport=7001\ verdict=drop ]]"
+check_eq "... CLIENT_CMDLINE_SOURCE=proc (root may read it)" "$(field "$line" CLIENT_CMDLINE_SOURCE)" proc
 rule=$(field "$line" RULE)
 check "... RULE= the rule as the daemon runs it ($rule)" bash -c \
 	"[[ '$rule' == name=aud1\ * && '$rule' == *proto=udp* && '$rule' == *dport=7001* && '$rule' == *verdict=drop* ]]"
@@ -158,24 +162,48 @@ check "SIGHUP's reload is logged with CLIENT_SOURCE=signal, CLIENT_UID=0" bash -
 check "flush" ctl flush
 check_eq "flush: RULES=0" "$(field "$(audit_line flush)" RULES)" 0
 
+# --- client-cmdline= ------------------------------------------------------------------
+# A client whose /proc the daemon reads cannot pass off another command line:
+# /proc's wins, and the line is no rule key (the add goes through without it).
+raw() { printf "$1" | ip netns exec "$HOST_NS" socat -t 5 - UNIX-CONNECT:"$SOCK"; }
+out=$(raw 'add=end\nname=forge1\nproto=udp\ndport=7004\nclient-cmdline=forged\nverdict=drop\n\n')
+check "a raw add with client-cmdline=forged is applied (the line is not a rule key)" \
+	grep -qx 'errno=0' <<<"$out"
+line=$(audit_line add forge1)
+diag "log: $line"
+check "... CLIENT_CMDLINE is /proc's (socat), not the claim" bash -c \
+	"[[ \"\$(field '$line' CLIENT_CMDLINE)\" == socat* ]]"
+check_eq "... CLIENT_CMDLINE_SOURCE=proc" "$(field "$line" CLIENT_CMDLINE_SOURCE)" proc
+check "... RULE= without it" bash -c "! grep -q 'cmdline' <<<\"\$(field '$line' RULE)\""
+check "... nor in ipmodctl rules" bash -c "! ctl rules | grep -q forged"
+out=$(raw 'del=forge1\nclient-cmdline=a\nclient-cmdline=b\n\n')
+check "client-cmdline= twice is refused" grep -qx 'errno=22' <<<"$out"
+check "... and the rule stays" bash -c "ctl rules | grep -q forge1"
+out=$(raw 'explain=1\nproto=icmp\ndst=198.18.0.2\nclient-cmdline=x\n\n')
+check "explain (a command that takes keys, not changing) does not see it" grep -qx 'errno=0' <<<"$out"
+out=$(raw 'reset=counters\nclient-cmdline=x\n\n')
+check "reset (a command that takes no keys) does not see it" grep -qx 'errno=0' <<<"$out"
+check "del forge1 (ipmodctl: with its own client-cmdline=)" ctl del forge1
+
 # --- monitor --------------------------------------------------------------------------
 sleep 0.3
 head -3 "$WORKDIR/mon.txt" | sed "s/^/# monitor: /"
 check "monitor shows the add with its generation and uid" \
-	grep -qE "^[0-9T:.-]+Z add name=aud1 generation=$((gen0 + 1)) rules=4 uid=0 pid=[0-9]+ cmdline=\".*add name=aud1.*\" source=control rule=\"name=aud1 " "$WORKDIR/mon.txt"
+	grep -qE "^[0-9T:.-]+Z add name=aud1 generation=$((gen0 + 1)) rules=4 uid=0 pid=[0-9]+ cmdline=\".*add name=aud1.*\" cmdline-source=proc source=control rule=\"name=aud1 " "$WORKDIR/mon.txt"
 check "monitor shows the del with its generation" \
 	grep -qE " del name=aud1 generation=$((gen0 + 3)) .*rule=\"name=aud1 .*dport=7002" "$WORKDIR/mon.txt"
 check "monitor shows the refused add" grep -qE " add refused .*uid=$(id -u nobody) .*errno=1 " "$WORKDIR/mon.txt"
 check "monitor shows the reload by SIGHUP" grep -qE " reload generation=[0-9]+ .*source=signal" "$WORKDIR/mon.txt"
-check_eq "monitor: one line per change (56)" "$(wc -l <"$WORKDIR/mon.txt")" 56
+check_eq "monitor: one line per change (59)" "$(wc -l <"$WORKDIR/mon.txt")" 59
 check "monitor --json: one object per line, numbers as numbers" python3 - "$WORKDIR/mon.json" "$gen0" <<'PY'
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
 gen0 = int(sys.argv[2])
-assert len(ev) == 56, len(ev)
+assert len(ev) == 59, len(ev)
 add = [e for e in ev if e["change"] == "add" and e.get("name") == "aud1"][0]
 assert add["generation"] == gen0 + 1 and add["uid"] == 0 and isinstance(add["pid"], int), add
 assert add["result"] == "applied" and add["rule"].startswith("name=aud1 "), add
+assert add["cmdline-source"] == "proc" and "add name=aud1" in add["cmdline"], add
 d = [e for e in ev if e["change"] == "del" and e.get("name") == "aud1"][0]
 assert d["generation"] == gen0 + 3, d
 r = [e for e in ev if e["result"] == "refused"]
@@ -329,4 +357,85 @@ stop_ipmodd
 for i in $(seq 50); do kill -0 "$MON" 2>/dev/null || break; sleep 0.1; done
 check "the monitors end when ipmodd does" bash -c "! kill -0 $MON 2>/dev/null"
 check "... saying so" grep -q "ipmodd ended the monitor" "$WORKDIR/mon.err"
+
+# --- a daemon that may not read its clients' /proc -------------------------------------
+# As the unit runs it: its own user (nobody here), CAP_NET_ADMIN, and a /proc
+# with hidepid=invisible (ProtectProc=invisible): root's processes are not
+# there for it.  The command line logged is then the one ipmodctl declared.
+HDIR=$WORKDIR/hidden
+mkdir -m 0755 "$HDIR"
+chown 65534:65534 "$HDIR"
+HSOCK=$HDIR/control.sock
+HCONF=$WORKDIR/hidden.conf
+HLOG=$WORKDIR/hidden.log
+write_config "$HCONF" "$RULES"
+sed -i 's|^control = .*|control = { socket = "'"$HSOCK"'"; };|' "$HCONF"
+chmod 0644 "$HCONF"
+# The private /proc, and where /dev/net/tun is not 0666 (a container's /dev),
+# a 0666 node of its own in a private /dev/net.
+HIDE='mount -t proc -o hidepid=invisible proc /proc &&
+	{ [ "$(stat -c %a /dev/net/tun)" = 666 ] || { mount -t tmpfs -o mode=0755 tun /dev/net &&
+	  mknod -m 0666 /dev/net/tun c 10 200; }; } && exec "$@"'
+ip netns exec "$HOST_NS" unshare --mount --propagation private sh -c "$HIDE" sh \
+	setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+	--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin -- \
+	"$IPMODD" -c "$HCONF" >"$HLOG" 2>&1 &
+IPMODD_PID=$!
+for i in $(seq 100); do
+	hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' && [ -S "$HSOCK" ] && break
+	kill -0 "$IPMODD_PID" 2>/dev/null || break
+	sleep 0.05
+done
+# ip netns exec, unshare, sh and setpriv each exec the next: the pid is ipmodd's.
+check "ipmodd runs as nobody under a hidepid=invisible /proc" bash -c \
+	"[ -S '$HSOCK' ] && [ \"\$(cat /proc/$IPMODD_PID/comm)\" = ipmodd ] &&
+	 grep -qE '^Uid:\s+65534\s' /proc/$IPMODD_PID/status" || diag "$(tail -5 "$HLOG")"
+hctl() { ip netns exec "$HOST_NS" "$IPMODCTL" -s "$HSOCK" "$@"; }
+ip netns exec "$HOST_NS" "$IPMODCTL" -s "$HSOCK" monitor --json >"$WORKDIR/hmon.json" 2>&1 &
+BG_PIDS+=("$!")
+for i in $(seq 50); do
+	[ "$(hctl status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("streams"))')" = 1 ] && break
+	sleep 0.1
+done
+# Root's client, its /proc hidden: a raw request without the line has no command line.
+out=$(printf 'add=end\nname=hraw\nproto=udp\ndport=7005\nverdict=drop\n\n' |
+	ip netns exec "$HOST_NS" socat -t 5 - UNIX-CONNECT:"$HSOCK")
+check "a raw add without client-cmdline= is applied" grep -qx 'errno=0' <<<"$out"
+line=$(grep "ACTION=add " "$HLOG" | grep -F hraw | tail -1)
+diag "log: $line"
+check "... the daemon could not read the client's /proc: no CLIENT_CMDLINE" bash -c \
+	'[ -n "$1" ] && ! grep -q CLIENT_CMDLINE <<<"$1"' _ "$line"
+check "ipmodctl add as root" hctl add name=hid1 proto=udp dport=7006 verdict=drop
+line=$(grep "ACTION=add " "$HLOG" | grep -F hid1 | tail -1)
+diag "log: $line"
+cl=$(field "$line" CLIENT_CMDLINE)
+check "... CLIENT_CMDLINE= the one ipmodctl declared ($cl)" bash -c \
+	"[[ '$cl' == *ipmodctl\ -s\ $HSOCK\ add\ name=hid1\ proto=udp\ dport=7006\ verdict=drop ]]"
+check_eq "... CLIENT_CMDLINE_SOURCE=client" "$(field "$line" CLIENT_CMDLINE_SOURCE)" client
+check_eq "... CLIENT_UID=0 (the kernel's)" "$(field "$line" CLIENT_UID)" 0
+check "... RULE= without it" bash -c "[[ \"\$(field '$line' RULE)\" != *cmdline* ]]"
+# A declared line is a claim, escaped by the daemon too: bytes not ASCII as \xHH, cut at 512.
+long=$(printf 'x%.0s' $(seq 600))
+out=$(printf 'del=hraw\nclient-cmdline=forged caf\xc3\xa9 %s\n\n' "$long" |
+	ip netns exec "$HOST_NS" socat -t 5 - UNIX-CONNECT:"$HSOCK")
+check "a raw del declaring its own command line is applied" grep -qx 'errno=0' <<<"$out"
+line=$(grep "ACTION=del " "$HLOG" | grep -F hraw | tail -1)
+cl=$(field "$line" CLIENT_CMDLINE)
+check "... logged as declared, escaped (caf\\xc3\\xa9) and cut (...)" bash -c \
+	"[[ '$cl' == 'forged caf\\xc3\\xa9 xxx'*'...' ]] && [ \${#cl} -le 520 ]"
+check_eq "... CLIENT_CMDLINE_SOURCE=client" "$(field "$line" CLIENT_CMDLINE_SOURCE)" client
+check "ipmodctl flush as root" hctl flush
+check_eq "... CLIENT_CMDLINE_SOURCE=client" \
+	"$(field "$(grep 'ACTION=flush ' "$HLOG" | tail -1)" CLIENT_CMDLINE_SOURCE)" client
+sleep 0.3
+check "monitor --json: cmdline and cmdline-source=client" python3 - "$WORKDIR/hmon.json" "$HSOCK" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+add = [e for e in ev if e["change"] == "add" and e.get("name") == "hid1"][0]
+assert add["cmdline-source"] == "client", add
+assert add["cmdline"].endswith("ipmodctl -s %s add name=hid1 proto=udp dport=7006 verdict=drop" % sys.argv[2]), add
+raw = [e for e in ev if e["change"] == "add" and e.get("name") == "hraw"][0]
+assert "cmdline" not in raw and "cmdline-source" not in raw, raw
+PY
+stop_ipmodd
 done_testing

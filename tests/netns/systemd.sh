@@ -228,16 +228,16 @@ sys.exit(0 if n > 0 and bad == 0 else 1)'
 }
 # --- the audit trail in the journal ---------------------------------------------------------
 # journal_field_entry MESSAGE_ID KEY=VALUE...: an entry of ipmodd.service
-# with that MESSAGE_ID and those fields (a value ending in '*': a prefix).
+# with that MESSAGE_ID and those fields (a value with '*': a pattern, "x*" a prefix).
 journal_field_entry() {
 	journal_json | python3 -c '
-import json, sys
+import fnmatch, json, sys
 want = dict(a.split("=", 1) for a in sys.argv[2:])
 for line in sys.stdin:
     e = json.loads(line)
     if e.get("MESSAGE_ID") != sys.argv[1]:
         continue
-    if all(e.get(k) == v or (v.endswith("*") and str(e.get(k, "")).startswith(v[:-1]))
+    if all(e.get(k) == v or ("*" in v and k in e and fnmatch.fnmatchcase(str(e[k]), v))
            for k, v in want.items()):
         print(json.dumps(e), file=sys.stderr)
         sys.exit(0)
@@ -248,13 +248,21 @@ check "ipmodctl add as root" "$IPMODCTL" add name=audit-ct proto=udp dport=7777 
 check "... its journal entry: MESSAGE_ID, ACTION=add, CLIENT_UID=0, RULE=, GENERATION=" wait_for 5 \
 	journal_field_entry 919b9154b784416496dae4a910ba5b9e ACTION=add RESULT=applied CLIENT_UID=0 \
 	"RULE=name=audit-ct proto=udp dport=7777*" RULE_NAME=audit-ct GENERATION=$((ga + 1)) "CLIENT_PID=*"
+# ProtectProc=invisible hides root's /proc/PID from the daemon: the command
+# line is the one ipmodctl declared (client-cmdline=), and says so.
+check "... CLIENT_CMDLINE= ipmodctl's own, CLIENT_CMDLINE_SOURCE=client" \
+	journal_field_entry 919b9154b784416496dae4a910ba5b9e ACTION=add RULE_NAME=audit-ct \
+	"CLIENT_CMDLINE=$IPMODCTL add name=audit-ct proto=udp dport=7777 verdict=drop" \
+	CLIENT_CMDLINE_SOURCE=client
 check "ipmodctl del" "$IPMODCTL" del audit-ct
-check "... its journal entry: ACTION=del, the rule" wait_for 5 \
+check "... its journal entry: ACTION=del, the rule, the command line" wait_for 5 \
 	journal_field_entry 919b9154b784416496dae4a910ba5b9e ACTION=del CLIENT_UID=0 \
-	"RULE=name=audit-ct *" GENERATION=$((ga + 2))
+	"RULE=name=audit-ct *" GENERATION=$((ga + 2)) "CLIENT_CMDLINE=$IPMODCTL del audit-ct" \
+	CLIENT_CMDLINE_SOURCE=client
 check "the refused reload is in the journal too, with the file and line" \
 	journal_field_entry 20a00973ac7d4f7f9a5c3b2ff4bdd7db ACTION=reload RESULT=refused \
-	"CLIENT_UID=$UID_IPMODD" "ERROR=$CONF:*"
+	"CLIENT_UID=$UID_IPMODD" "ERROR=$CONF:*" "CLIENT_CMDLINE=*ipmodctl reload" \
+	"CLIENT_CMDLINE_SOURCE=*"
 
 # --- the metrics socket unit ------------------------------------------------------------------
 check "ipmodd-metrics.socket is installed, not enabled" bash -c \

@@ -13,6 +13,8 @@
 
 static struct ctlcli c;
 static char err[256];
+/* The words of the last parse() joined by blanks: the test words need no escape. */
+static char joined[4 * CTL_REQUEST_MAX];
 
 /* Parse "ipmodctl" followed by the NULL-terminated words. */
 static int parse_flags(unsigned int flags, const char *first, ...)
@@ -28,6 +30,10 @@ static int parse_flags(unsigned int flags, const char *first, ...)
 		argv[argc++] = (char *)w;
 	va_end(ap);
 	argv[argc] = NULL;
+	joined[0] = '\0';
+	for (int i = 0; i < argc; i++)
+		snprintf(joined + strlen(joined), sizeof(joined) - strlen(joined), "%s%s",
+			 i ? " " : "", argv[i]);
 	return ctlcli_parse(argc, argv, flags, &c, err, sizeof(err));
 }
 
@@ -47,14 +53,36 @@ static bool daemon_accepts(const char *request)
 	       used == strlen(request);
 }
 
+static bool changes(enum ctlcli_cmd cmd)
+{
+	return cmd == CTLCLI_ADD || cmd == CTLCLI_DEL || cmd == CTLCLI_REPLACE ||
+	       cmd == CTLCLI_FLUSH || cmd == CTLCLI_RELOAD || cmd == CTLCLI_RESET;
+}
+
+/* want, and for a change the client-cmdline= line that ends it (the command line). */
+static const char *with_cmdline(const char *want)
+{
+	static char s[CTL_REQUEST_MAX + 1];
+
+	if (!changes(c.cmd) || !*want)
+		return want;
+	snprintf(s, sizeof(s), "%s", want);
+	s[strlen(s) - 1] = '\0';
+	strncat(s, CTL_CLIENT_CMDLINE "=", sizeof(s) - strlen(s) - 1);
+	strncat(s, joined, sizeof(s) - strlen(s) - 1);
+	strncat(s, "\n\n", sizeof(s) - strlen(s) - 1);
+	return s;
+}
+
 #define REQ(want, name, ...)                                                            \
 	do {                                                                            \
 		int _r = parse(__VA_ARGS__);                                            \
+		const char *_want = with_cmdline(want);                                    \
 		is_int(_r, 0, "%s: parses", name);                                      \
 		if (_r < 0)                                                             \
 			diag("  -> %s", err);                                           \
-		is_str(c.request, want, "%s: request", name);                           \
-		is_int(c.request_len, strlen(want), "%s: request length", name);        \
+		is_str(c.request, _want, "%s: request", name);                             \
+		is_int(c.request_len, strlen(_want), "%s: request length", name);          \
 		ok(daemon_accepts(c.request), "%s: well-framed", name);                 \
 	} while (0)
 
@@ -520,7 +548,10 @@ static void test_limits(void)
 	is_int(r, -E2BIG, "16409 bytes do not");
 
 	r = parse("del", name_of(WORD_MAX - 4));
-	ok(r == 0 && c.request_len == CTL_LINE_MAX + 1, "a name that fills del= to a line");
+	/* And its command line, cut to CTL_CMDLINE_MAX: "client-cmdline=" 512 bytes "\n". */
+	ok(r == 0 && c.request_len == CTL_LINE_MAX + 1 + 15 + CTL_CMDLINE_MAX + 1,
+	   "a name that fills del= to a line (got %zu)", c.request_len);
+	ok(daemon_accepts(c.request), "and the daemon's framing takes it");
 	r = parse("del", name_of(WORD_MAX - 3));
 	is_int(r, -EMSGSIZE, "one byte more does not");
 	r = parse("add", "before", name_of(WORD_MAX - 11), "verdict=drop");
@@ -532,6 +563,127 @@ static void test_limits(void)
 	is_int(r, 0, "capture: a rule name that fills capture= to a line");
 	r = parse("capture", "--count", "1", concat("rule=", name_of(WORD_MAX - 7)));
 	is_int(r, -EMSGSIZE, "one byte more does not");
+}
+
+/* The value of the request's client-cmdline= line, or NULL. */
+static const char *cmdline_of(void)
+{
+	static char v[CTL_LINE_MAX + 1];
+	const char *p = strstr(c.request, "\n" CTL_CLIENT_CMDLINE "="), *nl;
+
+	if (!p)
+		return NULL;
+	p += sizeof(CTL_CLIENT_CMDLINE "=");
+	nl = strchr(p, '\n');
+	if (!nl || (size_t)(nl - p) >= sizeof(v))
+		return NULL;
+	memcpy(v, p, (size_t)(nl - p));
+	v[nl - p] = '\0';
+	return v;
+}
+
+/* Every change carries the command line that asked for it, as its last line. */
+static void test_client_cmdline(void)
+{
+	static const char *const changing[][3] = {
+		{ "add", "verdict=drop", NULL }, { "del", "x", NULL },
+		{ "replace", "x", "verdict=drop" }, { "flush", NULL, NULL },
+		{ "flush", "--impairments", NULL }, { "reload", NULL, NULL },
+		{ "reset", NULL, NULL },
+	};
+	static const char *const reading[][3] = {
+		{ "status", NULL, NULL }, { "rules", NULL, NULL }, { "save", NULL, NULL },
+		{ "trace", "proto=icmp", NULL }, { "capture", "-c", "1" },
+		{ "explain", "src=10.0.0.1", NULL }, { "monitor", NULL, NULL },
+	};
+	char want[CTL_CMDLINE_MAX + 1], *argv[8];
+	const char *v;
+	size_t len;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(changing); i++) {
+		r = parse(changing[i][0], changing[i][1], changing[i][2]);
+		v = cmdline_of();
+		ok(r == 0 && v && !strcmp(v, joined), "%s: carries client-cmdline=%s", joined,
+		   v ? v : "(none)");
+		len = strlen(c.request);
+		ok(len > 2 && !strcmp(c.request + len - 2, "\n\n") &&
+		   strstr(c.request, "\n" CTL_CLIENT_CMDLINE "=") + 1 ==
+		   c.request + len - 2 - strlen(joined) - 15, "%s: as the last line", joined);
+		ok(daemon_accepts(c.request), "%s: well-framed", joined);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(reading); i++) {
+		r = parse(reading[i][0], reading[i][1], reading[i][2]);
+		ok(r == 0 && !strstr(c.request, CTL_CLIENT_CMDLINE), "%s: no client-cmdline=",
+		   joined);
+	}
+
+	REQ("add=end\nname=x\nverdict=drop\n\n", "add with its command line", "add", "name=x",
+	    "verdict=drop");
+	is_str(c.request, "add=end\nname=x\nverdict=drop\n"
+	       "client-cmdline=ipmodctl add name=x verdict=drop\n\n", "the exact bytes");
+	/* Options stay in: it is the command line, as /proc would show it. */
+	r = parse("--json", "flush", "--impairments");
+	is_str(cmdline_of(), "ipmodctl --json flush --impairments", "options are part of it");
+
+	/* Escaped as ipmodd logs /proc's: '\' doubled, other bytes not printable as \xHH. */
+	argv[0] = (char *)"/usr/bin/ipmodctl";
+	argv[1] = (char *)"-s";
+	argv[2] = (char *)"/run/a\tb\x7f";
+	argv[3] = (char *)"add";
+	argv[4] = (char *)"name=a\\b";
+	argv[5] = (char *)"comment=caf\xc3\xa9";
+	argv[6] = NULL;
+	r = ctlcli_parse(6, argv, 0, &c, err, sizeof(err));
+	is_int(r, 0, "escapes: parses");
+	is_str(cmdline_of(), "/usr/bin/ipmodctl -s /run/a\\x09b\\x7f add name=a\\\\b "
+	       "comment=caf\\xc3\\xa9", "escaped: \\x09, \\x7f, \\\\, UTF-8 as \\xHH");
+	ok(daemon_accepts(c.request), "and the daemon's framing takes it");
+
+	/* Longer than CTL_CMDLINE_MAX: cut with "...", never inside an escape. */
+	r = parse("del", name_of(1000));
+	v = cmdline_of();
+	ok(r == 0 && v && strlen(v) == CTL_CMDLINE_MAX, "a long one is cut to %d bytes (got %zu)",
+	   CTL_CMDLINE_MAX, v ? strlen(v) : 0);
+	memcpy(want, "ipmodctl del ", 13);
+	memcpy(want + 13, name_of(CTL_CMDLINE_MAX - 16), CTL_CMDLINE_MAX - 16);
+	memcpy(want + CTL_CMDLINE_MAX - 3, "...", 4);
+	is_str(v, want, "its start, then ...");
+	{
+		char name[200];
+
+		name[0] = 'x';
+		memset(name + 1, 0x80, sizeof(name) - 2);
+		name[sizeof(name) - 1] = '\0';
+		r = parse("del", name);
+		/* "ipmodctl del x" and 123 "\x80" are 506 bytes; a 124th and "..." are not. */
+		snprintf(want, sizeof(want), "ipmodctl del x");
+		for (int k = 0; k < 123; k++)
+			strcat(want, "\\x80");
+		strcat(want, "...");
+		is_str(cmdline_of(), want, "cut between escapes: 509 bytes, not 512");
+	}
+
+	/* The request's own bounds: the line is cut to the room left, or left out. */
+	r = parse_many("add", NULL, NULL, 25, 640);
+	v = cmdline_of();
+	/* add=end (8), 25 lines of 641: 16033; then "client-cmdline=", '\n' and the blank line. */
+	ok(r == 0 && c.request_len == CTL_REQUEST_MAX, "a full request: exactly %d bytes (got %zu)",
+	   CTL_REQUEST_MAX, c.request_len);
+	ok(v && strlen(v) == CTL_REQUEST_MAX - 16033 - 17 && !strncmp(v, "ipmodctl add k000=v", 19)
+	   && !strcmp(v + strlen(v) - 3, "..."), "its command line cut to the %d bytes left",
+	   CTL_REQUEST_MAX - 16033 - 17);
+	ok(daemon_accepts(c.request), "and the daemon's framing takes it");
+	r = parse_many("add", NULL, NULL, 25, 654);
+	ok(r == 0 && c.request_len == CTL_REQUEST_MAX && !cmdline_of(),
+	   "no room at all: left out, the request is as it was");
+	r = parse_many("add", NULL, NULL, 63, 8);
+	ok(r == 0 && c.request_lines == CTL_KEYS_MAX && !cmdline_of(),
+	   "no line left (64): left out, not refused");
+	ok(daemon_accepts(c.request), "and the daemon's framing takes it");
+	r = parse_many("add", NULL, NULL, 62, 8);
+	ok(r == 0 && c.request_lines == CTL_KEYS_MAX && cmdline_of(),
+	   "62 words: the 64th line is the command line");
 }
 
 /* ---- save ------------------------------------------------------------------- */
@@ -1080,6 +1232,7 @@ int main(void)
 	test_monitor_metrics();
 	test_global_options();
 	test_limits();
+	test_client_cmdline();
 	test_libconfig_values();
 	test_libconfig_rules();
 	test_save_roundtrip();

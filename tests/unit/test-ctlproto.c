@@ -79,6 +79,64 @@ static void test_parse_basic(void)
 	is_int(feed_str(&p, "set=caf\xc3\xa9\n\n", NULL), 1, "UTF-8 value accepted");
 }
 
+/* client-cmdline=: taken out of any request, once, before the command sees it. */
+static void test_request_take(void)
+{
+	struct ctl_pair pairs[CTL_KEYS_MAX];
+	struct ctl_parser p;
+	struct ctl_request req, rq;
+	const char *v = "unset";
+
+	req_parser(&p);
+	is_int(feed_str(&p, "add=end\nproto=icmp\nclient-cmdline=ipmodctl add proto=icmp "
+			"verdict=drop\nverdict=drop\n\n", NULL), 1, "a request with client-cmdline=");
+	ctl_parser_request(&p, &req);
+	is_int(ctl_request_take(&req, CTL_CLIENT_CMDLINE, pairs, ARRAY_SIZE(pairs), &rq, &v), 0,
+	       "client-cmdline= taken");
+	is_str(v, "ipmodctl add proto=icmp verdict=drop", "its value");
+	ok(!strcmp(rq.command, "add") && !strcmp(rq.arg, "end"), "command and arg kept");
+	ok(rq.n == 2 && !strcmp(rq.pairs[0].key, "proto") && !strcmp(rq.pairs[0].value, "icmp") &&
+	   !strcmp(rq.pairs[1].key, "verdict") && !strcmp(rq.pairs[1].value, "drop"),
+	   "the other lines, in order, without it");
+	ok(!ctl_pairs_get(rq.pairs, rq.n, CTL_CLIENT_CMDLINE), "no line named client-cmdline left");
+	is_int(req.n, 3, "the parser's view is untouched");
+
+	ctl_parser_reset(&p);
+	feed_str(&p, "trace=1\nproto=udp\n\n", NULL);
+	ctl_parser_request(&p, &req);
+	v = "unset";
+	is_int(ctl_request_take(&req, CTL_CLIENT_CMDLINE, pairs, ARRAY_SIZE(pairs), &rq, &v), 0,
+	       "a request without it");
+	ok(v == NULL && rq.n == 1 && !strcmp(rq.pairs[0].key, "proto"), "NULL, lines as they were");
+
+	ctl_parser_reset(&p);
+	feed_str(&p, "del=x\nclient-cmdline=a\nclient-cmdline=b\n\n", NULL);
+	ctl_parser_request(&p, &req);
+	is_int(ctl_request_take(&req, CTL_CLIENT_CMDLINE, pairs, ARRAY_SIZE(pairs), &rq, &v),
+	       -EINVAL, "twice is refused");
+
+	ctl_parser_reset(&p);
+	feed_str(&p, "add=end\nclient-cmdlinex=a\nclient-cmdlin=b\n\n", NULL);
+	ctl_parser_request(&p, &req);
+	is_int(ctl_request_take(&req, CTL_CLIENT_CMDLINE, pairs, ARRAY_SIZE(pairs), &rq, &v), 0,
+	       "keys that only look like it");
+	ok(v == NULL && rq.n == 2, "are not it, and stay for the command to judge");
+
+	ctl_parser_reset(&p);
+	feed_str(&p, "client-cmdline=x\nproto=tcp\n\n", NULL);
+	ctl_parser_request(&p, &req);
+	is_int(ctl_request_take(&req, CTL_CLIENT_CMDLINE, pairs, ARRAY_SIZE(pairs), &rq, &v), 0,
+	       "as the command line");
+	ok(v == NULL && !strcmp(rq.command, CTL_CLIENT_CMDLINE) && rq.n == 1,
+	   "it is the command (an unknown one), not taken");
+
+	ctl_parser_reset(&p);
+	feed_str(&p, "add=end\na=1\nb=2\nc=3\n\n", NULL);
+	ctl_parser_request(&p, &req);
+	is_int(ctl_request_take(&req, CTL_CLIENT_CMDLINE, pairs, 2, &rq, &v), -E2BIG,
+	       "more lines than pairs holds");
+}
+
 static void test_parse_split(void)
 {
 	size_t len = strlen(sample), k, used, used2, bad = 0;
@@ -1637,6 +1695,7 @@ int main(void)
 	gid_t gid = 0;
 
 	test_parse_basic();
+	test_request_take();
 	test_parse_split();
 	test_parse_pipelined();
 	test_parse_incomplete();
