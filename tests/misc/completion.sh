@@ -237,7 +237,7 @@ setopt extendedglob
 zmodload zsh/zpty || exit 1
 dir=$1 buf=$2; shift 2
 zpty -b z 'TERM=dumb PS1="%% " zsh -f -i'
-zpty -w z "fpath=($dir \$fpath); autoload -U compinit; compinit -u -D -d /dev/null; unsetopt beep; show() { print -r -- \"\$BUFFER\" >$buf; }; zle -N show; bindkey '^X' show; PS1='> '; print RE''ADY"
+zpty -w z "fpath=($dir \$fpath); autoload -U compinit; compinit -u -D -d $buf.zcompdump; unsetopt beep; show() { print -r -- \"\$BUFFER\" >$buf; }; zle -N show; bindkey '^X' show; PS1='> '; print RE''ADY"
 zpty -r z junk '*READY*' || exit 1
 for l; do
 	rm -f $buf
@@ -276,6 +276,9 @@ EOF
 else
 	ok "zsh (compinit, TAB) # SKIP no zsh or no zsh/zpty here"
 fi
+
+# compinit once replaced the machine's /dev/null with a file (-d /dev/null).
+if [ -c /dev/null ]; then ok "/dev/null is still a character device"; else not_ok "/dev/null is still a character device"; fi
 
 echo "1..$N"
 [ "$FAILED" -eq 0 ]
