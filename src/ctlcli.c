@@ -264,6 +264,7 @@ static int parse_fixed(struct ctlcli *c, char *const *words, size_t n, char *err
 		[CTLCLI_RELOAD] = { "reload", "1" },
 		[CTLCLI_RESET] = { "reset", "counters" },
 		[CTLCLI_SAVE] = { "get", "rules" },
+		[CTLCLI_MONITOR] = { "monitor", "changes" },
 	};
 	int r;
 
@@ -461,20 +462,6 @@ static int parse_capture(struct ctlcli *c, char *const *words, size_t n, char *e
 	return 0;
 }
 
-static int parse_monitor(struct ctlcli *c, char *const *words, size_t n, char *err,
-			 size_t errlen)
-{
-	int r;
-
-	if (n > 0)
-		return fail(err, errlen, -EINVAL, "monitor: unexpected '%s'", Q(words[0]));
-	r = req_add(c, "monitor", "changes", err, errlen);
-	if (r < 0)
-		return r;
-	req_finish(c);
-	return 0;
-}
-
 /* Two requests, get=status and get=rules, made by ipmodctl itself: none here. */
 static int parse_metrics(struct ctlcli *c, char *const *words, size_t n, char *err,
 			 size_t errlen)
@@ -562,7 +549,7 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 	  "Show which rules a packet with these fields would match, and the verdict",
 	  parse_explain },
 	{ "monitor", NULL, CTLCLI_MONITOR, "",
-	  "Print one line per change of the rules (who, what, generation)", parse_monitor },
+	  "Print one line per change of the rules (who, what, generation)", parse_fixed },
 	{ "metrics", NULL, CTLCLI_METRICS, "[--http]",
 	  "Print the counters as OpenMetrics text, or serve them to one HTTP request",
 	  parse_metrics },

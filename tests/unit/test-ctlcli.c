@@ -381,7 +381,7 @@ static void test_monitor_metrics(void)
 	is_int(c.cmd, CTLCLI_MONITOR, "monitor: cmd");
 	REQ("monitor=changes\n\n", "monitor --json", "monitor", "--json");
 	ok(c.json, "monitor --json: json");
-	BAD(-EINVAL, "monitor: unexpected 'x'", "monitor x", "monitor", "x");
+	BAD(-EINVAL, "monitor takes no arguments (got 'x')", "monitor x", "monitor", "x");
 	BAD(-EINVAL, "unknown option '--http'", "--http belongs to metrics", "monitor", "--http");
 
 	is_int(parse("metrics"), 0, "metrics parses");
