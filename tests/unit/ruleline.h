@@ -4,6 +4,7 @@
 #define IPMODD_TEST_RULELINE_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,6 +67,54 @@ struct rule_refusal {
 	size_t bad;
 	const char *msg;
 };
+
+/*
+ * How many pairs of lines rule_equal() gets wrong: every rule must equal
+ * itself (parsed twice) and differ from every other line's.
+ */
+static inline unsigned int rules_told_apart_wrong(const char *const *lines, size_t n)
+{
+	unsigned int wrong = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < n; j++) {
+			struct rule *a = rule_of(lines[i]), *b = rule_of(lines[j]);
+
+			if (!a || !b || rule_equal(a, b) != (i == j)) {
+				wrong++;
+				diag("rule_equal('%s', '%s') wrong", lines[i], lines[j]);
+			}
+			rule_free(a);
+			rule_free(b);
+		}
+	}
+	return wrong;
+}
+
+/*
+ * r formats into out, that line parses back into an equal rule which formats
+ * the same, and rule_dup(r) equals r.  The rule parsed back goes to *ret_back
+ * when it is not NULL (the caller frees it; NULL when it did not parse).
+ */
+static inline bool rule_round_trips(const struct rule *r, char *out, size_t outlen,
+				    struct rule **ret_back)
+{
+	char out2[RULE_FORMAT_MAX];
+	struct rule *r2 = NULL, *d = rule_dup(r);
+	size_t bad;
+	bool good;
+
+	good = rule_format(r, out, outlen) >= 0 &&
+	       rule_parse_line(out, &r2, &bad, NULL, 0) >= 0 && rule_equal(r, r2) &&
+	       rule_format(r2, out2, sizeof(out2)) >= 0 && strcmp(out, out2) == 0 &&
+	       d && rule_equal(r, d);
+	rule_free(d);
+	if (ret_back)
+		*ret_back = r2;
+	else
+		rule_free(r2);
+	return good;
+}
 
 static inline void rule_check_refusals(const struct rule_refusal *forms, size_t n)
 {
