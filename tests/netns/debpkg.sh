@@ -16,13 +16,7 @@
 IPMODD=/usr/sbin/ipmodd
 . "$(dirname "$0")/lib.sh"
 
-[ "${IPMODD_CONTAINER:-}" = 1 ] ||
-	skip_all "only in tests/container/run --deb's container (installs the package and starts ipmodd.service)"
-[ "$(id -u)" -eq 0 ] || skip_all "needs root"
-[ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ] || skip_all "systemd is not PID 1 here"
-virt=$(systemd-detect-virt --container 2>/dev/null)
-[ -n "$virt" ] && [ "$virt" != none ] ||
-	skip_all "not in a container: refusing to install ipmodd and divert this machine's traffic"
+require_systemd_container "tests/container/run --deb"
 : "${DEB:?DEB must name the package to install}"
 require_cmd dpkg dpkg-query systemctl python3
 

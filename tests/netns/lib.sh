@@ -52,6 +52,20 @@ require_root() {
 	[ -c /dev/net/tun ] || skip_all "needs /dev/net/tun"
 }
 
+# Only inside tests/container/run's throwaway container (systemd as PID 1),
+# never on the machine itself: the scripts that install ipmodd and start
+# ipmodd.service.  $1 names the container run for the skip message.
+require_systemd_container() {
+	[ "${IPMODD_CONTAINER:-}" = 1 ] ||
+		skip_all "only in $1's container (installs ipmodd and starts ipmodd.service)"
+	[ "$(id -u)" -eq 0 ] || skip_all "needs root"
+	[ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ] || skip_all "systemd is not PID 1 here"
+	local virt
+	virt=$(systemd-detect-virt --container 2>/dev/null)
+	[ -n "$virt" ] && [ "$virt" != none ] ||
+		skip_all "not in a container: refusing to install ipmodd and divert this machine's traffic"
+}
+
 require_cmd() {
 	local c
 	for c in "$@"; do

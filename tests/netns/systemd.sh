@@ -17,13 +17,7 @@
 #   BUILDDIR   the configured build tree to "make install" (required)
 . "$(dirname "$0")/lib.sh"
 
-[ "${IPMODD_CONTAINER:-}" = 1 ] ||
-	skip_all "only in tests/container/run's container (installs ipmodd and starts ipmodd.service)"
-[ "$(id -u)" -eq 0 ] || skip_all "needs root"
-[ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ] || skip_all "systemd is not PID 1 here"
-virt=$(systemd-detect-virt --container 2>/dev/null)
-[ -n "$virt" ] && [ "$virt" != none ] ||
-	skip_all "not in a container: refusing to install ipmodd and divert this machine's traffic"
+require_systemd_container "tests/container/run"
 : "${BUILDDIR:?BUILDDIR must point at the build tree}"
 require_cmd ping python3 journalctl systemctl systemd-sysusers systemd-analyze curl
 
