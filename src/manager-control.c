@@ -160,14 +160,6 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	return status_fastpath(m, reply);
 }
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Where rule i runs: "kernel" when the fast path carries it out, else
  * "daemon" and why (where-reason=): the fast path is off, unavailable or
@@ -222,7 +214,7 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		ctl_reply_add_u64(reply, "packets", pkts + kpkts);
 		ctl_reply_add_u64(reply, "bytes", bytes + kbytes);
 		if (chain_rule_expire_at(m->chain, i)) {
-			uint64_t at = chain_rule_expire_at(m->chain, i), now = monotonic_ns();
+			uint64_t at = chain_rule_expire_at(m->chain, i), now = manager_clock_ns();
 
 			/* Rounded up: a rule still there has time left. */
 			ctl_reply_add_u64(reply, "expires-in-ms",

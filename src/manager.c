@@ -114,7 +114,7 @@ static uint64_t loop_now_ns(struct manager *m)
 	return usec * 1000;
 }
 
-static uint64_t clock_now_ns(void)
+uint64_t manager_clock_ns(void)
 {
 	struct timespec ts;
 
@@ -510,7 +510,7 @@ void manager_path_receive(struct manager_path *path)
 	for (int i = 0; i < RX_BATCH && more; i++) {
 		n = manager_path_read(path);
 		pthread_mutex_lock(&m->lock);
-		path->now_ns = clock_now_ns();
+		path->now_ns = manager_clock_ns();
 		path->can_defer = true;
 		path->out_len = 0;
 		more = manager_path_take(path, n);
@@ -627,7 +627,7 @@ static bool pick_expired(const struct chain *c, size_t i, void *userdata)
 
 static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct expired e = { .m = userdata, .now_ns = clock_now_ns() };
+	struct expired e = { .m = userdata, .now_ns = manager_clock_ns() };
 	char err[256];
 	int r;
 
@@ -672,7 +672,7 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 	m->generation++;
 	m->modified = modified;
 	/* New and changed rules with expire= start their time now. */
-	chain_expiry_start(m->chain, clock_now_ns());
+	chain_expiry_start(m->chain, manager_clock_ns());
 	expire_arm(m);
 	/* A trace's rule= may have moved into or out of the kernel. */
 	manager_fastpath_watch(m);
@@ -1205,7 +1205,7 @@ int manager_start(struct manager *m)
 		r = sd_event_source_set_enabled(m->expire_timer, SD_EVENT_OFF);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "expire timer");
-	chain_expiry_start(m->chain, clock_now_ns());
+	chain_expiry_start(m->chain, manager_clock_ns());
 	expire_arm(m);
 	r = manager_start_health(m);
 	if (r < 0)

@@ -134,6 +134,9 @@ struct manager {
 };
 
 /* Takes ownership of cfg, also on failure. */
+/* CLOCK_MONOTONIC now, in ns: the clock of packet times and rule expiry. */
+uint64_t manager_clock_ns(void);
+
 int manager_new(struct config *cfg, struct manager **ret);
 struct manager *manager_free(struct manager *m);
 
