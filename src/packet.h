@@ -27,6 +27,16 @@ enum pkt_class {
 	PKT_CLASS_MAX,
 };
 
+/*
+ * Which way a packet travels: read from the tun the host's routes divert
+ * into (out), or from an inbound tun a listed interface's ingress program
+ * redirected it to (in).  A rule's direction= match tests it.
+ */
+enum pkt_dir {
+	PKT_DIR_OUT = 0,
+	PKT_DIR_IN = 1,
+};
+
 struct pkt {
 	uint8_t *data;		/* start of the IP header */
 	size_t len;		/* bytes of packet in data */
@@ -58,6 +68,9 @@ struct pkt {
 	bool needs_csum;
 	uint16_t segs;
 	uint16_t seg_hlen;
+
+	/* Set by whoever read the packet, kept by pkt_parse(); 0: PKT_DIR_OUT. */
+	uint8_t dir;
 };
 
 /* Checksum arithmetic (RFC 1071 sums, RFC 1624 incremental updates). */
