@@ -359,4 +359,12 @@ check "... naming the inbound interface and CAP_BPF" grep -q 'inbound.interfaces
 check_eq "... leaving no filter behind" "$(hx tc filter show dev veth0 ingress)" ""
 check "... and no inbound tun" bash -c "! ip netns exec '$HOST_NS' ip link show tun0i0 2>/dev/null"
 
+# --- an interface that is not there: refused before anything is touched -------------------
+write_config "$WORKDIR/nosuch.conf" 'inbound = { interfaces = [ "nosuch0" ]; };'
+hx "$IPMODD" -c "$WORKDIR/nosuch.conf" >"$WORKDIR/nosuch.log" 2>&1
+rc=$?
+check "an inbound interface that does not exist: refused (exit $rc)" test "$rc" != 0
+check "... naming it" grep -q 'inbound.interfaces: no interface nosuch0' "$WORKDIR/nosuch.log"
+check "... before the tun was created" bash -c "! grep -q 'offload' '$WORKDIR/nosuch.log'"
+
 done_testing
