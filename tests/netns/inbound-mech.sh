@@ -359,6 +359,38 @@ check "... naming the inbound interface and CAP_BPF" grep -q 'inbound.interfaces
 check_eq "... leaving no filter behind" "$(hx tc filter show dev veth0 ingress)" ""
 check "... and no inbound tun" bash -c "! ip netns exec '$HOST_NS' ip link show tun0i0 2>/dev/null"
 
+# --- two interfaces: a second peer behind up1 -------------------------------------------
+P2_NS="${HOST_NS%-h}-q"
+ip netns add "$P2_NS" || { echo "Bail out! cannot add the second peer namespace"; exit 1; }
+trap 'cleanup; ip netns del "$LAN_NS" 2>/dev/null; ip netns del "$P2_NS" 2>/dev/null' EXIT
+ip netns exec "$P2_NS" ip link set lo up
+ip link add up1 netns "$HOST_NS" type veth peer name up1 netns "$P2_NS" ||
+	{ echo "Bail out! cannot add the second uplink"; exit 1; }
+hx ip addr add 198.18.4.1/24 dev up1
+hx ip addr add 2001:db8:4::1/64 dev up1 nodad
+ip netns exec "$P2_NS" ip addr add 198.18.4.2/24 dev up1
+ip netns exec "$P2_NS" ip addr add 2001:db8:4::2/64 dev up1 nodad
+hx ip link set up1 up
+ip netns exec "$P2_NS" ip link set up1 up
+write_config "$WORKDIR/two.conf" 'inbound = { interfaces = [ "veth0", "up1" ]; };'
+if start_ipmodd "$WORKDIR/two.conf"; then
+	for i in $(seq 50); do [ "$(status_field inbound)" = veth0,up1 ] && break; sleep 0.1; done
+	check_eq "two interfaces: status inbound" "$(status_field inbound)" veth0,up1
+	check_eq "... their tuns" "$(status_field inbound-tuns)" tun0i0,tun0i1
+	rx0=$(status_field in-rx-packets)
+	check "... the first peer pings the host" ping_from "$PEER_NS" 4 "$HOST4" 3
+	ok=0
+	for i in $(seq 20); do ping_from "$P2_NS" 6 2001:db8:4::1 3 && { ok=1; break; }; sleep 0.1; done
+	check "... the second peer pings the host over IPv6" test $ok = 1
+	check "... the daemon read both ($(( $(status_field in-rx-packets) - rx0 )) echo requests)" \
+		test $(( $(status_field in-rx-packets) - rx0 )) -ge 6
+	check "... the second tun carried its part" \
+		test "$(hx cat /sys/class/net/tun0i1/statistics/tx_packets)" -ge 3
+	stop_ipmodd
+else
+	not_ok "two inbound interfaces: ipmodd starts"
+fi
+
 # --- an interface that is not there: refused before anything is touched -------------------
 write_config "$WORKDIR/nosuch.conf" 'inbound = { interfaces = [ "nosuch0" ]; };'
 hx "$IPMODD" -c "$WORKDIR/nosuch.conf" >"$WORKDIR/nosuch.log" 2>&1
