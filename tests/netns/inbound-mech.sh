@@ -322,7 +322,10 @@ NFT
 	check "... and drops what the peer sends (ping fails)" bash -c \
 		"! ip netns exec '$PEER_NS' ping -c 2 -i 0.2 -W 1 '$HOST4' >/dev/null 2>&1"
 	check_eq "... the echo requests never reached the host's input" $(( $(input_echoes) - e0 )) 0
-	check "ipmodd --unblock" hx "$IPMODD" -c "$WORKDIR/closed.conf" --unblock
+	# As the unit's ExecStopPost= runs it: CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW only.
+	check "ipmodd --unblock without CAP_SYS_ADMIN (as the unit runs it)" \
+		hx setpriv --bounding-set=-all,+net_admin,+bpf,+net_raw --inh-caps=-all -- \
+		"$IPMODD" -c "$WORKDIR/closed.conf" --unblock
 	check_eq "... no tc ingress filter left on veth0" "$(hx tc filter show dev veth0 ingress)" ""
 	check "... and nothing of ours in bpftool net" bash -c \
 		"! ip netns exec '$HOST_NS' bpftool net 2>/dev/null | grep -Eq 'divert|reinject_in'"
