@@ -13,8 +13,11 @@
 # failure = closed (tc filters): received traffic is dropped after kill -9
 # and flows again after "ipmodd --unblock"; a stopped daemon (SIGSTOP,
 # stall-timeout 300 ms): closed drops, open passes.  A removed tc filter is
-# put back by the watch.  --cleanup leaves no filter; SIGTERM detaches all.
-# Without CAP_BPF the start is refused, saying why.
+# put back by the watch.  --cleanup (also without CAP_SYS_ADMIN) leaves no
+# filter; SIGTERM detaches all.  GRO super-packets arrive whole; two tun
+# queues and two inbound interfaces work; the unit's capabilities suffice.
+# Without CAP_BPF, without eBPF in the build, or with a missing interface
+# the start is refused, saying why.
 . "$(dirname "$0")/lib.sh"
 
 require_root
@@ -354,6 +357,16 @@ if start_ipmodd "$WORKDIR/open.conf"; then
 else
 	not_ok "failure = open, stall-timeout 300: ipmodd starts"
 fi
+
+# --- the unit's capabilities only (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) ---------------
+ip netns exec "$HOST_NS" setpriv --bounding-set=-all,+net_admin,+bpf,+net_raw --inh-caps=-all -- \
+	"$IPMODD" -c "$WORKDIR/in.conf" >>"$WORKDIR/unitcaps.log" 2>&1 &
+IPMODD_PID=$!
+for i in $(seq 50); do [ "$(status_field inbound 2>/dev/null)" = veth0 ] && break; sleep 0.1; done
+rx0=$(status_field in-rx-packets)
+check "with the unit's capabilities only: the peer pings the host" ping_from "$PEER_NS" 4 "$HOST4" 3
+check_eq "... through the daemon" $(( $(status_field in-rx-packets) - rx0 )) 3
+stop_ipmodd
 
 # --- without CAP_BPF: refused, saying why -------------------------------------------
 rc=$(capped_exit "$WORKDIR/in.conf")
