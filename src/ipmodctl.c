@@ -210,7 +210,7 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 		break;
 	case CTLCLI_EXPLAIN:
 		fprintf(f, "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
-			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out.\n"
+			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out|in.\n"
 			   "Nothing is sent: the running chain is walked for a packet built from them.\n"
 			   "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n");
 		break;
