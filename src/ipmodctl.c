@@ -1714,11 +1714,12 @@ static int run_capture(const struct ctlcli *c)
 		ret = EXIT_FAIL;
 	}
 	if (json)
-		fprintf(stderr, "{\"packets\":%" PRIu64 ",\"lost\":%" PRIu64 "}\n", pc.packets,
-			pc.dropped);
+		fprintf(stderr, "{\"packets\":%" PRIu64 ",\"out\":%" PRIu64 ",\"in\":%" PRIu64
+			",\"lost\":%" PRIu64 "}\n", pc.packets, pc.outbound, pc.inbound, pc.dropped);
 	else
-		fprintf(stderr, "%" PRIu64 " packet%s captured, %" PRIu64 " lost\n", pc.packets,
-			pc.packets == 1 ? "" : "s", pc.dropped);
+		fprintf(stderr, "%" PRIu64 " packet%s captured (%" PRIu64 " out, %" PRIu64 " in), %"
+			PRIu64 " lost\n", pc.packets, pc.packets == 1 ? "" : "s", pc.outbound,
+			pc.inbound, pc.dropped);
 out:
 	if (fd >= 0)
 		close(fd);
