@@ -126,6 +126,9 @@ ctl add proto=udp sport=1000-2000 dport=!53 probability=0.5 verdict=drop >/dev/n
 ctl add name=in-mss direction=in proto=tcp tcp-flags=syn,ack clamp-mss=1360 >/dev/null
 ctl add name=both-dscp direction=both proto=udp dport=5003 set-dscp=cs1 >/dev/null
 ctl add name=out-dscp direction=out proto=udp dport=5004 set-dscp=cs2 >/dev/null
+check_eq "rules --json: direction is a match, the default out is not written" \
+	"$(ctl rules --json | python3 -c 'import json,sys; r = {x["name"]: x for x in json.load(sys.stdin)["rules"]}; print(r["in-mss"]["match"].get("direction"), r["both-dscp"]["match"].get("direction"), r["out-dscp"]["match"].get("direction"), "direction" in r["in-mss"]["actions"])')" \
+	"in both None False"
 ctl rules --json | python3 -c 'import json,sys; print("\n".join(r["spec"] for r in json.load(sys.stdin)["rules"]))' >"$WORKDIR/live.specs"
 ctl save >"$WORKDIR/saved.conf"; rc=$?
 check_eq "save exits 0" "$rc" 0
