@@ -110,6 +110,21 @@ check_eq "capture of one inbound ping: request and reply, before and after, by d
 	"$(tshark -r "$WORKDIR/cap.pcapng" -T fields -e frame.comment -e frame.packet_flags_direction -e icmp.type -e ip.dsfield.dscp -e ip.ttl 2>/dev/null | tr '\t' ' ' | sort | tr '\n' ';')" \
 	"after 0x00000001 8 10 64;after 0x00000002 0 10 33;before 0x00000001 8 0 64;before 0x00000002 0 10 64;"
 check "ipmodctl capture counts each way" grep -q '4 packets captured (2 out, 2 in), 0 lost' "$WORKDIR/cap.err"
+ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" capture rule=in-rst -c 2 -w "$WORKDIR/rst.pcapng" 2>/dev/null &
+cap_pid=$!
+sleep 0.5
+px python3 -c '
+import socket, sys
+s = socket.socket()
+s.settimeout(2)
+try:
+    s.connect((sys.argv[1], 2222))
+except OSError:
+    pass' "$HOST4"
+wait "$cap_pid"
+check_eq "capture of a rejected inbound SYN: the SYN inbound, the forged reset outbound" \
+	"$(tshark -r "$WORKDIR/rst.pcapng" -T fields -e frame.comment -e frame.packet_flags_direction -e tcp.flags.reset -e ip.dst 2>/dev/null | tr '\t' ' ' | tr '\n' ';')" \
+	"before 0x00000001 0 $HOST4;after 0x00000002 1 $PEER4;"
 
 # --- explain ----------------------------------------------------------------------------
 out=$(ctl explain direction=in proto=icmp src="$PEER4" dst="$HOST4" 2>&1)
@@ -159,9 +174,9 @@ wait "$recv_pid"
 check_eq "a direction=in drop: the host reads none of 5 datagrams" "$(cat "$WORKDIR/udp.out")" 0
 
 # --- counters ---------------------------------------------------------------------------
-check_eq "per-rule counters: in-ping 4, out-ping 0, out-reply 4, in-reply 0, in-rst 1, in-drop 5" \
+check_eq "per-rule counters: in-ping 4, out-ping 0, out-reply 4, in-reply 0, in-rst 2, in-drop 5" \
 	"$(for r in in-ping out-ping out-reply in-reply in-rst in-drop; do rule_pkts $r; done | tr '\n' ' ')" \
-	"4 0 4 0 1 5 "
+	"4 0 4 0 2 5 "
 hx ping -c 2 -i 0.2 -W 1 "$PEER4" >/dev/null 2>&1
 check_eq "the host's own pings: out-ping and in-reply count them, the inbound request rule does not" \
 	"$(for r in in-ping out-ping in-reply; do rule_pkts $r; done | tr '\n' ' ')" "4 2 2 "
