@@ -74,6 +74,7 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 		"trace filter: only match keys are allowed (no name=, probability=, actions or verdicts)";
 	struct rule_kv kv[RULE_KV_MAX];
 	char msg[256], words[RULE_FORMAT_MAX];
+	bool has_direction = false;
 	size_t n = 0, badi;
 	int r;
 
@@ -91,6 +92,7 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 			return bad(err, errlen, "%s", only_matches);
 		if (n == ARRAY_SIZE(kv) - 1)
 			return bad(err, errlen, "too many filter keys (at most %d)", RULE_KV_MAX - 1);
+		has_direction |= strcmp(pr->key, "direction") == 0;
 		kv[n++] = (struct rule_kv){ pr->key, pr->value };
 	}
 	if (n == 0)
@@ -100,6 +102,9 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 	r = rule_parse(kv, n, &o->filter, &badi, msg, sizeof(msg));
 	if (r < 0)
 		return r == -EINVAL ? bad(err, errlen, "trace filter: %s", msg) : r;
+	/* A rule is outbound unless it says; a filter without direction= sees both. */
+	if (!has_direction)
+		o->filter->dir_mask = RULE_DIR_BOTH;
 	/* A filter only selects: actions, verdicts and probability make no sense. */
 	if (rule_format_actions(o->filter, words, sizeof(words)) < 0 ||
 	    strcmp(words, "verdict=accept") != 0 ||
@@ -230,12 +235,12 @@ size_t pcapng_header(uint8_t *buf, uint32_t snaplen)
 	return n;
 }
 
-size_t pcapng_epb(uint8_t *buf, bool after, uint64_t time_ns, const uint8_t *data, size_t len,
-		  uint32_t snaplen, uint64_t dropcount)
+size_t pcapng_epb(uint8_t *buf, bool after, unsigned int dir, uint64_t time_ns,
+		  const uint8_t *data, size_t len, uint32_t snaplen, uint64_t dropcount)
 {
 	uint64_t us = time_ns / 1000;
 	uint32_t cap = (uint32_t)(len < snaplen ? len : snaplen);
-	uint32_t flags = after ? 2 : 1;		/* outbound : inbound */
+	uint32_t flags = dir == PKT_DIR_IN ? 1 : 2;	/* inbound : outbound */
 	size_t n = 0;
 
 	n += put32(buf + n, 6);			/* Enhanced Packet Block */
@@ -315,10 +320,10 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 	buf[0] = '\0';
 	inet_ntop(p->family, pkt_saddr(p), a, sizeof(a));
 	inet_ntop(p->family, pkt_daddr(p), b, sizeof(b));
-	strbuf_printf(&o, "time=%llu.%06llu family=%s src=%s dst=%s",
+	strbuf_printf(&o, "time=%llu.%06llu dir=%s family=%s src=%s dst=%s",
 	    (unsigned long long)(ev->time_ns / 1000000000ULL),
 	    (unsigned long long)(ev->time_ns % 1000000000ULL / 1000),
-	    p->family == AF_INET ? "ip" : "ip6", a, b);
+	    p->dir == PKT_DIR_IN ? "in" : "out", p->family == AF_INET ? "ip" : "ip6", a, b);
 	name = rule_proto_name(p->l4proto);
 	if (name)
 		strbuf_printf(&o, " proto=%s", name);
@@ -494,6 +499,17 @@ static void deliver_trace(struct monitor_sub *s, const char *line, size_t len)
 		s->lost++;
 }
 
+/* The way a copy travels: the packet's, and the other way for the answer forged to it. */
+static unsigned int epb_dir(const struct monitor_event *ev, bool after)
+{
+	bool in = ev->p->dir == PKT_DIR_IN;
+
+	if (after && ev->trace && (ev->trace->result == CHAIN_RESULT_REPLY ||
+				   ev->trace->result == CHAIN_RESULT_REJECT))
+		in = !in;
+	return in ? PKT_DIR_IN : PKT_DIR_OUT;
+}
+
 static void deliver_packet(struct monitor *m, struct monitor_sub *s, bool after,
 			   const struct monitor_event *ev, const uint8_t *data, size_t len)
 {
@@ -501,7 +517,8 @@ static void deliver_packet(struct monitor *m, struct monitor_sub *s, bool after,
 
 	if (s->done)
 		return;
-	n = pcapng_epb(m->block, after, ev->time_ns, data, len, s->o.snaplen, s->lost);
+	n = pcapng_epb(m->block, after, epb_dir(ev, after), ev->time_ns, data, len, s->o.snaplen,
+		       s->lost);
 	if (s->sink.write(s->sink.userdata, m->block, n) < 0) {
 		s->lost++;
 		return;

@@ -76,6 +76,7 @@ struct spec {
 	uint8_t icmp_type, icmp_code;
 	uint16_t payload;
 	uint16_t frag_off;	/* in 8-byte units; not 0: a non-first fragment */
+	uint8_t dir;		/* enum pkt_dir: as the reader of the packet sets it */
 };
 
 struct tpkt {
@@ -301,7 +302,8 @@ static bool build(struct tpkt *t, const struct spec *s)
 		}
 	}
 
-	t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf) };
+	t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf),
+			     .dir = s->dir };
 	return pkt_parse(&t->p) == PKT_OK && csums_verify(t->buf, t->p.len);
 }
 
@@ -442,6 +444,12 @@ static const struct {
 	{ "verdict=reject reject-with=proto-unreachable", "" },
 	{ "verdict=reject reject-with=admin-prohibited", "" },
 	{ "proto=tcp verdict=reject reject-with=tcp-reset", "" },
+	{ "direction=out verdict=drop", "verdict=drop" },
+	{ "direction=in verdict=drop", "" },
+	{ "direction=both verdict=drop", "" },
+	{ "direction=IN verdict=drop", "direction=in verdict=drop" },
+	{ "proto=tcp direction=in name=x tcp-flags=syn,ack clamp-mss=1200",
+	  "name=x direction=in proto=tcp tcp-flags=syn,ack clamp-mss=1200" },
 	{ "verdict=drop reject-with=admin-prohibited proto=udp dst=10.0.0.0/8 name=x",
 	  NULL },	/* reject-with without reject: in the bad list */
 	{ "reject-with=tcp-reset verdict=reject dport=23 proto=tcp name=telnet",
@@ -577,6 +585,10 @@ static const struct rule_refusal bad_forms[] = {
 	{ "name=x", 1, "rule does nothing" },
 	{ "proto=tcp dport=80 dst=10.0.0.0/8", 3, "rule does nothing" },
 	{ "", 0, "rule does nothing" },
+	{ "verdict=drop direction=inbound", 1, "direction: 'inbound': must be out, in or both" },
+	{ "direction= verdict=drop", 0, "direction: '': must be out, in or both" },
+	{ "direction=in direction=out verdict=drop", 1, "direction: given twice" },
+	{ "direction=in", 1, "rule does nothing" },
 };
 
 static void test_parse_bad(void)
@@ -652,6 +664,7 @@ static void test_roundtrip_random(void)
 		{ "clamp-mss", "1360", "536", NULL },
 		{ "verdict", "accept", "drop", "reply", "reject", NULL },
 		{ "reject-with", "tcp-reset", "host-unreachable", "admin-prohibited", NULL },
+		{ "direction", "out", "in", "both", "in", NULL },
 	};
 	uint64_t s = 0x12345678;
 	unsigned int parsed = 0, tried = 0, failed = 0;
@@ -707,6 +720,8 @@ static void test_rule_equal(void)
 		"icmp-type=echo-request verdict=drop", "icmp-type=echo-reply verdict=drop",
 		"proto=icmp icmp-type=echo-request verdict=drop",
 		"verdict=reject", "verdict=reject reject-with=admin-prohibited",
+		"direction=in verdict=drop", "direction=both verdict=drop",
+		"direction=in dst=10.0.0.0/8 verdict=drop", "direction=both set-ttl=64",
 	};
 	unsigned int wrong = 0;
 
@@ -820,6 +835,17 @@ static const struct {
 	{ "dscp=af41 verdict=drop", UDP6_(.tos = 34 << 2 | 1), true, "dscp v6 traffic class" },
 	{ "dscp=0 verdict=drop", UDP6_(.tos = 3), true, "dscp 0 with ECN set" },
 	{ "probability=1 verdict=drop", UDP4_(), true, "probability=1" },
+	{ "verdict=drop", UDP4_(), true, "no direction=: outbound" },
+	{ "verdict=drop", UDP4_(.dir = PKT_DIR_IN), false, "no direction=: not inbound" },
+	{ "direction=out verdict=drop", UDP4_(.dir = PKT_DIR_IN), false, "direction=out, inbound" },
+	{ "direction=in verdict=drop", UDP4_(.dir = PKT_DIR_IN), true, "direction=in, inbound" },
+	{ "direction=in verdict=drop", UDP4_(), false, "direction=in, outbound" },
+	{ "direction=in dst=203.0.113.0/24 proto=udp dport=53 verdict=drop",
+	  UDP4_(.dir = PKT_DIR_IN), true, "direction=in keyed, inbound" },
+	{ "direction=in dst=203.0.113.0/24 proto=udp dport=53 verdict=drop", UDP4_(), false,
+	  "direction=in keyed, outbound" },
+	{ "direction=both verdict=drop", UDP6_(.dir = PKT_DIR_IN), true, "direction=both, inbound" },
+	{ "direction=both verdict=drop", UDP6_(), true, "direction=both, outbound" },
 	{ "probability=0 verdict=drop", UDP4_(), false, "probability=0" },
 	{ "name=all family=ip proto=tcp src=10.0.0.0/8 dst=!192.0.2.0/24 sport=1024-65535 dport=80 "
 	  "tcp-flags=syn,!ack ttl=64 length=40 dscp=0 verdict=drop", TCP4_(.tcp_flags = 0x02), true,
@@ -905,6 +931,15 @@ static void test_actions(void)
 		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x02, .mss = 1460), 64, 0, 0, 1360, "clamp SYN v4" },
 		{ "clamp-mss=1360", TCP6_(.tcp_flags = 0x12, .mss = 1440), 64, 0, 0, 1360,
 		  "clamp SYN-ACK v6" },
+		{ "direction=in clamp-mss=1360", TCP4_(.tcp_flags = 0x12, .mss = 1460, .dir = PKT_DIR_IN),
+		  64, 0, 0, 1360, "clamp an inbound SYN-ACK v4" },
+		{ "direction=in clamp-mss=1360", TCP6_(.tcp_flags = 0x12, .mss = 1440, .dir = PKT_DIR_IN),
+		  64, 0, 0, 1360, "clamp an inbound SYN-ACK v6" },
+		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x12, .mss = 1460, .dir = PKT_DIR_IN), 64, 0, 0,
+		  1460, "an outbound clamp leaves an inbound SYN-ACK alone" },
+		{ "direction=both set-ttl=5", UDP4_(.dir = PKT_DIR_IN), 5, 0, 0, -1,
+		  "set-ttl inbound: the value as given" },
+		{ "direction=in set-ttl=5", UDP4_(), 64, 0, 0, -1, "an inbound rule leaves outbound alone" },
 		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x02, .mss = 1460, .mss_after_nop = true), 64, 0, 0,
 		  1360, "clamp an MSS that is not 16-bit aligned" },
 		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x02, .mss = 1200), 64, 0, 0, 1200,
@@ -1861,8 +1896,10 @@ static void test_explain_packet(void)
 		int r;
 		const char *msg;
 	} cases[] = {
-		{ "proto=tcp dst=192.0.2.7 direction=in", -EOPNOTSUPP, "inbound is not available" },
-		{ "proto=tcp dst=192.0.2.7 direction=sideways", -EINVAL, "expected out" },
+		{ "proto=tcp dst=192.0.2.7 direction=in", 0, "" },
+		{ "proto=tcp dst=192.0.2.7 direction=sideways", -EINVAL, "expected out or in" },
+		{ "proto=tcp dst=192.0.2.7 direction=both", -EINVAL, "expected out or in" },
+		{ "proto=tcp dst=192.0.2.7 direction=in direction=in", -EINVAL, "given twice" },
 		{ "proto=tcp dst=192.0.2.7 verdict=drop", -EINVAL, "not a packet field" },
 		{ "proto=tcp dport=80", -EINVAL, "dst= is needed" },
 		{ "dst=192.0.2.7", -EINVAL, "proto= is needed" },
@@ -1898,6 +1935,65 @@ static void test_explain_packet(void)
 	   p.dport == 443 && p.tcp_flags == 0x12 && pkt_ttl(&p) == 3 && pkt_dscp(&p) == 46 &&
 	   p.l4_complete && !memcmp(pkt_saddr(&p), "\xc0\x00\x02\x01", 4),
 	   "explain_packet: the fields as given, src 192.0.2.1 by default");
+	ok(p.dir == PKT_DIR_OUT, "explain_packet: outbound without direction=");
+	{
+		struct chain *c = chain_of("name=in direction=in proto=tcp verdict=drop",
+					   "name=out proto=tcp verdict=accept", NULL);
+		static uint8_t fbuf[EXPLAIN_BUF_MAX];
+		struct pkt forged = { .data = fbuf, .cap = sizeof(fbuf) };
+		struct chain_explain ex;
+		size_t n = rule_split("proto=tcp dst=192.0.2.7 direction=in", words, sizeof(words), kv);
+
+		is_int(explain_packet(kv, n, buf, sizeof(buf), &p, err, sizeof(err)), 0,
+		       "explain_packet direction=in");
+		ok(p.dir == PKT_DIR_IN, "explain_packet direction=in: an inbound packet");
+		chain_explain(c, &p, &forged, &ex);
+		ok(ex.n == 1 && ex.idx[0] == 0 && ex.result == CHAIN_RESULT_DROP,
+		   "explain an inbound packet: the inbound rule only");
+		n = rule_split("proto=tcp dst=192.0.2.7 direction=out", words, sizeof(words), kv);
+		explain_packet(kv, n, buf, sizeof(buf), &p, err, sizeof(err));
+		chain_explain(c, &p, &forged, &ex);
+		ok(ex.n == 1 && ex.idx[0] == 1 && ex.result == CHAIN_RESULT_ACCEPT,
+		   "explain an outbound packet: the outbound rule only");
+		chain_unref(c);
+	}
+}
+
+/* An inbound packet's reject and reply go to its source; an outbound rule leaves it alone. */
+static void test_direction_forge(void)
+{
+	struct chain *c = chain_of("name=in-rst direction=in proto=tcp dport=22 verdict=reject "
+				   "reject-with=tcp-reset",
+				   "name=in-pong direction=in proto=icmp verdict=reply",
+				   "name=out-drop proto=tcp verdict=drop", NULL);
+	struct spec in_tcp = TCP4(.src = "198.51.100.9", .dst = "10.0.0.2", .sport = 50000,
+				  .dport = 22, .tcp_flags = 0x02, .dir = PKT_DIR_IN);
+	struct spec in_ping = PING4(.src = "198.51.100.9", .dst = "10.0.0.2", .dir = PKT_DIR_IN);
+	struct tpkt t, f;
+	uint8_t src[4];
+	int v;
+
+	if (!c) {
+		ok(0, "direction forge chain");
+		return;
+	}
+	inet_pton(AF_INET, "198.51.100.9", src);
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = (int)chain_run(c, pk(&t, in_tcp), &f.p, 1);
+	ok(v == CHAIN_FORGED && f.p.l4proto == IPPROTO_TCP && (f.p.tcp_flags & 0x04) &&
+	   !memcmp(pkt_daddr(&f.p), src, 4) && f.p.dport == 50000 && f.p.sport == 22,
+	   "reject of an inbound SYN: a reset to its source, from the port it tried");
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = (int)chain_run(c, pk(&t, in_ping), &f.p, 1);
+	ok(v == CHAIN_FORGED && f.p.icmp_type == 0 && !memcmp(pkt_daddr(&f.p), src, 4),
+	   "reply to an inbound echo request: an echo reply to its source");
+	in_tcp.dport = 23;
+	is_int(chain_run(c, pk(&t, in_tcp), &f.p, 1), CHAIN_ACCEPT,
+	       "an inbound packet no inbound rule matches: accepted (the outbound drop is not tried)");
+	in_tcp.dir = PKT_DIR_OUT;
+	is_int(chain_run(c, pk(&t, in_tcp), &f.p, 1), CHAIN_DROP,
+	       "the same packet outbound: the outbound drop");
+	chain_unref(c);
 }
 
 int main(void)
@@ -1923,5 +2019,6 @@ int main(void)
 	test_impair_inherit();
 	test_explain();
 	test_explain_packet();
+	test_direction_forge();
 	return tap_done();
 }
