@@ -823,7 +823,7 @@ static int manager_start_fastpath(struct manager *m)
 		snprintf(m->fastpath_reason, sizeof(m->fastpath_reason), "fastpath = \"off\"");
 		return 0;
 	}
-	r = fastpath_open(m->tun->ifindex, &m->fastpath, err, sizeof(err));
+	r = fastpath_open(m->tun->ifindex, PKT_DIR_OUT, &m->fastpath, err, sizeof(err));
 	if (r >= 0) {
 		r = fastpath_update(m->fastpath, m->chain, err, sizeof(err));
 		if (r < 0)
