@@ -44,14 +44,7 @@
 #include "rule.h"
 #include "util.h"
 
-#ifndef RULE_DIR_OUT
-/* Until rule.h has direction= (the direction branch): every rule is outbound. */
-static unsigned int rule_dir_mask(const struct rule *r)
-{
-	(void)r;
-	return 1u << PKT_DIR_OUT;
-}
-#endif
+_Static_assert(RULE_DIR_OUT == 1u << PKT_DIR_OUT && RULE_DIR_IN == 1u << PKT_DIR_IN, "dir_mask bits");
 
 bool fastpath_rule_in_dir(const struct rule *r, enum pkt_dir dir)
 {
