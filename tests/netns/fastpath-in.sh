@@ -214,6 +214,27 @@ $RULES"
 	WHERE_BOTH_IN=$(rule_key dscp-both where-in)
 }
 
+# --- (0) the program of each direction, without a daemon --------------------------
+# tests/helpers/fp-dir: one UDP packet through the outbound and the inbound
+# program (BPF_PROG_TEST_RUN on loopback of a namespace of its own): the
+# outbound one adds the hop and ignores the inbound rule, the inbound one
+# adds none and ignores the outbound rule; each counts its own rules.
+FP_DIR=${FP_DIR:-$(dirname "$IPMODD")/tests/helpers/fp-dir}
+if [ -x "$FP_DIR" ]; then
+	unshare -n "$FP_DIR" >"$WORKDIR/fp-dir.tap" 2>&1
+	rc=$?
+	while read -r line; do
+		case $line in
+		"ok "*) ok "fp-dir: ${line#ok * - }" ;;
+		"not ok "*) not_ok "fp-dir: ${line#not ok * - }" ;;
+		"# "*) echo "$line" ;;
+		esac
+	done <"$WORKDIR/fp-dir.tap"
+	check_eq "fp-dir exits 0 after its 17 tests" "$rc:$(grep -c '^ok' "$WORKDIR/fp-dir.tap")" "0:17"
+else
+	diag "no $FP_DIR: the programs are not tested without the daemon"
+fi
+
 # --- (1) userspace and kernel: the same packets, the same counters ---------------
 run off
 check_eq "[off] status says fastpath-in=off" "$IN_STATE" off
