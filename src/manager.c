@@ -849,6 +849,13 @@ static int manager_start_health(struct manager *m)
 	return sd_event_source_set_enabled(m->health_timer, SD_EVENT_ON);
 }
 
+/* Whether the kernel carries out rule i in either direction. */
+static bool manager_fastpath_carried(const struct manager *m, size_t i)
+{
+	return (m->fastpath && fastpath_rule_carried(m->fastpath, i)) ||
+	       (m->fastpath_in && fastpath_rule_carried(m->fastpath_in, i));
+}
+
 /*
  * Userspace sees every packet that may match a rule the kernel does not
  * carry out (the kernel hands it over untouched, and an earlier verdict
@@ -861,12 +868,6 @@ static bool rule_seen_by_userspace(void *userdata, const char *rule)
 	int i = chain_find(m->chain, rule);
 
 	return i < 0 || !manager_fastpath_carried(m, (size_t)i);
-}
-
-bool manager_fastpath_carried(const struct manager *m, size_t i)
-{
-	return (m->fastpath && fastpath_rule_carried(m->fastpath, i)) ||
-	       (m->fastpath_in && fastpath_rule_carried(m->fastpath_in, i));
 }
 
 void manager_fastpath_watch(struct manager *m)
