@@ -928,20 +928,16 @@ int manager_start_fastpath_in(struct manager *m)
 	char err[256];
 	int r = 0;
 
+	_Static_assert(CONFIG_INBOUND_MAX <= FASTPATH_IFACES_MAX, "one instance for every inbound tun");
 	if (!n)
 		return 0;
-	for (size_t k = 0; k < n && k < CONFIG_INBOUND_MAX; k++)
-		ifindex[k] = m->inbound[k].tun->ifindex;
 	if (m->cfg->fastpath == FASTPATH_OFF) {
 		snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason), "fastpath = \"off\"");
 		return 0;
 	}
-	if (n > FASTPATH_IFACES_MAX) {
-		snprintf(err, sizeof(err), "%zu inbound tuns, at most %d", n, FASTPATH_IFACES_MAX);
-		r = -E2BIG;
-	}
-	if (r >= 0)
-		r = fastpath_open(ifindex[0], PKT_DIR_IN, &m->fastpath_in, err, sizeof(err));
+	for (size_t k = 0; k < n && k < CONFIG_INBOUND_MAX; k++)
+		ifindex[k] = m->inbound[k].tun->ifindex;
+	r = fastpath_open(ifindex[0], PKT_DIR_IN, &m->fastpath_in, err, sizeof(err));
 	for (size_t k = 1; r >= 0 && k < n; k++)
 		r = fastpath_attach(m->fastpath_in, ifindex[k], err, sizeof(err));
 	if (r >= 0)
