@@ -1181,6 +1181,32 @@ static int manager_start_inbound(struct manager *m)
 	return 0;
 }
 
+/* The watch's extra repair: inbound tc filters someone removed go back. */
+static int inbound_repair(void *userdata, char *item, size_t itemlen, char *err, size_t errlen)
+{
+	struct manager *m = userdata;
+	int n = 0, r;
+
+	for (unsigned int i = 0; i < m->n_inbound; i++) {
+		struct manager_inbound *in = &m->inbound[i];
+
+		r = inbound_filter_present(in->ib);
+		if (r == 0)
+			r = inbound_reattach(in->ib, err, errlen);
+		else if (r > 0)
+			continue;
+		if (r < 0) {
+			snprintf(err + strlen(err), errlen - strlen(err), " (inbound filter on %s)",
+				 in->ifname);
+			return r;
+		}
+		snprintf(item, itemlen, "inbound tc filter on %s", in->ifname);
+		m->stats.inbound_repairs++;
+		n++;
+	}
+	return n;
+}
+
 /* Detach first (nothing more is diverted), then close the tuns. */
 static void manager_stop_inbound(struct manager *m)
 {
@@ -1441,6 +1467,8 @@ int manager_start(struct manager *m)
 	r = manager_start_inbound(m);
 	if (r < 0)
 		return r;
+	if (m->n_inbound)
+		watch_set_extra(m->watch, inbound_repair, m);
 	r = manager_start_fastpath_in(m);
 	if (r < 0)
 		return r;
