@@ -10,10 +10,12 @@
 # (set-ttl=33 arrives as 33), an outbound rule on the same packets is
 # ignored inbound, and the packets of a rule it cannot carry out (delay=)
 # went to the daemon untouched.  A trace pauses it; edits reach it at once.
+# The same again with the inbound programs as netlink tc filters
+# (failure = "closed"), which share the inbound tun's clsact qdisc with it.
 . "$(dirname "$0")/lib.sh"
 
 require_root
-require_cmd python3 tcpdump
+require_cmd python3 tcpdump tc
 : "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
 "$IPMODD" --version >/dev/null || skip_all "no ipmodd"
 setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
@@ -188,25 +190,27 @@ expected() {
 	done | sort
 }
 
-# run MODE: the fixed traffic through a daemon with fastpath = MODE; files
-# named after MODE.
+# run MODE [TAG FAILURE]: the fixed traffic through a daemon with fastpath =
+# MODE (and routing.failure = FAILURE); files named after TAG.
 run() {
-	local mode=$1 i
-	FASTPATH=$mode write_config "$WORKDIR/$mode.conf" "inbound = { interfaces = [ \"veth0\" ]; };
+	local mode=$1 tag=${2:-$1} i
+	FASTPATH=$mode write_config "$WORKDIR/$tag.conf" "inbound = { interfaces = [ \"veth0\" ]; };
 $RULES"
-	check "[$mode] ipmodd starts with inbound = veth0" start_ipmodd "$WORKDIR/$mode.conf"
+	[ -n "${3:-}" ] && sed -i "s/^routing = {/routing = { failure = \"$3\";/" "$WORKDIR/$tag.conf"
+	check "[$tag] ipmodd starts with inbound = veth0" start_ipmodd "$WORKDIR/$tag.conf"
 	for i in $(seq 100); do
 		hx test -e "/sys/class/net/$INTUN" && break
 		sleep 0.05
 	done
-	pcap_start "$mode" "$HOST_NS" veth0 "src host $PEER4 or src host $PEER6"
+	pcap_start "$tag" "$HOST_NS" veth0 "src host $PEER4 or src host $PEER6"
 	send_fixed $PORTS
-	pcap_stop "$mode"
-	summary "$WORKDIR/$mode.pcap" >"$WORKDIR/$mode.sum"
-	rule_counts >"$WORKDIR/$mode.rules"
-	ctl --json status >"$WORKDIR/$mode.status.json"
-	ctl --json rules >"$WORKDIR/$mode.rules.json"
+	pcap_stop "$tag"
+	summary "$WORKDIR/$tag.pcap" >"$WORKDIR/$tag.sum"
+	rule_counts >"$WORKDIR/$tag.rules"
+	ctl --json status >"$WORKDIR/$tag.status.json"
+	ctl --json rules >"$WORKDIR/$tag.rules.json"
 	IN_STATE=$(status_key fastpath-in)
+	IN_ATTACH=$(status_key inbound-attach)
 	IN_HANDLED=$(status_key fastpath-in-handled)
 	IN_DROPPED=$(status_key fastpath-in-dropped)
 	IN_PUNTED=$(status_key fastpath-in-punted)
@@ -328,5 +332,20 @@ check_eq "[edit] the inbound program now carries out 7 rules" "$(status_key fast
 stop_ipmodd
 check_eq "[on] ipmodd exits 0" "$?" 0
 check "the inbound tun is gone after the stop" bash -c "! ip netns exec $HOST_NS test -e /sys/class/net/$INTUN"
+
+# --- (3) the inbound programs as netlink tc filters (failure = "closed") ---------
+# The inbound tun's clsact qdisc then holds reinject_in (ingress) and the
+# fast path (egress): both work, and each goes without taking the other.
+run on tc closed
+check_eq "[tc] the inbound programs are tc filters" "$IN_ATTACH" tc
+check_eq "[tc] fastpath-in=on" "$IN_STATE" on
+check_eq "[tc] the same packets, byte for byte, as with fastpath = off" \
+	"$(cat "$WORKDIR/tc.sum")" "$(cat "$WORKDIR/off.sum")"
+check_eq "[tc] the same per-rule counters" "$(cat "$WORKDIR/tc.rules")" "$(cat "$WORKDIR/off.rules")"
+check_eq "[tc] the inbound program sent on the same packets" "$IN_HANDLED" 32
+stop_ipmodd
+check_eq "[tc] ipmodd exits 0" "$?" 0
+check_eq "[tc] no tc filter left on veth0's ingress" \
+	"$(hx tc filter show dev veth0 ingress 2>/dev/null | wc -l)" 0
 
 done_testing
