@@ -210,7 +210,7 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 		break;
 	case CTLCLI_EXPLAIN:
 		fprintf(f, "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
-			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out.\n"
+			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out|in.\n"
 			   "Nothing is sent: the running chain is walked for a packet built from them.\n"
 			   "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n");
 		break;
@@ -844,8 +844,8 @@ static void rules_view_free(struct rules_view *v)
 static bool is_match_key(const char *key, size_t len)
 {
 	static const char *const keys[] = {
-		"family", "proto", "src", "dst", "sport", "dport", "icmp-type", "icmp-code",
-		"tcp-flags", "ttl", "length", "dscp", "probability",
+		"direction", "family", "proto", "src", "dst", "sport", "dport", "icmp-type",
+		"icmp-code", "tcp-flags", "ttl", "length", "dscp", "probability",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
@@ -1737,11 +1737,12 @@ static int run_capture(const struct ctlcli *c)
 		ret = EXIT_FAIL;
 	}
 	if (json)
-		fprintf(stderr, "{\"packets\":%" PRIu64 ",\"lost\":%" PRIu64 "}\n", pc.packets,
-			pc.dropped);
+		fprintf(stderr, "{\"packets\":%" PRIu64 ",\"out\":%" PRIu64 ",\"in\":%" PRIu64
+			",\"lost\":%" PRIu64 "}\n", pc.packets, pc.outbound, pc.inbound, pc.dropped);
 	else
-		fprintf(stderr, "%" PRIu64 " packet%s captured, %" PRIu64 " lost\n", pc.packets,
-			pc.packets == 1 ? "" : "s", pc.dropped);
+		fprintf(stderr, "%" PRIu64 " packet%s captured (%" PRIu64 " out, %" PRIu64 " in), %"
+			PRIu64 " lost\n", pc.packets, pc.packets == 1 ? "" : "s", pc.outbound,
+			pc.inbound, pc.dropped);
 out:
 	if (fd >= 0)
 		close(fd);

@@ -631,6 +631,7 @@ static int cmd_explain(struct manager *m, struct control_client *cl,
 		ctl_reply_addf(reply, "tcp-flags", "0x%02x", p.tcp_flags);
 	ctl_reply_add_u64(reply, "ttl", pkt_ttl(&p));
 	ctl_reply_add_u64(reply, "len", p.len);
+	ctl_reply_add(reply, "direction", p.dir == PKT_DIR_IN ? "in" : "out");
 
 	forged = (struct pkt){ .data = fbuf, .cap = EXPLAIN_BUF_MAX };
 	chain_explain(m->chain, &p, &forged, &ex);

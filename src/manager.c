@@ -425,7 +425,9 @@ static void manager_split(struct manager_path *path, const struct pkt *p, const 
 	path->can_defer = false;
 	for (unsigned int k = 0; k < pkt_segs(p); k++) {
 		n = gso_segment(p, g, k, seg, PKT_MAX);
-		s = (struct pkt){ .data = seg, .len = n < 0 ? 0 : (size_t)n, .cap = PKT_MAX };
+		/* A segment travels the way its super-packet does. */
+		s = (struct pkt){ .data = seg, .len = n < 0 ? 0 : (size_t)n, .cap = PKT_MAX,
+				  .dir = p->dir };
 		/* gso_parse() vouched for every segment: this would be a bug, counted, not sent. */
 		if (n < 0 || pkt_parse(&s) != PKT_OK) {
 			m->stats.malformed[PKT_BAD_VNET]++;
