@@ -298,6 +298,20 @@ else
 	diag "no python3 jsonschema: the schema is not checked"
 fi
 
+# explain: the fast path of the packet's direction.
+explain_where() {
+	ctl --json explain "$@" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d.get("where"), d.get("where-reason", "-"))'
+}
+check_eq "[on] explain direction=in dport=9101: the kernel" \
+	"$(explain_where direction=in src=$PEER4 dst=$HOST4 proto=udp dport=9101)" "kernel -"
+check_eq "[on] explain direction=in dport=9108: the daemon, for slow-udp" \
+	"$(explain_where direction=in src=$PEER4 dst=$HOST4 proto=udp dport=9108)" "daemon rule slow-udp: impairs"
+check_eq "[on] explain direction=out dport=9108 (slow-udp is inbound only): the kernel" \
+	"$(explain_where direction=out dst=$PEER4 proto=udp dport=9108)" "kernel -"
+
 # --- (2) a trace pauses the inbound program; an edit reaches it at once ------------
 ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" trace >"$WORKDIR/trace.out" 2>&1 &
 TRACE_PID=$!
