@@ -778,7 +778,8 @@ struct rules_view {
 static bool is_known_rule_key(const char *key)
 {
 	return !strcmp(key, "index") || !strcmp(key, "spec") || !strcmp(key, "packets") ||
-	       !strcmp(key, "bytes") || !strcmp(key, "where") || !strcmp(key, "where-reason");
+	       !strcmp(key, "bytes") || !strcmp(key, "where") || !strcmp(key, "where-reason") ||
+	       !strcmp(key, "where-in") || !strcmp(key, "where-in-reason");
 }
 
 static const char *row_get(const struct rule_row *row, const char *key)
@@ -939,13 +940,22 @@ static int field_width(const char *s, int width)
 	return len > width ? len : width;
 }
 
-/* "kernel", "daemon", or "daemon (why)". */
+/*
+ * "kernel", "daemon", or "daemon (why)"; for a rule of both directions
+ * that runs in different places, "out: ..., in: ...".
+ */
 static const char *row_where(const struct rule_row *row, char *buf, size_t len)
 {
 	const char *w = row_get(row, "where"), *why = row_get(row, "where-reason");
+	const char *wi = row_get(row, "where-in"), *whyi = row_get(row, "where-in-reason");
 
 	if (!w)
 		return "-";
+	if (wi && (strcmp(w, wi) || !why != !whyi || (why && strcmp(why, whyi)))) {
+		snprintf(buf, len, "out: %s%s%s%s, in: %s%s%s%s", w, why ? " (" : "", why ? why : "",
+			 why ? ")" : "", wi, whyi ? " (" : "", whyi ? whyi : "", whyi ? ")" : "");
+		return buf;
+	}
 	if (!why)
 		return w;
 	snprintf(buf, len, "%s (%s)", w, why);

@@ -95,6 +95,8 @@ struct manager *manager_free(struct manager *m)
 	m->monitor = monitor_free(m->monitor);
 	/* Its own teardown is no event for the watch. */
 	m->watch = watch_free(m->watch);
+	/* Off the inbound tuns' egress before they go. */
+	m->fastpath_in = fastpath_close(m->fastpath_in);
 	/* Before the impairment queue's destinations and the routing go. */
 	manager_stop_inbound(m);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
@@ -706,6 +708,16 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 				  m->fastpath_reason);
 		}
 	}
+	if (m->fastpath_in) {
+		r = fastpath_update(m->fastpath_in, chain, err, sizeof(err));
+		if (r < 0) {
+			m->fastpath_in = fastpath_close(m->fastpath_in);
+			snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason),
+				 "updating the rules failed: %s", err);
+			log_error("inbound eBPF fast path: %s; every inbound packet takes the userspace "
+				  "path from now on", m->fastpath_in_reason);
+		}
+	}
 	n = impair_queue_flush_pick(&m->impair_queue, impair_owner_gone, NULL, chain);
 	if (n) {
 		m->stats.impair_flushed += n;
@@ -839,6 +851,13 @@ static int manager_start_health(struct manager *m)
 	return sd_event_source_set_enabled(m->health_timer, SD_EVENT_ON);
 }
 
+/* Whether the kernel carries out rule i in either direction. */
+static bool manager_fastpath_carried(const struct manager *m, size_t i)
+{
+	return (m->fastpath && fastpath_rule_carried(m->fastpath, i)) ||
+	       (m->fastpath_in && fastpath_rule_carried(m->fastpath_in, i));
+}
+
 /*
  * Userspace sees every packet that may match a rule the kernel does not
  * carry out (the kernel hands it over untouched, and an earlier verdict
@@ -850,14 +869,17 @@ static bool rule_seen_by_userspace(void *userdata, const char *rule)
 	struct manager *m = userdata;
 	int i = chain_find(m->chain, rule);
 
-	return i < 0 || !fastpath_rule_carried(m->fastpath, (size_t)i);
+	return i < 0 || !manager_fastpath_carried(m, (size_t)i);
 }
 
 void manager_fastpath_watch(struct manager *m)
 {
+	bool on = !monitor_wants_unseen(m->monitor, rule_seen_by_userspace, m);
+
 	if (m->fastpath)
-		fastpath_set_enabled(m->fastpath,
-				     !monitor_wants_unseen(m->monitor, rule_seen_by_userspace, m));
+		fastpath_set_enabled(m->fastpath, on);
+	if (m->fastpath_in)
+		fastpath_set_enabled(m->fastpath_in, on);
 }
 
 /*
@@ -874,7 +896,7 @@ static int manager_start_fastpath(struct manager *m)
 		snprintf(m->fastpath_reason, sizeof(m->fastpath_reason), "fastpath = \"off\"");
 		return 0;
 	}
-	r = fastpath_open(m->tun->ifindex, &m->fastpath, err, sizeof(err));
+	r = fastpath_open(m->tun->ifindex, PKT_DIR_OUT, &m->fastpath, err, sizeof(err));
 	if (r >= 0) {
 		r = fastpath_update(m->fastpath, m->chain, err, sizeof(err));
 		if (r < 0)
@@ -896,6 +918,46 @@ static int manager_start_fastpath(struct manager *m)
 	fastpath_info(m->fastpath, &fi);
 	log_info("eBPF fast path on %s: the kernel carries out %zu of the first %zu rules%s",
 		 m->tun->name, fi.rules, fi.rules + fi.punts,
+		 fi.whole ? "" : ", the rest of the chain is left to userspace");
+	return 0;
+}
+
+int manager_start_fastpath_in(struct manager *m)
+{
+	int ifindex[CONFIG_INBOUND_MAX];
+	size_t n = m->n_inbound;
+	struct fastpath_info fi;
+	char err[256];
+	int r = 0;
+
+	_Static_assert(CONFIG_INBOUND_MAX <= FASTPATH_IFACES_MAX, "one instance for every inbound tun");
+	if (!n)
+		return 0;
+	if (m->cfg->fastpath == FASTPATH_OFF) {
+		snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason), "fastpath = \"off\"");
+		return 0;
+	}
+	for (size_t k = 0; k < n && k < CONFIG_INBOUND_MAX; k++)
+		ifindex[k] = m->inbound[k].tun->ifindex;
+	r = fastpath_open(ifindex[0], PKT_DIR_IN, &m->fastpath_in, err, sizeof(err));
+	for (size_t k = 1; r >= 0 && k < n; k++)
+		r = fastpath_attach(m->fastpath_in, ifindex[k], err, sizeof(err));
+	if (r >= 0)
+		r = fastpath_update(m->fastpath_in, m->chain, err, sizeof(err));
+	if (r < 0) {
+		m->fastpath_in = fastpath_close(m->fastpath_in);
+		snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason), "%s", err);
+		if (m->cfg->fastpath == FASTPATH_ON)
+			return log_errno(LOG_ERR, r, "%s: fastpath = \"on\", but the inbound eBPF fast "
+					 "path is unavailable: %s", m->cfg->path, err);
+		log_notice("inbound eBPF fast path unavailable, every inbound packet takes the "
+			   "userspace path: %s", err);
+		return 0;
+	}
+	manager_fastpath_watch(m);
+	fastpath_info(m->fastpath_in, &fi);
+	log_info("inbound eBPF fast path on %zu inbound tun%s: the kernel carries out %zu of the "
+		 "first %zu inbound rules%s", n, n == 1 ? "" : "s", fi.rules, fi.rules + fi.punts,
 		 fi.whole ? "" : ", the rest of the chain is left to userspace");
 	return 0;
 }
@@ -1424,6 +1486,9 @@ int manager_start(struct manager *m)
 		return r;
 	if (m->n_inbound)
 		watch_set_extra(m->watch, inbound_repair, m);
+	r = manager_start_fastpath_in(m);
+	if (r < 0)
+		return r;
 	r = manager_start_health(m);
 	if (r < 0)
 		return r;
