@@ -78,16 +78,6 @@ struct chain {
 	struct rule rules[];
 };
 
-/* splitmix64 (Steele, Lea, Flood): one add and two multiplies, good enough for probability=. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static int name_ref_cmp(const void *a, const void *b)
 {
 	const struct name_ref *x = a, *y = b;
@@ -1006,7 +996,7 @@ static uint64_t prob_draw(struct chain *c, const struct rule_match *m)
 	if (at >= base && i < c->n && c->slot[i].flow != NO_FLOW &&
 	    c->flows[c->slot[i].flow].seeded)
 		return impair_rng_next(&c->flows[c->slot[i].flow].rng) >> 11;
-	return rng_next(&c->rng) >> 11;
+	return splitmix64(&c->rng) >> 11;
 }
 
 /* p's direction as a RULE_DIR_* bit; anything but PKT_DIR_IN is out, as the index has it. */

@@ -12,17 +12,9 @@
 
 #include "impair.h"
 #include "tracelink.h"
+#include "util.h"
 
 /* ---- random numbers ------------------------------------------------------ */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 void impair_rng_seed(struct impair_rng *g, uint64_t seed)
 {

@@ -134,4 +134,33 @@ static inline void strbuf_ms(struct strbuf *b, uint64_t us)
 	strbuf_printf(b, ".%0*u", (int)digits, frac);
 }
 
+/*
+ * The one error formatter of the library modules: err = the message
+ * (truncated to errlen; err may be NULL), returns r, a -errno.  ERR_MAX is
+ * the size every caller's error buffer has.
+ */
+#define ERR_MAX 512
+
+static inline _printf_(4, 5) int err_set(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* splitmix64 (Steele, Lea, Flood): the one seed expander and cheap generator. */
+static inline uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
 #endif
