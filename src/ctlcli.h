@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ctlproto.h"
+#include "pcapng.h"
 
 enum ctlcli_cmd {
 	CTLCLI_STATUS,
@@ -153,38 +154,5 @@ bool ctlcli_json_is_number(const char *s);
  * words); "rules" is always there.  Returns the length written or -ENOSPC.
  */
 int ctlcli_trace_json(const char *words, char *out, size_t outlen);
-
-/*
- * Counts the packets of a pcapng stream fed in chunks of any size: Enhanced
- * Packet Blocks, those whose epb_flags say inbound (1) or outbound (2), and
- * the sum of their epb_dropcount options.  Block bodies are skipped, not
- * stored.
- */
-#define PCAPNG_BLOCK_MAX (1u << 20)	/* a longer block is taken for garbage */
-
-struct pcapng_counter {
-	uint64_t packets;	/* Enhanced Packet Blocks */
-	uint64_t dropped;	/* sum of their epb_dropcount */
-	uint64_t inbound;	/* of the packets, epb_flags direction inbound */
-	uint64_t outbound;	/* ... outbound */
-	uint64_t offset;	/* bytes fed */
-
-	int state;
-	int err;		/* sticky, 0 or -EBADMSG */
-	const char *why;
-	bool big_endian;	/* of the current section */
-	bool in_section;	/* a Section Header Block was seen */
-	uint32_t block_len;	/* of the current block */
-	uint32_t left;		/* bytes of the current block not yet fed */
-	uint32_t skip;		/* bytes to pass over before the next field */
-	uint8_t buf[20];	/* a field being gathered */
-	size_t have, want;
-};
-
-void pcapng_counter_init(struct pcapng_counter *c);
-/* Returns 0, or -EBADMSG (sticky; c->why says why, c->offset is near where). */
-int pcapng_counter_feed(struct pcapng_counter *c, const void *data, size_t len);
-/* Whether the stream stopped in the middle of a block. */
-bool pcapng_counter_partial(const struct pcapng_counter *c);
 
 #endif

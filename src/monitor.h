@@ -17,6 +17,7 @@
 #include "chain.h"
 #include "ctlproto.h"
 #include "packet.h"
+#include "pcapng.h"
 #include "rule.h"
 
 #define MONITOR_LINE_MAX 768		/* one trace line, "trace=" and '\n' included */
@@ -119,24 +120,5 @@ void monitor_event(struct monitor *m, const struct monitor_event *ev);
  * to 3 decimals (0 for a copy that goes at once).
  */
 size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *ev);
-
-/*
- * pcapng: one interface "ipmodd" of raw IP packets, microsecond timestamps.
- * Each packet says which way it travels in its epb_flags direction bits
- * (struct pkt's dir: inbound 1, outbound 2, as the pcapng spec has them; a
- * reply or reject forged to a packet goes the other way),
- * which side of the chain it shows in a comment ("before", "after");
- * epb_dropcount counts the packets lost before it.  One
- * interface only: libpcap refuses a second one of the same raw link type.
- */
-#define PCAPNG_LINKTYPE_RAW 101
-#define PCAPNG_HEADER_LEN (28 + 36)
-#define PCAPNG_EPB_MAX (28 + 65536 + 8 + 12 + 12 + 4 + 4)
-
-/* The section header and the interface; returns PCAPNG_HEADER_LEN. */
-size_t pcapng_header(uint8_t *buf, uint32_t snaplen);
-/* One Enhanced Packet Block of a packet of direction dir (enum pkt_dir); returns its length. */
-size_t pcapng_epb(uint8_t *buf, bool after, unsigned int dir, uint64_t time_ns,
-		  const uint8_t *data, size_t len, uint32_t snaplen, uint64_t dropcount);
 
 #endif

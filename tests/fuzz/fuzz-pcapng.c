@@ -8,14 +8,14 @@
  * blocks in the input.
  *
  * By hand: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
- *	tests/fuzz/fuzz-pcapng.c src/ctlcli.c src/ctlproto.c -o fuzz-pcapng
+ *	tests/fuzz/fuzz-pcapng.c src/pcapng.c -o fuzz-pcapng
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctlcli.h"
+#include "pcapng.h"
 
 #define check(cond)                    \
 	do {                           \
