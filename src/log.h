@@ -7,6 +7,11 @@
 #ifndef IPMODD_LOG_H
 #define IPMODD_LOG_H
 
+/* The library (libipmod.a, see Makefile.am) returns codes; it never logs. */
+#ifdef IPMOD_LIBRARY
+#error "log.h (or manager.h) in a library module: only the daemon's top layer logs"
+#endif
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
