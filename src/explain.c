@@ -11,20 +11,6 @@
 #include "explain.h"
 #include "util.h"
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
 static const char *const allowed[] = {
 	"family", "proto", "src", "dst", "sport", "dport", "icmp-type", "icmp-code",
 	"tcp-flags", "ttl", "length", "dscp",
@@ -67,38 +53,40 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 	int ret;
 
 	if (cap < EXPLAIN_BUF_MAX)
-		return fail(err, errlen, -EINVAL, "buffer too small");
+		return err_set(err, errlen, -EINVAL, "buffer too small");
 	if (n > EXPLAIN_FIELDS_MAX)
-		return fail(err, errlen, -E2BIG, "too many fields (at most %d)", EXPLAIN_FIELDS_MAX);
+		return err_set(err, errlen, -E2BIG,
+			       "too many fields (at most %d)", EXPLAIN_FIELDS_MAX);
 	for (size_t i = 0; i < n; i++) {
 		const char *key = field_key(kv[i].key);
 
 		/* The way the packet travels: which rules see it (direction=). */
 		if (!strcmp(kv[i].key, "direction")) {
 			if (have_dir)
-				return fail(err, errlen, -EINVAL, "direction: given twice");
+				return err_set(err, errlen, -EINVAL, "direction: given twice");
 			have_dir = true;
 			if (!strcasecmp(kv[i].value, "out"))
 				dir = PKT_DIR_OUT;
 			else if (!strcasecmp(kv[i].value, "in"))
 				dir = PKT_DIR_IN;
 			else
-				return fail(err, errlen, -EINVAL, "direction=%s: expected out or in",
-					    kv[i].value);
+				return err_set(err, errlen, -EINVAL,
+					       "direction=%s: expected out or in",
+					       kv[i].value);
 			continue;
 		}
 		if (!key)
-			return fail(err, errlen, -EINVAL,
-				    "'%s' is not a packet field (proto src dst sport dport flags "
-				    "icmp-type icmp-code ttl dscp len family direction)", kv[i].key);
+			return err_set(err, errlen, -EINVAL,
+				       "'%s' is not a packet field (proto src dst sport dport flags "
+				       "icmp-type icmp-code ttl dscp len family direction)", kv[i].key);
 		have_dst |= !strcmp(key, "dst");
 		have_proto |= !strcmp(key, "proto");
 		k[nk++] = (struct rule_kv){ key, kv[i].value };
 	}
 	if (!have_dst)
-		return fail(err, errlen, -EINVAL, "dst= is needed");
+		return err_set(err, errlen, -EINVAL, "dst= is needed");
 	if (!have_proto)
-		return fail(err, errlen, -EINVAL, "proto= is needed");
+		return err_set(err, errlen, -EINVAL, "proto= is needed");
 	/* A rule must do something; the verdict is no field of the packet. */
 	k[nk++] = (struct rule_kv){ "name", "explain" };
 	k[nk++] = (struct rule_kv){ "verdict", "accept" };
@@ -108,23 +96,23 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 	m = &r->m;
 	ret = -EINVAL;
 	if (m->flags & (RULE_M_SRC_NOT | RULE_M_DST_NOT | RULE_M_SPORT_NOT | RULE_M_DPORT_NOT)) {
-		fail(err, errlen, ret, "a field is one value: no '!'");
+		err_set(err, errlen, ret, "a field is one value: no '!'");
 		goto out;
 	}
 	if (m->sport_lo != m->sport_hi || m->dport_lo != m->dport_hi || m->ttl_lo != m->ttl_hi ||
 	    m->len_lo != m->len_hi) {
-		fail(err, errlen, ret, "a field is one value: no range");
+		err_set(err, errlen, ret, "a field is one value: no range");
 		goto out;
 	}
 	v6 = m->family == AF_INET6 || (m->flags & RULE_M_ICMP6_TYPE) ||
 	     (m->proto == IPPROTO_ICMPV6 && m->family != AF_INET);
 	if (!full_prefix(&m->dst, v6 ? AF_INET6 : AF_INET) ||
 	    ((m->flags & RULE_M_SRC) && !full_prefix(&m->src, v6 ? AF_INET6 : AF_INET))) {
-		fail(err, errlen, ret, "src= and dst= are addresses, not prefixes");
+		err_set(err, errlen, ret, "src= and dst= are addresses, not prefixes");
 		goto out;
 	}
 	if ((m->flags & RULE_M_TCP_FLAGS) && m->tcp_mask != m->tcp_set) {
-		fail(err, errlen, ret, "flags= lists the flags set, without '!'");
+		err_set(err, errlen, ret, "flags= lists the flags set, without '!'");
 		goto out;
 	}
 
@@ -145,7 +133,8 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 	len = ip_hlen + l4_hlen;
 	if (m->flags & RULE_M_LENGTH) {
 		if (m->len_lo < len) {
-			fail(err, errlen, ret, "len=%u: the headers alone are %zu bytes", m->len_lo, len);
+			err_set(err, errlen, ret,
+				"len=%u: the headers alone are %zu bytes", m->len_lo, len);
 			goto out;
 		}
 		len = m->len_lo;
@@ -206,8 +195,8 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 	*p = (struct pkt){ .data = buf, .len = len, .cap = cap, .dir = dir };
 	ret = pkt_parse(p);
 	if (ret != 0) {
-		fail(err, errlen, -EINVAL, "the packet built does not parse (%s)",
-		     pkt_class_name(ret));
+		err_set(err, errlen, -EINVAL, "the packet built does not parse (%s)",
+			pkt_class_name(ret));
 		ret = -EINVAL;
 		goto out;
 	}

@@ -34,16 +34,6 @@ struct monitor {
 
 /* --- requests --------------------------------------------------------------- */
 
-static _printf_(3, 4) int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 static int parse_u64(const char *s, uint64_t max, uint64_t *ret)
 {
 	unsigned long long v;
@@ -62,7 +52,7 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *ret)
 static int set_rule_name(struct monitor_opts *o, const char *name, char *err, size_t errlen)
 {
 	if (strlen(name) >= sizeof(o->rule) || !*name)
-		return bad(err, errlen, "rule name '%s' is empty or too long", name);
+		return err_set(err, errlen, -EINVAL, "rule name '%s' is empty or too long", name);
 	memcpy(o->rule, name, strlen(name) + 1);
 	return 0;
 }
@@ -73,7 +63,7 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 	static const char only_matches[] =
 		"trace filter: only match keys are allowed (no name=, probability=, actions or verdicts)";
 	struct rule_kv kv[RULE_KV_MAX];
-	char msg[256], words[RULE_FORMAT_MAX];
+	char msg[ERR_MAX], words[RULE_FORMAT_MAX];
 	bool has_direction = false;
 	size_t n = 0, badi;
 	int r;
@@ -89,9 +79,10 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 		}
 		/* distribution=@FILE would have the daemon read a file for a trace client. */
 		if (strcmp(pr->key, "verdict") == 0 || strcmp(pr->key, "distribution") == 0)
-			return bad(err, errlen, "%s", only_matches);
+			return err_set(err, errlen, -EINVAL, "%s", only_matches);
 		if (n == ARRAY_SIZE(kv) - 1)
-			return bad(err, errlen, "too many filter keys (at most %d)", RULE_KV_MAX - 1);
+			return err_set(err, errlen, -EINVAL,
+				       "too many filter keys (at most %d)", RULE_KV_MAX - 1);
 		has_direction |= strcmp(pr->key, "direction") == 0;
 		kv[n++] = (struct rule_kv){ pr->key, pr->value };
 	}
@@ -101,7 +92,7 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 	kv[n++] = (struct rule_kv){ "verdict", "accept" };
 	r = rule_parse(kv, n, &o->filter, &badi, msg, sizeof(msg));
 	if (r < 0)
-		return r == -EINVAL ? bad(err, errlen, "trace filter: %s", msg) : r;
+		return r == -EINVAL ? err_set(err, errlen, -EINVAL, "trace filter: %s", msg) : r;
 	/* A rule is outbound unless it says; a filter without direction= sees both. */
 	if (!has_direction)
 		o->filter->dir_mask = RULE_DIR_BOTH;
@@ -111,7 +102,7 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 	    (o->filter->m.flags & RULE_M_PROBABILITY) || rule_name(o->filter)[0]) {
 		rule_free(o->filter);
 		o->filter = NULL;
-		return bad(err, errlen, "%s", only_matches);
+		return err_set(err, errlen, -EINVAL, "%s", only_matches);
 	}
 	return 0;
 }
@@ -140,19 +131,23 @@ static int parse_capture(const struct ctl_request *req, struct monitor_opts *o, 
 			else if (strcmp(pr->value, "both") == 0)
 				o->when = MONITOR_BEFORE | MONITOR_AFTER;
 			else
-				return bad(err, errlen, "when: '%s': expected before, after or both",
-					   pr->value);
+				return err_set(err, errlen, -EINVAL,
+					       "when: '%s': expected before, after or both",
+					       pr->value);
 		} else if (strcmp(pr->key, "count") == 0) {
 			if (parse_u64(pr->value, UINT64_MAX, &o->count) < 0)
-				return bad(err, errlen, "count: '%s': expected a number of packets",
-					   pr->value);
+				return err_set(err, errlen, -EINVAL,
+					       "count: '%s': expected a number of packets",
+					       pr->value);
 		} else if (strcmp(pr->key, "snaplen") == 0) {
 			if (parse_u64(pr->value, MONITOR_SNAPLEN_DEFAULT, &v) < 0 || v == 0)
-				return bad(err, errlen, "snaplen: '%s': expected 1..%d", pr->value,
-					   MONITOR_SNAPLEN_DEFAULT);
+				return err_set(err, errlen, -EINVAL,
+					       "snaplen: '%s': expected 1..%d", pr->value,
+					       MONITOR_SNAPLEN_DEFAULT);
 			o->snaplen = (uint32_t)v;
 		} else {
-			return bad(err, errlen, "unknown capture option '%s'", pr->key);
+			return err_set(err, errlen, -EINVAL,
+				       "unknown capture option '%s'", pr->key);
 		}
 	}
 	return 0;
@@ -166,14 +161,14 @@ int monitor_opts_parse(const struct ctl_request *req, struct monitor_opts *o, ch
 	memset(o, 0, sizeof(*o));
 	if (strcmp(req->command, "trace") == 0) {
 		if (strcmp(req->arg, "1") != 0)
-			return bad(err, errlen, "expected trace=1");
+			return err_set(err, errlen, -EINVAL, "expected trace=1");
 		o->kind = MONITOR_TRACE;
 		r = parse_trace(req, o, err, errlen);
 	} else if (strcmp(req->command, "capture") == 0) {
 		o->kind = MONITOR_CAPTURE;
 		r = parse_capture(req, o, err, errlen);
 	} else {
-		r = bad(err, errlen, "not a trace or capture request");
+		r = err_set(err, errlen, -EINVAL, "not a trace or capture request");
 	}
 	if (r < 0)
 		monitor_opts_done(o);

@@ -27,18 +27,6 @@
 #define PROBE_MAX (40 + 8 + PROBE_PAYLOAD)
 #define PROBE_READS 64		/* datagrams read per wake-up */
 
-static _printf_(4, 5) int probe_error(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
 static const char *family_name(int family)
 {
 	return family == AF_INET ? "IPv4" : "IPv6";
@@ -123,7 +111,7 @@ int probe_target(int family, int tun_ifindex, struct probe_target *ret, char *er
 
 	r = nl_open(&nl);
 	if (r < 0)
-		return probe_error(err, errlen, r, "open rtnetlink socket: %s", strerror(-r));
+		return err_set(err, errlen, r, "open rtnetlink socket: %s", strerror(-r));
 	for (int attempt = 0; attempt < 4; attempt++) {
 		memset(&d.best, 0, sizeof(d.best));
 		d.found = false;
@@ -132,26 +120,26 @@ int probe_target(int family, int tun_ifindex, struct probe_target *ret, char *er
 			break;
 	}
 	if (r < 0) {
-		probe_error(err, errlen, r, "dump the main table (%s): %s", family_name(family),
-			    strerror(-r));
+		err_set(err, errlen, r, "dump the main table (%s): %s", family_name(family),
+			strerror(-r));
 		goto out;
 	}
 	if (!d.found) {
-		r = probe_error(err, errlen, -ENETUNREACH,
-				"no default route in the main table (%s)", family_name(family));
+		r = err_set(err, errlen, -ENETUNREACH,
+			    "no default route in the main table (%s)", family_name(family));
 		goto out;
 	}
 	t.oif = d.best.oif;
 	r = nl_link_get(nl, t.oif, NULL, &info);
 	if (r < 0) {
-		probe_error(err, errlen, r, "get link %d: %s", t.oif, strerror(-r));
+		err_set(err, errlen, r, "get link %d: %s", t.oif, strerror(-r));
 		goto out;
 	}
 	memcpy(t.oif_name, info.name, sizeof(t.oif_name));
 	if (!(info.flags & IFF_UP) || !(info.flags & IFF_RUNNING)) {
-		r = probe_error(err, errlen, -ENETDOWN, "%s, the default route's device (%s), is %s",
-				t.oif_name, family_name(family),
-				info.flags & IFF_UP ? "without carrier" : "down");
+		r = err_set(err, errlen, -ENETDOWN, "%s, the default route's device (%s), is %s",
+			    t.oif_name, family_name(family),
+			    info.flags & IFF_UP ? "without carrier" : "down");
 		goto out;
 	}
 	/* A link-local gateway cannot be the destination of a forwarded packet. */
@@ -165,8 +153,8 @@ int probe_target(int family, int tun_ifindex, struct probe_target *ret, char *er
 	memcpy(t.nexthop, d.best.has_gateway ? d.best.gateway : t.dst, family == AF_INET ? 4 : 16);
 	r = pick_source(&t);
 	if (r < 0) {
-		probe_error(err, errlen, r, "pick a source address (%s): %s", family_name(family),
-			    strerror(-r));
+		err_set(err, errlen, r, "pick a source address (%s): %s", family_name(family),
+			strerror(-r));
 		goto out;
 	}
 	*ret = t;
@@ -347,10 +335,10 @@ static bool probe_unresolved(const struct probe_target *t, char *err, size_t err
 	if (r < 0 || !(state & (NUD_INCOMPLETE | NUD_FAILED)))
 		return false;
 	inet_ntop(t->family, t->nexthop, a, sizeof(a));
-	probe_error(err, errlen, -EHOSTUNREACH,
-		    "not seen leaving, and the next hop %s on %s does not answer %s (%s)", a,
-		    t->oif_name, t->family == AF_INET ? "ARP" : "neighbour discovery",
-		    state & NUD_FAILED ? "failed" : "incomplete");
+	err_set(err, errlen, -EHOSTUNREACH,
+		"not seen leaving, and the next hop %s on %s does not answer %s (%s)", a,
+		t->oif_name, t->family == AF_INET ? "ARP" : "neighbour discovery",
+		state & NUD_FAILED ? "failed" : "incomplete");
 	return true;
 }
 
@@ -366,43 +354,43 @@ int probe_run(struct tun *tun, const struct probe_target *t, struct probe_result
 	int len, r;
 
 	if (tun->hdrlen > GSO_HDR_LEN)
-		return probe_error(err, errlen, -EINVAL, "a virtio-net header of %zu bytes",
-				   tun->hdrlen);
+		return err_set(err, errlen, -EINVAL, "a virtio-net header of %zu bytes",
+			       tun->hdrlen);
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
-		return probe_error(err, errlen, -EIO, "getrandom failed");
+		return err_set(err, errlen, -EIO, "getrandom failed");
 	id = (uint16_t)(nonce >> 48) | 1;
 	/* From the ephemeral range, never a listening service's port. */
 	sport = (uint16_t)(49152 + (nonce >> 32) % 16384);
 	len = probe_build(t, sport, id, nonce, pkt, PROBE_MAX);
 	if (len < 0)
-		return probe_error(err, errlen, len, "build the probe: %s", strerror(-len));
+		return err_set(err, errlen, len, "build the probe: %s", strerror(-len));
 	memset(buf, 0, tun->hdrlen);
 
 	fd = watch_open(t->family, id);
 	if (fd < 0)
-		return probe_error(err, errlen, fd, "open an AF_PACKET socket: %s", strerror(-fd));
+		return err_set(err, errlen, fd, "open an AF_PACKET socket: %s", strerror(-fd));
 
 	memset(res, 0, sizeof(*res));
 	start = now_usec();
 	for (unsigned int k = 0; k < PROBE_TRIES; k++) {
 		r = tun_write(tun, 0, buf, tun->hdrlen + (size_t)len);
 		if (r < 0)
-			return probe_error(err, errlen, r, "write the probe to %s: %s", tun->name,
-					   strerror(-r));
+			return err_set(err, errlen, r, "write the probe to %s: %s", tun->name,
+				       strerror(-r));
 		res->tries++;
 		deadline = now_usec() + PROBE_WAIT_MS * 1000ULL;
 		while ((now = now_usec()) < deadline) {
 			pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
 			r = poll(&pfd, 1, (int)((deadline - now + 999) / 1000));
 			if (r < 0 && errno != EINTR)
-				return probe_error(err, errlen, negative_errno(), "poll: %s",
-						   strerror(errno));
+				return err_set(err, errlen, negative_errno(), "poll: %s",
+					       strerror(errno));
 			if (r <= 0)
 				continue;
 			r = watch_read(fd, t->family, tun->ifindex, id, nonce);
 			if (r < 0)
-				return probe_error(err, errlen, r, "read the AF_PACKET socket: %s",
-						   strerror(-r));
+				return err_set(err, errlen, r, "read the AF_PACKET socket: %s",
+					       strerror(-r));
 			if (r > 0) {
 				res->ifindex = r;
 				if (!if_indextoname((unsigned int)r, res->ifname))
@@ -414,6 +402,6 @@ int probe_run(struct tun *tun, const struct probe_target *t, struct probe_result
 	}
 	res->usec = now_usec() - start;
 	return probe_unresolved(t, err, errlen) ? -EHOSTUNREACH :
-	       probe_error(err, errlen, -ETIMEDOUT, "not seen leaving within %llu ms",
-			   (unsigned long long)(res->usec / 1000));
+	       err_set(err, errlen, -ETIMEDOUT, "not seen leaving within %llu ms",
+		       (unsigned long long)(res->usec / 1000));
 }
