@@ -24,6 +24,7 @@
 
 #include "chain.h"
 #include "fastpath.h"
+#include "../unit/refcsum.h"
 #include "../unit/ruleline.h"
 
 #ifdef HAVE_FASTPATH
@@ -67,13 +68,7 @@ static void build_packet(uint8_t *pkt)
 
 static uint16_t ip_csum(const uint8_t *h)
 {
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i < 20; i += 2)
-		sum += (uint32_t)(h[i] << 8 | h[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	return ref_csum(ref_sum(h, 20, 0));
 }
 
 static int prog_fd_on(int ifindex)

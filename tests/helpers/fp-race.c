@@ -26,6 +26,7 @@
 
 #include "chain.h"
 #include "fastpath.h"
+#include "../unit/refcsum.h"
 #include "../unit/ruleline.h"
 
 #ifdef HAVE_FASTPATH
@@ -74,15 +75,12 @@ static void build_packet(void)
 {
 	static const uint8_t ip[20] = { 0x45, 0, 0, 64, 0, 1, 0x40, 0, 64, 17, 0, 0,
 					192, 0, 2, 2, 192, 0, 2, 1 };
-	uint32_t sum = 0;
+	uint16_t sum;
 
 	memcpy(pkt, ip, sizeof(ip));
-	for (size_t i = 0; i < 20; i += 2)
-		sum += (uint32_t)(pkt[i] << 8 | pkt[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	pkt[10] = (uint8_t)(~sum >> 8);
-	pkt[11] = (uint8_t)~sum;
+	sum = ref_csum(ref_sum(pkt, 20, 0));
+	pkt[10] = (uint8_t)(sum >> 8);
+	pkt[11] = (uint8_t)sum;
 	/* UDP 40000 -> 9, length 44, no checksum. */
 	pkt[20] = 0x9c;
 	pkt[21] = 0x40;

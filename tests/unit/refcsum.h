@@ -25,4 +25,10 @@ static inline uint16_t ref_fold(uint32_t s)
 	return (uint16_t)s;
 }
 
+/* What goes into a checksum field: the folded sum, complemented. */
+static inline uint16_t ref_csum(uint32_t s)
+{
+	return (uint16_t)~ref_fold(s);
+}
+
 #endif

@@ -20,6 +20,7 @@
 #include "packet.h"
 #include "rule.h"
 #include "explain.h"
+#include "refcsum.h"
 #include "rng.h"
 #include "ruleline.h"
 #include "tap.h"
@@ -84,24 +85,6 @@ struct tpkt {
 	struct pkt p;
 };
 
-static uint32_t sum16(const uint8_t *b, size_t len, uint32_t sum)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)(b[len - 1] << 8);
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 static void put16(uint8_t *b, uint16_t v)
 {
 	b[0] = (uint8_t)(v >> 8);
@@ -118,9 +101,9 @@ static uint32_t pseudo(int family, const uint8_t *ip, uint8_t proto, size_t l4le
 	uint32_t sum;
 
 	if (family == AF_INET)
-		sum = sum16(ip + 12, 8, 0);
+		sum = ref_sum(ip + 12, 8, 0);
 	else
-		sum = sum16(ip + 8, 32, 0);
+		sum = ref_sum(ip + 8, 32, 0);
 	return sum + proto + (uint32_t)(l4len >> 16) + (uint32_t)(l4len & 0xffff);
 }
 
@@ -151,22 +134,22 @@ static bool csums_verify(const uint8_t *d, size_t len)
 	size_t off = l4_offset(d, &proto, &frag), l4len = len - off;
 	const uint8_t *l4 = d + off;
 
-	if (family == AF_INET && fold(sum16(d, off, 0)) != 0)
+	if (family == AF_INET && ref_csum(ref_sum(d, off, 0)) != 0)
 		return false;
 	if (frag)
 		return true;
 	switch (proto) {
 	case IPPROTO_TCP:
-		return fold(sum16(l4, l4len, pseudo(family, d, proto, l4len))) == 0;
+		return ref_csum(ref_sum(l4, l4len, pseudo(family, d, proto, l4len))) == 0;
 	case IPPROTO_UDP:
 		if (family == AF_INET && get16(l4 + 6) == 0)
 			return true;
 		return get16(l4 + 6) != 0 &&
-		       fold(sum16(l4, l4len, pseudo(family, d, proto, l4len))) == 0;
+		       ref_csum(ref_sum(l4, l4len, pseudo(family, d, proto, l4len))) == 0;
 	case IPPROTO_ICMP:
-		return fold(sum16(l4, l4len, 0)) == 0;
+		return ref_csum(ref_sum(l4, l4len, 0)) == 0;
 	case IPPROTO_ICMPV6:
-		return fold(sum16(l4, l4len, pseudo(family, d, proto, l4len))) == 0;
+		return ref_csum(ref_sum(l4, l4len, pseudo(family, d, proto, l4len))) == 0;
 	}
 	return true;
 }
@@ -264,7 +247,7 @@ static bool build(struct tpkt *t, const struct spec *s)
 		d[9] = s->proto;
 		if (inet_pton(AF_INET, src, d + 12) != 1 || inet_pton(AF_INET, dst, d + 16) != 1)
 			return false;
-		put16(d + 10, fold(sum16(d, 20, 0)));
+		put16(d + 10, ref_csum(ref_sum(d, 20, 0)));
 	} else {
 		d[0] = (uint8_t)(0x60 | s->tos >> 4);
 		d[1] = (uint8_t)(s->tos << 4);
@@ -285,19 +268,19 @@ static bool build(struct tpkt *t, const struct spec *s)
 	if (!s->frag_off) {
 		switch (s->proto) {
 		case IPPROTO_TCP:
-			put16(d + off + 16, fold(sum16(l4, l4len, pseudo(family, d, s->proto, l4len))));
+			put16(d + off + 16, ref_csum(ref_sum(l4, l4len, pseudo(family, d, s->proto, l4len))));
 			break;
 		case IPPROTO_UDP: {
-			uint16_t c = fold(sum16(l4, l4len, pseudo(family, d, s->proto, l4len)));
+			uint16_t c = ref_csum(ref_sum(l4, l4len, pseudo(family, d, s->proto, l4len)));
 
 			put16(d + off + 6, c ? c : 0xffff);
 			break;
 		}
 		case IPPROTO_ICMP:
-			put16(d + off + 2, fold(sum16(l4, l4len, 0)));
+			put16(d + off + 2, ref_csum(ref_sum(l4, l4len, 0)));
 			break;
 		case IPPROTO_ICMPV6:
-			put16(d + off + 2, fold(sum16(l4, l4len, pseudo(family, d, s->proto, l4len))));
+			put16(d + off + 2, ref_csum(ref_sum(l4, l4len, pseudo(family, d, s->proto, l4len))));
 			break;
 		}
 	}

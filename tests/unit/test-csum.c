@@ -15,6 +15,7 @@
 
 #include "packet.h"
 #include "refcsum.h"
+#include "rng.h"
 #include "tap.h"
 #include "util.h"
 
@@ -42,28 +43,12 @@ static void put32(uint8_t *b, uint32_t v)
 	put16(b + 2, (uint16_t)v);
 }
 
-/* ---- PRNG (splitmix64) ----------------------------------------------------- */
-
-static uint64_t rng;
-
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint32_t rn(uint32_t n)
-{
-	return (uint32_t)(rnd() % n);
-}
+/* ---- PRNG (rng.h) ---------------------------------------------------------- */
 
 static void rfill(uint8_t *b, size_t n)
 {
 	while (n--)
-		*b++ = (uint8_t)rnd();
+		*b++ = (uint8_t)rnd64();
 }
 
 /* ---- reference checksum (refcsum.h) on whole packets -------------------- */
@@ -126,12 +111,12 @@ static void gen_ip6_tlvs(uint8_t *o, size_t n)
 	size_t i = 0, l;
 
 	while (i < n) {
-		if (n - i < 2 || rn(4) == 0) {
+		if (n - i < 2 || rnd(4) == 0) {
 			o[i++] = 0;	/* Pad1 */
 			continue;
 		}
-		l = rn((uint32_t)(n - i - 1));
-		o[i] = (uint8_t)rnd();
+		l = rnd((uint32_t)(n - i - 1));
+		o[i] = (uint8_t)rnd64();
 		if (o[i] == 0 || o[i] == 0xc2)
 			o[i] = 1;
 		o[i + 1] = (uint8_t)l;
@@ -143,18 +128,18 @@ static void gen_ip6_tlvs(uint8_t *o, size_t n)
 /* Extension headers after the IPv6 header; returns their length and sets *first_nh. */
 static size_t gen_ip6_exts(uint8_t *d, uint8_t *first_nh, uint8_t proto)
 {
-	int n = (int)rn(5), i;
+	int n = (int)rnd(5), i;
 	uint8_t types[5];
 	size_t off = 0, hl;
 	bool frag = false;
 
 	for (i = 0; i < n; i++) {
-		types[i] = ext_types[rn(ARRAY_SIZE(ext_types))];
+		types[i] = ext_types[rnd(ARRAY_SIZE(ext_types))];
 		if (types[i] == IPPROTO_FRAGMENT && frag)
 			types[i] = IPPROTO_DSTOPTS;
 		frag |= types[i] == IPPROTO_FRAGMENT;
 	}
-	if (n && rn(2))
+	if (n && rnd(2))
 		types[0] = IPPROTO_HOPOPTS;
 	*first_nh = n ? types[0] : proto;
 	for (i = 0; i < n; i++) {
@@ -169,18 +154,18 @@ static size_t gen_ip6_exts(uint8_t *d, uint8_t *first_nh, uint8_t proto)
 			h[3] &= 0x06;
 			break;
 		case IPPROTO_AH:
-			hl = ((size_t)rn(5) + 2) * 4;
+			hl = ((size_t)rnd(5) + 2) * 4;
 			rfill(h, hl);
 			h[1] = (uint8_t)(hl / 4 - 2);
 			break;
 		case IPPROTO_ROUTING:
-			hl = ((size_t)rn(3) + 1) * 8;
+			hl = ((size_t)rnd(3) + 1) * 8;
 			rfill(h, hl);
 			h[1] = (uint8_t)(hl / 8 - 1);
 			h[3] = 0;	/* segments left: the destination is final */
 			break;
 		default:
-			hl = ((size_t)rn(3) + 1) * 8;
+			hl = ((size_t)rnd(3) + 1) * 8;
 			h[1] = (uint8_t)(hl / 8 - 1);
 			gen_ip6_tlvs(h + 2, hl - 2);
 			break;
@@ -194,17 +179,17 @@ static size_t gen_ip6_exts(uint8_t *d, uint8_t *first_nh, uint8_t proto)
 /* Valid IPv4 options, a multiple of 4 bytes. */
 static size_t gen_ip4_opts(uint8_t *o)
 {
-	size_t n = rn(11) * 4, i = 0, l;
+	size_t n = rnd(11) * 4, i = 0, l;
 
 	while (i < n) {
-		switch (rn(4)) {
+		switch (rnd(4)) {
 		case 0:
 			o[i] = 0;	/* EOL: the rest is never looked at */
 			rfill(o + i + 1, n - i - 1);
 			return n;
 		case 1:
 			if (n - i >= 2) {
-				l = 2 + rn((uint32_t)(n - i - 1));
+				l = 2 + rnd((uint32_t)(n - i - 1));
 				rfill(o + i, l);
 				if (o[i] < 2)
 					o[i] = 0x44;
@@ -224,17 +209,17 @@ static size_t gen_ip4_opts(uint8_t *o)
 /* TCP options, a multiple of 4 bytes, with an MSS option at a random place. */
 static size_t gen_tcp_opts(uint8_t *o)
 {
-	size_t n = 0, max = rn(11) * 4;
+	size_t n = 0, max = rnd(11) * 4;
 
 	while (n < max) {
-		switch (rn(6)) {
+		switch (rnd(6)) {
 		case 0:
 			if (max - n < 4)
 				goto pad;
 			o[n] = 2;
 			o[n + 1] = 4;
-			put16(o + n + 2, rn(4) ? (uint16_t)(500 + rn(9000)) : (uint16_t)rnd());
-			if (rn(16) == 0)
+			put16(o + n + 2, rnd(4) ? (uint16_t)(500 + rnd(9000)) : (uint16_t)rnd64());
+			if (rnd(16) == 0)
 				put16(o + n + 2, 0xffff);
 			n += 4;
 			break;
@@ -251,11 +236,11 @@ static size_t gen_tcp_opts(uint8_t *o)
 				goto pad;
 			o[n] = 3;
 			o[n + 1] = 3;
-			o[n + 2] = (uint8_t)rn(15);
+			o[n + 2] = (uint8_t)rnd(15);
 			n += 3;
 			break;
 		case 3:
-			if (rn(8) == 0) {
+			if (rnd(8) == 0) {
 				o[n] = 0;	/* EOL, then padding */
 				rfill(o + n + 1, max - n - 1);
 				return max;
@@ -272,27 +257,27 @@ pad:
 
 static size_t gen_payload_len(void)
 {
-	switch (rn(4)) {
+	switch (rnd(4)) {
 	case 0:
 		return 0;
 	case 1:
-		return rn(1400);
+		return rnd(1400);
 	}
-	return rn(64);
+	return rnd(64);
 }
 
 /* A random valid packet in buf with every checksum right. */
 static void gen_packet(struct shape *s)
 {
 	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP };
-	uint8_t proto = protos[rn(3)], first_nh;
+	uint8_t proto = protos[rnd(3)], first_nh;
 	size_t hl, l4len, pl, ol;
 	uint8_t *l4;
 	struct pkt p;
 	int r;
 
 	memset(s, 0, sizeof(*s));
-	s->family = rn(2) ? AF_INET : AF_INET6;
+	s->family = rnd(2) ? AF_INET : AF_INET6;
 	if (s->family == AF_INET6 && proto == IPPROTO_ICMP)
 		proto = IPPROTO_ICMPV6;
 	s->proto = proto;
@@ -301,10 +286,10 @@ static void gen_packet(struct shape *s)
 		ol = gen_ip4_opts(buf + 20);
 		hl = 20 + ol;
 		buf[0] = (uint8_t)(0x40 | hl / 4);
-		buf[1] = (uint8_t)rnd();
-		put16(buf + 4, (uint16_t)rnd());
-		put16(buf + 6, rn(2) ? 0x4000 : 0);
-		buf[8] = rn(4) ? (uint8_t)rnd() : (uint8_t)(rn(2) ? 255 : 254);
+		buf[1] = (uint8_t)rnd64();
+		put16(buf + 4, (uint16_t)rnd64());
+		put16(buf + 6, rnd(2) ? 0x4000 : 0);
+		buf[8] = rnd(4) ? (uint8_t)rnd64() : (uint8_t)(rnd(2) ? 255 : 254);
 		buf[9] = proto;
 		rfill(buf + 12, 8);
 	} else {
@@ -312,7 +297,7 @@ static void gen_packet(struct shape *s)
 		rfill(buf, 4);
 		buf[0] = (uint8_t)(0x60 | (buf[0] & 0x0f));
 		buf[6] = first_nh;
-		buf[7] = rn(4) ? (uint8_t)rnd() : 255;
+		buf[7] = rnd(4) ? (uint8_t)rnd64() : 255;
 		rfill(buf + 8, 32);
 	}
 	s->l4off = hl;
@@ -323,7 +308,7 @@ static void gen_packet(struct shape *s)
 		rfill(l4, 20);
 		ol = gen_tcp_opts(l4 + 20);
 		l4[12] = (uint8_t)((20 + ol) / 4 << 4);
-		if (rn(5) < 3)
+		if (rnd(5) < 3)
 			l4[13] |= 0x02;
 		pl = gen_payload_len();
 		rfill(l4 + 20 + ol, pl);
@@ -335,11 +320,11 @@ static void gen_packet(struct shape *s)
 		rfill(l4 + 8, pl);
 		l4len = 8 + pl;
 		put16(l4 + 4, (uint16_t)l4len);
-		s->udp_nocsum = s->family == AF_INET && rn(8) == 0;
+		s->udp_nocsum = s->family == AF_INET && rnd(8) == 0;
 		break;
 	default:
 		rfill(l4, 8);
-		if (rn(2))
+		if (rnd(2))
 			l4[0] = s->family == AF_INET ? 8 : 128;
 		pl = gen_payload_len();
 		rfill(l4 + 8, pl);
@@ -400,31 +385,31 @@ static void apply_edit(struct pkt *p, int e)
 {
 	switch (e) {
 	case E_TTL:
-		pkt_set_ttl(p, (uint8_t)rnd());
+		pkt_set_ttl(p, (uint8_t)rnd64());
 		break;
 	case E_DSCP:
-		pkt_set_dscp(p, (uint8_t)rnd());
+		pkt_set_dscp(p, (uint8_t)rnd64());
 		break;
 	case E_ECN:
-		pkt_set_ecn(p, (uint8_t)rnd());
+		pkt_set_ecn(p, (uint8_t)rnd64());
 		break;
 	case E_MSS:
-		pkt_clamp_mss(p, rn(4) ? (uint16_t)(500 + rn(1500)) : (uint16_t)rnd());
+		pkt_clamp_mss(p, rnd(4) ? (uint16_t)(500 + rnd(1500)) : (uint16_t)rnd64());
 		break;
 	case E_FORWARD:
 		pkt_forward_compensate(p);
 		break;
 	case E_ADDR:
 		if (p->family == AF_INET)
-			rewrite_addr(p, rn(2) ? 12 : 16, (uint32_t)rnd());
+			rewrite_addr(p, rnd(2) ? 12 : 16, (uint32_t)rnd64());
 		else
-			rewrite_addr(p, 8 + 4 * rn(8), (uint32_t)rnd());
+			rewrite_addr(p, 8 + 4 * rnd(8), (uint32_t)rnd64());
 		break;
 	case E_PORT:
 		/* Ports, or the ICMP identifier / sequence number. */
 		rewrite_l4_word(p, p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP ?
-					   2 * rn(2) : 4 + 2 * rn(2),
-				(uint16_t)rnd());
+					   2 * rnd(2) : 4 + 2 * rnd(2),
+				(uint16_t)rnd64());
 		break;
 	}
 }
@@ -484,18 +469,18 @@ static void test_replace_random(unsigned int n)
 	unsigned int i, bad = 0, zero_before = 0, zero_after = 0, neg_zero = 0;
 
 	for (i = 0; i < n; i++) {
-		size_t len = 4 + 2 * rn(100), off = 2 + 2 * rn((uint32_t)(len - 2) / 2);
-		bool four = rn(2) && off + 4 <= len;
+		size_t len = 4 + 2 * rnd(100), off = 2 + 2 * rnd((uint32_t)(len - 2) / 2);
+		bool four = rnd(2) && off + 4 <= len;
 		uint32_t old, new;
 		uint16_t check, want, got, w;
 
 		rfill(b, len);
 		b[0] |= 0x40;	/* like an IP version: never all zeros */
 		old = four ? get32(b + off) : get16(b + off);
-		new = (uint32_t)rnd();
+		new = (uint32_t)rnd64();
 		if (!four)
 			new &= 0xffff;
-		switch (rn(4)) {
+		switch (rnd(4)) {
 		case 0:		/* the word makes the sum -0 before: checksum 0x0000 */
 			put16(b + off, 0);
 			put16(b + off, csum_fold(csum_partial(b, len, 0)));
@@ -517,7 +502,7 @@ static void test_replace_random(unsigned int n)
 		check = csum_fold(csum_partial(b, len, 0));
 		zero_before += check == 0;
 		/* Carry the other zero now and then; both verify. */
-		if (check == 0 && rn(2)) {
+		if (check == 0 && rnd(2)) {
 			check = 0xffff;
 			neg_zero++;
 		}
@@ -548,7 +533,7 @@ static void test_random_packets(unsigned int n)
 	const char *why = "";
 
 	for (i = 0; i < n; i++) {
-		int k, ne = 1 + (int)rn(4), e[4];
+		int k, ne = 1 + (int)rnd(4), e[4];
 
 		gen_packet(&s);
 		families[s.family == AF_INET6]++;
@@ -558,7 +543,7 @@ static void test_random_packets(unsigned int n)
 
 		parse(buf, &s, &p);
 		for (k = 0; k < ne; k++) {
-			e[k] = (int)rn(E_COUNT);
+			e[k] = (int)rnd(E_COUNT);
 			if (e[k] == E_MSS) {
 				memcpy(copy, buf, s.len);
 				apply_edit(&p, e[k]);
@@ -867,7 +852,7 @@ int main(void)
 	uint64_t seed = env_num("IPMODD_TEST_SEED", (unsigned long)time(NULL) ^ (unsigned long)getpid());
 	unsigned int n = (unsigned int)env_num("IPMODD_TEST_PACKETS", 100000);
 
-	rng = seed;
+	rs = seed;
 	diag("seed %" PRIu64 " (IPMODD_TEST_SEED=%" PRIu64 " repeats this run)", seed, seed);
 	test_known_sums();
 	test_replace_random(n);

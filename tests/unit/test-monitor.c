@@ -22,6 +22,7 @@
 #include "monitor.h"
 #include "packet.h"
 #include "rule.h"
+#include "refcsum.h"
 #include "ruleline.h"
 #include "tap.h"
 #include "util.h"
@@ -137,22 +138,6 @@ static void wr16(uint8_t *b, uint16_t v)
 	b[1] = (uint8_t)v;
 }
 
-static uint32_t sum16(const uint8_t *b, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)(b[len - 1] << 8);
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 /* A packet with right checksums, parsed; false if it does not build. */
 static bool build(struct tpkt *t, const struct spec *s)
 {
@@ -207,8 +192,8 @@ static bool build(struct tpkt *t, const struct spec *s)
 		if (inet_pton(AF_INET, s->src ? s->src : "10.0.0.2", d + 12) != 1 ||
 		    inet_pton(AF_INET, s->dst ? s->dst : "203.0.113.5", d + 16) != 1)
 			return false;
-		wr16(d + 10, fold(sum16(d, 20, 0)));
-		ph = sum16(d + 12, 8, 0);
+		wr16(d + 10, ref_csum(ref_sum(d, 20, 0)));
+		ph = ref_sum(d + 12, 8, 0);
 	} else {
 		d[0] = 0x60;
 		wr16(d + 4, (uint16_t)l4len);
@@ -217,21 +202,21 @@ static bool build(struct tpkt *t, const struct spec *s)
 		if (inet_pton(AF_INET6, s->src ? s->src : "fd00::2", d + 8) != 1 ||
 		    inet_pton(AF_INET6, s->dst ? s->dst : "2001:db8::5", d + 24) != 1)
 			return false;
-		ph = sum16(d + 8, 32, 0);
+		ph = ref_sum(d + 8, 32, 0);
 	}
 	ph += s->proto + (uint32_t)l4len;
 	switch (s->proto) {
 	case IPPROTO_TCP:
-		wr16(l4 + 16, fold(sum16(l4, l4len, ph)));
+		wr16(l4 + 16, ref_csum(ref_sum(l4, l4len, ph)));
 		break;
 	case IPPROTO_UDP:
-		wr16(l4 + 6, fold(sum16(l4, l4len, ph)) ? fold(sum16(l4, l4len, ph)) : 0xffff);
+		wr16(l4 + 6, ref_csum(ref_sum(l4, l4len, ph)) ? ref_csum(ref_sum(l4, l4len, ph)) : 0xffff);
 		break;
 	case IPPROTO_ICMP:
-		wr16(l4 + 2, fold(sum16(l4, l4len, 0)));
+		wr16(l4 + 2, ref_csum(ref_sum(l4, l4len, 0)));
 		break;
 	case IPPROTO_ICMPV6:
-		wr16(l4 + 2, fold(sum16(l4, l4len, ph)));
+		wr16(l4 + 2, ref_csum(ref_sum(l4, l4len, ph)));
 		break;
 	}
 	t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf),

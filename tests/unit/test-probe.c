@@ -7,24 +7,8 @@
 #include <string.h>
 
 #include "probe.h"
+#include "refcsum.h"
 #include "tap.h"
-
-/* One's complement sum of 16-bit words, not folded into packet.c's helpers. */
-static uint32_t sum16(const uint8_t *b, size_t len, uint32_t s)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		s += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (len & 1)
-		s += (uint32_t)(b[len - 1] << 8);
-	return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
 
 /* Whether the IPv4 header and the UDP checksum (with its pseudo-header) add up. */
 static bool sums_ok(int family, const uint8_t *p, size_t len)
@@ -33,10 +17,10 @@ static bool sums_ok(int family, const uint8_t *p, size_t len)
 	const uint8_t *addrs = p + (family == AF_INET ? 12 : 8);
 	uint32_t s;
 
-	if (family == AF_INET && fold(sum16(p, 20, 0)) != 0xffff)
+	if (family == AF_INET && ref_fold(ref_sum(p, 20, 0)) != 0xffff)
 		return false;
-	s = sum16(addrs, 2 * alen, 0) + 17 + (uint32_t)(len - ihl);
-	return fold(sum16(p + ihl, len - ihl, s)) == 0xffff && (p[ihl + 6] | p[ihl + 7]);
+	s = ref_sum(addrs, 2 * alen, 0) + 17 + (uint32_t)(len - ihl);
+	return ref_fold(ref_sum(p + ihl, len - ihl, s)) == 0xffff && (p[ihl + 6] | p[ihl + 7]);
 }
 
 static void test_family(int family)
