@@ -82,6 +82,27 @@ struct repair {
 	size_t itemlen;
 };
 
+/*
+ * One kind of recorded object, the one place that knows how to make it, undo
+ * it and name it: install, routing_free(), routing_restore() and the repair
+ * all go through obj_ops[kind].
+ */
+struct obj_ops {
+	bool netlink;		/* add() fails with the kernel's extack */
+	bool restore;		/* put back by routing_restore(): rules and routes */
+	/* Make the kernel state o stands for; replace: take its place from another. */
+	int (*add)(struct routing *rt, const struct obj *o, bool replace);
+	/* Put back what was before, best effort: the tun may have taken it along. */
+	void (*del)(struct routing *rt, const struct obj *o);
+	/* Whether the kernel has o as set; found: seen in the repair's dump. */
+	bool (*present)(const struct routing *rt, const struct obj *o, bool found,
+			const struct nl_link_info *info);
+	/* "rule 'from all lookup 100 pref 10000' (IPv4)", "path=value", ... */
+	void (*describe)(const struct routing *rt, const struct obj *o, char *buf, size_t len);
+};
+
+extern const struct obj_ops *const obj_ops[];
+
 /* --- shared helpers ------------------------------------------------------ */
 
 /* routing.c */

@@ -341,80 +341,25 @@ static int repair_link(struct repair *rep, struct nl_link_info *info, char *err,
 static int repair_obj(struct repair *rep, size_t i, const struct nl_link_info *info, char *err,
 		      size_t errlen)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
 	struct routing *rt = rep->rt;
 	const struct obj *o = &rt->objs[i];
-	struct nl_link l = {
-		.ifindex = rt->ifindex,
-		.inet_conf = tun_inet_conf,
-		.n_inet_conf = ARRAY_SIZE(tun_inet_conf),
-	};
-	char value[SYSCTL_VALUE_MAX], words[256];
+	const struct obj_ops *ops = obj_ops[o->kind];
+	char words[ROUTING_ITEM_MAX];
 	int r;
 
-	switch (o->kind) {
-	case OBJ_INET_CONF:
-		if (inet_conf_ok(info))
-			return 0;
-		r = nl_build_setlink(buf, sizeof(buf), &l);
-		if (r >= 0)
-			r = nl_request(rt->nl, buf, NULL, NULL);
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(rt->nl),
-					  "set IPv4 devconf of %s", rt->tun);
-		repaired(rep, "IPv4 devconf of %s (forwarding 1, accept_local 1, rp_filter 0)",
-			 rt->tun);
+	if (ops->present(rt, o, rep->found[i], info))
 		return 0;
-	case OBJ_SYSCTL:
-		r = read_sysctl(o->sysctl.path, value, sizeof(value));
-		if (r == 0 && strcmp(value, o->sysctl.want) == 0)
-			return 0;
-		if (r == 0)
-			r = write_sysctl(o->sysctl.path, o->sysctl.want);
-		if (r < 0)
-			return step_error(err, errlen, r, NULL, "write %s to %s", o->sysctl.want,
-					  o->sysctl.path);
-		repaired(rep, "%s=%s", o->sysctl.path, o->sysctl.want);
-		return 0;
-	case OBJ_RULE:
-		if (rep->found[i])
-			return 0;
-		r = nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, &o->rule);
-		if (r >= 0)
-			r = nl_request(rt->nl, buf, NULL, NULL);
-		format_rule(words, sizeof(words), &o->rule);
-		/*
-		 * EEXIST, for a rule the dump did not show: one the kernel takes
-		 * for ours ("not", or other selectors it does not compare) is in
-		 * the way.  Not ours to delete.
-		 */
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(rt->nl), "restore rule '%s' (%s)",
-					  words, family_name(o->rule.family));
-		repaired(rep, "rule '%s' (%s)", words, family_name(o->rule.family));
-		return 0;
-	case OBJ_ROUTE:
-		if (rep->found[i])
-			return 0;
-		r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &o->route);
-		/* Whatever took our place in the table gives it back. */
-		if (r >= 0) {
-			((struct nlmsghdr *)buf)->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE |
-								NLM_F_REPLACE;
-			r = nl_request(rt->nl, buf, NULL, NULL);
-		}
-		format_route(words, sizeof(words), &o->route,
-			     route_type(&o->route) == RTN_UNICAST ? rt->tun : NULL);
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(rt->nl),
-					  "restore route '%s%s' (%s)",
-					  route_type(&o->route) == RTN_UNICAST ? "" : "unreachable ",
-					  words, family_name(o->route.family));
-		repaired(rep, "route '%s%s' (%s)",
-			 route_type(&o->route) == RTN_UNICAST ? "" : "unreachable ", words,
-			 family_name(o->route.family));
-		return 0;
-	}
+	r = ops->add(rt, o, true);
+	ops->describe(rt, o, words, sizeof(words));
+	/*
+	 * EEXIST, for a rule the dump did not show: one the kernel takes for
+	 * ours ("not", or other selectors it does not compare) is in the way.
+	 * Not ours to delete.
+	 */
+	if (r < 0)
+		return step_error(err, errlen, r, ops->netlink ? nl_extack(rt->nl) : NULL,
+				  "restore %s", words);
+	repaired(rep, "%s", words);
 	return 0;
 }
 

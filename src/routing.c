@@ -192,13 +192,10 @@ int check_config(const struct config *cfg, char *err, size_t errlen)
 
 /* --- recorded objects --------------------------------------------------- */
 
-static struct obj *record(struct routing *rt, enum obj_kind kind)
+/* Keep o, which the kernel acknowledged, for routing_free() and the repair. */
+static void record(struct routing *rt, const struct obj *o)
 {
-	struct obj *o = &rt->objs[rt->n++];
-
-	memset(o, 0, sizeof(*o));
-	o->kind = kind;
-	return o;
+	rt->objs[rt->n++] = *o;
 }
 
 int read_sysctl(const char *path, char *buf, size_t len)
@@ -232,31 +229,178 @@ int write_sysctl(const char *path, const char *value)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
-static void undo(struct routing *rt, const struct obj *o)
+/* Send a request built into buf (r: its length, or the builder's error). */
+static int send_built(struct routing *rt, char *buf, int r)
+{
+	return r < 0 ? r : nl_request(rt->nl, buf, NULL, NULL);
+}
+
+/* --- operations per kind of object -------------------------------------- */
+
+static int rule_add(struct routing *rt, const struct obj *o, bool replace)
 {
 	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	struct nl_link l = { .ifindex = rt->ifindex };
-	int r = -EINVAL;
 
-	/* Best effort: the object may be gone already (the tun took it along). */
-	switch (o->kind) {
-	case OBJ_RULE:
-		r = nl_build_rule(buf, sizeof(buf), RTM_DELRULE, &o->rule);
-		break;
-	case OBJ_ROUTE:
-		r = nl_build_route(buf, sizeof(buf), RTM_DELROUTE, &o->route);
-		break;
-	case OBJ_INET_CONF:
-		l.inet_conf = o->old_conf;
-		l.n_inet_conf = ARRAY_SIZE(o->old_conf);
-		r = nl_build_setlink(buf, sizeof(buf), &l);
-		break;
-	case OBJ_SYSCTL:
-		(void)write_sysctl(o->sysctl.path, o->sysctl.old);
-		return;
+	(void)replace;		/* a rule has no place another one could hold */
+	return send_built(rt, buf, nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, &o->rule));
+}
+
+static void rule_del(struct routing *rt, const struct obj *o)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+
+	(void)send_built(rt, buf, nl_build_rule(buf, sizeof(buf), RTM_DELRULE, &o->rule));
+}
+
+static bool dump_present(const struct routing *rt, const struct obj *o, bool found,
+			 const struct nl_link_info *info)
+{
+	(void)rt, (void)o, (void)info;
+	return found;
+}
+
+static void rule_describe(const struct routing *rt, const struct obj *o, char *buf, size_t len)
+{
+	char words[256];
+
+	(void)rt;
+	format_rule(words, sizeof(words), &o->rule);
+	snprintf(buf, len, "rule '%s' (%s)", words, family_name(o->rule.family));
+}
+
+static int route_add(struct routing *rt, const struct obj *o, bool replace)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	int r;
+
+	r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &o->route);
+	/* Whatever took our place in the table gives it back. */
+	if (r >= 0 && replace)
+		((struct nlmsghdr *)buf)->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE |
+							NLM_F_REPLACE;
+	return send_built(rt, buf, r);
+}
+
+static void route_del(struct routing *rt, const struct obj *o)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+
+	(void)send_built(rt, buf, nl_build_route(buf, sizeof(buf), RTM_DELROUTE, &o->route));
+}
+
+/* An unreachable route has no device: "unreachable default table 100". */
+static void route_describe(const struct routing *rt, const struct obj *o, char *buf, size_t len)
+{
+	bool unicast = route_type(&o->route) == RTN_UNICAST;
+	char words[128];
+
+	format_route(words, sizeof(words), &o->route, unicast ? rt->tun : NULL);
+	snprintf(buf, len, "route '%s%s' (%s)", unicast ? "" : "unreachable ", words,
+		 family_name(o->route.family));
+}
+
+static int inet_conf_set(struct routing *rt, const struct nl_devconf *conf, size_t n)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	struct nl_link l = { .ifindex = rt->ifindex, .inet_conf = conf, .n_inet_conf = n };
+
+	return send_built(rt, buf, nl_build_setlink(buf, sizeof(buf), &l));
+}
+
+static int inet_conf_add(struct routing *rt, const struct obj *o, bool replace)
+{
+	(void)o, (void)replace;
+	return inet_conf_set(rt, tun_inet_conf, ARRAY_SIZE(tun_inet_conf));
+}
+
+static void inet_conf_del(struct routing *rt, const struct obj *o)
+{
+	(void)inet_conf_set(rt, o->old_conf, ARRAY_SIZE(o->old_conf));
+}
+
+static bool inet_conf_present(const struct routing *rt, const struct obj *o, bool found,
+			      const struct nl_link_info *info)
+{
+	(void)rt, (void)o, (void)found;
+	return inet_conf_ok(info);
+}
+
+static void inet_conf_describe(const struct routing *rt, const struct obj *o, char *buf,
+			       size_t len)
+{
+	(void)o;
+	snprintf(buf, len, "IPv4 devconf of %s (forwarding 1, accept_local 1, rp_filter 0)",
+		 rt->tun);
+}
+
+static int sysctl_add(struct routing *rt, const struct obj *o, bool replace)
+{
+	(void)rt, (void)replace;
+	return write_sysctl(o->sysctl.path, o->sysctl.want);
+}
+
+static void sysctl_del(struct routing *rt, const struct obj *o)
+{
+	(void)rt;
+	(void)write_sysctl(o->sysctl.path, o->sysctl.old);
+}
+
+static bool sysctl_present(const struct routing *rt, const struct obj *o, bool found,
+			   const struct nl_link_info *info)
+{
+	char value[SYSCTL_VALUE_MAX];
+
+	(void)rt, (void)found, (void)info;
+	return read_sysctl(o->sysctl.path, value, sizeof(value)) == 0 &&
+	       strcmp(value, o->sysctl.want) == 0;
+}
+
+static void sysctl_describe(const struct routing *rt, const struct obj *o, char *buf, size_t len)
+{
+	(void)rt;
+	snprintf(buf, len, "%s=%s", o->sysctl.path, o->sysctl.want);
+}
+
+const struct obj_ops *const obj_ops[] = {
+	[OBJ_RULE] = &(const struct obj_ops){
+		.netlink = true, .restore = true, .add = rule_add, .del = rule_del,
+		.present = dump_present, .describe = rule_describe,
+	},
+	[OBJ_ROUTE] = &(const struct obj_ops){
+		.netlink = true, .restore = true, .add = route_add, .del = route_del,
+		.present = dump_present, .describe = route_describe,
+	},
+	[OBJ_INET_CONF] = &(const struct obj_ops){
+		.netlink = true, .add = inet_conf_add, .del = inet_conf_del,
+		.present = inet_conf_present, .describe = inet_conf_describe,
+	},
+	[OBJ_SYSCTL] = &(const struct obj_ops){
+		.add = sysctl_add, .del = sysctl_del,
+		.present = sysctl_present, .describe = sysctl_describe,
+	},
+};
+
+/*
+ * Create o in the kernel (verb: what the error message says) and keep it;
+ * taken: an EEXIST that counts as ours (the fail-closed block).
+ */
+static int add_obj(struct routing *rt, const struct obj *o, const char *verb, bool taken,
+		   char *err, size_t errlen)
+{
+	const struct obj_ops *ops = obj_ops[o->kind];
+	char words[ROUTING_ITEM_MAX];
+	int r;
+
+	r = ops->add(rt, o, false);
+	if (r == -EEXIST && taken)
+		r = 0;
+	if (r < 0) {
+		ops->describe(rt, o, words, sizeof(words));
+		return step_error(err, errlen, r, ops->netlink ? nl_extack(rt->nl) : NULL, "%s %s",
+				  verb, words);
 	}
-	if (r >= 0)
-		(void)nl_request(rt->nl, buf, NULL, NULL);
+	record(rt, o);
+	return 0;
 }
 
 struct routing *routing_free(struct routing *rt)
@@ -267,7 +411,7 @@ struct routing *routing_free(struct routing *rt)
 		return NULL;
 	for (i = rt->n; i > 0; i--)
 		if (!(rt->keep_block && rt->objs[i - 1].block))
-			undo(rt, &rt->objs[i - 1]);
+			obj_ops[rt->objs[i - 1].kind]->del(rt, &rt->objs[i - 1]);
 	/* Once nothing is diverted any more: "all" first, the newest. */
 	rpf_put_back_all(rt);
 	nl_close(rt->nl);
@@ -286,52 +430,18 @@ void routing_keep_block(struct routing *rt)
 
 static int add_rule(struct routing *rt, const struct nl_rule *rule, char *err, size_t errlen)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	char words[256];
-	struct obj *o;
-	int r;
+	struct obj o = { .kind = OBJ_RULE, .rule = *rule, .block = rt->fail_closed };
 
-	r = nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, rule);
-	if (r >= 0)
-		r = nl_request(rt->nl, buf, NULL, NULL);
 	/* Fail-closed: the block a stopped instance left is taken over as it is. */
-	if (r == -EEXIST && rt->fail_closed)
-		r = 0;
-	if (r < 0) {
-		format_rule(words, sizeof(words), rule);
-		return step_error(err, errlen, r, nl_extack(rt->nl), "add rule '%s' (%s)", words,
-				  family_name(rule->family));
-	}
-	o = record(rt, OBJ_RULE);
-	o->rule = *rule;
-	o->block = rt->fail_closed;
-	return 0;
+	return add_obj(rt, &o, "add", rt->fail_closed, err, errlen);
 }
-
 static int add_route(struct routing *rt, const struct nl_route *route, char *err, size_t errlen)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	bool block = route->type == RTN_UNREACHABLE;
-	char words[128];
-	struct obj *o;
-	int r;
+	struct obj o = { .kind = OBJ_ROUTE, .route = *route };
 
-	r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, route);
-	if (r >= 0)
-		r = nl_request(rt->nl, buf, NULL, NULL);
-	if (r == -EEXIST && block)
-		r = 0;
-	if (r < 0) {
-		format_route(words, sizeof(words), route, rt->tun);
-		return step_error(err, errlen, r, nl_extack(rt->nl), "add route '%s' (%s)", words,
-				  family_name(route->family));
-	}
-	o = record(rt, OBJ_ROUTE);
-	o->route = *route;
-	o->block = block;
-	return 0;
+	o.block = route->type == RTN_UNREACHABLE;
+	return add_obj(rt, &o, "add", o.block, err, errlen);
 }
-
 static int setup_link(struct routing *rt, uint32_t mtu, bool ipv6, char *err, size_t errlen)
 {
 	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
@@ -371,14 +481,8 @@ static int setup_link(struct routing *rt, uint32_t mtu, bool ipv6, char *err, si
 /* Written-back packets are forwarded from a local source: see DESIGN.md 1. */
 static int setup_inet_conf(struct routing *rt, char *err, size_t errlen)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	struct nl_link l = {
-		.ifindex = rt->ifindex,
-		.inet_conf = tun_inet_conf,
-		.n_inet_conf = ARRAY_SIZE(tun_inet_conf),
-	};
+	struct obj o = { .kind = OBJ_INET_CONF };
 	struct nl_link_info info;
-	struct obj *o;
 	size_t i;
 	int r;
 
@@ -388,44 +492,26 @@ static int setup_inet_conf(struct routing *rt, char *err, size_t errlen)
 	if (r < 0)
 		return step_error(err, errlen, r, nl_extack(rt->nl), "read IPv4 devconf of %s",
 				  rt->tun);
-
-	r = nl_build_setlink(buf, sizeof(buf), &l);
-	if (r >= 0)
-		r = nl_request(rt->nl, buf, NULL, NULL);
-	if (r < 0)
-		return step_error(err, errlen, r, nl_extack(rt->nl),
-				  "set IPv4 devconf of %s (forwarding 1, accept_local 1, rp_filter 0)",
-				  rt->tun);
-
-	o = record(rt, OBJ_INET_CONF);
 	for (i = 0; i < ARRAY_SIZE(tun_inet_conf); i++) {
-		o->old_conf[i].index = tun_inet_conf[i].index;
-		o->old_conf[i].value = info.inet_conf[tun_inet_conf[i].index];
+		o.old_conf[i].index = tun_inet_conf[i].index;
+		o.old_conf[i].value = info.inet_conf[tun_inet_conf[i].index];
 	}
-	return 0;
+	return add_obj(rt, &o, "set", false, err, errlen);
 }
-
 /* Set a sysctl of /proc/sys and record its old value for routing_free() and the repair. */
 static int set_sysctl(struct routing *rt, const char *path, const char *want, char *err,
 		      size_t errlen)
 {
-	char old[SYSCTL_VALUE_MAX];
-	struct obj *o;
+	struct obj o = { .kind = OBJ_SYSCTL };
 	int r;
 
-	r = read_sysctl(path, old, sizeof(old));
+	snprintf(o.sysctl.path, sizeof(o.sysctl.path), "%s", path);
+	snprintf(o.sysctl.want, sizeof(o.sysctl.want), "%s", want);
+	r = read_sysctl(path, o.sysctl.old, sizeof(o.sysctl.old));
 	if (r < 0)
 		return step_error(err, errlen, r, NULL, "read %s", path);
-	r = write_sysctl(path, want);
-	if (r < 0)
-		return step_error(err, errlen, r, NULL, "write %s to %s", want, path);
-	o = record(rt, OBJ_SYSCTL);
-	snprintf(o->sysctl.path, sizeof(o->sysctl.path), "%s", path);
-	memcpy(o->sysctl.old, old, sizeof(old));
-	snprintf(o->sysctl.want, sizeof(o->sysctl.want), "%s", want);
-	return 0;
+	return add_obj(rt, &o, "set", false, err, errlen);
 }
-
 int routing_has_force_forwarding(const char *tun)
 {
 	char path[SYSCTL_PATH_MAX];
@@ -680,36 +766,23 @@ fail:
 
 int routing_restore(struct routing *rt, char *err, size_t errlen)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	char words[256];
+	char words[ROUTING_ITEM_MAX];
 	const struct obj *o;
 	int r, n = 0;
 	size_t i;
 
 	for (i = 0; i < rt->n; i++) {
 		o = &rt->objs[i];
-		if (o->kind == OBJ_RULE)
-			r = nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, &o->rule);
-		else if (o->kind == OBJ_ROUTE)
-			r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &o->route);
-		else
+		if (!obj_ops[o->kind]->restore)
 			continue;
-		if (r >= 0)
-			r = nl_request(rt->nl, buf, NULL, NULL);
+		r = obj_ops[o->kind]->add(rt, o, false);
 		if (r == -EEXIST)
 			continue;
 		if (r < 0) {
-			if (o->kind == OBJ_RULE)
-				format_rule(words, sizeof(words), &o->rule);
-			else
-				format_route(words, sizeof(words), &o->route, rt->tun);
-			return step_error(err, errlen, r, nl_extack(rt->nl), "restore %s '%s' (%s)",
-					  o->kind == OBJ_RULE ? "rule" : "route", words,
-					  family_name(o->kind == OBJ_RULE ? o->rule.family
-									   : o->route.family));
+			obj_ops[o->kind]->describe(rt, o, words, sizeof(words));
+			return step_error(err, errlen, r, nl_extack(rt->nl), "restore %s", words);
 		}
 		n++;
 	}
 	return n;
 }
-
