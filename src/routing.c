@@ -102,25 +102,25 @@ void format_rule(char *buf, size_t len, const struct nl_rule *r)
 		strbuf_printf(&b, " to ");
 		sb_prefix(&b, r->family, r->dst, r->dst_len);
 	}
-	if (r->has_fwmark) {
-		strbuf_printf(&b, " fwmark 0x%x", r->fwmark);
-		if (r->fwmask != UINT32_MAX)
-			strbuf_printf(&b, "/0x%x", r->fwmask);
+	if (r->match.has_fwmark) {
+		strbuf_printf(&b, " fwmark 0x%x", r->match.fwmark);
+		if (r->match.fwmask != UINT32_MAX)
+			strbuf_printf(&b, "/0x%x", r->match.fwmask);
 	}
 	if (r->iifname[0])
 		strbuf_printf(&b, " iif %s", r->iifname);
-	if (r->has_uid)
-		strbuf_printf(&b, " uidrange %u-%u", r->uid_start, r->uid_end);
-	if (r->ipproto) {
-		if (ipproto_name(r->ipproto))
-			strbuf_printf(&b, " ipproto %s", ipproto_name(r->ipproto));
+	if (r->match.has_uid)
+		strbuf_printf(&b, " uidrange %u-%u", r->match.uid_start, r->match.uid_end);
+	if (r->match.ipproto) {
+		if (ipproto_name(r->match.ipproto))
+			strbuf_printf(&b, " ipproto %s", ipproto_name(r->match.ipproto));
 		else
-			strbuf_printf(&b, " ipproto %u", r->ipproto);
+			strbuf_printf(&b, " ipproto %u", r->match.ipproto);
 	}
-	if (r->has_sport)
-		sb_ports(&b, "sport", r->sport_start, r->sport_end);
-	if (r->has_dport)
-		sb_ports(&b, "dport", r->dport_start, r->dport_end);
+	if (r->match.has_sport)
+		sb_ports(&b, "sport", r->match.sport_start, r->match.sport_end);
+	if (r->match.has_dport)
+		sb_ports(&b, "dport", r->match.dport_start, r->match.dport_end);
 	strbuf_printf(&b, " lookup ");
 	sb_table(&b, r->table);
 	strbuf_printf(&b, " pref %u", r->priority);
@@ -607,28 +607,10 @@ static void selector_rule(struct nl_rule *r, const struct selector *s, int famil
 		r->dst_len = s->to.len;
 		memcpy(r->dst, s->to.addr, alen);
 	}
-	if (s->has_uid) {
-		r->has_uid = true;
-		r->uid_start = s->uid_start;
-		r->uid_end = s->uid_end;
-	}
-	r->ipproto = s->ipproto;
-	if (s->has_sport) {
-		r->has_sport = true;
-		r->sport_start = s->sport_start;
-		r->sport_end = s->sport_end;
-	}
-	if (s->has_dport) {
-		r->has_dport = true;
-		r->dport_start = s->dport_start;
-		r->dport_end = s->dport_end;
-	}
-	if (s->has_fwmark) {
-		r->has_fwmark = true;
-		r->fwmark = s->fwmark;
-		/* "fwmark N" without a mask means all bits, as in ip-rule(8). */
-		r->fwmask = s->fwmask ? s->fwmask : UINT32_MAX;
-	}
+	r->match = s->match;
+	/* "fwmark N" without a mask means all bits, as in ip-rule(8). */
+	if (r->match.has_fwmark && !r->match.fwmask)
+		r->match.fwmask = UINT32_MAX;
 }
 
 static int setup_family(struct routing *rt, const struct config *cfg, int family, char *err,
