@@ -386,20 +386,18 @@ int rpf_check_keep(struct routing *rt, char *err, size_t errlen)
 
 		if (l->effective != RPF_STRICT)
 			continue;
-		snprintf(err, errlen,
-			 "rp_filter: %s is strict (net.ipv4.conf.%s.rp_filter=%u, all=%u): once IPv4 "
-			 "is diverted, every inbound IPv4 packet fails the reverse-path check there; "
-			 "set routing.rp-filter = \"loose\", or net.ipv4.conf.%s.rp_filter=2", l->name,
-			 l->name, l->value, all, l->name);
-		return -EPERM;
+		return err_set(err, errlen, -EPERM,
+			       "rp_filter: %s is strict (net.ipv4.conf.%s.rp_filter=%u, all=%u): once "
+			       "IPv4 is diverted, every inbound IPv4 packet fails the reverse-path "
+			       "check there; set routing.rp-filter = \"loose\", or "
+			       "net.ipv4.conf.%s.rp_filter=2", l->name, l->name, l->value, all, l->name);
 	}
 	if (all != 0) {
-		snprintf(err, errlen,
-			 "rp_filter: net.ipv4.conf.all.rp_filter=%u: packets written back to %s (from a "
-			 "local address, on a device without one) fail any reverse-path check there; "
-			 "set routing.rp-filter = \"loose\", or all=0 with each interface's own value "
-			 "(net.ipv4.conf.IF.rp_filter=2)", all, rt->tun);
-		return -EPERM;
+		return err_set(err, errlen, -EPERM,
+			       "rp_filter: net.ipv4.conf.all.rp_filter=%u: packets written back to %s "
+			       "(from a local address, on a device without one) fail any reverse-path "
+			       "check there; set routing.rp-filter = \"loose\", or all=0 with each "
+			       "interface's own value (net.ipv4.conf.IF.rp_filter=2)", all, rt->tun);
 	}
 	return 0;
 }

@@ -143,27 +143,24 @@ void format_route(char *buf, size_t len, const struct nl_route *rt, const char *
 	sb_table(&b, rt->table);
 }
 
-/* err = "STEP: strerror (kernel's reason)"; returns r. */
+/*
+ * err = "STEP: strerror (kernel's reason)"; returns r.  A kernel step that
+ * failed; a plain message is err_set()'s, which this builds on.
+ */
 _printf_(5, 6) int step_error(char *err, size_t errlen, int r, const char *extack,
-				     const char *fmt, ...)
+			      const char *fmt, ...)
 {
-	struct strbuf b = { .buf = err, .size = errlen };
+	char step[ERR_MAX];
 	va_list ap;
-	int n;
 
 	if (!err || !errlen)
 		return r;
-	err[0] = '\0';
 	va_start(ap, fmt);
-	n = vsnprintf(err, errlen, fmt, ap);
+	vsnprintf(step, sizeof(step), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return r;
-	b.len = (size_t)n < errlen ? (size_t)n : errlen - 1;
-	strbuf_printf(&b, ": %s", strerror(-r));
 	if (extack && extack[0])
-		strbuf_printf(&b, " (%s)", extack);
-	return r;
+		return err_set(err, errlen, r, "%s: %s (%s)", step, strerror(-r), extack);
+	return err_set(err, errlen, r, "%s: %s", step, strerror(-r));
 }
 
 /* --- configuration checks ----------------------------------------------- */
