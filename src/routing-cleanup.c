@@ -73,16 +73,19 @@ static int flush_cb(const struct nlmsghdr *nlh, void *userdata)
 	return 0;
 }
 
-static void describe(char *buf, size_t len, const struct nlmsghdr *nlh)
+/* A dumped entry in the words of its kind's describe(): "rule '...' (IPv4)". */
+static void describe(char *buf, size_t len, const struct nlmsghdr *nlh, const char *what,
+		     uint8_t family)
 {
-	struct nl_route route;
-	struct nl_rule rule;
+	struct obj o = { 0 };
 
-	snprintf(buf, len, "?");
-	if (nlh->nlmsg_type == RTM_DELRULE && nl_parse_rule(nlh, &rule) == 0)
-		format_rule(buf, len, &rule);
-	else if (nlh->nlmsg_type == RTM_DELROUTE && nl_parse_route(nlh, &route) == 0)
-		format_route(buf, len, &route, NULL);
+	if (nlh->nlmsg_type == RTM_DELRULE && nl_parse_rule(nlh, &o.rule) == 0)
+		o.kind = OBJ_RULE;
+	else if (nlh->nlmsg_type == RTM_DELROUTE && nl_parse_route(nlh, &o.route) == 0)
+		o.kind = OBJ_ROUTE;
+	else
+		return (void)snprintf(buf, len, "%s '?' (%s)", what, family_name(family));
+	obj_ops[o.kind]->describe(NULL, &o, buf, len);
 }
 
 /* Delete every rule (priority, table) or route (table) of family; returns the count. */
@@ -91,7 +94,7 @@ static int flush(struct nl *nl, uint16_t del_type, uint8_t family, uint32_t prio
 {
 	bool rules = del_type == RTM_DELRULE;
 	const char *what = rules ? "rule" : "route";
-	char words[256];
+	char words[ROUTING_ITEM_MAX];
 	int r, count = 0;
 	size_t i;
 
@@ -115,10 +118,9 @@ static int flush(struct nl *nl, uint16_t del_type, uint8_t family, uint32_t prio
 			if (r == -ENOENT || r == -ESRCH)
 				continue;
 			if (r < 0) {
-				describe(words, sizeof(words), f.msgs[i]);
+				describe(words, sizeof(words), f.msgs[i], what, family);
 				return step_error(err, errlen, r, nl_extack(nl),
-						  "delete %s '%s' (%s)", what, words,
-						  family_name(family));
+						  "delete %s", words);
 			}
 			count++;
 		}

@@ -97,7 +97,7 @@ struct obj_ops {
 	/* Whether the kernel has o as set; found: seen in the repair's dump. */
 	bool (*present)(const struct routing *rt, const struct obj *o, bool found,
 			const struct nl_link_info *info);
-	/* "rule 'from all lookup 100 pref 10000' (IPv4)", "path=value", ... */
+	/* "rule 'from all lookup 100 pref 10000' (IPv4)", "path=value", ...; rt may be NULL */
 	void (*describe)(const struct routing *rt, const struct obj *o, char *buf, size_t len);
 };
 

@@ -285,13 +285,13 @@ static void route_del(struct routing *rt, const struct obj *o)
 	(void)send_built(rt, buf, nl_build_route(buf, sizeof(buf), RTM_DELROUTE, &o->route));
 }
 
-/* An unreachable route has no device: "unreachable default table 100". */
+/* An unreachable route has no device: "unreachable default table 100"; rt NULL: a dumped one. */
 static void route_describe(const struct routing *rt, const struct obj *o, char *buf, size_t len)
 {
 	bool unicast = route_type(&o->route) == RTN_UNICAST;
 	char words[128];
 
-	format_route(words, sizeof(words), &o->route, unicast ? rt->tun : NULL);
+	format_route(words, sizeof(words), &o->route, unicast && rt ? rt->tun : NULL);
 	snprintf(buf, len, "route '%s%s' (%s)", unicast ? "" : "unreachable ", words,
 		 family_name(o->route.family));
 }
