@@ -524,9 +524,9 @@ static int parse_fwmark(const struct ctx *c, const config_setting_t *s, struct s
 	if (mark & ~mask)
 		return fail(c, s, -EINVAL, "%s: mark 0x%" PRIx32 " has bits outside mask 0x%" PRIx32
 			    " and would never match", path, mark, mask);
-	sel->has_fwmark = true;
-	sel->fwmark = mark;
-	sel->fwmask = mask;
+	sel->match.has_fwmark = true;
+	sel->match.fwmark = mark;
+	sel->match.fwmask = mask;
 	return 0;
 invalid:
 	return fail(c, s, -EINVAL, "%s: \"%s\" is not MARK or MARK/MASK (decimal or 0x hex)", path,
@@ -595,22 +595,23 @@ static int parse_selector(const struct ctx *c, const config_setting_t *g, struct
 			}
 			family_s = s;
 		} else if (strcmp(name, "uid") == 0) {
-			r = get_range(c, s, UID_MAX_VALID, &sel->uid_start, &sel->uid_end);
-			sel->has_uid = true;
+			r = get_range(c, s, UID_MAX_VALID, &sel->match.uid_start,
+				      &sel->match.uid_end);
+			sel->match.has_uid = true;
 		} else if (strcmp(name, "ipproto") == 0) {
-			r = parse_ipproto(c, s, &sel->ipproto);
+			r = parse_ipproto(c, s, &sel->match.ipproto);
 			proto_s = s;
 		} else if (strcmp(name, "sport") == 0) {
 			r = get_range(c, s, UINT16_MAX, &lo, &hi);
-			sel->sport_start = lo;
-			sel->sport_end = hi;
-			sel->has_sport = true;
+			sel->match.sport_start = lo;
+			sel->match.sport_end = hi;
+			sel->match.has_sport = true;
 			sport_s = s;
 		} else if (strcmp(name, "dport") == 0) {
 			r = get_range(c, s, UINT16_MAX, &lo, &hi);
-			sel->dport_start = lo;
-			sel->dport_end = hi;
-			sel->has_dport = true;
+			sel->match.dport_start = lo;
+			sel->match.dport_end = hi;
+			sel->match.has_dport = true;
 			dport_s = s;
 		} else if (strcmp(name, "fwmark") == 0) {
 			r = parse_fwmark(c, s, sel);
@@ -632,19 +633,19 @@ static int parse_selector(const struct ctx *c, const config_setting_t *g, struct
 				    path, family_name(sel->family), family_name(f));
 		sel->family = f;
 	}
-	if ((sport_s || dport_s) && !port_proto(sel->ipproto))
+	if ((sport_s || dport_s) && !port_proto(sel->match.ipproto))
 		return fail(c, sport_s ?: dport_s, -EINVAL,
 			    "%s: %s needs ipproto tcp, udp or sctp", path,
 			    sport_s ? "sport" : "dport");
-	if ((sel->ipproto == IPPROTO_ICMP && sel->family == AF_INET6) ||
-	    (sel->ipproto == IPPROTO_ICMPV6 && sel->family == AF_INET))
+	if ((sel->match.ipproto == IPPROTO_ICMP && sel->family == AF_INET6) ||
+	    (sel->match.ipproto == IPPROTO_ICMPV6 && sel->family == AF_INET))
 		return fail(c, proto_s, -EINVAL, "%s: ipproto %s does not exist in %s", path,
-			    sel->ipproto == IPPROTO_ICMP ? "icmp" : "icmpv6",
+			    sel->match.ipproto == IPPROTO_ICMP ? "icmp" : "icmpv6",
 			    family_name(sel->family));
 	/* An ip rule for icmp matches IPv4 packets only, one for icmpv6 IPv6 ones. */
-	if (sel->ipproto == IPPROTO_ICMP)
+	if (sel->match.ipproto == IPPROTO_ICMP)
 		sel->family = AF_INET;
-	else if (sel->ipproto == IPPROTO_ICMPV6)
+	else if (sel->match.ipproto == IPPROTO_ICMPV6)
 		sel->family = AF_INET6;
 	return 0;
 }
@@ -1504,14 +1505,8 @@ static bool selector_equal(const struct selector *a, const struct selector *b)
 {
 	return a->family == b->family && a->has_from == b->has_from && a->has_to == b->has_to &&
 	       (!a->has_from || prefix_equal(&a->from, &b->from)) &&
-	       (!a->has_to || prefix_equal(&a->to, &b->to)) && a->has_uid == b->has_uid &&
-	       (!a->has_uid || (a->uid_start == b->uid_start && a->uid_end == b->uid_end)) &&
-	       a->ipproto == b->ipproto && a->has_sport == b->has_sport &&
-	       (!a->has_sport || (a->sport_start == b->sport_start && a->sport_end == b->sport_end)) &&
-	       a->has_dport == b->has_dport &&
-	       (!a->has_dport || (a->dport_start == b->dport_start && a->dport_end == b->dport_end)) &&
-	       a->has_fwmark == b->has_fwmark &&
-	       (!a->has_fwmark || (a->fwmark == b->fwmark && a->fwmask == b->fwmask));
+	       (!a->has_to || prefix_equal(&a->to, &b->to)) &&
+	       nl_selector_same(&a->match, &b->match);
 }
 
 static bool selectors_equal(const struct selector *a, size_t na, const struct selector *b, size_t nb)

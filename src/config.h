@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/un.h>
 
+#include "netlink.h"
 #include "rule.h"
 
 #define CONFIG_SELECTORS_MAX 64
@@ -29,14 +30,7 @@ struct selector {
 	int family;		/* AF_UNSPEC: every enabled family */
 	bool has_from, has_to;
 	struct prefix from, to;
-	bool has_uid;
-	uint32_t uid_start, uid_end;
-	uint8_t ipproto;	/* 0: any */
-	bool has_sport, has_dport;
-	uint16_t sport_start, sport_end;
-	uint16_t dport_start, dport_end;
-	bool has_fwmark;
-	uint32_t fwmark, fwmask;
+	struct nl_selector match;	/* uid, ipproto, ports, fwmark */
 	int line;
 };
 

@@ -367,6 +367,7 @@ static struct nlmsghdr *put_msg(void *buf, size_t len, uint16_t type, uint16_t f
 
 int nl_build_rule(void *buf, size_t len, uint16_t type, const struct nl_rule *r)
 {
+	const struct nl_selector *m = &r->match;
 	struct fib_rule_hdr *frh;
 	struct nlmsghdr *nlh;
 	size_t alen = addr_len(r->family);
@@ -401,24 +402,24 @@ int nl_build_rule(void *buf, size_t len, uint16_t type, const struct nl_rule *r)
 		ok = ok && mnl_attr_put_check(nlh, len, FRA_DST, alen, r->dst);
 	if (r->iifname[0])
 		ok = ok && mnl_attr_put_strz_check(nlh, len, FRA_IIFNAME, r->iifname);
-	if (r->has_fwmark) {
-		ok = ok && mnl_attr_put_u32_check(nlh, len, FRA_FWMARK, r->fwmark);
-		ok = ok && mnl_attr_put_u32_check(nlh, len, FRA_FWMASK, r->fwmask);
+	if (m->has_fwmark) {
+		ok = ok && mnl_attr_put_u32_check(nlh, len, FRA_FWMARK, m->fwmark);
+		ok = ok && mnl_attr_put_u32_check(nlh, len, FRA_FWMASK, m->fwmask);
 	}
-	if (r->has_uid) {
-		struct fib_rule_uid_range u = { .start = r->uid_start, .end = r->uid_end };
+	if (m->has_uid) {
+		struct fib_rule_uid_range u = { .start = m->uid_start, .end = m->uid_end };
 
 		ok = ok && mnl_attr_put_check(nlh, len, FRA_UID_RANGE, sizeof(u), &u);
 	}
-	if (r->ipproto)
-		ok = ok && mnl_attr_put_u8_check(nlh, len, FRA_IP_PROTO, r->ipproto);
-	if (r->has_sport) {
-		struct fib_rule_port_range p = { .start = r->sport_start, .end = r->sport_end };
+	if (m->ipproto)
+		ok = ok && mnl_attr_put_u8_check(nlh, len, FRA_IP_PROTO, m->ipproto);
+	if (m->has_sport) {
+		struct fib_rule_port_range p = { .start = m->sport_start, .end = m->sport_end };
 
 		ok = ok && mnl_attr_put_check(nlh, len, FRA_SPORT_RANGE, sizeof(p), &p);
 	}
-	if (r->has_dport) {
-		struct fib_rule_port_range p = { .start = r->dport_start, .end = r->dport_end };
+	if (m->has_dport) {
+		struct fib_rule_port_range p = { .start = m->dport_start, .end = m->dport_end };
 
 		ok = ok && mnl_attr_put_check(nlh, len, FRA_DPORT_RANGE, sizeof(p), &p);
 	}
@@ -742,27 +743,27 @@ int nl_parse_rule(const struct nlmsghdr *nlh, struct nl_rule *ret)
 	ok = ok && get_str(tb[FRA_IIFNAME], r.iifname, sizeof(r.iifname));
 	ok = ok && get_str(tb[FRA_OIFNAME], r.oifname, sizeof(r.oifname));
 	r.invert = (frh->flags & FIB_RULE_INVERT) != 0;
-	r.has_fwmark = tb[FRA_FWMARK] || tb[FRA_FWMASK];
-	ok = ok && get_u32(tb[FRA_FWMARK], &r.fwmark);
-	ok = ok && get_u32(tb[FRA_FWMASK], &r.fwmask);
-	ok = ok && get_u8(tb[FRA_IP_PROTO], &r.ipproto);
+	r.match.has_fwmark = tb[FRA_FWMARK] || tb[FRA_FWMASK];
+	ok = ok && get_u32(tb[FRA_FWMARK], &r.match.fwmark);
+	ok = ok && get_u32(tb[FRA_FWMASK], &r.match.fwmask);
+	ok = ok && get_u8(tb[FRA_IP_PROTO], &r.match.ipproto);
 	if (tb[FRA_UID_RANGE]) {
 		ok = ok && get_bin(tb[FRA_UID_RANGE], &u, sizeof(u));
-		r.has_uid = true;
-		r.uid_start = u.start;
-		r.uid_end = u.end;
+		r.match.has_uid = true;
+		r.match.uid_start = u.start;
+		r.match.uid_end = u.end;
 	}
 	if (tb[FRA_SPORT_RANGE]) {
 		ok = ok && get_bin(tb[FRA_SPORT_RANGE], &sp, sizeof(sp));
-		r.has_sport = true;
-		r.sport_start = sp.start;
-		r.sport_end = sp.end;
+		r.match.has_sport = true;
+		r.match.sport_start = sp.start;
+		r.match.sport_end = sp.end;
 	}
 	if (tb[FRA_DPORT_RANGE]) {
 		ok = ok && get_bin(tb[FRA_DPORT_RANGE], &dp, sizeof(dp));
-		r.has_dport = true;
-		r.dport_start = dp.start;
-		r.dport_end = dp.end;
+		r.match.has_dport = true;
+		r.match.dport_start = dp.start;
+		r.match.dport_end = dp.end;
 	}
 	if (!ok)
 		return -EINVAL;
@@ -859,14 +860,7 @@ bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b)
 	       strcmp(a->iifname, b->iifname) == 0 && strcmp(a->oifname, b->oifname) == 0 &&
 	       a->src_len == b->src_len && prefix_same(a->src, b->src, a->src_len) &&
 	       a->dst_len == b->dst_len && prefix_same(a->dst, b->dst, a->dst_len) &&
-	       a->has_uid == b->has_uid &&
-	       (!a->has_uid || (a->uid_start == b->uid_start && a->uid_end == b->uid_end)) &&
-	       a->ipproto == b->ipproto && a->has_sport == b->has_sport &&
-	       (!a->has_sport || (a->sport_start == b->sport_start && a->sport_end == b->sport_end)) &&
-	       a->has_dport == b->has_dport &&
-	       (!a->has_dport || (a->dport_start == b->dport_start && a->dport_end == b->dport_end)) &&
-	       a->has_fwmark == b->has_fwmark &&
-	       (!a->has_fwmark || (a->fwmark == b->fwmark && a->fwmask == b->fwmask));
+	       nl_selector_same(&a->match, &b->match);
 }
 
 /*

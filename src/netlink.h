@@ -22,6 +22,21 @@
 
 struct nl;
 
+/*
+ * What a rule matches besides its prefixes and interfaces: the one model of a
+ * configured selector (config.h's struct selector) and a kernel rule.
+ */
+struct nl_selector {
+	bool has_uid;
+	uint32_t uid_start, uid_end;
+	uint8_t ipproto;		/* 0: any */
+	bool has_sport, has_dport;
+	uint16_t sport_start, sport_end;
+	uint16_t dport_start, dport_end;
+	bool has_fwmark;
+	uint32_t fwmark, fwmask;
+};
+
 /* A policy rule "... lookup table": RTM_NEWRULE / RTM_DELRULE. */
 struct nl_rule {
 	uint8_t family;			/* AF_INET or AF_INET6 */
@@ -32,14 +47,7 @@ struct nl_rule {
 	char iifname[IFNAMSIZ];		/* "": any */
 	uint8_t src_len, dst_len;	/* 0: any, no attribute */
 	uint8_t src[16], dst[16];
-	bool has_uid;
-	uint32_t uid_start, uid_end;
-	uint8_t ipproto;		/* 0: any */
-	bool has_sport, has_dport;
-	uint16_t sport_start, sport_end;
-	uint16_t dport_start, dport_end;
-	bool has_fwmark;
-	uint32_t fwmark, fwmask;
+	struct nl_selector match;
 	/* Parsed only: selectors ipmodd never sets, which make another rule of a look-alike. */
 	bool invert;			/* "not" (FIB_RULE_INVERT) */
 	char oifname[IFNAMSIZ];		/* "": any */
@@ -180,5 +188,21 @@ int nl_parse_netconf(const struct nlmsghdr *nlh, struct nl_netconf *ret);
  * and the priority (the protocol, which tells who added it, aside).
  */
 bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b);
+
+/*
+ * Whether two selectors match the same: the fields a has_* flag leaves unset
+ * aside.  Inline, so that config.c compares selectors without this module.
+ */
+static inline bool nl_selector_same(const struct nl_selector *a, const struct nl_selector *b)
+{
+	return a->has_uid == b->has_uid &&
+	       (!a->has_uid || (a->uid_start == b->uid_start && a->uid_end == b->uid_end)) &&
+	       a->ipproto == b->ipproto && a->has_sport == b->has_sport &&
+	       (!a->has_sport || (a->sport_start == b->sport_start && a->sport_end == b->sport_end)) &&
+	       a->has_dport == b->has_dport &&
+	       (!a->has_dport || (a->dport_start == b->dport_start && a->dport_end == b->dport_end)) &&
+	       a->has_fwmark == b->has_fwmark &&
+	       (!a->has_fwmark || (a->fwmark == b->fwmark && a->fwmask == b->fwmask));
+}
 
 #endif

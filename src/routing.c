@@ -23,73 +23,19 @@
 #include "netlink.h"
 #include "inbound.h"
 #include "routing.h"
+#include "routing-internal.h"
 #include "util.h"
 
-#define SYSCTL_PATH_MAX 96
-#define SYSCTL_VALUE_MAX 32
-#define FLUSH_BATCH 64		/* deletions per dump */
-#define FLUSH_ROUNDS 64		/* dumps per object kind before giving up */
-#define RPF_LOOSE 2
-#define RPF_STRICT 1
-#define RPF_ALL (-1)		/* the ifindex that stands for "all" */
-#define RPF_STATE_LINE 64
-
-enum obj_kind {
-	OBJ_RULE,
-	OBJ_ROUTE,
-	OBJ_INET_CONF,
-	OBJ_SYSCTL,
-};
-
 /* The IPv4 devconf values a tun needs to forward written-back packets. */
-static const struct nl_devconf tun_inet_conf[] = {
+const struct nl_devconf tun_inet_conf[] = {
 	{ IPV4_DEVCONF_FORWARDING, 1 },
 	{ IPV4_DEVCONF_ACCEPT_LOCAL, 1 },
 	{ IPV4_DEVCONF_RP_FILTER, 0 },
 };
 
-struct obj {
-	enum obj_kind kind;
-	bool block;		/* part of the fail-closed block: rules, unreachable routes */
-	union {
-		struct nl_rule rule;
-		struct nl_route route;
-		struct nl_devconf old_conf[ARRAY_SIZE(tun_inet_conf)];
-		struct {
-			char path[SYSCTL_PATH_MAX];
-			char old[SYSCTL_VALUE_MAX];
-			char want[SYSCTL_VALUE_MAX];
-		} sysctl;
-	};
-};
-
-/* An rp_filter ipmodd changed while it runs: an interface's, or "all" (RPF_ALL). */
-struct rpf {
-	int ifindex;
-	char name[IFNAMSIZ];
-	uint32_t old, effective;	/* before us */
-	bool announced;		/* handed to routing_rp_filter_take() */
-};
-
-struct routing {
-	struct nl *nl;
-	int ifindex;
-	char tun[IFNAMSIZ];
-	bool fail_closed;
-	bool rpf_loose;		/* IPv4 diverted with rp-filter = "loose" */
-	uint32_t rpf_all;	/* net.ipv4.conf.all.rp_filter before us */
-	struct rpf *rpf;
-	size_t n_rpf;
-	char rpf_state[ROUTING_STATE_PATH_MAX];
-	bool keep_block;	/* routing_free() leaves the block in place */
-	uint32_t priority, table;
-	size_t n;
-	struct obj objs[];	/* sized by routing_install() for all it can add */
-};
-
 /* --- messages ----------------------------------------------------------- */
 
-static const char *family_name(int family)
+const char *family_name(int family)
 {
 	return family == AF_INET ? "IPv4" : "IPv6";
 }
@@ -142,7 +88,7 @@ static void sb_table(struct strbuf *b, uint32_t table)
 }
 
 /* The rule in "ip rule add" words, in the order "ip rule show" prints them. */
-static void format_rule(char *buf, size_t len, const struct nl_rule *r)
+void format_rule(char *buf, size_t len, const struct nl_rule *r)
 {
 	struct strbuf b = { .buf = buf, .size = len };
 
@@ -156,31 +102,31 @@ static void format_rule(char *buf, size_t len, const struct nl_rule *r)
 		strbuf_printf(&b, " to ");
 		sb_prefix(&b, r->family, r->dst, r->dst_len);
 	}
-	if (r->has_fwmark) {
-		strbuf_printf(&b, " fwmark 0x%x", r->fwmark);
-		if (r->fwmask != UINT32_MAX)
-			strbuf_printf(&b, "/0x%x", r->fwmask);
+	if (r->match.has_fwmark) {
+		strbuf_printf(&b, " fwmark 0x%x", r->match.fwmark);
+		if (r->match.fwmask != UINT32_MAX)
+			strbuf_printf(&b, "/0x%x", r->match.fwmask);
 	}
 	if (r->iifname[0])
 		strbuf_printf(&b, " iif %s", r->iifname);
-	if (r->has_uid)
-		strbuf_printf(&b, " uidrange %u-%u", r->uid_start, r->uid_end);
-	if (r->ipproto) {
-		if (ipproto_name(r->ipproto))
-			strbuf_printf(&b, " ipproto %s", ipproto_name(r->ipproto));
+	if (r->match.has_uid)
+		strbuf_printf(&b, " uidrange %u-%u", r->match.uid_start, r->match.uid_end);
+	if (r->match.ipproto) {
+		if (ipproto_name(r->match.ipproto))
+			strbuf_printf(&b, " ipproto %s", ipproto_name(r->match.ipproto));
 		else
-			strbuf_printf(&b, " ipproto %u", r->ipproto);
+			strbuf_printf(&b, " ipproto %u", r->match.ipproto);
 	}
-	if (r->has_sport)
-		sb_ports(&b, "sport", r->sport_start, r->sport_end);
-	if (r->has_dport)
-		sb_ports(&b, "dport", r->dport_start, r->dport_end);
+	if (r->match.has_sport)
+		sb_ports(&b, "sport", r->match.sport_start, r->match.sport_end);
+	if (r->match.has_dport)
+		sb_ports(&b, "dport", r->match.dport_start, r->match.dport_end);
 	strbuf_printf(&b, " lookup ");
 	sb_table(&b, r->table);
 	strbuf_printf(&b, " pref %u", r->priority);
 }
 
-static void format_route(char *buf, size_t len, const struct nl_route *rt, const char *dev)
+void format_route(char *buf, size_t len, const struct nl_route *rt, const char *dev)
 {
 	struct strbuf b = { .buf = buf, .size = len };
 
@@ -197,27 +143,24 @@ static void format_route(char *buf, size_t len, const struct nl_route *rt, const
 	sb_table(&b, rt->table);
 }
 
-/* err = "STEP: strerror (kernel's reason)"; returns r. */
-static _printf_(5, 6) int step_error(char *err, size_t errlen, int r, const char *extack,
-				     const char *fmt, ...)
+/*
+ * err = "STEP: strerror (kernel's reason)"; returns r.  A kernel step that
+ * failed; a plain message is err_set()'s, which this builds on.
+ */
+_printf_(5, 6) int step_error(char *err, size_t errlen, int r, const char *extack,
+			      const char *fmt, ...)
 {
-	struct strbuf b = { .buf = err, .size = errlen };
+	char step[ERR_MAX];
 	va_list ap;
-	int n;
 
 	if (!err || !errlen)
 		return r;
-	err[0] = '\0';
 	va_start(ap, fmt);
-	n = vsnprintf(err, errlen, fmt, ap);
+	vsnprintf(step, sizeof(step), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return r;
-	b.len = (size_t)n < errlen ? (size_t)n : errlen - 1;
-	strbuf_printf(&b, ": %s", strerror(-r));
 	if (extack && extack[0])
-		strbuf_printf(&b, " (%s)", extack);
-	return r;
+		return err_set(err, errlen, r, "%s: %s (%s)", step, strerror(-r), extack);
+	return err_set(err, errlen, r, "%s: %s", step, strerror(-r));
 }
 
 /* --- configuration checks ----------------------------------------------- */
@@ -228,7 +171,7 @@ static bool table_reserved(uint32_t t)
 	       t == RT_TABLE_MAIN || t == RT_TABLE_LOCAL;
 }
 
-static int check_config(const struct config *cfg, char *err, size_t errlen)
+int check_config(const struct config *cfg, char *err, size_t errlen)
 {
 	if (!memchr(cfg->tun_name, '\0', sizeof(cfg->tun_name)) || !cfg->tun_name[0])
 		return step_error(err, errlen, -EINVAL, NULL, "invalid tun name");
@@ -246,16 +189,13 @@ static int check_config(const struct config *cfg, char *err, size_t errlen)
 
 /* --- recorded objects --------------------------------------------------- */
 
-static struct obj *record(struct routing *rt, enum obj_kind kind)
+/* Keep o, which the kernel acknowledged, for routing_free() and the repair. */
+static void record(struct routing *rt, const struct obj *o)
 {
-	struct obj *o = &rt->objs[rt->n++];
-
-	memset(o, 0, sizeof(*o));
-	o->kind = kind;
-	return o;
+	rt->objs[rt->n++] = *o;
 }
 
-static int read_sysctl(const char *path, char *buf, size_t len)
+int read_sysctl(const char *path, char *buf, size_t len)
 {
 	_cleanup_(closep) int fd = -1;
 	ssize_t n;
@@ -271,7 +211,7 @@ static int read_sysctl(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-static int write_sysctl(const char *path, const char *value)
+int write_sysctl(const char *path, const char *value)
 {
 	_cleanup_(closep) int fd = -1;
 	size_t len = strlen(value);
@@ -286,45 +226,178 @@ static int write_sysctl(const char *path, const char *value)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
-static void undo(struct routing *rt, const struct obj *o)
+/* Send a request built into buf (r: its length, or the builder's error). */
+static int send_built(struct routing *rt, char *buf, int r)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	struct nl_link l = { .ifindex = rt->ifindex };
-	int r = -EINVAL;
-
-	/* Best effort: the object may be gone already (the tun took it along). */
-	switch (o->kind) {
-	case OBJ_RULE:
-		r = nl_build_rule(buf, sizeof(buf), RTM_DELRULE, &o->rule);
-		break;
-	case OBJ_ROUTE:
-		r = nl_build_route(buf, sizeof(buf), RTM_DELROUTE, &o->route);
-		break;
-	case OBJ_INET_CONF:
-		l.inet_conf = o->old_conf;
-		l.n_inet_conf = ARRAY_SIZE(o->old_conf);
-		r = nl_build_setlink(buf, sizeof(buf), &l);
-		break;
-	case OBJ_SYSCTL:
-		(void)write_sysctl(o->sysctl.path, o->sysctl.old);
-		return;
-	}
-	if (r >= 0)
-		(void)nl_request(rt->nl, buf, NULL, NULL);
+	return r < 0 ? r : nl_request(rt->nl, buf, NULL, NULL);
 }
 
-static int rpf_put_back(struct nl *nl, int ifindex, const char *name, uint32_t old);
+/* --- operations per kind of object -------------------------------------- */
 
-/* Every rp_filter we changed, newest first; the state file goes unless one failed. */
-static void rpf_put_back_all(struct routing *rt)
+static int rule_add(struct routing *rt, const struct obj *o, bool replace)
 {
-	bool failed = false;
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
 
-	for (size_t i = rt->n_rpf; i > 0; i--)
-		failed |= rpf_put_back(rt->nl, rt->rpf[i - 1].ifindex, rt->rpf[i - 1].name,
-				       rt->rpf[i - 1].old) < 0;
-	if (rt->n_rpf && !failed && rt->rpf_state[0])
-		unlink(rt->rpf_state);
+	(void)replace;		/* a rule has no place another one could hold */
+	return send_built(rt, buf, nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, &o->rule));
+}
+
+static void rule_del(struct routing *rt, const struct obj *o)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+
+	(void)send_built(rt, buf, nl_build_rule(buf, sizeof(buf), RTM_DELRULE, &o->rule));
+}
+
+static bool dump_present(const struct routing *rt, const struct obj *o, bool found,
+			 const struct nl_link_info *info)
+{
+	(void)rt, (void)o, (void)info;
+	return found;
+}
+
+static void rule_describe(const struct routing *rt, const struct obj *o, char *buf, size_t len)
+{
+	char words[256];
+
+	(void)rt;
+	format_rule(words, sizeof(words), &o->rule);
+	snprintf(buf, len, "rule '%s' (%s)", words, family_name(o->rule.family));
+}
+
+static int route_add(struct routing *rt, const struct obj *o, bool replace)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	int r;
+
+	r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &o->route);
+	/* Whatever took our place in the table gives it back. */
+	if (r >= 0 && replace)
+		((struct nlmsghdr *)buf)->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE |
+							NLM_F_REPLACE;
+	return send_built(rt, buf, r);
+}
+
+static void route_del(struct routing *rt, const struct obj *o)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+
+	(void)send_built(rt, buf, nl_build_route(buf, sizeof(buf), RTM_DELROUTE, &o->route));
+}
+
+/* An unreachable route has no device: "unreachable default table 100"; rt NULL: a dumped one. */
+static void route_describe(const struct routing *rt, const struct obj *o, char *buf, size_t len)
+{
+	bool unicast = route_type(&o->route) == RTN_UNICAST;
+	char words[128];
+
+	format_route(words, sizeof(words), &o->route, unicast && rt ? rt->tun : NULL);
+	snprintf(buf, len, "route '%s%s' (%s)", unicast ? "" : "unreachable ", words,
+		 family_name(o->route.family));
+}
+
+static int inet_conf_set(struct routing *rt, const struct nl_devconf *conf, size_t n)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	struct nl_link l = { .ifindex = rt->ifindex, .inet_conf = conf, .n_inet_conf = n };
+
+	return send_built(rt, buf, nl_build_setlink(buf, sizeof(buf), &l));
+}
+
+static int inet_conf_add(struct routing *rt, const struct obj *o, bool replace)
+{
+	(void)o, (void)replace;
+	return inet_conf_set(rt, tun_inet_conf, ARRAY_SIZE(tun_inet_conf));
+}
+
+static void inet_conf_del(struct routing *rt, const struct obj *o)
+{
+	(void)inet_conf_set(rt, o->old_conf, ARRAY_SIZE(o->old_conf));
+}
+
+static bool inet_conf_present(const struct routing *rt, const struct obj *o, bool found,
+			      const struct nl_link_info *info)
+{
+	(void)rt, (void)o, (void)found;
+	return inet_conf_ok(info);
+}
+
+static void inet_conf_describe(const struct routing *rt, const struct obj *o, char *buf,
+			       size_t len)
+{
+	(void)o;
+	snprintf(buf, len, "IPv4 devconf of %s (forwarding 1, accept_local 1, rp_filter 0)",
+		 rt->tun);
+}
+
+static int sysctl_add(struct routing *rt, const struct obj *o, bool replace)
+{
+	(void)rt, (void)replace;
+	return write_sysctl(o->sysctl.path, o->sysctl.want);
+}
+
+static void sysctl_del(struct routing *rt, const struct obj *o)
+{
+	(void)rt;
+	(void)write_sysctl(o->sysctl.path, o->sysctl.old);
+}
+
+static bool sysctl_present(const struct routing *rt, const struct obj *o, bool found,
+			   const struct nl_link_info *info)
+{
+	char value[SYSCTL_VALUE_MAX];
+
+	(void)rt, (void)found, (void)info;
+	return read_sysctl(o->sysctl.path, value, sizeof(value)) == 0 &&
+	       strcmp(value, o->sysctl.want) == 0;
+}
+
+static void sysctl_describe(const struct routing *rt, const struct obj *o, char *buf, size_t len)
+{
+	(void)rt;
+	snprintf(buf, len, "%s=%s", o->sysctl.path, o->sysctl.want);
+}
+
+const struct obj_ops *const obj_ops[] = {
+	[OBJ_RULE] = &(const struct obj_ops){
+		.netlink = true, .restore = true, .add = rule_add, .del = rule_del,
+		.present = dump_present, .describe = rule_describe,
+	},
+	[OBJ_ROUTE] = &(const struct obj_ops){
+		.netlink = true, .restore = true, .add = route_add, .del = route_del,
+		.present = dump_present, .describe = route_describe,
+	},
+	[OBJ_INET_CONF] = &(const struct obj_ops){
+		.netlink = true, .add = inet_conf_add, .del = inet_conf_del,
+		.present = inet_conf_present, .describe = inet_conf_describe,
+	},
+	[OBJ_SYSCTL] = &(const struct obj_ops){
+		.add = sysctl_add, .del = sysctl_del,
+		.present = sysctl_present, .describe = sysctl_describe,
+	},
+};
+
+/*
+ * Create o in the kernel (verb: what the error message says) and keep it;
+ * taken: an EEXIST that counts as ours (the fail-closed block).
+ */
+static int add_obj(struct routing *rt, const struct obj *o, const char *verb, bool taken,
+		   char *err, size_t errlen)
+{
+	const struct obj_ops *ops = obj_ops[o->kind];
+	char words[ROUTING_ITEM_MAX];
+	int r;
+
+	r = ops->add(rt, o, false);
+	if (r == -EEXIST && taken)
+		r = 0;
+	if (r < 0) {
+		ops->describe(rt, o, words, sizeof(words));
+		return step_error(err, errlen, r, ops->netlink ? nl_extack(rt->nl) : NULL, "%s %s",
+				  verb, words);
+	}
+	record(rt, o);
+	return 0;
 }
 
 struct routing *routing_free(struct routing *rt)
@@ -335,7 +408,7 @@ struct routing *routing_free(struct routing *rt)
 		return NULL;
 	for (i = rt->n; i > 0; i--)
 		if (!(rt->keep_block && rt->objs[i - 1].block))
-			undo(rt, &rt->objs[i - 1]);
+			obj_ops[rt->objs[i - 1].kind]->del(rt, &rt->objs[i - 1]);
 	/* Once nothing is diverted any more: "all" first, the newest. */
 	rpf_put_back_all(rt);
 	nl_close(rt->nl);
@@ -354,52 +427,18 @@ void routing_keep_block(struct routing *rt)
 
 static int add_rule(struct routing *rt, const struct nl_rule *rule, char *err, size_t errlen)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	char words[256];
-	struct obj *o;
-	int r;
+	struct obj o = { .kind = OBJ_RULE, .rule = *rule, .block = rt->fail_closed };
 
-	r = nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, rule);
-	if (r >= 0)
-		r = nl_request(rt->nl, buf, NULL, NULL);
 	/* Fail-closed: the block a stopped instance left is taken over as it is. */
-	if (r == -EEXIST && rt->fail_closed)
-		r = 0;
-	if (r < 0) {
-		format_rule(words, sizeof(words), rule);
-		return step_error(err, errlen, r, nl_extack(rt->nl), "add rule '%s' (%s)", words,
-				  family_name(rule->family));
-	}
-	o = record(rt, OBJ_RULE);
-	o->rule = *rule;
-	o->block = rt->fail_closed;
-	return 0;
+	return add_obj(rt, &o, "add", rt->fail_closed, err, errlen);
 }
-
 static int add_route(struct routing *rt, const struct nl_route *route, char *err, size_t errlen)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	bool block = route->type == RTN_UNREACHABLE;
-	char words[128];
-	struct obj *o;
-	int r;
+	struct obj o = { .kind = OBJ_ROUTE, .route = *route };
 
-	r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, route);
-	if (r >= 0)
-		r = nl_request(rt->nl, buf, NULL, NULL);
-	if (r == -EEXIST && block)
-		r = 0;
-	if (r < 0) {
-		format_route(words, sizeof(words), route, rt->tun);
-		return step_error(err, errlen, r, nl_extack(rt->nl), "add route '%s' (%s)", words,
-				  family_name(route->family));
-	}
-	o = record(rt, OBJ_ROUTE);
-	o->route = *route;
-	o->block = block;
-	return 0;
+	o.block = route->type == RTN_UNREACHABLE;
+	return add_obj(rt, &o, "add", o.block, err, errlen);
 }
-
 static int setup_link(struct routing *rt, uint32_t mtu, bool ipv6, char *err, size_t errlen)
 {
 	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
@@ -439,14 +478,8 @@ static int setup_link(struct routing *rt, uint32_t mtu, bool ipv6, char *err, si
 /* Written-back packets are forwarded from a local source: see DESIGN.md 1. */
 static int setup_inet_conf(struct routing *rt, char *err, size_t errlen)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	struct nl_link l = {
-		.ifindex = rt->ifindex,
-		.inet_conf = tun_inet_conf,
-		.n_inet_conf = ARRAY_SIZE(tun_inet_conf),
-	};
+	struct obj o = { .kind = OBJ_INET_CONF };
 	struct nl_link_info info;
-	struct obj *o;
 	size_t i;
 	int r;
 
@@ -456,44 +489,26 @@ static int setup_inet_conf(struct routing *rt, char *err, size_t errlen)
 	if (r < 0)
 		return step_error(err, errlen, r, nl_extack(rt->nl), "read IPv4 devconf of %s",
 				  rt->tun);
-
-	r = nl_build_setlink(buf, sizeof(buf), &l);
-	if (r >= 0)
-		r = nl_request(rt->nl, buf, NULL, NULL);
-	if (r < 0)
-		return step_error(err, errlen, r, nl_extack(rt->nl),
-				  "set IPv4 devconf of %s (forwarding 1, accept_local 1, rp_filter 0)",
-				  rt->tun);
-
-	o = record(rt, OBJ_INET_CONF);
 	for (i = 0; i < ARRAY_SIZE(tun_inet_conf); i++) {
-		o->old_conf[i].index = tun_inet_conf[i].index;
-		o->old_conf[i].value = info.inet_conf[tun_inet_conf[i].index];
+		o.old_conf[i].index = tun_inet_conf[i].index;
+		o.old_conf[i].value = info.inet_conf[tun_inet_conf[i].index];
 	}
-	return 0;
+	return add_obj(rt, &o, "set", false, err, errlen);
 }
-
 /* Set a sysctl of /proc/sys and record its old value for routing_free() and the repair. */
 static int set_sysctl(struct routing *rt, const char *path, const char *want, char *err,
 		      size_t errlen)
 {
-	char old[SYSCTL_VALUE_MAX];
-	struct obj *o;
+	struct obj o = { .kind = OBJ_SYSCTL };
 	int r;
 
-	r = read_sysctl(path, old, sizeof(old));
+	snprintf(o.sysctl.path, sizeof(o.sysctl.path), "%s", path);
+	snprintf(o.sysctl.want, sizeof(o.sysctl.want), "%s", want);
+	r = read_sysctl(path, o.sysctl.old, sizeof(o.sysctl.old));
 	if (r < 0)
 		return step_error(err, errlen, r, NULL, "read %s", path);
-	r = write_sysctl(path, want);
-	if (r < 0)
-		return step_error(err, errlen, r, NULL, "write %s to %s", want, path);
-	o = record(rt, OBJ_SYSCTL);
-	snprintf(o->sysctl.path, sizeof(o->sysctl.path), "%s", path);
-	memcpy(o->sysctl.old, old, sizeof(old));
-	snprintf(o->sysctl.want, sizeof(o->sysctl.want), "%s", want);
-	return 0;
+	return add_obj(rt, &o, "set", false, err, errlen);
 }
-
 int routing_has_force_forwarding(const char *tun)
 {
 	char path[SYSCTL_PATH_MAX];
@@ -544,17 +559,8 @@ static int setup_ipv6_forwarding(struct routing *rt, bool reinject, char *err, s
 				  ">= 5.10) or remove ipv6 from routing.families", rt->tun, path);
 	return set_sysctl(rt, path, "1", err, errlen);
 }
-
-struct repair {
-	struct routing *rt;
-	bool *found;		/* per object: in the kernel's dump */
-	int n;
-	char *item;
-	size_t itemlen;
-};
-
 /* One more thing put back; the first one is named. */
-static _printf_(2, 3) void repaired(struct repair *rep, const char *fmt, ...)
+_printf_(2, 3) void repaired(struct repair *rep, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -563,407 +569,6 @@ static _printf_(2, 3) void repaired(struct repair *rep, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(rep->item, rep->itemlen, fmt, ap);
 	va_end(ap);
-}
-
-/* --- reverse-path filter (DESIGN.md 6) ---------------------------------- */
-
-/*
- * The effective rp_filter of a device is max(all, dev).  Two checks meet
- * ipmodd's routing:
- *  - an inbound IPv4 packet's reverse-path lookup (from the loopback,
- *    addresses swapped) meets "from all lookup T" and finds the tun: strict
- *    mode (1) on the uplink drops every inbound packet, loose mode (2) only
- *    asks for a route back, which the tun is;
- *  - a packet written back to the tun comes from a local address on a device
- *    without an IPv4 address: any mode but 0 drops it there (the kernel's
- *    IPReversePathFilter counter), loose too.  So "all" must be 0.
- * With rp-filter = "loose": every interface but lo and the tun that filters
- * (effective value 1 or 2, "all" as it was before us) gets 2 of its own, and
- * then "all" gets 0.  Nothing filters less than before but the strict
- * interfaces, which become loose.
- */
-
-#define RPF_ALL_PATH "/proc/sys/net/ipv4/conf/all/rp_filter"
-
-static uint32_t rpf_effective(uint32_t all, uint32_t dev)
-{
-	return all > dev ? all : dev;
-}
-
-static int rpf_read_all(uint32_t *ret)
-{
-	char v[SYSCTL_VALUE_MAX], *end;
-	unsigned long n;
-	int r;
-
-	r = read_sysctl(RPF_ALL_PATH, v, sizeof(v));
-	if (r < 0)
-		return r;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno || end == v || n > UINT32_MAX)
-		return -EINVAL;
-	*ret = (uint32_t)n;
-	return 0;
-}
-
-static bool rpf_link_counts(int tun, const struct nl_link_info *l)
-{
-	return l->ifindex != tun && !(l->flags & IFF_LOOPBACK) && l->has_inet_conf;
-}
-
-/* A link that filters by "all" or by itself, without loose mode of its own. */
-static bool rpf_link_needs(int tun, uint32_t all, const struct nl_link_info *l)
-{
-	uint32_t dev = l->inet_conf[IPV4_DEVCONF_RP_FILTER];
-
-	return rpf_link_counts(tun, l) && rpf_effective(all, dev) != 0 && dev != RPF_LOOSE;
-}
-
-struct rpf_link {
-	int ifindex;
-	char name[IFNAMSIZ];
-	uint32_t value, effective;
-};
-
-/* The links of one dump that need loose mode of their own. */
-struct rpf_scan {
-	int tun;
-	uint32_t all;
-	struct rpf_link links[ROUTING_RPF_MAX];
-	size_t n;
-	bool more;
-};
-
-static int rpf_scan_cb(const struct nlmsghdr *nlh, void *userdata)
-{
-	struct rpf_scan *sc = userdata;
-	struct rpf_link *l;
-	struct nl_link_info info;
-
-	if (nl_parse_link(nlh, &info) < 0 || !rpf_link_needs(sc->tun, sc->all, &info))
-		return 0;
-	if (sc->n == ARRAY_SIZE(sc->links)) {
-		sc->more = true;
-		return 0;
-	}
-	l = &sc->links[sc->n++];
-	l->ifindex = info.ifindex;
-	memcpy(l->name, info.name, IFNAMSIZ);
-	l->value = info.inet_conf[IPV4_DEVCONF_RP_FILTER];
-	l->effective = rpf_effective(sc->all, l->value);
-	return 0;
-}
-
-/* all: the value of "all" to judge the links by. */
-static int rpf_scan(struct nl *nl, int tun, uint32_t all, struct rpf_scan *sc, char *err,
-		    size_t errlen)
-{
-	int r;
-
-	for (int attempt = 0; attempt < 4; attempt++) {
-		memset(sc, 0, sizeof(*sc));
-		sc->tun = tun;
-		sc->all = all;
-		r = nl_dump(nl, RTM_GETLINK, AF_UNSPEC, rpf_scan_cb, sc);
-		if (r != -EINTR)
-			break;
-	}
-	if (r < 0)
-		return step_error(err, errlen, r, nl_extack(nl), "dump links");
-	if (sc->more)
-		return step_error(err, errlen, -E2BIG, NULL,
-				  "more than %d interfaces with a reverse-path filter", ROUTING_RPF_MAX);
-	return 0;
-}
-
-static int rpf_set(struct nl *nl, int ifindex, uint32_t value)
-{
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	struct nl_devconf conf = { IPV4_DEVCONF_RP_FILTER, value };
-	struct nl_link l = { .ifindex = ifindex, .inet_conf = &conf, .n_inet_conf = 1 };
-	char v[SYSCTL_VALUE_MAX];
-	int r;
-
-	if (ifindex == RPF_ALL) {
-		snprintf(v, sizeof(v), "%u", value);
-		return write_sysctl(RPF_ALL_PATH, v);
-	}
-	r = nl_build_setlink(buf, sizeof(buf), &l);
-	if (r >= 0)
-		r = nl_request(nl, buf, NULL, NULL);
-	return r;
-}
-
-/*
- * Put back old on ifindex if it is still the link named name and still
- * holds the value we set (want): what someone else set since is theirs.
- * 1: put back, 0: nothing to do, -errno.
- */
-static int rpf_put_back(struct nl *nl, int ifindex, const char *name, uint32_t old)
-{
-	struct nl_link_info info;
-	uint32_t now;
-	int r;
-
-	if (ifindex == RPF_ALL) {
-		r = rpf_read_all(&now);
-		if (r < 0 || now != 0)
-			return r < 0 ? r : 0;
-		r = rpf_set(nl, RPF_ALL, old);
-		return r < 0 ? r : 1;
-	}
-	r = nl_link_get(nl, ifindex, NULL, &info);
-	if (r == -ENODEV)
-		return 0;
-	if (r < 0)
-		return r;
-	if (strcmp(name, info.name) != 0 || !info.has_inet_conf ||
-	    info.inet_conf[IPV4_DEVCONF_RP_FILTER] != RPF_LOOSE)
-		return 0;
-	r = rpf_set(nl, ifindex, old);
-	if (r == -ENODEV)
-		return 0;
-	return r < 0 ? r : 1;
-}
-
-/* The state file: what a crashed instance changed, for the next start or --cleanup. */
-static void rpf_state_path(const struct config *cfg, char *buf, size_t len)
-{
-	const char *slash = strrchr(cfg->control_socket, '/');
-	int n;
-
-	buf[0] = '\0';
-	if (!slash)
-		return;
-	n = snprintf(buf, len, "%.*s/%s.rp_filter", (int)(slash - cfg->control_socket),
-		     cfg->control_socket, cfg->tun_name);
-	if (n < 0 || (size_t)n >= len)
-		buf[0] = '\0';
-}
-
-/* Written whole under a temporary name, then renamed: never half a file. */
-static int rpf_state_save(const struct routing *rt)
-{
-	char tmp[ROUTING_STATE_PATH_MAX + 8];
-	FILE *f;
-	int r = 0;
-
-	if (!rt->rpf_state[0])
-		return 0;
-	snprintf(tmp, sizeof(tmp), "%s.new", rt->rpf_state);
-	f = fopen(tmp, "we");
-	if (!f)
-		return negative_errno();
-	for (size_t i = 0; i < rt->n_rpf; i++)
-		fprintf(f, "%d %s %u\n", rt->rpf[i].ifindex, rt->rpf[i].name, rt->rpf[i].old);
-	if (fflush(f) != 0 || ferror(f))
-		r = -EIO;
-	if (fclose(f) != 0 && r == 0)
-		r = -EIO;
-	if (r == 0 && rename(tmp, rt->rpf_state) < 0)
-		r = negative_errno();
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
-/* After a crash: put back what the state file lists, newest first; returns how many. */
-static int rpf_state_restore(struct nl *nl, const char *path, char *err, size_t errlen)
-{
-	struct {
-		int ifindex;
-		char name[IFNAMSIZ];
-		unsigned int old;
-	} *e = NULL;
-	char line[RPF_STATE_LINE];
-	size_t n = 0;
-	int r = 0, count = 0;
-	FILE *f;
-
-	if (!path[0])
-		return 0;
-	f = fopen(path, "re");
-	if (!f)
-		return errno == ENOENT ? 0 : step_error(err, errlen, negative_errno(), NULL,
-							"read %s", path);
-	e = calloc(ROUTING_RPF_MAX + 1, sizeof(*e));
-	if (!e) {
-		fclose(f);
-		return step_error(err, errlen, -ENOMEM, NULL, "read %s", path);
-	}
-	while (n <= ROUTING_RPF_MAX && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%d %15s %u", &e[n].ifindex, e[n].name, &e[n].old) == 3 &&
-		    (e[n].ifindex > 0 || e[n].ifindex == RPF_ALL) && e[n].old <= RPF_LOOSE)
-			n++;
-	fclose(f);
-	while (n > 0) {
-		n--;
-		r = rpf_put_back(nl, e[n].ifindex, e[n].name, e[n].old);
-		if (r < 0) {
-			step_error(err, errlen, r, nl_extack(nl), "put back rp_filter %u on %s",
-				   e[n].old, e[n].name);
-			break;
-		}
-		count += r;
-	}
-	free(e);
-	/* Kept when something could not be put back: --cleanup tries again. */
-	if (r < 0)
-		return r;
-	if (unlink(path) < 0 && errno != ENOENT)
-		return step_error(err, errlen, negative_errno(), NULL, "remove %s", path);
-	return count;
-}
-
-static struct rpf *rpf_find(struct routing *rt, int ifindex)
-{
-	for (size_t i = 0; i < rt->n_rpf; i++)
-		if (rt->rpf[i].ifindex == ifindex)
-			return &rt->rpf[i];
-	return NULL;
-}
-
-/*
- * Set value on ifindex, recorded with its old value (and written to the
- * state file) before the change.  *added: it was not recorded yet.
- */
-static int rpf_change(struct routing *rt, int ifindex, const char *name, uint32_t old,
-		      uint32_t effective, uint32_t value, bool *added, char *err, size_t errlen)
-{
-	struct rpf *e = rpf_find(rt, ifindex), *v;
-	int r;
-
-	*added = false;
-	if (!e) {
-		if (rt->n_rpf == ROUTING_RPF_MAX)
-			return step_error(err, errlen, -E2BIG, NULL,
-					  "more than %d interfaces with a reverse-path filter",
-					  ROUTING_RPF_MAX);
-		v = realloc(rt->rpf, (rt->n_rpf + 1) * sizeof(*v));
-		if (!v)
-			return step_error(err, errlen, -ENOMEM, NULL, "allocate rp_filter state");
-		rt->rpf = v;
-		e = &rt->rpf[rt->n_rpf++];
-		memset(e, 0, sizeof(*e));
-		e->ifindex = ifindex;
-		snprintf(e->name, sizeof(e->name), "%s", name);
-		e->old = old;
-		e->effective = effective;
-		r = rpf_state_save(rt);
-		if (r < 0) {
-			rt->n_rpf--;
-			return step_error(err, errlen, r, NULL, "write %s", rt->rpf_state);
-		}
-		*added = true;
-	}
-	r = rpf_set(rt->nl, ifindex, value);
-	/* Gone meanwhile: nothing to filter on it. */
-	if (r == -ENODEV)
-		return 0;
-	if (r < 0)
-		return step_error(err, errlen, r, nl_extack(rt->nl), "set rp_filter %u on %s",
-				  value, name);
-	return 0;
-}
-
-/*
- * Loose mode of their own for the links that filter, then "all" to 0.  rep:
- * a repair, which counts and names what it set again; a new link is no
- * repair, it waits for routing_rp_filter_take().
- */
-static int rpf_sync(struct routing *rt, struct repair *rep, char *err, size_t errlen)
-{
-	_cleanup_(freep) struct rpf_scan *sc = NULL;
-	const struct rpf *all = rpf_find(rt, RPF_ALL);
-	uint32_t now;
-	bool added;
-	int r;
-
-	r = rpf_read_all(&now);
-	if (r < 0)
-		return step_error(err, errlen, r, NULL, "read %s", RPF_ALL_PATH);
-	/* Links are judged by "all" as it was before us. */
-	if (!all)
-		rt->rpf_all = now;
-	sc = malloc(sizeof(*sc));
-	if (!sc)
-		return step_error(err, errlen, -ENOMEM, NULL, "allocate the link scan");
-	r = rpf_scan(rt->nl, rt->ifindex, rt->rpf_all, sc, err, errlen);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < sc->n; i++) {
-		const struct rpf_link *l = &sc->links[i];
-
-		r = rpf_change(rt, l->ifindex, l->name, l->value, l->effective, RPF_LOOSE, &added,
-			       err, errlen);
-		if (r < 0)
-			return r;
-		if (rep && !added)
-			repaired(rep, "rp_filter 2 (loose) on %s", l->name);
-	}
-	if (now == 0)
-		return 0;
-	r = rpf_change(rt, RPF_ALL, "all", now, now, 0, &added, err, errlen);
-	if (r < 0)
-		return r;
-	if (rep && !added)
-		repaired(rep, "net.ipv4.conf.all.rp_filter=0");
-	return 0;
-}
-
-/* rp-filter = "keep": refuse what would cut the host off. */
-static int rpf_check_keep(struct routing *rt, char *err, size_t errlen)
-{
-	_cleanup_(freep) struct rpf_scan *sc = NULL;
-	uint32_t all;
-	int r;
-
-	r = rpf_read_all(&all);
-	if (r < 0)
-		return step_error(err, errlen, r, NULL, "read %s", RPF_ALL_PATH);
-	sc = malloc(sizeof(*sc));
-	if (!sc)
-		return step_error(err, errlen, -ENOMEM, NULL, "allocate the link scan");
-	r = rpf_scan(rt->nl, rt->ifindex, all, sc, err, errlen);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < sc->n; i++) {
-		const struct rpf_link *l = &sc->links[i];
-
-		if (l->effective != RPF_STRICT)
-			continue;
-		snprintf(err, errlen,
-			 "rp_filter: %s is strict (net.ipv4.conf.%s.rp_filter=%u, all=%u): once IPv4 "
-			 "is diverted, every inbound IPv4 packet fails the reverse-path check there; "
-			 "set routing.rp-filter = \"loose\", or net.ipv4.conf.%s.rp_filter=2", l->name,
-			 l->name, l->value, all, l->name);
-		return -EPERM;
-	}
-	if (all != 0) {
-		snprintf(err, errlen,
-			 "rp_filter: net.ipv4.conf.all.rp_filter=%u: packets written back to %s (from a "
-			 "local address, on a device without one) fail any reverse-path check there; "
-			 "set routing.rp-filter = \"loose\", or all=0 with each interface's own value "
-			 "(net.ipv4.conf.IF.rp_filter=2)", all, rt->tun);
-		return -EPERM;
-	}
-	return 0;
-}
-
-bool routing_rp_filter_take(struct routing *rt, char *name, size_t namelen, uint32_t *old,
-			    uint32_t *effective)
-{
-	for (size_t i = 0; rt && i < rt->n_rpf; i++) {
-		if (rt->rpf[i].announced)
-			continue;
-		rt->rpf[i].announced = true;
-		snprintf(name, namelen, "%s", rt->rpf[i].name);
-		*old = rt->rpf[i].old;
-		*effective = rt->rpf[i].effective;
-		return true;
-	}
-	return false;
 }
 
 static bool selector_applies(const struct selector *s, int family)
@@ -977,7 +582,7 @@ static bool selector_applies(const struct selector *s, int family)
 	return true;
 }
 
-static void base_rule(struct nl_rule *r, int family, uint32_t priority, uint32_t table)
+void base_rule(struct nl_rule *r, int family, uint32_t priority, uint32_t table)
 {
 	memset(r, 0, sizeof(*r));
 	r->family = (uint8_t)family;
@@ -999,28 +604,10 @@ static void selector_rule(struct nl_rule *r, const struct selector *s, int famil
 		r->dst_len = s->to.len;
 		memcpy(r->dst, s->to.addr, alen);
 	}
-	if (s->has_uid) {
-		r->has_uid = true;
-		r->uid_start = s->uid_start;
-		r->uid_end = s->uid_end;
-	}
-	r->ipproto = s->ipproto;
-	if (s->has_sport) {
-		r->has_sport = true;
-		r->sport_start = s->sport_start;
-		r->sport_end = s->sport_end;
-	}
-	if (s->has_dport) {
-		r->has_dport = true;
-		r->dport_start = s->dport_start;
-		r->dport_end = s->dport_end;
-	}
-	if (s->has_fwmark) {
-		r->has_fwmark = true;
-		r->fwmark = s->fwmark;
-		/* "fwmark N" without a mask means all bits, as in ip-rule(8). */
-		r->fwmask = s->fwmask ? s->fwmask : UINT32_MAX;
-	}
+	r->match = s->match;
+	/* "fwmark N" without a mask means all bits, as in ip-rule(8). */
+	if (r->match.has_fwmark && !r->match.fwmask)
+		r->match.fwmask = UINT32_MAX;
 }
 
 static int setup_family(struct routing *rt, const struct config *cfg, int family, char *err,
@@ -1082,8 +669,6 @@ static int setup_family(struct routing *rt, const struct config *cfg, int family
 	}
 	return 0;
 }
-
-static int verify_order(struct routing *rt, char *err, size_t errlen);
 
 int routing_install(const struct config *cfg, int ifindex, unsigned int flags,
 		    struct routing **ret, char *err, size_t errlen)
@@ -1160,720 +745,23 @@ fail:
 
 int routing_restore(struct routing *rt, char *err, size_t errlen)
 {
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	char words[256];
+	char words[ROUTING_ITEM_MAX];
 	const struct obj *o;
 	int r, n = 0;
 	size_t i;
 
 	for (i = 0; i < rt->n; i++) {
 		o = &rt->objs[i];
-		if (o->kind == OBJ_RULE)
-			r = nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, &o->rule);
-		else if (o->kind == OBJ_ROUTE)
-			r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &o->route);
-		else
+		if (!obj_ops[o->kind]->restore)
 			continue;
-		if (r >= 0)
-			r = nl_request(rt->nl, buf, NULL, NULL);
+		r = obj_ops[o->kind]->add(rt, o, false);
 		if (r == -EEXIST)
 			continue;
 		if (r < 0) {
-			if (o->kind == OBJ_RULE)
-				format_rule(words, sizeof(words), &o->rule);
-			else
-				format_route(words, sizeof(words), &o->route, rt->tun);
-			return step_error(err, errlen, r, nl_extack(rt->nl), "restore %s '%s' (%s)",
-					  o->kind == OBJ_RULE ? "rule" : "route", words,
-					  family_name(o->kind == OBJ_RULE ? o->rule.family
-									   : o->route.family));
+			obj_ops[o->kind]->describe(rt, o, words, sizeof(words));
+			return step_error(err, errlen, r, nl_extack(rt->nl), "restore %s", words);
 		}
 		n++;
 	}
 	return n;
-}
-
-/* --- cleanup ------------------------------------------------------------ */
-
-/* Dumped entries to delete, as ready-made delete requests. */
-struct flush {
-	uint16_t del_type;
-	uint32_t priority, table;
-	bool keep_unreachable;
-	void *msgs[FLUSH_BATCH];
-	size_t n;
-	bool more;
-};
-
-static void flush_done(struct flush *f)
-{
-	while (f->n > 0)
-		free(f->msgs[--f->n]);
-}
-
-static bool flush_match(const struct flush *f, const struct nlmsghdr *nlh)
-{
-	struct nl_route route;
-	struct nl_rule rule;
-
-	if (f->del_type == RTM_DELRULE)
-		return nl_parse_rule(nlh, &rule) == 0 && rule.action == FR_ACT_TO_TBL &&
-		       rule.priority == f->priority && rule.table == f->table;
-	return nl_parse_route(nlh, &route) == 0 && route.table == f->table &&
-	       !(f->keep_unreachable && route.type == RTN_UNREACHABLE);
-}
-
-static int flush_cb(const struct nlmsghdr *nlh, void *userdata)
-{
-	struct flush *f = userdata;
-	void *copy;
-	int r;
-
-	if (!flush_match(f, nlh))
-		return 0;
-	if (f->n == FLUSH_BATCH) {
-		f->more = true;
-		return 0;
-	}
-	copy = malloc(nlh->nlmsg_len);
-	if (!copy)
-		return -ENOMEM;
-	/* Resend the dumped entry as its own delete, like "ip rule/route flush". */
-	r = nl_build_copy(copy, nlh->nlmsg_len, nlh, f->del_type);
-	if (r < 0) {
-		free(copy);
-		return r;
-	}
-	f->msgs[f->n++] = copy;
-	return 0;
-}
-
-static void describe(char *buf, size_t len, const struct nlmsghdr *nlh)
-{
-	struct nl_route route;
-	struct nl_rule rule;
-
-	snprintf(buf, len, "?");
-	if (nlh->nlmsg_type == RTM_DELRULE && nl_parse_rule(nlh, &rule) == 0)
-		format_rule(buf, len, &rule);
-	else if (nlh->nlmsg_type == RTM_DELROUTE && nl_parse_route(nlh, &route) == 0)
-		format_route(buf, len, &route, NULL);
-}
-
-/* Delete every rule (priority, table) or route (table) of family; returns the count. */
-static int flush(struct nl *nl, uint16_t del_type, uint8_t family, uint32_t priority,
-		 uint32_t table, bool keep_unreachable, char *err, size_t errlen)
-{
-	bool rules = del_type == RTM_DELRULE;
-	const char *what = rules ? "rule" : "route";
-	char words[256];
-	int r, count = 0;
-	size_t i;
-
-	for (unsigned int round = 0; round < FLUSH_ROUNDS; round++) {
-		_cleanup_(flush_done) struct flush f = {
-			.del_type = del_type, .priority = priority, .table = table,
-			.keep_unreachable = keep_unreachable,
-		};
-
-		r = nl_dump(nl, rules ? RTM_GETRULE : RTM_GETROUTE, family, flush_cb, &f);
-		if (r == -EINTR) {
-			/* Changed while dumping: delete what we saw, then look again. */
-			f.more = true;
-			r = 0;
-		}
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(nl), "dump %ss (%s)", what,
-					  family_name(family));
-		for (i = 0; i < f.n; i++) {
-			r = nl_request(nl, f.msgs[i], NULL, NULL);
-			if (r == -ENOENT || r == -ESRCH)
-				continue;
-			if (r < 0) {
-				describe(words, sizeof(words), f.msgs[i]);
-				return step_error(err, errlen, r, nl_extack(nl),
-						  "delete %s '%s' (%s)", what, words,
-						  family_name(family));
-			}
-			count++;
-		}
-		if (!f.more)
-			break;
-	}
-	return count;
-}
-
-static int cleanup(const struct config *cfg, bool keep_block, char *err, size_t errlen)
-{
-	static const uint8_t families[] = { AF_INET, AF_INET6 };
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	char path[ROUTING_STATE_PATH_MAX];
-	struct nl_link_info info;
-	struct nl *nl = NULL;
-	int r, count = 0;
-	size_t i;
-
-	r = check_config(cfg, err, errlen);
-	if (r < 0)
-		return r;
-	r = nl_open(&nl);
-	if (r < 0)
-		return step_error(err, errlen, r, NULL, "open rtnetlink socket");
-
-	/* First, so that a start reads the values as they were before the crashed instance. */
-	rpf_state_path(cfg, path, sizeof(path));
-	r = rpf_state_restore(nl, path, err, errlen);
-	if (r < 0)
-		goto cleanup;
-	count += r;
-
-	for (i = 0; i < ARRAY_SIZE(families); i++) {
-		/* The block: the rules, and the unreachable routes they fall on. */
-		if (!keep_block) {
-			/* Diversion first, so that nothing is diverted without its bypass. */
-			r = flush(nl, RTM_DELRULE, families[i], cfg->priority, cfg->table, false,
-				  err, errlen);
-			if (r < 0)
-				goto cleanup;
-			count += r;
-			r = flush(nl, RTM_DELRULE, families[i], cfg->priority - 1, RT_TABLE_MAIN,
-				  false, err, errlen);
-			if (r < 0)
-				goto cleanup;
-			count += r;
-		}
-		r = flush(nl, RTM_DELROUTE, families[i], 0, cfg->table, keep_block, err, errlen);
-		if (r < 0)
-			goto cleanup;
-		count += r;
-	}
-
-	/*
-	 * Only a persistent tun outlives its process; a plain one, or one with a
-	 * file attached (carrier on, or queues of a multi-queue tun), belongs to
-	 * a live process.  Netlink, unlike /sys/class/net, answers for our own
-	 * network namespace.
-	 */
-	/* The tun, then the inbound tuns (inbound.h) of every possible index. */
-	for (unsigned int k = 0; k <= CONFIG_INBOUND_MAX; k++) {
-		char name[IFNAMSIZ];
-
-		if (k == 0)
-			snprintf(name, sizeof(name), "%s", cfg->tun_name);
-		else
-			inbound_tun_name(cfg->tun_name, k - 1, name);
-		r = nl_link_get(nl, 0, name, &info);
-		if (r == -ENODEV)
-			continue;
-		if (r < 0) {
-			step_error(err, errlen, r, nl_extack(nl), "get link %s", name);
-			goto cleanup;
-		}
-		if (strcmp(info.kind, "tun") != 0 && k > 0)
-			continue;
-		if (info.tun_persist && !info.carrier && info.tun_queues == 0) {
-			r = nl_build_dellink(buf, sizeof(buf), info.ifindex);
-			if (r >= 0)
-				r = nl_request(nl, buf, NULL, NULL);
-			if (r < 0 && r != -ENODEV) {
-				step_error(err, errlen, r, nl_extack(nl), "delete persistent tun %s",
-					   name);
-				goto cleanup;
-			}
-			if (r == 0)
-				count++;
-		}
-	}
-	r = count;
-
-cleanup:
-	nl_close(nl);
-	return r;
-}
-
-int routing_tun_held(const struct config *cfg)
-{
-	struct nl_link_info info;
-	struct nl *nl = NULL;
-	int r;
-
-	r = nl_open(&nl);
-	if (r < 0)
-		return r;
-	r = nl_link_get(nl, 0, cfg->tun_name, &info);
-	nl_close(nl);
-	if (r == -ENODEV)
-		return 0;
-	if (r < 0)
-		return r;
-	if (strcmp(info.kind, "tun") != 0)
-		return 0;	/* not a tun: tun_open() refuses it */
-	if (!info.tun_persist || info.carrier || info.tun_queues > 0)
-		return info.tun_queues > 0 ? (int)info.tun_queues : 1;
-	return 0;
-}
-
-int routing_cleanup(const struct config *cfg, char *err, size_t errlen)
-{
-	return cleanup(cfg, cfg->fail_closed, err, errlen);
-}
-
-int routing_cleanup_all(const struct config *cfg, char *err, size_t errlen)
-{
-	return cleanup(cfg, false, err, errlen);
-}
-
-int routing_remove_diversion(const struct config *cfg, char *err, size_t errlen)
-{
-	static const uint8_t families[] = { AF_INET, AF_INET6 };
-	struct nl *nl = NULL;
-	int r, count = 0;
-
-	r = nl_open(&nl);
-	if (r < 0)
-		return step_error(err, errlen, r, NULL, "open rtnetlink socket");
-	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
-		r = flush(nl, RTM_DELRULE, families[i], cfg->priority, cfg->table, false, err,
-			  errlen);
-		if (r < 0)
-			break;
-		count += r;
-	}
-	nl_close(nl);
-	return r < 0 ? r : count;
-}
-
-/* --- order, watch and repair -------------------------------------------- */
-
-static bool rule_is_bypass(const struct routing_order *o, const struct nl_rule *r)
-{
-	struct nl_rule bypass;
-
-	base_rule(&bypass, r->family, o->priority - 1, RT_TABLE_MAIN);
-	memcpy(bypass.iifname, o->tun, sizeof(bypass.iifname));
-	return nl_rule_same(&bypass, r);
-}
-
-/*
- * Whether a rule can send a packet coming in on the tun to table T.  A rule
- * bound to another input, or to an output device (forwarded packets have
- * none), cannot; the other selectors are not looked at.
- */
-static bool rule_diverts_tun(const struct routing_order *o, const struct nl_rule *r)
-{
-	if ((r->action && r->action != FR_ACT_TO_TBL) || r->table != o->table)
-		return false;
-	if (r->invert)
-		return true;
-	if (r->oifname[0])
-		return false;
-	return !r->iifname[0] || strcmp(r->iifname, o->tun) == 0;
-}
-
-void routing_order_init(struct routing_order *o, const char *tun, uint32_t priority,
-			uint32_t table)
-{
-	memset(o, 0, sizeof(*o));
-	snprintf(o->tun, sizeof(o->tun), "%s", tun);
-	o->priority = priority;
-	o->table = table;
-}
-
-void routing_order_next(struct routing_order *o, const struct nl_rule *r)
-{
-	if (o->loop)
-		return;
-	if (!o->bypass && rule_is_bypass(o, r)) {
-		o->bypass = true;
-		return;
-	}
-	if (!rule_diverts_tun(o, r))
-		return;
-	if (!o->bypass) {
-		o->loop = true;
-		o->culprit = *r;
-		return;
-	}
-	if (r->priority == o->priority)
-		o->diversions++;
-}
-
-int routing_order_result(const struct routing_order *o, int family, unsigned int diversions,
-			 char *err, size_t errlen)
-{
-	char words[256];
-
-	if (o->loop) {
-		format_rule(words, sizeof(words), &o->culprit);
-		return step_error(err, errlen, -ELOOP, NULL,
-				  "rule '%s' (%s) comes before the bypass 'from all iif %s lookup main "
-				  "pref %u': packets written back to %s would be diverted again", words,
-				  family_name(family), o->tun, o->priority - 1, o->tun);
-	}
-	if (!o->bypass)
-		return step_error(err, errlen, -ENOENT, NULL,
-				  "the bypass 'from all iif %s lookup main pref %u' (%s) is missing",
-				  o->tun, o->priority - 1, family_name(family));
-	if (o->diversions < diversions)
-		return step_error(err, errlen, -ENOENT, NULL,
-				  "%u of the %u diversion rules at pref %u (%s) are missing after the "
-				  "bypass", diversions - o->diversions, diversions, o->priority,
-				  family_name(family));
-	return 0;
-}
-
-static int order_cb(const struct nlmsghdr *nlh, void *userdata)
-{
-	struct nl_rule rule;
-
-	if (nl_parse_rule(nlh, &rule) == 0)
-		routing_order_next(userdata, &rule);
-	return 0;
-}
-
-/* The kernel evaluates rules in the order it dumps them: check it, per family we set up. */
-static int verify_order(struct routing *rt, char *err, size_t errlen)
-{
-	static const uint8_t families[] = { AF_INET, AF_INET6 };
-	struct routing_order o;
-	unsigned int rules, diversions;
-	int r;
-
-	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
-		rules = diversions = 0;
-		for (size_t i = 0; i < rt->n; i++) {
-			const struct obj *ob = &rt->objs[i];
-
-			if (ob->kind != OBJ_RULE || ob->rule.family != families[f])
-				continue;
-			rules++;
-			diversions += ob->rule.priority == rt->priority && ob->rule.table == rt->table;
-		}
-		if (!rules)
-			continue;
-		for (int attempt = 0;; attempt++) {
-			routing_order_init(&o, rt->tun, rt->priority, rt->table);
-			r = nl_dump(rt->nl, RTM_GETRULE, families[f], order_cb, &o);
-			if (r != -EINTR || attempt == 3)
-				break;
-		}
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(rt->nl), "dump rules (%s)",
-					  family_name(families[f]));
-		r = routing_order_result(&o, families[f], diversions, err, errlen);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* Unset, the kernel takes metric 0 for IPv4 and 1024 (IP6_RT_PRIO_USER) for IPv6. */
-static uint32_t route_metric(const struct nl_route *r)
-{
-	if (r->priority)
-		return r->priority;
-	return r->family == AF_INET6 ? 1024 : 0;
-}
-
-static uint8_t route_type(const struct nl_route *r)
-{
-	return r->type ? r->type : RTN_UNICAST;
-}
-
-/* The same place in the table: what NLM_F_REPLACE would replace. */
-static bool route_key_same(const struct nl_route *a, const struct nl_route *b)
-{
-	size_t whole = a->dst_len / 8;
-	uint8_t mask = (uint8_t)(0xff << (8 - a->dst_len % 8));
-
-	if (a->family != b->family || a->table != b->table || a->dst_len != b->dst_len ||
-	    route_metric(a) != route_metric(b) || memcmp(a->dst, b->dst, whole) != 0)
-		return false;
-	return a->dst_len % 8 == 0 || ((a->dst[whole] ^ b->dst[whole]) & mask) == 0;
-}
-
-/* An unreachable route has no device of its own (IPv6 shows lo): only a unicast one has. */
-static bool route_same(const struct nl_route *a, const struct nl_route *b)
-{
-	return route_key_same(a, b) && route_type(a) == route_type(b) &&
-	       (route_type(a) != RTN_UNICAST || a->oif == b->oif);
-}
-
-static bool inet_conf_ok(const struct nl_link_info *info)
-{
-	if (!info->has_inet_conf)
-		return true;
-	for (size_t i = 0; i < ARRAY_SIZE(tun_inet_conf); i++)
-		if (info->inet_conf[tun_inet_conf[i].index] != tun_inet_conf[i].value)
-			return false;
-	return true;
-}
-
-static bool has_kind(const struct routing *rt, enum obj_kind kind)
-{
-	for (size_t i = 0; i < rt->n; i++)
-		if (rt->objs[i].kind == kind)
-			return true;
-	return false;
-}
-
-bool routing_event_concerns(const struct routing *rt, const struct nlmsghdr *nlh)
-{
-	struct nl_link_info link;
-	struct nl_netconf conf;
-	struct nl_route route;
-	struct nl_rule rule;
-	size_t i;
-
-	/* What our own requests changed is what we asked for. */
-	if (nlh->nlmsg_pid && nlh->nlmsg_pid == nl_portid(rt->nl))
-		return false;
-
-	switch (nlh->nlmsg_type) {
-	case RTM_DELRULE:
-		if (nl_parse_rule(nlh, &rule) < 0)
-			return false;
-		for (i = 0; i < rt->n; i++)
-			if (rt->objs[i].kind == OBJ_RULE && nl_rule_same(&rt->objs[i].rule, &rule))
-				return true;
-		return false;
-	case RTM_DELROUTE:
-	case RTM_NEWROUTE:
-		if (nl_parse_route(nlh, &route) < 0 || route.table != rt->table)
-			return false;
-		for (i = 0; i < rt->n; i++) {
-			const struct nl_route *want = &rt->objs[i].route;
-
-			if (rt->objs[i].kind != OBJ_ROUTE || !route_key_same(want, &route))
-				continue;
-			/* A new route in our place that is not ours replaced it. */
-			if (nlh->nlmsg_type == RTM_DELROUTE ? route_same(want, &route)
-							    : !route_same(want, &route))
-				return true;
-		}
-		return false;
-	case RTM_NEWLINK:
-		if (nl_parse_link(nlh, &link) < 0)
-			return false;
-		/* A new link, or one made strict again. */
-		if (link.ifindex != rt->ifindex)
-			return rt->rpf_loose && rpf_link_needs(rt->ifindex, rt->rpf_all, &link);
-		return !(link.flags & IFF_UP) || (has_kind(rt, OBJ_INET_CONF) && !inet_conf_ok(&link));
-	case RTM_NEWNETCONF:
-		if (nl_parse_netconf(nlh, &conf) < 0)
-			return false;
-		/* Another link's rp_filter, or "all"'s, which counts for every link. */
-		if (conf.ifindex != rt->ifindex)
-			return rt->rpf_loose && conf.family == AF_INET && conf.has_rp_filter &&
-			       conf.ifindex != NETCONFA_IFINDEX_DEFAULT &&
-			       conf.rp_filter != (conf.ifindex == NETCONFA_IFINDEX_ALL ? 0 : RPF_LOOSE);
-		if (conf.family == AF_INET)
-			return has_kind(rt, OBJ_INET_CONF) &&
-			       ((conf.has_forwarding && conf.forwarding != 1) ||
-				(conf.has_rp_filter && conf.rp_filter != 0));
-		/* force_forwarding has an attribute only newer headers name: look at any. */
-		return conf.family == AF_INET6 && has_kind(rt, OBJ_SYSCTL);
-	default:
-		return false;
-	}
-}
-
-static int repair_rule_cb(const struct nlmsghdr *nlh, void *userdata)
-{
-	struct repair *rep = userdata;
-	struct nl_rule rule;
-
-	if (nl_parse_rule(nlh, &rule) < 0)
-		return 0;
-	for (size_t i = 0; i < rep->rt->n; i++)
-		if (rep->rt->objs[i].kind == OBJ_RULE && !rep->found[i] &&
-		    nl_rule_same(&rep->rt->objs[i].rule, &rule))
-			rep->found[i] = true;
-	return 0;
-}
-
-static int repair_route_cb(const struct nlmsghdr *nlh, void *userdata)
-{
-	struct repair *rep = userdata;
-	struct nl_route route;
-
-	/* Filtered by the kernel when it can, here in any case. */
-	if (nl_parse_route(nlh, &route) < 0 || route.table != rep->rt->table)
-		return 0;
-	for (size_t i = 0; i < rep->rt->n; i++)
-		if (rep->rt->objs[i].kind == OBJ_ROUTE && !rep->found[i] &&
-		    route_same(&rep->rt->objs[i].route, &route))
-			rep->found[i] = true;
-	return 0;
-}
-
-/* Which of our rules and routes the kernel has, from one consistent pair of dumps per family. */
-static int repair_dump(struct repair *rep, char *err, size_t errlen)
-{
-	static const uint8_t families[] = { AF_INET, AF_INET6 };
-	struct routing *rt = rep->rt;
-	int r = 0;
-
-	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
-		bool rules = false, routes = false;
-
-		for (size_t i = 0; i < rt->n; i++) {
-			rules |= rt->objs[i].kind == OBJ_RULE && rt->objs[i].rule.family == families[f];
-			routes |= rt->objs[i].kind == OBJ_ROUTE &&
-				  rt->objs[i].route.family == families[f];
-		}
-		for (int attempt = 0; rules && attempt < 4; attempt++) {
-			r = nl_dump(rt->nl, RTM_GETRULE, families[f], repair_rule_cb, rep);
-			if (r != -EINTR)
-				break;
-		}
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(rt->nl), "dump rules (%s)",
-					  family_name(families[f]));
-		for (int attempt = 0; routes && attempt < 4; attempt++) {
-			r = nl_dump_table(rt->nl, families[f], rt->table, repair_route_cb, rep);
-			if (r != -EINTR)
-				break;
-		}
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(rt->nl), "dump table %u (%s)",
-					  rt->table, family_name(families[f]));
-	}
-	return 0;
-}
-
-static int repair_link(struct repair *rep, struct nl_link_info *info, char *err, size_t errlen)
-{
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	struct routing *rt = rep->rt;
-	struct nl_link l = { .ifindex = rt->ifindex, .up = true };
-	int r;
-
-	r = nl_link_get(rt->nl, rt->ifindex, NULL, info);
-	if (r < 0)
-		return step_error(err, errlen, r, nl_extack(rt->nl), "get link %s", rt->tun);
-	if (info->flags & IFF_UP)
-		return 0;
-	r = nl_build_setlink(buf, sizeof(buf), &l);
-	if (r >= 0)
-		r = nl_request(rt->nl, buf, NULL, NULL);
-	if (r < 0)
-		return step_error(err, errlen, r, nl_extack(rt->nl), "set link %s up", rt->tun);
-	repaired(rep, "link %s up", rt->tun);
-	return 0;
-}
-
-static int repair_obj(struct repair *rep, size_t i, const struct nl_link_info *info, char *err,
-		      size_t errlen)
-{
-	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
-	struct routing *rt = rep->rt;
-	const struct obj *o = &rt->objs[i];
-	struct nl_link l = {
-		.ifindex = rt->ifindex,
-		.inet_conf = tun_inet_conf,
-		.n_inet_conf = ARRAY_SIZE(tun_inet_conf),
-	};
-	char value[SYSCTL_VALUE_MAX], words[256];
-	int r;
-
-	switch (o->kind) {
-	case OBJ_INET_CONF:
-		if (inet_conf_ok(info))
-			return 0;
-		r = nl_build_setlink(buf, sizeof(buf), &l);
-		if (r >= 0)
-			r = nl_request(rt->nl, buf, NULL, NULL);
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(rt->nl),
-					  "set IPv4 devconf of %s", rt->tun);
-		repaired(rep, "IPv4 devconf of %s (forwarding 1, accept_local 1, rp_filter 0)",
-			 rt->tun);
-		return 0;
-	case OBJ_SYSCTL:
-		r = read_sysctl(o->sysctl.path, value, sizeof(value));
-		if (r == 0 && strcmp(value, o->sysctl.want) == 0)
-			return 0;
-		if (r == 0)
-			r = write_sysctl(o->sysctl.path, o->sysctl.want);
-		if (r < 0)
-			return step_error(err, errlen, r, NULL, "write %s to %s", o->sysctl.want,
-					  o->sysctl.path);
-		repaired(rep, "%s=%s", o->sysctl.path, o->sysctl.want);
-		return 0;
-	case OBJ_RULE:
-		if (rep->found[i])
-			return 0;
-		r = nl_build_rule(buf, sizeof(buf), RTM_NEWRULE, &o->rule);
-		if (r >= 0)
-			r = nl_request(rt->nl, buf, NULL, NULL);
-		format_rule(words, sizeof(words), &o->rule);
-		/*
-		 * EEXIST, for a rule the dump did not show: one the kernel takes
-		 * for ours ("not", or other selectors it does not compare) is in
-		 * the way.  Not ours to delete.
-		 */
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(rt->nl), "restore rule '%s' (%s)",
-					  words, family_name(o->rule.family));
-		repaired(rep, "rule '%s' (%s)", words, family_name(o->rule.family));
-		return 0;
-	case OBJ_ROUTE:
-		if (rep->found[i])
-			return 0;
-		r = nl_build_route(buf, sizeof(buf), RTM_NEWROUTE, &o->route);
-		/* Whatever took our place in the table gives it back. */
-		if (r >= 0) {
-			((struct nlmsghdr *)buf)->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE |
-								NLM_F_REPLACE;
-			r = nl_request(rt->nl, buf, NULL, NULL);
-		}
-		format_route(words, sizeof(words), &o->route,
-			     route_type(&o->route) == RTN_UNICAST ? rt->tun : NULL);
-		if (r < 0)
-			return step_error(err, errlen, r, nl_extack(rt->nl),
-					  "restore route '%s%s' (%s)",
-					  route_type(&o->route) == RTN_UNICAST ? "" : "unreachable ",
-					  words, family_name(o->route.family));
-		repaired(rep, "route '%s%s' (%s)",
-			 route_type(&o->route) == RTN_UNICAST ? "" : "unreachable ", words,
-			 family_name(o->route.family));
-		return 0;
-	}
-	return 0;
-}
-
-int routing_repair(struct routing *rt, char *item, size_t itemlen, char *err, size_t errlen)
-{
-	_cleanup_(freep) bool *found = NULL;
-	struct repair rep = { .rt = rt, .item = item, .itemlen = itemlen };
-	struct nl_link_info info;
-	int r;
-
-	if (item && itemlen)
-		item[0] = '\0';
-	found = calloc(rt->n ? rt->n : 1, sizeof(*found));
-	if (!found)
-		return step_error(err, errlen, -ENOMEM, NULL, "allocate the repair state");
-	rep.found = found;
-
-	/* The link first: routes need it up, and taking it down took them along. */
-	r = repair_link(&rep, &info, err, errlen);
-	if (r < 0)
-		return r;
-	r = repair_dump(&rep, err, errlen);
-	if (r < 0)
-		return r;
-	if (rt->rpf_loose) {
-		r = rpf_sync(rt, &rep, err, errlen);
-		if (r < 0)
-			return r;
-	}
-	/* In the order of installation: the bypass before the diversion that needs it. */
-	for (size_t i = 0; i < rt->n; i++) {
-		r = repair_obj(&rep, i, &info, err, errlen);
-		if (r < 0)
-			return r;
-	}
-	return rep.n;
 }

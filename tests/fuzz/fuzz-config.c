@@ -25,12 +25,12 @@ static void check_selector(const struct selector *s)
 	check(s->family == AF_UNSPEC || s->family == AF_INET || s->family == AF_INET6);
 	check(!s->has_from || s->from.family == s->family);
 	check(!s->has_to || s->to.family == s->family);
-	check(!s->has_uid || s->uid_start <= s->uid_end);
-	check(!s->has_sport || s->sport_start <= s->sport_end);
-	check(!s->has_dport || s->dport_start <= s->dport_end);
-	check(!(s->has_sport || s->has_dport) || s->ipproto == 6 || s->ipproto == 17 ||
-	      s->ipproto == 132);
-	check(!s->has_fwmark || (s->fwmark & ~s->fwmask) == 0);
+	check(!s->match.has_uid || s->match.uid_start <= s->match.uid_end);
+	check(!s->match.has_sport || s->match.sport_start <= s->match.sport_end);
+	check(!s->match.has_dport || s->match.dport_start <= s->match.dport_end);
+	check(!(s->match.has_sport || s->match.has_dport) || s->match.ipproto == 6 ||
+	      s->match.ipproto == 17 || s->match.ipproto == 132);
+	check(!s->match.has_fwmark || (s->match.fwmark & ~s->match.fwmask) == 0);
 	check(s->line > 0);
 }
 

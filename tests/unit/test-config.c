@@ -174,14 +174,16 @@ static void test_full(void)
 		ok(s->has_from && prefix_is(&s->from, "2001:db8:1::1", 128),
 		   "divert[0].from: an address alone is a host prefix");
 		is_int(s->family, AF_INET6, "divert[0]: family follows the prefixes");
-		ok(!s->has_uid && !s->has_sport && !s->has_dport && !s->has_fwmark && !s->ipproto,
+		ok(!s->match.has_uid && !s->match.has_sport && !s->match.has_dport &&
+		   !s->match.has_fwmark && !s->match.ipproto,
 		   "divert[0]: nothing else");
 		is_int(s->line, 8, "divert[0].line");
 		s = &cfg->divert[1];
 		is_int(s->family, AF_INET6, "divert[1].family");
-		is_int(s->ipproto, 6, "divert[1].ipproto tcp");
-		ok(s->has_dport && s->dport_start == 80 && s->dport_end == 443, "divert[1].dport range");
-		ok(s->has_sport && s->sport_start == 1024 && s->sport_end == 1024,
+		is_int(s->match.ipproto, 6, "divert[1].ipproto tcp");
+		ok(s->match.has_dport && s->match.dport_start == 80 && s->match.dport_end == 443,
+		   "divert[1].dport range");
+		ok(s->match.has_sport && s->match.sport_start == 1024 && s->match.sport_end == 1024,
 		   "divert[1].sport integer");
 		ok(!s->has_from && !s->has_to, "divert[1]: no prefixes");
 		is_int(s->line, 9, "divert[1].line");
@@ -194,23 +196,28 @@ static void test_full(void)
 		   "exclude[0].to: host bits cleared");
 		is_int(s->family, AF_INET, "exclude[0].family");
 		s = &cfg->exclude[1];
-		ok(s->has_uid && s->uid_start == 0 && s->uid_end == 999, "exclude[1].uid range");
+		ok(s->match.has_uid && s->match.uid_start == 0 && s->match.uid_end == 999,
+		   "exclude[1].uid range");
 		is_int(s->family, AF_UNSPEC, "exclude[1]: every family");
 		s = &cfg->exclude[2];
-		ok(s->has_uid && s->uid_start == 4294967294u && s->uid_end == 4294967294u,
+		ok(s->match.has_uid && s->match.uid_start == 4294967294u &&
+		   s->match.uid_end == 4294967294u,
 		   "exclude[2].uid as a 64-bit integer");
-		ok(s->has_fwmark && s->fwmark == 0x100 && s->fwmask == 0xff00,
+		ok(s->match.has_fwmark && s->match.fwmark == 0x100 && s->match.fwmask == 0xff00,
 		   "exclude[2].fwmark MARK/MASK");
 		s = &cfg->exclude[3];
-		ok(s->ipproto == 17 && s->has_dport && s->dport_start == 53 && s->dport_end == 53,
+		ok(s->match.ipproto == 17 && s->match.has_dport && s->match.dport_start == 53 &&
+		   s->match.dport_end == 53,
 		   "exclude[3]: udp dport 53");
 		s = &cfg->exclude[4];
-		ok(s->ipproto == 132 && s->sport_start == 5000 && s->sport_end == 5000,
+		ok(s->match.ipproto == 132 && s->match.sport_start == 5000 &&
+		   s->match.sport_end == 5000,
 		   "exclude[4]: ipproto by number, sport as a string");
-		ok(s->has_fwmark && s->fwmark == 0x80000000u && s->fwmask == 0xffffffffu,
+		ok(s->match.has_fwmark && s->match.fwmark == 0x80000000u &&
+		   s->match.fwmask == 0xffffffffu,
 		   "exclude[4].fwmark integer, full mask");
 		s = &cfg->exclude[5];
-		ok(s->ipproto == 1 && s->family == AF_INET, "exclude[5]: icmp implies ipv4");
+		ok(s->match.ipproto == 1 && s->family == AF_INET, "exclude[5]: icmp implies ipv4");
 		is_int(s->line, 17, "exclude[5].line");
 	}
 	config_free(cfg);

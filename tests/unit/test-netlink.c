@@ -213,10 +213,10 @@ static void test_rule_v4_selectors(void)
 	struct nl_rule r = {
 		.family = AF_INET, .priority = 10000, .table = 100,
 		.dst_len = 24,
-		.has_uid = true, .uid_start = 1000, .uid_end = 2000,
-		.ipproto = IPPROTO_TCP,
-		.has_sport = true, .sport_start = 1024, .sport_end = 65535,
-		.has_dport = true, .dport_start = 443, .dport_end = 443,
+		.match.has_uid = true, .match.uid_start = 1000, .match.uid_end = 2000,
+		.match.ipproto = IPPROTO_TCP,
+		.match.has_sport = true, .match.sport_start = 1024, .match.sport_end = 65535,
+		.match.has_dport = true, .match.dport_start = 443, .match.dport_end = 443,
 	};
 	struct fib_rule_uid_range u = { 1000, 2000 };
 	struct fib_rule_port_range sp = { 1024, 65535 }, dp = { 443, 443 };
@@ -245,7 +245,7 @@ static void test_rule_v4_selectors(void)
 static void test_rule_fwmark(void)
 {
 	struct nl_rule r = { .family = AF_INET, .priority = 10000, .table = 100,
-			     .has_fwmark = true, .fwmark = 0x1, .fwmask = 0xff,
+			     .match.has_fwmark = true, .match.fwmark = 0x1, .match.fwmask = 0xff,
 			     .src_len = 32, .protocol = 73 };
 	const struct fib_rule_hdr *frh;
 	struct attrs at;
@@ -448,7 +448,7 @@ static void test_copy(void)
 {
 	_Alignas(struct nlmsghdr) char copy[NL_MSG_SIZE];
 	struct nl_rule r = { .family = AF_INET, .priority = 10000, .table = 100,
-			     .has_uid = true, .uid_start = 1, .uid_end = 2 };
+			     .match.has_uid = true, .match.uid_start = 1, .match.uid_end = 2 };
 	const struct nlmsghdr *src = (const struct nlmsghdr *)buf;
 	const struct nlmsghdr *nlh = (const struct nlmsghdr *)copy;
 	struct nlmsghdr *dumped = (struct nlmsghdr *)buf;
@@ -464,7 +464,7 @@ static void test_copy(void)
 	   nlh->nlmsg_seq == 0 && nlh->nlmsg_pid == 0, "copy: re-typed as a plain request");
 	ok(memcmp(mnl_nlmsg_get_payload(nlh), mnl_nlmsg_get_payload(src),
 		  (size_t)len - MNL_NLMSG_HDRLEN) == 0, "copy: payload unchanged");
-	ok(nl_parse_rule(nlh, &back) == 0 && back.has_uid && back.uid_end == 2,
+	ok(nl_parse_rule(nlh, &back) == 0 && back.match.has_uid && back.match.uid_end == 2,
 	   "copy: parses as the same rule");
 	is_int(nl_build_copy(copy, (size_t)len - 1, src, RTM_DELRULE), -ENOSPC,
 	       "copy into a short buffer is -ENOSPC");
@@ -571,9 +571,9 @@ static void test_rule_same(void)
 	snprintf(b.oifname, sizeof(b.oifname), "eth0");
 	ok(!nl_rule_same(&a, &b), "so does oif");
 	b = a;
-	b.has_fwmark = true;
-	b.fwmark = 1;
-	b.fwmask = UINT32_MAX;
+	b.match.has_fwmark = true;
+	b.match.fwmark = 1;
+	b.match.fwmask = UINT32_MAX;
 	ok(!nl_rule_same(&a, &b), "and fwmark");
 	b = a;
 	b.priority++;
@@ -582,7 +582,7 @@ static void test_rule_same(void)
 	b.action = FR_ACT_GOTO;
 	ok(!nl_rule_same(&a, &b), "and the action");
 	b = a;
-	b.has_uid = true;
+	b.match.has_uid = true;
 	ok(!nl_rule_same(&a, &b), "and a uid range");
 }
 

@@ -239,15 +239,16 @@ static void test_selectors(int ifindex)
 		abort();
 	cfg->n_divert = 6;
 	cfg->n_exclude = 2;
-	d[0].has_uid = true, d[0].uid_start = 1000, d[0].uid_end = 2000;
-	d[1].ipproto = 6, d[1].has_dport = true, d[1].dport_start = d[1].dport_end = 443;
-	d[2].has_fwmark = true, d[2].fwmark = 0x1, d[2].fwmask = 0xff;
+	d[0].match.has_uid = true, d[0].match.uid_start = 1000, d[0].match.uid_end = 2000;
+	d[1].match.ipproto = 6, d[1].match.has_dport = true;
+	d[1].match.dport_start = d[1].match.dport_end = 443;
+	d[2].match.has_fwmark = true, d[2].match.fwmark = 0x1, d[2].match.fwmask = 0xff;
 	d[3].family = AF_INET, d[3].has_to = true, d[3].to = prefix("192.0.2.0", 24);
 	d[4].has_from = true, d[4].from = prefix("2001:db8::", 32);
-	d[5].family = AF_INET6, d[5].ipproto = 17, d[5].has_sport = true;
-	d[5].sport_start = 1000, d[5].sport_end = 2000;
+	d[5].family = AF_INET6, d[5].match.ipproto = 17, d[5].match.has_sport = true;
+	d[5].match.sport_start = 1000, d[5].match.sport_end = 2000;
 	x[0].has_to = true, x[0].to = prefix("10.0.0.0", 8);
-	x[1].has_fwmark = true, x[1].fwmark = 0x2;
+	x[1].match.has_fwmark = true, x[1].match.fwmark = 0x2;
 
 	r = routing_install(cfg, ifindex, 0, &rt, err, sizeof(err));
 	is_int(r, 0, "install with selectors and exclusions");
