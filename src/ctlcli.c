@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,20 +22,6 @@
 #define OPT_ENDOFOPT 0
 #define OPT_EPB_FLAGS 2
 #define OPT_EPB_DROPCOUNT 4
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
 
 /* A word from the command line, fit to quote in a message. */
 struct quoted {
@@ -95,19 +80,19 @@ static int req_add(struct ctlcli *c, const char *key, const char *value, char *e
 	size_t klen = strlen(key), vlen = strlen(value), len = klen + 1 + vlen + 1;
 
 	if (has_control(value))
-		return fail(err, errlen, -EINVAL, "%s: '%s': control characters are not allowed",
-			    c->sub->name, Q(value));
+		return err_set(err, errlen, -EINVAL, "%s: '%s': control characters are not allowed",
+			       c->sub->name, Q(value));
 	if (klen + 1 + vlen > WORD_MAX)
-		return fail(err, errlen, -EMSGSIZE, "%s: '%s=%s': longer than %d bytes",
-			    c->sub->name, Q(key), Q(value), WORD_MAX);
+		return err_set(err, errlen, -EMSGSIZE, "%s: '%s=%s': longer than %d bytes",
+			       c->sub->name, Q(key), Q(value), WORD_MAX);
 	if (c->request_lines + 1 > CTL_KEYS_MAX)
-		return fail(err, errlen, -E2BIG,
-			    "%s: too many key=value words (a request holds at most %d)",
-			    c->sub->name, REQUEST_WORDS_MAX);
+		return err_set(err, errlen, -E2BIG,
+			       "%s: too many key=value words (a request holds at most %d)",
+			       c->sub->name, REQUEST_WORDS_MAX);
 	/* The blank line that ends the request must fit too. */
 	if (c->request_len + len + 1 > CTL_REQUEST_MAX)
-		return fail(err, errlen, -E2BIG, "%s: request longer than %d bytes", c->sub->name,
-			    CTL_REQUEST_MAX);
+		return err_set(err, errlen, -E2BIG, "%s: request longer than %d bytes", c->sub->name,
+			       CTL_REQUEST_MAX);
 	memcpy(c->request + c->request_len, key, klen);
 	c->request[c->request_len + klen] = '=';
 	memcpy(c->request + c->request_len + klen + 1, value, vlen);
@@ -133,27 +118,27 @@ static int req_add_word(struct ctlcli *c, const char *word, char *err, size_t er
 
 	if (!eq) {
 		if (!strcmp(word, "at") || !strcmp(word, "before") || !strcmp(word, "after"))
-			return fail(err, errlen, -EINVAL,
-				    "%s: '%s' is not key=value (a position goes first: "
-				    "add %s ... key=value...)", c->sub->name, word, word);
-		return fail(err, errlen, -EINVAL, "%s: '%s' is not key=value", c->sub->name,
-			    Q(word));
+			return err_set(err, errlen, -EINVAL,
+				       "%s: '%s' is not key=value (a position goes first: "
+				       "add %s ... key=value...)", c->sub->name, word, word);
+		return err_set(err, errlen, -EINVAL, "%s: '%s' is not key=value", c->sub->name,
+			       Q(word));
 	}
 	klen = (size_t)(eq - word);
 	if (klen == 0)
-		return fail(err, errlen, -EINVAL, "%s: '%s': no key before '='", c->sub->name,
-			    Q(word));
+		return err_set(err, errlen, -EINVAL, "%s: '%s': no key before '='", c->sub->name,
+			       Q(word));
 	for (i = 0; i < klen; i++)
 		if (!is_key_char(word[i]))
-			return fail(err, errlen, -EINVAL,
-				    "%s: '%s': a key is lower-case letters, digits and '-'",
-				    c->sub->name, Q(word));
+			return err_set(err, errlen, -EINVAL,
+				       "%s: '%s': a key is lower-case letters, digits and '-'",
+				       c->sub->name, Q(word));
 	if (!eq[1])
-		return fail(err, errlen, -EINVAL, "%s: '%s': no value after '='", c->sub->name,
-			    Q(word));
+		return err_set(err, errlen, -EINVAL, "%s: '%s': no value after '='", c->sub->name,
+			       Q(word));
 	if (klen > WORD_MAX)
-		return fail(err, errlen, -EMSGSIZE, "%s: '%s': longer than %d bytes",
-			    c->sub->name, Q(word), WORD_MAX);
+		return err_set(err, errlen, -EMSGSIZE, "%s: '%s': longer than %d bytes",
+			       c->sub->name, Q(word), WORD_MAX);
 	memcpy(key, word, klen);
 	key[klen] = '\0';
 	return req_add(c, key, eq + 1, err, errlen);
@@ -177,8 +162,8 @@ static int req_add_words(struct ctlcli *c, char *const *words, size_t n, char *e
 static int check_name(const struct ctlcli *c, const char *name, char *err, size_t errlen)
 {
 	if (!*name || strchr(name, '=') || has_control(name))
-		return fail(err, errlen, -EINVAL, "%s: '%s' is not a rule name", c->sub->name,
-			    Q(name));
+		return err_set(err, errlen, -EINVAL, "%s: '%s' is not a rule name", c->sub->name,
+			       Q(name));
 	return 0;
 }
 
@@ -270,8 +255,8 @@ static int parse_fixed(struct ctlcli *c, char *const *words, size_t n, char *err
 	int r;
 
 	if (n)
-		return fail(err, errlen, -EINVAL, "%s takes no arguments (got '%s')",
-			    c->sub->name, Q(words[0]));
+		return err_set(err, errlen, -EINVAL, "%s takes no arguments (got '%s')",
+			       c->sub->name, Q(words[0]));
 	if (!lines[c->cmd][0])
 		return 0;
 	r = req_add(c, lines[c->cmd][0], c->impairments ? "impairments" : lines[c->cmd][1], err,
@@ -292,30 +277,30 @@ static int parse_add(struct ctlcli *c, char *const *words, size_t n, char *err,
 
 	if (n && !strcmp(words[0], "at")) {
 		if (n < 2)
-			return fail(err, errlen, -EINVAL, "add: 'at' needs a position");
+			return err_set(err, errlen, -EINVAL, "add: 'at' needs a position");
 		if (parse_uint(words[1], UINT32_MAX, &v) < 0 || v == 0)
-			return fail(err, errlen, -EINVAL,
-				    "add: at '%s': a position is an integer from 1", Q(words[1]));
+			return err_set(err, errlen, -EINVAL,
+				       "add: at '%s': a position is an integer from 1", Q(words[1]));
 		snprintf(pos, sizeof(pos), "%" PRIu64, v);
 		i = 2;
 	} else if (n && (!strcmp(words[0], "before") || !strcmp(words[0], "after"))) {
 		if (n < 2)
-			return fail(err, errlen, -EINVAL, "add: '%s' needs a rule name", words[0]);
+			return err_set(err, errlen, -EINVAL, "add: '%s' needs a rule name", words[0]);
 		r = check_name(c, words[1], err, errlen);
 		if (r < 0)
 			return r;
 		plen = strlen(words[0]);
 		nlen = strlen(words[1]);
 		if (plen + 1 + nlen >= sizeof(pos))
-			return fail(err, errlen, -EMSGSIZE, "add: '%s': longer than %d bytes",
-				    Q(words[1]), WORD_MAX);
+			return err_set(err, errlen, -EMSGSIZE, "add: '%s': longer than %d bytes",
+				       Q(words[1]), WORD_MAX);
 		memcpy(pos, words[0], plen);
 		pos[plen] = ':';
 		memcpy(pos + plen + 1, words[1], nlen + 1);
 		i = 2;
 	}
 	if (i == n)
-		return fail(err, errlen, -EINVAL, "add: no rule given (key=value words)");
+		return err_set(err, errlen, -EINVAL, "add: no rule given (key=value words)");
 	r = req_add(c, "add", pos, err, errlen);
 	if (r < 0)
 		return r;
@@ -350,11 +335,11 @@ static int parse_del(struct ctlcli *c, char *const *words, size_t n, char *err,
 	int r;
 
 	if (n == 0)
-		return fail(err, errlen, -EINVAL, "%s: which rule? (%s NAME)", c->sub->name,
-			    c->sub->name);
+		return err_set(err, errlen, -EINVAL, "%s: which rule? (%s NAME)", c->sub->name,
+			       c->sub->name);
 	if (n > 1)
-		return fail(err, errlen, -EINVAL, "%s: one rule at a time (got '%s' too)",
-			    c->sub->name, Q(words[1]));
+		return err_set(err, errlen, -EINVAL, "%s: one rule at a time (got '%s' too)",
+			       c->sub->name, Q(words[1]));
 	r = check_name(c, words[0], err, errlen);
 	if (r < 0)
 		return r;
@@ -371,13 +356,13 @@ static int parse_replace(struct ctlcli *c, char *const *words, size_t n, char *e
 	int r;
 
 	if (n == 0)
-		return fail(err, errlen, -EINVAL,
-			    "replace: which rule? (replace NAME key=value...)");
+		return err_set(err, errlen, -EINVAL,
+			       "replace: which rule? (replace NAME key=value...)");
 	r = check_name(c, words[0], err, errlen);
 	if (r < 0)
 		return r;
 	if (n == 1)
-		return fail(err, errlen, -EINVAL, "replace: no rule given (key=value words)");
+		return err_set(err, errlen, -EINVAL, "replace: no rule given (key=value words)");
 	r = req_add(c, "replace", words[0], err, errlen);
 	if (r < 0)
 		return r;
@@ -409,8 +394,8 @@ static int parse_explain(struct ctlcli *c, char *const *words, size_t n, char *e
 	int r;
 
 	if (n == 0)
-		return fail(err, errlen, -EINVAL,
-			    "explain: no packet given (e.g. explain proto=tcp dst=192.0.2.7 dport=443)");
+		return err_set(err, errlen, -EINVAL,
+			       "explain: no packet given (e.g. explain proto=tcp dst=192.0.2.7 dport=443)");
 	r = req_add(c, "explain", "1", err, errlen);
 	if (r < 0)
 		return r;
@@ -436,11 +421,11 @@ static int parse_capture(struct ctlcli *c, char *const *words, size_t n, char *e
 
 	for (i = 0; i < n; i++) {
 		if (strncmp(words[i], "rule=", 5) != 0)
-			return fail(err, errlen, -EINVAL,
-				    "capture: unexpected '%s' (only rule=NAME and options)",
-				    Q(words[i]));
+			return err_set(err, errlen, -EINVAL,
+				       "capture: unexpected '%s' (only rule=NAME and options)",
+				       Q(words[i]));
 		if (rule)
-			return fail(err, errlen, -EINVAL, "capture: one rule=NAME at most");
+			return err_set(err, errlen, -EINVAL, "capture: one rule=NAME at most");
 		rule = words[i] + 5;
 		r = check_name(c, rule, err, errlen);
 		if (r < 0)
@@ -468,9 +453,9 @@ static int parse_metrics(struct ctlcli *c, char *const *words, size_t n, char *e
 			 size_t errlen)
 {
 	if (n > 0)
-		return fail(err, errlen, -EINVAL, "metrics: unexpected '%s'", Q(words[0]));
+		return err_set(err, errlen, -EINVAL, "metrics: unexpected '%s'", Q(words[0]));
 	if (c->json)
-		return fail(err, errlen, -EINVAL, "metrics: no --json (the output is OpenMetrics text)");
+		return err_set(err, errlen, -EINVAL, "metrics: no --json (the output is OpenMetrics text)");
 	return 0;
 }
 
@@ -491,18 +476,18 @@ static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 	/* The lists of the shell completions: not commands, so no clash. */
 	if (n >= 1 && !strcmp(words[0], "values")) {
 		if (n != 2)
-			return fail(err, errlen, -EINVAL, "help values: one key (help values KEY)");
+			return err_set(err, errlen, -EINVAL, "help values: one key (help values KEY)");
 		if (!is_rule_key(words[1]))
-			return fail(err, errlen, -EINVAL,
-				    "help values: unknown key '%s' (see 'ipmodctl help keys')",
-				    Q(words[1]));
+			return err_set(err, errlen, -EINVAL,
+				       "help values: unknown key '%s' (see 'ipmodctl help keys')",
+				       Q(words[1]));
 		c->list = CTLCLI_LIST_VALUES;
 		c->list_key = words[1];
 		return 0;
 	}
 	if (n > 1)
-		return fail(err, errlen, -EINVAL, "help: one command at a time (got '%s' too)",
-			    Q(words[1]));
+		return err_set(err, errlen, -EINVAL, "help: one command at a time (got '%s' too)",
+			       Q(words[1]));
 	if (n == 1 && !strcmp(words[0], "keys")) {
 		c->list = CTLCLI_LIST_KEYS;
 		return 0;
@@ -514,8 +499,8 @@ static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 	if (n == 1) {
 		c->topic = ctlcli_find(words[0]);
 		if (!c->topic)
-			return fail(err, errlen, -EINVAL, "help: unknown command '%s'",
-				    Q(words[0]));
+			return err_set(err, errlen, -EINVAL, "help: unknown command '%s'",
+				       Q(words[0]));
 	}
 	return 0;
 }
@@ -669,8 +654,8 @@ static int match_option(const struct option_def *opts, size_t nopts, int argc,
 				continue;
 			if (!o->has_arg) {
 				if (eq)
-					return fail(err, errlen, -EINVAL,
-						    "option '--%s' takes no value", o->longopt);
+					return err_set(err, errlen, -EINVAL,
+						       "option '--%s' takes no value", o->longopt);
 				return o->id;
 			}
 			if (eq) {
@@ -679,7 +664,7 @@ static int match_option(const struct option_def *opts, size_t nopts, int argc,
 			}
 		}
 		if (*i + 1 >= argc)
-			return fail(err, errlen, -EINVAL, "option '%s' needs a value", Q(a));
+			return err_set(err, errlen, -EINVAL, "option '%s' needs a value", Q(a));
 		*arg = argv[++*i];
 		return o->id;
 	}
@@ -692,15 +677,15 @@ static int capture_option(struct ctlcli *c, int id, const char *opt, const char 
 	switch (id) {
 	case OPT_COUNT:
 		if (parse_uint(arg, UINT32_MAX, &c->count) < 0)
-			return fail(err, errlen, -EINVAL,
-				    "capture: %s '%s': a count is an integer from 0 (0: no limit)",
-				    Q(opt), Q(arg));
+			return err_set(err, errlen, -EINVAL,
+				       "capture: %s '%s': a count is an integer from 0 (0: no limit)",
+				       Q(opt), Q(arg));
 		c->have_count = true;
 		return 0;
 	case OPT_WRITE:
 		if (!*arg)
-			return fail(err, errlen, -EINVAL, "capture: %s needs a file name or '-'",
-				    Q(opt));
+			return err_set(err, errlen, -EINVAL, "capture: %s needs a file name or '-'",
+				       Q(opt));
 		c->output = arg;
 		return 0;
 	case OPT_WHEN:
@@ -711,14 +696,14 @@ static int capture_option(struct ctlcli *c, int id, const char *opt, const char 
 		else if (!strcmp(arg, "both"))
 			c->when = CTLCLI_WHEN_BOTH;
 		else
-			return fail(err, errlen, -EINVAL,
-				    "capture: --when '%s': must be before, after or both", Q(arg));
+			return err_set(err, errlen, -EINVAL,
+				       "capture: --when '%s': must be before, after or both", Q(arg));
 		return 0;
 	case OPT_SNAPLEN:
 		if (parse_uint(arg, UINT32_MAX, &c->snaplen) < 0 || c->snaplen == 0)
-			return fail(err, errlen, -EINVAL,
-				    "capture: --snaplen '%s': a length is an integer from 1",
-				    Q(arg));
+			return err_set(err, errlen, -EINVAL,
+				       "capture: --snaplen '%s': a length is an integer from 1",
+				       Q(arg));
 		return 0;
 	}
 	return -EINVAL;
@@ -762,12 +747,12 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 		return 0;
 	case 0:
 		if (c->sub)
-			return fail(err, errlen, -EINVAL, "%s: unknown option '%s'", c->sub->name,
-				    Q(opt));
-		return fail(err, errlen, -EINVAL, "unknown option '%s'", Q(opt));
+			return err_set(err, errlen, -EINVAL, "%s: unknown option '%s'", c->sub->name,
+				       Q(opt));
+		return err_set(err, errlen, -EINVAL, "unknown option '%s'", Q(opt));
 	case OPT_SOCKET:
 		if (!*arg)
-			return fail(err, errlen, -EINVAL, "option '%s' needs a path", Q(opt));
+			return err_set(err, errlen, -EINVAL, "option '%s' needs a path", Q(opt));
 		c->socket = arg;
 		return 0;
 	case OPT_JSON:
@@ -776,8 +761,8 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 	case OPT_FOR:
 		/* The daemon checks the duration, as it checks expire=. */
 		if (!*arg || strchr(arg, '=') || has_control(arg))
-			return fail(err, errlen, -EINVAL, "add: --for '%s': a duration (30s, 5m, 1h)",
-				    Q(arg));
+			return err_set(err, errlen, -EINVAL, "add: --for '%s': a duration (30s, 5m, 1h)",
+				       Q(arg));
 		c->expire_for = arg;
 		return 0;
 	case OPT_IMPAIRMENTS:
@@ -803,9 +788,9 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 		uint64_t v;
 
 		if (parse_uint(arg, CTLCLI_INTERVAL_MAX, &v) < 0 || v == 0)
-			return fail(err, errlen, -EINVAL,
-				    "%s: %s '%s': an interval is seconds from 1 to %d", c->sub->name,
-				    Q(opt), Q(arg), CTLCLI_INTERVAL_MAX);
+			return err_set(err, errlen, -EINVAL,
+				       "%s: %s '%s': an interval is seconds from 1 to %d", c->sub->name,
+				       Q(opt), Q(arg), CTLCLI_INTERVAL_MAX);
 		c->interval = (unsigned int)v;
 		return 0;
 	}
@@ -851,13 +836,13 @@ int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli 
 		if (!ret->sub) {
 			ret->sub = ctlcli_find(a);
 			if (!ret->sub)
-				return fail(err, errlen, -EINVAL, "unknown command '%s'", Q(a));
+				return err_set(err, errlen, -EINVAL, "unknown command '%s'", Q(a));
 			continue;
 		}
 		if (n == ARRAY_SIZE(words))
-			return fail(err, errlen, -E2BIG,
-				    "%s: too many key=value words (a request holds at most %d)",
-				    ret->sub->name, REQUEST_WORDS_MAX);
+			return err_set(err, errlen, -E2BIG,
+				       "%s: too many key=value words (a request holds at most %d)",
+				       ret->sub->name, REQUEST_WORDS_MAX);
 		words[n++] = argv[i];
 	}
 	if (!ret->sub)
@@ -883,18 +868,18 @@ int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli 
 	}
 	if (ret->json && (ret->cmd == CTLCLI_SAVE || ret->cmd == CTLCLI_HELP ||
 			  ret->cmd == CTLCLI_METRICS))
-		return fail(err, errlen, -EINVAL,
-			    "%s: --json is not available (%s)", ret->sub->name,
-			    ret->cmd == CTLCLI_SAVE ? "save prints libconfig; 'rules --json' has the "
-						     "rules as JSON" :
-			    ret->cmd == CTLCLI_METRICS ? "metrics prints OpenMetrics text" :
-							 "help is text");
+		return err_set(err, errlen, -EINVAL,
+			       "%s: --json is not available (%s)", ret->sub->name,
+			       ret->cmd == CTLCLI_SAVE ? "save prints libconfig; 'rules --json' has the "
+						        "rules as JSON" :
+			       ret->cmd == CTLCLI_METRICS ? "metrics prints OpenMetrics text" :
+							    "help is text");
 	if (ret->json && ret->interval)
-		return fail(err, errlen, -EINVAL, "%s: --json and -i/--watch do not go together",
-			    ret->sub->name);
+		return err_set(err, errlen, -EINVAL, "%s: --json and -i/--watch do not go together",
+			       ret->sub->name);
 	if (ret->cmd == CTLCLI_CAPTURE && !ret->output && (flags & CTLCLI_STDOUT_TTY))
-		return fail(err, errlen, -EINVAL,
-			    "capture: refusing to write pcap to a terminal; use -w FILE or a pipe");
+		return err_set(err, errlen, -EINVAL,
+			       "capture: refusing to write pcap to a terminal; use -w FILE or a pipe");
 	return 0;
 }
 

@@ -2351,7 +2351,7 @@ int main(int argc, char **argv)
 {
 	static struct ctlcli c;
 	unsigned int flags = isatty(STDOUT_FILENO) ? CTLCLI_STDOUT_TTY : 0;
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	r = ctlcli_parse(argc, argv, flags, &c, err, sizeof(err));
