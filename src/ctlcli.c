@@ -238,29 +238,86 @@ static int req_add_cmdline(struct ctlcli *c, int argc, char *const *argv, char *
 	return 0;
 }
 
+/* ---- options ------------------------------------------------------------ */
+
+/* Each command's own options: its row of ctlcli_subcommands points to them. */
+enum {
+	OPT_SOCKET = 1,
+	OPT_JSON,
+	OPT_VERSION,
+	OPT_HELP,
+	OPT_COUNT,
+	OPT_WRITE,
+	OPT_WHEN,
+	OPT_SNAPLEN,
+	OPT_ALL,
+	OPT_HUMAN,
+	OPT_INTERVAL,
+	OPT_WATCH,
+	OPT_HTTP,
+	OPT_FOR,
+	OPT_IMPAIRMENTS,
+};
+
+struct ctlcli_option {
+	int id;
+	char shortopt;		/* 0 for a long option only */
+	const char *longopt;
+	bool has_arg;
+};
+
+static const struct ctlcli_option global_options[] = {
+	{ OPT_SOCKET, 's', "socket", true },
+	{ OPT_JSON, 0, "json", false },
+	{ OPT_VERSION, 'V', "version", false },
+	{ OPT_HELP, 'h', "help", false },
+};
+
+static const struct ctlcli_option status_options[] = {
+	{ OPT_ALL, 'a', "all", false },
+	{ OPT_HUMAN, 'h', "human", false },
+	{ OPT_INTERVAL, 'i', "interval", true },
+	{ OPT_WATCH, 0, "watch", false },
+};
+
+static const struct ctlcli_option rules_options[] = {
+	{ OPT_INTERVAL, 'i', "interval", true },
+	{ OPT_WATCH, 0, "watch", false },
+};
+
+static const struct ctlcli_option metrics_options[] = {
+	{ OPT_HTTP, 0, "http", false },
+};
+
+static const struct ctlcli_option add_options[] = {
+	{ OPT_FOR, 0, "for", true },
+};
+
+static const struct ctlcli_option flush_options[] = {
+	{ OPT_IMPAIRMENTS, 0, "impairments", false },
+};
+
+static const struct ctlcli_option capture_options[] = {
+	{ OPT_COUNT, 'c', "count", true },
+	{ OPT_WRITE, 'w', "write", true },
+	{ OPT_WHEN, 0, "when", true },
+	{ OPT_SNAPLEN, 0, "snaplen", true },
+};
+
 /* ---- subcommands ---------------------------------------------------------- */
 
 static int parse_fixed(struct ctlcli *c, char *const *words, size_t n, char *err,
 		       size_t errlen)
 {
-	static const char *const lines[CTLCLI_HELP + 1][2] = {
-		[CTLCLI_STATUS] = { "get", "status" },
-		[CTLCLI_RULES] = { "get", "rules" },
-		[CTLCLI_FLUSH] = { "flush", "1" },
-		[CTLCLI_RELOAD] = { "reload", "1" },
-		[CTLCLI_RESET] = { "reset", "counters" },
-		[CTLCLI_SAVE] = { "get", "rules" },
-		[CTLCLI_MONITOR] = { "monitor", "changes" },
-	};
+	const char *value = c->impairments ? "impairments" : c->sub->request_value;
 	int r;
 
 	if (n)
 		return err_set(err, errlen, -EINVAL, "%s takes no arguments (got '%s')",
 			       c->sub->name, Q(words[0]));
-	if (!lines[c->cmd][0])
+	if (!c->sub->request_key)
 		return 0;
-	r = req_add(c, lines[c->cmd][0], c->impairments ? "impairments" : lines[c->cmd][1], err,
-		    errlen);
+	r = req_add(c, c->sub->request_key, value, err, errlen);
 	if (r < 0)
 		return r;
 	req_finish(c);
@@ -505,42 +562,97 @@ static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 	return 0;
 }
 
+#define OPTIONS(table) .options = (table), .n_options = ARRAY_SIZE(table)
+
+/* add and replace take the same rule words. */
+#define ADD_RULE_HELP \
+	"\nThe key=value words are those of a rule in ipmodd.conf(5), e.g.\n" \
+	"  ipmodctl add before fake-ping name=x proto=udp dport=53 verdict=drop\n"
+
 const struct ctlcli_subcommand ctlcli_subcommands[] = {
-	{ "status", NULL, CTLCLI_STATUS, "[-a] [-h] [-i N | --watch]",
-	  "Show a summary of the daemon's state and counters (the default)", parse_fixed },
-	{ "rules", "list", CTLCLI_RULES, "[-i N | --watch]",
-	  "List the rules in chain order with their counters", parse_fixed },
-	{ "add", NULL, CTLCLI_ADD,
-	  "[at N | before NAME | after NAME] [--for DURATION] key=value...",
-	  "Add a rule to the running chain (at the end by default)", parse_add },
-	{ "del", "delete", CTLCLI_DEL, "NAME",
-	  "Delete a rule from the running chain", parse_del },
-	{ "replace", NULL, CTLCLI_REPLACE, "NAME key=value...",
-	  "Replace a rule in place; its counters restart", parse_replace },
-	{ "flush", NULL, CTLCLI_FLUSH, "[--impairments]",
-	  "Delete every rule (or every impairing one) from the running chain", parse_fixed },
-	{ "reload", NULL, CTLCLI_RELOAD, "",
-	  "Re-read the configuration file (live changes are lost)", parse_fixed },
-	{ "reset", NULL, CTLCLI_RESET, "",
-	  "Zero the rule and forge counters", parse_fixed },
-	{ "save", NULL, CTLCLI_SAVE, "",
-	  "Print the running rules as a libconfig 'rules = (...);' setting", parse_fixed },
-	{ "trace", NULL, CTLCLI_TRACE, "[key=value...]",
-	  "Print one line per packet, optionally only those matching the filter",
-	  parse_trace },
-	{ "capture", NULL, CTLCLI_CAPTURE,
-	  "[rule=NAME] [--when before|after|both] [-c COUNT] [-w FILE|-] [--snaplen N]",
-	  "Write packets as pcapng, before and after rewriting", parse_capture },
-	{ "explain", NULL, CTLCLI_EXPLAIN, "key=value...",
-	  "Show which rules a packet with these fields would match, and the verdict",
-	  parse_explain },
-	{ "monitor", NULL, CTLCLI_MONITOR, "",
-	  "Print one line per change of the rules (who, what, generation)", parse_fixed },
-	{ "metrics", NULL, CTLCLI_METRICS, "[--http]",
-	  "Print the counters as OpenMetrics text, or serve them to one HTTP request",
-	  parse_metrics },
-	{ "version", NULL, CTLCLI_VERSION, "", "Print the version of ipmodctl", parse_fixed },
-	{ "help", NULL, CTLCLI_HELP, "[COMMAND | keys | commands | values KEY]", "Show this help, or a command's", parse_help },
+	{ .name = "status", .cmd = CTLCLI_STATUS, .args = "[-a] [-h] [-i N | --watch]",
+	  .description = "Show a summary of the daemon's state and counters (the default)",
+	  .parse = parse_fixed, .request_key = "get", .request_value = "status",
+	  OPTIONS(status_options),
+	  .help = "\n  -a, --all          every counter, grouped (the default is a summary)\n"
+		  "  -h, --human        K/M/G units (after status; before it, -h is help)\n"
+		  "  -i, --interval N   redraw every N s with rates per second, until ^C\n"
+		  "      --watch        -i 1\n" },
+	{ .name = "rules", .alias = "list", .cmd = CTLCLI_RULES, .args = "[-i N | --watch]",
+	  .description = "List the rules in chain order with their counters",
+	  .parse = parse_fixed, .request_key = "get", .request_value = "rules",
+	  OPTIONS(rules_options),
+	  .help = "\n  -i, --interval N   redraw every N s with per-rule rates, until ^C\n"
+		  "      --watch        -i 1\n" },
+	{ .name = "add", .cmd = CTLCLI_ADD,
+	  .args = "[at N | before NAME | after NAME] [--for DURATION] key=value...",
+	  .description = "Add a rule to the running chain (at the end by default)",
+	  .parse = parse_add, .change = true, OPTIONS(add_options),
+	  .help = ADD_RULE_HELP
+		  "\n  --for DURATION   remove the rule by itself after DURATION\n"
+		  "                   (expire=: 500ms, 30s, 5m, 1h; up to 7 days)\n" },
+	{ .name = "del", .alias = "delete", .cmd = CTLCLI_DEL, .args = "NAME",
+	  .description = "Delete a rule from the running chain",
+	  .parse = parse_del, .change = true },
+	{ .name = "replace", .cmd = CTLCLI_REPLACE, .args = "NAME key=value...",
+	  .description = "Replace a rule in place; its counters restart",
+	  .parse = parse_replace, .change = true, .help = ADD_RULE_HELP },
+	{ .name = "flush", .cmd = CTLCLI_FLUSH, .args = "[--impairments]",
+	  .description = "Delete every rule (or every impairing one) from the running chain",
+	  .parse = parse_fixed, .request_key = "flush", .request_value = "1", .change = true,
+	  OPTIONS(flush_options),
+	  .help = "\n  --impairments    only the impairing rules (and the packets they\n"
+		  "                   hold); the other rules stay\n" },
+	{ .name = "reload", .cmd = CTLCLI_RELOAD, .args = "",
+	  .description = "Re-read the configuration file (live changes are lost)",
+	  .parse = parse_fixed, .request_key = "reload", .request_value = "1", .change = true },
+	{ .name = "reset", .cmd = CTLCLI_RESET, .args = "",
+	  .description = "Zero the rule and forge counters",
+	  .parse = parse_fixed, .request_key = "reset", .request_value = "counters",
+	  .change = true },
+	{ .name = "save", .cmd = CTLCLI_SAVE, .args = "",
+	  .description = "Print the running rules as a libconfig 'rules = (...);' setting",
+	  .parse = parse_fixed, .request_key = "get", .request_value = "rules",
+	  .no_json = "save prints libconfig; 'rules --json' has the rules as JSON" },
+	{ .name = "trace", .cmd = CTLCLI_TRACE, .args = "[key=value...]",
+	  .description = "Print one line per packet, optionally only those matching the filter",
+	  .parse = parse_trace,
+	  .help = "\nFilter words: match keys of a rule (proto=, dst=, dport=, ...) and\n"
+		  "rule=NAME for packets that matched that rule.  ^C stops.\n" },
+	{ .name = "capture", .cmd = CTLCLI_CAPTURE,
+	  .args = "[rule=NAME] [--when before|after|both] [-c COUNT] [-w FILE|-] [--snaplen N]",
+	  .description = "Write packets as pcapng, before and after rewriting",
+	  .parse = parse_capture, OPTIONS(capture_options),
+	  .help = "\n  rule=NAME        only packets that matched this rule (default all)\n"
+		  "  --when WHEN      before, after (rewriting) or both (the default)\n"
+		  "  -c, --count N    stop after N packets (0: until ^C)\n"
+		  "  -w, --write FILE write pcapng to FILE, or '-' for standard output\n"
+		  "  --snaplen N      bytes kept of each packet\n\n"
+		  "Without -w the output must not be a terminal:\n"
+		  "  ipmodctl capture -c 10 | tcpdump -r -\n" },
+	{ .name = "explain", .cmd = CTLCLI_EXPLAIN, .args = "key=value...",
+	  .description = "Show which rules a packet with these fields would match, and the verdict",
+	  .parse = parse_explain,
+	  .help = "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
+		  "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out|in.\n"
+		  "Nothing is sent: the running chain is walked for a packet built from them.\n"
+		  "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n" },
+	{ .name = "monitor", .cmd = CTLCLI_MONITOR, .args = "",
+	  .description = "Print one line per change of the rules (who, what, generation)",
+	  .parse = parse_fixed, .request_key = "monitor", .request_value = "changes",
+	  .help = "\nOne line per change (add, del, replace, flush, reload, reset), applied or\n"
+		  "refused, with the client's uid, pid and command line.  ^C stops.\n" },
+	{ .name = "metrics", .cmd = CTLCLI_METRICS, .args = "[--http]",
+	  .description = "Print the counters as OpenMetrics text, or serve them to one HTTP request",
+	  .parse = parse_metrics, OPTIONS(metrics_options),
+	  .no_json = "metrics prints OpenMetrics text",
+	  .help = "\n  --http           read one HTTP request on standard input (a socket from\n"
+		  "                   ipmodd-metrics.socket) and answer GET /metrics\n" },
+	{ .name = "version", .cmd = CTLCLI_VERSION, .args = "",
+	  .description = "Print the version of ipmodctl", .parse = parse_fixed },
+	{ .name = "help", .cmd = CTLCLI_HELP, .args = "[COMMAND | keys | commands | values KEY]",
+	  .description = "Show this help, or a command's", .parse = parse_help,
+	  .no_json = "help is text" },
 };
 
 const size_t ctlcli_n_subcommands = ARRAY_SIZE(ctlcli_subcommands);
@@ -556,84 +668,21 @@ const struct ctlcli_subcommand *ctlcli_find(const char *name)
 	return NULL;
 }
 
-/* ---- options -------------------------------------------------------------- */
-
-enum {
-	OPT_SOCKET = 1,
-	OPT_JSON,
-	OPT_VERSION,
-	OPT_HELP,
-	OPT_COUNT,
-	OPT_WRITE,
-	OPT_WHEN,
-	OPT_SNAPLEN,
-	OPT_ALL,
-	OPT_HUMAN,
-	OPT_INTERVAL,
-	OPT_WATCH,
-	OPT_HTTP,
-	OPT_FOR,
-	OPT_IMPAIRMENTS,
-};
-
-struct option_def {
-	int id;
-	char shortopt;		/* 0 for a long option only */
-	const char *longopt;
-	bool has_arg;
-};
-
-static const struct option_def global_options[] = {
-	{ OPT_SOCKET, 's', "socket", true },
-	{ OPT_JSON, 0, "json", false },
-	{ OPT_VERSION, 'V', "version", false },
-	{ OPT_HELP, 'h', "help", false },
-};
-
-static const struct option_def status_options[] = {
-	{ OPT_ALL, 'a', "all", false },
-	{ OPT_HUMAN, 'h', "human", false },
-	{ OPT_INTERVAL, 'i', "interval", true },
-	{ OPT_WATCH, 0, "watch", false },
-};
-
-static const struct option_def rules_options[] = {
-	{ OPT_INTERVAL, 'i', "interval", true },
-	{ OPT_WATCH, 0, "watch", false },
-};
-
-static const struct option_def metrics_options[] = {
-	{ OPT_HTTP, 0, "http", false },
-};
-
-static const struct option_def add_options[] = {
-	{ OPT_FOR, 0, "for", true },
-};
-
-static const struct option_def flush_options[] = {
-	{ OPT_IMPAIRMENTS, 0, "impairments", false },
-};
-
-static const struct option_def capture_options[] = {
-	{ OPT_COUNT, 'c', "count", true },
-	{ OPT_WRITE, 'w', "write", true },
-	{ OPT_WHEN, 0, "when", true },
-	{ OPT_SNAPLEN, 0, "snaplen", true },
-};
+/* ---- option parsing ------------------------------------------------------ */
 
 /*
  * argv[*i] is an option ("-x", "-xVALUE", "--name", "--name=VALUE"): returns
  * its id with *arg set (and *i moved past a separate value), 0 when it is
  * none of opts, or -EINVAL.
  */
-static int match_option(const struct option_def *opts, size_t nopts, int argc,
+static int match_option(const struct ctlcli_option *opts, size_t nopts, int argc,
 			char *const *argv, int *i, const char **arg, char *err, size_t errlen)
 {
 	const char *a = argv[*i], *eq;
 	size_t j, len;
 
 	for (j = 0; j < nopts; j++) {
-		const struct option_def *o = &opts[j];
+		const struct ctlcli_option *o = &opts[j];
 
 		if (a[1] != '-') {
 			if (!o->shortopt || a[1] != o->shortopt)
@@ -716,28 +765,16 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 	const char *opt = argv[*i], *arg = NULL;
 	int id;
 
-	/* After status, -h is --human: "ipmodctl -h" and "help status" stay the help. */
+	/*
+	 * The command's own options first: after status, -h is --human ("ipmodctl
+	 * -h" and "help status" stay the help).
+	 */
 	id = 0;
-	if (c->sub && c->sub->cmd == CTLCLI_STATUS)
-		id = match_option(status_options, ARRAY_SIZE(status_options), argc, argv, i, &arg,
-				  err, errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_RULES)
-		id = match_option(rules_options, ARRAY_SIZE(rules_options), argc, argv, i, &arg,
-				  err, errlen);
+	if (c->sub && c->sub->n_options)
+		id = match_option(c->sub->options, c->sub->n_options, argc, argv, i, &arg, err,
+				  errlen);
 	if (id == 0)
 		id = match_option(global_options, ARRAY_SIZE(global_options), argc, argv, i, &arg,
-				  err, errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_CAPTURE)
-		id = match_option(capture_options, ARRAY_SIZE(capture_options), argc, argv, i,
-				  &arg, err, errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_METRICS)
-		id = match_option(metrics_options, ARRAY_SIZE(metrics_options), argc, argv, i,
-				  &arg, err, errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_ADD)
-		id = match_option(add_options, ARRAY_SIZE(add_options), argc, argv, i, &arg, err,
-				  errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_FLUSH)
-		id = match_option(flush_options, ARRAY_SIZE(flush_options), argc, argv, i, &arg,
 				  err, errlen);
 	if (id < 0)
 		return id;
@@ -852,28 +889,14 @@ int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli 
 	r = ret->sub->parse(ret, words, n, err, errlen);
 	if (r < 0)
 		return r;
-	switch (ret->cmd) {
-	case CTLCLI_ADD:
-	case CTLCLI_DEL:
-	case CTLCLI_REPLACE:
-	case CTLCLI_FLUSH:
-	case CTLCLI_RELOAD:
-	case CTLCLI_RESET:
+	if (ret->sub->change) {
 		r = req_add_cmdline(ret, argc, argv, err, errlen);
 		if (r < 0)
 			return r;
-		break;
-	default:
-		break;
 	}
-	if (ret->json && (ret->cmd == CTLCLI_SAVE || ret->cmd == CTLCLI_HELP ||
-			  ret->cmd == CTLCLI_METRICS))
-		return err_set(err, errlen, -EINVAL,
-			       "%s: --json is not available (%s)", ret->sub->name,
-			       ret->cmd == CTLCLI_SAVE ? "save prints libconfig; 'rules --json' has the "
-						        "rules as JSON" :
-			       ret->cmd == CTLCLI_METRICS ? "metrics prints OpenMetrics text" :
-							    "help is text");
+	if (ret->json && ret->sub->no_json)
+		return err_set(err, errlen, -EINVAL, "%s: --json is not available (%s)",
+			       ret->sub->name, ret->sub->no_json);
 	if (ret->json && ret->interval)
 		return err_set(err, errlen, -EINVAL, "%s: --json and -i/--watch do not go together",
 			       ret->sub->name);

@@ -34,6 +34,7 @@ enum ctlcli_cmd {
 };
 
 struct ctlcli;
+struct ctlcli_option;
 
 struct ctlcli_subcommand {
 	const char *name;
@@ -41,8 +42,15 @@ struct ctlcli_subcommand {
 	enum ctlcli_cmd cmd;
 	const char *args;		/* synopsis after the name, "" for none */
 	const char *description;
+	const char *help;		/* NULL or more for "help COMMAND": options, examples */
 	/* Build c->request from the words after the command (options removed). */
 	int (*parse)(struct ctlcli *c, char *const *words, size_t n, char *err, size_t errlen);
+	const char *request_key;	/* parse_fixed's one request line, NULL for none */
+	const char *request_value;
+	const struct ctlcli_option *options;	/* the command's own, tried before -s/--json/-V/-h */
+	size_t n_options;
+	bool change;			/* changes the rules: the request carries the command line */
+	const char *no_json;		/* why --json is refused, NULL when it is not */
 };
 
 /* The subcommands, in the order "ipmodctl help" lists them. */

@@ -173,59 +173,8 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 	fprintf(f, "%s.\n", sub->description);
 	if (sub->alias)
 		fprintf(f, "Also spelt '%s'.\n", sub->alias);
-	switch (sub->cmd) {
-	case CTLCLI_ADD:
-	case CTLCLI_REPLACE:
-		fprintf(f, "\nThe key=value words are those of a rule in ipmodd.conf(5), e.g.\n"
-			   "  ipmodctl add before fake-ping name=x proto=udp dport=53 verdict=drop\n");
-		if (sub->cmd == CTLCLI_ADD)
-			fprintf(f, "\n  --for DURATION   remove the rule by itself after DURATION\n"
-				   "                   (expire=: 500ms, 30s, 5m, 1h; up to 7 days)\n");
-		break;
-	case CTLCLI_FLUSH:
-		fprintf(f, "\n  --impairments    only the impairing rules (and the packets they\n"
-			   "                   hold); the other rules stay\n");
-		break;
-	case CTLCLI_MONITOR:
-		fprintf(f, "\nOne line per change (add, del, replace, flush, reload, reset), applied or\n"
-			   "refused, with the client's uid, pid and command line.  ^C stops.\n");
-		break;
-	case CTLCLI_METRICS:
-		fprintf(f, "\n  --http           read one HTTP request on standard input (a socket from\n"
-			   "                   ipmodd-metrics.socket) and answer GET /metrics\n");
-		break;
-	case CTLCLI_TRACE:
-		fprintf(f, "\nFilter words: match keys of a rule (proto=, dst=, dport=, ...) and\n"
-			   "rule=NAME for packets that matched that rule.  ^C stops.\n");
-		break;
-	case CTLCLI_STATUS:
-		fprintf(f, "\n  -a, --all          every counter, grouped (the default is a summary)\n"
-			   "  -h, --human        K/M/G units (after status; before it, -h is help)\n"
-			   "  -i, --interval N   redraw every N s with rates per second, until ^C\n"
-			   "      --watch        -i 1\n");
-		break;
-	case CTLCLI_RULES:
-		fprintf(f, "\n  -i, --interval N   redraw every N s with per-rule rates, until ^C\n"
-			   "      --watch        -i 1\n");
-		break;
-	case CTLCLI_EXPLAIN:
-		fprintf(f, "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
-			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out|in.\n"
-			   "Nothing is sent: the running chain is walked for a packet built from them.\n"
-			   "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n");
-		break;
-	case CTLCLI_CAPTURE:
-		fprintf(f, "\n  rule=NAME        only packets that matched this rule (default all)\n"
-			   "  --when WHEN      before, after (rewriting) or both (the default)\n"
-			   "  -c, --count N    stop after N packets (0: until ^C)\n"
-			   "  -w, --write FILE write pcapng to FILE, or '-' for standard output\n"
-			   "  --snaplen N      bytes kept of each packet\n\n"
-			   "Without -w the output must not be a terminal:\n"
-			   "  ipmodctl capture -c 10 | tcpdump -r -\n");
-		break;
-	default:
-		break;
-	}
+	if (sub->help)
+		fputs(sub->help, f);
 	fprintf(f, "\nOptions: -s PATH, --json, -h, -V (see 'ipmodctl help').\n");
 }
 
@@ -2255,12 +2204,16 @@ static int metrics_collect(const struct ctlcli *c, char **ret, size_t *ret_len)
 	return r;
 }
 
+static int run_metrics_http(const struct ctlcli *c);
+
 static int run_metrics(const struct ctlcli *c)
 {
 	char *text = NULL;
 	size_t len = 0;
 	int r;
 
+	if (c->http)
+		return run_metrics_http(c);
 	r = metrics_collect(c, &text, &len);
 	if (r == EXIT_OK)
 		fwrite(text, 1, len, stdout);
@@ -2347,6 +2300,52 @@ static int run_metrics_http(const struct ctlcli *c)
 	return r;
 }
 
+static int run_version(const struct ctlcli *c)
+{
+	(void)c;
+	if (json)
+		printf("{\"version\":\"%s\"}\n", PACKAGE_VERSION);
+	else
+		printf("ipmodctl %s\n", PACKAGE_VERSION);
+	return EXIT_OK;
+}
+
+static int run_help(const struct ctlcli *c)
+{
+	if (c->list != CTLCLI_LIST_NONE)
+		help_list(stdout, c);
+	else if (c->topic)
+		usage_topic(stdout, c->topic);
+	else
+		usage(stdout);
+	return EXIT_OK;
+}
+
+/*
+ * What each command runs.  Its name, alias, synopsis, help, options and
+ * request are its row of ctlcli_subcommands (ctlcli.c), the one table that
+ * parsing, "help" and "help commands" read; the handlers stay here, out of
+ * what the unit tests and fuzzers link.
+ */
+static int (*const handlers[])(const struct ctlcli *c) = {
+	[CTLCLI_STATUS] = run_status,
+	[CTLCLI_RULES] = run_rules,
+	[CTLCLI_ADD] = run_change,
+	[CTLCLI_DEL] = run_change,
+	[CTLCLI_REPLACE] = run_change,
+	[CTLCLI_FLUSH] = run_change,
+	[CTLCLI_RELOAD] = run_change,
+	[CTLCLI_RESET] = run_change,
+	[CTLCLI_SAVE] = run_save,
+	[CTLCLI_TRACE] = run_trace,
+	[CTLCLI_CAPTURE] = run_capture,
+	[CTLCLI_EXPLAIN] = run_explain,
+	[CTLCLI_MONITOR] = run_monitor,
+	[CTLCLI_METRICS] = run_metrics,
+	[CTLCLI_VERSION] = run_version,
+	[CTLCLI_HELP] = run_help,
+};
+
 int main(int argc, char **argv)
 {
 	static struct ctlcli c;
@@ -2367,59 +2366,7 @@ int main(int argc, char **argv)
 		socket_path = c.socket;
 	json = c.json;
 
-	switch (c.cmd) {
-	case CTLCLI_STATUS:
-		r = run_status(&c);
-		break;
-	case CTLCLI_RULES:
-		r = run_rules(&c);
-		break;
-	case CTLCLI_SAVE:
-		r = run_save(&c);
-		break;
-	case CTLCLI_ADD:
-	case CTLCLI_DEL:
-	case CTLCLI_REPLACE:
-	case CTLCLI_FLUSH:
-	case CTLCLI_RELOAD:
-	case CTLCLI_RESET:
-		r = run_change(&c);
-		break;
-	case CTLCLI_TRACE:
-		r = run_trace(&c);
-		break;
-	case CTLCLI_CAPTURE:
-		r = run_capture(&c);
-		break;
-	case CTLCLI_EXPLAIN:
-		r = run_explain(&c);
-		break;
-	case CTLCLI_MONITOR:
-		r = run_monitor(&c);
-		break;
-	case CTLCLI_METRICS:
-		r = c.http ? run_metrics_http(&c) : run_metrics(&c);
-		break;
-	case CTLCLI_VERSION:
-		if (json)
-			printf("{\"version\":\"%s\"}\n", PACKAGE_VERSION);
-		else
-			printf("ipmodctl %s\n", PACKAGE_VERSION);
-		r = EXIT_OK;
-		break;
-	case CTLCLI_HELP:
-		if (c.list != CTLCLI_LIST_NONE)
-			help_list(stdout, &c);
-		else if (c.topic)
-			usage_topic(stdout, c.topic);
-		else
-			usage(stdout);
-		r = EXIT_OK;
-		break;
-	default:
-		r = EXIT_FAIL;
-		break;
-	}
+	r = handlers[c.cmd] ? handlers[c.cmd](&c) : EXIT_FAIL;
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		fprintf(stderr, "ipmodctl: writing the output: %s\n", strerror(errno));
 		return EXIT_FAIL;
