@@ -430,30 +430,15 @@ static int parse_replace(struct ctlcli *c, char *const *words, size_t n, char *e
 	return 0;
 }
 
-static int parse_trace(struct ctlcli *c, char *const *words, size_t n, char *err,
+/* The command's request line, then the key=value words as they are (trace, explain). */
+static int parse_words(struct ctlcli *c, char *const *words, size_t n, char *err,
 		       size_t errlen)
 {
 	int r;
 
-	r = req_add(c, "trace", "1", err, errlen);
-	if (r < 0)
-		return r;
-	r = req_add_words(c, words, n, err, errlen);
-	if (r < 0)
-		return r;
-	req_finish(c);
-	return 0;
-}
-
-static int parse_explain(struct ctlcli *c, char *const *words, size_t n, char *err,
-			 size_t errlen)
-{
-	int r;
-
-	if (n == 0)
-		return err_set(err, errlen, -EINVAL,
-			       "explain: no packet given (e.g. explain proto=tcp dst=192.0.2.7 dport=443)");
-	r = req_add(c, "explain", "1", err, errlen);
+	if (n == 0 && c->sub->no_words)
+		return err_set(err, errlen, -EINVAL, "%s", c->sub->no_words);
+	r = req_add(c, c->sub->request_key, c->sub->request_value, err, errlen);
 	if (r < 0)
 		return r;
 	r = req_add_words(c, words, n, err, errlen);
@@ -616,7 +601,7 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 	  .no_json = "save prints libconfig; 'rules --json' has the rules as JSON" },
 	{ .name = "trace", .cmd = CTLCLI_TRACE, .args = "[key=value...]",
 	  .description = "Print one line per packet, optionally only those matching the filter",
-	  .parse = parse_trace,
+	  .parse = parse_words, .request_key = "trace", .request_value = "1",
 	  .help = "\nFilter words: match keys of a rule (proto=, dst=, dport=, ...) and\n"
 		  "rule=NAME for packets that matched that rule.  ^C stops.\n" },
 	{ .name = "capture", .cmd = CTLCLI_CAPTURE,
@@ -632,7 +617,8 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 		  "  ipmodctl capture -c 10 | tcpdump -r -\n" },
 	{ .name = "explain", .cmd = CTLCLI_EXPLAIN, .args = "key=value...",
 	  .description = "Show which rules a packet with these fields would match, and the verdict",
-	  .parse = parse_explain,
+	  .parse = parse_words, .request_key = "explain", .request_value = "1",
+	  .no_words = "explain: no packet given (e.g. explain proto=tcp dst=192.0.2.7 dport=443)",
 	  .help = "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
 		  "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out|in.\n"
 		  "Nothing is sent: the running chain is walked for a packet built from them.\n"
