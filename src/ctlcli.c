@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,20 +16,6 @@
 #define WORDS_MAX (REQUEST_WORDS_MAX + 2)
 /* How much of a word an error message quotes. */
 #define QUOTE_MAX 64
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
 
 /* A word from the command line, fit to quote in a message. */
 struct quoted {
@@ -89,19 +74,19 @@ static int req_add(struct ctlcli *c, const char *key, const char *value, char *e
 	size_t klen = strlen(key), vlen = strlen(value), len = klen + 1 + vlen + 1;
 
 	if (has_control(value))
-		return fail(err, errlen, -EINVAL, "%s: '%s': control characters are not allowed",
-			    c->sub->name, Q(value));
+		return err_set(err, errlen, -EINVAL, "%s: '%s': control characters are not allowed",
+			       c->sub->name, Q(value));
 	if (klen + 1 + vlen > WORD_MAX)
-		return fail(err, errlen, -EMSGSIZE, "%s: '%s=%s': longer than %d bytes",
-			    c->sub->name, Q(key), Q(value), WORD_MAX);
+		return err_set(err, errlen, -EMSGSIZE, "%s: '%s=%s': longer than %d bytes",
+			       c->sub->name, Q(key), Q(value), WORD_MAX);
 	if (c->request_lines + 1 > CTL_KEYS_MAX)
-		return fail(err, errlen, -E2BIG,
-			    "%s: too many key=value words (a request holds at most %d)",
-			    c->sub->name, REQUEST_WORDS_MAX);
+		return err_set(err, errlen, -E2BIG,
+			       "%s: too many key=value words (a request holds at most %d)",
+			       c->sub->name, REQUEST_WORDS_MAX);
 	/* The blank line that ends the request must fit too. */
 	if (c->request_len + len + 1 > CTL_REQUEST_MAX)
-		return fail(err, errlen, -E2BIG, "%s: request longer than %d bytes", c->sub->name,
-			    CTL_REQUEST_MAX);
+		return err_set(err, errlen, -E2BIG, "%s: request longer than %d bytes", c->sub->name,
+			       CTL_REQUEST_MAX);
 	memcpy(c->request + c->request_len, key, klen);
 	c->request[c->request_len + klen] = '=';
 	memcpy(c->request + c->request_len + klen + 1, value, vlen);
@@ -127,27 +112,27 @@ static int req_add_word(struct ctlcli *c, const char *word, char *err, size_t er
 
 	if (!eq) {
 		if (!strcmp(word, "at") || !strcmp(word, "before") || !strcmp(word, "after"))
-			return fail(err, errlen, -EINVAL,
-				    "%s: '%s' is not key=value (a position goes first: "
-				    "add %s ... key=value...)", c->sub->name, word, word);
-		return fail(err, errlen, -EINVAL, "%s: '%s' is not key=value", c->sub->name,
-			    Q(word));
+			return err_set(err, errlen, -EINVAL,
+				       "%s: '%s' is not key=value (a position goes first: "
+				       "add %s ... key=value...)", c->sub->name, word, word);
+		return err_set(err, errlen, -EINVAL, "%s: '%s' is not key=value", c->sub->name,
+			       Q(word));
 	}
 	klen = (size_t)(eq - word);
 	if (klen == 0)
-		return fail(err, errlen, -EINVAL, "%s: '%s': no key before '='", c->sub->name,
-			    Q(word));
+		return err_set(err, errlen, -EINVAL, "%s: '%s': no key before '='", c->sub->name,
+			       Q(word));
 	for (i = 0; i < klen; i++)
 		if (!is_key_char(word[i]))
-			return fail(err, errlen, -EINVAL,
-				    "%s: '%s': a key is lower-case letters, digits and '-'",
-				    c->sub->name, Q(word));
+			return err_set(err, errlen, -EINVAL,
+				       "%s: '%s': a key is lower-case letters, digits and '-'",
+				       c->sub->name, Q(word));
 	if (!eq[1])
-		return fail(err, errlen, -EINVAL, "%s: '%s': no value after '='", c->sub->name,
-			    Q(word));
+		return err_set(err, errlen, -EINVAL, "%s: '%s': no value after '='", c->sub->name,
+			       Q(word));
 	if (klen > WORD_MAX)
-		return fail(err, errlen, -EMSGSIZE, "%s: '%s': longer than %d bytes",
-			    c->sub->name, Q(word), WORD_MAX);
+		return err_set(err, errlen, -EMSGSIZE, "%s: '%s': longer than %d bytes",
+			       c->sub->name, Q(word), WORD_MAX);
 	memcpy(key, word, klen);
 	key[klen] = '\0';
 	return req_add(c, key, eq + 1, err, errlen);
@@ -171,8 +156,8 @@ static int req_add_words(struct ctlcli *c, char *const *words, size_t n, char *e
 static int check_name(const struct ctlcli *c, const char *name, char *err, size_t errlen)
 {
 	if (!*name || strchr(name, '=') || has_control(name))
-		return fail(err, errlen, -EINVAL, "%s: '%s' is not a rule name", c->sub->name,
-			    Q(name));
+		return err_set(err, errlen, -EINVAL, "%s: '%s' is not a rule name", c->sub->name,
+			       Q(name));
 	return 0;
 }
 
@@ -247,29 +232,86 @@ static int req_add_cmdline(struct ctlcli *c, int argc, char *const *argv, char *
 	return 0;
 }
 
+/* ---- options ------------------------------------------------------------ */
+
+/* Each command's own options: its row of ctlcli_subcommands points to them. */
+enum {
+	OPT_SOCKET = 1,
+	OPT_JSON,
+	OPT_VERSION,
+	OPT_HELP,
+	OPT_COUNT,
+	OPT_WRITE,
+	OPT_WHEN,
+	OPT_SNAPLEN,
+	OPT_ALL,
+	OPT_HUMAN,
+	OPT_INTERVAL,
+	OPT_WATCH,
+	OPT_HTTP,
+	OPT_FOR,
+	OPT_IMPAIRMENTS,
+};
+
+struct ctlcli_option {
+	int id;
+	char shortopt;		/* 0 for a long option only */
+	const char *longopt;
+	bool has_arg;
+};
+
+static const struct ctlcli_option global_options[] = {
+	{ OPT_SOCKET, 's', "socket", true },
+	{ OPT_JSON, 0, "json", false },
+	{ OPT_VERSION, 'V', "version", false },
+	{ OPT_HELP, 'h', "help", false },
+};
+
+static const struct ctlcli_option status_options[] = {
+	{ OPT_ALL, 'a', "all", false },
+	{ OPT_HUMAN, 'h', "human", false },
+	{ OPT_INTERVAL, 'i', "interval", true },
+	{ OPT_WATCH, 0, "watch", false },
+};
+
+static const struct ctlcli_option rules_options[] = {
+	{ OPT_INTERVAL, 'i', "interval", true },
+	{ OPT_WATCH, 0, "watch", false },
+};
+
+static const struct ctlcli_option metrics_options[] = {
+	{ OPT_HTTP, 0, "http", false },
+};
+
+static const struct ctlcli_option add_options[] = {
+	{ OPT_FOR, 0, "for", true },
+};
+
+static const struct ctlcli_option flush_options[] = {
+	{ OPT_IMPAIRMENTS, 0, "impairments", false },
+};
+
+static const struct ctlcli_option capture_options[] = {
+	{ OPT_COUNT, 'c', "count", true },
+	{ OPT_WRITE, 'w', "write", true },
+	{ OPT_WHEN, 0, "when", true },
+	{ OPT_SNAPLEN, 0, "snaplen", true },
+};
+
 /* ---- subcommands ---------------------------------------------------------- */
 
 static int parse_fixed(struct ctlcli *c, char *const *words, size_t n, char *err,
 		       size_t errlen)
 {
-	static const char *const lines[CTLCLI_HELP + 1][2] = {
-		[CTLCLI_STATUS] = { "get", "status" },
-		[CTLCLI_RULES] = { "get", "rules" },
-		[CTLCLI_FLUSH] = { "flush", "1" },
-		[CTLCLI_RELOAD] = { "reload", "1" },
-		[CTLCLI_RESET] = { "reset", "counters" },
-		[CTLCLI_SAVE] = { "get", "rules" },
-		[CTLCLI_MONITOR] = { "monitor", "changes" },
-	};
+	const char *value = c->impairments ? "impairments" : c->sub->request_value;
 	int r;
 
 	if (n)
-		return fail(err, errlen, -EINVAL, "%s takes no arguments (got '%s')",
-			    c->sub->name, Q(words[0]));
-	if (!lines[c->cmd][0])
+		return err_set(err, errlen, -EINVAL, "%s takes no arguments (got '%s')",
+			       c->sub->name, Q(words[0]));
+	if (!c->sub->request_key)
 		return 0;
-	r = req_add(c, lines[c->cmd][0], c->impairments ? "impairments" : lines[c->cmd][1], err,
-		    errlen);
+	r = req_add(c, c->sub->request_key, value, err, errlen);
 	if (r < 0)
 		return r;
 	req_finish(c);
@@ -286,30 +328,30 @@ static int parse_add(struct ctlcli *c, char *const *words, size_t n, char *err,
 
 	if (n && !strcmp(words[0], "at")) {
 		if (n < 2)
-			return fail(err, errlen, -EINVAL, "add: 'at' needs a position");
+			return err_set(err, errlen, -EINVAL, "add: 'at' needs a position");
 		if (parse_uint(words[1], UINT32_MAX, &v) < 0 || v == 0)
-			return fail(err, errlen, -EINVAL,
-				    "add: at '%s': a position is an integer from 1", Q(words[1]));
+			return err_set(err, errlen, -EINVAL,
+				       "add: at '%s': a position is an integer from 1", Q(words[1]));
 		snprintf(pos, sizeof(pos), "%" PRIu64, v);
 		i = 2;
 	} else if (n && (!strcmp(words[0], "before") || !strcmp(words[0], "after"))) {
 		if (n < 2)
-			return fail(err, errlen, -EINVAL, "add: '%s' needs a rule name", words[0]);
+			return err_set(err, errlen, -EINVAL, "add: '%s' needs a rule name", words[0]);
 		r = check_name(c, words[1], err, errlen);
 		if (r < 0)
 			return r;
 		plen = strlen(words[0]);
 		nlen = strlen(words[1]);
 		if (plen + 1 + nlen >= sizeof(pos))
-			return fail(err, errlen, -EMSGSIZE, "add: '%s': longer than %d bytes",
-				    Q(words[1]), WORD_MAX);
+			return err_set(err, errlen, -EMSGSIZE, "add: '%s': longer than %d bytes",
+				       Q(words[1]), WORD_MAX);
 		memcpy(pos, words[0], plen);
 		pos[plen] = ':';
 		memcpy(pos + plen + 1, words[1], nlen + 1);
 		i = 2;
 	}
 	if (i == n)
-		return fail(err, errlen, -EINVAL, "add: no rule given (key=value words)");
+		return err_set(err, errlen, -EINVAL, "add: no rule given (key=value words)");
 	r = req_add(c, "add", pos, err, errlen);
 	if (r < 0)
 		return r;
@@ -344,11 +386,11 @@ static int parse_del(struct ctlcli *c, char *const *words, size_t n, char *err,
 	int r;
 
 	if (n == 0)
-		return fail(err, errlen, -EINVAL, "%s: which rule? (%s NAME)", c->sub->name,
-			    c->sub->name);
+		return err_set(err, errlen, -EINVAL, "%s: which rule? (%s NAME)", c->sub->name,
+			       c->sub->name);
 	if (n > 1)
-		return fail(err, errlen, -EINVAL, "%s: one rule at a time (got '%s' too)",
-			    c->sub->name, Q(words[1]));
+		return err_set(err, errlen, -EINVAL, "%s: one rule at a time (got '%s' too)",
+			       c->sub->name, Q(words[1]));
 	r = check_name(c, words[0], err, errlen);
 	if (r < 0)
 		return r;
@@ -365,13 +407,13 @@ static int parse_replace(struct ctlcli *c, char *const *words, size_t n, char *e
 	int r;
 
 	if (n == 0)
-		return fail(err, errlen, -EINVAL,
-			    "replace: which rule? (replace NAME key=value...)");
+		return err_set(err, errlen, -EINVAL,
+			       "replace: which rule? (replace NAME key=value...)");
 	r = check_name(c, words[0], err, errlen);
 	if (r < 0)
 		return r;
 	if (n == 1)
-		return fail(err, errlen, -EINVAL, "replace: no rule given (key=value words)");
+		return err_set(err, errlen, -EINVAL, "replace: no rule given (key=value words)");
 	r = req_add(c, "replace", words[0], err, errlen);
 	if (r < 0)
 		return r;
@@ -382,30 +424,15 @@ static int parse_replace(struct ctlcli *c, char *const *words, size_t n, char *e
 	return 0;
 }
 
-static int parse_trace(struct ctlcli *c, char *const *words, size_t n, char *err,
+/* The command's request line, then the key=value words as they are (trace, explain). */
+static int parse_words(struct ctlcli *c, char *const *words, size_t n, char *err,
 		       size_t errlen)
 {
 	int r;
 
-	r = req_add(c, "trace", "1", err, errlen);
-	if (r < 0)
-		return r;
-	r = req_add_words(c, words, n, err, errlen);
-	if (r < 0)
-		return r;
-	req_finish(c);
-	return 0;
-}
-
-static int parse_explain(struct ctlcli *c, char *const *words, size_t n, char *err,
-			 size_t errlen)
-{
-	int r;
-
-	if (n == 0)
-		return fail(err, errlen, -EINVAL,
-			    "explain: no packet given (e.g. explain proto=tcp dst=192.0.2.7 dport=443)");
-	r = req_add(c, "explain", "1", err, errlen);
+	if (n == 0 && c->sub->no_words)
+		return err_set(err, errlen, -EINVAL, "%s", c->sub->no_words);
+	r = req_add(c, c->sub->request_key, c->sub->request_value, err, errlen);
 	if (r < 0)
 		return r;
 	r = req_add_words(c, words, n, err, errlen);
@@ -430,11 +457,11 @@ static int parse_capture(struct ctlcli *c, char *const *words, size_t n, char *e
 
 	for (i = 0; i < n; i++) {
 		if (strncmp(words[i], "rule=", 5) != 0)
-			return fail(err, errlen, -EINVAL,
-				    "capture: unexpected '%s' (only rule=NAME and options)",
-				    Q(words[i]));
+			return err_set(err, errlen, -EINVAL,
+				       "capture: unexpected '%s' (only rule=NAME and options)",
+				       Q(words[i]));
 		if (rule)
-			return fail(err, errlen, -EINVAL, "capture: one rule=NAME at most");
+			return err_set(err, errlen, -EINVAL, "capture: one rule=NAME at most");
 		rule = words[i] + 5;
 		r = check_name(c, rule, err, errlen);
 		if (r < 0)
@@ -462,9 +489,9 @@ static int parse_metrics(struct ctlcli *c, char *const *words, size_t n, char *e
 			 size_t errlen)
 {
 	if (n > 0)
-		return fail(err, errlen, -EINVAL, "metrics: unexpected '%s'", Q(words[0]));
+		return err_set(err, errlen, -EINVAL, "metrics: unexpected '%s'", Q(words[0]));
 	if (c->json)
-		return fail(err, errlen, -EINVAL, "metrics: no --json (the output is OpenMetrics text)");
+		return err_set(err, errlen, -EINVAL, "metrics: no --json (the output is OpenMetrics text)");
 	return 0;
 }
 
@@ -485,18 +512,18 @@ static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 	/* The lists of the shell completions: not commands, so no clash. */
 	if (n >= 1 && !strcmp(words[0], "values")) {
 		if (n != 2)
-			return fail(err, errlen, -EINVAL, "help values: one key (help values KEY)");
+			return err_set(err, errlen, -EINVAL, "help values: one key (help values KEY)");
 		if (!is_rule_key(words[1]))
-			return fail(err, errlen, -EINVAL,
-				    "help values: unknown key '%s' (see 'ipmodctl help keys')",
-				    Q(words[1]));
+			return err_set(err, errlen, -EINVAL,
+				       "help values: unknown key '%s' (see 'ipmodctl help keys')",
+				       Q(words[1]));
 		c->list = CTLCLI_LIST_VALUES;
 		c->list_key = words[1];
 		return 0;
 	}
 	if (n > 1)
-		return fail(err, errlen, -EINVAL, "help: one command at a time (got '%s' too)",
-			    Q(words[1]));
+		return err_set(err, errlen, -EINVAL, "help: one command at a time (got '%s' too)",
+			       Q(words[1]));
 	if (n == 1 && !strcmp(words[0], "keys")) {
 		c->list = CTLCLI_LIST_KEYS;
 		return 0;
@@ -508,48 +535,104 @@ static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 	if (n == 1) {
 		c->topic = ctlcli_find(words[0]);
 		if (!c->topic)
-			return fail(err, errlen, -EINVAL, "help: unknown command '%s'",
-				    Q(words[0]));
+			return err_set(err, errlen, -EINVAL, "help: unknown command '%s'",
+				       Q(words[0]));
 	}
 	return 0;
 }
 
+#define OPTIONS(table) .options = (table), .n_options = ARRAY_SIZE(table)
+
+/* add and replace take the same rule words. */
+#define ADD_RULE_HELP \
+	"\nThe key=value words are those of a rule in ipmodd.conf(5), e.g.\n" \
+	"  ipmodctl add before fake-ping name=x proto=udp dport=53 verdict=drop\n"
+
 const struct ctlcli_subcommand ctlcli_subcommands[] = {
-	{ "status", NULL, CTLCLI_STATUS, "[-a] [-h] [-i N | --watch]",
-	  "Show a summary of the daemon's state and counters (the default)", parse_fixed },
-	{ "rules", "list", CTLCLI_RULES, "[-i N | --watch]",
-	  "List the rules in chain order with their counters", parse_fixed },
-	{ "add", NULL, CTLCLI_ADD,
-	  "[at N | before NAME | after NAME] [--for DURATION] key=value...",
-	  "Add a rule to the running chain (at the end by default)", parse_add },
-	{ "del", "delete", CTLCLI_DEL, "NAME",
-	  "Delete a rule from the running chain", parse_del },
-	{ "replace", NULL, CTLCLI_REPLACE, "NAME key=value...",
-	  "Replace a rule in place; its counters restart", parse_replace },
-	{ "flush", NULL, CTLCLI_FLUSH, "[--impairments]",
-	  "Delete every rule (or every impairing one) from the running chain", parse_fixed },
-	{ "reload", NULL, CTLCLI_RELOAD, "",
-	  "Re-read the configuration file (live changes are lost)", parse_fixed },
-	{ "reset", NULL, CTLCLI_RESET, "",
-	  "Zero the rule and forge counters", parse_fixed },
-	{ "save", NULL, CTLCLI_SAVE, "",
-	  "Print the running rules as a libconfig 'rules = (...);' setting", parse_fixed },
-	{ "trace", NULL, CTLCLI_TRACE, "[key=value...]",
-	  "Print one line per packet, optionally only those matching the filter",
-	  parse_trace },
-	{ "capture", NULL, CTLCLI_CAPTURE,
-	  "[rule=NAME] [--when before|after|both] [-c COUNT] [-w FILE|-] [--snaplen N]",
-	  "Write packets as pcapng, before and after rewriting", parse_capture },
-	{ "explain", NULL, CTLCLI_EXPLAIN, "key=value...",
-	  "Show which rules a packet with these fields would match, and the verdict",
-	  parse_explain },
-	{ "monitor", NULL, CTLCLI_MONITOR, "",
-	  "Print one line per change of the rules (who, what, generation)", parse_fixed },
-	{ "metrics", NULL, CTLCLI_METRICS, "[--http]",
-	  "Print the counters as OpenMetrics text, or serve them to one HTTP request",
-	  parse_metrics },
-	{ "version", NULL, CTLCLI_VERSION, "", "Print the version of ipmodctl", parse_fixed },
-	{ "help", NULL, CTLCLI_HELP, "[COMMAND | keys | commands | values KEY]", "Show this help, or a command's", parse_help },
+	{ .name = "status", .cmd = CTLCLI_STATUS, .args = "[-a] [-h] [-i N | --watch]",
+	  .description = "Show a summary of the daemon's state and counters (the default)",
+	  .parse = parse_fixed, .request_key = "get", .request_value = "status",
+	  OPTIONS(status_options),
+	  .help = "\n  -a, --all          every counter, grouped (the default is a summary)\n"
+		  "  -h, --human        K/M/G units (after status; before it, -h is help)\n"
+		  "  -i, --interval N   redraw every N s with rates per second, until ^C\n"
+		  "      --watch        -i 1\n" },
+	{ .name = "rules", .alias = "list", .cmd = CTLCLI_RULES, .args = "[-i N | --watch]",
+	  .description = "List the rules in chain order with their counters",
+	  .parse = parse_fixed, .request_key = "get", .request_value = "rules",
+	  OPTIONS(rules_options),
+	  .help = "\n  -i, --interval N   redraw every N s with per-rule rates, until ^C\n"
+		  "      --watch        -i 1\n" },
+	{ .name = "add", .cmd = CTLCLI_ADD,
+	  .args = "[at N | before NAME | after NAME] [--for DURATION] key=value...",
+	  .description = "Add a rule to the running chain (at the end by default)",
+	  .parse = parse_add, .change = true, OPTIONS(add_options),
+	  .help = ADD_RULE_HELP
+		  "\n  --for DURATION   remove the rule by itself after DURATION\n"
+		  "                   (expire=: 500ms, 30s, 5m, 1h; up to 7 days)\n" },
+	{ .name = "del", .alias = "delete", .cmd = CTLCLI_DEL, .args = "NAME",
+	  .description = "Delete a rule from the running chain",
+	  .parse = parse_del, .change = true },
+	{ .name = "replace", .cmd = CTLCLI_REPLACE, .args = "NAME key=value...",
+	  .description = "Replace a rule in place; its counters restart",
+	  .parse = parse_replace, .change = true, .help = ADD_RULE_HELP },
+	{ .name = "flush", .cmd = CTLCLI_FLUSH, .args = "[--impairments]",
+	  .description = "Delete every rule (or every impairing one) from the running chain",
+	  .parse = parse_fixed, .request_key = "flush", .request_value = "1", .change = true,
+	  OPTIONS(flush_options),
+	  .help = "\n  --impairments    only the impairing rules (and the packets they\n"
+		  "                   hold); the other rules stay\n" },
+	{ .name = "reload", .cmd = CTLCLI_RELOAD, .args = "",
+	  .description = "Re-read the configuration file (live changes are lost)",
+	  .parse = parse_fixed, .request_key = "reload", .request_value = "1", .change = true },
+	{ .name = "reset", .cmd = CTLCLI_RESET, .args = "",
+	  .description = "Zero the rule and forge counters",
+	  .parse = parse_fixed, .request_key = "reset", .request_value = "counters",
+	  .change = true },
+	{ .name = "save", .cmd = CTLCLI_SAVE, .args = "",
+	  .description = "Print the running rules as a libconfig 'rules = (...);' setting",
+	  .parse = parse_fixed, .request_key = "get", .request_value = "rules",
+	  .no_json = "save prints libconfig; 'rules --json' has the rules as JSON" },
+	{ .name = "trace", .cmd = CTLCLI_TRACE, .args = "[key=value...]",
+	  .description = "Print one line per packet, optionally only those matching the filter",
+	  .parse = parse_words, .request_key = "trace", .request_value = "1",
+	  .help = "\nFilter words: match keys of a rule (proto=, dst=, dport=, ...) and\n"
+		  "rule=NAME for packets that matched that rule.  ^C stops.\n" },
+	{ .name = "capture", .cmd = CTLCLI_CAPTURE,
+	  .args = "[rule=NAME] [--when before|after|both] [-c COUNT] [-w FILE|-] [--snaplen N]",
+	  .description = "Write packets as pcapng, before and after rewriting",
+	  .parse = parse_capture, OPTIONS(capture_options),
+	  .help = "\n  rule=NAME        only packets that matched this rule (default all)\n"
+		  "  --when WHEN      before, after (rewriting) or both (the default)\n"
+		  "  -c, --count N    stop after N packets (0: until ^C)\n"
+		  "  -w, --write FILE write pcapng to FILE, or '-' for standard output\n"
+		  "  --snaplen N      bytes kept of each packet\n\n"
+		  "Without -w the output must not be a terminal:\n"
+		  "  ipmodctl capture -c 10 | tcpdump -r -\n" },
+	{ .name = "explain", .cmd = CTLCLI_EXPLAIN, .args = "key=value...",
+	  .description = "Show which rules a packet with these fields would match, and the verdict",
+	  .parse = parse_words, .request_key = "explain", .request_value = "1",
+	  .no_words = "explain: no packet given (e.g. explain proto=tcp dst=192.0.2.7 dport=443)",
+	  .help = "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
+		  "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out|in.\n"
+		  "Nothing is sent: the running chain is walked for a packet built from them.\n"
+		  "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n" },
+	{ .name = "monitor", .cmd = CTLCLI_MONITOR, .args = "",
+	  .description = "Print one line per change of the rules (who, what, generation)",
+	  .parse = parse_fixed, .request_key = "monitor", .request_value = "changes",
+	  .help = "\nOne line per change (add, del, replace, flush, reload, reset), applied or\n"
+		  "refused, with the client's uid, pid and command line.  ^C stops.\n" },
+	{ .name = "metrics", .cmd = CTLCLI_METRICS, .args = "[--http]",
+	  .description = "Print the counters as OpenMetrics text, or serve them to one HTTP request",
+	  .parse = parse_metrics, OPTIONS(metrics_options),
+	  .no_json = "metrics prints OpenMetrics text",
+	  .help = "\n  --http           read one HTTP request on standard input (a socket from\n"
+		  "                   ipmodd-metrics.socket) and answer GET /metrics\n" },
+	{ .name = "version", .cmd = CTLCLI_VERSION, .args = "",
+	  .description = "Print the version of ipmodctl", .parse = parse_fixed },
+	{ .name = "help", .cmd = CTLCLI_HELP, .args = "[COMMAND | keys | commands | values KEY]",
+	  .description = "Show this help, or a command's", .parse = parse_help,
+	  .no_json = "help is text" },
 };
 
 const size_t ctlcli_n_subcommands = ARRAY_SIZE(ctlcli_subcommands);
@@ -565,84 +648,21 @@ const struct ctlcli_subcommand *ctlcli_find(const char *name)
 	return NULL;
 }
 
-/* ---- options -------------------------------------------------------------- */
-
-enum {
-	OPT_SOCKET = 1,
-	OPT_JSON,
-	OPT_VERSION,
-	OPT_HELP,
-	OPT_COUNT,
-	OPT_WRITE,
-	OPT_WHEN,
-	OPT_SNAPLEN,
-	OPT_ALL,
-	OPT_HUMAN,
-	OPT_INTERVAL,
-	OPT_WATCH,
-	OPT_HTTP,
-	OPT_FOR,
-	OPT_IMPAIRMENTS,
-};
-
-struct option_def {
-	int id;
-	char shortopt;		/* 0 for a long option only */
-	const char *longopt;
-	bool has_arg;
-};
-
-static const struct option_def global_options[] = {
-	{ OPT_SOCKET, 's', "socket", true },
-	{ OPT_JSON, 0, "json", false },
-	{ OPT_VERSION, 'V', "version", false },
-	{ OPT_HELP, 'h', "help", false },
-};
-
-static const struct option_def status_options[] = {
-	{ OPT_ALL, 'a', "all", false },
-	{ OPT_HUMAN, 'h', "human", false },
-	{ OPT_INTERVAL, 'i', "interval", true },
-	{ OPT_WATCH, 0, "watch", false },
-};
-
-static const struct option_def rules_options[] = {
-	{ OPT_INTERVAL, 'i', "interval", true },
-	{ OPT_WATCH, 0, "watch", false },
-};
-
-static const struct option_def metrics_options[] = {
-	{ OPT_HTTP, 0, "http", false },
-};
-
-static const struct option_def add_options[] = {
-	{ OPT_FOR, 0, "for", true },
-};
-
-static const struct option_def flush_options[] = {
-	{ OPT_IMPAIRMENTS, 0, "impairments", false },
-};
-
-static const struct option_def capture_options[] = {
-	{ OPT_COUNT, 'c', "count", true },
-	{ OPT_WRITE, 'w', "write", true },
-	{ OPT_WHEN, 0, "when", true },
-	{ OPT_SNAPLEN, 0, "snaplen", true },
-};
+/* ---- option parsing ------------------------------------------------------ */
 
 /*
  * argv[*i] is an option ("-x", "-xVALUE", "--name", "--name=VALUE"): returns
  * its id with *arg set (and *i moved past a separate value), 0 when it is
  * none of opts, or -EINVAL.
  */
-static int match_option(const struct option_def *opts, size_t nopts, int argc,
+static int match_option(const struct ctlcli_option *opts, size_t nopts, int argc,
 			char *const *argv, int *i, const char **arg, char *err, size_t errlen)
 {
 	const char *a = argv[*i], *eq;
 	size_t j, len;
 
 	for (j = 0; j < nopts; j++) {
-		const struct option_def *o = &opts[j];
+		const struct ctlcli_option *o = &opts[j];
 
 		if (a[1] != '-') {
 			if (!o->shortopt || a[1] != o->shortopt)
@@ -663,8 +683,8 @@ static int match_option(const struct option_def *opts, size_t nopts, int argc,
 				continue;
 			if (!o->has_arg) {
 				if (eq)
-					return fail(err, errlen, -EINVAL,
-						    "option '--%s' takes no value", o->longopt);
+					return err_set(err, errlen, -EINVAL,
+						       "option '--%s' takes no value", o->longopt);
 				return o->id;
 			}
 			if (eq) {
@@ -673,7 +693,7 @@ static int match_option(const struct option_def *opts, size_t nopts, int argc,
 			}
 		}
 		if (*i + 1 >= argc)
-			return fail(err, errlen, -EINVAL, "option '%s' needs a value", Q(a));
+			return err_set(err, errlen, -EINVAL, "option '%s' needs a value", Q(a));
 		*arg = argv[++*i];
 		return o->id;
 	}
@@ -686,15 +706,15 @@ static int capture_option(struct ctlcli *c, int id, const char *opt, const char 
 	switch (id) {
 	case OPT_COUNT:
 		if (parse_uint(arg, UINT32_MAX, &c->count) < 0)
-			return fail(err, errlen, -EINVAL,
-				    "capture: %s '%s': a count is an integer from 0 (0: no limit)",
-				    Q(opt), Q(arg));
+			return err_set(err, errlen, -EINVAL,
+				       "capture: %s '%s': a count is an integer from 0 (0: no limit)",
+				       Q(opt), Q(arg));
 		c->have_count = true;
 		return 0;
 	case OPT_WRITE:
 		if (!*arg)
-			return fail(err, errlen, -EINVAL, "capture: %s needs a file name or '-'",
-				    Q(opt));
+			return err_set(err, errlen, -EINVAL, "capture: %s needs a file name or '-'",
+				       Q(opt));
 		c->output = arg;
 		return 0;
 	case OPT_WHEN:
@@ -705,14 +725,14 @@ static int capture_option(struct ctlcli *c, int id, const char *opt, const char 
 		else if (!strcmp(arg, "both"))
 			c->when = CTLCLI_WHEN_BOTH;
 		else
-			return fail(err, errlen, -EINVAL,
-				    "capture: --when '%s': must be before, after or both", Q(arg));
+			return err_set(err, errlen, -EINVAL,
+				       "capture: --when '%s': must be before, after or both", Q(arg));
 		return 0;
 	case OPT_SNAPLEN:
 		if (parse_uint(arg, UINT32_MAX, &c->snaplen) < 0 || c->snaplen == 0)
-			return fail(err, errlen, -EINVAL,
-				    "capture: --snaplen '%s': a length is an integer from 1",
-				    Q(arg));
+			return err_set(err, errlen, -EINVAL,
+				       "capture: --snaplen '%s': a length is an integer from 1",
+				       Q(arg));
 		return 0;
 	}
 	return -EINVAL;
@@ -725,28 +745,16 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 	const char *opt = argv[*i], *arg = NULL;
 	int id;
 
-	/* After status, -h is --human: "ipmodctl -h" and "help status" stay the help. */
+	/*
+	 * The command's own options first: after status, -h is --human ("ipmodctl
+	 * -h" and "help status" stay the help).
+	 */
 	id = 0;
-	if (c->sub && c->sub->cmd == CTLCLI_STATUS)
-		id = match_option(status_options, ARRAY_SIZE(status_options), argc, argv, i, &arg,
-				  err, errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_RULES)
-		id = match_option(rules_options, ARRAY_SIZE(rules_options), argc, argv, i, &arg,
-				  err, errlen);
+	if (c->sub && c->sub->n_options)
+		id = match_option(c->sub->options, c->sub->n_options, argc, argv, i, &arg, err,
+				  errlen);
 	if (id == 0)
 		id = match_option(global_options, ARRAY_SIZE(global_options), argc, argv, i, &arg,
-				  err, errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_CAPTURE)
-		id = match_option(capture_options, ARRAY_SIZE(capture_options), argc, argv, i,
-				  &arg, err, errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_METRICS)
-		id = match_option(metrics_options, ARRAY_SIZE(metrics_options), argc, argv, i,
-				  &arg, err, errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_ADD)
-		id = match_option(add_options, ARRAY_SIZE(add_options), argc, argv, i, &arg, err,
-				  errlen);
-	if (id == 0 && c->sub && c->sub->cmd == CTLCLI_FLUSH)
-		id = match_option(flush_options, ARRAY_SIZE(flush_options), argc, argv, i, &arg,
 				  err, errlen);
 	if (id < 0)
 		return id;
@@ -756,12 +764,12 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 		return 0;
 	case 0:
 		if (c->sub)
-			return fail(err, errlen, -EINVAL, "%s: unknown option '%s'", c->sub->name,
-				    Q(opt));
-		return fail(err, errlen, -EINVAL, "unknown option '%s'", Q(opt));
+			return err_set(err, errlen, -EINVAL, "%s: unknown option '%s'", c->sub->name,
+				       Q(opt));
+		return err_set(err, errlen, -EINVAL, "unknown option '%s'", Q(opt));
 	case OPT_SOCKET:
 		if (!*arg)
-			return fail(err, errlen, -EINVAL, "option '%s' needs a path", Q(opt));
+			return err_set(err, errlen, -EINVAL, "option '%s' needs a path", Q(opt));
 		c->socket = arg;
 		return 0;
 	case OPT_JSON:
@@ -770,8 +778,8 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 	case OPT_FOR:
 		/* The daemon checks the duration, as it checks expire=. */
 		if (!*arg || strchr(arg, '=') || has_control(arg))
-			return fail(err, errlen, -EINVAL, "add: --for '%s': a duration (30s, 5m, 1h)",
-				    Q(arg));
+			return err_set(err, errlen, -EINVAL, "add: --for '%s': a duration (30s, 5m, 1h)",
+				       Q(arg));
 		c->expire_for = arg;
 		return 0;
 	case OPT_IMPAIRMENTS:
@@ -797,9 +805,9 @@ static int parse_option(struct ctlcli *c, int argc, char *const *argv, int *i, c
 		uint64_t v;
 
 		if (parse_uint(arg, CTLCLI_INTERVAL_MAX, &v) < 0 || v == 0)
-			return fail(err, errlen, -EINVAL,
-				    "%s: %s '%s': an interval is seconds from 1 to %d", c->sub->name,
-				    Q(opt), Q(arg), CTLCLI_INTERVAL_MAX);
+			return err_set(err, errlen, -EINVAL,
+				       "%s: %s '%s': an interval is seconds from 1 to %d", c->sub->name,
+				       Q(opt), Q(arg), CTLCLI_INTERVAL_MAX);
 		c->interval = (unsigned int)v;
 		return 0;
 	}
@@ -845,13 +853,13 @@ int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli 
 		if (!ret->sub) {
 			ret->sub = ctlcli_find(a);
 			if (!ret->sub)
-				return fail(err, errlen, -EINVAL, "unknown command '%s'", Q(a));
+				return err_set(err, errlen, -EINVAL, "unknown command '%s'", Q(a));
 			continue;
 		}
 		if (n == ARRAY_SIZE(words))
-			return fail(err, errlen, -E2BIG,
-				    "%s: too many key=value words (a request holds at most %d)",
-				    ret->sub->name, REQUEST_WORDS_MAX);
+			return err_set(err, errlen, -E2BIG,
+				       "%s: too many key=value words (a request holds at most %d)",
+				       ret->sub->name, REQUEST_WORDS_MAX);
 		words[n++] = argv[i];
 	}
 	if (!ret->sub)
@@ -861,34 +869,20 @@ int ctlcli_parse(int argc, char *const *argv, unsigned int flags, struct ctlcli 
 	r = ret->sub->parse(ret, words, n, err, errlen);
 	if (r < 0)
 		return r;
-	switch (ret->cmd) {
-	case CTLCLI_ADD:
-	case CTLCLI_DEL:
-	case CTLCLI_REPLACE:
-	case CTLCLI_FLUSH:
-	case CTLCLI_RELOAD:
-	case CTLCLI_RESET:
+	if (ret->sub->change) {
 		r = req_add_cmdline(ret, argc, argv, err, errlen);
 		if (r < 0)
 			return r;
-		break;
-	default:
-		break;
 	}
-	if (ret->json && (ret->cmd == CTLCLI_SAVE || ret->cmd == CTLCLI_HELP ||
-			  ret->cmd == CTLCLI_METRICS))
-		return fail(err, errlen, -EINVAL,
-			    "%s: --json is not available (%s)", ret->sub->name,
-			    ret->cmd == CTLCLI_SAVE ? "save prints libconfig; 'rules --json' has the "
-						     "rules as JSON" :
-			    ret->cmd == CTLCLI_METRICS ? "metrics prints OpenMetrics text" :
-							 "help is text");
+	if (ret->json && ret->sub->no_json)
+		return err_set(err, errlen, -EINVAL, "%s: --json is not available (%s)",
+			       ret->sub->name, ret->sub->no_json);
 	if (ret->json && ret->interval)
-		return fail(err, errlen, -EINVAL, "%s: --json and -i/--watch do not go together",
-			    ret->sub->name);
+		return err_set(err, errlen, -EINVAL, "%s: --json and -i/--watch do not go together",
+			       ret->sub->name);
 	if (ret->cmd == CTLCLI_CAPTURE && !ret->output && (flags & CTLCLI_STDOUT_TTY))
-		return fail(err, errlen, -EINVAL,
-			    "capture: refusing to write pcap to a terminal; use -w FILE or a pipe");
+		return err_set(err, errlen, -EINVAL,
+			       "capture: refusing to write pcap to a terminal; use -w FILE or a pipe");
 	return 0;
 }
 

@@ -35,6 +35,7 @@ enum ctlcli_cmd {
 };
 
 struct ctlcli;
+struct ctlcli_option;
 
 struct ctlcli_subcommand {
 	const char *name;
@@ -42,8 +43,16 @@ struct ctlcli_subcommand {
 	enum ctlcli_cmd cmd;
 	const char *args;		/* synopsis after the name, "" for none */
 	const char *description;
+	const char *help;		/* NULL or more for "help COMMAND": options, examples */
 	/* Build c->request from the words after the command (options removed). */
 	int (*parse)(struct ctlcli *c, char *const *words, size_t n, char *err, size_t errlen);
+	const char *request_key;	/* the request's first line (parse_fixed, parse_words) */
+	const char *request_value;
+	const char *no_words;		/* parse_words: the error when no word is given, or NULL */
+	const struct ctlcli_option *options;	/* the command's own, tried before -s/--json/-V/-h */
+	size_t n_options;
+	bool change;			/* changes the rules: the request carries the command line */
+	const char *no_json;		/* why --json is refused, NULL when it is not */
 };
 
 /* The subcommands, in the order "ipmodctl help" lists them. */

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ctlcli.h"
+#include "ipmodctl.h"
 #include "ctlproto.h"
 #include "rule.h"
 
@@ -26,12 +27,6 @@
  */
 #define SIGNAL_REPEAT_MS 200
 
-enum {
-	EXIT_OK = 0,
-	EXIT_FAIL = 1,		/* the daemon answered an error, or could not be reached */
-	EXIT_USAGE = 2,
-};
-
 static const char *socket_path = DEFAULT_SOCKET;
 static bool json;
 
@@ -45,16 +40,6 @@ static sigset_t wait_mask;
 static bool signals_set;
 
 static char chunk[CHUNK];
-
-struct reply {
-	char *buf;
-	struct ctl_pair *pairs;
-	struct ctl_parser p;
-	struct ctl_response resp;
-	/* What came after the reply's blank line: the start of a stream, in chunk. */
-	const char *rest;
-	size_t rest_len;
-};
 
 /* ---- output helpers ------------------------------------------------------- */
 
@@ -173,59 +158,8 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 	fprintf(f, "%s.\n", sub->description);
 	if (sub->alias)
 		fprintf(f, "Also spelt '%s'.\n", sub->alias);
-	switch (sub->cmd) {
-	case CTLCLI_ADD:
-	case CTLCLI_REPLACE:
-		fprintf(f, "\nThe key=value words are those of a rule in ipmodd.conf(5), e.g.\n"
-			   "  ipmodctl add before fake-ping name=x proto=udp dport=53 verdict=drop\n");
-		if (sub->cmd == CTLCLI_ADD)
-			fprintf(f, "\n  --for DURATION   remove the rule by itself after DURATION\n"
-				   "                   (expire=: 500ms, 30s, 5m, 1h; up to 7 days)\n");
-		break;
-	case CTLCLI_FLUSH:
-		fprintf(f, "\n  --impairments    only the impairing rules (and the packets they\n"
-			   "                   hold); the other rules stay\n");
-		break;
-	case CTLCLI_MONITOR:
-		fprintf(f, "\nOne line per change (add, del, replace, flush, reload, reset), applied or\n"
-			   "refused, with the client's uid, pid and command line.  ^C stops.\n");
-		break;
-	case CTLCLI_METRICS:
-		fprintf(f, "\n  --http           read one HTTP request on standard input (a socket from\n"
-			   "                   ipmodd-metrics.socket) and answer GET /metrics\n");
-		break;
-	case CTLCLI_TRACE:
-		fprintf(f, "\nFilter words: match keys of a rule (proto=, dst=, dport=, ...) and\n"
-			   "rule=NAME for packets that matched that rule.  ^C stops.\n");
-		break;
-	case CTLCLI_STATUS:
-		fprintf(f, "\n  -a, --all          every counter, grouped (the default is a summary)\n"
-			   "  -h, --human        K/M/G units (after status; before it, -h is help)\n"
-			   "  -i, --interval N   redraw every N s with rates per second, until ^C\n"
-			   "      --watch        -i 1\n");
-		break;
-	case CTLCLI_RULES:
-		fprintf(f, "\n  -i, --interval N   redraw every N s with per-rule rates, until ^C\n"
-			   "      --watch        -i 1\n");
-		break;
-	case CTLCLI_EXPLAIN:
-		fprintf(f, "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
-			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out|in.\n"
-			   "Nothing is sent: the running chain is walked for a packet built from them.\n"
-			   "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n");
-		break;
-	case CTLCLI_CAPTURE:
-		fprintf(f, "\n  rule=NAME        only packets that matched this rule (default all)\n"
-			   "  --when WHEN      before, after (rewriting) or both (the default)\n"
-			   "  -c, --count N    stop after N packets (0: until ^C)\n"
-			   "  -w, --write FILE write pcapng to FILE, or '-' for standard output\n"
-			   "  --snaplen N      bytes kept of each packet\n\n"
-			   "Without -w the output must not be a terminal:\n"
-			   "  ipmodctl capture -c 10 | tcpdump -r -\n");
-		break;
-	default:
-		break;
-	}
+	if (sub->help)
+		fputs(sub->help, f);
 	fprintf(f, "\nOptions: -s PATH, --json, -h, -V (see 'ipmodctl help').\n");
 }
 
@@ -322,7 +256,7 @@ static int send_request(int fd, const char *request, size_t len)
 	return 0;
 }
 
-static long long now_ms(void)
+long long now_ms(void)
 {
 	struct timespec ts;
 
@@ -335,7 +269,7 @@ static long long now_ms(void)
  * let in meanwhile.  Returns 1, 0 on timeout, -EINTR for a signal.  A wait
  * forever does not begin once interrupted: that signal came in already.
  */
-static int wait_readable(int fd, long long ms)
+int wait_readable(int fd, long long ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
@@ -349,7 +283,7 @@ static int wait_readable(int fd, long long ms)
 	return r > 0;
 }
 
-static int reply_alloc(struct reply *r)
+int reply_alloc(struct reply *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->buf = malloc(CTL_REPLY_MAX);
@@ -362,7 +296,7 @@ static int reply_alloc(struct reply *r)
 	return 0;
 }
 
-static void reply_free(struct reply *r)
+void reply_free(struct reply *r)
 {
 	free(r->pairs);
 	free(r->buf);
@@ -424,7 +358,7 @@ static int read_reply(int fd, struct reply *rep)
  * EXIT_OK, or EXIT_FAIL after printing why (the daemon's error included).
  * With ret_fd the connection stays open for a stream that follows.
  */
-static int call(const struct ctlcli *c, struct reply *rep, int *ret_fd)
+int call(const struct ctlcli *c, struct reply *rep, int *ret_fd)
 {
 	int fd, r;
 
@@ -725,8 +659,6 @@ static void watch_top(const struct ctlcli *c, bool first)
 		putchar('\n');
 }
 
-static void signals_setup(void);
-
 static int run_status(const struct ctlcli *c)
 {
 	struct sample prev = { 0 };
@@ -758,23 +690,6 @@ static int run_status(const struct ctlcli *c)
 
 /* ---- rules and save ------------------------------------------------------- */
 
-struct rule_row {
-	const char *name;
-	const char *index, *spec, *packets, *bytes;
-	const struct ctl_pair *pairs;	/* the lines after rule= */
-	size_t n;
-};
-
-struct rules_view {
-	const char *generation, *modified;
-	const struct ctl_pair *head;	/* the lines before the first rule= */
-	size_t n_head;
-	struct rule_row *rows;
-	size_t n_rows;
-	const char **extra;		/* other counters' keys, first seen first */
-	size_t n_extra;
-};
-
 static bool is_known_rule_key(const char *key)
 {
 	return !strcmp(key, "index") || !strcmp(key, "spec") || !strcmp(key, "packets") ||
@@ -782,7 +697,7 @@ static bool is_known_rule_key(const char *key)
 	       !strcmp(key, "where-in") || !strcmp(key, "where-in-reason");
 }
 
-static const char *row_get(const struct rule_row *row, const char *key)
+const char *row_get(const struct rule_row *row, const char *key)
 {
 	return ctl_pairs_get(row->pairs, row->n, key);
 }
@@ -834,7 +749,7 @@ static int rules_view_parse(const struct ctl_response *resp, struct rules_view *
 	return 0;
 }
 
-static void rules_view_free(struct rules_view *v)
+void rules_view_free(struct rules_view *v)
 {
 	free(v->rows);
 	free((void *)v->extra);
@@ -1058,7 +973,7 @@ static void print_rules_table(const struct rules_view *v, const struct rule_rate
 	free(w_extra);
 }
 
-static int get_rules(const struct ctlcli *c, struct reply *rep, struct rules_view *v)
+int get_rules(const struct ctlcli *c, struct reply *rep, struct rules_view *v)
 {
 	int r;
 
@@ -1397,7 +1312,7 @@ static void on_signal(int sig)
 }
 
 /* Blocked but while waiting (ppoll) or writing, so that no ^C is lost in between. */
-static void signals_setup(void)
+void signals_setup(void)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t block;
@@ -1419,7 +1334,7 @@ static void signals_setup(void)
  * Write it all, with ^C let in: a reader that stopped reading must not hold
  * us.  Returns 0, -EINTR once interrupted, or -errno (-EPIPE: reader gone).
  */
-static int write_all(int fd, const void *data, size_t len)
+int write_all(int fd, const void *data, size_t len)
 {
 	const char *d = data;
 	sigset_t saved;
@@ -1910,448 +1825,57 @@ static int run_monitor(const struct ctlcli *c)
 	return run_stream(c, "monitor", monitor_feed, &ev);
 }
 
-/* ---- metrics -------------------------------------------------------------- */
-
-/* OpenMetrics text of the counters (ipmodctl(8), METRICS). */
-struct metrics {
-	FILE *f;
-	const struct ctl_pair *st;	/* get=status */
-	size_t n_st;
-};
-
-static void om_family(struct metrics *mx, const char *name, const char *type, const char *unit,
-		      const char *help)
+static int run_version(const struct ctlcli *c)
 {
-	fprintf(mx->f, "# TYPE %s %s\n", name, type);
-	if (unit)
-		fprintf(mx->f, "# UNIT %s %s\n", name, unit);
-	fprintf(mx->f, "# HELP %s %s\n", name, help);
+	(void)c;
+	if (json)
+		printf("{\"version\":\"%s\"}\n", PACKAGE_VERSION);
+	else
+		printf("ipmodctl %s\n", PACKAGE_VERSION);
+	return EXIT_OK;
 }
 
-/* A label value: \\, \" and \n escaped. */
-static void om_label(FILE *f, const char *key, const char *value, bool first)
+static int run_help(const struct ctlcli *c)
 {
-	fprintf(f, "%s%s=\"", first ? "" : ",", key);
-	for (; *value; value++) {
-		if (*value == '\\' || *value == '"')
-			fprintf(f, "\\%c", *value);
-		else if (*value == '\n')
-			fputs("\\n", f);
-		else
-			putc(*value, f);
-	}
-	putc('"', f);
-}
-
-static bool om_number(const char *v)
-{
-	return v && *v && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 20;
-}
-
-/* A family of one sample from a status key; nothing when the daemon did not send it. */
-static void om_status(struct metrics *mx, const char *key, const char *name, const char *type,
-		      const char *unit, const char *help)
-{
-	const char *v = ctl_pairs_get(mx->st, mx->n_st, key);
-
-	if (!om_number(v))
-		return;
-	om_family(mx, name, type, unit, help);
-	fprintf(mx->f, "%s%s %s\n", name, strcmp(type, "counter") ? "" : "_total", v);
-}
-
-/* A family with one sample per (status key, label value). */
-static void om_status_labelled(struct metrics *mx, const char *name, const char *type,
-			       const char *unit, const char *help, const char *label,
-			       const char *const *keys, const char *const *values, size_t n)
-{
-	bool any = false;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		const char *v = ctl_pairs_get(mx->st, mx->n_st, keys[i]);
-
-		if (!om_number(v))
-			continue;
-		if (!any)
-			om_family(mx, name, type, unit, help);
-		any = true;
-		fprintf(mx->f, "%s%s{", name, strcmp(type, "counter") ? "" : "_total");
-		om_label(mx->f, label, values[i], true);
-		fprintf(mx->f, "} %s\n", v);
-	}
-}
-
-static void om_rule_labels(FILE *f, const struct rule_row *row, size_t i)
-{
-	char idx[24];
-
-	snprintf(idx, sizeof(idx), "%zu", i + 1);
-	putc('{', f);
-	om_label(f, "index", idx, true);
-	om_label(f, "name", row->name ? row->name : "", false);
-	om_label(f, "spec", row->spec ? row->spec : "", false);
-}
-
-static void om_rules(struct metrics *mx, const struct rules_view *v)
-{
-	static const char *const effects[] = { "delayed", "duplicated", "reordered", "corrupted" };
-	size_t i, k;
-
-	om_family(mx, "ipmodd_rule_packets", "counter", NULL,
-		  "Packets that matched the rule, in the kernel's fast path and in the daemon");
-	for (i = 0; i < v->n_rows; i++) {
-		const char *p = row_get(&v->rows[i], "packets");
-
-		if (!om_number(p))
-			continue;
-		fputs("ipmodd_rule_packets_total", mx->f);
-		om_rule_labels(mx->f, &v->rows[i], i);
-		fprintf(mx->f, "} %s\n", p);
-	}
-	om_family(mx, "ipmodd_rule_bytes", "counter", "bytes",
-		  "IP bytes of the packets that matched the rule");
-	for (i = 0; i < v->n_rows; i++) {
-		const char *b = row_get(&v->rows[i], "bytes");
-
-		if (!om_number(b))
-			continue;
-		fputs("ipmodd_rule_bytes_total", mx->f);
-		om_rule_labels(mx->f, &v->rows[i], i);
-		fprintf(mx->f, "} %s\n", b);
-	}
-	/* verdict: the rule's verdict=drop; loss, limit: its impairment. */
-	om_family(mx, "ipmodd_rule_dropped_packets", "counter", NULL,
-		  "Packets the rule dropped, by reason (verdict, loss, limit)");
-	for (i = 0; i < v->n_rows; i++) {
-		const struct rule_row *row = &v->rows[i];
-		const char *spec = row->spec ? row->spec : "";
-		bool verdict_drop = strstr(spec, " verdict=drop") || !strncmp(spec, "verdict=drop", 12);
-		const char *p = row_get(row, "packets");
-		const char *loss = row_get(row, "dropped-loss"), *limit = row_get(row, "dropped-limit");
-
-		fputs("ipmodd_rule_dropped_packets_total", mx->f);
-		om_rule_labels(mx->f, row, i);
-		om_label(mx->f, "reason", "verdict", false);
-		fprintf(mx->f, "} %s\n", verdict_drop && om_number(p) ? p : "0");
-		fputs("ipmodd_rule_dropped_packets_total", mx->f);
-		om_rule_labels(mx->f, row, i);
-		om_label(mx->f, "reason", "loss", false);
-		fprintf(mx->f, "} %s\n", om_number(loss) ? loss : "0");
-		fputs("ipmodd_rule_dropped_packets_total", mx->f);
-		om_rule_labels(mx->f, row, i);
-		om_label(mx->f, "reason", "limit", false);
-		fprintf(mx->f, "} %s\n", om_number(limit) ? limit : "0");
-	}
-	om_family(mx, "ipmodd_rule_impaired_packets", "counter", NULL,
-		  "Packets the rule's impairment delayed, duplicated, reordered or corrupted");
-	for (i = 0; i < v->n_rows; i++) {
-		for (k = 0; k < ARRAY_SIZE(effects); k++) {
-			const char *e = row_get(&v->rows[i], effects[k]);
-
-			if (!om_number(e))
-				continue;
-			fputs("ipmodd_rule_impaired_packets_total", mx->f);
-			om_rule_labels(mx->f, &v->rows[i], i);
-			om_label(mx->f, "effect", effects[k], false);
-			fprintf(mx->f, "} %s\n", e);
-		}
-	}
-}
-
-/* queue-rx-packets=N,N,...: one sample per tun queue. */
-static void om_queues(struct metrics *mx)
-{
-	const char *list = ctl_pairs_get(mx->st, mx->n_st, "queue-rx-packets");
-	char num[24];
-	size_t q = 0, len;
-
-	if (!list)
-		return;
-	om_family(mx, "ipmodd_queue_rx_packets", "counter", NULL,
-		  "Packets read from each queue of the tun device (tun.queues > 1)");
-	while (*list) {
-		len = strcspn(list, ",");
-		if (len == 0 || len >= sizeof(num))
-			break;
-		memcpy(num, list, len);
-		num[len] = '\0';
-		if (om_number(num)) {
-			char qs[24];
-
-			snprintf(qs, sizeof(qs), "%zu", q);
-			fputs("ipmodd_queue_rx_packets_total{", mx->f);
-			om_label(mx->f, "queue", qs, true);
-			fprintf(mx->f, "} %s\n", num);
-		}
-		q++;
-		list += len;
-		if (*list == ',')
-			list++;
-	}
-}
-
-static void om_malformed(struct metrics *mx)
-{
-	bool any = false;
-	size_t i;
-
-	for (i = 0; i < mx->n_st; i++) {
-		const char *k = mx->st[i].key;
-
-		if (strncmp(k, "malformed-", 10) != 0 || !om_number(mx->st[i].value))
-			continue;
-		if (!any)
-			om_family(mx, "ipmodd_malformed_packets", "counter", NULL,
-				  "Packets dropped as malformed, by class");
-		any = true;
-		fputs("ipmodd_malformed_packets_total{", mx->f);
-		om_label(mx->f, "class", k + 10, true);
-		fprintf(mx->f, "} %s\n", mx->st[i].value);
-	}
-}
-
-static void metrics_write(struct metrics *mx, const struct rules_view *rules)
-{
-	static const char *const path_keys[] = { "fastpath-handled", "rx-packets" };
-	static const char *const path_names[] = { "kernel", "daemon" };
-	static const char *const dir_pkts[] = { "rx-packets", "tx-packets" };
-	static const char *const dir_bytes[] = { "rx-bytes", "tx-bytes" };
-	static const char *const dirs[] = { "rx", "tx" };
-	static const char *const gso_keys[] = { "gso-whole", "gso-split" };
-	static const char *const gso_names[] = { "whole", "split" };
-	static const char *const forge_keys[] = { "forged", "forge-refused", "forge-limited" };
-	static const char *const forge_names[] = { "sent", "refused", "limited" };
-	static const char *const io_keys[] = { "read-errors", "write-errors" };
-	static const char *const io_names[] = { "read", "write" };
-	static const char *const ri_keys[] = { "reinject-redirected", "reinject-forwarded",
-					       "reinject-kernel", "reinject-dropped" };
-	static const char *const ri_names[] = { "redirected", "forwarded", "kernel", "dropped" };
-	const char *version = ctl_pairs_get(mx->st, mx->n_st, "version");
-	const char *fastpath = ctl_pairs_get(mx->st, mx->n_st, "fastpath");
-
-	om_family(mx, "ipmodd_build", "info", NULL, "The daemon's version");
-	fputs("ipmodd_build_info{", mx->f);
-	om_label(mx->f, "version", version ? version : "", true);
-	fputs("} 1\n", mx->f);
-	if (fastpath) {
-		om_family(mx, "ipmodd_fastpath", "stateset", NULL,
-			  "The kernel's fast path: on, off or unavailable");
-		fprintf(mx->f, "ipmodd_fastpath{ipmodd_fastpath=\"on\"} %d\n", !strcmp(fastpath, "on"));
-		fprintf(mx->f, "ipmodd_fastpath{ipmodd_fastpath=\"off\"} %d\n", !strcmp(fastpath, "off"));
-		fprintf(mx->f, "ipmodd_fastpath{ipmodd_fastpath=\"unavailable\"} %d\n",
-			!strcmp(fastpath, "unavailable"));
-	}
-	om_status(mx, "uptime-sec", "ipmodd_uptime_seconds", "gauge", "seconds",
-		  "Seconds since the daemon started");
-	om_status(mx, "generation", "ipmodd_generation", "gauge", NULL,
-		  "Chains run so far: 1 at start, +1 per change");
-	om_status(mx, "rules", "ipmodd_rules", "gauge", NULL, "Rules in the running chain");
-	om_status(mx, "fastpath-rules", "ipmodd_fastpath_rules", "gauge", NULL,
-		  "Rules the kernel's fast path carries out");
-	om_status_labelled(mx, "ipmodd_path_packets", "counter", NULL,
-			   "Diverted packets by the path that handled them: the kernel's fast path "
-			   "or the daemon",
-			   "path", path_keys, path_names, 2);
-	om_status(mx, "fastpath-dropped", "ipmodd_fastpath_dropped_packets", "counter", NULL,
-		  "Packets the kernel's fast path dropped by a rule");
-	om_status(mx, "fastpath-punted", "ipmodd_fastpath_punted_packets", "counter", NULL,
-		  "Packets the kernel's fast path handed to the daemon");
-	om_status_labelled(mx, "ipmodd_daemon_packets", "counter", NULL,
-			   "Packets the daemon read from (rx) and wrote back to (tx) the tun device",
-			   "direction", dir_pkts, dirs, 2);
-	om_status_labelled(mx, "ipmodd_daemon_bytes", "counter", "bytes",
-			   "IP bytes the daemon read from (rx) and wrote back to (tx) the tun device",
-			   "direction", dir_bytes, dirs, 2);
-	om_queues(mx);
-	om_status_labelled(mx, "ipmodd_gso_packets", "counter", NULL,
-			   "GSO super-packets run through the chain whole, or split", "mode",
-			   gso_keys, gso_names, 2);
-	om_status(mx, "dropped-rule", "ipmodd_dropped_packets", "counter", NULL,
-		  "Packets a rule dropped, in the daemon or in the kernel");
-	om_malformed(mx);
-	om_status_labelled(mx, "ipmodd_forge_packets", "counter", NULL,
-			   "Forged replies: sent, refused, rate-limited", "result", forge_keys,
-			   forge_names, 3);
-	om_status(mx, "impair-queued", "ipmodd_impair_queue_packets", "gauge", NULL,
-		  "Impaired copies waiting in the queue");
-	om_status(mx, "impair-queued-bytes", "ipmodd_impair_queue_bytes", "gauge", "bytes",
-		  "IP bytes of the impaired copies waiting in the queue");
-	om_status(mx, "impair-sent", "ipmodd_impair_sent_packets", "counter", NULL,
-		  "Copies sent from the impairment queue");
-	om_status(mx, "impair-flushed", "ipmodd_impair_flushed_packets", "counter", NULL,
-		  "Copies discarded because their rule was deleted or changed");
-	om_status(mx, "stall-trips", "ipmodd_stall_trips", "counter", NULL,
-		  "Times the stall guardian stopped the diversion (failure = \"open\")");
-	om_status(mx, "unhealthy-checks", "ipmodd_unhealthy_checks", "counter", NULL,
-		  "Health checks that found the packet loop stuck");
-	om_status(mx, "restores", "ipmodd_restores", "counter", NULL,
-		  "Times the routing was put back after someone removed it");
-	om_status(mx, "restore-backoffs", "ipmodd_restore_backoffs", "counter", NULL,
-		  "Restores postponed because they came too often");
-	om_status(mx, "restore-checks", "ipmodd_restore_checks", "counter", NULL,
-		  "Checks of the routing");
-	om_status(mx, "restore-overruns", "ipmodd_restore_overruns", "counter", NULL,
-		  "Routing notifications lost (the netlink socket overran)");
-	om_status(mx, "loops", "ipmodd_loops", "counter", NULL,
-		  "Written-back packets that came back to the tun device");
-	om_status_labelled(mx, "ipmodd_io_errors", "counter", NULL,
-			   "Failed reads and writes of the tun device", "op", io_keys, io_names, 2);
-	om_status_labelled(mx, "ipmodd_reinject_packets", "counter", NULL,
-			   "Written-back packets, by what the re-injection program did", "result",
-			   ri_keys, ri_names, 4);
-	om_status(mx, "control-clients", "ipmodd_control_clients", "gauge", NULL,
-		  "Clients connected to the control socket");
-	om_status(mx, "streams", "ipmodd_streams", "gauge", NULL,
-		  "Trace, capture and monitor streams");
-	om_rules(mx, rules);
-	fputs("# EOF\n", mx->f);
-}
-
-/* Both replies, then the text into a memory buffer: *ret, *ret_len (free()). */
-static int metrics_collect(const struct ctlcli *c, char **ret, size_t *ret_len)
-{
-	static struct ctlcli status_req;
-	struct metrics mx = { 0 };
-	struct rules_view v;
-	struct reply st, rr;
-	int r;
-
-	status_req = *c;
-	snprintf(status_req.request, sizeof(status_req.request), "get=status\n\n");
-	status_req.request_len = strlen(status_req.request);
-	if (reply_alloc(&st) < 0) {
-		reply_free(&st);
-		return EXIT_FAIL;
-	}
-	r = call(&status_req, &st, NULL);
-	if (r != EXIT_OK) {
-		reply_free(&st);
-		return r;
-	}
-	snprintf(status_req.request, sizeof(status_req.request), "get=rules\n\n");
-	status_req.request_len = strlen(status_req.request);
-	r = get_rules(&status_req, &rr, &v);
-	if (r == EXIT_OK) {
-		mx.st = st.resp.pairs;
-		mx.n_st = st.resp.n;
-		mx.f = open_memstream(ret, ret_len);
-		if (!mx.f) {
-			fprintf(stderr, "ipmodctl: out of memory\n");
-			r = EXIT_FAIL;
-		} else {
-			metrics_write(&mx, &v);
-			if (fclose(mx.f) != 0) {
-				fprintf(stderr, "ipmodctl: out of memory\n");
-				free(*ret);
-				*ret = NULL;
-				r = EXIT_FAIL;
-			}
-		}
-	}
-	rules_view_free(&v);
-	reply_free(&rr);
-	reply_free(&st);
-	return r;
-}
-
-static int run_metrics(const struct ctlcli *c)
-{
-	char *text = NULL;
-	size_t len = 0;
-	int r;
-
-	r = metrics_collect(c, &text, &len);
-	if (r == EXIT_OK)
-		fwrite(text, 1, len, stdout);
-	free(text);
-	return r;
-}
-
-#define HTTP_REQUEST_MAX 8192
-#define HTTP_TIMEOUT_MS 5000
-
-static int http_answer(int status, const char *reason, const char *type, const char *body,
-		       size_t len)
-{
-	char head[512];
-	int n;
-
-	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-		     status, reason, type, len);
-	if (write_all(STDOUT_FILENO, head, (size_t)n) < 0 ||
-	    (body && write_all(STDOUT_FILENO, body, len) < 0))
-		return EXIT_FAIL;
-	return status == 200 ? EXIT_OK : EXIT_FAIL;
-}
-
-static int http_text(int status, const char *reason, const char *text)
-{
-	return http_answer(status, reason, "text/plain; charset=utf-8", text, strlen(text));
+	if (c->list != CTLCLI_LIST_NONE)
+		help_list(stdout, c);
+	else if (c->topic)
+		usage_topic(stdout, c->topic);
+	else
+		usage(stdout);
+	return EXIT_OK;
 }
 
 /*
- * One HTTP/1.x request on standard input (the connection systemd accepted,
- * StandardInput=socket), its answer on standard output: the request line
- * and headers, at most HTTP_REQUEST_MAX bytes within HTTP_TIMEOUT_MS.
+ * What each command runs.  Its name, alias, synopsis, help, options and
+ * request are its row of ctlcli_subcommands (ctlcli.c), the one table that
+ * parsing, "help" and "help commands" read; the handlers stay here, out of
+ * what the unit tests and fuzzers link.
  */
-static int run_metrics_http(const struct ctlcli *c)
-{
-	static char req[HTTP_REQUEST_MAX + 1];
-	long long deadline = now_ms() + HTTP_TIMEOUT_MS;
-	char method[16], target[256], *text = NULL, *eol;
-	size_t len = 0, tlen = 0;
-	ssize_t n;
-	int r;
-
-	signals_setup();
-	while (!strstr(req, "\r\n\r\n") && !strstr(req, "\n\n")) {
-		if (len == HTTP_REQUEST_MAX)
-			return http_text(431, "Request Header Fields Too Large", "request too large\n");
-		r = wait_readable(STDIN_FILENO, deadline - now_ms() > 0 ? deadline - now_ms() : 0);
-		if (r == 0)
-			return http_text(408, "Request Timeout", "request not complete in time\n");
-		if (r < 0)
-			return EXIT_FAIL;
-		n = read(STDIN_FILENO, req + len, HTTP_REQUEST_MAX - len);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0) {
-			if (len == 0)
-				return EXIT_FAIL;	/* connected and left */
-			return http_text(400, "Bad Request", "request truncated\n");
-		}
-		len += (size_t)n;
-		req[len] = '\0';
-		if (strlen(req) != len)
-			return http_text(400, "Bad Request", "NUL in the request\n");
-	}
-	eol = req + strcspn(req, "\r\n");
-	if (sscanf(req, "%15s %255s", method, target) != 2 || eol - req < 9 ||
-	    (strncmp(eol - 9, " HTTP/1.0", 9) && strncmp(eol - 9, " HTTP/1.1", 9)))
-		return http_text(400, "Bad Request", "malformed request line\n");
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return http_text(405, "Method Not Allowed", "only GET\n");
-	if (strcmp(target, "/metrics") && strncmp(target, "/metrics?", 9))
-		return http_text(404, "Not Found", "only /metrics\n");
-	r = metrics_collect(c, &text, &tlen);
-	if (r != EXIT_OK) {
-		free(text);
-		return http_text(503, "Service Unavailable", "ipmodd did not answer (see the journal)\n");
-	}
-	r = http_answer(200, "OK", "application/openmetrics-text; version=1.0.0; charset=utf-8",
-			strcmp(method, "HEAD") ? text : NULL, tlen);
-	free(text);
-	return r;
-}
+static int (*const handlers[])(const struct ctlcli *c) = {
+	[CTLCLI_STATUS] = run_status,
+	[CTLCLI_RULES] = run_rules,
+	[CTLCLI_ADD] = run_change,
+	[CTLCLI_DEL] = run_change,
+	[CTLCLI_REPLACE] = run_change,
+	[CTLCLI_FLUSH] = run_change,
+	[CTLCLI_RELOAD] = run_change,
+	[CTLCLI_RESET] = run_change,
+	[CTLCLI_SAVE] = run_save,
+	[CTLCLI_TRACE] = run_trace,
+	[CTLCLI_CAPTURE] = run_capture,
+	[CTLCLI_EXPLAIN] = run_explain,
+	[CTLCLI_MONITOR] = run_monitor,
+	[CTLCLI_METRICS] = run_metrics,
+	[CTLCLI_VERSION] = run_version,
+	[CTLCLI_HELP] = run_help,
+};
 
 int main(int argc, char **argv)
 {
 	static struct ctlcli c;
 	unsigned int flags = isatty(STDOUT_FILENO) ? CTLCLI_STDOUT_TTY : 0;
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	r = ctlcli_parse(argc, argv, flags, &c, err, sizeof(err));
@@ -2367,59 +1891,7 @@ int main(int argc, char **argv)
 		socket_path = c.socket;
 	json = c.json;
 
-	switch (c.cmd) {
-	case CTLCLI_STATUS:
-		r = run_status(&c);
-		break;
-	case CTLCLI_RULES:
-		r = run_rules(&c);
-		break;
-	case CTLCLI_SAVE:
-		r = run_save(&c);
-		break;
-	case CTLCLI_ADD:
-	case CTLCLI_DEL:
-	case CTLCLI_REPLACE:
-	case CTLCLI_FLUSH:
-	case CTLCLI_RELOAD:
-	case CTLCLI_RESET:
-		r = run_change(&c);
-		break;
-	case CTLCLI_TRACE:
-		r = run_trace(&c);
-		break;
-	case CTLCLI_CAPTURE:
-		r = run_capture(&c);
-		break;
-	case CTLCLI_EXPLAIN:
-		r = run_explain(&c);
-		break;
-	case CTLCLI_MONITOR:
-		r = run_monitor(&c);
-		break;
-	case CTLCLI_METRICS:
-		r = c.http ? run_metrics_http(&c) : run_metrics(&c);
-		break;
-	case CTLCLI_VERSION:
-		if (json)
-			printf("{\"version\":\"%s\"}\n", PACKAGE_VERSION);
-		else
-			printf("ipmodctl %s\n", PACKAGE_VERSION);
-		r = EXIT_OK;
-		break;
-	case CTLCLI_HELP:
-		if (c.list != CTLCLI_LIST_NONE)
-			help_list(stdout, &c);
-		else if (c.topic)
-			usage_topic(stdout, c.topic);
-		else
-			usage(stdout);
-		r = EXIT_OK;
-		break;
-	default:
-		r = EXIT_FAIL;
-		break;
-	}
+	r = handlers[c.cmd] ? handlers[c.cmd](&c) : EXIT_FAIL;
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		fprintf(stderr, "ipmodctl: writing the output: %s\n", strerror(errno));
 		return EXIT_FAIL;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Logging for the daemon's top layer only (library modules return codes).
+ * Logging for the daemon's top layer only: ipmodd.c, manager*.c and watch.c
+ * (library modules return codes).
  * To the journal when stderr is connected to it, else to stderr with "<N>"
  * priority prefixes when run by systemd, else plain.
  */

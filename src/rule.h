@@ -129,8 +129,11 @@ const char *rule_key_name(unsigned int i);
 const char *rule_key_value(const char *key, unsigned int i);
 
 /*
- * The compiled form, shared with chain.c only; everyone else goes through the
- * functions above.  Matching data is kept compact and first; the name is cold.
+ * The compiled form, built by rule_parse().  chain.c runs it; fpindex.c and
+ * fastpath.c translate it for the kernel; explain.c, monitor.c, config.c,
+ * manager.c and manager-control.c read fields of it (grep before changing
+ * one).  Everyone else goes through the functions above.  Matching data is
+ * kept compact and first; the name is cold.
  */
 enum {
 	RULE_M_PROTO = 1u << 0,

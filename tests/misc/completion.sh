@@ -66,7 +66,8 @@ elif what == "values":
     else:
         print(" ".join(names(t)))
 elif what == "commands-ctlcli.c":
-    t = re.findall(r'\{ "([a-z]+)", (?:NULL|"([a-z]+)"), CTLCLI_', read("src/ctlcli.c"))
+    t = re.findall(r'\{ \.name = "([a-z]+)",(?: \.alias = "([a-z]+)",)? \.cmd = CTLCLI_',
+                   read("src/ctlcli.c"))
     print(words(" ".join(a + " " + b for a, b in t).split()))
 PY
 }

@@ -381,11 +381,7 @@ ip netns exec "$HOST_NS" unshare --mount --propagation private sh -c "$HIDE" sh 
 	--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin -- \
 	"$IPMODD" -c "$HCONF" >"$HLOG" 2>&1 &
 IPMODD_PID=$!
-for i in $(seq 100); do
-	hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' && [ -S "$HSOCK" ] && break
-	kill -0 "$IPMODD_PID" 2>/dev/null || break
-	sleep 0.05
-done
+wait_routing "$IPMODD_PID" test -S "$HSOCK"
 # ip netns exec, unshare, sh and setpriv each exec the next: the pid is ipmodd's.
 check "ipmodd runs as nobody under a hidepid=invisible /proc" bash -c \
 	"[ -S '$HSOCK' ] && [ \"\$(cat /proc/$IPMODD_PID/comm)\" = ipmodd ] &&

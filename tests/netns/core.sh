@@ -180,23 +180,7 @@ check "tun0 is gone" bash -c "! ip netns exec $HOST_NS ip link show tun0 >/dev/n
 check "the peer is reachable without ipmodd" hx ping -c1 -W1 "$PEER4"
 
 # --- systemd notification protocol -------------------------------------------
-# A datagram socket standing in for systemd's NOTIFY_SOCKET, logging each message.
-python3 - "$WORKDIR/notify.sock" "$WORKDIR/notify.log" <<'PY' &
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(0.5)
-end = time.time() + 20
-with open(sys.argv[2], "a", buffering=1) as f:
-    while time.time() < end:
-        try:
-            f.write(s.recv(4096).decode().replace("\n", "|") + "\n")
-        except socket.timeout:
-            pass
-PY
-NOTIFY_PID=$!
-BG_PIDS+=($NOTIFY_PID)
-for i in $(seq 50); do [ -S "$WORKDIR/notify.sock" ] && break; sleep 0.1; done
+notify_listen "$WORKDIR/notify.sock" "$WORKDIR/notify.log"
 IPMODD_ENV="NOTIFY_SOCKET=$WORKDIR/notify.sock WATCHDOG_USEC=400000"
 check "ipmodd starts under a notify socket" start_ipmodd "$CONF"
 IPMODD_ENV=""

@@ -39,16 +39,6 @@ if [ -e /usr/sbin/policy-rc.d ]; then
 	mv /usr/sbin/policy-rc.d "$WORKDIR/policy-rc.d"
 fi
 
-# wait_for SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
-wait_for() {
-	local n=$(($1 * 5)) _
-	shift
-	for _ in $(seq "$n"); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
 # ipmodd's policy rules of the shipped config (priority 10000 and 9999).
 our_rules() { { ip -4 rule show; ip -6 rule show; } | grep -cE '^(9999|10000):'; }
 

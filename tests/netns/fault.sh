@@ -117,22 +117,7 @@ check "the peer is reachable without ipmodd" hx ping -c1 -W1 "$PEER4"
 check_eq "nothing is left" "$(our_state)" ""
 
 # --- SIGSTOP: the watchdog stops, the guardian takes the diversion away -------------------
-python3 - "$WORKDIR/notify.sock" "$WORKDIR/notify.log" <<'PY' &
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(0.2)
-end = time.time() + 40
-with open(sys.argv[2], "a", buffering=1) as f:
-    while time.time() < end:
-        try:
-            msg = s.recv(4096).decode().replace("\n", "|")
-            f.write("%.3f %s\n" % (time.monotonic(), msg))
-        except socket.timeout:
-            pass
-PY
-BG_PIDS+=($!)
-for i in $(seq 50); do [ -S "$WORKDIR/notify.sock" ] && break; sleep 0.1; done
+notify_listen "$WORKDIR/notify.sock" "$WORKDIR/notify.log"
 routing 'stall-timeout = 1000;'
 IPMODD_ENV="NOTIFY_SOCKET=$WORKDIR/notify.sock WATCHDOG_USEC=1000000"
 check "ipmodd starts with a watchdog and a 1 s stall timeout" start_ipmodd "$CONF"

@@ -231,16 +231,11 @@ test_loose_all() {
 # ipmodd in the foreground without CAP_BPF (as fastpath.sh does): packets are
 # written back through forwarding whatever the build or the kernel offers.
 start_capped_ready() {
-	local i
 	: >"$CAPLOG"
 	start_capped "$1" "$CAPLOG" || return 1
-	for i in $(seq 100); do
-		hx ip -6 rule show | grep -q "^$PRIO:" && ready "$CAPLOG" && return 0
-		kill -0 "$IPMODD_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	return 1
+	wait_routing "$IPMODD_PID" rule_up_ready
 }
+rule_up_ready() { rule_up 6 && ready "$CAPLOG"; }
 
 # refused WHAT FAMILY TOOL: the self-check refused, named the hook and the fix, left nothing.
 refused() {
@@ -306,10 +301,7 @@ test_forward_drop() {
 	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon,-net_raw \
 		--inh-caps=-all -- "$IPMODD" -c "$WORKDIR/fwd.conf" >>"$CAPLOG" 2>&1 &
 	IPMODD_PID=$!
-	for i in $(seq 100); do
-		hx ip -6 rule show | grep -q "^$PRIO:" && break
-		sleep 0.05
-	done
+	wait_routing "$IPMODD_PID" rule_up 6
 	ready "$CAPLOG"
 	check "without CAP_NET_RAW: no check, a warning saying why" grep -q \
 		'self-check not possible, packets written back to tun0 are not checked: open an AF_PACKET socket: Operation not permitted' \

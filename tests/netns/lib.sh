@@ -143,20 +143,80 @@ ${1:-}
 CONF
 }
 
+# routing_up: the host namespace has the default route of table $TABLE
+# through tun0 (ipmodd installs it for IPv4 first, before any rule).
+routing_up() {
+	hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0'
+}
+# rule_up 4|6: the diversion rule at $PRIO is there in that family (IPv6's
+# is the last thing a start installs when both families are diverted).
+rule_up() {
+	hx ip -"$1" rule show 2>/dev/null | grep -q "^$PRIO:"
+}
+
+# wait_routing PID [CHECK...]: the one "wait until routing is up": polls (5 s
+# at most) until routing_up and CHECK..., if given, hold (e.g. "rule_up 6");
+# returns 1 at once when PID (the daemon) has exited.
+wait_routing() {
+	local pid=$1 i
+	shift
+	for i in $(seq 100); do
+		routing_up && { [ $# -eq 0 ] || "$@"; } && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+# wait_for SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
+wait_for() {
+	local n=$(($1 * 5)) _
+	shift
+	for _ in $(seq "$n"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# notify_listen SOCKET LOG: the one stand-in for systemd's NOTIFY_SOCKET, in
+# the background: a datagram socket at SOCKET (mode 0666, so that a daemon
+# run unprivileged may send to it) that appends each message to LOG as one
+# line, its newlines as '|'.  It listens 60 s at most (the EXIT trap ends it
+# sooner); returns once SOCKET exists.
+notify_listen() {
+	local i
+	python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)
+s.settimeout(0.2)
+end = time.time() + 60
+with open(sys.argv[2], "a", buffering=1) as f:
+    while time.time() < end:
+        try:
+            f.write(s.recv(4096).decode().replace("\n", "|") + "\n")
+        except socket.timeout:
+            pass
+' "$1" "$2" &
+	BG_PIDS+=($!)
+	for i in $(seq 50); do
+		[ -S "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # start_capped CONFIG [LOG]: start_ipmodd without CAP_BPF, CAP_SYS_ADMIN or
 # CAP_PERFMON in any set (no fast path, no re-injection program), its output
 # appended to LOG ($WORKDIR/capped.log).
 start_capped() {
-	local conf=$1 log=${2:-$WORKDIR/capped.log} i
+	local conf=$1 log=${2:-$WORKDIR/capped.log}
 	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
 		"$IPMODD" -c "$conf" >>"$log" 2>&1 &
 	IPMODD_PID=$!
-	for i in $(seq 100); do
-		hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' && return 0
-		kill -0 "$IPMODD_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	return 1
+	wait_routing "$IPMODD_PID"
 }
 
 # capped_exit CONFIG: start_capped for a start that must fail, with a fresh
@@ -170,19 +230,12 @@ capped_exit() {
 
 # start_ipmodd CONFIG [ARGS...]: start in the host namespace, wait for routing.
 start_ipmodd() {
-	local conf=$1 i
+	local conf=$1
 	shift
 	# IPMODD_ENV: extra VAR=value words for the daemon's environment.
 	ip netns exec "$HOST_NS" env ${IPMODD_ENV:-} "$IPMODD" -c "$conf" "$@" >>"$WORKDIR/ipmodd.log" 2>&1 &
 	IPMODD_PID=$!
-	for i in $(seq 100); do
-		if hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' &&
-		   hx ip -6 rule show 2>/dev/null | grep -q "^$PRIO:"; then
-			return 0
-		fi
-		kill -0 "$IPMODD_PID" 2>/dev/null || break
-		sleep 0.05
-	done
+	wait_routing "$IPMODD_PID" rule_up 6 && return 0
 	diag "ipmodd did not come up:" "$(tail -5 "$WORKDIR/ipmodd.log")"
 	return 1
 }

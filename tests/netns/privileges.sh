@@ -122,20 +122,13 @@ as_user() {
 # start_as CONFIG CAPS [WRAP...]: like start_ipmodd, as RUID/RGID with exactly
 # CAPS ("" for none); WRAP... runs the rest, inside the namespace, as root.
 start_as() {
-	local conf=$1 set="-all${2:+,+$2}" i
+	local conf=$1 set="-all${2:+,+$2}"
 	shift 2
 	ip netns exec "$HOST_NS" "${TUN[@]}" "$@" env ${IPMODD_ENV:-} setpriv --reuid="$RUID" --regid="$RGID" \
 		--clear-groups --no-new-privs --inh-caps="$set" --ambient-caps="$set" \
 		--bounding-set="$set" -- "$IPMODD" -c "$conf" >>"$WORKDIR/ipmodd.log" 2>&1 &
 	IPMODD_PID=$!
-	for i in $(seq 100); do
-		if hx ip route show table "$TABLE" 2>/dev/null | grep -q '^default dev tun0' &&
-		   hx ip -6 rule show 2>/dev/null | grep -q "^$PRIO:"; then
-			return 0
-		fi
-		kill -0 "$IPMODD_PID" 2>/dev/null || break
-		sleep 0.05
-	done
+	wait_routing "$IPMODD_PID" rule_up 6 && return 0
 	diag "ipmodd did not come up:" "$(tail -5 "$WORKDIR/ipmodd.log")"
 	return 1
 }
@@ -187,22 +180,7 @@ check_eq "... and leaves the namespace as it was" "$(state)" "$before"
 : >"$WORKDIR/ipmodd.log"
 
 # A notify socket the unprivileged daemon may send to.
-python3 -c '
-import os, socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-os.chmod(sys.argv[1], 0o666)
-s.settimeout(0.5)
-end = time.time() + 30
-with open(sys.argv[2], "a", buffering=1) as f:
-    while time.time() < end:
-        try:
-            f.write(s.recv(4096).decode().replace("\n", "|") + "\n")
-        except socket.timeout:
-            pass
-' "$UDIR/notify.sock" "$WORKDIR/notify.log" &
-BG_PIDS+=($!)
-for i in $(seq 50); do [ -S "$UDIR/notify.sock" ] && break; sleep 0.1; done
+notify_listen "$UDIR/notify.sock" "$WORKDIR/notify.log"
 
 IPMODD_ENV="NOTIFY_SOCKET=$UDIR/notify.sock"
 check "it starts as uid $RUID with CAP_NET_ADMIN only" start_as "$UCONF" net_admin

@@ -41,16 +41,6 @@ trap 'exit 130' INT TERM
 prop() { systemctl show -P "$1" ipmodd.service; }
 # The daemon's journal since the boot, as JSON lines.
 journal_json() { journalctl -q -b -u ipmodd.service -o json --no-pager; }
-# wait_for SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
-wait_for() {
-	local n=$(($1 * 5)) _
-	shift
-	for _ in $(seq "$n"); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
 # The container's namespace is the daemon's: the state the shipped config
 # (table 100, priority 10000, IPv4 and IPv6) gives.
 state() {
