@@ -392,7 +392,11 @@ struct config_key {
 	int (*parse)(const struct ctx *c, const config_setting_t *s, struct state *st,
 		     const struct config_key *k);
 	long long min, max;	/* an integer key's range */
-	size_t offset;		/* a boolean key's field in struct config (parse_bool()) */
+	/* parse_bool(), parse_words(), parse_enum(): the field in struct config */
+	size_t offset;
+	/* parse_words(): false, true; parse_enum(): the enum's values in order */
+	const char *const *words;
+	size_t n_words;
 	/*
 	 * Read at the start only: a reload that changes it (equal() false)
 	 * says so (config_restart_changes()).  Otherwise the reload applies
@@ -440,6 +444,41 @@ static int parse_bool(const struct ctx *c, const config_setting_t *s, struct sta
 		return fail_type(c, s, "a boolean (true or false)");
 	*(bool *)((char *)st->cfg + k->offset) = config_setting_get_bool(s);
 	return 0;
+}
+
+/* One of two words (k->words): the second sets the bool at k->offset. */
+static int parse_words(const struct ctx *c, const config_setting_t *s, struct state *st,
+		       const struct config_key *k)
+{
+	const char *str = NULL;
+	int r;
+
+	r = get_string(c, s, &str);
+	if (r >= 0 && strcmp(str, k->words[0]) != 0 && strcmp(str, k->words[1]) != 0)
+		r = fail(c, s, -EINVAL, "%s: \"%s\": expected \"%s\" or \"%s\"", k->name, Q(str),
+			 k->words[0], k->words[1]);
+	if (r >= 0)
+		*(bool *)((char *)st->cfg + k->offset) = strcmp(str, k->words[1]) == 0;
+	return r;
+}
+
+_Static_assert(sizeof(enum reinject_mode) == sizeof(unsigned int) &&
+	       sizeof(enum fastpath_mode) == sizeof(unsigned int), "parse_enum() stores an enum");
+
+/* One of k->words, its index into the enum at k->offset. */
+static int parse_enum(const struct ctx *c, const config_setting_t *s, struct state *st,
+		      const struct config_key *k)
+{
+	unsigned int v;
+	size_t i = 0;
+	int r;
+
+	r = get_choice(c, s, k->name, k->words, k->n_words, &i);
+	if (r >= 0) {
+		v = (unsigned int)i;
+		memcpy((char *)st->cfg + k->offset, &v, sizeof(v));
+	}
+	return r;
 }
 
 /* --- tun -------------------------------------------------------------------- */
@@ -774,23 +813,6 @@ static int parse_families(const struct ctx *c, const config_setting_t *s, struct
 	return 0;
 }
 
-static int parse_reinject(const struct ctx *c, const config_setting_t *s, struct state *st,
-			  const struct config_key *k)
-{
-	static const char *const modes[] = {
-		[REINJECT_AUTO] = "auto",
-		[REINJECT_BPF] = "bpf",
-		[REINJECT_FORWARD] = "forward",
-	};
-	size_t i;
-	int r;
-
-	r = get_choice(c, s, "routing.reinject", modes, ARRAY_SIZE(modes), &i);
-	if (r >= 0)
-		st->cfg->reinject = i;
-	return r;
-}
-
 /*
  * inbound = { interfaces = [ "eth0", ... ]; }: at most CONFIG_INBOUND_MAX
  * distinct valid interface names, none of them the tun.
@@ -865,21 +887,6 @@ static int parse_exclude(const struct ctx *c, const config_setting_t *s, struct 
 	return parse_selectors(c, s, &st->cfg->exclude, &st->cfg->n_exclude);
 }
 
-static int parse_failure(const struct ctx *c, const config_setting_t *s, struct state *st,
-			 const struct config_key *k)
-{
-	const char *str = NULL;
-	int r;
-
-	r = get_string(c, s, &str);
-	if (r >= 0 && strcmp(str, "open") != 0 && strcmp(str, "closed") != 0)
-		r = fail(c, s, -EINVAL, "routing.failure: \"%s\": expected \"open\" or \"closed\"",
-			 Q(str));
-	if (r >= 0)
-		st->cfg->fail_closed = strcmp(str, "closed") == 0;
-	return r;
-}
-
 static int parse_stall_timeout(const struct ctx *c, const config_setting_t *s, struct state *st,
 			       const struct config_key *k)
 {
@@ -894,22 +901,7 @@ static int parse_stall_timeout(const struct ctx *c, const config_setting_t *s, s
 	return r;
 }
 
-static int parse_rp_filter(const struct ctx *c, const config_setting_t *s, struct state *st,
-			   const struct config_key *k)
-{
-	const char *str = NULL;
-	int r;
-
-	r = get_string(c, s, &str);
-	if (r >= 0 && strcmp(str, "loose") != 0 && strcmp(str, "keep") != 0)
-		r = fail(c, s, -EINVAL, "routing.rp-filter: \"%s\": expected \"loose\" or \"keep\"",
-			 Q(str));
-	if (r >= 0)
-		st->cfg->rp_filter_keep = strcmp(str, "keep") == 0;
-	return r;
-}
-
-/* --- control, fastpath ------------------------------------------------------ */
+/* --- control ---------------------------------------------------------------- */
 
 static bool group_name_valid(const char *s)
 {
@@ -983,23 +975,6 @@ static int parse_control_mode(const struct ctx *c, const config_setting_t *s,
 		return fail(c, s, -EINVAL,
 			    "control.mode: \"%s\": expected \"0600\", \"0660\" or \"0666\"", Q(str));
 	return 0;
-}
-
-static int parse_fastpath(const struct ctx *c, const config_setting_t *s, struct state *st,
-			  const struct config_key *k)
-{
-	static const char *const modes[] = {
-		[FASTPATH_OFF] = "off",
-		[FASTPATH_AUTO] = "auto",
-		[FASTPATH_ON] = "on",
-	};
-	size_t i;
-	int r;
-
-	r = get_choice(c, s, "fastpath", modes, ARRAY_SIZE(modes), &i);
-	if (r >= 0)
-		st->cfg->fastpath = i;
-	return r;
 }
 
 static int parse_seed(const struct ctx *c, const config_setting_t *s, struct state *st,
@@ -1597,8 +1572,27 @@ KEY_EQUAL(eq_self_check, a->self_check == b->self_check)
 KEY_EQUAL(eq_inbound, a->n_inbound == b->n_inbound &&
 	  memcmp(a->inbound_ifnames, b->inbound_ifnames, sizeof(a->inbound_ifnames)) == 0)
 
+static const char *const reinject_modes[] = {
+	[REINJECT_AUTO] = "auto",
+	[REINJECT_BPF] = "bpf",
+	[REINJECT_FORWARD] = "forward",
+};
+static const char *const fastpath_modes[] = {
+	[FASTPATH_OFF] = "off",
+	[FASTPATH_AUTO] = "auto",
+	[FASTPATH_ON] = "on",
+};
+static const char *const failure_words[] = { "open", "closed" };
+static const char *const rp_filter_words[] = { "loose", "keep" };
+
 #define INT_KEY(n, fn, lo, hi) .name = n, .parse = fn, .min = lo, .max = hi
 #define BOOL_KEY(n, field) .name = n, .parse = parse_bool, .offset = offsetof(struct config, field)
+#define WORDS_KEY(n, field, w)                                                              \
+	.name = n, .parse = parse_words, .offset = offsetof(struct config, field), .words = w, \
+	.n_words = ARRAY_SIZE(w)
+#define ENUM_KEY(n, field, w)                                                              \
+	.name = n, .parse = parse_enum, .offset = offsetof(struct config, field), .words = w, \
+	.n_words = ARRAY_SIZE(w)
 
 /*
  * Every key of ipmodd.conf(5), one row each: the parser finds a key by its
@@ -1618,12 +1612,13 @@ static const struct config_key config_keys[] = {
 	  .equal = eq_families },
 	{ .name = "routing.divert", .parse = parse_divert, .restart = true, .equal = eq_divert },
 	{ .name = "routing.exclude", .parse = parse_exclude, .restart = true, .equal = eq_exclude },
-	{ .name = "routing.failure", .parse = parse_failure, .restart = true, .equal = eq_failure },
+	{ WORDS_KEY("routing.failure", fail_closed, failure_words), .restart = true,
+	  .equal = eq_failure },
 	{ INT_KEY("routing.stall-timeout", parse_stall_timeout, 0, STALL_TIMEOUT_MAX),
 	  .restart = true, .equal = eq_stall_timeout },
-	{ .name = "routing.reinject", .parse = parse_reinject, .restart = true,
+	{ ENUM_KEY("routing.reinject", reinject, reinject_modes), .restart = true,
 	  .equal = eq_reinject },
-	{ .name = "routing.rp-filter", .parse = parse_rp_filter, .restart = true,
+	{ WORDS_KEY("routing.rp-filter", rp_filter_keep, rp_filter_words), .restart = true,
 	  .equal = eq_rp_filter },
 	{ BOOL_KEY("routing.self-check", self_check), .restart = true, .equal = eq_self_check },
 	{ .name = "inbound.interfaces", .parse = parse_inbound_interfaces, .restart = true,
@@ -1634,7 +1629,7 @@ static const struct config_key config_keys[] = {
 	  .equal = eq_control_group },
 	{ .name = "control.mode", .parse = parse_control_mode, .restart = true,
 	  .equal = eq_control_mode },
-	{ .name = "fastpath", .parse = parse_fastpath, .restart = true, .equal = eq_fastpath },
+	{ ENUM_KEY("fastpath", fastpath, fastpath_modes), .restart = true, .equal = eq_fastpath },
 	/* the reload's new chain */
 	{ .name = "rules", .parse = parse_rules },
 	/* in the rules' seeds, so in the new chain */
