@@ -106,10 +106,8 @@ static int check_names(struct chain *c, char *err, size_t errlen)
 	for (size_t i = 1; i < c->n; i++) {
 		if (strcmp(refs[i - 1].name, refs[i].name) != 0)
 			continue;
-		if (err && errlen)
-			snprintf(err, errlen, "rule %zu: name '%s' is already used by rule %zu",
-				 refs[i].i + 1, refs[i].name, refs[i - 1].i + 1);
-		return -EEXIST;
+		return err_set(err, errlen, -EEXIST, "rule %zu: name '%s' is already used by rule %zu",
+			       refs[i].i + 1, refs[i].name, refs[i - 1].i + 1);
 	}
 	return 0;
 }
@@ -175,7 +173,7 @@ static int flow_link(struct impair_flow *f, const struct rule_impair *cfg, const
 						TL_CODEL_INTERVAL_US) * 1000,
 	};
 	struct tl_trace tr;
-	char msg[256];
+	char msg[ERR_MAX];
 	int r;
 
 	if (have) {
@@ -186,11 +184,8 @@ static int flow_link(struct impair_flow *f, const struct rule_impair *cfg, const
 	}
 	if (r == -ENOMEM)
 		return r;
-	if (r < 0) {
-		if (err && errlen)
-			snprintf(err, errlen, "rule '%s': rate: trace %s", name, msg);
-		return -EBADMSG;
-	}
+	if (r < 0)
+		return err_set(err, errlen, -EBADMSG, "rule '%s': rate: trace %s", name, msg);
 	f->link = malloc(sizeof(*f->link));
 	if (!f->link) {
 		tl_trace_free(&tr);
@@ -230,18 +225,11 @@ int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
 	struct timespec ts;
 	int r;
 
-	if (n > CHAIN_RULES_MAX) {
-		if (err && errlen)
-			snprintf(err, errlen, "%zu rules, at most %d", n, CHAIN_RULES_MAX);
-		return -E2BIG;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!rules[i]) {
-			if (err && errlen)
-				snprintf(err, errlen, "rule %zu missing", i + 1);
-			return -EINVAL;
-		}
-	}
+	if (n > CHAIN_RULES_MAX)
+		return err_set(err, errlen, -E2BIG, "%zu rules, at most %d", n, CHAIN_RULES_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!rules[i])
+			return err_set(err, errlen, -EINVAL, "rule %zu missing", i + 1);
 
 	c = calloc(1, sizeof(*c) + n * sizeof(struct rule));
 	if (!c)
@@ -301,9 +289,8 @@ int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
 			return -EINVAL;
 		}
 		if (r < 0) {
-			if (err && errlen)
-				snprintf(err, errlen, "rule '%s': impairment: %s", c->rules[i].name,
-					 strerror(-r));
+			err_set(err, errlen, r, "rule '%s': impairment: %s", c->rules[i].name,
+				strerror(-r));
 			/* The failed flow and those after it are zeroed: done() frees nothing there. */
 			chain_unref(c);
 			return r;

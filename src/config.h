@@ -13,10 +13,12 @@
 #include <sys/un.h>
 
 #include "rule.h"
+#include "util.h"
 
 #define CONFIG_SELECTORS_MAX 64
 #define CONFIG_RULES_MAX RULES_MAX
-#define CONFIG_ERR_MAX 512
+/* config_load()'s err: the one error buffer size */
+#define CONFIG_ERR_MAX ERR_MAX
 
 struct prefix {
 	int family;		/* AF_INET or AF_INET6 */
