@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The rule chain: a contiguous, immutable array of compiled rules, tried in
- * order through an index (family, proto, ports, prefixes) that skips only
- * rules a packet cannot match.  Matching reads only struct rule_match
+ * order through an index (family, proto, ports, prefixes; chain-index.c)
+ * that skips only rules a packet cannot match.  Matching reads only struct rule_match
  * (cheapest tests first); the per-rule counters, ids and the impairment
  * state of impairing rules live in separate arrays so that the rules stay
  * read-only.
@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "chain-index.h"
 #include "chain.h"
 #include "forge.h"
 #include "tracelink.h"
@@ -53,8 +54,6 @@ struct name_ref {
 	const char *name;
 	size_t i;
 };
-
-struct chain_index;
 
 struct chain {
 	unsigned int refs;
@@ -107,462 +106,20 @@ static int check_names(struct chain *c, char *err, size_t errlen)
 	for (size_t i = 1; i < c->n; i++) {
 		if (strcmp(refs[i - 1].name, refs[i].name) != 0)
 			continue;
-		if (err && errlen)
-			snprintf(err, errlen, "rule %zu: name '%s' is already used by rule %zu",
-				 refs[i].i + 1, refs[i].name, refs[i - 1].i + 1);
-		return -EEXIST;
+		return err_set(err, errlen, -EEXIST, "rule %zu: name '%s' is already used by rule %zu",
+			       refs[i].i + 1, refs[i].name, refs[i - 1].i + 1);
 	}
 	return 0;
-}
-
-/*
- * The index.  Every rule sits in exactly one list of rule indices, kept in
- * rule order: under a key (one of its exact matches on a field that no
- * action rewrites, so the keys a packet has when it enters the chain stay
- * right to its end) or, without one, in the generic list of its family and
- * proto.  A packet gathers the lists whose key it has - four generic ones,
- * one per port kind, one per prefix length in use that its address could
- * fall in (a filter by its first bits tells which) - and tries their rules
- * merged in rule order with the full rule_match().  The
- * index only leaves out rules that fail rule_match() on family, proto,
- * address or port, before any probability= draw, so the results are the
- * linear scan's to the bit.  There is one index per direction, of the
- * rules whose direction= has it: a packet never gathers a rule of the other
- * direction (rule_match() tests the direction too, for the linear scan).
- */
-enum {
-	IX_DST = 1,		/* the preference between keys shared by as many rules */
-	IX_SRC,
-	IX_DPORT,
-	IX_SPORT,
-};
-
-#define IX_ANY 256		/* generic lists of rules without proto */
-#define IX_PROTOS 257
-#define IX_LENS 129
-/* The lists one packet can gather: 4 generic, 2 port kinds, dst and src lengths of a family. */
-#define IX_CURSORS (4 + 2 + 2 * IX_LENS)
-/*
- * From two prefix lengths in one field on, a filter picks the lengths worth
- * a lookup, by the first bits of the address that all but at most this many
- * of them cover (a short prefix or two should not make the filter useless).
- */
-#define IX_FILTER_ALWAYS 2
-#define IX_FILTER_SLOTS_MAX 65536
-
-/* Lists end with IX_END, so that merging them needs no bounds: it sorts last. */
-#define IX_END UINT32_MAX
-
-struct ix_list {
-	uint32_t start, count;	/* in order[] */
-};
-
-/* meta: kind << 24 | v6 << 16 | prefix length, or kind << 24 | proto; never 0 in use. */
-struct ix_slot {
-	uint64_t k0, k1;	/* the masked address as struct rule_prefix keeps it, or the port */
-	uint32_t meta;
-	struct ix_list l;
-};
-
-/* A prefix length in use: how to look a packet's address up. */
-struct ix_probe {
-	uint64_t m0, m1;
-	uint32_t meta;
-};
-
-/*
- * Which prefix lengths of one field can hold a packet's address, as bit
- * L - 1 for length L, so that an address far from every prefix costs one
- * load instead of a lookup per length.  By a hash of the address's first
- * bits, as many as the shortest length, or with four lengths or more the
- * third shortest (the two shorter ones are looked up for every packet); a
- * collision only costs lookups.
- */
-struct ix_filter {
-	uint64_t (*slot)[2];		/* [mask + 1] */
-	uint32_t mask;
-	unsigned int shift;		/* of the hash, for mask + 1 slots */
-	unsigned int bits;		/* how many first bits, 1..64 */
-	uint64_t keep;			/* those bits of ix_top() */
-	uint64_t always[2];		/* the lengths below them */
-};
-
-struct chain_index {
-	uint32_t *order;		/* every rule once, list after list, each ended by IX_END */
-	struct ix_slot *slots;		/* open addressing, at most half full */
-	uint32_t mask;			/* slots - 1; 0 without keyed rules */
-	unsigned int shift;		/* 64 - log2(slots): the hash's top bits pick the slot */
-	bool ports[2];			/* [sport]: some key is a dport, a sport */
-	struct chain_index_info info;
-	uint64_t lens[2][2][2];			/* [v6][src]: bit L - 1 for each length L in use */
-	struct ix_filter filter[2][2];		/* [v6][src], with two lengths or more */
-	struct ix_probe probes[2][2][IX_LENS];	/* [v6][src][L] */
-	struct ix_list generic[3][IX_PROTOS];	/* [any, ip, ip6][proto or IX_ANY] */
-};
-
-/* A key a rule could be reached through, while the index is built. */
-struct ix_cand {
-	uint64_t k0, k1;
-	uint32_t meta;
-	uint32_t rule;
-	uint32_t shared;	/* rules with this key */
-};
-
-/* Fibonacci hashing, the top bits: two multiplies; every packet costs a few. */
-static inline uint32_t ix_hash(const struct chain_index *ix, uint32_t meta, uint64_t k0,
-			       uint64_t k1)
-{
-	uint64_t h = k0 ^ (k1 * 0xc2b2ae3d27d4eb4fULL) ^ (uint64_t)meta << 32;
-
-	return (uint32_t)((h * 0x9e3779b97f4a7c15ULL) >> ix->shift);
-}
-
-static inline const struct ix_slot *ix_find(const struct chain_index *ix, uint32_t meta,
-					    uint64_t k0, uint64_t k1)
-{
-	for (uint32_t i = ix_hash(ix, meta, k0, k1);; i++) {
-		const struct ix_slot *s = &ix->slots[i & ix->mask];
-
-		if (s->meta == meta && s->k0 == k0 && s->k1 == k1)
-			return s;
-		if (!s->meta)
-			return NULL;
-	}
-}
-
-static bool ix_same_key(const struct ix_cand *x, const struct ix_cand *y)
-{
-	return x->meta == y->meta && x->k0 == y->k0 && x->k1 == y->k1;
-}
-
-/* By key, then rule: each key's rules come out in rule order. */
-static int ix_cand_cmp(const void *a, const void *b)
-{
-	const struct ix_cand *x = a, *y = b;
-
-	if (x->meta != y->meta)
-		return x->meta < y->meta ? -1 : 1;
-	if (x->k0 != y->k0)
-		return x->k0 < y->k0 ? -1 : 1;
-	if (x->k1 != y->k1)
-		return x->k1 < y->k1 ? -1 : 1;
-	return (x->rule > y->rule) - (x->rule < y->rule);
-}
-
-static void ix_prefix_mask(unsigned int len, uint64_t m[2])
-{
-	uint8_t b[16] = { 0 };
-
-	for (unsigned int i = 0; i < len / 8; i++)
-		b[i] = 0xff;
-	if (len % 8)
-		b[len / 8] = (uint8_t)(0xff00 >> (len % 8));
-	memcpy(m, b, sizeof(b));
-}
-
-/* A src or dst prefix without "!" that a key can stand for (rule_parse() makes them all so). */
-static bool ix_prefix_key(const struct rule_match *m, bool src, struct ix_cand *k)
-{
-	const struct rule_prefix *pf = src ? &m->src : &m->dst;
-	uint32_t has = src ? RULE_M_SRC : RULE_M_DST, neg = src ? RULE_M_SRC_NOT : RULE_M_DST_NOT;
-	bool v6 = m->family == AF_INET6;
-	uint64_t mk[2];
-
-	if (!(m->flags & has) || (m->flags & neg))
-		return false;
-	if ((!v6 && m->family != AF_INET) || pf->len == 0 || pf->len > (v6 ? 128 : 32))
-		return false;
-	ix_prefix_mask(pf->len, mk);
-	if (mk[0] != pf->mask[0] || mk[1] != pf->mask[1])
-		return false;
-	k->k0 = pf->addr[0] & mk[0];
-	k->k1 = pf->addr[1] & mk[1];
-	k->meta = (uint32_t)(src ? IX_SRC : IX_DST) << 24 | (uint32_t)v6 << 16 | pf->len;
-	return true;
-}
-
-/* A single port without "!", with the proto it belongs to. */
-static bool ix_port_key(const struct rule_match *m, bool sport, struct ix_cand *k)
-{
-	uint32_t has = sport ? RULE_M_SPORT : RULE_M_DPORT;
-	uint32_t neg = sport ? RULE_M_SPORT_NOT : RULE_M_DPORT_NOT;
-	uint16_t lo = sport ? m->sport_lo : m->dport_lo, hi = sport ? m->sport_hi : m->dport_hi;
-
-	if (!(m->flags & RULE_M_PROTO) || !(m->flags & has) || (m->flags & neg) || lo != hi)
-		return false;
-	k->k0 = lo;
-	k->k1 = 0;
-	k->meta = (uint32_t)(sport ? IX_SPORT : IX_DPORT) << 24 | m->proto;
-	return true;
-}
-
-static size_t ix_family(int family)
-{
-	return family == AF_INET ? 1 : family == AF_INET6 ? 2 : 0;
-}
-
-/* The keys rule i could be reached through, into k (room for 4). */
-static size_t ix_keys(const struct rule_match *m, uint32_t i, struct ix_cand *k)
-{
-	size_t nk = 0;
-
-	nk += ix_prefix_key(m, false, &k[nk]);
-	nk += ix_prefix_key(m, true, &k[nk]);
-	nk += ix_port_key(m, false, &k[nk]);
-	nk += ix_port_key(m, true, &k[nk]);
-	for (size_t j = 0; j < nk; j++)
-		k[j].rule = i;
-	return nk;
-}
-
-/* Fewer rules to try behind it, then the kind's preference. */
-static bool ix_better(const struct ix_cand *x, const struct ix_cand *y)
-{
-	return x->shared < y->shared || (x->shared == y->shared && x->meta >> 24 < y->meta >> 24);
-}
-
-#define IX_NONE UINT32_MAX
-
-static void ix_set_longest(struct chain_index *ix, size_t count)
-{
-	if (count > ix->info.longest)
-		ix->info.longest = count;
-}
-
-/* Lists of one key, from its candidates cand[a..b): only those chosen for their rule. */
-static void ix_add_key(struct chain_index *ix, const struct ix_cand *cand, size_t a, size_t b,
-		       const uint32_t *best, size_t *pos)
-{
-	const struct ix_cand *k = &cand[a];
-	struct ix_list l = { .start = (uint32_t)*pos };
-	unsigned int kind = k->meta >> 24;
-	uint32_t i;
-
-	for (size_t j = a; j < b; j++)
-		if (best[cand[j].rule] == j)
-			ix->order[(*pos)++] = cand[j].rule;
-	l.count = (uint32_t)(*pos - l.start);
-	if (!l.count)
-		return;
-	ix->order[(*pos)++] = IX_END;
-	for (i = ix_hash(ix, k->meta, k->k0, k->k1); ix->slots[i & ix->mask].meta; i++)
-		;
-	ix->slots[i & ix->mask] = (struct ix_slot){ .k0 = k->k0, .k1 = k->k1, .meta = k->meta, .l = l };
-	ix->info.keys++;
-	ix->info.keyed += l.count;
-	ix_set_longest(ix, l.count);
-	if (kind == IX_DPORT || kind == IX_SPORT) {
-		ix->ports[kind == IX_SPORT] = true;
-	} else {
-		unsigned int v6 = (k->meta >> 16) & 1, src = kind == IX_SRC, len = k->meta & 0xff;
-		uint64_t *used = &ix->lens[v6][src][(len - 1) / 64], bit = 1ULL << ((len - 1) % 64);
-		uint64_t m[2];
-
-		if (*used & bit)
-			return;
-		*used |= bit;
-		ix_prefix_mask(len, m);
-		ix->probes[v6][src][len] = (struct ix_probe){ .m0 = m[0], .m1 = m[1], .meta = k->meta };
-		ix->info.lengths++;
-	}
-}
-
-static unsigned int ix_popcount(const uint64_t m[2])
-{
-	return (unsigned int)(__builtin_popcountll(m[0]) + __builtin_popcountll(m[1]));
-}
-
-/* The first 64 bits of an address (IPv4: 32, then 0) as a number. */
-static inline uint64_t ix_top(const uint8_t *addr, bool v6)
-{
-	uint64_t hi = get_be32(addr);
-
-	return hi << 32 | (v6 ? get_be32(addr + 4) : 0);
-}
-
-static inline uint32_t ix_filter_at(const struct ix_filter *f, uint64_t top)
-{
-	return (uint32_t)(((top & f->keep) * 0x9e3779b97f4a7c15ULL) >> f->shift) & f->mask;
-}
-
-/* The address bytes of a keyed prefix, as a packet carries them. */
-static const uint8_t *ix_slot_addr(const struct ix_slot *s, uint8_t b[16])
-{
-	memcpy(b, &s->k0, 8);
-	memcpy(b + 8, &s->k1, 8);
-	return b;
-}
-
-/* The filters of the fields with two prefix lengths or more, from the keyed prefixes. */
-static int ix_filters(struct chain_index *ix)
-{
-	for (unsigned int v6 = 0; v6 < 2; v6++) {
-		for (unsigned int src = 0; src < 2; src++) {
-			struct ix_filter *f = &ix->filter[v6][src];
-			const uint64_t *lens = ix->lens[v6][src];
-			unsigned int below = 0, nlens = ix_popcount(lens), always;
-			size_t n = 0, size;
-
-			if (nlens < 2)
-				continue;
-			always = nlens - 2 < IX_FILTER_ALWAYS ? nlens - 2 : IX_FILTER_ALWAYS;
-			for (unsigned int len = 1; len < IX_LENS; len++) {
-				if (!(lens[(len - 1) / 64] & 1ULL << ((len - 1) % 64)))
-					continue;
-				if (below++ == always) {
-					f->bits = len < 64 ? len : 64;
-					break;
-				}
-			}
-			f->keep = f->bits < 64 ? ~(~0ULL >> f->bits) : ~0ULL;
-			for (uint32_t i = 0; i <= ix->mask; i++) {
-				const struct ix_slot *s = &ix->slots[i];
-
-				n += s->meta >> 24 == (src ? IX_SRC : IX_DST) &&
-				     ((s->meta >> 16) & 1) == v6 && (s->meta & 0xff) >= f->bits;
-			}
-			for (size = 64, f->shift = 64 - 6; size < 2 * n && size < IX_FILTER_SLOTS_MAX;
-			     size *= 2)
-				f->shift--;
-			f->slot = calloc(size, sizeof(*f->slot));
-			if (!f->slot)
-				return -ENOMEM;
-			f->mask = (uint32_t)(size - 1);
-		}
-	}
-	for (uint32_t i = 0; i <= ix->mask; i++) {
-		const struct ix_slot *s = &ix->slots[i];
-		unsigned int kind = s->meta >> 24, v6 = (s->meta >> 16) & 1, len = s->meta & 0xff;
-		uint64_t bit = 1ULL << ((len - 1) % 64);
-		struct ix_filter *f;
-		uint8_t b[16];
-
-		if (kind != IX_DST && kind != IX_SRC)
-			continue;
-		f = &ix->filter[v6][kind == IX_SRC];
-		if (!f->slot)
-			continue;
-		if (len < f->bits)
-			f->always[(len - 1) / 64] |= bit;
-		else
-			f->slot[ix_filter_at(f, ix_top(ix_slot_addr(s, b), v6))][(len - 1) / 64] |= bit;
-	}
-	return 0;
-}
-
-/* The index of the rules that match direction dir (enum pkt_dir). */
-static int ix_build(struct chain *c, unsigned int dir)
-{
-	_cleanup_(freep) struct ix_cand *cand = NULL;
-	_cleanup_(freep) uint32_t *best = NULL;
-	struct chain_index *ix;
-	size_t n = c->n, nc = 0, pos = 0, nkeys = 0, size;
-
-	ix = calloc(1, sizeof(*ix));
-	if (!ix)
-		return -ENOMEM;
-	c->ix[dir] = ix;
-	/* Each rule once, and an IX_END after each list: at most one per rule. */
-	ix->order = calloc(2 * n + 1, sizeof(*ix->order));
-	cand = calloc(n ? 4 * n : 1, sizeof(*cand));
-	best = malloc((n ? n : 1) * sizeof(*best));
-	if (!ix->order || !cand || !best)
-		return -ENOMEM;
-
-	for (size_t i = 0; i < n; i++) {
-		best[i] = IX_NONE;
-		if (rule_dir_mask(&c->rules[i]) & (1u << dir))
-			nc += ix_keys(&c->rules[i].m, (uint32_t)i, &cand[nc]);
-	}
-	qsort(cand, nc, sizeof(*cand), ix_cand_cmp);
-	for (size_t a = 0, b; a < nc; a = b) {
-		for (b = a + 1; b < nc && ix_same_key(&cand[a], &cand[b]); b++)
-			;
-		for (size_t j = a; j < b; j++)
-			cand[j].shared = (uint32_t)(b - a);
-	}
-	for (size_t j = 0; j < nc; j++) {
-		uint32_t *bj = &best[cand[j].rule];
-
-		if (*bj == IX_NONE || ix_better(&cand[j], &cand[*bj]))
-			*bj = (uint32_t)j;
-	}
-
-	/* Generic rules first, each list in rule order. */
-	for (size_t i = 0; i < n; i++) {
-		const struct rule_match *m = &c->rules[i].m;
-
-		if (best[i] == IX_NONE && (rule_dir_mask(&c->rules[i]) & (1u << dir)))
-			ix->generic[ix_family(m->family)][m->flags & RULE_M_PROTO ? m->proto : IX_ANY]
-				.count++;
-	}
-	for (size_t f = 0; f < 3; f++) {
-		for (size_t pr = 0; pr < IX_PROTOS; pr++) {
-			struct ix_list *l = &ix->generic[f][pr];
-
-			l->start = (uint32_t)pos;
-			pos += l->count ? l->count + 1 : 0;
-			ix->info.generic += l->count;
-			ix_set_longest(ix, l->count);
-			l->count = 0;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct rule_match *m = &c->rules[i].m;
-		struct ix_list *l;
-
-		if (best[i] != IX_NONE || !(rule_dir_mask(&c->rules[i]) & (1u << dir)))
-			continue;
-		l = &ix->generic[ix_family(m->family)][m->flags & RULE_M_PROTO ? m->proto : IX_ANY];
-		ix->order[l->start + l->count++] = (uint32_t)i;
-		ix->order[l->start + l->count] = IX_END;
-	}
-
-	/* Then one list per key some rule chose, in a table at most half full. */
-	for (size_t a = 0, b; a < nc; a = b) {
-		bool chosen = false;
-
-		for (b = a; b < nc && ix_same_key(&cand[a], &cand[b]); b++)
-			chosen |= best[cand[b].rule] == b;
-		nkeys += chosen;
-	}
-	if (!nkeys)
-		return 0;
-	for (size = 16, ix->shift = 64 - 4; size < 2 * nkeys; size *= 2)
-		ix->shift--;
-	ix->slots = calloc(size, sizeof(*ix->slots));
-	if (!ix->slots)
-		return -ENOMEM;
-	ix->mask = (uint32_t)(size - 1);
-	for (size_t a = 0, b; a < nc; a = b) {
-		for (b = a + 1; b < nc && ix_same_key(&cand[a], &cand[b]); b++)
-			;
-		ix_add_key(ix, cand, a, b, best, &pos);
-	}
-	return ix_filters(ix);
-}
-
-static struct chain_index *ix_free(struct chain_index *ix)
-{
-	if (ix) {
-		for (size_t v6 = 0; v6 < 2; v6++)
-			for (size_t src = 0; src < 2; src++)
-				free(ix->filter[v6][src].slot);
-		free(ix->slots);
-		free(ix->order);
-		free(ix);
-	}
-	return NULL;
 }
 
 void chain_index_info(const struct chain *c, struct chain_index_info *ret)
 {
-	*ret = c->ix[PKT_DIR_OUT]->info;
+	*ret = *chain_index_get_info(c->ix[PKT_DIR_OUT]);
 }
 
 void chain_index_info_dir(const struct chain *c, unsigned int dir, struct chain_index_info *ret)
 {
-	*ret = c->ix[dir == PKT_DIR_IN]->info;
+	*ret = *chain_index_get_info(c->ix[dir == PKT_DIR_IN]);
 }
 
 void chain_set_linear(struct chain *c, bool linear)
@@ -616,7 +173,7 @@ static int flow_link(struct impair_flow *f, const struct rule_impair *cfg, const
 						TL_CODEL_INTERVAL_US) * 1000,
 	};
 	struct tl_trace tr;
-	char msg[256];
+	char msg[ERR_MAX];
 	int r;
 
 	if (have) {
@@ -627,11 +184,8 @@ static int flow_link(struct impair_flow *f, const struct rule_impair *cfg, const
 	}
 	if (r == -ENOMEM)
 		return r;
-	if (r < 0) {
-		if (err && errlen)
-			snprintf(err, errlen, "rule '%s': rate: trace %s", name, msg);
-		return -EBADMSG;
-	}
+	if (r < 0)
+		return err_set(err, errlen, -EBADMSG, "rule '%s': rate: trace %s", name, msg);
 	f->link = malloc(sizeof(*f->link));
 	if (!f->link) {
 		tl_trace_free(&tr);
@@ -671,18 +225,11 @@ int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
 	struct timespec ts;
 	int r;
 
-	if (n > CHAIN_RULES_MAX) {
-		if (err && errlen)
-			snprintf(err, errlen, "%zu rules, at most %d", n, CHAIN_RULES_MAX);
-		return -E2BIG;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!rules[i]) {
-			if (err && errlen)
-				snprintf(err, errlen, "rule %zu missing", i + 1);
-			return -EINVAL;
-		}
-	}
+	if (n > CHAIN_RULES_MAX)
+		return err_set(err, errlen, -E2BIG, "%zu rules, at most %d", n, CHAIN_RULES_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!rules[i])
+			return err_set(err, errlen, -EINVAL, "rule %zu missing", i + 1);
 
 	c = calloc(1, sizeof(*c) + n * sizeof(struct rule));
 	if (!c)
@@ -714,9 +261,9 @@ int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
 		chain_unref(c);
 		return r;
 	}
-	r = ix_build(c, PKT_DIR_OUT);
+	r = chain_index_new(c->rules, c->n, PKT_DIR_OUT, &c->ix[PKT_DIR_OUT]);
 	if (r == 0)
-		r = ix_build(c, PKT_DIR_IN);
+		r = chain_index_new(c->rules, c->n, PKT_DIR_IN, &c->ix[PKT_DIR_IN]);
 	if (r < 0) {
 		chain_unref(c);
 		return r;
@@ -742,9 +289,8 @@ int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
 			return -EINVAL;
 		}
 		if (r < 0) {
-			if (err && errlen)
-				snprintf(err, errlen, "rule '%s': impairment: %s", c->rules[i].name,
-					 strerror(-r));
+			err_set(err, errlen, r, "rule '%s': impairment: %s", c->rules[i].name,
+				strerror(-r));
 			/* The failed flow and those after it are zeroed: done() frees nothing there. */
 			chain_unref(c);
 			return r;
@@ -773,8 +319,8 @@ struct chain *chain_unref(struct chain *c)
 	for (size_t k = 0; c->flows && k < c->nflows; k++)
 		impair_flow_done(&c->flows[k]);
 	free(c->flows);
-	ix_free(c->ix[PKT_DIR_OUT]);
-	ix_free(c->ix[PKT_DIR_IN]);
+	chain_index_free(c->ix[PKT_DIR_OUT]);
+	chain_index_free(c->ix[PKT_DIR_IN]);
 	for (size_t i = 0; i < c->n; i++)
 		rule_unref_tables(&c->rules[i]);
 	free(c->names);
@@ -940,28 +486,6 @@ static inline bool in_range(unsigned int v, unsigned int lo, unsigned int hi)
 	return v - lo <= hi - lo;
 }
 
-/*
- * An address as the two words struct rule_prefix keeps (memory order, an
- * IPv4 address in the first 4 bytes).  Loaded whole: a 4-byte copy into a
- * zeroed word read back at once stalls the store forwarding.
- */
-static inline void addr_words(const uint8_t *addr, int family, uint64_t a[2])
-{
-	if (family == AF_INET) {
-		uint32_t x;
-
-		memcpy(&x, addr, 4);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		a[0] = x;
-#else
-		a[0] = (uint64_t)x << 32;
-#endif
-		a[1] = 0;
-		return;
-	}
-	memcpy(&a[0], addr, 8);
-	memcpy(&a[1], addr + 8, 8);
-}
 
 static inline bool prefix_match(const struct rule_prefix *pf, const uint8_t *addr, int family)
 {
@@ -971,10 +495,6 @@ static inline bool prefix_match(const struct rule_prefix *pf, const uint8_t *add
 	return (((a[0] ^ pf->addr[0]) & pf->mask[0]) | ((a[1] ^ pf->addr[1]) & pf->mask[1])) == 0;
 }
 
-static inline bool l4_usable(const struct pkt *p)
-{
-	return p->l4_complete && (!p->fragment || p->first_fragment);
-}
 
 /*
  * A negated match (!) is still a match on the field, so a packet without an
@@ -1364,82 +884,6 @@ static inline bool rule_hit(struct chain *c, uint32_t i, struct pkt *p, struct p
 	return false;
 }
 
-/* The head of each list being merged. */
-static inline void ix_take(const struct chain_index *ix, struct ix_list l, const uint32_t **cur,
-			   size_t *k)
-{
-	if (l.count)
-		cur[(*k)++] = ix->order + l.start;
-}
-
-/*
- * The lists of the rules p could match, into cur (room for IX_CURSORS).
- * Only fields that no action rewrites are looked at: addresses, proto,
- * ports.
- */
-static size_t ix_gather(const struct chain_index *ix, const struct pkt *p, const uint32_t **cur)
-{
-	const struct ix_slot *s;
-	unsigned int v6 = p->family == AF_INET6, pr = p->l4proto;
-	size_t k = 0;
-
-	ix_take(ix, ix->generic[0][IX_ANY], cur, &k);
-	ix_take(ix, ix->generic[0][pr], cur, &k);
-	ix_take(ix, ix->generic[1 + v6][IX_ANY], cur, &k);
-	ix_take(ix, ix->generic[1 + v6][pr], cur, &k);
-	if (!ix->mask)
-		return k;
-	if (l4_usable(p)) {
-		if (ix->ports[0] && (s = ix_find(ix, (uint32_t)IX_DPORT << 24 | pr, p->dport, 0)))
-			ix_take(ix, s->l, cur, &k);
-		if (ix->ports[1] && (s = ix_find(ix, (uint32_t)IX_SPORT << 24 | pr, p->sport, 0)))
-			ix_take(ix, s->l, cur, &k);
-	}
-	for (unsigned int src = 0; src < 2; src++) {
-		const struct ix_filter *f = &ix->filter[v6][src];
-		const uint8_t *addr;
-		uint64_t a[2], m[2] = { ix->lens[v6][src][0], ix->lens[v6][src][1] };
-
-		if (!(m[0] | m[1]))
-			continue;
-		addr = src ? pkt_saddr(p) : pkt_daddr(p);
-		if (f->slot) {
-			const uint64_t *w = f->slot[ix_filter_at(f, ix_top(addr, v6))];
-
-			m[0] = f->always[0] | w[0];
-			m[1] = f->always[1] | w[1];
-		}
-		addr_words(addr, p->family, a);
-		for (unsigned int w = 0; w < 2; w++) {
-			for (; m[w]; m[w] &= m[w] - 1) {
-				unsigned int len = 64 * w + (unsigned int)__builtin_ctzll(m[w]) + 1;
-				const struct ix_probe *pb = &ix->probes[v6][src][len];
-
-				s = ix_find(ix, pb->meta, a[0] & pb->m0, a[1] & pb->m1);
-				if (s)
-					ix_take(ix, s->l, cur, &k);
-			}
-		}
-	}
-	return k;
-}
-
-/* The lowest head of the k lists, which moves on; IX_END when all are done. */
-static inline uint32_t ix_next(const uint32_t **cur, size_t k)
-{
-	uint32_t i = *cur[0];
-	size_t j = 0;
-
-	for (size_t t = 1; t < k; t++) {
-		if (*cur[t] < i) {
-			i = *cur[t];
-			j = t;
-		}
-	}
-	if (i != IX_END)
-		cur[j]++;
-	return i;
-}
 
 enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *forged,
 				    uint64_t now_ns, struct chain_trace *trace,
@@ -1467,7 +911,7 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 	}
 
 	/* Merge the lists (each in rule order): the lowest head next, until all are at IX_END. */
-	k = ix_gather(c->ix[p->dir == PKT_DIR_IN], p, cur);
+	k = chain_index_gather(c->ix[p->dir == PKT_DIR_IN], p, cur);
 	if (!k)
 		return CHAIN_ACCEPT;
 	while ((i = ix_next(cur, k)) != IX_END)
@@ -1514,7 +958,7 @@ bool chain_gso_whole(const struct chain *c, const struct pkt *p)
 				return r > 0;
 		return true;
 	}
-	k = ix_gather(c->ix[p->dir == PKT_DIR_IN], p, cur);
+	k = chain_index_gather(c->ix[p->dir == PKT_DIR_IN], p, cur);
 	if (!k)
 		return true;
 	while ((i = ix_next(cur, k)) != IX_END)

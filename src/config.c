@@ -383,7 +383,31 @@ struct state {
 	const config_setting_t *inbound;	/* inbound.interfaces, checked against tun.name */
 };
 
-static bool config_key_known(const char *section, const char *name);
+/*
+ * A key of ipmodd.conf(5), one row of config_keys[] (at the end of this
+ * file): how it parses, its range, and how a reload treats it.
+ */
+struct config_key {
+	const char *name;	/* as in ipmodd.conf(5): "section.key" or "key" */
+	int (*parse)(const struct ctx *c, const config_setting_t *s, struct state *st,
+		     const struct config_key *k);
+	long long min, max;	/* an integer key's range */
+	/* parse_bool(), parse_words(), parse_enum(): the field in struct config */
+	size_t offset;
+	/* parse_words(): false, true; parse_enum(): the enum's values in order */
+	const char *const *words;
+	size_t n_words;
+	/*
+	 * Read at the start only: a reload that changes it (equal() false)
+	 * says so (config_restart_changes()).  Otherwise the reload applies
+	 * it and equal is NULL.
+	 */
+	bool restart;
+	bool (*equal)(const struct config *a, const struct config *b);
+};
+
+static const struct config_key *config_key_find(const char *section, const char *name);
+static bool config_section_known(const char *section);
 
 static int unknown_key(const struct ctx *c, const config_setting_t *g, const config_setting_t *s)
 {
@@ -393,58 +417,125 @@ static int unknown_key(const struct ctx *c, const config_setting_t *g, const con
 	return fail(c, s, -EINVAL, "unknown key '%s' in %s", config_setting_name(s), path);
 }
 
-static int parse_tun(const struct ctx *c, const config_setting_t *g, struct state *st)
+/* A group's keys, each parsed by its row; a key without one is unknown. */
+static int parse_group(const struct ctx *c, const config_setting_t *g, struct state *st)
 {
-	struct config *cfg = st->cfg;
+	const char *section = config_setting_name(g);
 
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *s = config_setting_get_elem(g, i);
-		const char *name = config_setting_name(s);
-		const char *str = NULL;
-		long long v = 0;
+		const struct config_key *k = config_key_find(section, config_setting_name(s));
 		int r;
 
-		if (!config_key_known("tun", name))
+		if (!k)
 			return unknown_key(c, g, s);
-		if (strcmp(name, "name") == 0) {
-			r = get_string(c, s, &str);
-			if (r < 0)
-				return r;
-			if (!ifname_valid(str))
-				return fail(c, s, -EINVAL,
-					    "tun.name: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
-					    Q(str), IFNAMSIZ - 1);
-			strcpy(cfg->tun_name, str);
-		} else if (strcmp(name, "mtu") == 0) {
-			r = get_int(c, s, MTU_MIN, MTU_MAX, &v);
-			if (r < 0)
-				return r;
-			cfg->mtu = v;
-			st->mtu = s;
-		} else if (strcmp(name, "offload") == 0) {
-			if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-				return fail_type(c, s, "a boolean (true or false)");
-			cfg->offload = config_setting_get_bool(s);
-		} else if (strcmp(name, "queues") == 0) {
-			if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-				r = get_string(c, s, &str);
-				if (r < 0)
-					return r;
-				if (strcmp(str, "auto") != 0)
-					return fail(c, s, -EINVAL,
-						    "tun.queues: \"%s\" is neither a number (1..%d) nor \"auto\"",
-						    Q(str), CONFIG_QUEUES_MAX);
-				cfg->queues = 0;
-				continue;
-			}
-			r = get_int(c, s, 1, CONFIG_QUEUES_MAX, &v);
-			if (r < 0)
-				return r;
-			cfg->queues = v;
-		} else {
-			return unknown_key(c, g, s);
-		}
+		r = k->parse(c, s, st, k);
+		if (r < 0)
+			return r;
 	}
+	return 0;
+}
+
+/* true or false, into the bool at k->offset of the config. */
+static int parse_bool(const struct ctx *c, const config_setting_t *s, struct state *st,
+		      const struct config_key *k)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return fail_type(c, s, "a boolean (true or false)");
+	*(bool *)((char *)st->cfg + k->offset) = config_setting_get_bool(s);
+	return 0;
+}
+
+/* One of two words (k->words): the second sets the bool at k->offset. */
+static int parse_words(const struct ctx *c, const config_setting_t *s, struct state *st,
+		       const struct config_key *k)
+{
+	const char *str = NULL;
+	int r;
+
+	r = get_string(c, s, &str);
+	if (r >= 0 && strcmp(str, k->words[0]) != 0 && strcmp(str, k->words[1]) != 0)
+		r = fail(c, s, -EINVAL, "%s: \"%s\": expected \"%s\" or \"%s\"", k->name, Q(str),
+			 k->words[0], k->words[1]);
+	if (r >= 0)
+		*(bool *)((char *)st->cfg + k->offset) = strcmp(str, k->words[1]) == 0;
+	return r;
+}
+
+_Static_assert(sizeof(enum reinject_mode) == sizeof(unsigned int) &&
+	       sizeof(enum fastpath_mode) == sizeof(unsigned int), "parse_enum() stores an enum");
+
+/* One of k->words, its index into the enum at k->offset. */
+static int parse_enum(const struct ctx *c, const config_setting_t *s, struct state *st,
+		      const struct config_key *k)
+{
+	unsigned int v;
+	size_t i = 0;
+	int r;
+
+	r = get_choice(c, s, k->name, k->words, k->n_words, &i);
+	if (r >= 0) {
+		v = (unsigned int)i;
+		memcpy((char *)st->cfg + k->offset, &v, sizeof(v));
+	}
+	return r;
+}
+
+/* --- tun -------------------------------------------------------------------- */
+
+static int parse_tun_name(const struct ctx *c, const config_setting_t *s, struct state *st,
+			  const struct config_key *k)
+{
+	const char *str = NULL;
+	int r;
+
+	r = get_string(c, s, &str);
+	if (r < 0)
+		return r;
+	if (!ifname_valid(str))
+		return fail(c, s, -EINVAL,
+			    "tun.name: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
+			    Q(str), IFNAMSIZ - 1);
+	strcpy(st->cfg->tun_name, str);
+	return 0;
+}
+
+static int parse_mtu(const struct ctx *c, const config_setting_t *s, struct state *st,
+		     const struct config_key *k)
+{
+	long long v = 0;
+	int r;
+
+	r = get_int(c, s, k->min, k->max, &v);
+	if (r < 0)
+		return r;
+	st->cfg->mtu = v;
+	st->mtu = s;
+	return 0;
+}
+
+static int parse_queues(const struct ctx *c, const config_setting_t *s, struct state *st,
+			const struct config_key *k)
+{
+	const char *str = NULL;
+	long long v = 0;
+	int r;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		r = get_string(c, s, &str);
+		if (r < 0)
+			return r;
+		if (strcmp(str, "auto") != 0)
+			return fail(c, s, -EINVAL,
+				    "tun.queues: \"%s\" is neither a number (%lld..%lld) nor \"auto\"",
+				    Q(str), k->min, k->max);
+		st->cfg->queues = 0;
+		return 0;
+	}
+	r = get_int(c, s, k->min, k->max, &v);
+	if (r < 0)
+		return r;
+	st->cfg->queues = v;
 	return 0;
 }
 
@@ -681,8 +772,10 @@ static int parse_selectors(const struct ctx *c, const config_setting_t *s,
 	return 0;
 }
 
-static int parse_families(const struct ctx *c, const config_setting_t *s, struct config *cfg)
+static int parse_families(const struct ctx *c, const config_setting_t *s, struct state *st,
+			  const struct config_key *k)
 {
+	struct config *cfg = st->cfg;
 	bool seen[2] = {};
 
 	cfg->families_line = config_setting_source_line(s);
@@ -721,138 +814,95 @@ static int parse_families(const struct ctx *c, const config_setting_t *s, struct
 	return 0;
 }
 
-static int parse_reinject(const struct ctx *c, const config_setting_t *s, struct config *cfg)
-{
-	static const char *const modes[] = {
-		[REINJECT_AUTO] = "auto",
-		[REINJECT_BPF] = "bpf",
-		[REINJECT_FORWARD] = "forward",
-	};
-	size_t i;
-	int r;
-
-	r = get_choice(c, s, "routing.reinject", modes, ARRAY_SIZE(modes), &i);
-	if (r >= 0)
-		cfg->reinject = i;
-	return r;
-}
-
 /*
  * inbound = { interfaces = [ "eth0", ... ]; }: at most CONFIG_INBOUND_MAX
  * distinct valid interface names, none of them the tun.
  */
-static int parse_inbound(const struct ctx *c, const config_setting_t *g, struct state *st)
+static int parse_inbound_interfaces(const struct ctx *c, const config_setting_t *s,
+				    struct state *st, const struct config_key *k)
 {
 	struct config *cfg = st->cfg;
 
-	for (int i = 0; i < config_setting_length(g); i++) {
-		const config_setting_t *s = config_setting_get_elem(g, i);
-		const char *name = config_setting_name(s);
-
-		if (!config_key_known("inbound", name))
-			return unknown_key(c, g, s);
-		/* interfaces, the only key */
-		if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
-			return fail_type(c, s, "a list of interface names [ \"eth0\", ... ]");
-		if (config_setting_length(s) > CONFIG_INBOUND_MAX)
-			return fail(c, s, -E2BIG, "inbound.interfaces: %d interfaces, at most %d",
-				    config_setting_length(s), CONFIG_INBOUND_MAX);
-		cfg->n_inbound = 0;
-		st->inbound = s;
-		for (int k = 0; k < config_setting_length(s); k++) {
-			const config_setting_t *e = config_setting_get_elem(s, k);
-			const char *str = NULL;
-			int r;
-
-			r = get_string(c, e, &str);
-			if (r < 0)
-				return r;
-			if (!ifname_valid(str))
-				return fail(c, e, -EINVAL,
-					    "inbound.interfaces: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
-					    Q(str), IFNAMSIZ - 1);
-			for (unsigned int j = 0; j < cfg->n_inbound; j++)
-				if (strcmp(cfg->inbound_ifnames[j], str) == 0)
-					return fail(c, e, -EINVAL,
-						    "inbound.interfaces: \"%s\" is listed twice", str);
-			strcpy(cfg->inbound_ifnames[cfg->n_inbound++], str);
-		}
-	}
-	return 0;
-}
-
-static int parse_routing(const struct ctx *c, const config_setting_t *g, struct state *st)
-{
-	struct config *cfg = st->cfg;
-
-	for (int i = 0; i < config_setting_length(g); i++) {
-		const config_setting_t *s = config_setting_get_elem(g, i);
-		const char *name = config_setting_name(s);
-		long long v = 0;
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
+		return fail_type(c, s, "a list of interface names [ \"eth0\", ... ]");
+	if (config_setting_length(s) > CONFIG_INBOUND_MAX)
+		return fail(c, s, -E2BIG, "inbound.interfaces: %d interfaces, at most %d",
+			    config_setting_length(s), CONFIG_INBOUND_MAX);
+	cfg->n_inbound = 0;
+	st->inbound = s;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *str = NULL;
 		int r;
 
-		if (!config_key_known("routing", name))
-			return unknown_key(c, g, s);
-		if (strcmp(name, "table") == 0) {
-			r = get_int(c, s, 1, TABLE_MAX, &v);
-			if (r >= 0 && v >= 253 && v <= 255)
-				r = fail(c, s, -EINVAL, "routing.table: %lld is reserved (%s)", v,
-					 v == 253 ? "default" : v == 254 ? "main" : "local");
-			cfg->table = v;
-		} else if (strcmp(name, "priority") == 0) {
-			r = get_int(c, s, PRIORITY_MIN, PRIORITY_MAX, &v);
-			cfg->priority = v;
-		} else if (strcmp(name, "families") == 0) {
-			r = parse_families(c, s, cfg);
-		} else if (strcmp(name, "reinject") == 0) {
-			r = parse_reinject(c, s, cfg);
-		} else if (strcmp(name, "divert") == 0) {
-			r = parse_selectors(c, s, &cfg->divert, &cfg->n_divert);
-		} else if (strcmp(name, "exclude") == 0) {
-			r = parse_selectors(c, s, &cfg->exclude, &cfg->n_exclude);
-		} else if (strcmp(name, "failure") == 0) {
-			const char *str = NULL;
-
-			r = get_string(c, s, &str);
-			if (r >= 0 && strcmp(str, "open") != 0 && strcmp(str, "closed") != 0)
-				r = fail(c, s, -EINVAL,
-					 "routing.failure: \"%s\": expected \"open\" or \"closed\"",
-					 Q(str));
-			if (r >= 0)
-				cfg->fail_closed = strcmp(str, "closed") == 0;
-		} else if (strcmp(name, "stall-timeout") == 0) {
-			r = get_int(c, s, 0, STALL_TIMEOUT_MAX, &v);
-			if (r >= 0 && v > 0 && v < STALL_TIMEOUT_MIN)
-				r = fail(c, s, -EINVAL,
-					 "routing.stall-timeout: %lld ms is too short (0 or %d..%d)", v,
-					 STALL_TIMEOUT_MIN, STALL_TIMEOUT_MAX);
-			cfg->stall_timeout_ms = (uint32_t)v;
-		} else if (strcmp(name, "rp-filter") == 0) {
-			const char *str = NULL;
-
-			r = get_string(c, s, &str);
-			if (r >= 0 && strcmp(str, "loose") != 0 && strcmp(str, "keep") != 0)
-				r = fail(c, s, -EINVAL,
-					 "routing.rp-filter: \"%s\": expected \"loose\" or \"keep\"",
-					 Q(str));
-			if (r >= 0)
-				cfg->rp_filter_keep = strcmp(str, "keep") == 0;
-		} else if (strcmp(name, "self-check") == 0) {
-			r = 0;
-			if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-				r = fail_type(c, s, "a boolean (true or false)");
-			else
-				cfg->self_check = config_setting_get_bool(s);
-		} else {
-			return unknown_key(c, g, s);
-		}
+		r = get_string(c, e, &str);
 		if (r < 0)
 			return r;
+		if (!ifname_valid(str))
+			return fail(c, e, -EINVAL,
+				    "inbound.interfaces: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
+				    Q(str), IFNAMSIZ - 1);
+		for (unsigned int j = 0; j < cfg->n_inbound; j++)
+			if (strcmp(cfg->inbound_ifnames[j], str) == 0)
+				return fail(c, e, -EINVAL,
+					    "inbound.interfaces: \"%s\" is listed twice", str);
+		strcpy(cfg->inbound_ifnames[cfg->n_inbound++], str);
 	}
 	return 0;
 }
 
-/* --- control, fastpath ------------------------------------------------------ */
+static int parse_table(const struct ctx *c, const config_setting_t *s, struct state *st,
+		       const struct config_key *k)
+{
+	long long v = 0;
+	int r;
+
+	r = get_int(c, s, k->min, k->max, &v);
+	if (r >= 0 && v >= 253 && v <= 255)
+		r = fail(c, s, -EINVAL, "routing.table: %lld is reserved (%s)", v,
+			 v == 253 ? "default" : v == 254 ? "main" : "local");
+	st->cfg->table = v;
+	return r;
+}
+
+static int parse_priority(const struct ctx *c, const config_setting_t *s, struct state *st,
+			  const struct config_key *k)
+{
+	long long v = 0;
+	int r;
+
+	r = get_int(c, s, k->min, k->max, &v);
+	st->cfg->priority = v;
+	return r;
+}
+
+static int parse_divert(const struct ctx *c, const config_setting_t *s, struct state *st,
+			const struct config_key *k)
+{
+	return parse_selectors(c, s, &st->cfg->divert, &st->cfg->n_divert);
+}
+
+static int parse_exclude(const struct ctx *c, const config_setting_t *s, struct state *st,
+			 const struct config_key *k)
+{
+	return parse_selectors(c, s, &st->cfg->exclude, &st->cfg->n_exclude);
+}
+
+static int parse_stall_timeout(const struct ctx *c, const config_setting_t *s, struct state *st,
+			       const struct config_key *k)
+{
+	long long v = 0;
+	int r;
+
+	r = get_int(c, s, k->min, k->max, &v);
+	if (r >= 0 && v > 0 && v < STALL_TIMEOUT_MIN)
+		r = fail(c, s, -EINVAL, "routing.stall-timeout: %lld ms is too short (0 or %d..%d)",
+			 v, STALL_TIMEOUT_MIN, STALL_TIMEOUT_MAX);
+	st->cfg->stall_timeout_ms = (uint32_t)v;
+	return r;
+}
+
+/* --- control ---------------------------------------------------------------- */
 
 static bool group_name_valid(const char *s)
 {
@@ -866,101 +916,79 @@ static bool group_name_valid(const char *s)
 	return true;
 }
 
-static int parse_control(const struct ctx *c, const config_setting_t *g, struct state *st)
+static int parse_control_socket(const struct ctx *c, const config_setting_t *s,
+				struct state *st, const struct config_key *k)
 {
 	struct config *cfg = st->cfg;
+	const char *str = NULL;
+	int r;
 
-	for (int i = 0; i < config_setting_length(g); i++) {
-		const config_setting_t *s = config_setting_get_elem(g, i);
-		const char *name = config_setting_name(s);
-		const char *str = NULL;
-		int r;
-
-		if (!config_key_known("control", name))
-			return unknown_key(c, g, s);
-		if (strcmp(name, "socket") == 0) {
-			r = get_string(c, s, &str);
-			if (r < 0)
-				return r;
-			if (str[0] != '/')
-				return fail(c, s, -EINVAL, "control.socket: \"%s\" is not an absolute path",
-					    Q(str));
-			if (strlen(str) >= sizeof(cfg->control_socket))
-				return fail(c, s, -ENAMETOOLONG,
-					    "control.socket: path is longer than %zu characters",
-					    sizeof(cfg->control_socket) - 1);
-			if (str[strlen(str) - 1] == '/')
-				return fail(c, s, -EINVAL, "control.socket: \"%s\" names a directory",
-					    Q(str));
-			strcpy(cfg->control_socket, str);
-		} else if (strcmp(name, "group") == 0) {
-			r = get_string(c, s, &str);
-			if (r < 0)
-				return r;
-			if (strlen(str) >= sizeof(cfg->control_group))
-				return fail(c, s, -ENAMETOOLONG,
-					    "control.group: name is longer than %zu characters",
-					    sizeof(cfg->control_group) - 1);
-			if (str[0] != '\0' && !group_name_valid(str))
-				return fail(c, s, -EINVAL, "control.group: \"%s\" is not a valid group name",
-					    Q(str));
-			strcpy(cfg->control_group, str);
-		} else if (strcmp(name, "mode") == 0) {
-			r = get_string(c, s, &str);
-			if (r < 0)
-				return r;
-			/* Who may connect; changes still need root or the group. */
-			if (strcmp(str, "0600") == 0)
-				cfg->control_mode = 0600;
-			else if (strcmp(str, "0660") == 0)
-				cfg->control_mode = 0660;
-			else if (strcmp(str, "0666") == 0)
-				cfg->control_mode = 0666;
-			else
-				return fail(c, s, -EINVAL,
-					    "control.mode: \"%s\": expected \"0600\", \"0660\" or \"0666\"",
-					    Q(str));
-		} else {
-			return unknown_key(c, g, s);
-		}
-	}
+	r = get_string(c, s, &str);
+	if (r < 0)
+		return r;
+	if (str[0] != '/')
+		return fail(c, s, -EINVAL, "control.socket: \"%s\" is not an absolute path", Q(str));
+	if (strlen(str) >= sizeof(cfg->control_socket))
+		return fail(c, s, -ENAMETOOLONG, "control.socket: path is longer than %zu characters",
+			    sizeof(cfg->control_socket) - 1);
+	if (str[strlen(str) - 1] == '/')
+		return fail(c, s, -EINVAL, "control.socket: \"%s\" names a directory", Q(str));
+	strcpy(cfg->control_socket, str);
 	return 0;
 }
 
-static int parse_fastpath(const struct ctx *c, const config_setting_t *s, struct state *st)
+static int parse_control_group(const struct ctx *c, const config_setting_t *s,
+			       struct state *st, const struct config_key *k)
 {
-	static const char *const modes[] = {
-		[FASTPATH_OFF] = "off",
-		[FASTPATH_AUTO] = "auto",
-		[FASTPATH_ON] = "on",
-	};
-	size_t i;
+	struct config *cfg = st->cfg;
+	const char *str = NULL;
 	int r;
 
-	r = get_choice(c, s, "fastpath", modes, ARRAY_SIZE(modes), &i);
-	if (r >= 0)
-		st->cfg->fastpath = i;
-	return r;
+	r = get_string(c, s, &str);
+	if (r < 0)
+		return r;
+	if (strlen(str) >= sizeof(cfg->control_group))
+		return fail(c, s, -ENAMETOOLONG, "control.group: name is longer than %zu characters",
+			    sizeof(cfg->control_group) - 1);
+	if (str[0] != '\0' && !group_name_valid(str))
+		return fail(c, s, -EINVAL, "control.group: \"%s\" is not a valid group name", Q(str));
+	strcpy(cfg->control_group, str);
+	return 0;
 }
 
-static int parse_impairment(const struct ctx *c, const config_setting_t *g, struct state *st)
+static int parse_control_mode(const struct ctx *c, const config_setting_t *s,
+			      struct state *st, const struct config_key *k)
 {
-	for (int i = 0; i < config_setting_length(g); i++) {
-		const config_setting_t *s = config_setting_get_elem(g, i);
-		const char *name = config_setting_name(s);
-		long long v = 0;
-		int r;
+	const char *str = NULL;
+	int r;
 
-		if (!config_key_known("impairment", name))
-			return unknown_key(c, g, s);
-		if (strcmp(name, "seed") == 0) {
-			r = get_int(c, s, 0, INT64_MAX, &v);
-			if (r < 0)
-				return r;
-			st->cfg->seeded = true;
-			st->cfg->seed = (uint64_t)v;
-		}
-	}
+	r = get_string(c, s, &str);
+	if (r < 0)
+		return r;
+	/* Who may connect; changes still need root or the group. */
+	if (strcmp(str, "0600") == 0)
+		st->cfg->control_mode = 0600;
+	else if (strcmp(str, "0660") == 0)
+		st->cfg->control_mode = 0660;
+	else if (strcmp(str, "0666") == 0)
+		st->cfg->control_mode = 0666;
+	else
+		return fail(c, s, -EINVAL,
+			    "control.mode: \"%s\": expected \"0600\", \"0660\" or \"0666\"", Q(str));
+	return 0;
+}
+
+static int parse_seed(const struct ctx *c, const config_setting_t *s, struct state *st,
+		      const struct config_key *k)
+{
+	long long v = 0;
+	int r;
+
+	r = get_int(c, s, k->min, k->max, &v);
+	if (r < 0)
+		return r;
+	st->cfg->seeded = true;
+	st->cfg->seed = (uint64_t)v;
 	return 0;
 }
 
@@ -1148,7 +1176,8 @@ static int check_rule_names(const struct ctx *c, const config_setting_t *list, s
 			 first->line);
 }
 
-static int parse_rules(const struct ctx *c, const config_setting_t *s, struct state *st)
+static int parse_rules(const struct ctx *c, const config_setting_t *s, struct state *st,
+		       const struct config_key *k)
 {
 	struct config *cfg = st->cfg;
 	int n, r;
@@ -1329,37 +1358,26 @@ static void config_freep(struct config **cfg)
 	config_free(*cfg);
 }
 
+/* Each top-level key by its row, each group's keys by theirs (parse_group()). */
 static int parse_root(const struct ctx *c, const config_setting_t *root, struct config *cfg)
 {
-	static const struct {
-		const char *name;
-		int (*parse)(const struct ctx *c, const config_setting_t *s, struct state *st);
-		bool group;
-	} keys[] = {
-		{ "tun", parse_tun, true },
-		{ "routing", parse_routing, true },
-		{ "inbound", parse_inbound, true },
-		{ "control", parse_control, true },
-		{ "fastpath", parse_fastpath, false },
-		{ "rules", parse_rules, false },
-		{ "impairment", parse_impairment, true },
-	};
 	struct state st = { .cfg = cfg };
 	int r;
 
 	for (int i = 0; i < config_setting_length(root); i++) {
 		const config_setting_t *s = config_setting_get_elem(root, i);
 		const char *name = config_setting_name(s);
-		size_t k;
+		const struct config_key *k = config_key_find(NULL, name);
 
-		for (k = 0; k < ARRAY_SIZE(keys); k++)
-			if (strcmp(name, keys[k].name) == 0)
-				break;
-		if (k == ARRAY_SIZE(keys) || (!keys[k].group && !config_key_known(NULL, name)))
+		if (k) {
+			r = k->parse(c, s, &st, k);
+		} else if (config_section_known(name)) {
+			if (!config_setting_is_group(s))
+				return fail_type(c, s, "a group { ... }");
+			r = parse_group(c, s, &st);
+		} else {
 			return fail(c, s, -EINVAL, "unknown key '%s'", name);
-		if (keys[k].group && !config_setting_is_group(s))
-			return fail_type(c, s, "a group { ... }");
-		r = keys[k].parse(c, s, &st);
+		}
 		if (r < 0)
 			return r;
 	}
@@ -1549,42 +1567,72 @@ KEY_EQUAL(eq_self_check, a->self_check == b->self_check)
 KEY_EQUAL(eq_inbound, a->n_inbound == b->n_inbound &&
 	  memcmp(a->inbound_ifnames, b->inbound_ifnames, sizeof(a->inbound_ifnames)) == 0)
 
+static const char *const reinject_modes[] = {
+	[REINJECT_AUTO] = "auto",
+	[REINJECT_BPF] = "bpf",
+	[REINJECT_FORWARD] = "forward",
+};
+static const char *const fastpath_modes[] = {
+	[FASTPATH_OFF] = "off",
+	[FASTPATH_AUTO] = "auto",
+	[FASTPATH_ON] = "on",
+};
+static const char *const failure_words[] = { "open", "closed" };
+static const char *const rp_filter_words[] = { "loose", "keep" };
+
+#define INT_KEY(n, fn, lo, hi) .name = n, .parse = fn, .min = lo, .max = hi
+#define BOOL_KEY(n, field) .name = n, .parse = parse_bool, .offset = offsetof(struct config, field)
+#define WORDS_KEY(n, field, w)                                                              \
+	.name = n, .parse = parse_words, .offset = offsetof(struct config, field), .words = w, \
+	.n_words = ARRAY_SIZE(w)
+#define ENUM_KEY(n, field, w)                                                              \
+	.name = n, .parse = parse_enum, .offset = offsetof(struct config, field), .words = w, \
+	.n_words = ARRAY_SIZE(w)
+
 /*
- * Every key of ipmodd.conf(5), one row each: the parsers refuse a key
- * without a row as unknown (config_key_known()), so a new key is not
- * accepted until its row says how a reload treats it.  restart: read at the
- * start only, a reload that changes it says so (config_restart_changes());
- * otherwise the reload applies it and equal is NULL.
+ * Every key of ipmodd.conf(5), one row each: the parser finds a key by its
+ * row and refuses one without a row as unknown, so a key is not accepted
+ * until its row says how it parses and how a reload treats it.
  */
-static const struct config_key {
-	const char *name;	/* as in ipmodd.conf(5): "section.key" or "key" */
-	bool restart;
-	bool (*equal)(const struct config *a, const struct config *b);
-} config_keys[] = {
-	{ "tun.name", true, eq_tun_name },
-	{ "tun.mtu", true, eq_mtu },
-	{ "tun.offload", true, eq_offload },
-	{ "tun.queues", true, eq_queues },
-	{ "routing.table", true, eq_table },
-	{ "routing.priority", true, eq_priority },
-	{ "routing.families", true, eq_families },
-	{ "routing.divert", true, eq_divert },
-	{ "routing.exclude", true, eq_exclude },
-	{ "routing.failure", true, eq_failure },
-	{ "routing.stall-timeout", true, eq_stall_timeout },
-	{ "routing.reinject", true, eq_reinject },
-	{ "routing.rp-filter", true, eq_rp_filter },
-	{ "routing.self-check", true, eq_self_check },
-	{ "inbound.interfaces", true, eq_inbound },
-	{ "control.socket", true, eq_control_socket },
-	{ "control.group", true, eq_control_group },
-	{ "control.mode", true, eq_control_mode },
-	{ "fastpath", true, eq_fastpath },
-	{ "rules", false, NULL },	/* the reload's new chain */
-	{ "impairment.seed", false, NULL },	/* in the rules' seeds, so in the new chain */
+static const struct config_key config_keys[] = {
+	{ .name = "tun.name", .parse = parse_tun_name, .restart = true, .equal = eq_tun_name },
+	{ INT_KEY("tun.mtu", parse_mtu, MTU_MIN, MTU_MAX), .restart = true, .equal = eq_mtu },
+	{ BOOL_KEY("tun.offload", offload), .restart = true, .equal = eq_offload },
+	{ INT_KEY("tun.queues", parse_queues, 1, CONFIG_QUEUES_MAX), .restart = true,
+	  .equal = eq_queues },
+	{ INT_KEY("routing.table", parse_table, 1, TABLE_MAX), .restart = true, .equal = eq_table },
+	{ INT_KEY("routing.priority", parse_priority, PRIORITY_MIN, PRIORITY_MAX), .restart = true,
+	  .equal = eq_priority },
+	{ .name = "routing.families", .parse = parse_families, .restart = true,
+	  .equal = eq_families },
+	{ .name = "routing.divert", .parse = parse_divert, .restart = true, .equal = eq_divert },
+	{ .name = "routing.exclude", .parse = parse_exclude, .restart = true, .equal = eq_exclude },
+	{ WORDS_KEY("routing.failure", fail_closed, failure_words), .restart = true,
+	  .equal = eq_failure },
+	{ INT_KEY("routing.stall-timeout", parse_stall_timeout, 0, STALL_TIMEOUT_MAX),
+	  .restart = true, .equal = eq_stall_timeout },
+	{ ENUM_KEY("routing.reinject", reinject, reinject_modes), .restart = true,
+	  .equal = eq_reinject },
+	{ WORDS_KEY("routing.rp-filter", rp_filter_keep, rp_filter_words), .restart = true,
+	  .equal = eq_rp_filter },
+	{ BOOL_KEY("routing.self-check", self_check), .restart = true, .equal = eq_self_check },
+	{ .name = "inbound.interfaces", .parse = parse_inbound_interfaces, .restart = true,
+	  .equal = eq_inbound },
+	{ .name = "control.socket", .parse = parse_control_socket, .restart = true,
+	  .equal = eq_control_socket },
+	{ .name = "control.group", .parse = parse_control_group, .restart = true,
+	  .equal = eq_control_group },
+	{ .name = "control.mode", .parse = parse_control_mode, .restart = true,
+	  .equal = eq_control_mode },
+	{ ENUM_KEY("fastpath", fastpath, fastpath_modes), .restart = true, .equal = eq_fastpath },
+	/* the reload's new chain */
+	{ .name = "rules", .parse = parse_rules },
+	/* in the rules' seeds, so in the new chain */
+	{ INT_KEY("impairment.seed", parse_seed, 0, INT64_MAX) },
 };
 
-static bool config_key_known(const char *section, const char *name)
+/* The row of section.name (section NULL: a top-level key), or NULL. */
+static const struct config_key *config_key_find(const char *section, const char *name)
 {
 	size_t n = section ? strlen(section) : 0;
 
@@ -1594,9 +1642,29 @@ static bool config_key_known(const char *section, const char *name)
 		if (section && (strncmp(k, section, n) != 0 || k[n] != '.'))
 			continue;
 		if (strcmp(section ? k + n + 1 : k, name) == 0)
-			return true;
+			return &config_keys[i];
 	}
+	return NULL;
+}
+
+/* A group of keys ("tun", "routing", ...): some row is "section.key". */
+static bool config_section_known(const char *section)
+{
+	size_t n = strlen(section);
+
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++)
+		if (strncmp(config_keys[i].name, section, n) == 0 && config_keys[i].name[n] == '.')
+			return true;
 	return false;
+}
+
+bool config_key_info(size_t i, const char **ret_name, bool *ret_restart)
+{
+	if (i >= ARRAY_SIZE(config_keys))
+		return false;
+	*ret_name = config_keys[i].name;
+	*ret_restart = config_keys[i].restart;
+	return true;
 }
 
 int config_restart_changes(const struct config *a, const struct config *b, char *buf, size_t len)

@@ -14,10 +14,12 @@
 
 #include "netlink.h"
 #include "rule.h"
+#include "util.h"
 
 #define CONFIG_SELECTORS_MAX 64
 #define CONFIG_RULES_MAX RULES_MAX
-#define CONFIG_ERR_MAX 512
+/* config_load()'s err: the one error buffer size */
+#define CONFIG_ERR_MAX ERR_MAX
 
 struct prefix {
 	int family;		/* AF_INET or AF_INET6 */
@@ -122,5 +124,11 @@ struct config *config_free(struct config *c);
 int config_restart_changes(const struct config *a, const struct config *b, char *buf, size_t len);
 /* Whether no such key differs: the same tun, routing, control and fast path (lines aside). */
 bool config_routing_equal(const struct config *a, const struct config *b);
+/*
+ * The i-th key of ipmodd.conf(5) ("section.key" or "key") and whether a
+ * change of it needs a restart (config_restart_changes() compares it);
+ * false past the last.  For tests.
+ */
+bool config_key_info(size_t i, const char **ret_name, bool *ret_restart);
 
 #endif

@@ -11,8 +11,10 @@
  * the tun, which is where the time goes.  sd-event is not thread-safe: the
  * loop sleeps in poll() on sd_event_get_fd() without the lock and collects
  * with sd_event_wait(e, 0) under it, so no sd-event call ever runs
- * unlocked.  A worker that changed a timer (the impairment queue's) wakes
- * the loop through an eventfd, and the next sd_event_prepare() arms it.
+ * unlocked.  A worker that changed a timer (the impairment queue's) or saw
+ * the tun go (the loop is to exit) wakes the loop through an eventfd, and
+ * the next sd_event_prepare() arms it.  The packet itself goes through
+ * manager-packet.c, which calls nothing here.
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +31,57 @@
 #include "tun.h"
 #include "util.h"
 
+/* The loop wakes up and re-arms its timers (called with the lock held). */
+static void manager_wake(struct manager *m)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	/* It can only fail full (EAGAIN), that is with a wake-up pending anyway. */
+	if (m->wake_fd >= 0) {
+		n = write(m->wake_fd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+/*
+ * What the queue holds: the read and the packet's last write without the
+ * lock, the chain (manager-packet.c) with it.
+ */
+static void worker_receive(struct manager_path *path)
+{
+	struct manager *m = path->m;
+	bool more = true;
+	ssize_t n;
+	int r;
+
+	for (int i = 0; i < MANAGER_RX_BATCH && more; i++) {
+		n = manager_path_read(path);
+		pthread_mutex_lock(&m->lock);
+		path->now_ns = manager_clock_ns();
+		path->can_defer = true;
+		path->out_len = 0;
+		more = manager_path_take(path, n);
+		/* A timer to arm, or the tun went and the loop is to exit. */
+		if (m->impair_pushed) {
+			manager_impair_arm(m);
+			manager_wake(m);
+		} else if (path->gone) {
+			manager_wake(m);
+		}
+		pthread_mutex_unlock(&m->lock);
+		if (!path->out_len)
+			continue;
+		r = tun_write(m->tun, path->queue, path->out, path->out_len);
+		if (r < 0) {
+			pthread_mutex_lock(&m->lock);
+			manager_write_failed(path, path->dest, r, path->out_len - path->tun->hdrlen,
+					     path->out_segs, path->out_bytes);
+			pthread_mutex_unlock(&m->lock);
+		}
+	}
+}
+
 static void *worker_main(void *userdata)
 {
 	struct manager_path *path = userdata;
@@ -44,25 +97,12 @@ static void *worker_main(void *userdata)
 		if (pfd[1].revents)
 			break;
 		if (pfd[0].revents)
-			manager_path_receive(path);
+			worker_receive(path);
 		/* The tun is gone (the loop exits): wait for the stop alone. */
 		if (path->gone)
 			pfd[0].fd = -1;
 	}
 	return NULL;
-}
-
-/* The loop wakes up and re-arms its timers (called with the lock held). */
-void manager_wake(struct manager *m)
-{
-	uint64_t one = 1;
-	ssize_t n;
-
-	/* It can only fail full (EAGAIN), that is with a wake-up pending anyway. */
-	if (m->wake_fd >= 0) {
-		n = write(m->wake_fd, &one, sizeof(one));
-		(void)n;
-	}
 }
 
 static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)

@@ -156,9 +156,6 @@ struct manager {
 };
 
 /* Takes ownership of cfg, also on failure. */
-/* CLOCK_MONOTONIC now, in ns: the clock of packet times and rule expiry. */
-uint64_t manager_clock_ns(void);
-
 int manager_new(struct config *cfg, struct manager **ret);
 struct manager *manager_free(struct manager *m);
 
@@ -201,16 +198,35 @@ void manager_fastpath_watch(struct manager *m);
  */
 int manager_start_fastpath_in(struct manager *m);
 
-/* manager.c: read what the path's queue holds and run it through the chain. */
-void manager_path_receive(struct manager_path *path);
+/*
+ * manager-packet.c: the packet path, from a read to the write back.  It
+ * calls nothing in manager.c or manager-worker.c; both call it.
+ */
+/* Packets handled per wake-up before other event sources get a turn. */
+#define MANAGER_RX_BATCH 64
+/* CLOCK_MONOTONIC now, in ns: the clock of packet times and rule expiry. */
+uint64_t manager_clock_ns(void);
+/* A read of the path's queue into its rxbuf: the bytes, or -errno. */
+ssize_t manager_path_read(struct manager_path *path);
+/*
+ * What manager_path_read() returned (n), through the chain and out; false:
+ * the queue is empty for now (or the tun went: path->gone).  With the lock.
+ */
+bool manager_path_take(struct manager_path *path, ssize_t n);
+/* A write that failed (r): its counts taken back, a warning now and then. */
+void manager_write_failed(struct manager_path *path, uint8_t dest, int r, size_t len,
+			  unsigned int segs, uint64_t bytes);
+/* The impairment timer at the queue's earliest departure (after m->impair_pushed). */
+void manager_impair_arm(struct manager *m);
+/* sd-event callbacks: the impairment timer (m), a tun of the loop (its path). */
+int manager_on_impair_timer(sd_event_source *s, uint64_t usec, void *userdata);
+int manager_on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
-/* manager-worker.c */
+/* manager-worker.c: a thread per queue, each running the packet path on its own. */
 int manager_workers_start(struct manager *m);
 void manager_workers_stop(struct manager *m);
 /* sd_event_loop() with m->lock held except while it sleeps. */
 int manager_run_locked(struct manager *m);
-/* Wake the loop: a worker changed one of its timers.  With the lock held. */
-void manager_wake(struct manager *m);
 
 /* manager-control.c: the control socket's requests. */
 int manager_control(void *userdata, struct control_client *cl, const struct ctl_request *req,

@@ -791,6 +791,77 @@ static void test_inbound(void)
 	      "inbound not a group");
 }
 
+/*
+ * Every key of the table, changed alone from the defaults: a restart-only
+ * key is the one change config_restart_changes() names (and
+ * config_routing_equal() sees), any other key none.  A key without a sample
+ * here fails, so a new key's row cannot skip the comparison.
+ */
+static void test_restart_keys(void)
+{
+	static const struct {
+		const char *key, *text;
+	} samples[] = {
+		{ "tun.name", "tun = { name = \"tun9\"; };\n" },
+		{ "tun.mtu", "tun = { mtu = 1400; };\n" },
+		{ "tun.offload", "tun = { offload = false; };\n" },
+		{ "tun.queues", "tun = { queues = 2; };\n" },
+		{ "routing.table", "routing = { table = 200; };\n" },
+		{ "routing.priority", "routing = { priority = 2000; };\n" },
+		{ "routing.families", "routing = { families = [ \"ipv4\" ]; };\n" },
+		{ "routing.divert", "routing = { divert = ( { to = \"10.1.0.0/16\"; } ); };\n" },
+		{ "routing.exclude", "routing = { exclude = ( { to = \"10.1.0.0/16\"; } ); };\n" },
+		{ "routing.failure", "routing = { failure = \"closed\"; };\n" },
+		{ "routing.stall-timeout", "routing = { stall-timeout = 1000; };\n" },
+		{ "routing.reinject", "routing = { reinject = \"forward\"; };\n" },
+		{ "routing.rp-filter", "routing = { rp-filter = \"keep\"; };\n" },
+		{ "routing.self-check", "routing = { self-check = false; };\n" },
+		{ "inbound.interfaces", "inbound = { interfaces = [ \"eth1\" ]; };\n" },
+		{ "control.socket", "control = { socket = \"/run/other.sock\"; };\n" },
+		{ "control.group", "control = { group = \"wheel\"; };\n" },
+		{ "control.mode", "control = { mode = \"0600\"; };\n" },
+		{ "fastpath", "fastpath = \"off\";\n" },
+		{ "rules", "rules = ( { set-ttl = 64; } );\n" },
+		{ "impairment.seed", "impairment = { seed = 7; };\n" },
+	};
+	struct config *d = parses("", "the defaults");
+	size_t n = 0, restart_n = 0;
+	const char *name;
+	bool restart;
+
+	for (size_t i = 0; config_key_info(i, &name, &restart); i++) {
+		struct config *c = NULL;
+		char err[CONFIG_ERR_MAX] = "", changed[256] = "";
+		size_t j;
+		int r;
+
+		n++;
+		restart_n += restart;
+		for (j = 0; j < sizeof(samples) / sizeof(samples[0]); j++)
+			if (strcmp(samples[j].key, name) == 0)
+				break;
+		if (!ok(j < sizeof(samples) / sizeof(samples[0]), "key %s has a sample here", name))
+			continue;
+		r = config_parse_string(samples[j].text, "t.conf", &c, err, sizeof(err));
+		if (!ok(r == 0 && d, "%s: the sample parses (%s)", name, err))
+			continue;
+		r = config_restart_changes(d, c, changed, sizeof(changed));
+		if (restart)
+			ok(r == 1 && strcmp(changed, name) == 0 && !config_routing_equal(d, c),
+			   "restart-only %s: a change of it is compared and named ('%s')", name,
+			   changed);
+		else
+			ok(r == 0 && changed[0] == '\0' && config_routing_equal(d, c),
+			   "%s: a reload applies it, no restart named ('%s')", name, changed);
+		ok(config_restart_changes(c, c, NULL, 0) == 0, "%s: equal to itself", name);
+		config_free(c);
+	}
+	ok(n == sizeof(samples) / sizeof(samples[0]), "every sample is a key of the table (%zu, %zu)",
+	   n, sizeof(samples) / sizeof(samples[0]));
+	ok(restart_n == 19, "19 restart-only keys (%zu)", restart_n);
+	config_free(d);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -807,6 +878,7 @@ int main(void)
 	test_rules();
 	test_files();
 	test_routing_equal();
+	test_restart_keys();
 	test_inbound();
 	test_global_seed();
 	cleanup();

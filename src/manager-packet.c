@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The packet path: a read from a tun (outbound, or an inbound tun), the
+ * packet parsed, a super-packet run whole or split into its segments, the
+ * chain, and the write back (or the impairment queue, whose timer sends the
+ * delayed copies).  The loop runs it for its own path (one queue) and the
+ * inbound tuns; with tun.queues > 1, manager-worker.c reads and writes each
+ * queue and calls in here with the lock held.  Called by manager.c and
+ * manager-worker.c; calls neither.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "chain.h"
+#include "gso.h"
+#include "log.h"
+#include "loopguard.h"
+#include "manager.h"
+#include "monitor.h"
+#include "routing.h"
+#include "tun.h"
+
+#define HEADROOM MANAGER_HEADROOM
+
+static uint64_t loop_now_ns(struct manager *m)
+{
+	uint64_t usec = 0;
+
+	sd_event_now(m->event, CLOCK_MONOTONIC, &usec);
+	return usec * 1000;
+}
+
+uint64_t manager_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The tun of a destination: 0 the tun, 1 + i inbound tun i. */
+static struct tun *dest_tun(struct manager *m, uint8_t dest)
+{
+	return dest ? m->inbound[dest - 1].tun : m->tun;
+}
+
+void manager_write_failed(struct manager_path *path, uint8_t dest, int r, size_t len,
+			  unsigned int segs, uint64_t bytes)
+{
+	struct manager *m = path->m;
+
+	if (dest) {
+		m->stats.in_tx_packets -= segs;
+		m->stats.in_tx_bytes -= bytes;
+	} else {
+		m->stats.tx_packets -= segs;
+		m->stats.tx_bytes -= bytes;
+	}
+	m->stats.write_errors++;
+	if (ratelimit_allow(&m->io_log, path->now_ns))
+		log_errno(LOG_WARNING, r, "write to %s (%zu bytes)", dest_tun(m, dest)->name, len);
+}
+
+/*
+ * data with its header already in the room in front; it stands for segs
+ * packets of bytes.  Counted (and printed for the loop guard) before the
+ * write, taken back if the write fails: a worker writes after releasing the
+ * lock, when it may count nothing.
+ */
+static void manager_send(struct manager_path *path, uint8_t dest, uint8_t *data, size_t len,
+			 unsigned int segs, uint64_t bytes, bool last)
+{
+	struct manager *m = path->m;
+	struct tun *t = dest_tun(m, dest);
+	/* The path's own queue on its own tun; forged answers of an inbound path: queue 0. */
+	unsigned int q = dest == path->dest ? path->queue : 0;
+	int r;
+
+	if (dest) {
+		m->stats.in_tx_packets += segs;
+		m->stats.in_tx_bytes += bytes;
+	} else {
+		m->stats.tx_packets += segs;
+		m->stats.tx_bytes += bytes;
+		/* A super-packet that comes back, comes back whole: its print is the one to keep. */
+		loopguard_record(&m->loopguard, data, len, path->now_ns);
+	}
+	/* The packet's last write, from a buffer nothing touches before the worker writes it. */
+	if (last && path->can_defer && !path->out_len && dest == path->dest) {
+		path->out = data - t->hdrlen;
+		path->out_len = len + t->hdrlen;
+		path->out_segs = segs;
+		path->out_bytes = bytes;
+		return;
+	}
+	r = tun_write(t, q, data - t->hdrlen, len + t->hdrlen);
+	if (r < 0)
+		manager_write_failed(path, dest, r, len, segs, bytes);
+}
+
+/* A complete packet of its own (forged, queued, a segment): a header that asks nothing. */
+static void manager_write(struct manager_path *path, uint8_t dest, uint8_t *data, size_t len,
+			  bool last)
+{
+	size_t hdrlen = dest_tun(path->m, dest)->hdrlen;
+
+	/* The header room in front of data belongs to the same buffer. */
+	memset(data - hdrlen, 0, hdrlen);
+	manager_send(path, dest, data, len, 1, len, last);
+}
+
+/*
+ * The packet as read, with the header it came with (g; NULL: the tun has
+ * none): a super-packet stays one, a partial checksum stays partial.
+ */
+static void manager_write_pkt(struct manager_path *path, struct pkt *p, struct gso *g)
+{
+	if (!g) {
+		manager_write(path, path->dest, p->data, p->len, true);
+		return;
+	}
+	g->flags = p->needs_csum ? GSO_F_NEEDS_CSUM : 0;
+	if (!p->needs_csum)
+		g->csum_start = g->csum_offset = 0;
+	gso_encode(g, p->data - path->tun->hdrlen);
+	manager_send(path, path->dest, p->data, p->len, pkt_segs(p), pkt_seg_bytes(p), true);
+}
+
+/* Arm the timer at the earliest departure in the queue, or stop it when the queue is empty. */
+void manager_impair_arm(struct manager *m)
+{
+	uint64_t at_ns;
+	int r;
+
+	m->impair_pushed = false;
+	if (!m->impair_timer)
+		return;
+	if (!impair_queue_next(&m->impair_queue, &at_ns)) {
+		sd_event_source_set_enabled(m->impair_timer, SD_EVENT_OFF);
+		return;
+	}
+	/* Rounded up: when it fires, the copy is due. */
+	r = sd_event_source_set_time(m->impair_timer, at_ns / 1000 + (at_ns % 1000 != 0));
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->impair_timer, SD_EVENT_ONESHOT);
+	if (r < 0 && ratelimit_allow(&m->io_log, loop_now_ns(m)))
+		log_errno(LOG_WARNING, r, "arming the impairment timer");
+}
+
+int manager_on_impair_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+	struct manager_path *path = &m->path;
+	struct impair_item it;
+
+	path->now_ns = loop_now_ns(m);
+	for (int i = 0; i < MANAGER_IMPAIR_BATCH; i++) {
+		if (impair_queue_pop(&m->impair_queue, path->now_ns, &it) <= 0)
+			break;
+		/* The queue holds the packets alone; the write needs the header room in front. */
+		memcpy(path->txbuf + HEADROOM, it.data, it.len);
+		free(it.data);
+		/* An inbound tun that is not there (cannot be: they live as long as the queue). */
+		if (it.dest > m->n_inbound)
+			continue;
+		manager_write(path, it.dest, path->txbuf + HEADROOM, it.len, false);
+		m->stats.impair_sent++;
+	}
+	/* More due: the timer fires again at once, after the other sources had their turn. */
+	manager_impair_arm(m);
+	return 0;
+}
+
+/*
+ * The copies of a packet an impairing rule decided on, out being the packet
+ * to send: each is written now when it is due, else queued for its time.
+ */
+static void manager_impair(struct manager_path *path, uint8_t dest, struct pkt *out,
+			   struct chain_impair *imp)
+{
+	struct manager *m = path->m;
+
+	/* Last copy first: copy 0, the original, is the one that may be corrupted. */
+	for (unsigned int k = imp->res.n; k-- > 0;) {
+		const struct impair_copy *cp = &imp->res.copy[k];
+
+		if (cp->corrupt)
+			chain_impair_corrupt_imp(m->chain, imp, out);
+		if (cp->at_ns <= path->now_ns) {
+			/* Copies share the buffer (and corruption changes it): none waits. */
+			manager_write(path, dest, out->data, out->len, false);
+			continue;
+		}
+		if (impair_queue_push_to(&m->impair_queue, cp->at_ns, imp->id, dest, out->data,
+					 out->len) < 0) {
+			chain_impair_refused(m->chain, imp, k);
+			continue;
+		}
+		m->impair_pushed = true;
+	}
+	if (!imp->res.n)
+		m->stats.dropped++;
+}
+
+/* Hand the packet's fate to trace and capture subscribers. */
+static void manager_monitor(struct manager_path *path, const struct pkt *p, bool copied,
+			    size_t len, const struct chain_trace *t, const struct chain_impair *imp,
+			    const uint8_t *after, size_t after_len)
+{
+	struct manager *m = path->m;
+	struct monitor_event ev = {
+		.p = p,
+		.before = copied ? path->beforebuf : NULL,
+		.before_len = len,
+		.after = after,
+		.after_len = after_len,
+		.chain = m->chain,
+		.generation = m->generation,
+		.trace = t,
+		.impair = imp,
+	};
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ev.time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	monitor_event(m->monitor, &ev);
+}
+
+/*
+ * The copies of the packet an impairing rule let out (p, or the forged
+ * packet): a capture's "after" shows it as the chain let it out, the trace
+ * what became of its copies, queue included.  forward: p itself, which goes
+ * back where it came from (and takes its hop compensation when outbound);
+ * else a forged answer, which leaves through the tun.
+ */
+static void manager_process_impaired(struct manager_path *path, struct pkt *p, struct pkt *out,
+				     bool forward, bool monitored, bool copied, size_t len,
+				     const struct chain_trace *trace, struct chain_impair *imp)
+{
+	/* Copies are written or queued as complete packets, and corruption must show. */
+	pkt_csum_complete(out);
+	/* A snapshot before compensation and corruption. */
+	if (monitored)
+		memcpy(path->txbuf, out->data, out->len);
+	/* Once, before any copy is taken; inbound packets are not forwarded by the host. */
+	if (forward && path->dir == PKT_DIR_OUT)
+		pkt_forward_compensate(out);
+	manager_impair(path, forward ? path->dest : 0, out, imp);
+	if (monitored)
+		manager_monitor(path, p, copied, len, trace, imp, path->txbuf, out->len);
+}
+
+/* A copy of p into buf for a capture: a partial checksum would read as bad there. */
+static const uint8_t *capture_copy(const struct pkt *p, uint8_t *buf)
+{
+	struct pkt c = *p;
+
+	memcpy(buf, p->data, p->len);
+	c.data = buf;
+	pkt_csum_complete(&c);
+	return buf;
+}
+
+/* Run one parsed packet (a super-packet whole, or a segment) through the chain and out. */
+static void manager_run_chain(struct manager_path *path, struct pkt *p, struct gso *g)
+{
+	struct manager *m = path->m;
+	struct pkt forged = { .data = path->forgebuf + HEADROOM, .cap = PKT_MAX };
+	const uint8_t *after;
+	struct chain_trace trace;
+	struct chain_impair imp;
+	bool monitored, copied = false;
+	size_t len = p->len;
+
+	monitored = monitor_active(m->monitor);
+	if (monitored && monitor_wants_before(m->monitor)) {
+		capture_copy(p, path->beforebuf);
+		copied = true;
+	}
+
+	switch (chain_run_impair(m->chain, p, &forged, path->now_ns, monitored ? &trace : NULL,
+				 &imp)) {
+	case CHAIN_ACCEPT:
+		if (imp.impaired) {
+			manager_process_impaired(path, p, p, true, monitored, copied, len, &trace,
+						 &imp);
+			break;
+		}
+		/* Captured as the chain left it, which is how it leaves the host. */
+		if (monitored) {
+			after = p->needs_csum ? capture_copy(p, path->txbuf) : p->data;
+			manager_monitor(path, p, copied, len, &trace, NULL, after, p->len);
+		}
+		if (path->dir == PKT_DIR_OUT)
+			pkt_forward_compensate(p);
+		manager_write_pkt(path, p, g);
+		break;
+	case CHAIN_DROP:
+		/* Also what impairment dropped whole (loss, limit). */
+		m->stats.dropped += pkt_segs(p);
+		if (monitored)
+			manager_monitor(path, p, copied, len, &trace, &imp, NULL, 0);
+		break;
+	case CHAIN_FORGED:
+		/*
+		 * Delivered to the local host, not forwarded: no TTL compensation.
+		 * An answer to an inbound packet is an outbound one: the tun too.
+		 */
+		if (imp.impaired) {
+			manager_process_impaired(path, p, &forged, false, monitored, copied, len,
+						 &trace, &imp);
+			break;
+		}
+		manager_write(path, 0, forged.data, forged.len, true);
+		if (monitored)
+			manager_monitor(path, p, copied, len, &trace, NULL, forged.data, forged.len);
+		break;
+	}
+}
+
+/*
+ * A super-packet some rule needs the segments of: each segment, cut with
+ * complete checksums, runs the chain and leaves as a packet of its own.
+ */
+static void manager_split(struct manager_path *path, const struct pkt *p, const struct gso *g)
+{
+	struct manager *m = path->m;
+	uint8_t *seg = path->segbuf + HEADROOM;
+	struct pkt s;
+	int n;
+
+	m->stats.gso_split++;
+	/* The next segment takes the buffer: each is written at once, in order. */
+	path->can_defer = false;
+	for (unsigned int k = 0; k < pkt_segs(p); k++) {
+		n = gso_segment(p, g, k, seg, PKT_MAX);
+		/* A segment travels the way its super-packet does. */
+		s = (struct pkt){ .data = seg, .len = n < 0 ? 0 : (size_t)n, .cap = PKT_MAX,
+				  .dir = p->dir };
+		/* gso_parse() vouched for every segment: this would be a bug, counted, not sent. */
+		if (n < 0 || pkt_parse(&s) != PKT_OK) {
+			m->stats.malformed[PKT_BAD_VNET]++;
+			continue;
+		}
+		manager_run_chain(path, &s, NULL);
+	}
+}
+
+/* vnet: the virtio-net header in front of data, NULL when the tun has none. */
+static void manager_process(struct manager_path *path, uint8_t *data, size_t len,
+			    const uint8_t *vnet)
+{
+	struct manager *m = path->m;
+	struct pkt p = { .data = data, .len = len, .cap = PKT_MAX, .dir = path->dir };
+	struct gso g = { 0 };
+	int cls;
+
+	cls = pkt_parse(&p);
+	if (cls == PKT_OK && vnet) {
+		gso_decode(vnet, &g);
+		cls = gso_parse(&g, &p);
+	}
+	path->rx_packets += pkt_segs(&p);
+	if (path->dir == PKT_DIR_IN) {
+		m->stats.in_rx_packets += pkt_segs(&p);
+		m->stats.in_rx_bytes += pkt_seg_bytes(&p);
+	} else {
+		m->stats.rx_packets += pkt_segs(&p);
+		m->stats.rx_bytes += pkt_seg_bytes(&p);
+	}
+	if (cls != PKT_OK) {
+		m->stats.malformed[cls]++;
+		if (log_enabled(LOG_DEBUG))
+			log_debug("dropped %zu-byte packet: %s", len, pkt_class_name(cls));
+		return;
+	}
+	/* Written back moments ago and routed into the tun again: not another round. */
+	if (path->dir == PKT_DIR_OUT && loopguard_check(&m->loopguard, data, len, path->now_ns)) {
+		if (ratelimit_allow(&m->io_log, path->now_ns))
+			log_warning("dropped a packet written back to %s that came back (a route into %s "
+				    "outside table %u?), %llu so far", m->tun->name, m->tun->name,
+				    m->cfg->table, (unsigned long long)m->loopguard.loops);
+		return;
+	}
+	if (pkt_segs(&p) > 1) {
+		if (!chain_gso_whole(m->chain, &p)) {
+			manager_split(path, &p, &g);
+			return;
+		}
+		m->stats.gso_whole++;
+	}
+	manager_run_chain(path, &p, vnet ? &g : NULL);
+}
+
+/*
+ * The tun was deleted under us ("ip link del"): its queues are detached for
+ * good, read EBADFD and stay readable.  Exit with an error, once, instead of
+ * spinning: the service manager restarts the daemon (Restart=on-failure),
+ * which creates a new tun.  Meanwhile the kernel took the tun's routes with
+ * it, so with failure = "open" the leftover rules lead to an empty table and
+ * traffic takes the main table; the exit removes them.  With "closed" the
+ * block stays, as after a crash, until the next start takes over.
+ */
+static void manager_tun_gone(struct manager_path *path)
+{
+	struct manager *m = path->m;
+
+	path->gone = true;
+	if (m->tun_gone)
+		return;
+	m->tun_gone = true;
+	log_error("%s disappeared (deleted by someone: ip link del?); exiting so that the service "
+		  "manager restarts ipmodd with a new one", path->tun->name);
+	if (m->cfg->fail_closed)
+		routing_keep_block(m->routing);
+	/* From a worker, which then wakes the loop: it sleeps without the lock. */
+	sd_event_exit(m->event, -ENODEV);
+}
+
+/* A read of n bytes (or -errno) into the path's rxbuf; false: the queue is empty for now. */
+bool manager_path_take(struct manager_path *path, ssize_t n)
+{
+	struct manager *m = path->m;
+	size_t hdrlen = path->tun->hdrlen;
+
+	if (n == -EAGAIN || n == -EINTR)
+		return false;
+	if (n == -EBADFD) {
+		manager_tun_gone(path);
+		return false;
+	}
+	if (n < 0) {
+		m->stats.read_errors++;
+		if (ratelimit_allow(&m->io_log, path->now_ns))
+			log_errno(LOG_WARNING, (int)n, "read from %s", path->tun->name);
+		return false;
+	}
+	if ((size_t)n < hdrlen) {
+		m->stats.malformed[PKT_TRUNCATED]++;
+		return true;
+	}
+	manager_process(path, path->rxbuf + HEADROOM, (size_t)n - hdrlen,
+			hdrlen ? path->rxbuf + HEADROOM - hdrlen : NULL);
+	return true;
+}
+
+ssize_t manager_path_read(struct manager_path *path)
+{
+	size_t hdrlen = path->tun->hdrlen;
+
+	return tun_read(path->tun, path->queue, path->rxbuf + HEADROOM - hdrlen, hdrlen + PKT_MAX);
+}
+
+/* The loop's own path: one queue, everything under the loop. */
+int manager_on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct manager_path *path = userdata;
+	struct manager *m = path->m;
+
+	path->now_ns = loop_now_ns(m);
+	path->can_defer = false;
+	for (int i = 0; i < MANAGER_RX_BATCH; i++)
+		if (!manager_path_take(path, manager_path_read(path)))
+			break;
+	if (path->gone)
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	if (m->impair_pushed)
+		manager_impair_arm(m);
+	return 0;
+}
