@@ -24,8 +24,6 @@ function __ipmodctl_values
 	switch $argv[1]
 		case flags
 			ipmodctl help values tcp-flags 2>/dev/null
-		case direction
-			echo out
 		case expire
 			printf '%s\n' 30s 5m 1h
 		case rule

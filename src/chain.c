@@ -30,6 +30,9 @@
 
 #define NO_FLOW UINT32_MAX
 
+_Static_assert(RULE_DIR_OUT == 1u << PKT_DIR_OUT && RULE_DIR_IN == 1u << PKT_DIR_IN,
+	       "struct rule.dir_mask has a bit per enum pkt_dir");
+
 struct chain_counter {
 	uint64_t pkts;
 	uint64_t bytes;
@@ -58,7 +61,7 @@ struct chain {
 	size_t n;
 	bool linear;		/* chain_set_linear() */
 	bool gso_variant;	/* some rule needs the segments of a GSO packet (chain_gso_whole()) */
-	struct chain_index *ix;
+	struct chain_index *ix[2];	/* [enum pkt_dir]: the rules of that direction */
 	struct name_ref *names;	/* sorted by name, for chain_find() */
 	struct chain_counter *ctr;
 	struct chain_slot *slot;
@@ -133,7 +136,9 @@ static int check_names(struct chain *c, char *err, size_t errlen)
  * merged in rule order with the full rule_match().  The
  * index only leaves out rules that fail rule_match() on family, proto,
  * address or port, before any probability= draw, so the results are the
- * linear scan's to the bit.
+ * linear scan's to the bit.  There is one index per direction, of the
+ * rules whose direction= has it: a packet never gathers a rule of the other
+ * direction (rule_match() tests the direction too, for the linear scan).
  */
 enum {
 	IX_DST = 1,		/* the preference between keys shared by as many rules */
@@ -455,7 +460,8 @@ static int ix_filters(struct chain_index *ix)
 	return 0;
 }
 
-static int ix_build(struct chain *c)
+/* The index of the rules that match direction dir (enum pkt_dir). */
+static int ix_build(struct chain *c, unsigned int dir)
 {
 	_cleanup_(freep) struct ix_cand *cand = NULL;
 	_cleanup_(freep) uint32_t *best = NULL;
@@ -465,7 +471,7 @@ static int ix_build(struct chain *c)
 	ix = calloc(1, sizeof(*ix));
 	if (!ix)
 		return -ENOMEM;
-	c->ix = ix;
+	c->ix[dir] = ix;
 	/* Each rule once, and an IX_END after each list: at most one per rule. */
 	ix->order = calloc(2 * n + 1, sizeof(*ix->order));
 	cand = calloc(n ? 4 * n : 1, sizeof(*cand));
@@ -475,7 +481,8 @@ static int ix_build(struct chain *c)
 
 	for (size_t i = 0; i < n; i++) {
 		best[i] = IX_NONE;
-		nc += ix_keys(&c->rules[i].m, (uint32_t)i, &cand[nc]);
+		if (rule_dir_mask(&c->rules[i]) & (1u << dir))
+			nc += ix_keys(&c->rules[i].m, (uint32_t)i, &cand[nc]);
 	}
 	qsort(cand, nc, sizeof(*cand), ix_cand_cmp);
 	for (size_t a = 0, b; a < nc; a = b) {
@@ -495,7 +502,7 @@ static int ix_build(struct chain *c)
 	for (size_t i = 0; i < n; i++) {
 		const struct rule_match *m = &c->rules[i].m;
 
-		if (best[i] == IX_NONE)
+		if (best[i] == IX_NONE && (rule_dir_mask(&c->rules[i]) & (1u << dir)))
 			ix->generic[ix_family(m->family)][m->flags & RULE_M_PROTO ? m->proto : IX_ANY]
 				.count++;
 	}
@@ -514,7 +521,7 @@ static int ix_build(struct chain *c)
 		const struct rule_match *m = &c->rules[i].m;
 		struct ix_list *l;
 
-		if (best[i] != IX_NONE)
+		if (best[i] != IX_NONE || !(rule_dir_mask(&c->rules[i]) & (1u << dir)))
 			continue;
 		l = &ix->generic[ix_family(m->family)][m->flags & RULE_M_PROTO ? m->proto : IX_ANY];
 		ix->order[l->start + l->count++] = (uint32_t)i;
@@ -560,7 +567,12 @@ static struct chain_index *ix_free(struct chain_index *ix)
 
 void chain_index_info(const struct chain *c, struct chain_index_info *ret)
 {
-	*ret = c->ix->info;
+	*ret = c->ix[PKT_DIR_OUT]->info;
+}
+
+void chain_index_info_dir(const struct chain *c, unsigned int dir, struct chain_index_info *ret)
+{
+	*ret = c->ix[dir == PKT_DIR_IN]->info;
 }
 
 void chain_set_linear(struct chain *c, bool linear)
@@ -712,7 +724,9 @@ int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
 		chain_unref(c);
 		return r;
 	}
-	r = ix_build(c);
+	r = ix_build(c, PKT_DIR_OUT);
+	if (r == 0)
+		r = ix_build(c, PKT_DIR_IN);
 	if (r < 0) {
 		chain_unref(c);
 		return r;
@@ -769,7 +783,8 @@ struct chain *chain_unref(struct chain *c)
 	for (size_t k = 0; c->flows && k < c->nflows; k++)
 		impair_flow_done(&c->flows[k]);
 	free(c->flows);
-	ix_free(c->ix);
+	ix_free(c->ix[PKT_DIR_OUT]);
+	ix_free(c->ix[PKT_DIR_IN]);
 	for (size_t i = 0; i < c->n; i++)
 		rule_unref_tables(&c->rules[i]);
 	free(c->names);
@@ -994,9 +1009,19 @@ static uint64_t prob_draw(struct chain *c, const struct rule_match *m)
 	return rng_next(&c->rng) >> 11;
 }
 
-static inline bool match_some(struct chain *c, const struct rule_match *m, const struct pkt *p,
+/* p's direction as a RULE_DIR_* bit; anything but PKT_DIR_IN is out, as the index has it. */
+static inline unsigned int pkt_dir_bit(const struct pkt *p)
+{
+	return p->dir == PKT_DIR_IN ? RULE_DIR_IN : RULE_DIR_OUT;
+}
+
+static inline bool match_some(struct chain *c, const struct rule *r, const struct pkt *p,
 			      uint32_t f)
 {
+	const struct rule_match *m = &r->m;
+
+	if (!(rule_dir_mask(r) & pkt_dir_bit(p)))
+		return false;
 	if (m->family && m->family != p->family)
 		return false;
 	if ((f & RULE_M_PROTO) && m->proto != p->l4proto)
@@ -1048,14 +1073,14 @@ static inline bool match_some(struct chain *c, const struct rule_match *m, const
 	return true;
 }
 
-static bool rule_match(struct chain *c, const struct rule_match *m, const struct pkt *p)
+static bool rule_match(struct chain *c, const struct rule *r, const struct pkt *p)
 {
-	return match_some(c, m, p, m->flags);
+	return match_some(c, r, p, r->m.flags);
 }
 
 bool chain_rule_matches(const struct rule *r, const struct pkt *p)
 {
-	return rule_match(NULL, &r->m, p);
+	return rule_match(NULL, r, p);
 }
 
 static void rule_apply(const struct rule_action *a, struct pkt *p)
@@ -1160,7 +1185,7 @@ void chain_explain(const struct chain *c, struct pkt *p, struct pkt *forged,
 		bool maybe = r->m.flags & RULE_M_PROBABILITY;
 		int e;
 
-		if (!rule_match(NULL, &r->m, p))
+		if (!rule_match(NULL, r, p))
 			continue;
 		if (ret->n < CHAIN_EXPLAIN_MAX) {
 			ret->idx[ret->n] = (uint32_t)i;
@@ -1445,18 +1470,18 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 
 	if (unlikely(c->linear)) {
 		for (i = 0; i < c->n; i++)
-			if (rule_match(c, &c->rules[i].m, p) &&
+			if (rule_match(c, &c->rules[i], p) &&
 			    rule_hit(c, i, p, forged, now_ns, trace, impair, &v))
 				return v;
 		return CHAIN_ACCEPT;
 	}
 
 	/* Merge the lists (each in rule order): the lowest head next, until all are at IX_END. */
-	k = ix_gather(c->ix, p, cur);
+	k = ix_gather(c->ix[p->dir == PKT_DIR_IN], p, cur);
 	if (!k)
 		return CHAIN_ACCEPT;
 	while ((i = ix_next(cur, k)) != IX_END)
-		if (rule_match(c, &c->rules[i].m, p) &&
+		if (rule_match(c, &c->rules[i], p) &&
 		    rule_hit(c, i, p, forged, now_ns, trace, impair, &v))
 			return v;
 	return CHAIN_ACCEPT;
@@ -1474,7 +1499,7 @@ static int gso_step(const struct chain *c, uint32_t i, const struct pkt *p)
 	uint32_t vary = chain_rule_gso_vary(r, p->l4proto == IPPROTO_TCP), f = r->m.flags;
 	uint32_t unsure = vary | RULE_M_TTL | RULE_M_DSCP;
 
-	if (!match_some(NULL, &r->m, p, f & ~unsure))
+	if (!match_some(NULL, r, p, f & ~unsure))
 		return 0;
 	if (rule_gso_segments(r, vary))
 		return -1;
@@ -1499,7 +1524,7 @@ bool chain_gso_whole(const struct chain *c, const struct pkt *p)
 				return r > 0;
 		return true;
 	}
-	k = ix_gather(c->ix, p, cur);
+	k = ix_gather(c->ix[p->dir == PKT_DIR_IN], p, cur);
 	if (!k)
 		return true;
 	while ((i = ix_next(cur, k)) != IX_END)

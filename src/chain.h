@@ -159,7 +159,9 @@ struct chain_index_info {
 	size_t lengths;		/* distinct prefix lengths in use, over families and src/dst */
 	size_t longest;		/* the most rules one key or generic list holds */
 };
+/* Of the index of outbound packets; _dir: of direction dir (enum pkt_dir). */
 void chain_index_info(const struct chain *c, struct chain_index_info *ret);
+void chain_index_info_dir(const struct chain *c, unsigned int dir, struct chain_index_info *ret);
 /* Try every rule in order instead of the index (tests, measurements): same results. */
 void chain_set_linear(struct chain *c, bool linear);
 

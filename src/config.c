@@ -380,6 +380,7 @@ static bool ifname_valid(const char *s)
 struct state {
 	struct config *cfg;
 	const config_setting_t *mtu;	/* checked against the families once known */
+	const config_setting_t *inbound;	/* inbound.interfaces, checked against tun.name */
 };
 
 static bool config_key_known(const char *section, const char *name);
@@ -733,6 +734,50 @@ static int parse_reinject(const struct ctx *c, const config_setting_t *s, struct
 	if (r >= 0)
 		cfg->reinject = i;
 	return r;
+}
+
+/*
+ * inbound = { interfaces = [ "eth0", ... ]; }: at most CONFIG_INBOUND_MAX
+ * distinct valid interface names, none of them the tun.
+ */
+static int parse_inbound(const struct ctx *c, const config_setting_t *g, struct state *st)
+{
+	struct config *cfg = st->cfg;
+
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, i);
+		const char *name = config_setting_name(s);
+
+		if (!config_key_known("inbound", name))
+			return unknown_key(c, g, s);
+		/* interfaces, the only key */
+		if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
+			return fail_type(c, s, "a list of interface names [ \"eth0\", ... ]");
+		if (config_setting_length(s) > CONFIG_INBOUND_MAX)
+			return fail(c, s, -E2BIG, "inbound.interfaces: %d interfaces, at most %d",
+				    config_setting_length(s), CONFIG_INBOUND_MAX);
+		cfg->n_inbound = 0;
+		st->inbound = s;
+		for (int k = 0; k < config_setting_length(s); k++) {
+			const config_setting_t *e = config_setting_get_elem(s, k);
+			const char *str = NULL;
+			int r;
+
+			r = get_string(c, e, &str);
+			if (r < 0)
+				return r;
+			if (!ifname_valid(str))
+				return fail(c, e, -EINVAL,
+					    "inbound.interfaces: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
+					    Q(str), IFNAMSIZ - 1);
+			for (unsigned int j = 0; j < cfg->n_inbound; j++)
+				if (strcmp(cfg->inbound_ifnames[j], str) == 0)
+					return fail(c, e, -EINVAL,
+						    "inbound.interfaces: \"%s\" is listed twice", str);
+			strcpy(cfg->inbound_ifnames[cfg->n_inbound++], str);
+		}
+	}
+	return 0;
 }
 
 static int parse_routing(const struct ctx *c, const config_setting_t *g, struct state *st)
@@ -1292,6 +1337,7 @@ static int parse_root(const struct ctx *c, const config_setting_t *root, struct 
 	} keys[] = {
 		{ "tun", parse_tun, true },
 		{ "routing", parse_routing, true },
+		{ "inbound", parse_inbound, true },
 		{ "control", parse_control, true },
 		{ "fastpath", parse_fastpath, false },
 		{ "rules", parse_rules, false },
@@ -1320,6 +1366,12 @@ static int parse_root(const struct ctx *c, const config_setting_t *root, struct 
 	/* After the whole file: impairment may come after rules. */
 	for (size_t i = 0; i < cfg->n_rules; i++)
 		config_seed_rule(cfg, cfg->rules[i], i);
+
+	for (unsigned int i = 0; i < cfg->n_inbound; i++)
+		if (strcmp(cfg->inbound_ifnames[i], cfg->tun_name) == 0)
+			return fail(c, st.inbound, -EINVAL,
+				    "inbound.interfaces: \"%s\" is the tun (tun.name), not an uplink",
+				    cfg->tun_name);
 
 	/* "auto" leaves IPv6 alone on a tun that cannot carry it. */
 	if (cfg->ipv6_auto && cfg->mtu < MTU_MIN_IPV6)
@@ -1499,6 +1551,8 @@ KEY_EQUAL(eq_fastpath, a->fastpath == b->fastpath)
 KEY_EQUAL(eq_reinject, a->reinject == b->reinject)
 KEY_EQUAL(eq_rp_filter, a->rp_filter_keep == b->rp_filter_keep)
 KEY_EQUAL(eq_self_check, a->self_check == b->self_check)
+KEY_EQUAL(eq_inbound, a->n_inbound == b->n_inbound &&
+	  memcmp(a->inbound_ifnames, b->inbound_ifnames, sizeof(a->inbound_ifnames)) == 0)
 
 /*
  * Every key of ipmodd.conf(5), one row each: the parsers refuse a key
@@ -1526,6 +1580,7 @@ static const struct config_key {
 	{ "routing.reinject", true, eq_reinject },
 	{ "routing.rp-filter", true, eq_rp_filter },
 	{ "routing.self-check", true, eq_self_check },
+	{ "inbound.interfaces", true, eq_inbound },
 	{ "control.socket", true, eq_control_socket },
 	{ "control.group", true, eq_control_group },
 	{ "control.mode", true, eq_control_mode },

@@ -56,6 +56,9 @@ enum reinject_mode {
 	REINJECT_FORWARD,	/* the kernel forwards them from the tun */
 };
 
+/* inbound.interfaces: at most this many */
+#define CONFIG_INBOUND_MAX 8
+
 struct config {
 	char *path;
 
@@ -72,6 +75,9 @@ struct config {
 	enum reinject_mode reinject;
 	bool fail_closed;	/* traffic stays blocked while ipmodd is not running */
 	uint32_t stall_timeout_ms;	/* fail-open: stalled this long, stop diverting; 0 never */
+	/* inbound.interfaces: whose received packets go through the chain too (inbound.h) */
+	char inbound_ifnames[CONFIG_INBOUND_MAX][IFNAMSIZ];
+	unsigned int n_inbound;
 	bool rp_filter_keep;	/* rp-filter = "keep": refuse to start on a strict interface */
 	bool self_check;	/* probe at start that written-back packets leave the host */
 	struct selector *divert;	/* none: all outbound traffic */

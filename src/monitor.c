@@ -74,6 +74,7 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 		"trace filter: only match keys are allowed (no name=, probability=, actions or verdicts)";
 	struct rule_kv kv[RULE_KV_MAX];
 	char msg[256], words[RULE_FORMAT_MAX];
+	bool has_direction = false;
 	size_t n = 0, badi;
 	int r;
 
@@ -91,6 +92,7 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 			return bad(err, errlen, "%s", only_matches);
 		if (n == ARRAY_SIZE(kv) - 1)
 			return bad(err, errlen, "too many filter keys (at most %d)", RULE_KV_MAX - 1);
+		has_direction |= strcmp(pr->key, "direction") == 0;
 		kv[n++] = (struct rule_kv){ pr->key, pr->value };
 	}
 	if (n == 0)
@@ -100,6 +102,9 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 	r = rule_parse(kv, n, &o->filter, &badi, msg, sizeof(msg));
 	if (r < 0)
 		return r == -EINVAL ? bad(err, errlen, "trace filter: %s", msg) : r;
+	/* A rule is outbound unless it says; a filter without direction= sees both. */
+	if (!has_direction)
+		o->filter->dir_mask = RULE_DIR_BOTH;
 	/* A filter only selects: actions, verdicts and probability make no sense. */
 	if (rule_format_actions(o->filter, words, sizeof(words)) < 0 ||
 	    strcmp(words, "verdict=accept") != 0 ||

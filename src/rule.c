@@ -25,6 +25,7 @@
 
 enum rule_key {
 	K_NAME,
+	K_DIRECTION,
 	K_FAMILY,
 	K_PROTO,
 	K_SRC,
@@ -76,6 +77,7 @@ enum rule_key {
 
 static const char *const key_names[K_MAX] = {
 	[K_NAME] = "name",
+	[K_DIRECTION] = "direction",
 	[K_FAMILY] = "family",
 	[K_PROTO] = "proto",
 	[K_SRC] = "src",
@@ -138,6 +140,13 @@ static const struct {
 struct name_value {
 	const char *name;
 	unsigned int value;
+};
+
+/* direction=: the names, by struct rule.dir_mask (rule.h). */
+static const struct name_value direction_names[] = {
+	{ "out", RULE_DIR_OUT },
+	{ "in", RULE_DIR_IN },
+	{ "both", RULE_DIR_BOTH },
 };
 
 /* family=: ip (also ipv4) and ip6 (also ipv6), the printed names. */
@@ -404,6 +413,16 @@ static int parse_name(struct parser *ps)
 	if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != l)
 		return fail(ps, K_NAME, "only letters, digits, '_', '.' and '-' are allowed");
 	memcpy(ps->r->name, s, l + 1);
+	return 0;
+}
+
+static int parse_direction(struct parser *ps)
+{
+	int v = lookup_name(direction_names, ARRAY_SIZE(direction_names), val(ps, K_DIRECTION));
+
+	if (v < 0)
+		return fail(ps, K_DIRECTION, "must be out, in or both");
+	ps->r->dir_mask = (uint8_t)v;
 	return 0;
 }
 
@@ -1295,6 +1314,8 @@ static int parse_key(struct parser *ps, enum rule_key k)
 	switch (k) {
 	case K_NAME:
 		return parse_name(ps);
+	case K_DIRECTION:
+		return parse_direction(ps);
 	case K_FAMILY:
 		return parse_family(ps);
 	case K_PROTO:
@@ -1460,6 +1481,7 @@ int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *re
 	if (!r)
 		return -ENOMEM;
 	ps.r = r;
+	r->dir_mask = RULE_DIR_OUT;
 	for (size_t k = 0; k < K_MAX; k++) {
 		if (!has(&ps, k))
 			continue;
@@ -1620,7 +1642,8 @@ bool rule_equal(const struct rule *a, const struct rule *b)
 	const struct rule_match *x = &a->m, *y = &b->m;
 	uint32_t f = x->flags;
 
-	if (f != y->flags || x->family != y->family || strcmp(a->name, b->name) != 0)
+	if (f != y->flags || x->family != y->family || strcmp(a->name, b->name) != 0 ||
+	    rule_dir_mask(a) != rule_dir_mask(b))
 		return false;
 	if ((f & RULE_M_PROTO) && x->proto != y->proto)
 		return false;
@@ -1760,6 +1783,8 @@ const char *rule_key_value(const char *key, unsigned int i)
 		if (strcmp(key, key_names[k]) == 0)
 			break;
 	switch (k) {
+	case K_DIRECTION:
+		return nv_name(direction_names, ARRAY_SIZE(direction_names), i);
 	case K_FAMILY:
 		return str_name(family_names, ARRAY_SIZE(family_names), i);
 	case K_PROTO:
@@ -1797,6 +1822,10 @@ static void put_matches(struct strbuf *o, const struct rule *r)
 		put_key(o, K_NAME);
 		strbuf_printf(o, "%s", r->name);
 	}
+	/* out is the default: left out, so rules without the key print as they did. */
+	if (rule_dir_mask(r) != RULE_DIR_OUT)
+		put_named(o, K_DIRECTION, direction_names, ARRAY_SIZE(direction_names),
+			  rule_dir_mask(r));
 	/* src/dst carry the family themselves. */
 	if (m->family && !(f & (RULE_M_SRC | RULE_M_DST))) {
 		put_key(o, K_FAMILY);

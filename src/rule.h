@@ -85,6 +85,10 @@ struct rule_kv {
  *   from its own generator seeded with N when the rule is installed.
  * - expire=DURATION on any rule: an integer with a unit, ms, s, m or h, up
  *   to 7 days; printed in the largest unit that keeps it an integer.
+ * - direction=out|in|both: which packets the rule sees, by struct pkt's dir
+ *   (out: read from the outbound tun; in: diverted from an inbound
+ *   interface, see inbound= in ipmodd.conf(5)).  out when not given, and
+ *   then not printed, so rules written before the key read back the same.
  * - Keys given with a zero value (loss=0, delay=0) are kept: such a rule
  *   still impairs (and ends the chain), it is printed as given and differs
  *   from the rule without the key.
@@ -316,8 +320,19 @@ struct rule_impair {
 	uint64_t seed;
 };
 
+/*
+ * struct rule.dir_mask: the directions a rule matches, bit 1 << PKT_DIR_OUT
+ * and bit 1 << PKT_DIR_IN (packet.h).  rule_parse() always sets it (out
+ * when direction= is not given); 0, as in a zeroed rule built by hand,
+ * means out only: read it through rule_dir_mask().
+ */
+#define RULE_DIR_OUT (1u << 0)	/* 1 << PKT_DIR_OUT */
+#define RULE_DIR_IN (1u << 1)	/* 1 << PKT_DIR_IN */
+#define RULE_DIR_BOTH (RULE_DIR_OUT | RULE_DIR_IN)
+
 struct rule {
 	struct rule_match m;
+	uint8_t dir_mask;	/* RULE_DIR_*; 0: out only (rule_dir_mask()) */
 	struct rule_action a;
 	double probability;	/* as given, for rule_format() */
 	struct rule_impair impair;
@@ -330,6 +345,12 @@ void rule_ref_tables(const struct rule *r);
 void rule_unref_tables(const struct rule *r);
 /* The delay table of a rule with a table distribution, and its size; NULL for none. */
 const int16_t *rule_dist_table(const struct rule_impair *im, uint32_t *ret_n);
+
+/* The directions r matches, RULE_DIR_OUT and/or RULE_DIR_IN: never 0. */
+static inline unsigned int rule_dir_mask(const struct rule *r)
+{
+	return r->dir_mask & RULE_DIR_BOTH ? r->dir_mask & RULE_DIR_BOTH : RULE_DIR_OUT;
+}
 
 /* The rule impairs: apply impair.c and end the chain with its verdict. */
 static inline bool rule_impairs(const struct rule *r)

@@ -92,7 +92,7 @@ for kt in "proto proto_names[] = {" "verdict verdict_names[] = {" "reject-with r
 	"distribution dist_names[] = {" "aqm aqm_names[] = {" "set-ecn ecn_names[] = {" \
 	"dscp dscp_names[] = {" "set-dscp dscp_names[] = {" \
 	"tcp-flags tcp_flag_names[8] = {" "family family_names[2] = {" \
-	"loss-ecn bool_names[2] = {" "icmp-type icmp"; do
+	"loss-ecn bool_names[2] = {" "direction direction_names[] = {" "icmp-type icmp"; do
 	k=${kt%% *}
 	want=$(lists values "${kt#* }")
 	got=$("$IPMODCTL" help values "$k" | tr '\n' ' ')

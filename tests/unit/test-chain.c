@@ -76,6 +76,7 @@ struct spec {
 	uint8_t icmp_type, icmp_code;
 	uint16_t payload;
 	uint16_t frag_off;	/* in 8-byte units; not 0: a non-first fragment */
+	uint8_t dir;		/* enum pkt_dir: as the reader of the packet sets it */
 };
 
 struct tpkt {
@@ -301,7 +302,8 @@ static bool build(struct tpkt *t, const struct spec *s)
 		}
 	}
 
-	t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf) };
+	t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf),
+			     .dir = s->dir };
 	return pkt_parse(&t->p) == PKT_OK && csums_verify(t->buf, t->p.len);
 }
 
@@ -442,6 +444,12 @@ static const struct {
 	{ "verdict=reject reject-with=proto-unreachable", "" },
 	{ "verdict=reject reject-with=admin-prohibited", "" },
 	{ "proto=tcp verdict=reject reject-with=tcp-reset", "" },
+	{ "direction=out verdict=drop", "verdict=drop" },
+	{ "direction=in verdict=drop", "" },
+	{ "direction=both verdict=drop", "" },
+	{ "direction=IN verdict=drop", "direction=in verdict=drop" },
+	{ "proto=tcp direction=in name=x tcp-flags=syn,ack clamp-mss=1200",
+	  "name=x direction=in proto=tcp tcp-flags=syn,ack clamp-mss=1200" },
 	{ "verdict=drop reject-with=admin-prohibited proto=udp dst=10.0.0.0/8 name=x",
 	  NULL },	/* reject-with without reject: in the bad list */
 	{ "reject-with=tcp-reset verdict=reject dport=23 proto=tcp name=telnet",
@@ -577,6 +585,10 @@ static const struct rule_refusal bad_forms[] = {
 	{ "name=x", 1, "rule does nothing" },
 	{ "proto=tcp dport=80 dst=10.0.0.0/8", 3, "rule does nothing" },
 	{ "", 0, "rule does nothing" },
+	{ "verdict=drop direction=inbound", 1, "direction: 'inbound': must be out, in or both" },
+	{ "direction= verdict=drop", 0, "direction: '': must be out, in or both" },
+	{ "direction=in direction=out verdict=drop", 1, "direction: given twice" },
+	{ "direction=in", 1, "rule does nothing" },
 };
 
 static void test_parse_bad(void)
@@ -652,6 +664,7 @@ static void test_roundtrip_random(void)
 		{ "clamp-mss", "1360", "536", NULL },
 		{ "verdict", "accept", "drop", "reply", "reject", NULL },
 		{ "reject-with", "tcp-reset", "host-unreachable", "admin-prohibited", NULL },
+		{ "direction", "out", "in", "both", "in", NULL },
 	};
 	uint64_t s = 0x12345678;
 	unsigned int parsed = 0, tried = 0, failed = 0;
@@ -707,6 +720,8 @@ static void test_rule_equal(void)
 		"icmp-type=echo-request verdict=drop", "icmp-type=echo-reply verdict=drop",
 		"proto=icmp icmp-type=echo-request verdict=drop",
 		"verdict=reject", "verdict=reject reject-with=admin-prohibited",
+		"direction=in verdict=drop", "direction=both verdict=drop",
+		"direction=in dst=10.0.0.0/8 verdict=drop", "direction=both set-ttl=64",
 	};
 	unsigned int wrong = 0;
 
@@ -820,6 +835,17 @@ static const struct {
 	{ "dscp=af41 verdict=drop", UDP6_(.tos = 34 << 2 | 1), true, "dscp v6 traffic class" },
 	{ "dscp=0 verdict=drop", UDP6_(.tos = 3), true, "dscp 0 with ECN set" },
 	{ "probability=1 verdict=drop", UDP4_(), true, "probability=1" },
+	{ "verdict=drop", UDP4_(), true, "no direction=: outbound" },
+	{ "verdict=drop", UDP4_(.dir = PKT_DIR_IN), false, "no direction=: not inbound" },
+	{ "direction=out verdict=drop", UDP4_(.dir = PKT_DIR_IN), false, "direction=out, inbound" },
+	{ "direction=in verdict=drop", UDP4_(.dir = PKT_DIR_IN), true, "direction=in, inbound" },
+	{ "direction=in verdict=drop", UDP4_(), false, "direction=in, outbound" },
+	{ "direction=in dst=203.0.113.0/24 proto=udp dport=53 verdict=drop",
+	  UDP4_(.dir = PKT_DIR_IN), true, "direction=in keyed, inbound" },
+	{ "direction=in dst=203.0.113.0/24 proto=udp dport=53 verdict=drop", UDP4_(), false,
+	  "direction=in keyed, outbound" },
+	{ "direction=both verdict=drop", UDP6_(.dir = PKT_DIR_IN), true, "direction=both, inbound" },
+	{ "direction=both verdict=drop", UDP6_(), true, "direction=both, outbound" },
 	{ "probability=0 verdict=drop", UDP4_(), false, "probability=0" },
 	{ "name=all family=ip proto=tcp src=10.0.0.0/8 dst=!192.0.2.0/24 sport=1024-65535 dport=80 "
 	  "tcp-flags=syn,!ack ttl=64 length=40 dscp=0 verdict=drop", TCP4_(.tcp_flags = 0x02), true,
@@ -905,6 +931,15 @@ static void test_actions(void)
 		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x02, .mss = 1460), 64, 0, 0, 1360, "clamp SYN v4" },
 		{ "clamp-mss=1360", TCP6_(.tcp_flags = 0x12, .mss = 1440), 64, 0, 0, 1360,
 		  "clamp SYN-ACK v6" },
+		{ "direction=in clamp-mss=1360", TCP4_(.tcp_flags = 0x12, .mss = 1460, .dir = PKT_DIR_IN),
+		  64, 0, 0, 1360, "clamp an inbound SYN-ACK v4" },
+		{ "direction=in clamp-mss=1360", TCP6_(.tcp_flags = 0x12, .mss = 1440, .dir = PKT_DIR_IN),
+		  64, 0, 0, 1360, "clamp an inbound SYN-ACK v6" },
+		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x12, .mss = 1460, .dir = PKT_DIR_IN), 64, 0, 0,
+		  1460, "an outbound clamp leaves an inbound SYN-ACK alone" },
+		{ "direction=both set-ttl=5", UDP4_(.dir = PKT_DIR_IN), 5, 0, 0, -1,
+		  "set-ttl inbound: the value as given" },
+		{ "direction=in set-ttl=5", UDP4_(), 64, 0, 0, -1, "an inbound rule leaves outbound alone" },
 		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x02, .mss = 1460, .mss_after_nop = true), 64, 0, 0,
 		  1360, "clamp an MSS that is not 16-bit aligned" },
 		{ "clamp-mss=1360", TCP4_(.tcp_flags = 0x02, .mss = 1200), 64, 0, 0, 1200,

@@ -749,6 +749,41 @@ static void test_routing_equal(void)
 	config_free(d);
 }
 
+static void test_inbound(void)
+{
+	struct config *d = parses("", "inbound default");
+	struct config *a = parses("inbound = {\n interfaces = [ \"eth0\", \"veth-x.5\" ];\n};\n",
+				  "inbound two interfaces");
+	struct config *e = parses("inbound = { interfaces = [ ]; };\n", "inbound empty list");
+	struct config *b = parses("inbound = { interfaces = [ \"eth1\" ]; };\n", "inbound eth1");
+	char changed[128] = "";
+
+	ok(d && d->n_inbound == 0, "no inbound interfaces by default");
+	ok(e && e->n_inbound == 0, "an empty list: none");
+	ok(a && a->n_inbound == 2 && strcmp(a->inbound_ifnames[0], "eth0") == 0 &&
+	   strcmp(a->inbound_ifnames[1], "veth-x.5") == 0, "inbound.interfaces in order");
+	ok(d && e && config_routing_equal(d, e), "absent and empty are the same");
+	ok(a && b && config_restart_changes(a, b, changed, sizeof(changed)) == 1 &&
+	   strcmp(changed, "inbound.interfaces") == 0, "inbound.interfaces is restart-only: '%s'",
+	   changed);
+	config_free(d);
+	config_free(a);
+	config_free(e);
+	config_free(b);
+	fails_at("inbound = {\n interfaces = [ \"eth0\", \"a/b\" ];\n};\n", "t.conf:2: inbound.interfaces: \"a/b\" is not a valid interface name",
+	      "inbound: an invalid name, with its line");
+	fails_at("inbound = {\n\n interfaces = [ \"0123456789abcdef\" ];\n};\n", "t.conf:3: inbound.interfaces: \"0123456789abcdef\" is not a valid interface name",
+	      "inbound: a name of IFNAMSIZ characters");
+	fails_at("inbound = { interfaces = [ \"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\" ]; };\n", "t.conf:1: inbound.interfaces: 9 interfaces, at most 8", "inbound: nine interfaces");
+	fails_at("inbound = { interfaces = [ \"eth0\", \"eth0\" ]; };\n", "t.conf:1: inbound.interfaces: \"eth0\" is listed twice", "inbound: a name twice");
+	fails_at("inbound = {\n interfaces = \"eth0\";\n};\n", "t.conf:2: inbound.interfaces: expected a list of interface names", "inbound: a string");
+	fails_at("inbound = { interfaces = [ 5 ]; };\n", "t.conf:1: inbound.interfaces: expected a string, got an integer", "inbound: a number");
+	fails_at("inbound = { iface = [ \"eth0\" ]; };\n", "t.conf:1: unknown key 'iface' in inbound", "inbound: an unknown key");
+	fails_at("tun = { name = \"ipm0\"; };\ninbound = {\n interfaces = [ \"ipm0\" ];\n};\n", "t.conf:3: inbound.interfaces: \"ipm0\" is the tun", "inbound: the tun itself");
+	fails_at("inbound = [ \"eth0\" ];\n", "t.conf:1: inbound: expected a group",
+	      "inbound not a group");
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -765,6 +800,7 @@ int main(void)
 	test_rules();
 	test_files();
 	test_routing_equal();
+	test_inbound();
 	test_global_seed();
 	cleanup();
 	return tap_done();

@@ -33,6 +33,9 @@
 
 #define BUF 2048
 
+/* test_directions(): rules get direction= and packets either direction. */
+static bool mixed_dirs;
+
 /* ---- rules ------------------------------------------------------------------ */
 
 static struct rule *parse_rule(const char *line, char *err, size_t errlen)
@@ -180,6 +183,8 @@ static void gen_line(char *buf, size_t len, const struct style *st)
 		put(&o, end, " %s", PICK(impairs));
 	if (!buf[0])
 		put(&o, end, " verdict=drop");
+	if (mixed_dirs && pct(60))
+		put(&o, end, " direction=%s", pct(60) ? "in" : pct(50) ? "both" : "out");
 	memmove(buf, buf + 1, strlen(buf));	/* the leading space */
 }
 
@@ -315,7 +320,8 @@ static void gen_packet(struct tpkt *t)
 				put_be16(d + 44, (uint16_t)rnd(65536));
 			}
 		}
-		t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf) };
+		t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf),
+				     .dir = mixed_dirs && pct(50) ? PKT_DIR_IN : PKT_DIR_OUT };
 		if (pkt_parse(&t->p) != PKT_OK)
 			continue;
 		pkt_csum_full(&t->p);
@@ -647,6 +653,72 @@ static void check_gen(linegen g, size_t n, size_t npkts, const char *what,
 	rules_free(rules, n);
 }
 
+/*
+ * direction=: each direction has its own index, of the rules that match it.
+ * Random sets of rules in, out and both meet packets of both directions,
+ * against the linear scan; then the indexes hold exactly the rules of their
+ * direction.
+ */
+static void gen_dirs(size_t i, char *line, size_t len)
+{
+	static const char *const dirs[] = { "", " direction=in", " direction=both", " direction=out" };
+
+	snprintf(line, len, "%sdst=10.%zu.0.0/16 set-ttl=+1%s", i % 5 == 4 ? "proto=udp dport=53 " : "",
+		 i % 7, dirs[i % 4]);
+}
+
+static void test_directions(void)
+{
+	size_t sets = 0, packets = 0, failed = 0, rules_total = 0;
+	struct chain_index_info out, in;
+	struct rule **rules;
+	struct pair pr;
+
+	mixed_dirs = true;
+	for (size_t s = 0; s < 200; s++) {
+		const struct style *st = &styles[s % ARRAY_SIZE(styles)];
+		size_t n = 1 + rnd(80), npk = 100;
+		char line[1024], name[64];
+
+		rules = rules_new(n);
+		for (size_t i = 0; i < n; i++)
+			rules[i] = gen_rule(st, line, sizeof(line));
+		if (pair_new(&pr, rules, n, rnd64()) < 0) {
+			failed++;
+			rules_free(rules, n);
+			continue;
+		}
+		snprintf(name, sizeof(name), "directions set %zu (%zu rules)", s, n);
+		if (compare(&pr, npk, name))
+			failed++;
+		sets++;
+		packets += npk;
+		rules_total += n;
+		pair_free(&pr);
+		rules_free(rules, n);
+	}
+	ok(failed == 0, "mixed directions: %zu sets (%zu rules), %zu packets of both directions: "
+	   "index == linear scan", sets, rules_total, packets);
+
+	/* 40 rules: 10 of each of "", in, both, out: out has 30, in 20. */
+	rules = rules_of(gen_dirs, 40);
+	if (!rules || pair_new(&pr, rules, 40, 5) < 0) {
+		ok(0, "direction indexes built");
+		rules_free(rules, 40);
+		mixed_dirs = false;
+		return;
+	}
+	chain_index_info_dir(pr.ix, PKT_DIR_OUT, &out);
+	chain_index_info_dir(pr.ix, PKT_DIR_IN, &in);
+	is_int(out.keyed + out.generic, 30, "the outbound index: the 30 rules out or both");
+	is_int(in.keyed + in.generic, 20, "the inbound index: the 20 rules in or both");
+	ok(compare(&pr, 2000, "direction indexes") == 0,
+	   "direction indexes: 2000 packets of both directions: index == linear scan");
+	pair_free(&pr);
+	rules_free(rules, 40);
+	mixed_dirs = false;
+}
+
 /* 65536 rules: every key kind, and generic rules between them. */
 static void gen_max(size_t i, char *line, size_t len)
 {
@@ -862,6 +934,7 @@ int main(void)
 	diag("TEST_SEED=%" PRIu64, rs);
 	test_empty();
 	test_random();
+	test_directions();
 	test_long_run();
 	test_keyless();
 	test_duplicates();
