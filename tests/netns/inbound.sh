@@ -145,7 +145,13 @@ download() {
 # with fastpath = MODE; leaves it running.  Files: $WORKDIR/MODE.*.
 traffic() {
 	local m=$1 f a r out n
-	check "[$m] ipmodd starts with inbound = veth0 (fastpath = $m)" start_inbound "$m" || return 1
+	if start_inbound "$m"; then
+		ok "[$m] ipmodd starts with inbound = veth0 (fastpath = $m)"
+	else
+		not_ok "[$m] ipmodd starts with inbound = veth0 (fastpath = $m)"
+		stop_ipmodd
+		return 1
+	fi
 	nft_setup
 	for f in 4 6; do
 		if [ $f = 4 ]; then a=$HOST4; else a=$HOST6; fi
@@ -196,7 +202,7 @@ traffic() {
 }
 
 # --- (1) userspace: data, counters, delay, TTL, RST ------------------------------
-traffic off
+traffic off || { echo "Bail out! ipmodd did not start with an inbound interface"; exit 1; }
 
 # GSO super-packets from the peer (TSO on): still byte-exact, counted per segment.
 for f in 4 6; do
