@@ -21,6 +21,7 @@
 #define SHB_TYPE 0x0a0d0d0au
 #define EPB_TYPE 6u
 #define OPT_ENDOFOPT 0
+#define OPT_EPB_FLAGS 2
 #define OPT_EPB_DROPCOUNT 4
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
@@ -1290,6 +1291,7 @@ enum {
 	PC_EPB,		/* interface id, timestamp, captured and original length */
 	PC_OPTION,	/* an option's code and length */
 	PC_DROPCOUNT,	/* the value of epb_dropcount */
+	PC_FLAGS,	/* the value of epb_flags */
 	PC_TRAILER,	/* the block's total length, again */
 };
 
@@ -1428,12 +1430,23 @@ static int pc_step(struct pcapng_counter *c)
 			pc_gather(c, PC_DROPCOUNT, 8);
 			return 0;
 		}
+		if (code == OPT_EPB_FLAGS && len == 4) {
+			pc_gather(c, PC_FLAGS, 4);
+			return 0;
+		}
 		c->skip = pad;
 		c->left -= pad;
 		pc_next_option(c);
 		return 0;
 	case PC_DROPCOUNT:
 		c->dropped += pc_u64(c, c->buf);
+		pc_next_option(c);
+		return 0;
+	case PC_FLAGS:
+		/* The direction, bits 0-1: 1 inbound, 2 outbound, 0 not known. */
+		len = pc_u32(c, c->buf) & 3;
+		c->inbound += len == 1;
+		c->outbound += len == 2;
 		pc_next_option(c);
 		return 0;
 	case PC_TRAILER:

@@ -156,14 +156,17 @@ int ctlcli_trace_json(const char *words, char *out, size_t outlen);
 
 /*
  * Counts the packets of a pcapng stream fed in chunks of any size: Enhanced
- * Packet Blocks, and the sum of their epb_dropcount options.  Block bodies
- * are skipped, not stored.
+ * Packet Blocks, those whose epb_flags say inbound (1) or outbound (2), and
+ * the sum of their epb_dropcount options.  Block bodies are skipped, not
+ * stored.
  */
 #define PCAPNG_BLOCK_MAX (1u << 20)	/* a longer block is taken for garbage */
 
 struct pcapng_counter {
 	uint64_t packets;	/* Enhanced Packet Blocks */
 	uint64_t dropped;	/* sum of their epb_dropcount */
+	uint64_t inbound;	/* of the packets, epb_flags direction inbound */
+	uint64_t outbound;	/* ... outbound */
 	uint64_t offset;	/* bytes fed */
 
 	int state;

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "explain.h"
@@ -60,7 +61,8 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 	struct rule *r = NULL;
 	const struct rule_match *m;
 	size_t nk = 0, bad, ip_hlen, l4_hlen, len;
-	bool v6, have_dst = false, have_proto = false;
+	bool v6, have_dst = false, have_proto = false, have_dir = false;
+	uint8_t dir = PKT_DIR_OUT;
 	uint8_t *l4;
 	int ret;
 
@@ -71,14 +73,19 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 	for (size_t i = 0; i < n; i++) {
 		const char *key = field_key(kv[i].key);
 
+		/* The way the packet travels: which rules see it (direction=). */
 		if (!strcmp(kv[i].key, "direction")) {
-			if (!strcmp(kv[i].value, "out"))
-				continue;
-			if (!strcmp(kv[i].value, "in"))
-				return fail(err, errlen, -EOPNOTSUPP,
-					    "direction=in: ipmodd diverts outbound packets only; "
-					    "inbound is not available yet");
-			return fail(err, errlen, -EINVAL, "direction=%s: expected out", kv[i].value);
+			if (have_dir)
+				return fail(err, errlen, -EINVAL, "direction: given twice");
+			have_dir = true;
+			if (!strcasecmp(kv[i].value, "out"))
+				dir = PKT_DIR_OUT;
+			else if (!strcasecmp(kv[i].value, "in"))
+				dir = PKT_DIR_IN;
+			else
+				return fail(err, errlen, -EINVAL, "direction=%s: expected out or in",
+					    kv[i].value);
+			continue;
 		}
 		if (!key)
 			return fail(err, errlen, -EINVAL,
@@ -196,7 +203,7 @@ int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 		l4[5] = l4[7] = 1;
 		break;
 	}
-	*p = (struct pkt){ .data = buf, .len = len, .cap = cap };
+	*p = (struct pkt){ .data = buf, .len = len, .cap = cap, .dir = dir };
 	ret = pkt_parse(p);
 	if (ret != 0) {
 		fail(err, errlen, -EINVAL, "the packet built does not parse (%s)",

@@ -26,11 +26,11 @@
  * (TCP; the flags set, default syn), icmp-type= icmp-code= (ICMP, ICMPv6;
  * default echo-request 0), ttl= (default 64), dscp= (default 0), len= or
  * length= (IP total length; default the headers alone), family=,
- * direction=out.  Each is one value: no ranges, negations or prefixes.
- * Builds into buf (cap >= EXPLAIN_BUF_MAX) and parses it into p.  Returns 0,
- * or -errno with a message in err:
+ * direction=out|in (p->dir: which rules see it; out by default).  Each is
+ * one value: no ranges, negations or prefixes.  Builds into buf (cap >=
+ * EXPLAIN_BUF_MAX) and parses it into p.  Returns 0, or -errno with a
+ * message in err:
  *   -EINVAL      an unknown field, a bad or missing value
- *   -EOPNOTSUPP  direction=in: ipmodd diverts outbound packets only
  */
 int explain_packet(const struct rule_kv *kv, size_t n, uint8_t *buf, size_t cap,
 		   struct pkt *p, char *err, size_t errlen);

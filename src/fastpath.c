@@ -23,6 +23,13 @@
  * grace period (every program run is inside one), grace_period(): only then
  * does it rewrite that set or give its deleted rules' slots to new rules, so
  * no packet sees a half-written set or counts into a slot given away.
+ *
+ * Directions: an instance is loaded for one direction (fp_dir in the
+ * program's rodata) and indexes only the rules of that direction; the
+ * others are in no list, so no packet of its direction meets them (the
+ * chain would not match them either).  One instance may be attached to
+ * several interfaces (every inbound tun): they share its rules, index and
+ * counters.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -33,8 +40,16 @@
 
 #include "fastpath.h"
 #include "fpindex.h"
+#include "packet.h"
 #include "rule.h"
 #include "util.h"
+
+_Static_assert(RULE_DIR_OUT == 1u << PKT_DIR_OUT && RULE_DIR_IN == 1u << PKT_DIR_IN, "dir_mask bits");
+
+bool fastpath_rule_in_dir(const struct rule *r, enum pkt_dir dir)
+{
+	return rule_dir_mask(r) & (1u << dir);
+}
 
 const char *fastpath_rule_why_not(const struct rule *r)
 {
@@ -61,11 +76,13 @@ const char *fastpath_rule_why_not(const struct rule *r)
 #include "bpf/fastpath.h"
 #include "fastpath.skel.h"
 
-#define NO_SLOT UINT32_MAX
+#define NO_SLOT UINT32_MAX		/* left to userspace */
+#define OTHER_DIR (UINT32_MAX - 1)	/* a rule of the other direction: not here at all */
 
 _Static_assert(CHAIN_RULES_MAX <= FASTPATH_RULES_MAX, "the kernel holds any chain");
 _Static_assert(FPINDEX_PUNT == FP_LIST_PUNT && FPINDEX_ANY == 256 &&
 	       FP_GENERIC_LISTS == 2 * (FPINDEX_ANY + 1), "the index's layout");
+_Static_assert(FP_DIR_OUT == PKT_DIR_OUT && FP_DIR_IN == PKT_DIR_IN, "directions");
 _Static_assert(FP_AF_INET == AF_INET && FP_AF_INET6 == AF_INET6, "address families");
 /* Enums of two headers: compared as ints. */
 #define SAME(a, b) ((int)(a) == (int)(b))
@@ -84,11 +101,18 @@ _Static_assert(SAME(FP_TTL_SET, RULE_TTL_SET) && SAME(FP_TTL_INC, RULE_TTL_INC) 
 _Static_assert(SAME(FP_VERDICT_ACCEPT, RULE_VERDICT_ACCEPT) && SAME(FP_VERDICT_DROP, RULE_VERDICT_DROP),
 	       "verdicts");
 
-struct fastpath {
-	struct fastpath_bpf *skel;
+/* One interface the program is attached to. */
+struct fp_attach {
 	struct bpf_tc_hook hook;
 	bool hook_created;	/* the clsact qdisc is ours to remove */
 	bool attached;
+};
+
+struct fastpath {
+	struct fastpath_bpf *skel;
+	enum pkt_dir dir;
+	struct fp_attach at[FASTPATH_IFACES_MAX];
+	size_t nat;
 	int ncpus;
 	void *percpu;		/* one value per CPU, for lookups */
 
@@ -97,7 +121,7 @@ struct fastpath {
 	bool whole;		/* no list of the index was too long */
 	bool switched;		/* since the last grace period: packets may walk the other set */
 	uint32_t *id;		/* [FASTPATH_RULES_MAX]: chain_rule_id() */
-	uint32_t *slot;		/* [FASTPATH_RULES_MAX]: NO_SLOT: left to userspace */
+	uint32_t *slot;		/* [FASTPATH_RULES_MAX]: or NO_SLOT, OTHER_DIR */
 	bool *used;		/* [FASTPATH_SLOTS] */
 
 	/* The index entries written into each set, to remove before it is filled again. */
@@ -119,9 +143,34 @@ static int slot_zero(struct fastpath *fp, uint32_t slot)
 				    (size_t)fp->ncpus * sizeof(struct fp_counter), BPF_ANY);
 }
 
-int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
+int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1, .flags = BPF_TC_F_REPLACE);
+	struct fp_attach *a;
+	int r;
+
+	bpferr_reset();
+	if (fp->nat == FASTPATH_IFACES_MAX)
+		return bpferr_fail(-ENOSPC, err, errlen, "attaching to one interface too many");
+	a = &fp->at[fp->nat];
+	*a = (struct fp_attach){ .hook = { .sz = sizeof(a->hook), .ifindex = ifindex,
+					   .attach_point = BPF_TC_EGRESS } };
+	r = bpf_tc_hook_create(&a->hook);
+	if (r < 0 && r != -EEXIST)
+		return bpferr_fail(r, err, errlen, "creating the clsact qdisc");
+	a->hook_created = r == 0;
+	/* Counted before the attach: fastpath_close() removes a qdisc created here. */
+	fp->nat++;
+	opts.prog_fd = bpf_program__fd(fp->skel->progs.fastpath);
+	r = bpf_tc_attach(&a->hook, &opts);
+	if (r < 0)
+		return bpferr_fail(r, err, errlen, "attaching the tc egress filter");
+	a->attached = true;
+	return 0;
+}
+
+int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *err, size_t errlen)
+{
 	struct fastpath *fp;
 	int r;
 
@@ -129,6 +178,7 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 	fp = calloc(1, sizeof(*fp));
 	if (!fp)
 		return bpferr_fail(-ENOMEM, err, errlen, "allocating");
+	fp->dir = dir;
 	fp->ncpus = libbpf_num_possible_cpus();
 	if (fp->ncpus <= 0) {
 		r = bpferr_fail(fp->ncpus < 0 ? fp->ncpus : -EINVAL, err, errlen, "counting the CPUs");
@@ -158,6 +208,7 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 		r = bpferr_fail(-errno, err, errlen, "opening the BPF object");
 		goto out;
 	}
+	fp->skel->rodata->fp_dir = dir;
 	r = fastpath_bpf__load(fp->skel);
 	if (r < 0) {
 		r = bpferr_fail(r, err, errlen, "loading the BPF program");
@@ -166,21 +217,9 @@ int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
 	/* Until the first update there are no rules: everything goes to userspace. */
 	fp->skel->bss->fp_enabled = 0;
 
-	fp->hook = (struct bpf_tc_hook){ .sz = sizeof(fp->hook), .ifindex = ifindex,
-					 .attach_point = BPF_TC_EGRESS };
-	r = bpf_tc_hook_create(&fp->hook);
-	if (r < 0 && r != -EEXIST) {
-		r = bpferr_fail(r, err, errlen, "creating the clsact qdisc");
+	r = fastpath_attach(fp, ifindex, err, errlen);
+	if (r < 0)
 		goto out;
-	}
-	fp->hook_created = r == 0;
-	opts.prog_fd = bpf_program__fd(fp->skel->progs.fastpath);
-	r = bpf_tc_attach(&fp->hook, &opts);
-	if (r < 0) {
-		r = bpferr_fail(r, err, errlen, "attaching the tc egress filter");
-		goto out;
-	}
-	fp->attached = true;
 	*ret = fp;
 	return 0;
 out:
@@ -192,14 +231,18 @@ struct fastpath *fastpath_close(struct fastpath *fp)
 {
 	if (!fp)
 		return NULL;
-	if (fp->attached) {
-		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
+	for (size_t k = 0; k < fp->nat; k++) {
+		struct fp_attach *a = &fp->at[k];
 
-		bpf_tc_detach(&fp->hook, &opts);
-	}
-	if (fp->hook_created) {
-		fp->hook.attach_point = BPF_TC_EGRESS | BPF_TC_INGRESS;
-		bpf_tc_hook_destroy(&fp->hook);
+		if (a->attached) {
+			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
+
+			bpf_tc_detach(&a->hook, &opts);
+		}
+		if (a->hook_created) {
+			a->hook.attach_point = BPF_TC_EGRESS | BPF_TC_INGRESS;
+			bpf_tc_hook_destroy(&a->hook);
+		}
 	}
 	fastpath_bpf__destroy(fp->skel);
 	free(fp->percpu);
@@ -446,10 +489,17 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 	for (size_t i = 0; i < n; i++) {
 		const struct rule *rule = chain_rule(c, i);
 
-		m[i] = &rule->m;
 		rule_translate(rule, &e[i]);
 		id[i] = chain_rule_id(c, i);
 		slot[i] = NO_SLOT;
+		if (!fastpath_rule_in_dir(rule, fp->dir)) {
+			/* In no list of the index: never a candidate. */
+			m[i] = NULL;
+			e[i].kind = FP_PUNT;
+			slot[i] = OTHER_DIR;
+			continue;
+		}
+		m[i] = &rule->m;
 		if (e[i].kind != FP_RULE)
 			continue;
 		slot[i] = slot_of(old, fp->n, id[i]);
@@ -493,7 +543,7 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 
 	memset(fp->used, 0, FASTPATH_SLOTS * sizeof(*fp->used));
 	for (size_t i = 0; i < n; i++)
-		if (slot[i] != NO_SLOT)
+		if (slot[i] < OTHER_DIR)
 			fp->used[slot[i]] = true;
 	memcpy(fp->id, id, n * sizeof(*id));
 	memcpy(fp->slot, slot, n * sizeof(*slot));
@@ -509,9 +559,9 @@ void fastpath_info(const struct fastpath *fp, struct fastpath_info *ret)
 {
 	*ret = (struct fastpath_info){ .whole = fp->whole };
 	for (size_t i = 0; i < fp->n; i++) {
-		if (fp->slot[i] != NO_SLOT)
+		if (fp->slot[i] < OTHER_DIR)
 			ret->rules++;
-		else
+		else if (fp->slot[i] == NO_SLOT)
 			ret->punts++;
 	}
 }
@@ -523,7 +573,7 @@ int fastpath_counters(struct fastpath *fp, size_t i, uint64_t *ret_pkts, uint64_
 	uint32_t slot;
 	int r;
 
-	if (i < fp->n && fp->slot[i] != NO_SLOT) {
+	if (fastpath_rule_carried(fp, i)) {
 		slot = fp->slot[i];
 		r = bpf_map__lookup_elem(fp->skel->maps.fp_counters, &slot, sizeof(slot), fp->percpu,
 					 (size_t)fp->ncpus * sizeof(*v), 0);
@@ -584,7 +634,7 @@ int fastpath_reset(struct fastpath *fp)
 
 bool fastpath_rule_carried(const struct fastpath *fp, size_t i)
 {
-	return i < fp->n && fp->slot[i] != NO_SLOT;
+	return i < fp->n && fp->slot[i] < OTHER_DIR;
 }
 
 void fastpath_set_enabled(struct fastpath *fp, bool enabled)
@@ -604,10 +654,16 @@ bool fastpath_built(void)
 	return false;
 }
 
-int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen)
+int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "this ipmodd was built without the eBPF fast path "
 		 "(configure --enable-fastpath=no, or no clang, bpftool or libbpf)");
+	return -EOPNOTSUPP;
+}
+
+int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "no fast path");
 	return -EOPNOTSUPP;
 }
 

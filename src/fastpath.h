@@ -15,19 +15,34 @@
 #include <stdint.h>
 
 #include "chain.h"
+#include "packet.h"
 
 struct fastpath;
 
 /* Whether this ipmodd was built with the fast path (clang, bpftool and libbpf at build time). */
 bool fastpath_built(void);
 
+/* Interfaces one instance may be attached to (the inbound tuns). */
+#define FASTPATH_IFACES_MAX 8
+
 /*
- * Load the program and attach it to ifindex's egress (a clsact qdisc is
- * created as needed).  It passes every packet to userspace until the first
- * fastpath_update().
+ * Load the program for the packets of direction dir and attach it to
+ * ifindex's egress (a clsact qdisc is created as needed).  It passes every
+ * packet to userspace until the first fastpath_update().
+ * PKT_DIR_OUT: on the tun, it compensates the hop the kernel's forward of
+ * a packet it sends on will cost, as the daemon does.  PKT_DIR_IN: on an
+ * inbound tun, no compensation: the packet it sends on goes to the uplink's
+ * ingress (inbound.bpf.c's reinject_in) and on to the host, or is forwarded
+ * at the cost it would have had without ipmodd.  It carries out only the
+ * rules of its direction (rule_dir_mask()); the others it never meets.
  */
-int fastpath_open(int ifindex, struct fastpath **ret, char *err, size_t errlen);
-/* Detach and unload; takes NULL. */
+int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *err, size_t errlen);
+/*
+ * Attach the same instance to one more interface's egress (another inbound
+ * tun): one program, one set of rules and counters for all of them.
+ */
+int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen);
+/* Detach from every interface and unload; takes NULL. */
 struct fastpath *fastpath_close(struct fastpath *fp);
 
 /*
@@ -66,7 +81,8 @@ int fastpath_reset(struct fastpath *fp);
 /*
  * Whether the kernel carries out rule i of the chain last given to
  * fastpath_update(); false for a rule left to userspace: the kernel hands
- * every packet that may match it to userspace, untouched.
+ * every packet that may match it to userspace, untouched; false too for a
+ * rule of the other direction.
  */
 bool fastpath_rule_carried(const struct fastpath *fp, size_t i);
 /*
@@ -75,6 +91,8 @@ bool fastpath_rule_carried(const struct fastpath *fp, size_t i);
  * "verdict=reject"), or NULL when it can.  Pure; also without the fast path.
  */
 const char *fastpath_rule_why_not(const struct rule *r);
+/* Whether r matches packets of direction dir (rule_dir_mask()).  Pure. */
+bool fastpath_rule_in_dir(const struct rule *r, enum pkt_dir dir);
 void fastpath_set_enabled(struct fastpath *fp, bool enabled);
 bool fastpath_enabled(const struct fastpath *fp);
 

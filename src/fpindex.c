@@ -21,6 +21,7 @@ enum {
 };
 
 #define NONE UINT32_MAX
+#define ABSENT (UINT32_MAX - 1)	/* best[] of a rule not in the index (m[i] NULL) */
 
 /* A key rule could be reached through. */
 struct cand {
@@ -292,6 +293,10 @@ int fpindex_build(const struct rule_match *const *m, size_t n, size_t order_max,
 	for (size_t i = 0; i < n; i++) {
 		size_t k = nc;
 
+		if (!m[i]) {
+			best[i] = ABSENT;
+			continue;
+		}
 		nc += port_key(m[i], false, &cand[nc]);
 		nc += port_key(m[i], true, &cand[nc]);
 		nc += prefix_key(m[i], false, &cand[nc]);

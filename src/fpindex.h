@@ -62,7 +62,12 @@ struct fpindex {
 	size_t punts;		/* lists that did not fit */
 };
 
-/* The index of rules m[0..n), in at most order_max indices. */
+/*
+ * The index of rules m[0..n), in at most order_max indices.  A NULL m[i]
+ * is a rule the index leaves out (one of the other direction, which no
+ * packet of this index can match): it is in no list, and the others keep
+ * their indices.
+ */
 int fpindex_build(const struct rule_match *const *m, size_t n, size_t order_max,
 		  struct fpindex **ret);
 struct fpindex *fpindex_free(struct fpindex *ix);

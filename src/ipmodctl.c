@@ -210,7 +210,7 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 		break;
 	case CTLCLI_EXPLAIN:
 		fprintf(f, "\nFields: proto= and dst= (needed), src=, sport=, dport=, flags=syn,ack,\n"
-			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out.\n"
+			   "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out|in.\n"
 			   "Nothing is sent: the running chain is walked for a packet built from them.\n"
 			   "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n");
 		break;
@@ -765,7 +765,8 @@ struct rules_view {
 static bool is_known_rule_key(const char *key)
 {
 	return !strcmp(key, "index") || !strcmp(key, "spec") || !strcmp(key, "packets") ||
-	       !strcmp(key, "bytes") || !strcmp(key, "where") || !strcmp(key, "where-reason");
+	       !strcmp(key, "bytes") || !strcmp(key, "where") || !strcmp(key, "where-reason") ||
+	       !strcmp(key, "where-in") || !strcmp(key, "where-in-reason");
 }
 
 static const char *row_get(const struct rule_row *row, const char *key)
@@ -926,13 +927,22 @@ static int field_width(const char *s, int width)
 	return len > width ? len : width;
 }
 
-/* "kernel", "daemon", or "daemon (why)". */
+/*
+ * "kernel", "daemon", or "daemon (why)"; for a rule of both directions
+ * that runs in different places, "out: ..., in: ...".
+ */
 static const char *row_where(const struct rule_row *row, char *buf, size_t len)
 {
 	const char *w = row_get(row, "where"), *why = row_get(row, "where-reason");
+	const char *wi = row_get(row, "where-in"), *whyi = row_get(row, "where-in-reason");
 
 	if (!w)
 		return "-";
+	if (wi && (strcmp(w, wi) || !why != !whyi || (why && strcmp(why, whyi)))) {
+		snprintf(buf, len, "out: %s%s%s%s, in: %s%s%s%s", w, why ? " (" : "", why ? why : "",
+			 why ? ")" : "", wi, whyi ? " (" : "", whyi ? whyi : "", whyi ? ")" : "");
+		return buf;
+	}
 	if (!why)
 		return w;
 	snprintf(buf, len, "%s (%s)", w, why);
@@ -1714,11 +1724,12 @@ static int run_capture(const struct ctlcli *c)
 		ret = EXIT_FAIL;
 	}
 	if (json)
-		fprintf(stderr, "{\"packets\":%" PRIu64 ",\"lost\":%" PRIu64 "}\n", pc.packets,
-			pc.dropped);
+		fprintf(stderr, "{\"packets\":%" PRIu64 ",\"out\":%" PRIu64 ",\"in\":%" PRIu64
+			",\"lost\":%" PRIu64 "}\n", pc.packets, pc.outbound, pc.inbound, pc.dropped);
 	else
-		fprintf(stderr, "%" PRIu64 " packet%s captured, %" PRIu64 " lost\n", pc.packets,
-			pc.packets == 1 ? "" : "s", pc.dropped);
+		fprintf(stderr, "%" PRIu64 " packet%s captured (%" PRIu64 " out, %" PRIu64 " in), %"
+			PRIu64 " lost\n", pc.packets, pc.packets == 1 ? "" : "s", pc.outbound,
+			pc.inbound, pc.dropped);
 out:
 	if (fd >= 0)
 		close(fd);

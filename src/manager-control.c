@@ -63,10 +63,38 @@ static int status_fastpath(struct manager *m, struct ctl_reply *reply)
 	return 0;
 }
 
+/* The inbound fast path's (manager_start_fastpath_in()): only when it was tried. */
+static int status_fastpath_in(struct manager *m, struct ctl_reply *reply)
+{
+	struct fastpath_totals t = { 0 };
+	struct fastpath_info fi;
+	int r;
+
+	if (!m->fastpath_in) {
+		if (!m->fastpath_in_reason[0])
+			return 0;
+		ctl_reply_add(reply, "fastpath-in", m->cfg->fastpath == FASTPATH_OFF ? "off" : "unavailable");
+		if (m->cfg->fastpath != FASTPATH_OFF)
+			ctl_reply_add(reply, "fastpath-in-reason", m->fastpath_in_reason);
+		return 0;
+	}
+	r = fastpath_totals(m->fastpath_in, &t);
+	if (r < 0)
+		return ctl_reply_error(reply, r, "reading the inbound fast path's totals");
+	fastpath_info(m->fastpath_in, &fi);
+	ctl_reply_add(reply, "fastpath-in", "on");
+	ctl_reply_add_u64(reply, "fastpath-in-rules", fi.rules);
+	ctl_reply_add_u64(reply, "fastpath-in-punt-rules", fi.punts);
+	ctl_reply_add_u64(reply, "fastpath-in-handled", t.handled);
+	ctl_reply_add_u64(reply, "fastpath-in-dropped", t.dropped);
+	ctl_reply_add_u64(reply, "fastpath-in-punted", t.punted);
+	return 0;
+}
+
 static int cmd_status(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		      struct ctl_reply *reply)
 {
-	struct fastpath_totals kernel = { 0 };
+	struct fastpath_totals kernel = { 0 }, kernel_in = { 0 };
 	struct chain_stats cs;
 	struct watch_status ws;
 	uint64_t now = 0;
@@ -76,6 +104,8 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	chain_stats(m->chain, &cs);
 	if (m->fastpath && fastpath_totals(m->fastpath, &kernel) < 0)
 		kernel = (struct fastpath_totals){ 0 };
+	if (m->fastpath_in && fastpath_totals(m->fastpath_in, &kernel_in) < 0)
+		kernel_in = (struct fastpath_totals){ 0 };
 	sd_event_now(m->event, CLOCK_MONOTONIC, &now);
 	ctl_reply_add(reply, "version", PACKAGE_VERSION);
 	ctl_reply_add_u64(reply, "pid", (uint64_t)getpid());
@@ -109,7 +139,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "gso-whole", m->stats.gso_whole);
 	ctl_reply_add_u64(reply, "gso-split", m->stats.gso_split);
 	/* What a rule dropped, in the daemon or in the kernel's fast path. */
-	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped + kernel.dropped);
+	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped + kernel.dropped + kernel_in.dropped);
 	for (i = PKT_OK + 1; i < PKT_CLASS_MAX; i++) {
 		snprintf(key, sizeof(key), "malformed-%s", pkt_class_name(i));
 		ctl_reply_add_u64(reply, key, m->stats.malformed[i]);
@@ -157,33 +187,58 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	}
 	ctl_reply_add_u64(reply, "control-clients", control_clients(m->control));
 	ctl_reply_add_u64(reply, "streams", control_streams(m->control));
-	return status_fastpath(m, reply);
+	i = status_fastpath(m, reply);
+	if (i < 0)
+		return i;
+	return status_fastpath_in(m, reply);
 }
 
 /*
- * Where rule i runs: "kernel" when the fast path carries it out, else
- * "daemon" and why (where-reason=): the fast path is off, unavailable or
- * paused, or the word of the rule's spec the kernel cannot carry out.
+ * Where rule i runs in one direction, whose fast path is fp: "kernel" when
+ * fp carries it out, else "daemon" and why (key_reason): the fast path is
+ * off, unavailable or paused, or the word of the rule's spec the kernel
+ * cannot carry out.
+ */
+static void rule_where_dir(struct manager *m, const struct fastpath *fp, bool in, size_t i,
+			   const struct rule *r, const char *key, const char *key_reason,
+			   struct ctl_reply *reply)
+{
+	const char *why = fastpath_rule_why_not(r);
+
+	if (fp && !why && fastpath_rule_carried(fp, i)) {
+		ctl_reply_add(reply, key, fastpath_enabled(fp) ? "kernel" : "daemon");
+		if (!fastpath_enabled(fp))
+			ctl_reply_add(reply, key_reason, "fast path paused by a trace or capture");
+		return;
+	}
+	ctl_reply_add(reply, key, "daemon");
+	if (why)
+		ctl_reply_add(reply, key_reason, why);
+	else if (!fp && m->cfg->fastpath == FASTPATH_OFF)
+		ctl_reply_add(reply, key_reason, "fast path off");
+	else if (!fp && in && !m->fastpath_in_reason[0])
+		ctl_reply_add(reply, key_reason, "no inbound interfaces");
+	else if (!fp)
+		ctl_reply_add(reply, key_reason, in ? "inbound fast path unavailable" :
+				  "fast path unavailable");
+	else
+		ctl_reply_add(reply, key_reason, "not in the kernel's rules");
+}
+
+/*
+ * Where rule i runs: where= for its outbound packets (for a rule of
+ * direction in only: its inbound ones), and where-in= for the inbound
+ * packets of a rule of direction in or both.
  */
 static void rule_where(struct manager *m, size_t i, const struct rule *r,
 		       struct ctl_reply *reply)
 {
-	const char *why = fastpath_rule_why_not(r);
+	bool out = fastpath_rule_in_dir(r, PKT_DIR_OUT), in = fastpath_rule_in_dir(r, PKT_DIR_IN);
 
-	if (m->fastpath && !why && fastpath_rule_carried(m->fastpath, i)) {
-		ctl_reply_add(reply, "where", fastpath_enabled(m->fastpath) ? "kernel" : "daemon");
-		if (!fastpath_enabled(m->fastpath))
-			ctl_reply_add(reply, "where-reason", "fast path paused by a trace or capture");
-		return;
-	}
-	ctl_reply_add(reply, "where", "daemon");
-	if (why)
-		ctl_reply_add(reply, "where-reason", why);
-	else if (!m->fastpath)
-		ctl_reply_add(reply, "where-reason", m->cfg->fastpath == FASTPATH_OFF ?
-				  "fast path off" : "fast path unavailable");
-	else
-		ctl_reply_add(reply, "where-reason", "not in the kernel's rules");
+	rule_where_dir(m, out ? m->fastpath : m->fastpath_in, !out, i, r, "where", "where-reason",
+		       reply);
+	if (in)
+		rule_where_dir(m, m->fastpath_in, true, i, r, "where-in", "where-in-reason", reply);
 }
 
 static int cmd_rules(struct manager *m, struct control_client *cl, const struct ctl_request *req,
@@ -200,11 +255,20 @@ static int cmd_rules(struct manager *m, struct control_client *cl, const struct 
 		const struct rule *r = chain_rule(m->chain, i);
 
 		chain_counters(m->chain, i, &pkts, &bytes);
-		/* What the kernel carried out counts too. */
+		/* What the kernel carried out counts too, in both directions. */
 		if (m->fastpath) {
 			k = fastpath_counters(m->fastpath, i, &kpkts, &kbytes);
 			if (k < 0)
 				return ctl_reply_error(reply, k, "reading the fast path's counters");
+		}
+		if (m->fastpath_in) {
+			uint64_t ipkts, ibytes;
+
+			k = fastpath_counters(m->fastpath_in, i, &ipkts, &ibytes);
+			if (k < 0)
+				return ctl_reply_error(reply, k, "reading the inbound fast path's counters");
+			kpkts = (m->fastpath ? kpkts : 0) + ipkts;
+			kbytes = (m->fastpath ? kbytes : 0) + ibytes;
 		}
 		if (rule_format(r, spec, sizeof(spec)) < 0)
 			return -ENOSPC;
@@ -463,6 +527,11 @@ static int cmd_reset(struct manager *m, struct control_client *cl, const struct 
 		if (r < 0)
 			return ctl_reply_error(reply, r, "resetting the fast path's counters");
 	}
+	if (m->fastpath_in) {
+		r = fastpath_reset(m->fastpath_in);
+		if (r < 0)
+			return ctl_reply_error(reply, r, "resetting the inbound fast path's counters");
+	}
 	return 0;
 }
 
@@ -480,6 +549,7 @@ static int cmd_explain(struct manager *m, struct control_client *cl,
 	struct pkt p, forged;
 	char err[256], actions[RULE_FORMAT_MAX], a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
 	const char *name, *where = "kernel", *reason = NULL;
+	const struct fastpath *fp;
 	int r;
 
 	if (req->n > EXPLAIN_FIELDS_MAX)
@@ -521,14 +591,18 @@ static int cmd_explain(struct manager *m, struct control_client *cl,
 		ctl_reply_addf(reply, "tcp-flags", "0x%02x", p.tcp_flags);
 	ctl_reply_add_u64(reply, "ttl", pkt_ttl(&p));
 	ctl_reply_add_u64(reply, "len", p.len);
+	ctl_reply_add(reply, "direction", p.dir == PKT_DIR_IN ? "in" : "out");
 
 	forged = (struct pkt){ .data = fbuf, .cap = EXPLAIN_BUF_MAX };
 	chain_explain(m->chain, &p, &forged, &ex);
 
-	if (!m->fastpath) {
+	/* The fast path of the packet's direction. */
+	fp = p.dir == PKT_DIR_IN ? m->fastpath_in : m->fastpath;
+	if (!fp) {
 		where = "daemon";
-		reason = m->cfg->fastpath == FASTPATH_OFF ? "fast path off" : "fast path unavailable";
-	} else if (!fastpath_enabled(m->fastpath)) {
+		reason = m->cfg->fastpath == FASTPATH_OFF ? "fast path off" :
+			 p.dir == PKT_DIR_IN ? "inbound fast path unavailable" : "fast path unavailable";
+	} else if (!fastpath_enabled(fp)) {
 		where = "daemon";
 		reason = "fast path paused by a trace or capture";
 	}
@@ -543,7 +617,7 @@ static int cmd_explain(struct manager *m, struct control_client *cl,
 			ctl_reply_addf(reply, "probability", "%.17g", rule->probability);
 		if (actions[0])
 			ctl_reply_add(reply, "actions", actions);
-		if (!reason && m->fastpath && !fastpath_rule_carried(m->fastpath, ex.idx[k])) {
+		if (!reason && fp && !fastpath_rule_carried(fp, ex.idx[k])) {
 			const char *why = fastpath_rule_why_not(rule);
 
 			where = "daemon";

@@ -96,6 +96,7 @@ struct manager *manager_free(struct manager *m)
 	m->routing = routing_free(m->routing);
 	/* The filter would go with the tun; detaching first says so in the code. */
 	m->reinject = reinject_close(m->reinject);
+	m->fastpath_in = fastpath_close(m->fastpath_in);
 	m->fastpath = fastpath_close(m->fastpath);
 	m->tun = tun_close(m->tun);
 	chain_unref(m->chain);
@@ -385,7 +386,9 @@ static void manager_split(struct manager_path *path, const struct pkt *p, const 
 	path->can_defer = false;
 	for (unsigned int k = 0; k < pkt_segs(p); k++) {
 		n = gso_segment(p, g, k, seg, PKT_MAX);
-		s = (struct pkt){ .data = seg, .len = n < 0 ? 0 : (size_t)n, .cap = PKT_MAX };
+		/* A segment travels the way its super-packet does. */
+		s = (struct pkt){ .data = seg, .len = n < 0 ? 0 : (size_t)n, .cap = PKT_MAX,
+				  .dir = p->dir };
 		/* gso_parse() vouched for every segment: this would be a bug, counted, not sent. */
 		if (n < 0 || pkt_parse(&s) != PKT_OK) {
 			m->stats.malformed[PKT_BAD_VNET]++;
@@ -661,6 +664,16 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 				  m->fastpath_reason);
 		}
 	}
+	if (m->fastpath_in) {
+		r = fastpath_update(m->fastpath_in, chain, err, sizeof(err));
+		if (r < 0) {
+			m->fastpath_in = fastpath_close(m->fastpath_in);
+			snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason),
+				 "updating the rules failed: %s", err);
+			log_error("inbound eBPF fast path: %s; every inbound packet takes the userspace "
+				  "path from now on", m->fastpath_in_reason);
+		}
+	}
 	n = impair_queue_flush_pick(&m->impair_queue, impair_owner_gone, NULL, chain);
 	if (n) {
 		m->stats.impair_flushed += n;
@@ -799,14 +812,23 @@ static bool rule_seen_by_userspace(void *userdata, const char *rule)
 	struct manager *m = userdata;
 	int i = chain_find(m->chain, rule);
 
-	return i < 0 || !fastpath_rule_carried(m->fastpath, (size_t)i);
+	return i < 0 || !manager_fastpath_carried(m, (size_t)i);
+}
+
+bool manager_fastpath_carried(const struct manager *m, size_t i)
+{
+	return (m->fastpath && fastpath_rule_carried(m->fastpath, i)) ||
+	       (m->fastpath_in && fastpath_rule_carried(m->fastpath_in, i));
 }
 
 void manager_fastpath_watch(struct manager *m)
 {
+	bool on = !monitor_wants_unseen(m->monitor, rule_seen_by_userspace, m);
+
 	if (m->fastpath)
-		fastpath_set_enabled(m->fastpath,
-				     !monitor_wants_unseen(m->monitor, rule_seen_by_userspace, m));
+		fastpath_set_enabled(m->fastpath, on);
+	if (m->fastpath_in)
+		fastpath_set_enabled(m->fastpath_in, on);
 }
 
 /*
@@ -823,7 +845,7 @@ static int manager_start_fastpath(struct manager *m)
 		snprintf(m->fastpath_reason, sizeof(m->fastpath_reason), "fastpath = \"off\"");
 		return 0;
 	}
-	r = fastpath_open(m->tun->ifindex, &m->fastpath, err, sizeof(err));
+	r = fastpath_open(m->tun->ifindex, PKT_DIR_OUT, &m->fastpath, err, sizeof(err));
 	if (r >= 0) {
 		r = fastpath_update(m->fastpath, m->chain, err, sizeof(err));
 		if (r < 0)
@@ -845,6 +867,46 @@ static int manager_start_fastpath(struct manager *m)
 	fastpath_info(m->fastpath, &fi);
 	log_info("eBPF fast path on %s: the kernel carries out %zu of the first %zu rules%s",
 		 m->tun->name, fi.rules, fi.rules + fi.punts,
+		 fi.whole ? "" : ", the rest of the chain is left to userspace");
+	return 0;
+}
+
+int manager_start_fastpath_in(struct manager *m, const int *ifindex, size_t n)
+{
+	struct fastpath_info fi;
+	char err[256];
+	int r = 0;
+
+	if (!n)
+		return 0;
+	if (m->cfg->fastpath == FASTPATH_OFF) {
+		snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason), "fastpath = \"off\"");
+		return 0;
+	}
+	if (n > FASTPATH_IFACES_MAX) {
+		snprintf(err, sizeof(err), "%zu inbound tuns, at most %d", n, FASTPATH_IFACES_MAX);
+		r = -E2BIG;
+	}
+	if (r >= 0)
+		r = fastpath_open(ifindex[0], PKT_DIR_IN, &m->fastpath_in, err, sizeof(err));
+	for (size_t k = 1; r >= 0 && k < n; k++)
+		r = fastpath_attach(m->fastpath_in, ifindex[k], err, sizeof(err));
+	if (r >= 0)
+		r = fastpath_update(m->fastpath_in, m->chain, err, sizeof(err));
+	if (r < 0) {
+		m->fastpath_in = fastpath_close(m->fastpath_in);
+		snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason), "%s", err);
+		if (m->cfg->fastpath == FASTPATH_ON)
+			return log_errno(LOG_ERR, r, "%s: fastpath = \"on\", but the inbound eBPF fast "
+					 "path is unavailable: %s", m->cfg->path, err);
+		log_notice("inbound eBPF fast path unavailable, every inbound packet takes the "
+			   "userspace path: %s", err);
+		return 0;
+	}
+	manager_fastpath_watch(m);
+	fastpath_info(m->fastpath_in, &fi);
+	log_info("inbound eBPF fast path on %zu inbound tun%s: the kernel carries out %zu of the "
+		 "first %zu inbound rules%s", n, n == 1 ? "" : "s", fi.rules, fi.rules + fi.punts,
 		 fi.whole ? "" : ", the rest of the chain is left to userspace");
 	return 0;
 }

@@ -91,6 +91,9 @@ struct manager {
 	struct monitor *monitor;
 	struct fastpath *fastpath;		/* NULL: every packet takes the userspace path */
 	char fastpath_reason[256];		/* why there is none, with fastpath = "auto" */
+	/* The inbound tuns' (one instance for all): NULL, inbound packets take the userspace path. */
+	struct fastpath *fastpath_in;
+	char fastpath_in_reason[256];		/* why there is none */
 	struct reinject *reinject;		/* NULL: the kernel forwards written-back packets */
 	char reinject_reason[300];		/* why there is none */
 	bool ipv6_left;				/* families = "auto" and IPv6 cannot be carried out */
@@ -170,6 +173,16 @@ void manager_notify_status(struct manager *m, const char *state);
  * unsubscribing or changing the chain.
  */
 void manager_fastpath_watch(struct manager *m);
+/*
+ * The inbound fast path on the egress of the n inbound tuns ifindex[]:
+ * one instance for all of them, running the rules of direction in.  Call
+ * once the inbound tuns exist, after the outbound fast path's start.
+ * fastpath = "on": a failure stops the start; "auto": it is logged and
+ * inbound packets take the userspace path.
+ */
+int manager_start_fastpath_in(struct manager *m, const int *ifindex, size_t n);
+/* Whether the kernel carries out rule i in either direction. */
+bool manager_fastpath_carried(const struct manager *m, size_t i);
 
 /* manager.c: read what the path's queue holds and run it through the chain. */
 void manager_path_receive(struct manager_path *path);

@@ -235,12 +235,12 @@ size_t pcapng_header(uint8_t *buf, uint32_t snaplen)
 	return n;
 }
 
-size_t pcapng_epb(uint8_t *buf, bool after, uint64_t time_ns, const uint8_t *data, size_t len,
-		  uint32_t snaplen, uint64_t dropcount)
+size_t pcapng_epb(uint8_t *buf, bool after, unsigned int dir, uint64_t time_ns,
+		  const uint8_t *data, size_t len, uint32_t snaplen, uint64_t dropcount)
 {
 	uint64_t us = time_ns / 1000;
 	uint32_t cap = (uint32_t)(len < snaplen ? len : snaplen);
-	uint32_t flags = after ? 2 : 1;		/* outbound : inbound */
+	uint32_t flags = dir == PKT_DIR_IN ? 1 : 2;	/* inbound : outbound */
 	size_t n = 0;
 
 	n += put32(buf + n, 6);			/* Enhanced Packet Block */
@@ -320,10 +320,10 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 	buf[0] = '\0';
 	inet_ntop(p->family, pkt_saddr(p), a, sizeof(a));
 	inet_ntop(p->family, pkt_daddr(p), b, sizeof(b));
-	strbuf_printf(&o, "time=%llu.%06llu family=%s src=%s dst=%s",
+	strbuf_printf(&o, "time=%llu.%06llu dir=%s family=%s src=%s dst=%s",
 	    (unsigned long long)(ev->time_ns / 1000000000ULL),
 	    (unsigned long long)(ev->time_ns % 1000000000ULL / 1000),
-	    p->family == AF_INET ? "ip" : "ip6", a, b);
+	    p->dir == PKT_DIR_IN ? "in" : "out", p->family == AF_INET ? "ip" : "ip6", a, b);
 	name = rule_proto_name(p->l4proto);
 	if (name)
 		strbuf_printf(&o, " proto=%s", name);
@@ -506,7 +506,7 @@ static void deliver_packet(struct monitor *m, struct monitor_sub *s, bool after,
 
 	if (s->done)
 		return;
-	n = pcapng_epb(m->block, after, ev->time_ns, data, len, s->o.snaplen, s->lost);
+	n = pcapng_epb(m->block, after, ev->p->dir, ev->time_ns, data, len, s->o.snaplen, s->lost);
 	if (s->sink.write(s->sink.userdata, m->block, n) < 0) {
 		s->lost++;
 		return;

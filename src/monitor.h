@@ -122,9 +122,10 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 
 /*
  * pcapng: one interface "ipmodd" of raw IP packets, microsecond timestamps.
- * Each packet says which side of the chain it shows in its epb_flags
- * direction (before: inbound to the chain, after: outbound) and in a comment
- * ("before", "after"); epb_dropcount counts the packets lost before it.  One
+ * Each packet says which way it travels in its epb_flags direction bits
+ * (struct pkt's dir: inbound 1, outbound 2, as the pcapng spec has them),
+ * which side of the chain it shows in a comment ("before", "after");
+ * epb_dropcount counts the packets lost before it.  One
  * interface only: libpcap refuses a second one of the same raw link type.
  */
 #define PCAPNG_LINKTYPE_RAW 101
@@ -133,8 +134,8 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 
 /* The section header and the interface; returns PCAPNG_HEADER_LEN. */
 size_t pcapng_header(uint8_t *buf, uint32_t snaplen);
-/* One Enhanced Packet Block; returns its length. */
-size_t pcapng_epb(uint8_t *buf, bool after, uint64_t time_ns, const uint8_t *data, size_t len,
-		  uint32_t snaplen, uint64_t dropcount);
+/* One Enhanced Packet Block of a packet of direction dir (enum pkt_dir); returns its length. */
+size_t pcapng_epb(uint8_t *buf, bool after, unsigned int dir, uint64_t time_ns,
+		  const uint8_t *data, size_t len, uint32_t snaplen, uint64_t dropcount);
 
 #endif

@@ -6,6 +6,15 @@
  * carries it out in the kernel: drop, or rewrite,
  * compensate the hop the forward will cost and redirect the packet to the
  * tun's ingress, where it re-enters exactly like a packet ipmodd writes back.
+ *
+ * The same program runs on an inbound tun's egress (fp_dir = FP_DIR_IN,
+ * fixed at load): there the packets are those inbound.bpf.c's divert took
+ * off an uplink, and the redirect lands on the inbound tun's ingress, where
+ * reinject_in hands the packet to the uplink's ingress as if it had just
+ * arrived.  No hop to compensate there: the packet is then delivered to the
+ * host (no TTL change) or forwarded by the kernel, which costs it the hop it
+ * would have cost without ipmodd, so the rules' TTL is written as it is (the
+ * daemon writes its inbound packets the same way).
  * Anything else goes on to userspace untouched: a packet the parser would
  * count as malformed or a fragment, IP options, IPv6 extension headers, a
  * rule it cannot carry out that the packet may match.  Nothing is changed or
@@ -39,9 +48,15 @@
  * circle in the kernel for ever at a constant TTL; it goes to userspace,
  * whose loop guard recognizes the packet it wrote when it comes back again.
  * The index survives the redirect and the forward (same namespace) and
- * nothing else on the path uses it.
+ * nothing else on the path uses it.  One value per direction (FP_REDIRECTED
+ * + fp_dir): an inbound packet the inbound program sent on and the kernel
+ * then forwards into the outbound tun (the router case) is still one the
+ * outbound program runs the chain on.
  */
 #define FP_REDIRECTED 0xf1a5
+
+/* Set by the loader before the load: FP_DIR_OUT or FP_DIR_IN. */
+const volatile __u32 fp_dir = FP_DIR_OUT;
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -589,11 +604,14 @@ static __always_inline void total(__u32 which, __u32 segs)
 		*v += segs;
 }
 
-/* Write the walk's TTL (plus the hop the forward takes) and traffic class into the packet. */
+/*
+ * Write the walk's TTL and traffic class into the packet: outbound plus the
+ * hop the forward takes, inbound as it is (see the top).
+ */
 static __always_inline int rewrite(struct __sk_buff *skb, const struct fp_walk *w)
 {
 	const struct fp_pkt *p = &w->p;
-	__u8 ttl = w->ttl < 255 ? w->ttl + 1 : 255, b[2];
+	__u8 ttl = fp_dir == FP_DIR_IN || w->ttl == 255 ? w->ttl : (__u8)(w->ttl + 1), b[2];
 
 	if (p->family == FP_AF_INET) {
 		if (w->tclass != p->tclass) {
@@ -636,7 +654,7 @@ int fastpath(struct __sk_buff *skb)
 	__u64 bytes;
 	__u32 set;
 
-	if (!w || !*(volatile __u32 *)&fp_enabled || skb->tc_index == FP_REDIRECTED)
+	if (!w || !*(volatile __u32 *)&fp_enabled || skb->tc_index == FP_REDIRECTED + fp_dir)
 		goto punt;
 	__builtin_memset(&w->p, 0, sizeof(w->p));
 	if (!parse(skb, &w->p))
@@ -680,7 +698,7 @@ int fastpath(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	total(FP_T_HANDLED, segs);
-	skb->tc_index = FP_REDIRECTED;
+	skb->tc_index = FP_REDIRECTED + fp_dir;
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 punt:
 	total(FP_T_PUNTED, segs);

@@ -31,6 +31,10 @@
 /* Rules that rewrite and continue, matched by one packet; more: userspace. */
 #define FASTPATH_MATCHED_MAX 16
 
+/* fp_dir: which packets the program sees, as enum pkt_dir (packet.h). */
+#define FP_DIR_OUT 0
+#define FP_DIR_IN 1
+
 #define FP_AF_INET 2
 #define FP_AF_INET6 10
 

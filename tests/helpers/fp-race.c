@@ -173,7 +173,7 @@ static int round_once(struct chain *c0, struct round *rd)
 	}
 	chain_inherit(c1, c0);
 	chain_inherit(c2, c1);
-	r = fastpath_open(if_nametoindex("lo"), &fp, err, sizeof(err));
+	r = fastpath_open(if_nametoindex("lo"), PKT_DIR_OUT, &fp, err, sizeof(err));
 	if (r >= 0)
 		r = fastpath_update(fp, c0, err, sizeof(err));
 	if (r < 0) {

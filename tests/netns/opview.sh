@@ -4,7 +4,7 @@
 # doc/ipmodctl.schema.json with a chain holding every kind of rule (and a
 # wrong type fails it); status is a summary with -a the full list; rules
 # says where each rule runs and shows impairment columns only when a rule
-# impairs; explain answers and refuses direction=in; -i redraws.
+# impairs; explain answers for both directions; -i redraws.
 . "$(dirname "$0")/lib.sh"
 
 require_root
@@ -154,8 +154,13 @@ out=$(ctl explain proto=tcp dst=198.18.1.7 dport=443 flags=syn 2>&1)
 check "explain (text) names the rule, the verdict and the path" \
 	bash -c 'grep -q "ttl-web" <<<"$1" && grep -q "^verdict: accept" <<<"$1" && grep -q "^handled by: daemon (rule ttl-web: clamp-mss)" <<<"$1"' _ "$out"
 out=$(ctl explain proto=tcp dst=198.18.1.7 dport=443 direction=in 2>&1)
-check_eq "explain direction=in is refused (exit 1)" "$?" 1
-check "... saying inbound is not available" grep -q "inbound is not available" <<<"$out"
+check_eq "explain direction=in answers (exit 0)" "$?" 0
+check "... for an inbound packet, which no outbound rule matches" \
+	bash -c 'grep -q "^packet: .* direction=in" <<<"$1" && ! grep -q "ttl-web" <<<"$1" && grep -q "^verdict: accept" <<<"$1"' _ "$out"
+ctl explain proto=tcp dst=198.18.1.7 dport=443 direction=in --json >"$WORKDIR/out.json"
+check_valid "explain direction=in --json" explain
+out=$(ctl explain proto=tcp dst=198.18.1.7 direction=both 2>&1)
+check "explain direction=both is refused: a packet goes one way" grep -q "expected out or in" <<<"$out"
 out=$(ctl explain proto=tcp dst=198.18.1.0/24 2>&1)
 check "explain refuses a prefix for an address" grep -q "not prefixes" <<<"$out"
 out=$(ctl explain proto=tcp dst=198.18.1.7 verdict=drop 2>&1)

@@ -1896,8 +1896,10 @@ static void test_explain_packet(void)
 		int r;
 		const char *msg;
 	} cases[] = {
-		{ "proto=tcp dst=192.0.2.7 direction=in", -EOPNOTSUPP, "inbound is not available" },
-		{ "proto=tcp dst=192.0.2.7 direction=sideways", -EINVAL, "expected out" },
+		{ "proto=tcp dst=192.0.2.7 direction=in", 0, "" },
+		{ "proto=tcp dst=192.0.2.7 direction=sideways", -EINVAL, "expected out or in" },
+		{ "proto=tcp dst=192.0.2.7 direction=both", -EINVAL, "expected out or in" },
+		{ "proto=tcp dst=192.0.2.7 direction=in direction=in", -EINVAL, "given twice" },
 		{ "proto=tcp dst=192.0.2.7 verdict=drop", -EINVAL, "not a packet field" },
 		{ "proto=tcp dport=80", -EINVAL, "dst= is needed" },
 		{ "dst=192.0.2.7", -EINVAL, "proto= is needed" },
@@ -1933,6 +1935,65 @@ static void test_explain_packet(void)
 	   p.dport == 443 && p.tcp_flags == 0x12 && pkt_ttl(&p) == 3 && pkt_dscp(&p) == 46 &&
 	   p.l4_complete && !memcmp(pkt_saddr(&p), "\xc0\x00\x02\x01", 4),
 	   "explain_packet: the fields as given, src 192.0.2.1 by default");
+	ok(p.dir == PKT_DIR_OUT, "explain_packet: outbound without direction=");
+	{
+		struct chain *c = chain_of("name=in direction=in proto=tcp verdict=drop",
+					   "name=out proto=tcp verdict=accept", NULL);
+		static uint8_t fbuf[EXPLAIN_BUF_MAX];
+		struct pkt forged = { .data = fbuf, .cap = sizeof(fbuf) };
+		struct chain_explain ex;
+		size_t n = rule_split("proto=tcp dst=192.0.2.7 direction=in", words, sizeof(words), kv);
+
+		is_int(explain_packet(kv, n, buf, sizeof(buf), &p, err, sizeof(err)), 0,
+		       "explain_packet direction=in");
+		ok(p.dir == PKT_DIR_IN, "explain_packet direction=in: an inbound packet");
+		chain_explain(c, &p, &forged, &ex);
+		ok(ex.n == 1 && ex.idx[0] == 0 && ex.result == CHAIN_RESULT_DROP,
+		   "explain an inbound packet: the inbound rule only");
+		n = rule_split("proto=tcp dst=192.0.2.7 direction=out", words, sizeof(words), kv);
+		explain_packet(kv, n, buf, sizeof(buf), &p, err, sizeof(err));
+		chain_explain(c, &p, &forged, &ex);
+		ok(ex.n == 1 && ex.idx[0] == 1 && ex.result == CHAIN_RESULT_ACCEPT,
+		   "explain an outbound packet: the outbound rule only");
+		chain_unref(c);
+	}
+}
+
+/* An inbound packet's reject and reply go to its source; an outbound rule leaves it alone. */
+static void test_direction_forge(void)
+{
+	struct chain *c = chain_of("name=in-rst direction=in proto=tcp dport=22 verdict=reject "
+				   "reject-with=tcp-reset",
+				   "name=in-pong direction=in proto=icmp verdict=reply",
+				   "name=out-drop proto=tcp verdict=drop", NULL);
+	struct spec in_tcp = TCP4(.src = "198.51.100.9", .dst = "10.0.0.2", .sport = 50000,
+				  .dport = 22, .tcp_flags = 0x02, .dir = PKT_DIR_IN);
+	struct spec in_ping = PING4(.src = "198.51.100.9", .dst = "10.0.0.2", .dir = PKT_DIR_IN);
+	struct tpkt t, f;
+	uint8_t src[4];
+	int v;
+
+	if (!c) {
+		ok(0, "direction forge chain");
+		return;
+	}
+	inet_pton(AF_INET, "198.51.100.9", src);
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = (int)chain_run(c, pk(&t, in_tcp), &f.p, 1);
+	ok(v == CHAIN_FORGED && f.p.l4proto == IPPROTO_TCP && (f.p.tcp_flags & 0x04) &&
+	   !memcmp(pkt_daddr(&f.p), src, 4) && f.p.dport == 50000 && f.p.sport == 22,
+	   "reject of an inbound SYN: a reset to its source, from the port it tried");
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = (int)chain_run(c, pk(&t, in_ping), &f.p, 1);
+	ok(v == CHAIN_FORGED && f.p.icmp_type == 0 && !memcmp(pkt_daddr(&f.p), src, 4),
+	   "reply to an inbound echo request: an echo reply to its source");
+	in_tcp.dport = 23;
+	is_int(chain_run(c, pk(&t, in_tcp), &f.p, 1), CHAIN_ACCEPT,
+	       "an inbound packet no inbound rule matches: accepted (the outbound drop is not tried)");
+	in_tcp.dir = PKT_DIR_OUT;
+	is_int(chain_run(c, pk(&t, in_tcp), &f.p, 1), CHAIN_DROP,
+	       "the same packet outbound: the outbound drop");
+	chain_unref(c);
 }
 
 int main(void)
@@ -1958,5 +2019,6 @@ int main(void)
 	test_impair_inherit();
 	test_explain();
 	test_explain_packet();
+	test_direction_forge();
 	return tap_done();
 }

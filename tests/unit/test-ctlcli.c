@@ -1037,6 +1037,37 @@ static void epb(struct pbuf *p, uint32_t caplen, long long drop, const char *com
 	block_end(p, start);
 }
 
+/* An EPB of caplen bytes with epb_flags (then a comment and a drop count of 1). */
+static void epb_flags(struct pbuf *p, uint32_t caplen, uint32_t flags)
+{
+	size_t start = p->len, i;
+
+	p32(p, 6);
+	p32(p, 0);
+	p32(p, 0);
+	p32(p, 0x12345678);
+	p32(p, 0x9abcdef0);
+	p32(p, caplen);
+	p32(p, caplen);
+	for (i = 0; i < caplen; i++)
+		p8(p, (uint8_t)(0x45 + i));
+	pad(p);
+	p16(p, 2);
+	p16(p, 4);
+	p32(p, flags);
+	p16(p, 1);
+	p16(p, 5);
+	memcpy(p->b + p->len, "after", 5);
+	p->len += 5;
+	pad(p);
+	p16(p, 4);
+	p16(p, 8);
+	p64(p, 1);
+	p16(p, 0);
+	p16(p, 0);
+	block_end(p, start);
+}
+
 static void other_block(struct pbuf *p, uint32_t type, size_t body)
 {
 	size_t start = p->len, i;
@@ -1146,6 +1177,40 @@ static void test_pcapng_counting(void)
 	ok(r == 0 && pcapng_counter_partial(&pc), "3 bytes: partial");
 }
 
+/* epb_flags: the direction bits counted, inbound 1 and outbound 2, both byte orders. */
+static void test_pcapng_directions(void)
+{
+	struct pcapng_counter pc;
+	struct pbuf p;
+	size_t bad = 0;
+
+	memset(&p, 0, sizeof(p));
+	shb(&p, false);
+	idb(&p, "ipmodd");
+	epb_flags(&p, 20, 1);
+	epb_flags(&p, 21, 2);
+	epb_flags(&p, 0, 2);
+	epb_flags(&p, 7, 0);		/* direction not known */
+	epb(&p, 5, -1, NULL, true);	/* no epb_flags */
+	shb(&p, true);
+	idb(&p, "ipmodd");
+	epb_flags(&p, 40, 1 | 0x1000);	/* other bits (reception type) do not matter */
+	epb_flags(&p, 3, 3);		/* invalid: counted as neither */
+	for (size_t k = 1; k <= p.len; k++) {
+		int r = feed_chunks(&pc, p.b, p.len, k);
+
+		if (r || pc.packets != 7 || pc.inbound != 2 || pc.outbound != 2 || pc.dropped != 6) {
+			if (bad++ < 3)
+				diag("chunks of %zu: r=%d packets=%llu in=%llu out=%llu dropped=%llu",
+				     k, r, (unsigned long long)pc.packets,
+				     (unsigned long long)pc.inbound, (unsigned long long)pc.outbound,
+				     (unsigned long long)pc.dropped);
+		}
+	}
+	is_int(bad, 0, "epb_flags: 7 packets, 2 inbound, 2 outbound, 6 lost, in chunks of 1..%zu",
+	       p.len);
+}
+
 /* Feed a stream with one field overwritten (at off, 4 bytes little-endian). */
 static int feed_broken(const struct pbuf *orig, size_t off, uint32_t v, const char **why)
 {
@@ -1239,6 +1304,7 @@ int main(void)
 	test_json_strings();
 	test_trace_json();
 	test_pcapng_counting();
+	test_pcapng_directions();
 	test_pcapng_malformed();
 	return tap_done();
 }

@@ -575,6 +575,61 @@ static void test_unreachables(void)
 	       "unreachable: exactly enough room");
 }
 
+/*
+ * An inbound request (struct pkt's dir PKT_DIR_IN, read from an inbound
+ * tun) is answered exactly as an outbound one: the answer goes to the
+ * request's source, whichever way the request travelled.
+ */
+static void test_direction(void)
+{
+	static uint8_t first[PKT_MAX];
+	const char *const names[] = { "echo reply", "tcp reset", "port unreachable" };
+
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		for (unsigned int kind = 0; kind < 3; kind++) {
+			size_t flen = 0;
+			bool same = true;
+
+			for (unsigned int dir = PKT_DIR_OUT; dir <= PKT_DIR_IN; dir++) {
+				int ret;
+
+				if (kind == 0)
+					echo(family, false, 56);
+				else if (kind == 1)
+					tcpseg(family, 0x02, 1000, 0, 0);
+				else
+					udpdgram(family, 20);
+				req.dir = (uint8_t)dir;
+				reset_out(sizeof(obuf));
+				ret = kind == 0 ? forge_echo_reply(&req, &out) :
+				      kind == 1 ? forge_tcp_reset(&req, &out) :
+				      forge_unreachable(&req, FORGE_UNREACH_PORT, &out);
+				if (ret < 0) {
+					same = false;
+					break;
+				}
+				if (dir == PKT_DIR_OUT) {
+					memcpy(first, out.data, out.len);
+					flen = out.len;
+				} else {
+					same = flen == out.len && !memcmp(first, out.data, out.len);
+				}
+			}
+			ok(same, "%s %s: an inbound request gets the answer an outbound one gets",
+			   family == AF_INET ? "v4" : "v6", names[kind]);
+			if (family == AF_INET)
+				ok(!memcmp(pkt_daddr(&out), src4, 4) && !memcmp(pkt_saddr(&out), dst4, 4),
+				   "v4 %s to an inbound request: to its source, from its destination",
+				   names[kind]);
+			else
+				ok(!memcmp(pkt_daddr(&out), src6, 16) &&
+				   !memcmp(pkt_saddr(&out), dst6, 16),
+				   "v6 %s to an inbound request: to its source, from its destination",
+				   names[kind]);
+		}
+	}
+}
+
 int main(void)
 {
 	test_echo(AF_INET, false, 56);
@@ -587,5 +642,6 @@ int main(void)
 	test_echo_refusals();
 	test_resets();
 	test_unreachables();
+	test_direction();
 	return tap_done();
 }

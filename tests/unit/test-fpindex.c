@@ -218,11 +218,17 @@ static void gen_packet(uint8_t *buf, size_t cap, struct pkt *p)
 /* ---- the comparison -------------------------------------------------------------- */
 
 static struct {
-	uint64_t packets, matched, punted, candidates;
+	uint64_t packets, matched, punted, candidates, absent;
 } seen;
 
-/* npkts random packets against rules: 0 when every packet's candidates hold its matches. */
-static int check(struct rule *const *rules, size_t n, size_t order_max, unsigned int npkts)
+/*
+ * npkts random packets against rules: 0 when every packet's candidates hold
+ * its matches.  With absent_pct, that share of the rules is left out of the
+ * index (a NULL match: a rule of the other direction) and must be no
+ * packet's candidate.
+ */
+static int check(struct rule *const *rules, size_t n, size_t order_max, unsigned int npkts,
+		 unsigned int absent_pct)
 {
 	_cleanup_(freep) const struct rule_match **m = calloc(n ? n : 1, sizeof(*m));
 	_cleanup_(freep) uint32_t *cand = calloc(n ? n : 1, sizeof(*cand));
@@ -234,7 +240,7 @@ static int check(struct rule *const *rules, size_t n, size_t order_max, unsigned
 	if (!m || !cand)
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		m[i] = &rules[i]->m;
+		m[i] = rnd(100) < absent_pct ? NULL : &rules[i]->m;
 	if (fpindex_build(m, n, order_max, &ix) < 0)
 		return -1;
 	if (ix->norder > order_max) {
@@ -264,9 +270,20 @@ static int check(struct rule *const *rules, size_t n, size_t order_max, unsigned
 				r = -1;
 			}
 		}
+		for (long k = 0; k < nc; k++) {
+			if (cand[k] >= n || !m[cand[k]]) {
+				diag("rule %u is a candidate but not in the index", cand[k]);
+				r = -1;
+				break;
+			}
+		}
 		for (size_t i = 0; i < n && !r; i++) {
 			char line[RULE_FORMAT_MAX];
 
+			if (!m[i]) {
+				seen.absent++;
+				continue;
+			}
 			if (!chain_rule_matches(rules[i], &p))
 				continue;
 			seen.matched++;
@@ -307,13 +324,26 @@ int main(void)
 		n = 1 + rnd(round < 100 ? 20 : 300);
 		for (size_t i = 0; i < n; i++)
 			rules[i] = gen_rule();
-		bad = check(rules, n, 4 * n, 200) < 0;
+		bad = check(rules, n, 4 * n, 200, 0) < 0;
 		free_rules(rules, n);
 	}
 	ok(!bad, "random rule sets: every matching rule is a candidate, in order, once");
 	ok(seen.matched > 10000 && seen.punted == 0 && seen.candidates < seen.packets * 60,
 	   "the packets matched rules (%" PRIu64 "), none punted, few candidates (%" PRIu64
 	   " for %" PRIu64 " packets)", seen.matched, seen.candidates, seen.packets);
+
+	/* A direction's index: the rules of the other direction are in no list. */
+	bad = 0;
+	seen.absent = 0;
+	for (unsigned int round = 0; round < 100 && !bad; round++) {
+		n = 1 + rnd(round < 50 ? 20 : 300);
+		for (size_t i = 0; i < n; i++)
+			rules[i] = gen_rule();
+		bad = check(rules, n, 4 * n, 200, 20 + rnd(60)) < 0;
+		free_rules(rules, n);
+	}
+	ok(!bad && seen.absent > 1000, "rules left out of the index (%" PRIu64
+	   " checks) are no candidates, the others still are", seen.absent);
 
 	/* An order array too small: lists are marked, never cut. */
 	seen.punted = 0;
@@ -322,7 +352,7 @@ int main(void)
 		n = 50 + rnd(200);
 		for (size_t i = 0; i < n; i++)
 			rules[i] = gen_rule();
-		bad = check(rules, n, n / 4, 100) < 0;
+		bad = check(rules, n, n / 4, 100, 0) < 0;
 		free_rules(rules, n);
 	}
 	ok(!bad && seen.punted > 0, "a small order array: too long lists punt (%" PRIu64 " packets)",
@@ -358,6 +388,33 @@ int main(void)
 		l = lpm(ix, false, AF_INET, a);
 		ok(l && l->count == 2 && ix->order[l->start] == 2 && ix->order[l->start + 1] == 4,
 		   "10.2.2.3 finds rules 2 4");
+		ix = fpindex_free(ix);
+	}
+	free_rules(rules, n);
+
+	/* Rules 1 and 3 of the other direction: the lists hold only 0 and 2. */
+	n = 0;
+	rules[n++] = rule_of("proto=udp dport=53 set-ttl=5");
+	rules[n++] = rule_of("proto=udp dport=53 verdict=drop");
+	rules[n++] = rule_of("family=ip set-dscp=1");
+	rules[n++] = rule_of("family=ip verdict=drop");
+	for (size_t i = 0; i < n; i++) {
+		if (!rules[i]) {
+			diag("rule %zu not parsed", i);
+			return 1;
+		}
+	}
+	{
+		const struct rule_match *m[4] = { &rules[0]->m, NULL, &rules[2]->m, NULL };
+		const struct fpindex_list *l;
+
+		if (fpindex_build(m, n, 100, &ix) < 0)
+			return 1;
+		l = port(ix, false, IPPROTO_UDP, 53);
+		ok(l && l->count == 1 && ix->order[l->start] == 0 &&
+		   ix->generic[0][FPINDEX_ANY].count == 1 && ix->order[ix->generic[0][FPINDEX_ANY].start] == 2 &&
+		   ix->generic[1][FPINDEX_ANY].count == 0 && ix->norder == 2,
+		   "left-out rules: dport 53 lists rule 0 only, IPv4's generic list rule 2 only");
 		ix = fpindex_free(ix);
 	}
 	free_rules(rules, n);
@@ -398,7 +455,7 @@ int main(void)
 		}
 	}
 	seen = (typeof(seen)){ 0 };
-	bad = check(rules, n, 4 * 65536, 3000) < 0;
+	bad = check(rules, n, 4 * 65536, 3000, 0) < 0;
 	ok(!bad && seen.punted == 0 && seen.matched > 3000,
 	   "10,000 rules: every match a candidate, none punted (%" PRIu64 " matches)", seen.matched);
 	ok(seen.candidates < seen.packets * 8,

@@ -123,6 +123,7 @@ struct spec {
 	uint16_t mss;		/* TCP MSS option; 0: none */
 	uint8_t icmp_type, icmp_code;
 	uint16_t payload;
+	uint8_t dir;		/* enum pkt_dir */
 };
 
 struct tpkt {
@@ -233,7 +234,8 @@ static bool build(struct tpkt *t, const struct spec *s)
 		wr16(l4 + 2, fold(sum16(l4, l4len, ph)));
 		break;
 	}
-	t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf) };
+	t->p = (struct pkt){ .data = t->buf, .len = hl + l4len, .cap = sizeof(t->buf),
+			     .dir = s->dir };
 	return pkt_parse(&t->p) == PKT_OK;
 }
 
@@ -664,6 +666,25 @@ static void test_opts_trace(void)
 		   "nor TCP to port 53");
 		ok(chain_rule_matches(o.filter, (build(&t, &UDP6()), &t.p)),
 		   "IPv6 UDP to port 53 too (no family given)");
+		ok(chain_rule_matches(o.filter, (build(&t, &UDP4(.dir = PKT_DIR_IN)), &t.p)),
+		   "and inbound UDP to port 53 (no direction given: both)");
+	}
+	monitor_opts_done(&o);
+
+	r = opts_of("trace=1\nproto=udp\ndirection=in\n\n", &o);
+	is_int(r, 0, "trace=1 with the filter proto=udp direction=in");
+	if (o.filter) {
+		ok(chain_rule_matches(o.filter, (build(&t, &UDP4(.dir = PKT_DIR_IN)), &t.p)) &&
+		   !chain_rule_matches(o.filter, (build(&t, &UDP4()), &t.p)),
+		   "direction=in: inbound UDP only");
+	}
+	monitor_opts_done(&o);
+	r = opts_of("trace=1\ndirection=out\n\n", &o);
+	is_int(r, 0, "trace=1 with the filter direction=out");
+	if (o.filter) {
+		ok(!chain_rule_matches(o.filter, (build(&t, &UDP4(.dir = PKT_DIR_IN)), &t.p)) &&
+		   chain_rule_matches(o.filter, (build(&t, &UDP4()), &t.p)),
+		   "direction=out: outbound only");
 	}
 	monitor_opts_done(&o);
 	ok(!o.filter, "monitor_opts_done frees and clears the filter");
@@ -888,7 +909,7 @@ static void test_pcapng_epb(void)
 	hl = pcapng_header(buf, 65535);
 
 	memset(buf + hl, 0xaa, sizeof(buf) - hl);
-	n = pcapng_epb(buf + hl, true, ((5ULL << 32) + 7) * 1000 + 999,
+	n = pcapng_epb(buf + hl, true, PKT_DIR_OUT, ((5ULL << 32) + 7) * 1000 + 999,
 		       (const uint8_t *)"\1\2\3\4\5", 5, 65535, 3);
 	is_int(n, 76, "EPB of 5 bytes with a drop count: 76 bytes");
 	if (host_le())
@@ -903,9 +924,11 @@ static void test_pcapng_epb(void)
 		for (int side = 0; side < 2; side++) {
 			uint64_t drop = len % 3 == 0 ? 0 : len * 1000003ULL;
 			uint64_t ns = T0 + len * 1000000007ULL;
+			/* Every side with every direction. */
+			unsigned int dir = (unsigned int)(len / 2 + (size_t)side) % 2;
 
 			memset(buf + hl, 0xaa, sizeof(buf) - hl);
-			n = pcapng_epb(buf + hl, side, ns, data, len, 65535, drop);
+			n = pcapng_epb(buf + hl, side, dir, ns, data, len, 65535, drop);
 			if (!walk(&w, buf, hl + n) || w.n_epb != 1) {
 				diag("len %zu side %d: %s", len, side, w.why);
 				bad++;
@@ -916,7 +939,7 @@ static void test_pcapng_epb(void)
 			    e->iface != 0 || e->caplen != len || e->origlen != len ||
 			    memcmp(e->data, data, len) != 0 ||
 			    ((uint64_t)e->ts_hi << 32 | e->ts_lo) != ns / 1000 ||
-			    !e->has_flags || e->flags != (side ? 2u : 1u) || !e->has_comment ||
+			    !e->has_flags || e->flags != (dir == PKT_DIR_IN ? 1u : 2u) || !e->has_comment ||
 			    strcmp(e->comment, side ? "after" : "before") != 0 ||
 			    e->comment_len != (side ? 5u : 6u) ||
 			    e->has_drop != (drop != 0) || (drop && e->drop != drop) ||
@@ -929,34 +952,35 @@ static void test_pcapng_epb(void)
 			}
 		}
 	}
-	is_int(bad, 0, "140 EPBs of 0..69 bytes: lengths, data, padding, flags, comment, drops");
+	is_int(bad, 0, "140 EPBs of 0..69 bytes: lengths, data, padding, direction flags (in 1, "
+		       "out 2), comment, drops");
 
 	memset(buf + hl, 0xaa, sizeof(buf) - hl);
-	n = pcapng_epb(buf + hl, false, T0, data, 100, 60, 0);
+	n = pcapng_epb(buf + hl, false, PKT_DIR_OUT, T0, data, 100, 60, 0);
 	ok(walk_ok(&w, buf, hl + n), "truncated EPB walks");
 	e = &w.epb[0];
 	ok(e->caplen == 60 && e->origlen == 100 && n == expect_epb_len(60, false),
 	   "snaplen 60 of 100: caplen 60, origlen 100 (%u, %u)", e->caplen, e->origlen);
-	n = pcapng_epb(buf + hl, false, T0, data, 100, 61, 0);
+	n = pcapng_epb(buf + hl, false, PKT_DIR_OUT, T0, data, 100, 61, 0);
 	ok(walk(&w, buf, hl + n) && w.epb[0].caplen == 61 && n == expect_epb_len(61, false),
 	   "snaplen 61: caplen 61, padded to 64");
-	n = pcapng_epb(buf + hl, false, T0, data, 100, 100, 0);
+	n = pcapng_epb(buf + hl, false, PKT_DIR_OUT, T0, data, 100, 100, 0);
 	ok(walk(&w, buf, hl + n) && w.epb[0].caplen == 100, "snaplen equal to the length");
-	n = pcapng_epb(buf + hl, false, T0, data, 100, 1, 0);
+	n = pcapng_epb(buf + hl, false, PKT_DIR_OUT, T0, data, 100, 1, 0);
 	ok(walk(&w, buf, hl + n) && w.epb[0].caplen == 1 && w.epb[0].origlen == 100,
 	   "snaplen 1");
 
-	ok(walk(&w, buf, hl + pcapng_epb(buf + hl, false, T0, data, 60, 65535, 0)), "T0 walks");
+	ok(walk(&w, buf, hl + pcapng_epb(buf + hl, false, PKT_DIR_OUT, T0, data, 60, 65535, 0)), "T0 walks");
 	is_int(w.epb[0].ts_hi, 395812, "T0 timestamp high word (microseconds >> 32)");
 	is_int(w.epb[0].ts_lo, 404759104, "T0 timestamp low word");
-	ok(walk(&w, buf, hl + pcapng_epb(buf + hl, false, 999, data, 60, 65535, 0)) &&
+	ok(walk(&w, buf, hl + pcapng_epb(buf + hl, false, PKT_DIR_OUT, 999, data, 60, 65535, 0)) &&
 	   w.epb[0].ts_hi == 0 && w.epb[0].ts_lo == 0, "999 ns is 0 us");
-	ok(walk(&w, buf, hl + pcapng_epb(buf + hl, false, UINT64_MAX, data, 60, 65535, 0)) &&
+	ok(walk(&w, buf, hl + pcapng_epb(buf + hl, false, PKT_DIR_OUT, UINT64_MAX, data, 60, 65535, 0)) &&
 	   ((uint64_t)w.epb[0].ts_hi << 32 | w.epb[0].ts_lo) == UINT64_MAX / 1000,
 	   "largest timestamp");
 
 	memset(buf + hl, 0xaa, sizeof(buf) - hl);
-	n = pcapng_epb(buf + hl, true, T0, data, PKT_MAX, 65535, UINT64_MAX);
+	n = pcapng_epb(buf + hl, true, PKT_DIR_OUT, T0, data, PKT_MAX, 65535, UINT64_MAX);
 	is_int(n, PCAPNG_EPB_MAX, "largest packet with a drop count: PCAPNG_EPB_MAX bytes");
 	ok(walk(&w, buf, hl + n) && w.epb[0].caplen == PKT_MAX && w.epb[0].drop == UINT64_MAX &&
 	   memcmp(w.epb[0].data, data, PKT_MAX) == 0, "and it walks, data intact");
@@ -1017,19 +1041,20 @@ static void test_pcapng_tools(void)
 	const struct {
 		struct spec s;
 		bool after;
+		unsigned int dir;
 		uint64_t drop;
 	} pk[] = {
-		{ UDP4(.dport = 5000), false, 0 },
-		{ PING4(), true, 0 },
-		{ TCP6(.sport = 1234, .dport = 443), false, 17 },
-		{ PING6(.payload = 24), true, 0 },
-		{ UDP6(.dport = 5001, .payload = 1200), false, 0 },
+		{ UDP4(.dport = 5000), false, PKT_DIR_IN, 0 },
+		{ PING4(), true, PKT_DIR_OUT, 0 },
+		{ TCP6(.sport = 1234, .dport = 443), false, PKT_DIR_IN, 17 },
+		{ PING6(.payload = 24), true, PKT_DIR_OUT, 0 },
+		{ UDP6(.dport = 5001, .payload = 1200), false, PKT_DIR_OUT, 0 },
 	};
 
 	n = pcapng_header(file, 65535);
 	for (size_t i = 0; i < ARRAY_SIZE(pk); i++) {
 		build(&t, &pk[i].s);
-		n += pcapng_epb(file + n, pk[i].after, T0 + i * 1000000000ULL, t.p.data,
+		n += pcapng_epb(file + n, pk[i].after, pk[i].dir, T0 + i * 1000000000ULL, t.p.data,
 				t.p.len, i == 4 ? 100 : 65535, pk[i].drop);
 	}
 	ok(walk(&w, file, n) && w.n_epb == 5, "file of 5 packets walks");
@@ -1077,8 +1102,8 @@ static void test_pcapng_tools(void)
 		ok(strstr(out, "ipmodd,before,17,0x00000001,64,64,,fd00::2\n") != NULL,
 		   "packet 3: drop count 17");
 		ok(strstr(out, "ipmodd,after,,0x00000002,72,72,,fd00::2\n") != NULL, "packet 4: ICMPv6");
-		ok(strstr(out, "ipmodd,before,,0x00000001,100,1248,,fd00::2\n") != NULL,
-		   "packet 5: 100 of 1248 bytes captured");
+		ok(strstr(out, "ipmodd,before,,0x00000002,100,1248,,fd00::2\n") != NULL,
+		   "packet 5: 100 of 1248 bytes captured, outbound before the chain");
 		if (count_lines(out) != 5 || !strstr(out, "ipmodd,before,17,"))
 			diag("tshark said:\n%s", out);
 	}
@@ -1102,7 +1127,7 @@ static void test_trace_format(void)
 {
 	static const struct {
 		struct spec s;
-		const char *words;	/* after "time=1700000000.123456 " */
+		const char *words;	/* after "time=1700000000.123456 dir=out " */
 	} cases[] = {
 		{ UDP4(),
 		  "family=ip src=10.0.0.2 dst=203.0.113.5 proto=udp sport=40000 dport=53 len=48 "
@@ -1150,9 +1175,23 @@ static void test_trace_format(void)
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		ev = run_event(&eb, c, 1, cases[i].s, T0);
 		n = monitor_trace_format(line, sizeof(line), ev);
-		snprintf(want, sizeof(want), "time=1700000000.123456 %s", cases[i].words);
+		snprintf(want, sizeof(want), "time=1700000000.123456 dir=out %s", cases[i].words);
 		is_str(line, want, "trace words %zu", i + 1);
 		is_int(n, strlen(line), "  length returned");
+	}
+
+	/* An inbound packet says so; only the inbound rule sees it. */
+	{
+		struct chain *ci = CHAIN("name=in-dns direction=in proto=udp dport=53 set-dscp=ef",
+					 "name=out-dns proto=udp dport=53 verdict=drop");
+
+		ev = ci ? run_event(&eb, ci, 1, UDP4(.dir = PKT_DIR_IN), T0) : NULL;
+		if (ev)
+			monitor_trace_format(line, sizeof(line), ev);
+		is_str(ev ? line : "", "time=1700000000.123456 dir=in family=ip src=10.0.0.2 "
+		       "dst=203.0.113.5 proto=udp sport=40000 dport=53 len=48 rule=in-dns "
+		       "set-dscp=ef result=accept", "an inbound packet: dir=in, the inbound rule only");
+		chain_unref(ci);
 	}
 
 	/* len= is the packet as read when the event has it. */
@@ -1249,10 +1288,10 @@ static void test_trace_delivery(void)
 	struct monitor_sub *sa, *sb;
 	struct evbuf eb;
 	char want[4 * MONITOR_LINE_MAX];
-	const char *l1 = "trace=time=1700000000.123456 family=ip src=10.0.0.2 dst=203.0.113.5 "
+	const char *l1 = "trace=time=1700000000.123456 dir=out family=ip src=10.0.0.2 dst=203.0.113.5 "
 			 "proto=udp sport=40000 dport=53 len=48 rule=dns set-dscp=ef "
 			 "rule=dns-drop verdict=drop result=drop\n";
-	const char *l2 = "trace=time=1700000001.123456 family=ip src=10.0.0.2 dst=203.0.113.5 "
+	const char *l2 = "trace=time=1700000001.123456 dir=out family=ip src=10.0.0.2 dst=203.0.113.5 "
 			 "proto=icmp icmp-type=echo-request icmp-code=0 len=44 rule=ttl-ping "
 			 "set-ttl=33 result=accept\n";
 
@@ -1494,10 +1533,10 @@ static void test_capture_delivery(void)
 	is_int(cnt.writes_after_end, 0, "nothing written after end()");
 	ok(walk_ok(&w, cnt.buf, cnt.len), "the capture walks");
 	is_int(w.n_epb, 3, "exactly 3 EPBs");
-	ok(w.n_epb == 3 && w.epb[0].flags == 1 && !strcmp(w.epb[0].comment, "before") &&
+	ok(w.n_epb == 3 && w.epb[0].flags == 2 && !strcmp(w.epb[0].comment, "before") &&
 	   w.epb[1].flags == 2 && !strcmp(w.epb[1].comment, "after") &&
-	   w.epb[2].flags == 1 && w.epb[2].origlen == 48,
-	   "before and after of the ping, before of the dropped UDP");
+	   w.epb[2].flags == 2 && w.epb[2].origlen == 48,
+	   "before and after of the ping, before of the dropped UDP: outbound (epb_flags 2)");
 	ok(w.n_epb == 3 && w.epb[0].data[8] == 64 && w.epb[1].data[8] == 33,
 	   "the after shows the rewrite (TTL 64 -> 33)");
 	ok(w.n_epb == 3 && w.epb[2].ts_lo == (uint32_t)((T0 + 1000) / 1000),
@@ -1505,10 +1544,19 @@ static void test_capture_delivery(void)
 	monitor_remove(s1);
 	ok(!monitor_active(m), "removed after it ended");
 
+	/* An inbound packet: epb_flags inbound (1), before and after. */
+	s1 = subscribe(m, "capture=all\ncount=2\n\n", &cnt);
+	monitor_event(m, run_event(&eb, c, 1, PING4(.dir = PKT_DIR_IN), T0));
+	ok(walk_ok(&w, cnt.buf, cnt.len) && w.n_epb == 2 && w.epb[0].flags == 1 &&
+	   w.epb[1].flags == 1 && !strcmp(w.epb[1].comment, "after") &&
+	   w.epb[1].data[8] == 64,
+	   "an inbound ping: before and after flagged inbound, no outbound rule rewrote it");
+	monitor_remove(s1);
+
 	/* The count reached on a before: not even the after of the same packet. */
 	s1 = subscribe(m, "capture=all\ncount=1\n\n", &cnt);
 	monitor_event(m, run_event(&eb, c, 1, PING4(), T0));
-	ok(walk_ok(&w, cnt.buf, cnt.len) && w.n_epb == 1 && w.epb[0].flags == 1 && cnt.ends == 1,
+	ok(walk_ok(&w, cnt.buf, cnt.len) && w.n_epb == 1 && w.epb[0].flags == 2 && cnt.ends == 1,
 	   "count=1 of both: the before only, then end()");
 	monitor_remove(s1);
 
@@ -1520,7 +1568,7 @@ static void test_capture_delivery(void)
 	monitor_event(m, run_event(&eb, c, 1, PING6(), T0));	/* replied */
 	ok(walk(&w, bef.buf, bef.len) && w.n_epb == 3, "when=before: 3 EPBs (%u)", w.n_epb);
 	for (unsigned int i = 0; i < w.n_epb; i++)
-		if (w.epb[i].flags != 1 || strcmp(w.epb[i].comment, "before"))
+		if (w.epb[i].flags != 2 || strcmp(w.epb[i].comment, "before"))
 			ok(0, "EPB %u is not a before", i);
 	ok(walk(&w, aft.buf, aft.len) && w.n_epb == 2, "when=after: 2 EPBs, none for the drop");
 	ok(w.n_epb == 2 && w.epb[0].flags == 2 && w.epb[1].flags == 2 && w.snaplen == 41 &&

@@ -1,0 +1,308 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The inbound eBPF fast path (issue 13): with inbound = veth0, fixed packets
+# from the peer to the host (UDP, TCP, ICMP echo; IPv4 and IPv6) through
+# direction=in and both rules (set-ttl, set-dscp, drop) arrive at the host
+# exactly alike with fastpath = "off" and "on" (a capture on the host's veth0
+# sees each packet as it arrived and, re-injected, as the rules left it), with
+# the same per-rule counters; in the "on" run the inbound program really
+# carried them out (status fastpath-in*, where-in=kernel) and added no hop
+# (set-ttl=33 arrives as 33), and an outbound rule on the same packets is
+# ignored inbound.  A trace pauses it; edits reach it at once.
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require_cmd python3 tcpdump
+: "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
+"$IPMODD" --version >/dev/null || skip_all "no ipmodd"
+setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
+
+SOCK=$WORKDIR/control.sock
+INTUN=tun0i0
+ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
+status_key() { ctl --json status | json_field "$1" ""; }
+# "name packets bytes" per rule, in chain order.
+rule_counts() {
+	ctl --json rules | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["rules"]:
+    print(r["name"], r["packets"], r["bytes"])'
+}
+# rule_key NAME KEY: a key of rule NAME in "ipmodctl rules --json".
+rule_key() {
+	ctl --json rules | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["rules"]:
+    if r["name"] == sys.argv[1]:
+        print(r.get(sys.argv[2], ""))' "$1" "$2"
+}
+
+# The first rule is outbound only: the inbound program must not apply it.
+RULES='rules = (
+	{ name = "out-ttl"; proto = "udp"; dport = "9101"; set-ttl = "99"; },
+	{ name = "ttl-udp"; direction = "in"; proto = "udp"; dport = "9101"; set-ttl = "33"; },
+	{ name = "dscp-udp"; direction = "in"; proto = "udp"; dport = "9102"; set-dscp = "10"; },
+	{ name = "drop-udp"; direction = "in"; proto = "udp"; dport = "9103"; verdict = "drop"; },
+	{ name = "ttl-tcp"; direction = "in"; proto = "tcp"; dport = "9104"; set-ttl = "44"; },
+	{ name = "dscp-both"; direction = "both"; proto = "tcp"; dport = "9105"; set-dscp = "12"; },
+	{ name = "drop-tcp"; direction = "in"; proto = "tcp"; dport = "9106"; verdict = "drop"; },
+	{ name = "dec-udp"; direction = "in"; proto = "udp"; dport = "9107"; set-ttl = "-3"; },
+	{ name = "ttl-echo"; direction = "in"; icmp-type = "echo-request"; set-ttl = "50"; }
+);'
+PORTS="9100 9101 9102 9103 9104 9105 9106 9107"
+
+# Fixed packets from the peer to the host: raw sockets with the whole IP
+# header given (fixed IDs, payloads, TTL 64): UDP and TCP to each port, v4
+# and v6, then an echo request each.
+send_fixed() {
+	px python3 - "$PEER4" "$HOST4" "$PEER6" "$HOST6" "$@" <<'PY'
+import socket, struct, sys
+
+a4s, b4s, a6s, b6s = sys.argv[1:5]
+ports = [int(x) for x in sys.argv[5:]]
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+def l4(proto, src, dst, seg, off):
+    if len(src) == 4:
+        ph = src + dst + struct.pack("!BBH", 0, proto, len(seg))
+    else:
+        ph = src + dst + struct.pack("!IxxxB", len(seg), proto)
+    c = csum(ph + seg)
+    if proto == 17 and c == 0:
+        c = 0xffff
+    return seg[:off] + struct.pack("!H", c) + seg[off + 2:]
+
+def udp(sp, dp, pay):
+    return struct.pack("!HHHH", sp, dp, 8 + len(pay), 0) + pay
+
+def tcp(sp, dp, pay):
+    return struct.pack("!HHIIBBHHH", sp, dp, 1000, 2000, 5 << 4, 0x18, 8192, 0, 0) + pay
+
+def echo(ident, pay, v6):
+    e = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, 1) + pay
+    return e if v6 else e[:2] + struct.pack("!H", csum(e)) + e[4:]
+
+s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+a4, b4 = socket.inet_pton(socket.AF_INET, a4s), socket.inet_pton(socket.AF_INET, b4s)
+a6, b6 = socket.inet_pton(socket.AF_INET6, a6s), socket.inet_pton(socket.AF_INET6, b6s)
+
+def send4(ident, proto, seg):
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), ident, 0x4000, 64, proto, 0, a4, b4)
+    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
+    s4.sendto(hdr + seg, (b4s, 0))
+
+def send6(flow, proto, seg):
+    hdr = struct.pack("!IHBB16s16s", 6 << 28 | flow, len(seg), proto, 64, a6, b6)
+    s6.sendto(hdr + seg, (b6s, 0))
+
+n = 0
+for port in ports:
+    for proto, mk in ((17, udp), (6, tcp)):
+        n += 1
+        pay = b"ipmodd inbound fast path %d/%d " % (port, proto) * 3
+        seg = mk(40000 + n, port, pay)
+        send4(0x1000 + n, proto, l4(proto, a4, b4, seg, 6 if proto == 17 else 16))
+        send6(0x12345 + n, proto, l4(proto, a6, b6, seg, 6 if proto == 17 else 16))
+n += 1
+send4(0x1000 + n, 1, echo(0x4343, b"fixed echo", False))
+send6(0x12345 + n, 58, l4(58, a6, b6, echo(0x4343, b"fixed echo", True), 2))
+PY
+}
+
+# The fixed packets in a capture, "family proto dport ttl tclass csum" each,
+# sorted (the daemon's copies may interleave differently with the next
+# arrivals than the kernel's).
+summary() {
+	python3 - "$1" <<'PY' | sort
+import struct, sys
+
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s
+
+d = open(sys.argv[1], "rb").read()
+le = d[:4] == b"\xd4\xc3\xb2\xa1"
+off = 24
+while off + 16 <= len(d):
+    incl = struct.unpack("<I" if le else ">I", d[off + 8:off + 12])[0]
+    p = d[off + 16:off + 16 + incl][14:]
+    off += 16 + incl
+    if not p:
+        continue
+    if p[0] >> 4 == 4:
+        ok = "csum-ok" if csum(p[:20]) == 0xffff else "csum-BAD"
+        proto, l4, ttl, tc = p[9], p[20:], p[8], p[1]
+    elif p[0] >> 4 == 6:
+        ok = "-"
+        proto, l4, ttl, tc = p[6], p[40:], p[7], (p[0] & 0xf) << 4 | p[1] >> 4
+    else:
+        continue
+    if proto in (6, 17) and 9100 <= struct.unpack("!H", l4[2:4])[0] <= 9107:
+        port = struct.unpack("!H", l4[2:4])[0]
+    elif proto in (1, 58) and l4[0] in (8, 128) and l4[4:6] == b"\x43\x43":
+        port = 0
+    else:
+        continue
+    # The whole packet too: anything else the path changed shows.
+    print(p[0] >> 4, proto, port, ttl, tc, ok, p.hex())
+PY
+}
+
+# What the rules must make of the fixed packets: each arrives once as sent
+# (TTL 64, tclass 0) and, unless dropped, once more as the rules left it.
+expected() {
+	local f proto port ttl tc ok
+	for f in 4 6; do
+		[ "$f" = 4 ] && ok=csum-ok || ok=-
+		for port in $PORTS; do
+			for proto in 17 6; do
+				echo "$f $proto $port 64 0 $ok"
+				ttl=64 tc=0
+				case "$proto/$port" in
+				17/9101) ttl=33 ;;
+				17/9102) tc=40 ;;
+				17/9103 | 6/9106) continue ;;
+				6/9104) ttl=44 ;;
+				6/9105) tc=48 ;;
+				17/9107) ttl=61 ;;
+				esac
+				echo "$f $proto $port $ttl $tc $ok"
+			done
+		done
+		[ "$f" = 4 ] && proto=1 || proto=58
+		echo "$f $proto 0 64 0 $ok"
+		echo "$f $proto 0 50 0 $ok"
+	done | sort
+}
+
+# run MODE: the fixed traffic through a daemon with fastpath = MODE; files
+# named after MODE.
+run() {
+	local mode=$1 i
+	FASTPATH=$mode write_config "$WORKDIR/$mode.conf" "inbound = { interfaces = [ \"veth0\" ]; };
+$RULES"
+	check "[$mode] ipmodd starts with inbound = veth0" start_ipmodd "$WORKDIR/$mode.conf"
+	for i in $(seq 100); do
+		hx test -e "/sys/class/net/$INTUN" && break
+		sleep 0.05
+	done
+	pcap_start "$mode" "$HOST_NS" veth0 "src host $PEER4 or src host $PEER6"
+	send_fixed $PORTS
+	pcap_stop "$mode"
+	summary "$WORKDIR/$mode.pcap" >"$WORKDIR/$mode.sum"
+	rule_counts >"$WORKDIR/$mode.rules"
+	ctl status >"$WORKDIR/$mode.status"
+	IN_STATE=$(status_key fastpath-in)
+	IN_HANDLED=$(status_key fastpath-in-handled)
+	IN_DROPPED=$(status_key fastpath-in-dropped)
+	IN_PUNTED=$(status_key fastpath-in-punted)
+	IN_RULES=$(status_key fastpath-in-rules)
+	OUT_RULES=$(status_key fastpath-rules)
+	WHERE_IN=$(rule_key ttl-udp where-in)
+	WHERE=$(rule_key ttl-udp where)
+	WHERE_OUT=$(rule_key out-ttl where)
+	WHERE_BOTH_IN=$(rule_key dscp-both where-in)
+}
+
+# --- (0) the program of each direction, without a daemon --------------------------
+# tests/helpers/fp-dir: one UDP packet through the outbound and the inbound
+# program (BPF_PROG_TEST_RUN on loopback of a namespace of its own): the
+# outbound one adds the hop and ignores the inbound rule, the inbound one
+# adds none and ignores the outbound rule; each counts its own rules.
+FP_DIR=${FP_DIR:-$(dirname "$IPMODD")/tests/helpers/fp-dir}
+if [ -x "$FP_DIR" ]; then
+	unshare -n "$FP_DIR" >"$WORKDIR/fp-dir.tap" 2>&1
+	rc=$?
+	while read -r line; do
+		case $line in
+		"ok "*) ok "fp-dir: ${line#ok * - }" ;;
+		"not ok "*) not_ok "fp-dir: ${line#not ok * - }" ;;
+		"# "*) echo "$line" ;;
+		esac
+	done <"$WORKDIR/fp-dir.tap"
+	check_eq "fp-dir exits 0 after its 17 tests" "$rc:$(grep -c '^ok' "$WORKDIR/fp-dir.tap")" "0:17"
+else
+	diag "no $FP_DIR: the programs are not tested without the daemon"
+fi
+
+# --- (1) userspace and kernel: the same packets, the same counters ---------------
+run off
+check_eq "[off] status says fastpath-in=off" "$IN_STATE" off
+check_eq "[off] the packets arrive as the rules make them" \
+	"$(cut -d' ' -f1-6 "$WORKDIR/off.sum")" "$(expected)"
+check_eq "[off] where-in of an inbound rule: daemon" "$WHERE_IN" daemon
+stop_ipmodd
+check_eq "[off] ipmodd exits 0" "$?" 0
+
+run on
+check_eq "[on] status says fastpath-in=on" "$IN_STATE" on
+check_eq "[on] the packets arrive as the rules make them (set-ttl=33 arrives as 33: no hop added)" \
+	"$(cut -d' ' -f1-6 "$WORKDIR/on.sum")" "$(expected)"
+check_eq "[on] the same packets, byte for byte, as with fastpath = off" \
+	"$(cat "$WORKDIR/on.sum")" "$(cat "$WORKDIR/off.sum")"
+check_eq "[on] the same per-rule counters as with fastpath = off" \
+	"$(cat "$WORKDIR/on.rules")" "$(cat "$WORKDIR/off.rules")"
+# 8 ports x 2 protocols + 1 echo = 17 per family, 2 of them dropped.
+check "[on] the inbound program sent on the fixed traffic (handled=$IN_HANDLED >= 30)" \
+	test "${IN_HANDLED:-0}" -ge 30
+check_eq "[on] the inbound program dropped the 4 packets of the drop rules" "$IN_DROPPED" 4
+check "[on] it punted none of them (punted=$IN_PUNTED)" test "${IN_PUNTED:-1}" -lt 30
+check_eq "[on] it holds the 8 inbound rules, not the outbound one" "$IN_RULES" 8
+check_eq "[on] the outbound program holds the 2 outbound rules" "$OUT_RULES" 2
+check_eq "[on] where-in of ttl-udp: kernel" "$WHERE_IN" kernel
+check_eq "[on] where of ttl-udp (in only) says the same" "$WHERE" kernel
+check_eq "[on] where-in of dscp-both: kernel" "$WHERE_BOTH_IN" kernel
+check_eq "[on] out-ttl has no where-in" "$(rule_key out-ttl where-in)" ""
+check_eq "[on] out-ttl counted nothing (outbound only)" \
+	"$(awk '$1 == "out-ttl" { print $2 }' "$WORKDIR/on.rules")" 0
+check_eq "[on] ttl-udp counted its 2 packets" \
+	"$(awk '$1 == "ttl-udp" { print $2 }' "$WORKDIR/on.rules")" 2
+check_eq "[on] ttl-echo counted its 2 packets" \
+	"$(awk '$1 == "ttl-echo" { print $2 }' "$WORKDIR/on.rules")" 2
+
+# --- (2) a trace pauses the inbound program; an edit reaches it at once ------------
+ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" trace >"$WORKDIR/trace.out" 2>&1 &
+TRACE_PID=$!
+BG_PIDS+=($TRACE_PID)
+for i in $(seq 50); do
+	[ "$(rule_key ttl-udp where-in)" = daemon ] && break
+	sleep 0.05
+done
+check_eq "[trace] where-in says daemon while a trace runs" "$(rule_key ttl-udp where-in)" daemon
+before=$(status_key fastpath-in-handled)
+send_fixed 9101
+sleep 0.3
+check_eq "[trace] the inbound program handled nothing while paused" \
+	"$(status_key fastpath-in-handled)" "$before"
+kill "$TRACE_PID"
+wait "$TRACE_PID" 2>/dev/null
+check "[trace] the trace saw the inbound packets" grep -q "rule=ttl-udp" "$WORKDIR/trace.out"
+for i in $(seq 50); do
+	[ "$(rule_key ttl-udp where-in)" = kernel ] && break
+	sleep 0.05
+done
+check_eq "[trace] where-in says kernel again after the trace" "$(rule_key ttl-udp where-in)" kernel
+
+ctl del ttl-udp >/dev/null
+pcap_start edit "$HOST_NS" veth0 "udp dst port 9101"
+send_fixed 9101
+pcap_stop edit
+check_eq "[edit] ttl-udp deleted: the packets to 9101 arrive with TTL 64 only" \
+	"$(summary "$WORKDIR/edit.pcap" | cut -d' ' -f4 | sort -u)" 64
+check_eq "[edit] the inbound program now holds 7 rules" "$(status_key fastpath-in-rules)" 7
+
+stop_ipmodd
+check_eq "[on] ipmodd exits 0" "$?" 0
+check "the inbound tun is gone after the stop" bash -c "! ip netns exec $HOST_NS test -e /sys/class/net/$INTUN"
+
+done_testing
