@@ -743,7 +743,14 @@ void impair_queue_done(struct impair_queue *q)
 int impair_queue_push(struct impair_queue *q, uint64_t at_ns, uint32_t owner, const void *data,
 		      size_t len)
 {
-	struct impair_entry e = { .at_ns = at_ns, .owner = owner, .len = (uint32_t)len };
+	return impair_queue_push_to(q, at_ns, owner, 0, data, len);
+}
+
+int impair_queue_push_to(struct impair_queue *q, uint64_t at_ns, uint32_t owner, uint8_t dest,
+			 const void *data, size_t len)
+{
+	struct impair_entry e = { .at_ns = at_ns, .owner = owner, .len = (uint32_t)len,
+				  .dest = dest };
 	size_t i;
 
 	if (len == 0 || len > PKT_MAX)
@@ -779,7 +786,7 @@ int impair_queue_pop(struct impair_queue *q, uint64_t now_ns, struct impair_item
 		return 0;
 	e = &q->heap[0];
 	*ret = (struct impair_item){ .at_ns = e->at_ns, .data = e->data, .len = e->len,
-				     .owner = e->owner };
+				     .owner = e->owner, .dest = e->dest };
 	q->bytes -= e->len;
 	q->heap[0] = q->heap[--q->n];
 	queue_sift_down(q->heap, q->n, 0);

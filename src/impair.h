@@ -345,6 +345,7 @@ struct impair_entry {
 	uint8_t *data;
 	uint32_t owner;
 	uint32_t len;
+	uint8_t dest;	/* the caller's: where the copy goes (ipmodd: 0 the tun, 1 + i inbound tun i) */
 };
 
 struct impair_queue {
@@ -360,6 +361,7 @@ struct impair_item {
 	uint8_t *data;
 	size_t len;
 	uint32_t owner;
+	uint8_t dest;
 };
 
 /* Called for each flushed copy before its data is freed. */
@@ -378,6 +380,9 @@ void impair_queue_done(struct impair_queue *q);
  */
 int impair_queue_push(struct impair_queue *q, uint64_t at_ns, uint32_t owner, const void *data,
 		      size_t len);
+/* The same with the copy's destination, handed back by impair_queue_pop() (push: 0). */
+int impair_queue_push_to(struct impair_queue *q, uint64_t at_ns, uint32_t owner, uint8_t dest,
+			 const void *data, size_t len);
 /* The earliest departure time in *ret_at_ns; false when the queue is empty. */
 bool impair_queue_next(const struct impair_queue *q, uint64_t *ret_at_ns);
 /* Remove the earliest copy if it is due (at_ns <= now_ns): 1, else 0. */

@@ -20,18 +20,6 @@
 #include "inbound.h"
 #include "util.h"
 
-void inbound_tun_name(const char *tun_name, unsigned int idx, char buf[IFNAMSIZ])
-{
-	char suffix[16];
-	size_t n = strnlen(tun_name, IFNAMSIZ - 1), s;
-
-	s = (size_t)snprintf(suffix, sizeof(suffix), "i%u", idx);
-	if (n + s > IFNAMSIZ - 1)
-		n = IFNAMSIZ - 1 - s;
-	memcpy(buf, tun_name, n);
-	memcpy(buf + n, suffix, s + 1);
-}
-
 #ifdef HAVE_FASTPATH
 
 #include <bpf/bpf.h>
@@ -303,6 +291,8 @@ int inbound_cleanup(char *err, size_t errlen)
 	struct if_nameindex *ifs, *i;
 	int n = 0;
 
+	/* Interfaces without a clsact qdisc answer with an error libbpf would print. */
+	bpferr_reset();
 	ifs = if_nameindex();
 	if (!ifs)
 		return bpferr_fail(-errno, err, errlen, "listing the interfaces");

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 struct inbound;
 
@@ -25,7 +27,17 @@ bool inbound_built(void);
  * The inbound tun's name for interface index idx: tun_name cut so that
  * "i" and idx fit in IFNAMSIZ - 1 characters ("ipmod0" 0 -> "ipmod0i0").
  */
-void inbound_tun_name(const char *tun_name, unsigned int idx, char buf[IFNAMSIZ]);
+static inline void inbound_tun_name(const char *tun_name, unsigned int idx, char buf[IFNAMSIZ])
+{
+	char suffix[16];
+	size_t n = strnlen(tun_name, IFNAMSIZ - 1), s;
+
+	s = (size_t)snprintf(suffix, sizeof(suffix), "i%u", idx);
+	if (n + s > IFNAMSIZ - 1)
+		n = IFNAMSIZ - 1 - s;
+	memcpy(buf, tun_name, n);
+	memcpy(buf + n, suffix, s + 1);
+}
 
 struct inbound_params {
 	const char *uplink;		/* the interface's name */

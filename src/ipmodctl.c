@@ -69,7 +69,7 @@ static void print_json_string(FILE *f, const char *s)
 
 /* Keys whose 0/1 value is a boolean, and those whose value is a comma-separated list. */
 static const char *const bool_keys[] = { "modified", "fastpath-paused", "fastpath-whole" };
-static const char *const list_keys[] = { "families", "queue-rx-packets" };
+static const char *const list_keys[] = { "families", "queue-rx-packets", "inbound", "inbound-tuns" };
 
 static bool key_in(const char *key, const char *const *set, size_t n)
 {
@@ -477,7 +477,10 @@ static const struct {
 	{ "rules", "diversion" },
 	{ "reinject", "diversion" },
 	{ "reinject-", "diversion" },
+	{ "inbound", "inbound diversion" },
+	{ "inbound-", "inbound diversion" },
 	{ "rx-", "traffic" },
+	{ "in-", "traffic" },
 	{ "tx-", "traffic" },
 	{ "gso-", "traffic" },
 	{ "queue-", "traffic" },
@@ -588,7 +591,8 @@ static bool is_trouble_key(const char *key)
 	static const char *const keys[] = {
 		"dropped-rule", "forge-refused", "forge-limited", "impair-flushed",
 		"stall-trips", "unhealthy-checks", "loops", "read-errors", "write-errors",
-		"restore-backoffs", "restore-overruns", "reinject-dropped",
+		"restore-backoffs", "restore-overruns", "reinject-dropped", "inbound-dropped",
+		"inbound-failed-open",
 	};
 
 	return !strncmp(key, "malformed-", 10) || key_in(key, keys, ARRAY_SIZE(keys));
@@ -637,6 +641,15 @@ static void print_status_summary(const struct ctl_response *resp, const struct c
 	       num(b4, c->human, b1, sizeof(b1)),
 	       num(ctl_pairs_get(p, n, "rx-packets"), c->human, b2, sizeof(b2)),
 	       num(ctl_pairs_get(p, n, "rx-bytes"), c->human, b3, sizeof(b3)));
+	v = ctl_pairs_get(p, n, "inbound");
+	if (v) {
+		printf("  inbound: %s through %s (%s): daemon %s packets (%s bytes) in, %s back\n", v,
+		       ctl_pairs_get(p, n, "inbound-tuns") ?: "?",
+		       ctl_pairs_get(p, n, "inbound-attach") ?: "?",
+		       num(ctl_pairs_get(p, n, "in-rx-packets"), c->human, b1, sizeof(b1)),
+		       num(ctl_pairs_get(p, n, "in-rx-bytes"), c->human, b2, sizeof(b2)),
+		       num(ctl_pairs_get(p, n, "in-tx-packets"), c->human, b3, sizeof(b3)));
+	}
 	if (prev->have && now > prev->ms) {
 		double dt = (double)(now - prev->ms) / 1000.0;
 

@@ -50,6 +50,14 @@ static int do_cleanup(const struct config *cfg, bool unblock)
 		return EXIT_FAIL;
 	}
 	log_info("cleanup: removed %d entr%s", r, r == 1 ? "y" : "ies");
+	/* Whatever the failure mode: a closed inbound filter would cut the host off. */
+	r = inbound_cleanup(err, sizeof(err));
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "cleanup: inbound filters: %s", err);
+		return EXIT_FAIL;
+	}
+	if (r > 0)
+		log_info("cleanup: removed %d inbound tc filter%s", r, r == 1 ? "" : "s");
 	if (cfg->fail_closed && !unblock)
 		log_notice("failure = \"closed\": the blocking rules and unreachable routes stay; "
 			   "\"ipmodd --unblock\" removes them");

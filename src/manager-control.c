@@ -91,6 +91,41 @@ static int status_fastpath_in(struct manager *m, struct ctl_reply *reply)
 	return 0;
 }
 
+/* inbound.interfaces: the interfaces, their tuns, how attached, the kernel's totals. */
+static void status_inbound(struct manager *m, struct ctl_reply *reply)
+{
+	char ifs[CONFIG_INBOUND_MAX * IFNAMSIZ], tuns[CONFIG_INBOUND_MAX * IFNAMSIZ];
+	struct strbuf a = { .buf = ifs, .size = sizeof(ifs) };
+	struct strbuf b = { .buf = tuns, .size = sizeof(tuns) };
+	struct inbound_totals sum = { 0 }, t;
+
+	if (!m->n_inbound)
+		return;
+	ifs[0] = tuns[0] = '\0';
+	for (unsigned int i = 0; i < m->n_inbound; i++) {
+		strbuf_printf(&a, "%s%s", i ? "," : "", m->inbound[i].ifname);
+		strbuf_printf(&b, "%s%s", i ? "," : "", m->inbound[i].tun->name);
+		if (inbound_totals(m->inbound[i].ib, &t) < 0)
+			continue;
+		sum.diverted += t.diverted;
+		sum.passed += t.passed;
+		sum.returned += t.returned;
+		sum.failed_open += t.failed_open;
+		sum.reinjected += t.reinjected;
+		sum.dropped += t.dropped;
+	}
+	ctl_reply_add(reply, "inbound", ifs);
+	ctl_reply_add(reply, "inbound-tuns", tuns);
+	ctl_reply_add(reply, "inbound-attach", inbound_attach_name(m->inbound[0].ib));
+	ctl_reply_add_u64(reply, "inbound-diverted", sum.diverted);
+	ctl_reply_add_u64(reply, "inbound-passed", sum.passed);
+	ctl_reply_add_u64(reply, "inbound-returned", sum.returned);
+	ctl_reply_add_u64(reply, "inbound-failed-open", sum.failed_open);
+	ctl_reply_add_u64(reply, "inbound-reinjected", sum.reinjected);
+	ctl_reply_add_u64(reply, "inbound-dropped", sum.dropped);
+	ctl_reply_add_u64(reply, "inbound-repairs", m->stats.inbound_repairs);
+}
+
 static int cmd_status(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		      struct ctl_reply *reply)
 {
@@ -126,6 +161,11 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "rx-bytes", m->stats.rx_bytes);
 	ctl_reply_add_u64(reply, "tx-packets", m->stats.tx_packets);
 	ctl_reply_add_u64(reply, "tx-bytes", m->stats.tx_bytes);
+	ctl_reply_add_u64(reply, "in-rx-packets", m->stats.in_rx_packets);
+	ctl_reply_add_u64(reply, "in-rx-bytes", m->stats.in_rx_bytes);
+	ctl_reply_add_u64(reply, "in-tx-packets", m->stats.in_tx_packets);
+	ctl_reply_add_u64(reply, "in-tx-bytes", m->stats.in_tx_bytes);
+	status_inbound(m, reply);
 	if (m->n_paths) {
 		char list[CONFIG_QUEUES_MAX * 21];
 		struct strbuf sb = { .buf = list, .size = sizeof(list) };

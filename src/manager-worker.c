@@ -99,6 +99,7 @@ int manager_workers_start(struct manager *m)
 		struct manager_path *path = &m->paths[q];
 
 		path->m = m;
+		path->tun = m->tun;
 		path->queue = q;
 		path->worker = true;
 		path->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -22,6 +22,7 @@
 #include "loopguard.h"
 #include "manager.h"
 #include "monitor.h"
+#include "netlink.h"
 #include "probe.h"
 #include "reinject.h"
 #include "routing.h"
@@ -33,6 +34,8 @@ _Static_assert(CONFIG_QUEUES_MAX <= TUN_QUEUES_MAX, "tun.queues beyond the tun's
 /* Packets handled per wake-up before other event sources get a turn. */
 #define RX_BATCH 64
 #define HEADROOM MANAGER_HEADROOM
+
+static void manager_stop_inbound(struct manager *m);
 
 int manager_new(struct config *cfg, struct manager **ret)
 {
@@ -92,6 +95,8 @@ struct manager *manager_free(struct manager *m)
 	m->monitor = monitor_free(m->monitor);
 	/* Its own teardown is no event for the watch. */
 	m->watch = watch_free(m->watch);
+	/* Before the impairment queue's destinations and the routing go. */
+	manager_stop_inbound(m);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
 	m->routing = routing_free(m->routing);
 	/* The filter would go with the tun; detaching first says so in the code. */
@@ -123,16 +128,27 @@ uint64_t manager_clock_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void manager_write_failed(struct manager_path *path, int r, size_t len, unsigned int segs,
-				 uint64_t bytes)
+/* The tun of a destination: 0 the tun, 1 + i inbound tun i. */
+static struct tun *dest_tun(struct manager *m, uint8_t dest)
+{
+	return dest ? m->inbound[dest - 1].tun : m->tun;
+}
+
+static void manager_write_failed(struct manager_path *path, uint8_t dest, int r, size_t len,
+				 unsigned int segs, uint64_t bytes)
 {
 	struct manager *m = path->m;
 
-	m->stats.tx_packets -= segs;
-	m->stats.tx_bytes -= bytes;
+	if (dest) {
+		m->stats.in_tx_packets -= segs;
+		m->stats.in_tx_bytes -= bytes;
+	} else {
+		m->stats.tx_packets -= segs;
+		m->stats.tx_bytes -= bytes;
+	}
 	m->stats.write_errors++;
 	if (ratelimit_allow(&m->io_log, path->now_ns))
-		log_errno(LOG_WARNING, r, "write to %s (%zu bytes)", m->tun->name, len);
+		log_errno(LOG_WARNING, r, "write to %s (%zu bytes)", dest_tun(m, dest)->name, len);
 }
 
 /*
@@ -141,35 +157,46 @@ static void manager_write_failed(struct manager_path *path, int r, size_t len, u
  * write, taken back if the write fails: a worker writes after releasing the
  * lock, when it may count nothing.
  */
-static void manager_send(struct manager_path *path, uint8_t *data, size_t len, unsigned int segs,
-			 uint64_t bytes, bool last)
+static void manager_send(struct manager_path *path, uint8_t dest, uint8_t *data, size_t len,
+			 unsigned int segs, uint64_t bytes, bool last)
 {
 	struct manager *m = path->m;
+	struct tun *t = dest_tun(m, dest);
+	/* The path's own queue on its own tun; forged answers of an inbound path: queue 0. */
+	unsigned int q = dest == path->dest ? path->queue : 0;
 	int r;
 
-	m->stats.tx_packets += segs;
-	m->stats.tx_bytes += bytes;
-	/* A super-packet that comes back, comes back whole: its print is the one to keep. */
-	loopguard_record(&m->loopguard, data, len, path->now_ns);
+	if (dest) {
+		m->stats.in_tx_packets += segs;
+		m->stats.in_tx_bytes += bytes;
+	} else {
+		m->stats.tx_packets += segs;
+		m->stats.tx_bytes += bytes;
+		/* A super-packet that comes back, comes back whole: its print is the one to keep. */
+		loopguard_record(&m->loopguard, data, len, path->now_ns);
+	}
 	/* The packet's last write, from a buffer nothing touches before the worker writes it. */
-	if (last && path->can_defer && !path->out_len) {
-		path->out = data - m->tun->hdrlen;
-		path->out_len = len + m->tun->hdrlen;
+	if (last && path->can_defer && !path->out_len && dest == path->dest) {
+		path->out = data - t->hdrlen;
+		path->out_len = len + t->hdrlen;
 		path->out_segs = segs;
 		path->out_bytes = bytes;
 		return;
 	}
-	r = tun_write(m->tun, path->queue, data - m->tun->hdrlen, len + m->tun->hdrlen);
+	r = tun_write(t, q, data - t->hdrlen, len + t->hdrlen);
 	if (r < 0)
-		manager_write_failed(path, r, len, segs, bytes);
+		manager_write_failed(path, dest, r, len, segs, bytes);
 }
 
 /* A complete packet of its own (forged, queued, a segment): a header that asks nothing. */
-static void manager_write(struct manager_path *path, uint8_t *data, size_t len, bool last)
+static void manager_write(struct manager_path *path, uint8_t dest, uint8_t *data, size_t len,
+			  bool last)
 {
+	size_t hdrlen = dest_tun(path->m, dest)->hdrlen;
+
 	/* The header room in front of data belongs to the same buffer. */
-	memset(data - path->m->tun->hdrlen, 0, path->m->tun->hdrlen);
-	manager_send(path, data, len, 1, len, last);
+	memset(data - hdrlen, 0, hdrlen);
+	manager_send(path, dest, data, len, 1, len, last);
 }
 
 /*
@@ -179,14 +206,14 @@ static void manager_write(struct manager_path *path, uint8_t *data, size_t len, 
 static void manager_write_pkt(struct manager_path *path, struct pkt *p, struct gso *g)
 {
 	if (!g) {
-		manager_write(path, p->data, p->len, true);
+		manager_write(path, path->dest, p->data, p->len, true);
 		return;
 	}
 	g->flags = p->needs_csum ? GSO_F_NEEDS_CSUM : 0;
 	if (!p->needs_csum)
 		g->csum_start = g->csum_offset = 0;
-	gso_encode(g, p->data - path->m->tun->hdrlen);
-	manager_send(path, p->data, p->len, pkt_segs(p), pkt_seg_bytes(p), true);
+	gso_encode(g, p->data - path->tun->hdrlen);
+	manager_send(path, path->dest, p->data, p->len, pkt_segs(p), pkt_seg_bytes(p), true);
 }
 
 /* Arm the timer at the earliest departure in the queue, or stop it when the queue is empty. */
@@ -223,7 +250,10 @@ static int on_impair_timer(sd_event_source *s, uint64_t usec, void *userdata)
 		/* The queue holds the packets alone; the write needs the header room in front. */
 		memcpy(path->txbuf + HEADROOM, it.data, it.len);
 		free(it.data);
-		manager_write(path, path->txbuf + HEADROOM, it.len, false);
+		/* An inbound tun that is not there (cannot be: they live as long as the queue). */
+		if (it.dest > m->n_inbound)
+			continue;
+		manager_write(path, it.dest, path->txbuf + HEADROOM, it.len, false);
 		m->stats.impair_sent++;
 	}
 	/* More due: the timer fires again at once, after the other sources had their turn. */
@@ -235,7 +265,8 @@ static int on_impair_timer(sd_event_source *s, uint64_t usec, void *userdata)
  * The copies of a packet an impairing rule decided on, out being the packet
  * to send: each is written now when it is due, else queued for its time.
  */
-static void manager_impair(struct manager_path *path, struct pkt *out, struct chain_impair *imp)
+static void manager_impair(struct manager_path *path, uint8_t dest, struct pkt *out,
+			   struct chain_impair *imp)
 {
 	struct manager *m = path->m;
 
@@ -247,10 +278,11 @@ static void manager_impair(struct manager_path *path, struct pkt *out, struct ch
 			chain_impair_corrupt_imp(m->chain, imp, out);
 		if (cp->at_ns <= path->now_ns) {
 			/* Copies share the buffer (and corruption changes it): none waits. */
-			manager_write(path, out->data, out->len, false);
+			manager_write(path, dest, out->data, out->len, false);
 			continue;
 		}
-		if (impair_queue_push(&m->impair_queue, cp->at_ns, imp->id, out->data, out->len) < 0) {
+		if (impair_queue_push_to(&m->impair_queue, cp->at_ns, imp->id, dest, out->data,
+					 out->len) < 0) {
 			chain_impair_refused(m->chain, imp, k);
 			continue;
 		}
@@ -287,7 +319,9 @@ static void manager_monitor(struct manager_path *path, const struct pkt *p, bool
 /*
  * The copies of the packet an impairing rule let out (p, or the forged
  * packet): a capture's "after" shows it as the chain let it out, the trace
- * what became of its copies, queue included.
+ * what became of its copies, queue included.  forward: p itself, which goes
+ * back where it came from (and takes its hop compensation when outbound);
+ * else a forged answer, which leaves through the tun.
  */
 static void manager_process_impaired(struct manager_path *path, struct pkt *p, struct pkt *out,
 				     bool forward, bool monitored, bool copied, size_t len,
@@ -298,10 +332,10 @@ static void manager_process_impaired(struct manager_path *path, struct pkt *p, s
 	/* A snapshot before compensation and corruption. */
 	if (monitored)
 		memcpy(path->txbuf, out->data, out->len);
-	/* Once, before any copy is taken. */
-	if (forward)
+	/* Once, before any copy is taken; inbound packets are not forwarded by the host. */
+	if (forward && path->dir == PKT_DIR_OUT)
 		pkt_forward_compensate(out);
-	manager_impair(path, out, imp);
+	manager_impair(path, forward ? path->dest : 0, out, imp);
 	if (monitored)
 		manager_monitor(path, p, copied, len, trace, imp, path->txbuf, out->len);
 }
@@ -347,7 +381,8 @@ static void manager_run_chain(struct manager_path *path, struct pkt *p, struct g
 			after = p->needs_csum ? capture_copy(p, path->txbuf) : p->data;
 			manager_monitor(path, p, copied, len, &trace, NULL, after, p->len);
 		}
-		pkt_forward_compensate(p);
+		if (path->dir == PKT_DIR_OUT)
+			pkt_forward_compensate(p);
 		manager_write_pkt(path, p, g);
 		break;
 	case CHAIN_DROP:
@@ -357,13 +392,16 @@ static void manager_run_chain(struct manager_path *path, struct pkt *p, struct g
 			manager_monitor(path, p, copied, len, &trace, &imp, NULL, 0);
 		break;
 	case CHAIN_FORGED:
-		/* Delivered to the local host, not forwarded: no TTL compensation. */
+		/*
+		 * Delivered to the local host, not forwarded: no TTL compensation.
+		 * An answer to an inbound packet is an outbound one: the tun too.
+		 */
 		if (imp.impaired) {
 			manager_process_impaired(path, p, &forged, false, monitored, copied, len,
 						 &trace, &imp);
 			break;
 		}
-		manager_write(path, forged.data, forged.len, true);
+		manager_write(path, 0, forged.data, forged.len, true);
 		if (monitored)
 			manager_monitor(path, p, copied, len, &trace, NULL, forged.data, forged.len);
 		break;
@@ -403,7 +441,7 @@ static void manager_process(struct manager_path *path, uint8_t *data, size_t len
 			    const uint8_t *vnet)
 {
 	struct manager *m = path->m;
-	struct pkt p = { .data = data, .len = len, .cap = PKT_MAX };
+	struct pkt p = { .data = data, .len = len, .cap = PKT_MAX, .dir = path->dir };
 	struct gso g = { 0 };
 	int cls;
 
@@ -412,9 +450,14 @@ static void manager_process(struct manager_path *path, uint8_t *data, size_t len
 		gso_decode(vnet, &g);
 		cls = gso_parse(&g, &p);
 	}
-	m->stats.rx_packets += pkt_segs(&p);
 	path->rx_packets += pkt_segs(&p);
-	m->stats.rx_bytes += pkt_seg_bytes(&p);
+	if (path->dir == PKT_DIR_IN) {
+		m->stats.in_rx_packets += pkt_segs(&p);
+		m->stats.in_rx_bytes += pkt_seg_bytes(&p);
+	} else {
+		m->stats.rx_packets += pkt_segs(&p);
+		m->stats.rx_bytes += pkt_seg_bytes(&p);
+	}
 	if (cls != PKT_OK) {
 		m->stats.malformed[cls]++;
 		if (log_enabled(LOG_DEBUG))
@@ -422,7 +465,7 @@ static void manager_process(struct manager_path *path, uint8_t *data, size_t len
 		return;
 	}
 	/* Written back moments ago and routed into the tun again: not another round. */
-	if (loopguard_check(&m->loopguard, data, len, path->now_ns)) {
+	if (path->dir == PKT_DIR_OUT && loopguard_check(&m->loopguard, data, len, path->now_ns)) {
 		if (ratelimit_allow(&m->io_log, path->now_ns))
 			log_warning("dropped a packet written back to %s that came back (a route into %s "
 				    "outside table %u?), %llu so far", m->tun->name, m->tun->name,
@@ -457,7 +500,7 @@ static void manager_tun_gone(struct manager_path *path)
 		return;
 	m->tun_gone = true;
 	log_error("%s disappeared (deleted by someone: ip link del?); exiting so that the service "
-		  "manager restarts ipmodd with a new one", m->tun->name);
+		  "manager restarts ipmodd with a new one", path->tun->name);
 	if (m->cfg->fail_closed)
 		routing_keep_block(m->routing);
 	sd_event_exit(m->event, -ENODEV);
@@ -469,7 +512,7 @@ static void manager_tun_gone(struct manager_path *path)
 static bool manager_path_take(struct manager_path *path, ssize_t n)
 {
 	struct manager *m = path->m;
-	size_t hdrlen = m->tun->hdrlen;
+	size_t hdrlen = path->tun->hdrlen;
 
 	if (n == -EAGAIN || n == -EINTR)
 		return false;
@@ -480,7 +523,7 @@ static bool manager_path_take(struct manager_path *path, ssize_t n)
 	if (n < 0) {
 		m->stats.read_errors++;
 		if (ratelimit_allow(&m->io_log, path->now_ns))
-			log_errno(LOG_WARNING, (int)n, "read from %s", m->tun->name);
+			log_errno(LOG_WARNING, (int)n, "read from %s", path->tun->name);
 		return false;
 	}
 	if ((size_t)n < hdrlen) {
@@ -494,9 +537,9 @@ static bool manager_path_take(struct manager_path *path, ssize_t n)
 
 static ssize_t manager_path_read(struct manager_path *path)
 {
-	size_t hdrlen = path->m->tun->hdrlen;
+	size_t hdrlen = path->tun->hdrlen;
 
-	return tun_read(path->m->tun, path->queue, path->rxbuf + HEADROOM - hdrlen, hdrlen + PKT_MAX);
+	return tun_read(path->tun, path->queue, path->rxbuf + HEADROOM - hdrlen, hdrlen + PKT_MAX);
 }
 
 /*
@@ -527,8 +570,8 @@ void manager_path_receive(struct manager_path *path)
 		r = tun_write(m->tun, path->queue, path->out, path->out_len);
 		if (r < 0) {
 			pthread_mutex_lock(&m->lock);
-			manager_write_failed(path, r, path->out_len - m->tun->hdrlen, path->out_segs,
-					     path->out_bytes);
+			manager_write_failed(path, path->dest, r, path->out_len - path->tun->hdrlen,
+					     path->out_segs, path->out_bytes);
 			pthread_mutex_unlock(&m->lock);
 		}
 	}
@@ -537,8 +580,8 @@ void manager_path_receive(struct manager_path *path)
 /* The loop's own path: one queue, everything under the loop. */
 static int on_tun_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct manager *m = userdata;
-	struct manager_path *path = &m->path;
+	struct manager_path *path = userdata;
+	struct manager *m = path->m;
 
 	path->now_ns = loop_now_ns(m);
 	path->can_defer = false;
@@ -753,6 +796,8 @@ static int on_health(sd_event_source *s, uint64_t usec, void *userdata)
 
 	if (m->stats.rx_packets != m->health_rx || !tun_input_pending(m)) {
 		guardian_beat(m->guardian);
+		for (unsigned int i = 0; i < m->n_inbound; i++)
+			inbound_heartbeat(m->inbound[i].ib, manager_clock_ns());
 		if (m->watchdog_usec)
 			sd_notify(false, "WATCHDOG=1");
 	} else {
@@ -793,6 +838,10 @@ static int manager_start_health(struct manager *m)
 		log_debug("stall guardian pid %d: stops the diversion after %u ms without progress",
 			  (int)guardian_pid(m->guardian), m->cfg->stall_timeout_ms);
 	}
+	/* The inbound programs' heartbeat, whichever the failure mode. */
+	if (m->n_inbound && m->cfg->stall_timeout_ms &&
+	    (uint64_t)m->cfg->stall_timeout_ms * 1000 / 4 < period)
+		period = (uint64_t)m->cfg->stall_timeout_ms * 1000 / 4;
 	m->health_usec = period < 10000 ? 10000 : period;
 	r = sd_event_add_time_relative(m->event, &m->health_timer, CLOCK_MONOTONIC, m->health_usec,
 				       m->health_usec / 10, on_health, m);
@@ -1030,6 +1079,150 @@ static int manager_start_reinject(struct manager *m)
 }
 
 /*
+ * An inbound tun carries no traffic of its own: no address (not even a
+ * link-local one), up, the largest MTU (GRO super-packets come whole), a
+ * long queue like the tun's.
+ */
+static int inbound_tun_setup(int ifindex)
+{
+	_Alignas(struct nlmsghdr) char buf[NL_MSG_SIZE];
+	struct nl_link noaddr = { .ifindex = ifindex, .ipv6_no_addr = true };
+	struct nl_link l = { .ifindex = ifindex, .mtu = 65535, .txqlen = 4096, .up = true };
+	struct nl *nl = NULL;
+	int r;
+
+	r = nl_open(&nl);
+	if (r < 0)
+		return r;
+	r = nl_build_setlink(buf, sizeof(buf), &noaddr);
+	if (r >= 0)
+		r = nl_request(nl, buf, NULL, NULL);
+	/* A kernel without IPv6 has no addrgenmode to set. */
+	if (r < 0 && r != -EAFNOSUPPORT && r != -EOPNOTSUPP)
+		goto out;
+	r = nl_build_setlink(buf, sizeof(buf), &l);
+	if (r >= 0)
+		r = nl_request(nl, buf, NULL, NULL);
+out:
+	nl_close(nl);
+	return r < 0 ? r : 0;
+}
+
+/*
+ * inbound.interfaces: an inbound tun per interface (named after the tun),
+ * the programs loaded and attached, a packet path each in the loop.  Any
+ * failure stops the start, naming the interface and the step: nothing of
+ * it is optional once configured.
+ */
+static int manager_start_inbound(struct manager *m)
+{
+	char err[300], name[IFNAMSIZ];
+	int r;
+
+	if (!m->cfg->n_inbound)
+		return 0;
+	if (!inbound_built())
+		return log_errno(LOG_ERR, -EOPNOTSUPP, "%s: inbound.interfaces is set, but this ipmodd "
+				 "was built without eBPF (configure --enable-fastpath=no, or no clang, "
+				 "bpftool or libbpf at build time): not starting", m->cfg->path);
+	for (unsigned int i = 0; i < m->cfg->n_inbound; i++) {
+		struct manager_inbound *in = &m->inbound[i];
+		struct inbound_params ip = {
+			.uplink = m->cfg->inbound_ifnames[i],
+			.fail_closed = m->cfg->fail_closed,
+			.stall_timeout_ms = m->cfg->stall_timeout_ms,
+			/* A tc filter outlives the daemon and can keep dropping; a tcx link cannot. */
+			.force_tc = m->cfg->fail_closed,
+		};
+
+		snprintf(in->ifname, sizeof(in->ifname), "%s", m->cfg->inbound_ifnames[i]);
+		inbound_tun_name(m->cfg->tun_name, i, name);
+		r = tun_open(name, 1, m->cfg->offload, &in->tun);
+		if (r == -EBUSY)
+			return log_errno(LOG_ERR, r, "inbound tun %s for %s is in use (is another ipmodd "
+					 "running?)", name, in->ifname);
+		if (r < 0)
+			return log_errno(LOG_ERR, r, "cannot create the inbound tun %s for %s", name,
+					 in->ifname);
+		m->n_inbound = i + 1;
+		/* Forged answers and queued copies move between the tuns with their header room. */
+		if (in->tun->hdrlen != m->tun->hdrlen)
+			return log_errno(LOG_ERR, -EINVAL, "%s and %s disagree on the virtio-net header "
+					 "(%zu, %zu bytes)", m->tun->name, name, m->tun->hdrlen,
+					 in->tun->hdrlen);
+		r = inbound_tun_setup(in->tun->ifindex);
+		if (r < 0)
+			return log_errno(LOG_ERR, r, "setting up the inbound tun %s", name);
+		ip.tun_ifindex = in->tun->ifindex;
+		r = inbound_open(&ip, &in->ib, err, sizeof(err));
+		if (r == -EPERM || r == -EACCES)
+			return log_errno(LOG_ERR, r, "inbound.interfaces: %s: the kernel refuses the "
+					 "BPF programs (ipmodd needs CAP_BPF and CAP_NET_ADMIN, or "
+					 "CAP_SYS_ADMIN, and a kernel with BPF): %s; not starting",
+					 in->ifname, err);
+		if (r < 0)
+			return log_errno(LOG_ERR, r, "inbound.interfaces: %s: %s; not starting",
+					 in->ifname, err);
+		in->path = calloc(1, sizeof(*in->path));
+		if (!in->path)
+			return log_errno(LOG_ERR, -ENOMEM, "inbound packet path");
+		in->path->m = m;
+		in->path->tun = in->tun;
+		in->path->dir = PKT_DIR_IN;
+		in->path->dest = (uint8_t)(i + 1);
+		in->path->stop_fd = -1;
+		r = sd_event_add_io(m->event, &in->source, in->tun->fds[0], EPOLLIN, on_tun_readable,
+				    in->path);
+		if (r < 0)
+			return log_errno(LOG_ERR, r, "watching %s", name);
+		log_info("%s: received IPv4/IPv6 packets diverted through %s (%s)", in->ifname, name,
+			 inbound_attach_name(in->ib));
+	}
+	return 0;
+}
+
+/* The watch's extra repair: inbound tc filters someone removed go back. */
+static int inbound_repair(void *userdata, char *item, size_t itemlen, char *err, size_t errlen)
+{
+	struct manager *m = userdata;
+	int n = 0, r;
+
+	for (unsigned int i = 0; i < m->n_inbound; i++) {
+		struct manager_inbound *in = &m->inbound[i];
+
+		r = inbound_filter_present(in->ib);
+		if (r == 0)
+			r = inbound_reattach(in->ib, err, errlen);
+		else if (r > 0)
+			continue;
+		if (r < 0) {
+			snprintf(err + strlen(err), errlen - strlen(err), " (inbound filter on %s)",
+				 in->ifname);
+			return r;
+		}
+		snprintf(item, itemlen, "inbound tc filter on %s", in->ifname);
+		m->stats.inbound_repairs++;
+		n++;
+	}
+	return n;
+}
+
+/* Detach first (nothing more is diverted), then close the tuns. */
+static void manager_stop_inbound(struct manager *m)
+{
+	for (unsigned int i = 0; i < m->n_inbound; i++) {
+		struct manager_inbound *in = &m->inbound[i];
+
+		in->source = sd_event_source_disable_unref(in->source);
+		in->ib = inbound_close(in->ib);
+		in->tun = tun_close(in->tun);
+		free(in->path);
+		in->path = NULL;
+	}
+	m->n_inbound = 0;
+}
+
+/*
  * IPv6 comes back out of the tun through the re-injection program, or
  * through the kernel's forwarding with force_forwarding (6.17).  families =
  * "auto" leaves IPv6 alone without either; an explicit "ipv6" cannot start.
@@ -1165,6 +1358,7 @@ int manager_start(struct manager *m)
 				 m->cfg->tun_name);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "cannot create tun device %s", m->cfg->tun_name);
+	m->path.tun = m->tun;
 	/* Someone attached between the check and the open: ours are not all its queues. */
 	held = routing_tun_held(m->cfg);
 	if (held > (int)m->tun->n_queues)
@@ -1192,7 +1386,7 @@ int manager_start(struct manager *m)
 	 * for this run (a reload does not change it): CAP_BPF goes, before any
 	 * thread or process starts.
 	 */
-	if (!m->fastpath && !m->reinject) {
+	if (!m->fastpath && !m->reinject && !m->cfg->n_inbound) {
 		r = caps_drop(1ULL << CAP_BPF);
 		if (r < 0)
 			return log_errno(LOG_ERR, r, "dropping CAP_BPF");
@@ -1269,6 +1463,12 @@ int manager_start(struct manager *m)
 		return log_errno(LOG_ERR, r, "expire timer");
 	chain_expiry_start(m->chain, manager_clock_ns());
 	expire_arm(m);
+	/* After the outbound routing is up; the heartbeat starts with the health timer. */
+	r = manager_start_inbound(m);
+	if (r < 0)
+		return r;
+	if (m->n_inbound)
+		watch_set_extra(m->watch, inbound_repair, m);
 	r = manager_start_health(m);
 	if (r < 0)
 		return r;
@@ -1281,7 +1481,7 @@ int manager_start(struct manager *m)
 		log_info("%s: %u queues, a packet worker each", m->tun->name, m->tun->n_queues);
 	} else {
 		r = sd_event_add_io(m->event, &m->tun_source, m->tun->fds[0], EPOLLIN,
-				    on_tun_readable, m);
+				    on_tun_readable, &m->path);
 		if (r < 0)
 			return log_errno(LOG_ERR, r, "watching %s", m->tun->name);
 	}

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "control.h"
 #include "impair.h"
+#include "inbound.h"
 #include "log.h"
 #include "loopguard.h"
 #include "packet.h"
@@ -32,8 +33,11 @@
 
 /* Packets count the segments of GSO super-packets, bytes their IP bytes. */
 struct manager_stats {
-	uint64_t rx_packets, rx_bytes;		/* read from the tun */
-	uint64_t tx_packets, tx_bytes;		/* written back */
+	uint64_t rx_packets, rx_bytes;		/* read from the tun (outbound) */
+	uint64_t tx_packets, tx_bytes;		/* written back to it (outbound, forged answers) */
+	uint64_t in_rx_packets, in_rx_bytes;	/* read from the inbound tuns */
+	uint64_t in_tx_packets, in_tx_bytes;	/* written back to them */
+	uint64_t inbound_repairs;		/* inbound tc filters put back after someone removed them */
 	uint64_t gso_whole, gso_split;		/* super-packets run through the chain whole, or split */
 	uint64_t malformed[PKT_CLASS_MAX];	/* dropped by pkt_parse() class */
 	uint64_t dropped;			/* dropped by a rule (nothing sent for it, at once or later) */
@@ -56,7 +60,10 @@ struct manager_stats {
  */
 struct manager_path {
 	struct manager *m;
+	struct tun *tun;	/* the tun it reads: m->tun, or an inbound tun */
 	unsigned int queue;
+	uint8_t dir;		/* enum pkt_dir of what it reads */
+	uint8_t dest;		/* where what passes goes back: 0 m->tun, 1 + i inbound tun i */
 	bool worker;		/* a worker thread: writes the packet after releasing the lock */
 	uint64_t now_ns;	/* CLOCK_MONOTONIC of the packet being handled */
 	uint64_t rx_packets;	/* read from its queue (segments) */
@@ -77,6 +84,15 @@ struct manager_path {
 	uint8_t txbuf[MANAGER_HEADROOM + PKT_MAX];	/* a copy from the impairment queue */
 	uint8_t segbuf[MANAGER_HEADROOM + PKT_MAX];	/* a segment of a super-packet being split */
 	uint8_t beforebuf[PKT_MAX];	/* a copy as read, while someone captures it */
+};
+
+/* An interface of inbound.interfaces: its tun, programs and packet path (the loop's). */
+struct manager_inbound {
+	char ifname[IFNAMSIZ];
+	struct tun *tun;
+	struct inbound *ib;
+	struct manager_path *path;
+	sd_event_source *source;
 };
 
 struct manager {
@@ -134,6 +150,9 @@ struct manager {
 	sd_event_source *wake_source;
 
 	struct manager_path path;		/* the loop's own */
+
+	struct manager_inbound inbound[CONFIG_INBOUND_MAX];
+	unsigned int n_inbound;
 };
 
 /* Takes ownership of cfg, also on failure. */

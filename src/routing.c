@@ -21,6 +21,7 @@
 #include <linux/rtnetlink.h>
 
 #include "netlink.h"
+#include "inbound.h"
 #include "routing.h"
 #include "util.h"
 
@@ -1353,26 +1354,35 @@ static int cleanup(const struct config *cfg, bool keep_block, char *err, size_t 
 	 * a live process.  Netlink, unlike /sys/class/net, answers for our own
 	 * network namespace.
 	 */
-	r = nl_link_get(nl, 0, cfg->tun_name, &info);
-	if (r == -ENODEV) {
-		r = count;
-		goto cleanup;
-	}
-	if (r < 0) {
-		step_error(err, errlen, r, nl_extack(nl), "get link %s", cfg->tun_name);
-		goto cleanup;
-	}
-	if (info.tun_persist && !info.carrier && info.tun_queues == 0) {
-		r = nl_build_dellink(buf, sizeof(buf), info.ifindex);
-		if (r >= 0)
-			r = nl_request(nl, buf, NULL, NULL);
-		if (r < 0 && r != -ENODEV) {
-			step_error(err, errlen, r, nl_extack(nl), "delete persistent tun %s",
-				   cfg->tun_name);
+	/* The tun, then the inbound tuns (inbound.h) of every possible index. */
+	for (unsigned int k = 0; k <= CONFIG_INBOUND_MAX; k++) {
+		char name[IFNAMSIZ];
+
+		if (k == 0)
+			snprintf(name, sizeof(name), "%s", cfg->tun_name);
+		else
+			inbound_tun_name(cfg->tun_name, k - 1, name);
+		r = nl_link_get(nl, 0, name, &info);
+		if (r == -ENODEV)
+			continue;
+		if (r < 0) {
+			step_error(err, errlen, r, nl_extack(nl), "get link %s", name);
 			goto cleanup;
 		}
-		if (r == 0)
-			count++;
+		if (strcmp(info.kind, "tun") != 0 && k > 0)
+			continue;
+		if (info.tun_persist && !info.carrier && info.tun_queues == 0) {
+			r = nl_build_dellink(buf, sizeof(buf), info.ifindex);
+			if (r >= 0)
+				r = nl_request(nl, buf, NULL, NULL);
+			if (r < 0 && r != -ENODEV) {
+				step_error(err, errlen, r, nl_extack(nl), "delete persistent tun %s",
+					   name);
+				goto cleanup;
+			}
+			if (r == 0)
+				count++;
+		}
 	}
 	r = count;
 

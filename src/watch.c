@@ -22,6 +22,8 @@ struct watch {
 	sd_event_source *io, *timer;
 	struct watch_backoff backoff;
 	bool concerned;			/* set by the notification callback */
+	watch_extra_fn extra;		/* the inbound filters */
+	void *extra_data;
 
 	uint64_t restores, backoffs, checks, overruns;
 	char last[ROUTING_ITEM_MAX];
@@ -147,6 +149,17 @@ static int on_check(sd_event_source *s, uint64_t usec, void *userdata)
 
 	w->checks++;
 	r = routing_repair(w->routing, item, sizeof(item), err, sizeof(err));
+	if (r >= 0 && w->extra) {
+		char xitem[ROUTING_ITEM_MAX];
+		int x = w->extra(w->extra_data, xitem, sizeof(xitem), err, sizeof(err));
+
+		if (x < 0)
+			r = x;
+		else if (x > 0) {
+			r += x;
+			snprintf(item, sizeof(item), "%s", xitem);
+		}
+	}
 	watch_log_rp_filter(w->routing);
 	o = r < 0 ? WATCH_FAILED : r > 0 ? WATCH_RESTORED : WATCH_NOTHING;
 	delay = watch_backoff_after(&w->backoff, now, o);
@@ -168,6 +181,8 @@ static int on_notification(const struct nlmsghdr *nlh, void *userdata)
 	struct watch *w = userdata;
 
 	if (!w->concerned && routing_event_concerns(w->routing, nlh))
+		w->concerned = true;
+	if (w->extra && (nlh->nlmsg_type == RTM_DELTFILTER || nlh->nlmsg_type == RTM_DELQDISC))
 		w->concerned = true;
 	return 0;
 }
@@ -219,6 +234,7 @@ int watch_new(sd_event *e, struct routing *rt, struct watch **ret)
 	static const unsigned int groups[] = {
 		RTNLGRP_LINK, RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_RULE, RTNLGRP_IPV4_ROUTE,
 		RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV4_NETCONF, RTNLGRP_IPV6_NETCONF,
+		RTNLGRP_TC,	/* the inbound filters (watch_set_extra) */
 	};
 	struct watch *w;
 	int r;
@@ -245,6 +261,14 @@ int watch_new(sd_event *e, struct routing *rt, struct watch **ret)
 fail:
 	watch_free(w);
 	return r;
+}
+
+void watch_set_extra(struct watch *w, watch_extra_fn fn, void *userdata)
+{
+	w->extra = fn;
+	w->extra_data = userdata;
+	/* What went between the attachment and now. */
+	watch_arm(w, watch_now(w) + WATCH_DEBOUNCE_USEC);
 }
 
 void watch_get_status(const struct watch *w, struct watch_status *ret)

@@ -73,6 +73,16 @@ struct watch_status {
 
 void watch_get_status(const struct watch *w, struct watch_status *ret);
 
+/*
+ * What else the watch keeps in place (the inbound tc filters): a tc filter
+ * or qdisc removal asks for a check, and each check calls fn after the
+ * routing's repair.  fn returns how many items it put back (naming the last
+ * in item) or -errno with err.
+ */
+typedef int (*watch_extra_fn)(void *userdata, char *item, size_t itemlen, char *err,
+			      size_t errlen);
+void watch_set_extra(struct watch *w, watch_extra_fn fn, void *userdata);
+
 /* Log each interface whose rp_filter routing made loose, once (routing_rp_filter_take()). */
 void watch_log_rp_filter(struct routing *rt);
 

@@ -73,6 +73,7 @@ static __always_inline int failed(void)
 	return pass(IB_T_FAILED_OPEN);
 }
 
+/* At the tc ingress of an Ethernet interface the packet starts with its Ethernet header. */
 SEC("tc")
 int divert(struct __sk_buff *skb)
 {
@@ -86,16 +87,17 @@ int divert(struct __sk_buff *skb)
 	if (skb->pkt_type != PACKET_HOST)
 		return pass(IB_T_PASSED);
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		if (bpf_skb_load_bytes(skb, 0, h, 20) < 0 || (h[0] >> 4) != 4)
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, h, 20) < 0 || (h[0] >> 4) != 4)
 			return pass(IB_T_PASSED);
 		if ((h[16] & 0xf0) == 0xe0 || *(__u32 *)&h[16] == 0xffffffff)
 			return pass(IB_T_PASSED);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, 0, h, 40) < 0 || (h[0] >> 4) != 6 || h[24] == 0xff)
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, h, 40) < 0 || (h[0] >> 4) != 6 || h[24] == 0xff)
 			return pass(IB_T_PASSED);
 		/* Neighbour discovery and router messages: 133..137. */
 		if (h[6] == IPPROTO_ICMPV6 &&
-		    (bpf_skb_load_bytes(skb, 40, &h[40], 1) < 0 || (h[40] >= 133 && h[40] <= 137)))
+		    (bpf_skb_load_bytes(skb, ETH_HLEN + 40, &h[40], 1) < 0 ||
+		     (h[40] >= 133 && h[40] <= 137)))
 			return pass(IB_T_PASSED);
 	} else {
 		return pass(IB_T_PASSED);
