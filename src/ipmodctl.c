@@ -844,8 +844,8 @@ static void rules_view_free(struct rules_view *v)
 static bool is_match_key(const char *key, size_t len)
 {
 	static const char *const keys[] = {
-		"family", "proto", "src", "dst", "sport", "dport", "icmp-type", "icmp-code",
-		"tcp-flags", "ttl", "length", "dscp", "probability",
+		"direction", "family", "proto", "src", "dst", "sport", "dport", "icmp-type",
+		"icmp-code", "tcp-flags", "ttl", "length", "dscp", "probability",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)

@@ -185,6 +185,10 @@ static void edit(struct pkt *p, const uint8_t *data, size_t size)
 /* One rule of every match and action kind; most never end the chain. */
 static const char *const rule_texts[] = {
 	"name=ttl-all set-ttl=+1",
+	"name=in-ttl direction=in set-ttl=64",
+	"name=both-mss direction=both proto=tcp tcp-flags=syn clamp-mss=600",
+	"name=in-rst direction=in proto=tcp dport=22 verdict=reject reject-with=tcp-reset",
+	"name=in-drop direction=in family=ip dst=10.0.0.0/8 proto=udp dport=9 verdict=drop",
 	"name=v4 family=ip src=0.0.0.0/1 dst=!10.0.0.0/8 set-dscp=ef",
 	"name=v6 family=ip6 dst=2000::/3 set-ecn=ce length=40-1500",
 	"name=syn proto=tcp tcp-flags=syn,!ack clamp-mss=536",
@@ -251,8 +255,8 @@ static void check_index(const struct pkt *in)
 {
 	static struct chain *indexed, *linear;
 	static uint8_t b1[PKT_MAX], b2[PKT_MAX], f1[PKT_MAX], f2[PKT_MAX];
-	struct pkt p1 = { .data = b1, .len = in->len, .cap = in->len };
-	struct pkt p2 = { .data = b2, .len = in->len, .cap = in->len };
+	struct pkt p1 = { .data = b1, .len = in->len, .cap = in->len, .dir = in->dir };
+	struct pkt p2 = { .data = b2, .len = in->len, .cap = in->len, .dir = in->dir };
 	struct pkt q1 = { .data = f1, .cap = sizeof(f1) }, q2 = { .data = f2, .cap = sizeof(f2) };
 	struct chain_trace t1, t2;
 	int v1, v2;
@@ -301,7 +305,8 @@ static bool check_impaired(struct pkt *q, const struct chain_impair *imp, uint64
 
 static void run_chain(const struct pkt *in, bool comparable, uint64_t now_ns)
 {
-	struct pkt p = { .data = chbuf + sizeof(chbuf) - in->len, .len = in->len, .cap = in->len };
+	struct pkt p = { .data = chbuf + sizeof(chbuf) - in->len, .len = in->len, .cap = in->len,
+			 .dir = in->dir };
 	struct pkt f = { .data = fbuf, .cap = sizeof(fbuf) };
 	struct chain_impair imp;
 
@@ -337,7 +342,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > sizeof(pbuf))
 		return 0;
-	p = (struct pkt){ .data = pbuf + sizeof(pbuf) - size, .len = size, .cap = size };
+	/* Inbound or outbound, by the last byte: each direction has its own rules and index. */
+	p = (struct pkt){ .data = pbuf + sizeof(pbuf) - size, .len = size, .cap = size,
+			  .dir = size && (data[size - 1] & 1) ? PKT_DIR_IN : PKT_DIR_OUT };
 	memcpy(p.data, data, size);
 	r = pkt_parse(&p);
 	check(r >= 0 && r < PKT_CLASS_MAX);

@@ -123,9 +123,17 @@ ctl add name=mss proto=tcp dport=5002 tcp-flags=syn clamp-mss=1000 >/dev/null
 ctl add name=dscp family=ip6 dst=2001:db8::/32 set-dscp=ef set-ecn=ect0 >/dev/null
 ctl add name=rej proto=tcp dport=23 verdict=reject reject-with=tcp-reset >/dev/null
 ctl add proto=udp sport=1000-2000 dport=!53 probability=0.5 verdict=drop >/dev/null
+ctl add name=in-mss direction=in proto=tcp tcp-flags=syn,ack clamp-mss=1360 >/dev/null
+ctl add name=both-dscp direction=both proto=udp dport=5003 set-dscp=cs1 >/dev/null
+ctl add name=out-dscp direction=out proto=udp dport=5004 set-dscp=cs2 >/dev/null
+check_eq "rules --json: direction is a match, the default out is not written" \
+	"$(ctl rules --json | python3 -c 'import json,sys; r = {x["name"]: x for x in json.load(sys.stdin)["rules"]}; print(r["in-mss"]["match"].get("direction"), r["both-dscp"]["match"].get("direction"), r["out-dscp"]["match"].get("direction"), "direction" in r["in-mss"]["actions"])')" \
+	"in both None False"
 ctl rules --json | python3 -c 'import json,sys; print("\n".join(r["spec"] for r in json.load(sys.stdin)["rules"]))' >"$WORKDIR/live.specs"
 ctl save >"$WORKDIR/saved.conf"; rc=$?
 check_eq "save exits 0" "$rc" 0
+check "save writes direction in and both, and leaves the default out out" \
+	bash -c 'grep -q "name = \"in-mss\"; direction = \"in\";" "$1" && grep -q "direction = \"both\"" "$1" && ! grep -q "direction = \"out\"" "$1"' _ "$WORKDIR/saved.conf"
 { sed -n '1,/^control/p' "$CONF.good"; cat "$WORKDIR/saved.conf"; } >"$CONF"
 check "the saved chain is a valid config" hx "$IPMODD" --check-config -c "$CONF"
 check "reload of the saved chain" ctl reload

@@ -183,6 +183,8 @@ static void test_add(void)
 	REQ("add=end\nname=x y\n\n", "a value with a space is one line", "add", "name=x y");
 	REQ("add=end\nicmp-type=echo-request\nverdict=reply\n\n", "keys with '-'", "add",
 	    "icmp-type=echo-request", "verdict=reply");
+	REQ("add=end\ndirection=in\nproto=tcp\nclamp-mss=1360\n\n", "direction=in, unquoted",
+	    "add", "direction=in", "proto=tcp", "clamp-mss=1360");
 
 	/* Issue 16: add --for, a relative trace made absolute, flush --impairments. */
 	REQ("add=end\ndelay=50\nexpire=30s\n\n", "add --for", "add", "--for", "30s", "delay=50");
@@ -786,6 +788,10 @@ static void test_save_roundtrip(void)
 		{ { "name", "rej" }, { "proto", "tcp" }, { "dport", "!22" },
 		  { "verdict", "reject" }, { "reject-with", "tcp-reset" } },
 		{ { "name", "d" }, { "set-dscp", "ef" }, { "set-ecn", "ect0" }, { "ttl", "64" } },
+		{ { "name", "in-mss" }, { "direction", "in" }, { "proto", "tcp" },
+		  { "tcp-flags", "syn,ack" }, { "clamp-mss", "1360" } },
+		{ { "name", "both" }, { "direction", "both" }, { "proto", "udp" }, { "delay", "50" } },
+		{ { "name", "out" }, { "direction", "out" }, { "verdict", "drop" } },
 	};
 	char specs[ARRAY_SIZE(kvs)][RULE_FORMAT_MAX], text[16384], msg[256], got[RULE_FORMAT_MAX];
 	struct config *cfg = NULL;
@@ -819,6 +825,10 @@ static void test_save_roundtrip(void)
 	}
 	snprintf(text + len, sizeof(text) - len, ");\n");
 	ok(all, "every sample rule parsed and formatted");
+	if (!ok(strstr(text, "direction = \"in\"") && strstr(text, "direction = \"both\"") &&
+		!strstr(text, "direction = \"out\""),
+		"save: direction in and both are written, out (the default) is left out"))
+		diag("%s", text);
 
 	msg[0] = '\0';
 	r = config_parse_string(text, "saved.conf", &cfg, msg, sizeof(msg));
