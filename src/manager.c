@@ -95,13 +95,14 @@ struct manager *manager_free(struct manager *m)
 	m->monitor = monitor_free(m->monitor);
 	/* Its own teardown is no event for the watch. */
 	m->watch = watch_free(m->watch);
+	/* Off the inbound tuns' egress before they go. */
+	m->fastpath_in = fastpath_close(m->fastpath_in);
 	/* Before the impairment queue's destinations and the routing go. */
 	manager_stop_inbound(m);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
 	m->routing = routing_free(m->routing);
 	/* The filter would go with the tun; detaching first says so in the code. */
 	m->reinject = reinject_close(m->reinject);
-	m->fastpath_in = fastpath_close(m->fastpath_in);
 	m->fastpath = fastpath_close(m->fastpath);
 	m->tun = tun_close(m->tun);
 	chain_unref(m->chain);
@@ -920,14 +921,18 @@ static int manager_start_fastpath(struct manager *m)
 	return 0;
 }
 
-int manager_start_fastpath_in(struct manager *m, const int *ifindex, size_t n)
+int manager_start_fastpath_in(struct manager *m)
 {
+	int ifindex[CONFIG_INBOUND_MAX];
+	size_t n = m->n_inbound;
 	struct fastpath_info fi;
 	char err[256];
 	int r = 0;
 
 	if (!n)
 		return 0;
+	for (size_t k = 0; k < n && k < CONFIG_INBOUND_MAX; k++)
+		ifindex[k] = m->inbound[k].tun->ifindex;
 	if (m->cfg->fastpath == FASTPATH_OFF) {
 		snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason), "fastpath = \"off\"");
 		return 0;
@@ -1469,6 +1474,9 @@ int manager_start(struct manager *m)
 		return r;
 	if (m->n_inbound)
 		watch_set_extra(m->watch, inbound_repair, m);
+	r = manager_start_fastpath_in(m);
+	if (r < 0)
+		return r;
 	r = manager_start_health(m);
 	if (r < 0)
 		return r;

@@ -193,13 +193,13 @@ void manager_notify_status(struct manager *m, const char *state);
  */
 void manager_fastpath_watch(struct manager *m);
 /*
- * The inbound fast path on the egress of the n inbound tuns ifindex[]:
+ * The inbound fast path on the egress of the inbound tuns (m->inbound[]):
  * one instance for all of them, running the rules of direction in.  Call
  * once the inbound tuns exist, after the outbound fast path's start.
  * fastpath = "on": a failure stops the start; "auto": it is logged and
  * inbound packets take the userspace path.
  */
-int manager_start_fastpath_in(struct manager *m, const int *ifindex, size_t n);
+int manager_start_fastpath_in(struct manager *m);
 /* Whether the kernel carries out rule i in either direction. */
 bool manager_fastpath_carried(const struct manager *m, size_t i);
 
