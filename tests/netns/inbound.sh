@@ -16,7 +16,8 @@
 #  - direction=in proto=tcp tcp-flags=rst verdict=drop: the RST of a peer that
 #    aborts its connection never reaches the host's socket (without the rule
 #    it does: ECONNRESET);
-#  - fastpath = "off" and "on" give the same results and per-rule counters.
+#  - fastpath = "off" and "on" give the same results and per-rule counters
+#    (all of the above runs in both).
 . "$(dirname "$0")/lib.sh"
 
 require_root
@@ -201,40 +202,6 @@ traffic() {
 	return 0
 }
 
-# --- (1) userspace: data, counters, delay, TTL, RST ------------------------------
-traffic off || { echo "Bail out! ipmodd did not start with an inbound interface"; exit 1; }
-
-# GSO super-packets from the peer (TSO on): still byte-exact, counted per segment.
-for f in 4 6; do
-	before=$(rule_counter tcp$f packets)
-	check_eq "[off] 20 MB download with the peer's TSO on (v$f): sha256 equal" "$(download $f tso$f)" "$BLOB_SHA"
-	after=$(rule_counter tcp$f packets)
-	check "[off] ... the tcp$f rule counted its segments ($before -> $after)" \
-		test "$after" -ge $((before + 14000))
-done
-
-# Delay: a ping from the host goes out untouched, its reply comes in delayed.
-for f in 4 6; do
-	if [ $f = 4 ]; then a=$PEER4 p=icmp; else a=$PEER6 p=icmpv6; fi
-	base=$(hx ping -$f -c 30 -i 0.02 -W 1 "$a" | rtts | median)
-	check "[off] ipmodctl add: direction=in delay=50 on $p" ctl add name=slow direction=in proto=$p delay=50
-	slow=$(hx ping -$f -c 30 -i 0.02 -W 2 "$a" | rtts | median)
-	diag "v$f: median RTT $base ms, with direction=in delay=50: $slow ms"
-	check "[off] direction=in delay=50 adds 50 +- 5 ms (v$f: $base -> $slow ms)" \
-		fcmp "$slow - $base >= 45 && $slow - $base <= 55"
-	# Only the 30 echo replies were delayed: the requests went out untouched.
-	check_eq "[off] ... the rule delayed the 30 replies, not the requests (v$f)" "$(rule_counter slow delayed)" 30
-	check "[off] ipmodctl del slow" ctl del slow
-	check "[off] ipmodctl add: direction=both delay=25 on $p" ctl add name=both direction=both proto=$p delay=25
-	both=$(hx ping -$f -c 30 -i 0.02 -W 2 "$a" | rtts | median)
-	diag "v$f: median RTT with direction=both delay=25: $both ms"
-	check "[off] direction=both delay=25 adds 50 +- 5 ms (v$f: $base -> $both ms)" \
-		fcmp "$both - $base >= 45 && $both - $base <= 55"
-	check_eq "[off] ... the rule delayed the 30 requests and the 30 replies (v$f)" \
-		"$(rule_counter both delayed)" 60
-	check "[off] ipmodctl del both" ctl del both
-done
-
 # rst_probe FAMILY ADDR PORT: the host's socket after the peer aborted; prints
 # reset | eof | timeout | data.
 rst_probe() {
@@ -247,20 +214,60 @@ rst_probe() {
 	wait "$pid"
 	cat "$out"
 }
-for f in 4 6; do
-	if [ $f = 4 ]; then a=$HOST4; else a=$HOST6; fi
-	before=$(rule_counter rst-drop packets)
-	check_eq "[off] the peer's RST never reaches the host's socket: recv times out (v$f)" \
-		"$(rst_probe $f "$a" 920$f)" timeout
-	after=$(rule_counter rst-drop packets)
-	check "[off] ... the rst-drop rule dropped it ($before -> $after)" test "$after" -gt "$before"
-done
-check "[off] ipmodctl del rst-drop" ctl del rst-drop
-for f in 4 6; do
-	if [ $f = 4 ]; then a=$HOST4; else a=$HOST6; fi
-	check_eq "[off] without the rule the RST resets the host's socket (v$f)" \
-		"$(rst_probe $f "$a" 921$f)" reset
-done
+
+# more MODE: TSO on, delay and RST through the running daemon.
+more() {
+	local m=$1 f a p before after base slow both
+	# GSO super-packets from the peer (TSO on): still byte-exact, counted per segment.
+	for f in 4 6; do
+		before=$(rule_counter tcp$f packets)
+		check_eq "[$m] 20 MB download with the peer's TSO on (v$f): sha256 equal" "$(download $f tso$f)" "$BLOB_SHA"
+		after=$(rule_counter tcp$f packets)
+		check "[$m] ... the tcp$f rule counted its segments ($before -> $after)" \
+			test "$after" -ge $((before + 14000))
+	done
+
+	# Delay: a ping from the host goes out untouched, its reply comes in delayed.
+	for f in 4 6; do
+		if [ $f = 4 ]; then a=$PEER4 p=icmp; else a=$PEER6 p=icmpv6; fi
+		base=$(hx ping -$f -c 30 -i 0.02 -W 1 "$a" | rtts | median)
+		check "[$m] ipmodctl add: direction=in delay=50 on $p" ctl add name=slow direction=in proto=$p delay=50
+		slow=$(hx ping -$f -c 30 -i 0.02 -W 2 "$a" | rtts | median)
+		diag "[$m] v$f: median RTT $base ms, with direction=in delay=50: $slow ms"
+		check "[$m] direction=in delay=50 adds 50 +- 5 ms (v$f: $base -> $slow ms)" \
+			fcmp "$slow - $base >= 45 && $slow - $base <= 55"
+		# Only the 30 echo replies were delayed: the requests went out untouched.
+		check_eq "[$m] ... the rule delayed the 30 replies, not the requests (v$f)" "$(rule_counter slow delayed)" 30
+		check "[$m] ipmodctl del slow" ctl del slow
+		check "[$m] ipmodctl add: direction=both delay=25 on $p" ctl add name=both direction=both proto=$p delay=25
+		both=$(hx ping -$f -c 30 -i 0.02 -W 2 "$a" | rtts | median)
+		diag "[$m] v$f: median RTT with direction=both delay=25: $both ms"
+		check "[$m] direction=both delay=25 adds 50 +- 5 ms (v$f: $base -> $both ms)" \
+			fcmp "$both - $base >= 45 && $both - $base <= 55"
+		check_eq "[$m] ... the rule delayed the 30 requests and the 30 replies (v$f)" \
+			"$(rule_counter both delayed)" 60
+		check "[$m] ipmodctl del both" ctl del both
+	done
+
+	for f in 4 6; do
+		if [ $f = 4 ]; then a=$HOST4; else a=$HOST6; fi
+		before=$(rule_counter rst-drop packets)
+		check_eq "[$m] the peer's RST never reaches the host's socket: recv times out (v$f)" \
+			"$(rst_probe $f "$a" 920$f)" timeout
+		after=$(rule_counter rst-drop packets)
+		check "[$m] ... the rst-drop rule dropped it ($before -> $after)" test "$after" -gt "$before"
+	done
+	check "[$m] ipmodctl del rst-drop" ctl del rst-drop
+	for f in 4 6; do
+		if [ $f = 4 ]; then a=$HOST4; else a=$HOST6; fi
+		check_eq "[$m] without the rule the RST resets the host's socket (v$f)" \
+			"$(rst_probe $f "$a" 921$f)" reset
+	done
+}
+
+# --- (1) userspace: data, counters, delay, TTL, RST ------------------------------
+traffic off || { echo "Bail out! ipmodd did not start with an inbound interface"; exit 1; }
+more off
 check_eq "[off] the inbound tun dropped nothing" "$(cat "$WORKDIR/off.tundrop")" 0
 stop_ipmodd
 check_eq "[off] ipmodd exits 0" "$?" 0
@@ -281,6 +288,8 @@ else
 	# 2 x (20 pings + 1000 UDP + 10 TTL) at least, all of them rules the kernel can carry out.
 	check "[on] the kernel carried the inbound packets out (fastpath-in-handled=$handled >= $((2 * (UDP_N + 25))))" \
 		test "${handled:-0}" -ge $((2 * (UDP_N + 25)))
+	more on
+	check_eq "[on] the inbound tun dropped nothing" "$(cat "$WORKDIR/on.tundrop")" 0
 	stop_ipmodd
 	check_eq "[on] ipmodd exits 0" "$?" 0
 fi
