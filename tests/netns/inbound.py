@@ -10,6 +10,11 @@
 #                                             prints reset | eof | timeout | data
 #   inbound.py rst-client FAMILY ADDR PORT    connect, "hello", then abort
 #                                             (SO_LINGER 0: the kernel sends an RST)
+#   inbound.py listen PORT SECONDS            a TCP listener and a UDP socket on
+#                                             PORT (both families), for SECONDS
+#   inbound.py connect FAMILY ADDR PORT       prints "maxseg=N" or "refused"
+#   inbound.py udp-probe FAMILY ADDR PORT     one datagram; prints "refused"
+#                                             (an ICMP error came back) or "silent"
 import errno
 import os
 import socket
@@ -126,6 +131,44 @@ def rst_client(family, addr, port):
     print("aborted")
 
 
+def listen(port, seconds):
+    t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("::", port))
+    t.listen(16)
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.bind(("::", port))
+    time.sleep(seconds)
+
+
+def connect(family, addr, port):
+    s = socket.socket(fam(family), socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((addr, port))
+    except ConnectionRefusedError:
+        print("refused")
+        return
+    except socket.timeout:
+        print("timeout")
+        return
+    print("maxseg=%d" % s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))
+
+
+def udp_probe(family, addr, port):
+    s = socket.socket(fam(family), socket.SOCK_DGRAM)
+    s.settimeout(1)
+    s.connect((addr, port))
+    s.send(b"probe")
+    try:
+        s.recv(100)
+        print("data")
+    except ConnectionRefusedError:
+        print("refused")
+    except socket.timeout:
+        print("silent")
+
+
 def main():
     a = sys.argv[1:]
     if a[0] == "send":
@@ -136,6 +179,12 @@ def main():
         rst_server(a[1], int(a[2]), a[3])
     elif a[0] == "rst-client":
         rst_client(a[1], a[2], int(a[3]))
+    elif a[0] == "listen":
+        listen(int(a[1]), float(a[2]))
+    elif a[0] == "connect":
+        connect(a[1], a[2], int(a[3]))
+    elif a[0] == "udp-probe":
+        udp_probe(a[1], a[2], int(a[3]))
     else:
         sys.exit("unknown command " + a[0])
 

@@ -16,6 +16,8 @@
 #  - direction=in proto=tcp tcp-flags=rst verdict=drop: the RST of a peer that
 #    aborts its connection never reaches the host's socket (without the rule
 #    it does: ECONNRESET);
+#  - direction=in reject answers the peer (forged RST, port unreachable),
+#    clamp-mss rewrites the SYN-ACKs coming in;
 #  - fastpath = "off" and "on" give the same results and per-rule counters
 #    (all of the above runs in both).
 . "$(dirname "$0")/lib.sh"
@@ -263,7 +265,46 @@ more() {
 		check_eq "[$m] without the rule the RST resets the host's socket (v$f)" \
 			"$(rst_probe $f "$a" 921$f)" reset
 	done
+
+	# reject (the forged answer goes back to the peer) and clamp-mss on the
+	# SYN-ACK coming in; first without the rules, then with them.
+	for f in 4 6; do
+		if [ $f = 4 ]; then a=$HOST4 p=$PEER4; else a=$HOST6 p=$PEER6; fi
+		check_eq "[$m] without rules the peer connects to the host's port 9301 (v$f)" \
+			"$(px python3 "$HELPER" connect $f "$a" 9301 | cut -d= -f1)" maxseg
+		check_eq "[$m] ... and its datagram to 9302 gets no answer (v$f)" \
+			"$(px python3 "$HELPER" udp-probe $f "$a" 9302)" silent
+		r=$(hx python3 "$HELPER" connect $f "$p" 9303)
+		check "[$m] ... the host's MSS to the peer is above 1000 (v$f: $r)" test "${r#maxseg=}" -gt 1000
+	done
+	check "[$m] ipmodctl add: direction=in reject-with=tcp-reset" \
+		ctl add name=rej direction=in proto=tcp dport=9301 verdict=reject reject-with=tcp-reset
+	check "[$m] ipmodctl add: direction=in reject (port-unreachable)" \
+		ctl add name=rejudp direction=in proto=udp dport=9302 verdict=reject
+	check "[$m] ipmodctl add: direction=in clamp-mss=1000 on the SYN-ACKs" \
+		ctl add name=mss direction=in proto=tcp sport=9303 tcp-flags=syn,ack clamp-mss=1000
+	for f in 4 6; do
+		if [ $f = 4 ]; then a=$HOST4 p=$PEER4; else a=$HOST6 p=$PEER6; fi
+		check_eq "[$m] direction=in reject: the peer's connect is refused by the forged RST (v$f)" \
+			"$(px python3 "$HELPER" connect $f "$a" 9301)" refused
+		check_eq "[$m] direction=in reject: the peer's datagram gets the forged unreachable (v$f)" \
+			"$(px python3 "$HELPER" udp-probe $f "$a" 9302)" refused
+		r=$(hx python3 "$HELPER" connect $f "$p" 9303)
+		check "[$m] direction=in clamp-mss=1000: the host's MSS to the peer is at most 1000 (v$f: $r)" \
+			test "${r#maxseg=}" -le 1000
+	done
+	check_eq "[$m] the reject rules counted the SYN and the datagram of each family" \
+		"$(rule_counter rej packets) $(rule_counter rejudp packets)" "2 2"
+	check_eq "[$m] the clamp-mss rule counted the two SYN-ACKs" "$(rule_counter mss packets)" 2
+	for r in rej rejudp mss; do
+		ctl del $r >/dev/null
+	done
 }
+
+# Listeners for the reject and clamp-mss parts (ended by the EXIT trap).
+bg "$HOST_NS" python3 "$HELPER" listen 9301 600
+bg "$HOST_NS" python3 "$HELPER" listen 9302 600
+bg "$PEER_NS" python3 "$HELPER" listen 9303 600
 
 # --- (1) userspace: data, counters, delay, TTL, RST ------------------------------
 traffic off || { echo "Bail out! ipmodd did not start with an inbound interface"; exit 1; }
