@@ -53,6 +53,7 @@ RULES='rules = (
 	{ name = "udp6"; direction = "in"; family = "ip6"; proto = "udp"; dport = 9001; set-dscp = 10; },
 	{ name = "ping4"; direction = "in"; proto = "icmp"; icmp-type = "echo-request"; set-dscp = 10; },
 	{ name = "ping6"; direction = "in"; proto = "icmpv6"; icmp-type = "echo-request"; set-dscp = 10; },
+	{ name = "ping-both"; direction = "both"; proto = "icmp"; set-ecn = 1; },
 	{ name = "ttl"; direction = "in"; proto = "udp"; dport = 9100; set-ttl = 7; },
 	{ name = "rst-drop"; direction = "in"; proto = "tcp"; tcp-flags = "rst"; verdict = "drop"; }
 );'
@@ -162,6 +163,8 @@ traffic() {
 		check_eq "[$m] peer -> host ping -$f: 20 of 20 answered" \
 			"$(sed -n 's/.* \([0-9]*\) received.*/\1/p' <<<"$out")" 20
 		check_eq "[$m] ping$f rule counted the 20 echo requests" "$(rule_counter ping$f packets)" 20
+		[ $f = 4 ] && check_eq "[$m] the direction=both rule counted 20 requests in and 20 replies out" \
+			"$(rule_counter ping-both packets)" 40
 		check_eq "[$m] nft input on iifname veth0 saw 20 requests with DSCP 10 (v$f)" \
 			"$(nft_counter ping$f)" 20
 
@@ -200,6 +203,13 @@ traffic() {
 	px ethtool -K veth0 tso on gso on >/dev/null 2>&1
 	hx ethtool -K veth0 gro on >/dev/null 2>&1
 	rule_counts >"$WORKDIR/$m.rules"
+	if [ "$m" = off ]; then
+		# Everything above came in through the daemon and went on.
+		r="$(status_field in-rx-packets) $(status_field in-tx-packets)"
+		diag "[$m] status in-rx-packets in-tx-packets: $r"
+		check "[$m] status counts the inbound packets read and written (>= $((2 * UDP_N + 60)) each)" \
+			test "${r% *}" -ge $((2 * UDP_N + 60)) -a "${r#* }" -ge $((2 * UDP_N + 60))
+	fi
 	hx cat "/sys/class/net/$INTUN/statistics/tx_dropped" >"$WORKDIR/$m.tundrop" 2>/dev/null
 	return 0
 }
