@@ -1083,6 +1083,22 @@ static int manager_start_reinject(struct manager *m)
 	return 0;
 }
 
+/* What inbound.interfaces needs and can be known before anything is touched. */
+static int manager_check_inbound(struct manager *m)
+{
+	if (!m->cfg->n_inbound)
+		return 0;
+	if (!inbound_built())
+		return log_errno(LOG_ERR, -EOPNOTSUPP, "%s: inbound.interfaces is set, but this ipmodd "
+				 "was built without eBPF (configure --enable-fastpath=no, or no clang, "
+				 "bpftool or libbpf at build time): not starting", m->cfg->path);
+	for (unsigned int i = 0; i < m->cfg->n_inbound; i++)
+		if (!if_nametoindex(m->cfg->inbound_ifnames[i]))
+			return log_errno(LOG_ERR, -ENODEV, "%s: inbound.interfaces: no interface %s "
+					 "here: not starting", m->cfg->path, m->cfg->inbound_ifnames[i]);
+	return 0;
+}
+
 /*
  * An inbound tun carries no traffic of its own: no address (not even a
  * link-local one), up, the largest MTU (GRO super-packets come whole), a
@@ -1126,10 +1142,6 @@ static int manager_start_inbound(struct manager *m)
 
 	if (!m->cfg->n_inbound)
 		return 0;
-	if (!inbound_built())
-		return log_errno(LOG_ERR, -EOPNOTSUPP, "%s: inbound.interfaces is set, but this ipmodd "
-				 "was built without eBPF (configure --enable-fastpath=no, or no clang, "
-				 "bpftool or libbpf at build time): not starting", m->cfg->path);
 	for (unsigned int i = 0; i < m->cfg->n_inbound; i++) {
 		struct manager_inbound *in = &m->inbound[i];
 		struct inbound_params ip = {
@@ -1355,6 +1367,9 @@ int manager_start(struct manager *m)
 
 	/* Before anything is touched: a second instance leaves the first alone. */
 	r = manager_check_alone(m);
+	if (r < 0)
+		return r;
+	r = manager_check_inbound(m);
 	if (r < 0)
 		return r;
 	r = tun_open(m->cfg->tun_name, manager_queues(m->cfg), m->cfg->offload, &m->tun);

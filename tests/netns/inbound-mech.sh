@@ -118,9 +118,18 @@ transfer() {
 }
 for fam in 4 6; do
 	rx0=$(status_field in-rx-bytes)
+	p0=$(status_field in-rx-packets)
+	g0=$(status_field gso-whole)
+	w0=$(hx cat /sys/class/net/tun0i0/statistics/tx_packets)
 	check_eq "2 MB TCP over IPv$fam peer -> host arrives byte-exact" "$(transfer $fam down)" "$BLOB_SUM"
 	rx1=$(status_field in-rx-bytes)
+	p1=$(status_field in-rx-packets)
+	g1=$(status_field gso-whole)
+	w1=$(hx cat /sys/class/net/tun0i0/statistics/tx_packets)
 	check "... through the daemon ($((rx1 - rx0)) bytes read inbound)" test $((rx1 - rx0)) -ge 2000000
+	# GRO ran before tc ingress: the inbound tun hands over super-packets whole.
+	check "... in $((w1 - w0)) reads of $((p1 - p0)) segments, $((g1 - g0)) super-packets run whole" \
+		test $((w1 - w0)) -lt $((p1 - p0)) -a $((g1 - g0)) -gt 0
 	check_eq "2 MB TCP over IPv$fam host -> peer arrives byte-exact" "$(transfer $fam up)" "$BLOB_SUM"
 done
 
@@ -172,6 +181,24 @@ done
 check "router: the peer reaches the LAN behind the host, v4 and v6" test $ok = 1
 check "router: ... its packets went through the daemon" test "$(status_field in-rx-packets)" -gt "$rx0"
 hx sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+
+# --- two tun queues (workers on the tun, the inbound tun on the loop) --------------------
+stop_ipmodd
+write_config "$WORKDIR/mq.conf" "$INBOUND"
+sed -i 's/tun = {/tun = { queues = 2;/' "$WORKDIR/mq.conf"
+if start_ipmodd "$WORKDIR/mq.conf"; then
+	for i in $(seq 50); do [ "$(status_field inbound)" = veth0 ] && break; sleep 0.1; done
+	rx0=$(status_field in-rx-packets)
+	check "tun.queues = 2: the peer pings the host" ping_from "$PEER_NS" 4 "$HOST4" 5
+	check_eq "... the daemon read the 5 echo requests" $(( $(status_field in-rx-packets) - rx0 )) 5
+	check_eq "... 2 MB TCP over IPv4 peer -> host arrives byte-exact" "$(transfer 4 down)" "$BLOB_SUM"
+	check_eq "... 2 MB TCP over IPv6 host -> peer arrives byte-exact" "$(transfer 6 up)" "$BLOB_SUM"
+	stop_ipmodd
+else
+	not_ok "tun.queues = 2 with inbound: ipmodd starts"
+fi
+start_ipmodd "$WORKDIR/in.conf" || { echo "Bail out! ipmodd does not start again"; exit 1; }
+for i in $(seq 50); do [ "$(status_field inbound)" = veth0 ] && break; sleep 0.1; done
 
 # --- kill -9 during a transfer (failure = open) ------------------------------------
 # A sender that writes 16 KiB every 20 ms for 3 s; the receiver notes the
@@ -331,5 +358,13 @@ check "without CAP_BPF the start is refused (exit $rc)" test "$rc" != 0
 check "... naming the inbound interface and CAP_BPF" grep -q 'inbound.interfaces: veth0: .*CAP_BPF' "$WORKDIR/capped.log"
 check_eq "... leaving no filter behind" "$(hx tc filter show dev veth0 ingress)" ""
 check "... and no inbound tun" bash -c "! ip netns exec '$HOST_NS' ip link show tun0i0 2>/dev/null"
+
+# --- an interface that is not there: refused before anything is touched -------------------
+write_config "$WORKDIR/nosuch.conf" 'inbound = { interfaces = [ "nosuch0" ]; };'
+hx "$IPMODD" -c "$WORKDIR/nosuch.conf" >"$WORKDIR/nosuch.log" 2>&1
+rc=$?
+check "an inbound interface that does not exist: refused (exit $rc)" test "$rc" != 0
+check "... naming it" grep -q 'inbound.interfaces: no interface nosuch0' "$WORKDIR/nosuch.log"
+check "... before the tun was created" bash -c "! grep -q 'offload' '$WORKDIR/nosuch.log'"
 
 done_testing

@@ -938,6 +938,15 @@ static void test_queue(void)
 	ok(impair_queue_pop(&q, 5, &it) == 1 && it.data[0] == 'a' && it.len == 10 && it.owner == 3 &&
 	   it.at_ns == 5, "a popped copy is the data as pushed, with its owner and length");
 	free(it.data);
+	/* The destination travels with the copy (ipmodd: the tun or an inbound tun). */
+	impair_queue_push_to(&q, 7, 4, 3, buf, 5);
+	impair_queue_push(&q, 6, 4, buf, 5);
+	ok(impair_queue_pop(&q, 7, &it) == 1 && it.at_ns == 6 && it.dest == 0,
+	   "push: destination 0");
+	free(it.data);
+	ok(impair_queue_pop(&q, 7, &it) == 1 && it.at_ns == 7 && it.dest == 3 && it.owner == 4,
+	   "push_to: its destination comes back with the copy");
+	free(it.data);
 	impair_queue_done(&q);
 
 	/* FIFO among equal times. */
