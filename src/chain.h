@@ -150,7 +150,9 @@ void chain_inherit(struct chain *c, const struct chain *old);
  * tried for every packet of its family and proto.  A packet costs one
  * lookup per port kind, one per prefix length in use that its address
  * could fall in (a filter by the address's first bits tells which), then
- * its candidates.  Memory is linear in the rules.
+ * its candidates.  Memory is linear in the rules.  There is one index per
+ * direction (enum pkt_dir), of the rules whose direction= has it
+ * (rule_dir_mask()): a packet (p->dir) never meets a rule of the other way.
  */
 struct chain_index_info {
 	size_t keyed;		/* rules reached through a key */
@@ -165,7 +167,10 @@ void chain_index_info_dir(const struct chain *c, unsigned int dir, struct chain_
 /* Try every rule in order instead of the index (tests, measurements): same results. */
 void chain_set_linear(struct chain *c, bool linear);
 
-/* Whether p matches r's matches (probability= aside), without counting; for trace filters. */
+/*
+ * Whether p matches r's matches, direction= included (probability= aside),
+ * without counting; for trace filters.
+ */
 bool chain_rule_matches(const struct rule *r, const struct pkt *p);
 /*
  * What the chain would do with p, without doing it: no counter, rate

@@ -499,6 +499,17 @@ static void deliver_trace(struct monitor_sub *s, const char *line, size_t len)
 		s->lost++;
 }
 
+/* The way a copy travels: the packet's, and the other way for the answer forged to it. */
+static unsigned int epb_dir(const struct monitor_event *ev, bool after)
+{
+	bool in = ev->p->dir == PKT_DIR_IN;
+
+	if (after && ev->trace && (ev->trace->result == CHAIN_RESULT_REPLY ||
+				   ev->trace->result == CHAIN_RESULT_REJECT))
+		in = !in;
+	return in ? PKT_DIR_IN : PKT_DIR_OUT;
+}
+
 static void deliver_packet(struct monitor *m, struct monitor_sub *s, bool after,
 			   const struct monitor_event *ev, const uint8_t *data, size_t len)
 {
@@ -506,7 +517,8 @@ static void deliver_packet(struct monitor *m, struct monitor_sub *s, bool after,
 
 	if (s->done)
 		return;
-	n = pcapng_epb(m->block, after, ev->p->dir, ev->time_ns, data, len, s->o.snaplen, s->lost);
+	n = pcapng_epb(m->block, after, epb_dir(ev, after), ev->time_ns, data, len, s->o.snaplen,
+		       s->lost);
 	if (s->sink.write(s->sink.userdata, m->block, n) < 0) {
 		s->lost++;
 		return;

@@ -123,7 +123,8 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 /*
  * pcapng: one interface "ipmodd" of raw IP packets, microsecond timestamps.
  * Each packet says which way it travels in its epb_flags direction bits
- * (struct pkt's dir: inbound 1, outbound 2, as the pcapng spec has them),
+ * (struct pkt's dir: inbound 1, outbound 2, as the pcapng spec has them; a
+ * reply or reject forged to a packet goes the other way),
  * which side of the chain it shows in a comment ("before", "after");
  * epb_dropcount counts the packets lost before it.  One
  * interface only: libpcap refuses a second one of the same raw link type.

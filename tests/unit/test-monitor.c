@@ -1571,11 +1571,11 @@ static void test_capture_delivery(void)
 		if (w.epb[i].flags != 2 || strcmp(w.epb[i].comment, "before"))
 			ok(0, "EPB %u is not a before", i);
 	ok(walk(&w, aft.buf, aft.len) && w.n_epb == 2, "when=after: 2 EPBs, none for the drop");
-	ok(w.n_epb == 2 && w.epb[0].flags == 2 && w.epb[1].flags == 2 && w.snaplen == 41 &&
+	ok(w.n_epb == 2 && w.epb[0].flags == 2 && w.epb[1].flags == 1 && w.snaplen == 41 &&
 	   w.epb[0].caplen == 41 && w.epb[0].origlen == 44 && w.epb[1].caplen == 41 &&
 	   w.epb[1].origlen == 64, "after the chain, cut at snaplen 41");
 	ok(w.n_epb == 2 && w.epb[1].data[0] >> 4 == 6 && w.epb[1].data[40] == 129,
-	   "the after of the ping6 is the forged echo reply");
+	   "the after of the ping6 is the forged echo reply, flagged inbound (toward the host)");
 	monitor_remove(s1);
 	ok(!monitor_wants_before(m), "when=after alone does not want it");
 	monitor_remove(s2);
