@@ -851,6 +851,13 @@ static int manager_start_health(struct manager *m)
 	return sd_event_source_set_enabled(m->health_timer, SD_EVENT_ON);
 }
 
+/* Whether the kernel carries out rule i in either direction. */
+static bool manager_fastpath_carried(const struct manager *m, size_t i)
+{
+	return (m->fastpath && fastpath_rule_carried(m->fastpath, i)) ||
+	       (m->fastpath_in && fastpath_rule_carried(m->fastpath_in, i));
+}
+
 /*
  * Userspace sees every packet that may match a rule the kernel does not
  * carry out (the kernel hands it over untouched, and an earlier verdict
@@ -863,12 +870,6 @@ static bool rule_seen_by_userspace(void *userdata, const char *rule)
 	int i = chain_find(m->chain, rule);
 
 	return i < 0 || !manager_fastpath_carried(m, (size_t)i);
-}
-
-bool manager_fastpath_carried(const struct manager *m, size_t i)
-{
-	return (m->fastpath && fastpath_rule_carried(m->fastpath, i)) ||
-	       (m->fastpath_in && fastpath_rule_carried(m->fastpath_in, i));
 }
 
 void manager_fastpath_watch(struct manager *m)
@@ -929,20 +930,16 @@ int manager_start_fastpath_in(struct manager *m)
 	char err[256];
 	int r = 0;
 
+	_Static_assert(CONFIG_INBOUND_MAX <= FASTPATH_IFACES_MAX, "one instance for every inbound tun");
 	if (!n)
 		return 0;
-	for (size_t k = 0; k < n && k < CONFIG_INBOUND_MAX; k++)
-		ifindex[k] = m->inbound[k].tun->ifindex;
 	if (m->cfg->fastpath == FASTPATH_OFF) {
 		snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason), "fastpath = \"off\"");
 		return 0;
 	}
-	if (n > FASTPATH_IFACES_MAX) {
-		snprintf(err, sizeof(err), "%zu inbound tuns, at most %d", n, FASTPATH_IFACES_MAX);
-		r = -E2BIG;
-	}
-	if (r >= 0)
-		r = fastpath_open(ifindex[0], PKT_DIR_IN, &m->fastpath_in, err, sizeof(err));
+	for (size_t k = 0; k < n && k < CONFIG_INBOUND_MAX; k++)
+		ifindex[k] = m->inbound[k].tun->ifindex;
+	r = fastpath_open(ifindex[0], PKT_DIR_IN, &m->fastpath_in, err, sizeof(err));
 	for (size_t k = 1; r >= 0 && k < n; k++)
 		r = fastpath_attach(m->fastpath_in, ifindex[k], err, sizeof(err));
 	if (r >= 0)

@@ -200,8 +200,6 @@ void manager_fastpath_watch(struct manager *m);
  * inbound packets take the userspace path.
  */
 int manager_start_fastpath_in(struct manager *m);
-/* Whether the kernel carries out rule i in either direction. */
-bool manager_fastpath_carried(const struct manager *m, size_t i);
 
 /* manager.c: read what the path's queue holds and run it through the chain. */
 void manager_path_receive(struct manager_path *path);

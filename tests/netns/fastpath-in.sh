@@ -201,7 +201,8 @@ $RULES"
 	pcap_stop "$mode"
 	summary "$WORKDIR/$mode.pcap" >"$WORKDIR/$mode.sum"
 	rule_counts >"$WORKDIR/$mode.rules"
-	ctl status >"$WORKDIR/$mode.status"
+	ctl --json status >"$WORKDIR/$mode.status.json"
+	ctl --json rules >"$WORKDIR/$mode.rules.json"
 	IN_STATE=$(status_key fastpath-in)
 	IN_HANDLED=$(status_key fastpath-in-handled)
 	IN_DROPPED=$(status_key fastpath-in-dropped)
@@ -269,6 +270,22 @@ check_eq "[on] ttl-udp counted its 2 packets" \
 	"$(awk '$1 == "ttl-udp" { print $2 }' "$WORKDIR/on.rules")" 2
 check_eq "[on] ttl-echo counted its 2 packets" \
 	"$(awk '$1 == "ttl-echo" { print $2 }' "$WORKDIR/on.rules")" 2
+# The new keys (fastpath-in*, where-in*) as doc/ipmodctl.schema.json says.
+if python3 -c 'import jsonschema' 2>/dev/null; then
+	for def in status rules; do
+		check "[on] $def --json validates against the schema" python3 -c '
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+s = {k: v for k, v in schema.items() if k != "oneOf"}
+s["$ref"] = "#/$defs/" + sys.argv[2]
+errs = list(jsonschema.Draft202012Validator(s).iter_errors(json.load(open(sys.argv[3]))))
+for e in errs:
+    print("/".join(map(str, e.absolute_path)), e.message)
+sys.exit(1 if errs else 0)' "$SRCDIR/doc/ipmodctl.schema.json" "$def" "$WORKDIR/on.$def.json"
+	done
+else
+	diag "no python3 jsonschema: the schema is not checked"
+fi
 
 # --- (2) a trace pauses the inbound program; an edit reaches it at once ------------
 ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" trace >"$WORKDIR/trace.out" 2>&1 &
