@@ -269,7 +269,12 @@ int inbound_reattach(struct inbound *ib, char *err, size_t errlen)
 	return r;
 }
 
-/* Whether prog_id is one of ours by name. */
+/*
+ * Whether the filter with our handle and priority runs one of our programs,
+ * by name.  Reading the name needs CAP_SYS_ADMIN, which the unit's
+ * ExecStopPost= does not have: then the handle ("ipmi") and priority alone
+ * say it is ours.
+ */
 static bool prog_is_ours(uint32_t prog_id)
 {
 	struct bpf_prog_info info = { 0 };
@@ -279,7 +284,7 @@ static bool prog_is_ours(uint32_t prog_id)
 
 	fd = bpf_prog_get_fd_by_id(prog_id);
 	if (fd < 0)
-		return false;
+		return fd == -EPERM || fd == -EACCES;
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
 		ours = strcmp(info.name, "divert") == 0 || strcmp(info.name, "reinject_in") == 0;
 	close(fd);

@@ -13,8 +13,11 @@
 # failure = closed (tc filters): received traffic is dropped after kill -9
 # and flows again after "ipmodd --unblock"; a stopped daemon (SIGSTOP,
 # stall-timeout 300 ms): closed drops, open passes.  A removed tc filter is
-# put back by the watch.  --cleanup leaves no filter; SIGTERM detaches all.
-# Without CAP_BPF the start is refused, saying why.
+# put back by the watch.  --cleanup (also without CAP_SYS_ADMIN) leaves no
+# filter; SIGTERM detaches all.  GRO super-packets arrive whole; two tun
+# queues and two inbound interfaces work; the unit's capabilities suffice.
+# Without CAP_BPF, without eBPF in the build, or with a missing interface
+# the start is refused, saying why.
 . "$(dirname "$0")/lib.sh"
 
 require_root
@@ -322,7 +325,10 @@ NFT
 	check "... and drops what the peer sends (ping fails)" bash -c \
 		"! ip netns exec '$PEER_NS' ping -c 2 -i 0.2 -W 1 '$HOST4' >/dev/null 2>&1"
 	check_eq "... the echo requests never reached the host's input" $(( $(input_echoes) - e0 )) 0
-	check "ipmodd --unblock" hx "$IPMODD" -c "$WORKDIR/closed.conf" --unblock
+	# As the unit's ExecStopPost= runs it: CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW only.
+	check "ipmodd --unblock without CAP_SYS_ADMIN (as the unit runs it)" \
+		hx setpriv --bounding-set=-all,+net_admin,+bpf,+net_raw --inh-caps=-all -- \
+		"$IPMODD" -c "$WORKDIR/closed.conf" --unblock
 	check_eq "... no tc ingress filter left on veth0" "$(hx tc filter show dev veth0 ingress)" ""
 	check "... and nothing of ours in bpftool net" bash -c \
 		"! ip netns exec '$HOST_NS' bpftool net 2>/dev/null | grep -Eq 'divert|reinject_in'"
@@ -352,12 +358,54 @@ else
 	not_ok "failure = open, stall-timeout 300: ipmodd starts"
 fi
 
+# --- the unit's capabilities only (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) ---------------
+ip netns exec "$HOST_NS" setpriv --bounding-set=-all,+net_admin,+bpf,+net_raw --inh-caps=-all -- \
+	"$IPMODD" -c "$WORKDIR/in.conf" >>"$WORKDIR/unitcaps.log" 2>&1 &
+IPMODD_PID=$!
+for i in $(seq 50); do [ "$(status_field inbound 2>/dev/null)" = veth0 ] && break; sleep 0.1; done
+rx0=$(status_field in-rx-packets)
+check "with the unit's capabilities only: the peer pings the host" ping_from "$PEER_NS" 4 "$HOST4" 3
+check_eq "... through the daemon" $(( $(status_field in-rx-packets) - rx0 )) 3
+stop_ipmodd
+
 # --- without CAP_BPF: refused, saying why -------------------------------------------
 rc=$(capped_exit "$WORKDIR/in.conf")
 check "without CAP_BPF the start is refused (exit $rc)" test "$rc" != 0
 check "... naming the inbound interface and CAP_BPF" grep -q 'inbound.interfaces: veth0: .*CAP_BPF' "$WORKDIR/capped.log"
 check_eq "... leaving no filter behind" "$(hx tc filter show dev veth0 ingress)" ""
 check "... and no inbound tun" bash -c "! ip netns exec '$HOST_NS' ip link show tun0i0 2>/dev/null"
+
+# --- two interfaces: a second peer behind up1 -------------------------------------------
+P2_NS="${HOST_NS%-h}-q"
+ip netns add "$P2_NS" || { echo "Bail out! cannot add the second peer namespace"; exit 1; }
+trap 'cleanup; ip netns del "$LAN_NS" 2>/dev/null; ip netns del "$P2_NS" 2>/dev/null' EXIT
+ip netns exec "$P2_NS" ip link set lo up
+ip link add up1 netns "$HOST_NS" type veth peer name up1 netns "$P2_NS" ||
+	{ echo "Bail out! cannot add the second uplink"; exit 1; }
+hx ip addr add 198.18.4.1/24 dev up1
+hx ip addr add 2001:db8:4::1/64 dev up1 nodad
+ip netns exec "$P2_NS" ip addr add 198.18.4.2/24 dev up1
+ip netns exec "$P2_NS" ip addr add 2001:db8:4::2/64 dev up1 nodad
+hx ip link set up1 up
+ip netns exec "$P2_NS" ip link set up1 up
+write_config "$WORKDIR/two.conf" 'inbound = { interfaces = [ "veth0", "up1" ]; };'
+if start_ipmodd "$WORKDIR/two.conf"; then
+	for i in $(seq 50); do [ "$(status_field inbound)" = veth0,up1 ] && break; sleep 0.1; done
+	check_eq "two interfaces: status inbound" "$(status_field inbound)" veth0,up1
+	check_eq "... their tuns" "$(status_field inbound-tuns)" tun0i0,tun0i1
+	rx0=$(status_field in-rx-packets)
+	check "... the first peer pings the host" ping_from "$PEER_NS" 4 "$HOST4" 3
+	ok=0
+	for i in $(seq 20); do ping_from "$P2_NS" 6 2001:db8:4::1 3 && { ok=1; break; }; sleep 0.1; done
+	check "... the second peer pings the host over IPv6" test $ok = 1
+	check "... the daemon read both ($(( $(status_field in-rx-packets) - rx0 )) echo requests)" \
+		test $(( $(status_field in-rx-packets) - rx0 )) -ge 6
+	check "... the second tun carried its part" \
+		test "$(hx cat /sys/class/net/tun0i1/statistics/tx_packets)" -ge 3
+	stop_ipmodd
+else
+	not_ok "two inbound interfaces: ipmodd starts"
+fi
 
 # --- an interface that is not there: refused before anything is touched -------------------
 write_config "$WORKDIR/nosuch.conf" 'inbound = { interfaces = [ "nosuch0" ]; };'
