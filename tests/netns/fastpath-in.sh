@@ -7,12 +7,15 @@
 # sees each packet as it arrived and, re-injected, as the rules left it), with
 # the same per-rule counters; in the "on" run the inbound program really
 # carried them out (status fastpath-in*, where-in=kernel) and added no hop
-# (set-ttl=33 arrives as 33), and an outbound rule on the same packets is
-# ignored inbound.  A trace pauses it; edits reach it at once.
+# (set-ttl=33 arrives as 33), an outbound rule on the same packets is
+# ignored inbound, and the packets of a rule it cannot carry out (delay=)
+# went to the daemon untouched.  A trace pauses it; edits reach it at once.
+# The same again with the inbound programs as netlink tc filters
+# (failure = "closed"), which share the inbound tun's clsact qdisc with it.
 . "$(dirname "$0")/lib.sh"
 
 require_root
-require_cmd python3 tcpdump
+require_cmd python3 tcpdump tc
 : "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
 "$IPMODD" --version >/dev/null || skip_all "no ipmodd"
 setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
@@ -47,9 +50,11 @@ RULES='rules = (
 	{ name = "dscp-both"; direction = "both"; proto = "tcp"; dport = "9105"; set-dscp = "12"; },
 	{ name = "drop-tcp"; direction = "in"; proto = "tcp"; dport = "9106"; verdict = "drop"; },
 	{ name = "dec-udp"; direction = "in"; proto = "udp"; dport = "9107"; set-ttl = "-3"; },
-	{ name = "ttl-echo"; direction = "in"; icmp-type = "echo-request"; set-ttl = "50"; }
+	{ name = "ttl-echo"; direction = "in"; icmp-type = "echo-request"; set-ttl = "50"; },
+	{ name = "slow-udp"; direction = "in"; proto = "udp"; dport = "9108"; delay = "1"; }
 );'
-PORTS="9100 9101 9102 9103 9104 9105 9106 9107"
+# 9108: a rule the kernel cannot carry out (it impairs): those packets go to the daemon.
+PORTS="9100 9101 9102 9103 9104 9105 9106 9107 9108"
 
 # Fixed packets from the peer to the host: raw sockets with the whole IP
 # header given (fixed IDs, payloads, TTL 64): UDP and TCP to each port, v4
@@ -147,7 +152,7 @@ while off + 16 <= len(d):
         proto, l4, ttl, tc = p[6], p[40:], p[7], (p[0] & 0xf) << 4 | p[1] >> 4
     else:
         continue
-    if proto in (6, 17) and 9100 <= struct.unpack("!H", l4[2:4])[0] <= 9107:
+    if proto in (6, 17) and 9100 <= struct.unpack("!H", l4[2:4])[0] <= 9108:
         port = struct.unpack("!H", l4[2:4])[0]
     elif proto in (1, 58) and l4[0] in (8, 128) and l4[4:6] == b"\x43\x43":
         port = 0
@@ -185,29 +190,32 @@ expected() {
 	done | sort
 }
 
-# run MODE: the fixed traffic through a daemon with fastpath = MODE; files
-# named after MODE.
+# run MODE [TAG FAILURE]: the fixed traffic through a daemon with fastpath =
+# MODE (and routing.failure = FAILURE); files named after TAG.
 run() {
-	local mode=$1 i
-	FASTPATH=$mode write_config "$WORKDIR/$mode.conf" "inbound = { interfaces = [ \"veth0\" ]; };
+	local mode=$1 tag=${2:-$1} i
+	FASTPATH=$mode write_config "$WORKDIR/$tag.conf" "inbound = { interfaces = [ \"veth0\" ]; };
 $RULES"
-	check "[$mode] ipmodd starts with inbound = veth0" start_ipmodd "$WORKDIR/$mode.conf"
+	[ -n "${3:-}" ] && sed -i "s/^routing = {/routing = { failure = \"$3\";/" "$WORKDIR/$tag.conf"
+	check "[$tag] ipmodd starts with inbound = veth0" start_ipmodd "$WORKDIR/$tag.conf"
 	for i in $(seq 100); do
 		hx test -e "/sys/class/net/$INTUN" && break
 		sleep 0.05
 	done
-	pcap_start "$mode" "$HOST_NS" veth0 "src host $PEER4 or src host $PEER6"
+	pcap_start "$tag" "$HOST_NS" veth0 "src host $PEER4 or src host $PEER6"
 	send_fixed $PORTS
-	pcap_stop "$mode"
-	summary "$WORKDIR/$mode.pcap" >"$WORKDIR/$mode.sum"
-	rule_counts >"$WORKDIR/$mode.rules"
-	ctl --json status >"$WORKDIR/$mode.status.json"
-	ctl --json rules >"$WORKDIR/$mode.rules.json"
+	pcap_stop "$tag"
+	summary "$WORKDIR/$tag.pcap" >"$WORKDIR/$tag.sum"
+	rule_counts >"$WORKDIR/$tag.rules"
+	ctl --json status >"$WORKDIR/$tag.status.json"
+	ctl --json rules >"$WORKDIR/$tag.rules.json"
 	IN_STATE=$(status_key fastpath-in)
+	IN_ATTACH=$(status_key inbound-attach)
 	IN_HANDLED=$(status_key fastpath-in-handled)
 	IN_DROPPED=$(status_key fastpath-in-dropped)
 	IN_PUNTED=$(status_key fastpath-in-punted)
 	IN_RULES=$(status_key fastpath-in-rules)
+	IN_PUNT_RULES=$(status_key fastpath-in-punt-rules)
 	OUT_RULES=$(status_key fastpath-rules)
 	WHERE_IN=$(rule_key ttl-udp where-in)
 	WHERE=$(rule_key ttl-udp where)
@@ -253,12 +261,15 @@ check_eq "[on] the same packets, byte for byte, as with fastpath = off" \
 	"$(cat "$WORKDIR/on.sum")" "$(cat "$WORKDIR/off.sum")"
 check_eq "[on] the same per-rule counters as with fastpath = off" \
 	"$(cat "$WORKDIR/on.rules")" "$(cat "$WORKDIR/off.rules")"
-# 8 ports x 2 protocols + 1 echo = 17 per family, 2 of them dropped.
-check "[on] the inbound program sent on the fixed traffic (handled=$IN_HANDLED >= 30)" \
-	test "${IN_HANDLED:-0}" -ge 30
+# 9 ports x 2 protocols + 1 echo = 19 per family: 2 dropped, 1 to the daemon.
+check_eq "[on] the inbound program sent on the rest of the fixed traffic" "$IN_HANDLED" 32
 check_eq "[on] the inbound program dropped the 4 packets of the drop rules" "$IN_DROPPED" 4
-check "[on] it punted none of them (punted=$IN_PUNTED)" test "${IN_PUNTED:-1}" -lt 30
-check_eq "[on] it holds the 8 inbound rules, not the outbound one" "$IN_RULES" 8
+check_eq "[on] it handed the daemon the 2 UDP packets to 9108 (delay=1), and nothing else" \
+	"$IN_PUNTED" 2
+check_eq "[on] it carries out the 8 inbound rules it can express, not the outbound one" "$IN_RULES" 8
+check_eq "[on] it leaves one inbound rule to the daemon" "$IN_PUNT_RULES" 1
+check_eq "[on] where-in of slow-udp: daemon (impairs)" \
+	"$(rule_key slow-udp where-in) ($(rule_key slow-udp where-in-reason))" "daemon (impairs)"
 check_eq "[on] the outbound program holds the 2 outbound rules" "$OUT_RULES" 2
 check_eq "[on] where-in of ttl-udp: kernel" "$WHERE_IN" kernel
 check_eq "[on] where of ttl-udp (in only) says the same" "$WHERE" kernel
@@ -316,10 +327,25 @@ send_fixed 9101
 pcap_stop edit
 check_eq "[edit] ttl-udp deleted: the packets to 9101 arrive with TTL 64 only" \
 	"$(summary "$WORKDIR/edit.pcap" | cut -d' ' -f4 | sort -u)" 64
-check_eq "[edit] the inbound program now holds 7 rules" "$(status_key fastpath-in-rules)" 7
+check_eq "[edit] the inbound program now carries out 7 rules" "$(status_key fastpath-in-rules)" 7
 
 stop_ipmodd
 check_eq "[on] ipmodd exits 0" "$?" 0
 check "the inbound tun is gone after the stop" bash -c "! ip netns exec $HOST_NS test -e /sys/class/net/$INTUN"
+
+# --- (3) the inbound programs as netlink tc filters (failure = "closed") ---------
+# The inbound tun's clsact qdisc then holds reinject_in (ingress) and the
+# fast path (egress): both work, and each goes without taking the other.
+run on tc closed
+check_eq "[tc] the inbound programs are tc filters" "$IN_ATTACH" tc
+check_eq "[tc] fastpath-in=on" "$IN_STATE" on
+check_eq "[tc] the same packets, byte for byte, as with fastpath = off" \
+	"$(cat "$WORKDIR/tc.sum")" "$(cat "$WORKDIR/off.sum")"
+check_eq "[tc] the same per-rule counters" "$(cat "$WORKDIR/tc.rules")" "$(cat "$WORKDIR/off.rules")"
+check_eq "[tc] the inbound program sent on the same packets" "$IN_HANDLED" 32
+stop_ipmodd
+check_eq "[tc] ipmodd exits 0" "$?" 0
+check_eq "[tc] no tc filter left on veth0's ingress" \
+	"$(hx tc filter show dev veth0 ingress 2>/dev/null | wc -l)" 0
 
 done_testing
