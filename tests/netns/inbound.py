@@ -15,6 +15,10 @@
 #   inbound.py connect FAMILY ADDR PORT       prints "maxseg=N" or "refused"
 #   inbound.py udp-probe FAMILY ADDR PORT     one datagram; prints "refused"
 #                                             (an ICMP error came back) or "silent"
+#   inbound.py mrecv PORT GROUP IFADDR READY  IPv4 UDP on PORT, GROUP joined on
+#                                             IFADDR; prints what it got per kind
+#   inbound.py msend PORT BCAST GROUP IFADDR UNICAST N
+#                                             N datagrams to each, tagged b/m/u
 import errno
 import os
 import socket
@@ -169,6 +173,34 @@ def udp_probe(family, addr, port):
         print("silent")
 
 
+def mrecv(port, group, ifaddr, ready_path):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    u.bind(("0.0.0.0", port))
+    u.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                 socket.inet_aton(group) + socket.inet_aton(ifaddr))
+    u.settimeout(2)
+    ready(ready_path)
+    got = {b"b": 0, b"m": 0, b"u": 0}
+    try:
+        while True:
+            d = u.recv(100)
+            got[d] = got.get(d, 0) + 1
+    except socket.timeout:
+        pass
+    print("broadcast=%d multicast=%d unicast=%d" % (got[b"b"], got[b"m"], got[b"u"]))
+
+
+def msend(port, bcast, group, ifaddr, unicast, n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(ifaddr))
+    for _ in range(n):
+        s.sendto(b"b", (bcast, port))
+        s.sendto(b"m", (group, port))
+        s.sendto(b"u", (unicast, port))
+
+
 def main():
     a = sys.argv[1:]
     if a[0] == "send":
@@ -183,6 +215,10 @@ def main():
         listen(int(a[1]), float(a[2]))
     elif a[0] == "connect":
         connect(a[1], a[2], int(a[3]))
+    elif a[0] == "mrecv":
+        mrecv(int(a[1]), a[2], a[3], a[4])
+    elif a[0] == "msend":
+        msend(int(a[1]), a[2], a[3], a[4], a[5], int(a[6]))
     elif a[0] == "udp-probe":
         udp_probe(a[1], a[2], int(a[3]))
     else:

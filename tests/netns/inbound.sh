@@ -18,6 +18,8 @@
 #    it does: ECONNRESET);
 #  - direction=in reject answers the peer (forged RST, port unreachable),
 #    clamp-mss rewrites the SYN-ACKs coming in;
+#  - broadcast and multicast are not diverted (the host gets them, the rule
+#    does not count them);
 #  - fastpath = "off" and "on" give the same results and per-rule counters
 #    (all of the above runs in both).
 . "$(dirname "$0")/lib.sh"
@@ -320,6 +322,18 @@ bg "$PEER_NS" python3 "$HELPER" listen 9303 600
 traffic off || { echo "Bail out! ipmodd did not start with an inbound interface"; exit 1; }
 more off
 check_eq "[off] the inbound tun dropped nothing" "$(cat "$WORKDIR/off.tundrop")" 0
+
+# Broadcast and multicast are never diverted; unicast to the host is.
+check "[off] ipmodctl add: direction=in udp dport=9500" ctl add name=bmu direction=in proto=udp dport=9500 set-dscp=10
+rm -f "$WORKDIR/bmu.ready"
+ip netns exec "$HOST_NS" python3 "$HELPER" mrecv 9500 239.1.2.3 "$HOST4" "$WORKDIR/bmu.ready" >"$WORKDIR/bmu.out" 2>&1 &
+bmu_pid=$!
+wait_ready "$WORKDIR/bmu.ready"
+px python3 "$HELPER" msend 9500 198.18.0.255 239.1.2.3 "$PEER4" "$HOST4" 5
+wait "$bmu_pid"
+check_eq "[off] the host received 5 broadcast, 5 multicast and 5 unicast datagrams" \
+	"$(cat "$WORKDIR/bmu.out")" "broadcast=5 multicast=5 unicast=5"
+check_eq "[off] ... and only the unicast ones went through the daemon's rule" "$(rule_counter bmu packets)" 5
 stop_ipmodd
 check_eq "[off] ipmodd exits 0" "$?" 0
 
