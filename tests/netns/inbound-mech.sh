@@ -329,6 +329,19 @@ NFT
 	check "... and drops what the peer sends (ping fails)" bash -c \
 		"! ip netns exec '$PEER_NS' ping -c 2 -i 0.2 -W 1 '$HOST4' >/dev/null 2>&1"
 	check_eq "... the echo requests never reached the host's input" $(( $(input_echoes) - e0 )) 0
+	# A new start over the leftover filter replaces it (BPF_TC_F_REPLACE).
+	if start_ipmodd "$WORKDIR/closed.conf"; then
+		ok=0
+		for i in $(seq 30); do ping_from "$PEER_NS" 4 "$HOST4" 1 && { ok=1; break; }; sleep 0.1; done
+		check "a new start replaces the leftover filter: the peer pings the host" test $ok = 1
+		check_eq "... one filter on veth0's ingress" \
+			"$(hx tc filter show dev veth0 ingress | grep -c 'divert')" 1
+		kill -9 "$IPMODD_PID"
+		wait "$IPMODD_PID" 2>/dev/null
+		IPMODD_PID=""
+	else
+		not_ok "failure = closed: ipmodd starts over the leftover filter"
+	fi
 	# As the unit's ExecStopPost= runs it: CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW only.
 	check "ipmodd --unblock without CAP_SYS_ADMIN (as the unit runs it)" \
 		hx setpriv --bounding-set=-all,+net_admin,+bpf,+net_raw --inh-caps=-all -- \
