@@ -15,7 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 
 require_root
-require_cmd python3 tcpdump tc
+require_cmd python3 tcpdump tc ping
 : "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
 "$IPMODD" --version >/dev/null || skip_all "no ipmodd"
 setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
@@ -298,6 +298,20 @@ else
 	diag "no python3 jsonschema: the schema is not checked"
 fi
 
+# explain: the fast path of the packet's direction.
+explain_where() {
+	ctl --json explain "$@" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d.get("where"), d.get("where-reason", "-"))'
+}
+check_eq "[on] explain direction=in dport=9101: the kernel" \
+	"$(explain_where direction=in src=$PEER4 dst=$HOST4 proto=udp dport=9101)" "kernel -"
+check_eq "[on] explain direction=in dport=9108: the daemon, for slow-udp" \
+	"$(explain_where direction=in src=$PEER4 dst=$HOST4 proto=udp dport=9108)" "daemon rule slow-udp: impairs"
+check_eq "[on] explain direction=out dport=9108 (slow-udp is inbound only): the kernel" \
+	"$(explain_where direction=out dst=$PEER4 proto=udp dport=9108)" "kernel -"
+
 # --- (2) a trace pauses the inbound program; an edit reaches it at once ------------
 ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" trace >"$WORKDIR/trace.out" 2>&1 &
 TRACE_PID=$!
@@ -347,5 +361,37 @@ stop_ipmodd
 check_eq "[tc] ipmodd exits 0" "$?" 0
 check_eq "[tc] no tc filter left on veth0's ingress" \
 	"$(hx tc filter show dev veth0 ingress 2>/dev/null | wc -l)" 0
+
+# --- (4) one program on two inbound tuns: a second peer behind up1 ----------------
+P2_NS="${HOST_NS%-h}-q"
+ip netns add "$P2_NS" || { echo "Bail out! cannot add the second peer namespace"; exit 1; }
+trap 'cleanup; ip netns del "$P2_NS" 2>/dev/null' EXIT
+ip netns exec "$P2_NS" ip link set lo up
+ip link add up1 netns "$HOST_NS" type veth peer name up1 netns "$P2_NS" ||
+	{ echo "Bail out! cannot add the second uplink"; exit 1; }
+hx ip addr add 198.18.4.1/24 dev up1
+ip netns exec "$P2_NS" ip addr add 198.18.4.2/24 dev up1
+hx ip link set up1 up
+ip netns exec "$P2_NS" ip link set up1 up
+FASTPATH=on write_config "$WORKDIR/two.conf" "inbound = { interfaces = [ \"veth0\", \"up1\" ]; };
+$RULES"
+check "[two] ipmodd starts with inbound = veth0, up1" start_ipmodd "$WORKDIR/two.conf"
+for i in $(seq 50); do [ "$(status_key inbound-tuns)" = tun0i0,tun0i1 ] && break; sleep 0.1; done
+check_eq "[two] two inbound tuns, one inbound fast path" \
+	"$(status_key inbound-tuns) $(status_key fastpath-in)" "tun0i0,tun0i1 on"
+handled0=$(status_key fastpath-in-handled)
+rx0=$(status_key in-rx-packets)
+pcap_start two "$HOST_NS" up1 "icmp[icmptype] == icmp-echo"
+check "[two] the second peer pings the host" ip netns exec "$P2_NS" ping -c 3 -i 0.2 -W 2 198.18.4.1
+check "[two] the first peer too" px ping -c 3 -i 0.2 -W 2 "$HOST4"
+pcap_stop two
+check_eq "[two] the second peer's echo requests arrived re-injected with TTL 50 (ttl-echo)" \
+	"$(tcpdump -r "$WORKDIR/two.pcap" -n -v 2>/dev/null | grep -c 'ttl 50,')" 3
+check_eq "[two] the kernel carried all 6 (fastpath-in-handled)" \
+	"$(( $(status_key fastpath-in-handled) - handled0 ))" 6
+check_eq "[two] ... and the daemon read none (in-rx-packets)" "$(( $(status_key in-rx-packets) - rx0 ))" 0
+check_eq "[two] ttl-echo counted the 6" "$(rule_key ttl-echo packets)" 6
+stop_ipmodd
+check_eq "[two] ipmodd exits 0" "$?" 0
 
 done_testing

@@ -33,6 +33,9 @@ setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1
 SOCK=$WORKDIR/control.sock
 ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
 INBOUND='inbound = { interfaces = [ "veth0" ]; };'
+# The daemon's part of the mechanism: with the fast path the kernel would
+# carry the inbound packets itself (tests/netns/fastpath-in.sh).
+FASTPATH=off
 
 write_config "$WORKDIR/in.conf" "$INBOUND"
 # A probe start: a build without eBPF refuses inbound, which is all there is to test then.
