@@ -19,10 +19,6 @@
 # Without CAP_BPF, without eBPF in the build, or with a missing interface
 # the start is refused, saying why.
 . "$(dirname "$0")/lib.sh"
-# The daemon's own inbound path: these checks count what the daemon read and
-# wrote, which the inbound eBPF fast path (fastpath = "auto", branch fpdir)
-# bypasses; fastpath-in.sh covers that path.
-FASTPATH=off
 
 require_root
 require_cmd ping socat sha256sum python3 nft tc setpriv
