@@ -93,12 +93,11 @@ nft_counter() {
 # start_inbound MODE: ipmodd with the rules, fastpath = MODE, and the inbound
 # tun up.  Fails (with the log in the TAP diagnostics) when ipmodd refuses.
 start_inbound() {
-	local i
 	FASTPATH=$1 write_config "$WORKDIR/$1.conf" "$INBOUND
 $RULES"
 	: >"$WORKDIR/ipmodd.log"
 	start_ipmodd "$WORKDIR/$1.conf" || return 1
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		hx test -e "/sys/class/net/$INTUN" && return 0
 		sleep 0.05
 	done
@@ -113,8 +112,7 @@ drops() {
 
 # Waits for a helper's ready file.
 wait_ready() {
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ -e "$1" ] && return 0
 		sleep 0.05
 	done
