@@ -50,8 +50,8 @@ HTTP_PORT=8080
 INTUN=tun0i0
 
 RULES='rules = (
-	{ name = "tcp4"; direction = "in"; family = "ip"; proto = "tcp"; sport = 8080; set-dscp = 10; },
-	{ name = "tcp6"; direction = "in"; family = "ip6"; proto = "tcp"; sport = 8080; set-dscp = 10; },
+	{ name = "tcp4"; direction = "in"; family = "ip"; proto = "tcp"; sport = 8080; set-dscp = 10; set-ttl = 33; },
+	{ name = "tcp6"; direction = "in"; family = "ip6"; proto = "tcp"; sport = 8080; set-dscp = 10; set-ttl = 33; },
 	{ name = "udp4"; direction = "in"; family = "ip"; proto = "udp"; dport = 9001; set-dscp = 10; },
 	{ name = "udp6"; direction = "in"; family = "ip6"; proto = "udp"; dport = 9001; set-dscp = 10; },
 	{ name = "ping4"; direction = "in"; proto = "icmp"; icmp-type = "echo-request"; set-dscp = 10; },
@@ -74,6 +74,7 @@ table inet intest {
 	counter udp6 { }
 	counter ping4 { }
 	counter ping6 { }
+	counter tcpttl { }
 	chain input {
 		type filter hook input priority 0; policy accept;
 		iifname "veth0" ip dscp 10 tcp sport 8080 counter name "tcp4"
@@ -82,6 +83,8 @@ table inet intest {
 		iifname "veth0" ip6 dscp 10 udp dport 9001 counter name "udp6"
 		iifname "veth0" ip dscp 10 icmp type echo-request counter name "ping4"
 		iifname "veth0" ip6 dscp 10 icmpv6 type echo-request counter name "ping6"
+		iifname "veth0" tcp sport 8080 ip ttl != 33 counter name "tcpttl"
+		iifname "veth0" tcp sport 8080 ip6 hoplimit != 33 counter name "tcpttl"
 	}
 }
 NFT
@@ -251,6 +254,8 @@ more() {
 		check "[$m] ... the tcp$f rule counted its segments ($before -> $after)" \
 			test "$after" -ge $((before + 14000))
 	done
+	check_eq "[$m] every TCP packet from port 8080, super-packets too, reached the host with TTL/hop limit 33" \
+		"$(nft_counter tcpttl)" 0
 
 	# Delay: a ping from the host goes out untouched, its reply comes in delayed.
 	for f in 4 6; do
