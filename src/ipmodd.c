@@ -26,7 +26,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: ipmodd [OPTIONS]\n"
-		"Divert outbound IP traffic through a tun device and rewrite it by rules.\n\n"
+		"Divert IP traffic (outbound, and inbound of listed interfaces) through tun devices and rewrite it by rules.\n\n"
 		"  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
 		"      --check-config  validate the configuration and exit\n"
 		"      --cleanup       remove rules, routes and a persistent tun left behind\n"
