@@ -350,7 +350,7 @@ static int edit_chain(struct manager *m, size_t at, size_t removed, const struct
 	_cleanup_(freep) struct rule **v = NULL;
 	size_t n = chain_size(m->chain), k = 0;
 	struct chain *chain = NULL;
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	v = calloc(n + 1, sizeof(*v));
@@ -391,7 +391,7 @@ static int request_rule(struct manager *m, const struct ctl_request *req, size_t
 			const char *default_name, struct rule **ret, struct ctl_reply *reply)
 {
 	struct rule_kv kv[RULE_KV_MAX + 1];
-	char name[RULE_NAME_MAX], err[256];
+	char name[RULE_NAME_MAX], err[ERR_MAX];
 	size_t bad, n = 0;
 	bool named = false;
 	int r;
@@ -527,7 +527,7 @@ static bool pick_impairing(const struct chain *c, size_t i, void *userdata)
 static int cmd_flush_impairments(struct manager *m, struct control_client *cl,
 				 const struct ctl_request *req, struct ctl_reply *reply)
 {
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	r = manager_remove_rules(m, pick_impairing, NULL, err, sizeof(err));
@@ -587,7 +587,7 @@ static int cmd_explain(struct manager *m, struct control_client *cl,
 	_cleanup_(freep) uint8_t *buf = NULL, *fbuf = NULL;
 	struct chain_explain ex;
 	struct pkt p, forged;
-	char err[256], actions[RULE_FORMAT_MAX], a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	char err[ERR_MAX], actions[RULE_FORMAT_MAX], a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
 	const char *name, *where = "kernel", *reason = NULL;
 	const struct fastpath *fp;
 	int r;
@@ -713,7 +713,7 @@ static int cmd_monitor(struct manager *m, struct control_client *cl, const struc
 	struct monitor_opts o;
 	struct monitor_sink sink = { tap_write, tap_end, NULL };
 	struct tap *t;
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	r = monitor_opts_parse(req, &o, err, sizeof(err));

@@ -281,7 +281,7 @@ struct parser {
 
 static _printf_(3, 4) int fail(struct parser *ps, enum rule_key k, const char *fmt, ...)
 {
-	char value[QUOTE_MAX], msg[256];
+	char value[QUOTE_MAX], msg[ERR_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
