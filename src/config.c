@@ -377,6 +377,22 @@ static bool ifname_valid(const char *s)
 	return true;
 }
 
+/* An interface name, the value of key (for the message). */
+static int get_ifname(const struct ctx *c, const config_setting_t *s, const char *key,
+		      const char **ret)
+{
+	int r;
+
+	r = get_string(c, s, ret);
+	if (r < 0)
+		return r;
+	if (!ifname_valid(*ret))
+		return fail(c, s, -EINVAL,
+			    "%s: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
+			    key, Q(*ret), IFNAMSIZ - 1);
+	return 0;
+}
+
 struct state {
 	struct config *cfg;
 	const config_setting_t *mtu;	/* checked against the families once known */
@@ -513,13 +529,9 @@ static int parse_tun_name(const struct ctx *c, const config_setting_t *s, struct
 	const char *str = NULL;
 	int r;
 
-	r = get_string(c, s, &str);
+	r = get_ifname(c, s, k->name, &str);
 	if (r < 0)
 		return r;
-	if (!ifname_valid(str))
-		return fail(c, s, -EINVAL,
-			    "tun.name: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
-			    Q(str), IFNAMSIZ - 1);
 	strcpy(st->cfg->tun_name, str);
 	return 0;
 }
@@ -851,13 +863,9 @@ static int parse_inbound_interfaces(const struct ctx *c, const config_setting_t 
 		const char *str = NULL;
 		int r;
 
-		r = get_string(c, e, &str);
+		r = get_ifname(c, e, k->name, &str);
 		if (r < 0)
 			return r;
-		if (!ifname_valid(str))
-			return fail(c, e, -EINVAL,
-				    "inbound.interfaces: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
-				    Q(str), IFNAMSIZ - 1);
 		for (unsigned int j = 0; j < cfg->n_inbound; j++)
 			if (strcmp(cfg->inbound_ifnames[j], str) == 0)
 				return fail(c, e, -EINVAL,
