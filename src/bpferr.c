@@ -11,7 +11,7 @@
 
 #include "util.h"
 
-static char last[256];
+static char last[ERR_MAX];
 
 static _printf_(2, 0) int keep_last(enum libbpf_print_level level, const char *fmt, va_list ap)
 {

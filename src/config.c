@@ -377,6 +377,22 @@ static bool ifname_valid(const char *s)
 	return true;
 }
 
+/* An interface name, the value of key (for the message). */
+static int get_ifname(const struct ctx *c, const config_setting_t *s, const char *key,
+		      const char **ret)
+{
+	int r;
+
+	r = get_string(c, s, ret);
+	if (r < 0)
+		return r;
+	if (!ifname_valid(*ret))
+		return fail(c, s, -EINVAL,
+			    "%s: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
+			    key, Q(*ret), IFNAMSIZ - 1);
+	return 0;
+}
+
 struct state {
 	struct config *cfg;
 	const config_setting_t *mtu;	/* checked against the families once known */
@@ -392,8 +408,9 @@ struct config_key {
 	int (*parse)(const struct ctx *c, const config_setting_t *s, struct state *st,
 		     const struct config_key *k);
 	long long min, max;	/* an integer key's range */
-	/* parse_bool(), parse_words(), parse_enum(): the field in struct config */
+	/* parse_int(), parse_bool(), parse_words(), parse_enum(): the field in struct config */
 	size_t offset;
+	size_t size;		/* parse_int(): the field's size, 4 or 8 bytes */
 	/* parse_words(): false, true; parse_enum(): the enum's values in order */
 	const char *const *words;
 	size_t n_words;
@@ -432,6 +449,29 @@ static int parse_group(const struct ctx *c, const config_setting_t *g, struct st
 		r = k->parse(c, s, st, k);
 		if (r < 0)
 			return r;
+	}
+	return 0;
+}
+
+/* An integer in k->min..k->max, into the unsigned field of k->size bytes at k->offset. */
+static int parse_int(const struct ctx *c, const config_setting_t *s, struct state *st,
+		     const struct config_key *k)
+{
+	char *field = (char *)st->cfg + k->offset;
+	long long v = 0;
+	uint32_t v32;
+	uint64_t v64;
+	int r;
+
+	r = get_int(c, s, k->min, k->max, &v);
+	if (r < 0)
+		return r;
+	if (k->size == sizeof(v32)) {
+		v32 = (uint32_t)v;
+		memcpy(field, &v32, sizeof(v32));
+	} else {
+		v64 = (uint64_t)v;
+		memcpy(field, &v64, sizeof(v64));
 	}
 	return 0;
 }
@@ -489,13 +529,9 @@ static int parse_tun_name(const struct ctx *c, const config_setting_t *s, struct
 	const char *str = NULL;
 	int r;
 
-	r = get_string(c, s, &str);
+	r = get_ifname(c, s, k->name, &str);
 	if (r < 0)
 		return r;
-	if (!ifname_valid(str))
-		return fail(c, s, -EINVAL,
-			    "tun.name: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
-			    Q(str), IFNAMSIZ - 1);
 	strcpy(st->cfg->tun_name, str);
 	return 0;
 }
@@ -503,22 +539,18 @@ static int parse_tun_name(const struct ctx *c, const config_setting_t *s, struct
 static int parse_mtu(const struct ctx *c, const config_setting_t *s, struct state *st,
 		     const struct config_key *k)
 {
-	long long v = 0;
 	int r;
 
-	r = get_int(c, s, k->min, k->max, &v);
-	if (r < 0)
-		return r;
-	st->cfg->mtu = v;
-	st->mtu = s;
-	return 0;
+	r = parse_int(c, s, st, k);
+	if (r >= 0)
+		st->mtu = s;
+	return r;
 }
 
 static int parse_queues(const struct ctx *c, const config_setting_t *s, struct state *st,
 			const struct config_key *k)
 {
 	const char *str = NULL;
-	long long v = 0;
 	int r;
 
 	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
@@ -532,11 +564,7 @@ static int parse_queues(const struct ctx *c, const config_setting_t *s, struct s
 		st->cfg->queues = 0;
 		return 0;
 	}
-	r = get_int(c, s, k->min, k->max, &v);
-	if (r < 0)
-		return r;
-	st->cfg->queues = v;
-	return 0;
+	return parse_int(c, s, st, k);
 }
 
 /* --- routing ---------------------------------------------------------------- */
@@ -835,13 +863,9 @@ static int parse_inbound_interfaces(const struct ctx *c, const config_setting_t 
 		const char *str = NULL;
 		int r;
 
-		r = get_string(c, e, &str);
+		r = get_ifname(c, e, k->name, &str);
 		if (r < 0)
 			return r;
-		if (!ifname_valid(str))
-			return fail(c, e, -EINVAL,
-				    "inbound.interfaces: \"%s\" is not a valid interface name (1..%d characters, no '/', ':', '%%' or blanks)",
-				    Q(str), IFNAMSIZ - 1);
 		for (unsigned int j = 0; j < cfg->n_inbound; j++)
 			if (strcmp(cfg->inbound_ifnames[j], str) == 0)
 				return fail(c, e, -EINVAL,
@@ -854,25 +878,14 @@ static int parse_inbound_interfaces(const struct ctx *c, const config_setting_t 
 static int parse_table(const struct ctx *c, const config_setting_t *s, struct state *st,
 		       const struct config_key *k)
 {
-	long long v = 0;
+	long long v;
 	int r;
 
-	r = get_int(c, s, k->min, k->max, &v);
+	r = parse_int(c, s, st, k);
+	v = st->cfg->table;
 	if (r >= 0 && v >= 253 && v <= 255)
 		r = fail(c, s, -EINVAL, "routing.table: %lld is reserved (%s)", v,
 			 v == 253 ? "default" : v == 254 ? "main" : "local");
-	st->cfg->table = v;
-	return r;
-}
-
-static int parse_priority(const struct ctx *c, const config_setting_t *s, struct state *st,
-			  const struct config_key *k)
-{
-	long long v = 0;
-	int r;
-
-	r = get_int(c, s, k->min, k->max, &v);
-	st->cfg->priority = v;
 	return r;
 }
 
@@ -891,14 +904,14 @@ static int parse_exclude(const struct ctx *c, const config_setting_t *s, struct 
 static int parse_stall_timeout(const struct ctx *c, const config_setting_t *s, struct state *st,
 			       const struct config_key *k)
 {
-	long long v = 0;
+	long long v;
 	int r;
 
-	r = get_int(c, s, k->min, k->max, &v);
+	r = parse_int(c, s, st, k);
+	v = st->cfg->stall_timeout_ms;
 	if (r >= 0 && v > 0 && v < STALL_TIMEOUT_MIN)
 		r = fail(c, s, -EINVAL, "routing.stall-timeout: %lld ms is too short (0 or %d..%d)",
 			 v, STALL_TIMEOUT_MIN, STALL_TIMEOUT_MAX);
-	st->cfg->stall_timeout_ms = (uint32_t)v;
 	return r;
 }
 
@@ -981,15 +994,12 @@ static int parse_control_mode(const struct ctx *c, const config_setting_t *s,
 static int parse_seed(const struct ctx *c, const config_setting_t *s, struct state *st,
 		      const struct config_key *k)
 {
-	long long v = 0;
 	int r;
 
-	r = get_int(c, s, k->min, k->max, &v);
-	if (r < 0)
-		return r;
-	st->cfg->seeded = true;
-	st->cfg->seed = (uint64_t)v;
-	return 0;
+	r = parse_int(c, s, st, k);
+	if (r >= 0)
+		st->cfg->seeded = true;
+	return r;
 }
 
 void config_seed_rule(const struct config *cfg, struct rule *r, size_t index)
@@ -1580,7 +1590,9 @@ static const char *const fastpath_modes[] = {
 static const char *const failure_words[] = { "open", "closed" };
 static const char *const rp_filter_words[] = { "loose", "keep" };
 
-#define INT_KEY(n, fn, lo, hi) .name = n, .parse = fn, .min = lo, .max = hi
+#define INT_KEY(n, fn, field, lo, hi)                                                   \
+	.name = n, .parse = fn, .offset = offsetof(struct config, field),                  \
+	.size = sizeof(((struct config *)0)->field), .min = lo, .max = hi
 #define BOOL_KEY(n, field) .name = n, .parse = parse_bool, .offset = offsetof(struct config, field)
 #define WORDS_KEY(n, field, w)                                                              \
 	.name = n, .parse = parse_words, .offset = offsetof(struct config, field), .words = w, \
@@ -1589,6 +1601,8 @@ static const char *const rp_filter_words[] = { "loose", "keep" };
 	.name = n, .parse = parse_enum, .offset = offsetof(struct config, field), .words = w, \
 	.n_words = ARRAY_SIZE(w)
 
+_Static_assert(sizeof(unsigned int) == sizeof(uint32_t), "parse_int() stores 4 or 8 bytes");
+
 /*
  * Every key of ipmodd.conf(5), one row each: the parser finds a key by its
  * row and refuses one without a row as unknown, so a key is not accepted
@@ -1596,12 +1610,12 @@ static const char *const rp_filter_words[] = { "loose", "keep" };
  */
 static const struct config_key config_keys[] = {
 	{ .name = "tun.name", .parse = parse_tun_name, .restart = true, .equal = eq_tun_name },
-	{ INT_KEY("tun.mtu", parse_mtu, MTU_MIN, MTU_MAX), .restart = true, .equal = eq_mtu },
+	{ INT_KEY("tun.mtu", parse_mtu, mtu, MTU_MIN, MTU_MAX), .restart = true, .equal = eq_mtu },
 	{ BOOL_KEY("tun.offload", offload), .restart = true, .equal = eq_offload },
-	{ INT_KEY("tun.queues", parse_queues, 1, CONFIG_QUEUES_MAX), .restart = true,
+	{ INT_KEY("tun.queues", parse_queues, queues, 1, CONFIG_QUEUES_MAX), .restart = true,
 	  .equal = eq_queues },
-	{ INT_KEY("routing.table", parse_table, 1, TABLE_MAX), .restart = true, .equal = eq_table },
-	{ INT_KEY("routing.priority", parse_priority, PRIORITY_MIN, PRIORITY_MAX), .restart = true,
+	{ INT_KEY("routing.table", parse_table, table, 1, TABLE_MAX), .restart = true, .equal = eq_table },
+	{ INT_KEY("routing.priority", parse_int, priority, PRIORITY_MIN, PRIORITY_MAX), .restart = true,
 	  .equal = eq_priority },
 	{ .name = "routing.families", .parse = parse_families, .restart = true,
 	  .equal = eq_families },
@@ -1609,7 +1623,7 @@ static const struct config_key config_keys[] = {
 	{ .name = "routing.exclude", .parse = parse_exclude, .restart = true, .equal = eq_exclude },
 	{ WORDS_KEY("routing.failure", fail_closed, failure_words), .restart = true,
 	  .equal = eq_failure },
-	{ INT_KEY("routing.stall-timeout", parse_stall_timeout, 0, STALL_TIMEOUT_MAX),
+	{ INT_KEY("routing.stall-timeout", parse_stall_timeout, stall_timeout_ms, 0, STALL_TIMEOUT_MAX),
 	  .restart = true, .equal = eq_stall_timeout },
 	{ ENUM_KEY("routing.reinject", reinject, reinject_modes), .restart = true,
 	  .equal = eq_reinject },
@@ -1628,7 +1642,7 @@ static const struct config_key config_keys[] = {
 	/* the reload's new chain */
 	{ .name = "rules", .parse = parse_rules },
 	/* in the rules' seeds, so in the new chain */
-	{ INT_KEY("impairment.seed", parse_seed, 0, INT64_MAX) },
+	{ INT_KEY("impairment.seed", parse_seed, seed, 0, INT64_MAX) },
 };
 
 /* The row of section.name (section NULL: a top-level key), or NULL. */

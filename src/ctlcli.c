@@ -937,6 +937,24 @@ static int out_end(struct out *o)
 
 /* ---- libconfig ------------------------------------------------------------ */
 
+/* The escapes libconfig and JSON strings write alike: false for any other c. */
+static bool out_escape_common(struct out *o, unsigned char c)
+{
+	if (c == '"' || c == '\\') {
+		out_putc(o, '\\');
+		out_putc(o, (char)c);
+	} else if (c == '\n') {
+		out_puts(o, "\\n");
+	} else if (c == '\t') {
+		out_puts(o, "\\t");
+	} else if (c == '\r') {
+		out_puts(o, "\\r");
+	} else {
+		return false;
+	}
+	return true;
+}
+
 /* What libconfig reads back as this very number: no sign, no leading 0, 32 bits. */
 static bool is_libconfig_int(const char *s, size_t len)
 {
@@ -966,16 +984,9 @@ static void out_libconfig_value(struct out *o, const char *s, size_t len)
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c == '"' || c == '\\') {
-			out_putc(o, '\\');
-			out_putc(o, (char)c);
-		} else if (c == '\n') {
-			out_puts(o, "\\n");
-		} else if (c == '\t') {
-			out_puts(o, "\\t");
-		} else if (c == '\r') {
-			out_puts(o, "\\r");
-		} else if (c == '\f') {
+		if (out_escape_common(o, c))
+			continue;
+		if (c == '\f') {
 			out_puts(o, "\\f");
 		} else if (c < 0x20 || c == 0x7f) {
 			snprintf(hex, sizeof(hex), "\\x%02x", c);
@@ -1092,16 +1103,11 @@ static void out_json_string(struct out *o, const char *s, size_t len)
 	while (i < len) {
 		unsigned char c = u[i];
 
-		if (c == '"' || c == '\\') {
-			out_putc(o, '\\');
-			out_putc(o, (char)c);
-		} else if (c == '\n') {
-			out_puts(o, "\\n");
-		} else if (c == '\t') {
-			out_puts(o, "\\t");
-		} else if (c == '\r') {
-			out_puts(o, "\\r");
-		} else if (c < 0x20) {
+		if (out_escape_common(o, c)) {
+			i++;
+			continue;
+		}
+		if (c < 0x20) {
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
 			out_puts(o, esc);
 		} else if (c >= 0x80) {

@@ -42,7 +42,7 @@ static _Noreturn void guardian_main(const struct config *cfg, struct shared *sh,
 	uint64_t timeout_ns = (uint64_t)cfg->stall_timeout_ms * 1000000ULL;
 	uint64_t last = __atomic_load_n(&sh->beat, __ATOMIC_ACQUIRE), since = mono_ns(), now, b;
 	struct timespec nap = { 0, (long)POLL_NS };
-	char err[256];
+	char err[ERR_MAX];
 
 	for (;;) {
 		nanosleep(&nap, NULL);

@@ -34,61 +34,66 @@ static void rule_freep(struct rule **r)
 typedef int (*command_t)(struct manager *m, struct control_client *cl,
 			 const struct ctl_request *req, struct ctl_reply *reply);
 
-/* The fast path's part of the status: its state, what the kernel holds, and its totals. */
-static int status_fastpath(struct manager *m, struct ctl_reply *reply)
+/* key = name-suffix, in buf. */
+static const char *fp_key(char *buf, size_t len, const char *name, const char *suffix)
+{
+	snprintf(buf, len, "%s-%s", name, suffix);
+	return buf;
+}
+
+/*
+ * One fast path's part of the status under the keys name, name-reason,
+ * name-rules ...: its state, what the kernel holds, and its totals.  The
+ * outbound one (what: "fast path's") also says whether it is paused and
+ * how many rules it carries out whole.
+ */
+static int status_one_fastpath(struct manager *m, struct fastpath *fp, const char *name,
+			       const char *reason, const char *what, bool outbound,
+			       struct ctl_reply *reply)
 {
 	struct fastpath_totals t = { 0 };
 	struct fastpath_info fi;
+	char key[32];
 	int r;
 
-	if (!m->fastpath) {
-		ctl_reply_add(reply, "fastpath", m->cfg->fastpath == FASTPATH_OFF ? "off" : "unavailable");
+	if (!fp) {
+		ctl_reply_add(reply, name, m->cfg->fastpath == FASTPATH_OFF ? "off" : "unavailable");
 		if (m->cfg->fastpath != FASTPATH_OFF)
-			ctl_reply_add(reply, "fastpath-reason", m->fastpath_reason);
+			ctl_reply_add(reply, fp_key(key, sizeof(key), name, "reason"), reason);
 		return 0;
 	}
-	r = fastpath_totals(m->fastpath, &t);
+	r = fastpath_totals(fp, &t);
 	if (r < 0)
-		return ctl_reply_error(reply, r, "reading the fast path's totals");
-	fastpath_info(m->fastpath, &fi);
-	ctl_reply_add(reply, "fastpath", "on");
+		return ctl_reply_error(reply, r, "reading the %s totals", what);
+	fastpath_info(fp, &fi);
+	ctl_reply_add(reply, name, "on");
 	/* Paused while a trace or capture watches every packet. */
-	ctl_reply_add_u64(reply, "fastpath-paused", !fastpath_enabled(m->fastpath));
-	ctl_reply_add_u64(reply, "fastpath-rules", fi.rules);
-	ctl_reply_add_u64(reply, "fastpath-punt-rules", fi.punts);
-	ctl_reply_add_u64(reply, "fastpath-whole", fi.whole);
-	ctl_reply_add_u64(reply, "fastpath-handled", t.handled);
-	ctl_reply_add_u64(reply, "fastpath-dropped", t.dropped);
-	ctl_reply_add_u64(reply, "fastpath-punted", t.punted);
+	if (outbound)
+		ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "paused"),
+				  !fastpath_enabled(fp));
+	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "rules"), fi.rules);
+	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "punt-rules"), fi.punts);
+	if (outbound)
+		ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "whole"), fi.whole);
+	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "handled"), t.handled);
+	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "dropped"), t.dropped);
+	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "punted"), t.punted);
 	return 0;
+}
+
+static int status_fastpath(struct manager *m, struct ctl_reply *reply)
+{
+	return status_one_fastpath(m, m->fastpath, "fastpath", m->fastpath_reason, "fast path's",
+				   true, reply);
 }
 
 /* The inbound fast path's (manager_start_fastpath_in()): only when it was tried. */
 static int status_fastpath_in(struct manager *m, struct ctl_reply *reply)
 {
-	struct fastpath_totals t = { 0 };
-	struct fastpath_info fi;
-	int r;
-
-	if (!m->fastpath_in) {
-		if (!m->fastpath_in_reason[0])
-			return 0;
-		ctl_reply_add(reply, "fastpath-in", m->cfg->fastpath == FASTPATH_OFF ? "off" : "unavailable");
-		if (m->cfg->fastpath != FASTPATH_OFF)
-			ctl_reply_add(reply, "fastpath-in-reason", m->fastpath_in_reason);
+	if (!m->fastpath_in && !m->fastpath_in_reason[0])
 		return 0;
-	}
-	r = fastpath_totals(m->fastpath_in, &t);
-	if (r < 0)
-		return ctl_reply_error(reply, r, "reading the inbound fast path's totals");
-	fastpath_info(m->fastpath_in, &fi);
-	ctl_reply_add(reply, "fastpath-in", "on");
-	ctl_reply_add_u64(reply, "fastpath-in-rules", fi.rules);
-	ctl_reply_add_u64(reply, "fastpath-in-punt-rules", fi.punts);
-	ctl_reply_add_u64(reply, "fastpath-in-handled", t.handled);
-	ctl_reply_add_u64(reply, "fastpath-in-dropped", t.dropped);
-	ctl_reply_add_u64(reply, "fastpath-in-punted", t.punted);
-	return 0;
+	return status_one_fastpath(m, m->fastpath_in, "fastpath-in", m->fastpath_in_reason,
+				   "inbound fast path's", false, reply);
 }
 
 /* inbound.interfaces: the interfaces, their tuns, how attached, the kernel's totals. */
@@ -350,7 +355,7 @@ static int edit_chain(struct manager *m, size_t at, size_t removed, const struct
 	_cleanup_(freep) struct rule **v = NULL;
 	size_t n = chain_size(m->chain), k = 0;
 	struct chain *chain = NULL;
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	v = calloc(n + 1, sizeof(*v));
@@ -391,7 +396,7 @@ static int request_rule(struct manager *m, const struct ctl_request *req, size_t
 			const char *default_name, struct rule **ret, struct ctl_reply *reply)
 {
 	struct rule_kv kv[RULE_KV_MAX + 1];
-	char name[RULE_NAME_MAX], err[256];
+	char name[RULE_NAME_MAX], err[ERR_MAX];
 	size_t bad, n = 0;
 	bool named = false;
 	int r;
@@ -527,7 +532,7 @@ static bool pick_impairing(const struct chain *c, size_t i, void *userdata)
 static int cmd_flush_impairments(struct manager *m, struct control_client *cl,
 				 const struct ctl_request *req, struct ctl_reply *reply)
 {
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	r = manager_remove_rules(m, pick_impairing, NULL, err, sizeof(err));
@@ -587,7 +592,7 @@ static int cmd_explain(struct manager *m, struct control_client *cl,
 	_cleanup_(freep) uint8_t *buf = NULL, *fbuf = NULL;
 	struct chain_explain ex;
 	struct pkt p, forged;
-	char err[256], actions[RULE_FORMAT_MAX], a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	char err[ERR_MAX], actions[RULE_FORMAT_MAX], a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
 	const char *name, *where = "kernel", *reason = NULL;
 	const struct fastpath *fp;
 	int r;
@@ -713,7 +718,7 @@ static int cmd_monitor(struct manager *m, struct control_client *cl, const struc
 	struct monitor_opts o;
 	struct monitor_sink sink = { tap_write, tap_end, NULL };
 	struct tap *t;
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	r = monitor_opts_parse(req, &o, err, sizeof(err));

@@ -186,7 +186,7 @@ static bool pick_expired(const struct chain *c, size_t i, void *userdata)
 static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct expired e = { .m = userdata, .now_ns = manager_clock_ns() };
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	r = manager_remove_rules(e.m, pick_expired, &e, err, sizeof(err));
@@ -198,11 +198,13 @@ static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+#define UPDATE_FAILED "updating the rules failed: "
+
 void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 {
+	/* The message goes behind UPDATE_FAILED into a reason of ERR_MAX. */
+	char err[ERR_MAX - sizeof(UPDATE_FAILED) + 1];
 	size_t n;
-
-	char err[200];
 	int r;
 
 	/* Unchanged rules keep their ids: their copies stay queued, and leave on time. */
@@ -214,7 +216,7 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 			/* The kernel must not go on with the old rules: userspace takes over. */
 			m->fastpath = fastpath_close(m->fastpath);
 			snprintf(m->fastpath_reason, sizeof(m->fastpath_reason),
-				 "updating the rules failed: %s", err);
+				 UPDATE_FAILED "%s", err);
 			log_error("eBPF fast path: %s; every packet takes the userspace path from now on",
 				  m->fastpath_reason);
 		}
@@ -224,7 +226,7 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 		if (r < 0) {
 			m->fastpath_in = fastpath_close(m->fastpath_in);
 			snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason),
-				 "updating the rules failed: %s", err);
+				 UPDATE_FAILED "%s", err);
 			log_error("inbound eBPF fast path: %s; every inbound packet takes the userspace "
 				  "path from now on", m->fastpath_in_reason);
 		}
@@ -400,7 +402,7 @@ void manager_fastpath_watch(struct manager *m)
 static int manager_start_fastpath(struct manager *m)
 {
 	struct fastpath_info fi;
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	if (m->cfg->fastpath == FASTPATH_OFF) {
@@ -438,7 +440,7 @@ int manager_start_fastpath_in(struct manager *m)
 	int ifindex[CONFIG_INBOUND_MAX];
 	size_t n = m->n_inbound;
 	struct fastpath_info fi;
-	char err[256];
+	char err[ERR_MAX];
 	int r = 0;
 
 	_Static_assert(CONFIG_INBOUND_MAX <= FASTPATH_IFACES_MAX, "one instance for every inbound tun");
@@ -495,7 +497,7 @@ static void manager_self_check_fix(struct manager *m, int family, char *buf, siz
 static int manager_self_check(struct manager *m)
 {
 	static const int families[] = { AF_INET, AF_INET6 };
-	char err[256], fix[256], dst[INET6_ADDRSTRLEN], src[INET6_ADDRSTRLEN];
+	char err[ERR_MAX], fix[256], dst[INET6_ADDRSTRLEN], src[INET6_ADDRSTRLEN];
 	struct probe_target t;
 	struct probe_result res;
 	int r;
@@ -567,7 +569,7 @@ static int manager_self_check(struct manager *m)
  */
 static int manager_start_reinject(struct manager *m)
 {
-	char err[256];
+	char err[ERR_MAX];
 	int r;
 
 	if (m->cfg->reinject == REINJECT_FORWARD) {
@@ -645,7 +647,7 @@ out:
  */
 static int manager_start_inbound(struct manager *m)
 {
-	char err[300], name[IFNAMSIZ];
+	char err[ERR_MAX], name[IFNAMSIZ];
 	int r;
 
 	if (!m->cfg->n_inbound)

@@ -19,6 +19,7 @@
 #include "loopguard.h"
 #include "packet.h"
 #include "rule.h"
+#include "util.h"
 
 /*
  * The queue of impaired copies waiting for their departure time, shared by
@@ -106,12 +107,12 @@ struct manager {
 	struct control *control;
 	struct monitor *monitor;
 	struct fastpath *fastpath;		/* NULL: every packet takes the userspace path */
-	char fastpath_reason[256];		/* why there is none, with fastpath = "auto" */
+	char fastpath_reason[ERR_MAX];		/* why there is none, with fastpath = "auto" */
 	/* The inbound tuns' (one instance for all): NULL, inbound packets take the userspace path. */
 	struct fastpath *fastpath_in;
-	char fastpath_in_reason[256];		/* why there is none */
+	char fastpath_in_reason[ERR_MAX];		/* why there is none */
 	struct reinject *reinject;		/* NULL: the kernel forwards written-back packets */
-	char reinject_reason[300];		/* why there is none */
+	char reinject_reason[ERR_MAX];		/* why there is none */
 	bool ipv6_left;				/* families = "auto" and IPv6 cannot be carried out */
 	struct impair_queue impair_queue;	/* delayed copies, owner: the rule's id */
 	sd_event_source *impair_timer;		/* CLOCK_MONOTONIC, at the earliest departure */

@@ -7,6 +7,7 @@
 #include <net/if.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -709,6 +710,29 @@ static bool get_str(const struct nlattr *a, char *out, size_t size)
 	return true;
 }
 
+_Static_assert(offsetof(struct fib_rule_hdr, family) == 0 &&
+	       offsetof(struct rtmsg, rtm_family) == 0,
+	       "parse_addr_msg() reads the family from the header's first byte");
+
+/*
+ * A message of type new or del, its family header of hdrlen bytes (the
+ * family in its first byte) and its attributes into tb: the family's
+ * address length in *ret_alen.
+ */
+static int parse_addr_msg(const struct nlmsghdr *nlh, uint16_t new, uint16_t del, size_t hdrlen,
+			  const struct nlattr **tb, unsigned int max, size_t *ret_alen)
+{
+	const uint8_t *family;
+
+	if (nlh->nlmsg_type != new && nlh->nlmsg_type != del)
+		return -EINVAL;
+	if (parse_attrs(nlh, hdrlen, tb, max) < 0)
+		return -EINVAL;
+	family = mnl_nlmsg_get_payload(nlh);
+	*ret_alen = addr_len(*family);
+	return *ret_alen ? 0 : -EAFNOSUPPORT;
+}
+
 int nl_parse_rule(const struct nlmsghdr *nlh, struct nl_rule *ret)
 {
 	const struct nlattr *tb[FRA_MAX + 1];
@@ -716,17 +740,14 @@ int nl_parse_rule(const struct nlmsghdr *nlh, struct nl_rule *ret)
 	struct fib_rule_uid_range u;
 	struct fib_rule_port_range sp, dp;
 	struct nl_rule r = { 0 };
-	size_t alen;
+	size_t alen = 0;
 	bool ok = true;
+	int err;
 
-	if (nlh->nlmsg_type != RTM_NEWRULE && nlh->nlmsg_type != RTM_DELRULE)
-		return -EINVAL;
-	if (parse_attrs(nlh, sizeof(*frh), tb, FRA_MAX) < 0)
-		return -EINVAL;
+	err = parse_addr_msg(nlh, RTM_NEWRULE, RTM_DELRULE, sizeof(*frh), tb, FRA_MAX, &alen);
+	if (err < 0)
+		return err;
 	frh = mnl_nlmsg_get_payload(nlh);
-	alen = addr_len(frh->family);
-	if (!alen)
-		return -EAFNOSUPPORT;
 	if (frh->src_len > alen * 8 || frh->dst_len > alen * 8)
 		return -EINVAL;
 
@@ -777,17 +798,14 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
 	const struct rtmsg *rtm;
 	struct nl_route r = { 0 };
 	uint32_t oif = 0;
-	size_t alen;
+	size_t alen = 0;
 	bool ok = true;
+	int err;
 
-	if (nlh->nlmsg_type != RTM_NEWROUTE && nlh->nlmsg_type != RTM_DELROUTE)
-		return -EINVAL;
-	if (parse_attrs(nlh, sizeof(*rtm), tb, RTA_MAX) < 0)
-		return -EINVAL;
+	err = parse_addr_msg(nlh, RTM_NEWROUTE, RTM_DELROUTE, sizeof(*rtm), tb, RTA_MAX, &alen);
+	if (err < 0)
+		return err;
 	rtm = mnl_nlmsg_get_payload(nlh);
-	alen = addr_len(rtm->rtm_family);
-	if (!alen)
-		return -EAFNOSUPPORT;
 	if (rtm->rtm_dst_len > alen * 8)
 		return -EINVAL;
 

@@ -281,7 +281,7 @@ struct parser {
 
 static _printf_(3, 4) int fail(struct parser *ps, enum rule_key k, const char *fmt, ...)
 {
-	char value[QUOTE_MAX], msg[256];
+	char value[QUOTE_MAX], msg[ERR_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -1424,11 +1424,9 @@ static _printf_(3, 4) int fail_at(struct parser *ps, size_t i, const char *fmt, 
 	va_list ap;
 
 	ps->bad = i;
-	if (ps->err && ps->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(ps->err, ps->errlen, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	err_vset(ps->err, ps->errlen, -EINVAL, fmt, ap);
+	va_end(ap);
 	return -EINVAL;
 }
 

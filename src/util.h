@@ -136,19 +136,26 @@ static inline void strbuf_ms(struct strbuf *b, uint64_t us)
 
 /*
  * The one error formatter of the library modules: err = the message
- * (truncated to errlen; err may be NULL), returns r, a -errno.  ERR_MAX is
+ * (truncated to errlen; err may be NULL), returns r, a -errno.  err_vset()
+ * is the same for a caller with its own "..." that adds context.  ERR_MAX is
  * the size every caller's error buffer has.
  */
 #define ERR_MAX 512
+
+static inline _printf_(4, 0) int err_vset(char *err, size_t errlen, int r, const char *fmt,
+					   va_list ap)
+{
+	if (err && errlen)
+		vsnprintf(err, errlen, fmt, ap);
+	return r;
+}
 
 static inline _printf_(4, 5) int err_set(char *err, size_t errlen, int r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err || !errlen)
-		return r;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	err_vset(err, errlen, r, fmt, ap);
 	va_end(ap);
 	return r;
 }
