@@ -177,12 +177,9 @@ fi
 LAN_NS="${HOST_NS%-h}-l"
 LAN4=198.18.3.2
 LAN6=2001:db8:3::2
-ip netns add "$LAN_NS" || { echo "Bail out! cannot add the LAN namespace"; exit 1; }
 trap 'cleanup; ip netns del "$FAR_NS" 2>/dev/null; ip netns del "$LAN_NS" 2>/dev/null' EXIT
 lx() { ip netns exec "$LAN_NS" "$@"; }
-lx ip link set lo up
-ip link add lan0 netns "$HOST_NS" type veth peer name lan0 netns "$LAN_NS" ||
-	{ echo "Bail out! cannot add the LAN veth"; exit 1; }
+side_ns "$LAN_NS" lan0 LAN
 hx ip addr add 198.18.3.1/24 dev lan0
 hx ip addr add 2001:db8:3::1/64 dev lan0 nodad
 lx ip addr add "$LAN4/24" dev lan0
