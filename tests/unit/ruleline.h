@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -148,5 +149,48 @@ static inline _printf_(3, 4) void put(char **o, const char *end, const char *fmt
 	if (k > 0 && *o + k < end)
 		*o += k;
 }
+
+/*
+ * Random "key=value" pairs into kv (room for npool) from pool, npool rows of
+ * width strings each: the key, its values, NULL.  Each row steps the LCG *s
+ * (Knuth's MMIX constants) and is left out when the step's top four bits are
+ * below skip, else gives one of its values; with shuffle the pairs are then
+ * shuffled (the key order given must not matter).  Returns how many.
+ */
+static inline size_t rule_kv_random(const char *const *pool, size_t npool, size_t width,
+				    unsigned int skip, bool shuffle, uint64_t *s,
+				    struct rule_kv *kv)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < npool; k++) {
+		const char *const *row = pool + k * width;
+		size_t nv = 0;
+
+		*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+		if ((*s >> 60) < skip)
+			continue;
+		while (row[nv + 1])
+			nv++;
+		kv[n].key = row[0];
+		kv[n++].value = row[1 + (*s >> 33) % nv];
+	}
+	for (size_t i = n; shuffle && i > 1; i--) {
+		struct rule_kv tmp;
+		size_t j;
+
+		*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+		j = (*s >> 33) % i;
+		tmp = kv[i - 1];
+		kv[i - 1] = kv[j];
+		kv[j] = tmp;
+	}
+	return n;
+}
+
+/* rule_kv_random() on a two-dimensional array pool. */
+#define RULE_KV_RANDOM(pool, skip, shuffle, s, kv)                                             \
+	rule_kv_random(&(pool)[0][0], ARRAY_SIZE(pool), ARRAY_SIZE((pool)[0]), skip, shuffle, \
+		       s, kv)
 
 #endif

@@ -1408,29 +1408,9 @@ static void test_roundtrip_random(void)
 		struct rule_kv kv[ARRAY_SIZE(pool)];
 		struct rule *r = NULL, *r2 = NULL;
 		char out[RULE_FORMAT_MAX], act[RULE_FORMAT_MAX];
-		size_t n = 0, bad;
+		size_t n, bad;
 
-		for (size_t k = 0; k < ARRAY_SIZE(pool); k++) {
-			size_t nv = 0;
-
-			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-			if ((s >> 60) < 9)
-				continue;
-			while (pool[k][nv + 1])
-				nv++;
-			kv[n].key = pool[k][0];
-			kv[n++].value = pool[k][1 + (s >> 33) % nv];
-		}
-		for (size_t i = n; i > 1; i--) {
-			struct rule_kv tmp;
-			size_t j;
-
-			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-			j = (s >> 33) % i;
-			tmp = kv[i - 1];
-			kv[i - 1] = kv[j];
-			kv[j] = tmp;
-		}
+		n = RULE_KV_RANDOM(pool, 9, true, &s, kv);
 		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
 			continue;
 		parsed++;

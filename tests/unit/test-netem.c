@@ -826,19 +826,9 @@ static void test_roundtrip_random(void)
 		struct rule_kv kv[ARRAY_SIZE(pool)];
 		struct rule *r = NULL;
 		char out[RULE_FORMAT_MAX];
-		size_t n = 0, bad;
+		size_t n, bad;
 
-		for (size_t k = 0; k < ARRAY_SIZE(pool); k++) {
-			size_t nv = 0;
-
-			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-			if ((s >> 60) < 6)
-				continue;
-			while (pool[k][nv + 1])
-				nv++;
-			kv[n].key = pool[k][0];
-			kv[n++].value = pool[k][1 + (s >> 33) % nv];
-		}
+		n = RULE_KV_RANDOM(pool, 6, false, &s, kv);
 		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
 			continue;
 		parsed++;
