@@ -151,6 +151,24 @@ static inline _printf_(3, 4) void put(char **o, const char *end, const char *fmt
 }
 
 /*
+ * The longest rule's matches and actions, test-impair's impairments after
+ * them: the start of the longest rules of test-impair, test-netem and
+ * test-tracelink.
+ */
+#define RULE_LONGEST_HEAD \
+	"name=abcdefghijklmnopqrstuvwxyz01234 family=ip6 proto=tcp " \
+	"src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 " \
+	"dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 " \
+	"dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr ttl=254-255 " \
+	"length=65534-65535 dscp=63 probability=0.33333333333333331 set-ttl=-255 set-dscp=63 " \
+	"set-ecn=not-ect clamp-mss=65535 verdict=reject reject-with=admin-prohibited "
+#define RULE_LONGEST_IMPAIR \
+	"delay=59999.999 jitter=59999.999 distribution=normal " \
+	"loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 " \
+	"duplicate=0.33333333333333331 reorder=0.33333333333333331 " \
+	"corrupt=0.33333333333333331 "
+
+/*
  * Random "key=value" pairs into kv (room for npool) from pool, npool rows of
  * width strings each: the key, its values, NULL.  Each row steps the LCG *s
  * (Knuth's MMIX constants) and is left out when the step's top four bits are

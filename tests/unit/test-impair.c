@@ -1362,15 +1362,7 @@ static void test_format_actions(void)
 static void test_format_max(void)
 {
 	struct rule *r = rule_of(
-		"name=abcdefghijklmnopqrstuvwxyz01234 family=ip6 proto=tcp "
-		"src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 "
-		"dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 "
-		"dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr ttl=254-255 "
-		"length=65534-65535 dscp=63 probability=0.33333333333333331 set-ttl=-255 "
-		"set-dscp=63 set-ecn=not-ect clamp-mss=65535 verdict=reject reject-with=admin-prohibited "
-		"delay=59999.999 jitter=59999.999 distribution=normal "
-		"loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "
-		"duplicate=0.33333333333333331 reorder=0.33333333333333331 corrupt=0.33333333333333331 "
+		RULE_LONGEST_HEAD RULE_LONGEST_IMPAIR
 		"rate=99999999999bit limit=99999");
 	char out[RULE_FORMAT_MAX];
 	int n = r ? rule_format(r, out, sizeof(out)) : -1;

@@ -887,13 +887,7 @@ static void test_format_max(void)
 		trace[0] = '/';
 		trace[sizeof(trace) - 1] = '\0';
 		snprintf(all, sizeof(all),
-			 "name=abcdefghijklmnopqrstuvwxyz01234 family=ip6 proto=tcp "
-			 "src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 "
-			 "dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 "
-			 "dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr "
-			 "ttl=254-255 length=65534-65535 dscp=63 probability=0.33333333333333331 "
-			 "set-ttl=-255 set-dscp=63 set-ecn=not-ect clamp-mss=65535 verdict=reject "
-			 "reject-with=admin-prohibited "
+			 RULE_LONGEST_HEAD
 			 "delay=59999.999 jitter=59999.999 distribution=@%s "
 			 "delay-corr=0.33333333333333331 "
 			 "loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "
