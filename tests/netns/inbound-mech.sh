@@ -162,19 +162,7 @@ check "... which the daemon read" test "$(status_field in-rx-packets)" -gt "$rx0
 # --- the host as a router -----------------------------------------------------------
 LAN_NS="${HOST_NS%-h}-l"
 trap 'cleanup; ip netns del "$LAN_NS" 2>/dev/null' EXIT
-lx() { ip netns exec "$LAN_NS" "$@"; }
-side_ns "$LAN_NS" lan0 LAN
-hx ip addr add 198.18.3.1/24 dev lan0
-hx ip addr add 2001:db8:3::1/64 dev lan0 nodad
-lx ip addr add 198.18.3.2/24 dev lan0
-lx ip addr add 2001:db8:3::2/64 dev lan0 nodad
-hx ip link set lan0 up
-lx ip link set lan0 up
-lx ip route add default via 198.18.3.1
-lx ip -6 route add default via 2001:db8:3::1
-px ip route add 198.18.3.0/24 via "$HOST4"
-px ip -6 route add 2001:db8:3::/64 via "$HOST6"
-hx sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+setup_lan
 rx0=$(status_field in-rx-packets)
 ok=0
 for i in $(seq 20); do

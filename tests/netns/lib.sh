@@ -454,3 +454,25 @@ side_ns() {
 	ip link add "$2" netns "$HOST_NS" type veth peer name "$2" netns "$1" ||
 		{ echo "Bail out! cannot add the $3 veth $2"; exit 1; }
 }
+
+# setup_lan: the namespace LAN_NS (set it, and an EXIT trap deleting it, first)
+# as a LAN behind the host: LAN4/LAN6 on its lan0, the host 198.18.3.1 and
+# 2001:db8:3::1 on the other end as its default route, the peer's routes to it
+# through the host, forwarding on in the host namespace.  lx runs in it.
+LAN4=198.18.3.2
+LAN6=2001:db8:3::2
+lx() { ip netns exec "$LAN_NS" "$@"; }
+setup_lan() {
+	side_ns "$LAN_NS" lan0 LAN
+	hx ip addr add 198.18.3.1/24 dev lan0
+	hx ip addr add 2001:db8:3::1/64 dev lan0 nodad
+	lx ip addr add "$LAN4/24" dev lan0
+	lx ip addr add "$LAN6/64" dev lan0 nodad
+	hx ip link set lan0 up
+	lx ip link set lan0 up
+	lx ip route add default via 198.18.3.1
+	lx ip -6 route add default via 2001:db8:3::1
+	px ip route add 198.18.3.0/24 via "$HOST4"
+	px ip -6 route add 2001:db8:3::/64 via "$HOST6"
+	hx sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+}

@@ -211,4 +211,41 @@ static inline size_t rule_kv_random(const char *const *pool, size_t npool, size_
 	rule_kv_random(&(pool)[0][0], ARRAY_SIZE(pool), ARRAY_SIZE((pool)[0]), skip, shuffle, \
 		       s, kv)
 
+/*
+ * tries rules of rule_kv_random() pairs from seed s: how many parsed; how
+ * many of those failed rule_round_trips() goes to *failed (the first three
+ * in a diagnostic).  0 when pool has more rows than RULELINE_KV_MAX.
+ */
+static inline unsigned int rule_random_round_trips(const char *const *pool, size_t npool,
+						   size_t width, unsigned int skip, bool shuffle,
+						   uint64_t s, unsigned int tries,
+						   unsigned int *failed)
+{
+	unsigned int parsed = 0;
+
+	*failed = 0;
+	if (npool > RULELINE_KV_MAX)
+		return 0;
+	for (unsigned int tried = 0; tried < tries; tried++) {
+		struct rule_kv kv[RULELINE_KV_MAX];
+		struct rule *r = NULL;
+		char out[RULE_FORMAT_MAX];
+		size_t n, bad;
+
+		n = rule_kv_random(pool, npool, width, skip, shuffle, &s, kv);
+		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
+			continue;
+		parsed++;
+		if (!rule_round_trips(r, out, sizeof(out), NULL) && (*failed)++ < 3)
+			diag("round trip failed: %s", out);
+		rule_free(r);
+	}
+	return parsed;
+}
+
+/* rule_random_round_trips() on a two-dimensional array pool. */
+#define RULE_RANDOM_ROUND_TRIPS(pool, skip, shuffle, s, tries, failed)                      \
+	rule_random_round_trips(&(pool)[0][0], ARRAY_SIZE(pool), ARRAY_SIZE((pool)[0]), skip, \
+				shuffle, s, tries, failed)
+
 #endif

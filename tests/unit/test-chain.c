@@ -649,23 +649,9 @@ static void test_roundtrip_random(void)
 		{ "reject-with", "tcp-reset", "host-unreachable", "admin-prohibited", NULL },
 		{ "direction", "out", "in", "both", "in", NULL },
 	};
-	uint64_t s = 0x12345678;
-	unsigned int parsed = 0, tried = 0, failed = 0;
+	unsigned int tried = 20000, failed, parsed;
 
-	for (tried = 0; tried < 20000; tried++) {
-		struct rule_kv kv[ARRAY_SIZE(pool)];
-		struct rule *r = NULL;
-		char out[RULE_FORMAT_MAX];
-		size_t n, bad;
-
-		n = RULE_KV_RANDOM(pool, 11, true, &s, kv);
-		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
-			continue;
-		parsed++;
-		if (!rule_round_trips(r, out, sizeof(out), NULL) && failed++ < 3)
-			diag("round trip failed: %s", out);
-		rule_free(r);
-	}
+	parsed = RULE_RANDOM_ROUND_TRIPS(pool, 11, true, 0x12345678, tried, &failed);
 	ok(parsed > 1000, "random rules: %u of %u parse", parsed, tried);
 	ok(failed == 0, "random rules: %u failed the format/parse round trip", failed);
 }

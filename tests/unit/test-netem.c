@@ -818,24 +818,10 @@ static void test_roundtrip_random(void)
 		{ "slot", "5", "1,2", "0.5,10.25,4", "1,1,0,1500", "7,8,9,10", NULL },
 		{ "limit", "1", "77", NULL },
 	};
-	uint64_t s = 0xdecafbad;
-	unsigned int parsed = 0, tried, failed = 0;
+	unsigned int tried = 30000, failed, parsed;
 
 	snprintf(table, sizeof(table), "@%s", tmpfile_with("rt.dist", "# t\n-5 0 5\n"));
-	for (tried = 0; tried < 30000; tried++) {
-		struct rule_kv kv[ARRAY_SIZE(pool)];
-		struct rule *r = NULL;
-		char out[RULE_FORMAT_MAX];
-		size_t n, bad;
-
-		n = RULE_KV_RANDOM(pool, 6, false, &s, kv);
-		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
-			continue;
-		parsed++;
-		if (!rule_round_trips(r, out, sizeof(out), NULL) && failed++ < 3)
-			diag("round trip failed: %s", out);
-		rule_free(r);
-	}
+	parsed = RULE_RANDOM_ROUND_TRIPS(pool, 6, false, 0xdecafbad, tried, &failed);
 	ok(parsed > 1000, "random rules with the new keys: %u of %u parse", parsed, tried);
 	ok(failed == 0, "random rules: %u failed the format/parse round trip", failed);
 }
