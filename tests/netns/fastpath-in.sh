@@ -62,30 +62,13 @@ send_fixed() {
 summary() {
 	python3 - "$1" <<'PY' | sort
 import struct, sys
+from netpkt import ip_fields, pcap_ip
 
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return s
-
-d = open(sys.argv[1], "rb").read()
-le = d[:4] == b"\xd4\xc3\xb2\xa1"
-off = 24
-while off + 16 <= len(d):
-    incl = struct.unpack("<I" if le else ">I", d[off + 8:off + 12])[0]
-    p = d[off + 16:off + 16 + incl][14:]
-    off += 16 + incl
-    if not p:
+for p in pcap_ip(sys.argv[1]):
+    f = ip_fields(p)
+    if not f:
         continue
-    if p[0] >> 4 == 4:
-        ok = "csum-ok" if csum(p[:20]) == 0xffff else "csum-BAD"
-        proto, l4, ttl, tc = p[9], p[20:], p[8], p[1]
-    elif p[0] >> 4 == 6:
-        ok = "-"
-        proto, l4, ttl, tc = p[6], p[40:], p[7], (p[0] & 0xf) << 4 | p[1] >> 4
-    else:
-        continue
+    proto, l4, ttl, tc, ok = f
     if proto in (6, 17) and 9100 <= struct.unpack("!H", l4[2:4])[0] <= 9108:
         port = struct.unpack("!H", l4[2:4])[0]
     elif proto in (1, 58) and l4[0] in (8, 128) and l4[4:6] == b"\x43\x43":

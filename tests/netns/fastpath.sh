@@ -51,21 +51,13 @@ send_fixed() {
 ip_packets() {
 	python3 - "$1" <<'PY'
 import struct, sys
+from netpkt import ip_fields, pcap_ip
 
-d = open(sys.argv[1], "rb").read()
-le = d[:4] == b"\xd4\xc3\xb2\xa1"
-off = 24
-while off + 16 <= len(d):
-    incl = struct.unpack("<I" if le else ">I", d[off + 8:off + 12])[0]
-    pkt = d[off + 16:off + 16 + incl][14:]
-    off += 16 + incl
-    v = pkt[0] >> 4
-    if v == 4:
-        proto, l4 = pkt[9], pkt[20:]
-    elif v == 6:
-        proto, l4 = pkt[6], pkt[40:]
-    else:
+for pkt in pcap_ip(sys.argv[1]):
+    f = ip_fields(pkt)
+    if not f:
         continue
+    proto, l4 = f[:2]
     if proto in (6, 17) and 7000 <= struct.unpack("!H", l4[2:4])[0] <= 7010 or \
        proto in (1, 58) and l4[0] in (8, 128) and l4[4:6] == b"\x42\x42":
         print(pkt.hex())
@@ -76,21 +68,11 @@ PY
 wire_summary() {
 	python3 - "$1" <<'PY'
 import struct, sys
-
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return s
+from netpkt import ip_fields
 
 for line in open(sys.argv[1]):
     p = bytes.fromhex(line.strip())
-    if p[0] >> 4 == 4:
-        ok = "csum-ok" if csum(p[:20]) == 0xffff else "csum-BAD"
-        proto, l4, ttl, tc = p[9], p[20:], p[8], p[1]
-    else:
-        ok = "-"
-        proto, l4, ttl, tc = p[6], p[40:], p[7], (p[0] & 0xf) << 4 | p[1] >> 4
+    proto, l4, ttl, tc, ok = ip_fields(p)
     port = struct.unpack("!H", l4[2:4])[0] if proto in (6, 17) else 0
     print(p[0] >> 4, proto, port, ttl, tc, ok)
 PY

@@ -8,6 +8,9 @@ set -u
 
 : "${IPMODD:?IPMODD must point at the ipmodd binary}"
 : "${SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+# netpkt.py, for the tests' Python.
+PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH
 
 TAP_N=0
 TAP_FAILED=0
@@ -370,18 +373,11 @@ pcap_count() {
 send_fixed_ip() {
 	"$1" python3 - "${@:2}" <<'PY'
 import socket, struct, sys
+from netpkt import csum
 
 tag, ident = sys.argv[1].encode(), int(sys.argv[2], 0)
 h4, p4, h6, p6 = sys.argv[3:7]
 ports = [int(x) for x in sys.argv[7:]]
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
 
 def l4(proto, src, dst, seg, off):
     if len(src) == 4:
