@@ -31,56 +31,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-static struct chain *chain_of(const char *const *lines, size_t n)
-{
-	struct rule *r[8] = { NULL };
-	struct chain *c = NULL;
-	char err[256];
-
-	if (n > 8)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (!(r[i] = rule_of(lines[i])))
-			goto out;
-	if (chain_new(r, n, &c, err, sizeof(err)) < 0) {
-		diag("chain_new: %s", err);
-		c = NULL;
-	}
-out:
-	for (size_t k = 0; k < n; k++)
-		rule_free(r[k]);
-	return c;
-}
-
-/* A UDP packet, TTL 64, 192.0.2.2 -> 192.0.2.1 port 9: IPv4 at byte 0, as the tun has it. */
-static void build_packet(uint8_t *pkt)
-{
-	static const uint8_t ip[20] = { 0x45, 0, 0, 64, 0, 1, 0x40, 0, 64, 17, 0, 0,
-					192, 0, 2, 2, 192, 0, 2, 1 };
-
-	memset(pkt, 0, 64);
-	memcpy(pkt, ip, sizeof(ip));
-	pkt[20] = 0x9c;
-	pkt[21] = 0x40;
-	pkt[23] = 9;
-	pkt[25] = 44;
-}
+#include "fptest.h"
 
 static uint16_t ip_csum(const uint8_t *h)
 {
 	return ref_csum(ref_sum(h, 20, 0));
-}
-
-static int prog_fd_on(int ifindex)
-{
-	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
-	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
-	int r = bpf_tc_query(&hook, &opts);
-
-	if (r < 0)
-		return r;
-	r = bpf_prog_get_fd_by_id(opts.prog_id);
-	return r < 0 ? -errno : r;
 }
 
 struct result {
@@ -94,7 +49,7 @@ struct result {
 /* The packet through chain c with the program loaded for dir. */
 static int run(struct chain *c, enum pkt_dir dir, struct result *res)
 {
-	uint8_t pkt[64], out[64];
+	uint8_t pkt[FP_PACKET_LEN], out[FP_PACKET_LEN];
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = sizeof(pkt),
 		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
 	struct fastpath *fp = NULL;
@@ -102,8 +57,6 @@ static int run(struct chain *c, enum pkt_dir dir, struct result *res)
 	int r, fd = -1;
 
 	build_packet(pkt);
-	pkt[10] = (uint8_t)(ip_csum(pkt) >> 8);
-	pkt[11] = (uint8_t)ip_csum(pkt);
 	r = fastpath_open(if_nametoindex("lo"), dir, &fp, err, sizeof(err));
 	if (r >= 0)
 		r = fastpath_update(fp, c, err, sizeof(err));
@@ -138,6 +91,30 @@ out:
 	return r;
 }
 
+/*
+ * The packet through chain c (rules o, i, b) for dir: sent on with TTL ttl
+ * (ttl_why says why), DSCP 10 and a good checksum, counted by the rules
+ * named counted and not by the one named not, 2 rules in the kernel.
+ */
+static void check_dir(struct chain *c, enum pkt_dir dir, struct result *res, uint8_t ttl,
+		      const char *ttl_why, const char *counted, const char *not)
+{
+	const char *d = dir == PKT_DIR_OUT ? "outbound" : "inbound";
+	uint64_t o_want = dir == PKT_DIR_OUT, i_want = dir == PKT_DIR_IN;
+
+	is_int(run(c, dir, res), 0, "%s: loaded, updated and run", d);
+	is_int(res->action, TC_ACT_REDIRECT, "%s: the kernel sends the packet on", d);
+	is_int(res->ttl, ttl, "%s: %s", d, ttl_why);
+	is_int(res->tos, 40, "%s: DSCP 10 by the rule of both directions", d);
+	ok(res->csum_ok, "%s: the IPv4 header checksum holds", d);
+	ok(res->pkts[0] == o_want && res->pkts[1] == i_want && res->pkts[2] == 1,
+	   "%s: rules %s counted it, %s not (%llu %llu %llu)", d, counted, not,
+	   (unsigned long long)res->pkts[0], (unsigned long long)res->pkts[1],
+	   (unsigned long long)res->pkts[2]);
+	ok(res->info.rules == 2 && res->info.punts == 0,
+	   "%s: the kernel holds 2 rules (%zu, %zu punt)", d, res->info.rules, res->info.punts);
+}
+
 int main(void)
 {
 	static const char *const rules[] = {
@@ -148,7 +125,7 @@ int main(void)
 	static const char *const drop[] = {
 		"name=d direction=in proto=udp verdict=drop",
 	};
-	struct chain *c = chain_of(rules, 3), *d = chain_of(drop, 1);
+	struct chain *c = chain_of(rules, 3, NULL, 0), *d = chain_of(drop, 1, NULL, 0);
 	struct result o = { 0 }, i = { 0 };
 	int r;
 
@@ -157,31 +134,10 @@ int main(void)
 		ok(0, "the chains parse");
 		return tap_done();
 	}
-	r = run(c, PKT_DIR_OUT, &o);
-	is_int(r, 0, "outbound: loaded, updated and run");
-	is_int(o.action, TC_ACT_REDIRECT, "outbound: the kernel sends the packet on");
-	is_int(o.ttl, 100, "outbound: TTL 99 plus the forward's hop");
-	is_int(o.tos, 40, "outbound: DSCP 10 by the rule of both directions");
-	ok(o.csum_ok, "outbound: the IPv4 header checksum holds");
-	ok(o.pkts[0] == 1 && o.pkts[1] == 0 && o.pkts[2] == 1,
-	   "outbound: rules o and b counted it, i not (%llu %llu %llu)",
-	   (unsigned long long)o.pkts[0], (unsigned long long)o.pkts[1],
-	   (unsigned long long)o.pkts[2]);
-	ok(o.info.rules == 2 && o.info.punts == 0, "outbound: the kernel holds 2 rules (%zu, %zu punt)",
-	   o.info.rules, o.info.punts);
-
-	r = run(c, PKT_DIR_IN, &i);
-	is_int(r, 0, "inbound: loaded, updated and run");
-	is_int(i.action, TC_ACT_REDIRECT, "inbound: the kernel sends the packet on");
-	is_int(i.ttl, 33, "inbound: TTL 33 as the rule set it, no hop added; the outbound rule ignored");
-	is_int(i.tos, 40, "inbound: DSCP 10 by the rule of both directions");
-	ok(i.csum_ok, "inbound: the IPv4 header checksum holds");
-	ok(i.pkts[0] == 0 && i.pkts[1] == 1 && i.pkts[2] == 1,
-	   "inbound: rules i and b counted it, o not (%llu %llu %llu)",
-	   (unsigned long long)i.pkts[0], (unsigned long long)i.pkts[1],
-	   (unsigned long long)i.pkts[2]);
-	ok(i.info.rules == 2 && i.info.punts == 0, "inbound: the kernel holds 2 rules (%zu, %zu punt)",
-	   i.info.rules, i.info.punts);
+	check_dir(c, PKT_DIR_OUT, &o, 100, "TTL 99 plus the forward's hop", "o and b", "i");
+	check_dir(c, PKT_DIR_IN, &i, 33,
+		  "TTL 33 as the rule set it, no hop added; the outbound rule ignored", "i and b",
+		  "o");
 
 	memset(&o, 0, sizeof(o));
 	memset(&i, 0, sizeof(i));

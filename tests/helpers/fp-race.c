@@ -26,12 +26,13 @@
 
 #include "chain.h"
 #include "fastpath.h"
-#include "../unit/refcsum.h"
 #include "../unit/ruleline.h"
 
 #ifdef HAVE_FASTPATH
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+
+#include "fptest.h"
 #endif
 
 #define WALK CHAIN_RULES_MAX	/* the longest chain */
@@ -42,51 +43,7 @@
 
 #ifdef HAVE_FASTPATH
 
-static struct chain *chain_of(const char *const *lines, size_t n, const char *fill, size_t nfill)
-{
-	struct rule **r = calloc(n + nfill, sizeof(*r));
-	struct chain *c = NULL;
-	char err[256];
-	size_t i;
-
-	if (!r)
-		return NULL;
-	for (i = 0; i < n; i++)
-		if (!(r[i] = rule_of(lines[i])))
-			goto out;
-	for (; i < n + nfill; i++)
-		if (!(r[i] = rule_of(fill)))
-			goto out;
-	if (chain_new(r, n + nfill, &c, err, sizeof(err)) < 0) {
-		diag("chain_new: %s", err);
-		c = NULL;
-	}
-out:
-	for (size_t k = 0; k < n + nfill; k++)
-		rule_free(r[k]);
-	free(r);
-	return c;
-}
-
-/* A UDP packet, TTL 64, to 192.0.2.1: IPv4 at byte 0, as the tun has it. */
-static uint8_t pkt[64];
-
-static void build_packet(void)
-{
-	static const uint8_t ip[20] = { 0x45, 0, 0, 64, 0, 1, 0x40, 0, 64, 17, 0, 0,
-					192, 0, 2, 2, 192, 0, 2, 1 };
-	uint16_t sum;
-
-	memcpy(pkt, ip, sizeof(ip));
-	sum = ref_csum(ref_sum(pkt, 20, 0));
-	pkt[10] = (uint8_t)(sum >> 8);
-	pkt[11] = (uint8_t)sum;
-	/* UDP 40000 -> 9, length 44, no checksum. */
-	pkt[20] = 0x9c;
-	pkt[21] = 0x40;
-	pkt[23] = 9;
-	pkt[25] = 44;
-}
+static uint8_t pkt[FP_PACKET_LEN];
 
 static uint64_t now_us(void)
 {
@@ -128,18 +85,6 @@ static void *walk(void *arg)
 		r->walk_ns = opts.duration;
 	}
 	return NULL;
-}
-
-static int prog_fd_on(int ifindex)
-{
-	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
-	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
-	int r = bpf_tc_query(&hook, &opts);
-
-	if (r < 0)
-		return r;
-	r = bpf_prog_get_fd_by_id(opts.prog_id);
-	return r < 0 ? -errno : r;
 }
 
 struct round {
@@ -229,7 +174,7 @@ int main(void)
 	int r = 0;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
-	build_packet();
+	build_packet(pkt);
 	c0 = chain_of(first, 1, "proto=udp ttl=1 set-dscp=2", WALK - 1);
 	ok(c0, "a chain of %d rules", WALK);
 	for (unsigned int i = 0; c0 && i < ROUNDS; i++) {

@@ -15,15 +15,8 @@
 #  - per-rule counters count each rule's own direction.
 . "$(dirname "$0")/lib.sh"
 
-require_root
-require_cmd ping python3 tshark tcpdump
-: "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
-"$IPMODD" --version >/dev/null || skip_all "no ipmodd"
-setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
-
-SOCK=$WORKDIR/control.sock
+daemon_test ping python3 tshark tcpdump
 INTUN=tun0i0
-ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
 # rule_pkts NAME: the packets counted by rule NAME.
 rule_pkts() {
 	ctl --json rules | python3 -c '

@@ -53,19 +53,12 @@ check_eq "the traces (IPv4, IPv6) are running" "$(status_field streams)" 2
 # look like one coming back to the loop guard.
 hx python3 - "$N" "$WORKDIR/packets.json" <<'PYEOF'
 import json, random, socket, struct, sys, time
+from netpkt import csum
 
 n, out = int(sys.argv[1]), sys.argv[2]
 rng = random.Random(19)
 SRC = "198.18.0.1"
 SRC6 = "2001:db8:77::1"
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
 
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 # IPPROTO_RAW: the IPv6 header is ours too (IPV6_HDRINCL).

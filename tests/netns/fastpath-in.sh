@@ -14,15 +14,8 @@
 # (failure = "closed"), which share the inbound tun's clsact qdisc with it.
 . "$(dirname "$0")/lib.sh"
 
-require_root
-require_cmd python3 tcpdump tc ping
-: "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
-"$IPMODD" --version >/dev/null || skip_all "no ipmodd"
-setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
-
-SOCK=$WORKDIR/control.sock
+daemon_test python3 tcpdump tc ping
 INTUN=tun0i0
-ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
 status_key() { ctl --json status | json_field "$1" ""; }
 # "name packets bytes" per rule, in chain order.
 rule_counts() {
@@ -60,66 +53,7 @@ PORTS="9100 9101 9102 9103 9104 9105 9106 9107 9108"
 # header given (fixed IDs, payloads, TTL 64): UDP and TCP to each port, v4
 # and v6, then an echo request each.
 send_fixed() {
-	px python3 - "$PEER4" "$HOST4" "$PEER6" "$HOST6" "$@" <<'PY'
-import socket, struct, sys
-
-a4s, b4s, a6s, b6s = sys.argv[1:5]
-ports = [int(x) for x in sys.argv[5:]]
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-
-def l4(proto, src, dst, seg, off):
-    if len(src) == 4:
-        ph = src + dst + struct.pack("!BBH", 0, proto, len(seg))
-    else:
-        ph = src + dst + struct.pack("!IxxxB", len(seg), proto)
-    c = csum(ph + seg)
-    if proto == 17 and c == 0:
-        c = 0xffff
-    return seg[:off] + struct.pack("!H", c) + seg[off + 2:]
-
-def udp(sp, dp, pay):
-    return struct.pack("!HHHH", sp, dp, 8 + len(pay), 0) + pay
-
-def tcp(sp, dp, pay):
-    return struct.pack("!HHIIBBHHH", sp, dp, 1000, 2000, 5 << 4, 0x18, 8192, 0, 0) + pay
-
-def echo(ident, pay, v6):
-    e = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, 1) + pay
-    return e if v6 else e[:2] + struct.pack("!H", csum(e)) + e[4:]
-
-s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
-a4, b4 = socket.inet_pton(socket.AF_INET, a4s), socket.inet_pton(socket.AF_INET, b4s)
-a6, b6 = socket.inet_pton(socket.AF_INET6, a6s), socket.inet_pton(socket.AF_INET6, b6s)
-
-def send4(ident, proto, seg):
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), ident, 0x4000, 64, proto, 0, a4, b4)
-    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
-    s4.sendto(hdr + seg, (b4s, 0))
-
-def send6(flow, proto, seg):
-    hdr = struct.pack("!IHBB16s16s", 6 << 28 | flow, len(seg), proto, 64, a6, b6)
-    s6.sendto(hdr + seg, (b6s, 0))
-
-n = 0
-for port in ports:
-    for proto, mk in ((17, udp), (6, tcp)):
-        n += 1
-        pay = b"ipmodd inbound fast path %d/%d " % (port, proto) * 3
-        seg = mk(40000 + n, port, pay)
-        send4(0x1000 + n, proto, l4(proto, a4, b4, seg, 6 if proto == 17 else 16))
-        send6(0x12345 + n, proto, l4(proto, a6, b6, seg, 6 if proto == 17 else 16))
-n += 1
-send4(0x1000 + n, 1, echo(0x4343, b"fixed echo", False))
-send6(0x12345 + n, 58, l4(58, a6, b6, echo(0x4343, b"fixed echo", True), 2))
-PY
+	send_fixed_ip px "inbound fast path" 0x4343 "$PEER4" "$HOST4" "$PEER6" "$HOST6" "$@"
 }
 
 # The fixed packets in a capture, "family proto dport ttl tclass csum" each,
@@ -128,30 +62,13 @@ PY
 summary() {
 	python3 - "$1" <<'PY' | sort
 import struct, sys
+from netpkt import ip_fields, pcap_ip
 
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return s
-
-d = open(sys.argv[1], "rb").read()
-le = d[:4] == b"\xd4\xc3\xb2\xa1"
-off = 24
-while off + 16 <= len(d):
-    incl = struct.unpack("<I" if le else ">I", d[off + 8:off + 12])[0]
-    p = d[off + 16:off + 16 + incl][14:]
-    off += 16 + incl
-    if not p:
+for p in pcap_ip(sys.argv[1]):
+    f = ip_fields(p)
+    if not f:
         continue
-    if p[0] >> 4 == 4:
-        ok = "csum-ok" if csum(p[:20]) == 0xffff else "csum-BAD"
-        proto, l4, ttl, tc = p[9], p[20:], p[8], p[1]
-    elif p[0] >> 4 == 6:
-        ok = "-"
-        proto, l4, ttl, tc = p[6], p[40:], p[7], (p[0] & 0xf) << 4 | p[1] >> 4
-    else:
-        continue
+    proto, l4, ttl, tc, ok = f
     if proto in (6, 17) and 9100 <= struct.unpack("!H", l4[2:4])[0] <= 9108:
         port = struct.unpack("!H", l4[2:4])[0]
     elif proto in (1, 58) and l4[0] in (8, 128) and l4[4:6] == b"\x43\x43":
@@ -364,11 +281,8 @@ check_eq "[tc] no tc filter left on veth0's ingress" \
 
 # --- (4) one program on two inbound tuns: a second peer behind up1 ----------------
 P2_NS="${HOST_NS%-h}-q"
-ip netns add "$P2_NS" || { echo "Bail out! cannot add the second peer namespace"; exit 1; }
 trap 'cleanup; ip netns del "$P2_NS" 2>/dev/null' EXIT
-ip netns exec "$P2_NS" ip link set lo up
-ip link add up1 netns "$HOST_NS" type veth peer name up1 netns "$P2_NS" ||
-	{ echo "Bail out! cannot add the second uplink"; exit 1; }
+side_ns "$P2_NS" up1 "second peer"
 hx ip addr add 198.18.4.1/24 dev up1
 ip netns exec "$P2_NS" ip addr add 198.18.4.2/24 dev up1
 hx ip link set up1 up

@@ -11,14 +11,7 @@
 # CAP_BPF), "auto" runs in userspace and "on" refuses to start.
 . "$(dirname "$0")/lib.sh"
 
-require_root
-require_cmd ping python3 tcpdump tshark setpriv unshare
-: "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
-"$IPMODD" --version >/dev/null || skip_all "no ipmodd"
-setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
-
-SOCK=$WORKDIR/control.sock
-ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
+daemon_test ping python3 tcpdump tshark setpriv unshare
 status_key() { ctl --json status | json_field "$1" ""; }
 # "name packets bytes" per rule, in chain order.
 rule_counts() {
@@ -51,88 +44,20 @@ ${3:-$RULES}"
 # raw sockets with the whole IP header given (fixed IDs, payloads, TTL 64).
 # send_fixed PORT...: UDP and TCP to each port, v4 and v6, then an echo request each.
 send_fixed() {
-	hx python3 - "$HOST4" "$PEER4" "$HOST6" "$PEER6" "$@" <<'PY'
-import socket, struct, sys
-
-h4, p4, h6, p6 = sys.argv[1:5]
-ports = [int(x) for x in sys.argv[5:]]
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-
-def l4(proto, src, dst, seg, off):
-    if len(src) == 4:
-        ph = src + dst + struct.pack("!BBH", 0, proto, len(seg))
-    else:
-        ph = src + dst + struct.pack("!IxxxB", len(seg), proto)
-    c = csum(ph + seg)
-    if proto == 17 and c == 0:
-        c = 0xffff
-    return seg[:off] + struct.pack("!H", c) + seg[off + 2:]
-
-def udp(sp, dp, pay):
-    return struct.pack("!HHHH", sp, dp, 8 + len(pay), 0) + pay
-
-def tcp(sp, dp, pay):
-    return struct.pack("!HHIIBBHHH", sp, dp, 1000, 2000, 5 << 4, 0x18, 8192, 0, 0) + pay
-
-def echo(ident, pay, v6):
-    e = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, 1) + pay
-    # ICMPv4 has no pseudo-header; ICMPv6 gets its checksum from l4().
-    return e if v6 else e[:2] + struct.pack("!H", csum(e)) + e[4:]
-
-s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
-a4, b4 = socket.inet_pton(socket.AF_INET, h4), socket.inet_pton(socket.AF_INET, p4)
-a6, b6 = socket.inet_pton(socket.AF_INET6, h6), socket.inet_pton(socket.AF_INET6, p6)
-
-def send4(ident, proto, seg):
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), ident, 0x4000, 64, proto, 0, a4, b4)
-    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
-    s4.sendto(hdr + seg, (p4, 0))
-
-def send6(flow, proto, seg):
-    hdr = struct.pack("!IHBB16s16s", 6 << 28 | flow, len(seg), proto, 64, a6, b6)
-    s6.sendto(hdr + seg, (p6, 0))
-
-n = 0
-for port in ports:
-    for proto, mk in ((17, udp), (6, tcp)):
-        n += 1
-        pay = b"ipmodd fast path %d/%d " % (port, proto) * 3
-        seg = mk(40000 + n, port, pay)
-        send4(0x1000 + n, proto, l4(proto, a4, b4, seg, 6 if proto == 17 else 16))
-        send6(0x12345 + n, proto, l4(proto, a6, b6, seg, 6 if proto == 17 else 16))
-n += 1
-send4(0x1000 + n, 1, echo(0x4242, b"fixed echo", False))
-send6(0x12345 + n, 58, l4(58, a6, b6, echo(0x4242, b"fixed echo", True), 2))
-PY
+	send_fixed_ip hx "fast path" 0x4242 "$HOST4" "$PEER4" "$HOST6" "$PEER6" "$@"
 }
 
 # The IP packets of a capture that the fixed traffic produced, one hex line each.
 ip_packets() {
 	python3 - "$1" <<'PY'
 import struct, sys
+from netpkt import ip_fields, pcap_ip
 
-d = open(sys.argv[1], "rb").read()
-le = d[:4] == b"\xd4\xc3\xb2\xa1"
-off = 24
-while off + 16 <= len(d):
-    incl = struct.unpack("<I" if le else ">I", d[off + 8:off + 12])[0]
-    pkt = d[off + 16:off + 16 + incl][14:]
-    off += 16 + incl
-    v = pkt[0] >> 4
-    if v == 4:
-        proto, l4 = pkt[9], pkt[20:]
-    elif v == 6:
-        proto, l4 = pkt[6], pkt[40:]
-    else:
+for pkt in pcap_ip(sys.argv[1]):
+    f = ip_fields(pkt)
+    if not f:
         continue
+    proto, l4 = f[:2]
     if proto in (6, 17) and 7000 <= struct.unpack("!H", l4[2:4])[0] <= 7010 or \
        proto in (1, 58) and l4[0] in (8, 128) and l4[4:6] == b"\x42\x42":
         print(pkt.hex())
@@ -143,21 +68,11 @@ PY
 wire_summary() {
 	python3 - "$1" <<'PY'
 import struct, sys
-
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return s
+from netpkt import ip_fields
 
 for line in open(sys.argv[1]):
     p = bytes.fromhex(line.strip())
-    if p[0] >> 4 == 4:
-        ok = "csum-ok" if csum(p[:20]) == 0xffff else "csum-BAD"
-        proto, l4, ttl, tc = p[9], p[20:], p[8], p[1]
-    else:
-        ok = "-"
-        proto, l4, ttl, tc = p[6], p[40:], p[7], (p[0] & 0xf) << 4 | p[1] >> 4
+    proto, l4, ttl, tc, ok = ip_fields(p)
     port = struct.unpack("!H", l4[2:4])[0] if proto in (6, 17) else 0
     print(p[0] >> 4, proto, port, ttl, tc, ok)
 PY

@@ -161,23 +161,8 @@ check "... which the daemon read" test "$(status_field in-rx-packets)" -gt "$rx0
 
 # --- the host as a router -----------------------------------------------------------
 LAN_NS="${HOST_NS%-h}-l"
-ip netns add "$LAN_NS" || { echo "Bail out! cannot add the LAN namespace"; exit 1; }
 trap 'cleanup; ip netns del "$LAN_NS" 2>/dev/null' EXIT
-lx() { ip netns exec "$LAN_NS" "$@"; }
-lx ip link set lo up
-ip link add lan0 netns "$HOST_NS" type veth peer name lan0 netns "$LAN_NS" ||
-	{ echo "Bail out! cannot add the LAN veth"; exit 1; }
-hx ip addr add 198.18.3.1/24 dev lan0
-hx ip addr add 2001:db8:3::1/64 dev lan0 nodad
-lx ip addr add 198.18.3.2/24 dev lan0
-lx ip addr add 2001:db8:3::2/64 dev lan0 nodad
-hx ip link set lan0 up
-lx ip link set lan0 up
-lx ip route add default via 198.18.3.1
-lx ip -6 route add default via 2001:db8:3::1
-px ip route add 198.18.3.0/24 via "$HOST4"
-px ip -6 route add 2001:db8:3::/64 via "$HOST6"
-hx sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+setup_lan
 rx0=$(status_field in-rx-packets)
 ok=0
 for i in $(seq 20); do
@@ -393,11 +378,8 @@ check "... and no inbound tun" bash -c "! ip netns exec '$HOST_NS' ip link show 
 
 # --- two interfaces: a second peer behind up1 -------------------------------------------
 P2_NS="${HOST_NS%-h}-q"
-ip netns add "$P2_NS" || { echo "Bail out! cannot add the second peer namespace"; exit 1; }
 trap 'cleanup; ip netns del "$LAN_NS" 2>/dev/null; ip netns del "$P2_NS" 2>/dev/null' EXIT
-ip netns exec "$P2_NS" ip link set lo up
-ip link add up1 netns "$HOST_NS" type veth peer name up1 netns "$P2_NS" ||
-	{ echo "Bail out! cannot add the second uplink"; exit 1; }
+side_ns "$P2_NS" up1 "second peer"
 hx ip addr add 198.18.4.1/24 dev up1
 hx ip addr add 2001:db8:4::1/64 dev up1 nodad
 ip netns exec "$P2_NS" ip addr add 198.18.4.2/24 dev up1

@@ -8,6 +8,9 @@ set -u
 
 : "${IPMODD:?IPMODD must point at the ipmodd binary}"
 : "${SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+# netpkt.py, for the tests' Python.
+PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH
 
 TAP_N=0
 TAP_FAILED=0
@@ -361,4 +364,111 @@ pcap_bad_checksums() {
 }
 pcap_count() {
 	tshark -r "$1" -Y "$2" 2>/dev/null | wc -l
+}
+
+# send_fixed_ip RUN TAG IDENT SRC4 DST4 SRC6 DST6 PORT...: fixed packets from
+# SRC to DST, sent by "RUN python3" (hx or px), through raw sockets with the
+# whole IP header given (fixed IDs, payloads "ipmodd TAG port/proto", TTL 64):
+# UDP and TCP to each port, v4 and v6, then an echo request (ICMP ID IDENT) each.
+send_fixed_ip() {
+	"$1" python3 - "${@:2}" <<'PY'
+import socket, struct, sys
+from netpkt import csum
+
+tag, ident = sys.argv[1].encode(), int(sys.argv[2], 0)
+h4, p4, h6, p6 = sys.argv[3:7]
+ports = [int(x) for x in sys.argv[7:]]
+
+def l4(proto, src, dst, seg, off):
+    if len(src) == 4:
+        ph = src + dst + struct.pack("!BBH", 0, proto, len(seg))
+    else:
+        ph = src + dst + struct.pack("!IxxxB", len(seg), proto)
+    c = csum(ph + seg)
+    if proto == 17 and c == 0:
+        c = 0xffff
+    return seg[:off] + struct.pack("!H", c) + seg[off + 2:]
+
+def udp(sp, dp, pay):
+    return struct.pack("!HHHH", sp, dp, 8 + len(pay), 0) + pay
+
+def tcp(sp, dp, pay):
+    return struct.pack("!HHIIBBHHH", sp, dp, 1000, 2000, 5 << 4, 0x18, 8192, 0, 0) + pay
+
+def echo(ident, pay, v6):
+    e = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, 1) + pay
+    # ICMPv4 has no pseudo-header; ICMPv6 gets its checksum from l4().
+    return e if v6 else e[:2] + struct.pack("!H", csum(e)) + e[4:]
+
+s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+a4, b4 = socket.inet_pton(socket.AF_INET, h4), socket.inet_pton(socket.AF_INET, p4)
+a6, b6 = socket.inet_pton(socket.AF_INET6, h6), socket.inet_pton(socket.AF_INET6, p6)
+
+def send4(ident, proto, seg):
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), ident, 0x4000, 64, proto, 0, a4, b4)
+    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
+    s4.sendto(hdr + seg, (p4, 0))
+
+def send6(flow, proto, seg):
+    hdr = struct.pack("!IHBB16s16s", 6 << 28 | flow, len(seg), proto, 64, a6, b6)
+    s6.sendto(hdr + seg, (p6, 0))
+
+n = 0
+for port in ports:
+    for proto, mk in ((17, udp), (6, tcp)):
+        n += 1
+        pay = b"ipmodd %s %d/%d " % (tag, port, proto) * 3
+        seg = mk(40000 + n, port, pay)
+        send4(0x1000 + n, proto, l4(proto, a4, b4, seg, 6 if proto == 17 else 16))
+        send6(0x12345 + n, proto, l4(proto, a6, b6, seg, 6 if proto == 17 else 16))
+n += 1
+send4(0x1000 + n, 1, echo(ident, b"fixed echo", False))
+send6(0x12345 + n, 58, l4(58, a6, b6, echo(ident, b"fixed echo", True), 2))
+PY
+}
+
+# daemon_test CMD...: the start of a test of a daemon driven by ipmodctl: root,
+# the commands named, both binaries, the topology; SOCK is the control socket
+# and ctl ARGS runs ipmodctl on it in the host namespace.
+daemon_test() {
+	require_root
+	require_cmd "$@"
+	: "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
+	"$IPMODD" --version >/dev/null || skip_all "no ipmodd"
+	setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
+	SOCK=$WORKDIR/control.sock
+	ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
+}
+
+# side_ns NS IFNAME WHAT: a namespace NS (lo up) joined to the host
+# namespace by the veth pair IFNAME (no addresses, down); WHAT names NS in
+# the bail-out.  The caller's EXIT trap deletes NS.
+side_ns() {
+	ip netns add "$1" || { echo "Bail out! cannot add the $3 namespace"; exit 1; }
+	ip netns exec "$1" ip link set lo up
+	ip link add "$2" netns "$HOST_NS" type veth peer name "$2" netns "$1" ||
+		{ echo "Bail out! cannot add the $3 veth $2"; exit 1; }
+}
+
+# setup_lan: the namespace LAN_NS (set it, and an EXIT trap deleting it, first)
+# as a LAN behind the host: LAN4/LAN6 on its lan0, the host 198.18.3.1 and
+# 2001:db8:3::1 on the other end as its default route, the peer's routes to it
+# through the host, forwarding on in the host namespace.  lx runs in it.
+LAN4=198.18.3.2
+LAN6=2001:db8:3::2
+lx() { ip netns exec "$LAN_NS" "$@"; }
+setup_lan() {
+	side_ns "$LAN_NS" lan0 LAN
+	hx ip addr add 198.18.3.1/24 dev lan0
+	hx ip addr add 2001:db8:3::1/64 dev lan0 nodad
+	lx ip addr add "$LAN4/24" dev lan0
+	lx ip addr add "$LAN6/64" dev lan0 nodad
+	hx ip link set lan0 up
+	lx ip link set lan0 up
+	lx ip route add default via 198.18.3.1
+	lx ip -6 route add default via 2001:db8:3::1
+	px ip route add 198.18.3.0/24 via "$HOST4"
+	px ip -6 route add 2001:db8:3::/64 via "$HOST6"
+	hx sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 }

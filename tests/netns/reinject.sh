@@ -175,26 +175,8 @@ fi
 # address would otherwise be the host's source toward 2001:db8:1::/64), and
 # the peer's routes back to it.
 LAN_NS="${HOST_NS%-h}-l"
-LAN4=198.18.3.2
-LAN6=2001:db8:3::2
-ip netns add "$LAN_NS" || { echo "Bail out! cannot add the LAN namespace"; exit 1; }
 trap 'cleanup; ip netns del "$FAR_NS" 2>/dev/null; ip netns del "$LAN_NS" 2>/dev/null' EXIT
-lx() { ip netns exec "$LAN_NS" "$@"; }
-lx ip link set lo up
-ip link add lan0 netns "$HOST_NS" type veth peer name lan0 netns "$LAN_NS" ||
-	{ echo "Bail out! cannot add the LAN veth"; exit 1; }
-hx ip addr add 198.18.3.1/24 dev lan0
-hx ip addr add 2001:db8:3::1/64 dev lan0 nodad
-lx ip addr add "$LAN4/24" dev lan0
-lx ip addr add "$LAN6/64" dev lan0 nodad
-hx ip link set lan0 up
-lx ip link set lan0 up
-lx ip route add default via 198.18.3.1
-lx ip -6 route add default via 2001:db8:3::1
-px ip route add 198.18.3.0/24 via "$HOST4"
-px ip -6 route add 2001:db8:3::/64 via "$HOST6"
-
-hx sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+setup_lan
 fw_clear
 hx nft -f - <<'NFT'
 table inet ipmodtest {

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -148,5 +149,103 @@ static inline _printf_(3, 4) void put(char **o, const char *end, const char *fmt
 	if (k > 0 && *o + k < end)
 		*o += k;
 }
+
+/*
+ * The longest rule's matches and actions, test-impair's impairments after
+ * them: the start of the longest rules of test-impair, test-netem and
+ * test-tracelink.
+ */
+#define RULE_LONGEST_HEAD \
+	"name=abcdefghijklmnopqrstuvwxyz01234 family=ip6 proto=tcp " \
+	"src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 " \
+	"dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 " \
+	"dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr ttl=254-255 " \
+	"length=65534-65535 dscp=63 probability=0.33333333333333331 set-ttl=-255 set-dscp=63 " \
+	"set-ecn=not-ect clamp-mss=65535 verdict=reject reject-with=admin-prohibited "
+#define RULE_LONGEST_IMPAIR \
+	"delay=59999.999 jitter=59999.999 distribution=normal " \
+	"loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 " \
+	"duplicate=0.33333333333333331 reorder=0.33333333333333331 " \
+	"corrupt=0.33333333333333331 "
+
+/*
+ * Random "key=value" pairs into kv (room for npool) from pool, npool rows of
+ * width strings each: the key, its values, NULL.  Each row steps the LCG *s
+ * (Knuth's MMIX constants) and is left out when the step's top four bits are
+ * below skip, else gives one of its values; with shuffle the pairs are then
+ * shuffled (the key order given must not matter).  Returns how many.
+ */
+static inline size_t rule_kv_random(const char *const *pool, size_t npool, size_t width,
+				    unsigned int skip, bool shuffle, uint64_t *s,
+				    struct rule_kv *kv)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < npool; k++) {
+		const char *const *row = pool + k * width;
+		size_t nv = 0;
+
+		*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+		if ((*s >> 60) < skip)
+			continue;
+		while (row[nv + 1])
+			nv++;
+		kv[n].key = row[0];
+		kv[n++].value = row[1 + (*s >> 33) % nv];
+	}
+	for (size_t i = n; shuffle && i > 1; i--) {
+		struct rule_kv tmp;
+		size_t j;
+
+		*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+		j = (*s >> 33) % i;
+		tmp = kv[i - 1];
+		kv[i - 1] = kv[j];
+		kv[j] = tmp;
+	}
+	return n;
+}
+
+/* rule_kv_random() on a two-dimensional array pool. */
+#define RULE_KV_RANDOM(pool, skip, shuffle, s, kv)                                             \
+	rule_kv_random(&(pool)[0][0], ARRAY_SIZE(pool), ARRAY_SIZE((pool)[0]), skip, shuffle, \
+		       s, kv)
+
+/*
+ * tries rules of rule_kv_random() pairs from seed s: how many parsed; how
+ * many of those failed rule_round_trips() goes to *failed (the first three
+ * in a diagnostic).  0 when pool has more rows than RULELINE_KV_MAX.
+ */
+static inline unsigned int rule_random_round_trips(const char *const *pool, size_t npool,
+						   size_t width, unsigned int skip, bool shuffle,
+						   uint64_t s, unsigned int tries,
+						   unsigned int *failed)
+{
+	unsigned int parsed = 0;
+
+	*failed = 0;
+	if (npool > RULELINE_KV_MAX)
+		return 0;
+	for (unsigned int tried = 0; tried < tries; tried++) {
+		struct rule_kv kv[RULELINE_KV_MAX];
+		struct rule *r = NULL;
+		char out[RULE_FORMAT_MAX];
+		size_t n, bad;
+
+		n = rule_kv_random(pool, npool, width, skip, shuffle, &s, kv);
+		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
+			continue;
+		parsed++;
+		if (!rule_round_trips(r, out, sizeof(out), NULL) && (*failed)++ < 3)
+			diag("round trip failed: %s", out);
+		rule_free(r);
+	}
+	return parsed;
+}
+
+/* rule_random_round_trips() on a two-dimensional array pool. */
+#define RULE_RANDOM_ROUND_TRIPS(pool, skip, shuffle, s, tries, failed)                      \
+	rule_random_round_trips(&(pool)[0][0], ARRAY_SIZE(pool), ARRAY_SIZE((pool)[0]), skip, \
+				shuffle, s, tries, failed)
 
 #endif

@@ -649,44 +649,9 @@ static void test_roundtrip_random(void)
 		{ "reject-with", "tcp-reset", "host-unreachable", "admin-prohibited", NULL },
 		{ "direction", "out", "in", "both", "in", NULL },
 	};
-	uint64_t s = 0x12345678;
-	unsigned int parsed = 0, tried = 0, failed = 0;
+	unsigned int tried = 20000, failed, parsed;
 
-	for (tried = 0; tried < 20000; tried++) {
-		struct rule_kv kv[ARRAY_SIZE(pool)];
-		struct rule *r = NULL;
-		char out[RULE_FORMAT_MAX];
-		size_t n = 0, bad;
-
-		for (size_t k = 0; k < ARRAY_SIZE(pool); k++) {
-			size_t nv = 0;
-
-			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-			if ((s >> 60) < 11)
-				continue;
-			while (pool[k][nv + 1])
-				nv++;
-			kv[n].key = pool[k][0];
-			kv[n++].value = pool[k][1 + (s >> 33) % nv];
-		}
-		/* Shuffle: the key order given must not matter. */
-		for (size_t i = n; i > 1; i--) {
-			struct rule_kv tmp;
-			size_t j;
-
-			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-			j = (s >> 33) % i;
-			tmp = kv[i - 1];
-			kv[i - 1] = kv[j];
-			kv[j] = tmp;
-		}
-		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
-			continue;
-		parsed++;
-		if (!rule_round_trips(r, out, sizeof(out), NULL) && failed++ < 3)
-			diag("round trip failed: %s", out);
-		rule_free(r);
-	}
+	parsed = RULE_RANDOM_ROUND_TRIPS(pool, 11, true, 0x12345678, tried, &failed);
 	ok(parsed > 1000, "random rules: %u of %u parse", parsed, tried);
 	ok(failed == 0, "random rules: %u failed the format/parse round trip", failed);
 }

@@ -8,27 +8,13 @@
 #include <sys/socket.h>
 
 #include "forge.h"
+#include "pktbuild.h"
 #include "refcsum.h"
 #include "tap.h"
 #include "util.h"
 
-static const uint8_t src4[4] = { 192, 0, 2, 1 }, dst4[4] = { 198, 51, 100, 7 };
-static const uint8_t src6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
-static const uint8_t dst6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, [15] = 2 };
-
 static uint8_t rbuf[PKT_MAX], obuf[PKT_MAX], cbuf[PKT_MAX];
 static struct pkt req, out;
-
-static void put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
-
-static uint16_t get16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
 
 static void put32(uint8_t *b, uint32_t v)
 {
@@ -46,19 +32,7 @@ static uint32_t get32(const uint8_t *b)
 /* IPv4 header with optlen bytes of NOP options; returns the header length. */
 static size_t ip4(uint8_t proto, size_t optlen, size_t l4len)
 {
-	size_t hl = 20 + optlen;
-
-	memset(rbuf, 0, hl);
-	rbuf[0] = (uint8_t)(0x40 | hl / 4);
-	rbuf[1] = 0xb9;		/* DSCP 46, ECN 1 */
-	put16(rbuf + 2, (uint16_t)(hl + l4len));
-	put16(rbuf + 4, 0x4321);
-	rbuf[8] = 3;
-	rbuf[9] = proto;
-	memcpy(rbuf + 12, src4, 4);
-	memcpy(rbuf + 16, dst4, 4);
-	memset(rbuf + 20, 1, optlen);
-	return hl;
+	return ip4_header(rbuf, 0x4321, 3, proto, NULL, optlen, l4len);
 }
 
 /* IPv6 header with a hop-by-hop and a destination options header when ext. */

@@ -1362,15 +1362,7 @@ static void test_format_actions(void)
 static void test_format_max(void)
 {
 	struct rule *r = rule_of(
-		"name=abcdefghijklmnopqrstuvwxyz01234 family=ip6 proto=tcp "
-		"src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 "
-		"dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 "
-		"dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr ttl=254-255 "
-		"length=65534-65535 dscp=63 probability=0.33333333333333331 set-ttl=-255 "
-		"set-dscp=63 set-ecn=not-ect clamp-mss=65535 verdict=reject reject-with=admin-prohibited "
-		"delay=59999.999 jitter=59999.999 distribution=normal "
-		"loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "
-		"duplicate=0.33333333333333331 reorder=0.33333333333333331 corrupt=0.33333333333333331 "
+		RULE_LONGEST_HEAD RULE_LONGEST_IMPAIR
 		"rate=99999999999bit limit=99999");
 	char out[RULE_FORMAT_MAX];
 	int n = r ? rule_format(r, out, sizeof(out)) : -1;
@@ -1408,29 +1400,9 @@ static void test_roundtrip_random(void)
 		struct rule_kv kv[ARRAY_SIZE(pool)];
 		struct rule *r = NULL, *r2 = NULL;
 		char out[RULE_FORMAT_MAX], act[RULE_FORMAT_MAX];
-		size_t n = 0, bad;
+		size_t n, bad;
 
-		for (size_t k = 0; k < ARRAY_SIZE(pool); k++) {
-			size_t nv = 0;
-
-			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-			if ((s >> 60) < 9)
-				continue;
-			while (pool[k][nv + 1])
-				nv++;
-			kv[n].key = pool[k][0];
-			kv[n++].value = pool[k][1 + (s >> 33) % nv];
-		}
-		for (size_t i = n; i > 1; i--) {
-			struct rule_kv tmp;
-			size_t j;
-
-			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-			j = (s >> 33) % i;
-			tmp = kv[i - 1];
-			kv[i - 1] = kv[j];
-			kv[j] = tmp;
-		}
+		n = RULE_KV_RANDOM(pool, 9, true, &s, kv);
 		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
 			continue;
 		parsed++;

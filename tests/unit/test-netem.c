@@ -818,34 +818,10 @@ static void test_roundtrip_random(void)
 		{ "slot", "5", "1,2", "0.5,10.25,4", "1,1,0,1500", "7,8,9,10", NULL },
 		{ "limit", "1", "77", NULL },
 	};
-	uint64_t s = 0xdecafbad;
-	unsigned int parsed = 0, tried, failed = 0;
+	unsigned int tried = 30000, failed, parsed;
 
 	snprintf(table, sizeof(table), "@%s", tmpfile_with("rt.dist", "# t\n-5 0 5\n"));
-	for (tried = 0; tried < 30000; tried++) {
-		struct rule_kv kv[ARRAY_SIZE(pool)];
-		struct rule *r = NULL;
-		char out[RULE_FORMAT_MAX];
-		size_t n = 0, bad;
-
-		for (size_t k = 0; k < ARRAY_SIZE(pool); k++) {
-			size_t nv = 0;
-
-			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-			if ((s >> 60) < 6)
-				continue;
-			while (pool[k][nv + 1])
-				nv++;
-			kv[n].key = pool[k][0];
-			kv[n++].value = pool[k][1 + (s >> 33) % nv];
-		}
-		if (rule_parse(kv, n, &r, &bad, NULL, 0) < 0)
-			continue;
-		parsed++;
-		if (!rule_round_trips(r, out, sizeof(out), NULL) && failed++ < 3)
-			diag("round trip failed: %s", out);
-		rule_free(r);
-	}
+	parsed = RULE_RANDOM_ROUND_TRIPS(pool, 6, false, 0xdecafbad, tried, &failed);
 	ok(parsed > 1000, "random rules with the new keys: %u of %u parse", parsed, tried);
 	ok(failed == 0, "random rules: %u failed the format/parse round trip", failed);
 }
@@ -897,13 +873,7 @@ static void test_format_max(void)
 		trace[0] = '/';
 		trace[sizeof(trace) - 1] = '\0';
 		snprintf(all, sizeof(all),
-			 "name=abcdefghijklmnopqrstuvwxyz01234 family=ip6 proto=tcp "
-			 "src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 "
-			 "dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 "
-			 "dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr "
-			 "ttl=254-255 length=65534-65535 dscp=63 probability=0.33333333333333331 "
-			 "set-ttl=-255 set-dscp=63 set-ecn=not-ect clamp-mss=65535 verdict=reject "
-			 "reject-with=admin-prohibited "
+			 RULE_LONGEST_HEAD
 			 "delay=59999.999 jitter=59999.999 distribution=@%s "
 			 "delay-corr=0.33333333333333331 "
 			 "loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "

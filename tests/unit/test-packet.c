@@ -8,43 +8,16 @@
 #include <sys/socket.h>
 
 #include "packet.h"
+#include "pktbuild.h"
 #include "tap.h"
 #include "util.h"
 
-static const uint8_t src4[4] = { 192, 0, 2, 1 }, dst4[4] = { 198, 51, 100, 7 };
-static const uint8_t src6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
-static const uint8_t dst6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, [15] = 2 };
-
 static uint8_t buf[PKT_MAX + 64];
-
-static void put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
-
-static uint16_t get16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
 
 /* IPv4 header with optlen bytes of options (a multiple of 4); returns its length. */
 static size_t ip4(uint8_t *d, uint8_t proto, const uint8_t *opt, size_t optlen, size_t l4len)
 {
-	size_t hl = 20 + optlen;
-
-	memset(d, 0, hl);
-	d[0] = (uint8_t)(0x40 | hl / 4);
-	d[1] = 0xb9;		/* DSCP 46, ECN 1 */
-	put16(d + 2, (uint16_t)(hl + l4len));
-	put16(d + 4, 0x1234);
-	d[8] = 17;
-	d[9] = proto;
-	memcpy(d + 12, src4, 4);
-	memcpy(d + 16, dst4, 4);
-	if (optlen)
-		memcpy(d + 20, opt, optlen);
-	return hl;
+	return ip4_header(d, 0x1234, 17, proto, opt, optlen, l4len);
 }
 
 static void ip6(uint8_t *d, uint8_t nh, size_t plen)

@@ -394,15 +394,7 @@ static void test_rule_keys(void)
 		path[0] = '/';
 		path[sizeof(path) - 1] = '\0';
 		snprintf(longest, sizeof(longest),
-			 "name=abcdefghijklmnopqrstuvwxyz01234 family=ip6 proto=tcp "
-			 "src=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 "
-			 "dst=!ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 sport=!65534-65535 "
-			 "dport=!65534-65535 tcp-flags=!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr ttl=254-255 "
-			 "length=65534-65535 dscp=63 probability=0.33333333333333331 set-ttl=-255 "
-			 "set-dscp=63 set-ecn=not-ect clamp-mss=65535 verdict=reject reject-with=admin-prohibited "
-			 "delay=59999.999 jitter=59999.999 distribution=normal "
-			 "loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "
-			 "duplicate=0.33333333333333331 reorder=0.33333333333333331 corrupt=0.33333333333333331 "
+			 RULE_LONGEST_HEAD RULE_LONGEST_IMPAIR
 			 "rate=@%s limit=99999 queue=99999 queue-bytes=67108863 aqm=codel "
 			 "codel-target=59999.999 codel-interval=59999.999 seed=18446744073709551615 "
 			 "expire=604799999ms", path);
