@@ -364,7 +364,9 @@ fi
 ip netns exec "$HOST_NS" setpriv --bounding-set=-all,+net_admin,+bpf,+net_raw --inh-caps=-all -- \
 	"$IPMODD" -c "$WORKDIR/in.conf" >>"$WORKDIR/unitcaps.log" 2>&1 &
 IPMODD_PID=$!
-for i in $(seq 50); do [ "$(status_field inbound 2>/dev/null)" = veth0 ] && break; sleep 0.1; done
+# Up to 60 s: loading the programs is slow in a TCG guest (tests/vm).
+for i in $(seq 600); do [ "$(status_field inbound 2>/dev/null)" = veth0 ] && break; sleep 0.1; done
+[ "$(status_field inbound 2>/dev/null)" = veth0 ] || diag "not up: $(tail -5 "$WORKDIR/unitcaps.log")"
 rx0=$(status_field in-rx-packets)
 check "with the unit's capabilities only: the peer pings the host" ping_from "$PEER_NS" 4 "$HOST4" 3
 check_eq "... through the daemon" $(( $(status_field in-rx-packets) - rx0 )) 3
@@ -374,6 +376,7 @@ stop_ipmodd
 rc=$(capped_exit "$WORKDIR/in.conf")
 check "without CAP_BPF the start is refused (exit $rc)" test "$rc" != 0
 check "... naming the inbound interface and CAP_BPF" grep -q 'inbound.interfaces: veth0: .*CAP_BPF' "$WORKDIR/capped.log"
+grep -q 'inbound.interfaces: veth0: .*CAP_BPF' "$WORKDIR/capped.log" || diag "capped.log: $(tail -5 "$WORKDIR/capped.log")"
 check_eq "... leaving no filter behind" "$(hx tc filter show dev veth0 ingress)" ""
 check "... and no inbound tun" bash -c "! ip netns exec '$HOST_NS' ip link show tun0i0 2>/dev/null"
 
