@@ -680,6 +680,15 @@ int fastpath(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	/* As userspace counts them: each segment with its own headers. */
 	bytes = skb->len + (__u64)(segs - 1) * w->p.hdrlen;
+	/*
+	 * Unrolled: each slot read at a constant offset.  As a loop, clang
+	 * steps a pointer one past matched[] before the exit test, and an
+	 * index differs per pass; without CAP_PERFMON (the unit grants
+	 * CAP_BPF) 6.1's verifier refuses either ("pointer arithmetic of map
+	 * value goes out of range", "tried to add from different maps, paths
+	 * or scalars").
+	 */
+#pragma unroll
 	for (__u32 k = 0; k < FASTPATH_MATCHED_MAX; k++) {
 		struct fp_counter *c;
 		__u32 slot;

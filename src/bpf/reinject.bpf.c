@@ -18,6 +18,16 @@
  *
  * Only __sk_buff and packet data are read, and no bpf_loop: the program
  * needs neither kernel BTF nor more than 5.10.
+ *
+ * The lookups' structures live in a per-CPU scratch map, not on the stack:
+ * without CAP_PERFMON (the unit grants CAP_BPF), 6.1's verifier refuses a
+ * narrow stack store into an 8-byte slot whose first byte holds a narrower
+ * spill of a known scalar ("attempt to corrupt spilled pointer on stack"),
+ * and fib.family = AF_INET then fib.l4_protocol = ... compiles to exactly
+ * that (as do nh_family then ipv4_nh, and a slot the compiler reuses).  Map
+ * values have no such tracking; the 6.18 verifier accepts either.  A tc
+ * program runs with bottom halves off, so no other tc program of the same
+ * CPU runs in between: the scratch is this packet's alone.
  */
 #include <stdbool.h>
 
@@ -44,6 +54,19 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } ri_totals SEC(".maps");
+
+struct ri_scratch {
+	struct bpf_fib_lookup fib;	/* the forward's lookup */
+	struct bpf_fib_lookup rev;	/* the source's, local_source() */
+	struct bpf_redir_neigh nh;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ri_scratch);
+} ri_scratch SEC(".maps");
 
 static __always_inline void total(__u32 which)
 {
@@ -85,32 +108,41 @@ static __always_inline void ports(struct __sk_buff *skb, struct bpf_fib_lookup *
  * default route, no "iif" rule match) also ends up not forwarded: it cannot
  * be another host's, whose replies would have no way back.
  */
-static __always_inline int local_source(struct __sk_buff *skb, const struct bpf_fib_lookup *fwd)
+static __always_inline int local_source(struct __sk_buff *skb, const struct bpf_fib_lookup *fwd,
+					struct bpf_fib_lookup *rev)
 {
-	struct bpf_fib_lookup rev = {};
 	long r;
 
-	rev.family = fwd->family;
-	rev.ifindex = skb->ifindex;
+	__builtin_memset(rev, 0, sizeof(*rev));
+	rev->family = fwd->family;
+	rev->ifindex = skb->ifindex;
 	if (fwd->family == AF_INET) {
-		rev.ipv4_dst = fwd->ipv4_src;
+		rev->ipv4_dst = fwd->ipv4_src;
 	} else {
-		__builtin_memcpy(rev.ipv6_dst, fwd->ipv6_src, sizeof(rev.ipv6_dst));
+		__builtin_memcpy(rev->ipv6_dst, fwd->ipv6_src, sizeof(rev->ipv6_dst));
 	}
-	r = bpf_fib_lookup(skb, &rev, sizeof(rev), 0);
+	r = bpf_fib_lookup(skb, rev, sizeof(*rev), 0);
 	return r == BPF_FIB_LKUP_RET_NOT_FWDED;
 }
 
 SEC("tc")
 int reinject(struct __sk_buff *skb)
 {
-	struct bpf_fib_lookup fib = {};
-	struct bpf_redir_neigh nh = {};
-	__u32 tun = skb->ifindex, mtu = 0;
+	struct bpf_fib_lookup *fib;
+	struct bpf_redir_neigh *nh;
+	struct ri_scratch *sc;
+	__u32 tun = skb->ifindex, mtu = 0, zero = 0;
 	__u8 h[40], ttl;
 	bool v4;
 	long r;
 
+	sc = bpf_map_lookup_elem(&ri_scratch, &zero);
+	if (!sc)
+		return pass(skb, RI_T_OTHER);
+	fib = &sc->fib;
+	nh = &sc->nh;
+	__builtin_memset(fib, 0, sizeof(*fib));
+	__builtin_memset(nh, 0, sizeof(*nh));
 	v4 = skb->protocol == bpf_htons(ETH_P_IP);
 	if (v4) {
 		/*
@@ -122,28 +154,28 @@ int reinject(struct __sk_buff *skb)
 		if (bpf_skb_load_bytes(skb, 0, h, 20) < 0 || h[0] != 0x45 ||
 		    (!skb->gso_size && ((__u32)h[2] << 8 | h[3]) != skb->len))
 			return pass(skb, RI_T_OTHER);
-		fib.family = AF_INET;
-		fib.tos = h[1];
-		fib.l4_protocol = h[9];
-		fib.ipv4_src = *(__be32 *)&h[12];
-		fib.ipv4_dst = *(__be32 *)&h[16];
+		fib->family = AF_INET;
+		fib->tos = h[1];
+		fib->l4_protocol = h[9];
+		fib->ipv4_src = *(__be32 *)&h[12];
+		fib->ipv4_dst = *(__be32 *)&h[16];
 		/* Multicast, broadcast and the like are never forwarded as such. */
-		if ((h[16] & 0xf0) == 0xe0 || fib.ipv4_dst == 0xffffffff)
+		if ((h[16] & 0xf0) == 0xe0 || fib->ipv4_dst == 0xffffffff)
 			return pass(skb, RI_T_OTHER);
 		/* Not a later fragment: offset 0. */
 		if (!((h[6] & 0x1f) | h[7]))
-			ports(skb, &fib, 20);
+			ports(skb, fib, 20);
 		ttl = h[8];
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		/* Hop-by-hop options are the kernel's to process, as is a length to trim. */
 		if (bpf_skb_load_bytes(skb, 0, h, 40) < 0 || (h[0] >> 4) != 6 || h[6] == 0 ||
 		    (!skb->gso_size && ((__u32)h[4] << 8 | h[5]) + 40 != skb->len))
 			return pass(skb, RI_T_OTHER);
-		fib.family = AF_INET6;
-		fib.flowinfo = *(__be32 *)&h[0] & bpf_htonl(0x0fffffff);
-		fib.l4_protocol = h[6];
-		__builtin_memcpy(fib.ipv6_src, &h[8], 16);
-		__builtin_memcpy(fib.ipv6_dst, &h[24], 16);
+		fib->family = AF_INET6;
+		fib->flowinfo = *(__be32 *)&h[0] & bpf_htonl(0x0fffffff);
+		fib->l4_protocol = h[6];
+		__builtin_memcpy(fib->ipv6_src, &h[8], 16);
+		__builtin_memcpy(fib->ipv6_dst, &h[24], 16);
 		/*
 		 * Multicast, and link-local on either side, which the forward
 		 * refuses (beyond scope) and a lookup could send out of any link.
@@ -151,13 +183,13 @@ int reinject(struct __sk_buff *skb)
 		if (h[24] == 0xff || (h[8] == 0xfe && (h[9] & 0xc0) == 0x80) ||
 		    (h[24] == 0xfe && (h[25] & 0xc0) == 0x80))
 			return pass(skb, RI_T_OTHER);
-		ports(skb, &fib, 40);
+		ports(skb, fib, 40);
 		ttl = h[7];
 	} else {
 		return pass(skb, RI_T_OTHER);
 	}
 
-	if (!local_source(skb, &fib))
+	if (!local_source(skb, fib, &sc->rev))
 		return pass(skb, RI_T_FORWARDED);
 	/* The kernel answers Time Exceeded. */
 	if (ttl <= 1)
@@ -165,15 +197,15 @@ int reinject(struct __sk_buff *skb)
 
 	/* A non-GSO packet is checked against the route's MTU; a GSO one below, per segment. */
 	if (!skb->gso_size)
-		fib.tot_len = (__u16)skb->len;
-	fib.ifindex = tun;
-	r = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+		fib->tot_len = (__u16)skb->len;
+	fib->ifindex = tun;
+	r = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
 	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return pass(skb, RI_T_OTHER);
-	if (fib.ifindex == tun)
+	if (fib->ifindex == tun)
 		return pass(skb, RI_T_OTHER);
 	if (skb->gso_size &&
-	    bpf_check_mtu(skb, fib.ifindex, &mtu, 0, BPF_MTU_CHK_SEGS) != BPF_MTU_CHK_RET_SUCCESS)
+	    bpf_check_mtu(skb, fib->ifindex, &mtu, 0, BPF_MTU_CHK_SEGS) != BPF_MTU_CHK_RET_SUCCESS)
 		return pass(skb, RI_T_OTHER);
 
 	/* No link-layer header on a tun: without room for one the redirect loses the packet. */
@@ -193,13 +225,13 @@ int reinject(struct __sk_buff *skb)
 	}
 
 	/* The lookup's nexthop: the helper's own lookup would find table T's route into the tun. */
-	nh.nh_family = fib.family;
-	if (fib.family == AF_INET)
-		nh.ipv4_nh = fib.ipv4_dst;
+	nh->nh_family = fib->family;
+	if (fib->family == AF_INET)
+		nh->ipv4_nh = fib->ipv4_dst;
 	else
-		__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, sizeof(nh.ipv6_nh));
+		__builtin_memcpy(nh->ipv6_nh, fib->ipv6_dst, sizeof(nh->ipv6_nh));
 	total(RI_T_REDIRECTED);
-	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	return bpf_redirect_neigh(fib->ifindex, nh, sizeof(*nh), 0);
 drop:
 	total(RI_T_DROPPED);
 	return TC_ACT_SHOT;
