@@ -114,19 +114,22 @@ int divert(struct __sk_buff *skb)
 SEC("tc")
 int reinject_in(struct __sk_buff *skb)
 {
-	__u8 eth[ETH_HLEN];
 	__u16 proto = skb->protocol;
 
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
 		goto drop;
 	if (bpf_skb_change_head(skb, ETH_HLEN, 0) < 0)
 		goto drop;
-	for (int i = 0; i < 6; i++) {
-		eth[i] = uplink_mac[i];
-		eth[6 + i] = uplink_mac[i];
-	}
-	__builtin_memcpy(&eth[12], &proto, 2);
-	if (bpf_skb_store_bytes(skb, 0, eth, ETH_HLEN, 0) < 0)
+	/*
+	 * The MAC straight from .rodata, not through a header on the stack:
+	 * there its bytes, constants once the loader has set them, are narrow
+	 * spills of known scalars, and the next byte stored into the same
+	 * 8-byte slot is refused by 6.1's verifier without CAP_PERFMON
+	 * ("attempt to corrupt spilled pointer on stack").
+	 */
+	if (bpf_skb_store_bytes(skb, 0, (const void *)uplink_mac, 6, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, 6, (const void *)uplink_mac, 6, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, 12, &proto, 2, 0) < 0)
 		goto drop;
 	skb->mark = INBOUND_MARK;
 	total(IB_T_REINJECTED);
