@@ -43,9 +43,7 @@ struct inbound {
 	int uplink_ifindex, tun_ifindex;
 	bool tcx;
 	int link_fd[2];			/* tcx: divert, reinject_in; -1 none */
-	struct bpf_tc_hook hook[2];	/* tc: the uplink's ingress, the tun's */
-	bool hook_created[2];
-	bool attached[2];
+	struct tc_filter filter[2];	/* tc: the uplink's ingress, the tun's */
 	int ncpus;
 	uint64_t *percpu;
 };
@@ -77,23 +75,10 @@ static int uplink_mac(const char *name, uint8_t mac[6], char *err, size_t errlen
 
 static int attach_tc(struct inbound *ib, int k, int ifindex, int prog_fd, char *err, size_t errlen)
 {
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = INBOUND_TC_HANDLE, .priority = INBOUND_TC_PRIO,
-		    .flags = BPF_TC_F_REPLACE);
-	int r;
-
-	ib->hook[k] = (struct bpf_tc_hook){ .sz = sizeof(ib->hook[k]), .ifindex = ifindex,
-					    .attach_point = BPF_TC_INGRESS };
-	r = bpf_tc_hook_create(&ib->hook[k]);
-	if (r < 0 && r != -EEXIST)
-		return bpferr_fail(r, err, errlen, "creating the clsact qdisc");
-	ib->hook_created[k] = r == 0;
-	opts.prog_fd = prog_fd;
-	r = bpf_tc_attach(&ib->hook[k], &opts);
-	if (r < 0)
-		return bpferr_fail(r, err, errlen, k ? "attaching reinject_in to the inbound tun's ingress"
-						     : "attaching divert to the uplink's ingress");
-	ib->attached[k] = true;
-	return 0;
+	return tc_filter_attach(&ib->filter[k], ifindex, INBOUND_TC_HANDLE, INBOUND_TC_PRIO, prog_fd,
+				k ? "attaching reinject_in to the inbound tun's ingress"
+				  : "attaching divert to the uplink's ingress",
+				err, errlen);
 }
 
 int inbound_open(const struct inbound_params *p, struct inbound **ret, char *err, size_t errlen)
@@ -187,15 +172,8 @@ struct inbound *inbound_close(struct inbound *ib)
 	for (int k = 0; k < 2; k++) {
 		if (ib->link_fd[k] >= 0)
 			close(ib->link_fd[k]);
-		if (ib->attached[k]) {
-			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = INBOUND_TC_HANDLE,
-				    .priority = INBOUND_TC_PRIO);
-
-			bpf_tc_detach(&ib->hook[k], &opts);
-		}
 		/* Only a qdisc we made, and only its ingress side. */
-		if (ib->hook_created[k])
-			bpf_tc_hook_destroy(&ib->hook[k]);
+		tc_filter_detach(&ib->filter[k]);
 	}
 	inbound_bpf__destroy(ib->skel);
 	free(ib->percpu);
@@ -223,14 +201,9 @@ int inbound_totals(struct inbound *ib, struct inbound_totals *ret)
 	uint64_t sum[IB_T_MAX] = { 0 };
 	int r;
 
-	for (uint32_t t = 0; t < IB_T_MAX; t++) {
-		r = bpf_map__lookup_elem(ib->skel->maps.ib_totals, &t, sizeof(t), ib->percpu,
-					 (size_t)ib->ncpus * sizeof(*ib->percpu), 0);
-		if (r < 0)
-			return r;
-		for (int k = 0; k < ib->ncpus; k++)
-			sum[t] += ib->percpu[k];
-	}
+	r = percpu_sums(ib->skel->maps.ib_totals, IB_T_MAX, ib->percpu, ib->ncpus, sum);
+	if (r < 0)
+		return r;
 	*ret = (struct inbound_totals){
 		.diverted = sum[IB_T_DIVERTED],
 		.passed = sum[IB_T_PASSED],
@@ -249,7 +222,7 @@ int inbound_filter_present(struct inbound *ib)
 
 	if (ib->tcx)
 		return 1;
-	r = bpf_tc_query(&ib->hook[0], &opts);
+	r = bpf_tc_query(&ib->filter[0].hook, &opts);
 	if (r == -ENOENT || r == -EINVAL)
 		return 0;
 	return r < 0 ? r : 1;
@@ -257,16 +230,12 @@ int inbound_filter_present(struct inbound *ib)
 
 int inbound_reattach(struct inbound *ib, char *err, size_t errlen)
 {
-	bool created = ib->hook_created[0];
-	int r;
-
 	if (ib->tcx)
 		return 0;
 	bpferr_reset();
-	r = attach_tc(ib, 0, ib->uplink_ifindex, bpf_program__fd(ib->skel->progs.divert), err,
-		      errlen);
-	ib->hook_created[0] = ib->hook_created[0] || created;
-	return r;
+	/* hook_created stays on: a qdisc we made first is still ours to remove. */
+	return attach_tc(ib, 0, ib->uplink_ifindex, bpf_program__fd(ib->skel->progs.divert), err,
+			 errlen);
 }
 
 /*

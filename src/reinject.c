@@ -33,9 +33,7 @@
 struct reinject {
 	struct reinject_bpf *skel;
 	int link_fd;		/* tcx link, -1: none */
-	struct bpf_tc_hook hook;
-	bool hook_created;	/* the clsact qdisc is ours to remove */
-	bool attached;		/* the netlink tc filter */
+	struct tc_filter filter;	/* the netlink tc filter, without tcx */
 	int ncpus;
 	uint64_t *percpu;
 };
@@ -43,25 +41,6 @@ struct reinject {
 bool reinject_built(void)
 {
 	return true;
-}
-
-static int attach_tc(struct reinject *ri, int ifindex, int prog_fd, char *err, size_t errlen)
-{
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1, .flags = BPF_TC_F_REPLACE);
-	int r;
-
-	ri->hook = (struct bpf_tc_hook){ .sz = sizeof(ri->hook), .ifindex = ifindex,
-					 .attach_point = BPF_TC_INGRESS };
-	r = bpf_tc_hook_create(&ri->hook);
-	if (r < 0 && r != -EEXIST)
-		return bpferr_fail(r, err, errlen, "creating the clsact qdisc");
-	ri->hook_created = r == 0;
-	opts.prog_fd = prog_fd;
-	r = bpf_tc_attach(&ri->hook, &opts);
-	if (r < 0)
-		return bpferr_fail(r, err, errlen, "attaching the tc ingress filter");
-	ri->attached = true;
-	return 0;
 }
 
 int reinject_open(int ifindex, struct reinject **ret, char *err, size_t errlen)
@@ -102,7 +81,8 @@ int reinject_open(int ifindex, struct reinject **ret, char *err, size_t errlen)
 		ri->link_fd = r;
 	} else {
 		bpferr_reset();
-		r = attach_tc(ri, ifindex, prog_fd, err, errlen);
+		r = tc_filter_attach(&ri->filter, ifindex, 1, 1, prog_fd,
+				     "attaching the tc ingress filter", err, errlen);
 		if (r < 0)
 			goto out;
 	}
@@ -119,14 +99,8 @@ struct reinject *reinject_close(struct reinject *ri)
 		return NULL;
 	if (ri->link_fd >= 0)
 		close(ri->link_fd);
-	if (ri->attached) {
-		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
-
-		bpf_tc_detach(&ri->hook, &opts);
-	}
 	/* Only the ingress side: the fast path may have its filter on the same qdisc. */
-	if (ri->hook_created)
-		bpf_tc_hook_destroy(&ri->hook);
+	tc_filter_detach(&ri->filter);
 	reinject_bpf__destroy(ri->skel);
 	free(ri->percpu);
 	free(ri);
@@ -143,14 +117,9 @@ int reinject_totals(struct reinject *ri, struct reinject_totals *ret)
 	uint64_t sum[RI_T_MAX] = { 0 };
 	int r;
 
-	for (uint32_t t = 0; t < RI_T_MAX; t++) {
-		r = bpf_map__lookup_elem(ri->skel->maps.ri_totals, &t, sizeof(t), ri->percpu,
-					 (size_t)ri->ncpus * sizeof(*ri->percpu), 0);
-		if (r < 0)
-			return r;
-		for (int k = 0; k < ri->ncpus; k++)
-			sum[t] += ri->percpu[k];
-	}
+	r = percpu_sums(ri->skel->maps.ri_totals, RI_T_MAX, ri->percpu, ri->ncpus, sum);
+	if (r < 0)
+		return r;
 	*ret = (struct reinject_totals){
 		.redirected = sum[RI_T_REDIRECTED],
 		.forwarded = sum[RI_T_FORWARDED],
