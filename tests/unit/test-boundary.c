@@ -22,6 +22,7 @@
 #include "forge.h"
 #include "fpindex.h"
 #include "gso.h"
+#include "hostset.h"
 #include "impair.h"
 #include "loopguard.h"
 #include "monitor.h"
@@ -29,6 +30,7 @@
 #include "netlink.h"
 #include "packet.h"
 #include "pcapng.h"
+#include "prefixset.h"
 #include "probe.h"
 #include "routing.h"
 #include "rule.h"
@@ -150,6 +152,21 @@ static void system_side(void)
 	ok(fpindex_free(NULL) == NULL, "fpindex: nothing to free");
 }
 
+static void sets(void)
+{
+	static const uint8_t addr[4] = { 10, 1, 2, 3 };
+	struct prefixset *ps = NULL;
+	struct hostset *hs = NULL;
+	char err[ERR_MAX];
+
+	ok(prefixset_from_text("10.0.0.0/8\n", 11, "b", &ps, err, sizeof(err)) == 0 &&
+	   prefixset_contains(ps, AF_INET, addr), "prefixset (and listfile): a one-line set");
+	ok(hostset_from_text("*.a.test\n", 9, "b", &hs, err, sizeof(err)) == 0 &&
+	   hostset_contains(hs, "x.a.test", 8), "hostset: a one-line set");
+	prefixset_free(ps);
+	hostset_free(hs);
+}
+
 int main(void)
 {
 	packet_path();
@@ -157,5 +174,6 @@ int main(void)
 	config_trace();
 	control_side();
 	system_side();
+	sets();
 	return tap_done();
 }
