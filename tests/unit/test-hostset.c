@@ -214,12 +214,23 @@ static void test_random(void)
 	if (!ok(hostset_from_text(t.p, t.len, "r.txt", &s, err, sizeof(err)) == 0, "random list builds"))
 		goto out;
 	for (size_t i = 0; i < NNAME; i++) {
-		char name[80];
+		char name[80], *dot;
 		bool want = false, got;
 
-		rand_name(name, sizeof(name) - 1, false, false);
+		rand_name(name, sizeof(name) - 2, false, false);
 		if (pct(10))
 			strcat(name, ".");
+		/* odd names too: a leading dot, an empty label, an upper-case copy */
+		dot = strchr(name, '.');
+		if (pct(3)) {
+			memmove(name + 1, name, strlen(name) + 1);
+			name[0] = '.';
+		} else if (pct(3) && dot) {
+			memmove(dot + 1, dot, strlen(dot) + 1);
+		} else if (pct(5)) {
+			for (char *c = name; *c; c++)
+				*c = (char)toupper((unsigned char)*c);
+		}
 		for (size_t j = 0; j < NPAT && !want; j++)
 			want = ref_match(pat[j], name, strlen(name));
 		got = has(s, name);
