@@ -22,9 +22,20 @@ struct iv6 {
 	struct u128 lo, hi;
 };
 
+/*
+ * Past INDEX_MIN intervals, a family gets a first-level index on the top 16
+ * bits of the address: first[b] is the first interval starting at or above
+ * b << (width - 16), so a lookup searches one bucket, and falls back on the
+ * interval just before it (which may reach into the bucket).
+ */
+#define INDEX_BITS 16
+#define INDEX_SIZE ((1u << INDEX_BITS) + 1)
+#define INDEX_MIN 1024
+
 struct prefixset {
 	struct iv4 *v4;
 	struct iv6 *v6;
+	uint32_t *first4, *first6;	/* INDEX_SIZE entries, or NULL */
 	size_t n4, n6;
 	uint64_t prefixes4, prefixes6;
 };
@@ -220,6 +231,35 @@ static void *shrink(void *p, size_t n, size_t size)
 	return q ? q : p;
 }
 
+/* first[b] for every bucket b, from the sorted starts' top bits (TOP(i)). */
+static uint32_t *make_index(size_t n, const void *arr, uint32_t (*top)(const void *, size_t))
+{
+	uint32_t *first;
+	size_t i = 0;
+
+	if (n < INDEX_MIN)
+		return NULL;
+	first = reallocarray(NULL, INDEX_SIZE, sizeof(*first));
+	if (!first)
+		return NULL;	/* the plain binary search still works */
+	for (uint32_t bk = 0; bk < INDEX_SIZE; bk++) {
+		while (i < n && top(arr, i) < bk)
+			i++;
+		first[bk] = (uint32_t)i;
+	}
+	return first;
+}
+
+static uint32_t top4(const void *arr, size_t i)
+{
+	return ((const struct iv4 *)arr)[i].lo >> (32 - INDEX_BITS);
+}
+
+static uint32_t top6(const void *arr, size_t i)
+{
+	return (uint32_t)(((const struct iv6 *)arr)[i].lo.hi >> (64 - INDEX_BITS));
+}
+
 static int build(struct builder *b, int loaded, struct prefixset **ret)
 {
 	struct prefixset *s;
@@ -237,6 +277,8 @@ static int build(struct builder *b, int loaded, struct prefixset **ret)
 	s->n6 = merge6(b->v6, b->n6);
 	s->v4 = shrink(b->v4, s->n4, sizeof(*s->v4));
 	s->v6 = shrink(b->v6, s->n6, sizeof(*s->v6));
+	s->first4 = make_index(s->n4, s->v4, top4);
+	s->first6 = make_index(s->n6, s->v6, top6);
 	*ret = s;
 	return 0;
 fail:
@@ -260,15 +302,28 @@ int prefixset_from_text(const char *buf, size_t len, const char *name, struct pr
 	return build(&b, listfile_text(buf, len, name, add_entry, &b, err, errlen), ret);
 }
 
+/* The search range of a lookup: one bucket of the index, or everything. */
+static void range(const uint32_t *first, size_t n, uint32_t bk, size_t *lo, size_t *hi)
+{
+	if (first) {
+		*lo = first[bk];
+		*hi = first[bk + 1];
+	} else {
+		*lo = 0;
+		*hi = n;
+	}
+}
+
 bool prefixset_contains(const struct prefixset *s, int family, const uint8_t *addr)
 {
-	size_t lo = 0, hi;
+	size_t lo, hi, base;
 
 	if (family == AF_INET) {
 		uint32_t v = get_be32(addr);
 
 		/* The last interval starting at or below v, if it reaches v. */
-		hi = s->n4;
+		range(s->first4, s->n4, v >> (32 - INDEX_BITS), &lo, &hi);
+		base = lo;
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
 
@@ -277,7 +332,10 @@ bool prefixset_contains(const struct prefixset *s, int family, const uint8_t *ad
 			else
 				hi = mid;
 		}
-		return lo && v <= s->v4[lo - 1].hi;
+		/* None in the bucket: the one before it, which starts below v. */
+		if (lo == base && !base)
+			return false;
+		return v <= s->v4[lo - 1].hi;
 	}
 	if (family == AF_INET6) {
 		struct u128 v = {
@@ -285,7 +343,8 @@ bool prefixset_contains(const struct prefixset *s, int family, const uint8_t *ad
 			(uint64_t)get_be32(addr + 8) << 32 | get_be32(addr + 12),
 		};
 
-		hi = s->n6;
+		range(s->first6, s->n6, (uint32_t)(v.hi >> (64 - INDEX_BITS)), &lo, &hi);
+		base = lo;
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
 
@@ -294,7 +353,9 @@ bool prefixset_contains(const struct prefixset *s, int family, const uint8_t *ad
 			else
 				hi = mid;
 		}
-		return lo && u128_cmp(&v, &s->v6[lo - 1].hi) <= 0;
+		if (lo == base && !base)
+			return false;
+		return u128_cmp(&v, &s->v6[lo - 1].hi) <= 0;
 	}
 	return false;
 }
@@ -306,7 +367,9 @@ void prefixset_stats(const struct prefixset *s, struct prefixset_stats *st)
 		.prefixes6 = s->prefixes6,
 		.intervals4 = s->n4,
 		.intervals6 = s->n6,
-		.bytes = sizeof(*s) + s->n4 * sizeof(*s->v4) + s->n6 * sizeof(*s->v6),
+		.bytes = sizeof(*s) + s->n4 * sizeof(*s->v4) + s->n6 * sizeof(*s->v6) +
+			 ((s->first4 ? INDEX_SIZE : 0) + (s->first6 ? INDEX_SIZE : 0)) *
+				 sizeof(*s->first4),
 	};
 }
 
@@ -315,6 +378,8 @@ struct prefixset *prefixset_free(struct prefixset *s)
 	if (s) {
 		free(s->v4);
 		free(s->v6);
+		free(s->first4);
+		free(s->first6);
 		free(s);
 	}
 	return NULL;

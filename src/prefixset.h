@@ -11,7 +11,9 @@
  * each prefix into an address interval, sorts them and merges overlapping
  * and adjacent ones, so a lookup is one binary search over disjoint
  * intervals: 8 bytes per IPv4 interval, 32 per IPv6 one, at most one
- * interval per prefix (nested or adjacent prefixes need fewer).
+ * interval per prefix (nested or adjacent prefixes need fewer).  A family
+ * with 1024 intervals or more also gets a first-level index on the top 16
+ * address bits (256 KiB), which narrows the search to one bucket.
  *
  * Entries are normalized like a rule's src/dst: host bits past the prefix
  * length are cleared ("10.1.2.3/8" is 10.0.0.0/8), a bare address is a

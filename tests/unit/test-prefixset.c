@@ -213,6 +213,37 @@ static void test_merge_edges(void)
 	prefixset_free(s);
 }
 
+/* Sets big enough for the first-level index: prefixes reaching across its buckets. */
+static void test_index(void)
+{
+	struct text t = { 0 };
+	struct prefixset *s = NULL;
+	char line[64], err[512] = "";
+
+	text_add(&t, "10.0.0.0/8\n2001:db8::/32\nffff::/16\n255.255.0.0/16\n");
+	for (unsigned int i = 0; i < 2000; i++) {
+		snprintf(line, sizeof(line), "11.%u.%u.1\n2001:db9:%x::1\n", i / 256, i % 256, i);
+		text_add(&t, line);
+	}
+	ok(prefixset_from_text(t.p, t.len, "index.txt", &s, err, sizeof(err)) == 0, "2004-line set");
+	free(t.p);
+	if (!s)
+		return;
+	ok(has4(s, "10.0.0.0") && has4(s, "10.200.3.4") && has4(s, "10.255.255.255"),
+	   "a /8 across 256 buckets, found from each");
+	ok(!has4(s, "11.0.0.0") && has4(s, "11.0.0.1") && !has4(s, "11.0.0.2") && has4(s, "11.7.207.1"),
+	   "one-address intervals after it");
+	ok(!has4(s, "9.255.255.255") && !has4(s, "0.0.0.0") && !has4(s, "12.0.0.0"), "outside");
+	ok(has4(s, "255.255.255.255") && !has4(s, "255.254.255.255"), "the last bucket");
+	ok(has6(s, "2001:db8:ffff::") && has6(s, "2001:db8::") && !has6(s, "2001:db7:ffff::"),
+	   "v6 /32 inside one bucket");
+	ok(has6(s, "2001:db9:7cf::1") && !has6(s, "2001:db9:7cf::2") && !has6(s, "2001:db9:7d0::1"),
+	   "v6 one-address intervals");
+	ok(has6(s, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") && !has6(s, "fffe::") && !has6(s, "::"),
+	   "v6 last and first buckets");
+	prefixset_free(s);
+}
+
 /* The reference: every prefix as (family, bytes, len), scanned in order. */
 struct ref {
 	int family;
@@ -535,6 +566,7 @@ int main(void)
 	test_errors();
 	test_families();
 	test_merge_edges();
+	test_index();
 	test_random();
 	test_million();
 	test_bounds();
