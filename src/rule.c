@@ -277,6 +277,8 @@ struct parser {
 	size_t errlen;
 };
 
+static int parse_key(struct parser *ps, enum rule_key k);
+
 #define QUOTE_MAX 64
 
 static _printf_(3, 4) int fail(struct parser *ps, enum rule_key k, const char *fmt, ...)
@@ -401,7 +403,7 @@ static int proto_family(const struct rule *r)
 	return 0;
 }
 
-static int parse_name(struct parser *ps)
+static int parse_name(struct parser *ps, enum rule_key k _unused_)
 {
 	const char *s = val(ps, K_NAME);
 	size_t l = strlen(s);
@@ -416,7 +418,7 @@ static int parse_name(struct parser *ps)
 	return 0;
 }
 
-static int parse_direction(struct parser *ps)
+static int parse_direction(struct parser *ps, enum rule_key k _unused_)
 {
 	int v = lookup_name(direction_names, ARRAY_SIZE(direction_names), val(ps, K_DIRECTION));
 
@@ -426,7 +428,7 @@ static int parse_direction(struct parser *ps)
 	return 0;
 }
 
-static int parse_family(struct parser *ps)
+static int parse_family(struct parser *ps, enum rule_key k _unused_)
 {
 	const char *s = val(ps, K_FAMILY);
 
@@ -439,7 +441,7 @@ static int parse_family(struct parser *ps)
 	return 0;
 }
 
-static int parse_proto(struct parser *ps)
+static int parse_proto(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	unsigned long v;
@@ -566,7 +568,7 @@ static int parse_port(struct parser *ps, enum rule_key k)
 	return 0;
 }
 
-static int parse_icmp_type(struct parser *ps)
+static int parse_icmp_type(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	const char *s = val(ps, K_ICMP_TYPE);
@@ -621,7 +623,7 @@ static int parse_icmp_type(struct parser *ps)
 	return 0;
 }
 
-static int parse_icmp_code(struct parser *ps)
+static int parse_icmp_code(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	unsigned long v;
@@ -635,7 +637,7 @@ static int parse_icmp_code(struct parser *ps)
 	return 0;
 }
 
-static int parse_tcp_flags(struct parser *ps)
+static int parse_tcp_flags(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	const char *s = val(ps, K_TCP_FLAGS);
@@ -705,7 +707,7 @@ static int parse_fraction(struct parser *ps, enum rule_key k, double *ret)
 	return 0;
 }
 
-static int parse_probability(struct parser *ps)
+static int parse_probability(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	double p = 0;
@@ -719,7 +721,7 @@ static int parse_probability(struct parser *ps)
 	return 0;
 }
 
-static int parse_set_ttl(struct parser *ps)
+static int parse_set_ttl(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	const char *s = val(ps, K_SET_TTL);
@@ -740,7 +742,7 @@ static int parse_set_ttl(struct parser *ps)
 	return 0;
 }
 
-static int parse_verdict(struct parser *ps)
+static int parse_verdict(struct parser *ps, enum rule_key k _unused_)
 {
 	int v = lookup_name(verdict_names, ARRAY_SIZE(verdict_names), val(ps, K_VERDICT));
 
@@ -750,7 +752,7 @@ static int parse_verdict(struct parser *ps)
 	return 0;
 }
 
-static int parse_reject_with(struct parser *ps)
+static int parse_reject_with(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	int v = lookup_name(reject_names, ARRAY_SIZE(reject_names), val(ps, K_REJECT_WITH));
@@ -816,7 +818,7 @@ static int parse_overhead(struct parser *ps, enum rule_key k, int32_t *ret)
 }
 
 /* "MIN[,MAX[,PACKETS[,BYTES]]]": times in ms, PACKETS and BYTES 0 (no bound) or more. */
-static int parse_slot(struct parser *ps)
+static int parse_slot_value(struct parser *ps)
 {
 	struct rule_impair *im = &ps->r->impair;
 	char buf[128], *f[4] = { buf, NULL, NULL, NULL }, *c;
@@ -958,7 +960,7 @@ static int load_table(struct parser *ps, const char *path)
 	return 0;
 }
 
-static int parse_distribution(struct parser *ps)
+static int parse_distribution(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule_impair *im = &ps->r->impair;
 	const char *s = val(ps, K_DISTRIBUTION);
@@ -1018,7 +1020,7 @@ bad:
 	return fail(ps, K_LOSS, "must be gemodel:P,R[,BADLOSS[,GOODLOSS]], fractions 0-1");
 }
 
-static int parse_loss(struct parser *ps)
+static int parse_loss_value(struct parser *ps)
 {
 	const char *s = val(ps, K_LOSS);
 
@@ -1029,7 +1031,7 @@ static int parse_loss(struct parser *ps)
 	return parse_fraction(ps, K_LOSS, &ps->r->impair.loss);
 }
 
-static int parse_rate(struct parser *ps)
+static int parse_rate_value(struct parser *ps)
 {
 	struct rule_impair *im = &ps->r->impair;
 	const char *s = val(ps, K_RATE);
@@ -1123,7 +1125,7 @@ static int parse_trace_key(struct parser *ps, enum rule_key k)
 }
 
 /* seed=N: any 64-bit number. */
-static int parse_seed(struct parser *ps)
+static int parse_seed(struct parser *ps, enum rule_key k _unused_)
 {
 	const char *s = val(ps, K_SEED);
 	size_t l = strspn(s, "0123456789");
@@ -1144,7 +1146,7 @@ static int parse_seed(struct parser *ps)
 }
 
 /* expire=N{ms,s,m,h}. */
-static int parse_expire(struct parser *ps)
+static int parse_expire(struct parser *ps, enum rule_key k _unused_)
 {
 	const char *s = val(ps, K_EXPIRE);
 	size_t l = strspn(s, "0123456789");
@@ -1168,255 +1170,279 @@ bad:
 	return fail(ps, K_EXPIRE, "not a duration: a number with ms, s, m or h");
 }
 
-static int parse_impair(struct parser *ps, enum rule_key k)
-{
-	struct rule *r = ps->r;
-	struct rule_impair *im = &r->impair;
-	unsigned long v;
-	int ret;
-
-	/* Keys are parsed in canonical order: only the first impairment key sees flags == 0. */
-	if (!im->flags && r->a.verdict == RULE_VERDICT_DROP)
-		return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-
-	switch (k) {
-	case K_DELAY:
-		ret = parse_ms(ps, k, &im->delay_us);
-		im->flags |= RULE_I_DELAY;
-		break;
-	case K_JITTER:
-		if (!has(ps, K_DELAY))
-			return fail(ps, k, "needs delay");
-		ret = parse_ms(ps, k, &im->jitter_us);
-		im->flags |= RULE_I_JITTER;
-		break;
-	case K_DISTRIBUTION:
-		ret = parse_distribution(ps);
-		break;
-	case K_DELAY_CORR:
-		if (!has(ps, K_JITTER))
-			return fail(ps, k, "needs jitter");
-		if (im->dist == RULE_DIST_NORMAL)
-			return fail(ps, k, "not with distribution=normal (not table-driven here: "
-				    "use uniform, pareto, paretonormal or a .dist file)");
-		ret = parse_fraction(ps, k, &im->delay_corr);
-		im->xflags |= RULE_IX_DELAY_CORR;
-		break;
-	case K_LOSS_CORR:
-		if (!(im->flags & RULE_I_LOSS) || im->loss_ge)
-			return fail(ps, k, "needs loss=P (not gemodel)");
-		ret = parse_fraction(ps, k, &im->loss_corr);
-		im->xflags |= RULE_IX_LOSS_CORR;
-		break;
-	case K_LOSS_ECN:
-		if (!(im->flags & RULE_I_LOSS))
-			return fail(ps, k, "needs loss");
-		if (strcasecmp(val(ps, k), bool_names[1]) == 0)
-			im->xflags |= RULE_IX_LOSS_ECN;
-		else if (strcasecmp(val(ps, k), bool_names[0]) != 0)
-			return fail(ps, k, "must be true or false");
-		ret = 0;
-		break;
-	case K_DUPLICATE_CORR:
-		if (!(im->flags & RULE_I_DUPLICATE))
-			return fail(ps, k, "needs duplicate");
-		ret = parse_fraction(ps, k, &im->duplicate_corr);
-		im->xflags |= RULE_IX_DUPLICATE_CORR;
-		break;
-	case K_REORDER_CORR:
-		if (!(im->flags & RULE_I_REORDER))
-			return fail(ps, k, "needs reorder");
-		ret = parse_fraction(ps, k, &im->reorder_corr);
-		im->xflags |= RULE_IX_REORDER_CORR;
-		break;
-	case K_GAP:
-		if (!(im->flags & RULE_I_REORDER))
-			return fail(ps, k, "needs reorder");
-		ret = parse_number(ps, k, val(ps, k), 1, RULE_GAP_MAX, &v);
-		if (ret == 0)
-			im->gap = (uint32_t)v;
-		im->xflags |= RULE_IX_GAP;
-		break;
-	case K_CORRUPT_CORR:
-		if (!(im->flags & RULE_I_CORRUPT))
-			return fail(ps, k, "needs corrupt");
-		ret = parse_fraction(ps, k, &im->corrupt_corr);
-		im->xflags |= RULE_IX_CORRUPT_CORR;
-		break;
-	case K_OVERHEAD:
-	case K_CELL_OVERHEAD:
-		if (!(im->flags & RULE_I_RATE) || im->rate_pps)
-			return fail(ps, k, "needs rate in bits");
-		if (k == K_CELL_OVERHEAD && !(im->xflags & RULE_IX_CELLSIZE))
-			return fail(ps, k, "needs cellsize");
-		ret = parse_overhead(ps, k, k == K_OVERHEAD ? &im->overhead : &im->cell_overhead);
-		im->xflags |= k == K_OVERHEAD ? RULE_IX_OVERHEAD : RULE_IX_CELL_OVERHEAD;
-		break;
-	case K_CELLSIZE:
-		if (!(im->flags & RULE_I_RATE) || im->rate_pps)
-			return fail(ps, k, "needs rate in bits");
-		ret = parse_number(ps, k, val(ps, k), 1, RULE_CELLSIZE_MAX, &v);
-		if (ret == 0)
-			im->cellsize = (uint32_t)v;
-		im->xflags |= RULE_IX_CELLSIZE;
-		break;
-	case K_SLOT:
-		ret = parse_slot(ps);
-		im->flags |= RULE_I_SLOT;
-		break;
-	case K_LOSS:
-		ret = parse_loss(ps);
-		im->flags |= RULE_I_LOSS;
-		break;
-	case K_DUPLICATE:
-		ret = parse_fraction(ps, k, &im->duplicate);
-		im->flags |= RULE_I_DUPLICATE;
-		break;
-	case K_REORDER:
-		ret = parse_fraction(ps, k, &im->reorder);
-		if (ret == 0 && !im->delay_us)
-			return fail(ps, k, "needs delay above 0 (reordered packets overtake delayed ones)");
-		im->flags |= RULE_I_REORDER;
-		break;
-	case K_CORRUPT:
-		ret = parse_fraction(ps, k, &im->corrupt);
-		im->flags |= RULE_I_CORRUPT;
-		break;
-	case K_RATE:
-		ret = parse_rate(ps);
-		im->flags |= RULE_I_RATE;
-		break;
-	case K_LIMIT:
-		if (!(im->flags & (RULE_I_DELAY | RULE_I_RATE | RULE_I_SLOT)))
-			return fail(ps, k, "needs delay, rate or slot");
-		ret = parse_number(ps, k, val(ps, k), 1, RULE_LIMIT_MAX, &v);
-		if (ret == 0)
-			im->limit = (uint32_t)v;
-		break;
-	case K_QUEUE:
-	case K_QUEUE_BYTES:
-	case K_AQM:
-	case K_CODEL_TARGET:
-	case K_CODEL_INTERVAL:
-		return parse_trace_key(ps, k);
-	default:
-		return -EINVAL;
-	}
-	return ret;
-}
-
-static int parse_key(struct parser *ps, enum rule_key k)
+static int parse_ttl(struct parser *ps, enum rule_key k)
 {
 	struct rule *r = ps->r;
 	unsigned long v, hi;
 	int ret;
 
-	switch (k) {
-	case K_NAME:
-		return parse_name(ps);
-	case K_DIRECTION:
-		return parse_direction(ps);
-	case K_FAMILY:
-		return parse_family(ps);
-	case K_PROTO:
-		return parse_proto(ps);
-	case K_SRC:
-	case K_DST:
-		return parse_prefix(ps, k);
-	case K_SPORT:
-	case K_DPORT:
-		return parse_port(ps, k);
-	case K_ICMP_TYPE:
-		return parse_icmp_type(ps);
-	case K_ICMP_CODE:
-		return parse_icmp_code(ps);
-	case K_TCP_FLAGS:
-		return parse_tcp_flags(ps);
-	case K_TTL:
-		ret = parse_range(ps, k, val(ps, k), 255, &v, &hi);
-		if (ret < 0)
-			return ret;
-		r->m.flags |= RULE_M_TTL;
-		r->m.ttl_lo = (uint8_t)v;
-		r->m.ttl_hi = (uint8_t)hi;
-		return 0;
-	case K_LENGTH:
-		ret = parse_range(ps, k, val(ps, k), 65535, &v, &hi);
-		if (ret < 0)
-			return ret;
-		r->m.flags |= RULE_M_LENGTH;
-		r->m.len_lo = (uint16_t)v;
-		r->m.len_hi = (uint16_t)hi;
-		return 0;
-	case K_DSCP:
-		ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
-		if (ret < 0)
-			return ret;
-		r->m.flags |= RULE_M_DSCP;
-		r->m.dscp = (uint8_t)v;
-		return 0;
-	case K_PROBABILITY:
-		return parse_probability(ps);
-	case K_SET_TTL:
-		return parse_set_ttl(ps);
-	case K_SET_DSCP:
-		ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
-		if (ret < 0)
-			return ret;
-		r->a.set_dscp = true;
-		r->a.dscp = (uint8_t)v;
-		return 0;
-	case K_SET_ECN:
-		ret = parse_named(ps, k, ecn_names, ARRAY_SIZE(ecn_names), 3, &v);
-		if (ret < 0)
-			return ret;
-		r->a.set_ecn = true;
-		r->a.ecn = (uint8_t)v;
-		return 0;
-	case K_CLAMP_MSS:
-		ret = parse_number(ps, k, val(ps, k), 536, 65535, &v);
-		if (ret < 0)
-			return ret;
-		r->a.clamp_mss = (uint16_t)v;
-		return 0;
-	case K_VERDICT:
-		return parse_verdict(ps);
-	case K_REJECT_WITH:
-		return parse_reject_with(ps);
-	case K_DELAY:
-	case K_JITTER:
-	case K_DISTRIBUTION:
-	case K_DELAY_CORR:
-	case K_LOSS:
-	case K_LOSS_CORR:
-	case K_LOSS_ECN:
-	case K_DUPLICATE:
-	case K_DUPLICATE_CORR:
-	case K_REORDER:
-	case K_REORDER_CORR:
-	case K_GAP:
-	case K_CORRUPT:
-	case K_CORRUPT_CORR:
-	case K_RATE:
-	case K_OVERHEAD:
-	case K_CELLSIZE:
-	case K_CELL_OVERHEAD:
-	case K_SLOT:
-	case K_LIMIT:
-	case K_QUEUE:
-	case K_QUEUE_BYTES:
-	case K_AQM:
-	case K_CODEL_TARGET:
-	case K_CODEL_INTERVAL:
-		return parse_impair(ps, k);
-	case K_SEED:
-		return parse_seed(ps);
-	case K_EXPIRE:
-		return parse_expire(ps);
-	case K_MAX:
-		break;
-	}
-	return -EINVAL;
+	ret = parse_range(ps, k, val(ps, k), 255, &v, &hi);
+	if (ret < 0)
+		return ret;
+	r->m.flags |= RULE_M_TTL;
+	r->m.ttl_lo = (uint8_t)v;
+	r->m.ttl_hi = (uint8_t)hi;
+	return 0;
+}
+
+static int parse_length(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long v, hi;
+	int ret;
+
+	ret = parse_range(ps, k, val(ps, k), 65535, &v, &hi);
+	if (ret < 0)
+		return ret;
+	r->m.flags |= RULE_M_LENGTH;
+	r->m.len_lo = (uint16_t)v;
+	r->m.len_hi = (uint16_t)hi;
+	return 0;
+}
+
+static int parse_dscp(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long v;
+	int ret;
+
+	ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
+	if (ret < 0)
+		return ret;
+	r->m.flags |= RULE_M_DSCP;
+	r->m.dscp = (uint8_t)v;
+	return 0;
+}
+
+static int parse_set_dscp(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long v;
+	int ret;
+
+	ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
+	if (ret < 0)
+		return ret;
+	r->a.set_dscp = true;
+	r->a.dscp = (uint8_t)v;
+	return 0;
+}
+
+static int parse_set_ecn(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long v;
+	int ret;
+
+	ret = parse_named(ps, k, ecn_names, ARRAY_SIZE(ecn_names), 3, &v);
+	if (ret < 0)
+		return ret;
+	r->a.set_ecn = true;
+	r->a.ecn = (uint8_t)v;
+	return 0;
+}
+
+static int parse_clamp_mss(struct parser *ps, enum rule_key k)
+{
+	unsigned long v;
+	int ret;
+
+	ret = parse_number(ps, k, val(ps, k), 536, 65535, &v);
+	if (ret < 0)
+		return ret;
+	ps->r->a.clamp_mss = (uint16_t)v;
+	return 0;
+}
+
+/*
+ * Impairment keys (K_DELAY..K_CODEL_INTERVAL): parse_key() has refused them with
+ * verdict=drop already.
+ */
+static int parse_delay(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	im->flags |= RULE_I_DELAY;
+	return parse_ms(ps, k, &im->delay_us);
+}
+
+static int parse_jitter(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!has(ps, K_DELAY))
+		return fail(ps, k, "needs delay");
+	im->flags |= RULE_I_JITTER;
+	return parse_ms(ps, k, &im->jitter_us);
+}
+
+static int parse_delay_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!has(ps, K_JITTER))
+		return fail(ps, k, "needs jitter");
+	if (im->dist == RULE_DIST_NORMAL)
+		return fail(ps, k, "not with distribution=normal (not table-driven here: "
+			    "use uniform, pareto, paretonormal or a .dist file)");
+	im->xflags |= RULE_IX_DELAY_CORR;
+	return parse_fraction(ps, k, &im->delay_corr);
+}
+
+static int parse_loss(struct parser *ps, enum rule_key k _unused_)
+{
+	ps->r->impair.flags |= RULE_I_LOSS;
+	return parse_loss_value(ps);
+}
+
+static int parse_loss_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_LOSS) || im->loss_ge)
+		return fail(ps, k, "needs loss=P (not gemodel)");
+	im->xflags |= RULE_IX_LOSS_CORR;
+	return parse_fraction(ps, k, &im->loss_corr);
+}
+
+static int parse_loss_ecn(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_LOSS))
+		return fail(ps, k, "needs loss");
+	if (strcasecmp(val(ps, k), bool_names[1]) == 0)
+		im->xflags |= RULE_IX_LOSS_ECN;
+	else if (strcasecmp(val(ps, k), bool_names[0]) != 0)
+		return fail(ps, k, "must be true or false");
+	return 0;
+}
+
+static int parse_duplicate(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	im->flags |= RULE_I_DUPLICATE;
+	return parse_fraction(ps, k, &im->duplicate);
+}
+
+static int parse_duplicate_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_DUPLICATE))
+		return fail(ps, k, "needs duplicate");
+	im->xflags |= RULE_IX_DUPLICATE_CORR;
+	return parse_fraction(ps, k, &im->duplicate_corr);
+}
+
+static int parse_reorder(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+	int ret;
+
+	ret = parse_fraction(ps, k, &im->reorder);
+	if (ret == 0 && !im->delay_us)
+		return fail(ps, k, "needs delay above 0 (reordered packets overtake delayed ones)");
+	im->flags |= RULE_I_REORDER;
+	return ret;
+}
+
+static int parse_reorder_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_REORDER))
+		return fail(ps, k, "needs reorder");
+	im->xflags |= RULE_IX_REORDER_CORR;
+	return parse_fraction(ps, k, &im->reorder_corr);
+}
+
+static int parse_gap(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+	unsigned long v;
+	int ret;
+
+	if (!(im->flags & RULE_I_REORDER))
+		return fail(ps, k, "needs reorder");
+	ret = parse_number(ps, k, val(ps, k), 1, RULE_GAP_MAX, &v);
+	if (ret == 0)
+		im->gap = (uint32_t)v;
+	im->xflags |= RULE_IX_GAP;
+	return ret;
+}
+
+static int parse_corrupt(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	im->flags |= RULE_I_CORRUPT;
+	return parse_fraction(ps, k, &im->corrupt);
+}
+
+static int parse_corrupt_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_CORRUPT))
+		return fail(ps, k, "needs corrupt");
+	im->xflags |= RULE_IX_CORRUPT_CORR;
+	return parse_fraction(ps, k, &im->corrupt_corr);
+}
+
+static int parse_rate(struct parser *ps, enum rule_key k _unused_)
+{
+	ps->r->impair.flags |= RULE_I_RATE;
+	return parse_rate_value(ps);
+}
+
+/* overhead= and cell-overhead=. */
+static int parse_overhead_key(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_RATE) || im->rate_pps)
+		return fail(ps, k, "needs rate in bits");
+	if (k == K_CELL_OVERHEAD && !(im->xflags & RULE_IX_CELLSIZE))
+		return fail(ps, k, "needs cellsize");
+	im->xflags |= k == K_OVERHEAD ? RULE_IX_OVERHEAD : RULE_IX_CELL_OVERHEAD;
+	return parse_overhead(ps, k, k == K_OVERHEAD ? &im->overhead : &im->cell_overhead);
+}
+
+static int parse_cellsize(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+	unsigned long v;
+	int ret;
+
+	if (!(im->flags & RULE_I_RATE) || im->rate_pps)
+		return fail(ps, k, "needs rate in bits");
+	ret = parse_number(ps, k, val(ps, k), 1, RULE_CELLSIZE_MAX, &v);
+	if (ret == 0)
+		im->cellsize = (uint32_t)v;
+	im->xflags |= RULE_IX_CELLSIZE;
+	return ret;
+}
+
+static int parse_slot(struct parser *ps, enum rule_key k _unused_)
+{
+	ps->r->impair.flags |= RULE_I_SLOT;
+	return parse_slot_value(ps);
+}
+
+static int parse_limit(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+	unsigned long v;
+	int ret;
+
+	if (!(im->flags & (RULE_I_DELAY | RULE_I_RATE | RULE_I_SLOT)))
+		return fail(ps, k, "needs delay, rate or slot");
+	ret = parse_number(ps, k, val(ps, k), 1, RULE_LIMIT_MAX, &v);
+	if (ret == 0)
+		im->limit = (uint32_t)v;
+	return ret;
 }
 
 static _printf_(3, 4) int fail_at(struct parser *ps, size_t i, const char *fmt, ...)
@@ -1577,110 +1603,6 @@ const char *rule_name(const struct rule *r)
 	return r->name;
 }
 
-static bool prefix_equal(const struct rule_prefix *a, const struct rule_prefix *b)
-{
-	return a->len == b->len && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
-}
-
-static bool impair_equal(const struct rule_impair *x, const struct rule_impair *y)
-{
-	uint8_t f = x->flags;
-
-	if (f != y->flags || x->limit != y->limit)
-		return false;
-	if ((f & RULE_I_DELAY) && x->delay_us != y->delay_us)
-		return false;
-	if ((f & RULE_I_JITTER) && (x->jitter_us != y->jitter_us || x->dist != y->dist))
-		return false;
-	if ((f & RULE_I_JITTER) && x->dist == RULE_DIST_FILE &&
-	    (!x->table != !y->table || (x->table && (x->table->n != y->table->n ||
-						     x->table->hash != y->table->hash ||
-						     strcmp(x->table->path, y->table->path) != 0))))
-		return false;
-	if (x->xflags != y->xflags || x->delay_corr != y->delay_corr ||
-	    x->loss_corr != y->loss_corr || x->duplicate_corr != y->duplicate_corr ||
-	    x->corrupt_corr != y->corrupt_corr || x->reorder_corr != y->reorder_corr ||
-	    x->gap != y->gap || x->overhead != y->overhead || x->cellsize != y->cellsize ||
-	    x->cell_overhead != y->cell_overhead)
-		return false;
-	if ((f & RULE_I_SLOT) && (x->slot_min_us != y->slot_min_us ||
-				  x->slot_max_us != y->slot_max_us ||
-				  x->slot_pkts != y->slot_pkts || x->slot_bytes != y->slot_bytes))
-		return false;
-	if (f & RULE_I_LOSS) {
-		if (x->loss_ge != y->loss_ge)
-			return false;
-		if (x->loss_ge && (x->ge_p != y->ge_p || x->ge_r != y->ge_r ||
-				   x->ge_bad_loss != y->ge_bad_loss ||
-				   x->ge_good_loss != y->ge_good_loss))
-			return false;
-		if (!x->loss_ge && x->loss != y->loss)
-			return false;
-	}
-	if ((f & RULE_I_DUPLICATE) && x->duplicate != y->duplicate)
-		return false;
-	if ((f & RULE_I_REORDER) && x->reorder != y->reorder)
-		return false;
-	if ((f & RULE_I_CORRUPT) && x->corrupt != y->corrupt)
-		return false;
-	if ((f & RULE_I_RATE) && (x->rate != y->rate || x->rate_pps != y->rate_pps))
-		return false;
-	if (strcmp(x->trace, y->trace) != 0 || x->queue_pkts != y->queue_pkts ||
-	    x->queue_bytes != y->queue_bytes || x->aqm != y->aqm ||
-	    x->codel_target_us != y->codel_target_us ||
-	    x->codel_interval_us != y->codel_interval_us)
-		return false;
-	if (x->seeded != y->seeded || (x->seeded && x->seed != y->seed))
-		return false;
-	return true;
-}
-
-bool rule_equal(const struct rule *a, const struct rule *b)
-{
-	const struct rule_match *x = &a->m, *y = &b->m;
-	uint32_t f = x->flags;
-
-	if (f != y->flags || x->family != y->family || strcmp(a->name, b->name) != 0 ||
-	    rule_dir_mask(a) != rule_dir_mask(b))
-		return false;
-	if ((f & RULE_M_PROTO) && x->proto != y->proto)
-		return false;
-	if ((f & RULE_M_SRC) && !prefix_equal(&x->src, &y->src))
-		return false;
-	if ((f & RULE_M_DST) && !prefix_equal(&x->dst, &y->dst))
-		return false;
-	if ((f & RULE_M_SPORT) && (x->sport_lo != y->sport_lo || x->sport_hi != y->sport_hi))
-		return false;
-	if ((f & RULE_M_DPORT) && (x->dport_lo != y->dport_lo || x->dport_hi != y->dport_hi))
-		return false;
-	if ((f & RULE_M_ICMP4_TYPE) && x->icmp_type[0] != y->icmp_type[0])
-		return false;
-	if ((f & RULE_M_ICMP6_TYPE) && x->icmp_type[1] != y->icmp_type[1])
-		return false;
-	if ((f & RULE_M_ICMP_CODE) && x->icmp_code != y->icmp_code)
-		return false;
-	if ((f & RULE_M_TCP_FLAGS) && (x->tcp_mask != y->tcp_mask || x->tcp_set != y->tcp_set))
-		return false;
-	if ((f & RULE_M_TTL) && (x->ttl_lo != y->ttl_lo || x->ttl_hi != y->ttl_hi))
-		return false;
-	if ((f & RULE_M_LENGTH) && (x->len_lo != y->len_lo || x->len_hi != y->len_hi))
-		return false;
-	if ((f & RULE_M_DSCP) && x->dscp != y->dscp)
-		return false;
-	if ((f & RULE_M_PROBABILITY) && (a->probability != b->probability ||
-					 x->prob_threshold != y->prob_threshold))
-		return false;
-	if (!impair_equal(&a->impair, &b->impair) || a->expire_ms != b->expire_ms)
-		return false;
-
-	return a->a.ttl_op == b->a.ttl_op &&
-	       (a->a.ttl_op == RULE_TTL_KEEP || a->a.ttl == b->a.ttl) &&
-	       a->a.set_dscp == b->a.set_dscp && (!a->a.set_dscp || a->a.dscp == b->a.dscp) &&
-	       a->a.set_ecn == b->a.set_ecn && (!a->a.set_ecn || a->a.ecn == b->a.ecn) &&
-	       a->a.clamp_mss == b->a.clamp_mss && a->a.verdict == b->a.verdict &&
-	       a->a.reject == b->a.reject;
-}
-
 static void put_key(struct strbuf *o, enum rule_key k)
 {
 	strbuf_printf(o, "%s%s=", o->len ? " " : "", key_names[k]);
@@ -1729,6 +1651,767 @@ static void put_double(struct strbuf *o, double p)
 	strbuf_printf(o, "%s", b);
 }
 
+/* Milliseconds from microseconds, without trailing zeros: 50, 0.5, 12.345. */
+static void put_ms(struct strbuf *o, enum rule_key k, uint32_t us)
+{
+	put_key(o, k);
+	strbuf_ms(o, us);
+}
+
+static void put_fraction(struct strbuf *o, enum rule_key k, double p)
+{
+	put_key(o, k);
+	put_double(o, p);
+}
+
+/*
+ * Equality by key (the EQ column).  rule_equal() compares the presence bits
+ * (match, impairment and netem flags) first, so each of these compares the
+ * values of a key both rules have, or both lack.
+ */
+#define KEY_EQUAL(fn, expr)                                                    \
+	static bool fn(const struct rule *a, const struct rule *b)             \
+	{                                                                      \
+		return expr;                                                   \
+	}
+
+static bool prefix_equal(const struct rule_prefix *a, const struct rule_prefix *b)
+{
+	return a->len == b->len && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
+}
+
+#define MF(bit) (a->m.flags & (bit))
+#define IF(bit) (a->impair.flags & (bit))
+#define A (&a->impair)
+#define B (&b->impair)
+
+KEY_EQUAL(eq_name, strcmp(a->name, b->name) == 0)
+KEY_EQUAL(eq_direction, rule_dir_mask(a) == rule_dir_mask(b))
+KEY_EQUAL(eq_family, a->m.family == b->m.family)
+KEY_EQUAL(eq_proto, !MF(RULE_M_PROTO) || a->m.proto == b->m.proto)
+KEY_EQUAL(eq_src, !MF(RULE_M_SRC) || prefix_equal(&a->m.src, &b->m.src))
+KEY_EQUAL(eq_dst, !MF(RULE_M_DST) || prefix_equal(&a->m.dst, &b->m.dst))
+KEY_EQUAL(eq_sport, !MF(RULE_M_SPORT) ||
+	  (a->m.sport_lo == b->m.sport_lo && a->m.sport_hi == b->m.sport_hi))
+KEY_EQUAL(eq_dport, !MF(RULE_M_DPORT) ||
+	  (a->m.dport_lo == b->m.dport_lo && a->m.dport_hi == b->m.dport_hi))
+KEY_EQUAL(eq_icmp_type, (!MF(RULE_M_ICMP4_TYPE) || a->m.icmp_type[0] == b->m.icmp_type[0]) &&
+	  (!MF(RULE_M_ICMP6_TYPE) || a->m.icmp_type[1] == b->m.icmp_type[1]))
+KEY_EQUAL(eq_icmp_code, !MF(RULE_M_ICMP_CODE) || a->m.icmp_code == b->m.icmp_code)
+KEY_EQUAL(eq_tcp_flags, !MF(RULE_M_TCP_FLAGS) ||
+	  (a->m.tcp_mask == b->m.tcp_mask && a->m.tcp_set == b->m.tcp_set))
+KEY_EQUAL(eq_ttl, !MF(RULE_M_TTL) || (a->m.ttl_lo == b->m.ttl_lo && a->m.ttl_hi == b->m.ttl_hi))
+KEY_EQUAL(eq_length, !MF(RULE_M_LENGTH) ||
+	  (a->m.len_lo == b->m.len_lo && a->m.len_hi == b->m.len_hi))
+KEY_EQUAL(eq_dscp, !MF(RULE_M_DSCP) || a->m.dscp == b->m.dscp)
+KEY_EQUAL(eq_probability, !MF(RULE_M_PROBABILITY) ||
+	  (a->probability == b->probability && a->m.prob_threshold == b->m.prob_threshold))
+KEY_EQUAL(eq_set_ttl, a->a.ttl_op == b->a.ttl_op &&
+	  (a->a.ttl_op == RULE_TTL_KEEP || a->a.ttl == b->a.ttl))
+KEY_EQUAL(eq_set_dscp, a->a.set_dscp == b->a.set_dscp && (!a->a.set_dscp || a->a.dscp == b->a.dscp))
+KEY_EQUAL(eq_set_ecn, a->a.set_ecn == b->a.set_ecn && (!a->a.set_ecn || a->a.ecn == b->a.ecn))
+KEY_EQUAL(eq_clamp_mss, a->a.clamp_mss == b->a.clamp_mss)
+KEY_EQUAL(eq_verdict, a->a.verdict == b->a.verdict)
+KEY_EQUAL(eq_reject_with, a->a.reject == b->a.reject)
+KEY_EQUAL(eq_delay, !IF(RULE_I_DELAY) || A->delay_us == B->delay_us)
+KEY_EQUAL(eq_jitter, !IF(RULE_I_JITTER) || (A->jitter_us == B->jitter_us && A->dist == B->dist))
+/* A file's table by its size, hash and path: the same file read twice is the same. */
+KEY_EQUAL(eq_distribution, !IF(RULE_I_JITTER) || A->dist != RULE_DIST_FILE ||
+	  (!A->table == !B->table && (!A->table || (A->table->n == B->table->n &&
+						    A->table->hash == B->table->hash &&
+						    strcmp(A->table->path, B->table->path) == 0))))
+KEY_EQUAL(eq_delay_corr, A->delay_corr == B->delay_corr)
+KEY_EQUAL(eq_loss, !IF(RULE_I_LOSS) ||
+	  (A->loss_ge == B->loss_ge &&
+	   (A->loss_ge ? A->ge_p == B->ge_p && A->ge_r == B->ge_r &&
+			 A->ge_bad_loss == B->ge_bad_loss && A->ge_good_loss == B->ge_good_loss :
+			 A->loss == B->loss)))
+KEY_EQUAL(eq_loss_corr, A->loss_corr == B->loss_corr)
+/* loss-ecn is all in xflags. */
+KEY_EQUAL(eq_loss_ecn, true)
+KEY_EQUAL(eq_duplicate, !IF(RULE_I_DUPLICATE) || A->duplicate == B->duplicate)
+KEY_EQUAL(eq_duplicate_corr, A->duplicate_corr == B->duplicate_corr)
+KEY_EQUAL(eq_reorder, !IF(RULE_I_REORDER) || A->reorder == B->reorder)
+KEY_EQUAL(eq_reorder_corr, A->reorder_corr == B->reorder_corr)
+KEY_EQUAL(eq_gap, A->gap == B->gap)
+KEY_EQUAL(eq_corrupt, !IF(RULE_I_CORRUPT) || A->corrupt == B->corrupt)
+KEY_EQUAL(eq_corrupt_corr, A->corrupt_corr == B->corrupt_corr)
+KEY_EQUAL(eq_rate, (!IF(RULE_I_RATE) || (A->rate == B->rate && A->rate_pps == B->rate_pps)) &&
+	  strcmp(A->trace, B->trace) == 0)
+KEY_EQUAL(eq_overhead, A->overhead == B->overhead)
+KEY_EQUAL(eq_cellsize, A->cellsize == B->cellsize)
+KEY_EQUAL(eq_cell_overhead, A->cell_overhead == B->cell_overhead)
+KEY_EQUAL(eq_slot, !IF(RULE_I_SLOT) ||
+	  (A->slot_min_us == B->slot_min_us && A->slot_max_us == B->slot_max_us &&
+	   A->slot_pkts == B->slot_pkts && A->slot_bytes == B->slot_bytes))
+/* Exact: the default (1000) is not printed, but 0 (no queue) differs from it. */
+KEY_EQUAL(eq_limit, A->limit == B->limit)
+KEY_EQUAL(eq_queue, A->queue_pkts == B->queue_pkts)
+KEY_EQUAL(eq_queue_bytes, A->queue_bytes == B->queue_bytes)
+KEY_EQUAL(eq_aqm, A->aqm == B->aqm)
+KEY_EQUAL(eq_codel_target, A->codel_target_us == B->codel_target_us)
+KEY_EQUAL(eq_codel_interval, A->codel_interval_us == B->codel_interval_us)
+KEY_EQUAL(eq_seed, A->seeded == B->seeded && (!A->seeded || A->seed == B->seed))
+KEY_EQUAL(eq_expire, a->expire_ms == b->expire_ms)
+
+#undef MF
+#undef IF
+#undef A
+#undef B
+
+/* Printers by key (the PUT column): nothing when the rule lacks the key. */
+static void put_name(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->name[0]) {
+		put_key(o, k);
+		strbuf_printf(o, "%s", r->name);
+	}
+}
+
+/* out is the default: left out, so rules without the key print as they did. */
+static void put_direction(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (rule_dir_mask(r) != RULE_DIR_OUT)
+		put_named(o, k, direction_names, ARRAY_SIZE(direction_names), rule_dir_mask(r));
+}
+
+/* src/dst carry the family themselves. */
+static void put_family(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.family && !(r->m.flags & (RULE_M_SRC | RULE_M_DST))) {
+		put_key(o, k);
+		strbuf_printf(o, "%s", family_name(r->m.family));
+	}
+}
+
+static void put_proto(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_PROTO)
+		put_named(o, k, proto_names, ARRAY_SIZE(proto_names), r->m.proto);
+}
+
+static void put_src(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_SRC)
+		put_prefix(o, k, r->m.flags & RULE_M_SRC_NOT, &r->m.src, r->m.family);
+}
+
+static void put_dst(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_DST)
+		put_prefix(o, k, r->m.flags & RULE_M_DST_NOT, &r->m.dst, r->m.family);
+}
+
+static void put_sport(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_SPORT)
+		put_range(o, k, r->m.flags & RULE_M_SPORT_NOT, r->m.sport_lo, r->m.sport_hi);
+}
+
+static void put_dport(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_DPORT)
+		put_range(o, k, r->m.flags & RULE_M_DPORT_NOT, r->m.dport_lo, r->m.dport_hi);
+}
+
+/*
+ * With a proto the number stands alone (printed by name when it has one);
+ * without, parsing resolved a name in both tables, so print it.
+ */
+static void put_icmp_type(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_ICMP4_TYPE)
+		put_named(o, k, icmp4_names, ARRAY_SIZE(icmp4_names), r->m.icmp_type[0]);
+	else if (r->m.flags & RULE_M_ICMP6_TYPE)
+		put_named(o, k, icmp6_names, ARRAY_SIZE(icmp6_names), r->m.icmp_type[1]);
+}
+
+static void put_icmp_code(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_ICMP_CODE) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->m.icmp_code);
+	}
+}
+
+static void put_tcp_flags(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_match *m = &r->m;
+	bool first = true;
+
+	if (!(m->flags & RULE_M_TCP_FLAGS))
+		return;
+	put_key(o, k);
+	for (unsigned int bit = 0; bit < 8; bit++) {
+		if (!(m->tcp_mask & (1u << bit)))
+			continue;
+		strbuf_printf(o, "%s%s%s", first ? "" : ",", m->tcp_set & (1u << bit) ? "" : "!",
+		    tcp_flag_names[bit]);
+		first = false;
+	}
+}
+
+static void put_ttl(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_TTL)
+		put_range(o, k, false, r->m.ttl_lo, r->m.ttl_hi);
+}
+
+static void put_length(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_LENGTH)
+		put_range(o, k, false, r->m.len_lo, r->m.len_hi);
+}
+
+static void put_dscp(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_DSCP)
+		put_named(o, k, dscp_names, ARRAY_SIZE(dscp_names), r->m.dscp);
+}
+
+static void put_probability(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_PROBABILITY) {
+		put_key(o, k);
+		put_double(o, r->probability);
+	}
+}
+
+static void put_set_ttl(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.ttl_op != RULE_TTL_KEEP) {
+		put_key(o, k);
+		strbuf_printf(o, "%s%u", r->a.ttl_op == RULE_TTL_INC ? "+" :
+				r->a.ttl_op == RULE_TTL_DEC ? "-" : "", r->a.ttl);
+	}
+}
+
+static void put_set_dscp(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.set_dscp)
+		put_named(o, k, dscp_names, ARRAY_SIZE(dscp_names), r->a.dscp);
+}
+
+static void put_set_ecn(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.set_ecn)
+		put_named(o, k, ecn_names, ARRAY_SIZE(ecn_names), r->a.ecn);
+}
+
+static void put_clamp_mss(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.clamp_mss) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->a.clamp_mss);
+	}
+}
+
+/* Impairment implies accept: leave it out, it would read back the same. */
+static void put_verdict(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.verdict != RULE_VERDICT_NONE &&
+	    !(r->a.verdict == RULE_VERDICT_ACCEPT && r->impair.flags))
+		put_named(o, k, verdict_names, ARRAY_SIZE(verdict_names), r->a.verdict);
+}
+
+static void put_reject_with(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.verdict == RULE_VERDICT_REJECT)
+		put_named(o, k, reject_names, ARRAY_SIZE(reject_names), r->a.reject);
+}
+
+static void put_delay(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_DELAY)
+		put_ms(o, k, r->impair.delay_us);
+}
+
+static void put_jitter(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_JITTER)
+		put_ms(o, k, r->impair.jitter_us);
+}
+
+static void put_distribution(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_impair *im = &r->impair;
+
+	if (!(im->flags & RULE_I_JITTER))
+		return;
+	if (im->dist == RULE_DIST_FILE && im->table) {
+		put_key(o, k);
+		strbuf_printf(o, "@%s", im->table->path);
+	} else if (im->dist != RULE_DIST_UNIFORM) {
+		put_named(o, k, dist_names, ARRAY_SIZE(dist_names), im->dist);
+	}
+}
+
+static void put_delay_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_DELAY_CORR)
+		put_fraction(o, k, r->impair.delay_corr);
+}
+
+static void put_loss(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_impair *im = &r->impair;
+
+	if (!(im->flags & RULE_I_LOSS))
+		return;
+	if (!im->loss_ge) {
+		put_fraction(o, k, im->loss);
+		return;
+	}
+	put_key(o, k);
+	strbuf_printf(o, "gemodel:");
+	put_double(o, im->ge_p);
+	strbuf_printf(o, ",");
+	put_double(o, im->ge_r);
+	/* Trailing defaults (BADLOSS 1, GOODLOSS 0) are left out. */
+	if (im->ge_bad_loss != 1.0 || im->ge_good_loss != 0.0) {
+		strbuf_printf(o, ",");
+		put_double(o, im->ge_bad_loss);
+	}
+	if (im->ge_good_loss != 0.0) {
+		strbuf_printf(o, ",");
+		put_double(o, im->ge_good_loss);
+	}
+}
+
+static void put_loss_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_LOSS_CORR)
+		put_fraction(o, k, r->impair.loss_corr);
+}
+
+static void put_loss_ecn(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_LOSS_ECN) {
+		put_key(o, k);
+		strbuf_printf(o, "true");
+	}
+}
+
+static void put_duplicate(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_DUPLICATE)
+		put_fraction(o, k, r->impair.duplicate);
+}
+
+static void put_duplicate_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_DUPLICATE_CORR)
+		put_fraction(o, k, r->impair.duplicate_corr);
+}
+
+static void put_reorder(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_REORDER)
+		put_fraction(o, k, r->impair.reorder);
+}
+
+static void put_reorder_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_REORDER_CORR)
+		put_fraction(o, k, r->impair.reorder_corr);
+}
+
+static void put_gap(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_GAP) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.gap);
+	}
+}
+
+static void put_corrupt(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_CORRUPT)
+		put_fraction(o, k, r->impair.corrupt);
+}
+
+static void put_corrupt_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_CORRUPT_CORR)
+		put_fraction(o, k, r->impair.corrupt_corr);
+}
+
+static void put_rate(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_impair *im = &r->impair;
+	size_t i = 0;
+
+	if (!(im->flags & RULE_I_RATE))
+		return;
+	put_key(o, k);
+	if (im->rate_pps) {
+		strbuf_printf(o, "%llupps", (unsigned long long)im->rate);
+	} else if (im->trace[0]) {
+		strbuf_printf(o, "@%s", im->trace);
+	} else {
+		while (im->rate % rate_units[i].mult)
+			i++;
+		strbuf_printf(o, "%llu%s", (unsigned long long)(im->rate / rate_units[i].mult),
+		    rate_units[i].name);
+	}
+}
+
+static void put_overhead(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_OVERHEAD) {
+		put_key(o, k);
+		strbuf_printf(o, "%d", r->impair.overhead);
+	}
+}
+
+static void put_cellsize(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_CELLSIZE) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.cellsize);
+	}
+}
+
+static void put_cell_overhead(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_CELL_OVERHEAD) {
+		put_key(o, k);
+		strbuf_printf(o, "%d", r->impair.cell_overhead);
+	}
+}
+
+static void put_slot(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_impair *im = &r->impair;
+
+	if (!(im->flags & RULE_I_SLOT))
+		return;
+	put_ms(o, k, im->slot_min_us);
+	/* Trailing defaults (MAX = MIN, no bounds) are left out. */
+	if (im->slot_max_us != im->slot_min_us || im->slot_pkts || im->slot_bytes) {
+		strbuf_printf(o, ",");
+		strbuf_ms(o, im->slot_max_us);
+	}
+	if (im->slot_pkts || im->slot_bytes)
+		strbuf_printf(o, ",%u", im->slot_pkts);
+	if (im->slot_bytes)
+		strbuf_printf(o, ",%u", im->slot_bytes);
+}
+
+static void put_limit(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.limit && r->impair.limit != RULE_LIMIT_DEFAULT) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.limit);
+	}
+}
+
+static void put_queue(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.queue_pkts) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.queue_pkts);
+	}
+}
+
+static void put_queue_bytes(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.queue_bytes) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.queue_bytes);
+	}
+}
+
+static void put_aqm(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.aqm != RULE_AQM_DROPTAIL)
+		put_named(o, k, aqm_names, ARRAY_SIZE(aqm_names), r->impair.aqm);
+}
+
+static void put_codel_target(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.codel_target_us)
+		put_ms(o, k, r->impair.codel_target_us);
+}
+
+static void put_codel_interval(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.codel_interval_us)
+		put_ms(o, k, r->impair.codel_interval_us);
+}
+
+static void put_seed(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.seeded) {
+		put_key(o, k);
+		strbuf_printf(o, "%llu", (unsigned long long)r->impair.seed);
+	}
+}
+
+static void put_expire(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	uint32_t ms = r->expire_ms;
+	size_t i = 0;
+
+	if (!ms)
+		return;
+	while (ms % expire_units[i].ms)
+		i++;
+	put_key(o, k);
+	strbuf_printf(o, "%u%s", ms / expire_units[i].ms, expire_units[i].name);
+}
+
+/* Named values by key (the VALUES column). */
+#define NV_VALUES(fn, table)                                                   \
+	static const char *fn(unsigned int i)                                  \
+	{                                                                      \
+		return i < ARRAY_SIZE(table) ? table[i].name : NULL;          \
+	}
+#define STR_VALUES(fn, table)                                                  \
+	static const char *fn(unsigned int i)                                  \
+	{                                                                      \
+		return i < ARRAY_SIZE(table) ? table[i] : NULL;                \
+	}
+
+NV_VALUES(values_direction, direction_names)
+STR_VALUES(values_family, family_names)
+NV_VALUES(values_proto, proto_names)
+STR_VALUES(values_tcp_flags, tcp_flag_names)
+NV_VALUES(values_dscp, dscp_names)
+NV_VALUES(values_ecn, ecn_names)
+NV_VALUES(values_verdict, verdict_names)
+NV_VALUES(values_reject_with, reject_names)
+NV_VALUES(values_distribution, dist_names)
+STR_VALUES(values_bool, bool_names)
+NV_VALUES(values_aqm, aqm_names)
+
+/* ICMP and ICMPv6 types, the names both have once. */
+static const char *values_icmp_type(unsigned int i)
+{
+	size_t j;
+
+	if (i < ARRAY_SIZE(icmp4_names))
+		return icmp4_names[i].name;
+	i -= ARRAY_SIZE(icmp4_names);
+	for (j = 0; j < ARRAY_SIZE(icmp6_names); j++) {
+		if (lookup_name(icmp4_names, ARRAY_SIZE(icmp4_names), icmp6_names[j].name) >= 0)
+			continue;
+		if (i-- == 0)
+			return icmp6_names[j].name;
+	}
+	return NULL;
+}
+
+static int parse_key(struct parser *ps, enum rule_key k)
+{
+	switch (k) {
+	case K_NAME:
+		return parse_name(ps, k);
+	case K_DIRECTION:
+		return parse_direction(ps, k);
+	case K_FAMILY:
+		return parse_family(ps, k);
+	case K_PROTO:
+		return parse_proto(ps, k);
+	case K_SRC:
+		return parse_prefix(ps, k);
+	case K_DST:
+		return parse_prefix(ps, k);
+	case K_SPORT:
+		return parse_port(ps, k);
+	case K_DPORT:
+		return parse_port(ps, k);
+	case K_ICMP_TYPE:
+		return parse_icmp_type(ps, k);
+	case K_ICMP_CODE:
+		return parse_icmp_code(ps, k);
+	case K_TCP_FLAGS:
+		return parse_tcp_flags(ps, k);
+	case K_TTL:
+		return parse_ttl(ps, k);
+	case K_LENGTH:
+		return parse_length(ps, k);
+	case K_DSCP:
+		return parse_dscp(ps, k);
+	case K_PROBABILITY:
+		return parse_probability(ps, k);
+	case K_SET_TTL:
+		return parse_set_ttl(ps, k);
+	case K_SET_DSCP:
+		return parse_set_dscp(ps, k);
+	case K_SET_ECN:
+		return parse_set_ecn(ps, k);
+	case K_CLAMP_MSS:
+		return parse_clamp_mss(ps, k);
+	case K_VERDICT:
+		return parse_verdict(ps, k);
+	case K_REJECT_WITH:
+		return parse_reject_with(ps, k);
+	case K_DELAY:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_delay(ps, k);
+	case K_JITTER:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_jitter(ps, k);
+	case K_DISTRIBUTION:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_distribution(ps, k);
+	case K_DELAY_CORR:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_delay_corr(ps, k);
+	case K_LOSS:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_loss(ps, k);
+	case K_LOSS_CORR:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_loss_corr(ps, k);
+	case K_LOSS_ECN:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_loss_ecn(ps, k);
+	case K_DUPLICATE:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_duplicate(ps, k);
+	case K_DUPLICATE_CORR:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_duplicate_corr(ps, k);
+	case K_REORDER:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_reorder(ps, k);
+	case K_REORDER_CORR:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_reorder_corr(ps, k);
+	case K_GAP:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_gap(ps, k);
+	case K_CORRUPT:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_corrupt(ps, k);
+	case K_CORRUPT_CORR:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_corrupt_corr(ps, k);
+	case K_RATE:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_rate(ps, k);
+	case K_OVERHEAD:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_overhead_key(ps, k);
+	case K_CELLSIZE:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_cellsize(ps, k);
+	case K_CELL_OVERHEAD:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_overhead_key(ps, k);
+	case K_SLOT:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_slot(ps, k);
+	case K_LIMIT:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_limit(ps, k);
+	case K_QUEUE:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_trace_key(ps, k);
+	case K_QUEUE_BYTES:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_trace_key(ps, k);
+	case K_AQM:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_trace_key(ps, k);
+	case K_CODEL_TARGET:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_trace_key(ps, k);
+	case K_CODEL_INTERVAL:
+		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
+			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+		return parse_trace_key(ps, k);
+	case K_SEED:
+		return parse_seed(ps, k);
+	case K_EXPIRE:
+		return parse_expire(ps, k);
+	case K_MAX:
+		break;
+	}
+	return -EINVAL;
+}
+
+bool rule_equal(const struct rule *a, const struct rule *b)
+{
+	if (a->m.flags != b->m.flags || a->impair.flags != b->impair.flags ||
+	    a->impair.xflags != b->impair.xflags)
+		return false;
+	return eq_name(a, b) &&
+	       eq_direction(a, b) &&
+	       eq_family(a, b) &&
+	       eq_proto(a, b) &&
+	       eq_src(a, b) &&
+	       eq_dst(a, b) &&
+	       eq_sport(a, b) &&
+	       eq_dport(a, b) &&
+	       eq_icmp_type(a, b) &&
+	       eq_icmp_code(a, b) &&
+	       eq_tcp_flags(a, b) &&
+	       eq_ttl(a, b) &&
+	       eq_length(a, b) &&
+	       eq_dscp(a, b) &&
+	       eq_probability(a, b) &&
+	       eq_set_ttl(a, b) &&
+	       eq_set_dscp(a, b) &&
+	       eq_set_ecn(a, b) &&
+	       eq_clamp_mss(a, b) &&
+	       eq_verdict(a, b) &&
+	       eq_reject_with(a, b) &&
+	       eq_delay(a, b) &&
+	       eq_jitter(a, b) &&
+	       eq_distribution(a, b) &&
+	       eq_delay_corr(a, b) &&
+	       eq_loss(a, b) &&
+	       eq_loss_corr(a, b) &&
+	       eq_loss_ecn(a, b) &&
+	       eq_duplicate(a, b) &&
+	       eq_duplicate_corr(a, b) &&
+	       eq_reorder(a, b) &&
+	       eq_reorder_corr(a, b) &&
+	       eq_gap(a, b) &&
+	       eq_corrupt(a, b) &&
+	       eq_corrupt_corr(a, b) &&
+	       eq_rate(a, b) &&
+	       eq_overhead(a, b) &&
+	       eq_cellsize(a, b) &&
+	       eq_cell_overhead(a, b) &&
+	       eq_slot(a, b) &&
+	       eq_limit(a, b) &&
+	       eq_queue(a, b) &&
+	       eq_queue_bytes(a, b) &&
+	       eq_aqm(a, b) &&
+	       eq_codel_target(a, b) &&
+	       eq_codel_interval(a, b) &&
+	       eq_seed(a, b) &&
+	       eq_expire(a, b);
+}
+
 const char *rule_proto_name(unsigned int proto)
 {
 	return lookup_value(proto_names, ARRAY_SIZE(proto_names), proto);
@@ -1746,33 +2429,6 @@ const char *rule_key_name(unsigned int i)
 	return i < K_MAX ? key_names[i] : NULL;
 }
 
-static const char *nv_name(const struct name_value *t, size_t n, unsigned int i)
-{
-	return i < n ? t[i].name : NULL;
-}
-
-static const char *str_name(const char *const *t, size_t n, unsigned int i)
-{
-	return i < n ? t[i] : NULL;
-}
-
-/* ICMP and ICMPv6 types, the names both have once. */
-static const char *icmp_type_name(unsigned int i)
-{
-	size_t j;
-
-	if (i < ARRAY_SIZE(icmp4_names))
-		return icmp4_names[i].name;
-	i -= ARRAY_SIZE(icmp4_names);
-	for (j = 0; j < ARRAY_SIZE(icmp6_names); j++) {
-		if (lookup_name(icmp4_names, ARRAY_SIZE(icmp4_names), icmp6_names[j].name) >= 0)
-			continue;
-		if (i-- == 0)
-			return icmp6_names[j].name;
-	}
-	return NULL;
-}
-
 const char *rule_key_value(const char *key, unsigned int i)
 {
 	unsigned int k;
@@ -1782,30 +2438,31 @@ const char *rule_key_value(const char *key, unsigned int i)
 			break;
 	switch (k) {
 	case K_DIRECTION:
-		return nv_name(direction_names, ARRAY_SIZE(direction_names), i);
+		return values_direction(i);
 	case K_FAMILY:
-		return str_name(family_names, ARRAY_SIZE(family_names), i);
+		return values_family(i);
 	case K_PROTO:
-		return nv_name(proto_names, ARRAY_SIZE(proto_names), i);
+		return values_proto(i);
 	case K_ICMP_TYPE:
-		return icmp_type_name(i);
+		return values_icmp_type(i);
 	case K_TCP_FLAGS:
-		return str_name(tcp_flag_names, ARRAY_SIZE(tcp_flag_names), i);
+		return values_tcp_flags(i);
 	case K_DSCP:
+		return values_dscp(i);
 	case K_SET_DSCP:
-		return nv_name(dscp_names, ARRAY_SIZE(dscp_names), i);
+		return values_dscp(i);
 	case K_SET_ECN:
-		return nv_name(ecn_names, ARRAY_SIZE(ecn_names), i);
+		return values_ecn(i);
 	case K_VERDICT:
-		return nv_name(verdict_names, ARRAY_SIZE(verdict_names), i);
+		return values_verdict(i);
 	case K_REJECT_WITH:
-		return nv_name(reject_names, ARRAY_SIZE(reject_names), i);
+		return values_reject_with(i);
 	case K_DISTRIBUTION:
-		return nv_name(dist_names, ARRAY_SIZE(dist_names), i);
+		return values_distribution(i);
 	case K_LOSS_ECN:
-		return str_name(bool_names, ARRAY_SIZE(bool_names), i);
+		return values_bool(i);
 	case K_AQM:
-		return nv_name(aqm_names, ARRAY_SIZE(aqm_names), i);
+		return values_aqm(i);
 	default:
 		return NULL;
 	}
@@ -1813,233 +2470,57 @@ const char *rule_key_value(const char *key, unsigned int i)
 
 static void put_matches(struct strbuf *o, const struct rule *r)
 {
-	const struct rule_match *m = &r->m;
-	uint32_t f = m->flags;
-
-	if (r->name[0]) {
-		put_key(o, K_NAME);
-		strbuf_printf(o, "%s", r->name);
-	}
-	/* out is the default: left out, so rules without the key print as they did. */
-	if (rule_dir_mask(r) != RULE_DIR_OUT)
-		put_named(o, K_DIRECTION, direction_names, ARRAY_SIZE(direction_names),
-			  rule_dir_mask(r));
-	/* src/dst carry the family themselves. */
-	if (m->family && !(f & (RULE_M_SRC | RULE_M_DST))) {
-		put_key(o, K_FAMILY);
-		strbuf_printf(o, "%s", family_name(m->family));
-	}
-	if (f & RULE_M_PROTO)
-		put_named(o, K_PROTO, proto_names, ARRAY_SIZE(proto_names), m->proto);
-	if (f & RULE_M_SRC)
-		put_prefix(o, K_SRC, f & RULE_M_SRC_NOT, &m->src, m->family);
-	if (f & RULE_M_DST)
-		put_prefix(o, K_DST, f & RULE_M_DST_NOT, &m->dst, m->family);
-	if (f & RULE_M_SPORT)
-		put_range(o, K_SPORT, f & RULE_M_SPORT_NOT, m->sport_lo, m->sport_hi);
-	if (f & RULE_M_DPORT)
-		put_range(o, K_DPORT, f & RULE_M_DPORT_NOT, m->dport_lo, m->dport_hi);
-	/*
-	 * With a proto the number stands alone (printed by name when it has
-	 * one); without, parsing resolved a name in both tables, so print it.
-	 */
-	if (f & RULE_M_ICMP4_TYPE)
-		put_named(o, K_ICMP_TYPE, icmp4_names, ARRAY_SIZE(icmp4_names), m->icmp_type[0]);
-	else if (f & RULE_M_ICMP6_TYPE)
-		put_named(o, K_ICMP_TYPE, icmp6_names, ARRAY_SIZE(icmp6_names), m->icmp_type[1]);
-	if (f & RULE_M_ICMP_CODE) {
-		put_key(o, K_ICMP_CODE);
-		strbuf_printf(o, "%u", m->icmp_code);
-	}
-	if (f & RULE_M_TCP_FLAGS) {
-		bool first = true;
-
-		put_key(o, K_TCP_FLAGS);
-		for (unsigned int bit = 0; bit < 8; bit++) {
-			if (!(m->tcp_mask & (1u << bit)))
-				continue;
-			strbuf_printf(o, "%s%s%s", first ? "" : ",", m->tcp_set & (1u << bit) ? "" : "!",
-			    tcp_flag_names[bit]);
-			first = false;
-		}
-	}
-	if (f & RULE_M_TTL)
-		put_range(o, K_TTL, false, m->ttl_lo, m->ttl_hi);
-	if (f & RULE_M_LENGTH)
-		put_range(o, K_LENGTH, false, m->len_lo, m->len_hi);
-	if (f & RULE_M_DSCP)
-		put_named(o, K_DSCP, dscp_names, ARRAY_SIZE(dscp_names), m->dscp);
-	if (f & RULE_M_PROBABILITY) {
-		put_key(o, K_PROBABILITY);
-		put_double(o, r->probability);
-	}
-}
-
-/* Milliseconds from microseconds, without trailing zeros: 50, 0.5, 12.345. */
-static void put_ms(struct strbuf *o, enum rule_key k, uint32_t us)
-{
-	put_key(o, k);
-	strbuf_ms(o, us);
-}
-
-static void put_fraction(struct strbuf *o, enum rule_key k, double p)
-{
-	put_key(o, k);
-	put_double(o, p);
-}
-
-static void put_impair(struct strbuf *o, const struct rule_impair *im)
-{
-	uint8_t f = im->flags;
-
-	if (f & RULE_I_DELAY)
-		put_ms(o, K_DELAY, im->delay_us);
-	if (f & RULE_I_JITTER) {
-		put_ms(o, K_JITTER, im->jitter_us);
-		if (im->dist == RULE_DIST_FILE && im->table) {
-			put_key(o, K_DISTRIBUTION);
-			strbuf_printf(o, "@%s", im->table->path);
-		} else if (im->dist != RULE_DIST_UNIFORM) {
-			put_named(o, K_DISTRIBUTION, dist_names, ARRAY_SIZE(dist_names), im->dist);
-		}
-	}
-	if (im->xflags & RULE_IX_DELAY_CORR)
-		put_fraction(o, K_DELAY_CORR, im->delay_corr);
-	if ((f & RULE_I_LOSS) && !im->loss_ge)
-		put_fraction(o, K_LOSS, im->loss);
-	if ((f & RULE_I_LOSS) && im->loss_ge) {
-		put_key(o, K_LOSS);
-		strbuf_printf(o, "gemodel:");
-		put_double(o, im->ge_p);
-		strbuf_printf(o, ",");
-		put_double(o, im->ge_r);
-		/* Trailing defaults (BADLOSS 1, GOODLOSS 0) are left out. */
-		if (im->ge_bad_loss != 1.0 || im->ge_good_loss != 0.0) {
-			strbuf_printf(o, ",");
-			put_double(o, im->ge_bad_loss);
-		}
-		if (im->ge_good_loss != 0.0) {
-			strbuf_printf(o, ",");
-			put_double(o, im->ge_good_loss);
-		}
-	}
-	if (im->xflags & RULE_IX_LOSS_CORR)
-		put_fraction(o, K_LOSS_CORR, im->loss_corr);
-	if (im->xflags & RULE_IX_LOSS_ECN) {
-		put_key(o, K_LOSS_ECN);
-		strbuf_printf(o, "true");
-	}
-	if (f & RULE_I_DUPLICATE)
-		put_fraction(o, K_DUPLICATE, im->duplicate);
-	if (im->xflags & RULE_IX_DUPLICATE_CORR)
-		put_fraction(o, K_DUPLICATE_CORR, im->duplicate_corr);
-	if (f & RULE_I_REORDER)
-		put_fraction(o, K_REORDER, im->reorder);
-	if (im->xflags & RULE_IX_REORDER_CORR)
-		put_fraction(o, K_REORDER_CORR, im->reorder_corr);
-	if (im->xflags & RULE_IX_GAP) {
-		put_key(o, K_GAP);
-		strbuf_printf(o, "%u", im->gap);
-	}
-	if (f & RULE_I_CORRUPT)
-		put_fraction(o, K_CORRUPT, im->corrupt);
-	if (im->xflags & RULE_IX_CORRUPT_CORR)
-		put_fraction(o, K_CORRUPT_CORR, im->corrupt_corr);
-	if ((f & RULE_I_RATE) && im->rate_pps) {
-		put_key(o, K_RATE);
-		strbuf_printf(o, "%llupps", (unsigned long long)im->rate);
-	} else if ((f & RULE_I_RATE) && im->trace[0]) {
-		put_key(o, K_RATE);
-		strbuf_printf(o, "@%s", im->trace);
-	} else if (f & RULE_I_RATE) {
-		size_t i = 0;
-
-		while (im->rate % rate_units[i].mult)
-			i++;
-		put_key(o, K_RATE);
-		strbuf_printf(o, "%llu%s", (unsigned long long)(im->rate / rate_units[i].mult),
-		    rate_units[i].name);
-	}
-	if (im->xflags & RULE_IX_OVERHEAD) {
-		put_key(o, K_OVERHEAD);
-		strbuf_printf(o, "%d", im->overhead);
-	}
-	if (im->xflags & RULE_IX_CELLSIZE) {
-		put_key(o, K_CELLSIZE);
-		strbuf_printf(o, "%u", im->cellsize);
-	}
-	if (im->xflags & RULE_IX_CELL_OVERHEAD) {
-		put_key(o, K_CELL_OVERHEAD);
-		strbuf_printf(o, "%d", im->cell_overhead);
-	}
-	if (f & RULE_I_SLOT) {
-		put_ms(o, K_SLOT, im->slot_min_us);
-		/* Trailing defaults (MAX = MIN, no bounds) are left out. */
-		if (im->slot_max_us != im->slot_min_us || im->slot_pkts || im->slot_bytes) {
-			strbuf_printf(o, ",");
-			strbuf_ms(o, im->slot_max_us);
-		}
-		if (im->slot_pkts || im->slot_bytes)
-			strbuf_printf(o, ",%u", im->slot_pkts);
-		if (im->slot_bytes)
-			strbuf_printf(o, ",%u", im->slot_bytes);
-	}
-	if (im->limit && im->limit != RULE_LIMIT_DEFAULT) {
-		put_key(o, K_LIMIT);
-		strbuf_printf(o, "%u", im->limit);
-	}
-	if (im->queue_pkts) {
-		put_key(o, K_QUEUE);
-		strbuf_printf(o, "%u", im->queue_pkts);
-	}
-	if (im->queue_bytes) {
-		put_key(o, K_QUEUE_BYTES);
-		strbuf_printf(o, "%u", im->queue_bytes);
-	}
-	if (im->aqm != RULE_AQM_DROPTAIL)
-		put_named(o, K_AQM, aqm_names, ARRAY_SIZE(aqm_names), im->aqm);
-	if (im->codel_target_us)
-		put_ms(o, K_CODEL_TARGET, im->codel_target_us);
-	if (im->codel_interval_us)
-		put_ms(o, K_CODEL_INTERVAL, im->codel_interval_us);
-	if (im->seeded) {
-		put_key(o, K_SEED);
-		strbuf_printf(o, "%llu", (unsigned long long)im->seed);
-	}
-}
-
-static void put_expire(struct strbuf *o, uint32_t ms)
-{
-	size_t i = 0;
-
-	while (ms % expire_units[i].ms)
-		i++;
-	put_key(o, K_EXPIRE);
-	strbuf_printf(o, "%u%s", ms / expire_units[i].ms, expire_units[i].name);
+	put_name(o, r, K_NAME);
+	put_direction(o, r, K_DIRECTION);
+	put_family(o, r, K_FAMILY);
+	put_proto(o, r, K_PROTO);
+	put_src(o, r, K_SRC);
+	put_dst(o, r, K_DST);
+	put_sport(o, r, K_SPORT);
+	put_dport(o, r, K_DPORT);
+	put_icmp_type(o, r, K_ICMP_TYPE);
+	put_icmp_code(o, r, K_ICMP_CODE);
+	put_tcp_flags(o, r, K_TCP_FLAGS);
+	put_ttl(o, r, K_TTL);
+	put_length(o, r, K_LENGTH);
+	put_dscp(o, r, K_DSCP);
+	put_probability(o, r, K_PROBABILITY);
 }
 
 static void put_actions(struct strbuf *o, const struct rule *r)
 {
-	if (r->a.ttl_op != RULE_TTL_KEEP) {
-		put_key(o, K_SET_TTL);
-		strbuf_printf(o, "%s%u", r->a.ttl_op == RULE_TTL_INC ? "+" :
-				r->a.ttl_op == RULE_TTL_DEC ? "-" : "", r->a.ttl);
-	}
-	if (r->a.set_dscp)
-		put_named(o, K_SET_DSCP, dscp_names, ARRAY_SIZE(dscp_names), r->a.dscp);
-	if (r->a.set_ecn)
-		put_named(o, K_SET_ECN, ecn_names, ARRAY_SIZE(ecn_names), r->a.ecn);
-	if (r->a.clamp_mss) {
-		put_key(o, K_CLAMP_MSS);
-		strbuf_printf(o, "%u", r->a.clamp_mss);
-	}
-	/* Impairment implies accept: leave it out, it would read back the same. */
-	if (r->a.verdict != RULE_VERDICT_NONE &&
-	    !(r->a.verdict == RULE_VERDICT_ACCEPT && r->impair.flags))
-		put_named(o, K_VERDICT, verdict_names, ARRAY_SIZE(verdict_names), r->a.verdict);
-	if (r->a.verdict == RULE_VERDICT_REJECT)
-		put_named(o, K_REJECT_WITH, reject_names, ARRAY_SIZE(reject_names), r->a.reject);
-	put_impair(o, &r->impair);
+	put_set_ttl(o, r, K_SET_TTL);
+	put_set_dscp(o, r, K_SET_DSCP);
+	put_set_ecn(o, r, K_SET_ECN);
+	put_clamp_mss(o, r, K_CLAMP_MSS);
+	put_verdict(o, r, K_VERDICT);
+	put_reject_with(o, r, K_REJECT_WITH);
+	put_delay(o, r, K_DELAY);
+	put_jitter(o, r, K_JITTER);
+	put_distribution(o, r, K_DISTRIBUTION);
+	put_delay_corr(o, r, K_DELAY_CORR);
+	put_loss(o, r, K_LOSS);
+	put_loss_corr(o, r, K_LOSS_CORR);
+	put_loss_ecn(o, r, K_LOSS_ECN);
+	put_duplicate(o, r, K_DUPLICATE);
+	put_duplicate_corr(o, r, K_DUPLICATE_CORR);
+	put_reorder(o, r, K_REORDER);
+	put_reorder_corr(o, r, K_REORDER_CORR);
+	put_gap(o, r, K_GAP);
+	put_corrupt(o, r, K_CORRUPT);
+	put_corrupt_corr(o, r, K_CORRUPT_CORR);
+	put_rate(o, r, K_RATE);
+	put_overhead(o, r, K_OVERHEAD);
+	put_cellsize(o, r, K_CELLSIZE);
+	put_cell_overhead(o, r, K_CELL_OVERHEAD);
+	put_slot(o, r, K_SLOT);
+	put_limit(o, r, K_LIMIT);
+	put_queue(o, r, K_QUEUE);
+	put_queue_bytes(o, r, K_QUEUE_BYTES);
+	put_aqm(o, r, K_AQM);
+	put_codel_target(o, r, K_CODEL_TARGET);
+	put_codel_interval(o, r, K_CODEL_INTERVAL);
+	put_seed(o, r, K_SEED);
 }
 
 static int format_end(struct strbuf *o)
@@ -2060,8 +2541,7 @@ int rule_format(const struct rule *r, char *buf, size_t len)
 	buf[0] = '\0';
 	put_matches(&o, r);
 	put_actions(&o, r);
-	if (r->expire_ms)
-		put_expire(&o, r->expire_ms);
+	put_expire(&o, r, K_EXPIRE);
 	return format_end(&o);
 }
 
