@@ -23,108 +23,159 @@
 #include "rule.h"
 #include "util.h"
 
+/*
+ * THE RULE VOCABULARY: one row per key, in canonical order.  Everything else
+ * derives from these rows: rule_parse() (keys are parsed in row order, so a
+ * key may depend on the rows above it), rule_format() and "ipmodctl save"
+ * (printed in row order), rule_format_actions() (the ACTION and IMPAIR rows),
+ * rule_equal(), rule_key_name()/rule_key_value() and so "ipmodctl help keys",
+ * "help values KEY" and the shell completions; tests/misc/completion.sh
+ * checks ipmodd.conf(5) against the rows and tests/unit/test-vocab.c checks
+ * the fast-path column against fastpath_rule_why_not().
+ *
+ * Columns:
+ *   ID      K_<ID> in enum rule_key (generated from the rows)
+ *   NAME    the key as written
+ *   KIND    RK_META (about the rule), RK_MATCH, RK_ACTION (actions, verdict)
+ *           or RK_IMPAIR (impairment, printed by rule_format_actions() too)
+ *   WHERE   RK_W_ANY, or RK_W_NOT_DROP: refused with verdict=drop (checked
+ *           here, before the parser runs, on the first such key given)
+ *   FP      whether the tc fast path carries a rule with the key:
+ *           RK_FP_YES, RK_FP_NO (the rule goes to userspace) or
+ *           RK_FP_PARTIAL (some values only: see fastpath_rule_why_not())
+ *   PARSE   int parse_x(struct parser *ps, enum rule_key k): reads val(ps, k)
+ *           into ps->r; fail(ps, k, ...) names the key and the value
+ *   PUT     void put_x(struct strbuf *o, const struct rule *r, enum rule_key k):
+ *           prints " key=value" with put_key() when the rule has the key,
+ *           nothing otherwise (defaults left out so old rules read back)
+ *   EQ      bool eq_x(const struct rule *a, const struct rule *b), or NULL:
+ *           then two rules agree on the key when PUT prints the same for
+ *           both (enough when the printed value is the whole value)
+ *   VALUES  const char *values_x(unsigned int i): the i-th name the value
+ *           can take (help values, completion), NULL past the last; or NULL
+ *   RANGE   the value's syntax and bounds, for "ipmodctl help keys -l"
+ *
+ * To add a key: add ONE row where it belongs in the canonical order (after
+ * the keys it depends on), write its parse_ and put_ functions (and eq_ if
+ * PUT loses information), document it in ipmodd.conf(5) RULES and rule.h;
+ * nothing else in this file changes.  If the fast path cannot carry it, make
+ * fastpath_rule_why_not() say so and mark the row RK_FP_NO (test-vocab
+ * fails otherwise).
+ */
+#define RULE_KEYS(X)                                                                           \
+	X(NAME, "name", RK_META, RK_W_ANY, RK_FP_YES, parse_name, put_name, eq_name, NULL,     \
+	  "letters, digits, _ . -, up to 31")                                                  \
+	X(DIRECTION, "direction", RK_META, RK_W_ANY, RK_FP_YES, parse_direction, put_direction, \
+	  eq_direction, values_direction, "out (default), in, both")                           \
+	X(FAMILY, "family", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_family, put_family, eq_family, \
+	  values_family, "ip (ipv4), ip6 (ipv6)")                                              \
+	X(PROTO, "proto", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_proto, put_proto, eq_proto,     \
+	  values_proto, "name or 0..255")                                                      \
+	X(SRC, "src", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_prefix, put_src, eq_src, NULL,      \
+	  "[!]ADDR[/LEN]")                                                                     \
+	X(DST, "dst", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_prefix, put_dst, eq_dst, NULL,      \
+	  "[!]ADDR[/LEN]")                                                                     \
+	X(SPORT, "sport", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_port, put_sport, eq_sport, NULL, \
+	  "[!]PORT[-PORT], 0..65535, needs proto with ports")                                  \
+	X(DPORT, "dport", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_port, put_dport, eq_dport, NULL, \
+	  "[!]PORT[-PORT], 0..65535, needs proto with ports")                                  \
+	X(ICMP_TYPE, "icmp-type", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_icmp_type, put_icmp_type, \
+	  eq_icmp_type, values_icmp_type, "name or 0..255")                                    \
+	X(ICMP_CODE, "icmp-code", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_icmp_code, put_icmp_code, \
+	  eq_icmp_code, NULL, "0..255, needs icmp-type")                                       \
+	X(TCP_FLAGS, "tcp-flags", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_tcp_flags, put_tcp_flags, \
+	  eq_tcp_flags, values_tcp_flags, "[!]FLAG[,[!]FLAG...], needs proto=tcp")             \
+	X(TTL, "ttl", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_ttl, put_ttl, eq_ttl, NULL,         \
+	  "N or LO-HI, 0..255")                                                                \
+	X(LENGTH, "length", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_length, put_length, eq_length, \
+	  NULL, "N or LO-HI, 0..65535")                                                        \
+	X(DSCP, "dscp", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_dscp, put_dscp, eq_dscp,          \
+	  values_dscp, "name or 0..63")                                                        \
+	X(PROBABILITY, "probability", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_probability,         \
+	  put_probability, eq_probability, NULL, "fraction 0..1")                              \
+	X(SET_TTL, "set-ttl", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_ttl, put_set_ttl,      \
+	  eq_set_ttl, NULL, "[+|-]1..255")                                                     \
+	X(SET_DSCP, "set-dscp", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_dscp, put_set_dscp,  \
+	  eq_set_dscp, values_dscp, "name or 0..63")                                           \
+	X(SET_ECN, "set-ecn", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_ecn, put_set_ecn,      \
+	  eq_set_ecn, values_ecn, "name or 0..3")                                              \
+	X(CLAMP_MSS, "clamp-mss", RK_ACTION, RK_W_ANY, RK_FP_NO, parse_clamp_mss, put_clamp_mss, \
+	  eq_clamp_mss, NULL, "536..65535")                                                    \
+	X(VERDICT, "verdict", RK_ACTION, RK_W_ANY, RK_FP_PARTIAL, parse_verdict, put_verdict,  \
+	  eq_verdict, values_verdict, "accept, drop (fast path); reply, reject")              \
+	X(REJECT_WITH, "reject-with", RK_ACTION, RK_W_ANY, RK_FP_NO, parse_reject_with,        \
+	  put_reject_with, eq_reject_with, values_reject_with, "name, needs verdict=reject")    \
+	X(DELAY, "delay", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_delay, put_delay, eq_delay, \
+	  NULL, "MS 0..60000, 3 decimals")                                                     \
+	X(JITTER, "jitter", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_jitter, put_jitter,      \
+	  eq_jitter, NULL, "MS 0..60000, needs delay")                                         \
+	X(DISTRIBUTION, "distribution", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO,                    \
+	  parse_distribution, put_distribution, eq_distribution, values_distribution,          \
+	  "name or @/FILE.dist, needs jitter")                                                 \
+	X(DELAY_CORR, "delay-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_delay_corr,      \
+	  put_delay_corr, eq_delay_corr, NULL, "fraction 0..1, needs jitter")                 \
+	X(LOSS, "loss", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_loss, put_loss, eq_loss,     \
+	  NULL, "fraction 0..1 or gemodel:P,R[,1-H[,1-K]]")                                    \
+	X(LOSS_CORR, "loss-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_loss_corr,         \
+	  put_loss_corr, eq_loss_corr, NULL, "fraction 0..1, needs loss=P")                    \
+	X(LOSS_ECN, "loss-ecn", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_loss_ecn,            \
+	  put_loss_ecn, eq_loss_ecn, values_bool, "true or false, needs loss")                 \
+	X(DUPLICATE, "duplicate", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_duplicate,         \
+	  put_duplicate, eq_duplicate, NULL, "fraction 0..1")                                  \
+	X(DUPLICATE_CORR, "duplicate-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO,                \
+	  parse_duplicate_corr, put_duplicate_corr, eq_duplicate_corr, NULL,                   \
+	  "fraction 0..1, needs duplicate")                                                    \
+	X(REORDER, "reorder", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_reorder, put_reorder,  \
+	  eq_reorder, NULL, "fraction 0..1, needs delay above 0")                              \
+	X(REORDER_CORR, "reorder-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_reorder_corr, \
+	  put_reorder_corr, eq_reorder_corr, NULL, "fraction 0..1, needs reorder")             \
+	X(GAP, "gap", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_gap, put_gap, eq_gap, NULL,    \
+	  "1..1000000, needs reorder")                                                         \
+	X(CORRUPT, "corrupt", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_corrupt, put_corrupt,  \
+	  eq_corrupt, NULL, "fraction 0..1")                                                   \
+	X(CORRUPT_CORR, "corrupt-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_corrupt_corr, \
+	  put_corrupt_corr, eq_corrupt_corr, NULL, "fraction 0..1, needs corrupt")             \
+	X(RATE, "rate", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_rate, put_rate, eq_rate,     \
+	  NULL, "N{bit,kbit,mbit,gbit} 1kbit..100gbit, Npps 1..10000000, or @/TRACE")          \
+	X(OVERHEAD, "overhead", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_overhead_key,        \
+	  put_overhead, eq_overhead, NULL, "-4096..4096 bytes, needs rate in bits")            \
+	X(CELLSIZE, "cellsize", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_cellsize,            \
+	  put_cellsize, eq_cellsize, NULL, "1..65535 bytes, needs rate in bits")               \
+	X(CELL_OVERHEAD, "cell-overhead", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO,                  \
+	  parse_overhead_key, put_cell_overhead, eq_cell_overhead, NULL,                       \
+	  "-4096..4096 bytes, needs cellsize")                                                 \
+	X(SLOT, "slot", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_slot, put_slot, eq_slot,     \
+	  NULL, "MIN[,MAX[,PACKETS[,BYTES]]], ms")                                             \
+	X(LIMIT, "limit", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_limit, put_limit, eq_limit, \
+	  NULL, "1..100000 packets (1000), needs delay, rate or slot")                         \
+	X(QUEUE, "queue", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_trace_key, put_queue,      \
+	  eq_queue, NULL, "1..100000 packets, needs rate=@PATH")                               \
+	X(QUEUE_BYTES, "queue-bytes", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_trace_key,     \
+	  put_queue_bytes, eq_queue_bytes, NULL, "1500..67108864, needs rate=@PATH")           \
+	X(AQM, "aqm", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_trace_key, put_aqm, eq_aqm,    \
+	  values_aqm, "droptail (default) or codel, needs rate=@PATH")                         \
+	X(CODEL_TARGET, "codel-target", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_trace_key,   \
+	  put_codel_target, eq_codel_target, NULL, "MS above 0 (5), needs aqm=codel")          \
+	X(CODEL_INTERVAL, "codel-interval", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO,                \
+	  parse_trace_key, put_codel_interval, eq_codel_interval, NULL,                        \
+	  "MS above 0 (100), needs aqm=codel")                                                 \
+	X(SEED, "seed", RK_IMPAIR, RK_W_ANY, RK_FP_NO, parse_seed, put_seed, eq_seed, NULL,    \
+	  "0..18446744073709551615, needs an impairment")                                      \
+	X(EXPIRE, "expire", RK_META, RK_W_ANY, RK_FP_YES, parse_expire, put_expire, eq_expire, \
+	  NULL, "N{ms,s,m,h}, 1ms..7 days")
+
+#define X_ENUM(id, ...) K_##id,
 enum rule_key {
-	K_NAME,
-	K_DIRECTION,
-	K_FAMILY,
-	K_PROTO,
-	K_SRC,
-	K_DST,
-	K_SPORT,
-	K_DPORT,
-	K_ICMP_TYPE,
-	K_ICMP_CODE,
-	K_TCP_FLAGS,
-	K_TTL,
-	K_LENGTH,
-	K_DSCP,
-	K_PROBABILITY,
-	K_SET_TTL,
-	K_SET_DSCP,
-	K_SET_ECN,
-	K_CLAMP_MSS,
-	K_VERDICT,
-	K_REJECT_WITH,
-	K_DELAY,		/* impairment keys: K_DELAY..K_LIMIT */
-	K_JITTER,
-	K_DISTRIBUTION,
-	K_DELAY_CORR,
-	K_LOSS,
-	K_LOSS_CORR,
-	K_LOSS_ECN,
-	K_DUPLICATE,
-	K_DUPLICATE_CORR,
-	K_REORDER,
-	K_REORDER_CORR,
-	K_GAP,
-	K_CORRUPT,
-	K_CORRUPT_CORR,
-	K_RATE,
-	K_OVERHEAD,
-	K_CELLSIZE,
-	K_CELL_OVERHEAD,
-	K_SLOT,
-	K_LIMIT,
-	K_QUEUE,		/* trace link keys: K_QUEUE..K_CODEL_INTERVAL */
-	K_QUEUE_BYTES,
-	K_AQM,
-	K_CODEL_TARGET,
-	K_CODEL_INTERVAL,
-	K_SEED,
-	K_EXPIRE,
+	RULE_KEYS(X_ENUM)
 	K_MAX,
 };
+#undef X_ENUM
 
+#define X_NAME(id, name, ...) [K_##id] = name,
 static const char *const key_names[K_MAX] = {
-	[K_NAME] = "name",
-	[K_DIRECTION] = "direction",
-	[K_FAMILY] = "family",
-	[K_PROTO] = "proto",
-	[K_SRC] = "src",
-	[K_DST] = "dst",
-	[K_SPORT] = "sport",
-	[K_DPORT] = "dport",
-	[K_ICMP_TYPE] = "icmp-type",
-	[K_ICMP_CODE] = "icmp-code",
-	[K_TCP_FLAGS] = "tcp-flags",
-	[K_TTL] = "ttl",
-	[K_LENGTH] = "length",
-	[K_DSCP] = "dscp",
-	[K_PROBABILITY] = "probability",
-	[K_SET_TTL] = "set-ttl",
-	[K_SET_DSCP] = "set-dscp",
-	[K_SET_ECN] = "set-ecn",
-	[K_CLAMP_MSS] = "clamp-mss",
-	[K_VERDICT] = "verdict",
-	[K_REJECT_WITH] = "reject-with",
-	[K_DELAY] = "delay",
-	[K_JITTER] = "jitter",
-	[K_DISTRIBUTION] = "distribution",
-	[K_DELAY_CORR] = "delay-corr",
-	[K_LOSS] = "loss",
-	[K_LOSS_CORR] = "loss-corr",
-	[K_LOSS_ECN] = "loss-ecn",
-	[K_DUPLICATE] = "duplicate",
-	[K_DUPLICATE_CORR] = "duplicate-corr",
-	[K_REORDER] = "reorder",
-	[K_REORDER_CORR] = "reorder-corr",
-	[K_GAP] = "gap",
-	[K_CORRUPT] = "corrupt",
-	[K_CORRUPT_CORR] = "corrupt-corr",
-	[K_RATE] = "rate",
-	[K_OVERHEAD] = "overhead",
-	[K_CELLSIZE] = "cellsize",
-	[K_CELL_OVERHEAD] = "cell-overhead",
-	[K_SLOT] = "slot",
-	[K_LIMIT] = "limit",
-	[K_QUEUE] = "queue",
-	[K_QUEUE_BYTES] = "queue-bytes",
-	[K_AQM] = "aqm",
-	[K_CODEL_TARGET] = "codel-target",
-	[K_CODEL_INTERVAL] = "codel-interval",
-	[K_SEED] = "seed",
-	[K_EXPIRE] = "expire",
+	RULE_KEYS(X_NAME)
 };
+#undef X_NAME
 
 static const struct {
 	const char *name;
@@ -275,6 +326,25 @@ struct parser {
 	size_t bad;
 	char *err;
 	size_t errlen;
+};
+
+/* The vocabulary's row kinds and placement (see RULE_KEYS above). */
+enum { RK_META, RK_MATCH, RK_ACTION, RK_IMPAIR };
+enum { RK_W_ANY, RK_W_NOT_DROP };
+#define RK_FP_YES RULE_FP_YES
+#define RK_FP_NO RULE_FP_NO
+#define RK_FP_PARTIAL RULE_FP_PARTIAL
+
+struct rule_keydef {
+	const char *name;
+	uint8_t kind;		/* RK_META, RK_MATCH, ... */
+	uint8_t where;		/* RK_W_* */
+	uint8_t fp;		/* enum rule_fp */
+	int (*parse)(struct parser *ps, enum rule_key k);
+	void (*put)(struct strbuf *o, const struct rule *r, enum rule_key k);
+	bool (*eq)(const struct rule *a, const struct rule *b);	/* NULL: as printed */
+	const char *(*values)(unsigned int i);			/* NULL: no names */
+	const char *range;
 };
 
 static int parse_key(struct parser *ps, enum rule_key k);
@@ -1255,7 +1325,7 @@ static int parse_clamp_mss(struct parser *ps, enum rule_key k)
 }
 
 /*
- * Impairment keys (K_DELAY..K_CODEL_INTERVAL): parse_key() has refused them with
+ * Impairment keys (RK_IMPAIR rows): rule_parse() has refused them with
  * verdict=drop already.
  */
 static int parse_delay(struct parser *ps, enum rule_key k)
@@ -2202,214 +2272,50 @@ static const char *values_icmp_type(unsigned int i)
 	return NULL;
 }
 
+#define X_ROW(id, nm, kd, wh, fastp, parse_fn, put_fn, eq_fn, values_fn, rng)            \
+	[K_##id] = { .name = nm, .kind = kd, .where = wh, .fp = fastp, .parse = parse_fn, \
+		     .put = put_fn, .eq = eq_fn, .values = values_fn, .range = rng },
+static const struct rule_keydef rule_keys[K_MAX] = {
+	RULE_KEYS(X_ROW)
+};
+#undef X_ROW
+
 static int parse_key(struct parser *ps, enum rule_key k)
 {
-	switch (k) {
-	case K_NAME:
-		return parse_name(ps, k);
-	case K_DIRECTION:
-		return parse_direction(ps, k);
-	case K_FAMILY:
-		return parse_family(ps, k);
-	case K_PROTO:
-		return parse_proto(ps, k);
-	case K_SRC:
-		return parse_prefix(ps, k);
-	case K_DST:
-		return parse_prefix(ps, k);
-	case K_SPORT:
-		return parse_port(ps, k);
-	case K_DPORT:
-		return parse_port(ps, k);
-	case K_ICMP_TYPE:
-		return parse_icmp_type(ps, k);
-	case K_ICMP_CODE:
-		return parse_icmp_code(ps, k);
-	case K_TCP_FLAGS:
-		return parse_tcp_flags(ps, k);
-	case K_TTL:
-		return parse_ttl(ps, k);
-	case K_LENGTH:
-		return parse_length(ps, k);
-	case K_DSCP:
-		return parse_dscp(ps, k);
-	case K_PROBABILITY:
-		return parse_probability(ps, k);
-	case K_SET_TTL:
-		return parse_set_ttl(ps, k);
-	case K_SET_DSCP:
-		return parse_set_dscp(ps, k);
-	case K_SET_ECN:
-		return parse_set_ecn(ps, k);
-	case K_CLAMP_MSS:
-		return parse_clamp_mss(ps, k);
-	case K_VERDICT:
-		return parse_verdict(ps, k);
-	case K_REJECT_WITH:
-		return parse_reject_with(ps, k);
-	case K_DELAY:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_delay(ps, k);
-	case K_JITTER:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_jitter(ps, k);
-	case K_DISTRIBUTION:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_distribution(ps, k);
-	case K_DELAY_CORR:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_delay_corr(ps, k);
-	case K_LOSS:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_loss(ps, k);
-	case K_LOSS_CORR:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_loss_corr(ps, k);
-	case K_LOSS_ECN:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_loss_ecn(ps, k);
-	case K_DUPLICATE:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_duplicate(ps, k);
-	case K_DUPLICATE_CORR:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_duplicate_corr(ps, k);
-	case K_REORDER:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_reorder(ps, k);
-	case K_REORDER_CORR:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_reorder_corr(ps, k);
-	case K_GAP:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_gap(ps, k);
-	case K_CORRUPT:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_corrupt(ps, k);
-	case K_CORRUPT_CORR:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_corrupt_corr(ps, k);
-	case K_RATE:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_rate(ps, k);
-	case K_OVERHEAD:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_overhead_key(ps, k);
-	case K_CELLSIZE:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_cellsize(ps, k);
-	case K_CELL_OVERHEAD:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_overhead_key(ps, k);
-	case K_SLOT:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_slot(ps, k);
-	case K_LIMIT:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_limit(ps, k);
-	case K_QUEUE:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_trace_key(ps, k);
-	case K_QUEUE_BYTES:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_trace_key(ps, k);
-	case K_AQM:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_trace_key(ps, k);
-	case K_CODEL_TARGET:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_trace_key(ps, k);
-	case K_CODEL_INTERVAL:
-		if (!ps->r->impair.flags && ps->r->a.verdict == RULE_VERDICT_DROP)
-			return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-		return parse_trace_key(ps, k);
-	case K_SEED:
-		return parse_seed(ps, k);
-	case K_EXPIRE:
-		return parse_expire(ps, k);
-	case K_MAX:
-		break;
-	}
-	return -EINVAL;
+	const struct rule_keydef *d = &rule_keys[k];
+
+	/* Keys are parsed in row order: only the first impairment key sees flags == 0. */
+	if (d->where == RK_W_NOT_DROP && !ps->r->impair.flags &&
+	    ps->r->a.verdict == RULE_VERDICT_DROP)
+		return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+	return d->parse(ps, k);
+}
+
+/* Only what the row prints: the EQ column's default. */
+static bool put_equal(enum rule_key k, const struct rule *a, const struct rule *b)
+{
+	char x[RULE_FORMAT_MAX], y[RULE_FORMAT_MAX];
+	struct strbuf ox = { .buf = x, .size = sizeof(x) }, oy = { .buf = y, .size = sizeof(y) };
+
+	x[0] = y[0] = '\0';
+	rule_keys[k].put(&ox, a, k);
+	rule_keys[k].put(&oy, b, k);
+	return strcmp(x, y) == 0;
 }
 
 bool rule_equal(const struct rule *a, const struct rule *b)
 {
+	/* Which keys were given: then each row compares its values. */
 	if (a->m.flags != b->m.flags || a->impair.flags != b->impair.flags ||
 	    a->impair.xflags != b->impair.xflags)
 		return false;
-	return eq_name(a, b) &&
-	       eq_direction(a, b) &&
-	       eq_family(a, b) &&
-	       eq_proto(a, b) &&
-	       eq_src(a, b) &&
-	       eq_dst(a, b) &&
-	       eq_sport(a, b) &&
-	       eq_dport(a, b) &&
-	       eq_icmp_type(a, b) &&
-	       eq_icmp_code(a, b) &&
-	       eq_tcp_flags(a, b) &&
-	       eq_ttl(a, b) &&
-	       eq_length(a, b) &&
-	       eq_dscp(a, b) &&
-	       eq_probability(a, b) &&
-	       eq_set_ttl(a, b) &&
-	       eq_set_dscp(a, b) &&
-	       eq_set_ecn(a, b) &&
-	       eq_clamp_mss(a, b) &&
-	       eq_verdict(a, b) &&
-	       eq_reject_with(a, b) &&
-	       eq_delay(a, b) &&
-	       eq_jitter(a, b) &&
-	       eq_distribution(a, b) &&
-	       eq_delay_corr(a, b) &&
-	       eq_loss(a, b) &&
-	       eq_loss_corr(a, b) &&
-	       eq_loss_ecn(a, b) &&
-	       eq_duplicate(a, b) &&
-	       eq_duplicate_corr(a, b) &&
-	       eq_reorder(a, b) &&
-	       eq_reorder_corr(a, b) &&
-	       eq_gap(a, b) &&
-	       eq_corrupt(a, b) &&
-	       eq_corrupt_corr(a, b) &&
-	       eq_rate(a, b) &&
-	       eq_overhead(a, b) &&
-	       eq_cellsize(a, b) &&
-	       eq_cell_overhead(a, b) &&
-	       eq_slot(a, b) &&
-	       eq_limit(a, b) &&
-	       eq_queue(a, b) &&
-	       eq_queue_bytes(a, b) &&
-	       eq_aqm(a, b) &&
-	       eq_codel_target(a, b) &&
-	       eq_codel_interval(a, b) &&
-	       eq_seed(a, b) &&
-	       eq_expire(a, b);
+	for (size_t k = 0; k < K_MAX; k++) {
+		bool same = rule_keys[k].eq ? rule_keys[k].eq(a, b) : put_equal(k, a, b);
+
+		if (!same)
+			return false;
+	}
+	return true;
 }
 
 const char *rule_proto_name(unsigned int proto)
@@ -2426,132 +2332,65 @@ const char *rule_icmp_type_name(int family, unsigned int type)
 
 const char *rule_key_name(unsigned int i)
 {
-	return i < K_MAX ? key_names[i] : NULL;
+	return i < K_MAX ? rule_keys[i].name : NULL;
 }
 
 const char *rule_key_value(const char *key, unsigned int i)
 {
-	unsigned int k;
+	for (size_t k = 0; k < K_MAX; k++)
+		if (strcmp(key, rule_keys[k].name) == 0)
+			return rule_keys[k].values ? rule_keys[k].values(i) : NULL;
+	return NULL;
+}
 
-	for (k = 0; k < K_MAX; k++)
-		if (strcmp(key, key_names[k]) == 0)
-			break;
-	switch (k) {
-	case K_DIRECTION:
-		return values_direction(i);
-	case K_FAMILY:
-		return values_family(i);
-	case K_PROTO:
-		return values_proto(i);
-	case K_ICMP_TYPE:
-		return values_icmp_type(i);
-	case K_TCP_FLAGS:
-		return values_tcp_flags(i);
-	case K_DSCP:
-		return values_dscp(i);
-	case K_SET_DSCP:
-		return values_dscp(i);
-	case K_SET_ECN:
-		return values_ecn(i);
-	case K_VERDICT:
-		return values_verdict(i);
-	case K_REJECT_WITH:
-		return values_reject_with(i);
-	case K_DISTRIBUTION:
-		return values_distribution(i);
-	case K_LOSS_ECN:
-		return values_bool(i);
-	case K_AQM:
-		return values_aqm(i);
-	default:
-		return NULL;
+static const char *const kind_names[] = {
+	[RK_META] = "rule", [RK_MATCH] = "match", [RK_ACTION] = "action", [RK_IMPAIR] = "impair",
+};
+
+int rule_key_info(unsigned int i, struct rule_keyinfo *ret)
+{
+	const struct rule_keydef *d;
+
+	if (i >= K_MAX)
+		return -ENOENT;
+	d = &rule_keys[i];
+	*ret = (struct rule_keyinfo){
+		.name = d->name,
+		.kind = kind_names[d->kind],
+		.range = d->range,
+		.fast_path = d->fp,
+		.not_with_drop = d->where == RK_W_NOT_DROP,
+	};
+	return 0;
+}
+
+static int format_rows(const struct rule *r, char *buf, size_t len, bool actions_only)
+{
+	struct strbuf o = { .buf = buf, .size = len };
+
+	if (!len)
+		return -ENOSPC;
+	buf[0] = '\0';
+	for (size_t k = 0; k < K_MAX; k++) {
+		uint8_t kind = rule_keys[k].kind;
+
+		if (actions_only && kind != RK_ACTION && kind != RK_IMPAIR)
+			continue;
+		rule_keys[k].put(&o, r, k);
 	}
-}
-
-static void put_matches(struct strbuf *o, const struct rule *r)
-{
-	put_name(o, r, K_NAME);
-	put_direction(o, r, K_DIRECTION);
-	put_family(o, r, K_FAMILY);
-	put_proto(o, r, K_PROTO);
-	put_src(o, r, K_SRC);
-	put_dst(o, r, K_DST);
-	put_sport(o, r, K_SPORT);
-	put_dport(o, r, K_DPORT);
-	put_icmp_type(o, r, K_ICMP_TYPE);
-	put_icmp_code(o, r, K_ICMP_CODE);
-	put_tcp_flags(o, r, K_TCP_FLAGS);
-	put_ttl(o, r, K_TTL);
-	put_length(o, r, K_LENGTH);
-	put_dscp(o, r, K_DSCP);
-	put_probability(o, r, K_PROBABILITY);
-}
-
-static void put_actions(struct strbuf *o, const struct rule *r)
-{
-	put_set_ttl(o, r, K_SET_TTL);
-	put_set_dscp(o, r, K_SET_DSCP);
-	put_set_ecn(o, r, K_SET_ECN);
-	put_clamp_mss(o, r, K_CLAMP_MSS);
-	put_verdict(o, r, K_VERDICT);
-	put_reject_with(o, r, K_REJECT_WITH);
-	put_delay(o, r, K_DELAY);
-	put_jitter(o, r, K_JITTER);
-	put_distribution(o, r, K_DISTRIBUTION);
-	put_delay_corr(o, r, K_DELAY_CORR);
-	put_loss(o, r, K_LOSS);
-	put_loss_corr(o, r, K_LOSS_CORR);
-	put_loss_ecn(o, r, K_LOSS_ECN);
-	put_duplicate(o, r, K_DUPLICATE);
-	put_duplicate_corr(o, r, K_DUPLICATE_CORR);
-	put_reorder(o, r, K_REORDER);
-	put_reorder_corr(o, r, K_REORDER_CORR);
-	put_gap(o, r, K_GAP);
-	put_corrupt(o, r, K_CORRUPT);
-	put_corrupt_corr(o, r, K_CORRUPT_CORR);
-	put_rate(o, r, K_RATE);
-	put_overhead(o, r, K_OVERHEAD);
-	put_cellsize(o, r, K_CELLSIZE);
-	put_cell_overhead(o, r, K_CELL_OVERHEAD);
-	put_slot(o, r, K_SLOT);
-	put_limit(o, r, K_LIMIT);
-	put_queue(o, r, K_QUEUE);
-	put_queue_bytes(o, r, K_QUEUE_BYTES);
-	put_aqm(o, r, K_AQM);
-	put_codel_target(o, r, K_CODEL_TARGET);
-	put_codel_interval(o, r, K_CODEL_INTERVAL);
-	put_seed(o, r, K_SEED);
-}
-
-static int format_end(struct strbuf *o)
-{
-	if (o->overflow) {
-		o->buf[0] = '\0';
+	if (o.overflow) {
+		o.buf[0] = '\0';
 		return -ENOSPC;
 	}
-	return (int)o->len;
+	return (int)o.len;
 }
 
 int rule_format(const struct rule *r, char *buf, size_t len)
 {
-	struct strbuf o = { .buf = buf, .size = len };
-
-	if (!len)
-		return -ENOSPC;
-	buf[0] = '\0';
-	put_matches(&o, r);
-	put_actions(&o, r);
-	put_expire(&o, r, K_EXPIRE);
-	return format_end(&o);
+	return format_rows(r, buf, len, false);
 }
 
 int rule_format_actions(const struct rule *r, char *buf, size_t len)
 {
-	struct strbuf o = { .buf = buf, .size = len };
-
-	if (!len)
-		return -ENOSPC;
-	buf[0] = '\0';
-	put_actions(&o, r);
-	return format_end(&o);
+	return format_rows(r, buf, len, true);
 }
