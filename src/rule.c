@@ -76,13 +76,13 @@
 	X(DST, "dst", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_prefix, put_dst, eq_dst, NULL,      \
 	  "[!]ADDR[/LEN]")                                                                     \
 	X(SPORT, "sport", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_port, put_sport, eq_sport, NULL, \
-	  "[!]PORT[-PORT], 0..65535, needs proto with ports")                                  \
+	  "[!]PORT[-PORT], 0..65535, needs proto tcp, udp or sctp")                            \
 	X(DPORT, "dport", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_port, put_dport, eq_dport, NULL, \
-	  "[!]PORT[-PORT], 0..65535, needs proto with ports")                                  \
+	  "[!]PORT[-PORT], 0..65535, needs proto tcp, udp or sctp")                            \
 	X(ICMP_TYPE, "icmp-type", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_icmp_type, put_icmp_type, \
 	  eq_icmp_type, values_icmp_type, "name or 0..255")                                    \
 	X(ICMP_CODE, "icmp-code", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_icmp_code, put_icmp_code, \
-	  eq_icmp_code, NULL, "0..255, needs icmp-type")                                       \
+	  eq_icmp_code, NULL, "0..255, needs an ICMP proto or icmp-type")                      \
 	X(TCP_FLAGS, "tcp-flags", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_tcp_flags, put_tcp_flags, \
 	  eq_tcp_flags, values_tcp_flags, "[!]FLAG[,[!]FLAG...], needs proto=tcp")             \
 	X(TTL, "ttl", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_ttl, put_ttl, eq_ttl, NULL,         \
@@ -102,9 +102,9 @@
 	X(CLAMP_MSS, "clamp-mss", RK_ACTION, RK_W_ANY, RK_FP_NO, parse_clamp_mss, put_clamp_mss, \
 	  eq_clamp_mss, NULL, "536..65535")                                                    \
 	X(VERDICT, "verdict", RK_ACTION, RK_W_ANY, RK_FP_PARTIAL, parse_verdict, put_verdict,  \
-	  eq_verdict, values_verdict, "accept, drop (fast path); reply, reject")              \
+	  eq_verdict, values_verdict, "accept, drop (fast path); reply, reject")               \
 	X(REJECT_WITH, "reject-with", RK_ACTION, RK_W_ANY, RK_FP_NO, parse_reject_with,        \
-	  put_reject_with, eq_reject_with, values_reject_with, "name, needs verdict=reject")    \
+	  put_reject_with, eq_reject_with, values_reject_with, "name, needs verdict=reject")   \
 	X(DELAY, "delay", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_delay, put_delay, eq_delay, \
 	  NULL, "MS 0..60000, 3 decimals")                                                     \
 	X(JITTER, "jitter", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_jitter, put_jitter,      \
@@ -113,7 +113,7 @@
 	  parse_distribution, put_distribution, eq_distribution, values_distribution,          \
 	  "name or @/FILE.dist, needs jitter")                                                 \
 	X(DELAY_CORR, "delay-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_delay_corr,      \
-	  put_delay_corr, eq_delay_corr, NULL, "fraction 0..1, needs jitter")                 \
+	  put_delay_corr, eq_delay_corr, NULL, "fraction 0..1, needs jitter")                  \
 	X(LOSS, "loss", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_loss, put_loss, eq_loss,     \
 	  NULL, "fraction 0..1 or gemodel:P,R[,1-H[,1-K]]")                                    \
 	X(LOSS_CORR, "loss-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_loss_corr,         \

@@ -82,6 +82,12 @@ keys=$(sorted <<<"$keys_order")
 check_eq "ipmodctl help keys: src/rule.c's keys, in its order" \
 	"$("$IPMODCTL" help keys | tr '\n' ' ')" "$keys_order "
 check_eq "ipmodd.conf(5) RULES documents the keys of src/rule.c" "$(lists keys-man)" "${keys% }"
+# help keys long: the same rows, each with a kind, a fast-path word and a value text.
+long=$("$IPMODCTL" help keys long)
+check_eq "help keys long: a header, then the keys of help keys in order" \
+	"$(awk 'NR > 1 { print $1 }' <<<"$long" | tr '\n' ' ')" "$keys_order "
+check_eq "help keys long: every row has a known kind and fast-path word and a value text" \
+	"$(awk 'NR > 1 && !($2 ~ /^(rule|match|action|impair)$/ && $3 ~ /^(yes|no|partial)$/ && NF > 3)' <<<"$long")" ""
 
 cmds=$(lists commands-ctlcli.c)
 check_eq "ipmodctl help commands: src/ctlcli.c's commands and aliases" \
