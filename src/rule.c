@@ -63,7 +63,7 @@
  * fails otherwise).
  */
 #define RULE_KEYS(X)                                                                           \
-	X(NAME, "name", RK_META, RK_W_ANY, RK_FP_YES, parse_name, put_name, eq_name, NULL,     \
+	X(NAME, "name", RK_META, RK_W_ANY, RK_FP_YES, parse_name, put_name, NULL, NULL,        \
 	  "letters, digits, _ . -, up to 31")                                                  \
 	X(DIRECTION, "direction", RK_META, RK_W_ANY, RK_FP_YES, parse_direction, put_direction, \
 	  eq_direction, values_direction, "out (default), in, both")                           \
@@ -82,12 +82,12 @@
 	X(ICMP_TYPE, "icmp-type", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_icmp_type, put_icmp_type, \
 	  eq_icmp_type, values_icmp_type, "name or 0..255")                                    \
 	X(ICMP_CODE, "icmp-code", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_icmp_code, put_icmp_code, \
-	  eq_icmp_code, NULL, "0..255, needs an ICMP proto or icmp-type")                      \
+	  NULL, NULL, "0..255, needs an ICMP proto or icmp-type")                              \
 	X(TCP_FLAGS, "tcp-flags", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_tcp_flags, put_tcp_flags, \
 	  eq_tcp_flags, values_tcp_flags, "[!]FLAG[,[!]FLAG...], needs proto=tcp")             \
-	X(TTL, "ttl", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_ttl, put_ttl, eq_ttl, NULL,         \
+	X(TTL, "ttl", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_ttl, put_ttl, NULL, NULL,           \
 	  "N or LO-HI, 0..255")                                                                \
-	X(LENGTH, "length", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_length, put_length, eq_length, \
+	X(LENGTH, "length", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_length, put_length, NULL,     \
 	  NULL, "N or LO-HI, 0..65535")                                                        \
 	X(DSCP, "dscp", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_dscp, put_dscp, eq_dscp,          \
 	  values_dscp, "name or 0..63")                                                        \
@@ -161,7 +161,7 @@
 	  "MS above 0 (100), needs aqm=codel")                                                 \
 	X(SEED, "seed", RK_IMPAIR, RK_W_ANY, RK_FP_NO, parse_seed, put_seed, eq_seed, NULL,    \
 	  "0..18446744073709551615, needs an impairment")                                      \
-	X(EXPIRE, "expire", RK_META, RK_W_ANY, RK_FP_YES, parse_expire, put_expire, eq_expire, \
+	X(EXPIRE, "expire", RK_META, RK_W_ANY, RK_FP_YES, parse_expire, put_expire, NULL,      \
 	  NULL, "N{ms,s,m,h}, 1ms..7 days")
 
 #define X_ENUM(id, ...) K_##id,
@@ -1737,7 +1737,9 @@ static void put_fraction(struct strbuf *o, enum rule_key k, double p)
 /*
  * Equality by key (the EQ column).  rule_equal() compares the presence bits
  * (match, impairment and netem flags) first, so each of these compares the
- * values of a key both rules have, or both lack.
+ * values of a key both rules have, or both lack.  Keys whose printed value
+ * is the whole value (name, icmp-code, ttl, length, expire) have none: their
+ * rows compare what put_ prints.
  */
 #define KEY_EQUAL(fn, expr)                                                    \
 	static bool fn(const struct rule *a, const struct rule *b)             \
@@ -1755,7 +1757,6 @@ static bool prefix_equal(const struct rule_prefix *a, const struct rule_prefix *
 #define A (&a->impair)
 #define B (&b->impair)
 
-KEY_EQUAL(eq_name, strcmp(a->name, b->name) == 0)
 KEY_EQUAL(eq_direction, rule_dir_mask(a) == rule_dir_mask(b))
 KEY_EQUAL(eq_family, a->m.family == b->m.family)
 KEY_EQUAL(eq_proto, !MF(RULE_M_PROTO) || a->m.proto == b->m.proto)
@@ -1767,12 +1768,8 @@ KEY_EQUAL(eq_dport, !MF(RULE_M_DPORT) ||
 	  (a->m.dport_lo == b->m.dport_lo && a->m.dport_hi == b->m.dport_hi))
 KEY_EQUAL(eq_icmp_type, (!MF(RULE_M_ICMP4_TYPE) || a->m.icmp_type[0] == b->m.icmp_type[0]) &&
 	  (!MF(RULE_M_ICMP6_TYPE) || a->m.icmp_type[1] == b->m.icmp_type[1]))
-KEY_EQUAL(eq_icmp_code, !MF(RULE_M_ICMP_CODE) || a->m.icmp_code == b->m.icmp_code)
 KEY_EQUAL(eq_tcp_flags, !MF(RULE_M_TCP_FLAGS) ||
 	  (a->m.tcp_mask == b->m.tcp_mask && a->m.tcp_set == b->m.tcp_set))
-KEY_EQUAL(eq_ttl, !MF(RULE_M_TTL) || (a->m.ttl_lo == b->m.ttl_lo && a->m.ttl_hi == b->m.ttl_hi))
-KEY_EQUAL(eq_length, !MF(RULE_M_LENGTH) ||
-	  (a->m.len_lo == b->m.len_lo && a->m.len_hi == b->m.len_hi))
 KEY_EQUAL(eq_dscp, !MF(RULE_M_DSCP) || a->m.dscp == b->m.dscp)
 KEY_EQUAL(eq_probability, !MF(RULE_M_PROBABILITY) ||
 	  (a->probability == b->probability && a->m.prob_threshold == b->m.prob_threshold))
@@ -1822,7 +1819,6 @@ KEY_EQUAL(eq_aqm, A->aqm == B->aqm)
 KEY_EQUAL(eq_codel_target, A->codel_target_us == B->codel_target_us)
 KEY_EQUAL(eq_codel_interval, A->codel_interval_us == B->codel_interval_us)
 KEY_EQUAL(eq_seed, A->seeded == B->seeded && (!A->seeded || A->seed == B->seed))
-KEY_EQUAL(eq_expire, a->expire_ms == b->expire_ms)
 
 #undef MF
 #undef IF
