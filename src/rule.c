@@ -55,12 +55,22 @@
  *           can take (help values, completion), NULL past the last; or NULL
  *   RANGE   the value's syntax and bounds, for "ipmodctl help keys -l"
  *
- * To add a key: add ONE row where it belongs in the canonical order (after
- * the keys it depends on), write its parse_ and put_ functions (and eq_ if
- * PUT loses information), document it in ipmodd.conf(5) RULES and rule.h;
- * nothing else in this file changes.  If the fast path cannot carry it, make
- * fastpath_rule_why_not() say so and mark the row RK_FP_NO (test-vocab
- * fails otherwise).
+ * To add a key:
+ *  1. ONE row here, where it belongs in the canonical order: after the keys
+ *     it depends on (has(ps, K_X) and the fields of rows above are set when
+ *     its parser runs), before rule_format() should print it.  The enum,
+ *     the name, help keys, help values and the completions follow.
+ *  2. Its parse_ and put_ functions (above the table), and an eq_ unless
+ *     what put_ prints is the whole value.  A module's value parser
+ *     (surgery_parse_x(&r->..., value, msg, sizeof(msg))) is wrapped as
+ *     "if (surgery_parse_x(...) < 0) return fail(ps, k, "%s", msg);", and its
+ *     printer after put_key(o, k).  Nothing else in this file changes.
+ *  3. If the fast path cannot carry a rule with it, fastpath_rule_why_not()
+ *     says so and the row is RK_FP_NO (or RK_FP_PARTIAL).
+ *  4. A sample line in tests/unit/test-vocab.c (it fails without one: it
+ *     checks parse, print, read-back, equality, kind and the FP column), the
+ *     key's paragraph in ipmodd.conf(5) RULES (tests/misc/completion.sh
+ *     checks it) and rule.h's notes.
  */
 #define RULE_KEYS(X)                                                                           \
 	X(NAME, "name", RK_META, RK_W_ANY, RK_FP_YES, parse_name, put_name, NULL, NULL,        \
