@@ -140,3 +140,5 @@ complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = help; and test "$(__ipmo
 	-a '(__ipmodctl_commands) keys commands values'
 complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = help; and test "$(__ipmodctl_nargs)" = 1; and contains -- values (commandline -opc)' \
 	-a '(__ipmodctl_keys)'
+complete -c ipmodctl -n 'test "$(__ipmodctl_command)" = help; and test "$(__ipmodctl_nargs)" = 1; and contains -- keys (commandline -opc)' \
+	-a 'long'

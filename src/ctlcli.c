@@ -521,6 +521,11 @@ static int parse_help(struct ctlcli *c, char *const *words, size_t n, char *err,
 		c->list_key = words[1];
 		return 0;
 	}
+	/* For people: the vocabulary's table, one row a line. */
+	if (n == 2 && !strcmp(words[0], "keys") && !strcmp(words[1], "long")) {
+		c->list = CTLCLI_LIST_KEYS_LONG;
+		return 0;
+	}
 	if (n > 1)
 		return err_set(err, errlen, -EINVAL, "help: one command at a time (got '%s' too)",
 			       Q(words[1]));
@@ -630,7 +635,7 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 		  "                   ipmodd-metrics.socket) and answer GET /metrics\n" },
 	{ .name = "version", .cmd = CTLCLI_VERSION, .args = "",
 	  .description = "Print the version of ipmodctl", .parse = parse_fixed },
-	{ .name = "help", .cmd = CTLCLI_HELP, .args = "[COMMAND | keys | commands | values KEY]",
+	{ .name = "help", .cmd = CTLCLI_HELP, .args = "[COMMAND | keys [long] | commands | values KEY]",
 	  .description = "Show this help, or a command's", .parse = parse_help,
 	  .no_json = "help is text" },
 };

@@ -72,6 +72,7 @@ enum ctlcli_when {
 enum ctlcli_list {
 	CTLCLI_LIST_NONE,
 	CTLCLI_LIST_KEYS,	/* the rule keys of src/rule.c */
+	CTLCLI_LIST_KEYS_LONG,	/* the same with kind, fast path and value, one row a line */
 	CTLCLI_LIST_COMMANDS,	/* the commands and their aliases */
 	CTLCLI_LIST_VALUES,	/* the names a key's value can take */
 };

@@ -165,10 +165,15 @@ static void usage_topic(FILE *f, const struct ctlcli_subcommand *sub)
 
 /*
  * help keys / commands / values KEY: one word a line, straight from rule.c's
- * and ctlcli.c's tables, which the shell completions read at completion time.
+ * and ctlcli.c's tables, which the shell completions read at completion time;
+ * help keys long: rule.c's rows for people (kind, fast path, value).
  */
 static void help_list(FILE *f, const struct ctlcli *c)
 {
+	static const char *const fp_names[] = {
+		[RULE_FP_NO] = "no", [RULE_FP_YES] = "yes", [RULE_FP_PARTIAL] = "partial",
+	};
+	struct rule_keyinfo ki;
 	const char *w;
 	unsigned int i;
 	size_t j;
@@ -177,6 +182,13 @@ static void help_list(FILE *f, const struct ctlcli *c)
 	case CTLCLI_LIST_KEYS:
 		for (i = 0; (w = rule_key_name(i)); i++)
 			fprintf(f, "%s\n", w);
+		break;
+	case CTLCLI_LIST_KEYS_LONG:
+		fprintf(f, "%-15s %-7s %-9s %s\n", "KEY", "KIND", "FASTPATH", "VALUE");
+		for (i = 0; rule_key_info(i, &ki) == 0; i++)
+			fprintf(f, "%-15s %-7s %-9s %s%s\n", ki.name, ki.kind,
+				fp_names[ki.fast_path], ki.range,
+				ki.not_with_drop ? "; not with verdict=drop" : "");
 		break;
 	case CTLCLI_LIST_VALUES:
 		for (i = 0; (w = rule_key_value(c->list_key, i)); i++)

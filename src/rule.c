@@ -23,108 +23,169 @@
 #include "rule.h"
 #include "util.h"
 
+/*
+ * THE RULE VOCABULARY: one row per key, in canonical order.  Everything else
+ * derives from these rows: rule_parse() (keys are parsed in row order, so a
+ * key may depend on the rows above it), rule_format() and "ipmodctl save"
+ * (printed in row order), rule_format_actions() (the ACTION and IMPAIR rows),
+ * rule_equal(), rule_key_name()/rule_key_value() and so "ipmodctl help keys",
+ * "help values KEY" and the shell completions; tests/misc/completion.sh
+ * checks ipmodd.conf(5) against the rows and tests/unit/test-vocab.c checks
+ * the fast-path column against fastpath_rule_why_not().
+ *
+ * Columns:
+ *   ID      K_<ID> in enum rule_key (generated from the rows)
+ *   NAME    the key as written
+ *   KIND    RK_META (about the rule), RK_MATCH, RK_ACTION (actions, verdict)
+ *           or RK_IMPAIR (impairment, printed by rule_format_actions() too)
+ *   WHERE   RK_W_ANY, or RK_W_NOT_DROP: refused with verdict=drop (checked
+ *           here, before the parser runs, on the first such key given)
+ *   FP      whether the tc fast path carries a rule with the key:
+ *           RK_FP_YES, RK_FP_NO (the rule goes to userspace) or
+ *           RK_FP_PARTIAL (some values only: see fastpath_rule_why_not())
+ *   PARSE   int parse_x(struct parser *ps, enum rule_key k): reads val(ps, k)
+ *           into ps->r; fail(ps, k, ...) names the key and the value
+ *   PUT     void put_x(struct strbuf *o, const struct rule *r, enum rule_key k):
+ *           prints " key=value" with put_key() when the rule has the key,
+ *           nothing otherwise (defaults left out so old rules read back)
+ *   EQ      bool eq_x(const struct rule *a, const struct rule *b), or NULL:
+ *           then two rules agree on the key when PUT prints the same for
+ *           both (enough when the printed value is the whole value)
+ *   VALUES  const char *values_x(unsigned int i): the i-th name the value
+ *           can take (help values, completion), NULL past the last; or NULL
+ *   RANGE   the value's syntax and bounds, for "ipmodctl help keys -l"
+ *
+ * To add a key:
+ *  1. ONE row here, where it belongs in the canonical order: after the keys
+ *     it depends on (has(ps, K_X) and the fields of rows above are set when
+ *     its parser runs), before rule_format() should print it.  The enum,
+ *     the name, help keys, help values and the completions follow.
+ *  2. Its parse_ and put_ functions (above the table), and an eq_ unless
+ *     what put_ prints is the whole value.  A module's value parser
+ *     (surgery_parse_x(&r->..., value, msg, sizeof(msg))) is wrapped as
+ *     "if (surgery_parse_x(...) < 0) return fail(ps, k, "%s", msg);", and its
+ *     printer after put_key(o, k).  Nothing else in this file changes.
+ *  3. If the fast path cannot carry a rule with it, fastpath_rule_why_not()
+ *     says so and the row is RK_FP_NO (or RK_FP_PARTIAL).
+ *  4. A sample line in tests/unit/test-vocab.c (it fails without one: it
+ *     checks parse, print, read-back, equality, kind and the FP column), the
+ *     key's paragraph in ipmodd.conf(5) RULES (tests/misc/completion.sh
+ *     checks it) and rule.h's notes.
+ */
+#define RULE_KEYS(X)                                                                           \
+	X(NAME, "name", RK_META, RK_W_ANY, RK_FP_YES, parse_name, put_name, NULL, NULL,        \
+	  "letters, digits, _ . -, up to 31")                                                  \
+	X(DIRECTION, "direction", RK_META, RK_W_ANY, RK_FP_YES, parse_direction, put_direction, \
+	  eq_direction, values_direction, "out (default), in, both")                           \
+	X(FAMILY, "family", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_family, put_family, eq_family, \
+	  values_family, "ip (ipv4), ip6 (ipv6)")                                              \
+	X(PROTO, "proto", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_proto, put_proto, eq_proto,     \
+	  values_proto, "name or 0..255")                                                      \
+	X(SRC, "src", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_prefix, put_src, eq_src, NULL,      \
+	  "[!]ADDR[/LEN]")                                                                     \
+	X(DST, "dst", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_prefix, put_dst, eq_dst, NULL,      \
+	  "[!]ADDR[/LEN]")                                                                     \
+	X(SPORT, "sport", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_port, put_sport, eq_sport, NULL, \
+	  "[!]PORT[-PORT], 0..65535, needs proto tcp, udp or sctp")                            \
+	X(DPORT, "dport", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_port, put_dport, eq_dport, NULL, \
+	  "[!]PORT[-PORT], 0..65535, needs proto tcp, udp or sctp")                            \
+	X(ICMP_TYPE, "icmp-type", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_icmp_type, put_icmp_type, \
+	  eq_icmp_type, values_icmp_type, "name or 0..255")                                    \
+	X(ICMP_CODE, "icmp-code", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_icmp_code, put_icmp_code, \
+	  NULL, NULL, "0..255, needs an ICMP proto or icmp-type")                              \
+	X(TCP_FLAGS, "tcp-flags", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_tcp_flags, put_tcp_flags, \
+	  eq_tcp_flags, values_tcp_flags, "[!]FLAG[,[!]FLAG...], needs proto=tcp")             \
+	X(TTL, "ttl", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_ttl, put_ttl, NULL, NULL,           \
+	  "N or LO-HI, 0..255")                                                                \
+	X(LENGTH, "length", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_length, put_length, NULL,     \
+	  NULL, "N or LO-HI, 0..65535")                                                        \
+	X(DSCP, "dscp", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_dscp, put_dscp, eq_dscp,          \
+	  values_dscp, "name or 0..63")                                                        \
+	X(PROBABILITY, "probability", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_probability,         \
+	  put_probability, eq_probability, NULL, "fraction 0..1")                              \
+	X(SET_TTL, "set-ttl", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_ttl, put_set_ttl,      \
+	  eq_set_ttl, NULL, "[+|-]1..255")                                                     \
+	X(SET_DSCP, "set-dscp", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_dscp, put_set_dscp,  \
+	  eq_set_dscp, values_dscp, "name or 0..63")                                           \
+	X(SET_ECN, "set-ecn", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_ecn, put_set_ecn,      \
+	  eq_set_ecn, values_ecn, "name or 0..3")                                              \
+	X(CLAMP_MSS, "clamp-mss", RK_ACTION, RK_W_ANY, RK_FP_NO, parse_clamp_mss, put_clamp_mss, \
+	  eq_clamp_mss, NULL, "536..65535")                                                    \
+	X(VERDICT, "verdict", RK_ACTION, RK_W_ANY, RK_FP_PARTIAL, parse_verdict, put_verdict,  \
+	  eq_verdict, values_verdict, "accept, drop (fast path); reply, reject")               \
+	X(REJECT_WITH, "reject-with", RK_ACTION, RK_W_ANY, RK_FP_NO, parse_reject_with,        \
+	  put_reject_with, eq_reject_with, values_reject_with, "name, needs verdict=reject")   \
+	X(DELAY, "delay", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_delay, put_delay, eq_delay, \
+	  NULL, "MS 0..60000, 3 decimals")                                                     \
+	X(JITTER, "jitter", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_jitter, put_jitter,      \
+	  eq_jitter, NULL, "MS 0..60000, needs delay")                                         \
+	X(DISTRIBUTION, "distribution", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO,                    \
+	  parse_distribution, put_distribution, eq_distribution, values_distribution,          \
+	  "name or @/FILE.dist, needs jitter")                                                 \
+	X(DELAY_CORR, "delay-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_delay_corr,      \
+	  put_delay_corr, eq_delay_corr, NULL, "fraction 0..1, needs jitter")                  \
+	X(LOSS, "loss", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_loss, put_loss, eq_loss,     \
+	  NULL, "fraction 0..1 or gemodel:P,R[,1-H[,1-K]]")                                    \
+	X(LOSS_CORR, "loss-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_loss_corr,         \
+	  put_loss_corr, eq_loss_corr, NULL, "fraction 0..1, needs loss=P")                    \
+	X(LOSS_ECN, "loss-ecn", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_loss_ecn,            \
+	  put_loss_ecn, eq_loss_ecn, values_bool, "true or false, needs loss")                 \
+	X(DUPLICATE, "duplicate", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_duplicate,         \
+	  put_duplicate, eq_duplicate, NULL, "fraction 0..1")                                  \
+	X(DUPLICATE_CORR, "duplicate-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO,                \
+	  parse_duplicate_corr, put_duplicate_corr, eq_duplicate_corr, NULL,                   \
+	  "fraction 0..1, needs duplicate")                                                    \
+	X(REORDER, "reorder", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_reorder, put_reorder,  \
+	  eq_reorder, NULL, "fraction 0..1, needs delay above 0")                              \
+	X(REORDER_CORR, "reorder-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_reorder_corr, \
+	  put_reorder_corr, eq_reorder_corr, NULL, "fraction 0..1, needs reorder")             \
+	X(GAP, "gap", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_gap, put_gap, eq_gap, NULL,    \
+	  "1..1000000, needs reorder")                                                         \
+	X(CORRUPT, "corrupt", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_corrupt, put_corrupt,  \
+	  eq_corrupt, NULL, "fraction 0..1")                                                   \
+	X(CORRUPT_CORR, "corrupt-corr", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_corrupt_corr, \
+	  put_corrupt_corr, eq_corrupt_corr, NULL, "fraction 0..1, needs corrupt")             \
+	X(RATE, "rate", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_rate, put_rate, eq_rate,     \
+	  NULL, "N{bit,kbit,mbit,gbit} 1kbit..100gbit, Npps 1..10000000, or @/TRACE")          \
+	X(OVERHEAD, "overhead", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_overhead_key,        \
+	  put_overhead, eq_overhead, NULL, "-4096..4096 bytes, needs rate in bits")            \
+	X(CELLSIZE, "cellsize", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_cellsize,            \
+	  put_cellsize, eq_cellsize, NULL, "1..65535 bytes, needs rate in bits")               \
+	X(CELL_OVERHEAD, "cell-overhead", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO,                  \
+	  parse_overhead_key, put_cell_overhead, eq_cell_overhead, NULL,                       \
+	  "-4096..4096 bytes, needs cellsize")                                                 \
+	X(SLOT, "slot", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_slot, put_slot, eq_slot,     \
+	  NULL, "MIN[,MAX[,PACKETS[,BYTES]]], ms")                                             \
+	X(LIMIT, "limit", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_limit, put_limit, eq_limit, \
+	  NULL, "1..100000 packets (1000), needs delay, rate or slot")                         \
+	X(QUEUE, "queue", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_trace_key, put_queue,      \
+	  eq_queue, NULL, "1..100000 packets, needs rate=@PATH")                               \
+	X(QUEUE_BYTES, "queue-bytes", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_trace_key,     \
+	  put_queue_bytes, eq_queue_bytes, NULL, "1500..67108864, needs rate=@PATH")           \
+	X(AQM, "aqm", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_trace_key, put_aqm, eq_aqm,    \
+	  values_aqm, "droptail (default) or codel, needs rate=@PATH")                         \
+	X(CODEL_TARGET, "codel-target", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_trace_key,   \
+	  put_codel_target, eq_codel_target, NULL, "MS above 0 (5), needs aqm=codel")          \
+	X(CODEL_INTERVAL, "codel-interval", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO,                \
+	  parse_trace_key, put_codel_interval, eq_codel_interval, NULL,                        \
+	  "MS above 0 (100), needs aqm=codel")                                                 \
+	X(SEED, "seed", RK_IMPAIR, RK_W_ANY, RK_FP_NO, parse_seed, put_seed, eq_seed, NULL,    \
+	  "0..18446744073709551615, needs an impairment")                                      \
+	X(EXPIRE, "expire", RK_META, RK_W_ANY, RK_FP_YES, parse_expire, put_expire, NULL,      \
+	  NULL, "N{ms,s,m,h}, 1ms..7 days")
+
+#define X_ENUM(id, ...) K_##id,
 enum rule_key {
-	K_NAME,
-	K_DIRECTION,
-	K_FAMILY,
-	K_PROTO,
-	K_SRC,
-	K_DST,
-	K_SPORT,
-	K_DPORT,
-	K_ICMP_TYPE,
-	K_ICMP_CODE,
-	K_TCP_FLAGS,
-	K_TTL,
-	K_LENGTH,
-	K_DSCP,
-	K_PROBABILITY,
-	K_SET_TTL,
-	K_SET_DSCP,
-	K_SET_ECN,
-	K_CLAMP_MSS,
-	K_VERDICT,
-	K_REJECT_WITH,
-	K_DELAY,		/* impairment keys: K_DELAY..K_LIMIT */
-	K_JITTER,
-	K_DISTRIBUTION,
-	K_DELAY_CORR,
-	K_LOSS,
-	K_LOSS_CORR,
-	K_LOSS_ECN,
-	K_DUPLICATE,
-	K_DUPLICATE_CORR,
-	K_REORDER,
-	K_REORDER_CORR,
-	K_GAP,
-	K_CORRUPT,
-	K_CORRUPT_CORR,
-	K_RATE,
-	K_OVERHEAD,
-	K_CELLSIZE,
-	K_CELL_OVERHEAD,
-	K_SLOT,
-	K_LIMIT,
-	K_QUEUE,		/* trace link keys: K_QUEUE..K_CODEL_INTERVAL */
-	K_QUEUE_BYTES,
-	K_AQM,
-	K_CODEL_TARGET,
-	K_CODEL_INTERVAL,
-	K_SEED,
-	K_EXPIRE,
+	RULE_KEYS(X_ENUM)
 	K_MAX,
 };
+#undef X_ENUM
 
+#define X_NAME(id, name, ...) [K_##id] = name,
 static const char *const key_names[K_MAX] = {
-	[K_NAME] = "name",
-	[K_DIRECTION] = "direction",
-	[K_FAMILY] = "family",
-	[K_PROTO] = "proto",
-	[K_SRC] = "src",
-	[K_DST] = "dst",
-	[K_SPORT] = "sport",
-	[K_DPORT] = "dport",
-	[K_ICMP_TYPE] = "icmp-type",
-	[K_ICMP_CODE] = "icmp-code",
-	[K_TCP_FLAGS] = "tcp-flags",
-	[K_TTL] = "ttl",
-	[K_LENGTH] = "length",
-	[K_DSCP] = "dscp",
-	[K_PROBABILITY] = "probability",
-	[K_SET_TTL] = "set-ttl",
-	[K_SET_DSCP] = "set-dscp",
-	[K_SET_ECN] = "set-ecn",
-	[K_CLAMP_MSS] = "clamp-mss",
-	[K_VERDICT] = "verdict",
-	[K_REJECT_WITH] = "reject-with",
-	[K_DELAY] = "delay",
-	[K_JITTER] = "jitter",
-	[K_DISTRIBUTION] = "distribution",
-	[K_DELAY_CORR] = "delay-corr",
-	[K_LOSS] = "loss",
-	[K_LOSS_CORR] = "loss-corr",
-	[K_LOSS_ECN] = "loss-ecn",
-	[K_DUPLICATE] = "duplicate",
-	[K_DUPLICATE_CORR] = "duplicate-corr",
-	[K_REORDER] = "reorder",
-	[K_REORDER_CORR] = "reorder-corr",
-	[K_GAP] = "gap",
-	[K_CORRUPT] = "corrupt",
-	[K_CORRUPT_CORR] = "corrupt-corr",
-	[K_RATE] = "rate",
-	[K_OVERHEAD] = "overhead",
-	[K_CELLSIZE] = "cellsize",
-	[K_CELL_OVERHEAD] = "cell-overhead",
-	[K_SLOT] = "slot",
-	[K_LIMIT] = "limit",
-	[K_QUEUE] = "queue",
-	[K_QUEUE_BYTES] = "queue-bytes",
-	[K_AQM] = "aqm",
-	[K_CODEL_TARGET] = "codel-target",
-	[K_CODEL_INTERVAL] = "codel-interval",
-	[K_SEED] = "seed",
-	[K_EXPIRE] = "expire",
+	RULE_KEYS(X_NAME)
 };
+#undef X_NAME
 
 static const struct {
 	const char *name;
@@ -277,6 +338,27 @@ struct parser {
 	size_t errlen;
 };
 
+/* The vocabulary's row kinds and placement (see RULE_KEYS above). */
+enum { RK_META, RK_MATCH, RK_ACTION, RK_IMPAIR };
+enum { RK_W_ANY, RK_W_NOT_DROP };
+#define RK_FP_YES RULE_FP_YES
+#define RK_FP_NO RULE_FP_NO
+#define RK_FP_PARTIAL RULE_FP_PARTIAL
+
+struct rule_keydef {
+	const char *name;
+	uint8_t kind;		/* RK_META, RK_MATCH, ... */
+	uint8_t where;		/* RK_W_* */
+	uint8_t fp;		/* enum rule_fp */
+	int (*parse)(struct parser *ps, enum rule_key k);
+	void (*put)(struct strbuf *o, const struct rule *r, enum rule_key k);
+	bool (*eq)(const struct rule *a, const struct rule *b);	/* NULL: as printed */
+	const char *(*values)(unsigned int i);			/* NULL: no names */
+	const char *range;
+};
+
+static int parse_key(struct parser *ps, enum rule_key k);
+
 #define QUOTE_MAX 64
 
 static _printf_(3, 4) int fail(struct parser *ps, enum rule_key k, const char *fmt, ...)
@@ -401,7 +483,7 @@ static int proto_family(const struct rule *r)
 	return 0;
 }
 
-static int parse_name(struct parser *ps)
+static int parse_name(struct parser *ps, enum rule_key k _unused_)
 {
 	const char *s = val(ps, K_NAME);
 	size_t l = strlen(s);
@@ -416,7 +498,7 @@ static int parse_name(struct parser *ps)
 	return 0;
 }
 
-static int parse_direction(struct parser *ps)
+static int parse_direction(struct parser *ps, enum rule_key k _unused_)
 {
 	int v = lookup_name(direction_names, ARRAY_SIZE(direction_names), val(ps, K_DIRECTION));
 
@@ -426,7 +508,7 @@ static int parse_direction(struct parser *ps)
 	return 0;
 }
 
-static int parse_family(struct parser *ps)
+static int parse_family(struct parser *ps, enum rule_key k _unused_)
 {
 	const char *s = val(ps, K_FAMILY);
 
@@ -439,7 +521,7 @@ static int parse_family(struct parser *ps)
 	return 0;
 }
 
-static int parse_proto(struct parser *ps)
+static int parse_proto(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	unsigned long v;
@@ -566,7 +648,7 @@ static int parse_port(struct parser *ps, enum rule_key k)
 	return 0;
 }
 
-static int parse_icmp_type(struct parser *ps)
+static int parse_icmp_type(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	const char *s = val(ps, K_ICMP_TYPE);
@@ -621,7 +703,7 @@ static int parse_icmp_type(struct parser *ps)
 	return 0;
 }
 
-static int parse_icmp_code(struct parser *ps)
+static int parse_icmp_code(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	unsigned long v;
@@ -635,7 +717,7 @@ static int parse_icmp_code(struct parser *ps)
 	return 0;
 }
 
-static int parse_tcp_flags(struct parser *ps)
+static int parse_tcp_flags(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	const char *s = val(ps, K_TCP_FLAGS);
@@ -705,7 +787,7 @@ static int parse_fraction(struct parser *ps, enum rule_key k, double *ret)
 	return 0;
 }
 
-static int parse_probability(struct parser *ps)
+static int parse_probability(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	double p = 0;
@@ -719,7 +801,7 @@ static int parse_probability(struct parser *ps)
 	return 0;
 }
 
-static int parse_set_ttl(struct parser *ps)
+static int parse_set_ttl(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	const char *s = val(ps, K_SET_TTL);
@@ -740,7 +822,7 @@ static int parse_set_ttl(struct parser *ps)
 	return 0;
 }
 
-static int parse_verdict(struct parser *ps)
+static int parse_verdict(struct parser *ps, enum rule_key k _unused_)
 {
 	int v = lookup_name(verdict_names, ARRAY_SIZE(verdict_names), val(ps, K_VERDICT));
 
@@ -750,7 +832,7 @@ static int parse_verdict(struct parser *ps)
 	return 0;
 }
 
-static int parse_reject_with(struct parser *ps)
+static int parse_reject_with(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule *r = ps->r;
 	int v = lookup_name(reject_names, ARRAY_SIZE(reject_names), val(ps, K_REJECT_WITH));
@@ -816,7 +898,7 @@ static int parse_overhead(struct parser *ps, enum rule_key k, int32_t *ret)
 }
 
 /* "MIN[,MAX[,PACKETS[,BYTES]]]": times in ms, PACKETS and BYTES 0 (no bound) or more. */
-static int parse_slot(struct parser *ps)
+static int parse_slot_value(struct parser *ps)
 {
 	struct rule_impair *im = &ps->r->impair;
 	char buf[128], *f[4] = { buf, NULL, NULL, NULL }, *c;
@@ -958,7 +1040,7 @@ static int load_table(struct parser *ps, const char *path)
 	return 0;
 }
 
-static int parse_distribution(struct parser *ps)
+static int parse_distribution(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule_impair *im = &ps->r->impair;
 	const char *s = val(ps, K_DISTRIBUTION);
@@ -1018,7 +1100,7 @@ bad:
 	return fail(ps, K_LOSS, "must be gemodel:P,R[,BADLOSS[,GOODLOSS]], fractions 0-1");
 }
 
-static int parse_loss(struct parser *ps)
+static int parse_loss_value(struct parser *ps)
 {
 	const char *s = val(ps, K_LOSS);
 
@@ -1029,7 +1111,7 @@ static int parse_loss(struct parser *ps)
 	return parse_fraction(ps, K_LOSS, &ps->r->impair.loss);
 }
 
-static int parse_rate(struct parser *ps)
+static int parse_rate_value(struct parser *ps)
 {
 	struct rule_impair *im = &ps->r->impair;
 	const char *s = val(ps, K_RATE);
@@ -1123,7 +1205,7 @@ static int parse_trace_key(struct parser *ps, enum rule_key k)
 }
 
 /* seed=N: any 64-bit number. */
-static int parse_seed(struct parser *ps)
+static int parse_seed(struct parser *ps, enum rule_key k _unused_)
 {
 	const char *s = val(ps, K_SEED);
 	size_t l = strspn(s, "0123456789");
@@ -1144,7 +1226,7 @@ static int parse_seed(struct parser *ps)
 }
 
 /* expire=N{ms,s,m,h}. */
-static int parse_expire(struct parser *ps)
+static int parse_expire(struct parser *ps, enum rule_key k _unused_)
 {
 	const char *s = val(ps, K_EXPIRE);
 	size_t l = strspn(s, "0123456789");
@@ -1168,255 +1250,279 @@ bad:
 	return fail(ps, K_EXPIRE, "not a duration: a number with ms, s, m or h");
 }
 
-static int parse_impair(struct parser *ps, enum rule_key k)
-{
-	struct rule *r = ps->r;
-	struct rule_impair *im = &r->impair;
-	unsigned long v;
-	int ret;
-
-	/* Keys are parsed in canonical order: only the first impairment key sees flags == 0. */
-	if (!im->flags && r->a.verdict == RULE_VERDICT_DROP)
-		return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
-
-	switch (k) {
-	case K_DELAY:
-		ret = parse_ms(ps, k, &im->delay_us);
-		im->flags |= RULE_I_DELAY;
-		break;
-	case K_JITTER:
-		if (!has(ps, K_DELAY))
-			return fail(ps, k, "needs delay");
-		ret = parse_ms(ps, k, &im->jitter_us);
-		im->flags |= RULE_I_JITTER;
-		break;
-	case K_DISTRIBUTION:
-		ret = parse_distribution(ps);
-		break;
-	case K_DELAY_CORR:
-		if (!has(ps, K_JITTER))
-			return fail(ps, k, "needs jitter");
-		if (im->dist == RULE_DIST_NORMAL)
-			return fail(ps, k, "not with distribution=normal (not table-driven here: "
-				    "use uniform, pareto, paretonormal or a .dist file)");
-		ret = parse_fraction(ps, k, &im->delay_corr);
-		im->xflags |= RULE_IX_DELAY_CORR;
-		break;
-	case K_LOSS_CORR:
-		if (!(im->flags & RULE_I_LOSS) || im->loss_ge)
-			return fail(ps, k, "needs loss=P (not gemodel)");
-		ret = parse_fraction(ps, k, &im->loss_corr);
-		im->xflags |= RULE_IX_LOSS_CORR;
-		break;
-	case K_LOSS_ECN:
-		if (!(im->flags & RULE_I_LOSS))
-			return fail(ps, k, "needs loss");
-		if (strcasecmp(val(ps, k), bool_names[1]) == 0)
-			im->xflags |= RULE_IX_LOSS_ECN;
-		else if (strcasecmp(val(ps, k), bool_names[0]) != 0)
-			return fail(ps, k, "must be true or false");
-		ret = 0;
-		break;
-	case K_DUPLICATE_CORR:
-		if (!(im->flags & RULE_I_DUPLICATE))
-			return fail(ps, k, "needs duplicate");
-		ret = parse_fraction(ps, k, &im->duplicate_corr);
-		im->xflags |= RULE_IX_DUPLICATE_CORR;
-		break;
-	case K_REORDER_CORR:
-		if (!(im->flags & RULE_I_REORDER))
-			return fail(ps, k, "needs reorder");
-		ret = parse_fraction(ps, k, &im->reorder_corr);
-		im->xflags |= RULE_IX_REORDER_CORR;
-		break;
-	case K_GAP:
-		if (!(im->flags & RULE_I_REORDER))
-			return fail(ps, k, "needs reorder");
-		ret = parse_number(ps, k, val(ps, k), 1, RULE_GAP_MAX, &v);
-		if (ret == 0)
-			im->gap = (uint32_t)v;
-		im->xflags |= RULE_IX_GAP;
-		break;
-	case K_CORRUPT_CORR:
-		if (!(im->flags & RULE_I_CORRUPT))
-			return fail(ps, k, "needs corrupt");
-		ret = parse_fraction(ps, k, &im->corrupt_corr);
-		im->xflags |= RULE_IX_CORRUPT_CORR;
-		break;
-	case K_OVERHEAD:
-	case K_CELL_OVERHEAD:
-		if (!(im->flags & RULE_I_RATE) || im->rate_pps)
-			return fail(ps, k, "needs rate in bits");
-		if (k == K_CELL_OVERHEAD && !(im->xflags & RULE_IX_CELLSIZE))
-			return fail(ps, k, "needs cellsize");
-		ret = parse_overhead(ps, k, k == K_OVERHEAD ? &im->overhead : &im->cell_overhead);
-		im->xflags |= k == K_OVERHEAD ? RULE_IX_OVERHEAD : RULE_IX_CELL_OVERHEAD;
-		break;
-	case K_CELLSIZE:
-		if (!(im->flags & RULE_I_RATE) || im->rate_pps)
-			return fail(ps, k, "needs rate in bits");
-		ret = parse_number(ps, k, val(ps, k), 1, RULE_CELLSIZE_MAX, &v);
-		if (ret == 0)
-			im->cellsize = (uint32_t)v;
-		im->xflags |= RULE_IX_CELLSIZE;
-		break;
-	case K_SLOT:
-		ret = parse_slot(ps);
-		im->flags |= RULE_I_SLOT;
-		break;
-	case K_LOSS:
-		ret = parse_loss(ps);
-		im->flags |= RULE_I_LOSS;
-		break;
-	case K_DUPLICATE:
-		ret = parse_fraction(ps, k, &im->duplicate);
-		im->flags |= RULE_I_DUPLICATE;
-		break;
-	case K_REORDER:
-		ret = parse_fraction(ps, k, &im->reorder);
-		if (ret == 0 && !im->delay_us)
-			return fail(ps, k, "needs delay above 0 (reordered packets overtake delayed ones)");
-		im->flags |= RULE_I_REORDER;
-		break;
-	case K_CORRUPT:
-		ret = parse_fraction(ps, k, &im->corrupt);
-		im->flags |= RULE_I_CORRUPT;
-		break;
-	case K_RATE:
-		ret = parse_rate(ps);
-		im->flags |= RULE_I_RATE;
-		break;
-	case K_LIMIT:
-		if (!(im->flags & (RULE_I_DELAY | RULE_I_RATE | RULE_I_SLOT)))
-			return fail(ps, k, "needs delay, rate or slot");
-		ret = parse_number(ps, k, val(ps, k), 1, RULE_LIMIT_MAX, &v);
-		if (ret == 0)
-			im->limit = (uint32_t)v;
-		break;
-	case K_QUEUE:
-	case K_QUEUE_BYTES:
-	case K_AQM:
-	case K_CODEL_TARGET:
-	case K_CODEL_INTERVAL:
-		return parse_trace_key(ps, k);
-	default:
-		return -EINVAL;
-	}
-	return ret;
-}
-
-static int parse_key(struct parser *ps, enum rule_key k)
+static int parse_ttl(struct parser *ps, enum rule_key k)
 {
 	struct rule *r = ps->r;
 	unsigned long v, hi;
 	int ret;
 
-	switch (k) {
-	case K_NAME:
-		return parse_name(ps);
-	case K_DIRECTION:
-		return parse_direction(ps);
-	case K_FAMILY:
-		return parse_family(ps);
-	case K_PROTO:
-		return parse_proto(ps);
-	case K_SRC:
-	case K_DST:
-		return parse_prefix(ps, k);
-	case K_SPORT:
-	case K_DPORT:
-		return parse_port(ps, k);
-	case K_ICMP_TYPE:
-		return parse_icmp_type(ps);
-	case K_ICMP_CODE:
-		return parse_icmp_code(ps);
-	case K_TCP_FLAGS:
-		return parse_tcp_flags(ps);
-	case K_TTL:
-		ret = parse_range(ps, k, val(ps, k), 255, &v, &hi);
-		if (ret < 0)
-			return ret;
-		r->m.flags |= RULE_M_TTL;
-		r->m.ttl_lo = (uint8_t)v;
-		r->m.ttl_hi = (uint8_t)hi;
-		return 0;
-	case K_LENGTH:
-		ret = parse_range(ps, k, val(ps, k), 65535, &v, &hi);
-		if (ret < 0)
-			return ret;
-		r->m.flags |= RULE_M_LENGTH;
-		r->m.len_lo = (uint16_t)v;
-		r->m.len_hi = (uint16_t)hi;
-		return 0;
-	case K_DSCP:
-		ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
-		if (ret < 0)
-			return ret;
-		r->m.flags |= RULE_M_DSCP;
-		r->m.dscp = (uint8_t)v;
-		return 0;
-	case K_PROBABILITY:
-		return parse_probability(ps);
-	case K_SET_TTL:
-		return parse_set_ttl(ps);
-	case K_SET_DSCP:
-		ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
-		if (ret < 0)
-			return ret;
-		r->a.set_dscp = true;
-		r->a.dscp = (uint8_t)v;
-		return 0;
-	case K_SET_ECN:
-		ret = parse_named(ps, k, ecn_names, ARRAY_SIZE(ecn_names), 3, &v);
-		if (ret < 0)
-			return ret;
-		r->a.set_ecn = true;
-		r->a.ecn = (uint8_t)v;
-		return 0;
-	case K_CLAMP_MSS:
-		ret = parse_number(ps, k, val(ps, k), 536, 65535, &v);
-		if (ret < 0)
-			return ret;
-		r->a.clamp_mss = (uint16_t)v;
-		return 0;
-	case K_VERDICT:
-		return parse_verdict(ps);
-	case K_REJECT_WITH:
-		return parse_reject_with(ps);
-	case K_DELAY:
-	case K_JITTER:
-	case K_DISTRIBUTION:
-	case K_DELAY_CORR:
-	case K_LOSS:
-	case K_LOSS_CORR:
-	case K_LOSS_ECN:
-	case K_DUPLICATE:
-	case K_DUPLICATE_CORR:
-	case K_REORDER:
-	case K_REORDER_CORR:
-	case K_GAP:
-	case K_CORRUPT:
-	case K_CORRUPT_CORR:
-	case K_RATE:
-	case K_OVERHEAD:
-	case K_CELLSIZE:
-	case K_CELL_OVERHEAD:
-	case K_SLOT:
-	case K_LIMIT:
-	case K_QUEUE:
-	case K_QUEUE_BYTES:
-	case K_AQM:
-	case K_CODEL_TARGET:
-	case K_CODEL_INTERVAL:
-		return parse_impair(ps, k);
-	case K_SEED:
-		return parse_seed(ps);
-	case K_EXPIRE:
-		return parse_expire(ps);
-	case K_MAX:
-		break;
-	}
-	return -EINVAL;
+	ret = parse_range(ps, k, val(ps, k), 255, &v, &hi);
+	if (ret < 0)
+		return ret;
+	r->m.flags |= RULE_M_TTL;
+	r->m.ttl_lo = (uint8_t)v;
+	r->m.ttl_hi = (uint8_t)hi;
+	return 0;
+}
+
+static int parse_length(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long v, hi;
+	int ret;
+
+	ret = parse_range(ps, k, val(ps, k), 65535, &v, &hi);
+	if (ret < 0)
+		return ret;
+	r->m.flags |= RULE_M_LENGTH;
+	r->m.len_lo = (uint16_t)v;
+	r->m.len_hi = (uint16_t)hi;
+	return 0;
+}
+
+static int parse_dscp(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long v;
+	int ret;
+
+	ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
+	if (ret < 0)
+		return ret;
+	r->m.flags |= RULE_M_DSCP;
+	r->m.dscp = (uint8_t)v;
+	return 0;
+}
+
+static int parse_set_dscp(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long v;
+	int ret;
+
+	ret = parse_named(ps, k, dscp_names, ARRAY_SIZE(dscp_names), 63, &v);
+	if (ret < 0)
+		return ret;
+	r->a.set_dscp = true;
+	r->a.dscp = (uint8_t)v;
+	return 0;
+}
+
+static int parse_set_ecn(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long v;
+	int ret;
+
+	ret = parse_named(ps, k, ecn_names, ARRAY_SIZE(ecn_names), 3, &v);
+	if (ret < 0)
+		return ret;
+	r->a.set_ecn = true;
+	r->a.ecn = (uint8_t)v;
+	return 0;
+}
+
+static int parse_clamp_mss(struct parser *ps, enum rule_key k)
+{
+	unsigned long v;
+	int ret;
+
+	ret = parse_number(ps, k, val(ps, k), 536, 65535, &v);
+	if (ret < 0)
+		return ret;
+	ps->r->a.clamp_mss = (uint16_t)v;
+	return 0;
+}
+
+/*
+ * Impairment keys (RK_IMPAIR rows): rule_parse() has refused them with
+ * verdict=drop already.
+ */
+static int parse_delay(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	im->flags |= RULE_I_DELAY;
+	return parse_ms(ps, k, &im->delay_us);
+}
+
+static int parse_jitter(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!has(ps, K_DELAY))
+		return fail(ps, k, "needs delay");
+	im->flags |= RULE_I_JITTER;
+	return parse_ms(ps, k, &im->jitter_us);
+}
+
+static int parse_delay_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!has(ps, K_JITTER))
+		return fail(ps, k, "needs jitter");
+	if (im->dist == RULE_DIST_NORMAL)
+		return fail(ps, k, "not with distribution=normal (not table-driven here: "
+			    "use uniform, pareto, paretonormal or a .dist file)");
+	im->xflags |= RULE_IX_DELAY_CORR;
+	return parse_fraction(ps, k, &im->delay_corr);
+}
+
+static int parse_loss(struct parser *ps, enum rule_key k _unused_)
+{
+	ps->r->impair.flags |= RULE_I_LOSS;
+	return parse_loss_value(ps);
+}
+
+static int parse_loss_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_LOSS) || im->loss_ge)
+		return fail(ps, k, "needs loss=P (not gemodel)");
+	im->xflags |= RULE_IX_LOSS_CORR;
+	return parse_fraction(ps, k, &im->loss_corr);
+}
+
+static int parse_loss_ecn(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_LOSS))
+		return fail(ps, k, "needs loss");
+	if (strcasecmp(val(ps, k), bool_names[1]) == 0)
+		im->xflags |= RULE_IX_LOSS_ECN;
+	else if (strcasecmp(val(ps, k), bool_names[0]) != 0)
+		return fail(ps, k, "must be true or false");
+	return 0;
+}
+
+static int parse_duplicate(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	im->flags |= RULE_I_DUPLICATE;
+	return parse_fraction(ps, k, &im->duplicate);
+}
+
+static int parse_duplicate_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_DUPLICATE))
+		return fail(ps, k, "needs duplicate");
+	im->xflags |= RULE_IX_DUPLICATE_CORR;
+	return parse_fraction(ps, k, &im->duplicate_corr);
+}
+
+static int parse_reorder(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+	int ret;
+
+	ret = parse_fraction(ps, k, &im->reorder);
+	if (ret == 0 && !im->delay_us)
+		return fail(ps, k, "needs delay above 0 (reordered packets overtake delayed ones)");
+	im->flags |= RULE_I_REORDER;
+	return ret;
+}
+
+static int parse_reorder_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_REORDER))
+		return fail(ps, k, "needs reorder");
+	im->xflags |= RULE_IX_REORDER_CORR;
+	return parse_fraction(ps, k, &im->reorder_corr);
+}
+
+static int parse_gap(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+	unsigned long v;
+	int ret;
+
+	if (!(im->flags & RULE_I_REORDER))
+		return fail(ps, k, "needs reorder");
+	ret = parse_number(ps, k, val(ps, k), 1, RULE_GAP_MAX, &v);
+	if (ret == 0)
+		im->gap = (uint32_t)v;
+	im->xflags |= RULE_IX_GAP;
+	return ret;
+}
+
+static int parse_corrupt(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	im->flags |= RULE_I_CORRUPT;
+	return parse_fraction(ps, k, &im->corrupt);
+}
+
+static int parse_corrupt_corr(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_CORRUPT))
+		return fail(ps, k, "needs corrupt");
+	im->xflags |= RULE_IX_CORRUPT_CORR;
+	return parse_fraction(ps, k, &im->corrupt_corr);
+}
+
+static int parse_rate(struct parser *ps, enum rule_key k _unused_)
+{
+	ps->r->impair.flags |= RULE_I_RATE;
+	return parse_rate_value(ps);
+}
+
+/* overhead= and cell-overhead=. */
+static int parse_overhead_key(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+
+	if (!(im->flags & RULE_I_RATE) || im->rate_pps)
+		return fail(ps, k, "needs rate in bits");
+	if (k == K_CELL_OVERHEAD && !(im->xflags & RULE_IX_CELLSIZE))
+		return fail(ps, k, "needs cellsize");
+	im->xflags |= k == K_OVERHEAD ? RULE_IX_OVERHEAD : RULE_IX_CELL_OVERHEAD;
+	return parse_overhead(ps, k, k == K_OVERHEAD ? &im->overhead : &im->cell_overhead);
+}
+
+static int parse_cellsize(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+	unsigned long v;
+	int ret;
+
+	if (!(im->flags & RULE_I_RATE) || im->rate_pps)
+		return fail(ps, k, "needs rate in bits");
+	ret = parse_number(ps, k, val(ps, k), 1, RULE_CELLSIZE_MAX, &v);
+	if (ret == 0)
+		im->cellsize = (uint32_t)v;
+	im->xflags |= RULE_IX_CELLSIZE;
+	return ret;
+}
+
+static int parse_slot(struct parser *ps, enum rule_key k _unused_)
+{
+	ps->r->impair.flags |= RULE_I_SLOT;
+	return parse_slot_value(ps);
+}
+
+static int parse_limit(struct parser *ps, enum rule_key k)
+{
+	struct rule_impair *im = &ps->r->impair;
+	unsigned long v;
+	int ret;
+
+	if (!(im->flags & (RULE_I_DELAY | RULE_I_RATE | RULE_I_SLOT)))
+		return fail(ps, k, "needs delay, rate or slot");
+	ret = parse_number(ps, k, val(ps, k), 1, RULE_LIMIT_MAX, &v);
+	if (ret == 0)
+		im->limit = (uint32_t)v;
+	return ret;
 }
 
 static _printf_(3, 4) int fail_at(struct parser *ps, size_t i, const char *fmt, ...)
@@ -1577,110 +1683,6 @@ const char *rule_name(const struct rule *r)
 	return r->name;
 }
 
-static bool prefix_equal(const struct rule_prefix *a, const struct rule_prefix *b)
-{
-	return a->len == b->len && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
-}
-
-static bool impair_equal(const struct rule_impair *x, const struct rule_impair *y)
-{
-	uint8_t f = x->flags;
-
-	if (f != y->flags || x->limit != y->limit)
-		return false;
-	if ((f & RULE_I_DELAY) && x->delay_us != y->delay_us)
-		return false;
-	if ((f & RULE_I_JITTER) && (x->jitter_us != y->jitter_us || x->dist != y->dist))
-		return false;
-	if ((f & RULE_I_JITTER) && x->dist == RULE_DIST_FILE &&
-	    (!x->table != !y->table || (x->table && (x->table->n != y->table->n ||
-						     x->table->hash != y->table->hash ||
-						     strcmp(x->table->path, y->table->path) != 0))))
-		return false;
-	if (x->xflags != y->xflags || x->delay_corr != y->delay_corr ||
-	    x->loss_corr != y->loss_corr || x->duplicate_corr != y->duplicate_corr ||
-	    x->corrupt_corr != y->corrupt_corr || x->reorder_corr != y->reorder_corr ||
-	    x->gap != y->gap || x->overhead != y->overhead || x->cellsize != y->cellsize ||
-	    x->cell_overhead != y->cell_overhead)
-		return false;
-	if ((f & RULE_I_SLOT) && (x->slot_min_us != y->slot_min_us ||
-				  x->slot_max_us != y->slot_max_us ||
-				  x->slot_pkts != y->slot_pkts || x->slot_bytes != y->slot_bytes))
-		return false;
-	if (f & RULE_I_LOSS) {
-		if (x->loss_ge != y->loss_ge)
-			return false;
-		if (x->loss_ge && (x->ge_p != y->ge_p || x->ge_r != y->ge_r ||
-				   x->ge_bad_loss != y->ge_bad_loss ||
-				   x->ge_good_loss != y->ge_good_loss))
-			return false;
-		if (!x->loss_ge && x->loss != y->loss)
-			return false;
-	}
-	if ((f & RULE_I_DUPLICATE) && x->duplicate != y->duplicate)
-		return false;
-	if ((f & RULE_I_REORDER) && x->reorder != y->reorder)
-		return false;
-	if ((f & RULE_I_CORRUPT) && x->corrupt != y->corrupt)
-		return false;
-	if ((f & RULE_I_RATE) && (x->rate != y->rate || x->rate_pps != y->rate_pps))
-		return false;
-	if (strcmp(x->trace, y->trace) != 0 || x->queue_pkts != y->queue_pkts ||
-	    x->queue_bytes != y->queue_bytes || x->aqm != y->aqm ||
-	    x->codel_target_us != y->codel_target_us ||
-	    x->codel_interval_us != y->codel_interval_us)
-		return false;
-	if (x->seeded != y->seeded || (x->seeded && x->seed != y->seed))
-		return false;
-	return true;
-}
-
-bool rule_equal(const struct rule *a, const struct rule *b)
-{
-	const struct rule_match *x = &a->m, *y = &b->m;
-	uint32_t f = x->flags;
-
-	if (f != y->flags || x->family != y->family || strcmp(a->name, b->name) != 0 ||
-	    rule_dir_mask(a) != rule_dir_mask(b))
-		return false;
-	if ((f & RULE_M_PROTO) && x->proto != y->proto)
-		return false;
-	if ((f & RULE_M_SRC) && !prefix_equal(&x->src, &y->src))
-		return false;
-	if ((f & RULE_M_DST) && !prefix_equal(&x->dst, &y->dst))
-		return false;
-	if ((f & RULE_M_SPORT) && (x->sport_lo != y->sport_lo || x->sport_hi != y->sport_hi))
-		return false;
-	if ((f & RULE_M_DPORT) && (x->dport_lo != y->dport_lo || x->dport_hi != y->dport_hi))
-		return false;
-	if ((f & RULE_M_ICMP4_TYPE) && x->icmp_type[0] != y->icmp_type[0])
-		return false;
-	if ((f & RULE_M_ICMP6_TYPE) && x->icmp_type[1] != y->icmp_type[1])
-		return false;
-	if ((f & RULE_M_ICMP_CODE) && x->icmp_code != y->icmp_code)
-		return false;
-	if ((f & RULE_M_TCP_FLAGS) && (x->tcp_mask != y->tcp_mask || x->tcp_set != y->tcp_set))
-		return false;
-	if ((f & RULE_M_TTL) && (x->ttl_lo != y->ttl_lo || x->ttl_hi != y->ttl_hi))
-		return false;
-	if ((f & RULE_M_LENGTH) && (x->len_lo != y->len_lo || x->len_hi != y->len_hi))
-		return false;
-	if ((f & RULE_M_DSCP) && x->dscp != y->dscp)
-		return false;
-	if ((f & RULE_M_PROBABILITY) && (a->probability != b->probability ||
-					 x->prob_threshold != y->prob_threshold))
-		return false;
-	if (!impair_equal(&a->impair, &b->impair) || a->expire_ms != b->expire_ms)
-		return false;
-
-	return a->a.ttl_op == b->a.ttl_op &&
-	       (a->a.ttl_op == RULE_TTL_KEEP || a->a.ttl == b->a.ttl) &&
-	       a->a.set_dscp == b->a.set_dscp && (!a->a.set_dscp || a->a.dscp == b->a.dscp) &&
-	       a->a.set_ecn == b->a.set_ecn && (!a->a.set_ecn || a->a.ecn == b->a.ecn) &&
-	       a->a.clamp_mss == b->a.clamp_mss && a->a.verdict == b->a.verdict &&
-	       a->a.reject == b->a.reject;
-}
-
 static void put_key(struct strbuf *o, enum rule_key k)
 {
 	strbuf_printf(o, "%s%s=", o->len ? " " : "", key_names[k]);
@@ -1729,35 +1731,538 @@ static void put_double(struct strbuf *o, double p)
 	strbuf_printf(o, "%s", b);
 }
 
-const char *rule_proto_name(unsigned int proto)
+/* Milliseconds from microseconds, without trailing zeros: 50, 0.5, 12.345. */
+static void put_ms(struct strbuf *o, enum rule_key k, uint32_t us)
 {
-	return lookup_value(proto_names, ARRAY_SIZE(proto_names), proto);
+	put_key(o, k);
+	strbuf_ms(o, us);
 }
 
-const char *rule_icmp_type_name(int family, unsigned int type)
+static void put_fraction(struct strbuf *o, enum rule_key k, double p)
 {
-	if (family == AF_INET6)
-		return lookup_value(icmp6_names, ARRAY_SIZE(icmp6_names), type);
-	return lookup_value(icmp4_names, ARRAY_SIZE(icmp4_names), type);
+	put_key(o, k);
+	put_double(o, p);
 }
 
-const char *rule_key_name(unsigned int i)
+/*
+ * Equality by key (the EQ column).  rule_equal() compares the presence bits
+ * (match, impairment and netem flags) first, so each of these compares the
+ * values of a key both rules have, or both lack.  Keys whose printed value
+ * is the whole value (name, icmp-code, ttl, length, expire) have none: their
+ * rows compare what put_ prints.
+ */
+#define KEY_EQUAL(fn, expr)                                                    \
+	static bool fn(const struct rule *a, const struct rule *b)             \
+	{                                                                      \
+		return expr;                                                   \
+	}
+
+static bool prefix_equal(const struct rule_prefix *a, const struct rule_prefix *b)
 {
-	return i < K_MAX ? key_names[i] : NULL;
+	return a->len == b->len && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
 }
 
-static const char *nv_name(const struct name_value *t, size_t n, unsigned int i)
+#define MF(bit) (a->m.flags & (bit))
+#define IF(bit) (a->impair.flags & (bit))
+#define A (&a->impair)
+#define B (&b->impair)
+
+KEY_EQUAL(eq_direction, rule_dir_mask(a) == rule_dir_mask(b))
+KEY_EQUAL(eq_family, a->m.family == b->m.family)
+KEY_EQUAL(eq_proto, !MF(RULE_M_PROTO) || a->m.proto == b->m.proto)
+KEY_EQUAL(eq_src, !MF(RULE_M_SRC) || prefix_equal(&a->m.src, &b->m.src))
+KEY_EQUAL(eq_dst, !MF(RULE_M_DST) || prefix_equal(&a->m.dst, &b->m.dst))
+KEY_EQUAL(eq_sport, !MF(RULE_M_SPORT) ||
+	  (a->m.sport_lo == b->m.sport_lo && a->m.sport_hi == b->m.sport_hi))
+KEY_EQUAL(eq_dport, !MF(RULE_M_DPORT) ||
+	  (a->m.dport_lo == b->m.dport_lo && a->m.dport_hi == b->m.dport_hi))
+KEY_EQUAL(eq_icmp_type, (!MF(RULE_M_ICMP4_TYPE) || a->m.icmp_type[0] == b->m.icmp_type[0]) &&
+	  (!MF(RULE_M_ICMP6_TYPE) || a->m.icmp_type[1] == b->m.icmp_type[1]))
+KEY_EQUAL(eq_tcp_flags, !MF(RULE_M_TCP_FLAGS) ||
+	  (a->m.tcp_mask == b->m.tcp_mask && a->m.tcp_set == b->m.tcp_set))
+KEY_EQUAL(eq_dscp, !MF(RULE_M_DSCP) || a->m.dscp == b->m.dscp)
+KEY_EQUAL(eq_probability, !MF(RULE_M_PROBABILITY) ||
+	  (a->probability == b->probability && a->m.prob_threshold == b->m.prob_threshold))
+KEY_EQUAL(eq_set_ttl, a->a.ttl_op == b->a.ttl_op &&
+	  (a->a.ttl_op == RULE_TTL_KEEP || a->a.ttl == b->a.ttl))
+KEY_EQUAL(eq_set_dscp, a->a.set_dscp == b->a.set_dscp && (!a->a.set_dscp || a->a.dscp == b->a.dscp))
+KEY_EQUAL(eq_set_ecn, a->a.set_ecn == b->a.set_ecn && (!a->a.set_ecn || a->a.ecn == b->a.ecn))
+KEY_EQUAL(eq_clamp_mss, a->a.clamp_mss == b->a.clamp_mss)
+KEY_EQUAL(eq_verdict, a->a.verdict == b->a.verdict)
+KEY_EQUAL(eq_reject_with, a->a.reject == b->a.reject)
+KEY_EQUAL(eq_delay, !IF(RULE_I_DELAY) || A->delay_us == B->delay_us)
+KEY_EQUAL(eq_jitter, !IF(RULE_I_JITTER) || (A->jitter_us == B->jitter_us && A->dist == B->dist))
+/* A file's table by its size, hash and path: the same file read twice is the same. */
+KEY_EQUAL(eq_distribution, !IF(RULE_I_JITTER) || A->dist != RULE_DIST_FILE ||
+	  (!A->table == !B->table && (!A->table || (A->table->n == B->table->n &&
+						    A->table->hash == B->table->hash &&
+						    strcmp(A->table->path, B->table->path) == 0))))
+KEY_EQUAL(eq_delay_corr, A->delay_corr == B->delay_corr)
+KEY_EQUAL(eq_loss, !IF(RULE_I_LOSS) ||
+	  (A->loss_ge == B->loss_ge &&
+	   (A->loss_ge ? A->ge_p == B->ge_p && A->ge_r == B->ge_r &&
+			 A->ge_bad_loss == B->ge_bad_loss && A->ge_good_loss == B->ge_good_loss :
+			 A->loss == B->loss)))
+KEY_EQUAL(eq_loss_corr, A->loss_corr == B->loss_corr)
+/* loss-ecn is all in xflags. */
+KEY_EQUAL(eq_loss_ecn, true)
+KEY_EQUAL(eq_duplicate, !IF(RULE_I_DUPLICATE) || A->duplicate == B->duplicate)
+KEY_EQUAL(eq_duplicate_corr, A->duplicate_corr == B->duplicate_corr)
+KEY_EQUAL(eq_reorder, !IF(RULE_I_REORDER) || A->reorder == B->reorder)
+KEY_EQUAL(eq_reorder_corr, A->reorder_corr == B->reorder_corr)
+KEY_EQUAL(eq_gap, A->gap == B->gap)
+KEY_EQUAL(eq_corrupt, !IF(RULE_I_CORRUPT) || A->corrupt == B->corrupt)
+KEY_EQUAL(eq_corrupt_corr, A->corrupt_corr == B->corrupt_corr)
+KEY_EQUAL(eq_rate, (!IF(RULE_I_RATE) || (A->rate == B->rate && A->rate_pps == B->rate_pps)) &&
+	  strcmp(A->trace, B->trace) == 0)
+KEY_EQUAL(eq_overhead, A->overhead == B->overhead)
+KEY_EQUAL(eq_cellsize, A->cellsize == B->cellsize)
+KEY_EQUAL(eq_cell_overhead, A->cell_overhead == B->cell_overhead)
+KEY_EQUAL(eq_slot, !IF(RULE_I_SLOT) ||
+	  (A->slot_min_us == B->slot_min_us && A->slot_max_us == B->slot_max_us &&
+	   A->slot_pkts == B->slot_pkts && A->slot_bytes == B->slot_bytes))
+/* Exact: the default (1000) is not printed, but 0 (no queue) differs from it. */
+KEY_EQUAL(eq_limit, A->limit == B->limit)
+KEY_EQUAL(eq_queue, A->queue_pkts == B->queue_pkts)
+KEY_EQUAL(eq_queue_bytes, A->queue_bytes == B->queue_bytes)
+KEY_EQUAL(eq_aqm, A->aqm == B->aqm)
+KEY_EQUAL(eq_codel_target, A->codel_target_us == B->codel_target_us)
+KEY_EQUAL(eq_codel_interval, A->codel_interval_us == B->codel_interval_us)
+KEY_EQUAL(eq_seed, A->seeded == B->seeded && (!A->seeded || A->seed == B->seed))
+
+#undef MF
+#undef IF
+#undef A
+#undef B
+
+/* Printers by key (the PUT column): nothing when the rule lacks the key. */
+static void put_name(struct strbuf *o, const struct rule *r, enum rule_key k)
 {
-	return i < n ? t[i].name : NULL;
+	if (r->name[0]) {
+		put_key(o, k);
+		strbuf_printf(o, "%s", r->name);
+	}
 }
 
-static const char *str_name(const char *const *t, size_t n, unsigned int i)
+/* out is the default: left out, so rules without the key print as they did. */
+static void put_direction(struct strbuf *o, const struct rule *r, enum rule_key k)
 {
-	return i < n ? t[i] : NULL;
+	if (rule_dir_mask(r) != RULE_DIR_OUT)
+		put_named(o, k, direction_names, ARRAY_SIZE(direction_names), rule_dir_mask(r));
 }
+
+/* src/dst carry the family themselves. */
+static void put_family(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.family && !(r->m.flags & (RULE_M_SRC | RULE_M_DST))) {
+		put_key(o, k);
+		strbuf_printf(o, "%s", family_name(r->m.family));
+	}
+}
+
+static void put_proto(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_PROTO)
+		put_named(o, k, proto_names, ARRAY_SIZE(proto_names), r->m.proto);
+}
+
+static void put_src(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_SRC)
+		put_prefix(o, k, r->m.flags & RULE_M_SRC_NOT, &r->m.src, r->m.family);
+}
+
+static void put_dst(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_DST)
+		put_prefix(o, k, r->m.flags & RULE_M_DST_NOT, &r->m.dst, r->m.family);
+}
+
+static void put_sport(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_SPORT)
+		put_range(o, k, r->m.flags & RULE_M_SPORT_NOT, r->m.sport_lo, r->m.sport_hi);
+}
+
+static void put_dport(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_DPORT)
+		put_range(o, k, r->m.flags & RULE_M_DPORT_NOT, r->m.dport_lo, r->m.dport_hi);
+}
+
+/*
+ * With a proto the number stands alone (printed by name when it has one);
+ * without, parsing resolved a name in both tables, so print it.
+ */
+static void put_icmp_type(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_ICMP4_TYPE)
+		put_named(o, k, icmp4_names, ARRAY_SIZE(icmp4_names), r->m.icmp_type[0]);
+	else if (r->m.flags & RULE_M_ICMP6_TYPE)
+		put_named(o, k, icmp6_names, ARRAY_SIZE(icmp6_names), r->m.icmp_type[1]);
+}
+
+static void put_icmp_code(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_ICMP_CODE) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->m.icmp_code);
+	}
+}
+
+static void put_tcp_flags(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_match *m = &r->m;
+	bool first = true;
+
+	if (!(m->flags & RULE_M_TCP_FLAGS))
+		return;
+	put_key(o, k);
+	for (unsigned int bit = 0; bit < 8; bit++) {
+		if (!(m->tcp_mask & (1u << bit)))
+			continue;
+		strbuf_printf(o, "%s%s%s", first ? "" : ",", m->tcp_set & (1u << bit) ? "" : "!",
+		    tcp_flag_names[bit]);
+		first = false;
+	}
+}
+
+static void put_ttl(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_TTL)
+		put_range(o, k, false, r->m.ttl_lo, r->m.ttl_hi);
+}
+
+static void put_length(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_LENGTH)
+		put_range(o, k, false, r->m.len_lo, r->m.len_hi);
+}
+
+static void put_dscp(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_DSCP)
+		put_named(o, k, dscp_names, ARRAY_SIZE(dscp_names), r->m.dscp);
+}
+
+static void put_probability(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_PROBABILITY) {
+		put_key(o, k);
+		put_double(o, r->probability);
+	}
+}
+
+static void put_set_ttl(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.ttl_op != RULE_TTL_KEEP) {
+		put_key(o, k);
+		strbuf_printf(o, "%s%u", r->a.ttl_op == RULE_TTL_INC ? "+" :
+				r->a.ttl_op == RULE_TTL_DEC ? "-" : "", r->a.ttl);
+	}
+}
+
+static void put_set_dscp(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.set_dscp)
+		put_named(o, k, dscp_names, ARRAY_SIZE(dscp_names), r->a.dscp);
+}
+
+static void put_set_ecn(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.set_ecn)
+		put_named(o, k, ecn_names, ARRAY_SIZE(ecn_names), r->a.ecn);
+}
+
+static void put_clamp_mss(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.clamp_mss) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->a.clamp_mss);
+	}
+}
+
+/* Impairment implies accept: leave it out, it would read back the same. */
+static void put_verdict(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.verdict != RULE_VERDICT_NONE &&
+	    !(r->a.verdict == RULE_VERDICT_ACCEPT && r->impair.flags))
+		put_named(o, k, verdict_names, ARRAY_SIZE(verdict_names), r->a.verdict);
+}
+
+static void put_reject_with(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->a.verdict == RULE_VERDICT_REJECT)
+		put_named(o, k, reject_names, ARRAY_SIZE(reject_names), r->a.reject);
+}
+
+static void put_delay(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_DELAY)
+		put_ms(o, k, r->impair.delay_us);
+}
+
+static void put_jitter(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_JITTER)
+		put_ms(o, k, r->impair.jitter_us);
+}
+
+static void put_distribution(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_impair *im = &r->impair;
+
+	if (!(im->flags & RULE_I_JITTER))
+		return;
+	if (im->dist == RULE_DIST_FILE && im->table) {
+		put_key(o, k);
+		strbuf_printf(o, "@%s", im->table->path);
+	} else if (im->dist != RULE_DIST_UNIFORM) {
+		put_named(o, k, dist_names, ARRAY_SIZE(dist_names), im->dist);
+	}
+}
+
+static void put_delay_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_DELAY_CORR)
+		put_fraction(o, k, r->impair.delay_corr);
+}
+
+static void put_loss(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_impair *im = &r->impair;
+
+	if (!(im->flags & RULE_I_LOSS))
+		return;
+	if (!im->loss_ge) {
+		put_fraction(o, k, im->loss);
+		return;
+	}
+	put_key(o, k);
+	strbuf_printf(o, "gemodel:");
+	put_double(o, im->ge_p);
+	strbuf_printf(o, ",");
+	put_double(o, im->ge_r);
+	/* Trailing defaults (BADLOSS 1, GOODLOSS 0) are left out. */
+	if (im->ge_bad_loss != 1.0 || im->ge_good_loss != 0.0) {
+		strbuf_printf(o, ",");
+		put_double(o, im->ge_bad_loss);
+	}
+	if (im->ge_good_loss != 0.0) {
+		strbuf_printf(o, ",");
+		put_double(o, im->ge_good_loss);
+	}
+}
+
+static void put_loss_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_LOSS_CORR)
+		put_fraction(o, k, r->impair.loss_corr);
+}
+
+static void put_loss_ecn(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_LOSS_ECN) {
+		put_key(o, k);
+		strbuf_printf(o, "true");
+	}
+}
+
+static void put_duplicate(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_DUPLICATE)
+		put_fraction(o, k, r->impair.duplicate);
+}
+
+static void put_duplicate_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_DUPLICATE_CORR)
+		put_fraction(o, k, r->impair.duplicate_corr);
+}
+
+static void put_reorder(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_REORDER)
+		put_fraction(o, k, r->impair.reorder);
+}
+
+static void put_reorder_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_REORDER_CORR)
+		put_fraction(o, k, r->impair.reorder_corr);
+}
+
+static void put_gap(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_GAP) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.gap);
+	}
+}
+
+static void put_corrupt(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.flags & RULE_I_CORRUPT)
+		put_fraction(o, k, r->impair.corrupt);
+}
+
+static void put_corrupt_corr(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_CORRUPT_CORR)
+		put_fraction(o, k, r->impair.corrupt_corr);
+}
+
+static void put_rate(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_impair *im = &r->impair;
+	size_t i = 0;
+
+	if (!(im->flags & RULE_I_RATE))
+		return;
+	put_key(o, k);
+	if (im->rate_pps) {
+		strbuf_printf(o, "%llupps", (unsigned long long)im->rate);
+	} else if (im->trace[0]) {
+		strbuf_printf(o, "@%s", im->trace);
+	} else {
+		while (im->rate % rate_units[i].mult)
+			i++;
+		strbuf_printf(o, "%llu%s", (unsigned long long)(im->rate / rate_units[i].mult),
+		    rate_units[i].name);
+	}
+}
+
+static void put_overhead(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_OVERHEAD) {
+		put_key(o, k);
+		strbuf_printf(o, "%d", r->impair.overhead);
+	}
+}
+
+static void put_cellsize(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_CELLSIZE) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.cellsize);
+	}
+}
+
+static void put_cell_overhead(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.xflags & RULE_IX_CELL_OVERHEAD) {
+		put_key(o, k);
+		strbuf_printf(o, "%d", r->impair.cell_overhead);
+	}
+}
+
+static void put_slot(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct rule_impair *im = &r->impair;
+
+	if (!(im->flags & RULE_I_SLOT))
+		return;
+	put_ms(o, k, im->slot_min_us);
+	/* Trailing defaults (MAX = MIN, no bounds) are left out. */
+	if (im->slot_max_us != im->slot_min_us || im->slot_pkts || im->slot_bytes) {
+		strbuf_printf(o, ",");
+		strbuf_ms(o, im->slot_max_us);
+	}
+	if (im->slot_pkts || im->slot_bytes)
+		strbuf_printf(o, ",%u", im->slot_pkts);
+	if (im->slot_bytes)
+		strbuf_printf(o, ",%u", im->slot_bytes);
+}
+
+static void put_limit(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.limit && r->impair.limit != RULE_LIMIT_DEFAULT) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.limit);
+	}
+}
+
+static void put_queue(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.queue_pkts) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.queue_pkts);
+	}
+}
+
+static void put_queue_bytes(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.queue_bytes) {
+		put_key(o, k);
+		strbuf_printf(o, "%u", r->impair.queue_bytes);
+	}
+}
+
+static void put_aqm(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.aqm != RULE_AQM_DROPTAIL)
+		put_named(o, k, aqm_names, ARRAY_SIZE(aqm_names), r->impair.aqm);
+}
+
+static void put_codel_target(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.codel_target_us)
+		put_ms(o, k, r->impair.codel_target_us);
+}
+
+static void put_codel_interval(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.codel_interval_us)
+		put_ms(o, k, r->impair.codel_interval_us);
+}
+
+static void put_seed(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->impair.seeded) {
+		put_key(o, k);
+		strbuf_printf(o, "%llu", (unsigned long long)r->impair.seed);
+	}
+}
+
+static void put_expire(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	uint32_t ms = r->expire_ms;
+	size_t i = 0;
+
+	if (!ms)
+		return;
+	while (ms % expire_units[i].ms)
+		i++;
+	put_key(o, k);
+	strbuf_printf(o, "%u%s", ms / expire_units[i].ms, expire_units[i].name);
+}
+
+/* Named values by key (the VALUES column). */
+#define NV_VALUES(fn, table)                                                   \
+	static const char *fn(unsigned int i)                                  \
+	{                                                                      \
+		return i < ARRAY_SIZE(table) ? table[i].name : NULL;          \
+	}
+#define STR_VALUES(fn, table)                                                  \
+	static const char *fn(unsigned int i)                                  \
+	{                                                                      \
+		return i < ARRAY_SIZE(table) ? table[i] : NULL;                \
+	}
+
+NV_VALUES(values_direction, direction_names)
+STR_VALUES(values_family, family_names)
+NV_VALUES(values_proto, proto_names)
+STR_VALUES(values_tcp_flags, tcp_flag_names)
+NV_VALUES(values_dscp, dscp_names)
+NV_VALUES(values_ecn, ecn_names)
+NV_VALUES(values_verdict, verdict_names)
+NV_VALUES(values_reject_with, reject_names)
+NV_VALUES(values_distribution, dist_names)
+STR_VALUES(values_bool, bool_names)
+NV_VALUES(values_aqm, aqm_names)
 
 /* ICMP and ICMPv6 types, the names both have once. */
-static const char *icmp_type_name(unsigned int i)
+static const char *values_icmp_type(unsigned int i)
 {
 	size_t j;
 
@@ -1773,305 +2278,125 @@ static const char *icmp_type_name(unsigned int i)
 	return NULL;
 }
 
+#define X_ROW(id, nm, kd, wh, fastp, parse_fn, put_fn, eq_fn, values_fn, rng)            \
+	[K_##id] = { .name = nm, .kind = kd, .where = wh, .fp = fastp, .parse = parse_fn, \
+		     .put = put_fn, .eq = eq_fn, .values = values_fn, .range = rng },
+static const struct rule_keydef rule_keys[K_MAX] = {
+	RULE_KEYS(X_ROW)
+};
+#undef X_ROW
+
+static int parse_key(struct parser *ps, enum rule_key k)
+{
+	const struct rule_keydef *d = &rule_keys[k];
+
+	/* Keys are parsed in row order: only the first impairment key sees flags == 0. */
+	if (d->where == RK_W_NOT_DROP && !ps->r->impair.flags &&
+	    ps->r->a.verdict == RULE_VERDICT_DROP)
+		return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+	return d->parse(ps, k);
+}
+
+/* Only what the row prints: the EQ column's default. */
+static bool put_equal(enum rule_key k, const struct rule *a, const struct rule *b)
+{
+	char x[RULE_FORMAT_MAX], y[RULE_FORMAT_MAX];
+	struct strbuf ox = { .buf = x, .size = sizeof(x) }, oy = { .buf = y, .size = sizeof(y) };
+
+	x[0] = y[0] = '\0';
+	rule_keys[k].put(&ox, a, k);
+	rule_keys[k].put(&oy, b, k);
+	return strcmp(x, y) == 0;
+}
+
+bool rule_equal(const struct rule *a, const struct rule *b)
+{
+	/* Which keys were given: then each row compares its values. */
+	if (a->m.flags != b->m.flags || a->impair.flags != b->impair.flags ||
+	    a->impair.xflags != b->impair.xflags)
+		return false;
+	for (size_t k = 0; k < K_MAX; k++) {
+		bool same = rule_keys[k].eq ? rule_keys[k].eq(a, b) : put_equal(k, a, b);
+
+		if (!same)
+			return false;
+	}
+	return true;
+}
+
+const char *rule_proto_name(unsigned int proto)
+{
+	return lookup_value(proto_names, ARRAY_SIZE(proto_names), proto);
+}
+
+const char *rule_icmp_type_name(int family, unsigned int type)
+{
+	if (family == AF_INET6)
+		return lookup_value(icmp6_names, ARRAY_SIZE(icmp6_names), type);
+	return lookup_value(icmp4_names, ARRAY_SIZE(icmp4_names), type);
+}
+
+const char *rule_key_name(unsigned int i)
+{
+	return i < K_MAX ? rule_keys[i].name : NULL;
+}
+
 const char *rule_key_value(const char *key, unsigned int i)
 {
-	unsigned int k;
-
-	for (k = 0; k < K_MAX; k++)
-		if (strcmp(key, key_names[k]) == 0)
-			break;
-	switch (k) {
-	case K_DIRECTION:
-		return nv_name(direction_names, ARRAY_SIZE(direction_names), i);
-	case K_FAMILY:
-		return str_name(family_names, ARRAY_SIZE(family_names), i);
-	case K_PROTO:
-		return nv_name(proto_names, ARRAY_SIZE(proto_names), i);
-	case K_ICMP_TYPE:
-		return icmp_type_name(i);
-	case K_TCP_FLAGS:
-		return str_name(tcp_flag_names, ARRAY_SIZE(tcp_flag_names), i);
-	case K_DSCP:
-	case K_SET_DSCP:
-		return nv_name(dscp_names, ARRAY_SIZE(dscp_names), i);
-	case K_SET_ECN:
-		return nv_name(ecn_names, ARRAY_SIZE(ecn_names), i);
-	case K_VERDICT:
-		return nv_name(verdict_names, ARRAY_SIZE(verdict_names), i);
-	case K_REJECT_WITH:
-		return nv_name(reject_names, ARRAY_SIZE(reject_names), i);
-	case K_DISTRIBUTION:
-		return nv_name(dist_names, ARRAY_SIZE(dist_names), i);
-	case K_LOSS_ECN:
-		return str_name(bool_names, ARRAY_SIZE(bool_names), i);
-	case K_AQM:
-		return nv_name(aqm_names, ARRAY_SIZE(aqm_names), i);
-	default:
-		return NULL;
-	}
+	for (size_t k = 0; k < K_MAX; k++)
+		if (strcmp(key, rule_keys[k].name) == 0)
+			return rule_keys[k].values ? rule_keys[k].values(i) : NULL;
+	return NULL;
 }
 
-static void put_matches(struct strbuf *o, const struct rule *r)
+static const char *const kind_names[] = {
+	[RK_META] = "rule", [RK_MATCH] = "match", [RK_ACTION] = "action", [RK_IMPAIR] = "impair",
+};
+
+int rule_key_info(unsigned int i, struct rule_keyinfo *ret)
 {
-	const struct rule_match *m = &r->m;
-	uint32_t f = m->flags;
+	const struct rule_keydef *d;
 
-	if (r->name[0]) {
-		put_key(o, K_NAME);
-		strbuf_printf(o, "%s", r->name);
-	}
-	/* out is the default: left out, so rules without the key print as they did. */
-	if (rule_dir_mask(r) != RULE_DIR_OUT)
-		put_named(o, K_DIRECTION, direction_names, ARRAY_SIZE(direction_names),
-			  rule_dir_mask(r));
-	/* src/dst carry the family themselves. */
-	if (m->family && !(f & (RULE_M_SRC | RULE_M_DST))) {
-		put_key(o, K_FAMILY);
-		strbuf_printf(o, "%s", family_name(m->family));
-	}
-	if (f & RULE_M_PROTO)
-		put_named(o, K_PROTO, proto_names, ARRAY_SIZE(proto_names), m->proto);
-	if (f & RULE_M_SRC)
-		put_prefix(o, K_SRC, f & RULE_M_SRC_NOT, &m->src, m->family);
-	if (f & RULE_M_DST)
-		put_prefix(o, K_DST, f & RULE_M_DST_NOT, &m->dst, m->family);
-	if (f & RULE_M_SPORT)
-		put_range(o, K_SPORT, f & RULE_M_SPORT_NOT, m->sport_lo, m->sport_hi);
-	if (f & RULE_M_DPORT)
-		put_range(o, K_DPORT, f & RULE_M_DPORT_NOT, m->dport_lo, m->dport_hi);
-	/*
-	 * With a proto the number stands alone (printed by name when it has
-	 * one); without, parsing resolved a name in both tables, so print it.
-	 */
-	if (f & RULE_M_ICMP4_TYPE)
-		put_named(o, K_ICMP_TYPE, icmp4_names, ARRAY_SIZE(icmp4_names), m->icmp_type[0]);
-	else if (f & RULE_M_ICMP6_TYPE)
-		put_named(o, K_ICMP_TYPE, icmp6_names, ARRAY_SIZE(icmp6_names), m->icmp_type[1]);
-	if (f & RULE_M_ICMP_CODE) {
-		put_key(o, K_ICMP_CODE);
-		strbuf_printf(o, "%u", m->icmp_code);
-	}
-	if (f & RULE_M_TCP_FLAGS) {
-		bool first = true;
-
-		put_key(o, K_TCP_FLAGS);
-		for (unsigned int bit = 0; bit < 8; bit++) {
-			if (!(m->tcp_mask & (1u << bit)))
-				continue;
-			strbuf_printf(o, "%s%s%s", first ? "" : ",", m->tcp_set & (1u << bit) ? "" : "!",
-			    tcp_flag_names[bit]);
-			first = false;
-		}
-	}
-	if (f & RULE_M_TTL)
-		put_range(o, K_TTL, false, m->ttl_lo, m->ttl_hi);
-	if (f & RULE_M_LENGTH)
-		put_range(o, K_LENGTH, false, m->len_lo, m->len_hi);
-	if (f & RULE_M_DSCP)
-		put_named(o, K_DSCP, dscp_names, ARRAY_SIZE(dscp_names), m->dscp);
-	if (f & RULE_M_PROBABILITY) {
-		put_key(o, K_PROBABILITY);
-		put_double(o, r->probability);
-	}
+	if (i >= K_MAX)
+		return -ENOENT;
+	d = &rule_keys[i];
+	*ret = (struct rule_keyinfo){
+		.name = d->name,
+		.kind = kind_names[d->kind],
+		.range = d->range,
+		.fast_path = d->fp,
+		.not_with_drop = d->where == RK_W_NOT_DROP,
+	};
+	return 0;
 }
 
-/* Milliseconds from microseconds, without trailing zeros: 50, 0.5, 12.345. */
-static void put_ms(struct strbuf *o, enum rule_key k, uint32_t us)
+static int format_rows(const struct rule *r, char *buf, size_t len, bool actions_only)
 {
-	put_key(o, k);
-	strbuf_ms(o, us);
-}
+	struct strbuf o = { .buf = buf, .size = len };
 
-static void put_fraction(struct strbuf *o, enum rule_key k, double p)
-{
-	put_key(o, k);
-	put_double(o, p);
-}
+	if (!len)
+		return -ENOSPC;
+	buf[0] = '\0';
+	for (size_t k = 0; k < K_MAX; k++) {
+		uint8_t kind = rule_keys[k].kind;
 
-static void put_impair(struct strbuf *o, const struct rule_impair *im)
-{
-	uint8_t f = im->flags;
-
-	if (f & RULE_I_DELAY)
-		put_ms(o, K_DELAY, im->delay_us);
-	if (f & RULE_I_JITTER) {
-		put_ms(o, K_JITTER, im->jitter_us);
-		if (im->dist == RULE_DIST_FILE && im->table) {
-			put_key(o, K_DISTRIBUTION);
-			strbuf_printf(o, "@%s", im->table->path);
-		} else if (im->dist != RULE_DIST_UNIFORM) {
-			put_named(o, K_DISTRIBUTION, dist_names, ARRAY_SIZE(dist_names), im->dist);
-		}
+		if (actions_only && kind != RK_ACTION && kind != RK_IMPAIR)
+			continue;
+		rule_keys[k].put(&o, r, k);
 	}
-	if (im->xflags & RULE_IX_DELAY_CORR)
-		put_fraction(o, K_DELAY_CORR, im->delay_corr);
-	if ((f & RULE_I_LOSS) && !im->loss_ge)
-		put_fraction(o, K_LOSS, im->loss);
-	if ((f & RULE_I_LOSS) && im->loss_ge) {
-		put_key(o, K_LOSS);
-		strbuf_printf(o, "gemodel:");
-		put_double(o, im->ge_p);
-		strbuf_printf(o, ",");
-		put_double(o, im->ge_r);
-		/* Trailing defaults (BADLOSS 1, GOODLOSS 0) are left out. */
-		if (im->ge_bad_loss != 1.0 || im->ge_good_loss != 0.0) {
-			strbuf_printf(o, ",");
-			put_double(o, im->ge_bad_loss);
-		}
-		if (im->ge_good_loss != 0.0) {
-			strbuf_printf(o, ",");
-			put_double(o, im->ge_good_loss);
-		}
-	}
-	if (im->xflags & RULE_IX_LOSS_CORR)
-		put_fraction(o, K_LOSS_CORR, im->loss_corr);
-	if (im->xflags & RULE_IX_LOSS_ECN) {
-		put_key(o, K_LOSS_ECN);
-		strbuf_printf(o, "true");
-	}
-	if (f & RULE_I_DUPLICATE)
-		put_fraction(o, K_DUPLICATE, im->duplicate);
-	if (im->xflags & RULE_IX_DUPLICATE_CORR)
-		put_fraction(o, K_DUPLICATE_CORR, im->duplicate_corr);
-	if (f & RULE_I_REORDER)
-		put_fraction(o, K_REORDER, im->reorder);
-	if (im->xflags & RULE_IX_REORDER_CORR)
-		put_fraction(o, K_REORDER_CORR, im->reorder_corr);
-	if (im->xflags & RULE_IX_GAP) {
-		put_key(o, K_GAP);
-		strbuf_printf(o, "%u", im->gap);
-	}
-	if (f & RULE_I_CORRUPT)
-		put_fraction(o, K_CORRUPT, im->corrupt);
-	if (im->xflags & RULE_IX_CORRUPT_CORR)
-		put_fraction(o, K_CORRUPT_CORR, im->corrupt_corr);
-	if ((f & RULE_I_RATE) && im->rate_pps) {
-		put_key(o, K_RATE);
-		strbuf_printf(o, "%llupps", (unsigned long long)im->rate);
-	} else if ((f & RULE_I_RATE) && im->trace[0]) {
-		put_key(o, K_RATE);
-		strbuf_printf(o, "@%s", im->trace);
-	} else if (f & RULE_I_RATE) {
-		size_t i = 0;
-
-		while (im->rate % rate_units[i].mult)
-			i++;
-		put_key(o, K_RATE);
-		strbuf_printf(o, "%llu%s", (unsigned long long)(im->rate / rate_units[i].mult),
-		    rate_units[i].name);
-	}
-	if (im->xflags & RULE_IX_OVERHEAD) {
-		put_key(o, K_OVERHEAD);
-		strbuf_printf(o, "%d", im->overhead);
-	}
-	if (im->xflags & RULE_IX_CELLSIZE) {
-		put_key(o, K_CELLSIZE);
-		strbuf_printf(o, "%u", im->cellsize);
-	}
-	if (im->xflags & RULE_IX_CELL_OVERHEAD) {
-		put_key(o, K_CELL_OVERHEAD);
-		strbuf_printf(o, "%d", im->cell_overhead);
-	}
-	if (f & RULE_I_SLOT) {
-		put_ms(o, K_SLOT, im->slot_min_us);
-		/* Trailing defaults (MAX = MIN, no bounds) are left out. */
-		if (im->slot_max_us != im->slot_min_us || im->slot_pkts || im->slot_bytes) {
-			strbuf_printf(o, ",");
-			strbuf_ms(o, im->slot_max_us);
-		}
-		if (im->slot_pkts || im->slot_bytes)
-			strbuf_printf(o, ",%u", im->slot_pkts);
-		if (im->slot_bytes)
-			strbuf_printf(o, ",%u", im->slot_bytes);
-	}
-	if (im->limit && im->limit != RULE_LIMIT_DEFAULT) {
-		put_key(o, K_LIMIT);
-		strbuf_printf(o, "%u", im->limit);
-	}
-	if (im->queue_pkts) {
-		put_key(o, K_QUEUE);
-		strbuf_printf(o, "%u", im->queue_pkts);
-	}
-	if (im->queue_bytes) {
-		put_key(o, K_QUEUE_BYTES);
-		strbuf_printf(o, "%u", im->queue_bytes);
-	}
-	if (im->aqm != RULE_AQM_DROPTAIL)
-		put_named(o, K_AQM, aqm_names, ARRAY_SIZE(aqm_names), im->aqm);
-	if (im->codel_target_us)
-		put_ms(o, K_CODEL_TARGET, im->codel_target_us);
-	if (im->codel_interval_us)
-		put_ms(o, K_CODEL_INTERVAL, im->codel_interval_us);
-	if (im->seeded) {
-		put_key(o, K_SEED);
-		strbuf_printf(o, "%llu", (unsigned long long)im->seed);
-	}
-}
-
-static void put_expire(struct strbuf *o, uint32_t ms)
-{
-	size_t i = 0;
-
-	while (ms % expire_units[i].ms)
-		i++;
-	put_key(o, K_EXPIRE);
-	strbuf_printf(o, "%u%s", ms / expire_units[i].ms, expire_units[i].name);
-}
-
-static void put_actions(struct strbuf *o, const struct rule *r)
-{
-	if (r->a.ttl_op != RULE_TTL_KEEP) {
-		put_key(o, K_SET_TTL);
-		strbuf_printf(o, "%s%u", r->a.ttl_op == RULE_TTL_INC ? "+" :
-				r->a.ttl_op == RULE_TTL_DEC ? "-" : "", r->a.ttl);
-	}
-	if (r->a.set_dscp)
-		put_named(o, K_SET_DSCP, dscp_names, ARRAY_SIZE(dscp_names), r->a.dscp);
-	if (r->a.set_ecn)
-		put_named(o, K_SET_ECN, ecn_names, ARRAY_SIZE(ecn_names), r->a.ecn);
-	if (r->a.clamp_mss) {
-		put_key(o, K_CLAMP_MSS);
-		strbuf_printf(o, "%u", r->a.clamp_mss);
-	}
-	/* Impairment implies accept: leave it out, it would read back the same. */
-	if (r->a.verdict != RULE_VERDICT_NONE &&
-	    !(r->a.verdict == RULE_VERDICT_ACCEPT && r->impair.flags))
-		put_named(o, K_VERDICT, verdict_names, ARRAY_SIZE(verdict_names), r->a.verdict);
-	if (r->a.verdict == RULE_VERDICT_REJECT)
-		put_named(o, K_REJECT_WITH, reject_names, ARRAY_SIZE(reject_names), r->a.reject);
-	put_impair(o, &r->impair);
-}
-
-static int format_end(struct strbuf *o)
-{
-	if (o->overflow) {
-		o->buf[0] = '\0';
+	if (o.overflow) {
+		o.buf[0] = '\0';
 		return -ENOSPC;
 	}
-	return (int)o->len;
+	return (int)o.len;
 }
 
 int rule_format(const struct rule *r, char *buf, size_t len)
 {
-	struct strbuf o = { .buf = buf, .size = len };
-
-	if (!len)
-		return -ENOSPC;
-	buf[0] = '\0';
-	put_matches(&o, r);
-	put_actions(&o, r);
-	if (r->expire_ms)
-		put_expire(&o, r->expire_ms);
-	return format_end(&o);
+	return format_rows(r, buf, len, false);
 }
 
 int rule_format_actions(const struct rule *r, char *buf, size_t len)
 {
-	struct strbuf o = { .buf = buf, .size = len };
-
-	if (!len)
-		return -ENOSPC;
-	buf[0] = '\0';
-	put_actions(&o, r);
-	return format_end(&o);
+	return format_rows(r, buf, len, true);
 }

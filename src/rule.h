@@ -128,6 +128,25 @@ const char *rule_icmp_type_name(int family, unsigned int type);
 const char *rule_key_name(unsigned int i);
 const char *rule_key_value(const char *key, unsigned int i);
 
+/* Whether the tc fast path carries a rule with a key (fastpath_rule_why_not()). */
+enum rule_fp {
+	RULE_FP_NO,		/* never: such a rule goes to userspace */
+	RULE_FP_YES,		/* always */
+	RULE_FP_PARTIAL,	/* some values only (verdict: accept and drop) */
+};
+
+/* One row of the vocabulary, for "ipmodctl help keys -l" and the tests. */
+struct rule_keyinfo {
+	const char *name;
+	const char *kind;	/* "rule", "match", "action" or "impair" */
+	const char *range;	/* the value's syntax and bounds, in words */
+	enum rule_fp fast_path;
+	bool not_with_drop;	/* refused with verdict=drop */
+};
+
+/* The i-th rule key in canonical order; -ENOENT past the last. */
+int rule_key_info(unsigned int i, struct rule_keyinfo *ret);
+
 /*
  * The compiled form, built by rule_parse().  chain.c runs it; fpindex.c and
  * fastpath.c translate it for the kernel; explain.c, monitor.c, config.c,

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# The rule vocabulary has one source, src/rule.c's tables, and the commands
+# The rule vocabulary has one source, src/rule.c's table (RULE_KEYS), and the commands
 # one, src/ctlcli.c's: "ipmodctl help keys", "help commands" and "help values
 # KEY" print them, ipmodd.conf(5) RULES documents every key, and the three
 # shell completions (bash, zsh, fish) ask ipmodctl for them at completion
@@ -45,7 +45,8 @@ rule = read("src/rule.c")
 def names(table):
     return re.findall(r'"([^"]+)"', block(rule, table, "};"))
 if what == "keys-rule.c":
-    print(" ".join(re.findall(r'\] = "([^"]+)"', block(rule, "key_names[K_MAX] = {", "};"))))
+    # The rows of RULE_KEYS: X(ID, "name", ...
+    print(" ".join(re.findall(r'^\s*X\([A-Z_]+, "([^"]+)"', block(rule, "#define RULE_KEYS(X)", "\n\n"), re.M)))
 elif what == "keys-man":
     b = block(read("man/ipmodd.conf.5"), ".SH RULES", "\n.SH ")
     keys = []
@@ -81,6 +82,12 @@ keys=$(sorted <<<"$keys_order")
 check_eq "ipmodctl help keys: src/rule.c's keys, in its order" \
 	"$("$IPMODCTL" help keys | tr '\n' ' ')" "$keys_order "
 check_eq "ipmodd.conf(5) RULES documents the keys of src/rule.c" "$(lists keys-man)" "${keys% }"
+# help keys long: the same rows, each with a kind, a fast-path word and a value text.
+long=$("$IPMODCTL" help keys long)
+check_eq "help keys long: a header, then the keys of help keys in order" \
+	"$(awk 'NR > 1 { print $1 }' <<<"$long" | tr '\n' ' ')" "$keys_order "
+check_eq "help keys long: every row has a known kind and fast-path word and a value text" \
+	"$(awk 'NR > 1 && !($2 ~ /^(rule|match|action|impair)$/ && $3 ~ /^(yes|no|partial)$/ && NF > 3)' <<<"$long")" ""
 
 cmds=$(lists commands-ctlcli.c)
 check_eq "ipmodctl help commands: src/ctlcli.c's commands and aliases" \

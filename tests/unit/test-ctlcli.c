@@ -130,6 +130,9 @@ static void test_simple_commands(void)
 	ok(c.list == CTLCLI_LIST_NONE, "help delete: no list");
 	is_int(parse("help", "keys"), 0, "help keys parses");
 	ok(c.cmd == CTLCLI_HELP && c.list == CTLCLI_LIST_KEYS && !c.topic, "help keys: the key list");
+	is_int(parse("help", "keys", "long"), 0, "help keys long parses");
+	ok(c.cmd == CTLCLI_HELP && c.list == CTLCLI_LIST_KEYS_LONG && !c.topic,
+	   "help keys long: the key table");
 	is_int(parse("help", "commands"), 0, "help commands parses");
 	ok(c.list == CTLCLI_LIST_COMMANDS && !c.topic, "help commands: the command list");
 	is_int(parse("help", "values", "proto"), 0, "help values proto parses");
