@@ -19,6 +19,7 @@
 #include "ctlcli.h"
 #include "ctlproto.h"
 #include "explain.h"
+#include "flow.h"
 #include "forge.h"
 #include "fpindex.h"
 #include "gso.h"
@@ -150,6 +151,7 @@ static void system_side(void)
 	ok(loopguard_print(a, sizeof(a)) != loopguard_print(b, sizeof(b)),
 	   "loopguard: two packets, two prints");
 	ok(fpindex_free(NULL) == NULL, "fpindex: nothing to free");
+	ok(flow_table_free(NULL) == NULL, "flow: nothing to free");
 }
 
 static void sets(void)
