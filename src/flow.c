@@ -440,10 +440,11 @@ static void tcp_advance(struct flow *f, enum flow_dir dir, uint8_t flags)
 	}
 	if (f->state == FLOW_STATE_ESTABLISHED)
 		return;
-	if (f->pkts[0] + f->pkts[1] == 1 && !(dir == FLOW_DIR_ORIGINAL && (flags & TCPF_SYN)))
+	/* A flow not opened by a bare SYN was picked up mid-connection. */
+	if (f->pkts[0] + f->pkts[1] == 1 && (flags & (TCPF_SYN | TCPF_ACK)) != TCPF_SYN)
 		f->tcp_seen |= FLOW_TCP_MIDSTREAM;
 	if (f->tcp_seen & FLOW_TCP_MIDSTREAM) {
-		/* Picked up mid-connection: established once both sides spoke. */
+		/* Like conntrack's loose pickup: established once both sides spoke. */
 		if (f->pkts[0] && f->pkts[1])
 			f->state = FLOW_STATE_ESTABLISHED;
 		return;

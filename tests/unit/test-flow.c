@@ -290,6 +290,11 @@ static void test_tcp(void)
 	mk(&s, AF_INET, IPPROTO_TCP, "10.2.2.2", 6, "10.2.2.1", 5, TF_ACK, 0);
 	feed(t, &s.p, now, NULL, NULL, NULL, NULL);
 	is_int(f->state, FLOW_STATE_ESTABLISHED, "tcp mid-stream: both sides: established");
+	mk(&c, AF_INET, IPPROTO_TCP, "10.3.3.2", 80, "10.3.3.1", 9, TF_SYN | TF_ACK, 0);
+	feed(t, &c.p, now, &f, NULL, NULL, NULL);
+	mk(&s, AF_INET, IPPROTO_TCP, "10.3.3.1", 9, "10.3.3.2", 80, TF_ACK, 0);
+	feed(t, &s.p, now, NULL, NULL, NULL, NULL);
+	is_int(f->state, FLOW_STATE_ESTABLISHED, "tcp picked up at the SYN-ACK: established at the ACK");
 #undef C
 #undef S
 	flow_table_free(t);
