@@ -46,7 +46,7 @@ struct flow_table {
 	uint32_t free_head;	/* through hnext */
 	uint32_t lru_head, lru_tail;	/* most / least recently used */
 	uint32_t hand;		/* flow_expire()'s sweep position */
-	uint64_t seed;
+	uint64_t sipkey[2];
 	uint64_t timeout_ns[FLOW_TO_MAX];
 
 	uint8_t *rbufs;		/* nrbufs * FLOW_RBUF_SIZE */
@@ -146,9 +146,15 @@ int flow_table_new(const struct flow_params *params, struct flow_table **ret)
 	for (size_t i = 0; i < FLOW_TO_MAX; i++)
 		t->timeout_ns[i] = (uint64_t)(p->timeout_s[i] ? p->timeout_s[i] : timeout_default[i]) *
 				   NS_PER_S;
-	t->seed = p->seed;
-	if (!t->seed && getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != sizeof(t->seed))
-		t->seed = 0x6a09e667f3bcc909ull ^ (uint64_t)(uintptr_t)t;
+	if (p->seed) {
+		uint64_t x = p->seed;
+
+		t->sipkey[0] = splitmix64(&x);
+		t->sipkey[1] = splitmix64(&x);
+	} else if (getrandom(t->sipkey, sizeof(t->sipkey), GRND_NONBLOCK) != sizeof(t->sipkey)) {
+		r = -EAGAIN;	/* no entropy yet: refuse rather than hash predictably */
+		goto fail;
+	}
 	t->st.max_entries = t->nmax;
 	t->st.rbufs_max = t->nrbufs;
 	*ret = t;
@@ -233,20 +239,43 @@ size_t flow_pkt_payload_len(const struct pkt *p)
 	return end - p->l4off - hl;
 }
 
-/* A keyed mix of the key's five 64-bit words (murmur3's finaliser per word). */
+/*
+ * SipHash-1-3 of the key's five 64-bit words under a secret key, as the
+ * kernel's conntrack hashes its tuples: the addresses and ports are the
+ * peer's to choose, and a hash they could predict would let them pile
+ * flows into one chain.
+ */
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(v0, v1, v2, v3)                                                      \
+	do {                                                                          \
+		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);             \
+		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                \
+		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                \
+		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);             \
+	} while (0)
+
 static uint32_t key_hash(const struct flow_table *t, const struct flow_key *k)
 {
-	uint64_t w[sizeof(*k) / 8], h = t->seed;
+	uint64_t w[sizeof(*k) / 8];
+	uint64_t v0 = t->sipkey[0] ^ 0x736f6d6570736575ull, v1 = t->sipkey[1] ^ 0x646f72616e646f6dull;
+	uint64_t v2 = t->sipkey[0] ^ 0x6c7967656e657261ull, v3 = t->sipkey[1] ^ 0x7465646279746573ull;
+	uint64_t b = (uint64_t)sizeof(*k) << 56;
 
 	memcpy(w, k, sizeof(w));
 	for (size_t i = 0; i < ARRAY_SIZE(w); i++) {
-		h ^= w[i];
-		h *= 0xff51afd7ed558ccdull;
-		h ^= h >> 33;
-		h *= 0xc4ceb9fe1a85ec53ull;
-		h ^= h >> 29;
+		v3 ^= w[i];
+		SIPROUND(v0, v1, v2, v3);
+		v0 ^= w[i];
 	}
-	return (uint32_t)(h ^ h >> 32) & t->hmask;
+	v3 ^= b;
+	SIPROUND(v0, v1, v2, v3);
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	b = v0 ^ v1 ^ v2 ^ v3;
+	return (uint32_t)(b ^ b >> 32) & t->hmask;
 }
 
 /* ---- lists ----------------------------------------------------------------- */
@@ -560,11 +589,14 @@ void flow_rbuf_release(struct flow_table *t, struct flow *f)
 
 /* ---- listing --------------------------------------------------------------- */
 
+/* host is suffix or ends in "." suffix, case-insensitively. */
 static bool host_suffix(const char *host, const char *suffix)
 {
 	size_t hl = strlen(host), sl = strlen(suffix);
 
-	return sl <= hl && !strcasecmp(host + hl - sl, suffix);
+	if (sl > hl || strcasecmp(host + hl - sl, suffix))
+		return false;
+	return sl == hl || host[hl - sl - 1] == '.' || suffix[0] == '.';
 }
 
 static bool filter_match(const struct flow *f, const struct flow_filter *flt)

@@ -93,7 +93,7 @@ struct flow_params {
 	uint32_t max_entries;	/* 0: FLOW_MAX_DEFAULT */
 	uint32_t rbufs;		/* reassembly buffers at once; 0: FLOW_RBUFS_DEFAULT */
 	uint32_t timeout_s[FLOW_TO_MAX];	/* 0: the default */
-	uint64_t seed;		/* hash key; 0: a random one */
+	uint64_t seed;		/* hash key (tests, benchmarks); 0: a random one */
 };
 
 struct flow_stats {
@@ -113,7 +113,7 @@ struct flow_filter {
 	uint16_t port;		/* 0 or a port on either side */
 	bool has_addr;
 	uint8_t addr[16];	/* with has_addr: an address on either side (of family) */
-	const char *host;	/* NULL or a suffix of the host name (case-insensitive) */
+	const char *host;	/* NULL, or the host name or a domain it is in (case-insensitive) */
 };
 
 struct flow_table;

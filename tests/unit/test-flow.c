@@ -337,6 +337,21 @@ static void test_timeouts(void)
 	is_int(f->expires_ns, T0 + 2 * SEC, "tcp closing: 2 s as configured");
 	flow_table_free(t);
 
+	t = NULL;
+	ok(flow_table_new(NULL, &t) == 0 && t, "the defaults, with a random hash key");
+	if (t) {
+		struct flow_stats st;
+
+		flow_table_stats(t, &st);
+		ok(st.max_entries == FLOW_MAX_DEFAULT && st.rbufs_max == FLOW_RBUFS_DEFAULT,
+		   "default bound 262144 entries, 64 reassembly buffers");
+		mk(&a, AF_INET, IPPROTO_UDP, "192.0.2.1", 1, "192.0.2.2", 2, 0, 0);
+		mk(&b, AF_INET, IPPROTO_UDP, "192.0.2.2", 2, "192.0.2.1", 1, 0, 0);
+		feed(t, &a.p, T0, &f, NULL, NULL, NULL);
+		ok(feed(t, &b.p, T0, NULL, NULL, NULL, NULL) == 1 && f->pkts[1] == 1,
+		   "a random key finds both directions too");
+		flow_table_free(t);
+	}
 	prm = (struct flow_params){ .max_entries = FLOW_MAX_MIN - 1 };
 	is_int(flow_table_new(&prm, &t), -ERANGE, "entries 1023: refused");
 	prm.max_entries = FLOW_MAX_MAX + 1;
@@ -571,6 +586,14 @@ static void test_list_format(void)
 	flt = (struct flow_filter){ .host = "blocked.TEST" };
 	flow_foreach(t, &flt, c.now, collect_cb, &c);
 	is_int(c.n, 1, "filter by host suffix, case-insensitive");
+	c.n = 0;
+	flt = (struct flow_filter){ .host = "locked.test" };
+	flow_foreach(t, &flt, c.now, collect_cb, &c);
+	is_int(c.n, 0, "filter by host: a suffix that is no whole label does not match");
+	c.n = 0;
+	flt = (struct flow_filter){ .host = "A.blocked.test" };
+	flow_foreach(t, &flt, c.now, collect_cb, &c);
+	is_int(c.n, 1, "filter by host: the whole name");
 	c.n = 0;
 	flt = (struct flow_filter){ .port = 53, .family = AF_INET6 };
 	flow_foreach(t, &flt, c.now, collect_cb, &c);
