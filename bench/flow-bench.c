@@ -4,8 +4,9 @@
  * on existing flows picked at random, with 1k, 100k and 1M live flows in a
  * table sized for them (the larger tables miss the CPU caches: that is the
  * point), and the cost of a new flow in a full table (an eviction each).
- * Keys are made beforehand so that only the table is timed.  A
- * measurement, not a test: no threshold.
+ * Keys are made beforehand so that only the table is timed.  Five rounds
+ * each, the median and the quickest (the quietest round on a shared
+ * machine).  A measurement, not a test: no threshold.
  *
  *   make bench/flow-bench && ./bench/flow-bench [lookups]
  */
@@ -23,6 +24,14 @@
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC)
+#define ROUNDS 5
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
 
 static uint64_t now_ns(void)
 {
@@ -60,7 +69,8 @@ static int run(uint32_t live, uint32_t lookups)
 	uint32_t *order;
 	struct flow *f;
 	struct flow_stats st;
-	uint64_t s = 42, t0, t1, sum = 0;
+	uint64_t s = 42, t0, sum = 0;
+	double hit[ROUNDS], add[ROUNDS];
 	bool is_new;
 	int r;
 
@@ -80,30 +90,32 @@ static int run(uint32_t live, uint32_t lookups)
 	for (uint32_t i = 0; i < lookups; i++)
 		order[i] = (uint32_t)(rnd(&s) % live);
 
-	t0 = now_ns();
-	for (uint32_t i = 0; i < lookups; i++) {
-		flow_lookup_or_add(t, &keys[order[i]], i & 1, T0 + i, &f, &is_new);
-		sum += flow_account(t, f, flow_dir_of(f, i & 1), 100, 0x10, T0 + i, NULL);
+	for (unsigned int k = 0; k < ROUNDS; k++) {
+		t0 = now_ns();
+		for (uint32_t i = 0; i < lookups; i++) {
+			flow_lookup_or_add(t, &keys[order[i]], i & 1, T0 + i, &f, &is_new);
+			sum += flow_account(t, f, flow_dir_of(f, i & 1), 100, 0x10, T0 + i, NULL);
+		}
+		hit[k] = (double)(now_ns() - t0) / lookups;
 	}
-	t1 = now_ns();
-	flow_table_stats(t, &st);
-	printf("%8u live flows: %6.1f ns per lookup+account, %5.2f M/s (entries %" PRIu64
-	       ", checksum %" PRIu64 ")\n",
-	       live, (double)(t1 - t0) / lookups, lookups * 1e3 / (double)(t1 - t0), st.entries,
-	       sum);
-
 	/* New flows into the full table: each one evicts the least recently used. */
-	t0 = now_ns();
-	for (uint32_t i = 0; i < lookups; i++) {
-		struct flow_key k;
+	for (unsigned int k = 0; k < ROUNDS; k++) {
+		t0 = now_ns();
+		for (uint32_t i = 0; i < lookups; i++) {
+			struct flow_key key;
 
-		key_n(&k, live + i);
-		flow_lookup_or_add(t, &k, 0, T0 + lookups + i, &f, &is_new);
+			key_n(&key, live + k * lookups + i);
+			flow_lookup_or_add(t, &key, 0, T0 + (k + 1) * (uint64_t)lookups + i, &f, &is_new);
+		}
+		add[k] = (double)(now_ns() - t0) / lookups;
 	}
-	t1 = now_ns();
 	flow_table_stats(t, &st);
-	printf("%8u live flows: %6.1f ns per new flow with eviction (evicted %" PRIu64 ")\n", live,
-	       (double)(t1 - t0) / lookups, st.evicted);
+	qsort(hit, ROUNDS, sizeof(hit[0]), cmp_double);
+	qsort(add, ROUNDS, sizeof(add[0]), cmp_double);
+	printf("| %u | %.1f | %.1f | %.2f | %.1f | %.1f | %" PRIu64 " |\n", live, hit[ROUNDS / 2], hit[0],
+	       1e3 / hit[ROUNDS / 2], add[ROUNDS / 2], add[0], st.evicted);
+	if (st.entries != prm.max_entries || sum == 0)
+		printf("unexpected: %" PRIu64 " entries\n", st.entries);
 	r = 0;
 out:
 	free(keys);
@@ -115,13 +127,16 @@ out:
 int main(int argc, char **argv)
 {
 	static const uint32_t sizes[] = { 1024, 100000, 1000000 };
-	uint32_t lookups = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 5000000;
+	uint32_t lookups = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 1000000;
 
 	if (!lookups || lookups > 100000000) {
 		fprintf(stderr, "lookups: 1..100000000\n");
 		return 2;
 	}
-	printf("flow table: %zu bytes per entry, %u lookups per size\n", sizeof(struct flow), lookups);
+	printf("flow table: %zu bytes per entry; %d rounds of %u operations per size, ns each\n\n",
+	       sizeof(struct flow), ROUNDS, lookups);
+	printf("| live flows | hit ns (median) | hit ns (min) | M hits/s (median) | new+evict ns (median) | new+evict ns (min) | evicted |\n");
+	printf("|--:|--:|--:|--:|--:|--:|--:|\n");
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
 		if (run(sizes[i], lookups) < 0) {
 			fprintf(stderr, "flow-bench: out of memory at %u flows\n", sizes[i]);
