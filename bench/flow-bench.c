@@ -135,7 +135,8 @@ int main(int argc, char **argv)
 	}
 	printf("flow table: %zu bytes per entry; %d rounds of %u operations per size, ns each\n\n",
 	       sizeof(struct flow), ROUNDS, lookups);
-	printf("| live flows | hit ns (median) | hit ns (min) | M hits/s (median) | new+evict ns (median) | new+evict ns (min) | evicted |\n");
+	printf("| live flows | hit ns (median) | hit ns (min) | M hits/s (median) "
+	       "| new+evict ns (median) | new+evict ns (min) | evicted |\n");
 	printf("|--:|--:|--:|--:|--:|--:|--:|\n");
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
 		if (run(sizes[i], lookups) < 0) {

@@ -575,7 +575,8 @@ static void test_list_format(void)
 	is_str(c.lines[1], "udp [2001:db8::9]:5353 -> [2001:db8::1]:53 new orig 1/40 reply 0/0 age 0.250",
 	       "udp v6 line");
 	is_str(c.lines[2],
-	       "tcp 198.51.100.7:40000 -> 192.0.2.1:443 established orig 2/517 reply 1/0 age 1.250 host a.Blocked.test",
+	       "tcp 198.51.100.7:40000 -> 192.0.2.1:443 established orig 2/517 reply 1/0 "
+	       "age 1.250 host a.Blocked.test",
 	       "tcp line: the opener first, though its address sorts second");
 
 	c.n = 0;
@@ -611,6 +612,104 @@ static void test_list_format(void)
 	flow_foreach(t, NULL, T0 + 31 * SEC, collect_cb, &c);
 	is_int(c.n, 1, "expired flows are not listed (only the TCP one is left at 31 s)");
 	is_int(flow_format(f, T0, small, sizeof(small)), -ENOSPC, "a short buffer: -ENOSPC");
+	flow_table_free(t);
+}
+
+/*
+ * Against a model: random UDP packets over 2000 keys into a table of 1024,
+ * both sides, a random clock, now and then a full expiry.  The model keeps
+ * exact LRU order, the timeouts (30 s one way, 120 s both ways) and the
+ * counters; every packet's is_new, direction and position, and in the end
+ * which keys are live and the counts of evictions and expiries, must agree.
+ */
+#define M_KEYS 2000
+#define M_MAX 1024
+struct mflow {
+	bool in;
+	uint8_t opener;
+	uint64_t seq, expires, pkts[2];
+};
+
+static void model_remove_expired(struct mflow *m, unsigned int *n, uint64_t now, uint64_t *expired)
+{
+	for (unsigned int k = 0; k < M_KEYS; k++) {
+		if (m[k].in && m[k].expires <= now) {
+			m[k].in = false;
+			(*n)--;
+			(*expired)++;
+		}
+	}
+}
+
+static void test_model(void)
+{
+	static struct mflow m[M_KEYS];
+	struct flow_table *t = table(M_MAX, 0);
+	struct flow_stats st;
+	uint64_t now = T0, seq = 0, evicted = 0, expired = 0, x = 99;
+	unsigned int n = 0, bad_new = 0, bad_dir = 0, bad_pos = 0, bad_live = 0;
+
+	memset(m, 0, sizeof(m));
+	for (unsigned int op = 0; op < 60000; op++) {
+		uint64_t r = splitmix64(&x);
+		unsigned int k = (unsigned int)(r % M_KEYS), side = (r >> 20) & 1, d;
+		struct flow_key key;
+		struct flow *f;
+		bool is_new, want_new;
+		uint64_t pos;
+
+		now += (r >> 32) % ((op / 5000) % 2 ? 200 * MS : 10 * MS);	/* busy and quiet spells */
+		if ((r >> 24) % 5000 == 0) {
+			flow_expire(t, now, 4 * M_MAX);
+			model_remove_expired(m, &n, now, &expired);
+		}
+		key_n(&key, k);
+		flow_lookup_or_add(t, &key, side, now, &f, &is_new);
+		want_new = !m[k].in || m[k].expires <= now;
+		if (m[k].in && m[k].expires <= now)
+			expired++;
+		if (!m[k].in && n == M_MAX) {
+			unsigned int lru = M_KEYS;
+
+			for (unsigned int j = 0; j < M_KEYS; j++)
+				if (m[j].in && (lru == M_KEYS || m[j].seq < m[lru].seq))
+					lru = j;
+			m[lru].in = false;
+			n--;
+			if (m[lru].expires <= now)
+				expired++;
+			else
+				evicted++;
+		}
+		if (want_new) {
+			if (!m[k].in)
+				n++;
+			m[k] = (struct mflow){ .in = true, .opener = (uint8_t)side };
+		}
+		m[k].seq = ++seq;
+		d = side != m[k].opener;
+		bad_new += is_new != want_new;
+		bad_dir += flow_dir_of(f, side) != (enum flow_dir)d;
+		pos = flow_account(t, f, flow_dir_of(f, side), 10, 0, now, NULL);
+		bad_pos += pos != ++m[k].pkts[d];
+		m[k].expires = now + (m[k].pkts[0] && m[k].pkts[1] ? 120 : 30) * SEC;
+	}
+	for (unsigned int k = 0; k < M_KEYS; k++) {
+		struct flow_key key;
+
+		key_n(&key, k);
+		bad_live += !!flow_find(t, &key, now) != (m[k].in && m[k].expires > now);
+	}
+	flow_table_stats(t, &st);
+	ok(!bad_new && !bad_dir && !bad_pos,
+	   "model: is_new, direction and position of 60000 packets (%u/%u/%u wrong)", bad_new,
+	   bad_dir, bad_pos);
+	is_int(bad_live, 0, "model: the same keys are live at the end");
+	ok(st.evicted == evicted && st.expired == expired && st.entries == n,
+	   "model: %" PRIu64 " evicted, %" PRIu64 " expired, %u entries (table: %" PRIu64
+	   ", %" PRIu64 ", %" PRIu64 ")",
+	   evicted, expired, n, st.evicted, st.expired, st.entries);
+	ok(evicted > 1000 && expired > 1000, "model: the run evicted and expired plenty");
 	flow_table_free(t);
 }
 
@@ -676,6 +775,7 @@ int main(void)
 	test_expire_budget();
 	test_pool();
 	test_list_format();
+	test_model();
 	test_no_alloc();
 	return tap_done();
 }
