@@ -11,6 +11,10 @@
  * them a bounded number of entries per call, and a lookup never returns an
  * expired flow (it starts a new one in its place), so correctness does not
  * depend on how often flow_expire() runs.
+ *
+ * Not thread-safe: one table per worker, or the caller's lock.  Listing
+ * (flow_foreach) walks every entry: it is for the control socket, not
+ * the packet path.
  */
 #ifndef IPMODD_FLOW_H
 #define IPMODD_FLOW_H
@@ -160,6 +164,8 @@ static inline enum flow_dir flow_dir_of(const struct flow *f, unsigned int side)
  * (tcp_flags: the TCP flags byte, 0 for other protocols), advance the state
  * and the expiry.  Returns the packet's position in its direction, from 1;
  * *bytes_before (may be NULL): payload bytes of that direction before it.
+ * One call is one packet: a GSO super-packet is pkt_segs() packets, and a
+ * caller that matches positions accounts each segment.
  */
 uint64_t flow_account(struct flow_table *t, struct flow *f, enum flow_dir dir, size_t payload_len,
 		      uint8_t tcp_flags, uint64_t now_ns, uint64_t *bytes_before);
