@@ -960,7 +960,11 @@ static int ip6_unfrag(const uint8_t *d, size_t len, size_t *ulen, size_t *nxt_at
 }
 
 /* Fragment the packet at src[0..len) at payload offset fo; 1 or 2 packets out. */
-static int do_frag(const uint8_t *src, size_t len, uint16_t fo, uint32_t ident,
+/*
+ * chain_end: where the IPv6 header chain (extension headers and the L4
+ * header) ends; the first fragment must hold all of it (RFC 7112).
+ */
+static int do_frag(const uint8_t *src, size_t len, uint16_t fo, uint32_t ident, size_t chain_end,
 		   struct arena *a, struct part *out, unsigned int *skipped)
 {
 	if ((src[0] >> 4) == 4) {
@@ -990,7 +994,7 @@ static int do_frag(const uint8_t *src, size_t len, uint16_t fo, uint32_t ident,
 		uint8_t nxt;
 
 		if (ip6_unfrag(src, len, &ulen, &nxt_at) || src[nxt_at] == 44 ||
-		    ulen + fo >= len || len + 16 > PKT_MAX) {
+		    ulen + fo >= len || ulen + fo < chain_end || len + 16 > PKT_MAX) {
 			*skipped |= SURG_SKIP_IPFRAG;
 			goto whole;
 		}
@@ -1202,9 +1206,15 @@ int surgery_apply(const struct rule_surgery *s, const uint8_t *pkt, size_t len,
 	/* 4. ipfrag */
 	if (s->ipfrag) {
 		uint32_t ident = (uint32_t)splitmix64(&rng);
+		size_t chain_end = p.l4off;
+
+		if (p.l4_complete && p.l4proto == IPPROTO_TCP)
+			chain_end += (size_t)(w[p.l4off + 12] >> 4) * 4;
+		else if (p.l4_complete)
+			chain_end += 8;
 
 		for (unsigned int i = 0; i < nparts; i++) {
-			r = do_frag(out->buf + parts[i].off, parts[i].len, s->ipfrag, ident + i, &a,
+			r = do_frag(out->buf + parts[i].off, parts[i].len, s->ipfrag, ident + i, chain_end, &a,
 				    real + nreal, &out->skipped);
 			if (r < 0)
 				return r;
