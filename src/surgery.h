@@ -26,12 +26,14 @@
  */
 #define SURG_OUT_MAX 32
 /*
- * An arena that always suffices for a packet of len bytes: the working copy,
- * the decoys (payload of at most max(len, SURG_FAKE_MAX) + 20 bytes of
- * TCP-MD5 option), the parts and their fragments (+ 8 bytes of IPv6
- * fragment header each, + one copy of the headers per part).
+ * An arena that always suffices for a packet of len bytes: the working copy
+ * (len), SURG_REPEATS_MAX decoys (each at most len + 20 bytes of TCP-MD5
+ * option + SURG_FAKE_MAX), the parts of a split (each with a copy of the
+ * headers: at most 9 * len) and their fragments (each part twice its headers
+ * + 8 bytes of IPv6 fragment header: at most 2 * 9 * len + 16 * 9):
+ * 38 * len + 10 * 1520 + 144, rounded up.
  */
-#define SURG_ARENA_SIZE(len) (6 * (size_t)(len) + 32 * ((size_t)SURG_FAKE_MAX + 200))
+#define SURG_ARENA_SIZE(len) (38 * (size_t)(len) + 16384)
 
 enum surg_pos_kind {
 	SURG_POS_ABS = 0,	/* off from the start (> 0) or the end (< 0) */

@@ -914,6 +914,26 @@ static void test_bounds(void)
 	ok(!r, "every output inside the arena");
 	(void)some_ok;
 	ok(surgery_apply(&sg, d, 10, NULL, 1, &o) == -EINVAL, "a packet pkt_parse() refuses: -EINVAL");
+
+	/* the worst case fits SURG_ARENA_SIZE(len) */
+	for (int v = V4; v <= V6; v += 2) {
+		static uint8_t big[PKT_MAX];
+		static uint8_t bpl[60000];
+
+		len = build_tcp(big, v, bpl, sizeof(bpl), 0x18);
+		surgery_init(&sg);
+		setk("fake", "random");
+		setk("fake-md5sig", "true");
+		setk("fake-repeats", "10");
+		setk("split", "1,2,3,4,5,6,7,-1");
+		setk("ipfrag", "64");
+		out_init(&o);
+		o.cap = SURG_ARENA_SIZE(len);
+		r = surgery_apply(&sg, big, len, NULL, 1, &o);
+		ok(r == 0 && o.n == 10 + 8 + 2, "v%d %zu bytes, 10 decoys, 9 parts, the big one fragmented: fits SURG_ARENA_SIZE", v, len);
+		if (r || o.n != 20)
+			diag("r %d n %u skipped %#x", r, o.n, o.skipped);
+	}
 }
 
 int main(void)
