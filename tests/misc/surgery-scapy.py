@@ -11,7 +11,7 @@ import struct
 import subprocess
 import sys
 
-from scapy.all import (IP, IPv6, TCP, UDP, ICMP, ICMPv6EchoRequest, ICMPv6EchoReply, Raw, IPv6ExtHdrFragment,
+from scapy.all import (IP, IPv6, TCP, UDP, ICMP, ICMPv6EchoRequest, ICMPv6EchoReply, Raw, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt,
                        defragment, defragment6, conf)
 
 conf.verb = 0
@@ -220,6 +220,18 @@ for v in (4, 6):
         w = whole[0] if whole else None
         ok(w is not None and bytes(w[kind == "UDP" and UDP or TCP].payload) == big and csums_ok(bytes(w)),
            "v%d %s: scapy reassembles the original data, L4 checksum right" % (v, kind))
+
+# IPv6 with extension headers: the fragment header goes after hop-by-hop, before destination options
+pkt = IPv6(src=S6, dst=D6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP(sport=1, dport=2) / Raw(big)
+out, _ = run(pkt, "ipfrag=64")
+frags = [l3(o) for o in out]
+ok(len(frags) == 2 and all(f[IPv6].nh == 0 and f[IPv6ExtHdrHopByHop].nh == 44 for f in frags)
+   and frags[0][IPv6ExtHdrFragment].nh == 60,
+   "v6 hop-by-hop + destination options: fragment header after hop-by-hop, next header 60",
+   [f.summary() for f in frags])
+w = defragment6(frags)
+ok(IPv6ExtHdrDestOpt in w and bytes(w[UDP].payload) == big and csums_ok(bytes(w)),
+   "v6 with extension headers: scapy reassembles the original data")
 
 # fake decoys
 for v in (4, 6):
