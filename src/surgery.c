@@ -279,6 +279,7 @@ static int hexval(char c)
 
 int surgery_parse_fake(struct rule_surgery *s, const char *value, char *err, size_t errlen)
 {
+	uint8_t data[SURG_FAKE_MAX];	/* s changes only when the whole value is right */
 	if (!strcmp(value, "zero")) {
 		s->fake = SURG_FAKE_ZERO;
 		s->fake_len = 0;
@@ -298,10 +299,11 @@ int surgery_parse_fake(struct rule_surgery *s, const char *value, char *err, siz
 
 			if (hi < 0 || lo < 0)
 				return fail(err, errlen, "fake: \"%.2s\" at hex digit %zu is not hex", h + i, i + 1);
-			s->fake_data[i / 2] = (uint8_t)(hi << 4 | lo);
+			data[i / 2] = (uint8_t)(hi << 4 | lo);
 		}
 		s->fake = SURG_FAKE_HEX;
 		s->fake_len = (uint16_t)(n / 2);
+		memcpy(s->fake_data, data, s->fake_len);
 	} else if (value[0] == '@') {
 		const char *path = value + 1;
 		uint8_t extra;
@@ -320,7 +322,7 @@ int surgery_parse_fake(struct rule_surgery *s, const char *value, char *err, siz
 			return -e;
 		}
 		while (got < SURG_FAKE_MAX) {
-			r = read(fd, s->fake_data + got, SURG_FAKE_MAX - got);
+			r = read(fd, data + got, SURG_FAKE_MAX - got);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0)
@@ -340,6 +342,7 @@ int surgery_parse_fake(struct rule_surgery *s, const char *value, char *err, siz
 			return fail(err, errlen, "fake: %s: empty file", path);
 		s->fake = SURG_FAKE_FILE;
 		s->fake_len = (uint16_t)got;
+		memcpy(s->fake_data, data, got);
 		snprintf(s->fake_path, sizeof(s->fake_path), "%s", path);
 	} else {
 		return fail(err, errlen, "fake: \"%s\" is not zero, random, @/path or hex:DIGITS", value);

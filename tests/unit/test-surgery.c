@@ -323,6 +323,17 @@ static void test_values(void)
 	bad("strip-tcp-option", "1", "\"1\"");
 	bad("strip-tcp-option", "255", "255");
 
+	/* a refused value leaves the keys as they were */
+	surgery_init(&a);
+	surgery_parse_fake(&a, "hex:1234", err, sizeof(err));
+	surgery_parse_split(&a, "3,sni", err, sizeof(err));
+	memcpy(&b, &a, sizeof(b));
+	ok(surgery_parse_fake(&a, "hex:99zz", err, sizeof(err)) == -EINVAL &&
+		   surgery_parse_split(&a, "1,2,x", err, sizeof(err)) == -EINVAL &&
+		   surgery_parse_set_field(&a, "ip.id=1 bad", err, sizeof(err)) == -EINVAL && surgery_equal(&a, &b) &&
+		   a.fake_data[0] == 0x12,
+	   "refused fake, split and set-field values change nothing");
+
 	/* the whole surgery formatted, and the cross checks */
 	surgery_init(&sg);
 	ok(!surgery_check(&sg, err, sizeof(err)) && !surgery_active(&sg), "no keys: fine, inactive");
