@@ -964,8 +964,9 @@ static int ip6_unfrag(const uint8_t *d, size_t len, size_t *ulen, size_t *nxt_at
 
 /* Fragment the packet at src[0..len) at payload offset fo; 1 or 2 packets out. */
 /*
- * chain_end: where the IPv6 header chain (extension headers and the L4
- * header) ends; the first fragment must hold all of it (RFC 7112).
+ * chain_end: where the IPv6 header chain (extension headers and the fixed
+ * TCP/UDP/ICMPv6 header) ends; the first fragment must hold all of it
+ * (RFC 7112, RFC 8200 4.5: receivers drop such first fragments).
  */
 static int do_frag(const uint8_t *src, size_t len, uint16_t fo, uint32_t ident, size_t chain_end,
 		   struct arena *a, struct part *out, unsigned int *skipped)
@@ -1211,9 +1212,10 @@ int surgery_apply(const struct rule_surgery *s, const uint8_t *pkt, size_t len,
 		uint32_t ident = (uint32_t)splitmix64(&rng);
 		size_t chain_end = p.l4off;
 
-		if (p.l4_complete && p.l4proto == IPPROTO_TCP)
-			chain_end += (size_t)(w[p.l4off + 12] >> 4) * 4;
-		else if (p.l4_complete)
+		/* the fixed L4 header, as Linux checks it (ipv6_frag_thdr_truncated()) */
+		if (p.l4proto == IPPROTO_TCP)
+			chain_end += 20;
+		else if (p.l4proto == IPPROTO_UDP || p.l4proto == IPPROTO_ICMPV6)
 			chain_end += 8;
 
 		for (unsigned int i = 0; i < nparts; i++) {
