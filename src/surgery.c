@@ -98,6 +98,11 @@ static const struct {
 	{ "timestamp", 8 }, { "md5sig", 19 }, { "fastopen", 34 },
 };
 
+const char *surgery_tcpopt_name(size_t i)
+{
+	return i < ARRAY_SIZE(tcpopts) ? tcpopts[i].name : NULL;
+}
+
 /* ---- parsing helpers -------------------------------------------------------- */
 
 _printf_(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -436,10 +441,10 @@ int surgery_parse_set_field(struct rule_surgery *s, const char *value, char *err
 		char tmp[INET6_ADDRSTRLEN + 1];
 		uint64_t x;
 
-		p += strspn(p, " \t");
+		p += strspn(p, " \t,");
 		if (!*p)
 			break;
-		len = strcspn(p, " \t");
+		len = strcspn(p, " \t,");
 		eq = memchr(p, '=', len);
 		if (!eq)
 			return fail(err, errlen, "set-field: \"%.*s\" is not FIELD=VALUE", (int)len, p);

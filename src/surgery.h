@@ -149,6 +149,9 @@ bool surgery_equal(const struct rule_surgery *a, const struct rule_surgery *b);
  */
 int surgery_check(const struct rule_surgery *s, char *err, size_t errlen);
 
+/* The names strip-tcp-option knows, NULL past the last. */
+const char *surgery_tcpopt_name(size_t i);
+
 /* Number of fields in the set-field table, and a field's name. */
 size_t surgery_nfield_names(void);
 const char *surgery_field_name(size_t i);
