@@ -817,6 +817,30 @@ static void apply_strip(const struct rule_surgery *s, struct pkt *p, unsigned in
 	fix_csums(p, start, end, old, C_L4);
 }
 
+unsigned int surgery_rewrite(const struct rule_surgery *s, struct pkt *p)
+{
+	unsigned int skipped = 0;
+	struct pkt before = *p;
+
+	if (s->nfields)
+		apply_fields(s, p, &skipped);
+	if (s->keys & SURG_K_STRIP)
+		apply_strip(s, p, &skipped);
+	if (s->nfields) {
+		/* What the header says now (ports, flags, protocol), with what was read about it. */
+		struct pkt q = *p;
+
+		if (pkt_parse(&q) == PKT_OK) {
+			q.needs_csum = before.needs_csum;
+			q.segs = before.segs;
+			q.seg_hlen = before.seg_hlen;
+			q.dir = before.dir;
+			*p = q;
+		}
+	}
+	return skipped;
+}
+
 /* ---- split ------------------------------------------------------------------ */
 
 static int midsld(const uint8_t *name, int32_t len)

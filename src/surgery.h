@@ -183,6 +183,16 @@ struct surg_out {
 	unsigned int skipped;	/* SURG_SKIP_* (an addition to design15.md) */
 };
 
+struct pkt;
+/*
+ * set-field and strip-tcp-option alone, on p in place (the chain's rewrite,
+ * like set-ttl): checksums updated incrementally, a partial checksum
+ * (p->needs_csum) as such; p parsed again when a field changed (a packet
+ * the parser now refuses keeps what was read before).  The SURG_SKIP_* of
+ * what did not apply.
+ */
+unsigned int surgery_rewrite(const struct rule_surgery *s, struct pkt *p);
+
 /*
  * Apply s to ONE IP packet (not GSO).  Output: out->n packets at
  * out->buf + out->pkt[i].off, in sending order (decoys first, then the real
