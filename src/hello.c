@@ -149,9 +149,12 @@ static int parse_client_hello(const uint8_t *h, size_t avail, uint32_t *noff, ui
 			if (h[p2 - 3] == 0) {	/* host_name */
 				if (found || n == 0 || n > HELLO_NAME_MAX)
 					return -EINVAL;
+				/* RFC 6066 3: no trailing dot (so "." is no name either) */
 				r = take(p2, n, list_end, avail, need);
 				if (r < 0)
 					goto out;
+				if (h[p2 + n - 1] == '.')
+					return -EINVAL;
 				for (size_t i = 0; i < n; i++)
 					if (!host_byte(h[p2 + i]))
 						return -EINVAL;

@@ -21,6 +21,7 @@
 #include "explain.h"
 #include "forge.h"
 #include "fpindex.h"
+#include "hello.h"
 #include "gso.h"
 #include "impair.h"
 #include "loopguard.h"
@@ -148,6 +149,7 @@ static void system_side(void)
 	ok(loopguard_print(a, sizeof(a)) != loopguard_print(b, sizeof(b)),
 	   "loopguard: two packets, two prints");
 	ok(fpindex_free(NULL) == NULL, "fpindex: nothing to free");
+	ok(hello_name_match("*.example.com", "a.example.com", 13), "hello: a suffix match");
 }
 
 int main(void)

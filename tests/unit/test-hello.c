@@ -303,6 +303,7 @@ static void test_tls_made(void)
 	static const uint8_t two[] = { 0, 0, 0, 8, 0, 6, 0, 0, 3, 'a', '.', 'b',
 				       0, 0, 0, 8, 0, 6, 0, 0, 3, 'c', '.', 'd' };
 	static const uint8_t other[] = { 0, 10, 0, 2, 0, 0 };
+	static const uint8_t dot[] = { 0, 0, 0, 7, 0, 5, 0, 0, 2, 'a', '.' };
 	uint8_t b[256];
 	uint32_t o, l;
 	size_t need, n;
@@ -316,6 +317,8 @@ static void test_tls_made(void)
 	is_int(hello_tls_sni(b, n, &o, &l, &need), -EINVAL, "made: an extension overrunning");
 	n = make_hello(b, two, sizeof(two));
 	is_int(hello_tls_sni(b, n, &o, &l, &need), -EINVAL, "made: two server_name extensions");
+	n = make_hello(b, dot, sizeof(dot));
+	is_int(hello_tls_sni(b, n, &o, &l, &need), -EINVAL, "made: a trailing dot (RFC 6066)");
 	n = make_hello(b, other, sizeof(other));
 	is_int(hello_tls_sni(b, n, &o, &l, &need), -ENOENT, "made: no server_name: -ENOENT");
 	n = make_hello(b, NULL, 0);
