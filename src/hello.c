@@ -253,13 +253,11 @@ int hello_tls_sni(const uint8_t *p, size_t len, uint32_t *off, uint32_t *nlen, s
 			break;
 	}
 	if (have == 0) {
-		if (need)
-			*need = pos + 5 + 4;
-		if (len >= HELLO_MAX)
-			return -E2BIG;
-		return -EAGAIN;
+		r = -EAGAIN;	/* the handshake header is still to come */
+		hneed = 4;
+	} else {
+		r = parse_client_hello(hs, have, &hoff, &hlen, &hneed);
 	}
-	r = parse_client_hello(hs, have, &hoff, &hlen, &hneed);
 	/*
 	 * A client's first flight is the ClientHello alone: its records end
 	 * where it ends (a record longer than the message is lying).

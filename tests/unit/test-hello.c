@@ -273,6 +273,11 @@ static void test_tls(void)
 	is_int(hello_tls_sni((const uint8_t *)"GET / HTTP/1.1\r\n", 16, &o2, &n2, &need), -ENOENT,
 	       "not TLS: -ENOENT");
 	is_int(hello_tls_sni(ch, 0, &o2, &n2, &need), -EAGAIN, "nothing yet: -EAGAIN");
+	is_int(need, 9, "nothing yet: a record header and a handshake header are needed");
+	hello_tls_sni(ch, 5, &o2, &n2, &need);
+	is_int(need, 9, "a record header alone: a handshake header is needed");
+	hello_tls_sni(ch, 9, &o2, &n2, &need);
+	is_int(need, 9 + 2 + 32 + 1, "the handshake header: up to the session id length");
 }
 
 /* A hand-made ClientHello: extensions given, to test 0-length names etc. */
