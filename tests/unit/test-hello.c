@@ -16,6 +16,10 @@
 #include "hello.h"
 #include "tap.h"
 
+#ifdef HAVE_LIBCRYPTO
+#include <openssl/evp.h>
+#endif
+
 #ifndef TESTDATA
 #define TESTDATA "tests/data"
 #endif
@@ -100,6 +104,128 @@ static void test_quic(const char *file, const char *what)
 			trunc_match++;
 	is_int(trunc_match, 0, "%s: no truncation gives a name", what);
 }
+
+#ifdef HAVE_LIBCRYPTO
+/*
+ * Seal plain as the payload of a v1 client Initial with the RFC 9001 A.1
+ * client keys (DCID 8394c8f03e515708), packet number 2 in 4 bytes, as A.2.
+ */
+static size_t seal(const uint8_t *plain, size_t plen, uint8_t *pkt)
+{
+	static const uint8_t key[16] = { 0x1f, 0x36, 0x96, 0x13, 0xdd, 0x76, 0xd5, 0x46,
+					 0x77, 0x30, 0xef, 0xcb, 0xe3, 0xb1, 0xa2, 0x2d };
+	static const uint8_t iv[12] = { 0xfa, 0x04, 0x4b, 0x2f, 0x42, 0xa3, 0xfd, 0x3b,
+					0x46, 0xfb, 0x25, 0x5c ^ 2 };	/* xor pn 2 */
+	static const uint8_t hp[16] = { 0x9f, 0x50, 0x44, 0x9e, 0x04, 0xa0, 0xe8, 0x10,
+					0x28, 0x3a, 0x1e, 0x99, 0x33, 0xad, 0xed, 0xd2 };
+	static const uint8_t hdr[] = { 0xc3, 0, 0, 0, 1, 8, 0x83, 0x94, 0xc8, 0xf0, 0x3e,
+				       0x51, 0x57, 0x08, 0, 0 };
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	size_t h = sizeof(hdr), total = 4 + plen + 16;
+	uint8_t mask[16];
+	int n;
+
+	memcpy(pkt, hdr, h);
+	pkt[h++] = (uint8_t)(0x40 | total >> 8), pkt[h++] = (uint8_t)total;
+	pkt[h++] = 0, pkt[h++] = 0, pkt[h++] = 0, pkt[h++] = 2;
+	EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), NULL, key, iv);
+	EVP_EncryptUpdate(c, NULL, &n, pkt, (int)h);
+	EVP_EncryptUpdate(c, pkt + h, &n, plain, (int)plen);
+	EVP_EncryptFinal_ex(c, pkt + h + n, &n);
+	EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, pkt + h + plen);
+	EVP_EncryptInit_ex(c, EVP_aes_128_ecb(), NULL, hp, NULL);
+	EVP_CIPHER_CTX_set_padding(c, 0);
+	EVP_EncryptUpdate(c, mask, &n, pkt + h, 16);
+	EVP_CIPHER_CTX_free(c);
+	pkt[0] ^= mask[0] & 0x0f;
+	for (int i = 0; i < 4; i++)
+		pkt[h - 4 + i] ^= mask[1 + i];
+	return h + plen + 16;
+}
+
+static size_t crypto_frame(uint8_t *b, const uint8_t *data, size_t off, size_t len)
+{
+	size_t n = 0;
+
+	b[n++] = 0x06;
+	b[n++] = (uint8_t)(0x40 | off >> 8), b[n++] = (uint8_t)off;
+	b[n++] = (uint8_t)(0x40 | len >> 8), b[n++] = (uint8_t)len;
+	memcpy(b + n, data + off, len);
+	return n + len;
+}
+
+/* The RFC's ClientHello cut into CRYPTO frames, sent out of order among other frames. */
+static void test_quic_frames(void)
+{
+	static const uint8_t ack[] = { 0x02, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00 };
+	uint8_t frame[300], plain[1162], pkt[1300];
+	const uint8_t *chello = frame + 4;
+	char name[64];
+	size_t fl = read_hex("quic-v1-crypto-frame.hex", frame, sizeof(frame)), cl, n, len, name_end;
+	unsigned int bad = 0, gap_bad = 0;
+	int r;
+
+	ok(fl == 245 && frame[0] == 0x06, "the RFC's CRYPTO frame is loaded (%zu bytes)", fl);
+	cl = fl - 4;
+	name_end = (size_t)((const uint8_t *)memmem(chello, cl, "example.com", 11) - chello) + 11;
+	/* the RFC's own plaintext, sealed here: the RFC's packet, byte for byte */
+	{
+		uint8_t rfc[1200];
+
+		read_hex("quic-v1-initial.hex", rfc, sizeof(rfc));
+		memset(plain, 0, sizeof(plain));
+		memcpy(plain, frame, fl);
+		len = seal(plain, sizeof(plain), pkt);
+		ok(len == 1200 && memcmp(pkt, rfc, 1200) == 0,
+		   "sealed here with the RFC's keys, the RFC's plaintext is the RFC's packet");
+	}
+	for (size_t a = 1; a < cl; a += 7) {
+		for (size_t b = a + 1; b < cl; b += 11) {
+			n = 0;
+			plain[n++] = 0x01;				/* PING */
+			n += crypto_frame(plain + n, chello, b, cl - b);
+			memcpy(plain + n, ack, sizeof(ack)), n += sizeof(ack);
+			n += crypto_frame(plain + n, chello, 0, a);
+			n += crypto_frame(plain + n, chello, a, b - a);
+			memset(plain + n, 0, sizeof(plain) - n);	/* PADDING */
+			len = seal(plain, sizeof(plain), pkt);
+			r = hello_quic_sni(pkt, len, name, sizeof(name));
+			if (r != 0 || strcmp(name, "example.com") != 0)
+				bad++;
+			/* without the middle frame: found only if the name is before it */
+			n = 0;
+			n += crypto_frame(plain + n, chello, 0, a);
+			n += crypto_frame(plain + n, chello, b, cl - b);
+			memset(plain + n, 0, sizeof(plain) - n);
+			len = seal(plain, sizeof(plain), pkt);
+			r = hello_quic_sni(pkt, len, name, sizeof(name));
+			if (a >= name_end ? r != 0 : r != -EAGAIN)
+				gap_bad++;
+		}
+	}
+	is_int(bad, 0, "3 CRYPTO frames in every order-shuffled cut, among PING/ACK/PADDING");
+	is_int(gap_bad, 0, "a missing middle frame: -EAGAIN unless the name came before it");
+	/* no CRYPTO data at offset 0; a frame not allowed in an Initial; an ACK overrunning */
+	memset(plain, 0, sizeof(plain));
+	crypto_frame(plain, chello, 10, cl - 10);
+	is_int(hello_quic_sni(pkt, seal(plain, sizeof(plain), pkt), name, sizeof(name)), -ENOENT,
+	       "no CRYPTO data at offset 0: -ENOENT");
+	memset(plain, 0, sizeof(plain));
+	n = crypto_frame(plain, chello, 0, cl);
+	plain[n] = 0x08;	/* STREAM */
+	is_int(hello_quic_sni(pkt, seal(plain, sizeof(plain), pkt), name, sizeof(name)), -EINVAL,
+	       "a STREAM frame in an Initial: -EINVAL");
+	memset(plain, 0, sizeof(plain));
+	plain[0] = 0x02, plain[1] = 0, plain[2] = 0, plain[3] = 0xbf, plain[4] = 0xff;
+	plain[5] = 0xff, plain[6] = 0xff;	/* ACK with 2^30-ish ranges */
+	is_int(hello_quic_sni(pkt, seal(plain, sizeof(plain), pkt), name, sizeof(name)), -EINVAL,
+	       "an ACK frame whose ranges overrun the packet: -EINVAL");
+	memset(plain, 0, sizeof(plain));
+	plain[0] = 0x06, plain[1] = 0, plain[2] = 0x44, plain[3] = 0xff;
+	is_int(hello_quic_sni(pkt, seal(plain, sizeof(plain), pkt), name, sizeof(name)), -EINVAL,
+	       "a CRYPTO frame longer than the packet: -EINVAL");
+}
+#endif
 
 /* ---- TLS ----------------------------------------------------------------- */
 
@@ -446,6 +572,9 @@ int main(void)
 	diag("quic: %s", hello_quic_support());
 	test_quic("quic-v1-initial.hex", "RFC 9001 A.2 (v1)");
 	test_quic("quic-v2-initial.hex", "RFC 9369 A.2 (v2)");
+#ifdef HAVE_LIBCRYPTO
+	test_quic_frames();
+#endif
 	test_tls();
 	test_tls_made();
 	test_http();
