@@ -448,6 +448,26 @@ static void test_tls_made(void)
 	is_int(hello_tls_sni(b, n, &o, &l, &need), -EINVAL, "made: an extension overrunning");
 	n = make_hello(b, two, sizeof(two));
 	is_int(hello_tls_sni(b, n, &o, &l, &need), -EINVAL, "made: two server_name extensions");
+	/* a padding extension pushing the name beyond 16 KiB: -E2BIG, not -EAGAIN forever */
+	{
+		static uint8_t big[HELLO_MAX + 64];
+		size_t k = make_hello(big, NULL, 0);
+		size_t hl = (k - 9) + 4 + 17000 + sizeof(good);
+
+		big[3] = 0x40, big[4] = 0x00;			/* record: 16384 */
+		big[6] = (uint8_t)(hl >> 16), big[7] = (uint8_t)(hl >> 8), big[8] = (uint8_t)hl;
+		big[k - 2] = (uint8_t)((4 + 17000 + sizeof(good)) >> 8);
+		big[k - 1] = (uint8_t)(4 + 17000 + sizeof(good));
+		big[k] = 0, big[k + 1] = 21, big[k + 2] = 17000 >> 8, big[k + 3] = 17000 & 0xff;
+		memset(big + k + 4, 0, sizeof(big) - k - 4);
+		is_int(hello_tls_sni(big, HELLO_MAX, &o, &l, &need), -E2BIG,
+		       "made: the name beyond 16 KiB is -E2BIG");
+		is_int(hello_tls_sni(big, 1000, &o, &l, &need), -E2BIG,
+		       "made: known from its first 1000 bytes already");
+		big[k + 2] = 1000 >> 8, big[k + 3] = 1000 & 0xff;
+		is_int(hello_tls_sni(big, 600, &o, &l, &need), -EAGAIN,
+		       "made: a 1000-byte extension at 600 bytes: -EAGAIN");
+	}
 	n = make_hello(b, dot, sizeof(dot));
 	is_int(hello_tls_sni(b, n, &o, &l, &need), -EINVAL, "made: a trailing dot (RFC 6066)");
 	n = make_hello(b, other, sizeof(other));
@@ -510,6 +530,16 @@ static void test_http(void)
 			   "http %zu: %s (r %d)", i, t[i].host, r);
 		else
 			is_int(r, t[i].r, "http %zu: %d", i, t[i].r);
+	}
+	{
+		static uint8_t big[HELLO_MAX + 100];
+		size_t n = 0;
+
+		n += (size_t)sprintf((char *)big, "GET / HTTP/1.1\r\nX: ");
+		memset(big + n, 'a', sizeof(big) - n);
+		is_int(hello_http_host(big, sizeof(big), &off, &len), -E2BIG,
+		       "http: headers longer than 16 KiB: -E2BIG");
+		is_int(hello_http_host(big, 1000, &off, &len), -EAGAIN, "http: at 1000 bytes, -EAGAIN");
 	}
 	/* every prefix of a request: -EAGAIN until the blank line */
 	{
