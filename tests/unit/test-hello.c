@@ -420,7 +420,9 @@ static size_t make_hello(uint8_t *b, const uint8_t *ext, size_t ext_len)
 	b[n++] = 0, b[n++] = 2, b[n++] = 0x13, b[n++] = 0x01;
 	b[n++] = 1, b[n++] = 0;		/* compression */
 	b[n++] = (uint8_t)(ext_len >> 8), b[n++] = (uint8_t)ext_len;
-	memcpy(b + n, ext, ext_len), n += ext_len;
+	if (ext_len)
+		memcpy(b + n, ext, ext_len);
+	n += ext_len;
 	b[hs + 1] = 0, b[hs + 2] = (uint8_t)((n - hs - 4) >> 8), b[hs + 3] = (uint8_t)(n - hs - 4);
 	b[3] = (uint8_t)((n - 5) >> 8), b[4] = (uint8_t)(n - 5);
 	return n;
