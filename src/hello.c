@@ -55,8 +55,8 @@ static bool host_byte(uint8_t c)
  * the name is at h[*noff, *noff + *nlen).  -EAGAIN's *need is a handshake
  * offset.
  */
-static int parse_client_hello(const uint8_t *h, size_t avail, uint32_t *noff, uint32_t *nlen,
-			      size_t *need)
+static int client_hello_fields(const uint8_t *h, size_t avail, uint32_t *noff, uint32_t *nlen,
+			       size_t *need)
 {
 	size_t pos, end, ext_end;
 	bool found = false;
@@ -175,6 +175,28 @@ out:
 	return r;
 }
 
+/*
+ * A name counts only in a complete ClientHello, every length of which has
+ * been checked: until the whole message is here, -EAGAIN with *need its
+ * total length (a malformed part already here is -EINVAL at once).
+ */
+static int parse_client_hello(const uint8_t *h, size_t avail, uint32_t *noff, uint32_t *nlen,
+			      size_t *need)
+{
+	size_t end;
+	int r;
+
+	r = client_hello_fields(h, avail, noff, nlen, need);
+	if (avail < 4 || h[0] != 1)
+		return r;
+	end = 4 + (size_t)rd24(h + 1);
+	if (r == -EAGAIN || (r == 0 && avail < end)) {
+		*need = end;
+		return -EAGAIN;
+	}
+	return r;
+}
+
 int hello_tls_sni_handshake(const uint8_t *p, size_t len, uint32_t *off, uint32_t *nlen,
 			    size_t *need)
 {
@@ -266,7 +288,7 @@ int hello_tls_sni(const uint8_t *p, size_t len, uint32_t *off, uint32_t *nlen, s
 	    have >= 4 + (size_t)rd24(hs + 1))
 		return -EINVAL;
 	if (r == -EAGAIN) {
-		size_t sneed = hs_to_stream(p, len, hneed);
+		size_t sneed = hs_to_stream(p, len, hneed - 1) + 1;
 
 		if (sneed > HELLO_MAX)
 			return -E2BIG;

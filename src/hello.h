@@ -11,7 +11,9 @@
  *   0        found (*off, *nlen within p; for QUIC the name is copied)
  *   -ENOENT  no name in a complete message (or not this protocol at all)
  *   -EAGAIN  the message is incomplete: more bytes are needed; *need is the
- *            total stream length needed next, when known (else 0)
+ *            total stream length needed, when known (else a lower bound).
+ *            A TLS name is given only once the whole ClientHello is here
+ *            and every length in it has been checked.
  *   -EINVAL  malformed (lengths lying, overrunning, empty or invalid name)
  *   -E2BIG   the name would lie beyond the HELLO_MAX bytes looked at
  *   -EBADMSG (QUIC) the packet failed authentication (a kind of -EINVAL)
