@@ -211,13 +211,6 @@ int hello_tls_sni_handshake(const uint8_t *p, size_t len, uint32_t *off, uint32_
 	return r;
 }
 
-/* One TLS record of the stream: where its body starts in p and in the handshake. */
-struct tls_rec {
-	size_t body;		/* offset in p */
-	size_t hs;		/* offset in the reassembled handshake */
-	size_t len;		/* declared body length */
-};
-
 /* Handshake offset -> stream offset, given the records (the last one may extend beyond). */
 static size_t hs_to_stream(const uint8_t *p, size_t len, size_t hoff)
 {
@@ -254,7 +247,8 @@ int hello_tls_sni(const uint8_t *p, size_t len, uint32_t *off, uint32_t *nlen, s
 			break;
 		if (len - pos < 5) {
 			/* a partial header: only its first bytes can be checked */
-			if (p[pos] != 22 || (len - pos >= 2 && p[pos + 1] != 3))
+			if (p[pos] != 22 || (len - pos >= 2 && p[pos + 1] != 3) ||
+			    (len - pos >= 3 && (p[pos + 2] < 1 || p[pos + 2] > 4)))
 				return pos == 0 ? -ENOENT : -EINVAL;
 			break;
 		}
