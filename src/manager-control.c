@@ -131,6 +131,18 @@ static void status_inbound(struct manager *m, struct ctl_reply *reply)
 	ctl_reply_add_u64(reply, "inbound-repairs", m->stats.inbound_repairs);
 }
 
+/* sets (issue 14): the lists the running chain's rules use, each counted once. */
+static void status_sets(struct manager *m, struct ctl_reply *reply)
+{
+	struct chain_sets_info si;
+
+	chain_sets_info(m->chain, &si);
+	ctl_reply_add_u64(reply, "sets", si.sets);
+	ctl_reply_add_u64(reply, "sets-prefixes", si.prefixes);
+	ctl_reply_add_u64(reply, "sets-names", si.names);
+	ctl_reply_add_u64(reply, "sets-bytes", si.bytes);
+}
+
 static int cmd_status(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		      struct ctl_reply *reply)
 {
@@ -197,6 +209,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "impair-sent", m->stats.impair_sent);
 	ctl_reply_add_u64(reply, "impair-flushed", m->stats.impair_flushed);
 	ctl_reply_add_u64(reply, "rules-expired", m->stats.rules_expired);
+	status_sets(m, reply);
 	ctl_reply_add(reply, "failure", m->cfg->fail_closed ? "closed" : "open");
 	ctl_reply_add_u64(reply, "stall-timeout-ms", m->cfg->fail_closed ? 0 : m->cfg->stall_timeout_ms);
 	ctl_reply_add_u64(reply, "stall-trips", m->stats.stall_trips);
