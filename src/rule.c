@@ -1091,11 +1091,67 @@ void rule_set_scope_begin(void)
 	set_scope.open = true;
 }
 
+/*
+ * The whole list file into *buf (of *len bytes).  Never blocks: a FIFO or a
+ * terminal would hang the daemon, so only a regular file of at most
+ * RULE_SET_FILE_MAX bytes, opened O_NONBLOCK and checked on its descriptor.
+ */
+static int read_set_file(const char *path, char **buf, size_t *len, char *msg, size_t msglen)
+{
+	_cleanup_(freep) char *b = NULL;
+	struct stat st;
+	size_t n = 0;
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		return err_set(msg, msglen, r, "%s: %s", path, strerror(-r));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = err_set(msg, msglen, -EINVAL, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > RULE_SET_FILE_MAX) {
+		r = err_set(msg, msglen, -EFBIG, "%s: above %u bytes", path, RULE_SET_FILE_MAX);
+		goto out;
+	}
+	b = malloc((size_t)st.st_size + 1);
+	if (!b) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* A file that grows meanwhile is read up to the size it had. */
+	while (n < (size_t)st.st_size) {
+		ssize_t got = read(fd, b + n, (size_t)st.st_size - n);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = -errno;
+			err_set(msg, msglen, r, "%s: %s", path, strerror(-r));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	b = NULL;
+out:
+	close(fd);
+	return r;
+}
+
 static int load_set(struct parser *ps, enum rule_key k, const char *path, uint8_t kind,
 		    const struct rule_set **ret)
 {
 	_cleanup_(freep) struct rule_set *s = NULL;
+	_cleanup_(freep) char *buf = NULL;
 	char msg[ERR_MAX];
+	size_t len = 0;
 	int r;
 
 	if (path[0] != '/' || strlen(path) >= sizeof(s->path) || strpbrk(path, " \t\n\"'\\"))
@@ -1115,10 +1171,13 @@ static int load_set(struct parser *ps, enum rule_key k, const char *path, uint8_
 		return -ENOMEM;
 	s->kind = kind;
 	msg[0] = '\0';
+	r = read_set_file(path, &buf, &len, msg, sizeof(msg));
+	if (r < 0)
+		return r == -ENOMEM ? r : fail(ps, k, "%s", msg);
 	if (kind == RULE_SET_PREFIX) {
 		struct prefixset_stats st;
 
-		r = prefixset_load(path, &s->prefixes, msg, sizeof(msg));
+		r = prefixset_from_text(buf, len, path, &s->prefixes, msg, sizeof(msg));
 		if (r == 0) {
 			prefixset_stats(s->prefixes, &st);
 			s->entries = st.prefixes4 + st.prefixes6;
@@ -1127,7 +1186,7 @@ static int load_set(struct parser *ps, enum rule_key k, const char *path, uint8_
 	} else {
 		struct hostset_stats st;
 
-		r = hostset_load(path, &s->hosts, msg, sizeof(msg));
+		r = hostset_from_text(buf, len, path, &s->hosts, msg, sizeof(msg));
 		if (r == 0) {
 			hostset_stats(s->hosts, &st);
 			s->entries = st.names;
@@ -1136,8 +1195,18 @@ static int load_set(struct parser *ps, enum rule_key k, const char *path, uint8_
 	}
 	if (r == -ENOMEM)
 		return r;
-	if (r < 0)
+	if (r < 0) {
+		/*
+		 * "file:line: reason", without the line's text the library quotes
+		 * after it: a rule added over the control socket must not show its
+		 * client lines of a file the client could not read itself.
+		 */
+		char *q = strstr(msg, ": \"");
+
+		if (q)
+			*q = '\0';
 		return fail(ps, k, "%s", msg[0] ? msg : strerror(-r));
+	}
 	s->refs = 1;
 	strcpy(s->path, path);
 	if (set_scope.open) {

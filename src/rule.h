@@ -398,6 +398,7 @@ struct rule_set {
 };
 
 #define RULE_SET_SCOPE_FILES 64	/* distinct set files shared inside one scope */
+#define RULE_SET_FILE_MAX (256u << 20)	/* bytes of one list file */
 
 void rule_set_scope_begin(void);
 void rule_set_scope_end(void);
