@@ -435,6 +435,8 @@ static const struct {
 	{ "forged", "forged replies" },
 	{ "forge-", "forged replies" },
 	{ "impair-", "impairment queue" },
+	{ "sets", "lists (src-set, dst-set, host-set)" },
+	{ "sets-", "lists (src-set, dst-set, host-set)" },
 	{ "failure", "failure handling" },
 	{ "stall-", "failure handling" },
 	{ "unhealthy-", "failure handling" },

@@ -113,6 +113,14 @@ check_eq "status: sets-prefixes" "$(status_field sets-prefixes)" 998999
 bytes=$(status_field sets-bytes)
 diag "status: sets-bytes $bytes ($(((bytes + 524288) / 1048576)) MiB)"
 check "status: sets-bytes counts the list (above 1 MB)" test "$bytes" -gt 1000000
+ctl metrics >"$WORKDIR/metrics.txt" 2>&1
+check "ipmodctl metrics is valid OpenMetrics" python3 "$SRCDIR/tests/helpers/openmetrics-check.py" "$WORKDIR/metrics.txt"
+check "metrics: ipmodd_set_entries{kind=\"prefixes\"} 998999" grep -qx 'ipmodd_set_entries{kind="prefixes"} 998999' "$WORKDIR/metrics.txt"
+check "metrics: ipmodd_sets 1" grep -qx 'ipmodd_sets 1' "$WORKDIR/metrics.txt"
+case $(ctl status -a 2>&1) in
+*"lists (src-set, dst-set, host-set)"*) ok "status -a shows the lists' group" ;;
+*) not_ok "status -a shows the lists' group" ;;
+esac
 traffic_as "with the list"
 check "the blocked rule counted the dropped packets" test "$(rule_counter blocked packets)" -ge 2
 case $(ctl rules 2>&1) in
