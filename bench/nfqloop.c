@@ -59,7 +59,8 @@
 /* A whole 64 KiB packet and the attributes around it. */
 #define MSG_SPACE (0xffff + 4096)
 #define SET_TTL 65
-#define SOCKBUF (8 << 20)
+/* The queue's default 1024 packets of 64 KiB and their overhead. */
+#define SOCKBUF (96 << 20)
 /* One sendmsg() at most: far below the send buffer asked for. */
 #define SEND_MAX (1 << 20)
 
