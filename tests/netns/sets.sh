@@ -176,5 +176,27 @@ for a in "$PEER4" "$PEER6"; do
 	check "changed list: $a answered" reachable "$a"
 done
 
+# A rule added live reads its own copy; a bad line's text is not sent to the client.
+check "ipmodctl add a rule with the list" ctl add name=live dst-set=@"$LIST" set-dscp=cs2
+check_eq "status: the live rule's list is another copy" "$(status_field sets)" 2
+check_eq "status: sets-prefixes counts both copies" "$(status_field sets-prefixes)" 4
+printf 'secret-text-on-line-1\n' >"$WORKDIR/secret.txt"
+out=$(ctl add name=bad dst-set=@"$WORKDIR/secret.txt" verdict=drop 2>&1)
+rc=$?
+check "ipmodctl add with a bad list fails" test "$rc" -ne 0
+case $out in
+*"$WORKDIR/secret.txt:1:"*secret-text*) not_ok "the error names secret.txt:1 without its text"; diag "$out" ;;
+*"$WORKDIR/secret.txt:1:"*) ok "the error names secret.txt:1 without its text" ;;
+*) not_ok "the error names secret.txt:1 without its text"; diag "$out" ;;
+esac
+mkfifo "$WORKDIR/fifo"
+out=$(timeout 10 ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" add name=fifo dst-set=@"$WORKDIR/fifo" verdict=drop 2>&1)
+case $out in
+*"not a regular file"*) ok "a FIFO as list is refused at once" ;;
+*) not_ok "a FIFO as list is refused at once"; diag "$out" ;;
+esac
+check "ipmodctl del the live rule" ctl del live
+check_eq "status: one list again" "$(status_field sets)" 1
+
 check "ipmodd exits cleanly" stop_ipmodd
 done_testing
