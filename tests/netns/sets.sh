@@ -121,6 +121,9 @@ case $(ctl status -a 2>&1) in
 *"lists (src-set, dst-set, host-set)"*) ok "status -a shows the lists' group" ;;
 *) not_ok "status -a shows the lists' group" ;;
 esac
+# With the fast path on, the list rules must still be the daemon's (the peer's
+# other addresses would be dropped by a kernel that ignored the list).
+diag "fast path: $(status_field fastpath), $(status_field fastpath-rules) rules in the kernel, $(status_field fastpath-punt-rules) punted"
 traffic_as "with the list"
 check "the blocked rule counted the dropped packets" test "$(rule_counter blocked packets)" -ge 2
 case $(ctl rules 2>&1) in
@@ -152,6 +155,11 @@ case $out in
 *) not_ok "the error names the config's file:line ($CONF:$SET_LINE)"; diag "$out" ;;
 esac
 check "the daemon logged that it keeps the running rules" grep -q "reload failed, keeping the running rules: .*$LIST:500001" "$LOG"
+out=$(hx "$IPMODD" --check-config -c "$CONF" 2>&1)
+case $out in
+*"$CONF:$SET_LINE:"*"$LIST:500001:"*) ok "ipmodd --check-config names both file:line too" ;;
+*) not_ok "ipmodd --check-config names both file:line too"; diag "$out" ;;
+esac
 traffic_as "after the failed reload"
 check_eq "status: the running list is still there" "$(status_field sets-prefixes)" 998999
 
