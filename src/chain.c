@@ -225,8 +225,11 @@ static int set_ptr_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The distinct lists of c's rules: sorted pointers, so n rules cost n log n. */
-static int count_sets(struct chain *c)
+/*
+ * The distinct lists of c's rules: sorted pointers, so n rules cost n log n.
+ * At most RULE_SET_SCOPE_FILES of them: live rules cannot pile up copies.
+ */
+static int count_sets(struct chain *c, char *err, size_t errlen)
 {
 	const struct rule_set **v;
 	size_t k = 0;
@@ -262,6 +265,9 @@ static int count_sets(struct chain *c)
 			c->sets.prefixes += v[i]->entries;
 	}
 	free(v);
+	if (c->sets.sets > RULE_SET_SCOPE_FILES)
+		return err_set(err, errlen, -E2BIG, "%llu list files (src-set, dst-set, host-set), "
+			       "at most %d", (unsigned long long)c->sets.sets, RULE_SET_SCOPE_FILES);
 	return 0;
 }
 
@@ -315,7 +321,7 @@ int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
 	c->next_id = (uint32_t)n + 1;
 	r = check_names(c, err, errlen);
 	if (r == 0)
-		r = count_sets(c);
+		r = count_sets(c, err, errlen);
 	if (r < 0) {
 		chain_unref(c);
 		return r;

@@ -434,7 +434,12 @@ static int request_rule(struct manager *m, const struct ctl_request *req, size_t
 		}
 		kv[n++] = (struct rule_kv){ "name", name };
 	}
+	/* sets (issue 14): a list the running rules have is shared, not read again. */
+	rule_set_scope_begin();
+	for (size_t i = 0; i < chain_size(m->chain); i++)
+		rule_set_scope_share(chain_rule(m->chain, i));
 	r = rule_parse(kv, n, ret, &bad, err, sizeof(err));
+	rule_set_scope_end();
 	if (r < 0)
 		return ctl_reply_error(reply, r, "%s", err);
 	/* impairment.seed covers live rules too. */

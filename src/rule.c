@@ -1091,6 +1091,24 @@ void rule_set_scope_begin(void)
 	set_scope.open = true;
 }
 
+static void scope_share(const struct rule_set *cs)
+{
+	if (!cs || !set_scope.open || set_scope.n == RULE_SET_SCOPE_FILES)
+		return;
+	for (unsigned int i = 0; i < set_scope.n; i++)
+		if (set_scope.s[i]->kind == cs->kind && strcmp(set_scope.s[i]->path, cs->path) == 0)
+			return;
+	set_ref(cs);
+	set_scope.s[set_scope.n++] = (struct rule_set *)cs;
+}
+
+void rule_set_scope_share(const struct rule *r)
+{
+	scope_share(r->m.src_set);
+	scope_share(r->m.dst_set);
+	scope_share(r->m.host_set);
+}
+
 /*
  * The whole list file into *buf (of *len bytes).  Never blocks: a FIFO or a
  * terminal would hang the daemon, so only a regular file of at most
@@ -1165,7 +1183,7 @@ static int load_set(struct parser *ps, enum rule_key k, const char *path, uint8_
 		}
 	}
 	if (set_scope.open && set_scope.n == RULE_SET_SCOPE_FILES)
-		return fail(ps, k, "more than %d list files in one rule set", RULE_SET_SCOPE_FILES);
+		return fail(ps, k, "more than %d list files in the rules", RULE_SET_SCOPE_FILES);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

@@ -397,11 +397,18 @@ struct rule_set {
 	char path[256];
 };
 
-#define RULE_SET_SCOPE_FILES 64	/* distinct set files shared inside one scope */
+#define RULE_SET_SCOPE_FILES 64	/* distinct list files in one scope, and in one chain */
 #define RULE_SET_FILE_MAX (256u << 20)	/* bytes of one list file */
 
 void rule_set_scope_begin(void);
 void rule_set_scope_end(void);
+/*
+ * Inside an open scope: R's lists are the scope's copies of their files (a
+ * rule added to a running chain shares the chain's lists; the files are
+ * read again at the next reload).  Lists beyond the scope's bound are not
+ * shared.
+ */
+void rule_set_scope_share(const struct rule *r);
 
 /* Take and drop the references a copy of r (a memcpy) holds: its file table and sets. */
 void rule_ref_tables(const struct rule *r);

@@ -184,10 +184,14 @@ for a in "$PEER4" "$PEER6"; do
 	check "changed list: $a answered" reachable "$a"
 done
 
-# A rule added live reads its own copy; a bad line's text is not sent to the client.
-check "ipmodctl add a rule with the list" ctl add name=live dst-set=@"$LIST" set-dscp=cs2
-check_eq "status: the live rule's list is another copy" "$(status_field sets)" 2
-check_eq "status: sets-prefixes counts both copies" "$(status_field sets-prefixes)" 4
+# A rule added live shares the running rules' copy of its list (read again at
+# the next reload), reads a file no running rule has; a bad line's text is not
+# sent to the client.
+printf '198.18.1.2\n' >"$WORKDIR/more.txt"
+check "ipmodctl add a rule with the running rules' list" ctl add name=live dst-set=@"$LIST" set-dscp=cs2
+check_eq "status: the live rule shares the running copy" "$(status_field sets)" 1
+check "ipmodctl add a rule with another list" ctl add name=more dst-set=@"$WORKDIR/more.txt" set-dscp=cs3
+check_eq "status: the other list is counted" "$(status_field sets)/$(status_field sets-prefixes)" 2/3
 printf 'secret-text-on-line-1\n' >"$WORKDIR/secret.txt"
 out=$(ctl add name=bad dst-set=@"$WORKDIR/secret.txt" verdict=drop 2>&1)
 rc=$?
@@ -203,7 +207,7 @@ case $out in
 *"not a regular file"*) ok "a FIFO as list is refused at once" ;;
 *) not_ok "a FIFO as list is refused at once"; diag "$out" ;;
 esac
-check "ipmodctl del the live rule" ctl del live
+check "ipmodctl del the live rules" sh -c "$(printf '%q ' ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK") del live && $(printf '%q ' ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK") del more"
 check_eq "status: one list again" "$(status_field sets)" 1
 
 check "ipmodd exits cleanly" stop_ipmodd

@@ -2258,6 +2258,70 @@ static void test_set_share(void)
 	       "sets: the changed list matches what it now holds");
 	rule_free(r[0]);
 	rule_free(again);
+
+	/* A rule added to a running chain shares the chain's copy (rule_set_scope_share). */
+	r[0] = rule_of(l1);
+	rule_set_scope_begin();
+	if (r[0])
+		rule_set_scope_share(r[0]);
+	r[1] = rule_of(l2);
+	rule_set_scope_end();
+	ok(r[0] && r[1] && r[1]->m.dst_set == r[0]->m.dst_set && r[1]->m.src_set == r[0]->m.dst_set,
+	   "sets: a shared scope hands out the running rule's copy");
+	rule_free(r[0]);
+	rule_free(r[1]);
+}
+
+/* At most RULE_SET_SCOPE_FILES distinct lists in one chain, and in one scope. */
+static void test_set_bound(void)
+{
+	struct rule *r[RULE_SET_SCOPE_FILES + 1] = { NULL };
+	char path[RULE_SET_SCOPE_FILES + 1][128], line[512], err[256];
+	struct chain *c = NULL;
+	size_t n = 0;
+	int ret;
+
+	for (n = 0; n <= RULE_SET_SCOPE_FILES; n++) {
+		char p[128];
+
+		if (write_temp(p, sizeof(p), "10.0.0.0/8\n", 11) != 0)
+			break;
+		memcpy(path[n], p, sizeof(p));
+		snprintf(line, sizeof(line), "name=r%zu dst-set=@%s verdict=drop", n, p);
+		r[n] = rule_of(line);
+		if (!r[n])
+			break;
+	}
+	if (!ok(n == RULE_SET_SCOPE_FILES + 1, "sets: %d rules with a list each", RULE_SET_SCOPE_FILES + 1))
+		goto out;
+	ok(chain_new(r, RULE_SET_SCOPE_FILES, &c, err, sizeof(err)) == 0,
+	   "sets: a chain of %d lists", RULE_SET_SCOPE_FILES);
+	c = chain_unref(c);
+	ret = chain_new(r, RULE_SET_SCOPE_FILES + 1, &c, err, sizeof(err));
+	ok(ret == -E2BIG && !c && strstr(err, "at most 64"), "sets: one more is refused: %s", err);
+	c = chain_unref(c);
+	{
+		struct rule *x = NULL;
+		size_t bad;
+
+		rule_set_scope_begin();
+		for (size_t i = 0; i < RULE_SET_SCOPE_FILES; i++)
+			rule_set_scope_share(r[i]);
+		char p[128];
+
+		memcpy(p, path[RULE_SET_SCOPE_FILES], sizeof(p));
+		snprintf(line, sizeof(line), "dst-set=@%s verdict=drop", p);
+		ret = rule_parse_line(line, &x, &bad, err, sizeof(err));
+		rule_set_scope_end();
+		ok(ret == -EINVAL && !x && strstr(err, "more than 64 list files"),
+		   "sets: a scope of 64 files refuses another: %s", err);
+		rule_free(x);
+	}
+out:
+	for (size_t i = 0; i < n && i <= RULE_SET_SCOPE_FILES; i++) {
+		rule_free(r[i]);
+		unlink(path[i]);
+	}
 }
 
 static void test_sets(void)
@@ -2269,6 +2333,7 @@ static void test_sets(void)
 	test_set_hosts();
 	test_set_errors();
 	test_set_share();
+	test_set_bound();
 	unlink(set_a);
 	unlink(set_h);
 	unlink(set_bad);
