@@ -1175,6 +1175,10 @@ static int load_set(struct parser *ps, enum rule_key k, const char *path, uint8_
 	if (path[0] != '/' || strlen(path) >= sizeof(s->path) || strpbrk(path, " \t\n\"'\\"))
 		return fail(ps, k, "a list must be @/absolute/path (no spaces or quotes, "
 			    "at most %zu characters)", sizeof(s->path) - 1);
+	/* The path goes into messages and logs as it is: printable ASCII only. */
+	for (const char *c = path; *c; c++)
+		if (!isgraph((unsigned char)*c))
+			return fail(ps, k, "a list's path of printable characters only");
 	for (unsigned int i = 0; set_scope.open && i < set_scope.n; i++) {
 		if (set_scope.s[i]->kind == kind && strcmp(set_scope.s[i]->path, path) == 0) {
 			set_ref(set_scope.s[i]);

@@ -2141,6 +2141,7 @@ static void test_set_errors(void)
 		{ "", 1, { "host-set", "@/absolute/path", NULL } },
 		{ "", 0, { "src-set", "not a regular file", NULL } },
 		{ "dst-set=@/dev/zero verdict=drop", 0, { "dst-set", "/dev/zero: not a regular file", NULL } },
+		{ "dst-set=@/tmp/\x1b[2J verdict=drop", 0, { "dst-set", "printable characters only", NULL } },
 	};
 	char fifo[sizeof(set_a) + 8];
 
