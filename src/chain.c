@@ -139,6 +139,10 @@ uint32_t chain_rule_gso_vary(const struct rule *r, bool tcp)
 {
 	uint32_t v = r->m.flags & (RULE_M_LENGTH | RULE_M_PROBABILITY);
 
+	/* A super-packet's segments have their own positions and byte offsets. */
+	if (r->flow.flags & (RULE_F_PACKETS | RULE_F_BYTES))
+		v |= RULE_M_FLOW;
+
 	if ((r->m.flags & RULE_M_TCP_FLAGS) && tcp && (r->m.tcp_mask & ~GSO_TCP_FLAGS_SAME))
 		v |= RULE_M_TCP_FLAGS;
 	return v;
@@ -525,6 +529,23 @@ static inline unsigned int pkt_dir_bit(const struct pkt *p)
 	return p->dir == PKT_DIR_IN ? RULE_DIR_IN : RULE_DIR_OUT;
 }
 
+/* flow-packets, flow-bytes, flow-state, flow-dir: never without a flow. */
+static bool flow_match(const struct rule_flow *fm, const struct pkt_flow *pf)
+{
+	if (!pf)
+		return false;
+	if ((fm->flags & RULE_F_PACKETS) && (pf->pos < fm->pkts_lo || pf->pos > fm->pkts_hi))
+		return false;
+	if ((fm->flags & RULE_F_BYTES) &&
+	    (pf->bytes_before < fm->bytes_lo || pf->bytes_before > fm->bytes_hi))
+		return false;
+	if ((fm->flags & RULE_F_STATE) && pf->state != fm->state)
+		return false;
+	if ((fm->flags & RULE_F_DIR) && pf->fdir != fm->dir)
+		return false;
+	return true;
+}
+
 static inline bool match_some(struct chain *c, const struct rule *r, const struct pkt *p,
 			      uint32_t f)
 {
@@ -576,6 +597,8 @@ static inline bool match_some(struct chain *c, const struct rule *r, const struc
 	if ((f & RULE_M_LENGTH) && !in_range(pkt_ip_len(p), m->len_lo, m->len_hi))
 		return false;
 	if ((f & RULE_M_DSCP) && pkt_dscp(p) != m->dscp)
+		return false;
+	if ((f & RULE_M_FLOW) && !flow_match(&r->flow, p->flow))
 		return false;
 	/* Last, so the generator only runs for packets that match otherwise. */
 	if ((f & RULE_M_PROBABILITY) && c && prob_draw(c, m) >= m->prob_threshold)

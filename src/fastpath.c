@@ -55,6 +55,15 @@ const char *fastpath_rule_why_not(const struct rule *r)
 {
 	if (r->m.flags & RULE_M_PROBABILITY)
 		return "probability";
+	/* The kernel keeps no flows (yet): the daemon's flow table decides. */
+	if (r->flow.flags & RULE_F_PACKETS)
+		return "flow-packets";
+	if (r->flow.flags & RULE_F_BYTES)
+		return "flow-bytes";
+	if (r->flow.flags & RULE_F_STATE)
+		return "flow-state";
+	if (r->flow.flags & RULE_F_DIR)
+		return "flow-dir";
 	if (rule_impairs(r))
 		return "impairs";
 	if (r->a.clamp_mss)

@@ -368,6 +368,9 @@ static void flow_init(struct flow_table *t, struct flow *f, unsigned int side, u
 	f->bytes[0] = f->bytes[1] = 0;
 	f->first_ns = f->last_ns = now_ns;
 	f->host[0] = '\0';
+	f->host_kind = 0;
+	f->host_done = 0;
+	f->host_seq = 0;
 	f->expires_ns = now_ns + flow_timeout(t, f);
 	t->st.created++;
 }

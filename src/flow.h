@@ -90,6 +90,10 @@ struct flow {
 	uint64_t first_ns, last_ns;
 	uint16_t rbuf;		/* reassembly buffer index + 1, 0: none */
 	uint16_t rbuf_len;
+	/* The caller's, zeroed when the flow starts: how its host name search goes. */
+	uint8_t host_kind;	/* where host came from (packet.h's enum pkt_name_kind) */
+	uint8_t host_done;	/* the search ended (found, none, malformed, too long) */
+	uint32_t host_seq;	/* TCP: the sequence number of the next client byte wanted */
 	char host[FLOW_HOST_MAX + 1];	/* "" until a host name was found */
 } __attribute__((aligned(64)));
 

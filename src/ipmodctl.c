@@ -431,6 +431,7 @@ static const struct {
 	{ "gso-", "traffic" },
 	{ "queue-", "traffic" },
 	{ "dropped-", "traffic" },
+	{ "flows-", "flow table" },
 	{ "malformed-", "malformed packets (dropped)" },
 	{ "forged", "forged replies" },
 	{ "forge-", "forged replies" },

@@ -183,6 +183,18 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	}
 	ctl_reply_add_u64(reply, "gso-whole", m->stats.gso_whole);
 	ctl_reply_add_u64(reply, "gso-split", m->stats.gso_split);
+	if (m->flows) {
+		struct flow_stats fs;
+
+		flow_table_stats(m->flows, &fs);
+		ctl_reply_add_u64(reply, "flows-entries", fs.entries);
+		ctl_reply_add_u64(reply, "flows-max", fs.max_entries);
+		ctl_reply_add_u64(reply, "flows-created", fs.created);
+		ctl_reply_add_u64(reply, "flows-evicted", fs.evicted);
+		ctl_reply_add_u64(reply, "flows-expired", fs.expired);
+		ctl_reply_add_u64(reply, "flows-rbufs-used", fs.rbufs_used);
+		ctl_reply_add_u64(reply, "flows-rbufs-exhausted", fs.pool_exhausted);
+	}
 	/* What a rule dropped, in the daemon or in the kernel's fast path. */
 	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped + kernel.dropped + kernel_in.dropped);
 	for (i = PKT_OK + 1; i < PKT_CLASS_MAX; i++) {

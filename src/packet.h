@@ -37,6 +37,27 @@ enum pkt_dir {
 	PKT_DIR_IN = 1,
 };
 
+/*
+ * What the daemon's flow table says of a packet (issue 14), filled before
+ * the chain runs (manager-packet.c); struct pkt.flow points at it.
+ */
+enum pkt_name_kind {
+	PKT_NAME_NONE,
+	PKT_NAME_TLS,	/* TLS ClientHello server_name */
+	PKT_NAME_HTTP,	/* HTTP/1.x Host */
+	PKT_NAME_QUIC,	/* QUIC Initial's ClientHello server_name */
+};
+
+struct pkt_flow {
+	uint32_t pos;		/* 1-based position in its flow, in its direction */
+	uint64_t bytes_before;	/* payload bytes before this packet, in its direction */
+	uint8_t state;		/* enum flow_state (flow.h), this packet counted */
+	uint8_t fdir;		/* enum flow_dir (flow.h) */
+	uint8_t name_kind;	/* enum pkt_name_kind: none yet, or where name came from */
+	uint8_t name_len;
+	const char *name;	/* the flow's host name (lowercase), name_len bytes */
+};
+
 struct pkt {
 	uint8_t *data;		/* start of the IP header */
 	size_t len;		/* bytes of packet in data */
@@ -71,6 +92,9 @@ struct pkt {
 
 	/* Set by whoever read the packet, kept by pkt_parse(); 0: PKT_DIR_OUT. */
 	uint8_t dir;
+
+	/* Set by the daemon before the chain, kept by pkt_parse(); NULL: no flow. */
+	const struct pkt_flow *flow;
 };
 
 /* Checksum arithmetic (RFC 1071 sums, RFC 1624 incremental updates). */

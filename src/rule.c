@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "flow.h"
 #include "netem-tables.h"
 #include "rule.h"
 #include "util.h"
@@ -103,6 +104,15 @@
 	  values_dscp, "name or 0..63")                                                        \
 	X(PROBABILITY, "probability", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_probability,         \
 	  put_probability, eq_probability, NULL, "fraction 0..1")                              \
+	/* flow: connection-aware matches on the packet's flow (issue 14) */                  \
+	X(FLOW_PACKETS, "flow-packets", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_flow_packets,      \
+	  put_flow_packets, NULL, NULL, "N or LO-HI, 1..4294967295, position in its direction") \
+	X(FLOW_BYTES, "flow-bytes", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_flow_bytes,            \
+	  put_flow_bytes, NULL, NULL, "N or LO-HI, 0..10^18, payload bytes before it")         \
+	X(FLOW_STATE, "flow-state", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_flow_state,            \
+	  put_flow_state, NULL, values_flow_state, "new, established or closing")              \
+	X(FLOW_DIR, "flow-dir", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_flow_dir, put_flow_dir,    \
+	  NULL, values_flow_dir, "original or reply")                                          \
 	X(SET_TTL, "set-ttl", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_ttl, put_set_ttl,      \
 	  eq_set_ttl, NULL, "[+|-]1..255")                                                     \
 	X(SET_DSCP, "set-dscp", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_dscp, put_set_dscp,  \
@@ -1280,6 +1290,77 @@ static int parse_length(struct parser *ps, enum rule_key k)
 	return 0;
 }
 
+/* ---- flow: connection-aware matches (issue 14) ---- */
+
+static const struct name_value flow_state_names[] = {
+	{ "new", FLOW_STATE_NEW },
+	{ "established", FLOW_STATE_ESTABLISHED },
+	{ "closing", FLOW_STATE_CLOSING },
+};
+
+static const struct name_value flow_dir_names[] = {
+	{ "original", FLOW_DIR_ORIGINAL },
+	{ "reply", FLOW_DIR_REPLY },
+};
+
+static int parse_flow_packets(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long lo, hi;
+	int ret;
+
+	ret = parse_range(ps, k, val(ps, k), RULE_FLOW_PACKETS_MAX, &lo, &hi);
+	if (ret < 0)
+		return ret;
+	if (lo < 1)
+		return fail(ps, k, "positions count from 1");
+	r->m.flags |= RULE_M_FLOW;
+	r->flow.flags |= RULE_F_PACKETS;
+	r->flow.pkts_lo = (uint32_t)lo;
+	r->flow.pkts_hi = (uint32_t)hi;
+	return 0;
+}
+
+static int parse_flow_bytes(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long lo, hi;
+	int ret;
+
+	ret = parse_range(ps, k, val(ps, k), RULE_FLOW_BYTES_MAX, &lo, &hi);
+	if (ret < 0)
+		return ret;
+	r->m.flags |= RULE_M_FLOW;
+	r->flow.flags |= RULE_F_BYTES;
+	r->flow.bytes_lo = lo;
+	r->flow.bytes_hi = hi;
+	return 0;
+}
+
+static int parse_flow_state(struct parser *ps, enum rule_key k)
+{
+	int v = lookup_name(flow_state_names, ARRAY_SIZE(flow_state_names), val(ps, k));
+
+	if (v < 0)
+		return fail(ps, k, "not new, established or closing");
+	ps->r->m.flags |= RULE_M_FLOW;
+	ps->r->flow.flags |= RULE_F_STATE;
+	ps->r->flow.state = (uint8_t)v;
+	return 0;
+}
+
+static int parse_flow_dir(struct parser *ps, enum rule_key k)
+{
+	int v = lookup_name(flow_dir_names, ARRAY_SIZE(flow_dir_names), val(ps, k));
+
+	if (v < 0)
+		return fail(ps, k, "not original or reply");
+	ps->r->m.flags |= RULE_M_FLOW;
+	ps->r->flow.flags |= RULE_F_DIR;
+	ps->r->flow.dir = (uint8_t)v;
+	return 0;
+}
+
 static int parse_dscp(struct parser *ps, enum rule_key k)
 {
 	struct rule *r = ps->r;
@@ -1939,6 +2020,34 @@ static void put_length(struct strbuf *o, const struct rule *r, enum rule_key k)
 		put_range(o, k, false, r->m.len_lo, r->m.len_hi);
 }
 
+static void put_flow_packets(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->flow.flags & RULE_F_PACKETS)
+		put_range(o, k, false, r->flow.pkts_lo, r->flow.pkts_hi);
+}
+
+static void put_flow_bytes(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (!(r->flow.flags & RULE_F_BYTES))
+		return;
+	put_key(o, k);
+	strbuf_printf(o, "%llu", (unsigned long long)r->flow.bytes_lo);
+	if (r->flow.bytes_hi != r->flow.bytes_lo)
+		strbuf_printf(o, "-%llu", (unsigned long long)r->flow.bytes_hi);
+}
+
+static void put_flow_state(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->flow.flags & RULE_F_STATE)
+		put_named(o, k, flow_state_names, ARRAY_SIZE(flow_state_names), r->flow.state);
+}
+
+static void put_flow_dir(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->flow.flags & RULE_F_DIR)
+		put_named(o, k, flow_dir_names, ARRAY_SIZE(flow_dir_names), r->flow.dir);
+}
+
 static void put_dscp(struct strbuf *o, const struct rule *r, enum rule_key k)
 {
 	if (r->m.flags & RULE_M_DSCP)
@@ -2260,6 +2369,8 @@ NV_VALUES(values_reject_with, reject_names)
 NV_VALUES(values_distribution, dist_names)
 STR_VALUES(values_bool, bool_names)
 NV_VALUES(values_aqm, aqm_names)
+NV_VALUES(values_flow_state, flow_state_names)
+NV_VALUES(values_flow_dir, flow_dir_names)
 
 /* ICMP and ICMPv6 types, the names both have once. */
 static const char *values_icmp_type(unsigned int i)

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define RULE_NAME_MAX 32	/* including the terminating NUL */
-#define RULE_KV_MAX 48		/* keys in one rule: every key of the vocabulary, with room */
+#define RULE_KV_MAX 56		/* keys in one rule: every key of the vocabulary, with room */
 #define RULE_FORMAT_MAX 2048	/* rule_format() of any rule fits (table and trace paths included) */
 /*
  * Rules in a chain: the one limit of the file (CONFIG_RULES_MAX) and of the
@@ -172,6 +172,8 @@ enum {
 	RULE_M_LENGTH = 1u << 14,
 	RULE_M_DSCP = 1u << 15,
 	RULE_M_PROBABILITY = 1u << 16,
+	/* struct rule.flow has matches (flow-packets ... quic-sni): see RULE_F_* */
+	RULE_M_FLOW = 1u << 31,
 };
 
 /* Matches that need the L4 header. */
@@ -352,8 +354,33 @@ struct rule_impair {
 #define RULE_DIR_IN (1u << 1)	/* 1 << PKT_DIR_IN */
 #define RULE_DIR_BOTH (RULE_DIR_OUT | RULE_DIR_IN)
 
+/*
+ * Connection-aware matches (issue 14), read from the packet's flow
+ * (struct pkt.flow, filled by the daemon before the chain).  A packet
+ * without a flow never matches them.  RULE_M_FLOW is set in m.flags
+ * whenever flags is not 0.
+ */
+enum {
+	RULE_F_PACKETS = 1u << 0,	/* flow-packets=N-M: pos in its direction, from 1 */
+	RULE_F_BYTES = 1u << 1,		/* flow-bytes=N-M: payload bytes before it */
+	RULE_F_STATE = 1u << 2,		/* flow-state=new|established|closing */
+	RULE_F_DIR = 1u << 3,		/* flow-dir=original|reply */
+};
+
+#define RULE_FLOW_PACKETS_MAX 4294967295UL
+#define RULE_FLOW_BYTES_MAX 1000000000000000000UL
+
+struct rule_flow {
+	uint8_t flags;		/* RULE_F_* */
+	uint8_t state;		/* enum flow_state (flow.h) */
+	uint8_t dir;		/* enum flow_dir (flow.h) */
+	uint32_t pkts_lo, pkts_hi;
+	uint64_t bytes_lo, bytes_hi;
+};
+
 struct rule {
 	struct rule_match m;
+	struct rule_flow flow;
 	uint8_t dir_mask;	/* RULE_DIR_*; 0: out only (rule_dir_mask()) */
 	struct rule_action a;
 	double probability;	/* as given, for rule_format() */

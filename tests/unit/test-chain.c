@@ -17,6 +17,7 @@
 
 #include "chain.h"
 #include "forge.h"
+#include "flow.h"
 #include "packet.h"
 #include "rule.h"
 #include "explain.h"
@@ -1944,6 +1945,95 @@ static void test_direction_forge(void)
 	chain_unref(c);
 }
 
+/* ---- flow matches (issue 14): struct pkt.flow as the daemon fills it -------- */
+
+/* The verdict of a one-rule chain for s with pf as its flow (NULL: none). */
+static int verdict_flow(const char *line, struct spec s, const struct pkt_flow *pf)
+{
+	struct tpkt t, f;
+	struct chain *c = chain_of(line, NULL);
+	int v;
+
+	if (!c)
+		return -1;
+	if (!build(&t, &s)) {
+		chain_unref(c);
+		diag("test packet did not build or parse");
+		return -1;
+	}
+	t.p.flow = pf;
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = (int)chain_run(c, &t.p, &f.p, 1000000000ULL);
+	chain_unref(c);
+	return v;
+}
+
+static void test_flow(void)
+{
+	struct pkt_flow pf = { .pos = 1, .state = FLOW_STATE_NEW, .fdir = FLOW_DIR_ORIGINAL };
+	const char *pk3 = "proto=tcp flow-packets=1-3 verdict=drop";
+	unsigned int pos;
+
+	for (pos = 1; pos <= 5; pos++) {
+		pf.pos = pos;
+		is_int(verdict_flow(pk3, TCP4(), &pf), pos <= 3 ? CHAIN_DROP : CHAIN_ACCEPT,
+		       "flow-packets=1-3: position %u", pos);
+	}
+	pf.pos = 2;
+	is_int(verdict_flow(pk3, UDP4(), &pf), CHAIN_ACCEPT, "flow-packets with proto=tcp: not UDP");
+	is_int(verdict_flow(pk3, TCP4(), NULL), CHAIN_ACCEPT, "flow-packets: no flow, no match");
+	is_int(verdict_flow("flow-packets=4294967295 verdict=drop", TCP4(),
+			    &(struct pkt_flow){ .pos = UINT32_MAX }), CHAIN_DROP,
+	       "flow-packets: the last position");
+
+	pf.bytes_before = 1499;
+	is_int(verdict_flow("flow-bytes=0-1499 verdict=drop", TCP4(), &pf), CHAIN_DROP,
+	       "flow-bytes=0-1499: 1499 bytes before");
+	pf.bytes_before = 1500;
+	is_int(verdict_flow("flow-bytes=0-1499 verdict=drop", TCP4(), &pf), CHAIN_ACCEPT,
+	       "flow-bytes=0-1499: 1500 bytes before");
+	pf.bytes_before = 100000000000ULL;
+	is_int(verdict_flow("flow-bytes=100000000000 verdict=drop", TCP4(), &pf), CHAIN_DROP,
+	       "flow-bytes: 64-bit values");
+
+	pf.state = FLOW_STATE_ESTABLISHED;
+	is_int(verdict_flow("flow-state=established verdict=drop", TCP4(), &pf), CHAIN_DROP,
+	       "flow-state=established");
+	is_int(verdict_flow("flow-state=new verdict=drop", TCP4(), &pf), CHAIN_ACCEPT,
+	       "flow-state=new: an established flow");
+	pf.state = FLOW_STATE_CLOSING;
+	is_int(verdict_flow("flow-state=closing verdict=drop", UDP4(), &pf), CHAIN_DROP,
+	       "flow-state=closing");
+
+	pf.fdir = FLOW_DIR_REPLY;
+	is_int(verdict_flow("flow-dir=reply verdict=drop", TCP4(), &pf), CHAIN_DROP, "flow-dir=reply");
+	is_int(verdict_flow("flow-dir=original verdict=drop", TCP4(), &pf), CHAIN_ACCEPT,
+	       "flow-dir=original: a reply");
+	is_int(verdict_flow("flow-dir=reply verdict=drop", TCP4(), NULL), CHAIN_ACCEPT,
+	       "flow-dir: no flow, no match");
+
+	/* All of them at once: every one must hold. */
+	pf = (struct pkt_flow){ .pos = 2, .bytes_before = 10, .state = FLOW_STATE_ESTABLISHED,
+				.fdir = FLOW_DIR_REPLY };
+	is_int(verdict_flow("flow-packets=2 flow-bytes=10 flow-state=established flow-dir=reply verdict=drop",
+			    TCP6(), &pf), CHAIN_DROP, "all four flow keys match");
+	pf.pos = 3;
+	is_int(verdict_flow("flow-packets=2 flow-bytes=10 flow-state=established flow-dir=reply verdict=drop",
+			    TCP6(), &pf), CHAIN_ACCEPT, "all four flow keys, one does not");
+	{
+		static const struct rule_refusal flow_bad[] = {
+			{ "flow-packets=0 verdict=drop", 0, "flow-packets: '0': positions count from 1" },
+			{ "flow-packets=5-2", 0, "flow-packets: '5-2': range is empty" },
+			{ "flow-packets=4294967296", 0, "flow-packets: '4294967296': out of range" },
+			{ "flow-bytes=x", 0, "flow-bytes: 'x': not a number" },
+			{ "flow-state=open", 0, "flow-state: 'open': not new, established or closing" },
+			{ "flow-dir=up", 0, "flow-dir: 'up': not original or reply" },
+		};
+
+		rule_check_refusals(flow_bad, ARRAY_SIZE(flow_bad));
+	}
+}
+
 int main(void)
 {
 	test_parse_good();
@@ -1968,5 +2058,6 @@ int main(void)
 	test_explain();
 	test_explain_packet();
 	test_direction_forge();
+	test_flow();
 	return tap_done();
 }

@@ -40,6 +40,11 @@ static const struct sample samples[] = {
 	{ "length", "length=100-200 verdict=drop", "length=100 verdict=drop" },
 	{ "dscp", "dscp=ef verdict=drop", "dscp=cs1 verdict=drop" },
 	{ "probability", "probability=0.5 verdict=drop", "probability=0.25 verdict=drop" },
+	/* flow */
+	{ "flow-packets", "proto=tcp flow-packets=1-3 set-dscp=cs1", "proto=tcp flow-packets=1-4 set-dscp=cs1" },
+	{ "flow-bytes", "flow-bytes=0-1499 verdict=drop", "flow-bytes=100000000000 verdict=drop" },
+	{ "flow-state", "flow-state=new verdict=drop", "flow-state=closing verdict=drop" },
+	{ "flow-dir", "flow-dir=reply set-dscp=cs1", "flow-dir=original set-dscp=cs1" },
 	{ "set-ttl", "set-ttl=64", "set-ttl=-1" },
 	{ "set-dscp", "set-dscp=af11", "set-dscp=0" },
 	{ "set-ecn", "set-ecn=ce", "set-ecn=ect0" },
