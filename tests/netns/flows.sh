@@ -10,7 +10,8 @@
 #    capture at the peer exactly the first 3 packets host -> peer carry CS1;
 #    in a capture of what the daemon wrote to the inbound tun exactly the
 #    first 3 packets peer -> host do; the data is byte-exact;
-#  - status has flows-* counters, and "ipmodctl flows" lists the connection.
+#  - status has flows-* counters, and "ipmodctl flows" (text and --json, with
+#    filters) lists the connection with the peer's segments on its reply side.
 # Then a flood: flows.max = 1024 and 20,000 UDP flows (one datagram each,
 # python, host -> peer, about 5 s): flows-evicted counts them, flows-entries
 # stays at the bound, the daemon's VmRSS after the second half is within
@@ -76,7 +77,7 @@ $RULES"
 
 # first_packets MODE PORT
 first_packets() {
-	local m=$1 port=$2 n
+	local m=$1 port=$2
 	px ethtool -K veth0 tso off gso off >/dev/null 2>&1
 	hx ethtool -K veth0 gro off >/dev/null 2>&1
 	pcap_start "out$m" "$PEER_NS" veth0 -s 128 "tcp port $HTTP_PORT"
@@ -111,10 +112,23 @@ for m in off on; do
 		continue
 	fi
 	ok "[$m] ipmodd starts with inbound = veth0 and a flow-packets rule"
-	first_packets $m $([ $m = off ] && echo 41001 || echo 41002)
+	port=$([ $m = off ] && echo 41001 || echo 41002)
+	first_packets $m $port
 	check "[$m] status: flows-created counts the connection ($(status_field flows-created))" \
 		test "$(status_field flows-created)" -ge 1
 	check_eq "[$m] status: flows-max is the default" "$(status_field flows-max)" 262144
+	out=$(ctl flows proto=tcp port=$port)
+	diag "[$m] ipmodctl flows proto=tcp port=$port:" "$out"
+	check "[$m] ipmodctl flows lists the connection, opened by the host, with the packets captured each way" \
+		grep -q "^tcp $HOST4:$port -> $PEER4:$HTTP_PORT .* orig $(wc -l <"$WORKDIR/out$m.seq")/[0-9]* reply $n/" <<<"$out"
+	check_eq "[$m] ... --json: its reply-packets are the segments the peer sent" \
+		"$(ctl --json flows proto=tcp port=$port | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+print(len(d["flows"]), d["listed"], d["flows"][0]["src"], d["flows"][0]["reply-packets"])')" \
+		"1 1 $HOST4 $n"
+	check_eq "[$m] a filter nothing matches lists none" \
+		"$(ctl --json flows proto=udp port=$port | python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["flows"]), d["listed"])')" "0 0"
+	check "[$m] an unknown filter is refused" eval "! ctl flows color=red 2>/dev/null"
 	stop_ipmodd
 	check_eq "[$m] ipmodd exits 0" "$?" 0
 done
