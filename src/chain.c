@@ -19,6 +19,7 @@
 
 #include "chain-index.h"
 #include "chain.h"
+#include "hello.h"
 #include "forge.h"
 #include "tracelink.h"
 #include "util.h"
@@ -529,6 +530,33 @@ static inline unsigned int pkt_dir_bit(const struct pkt *p)
 	return p->dir == PKT_DIR_IN ? RULE_DIR_IN : RULE_DIR_OUT;
 }
 
+/*
+ * tls-sni, http-host, quic-sni: the flow's host name came from that kind of
+ * hello and one of the key's names matches it.  A rule with several of the
+ * keys matches when any of them does (a name comes from one kind only).
+ */
+static bool names_match(const struct rule_flow *fm, const struct pkt_flow *pf)
+{
+	static const struct {
+		uint8_t flag, kind, names;
+	} kinds[] = {
+		{ RULE_F_TLS_SNI, PKT_NAME_TLS, RULE_NAME_TLS },
+		{ RULE_F_HTTP_HOST, PKT_NAME_HTTP, RULE_NAME_HTTP },
+		{ RULE_F_QUIC_SNI, PKT_NAME_QUIC, RULE_NAME_QUIC },
+	};
+
+	if (!pf->name_kind || !pf->name_len)
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (!(fm->flags & kinds[i].flag) || pf->name_kind != kinds[i].kind)
+			continue;
+		for (const char *n = fm->names[kinds[i].names]; *n; n += strlen(n) + 1)
+			if (hello_name_match(n, pf->name, pf->name_len))
+				return true;
+	}
+	return false;
+}
+
 /* flow-packets, flow-bytes, flow-state, flow-dir: never without a flow. */
 static bool flow_match(const struct rule_flow *fm, const struct pkt_flow *pf)
 {
@@ -543,6 +571,8 @@ static bool flow_match(const struct rule_flow *fm, const struct pkt_flow *pf)
 		return false;
 	if ((fm->flags & RULE_F_DIR) && pf->fdir != fm->dir)
 		return false;
+	if (fm->flags & (RULE_F_TLS_SNI | RULE_F_HTTP_HOST | RULE_F_QUIC_SNI))
+		return names_match(fm, pf);
 	return true;
 }
 

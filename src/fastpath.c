@@ -64,6 +64,12 @@ const char *fastpath_rule_why_not(const struct rule *r)
 		return "flow-state";
 	if (r->flow.flags & RULE_F_DIR)
 		return "flow-dir";
+	if (r->flow.flags & RULE_F_TLS_SNI)
+		return "tls-sni";
+	if (r->flow.flags & RULE_F_HTTP_HOST)
+		return "http-host";
+	if (r->flow.flags & RULE_F_QUIC_SNI)
+		return "quic-sni";
 	if (rule_impairs(r))
 		return "impairs";
 	if (r->a.clamp_mss)

@@ -113,6 +113,13 @@
 	  put_flow_state, NULL, values_flow_state, "new, established or closing")              \
 	X(FLOW_DIR, "flow-dir", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_flow_dir, put_flow_dir,    \
 	  NULL, values_flow_dir, "original or reply")                                          \
+	/* names: the host name a flow's client asked for (issue 14) */                         \
+	X(TLS_SNI, "tls-sni", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_names, put_names, NULL, NULL, \
+	  "NAME or *.SUFFIX, up to 8 comma-separated, the TLS ClientHello's server_name")      \
+	X(HTTP_HOST, "http-host", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_names, put_names, NULL,  \
+	  NULL, "NAME or *.SUFFIX, up to 8 comma-separated, the HTTP/1.x Host header")         \
+	X(QUIC_SNI, "quic-sni", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_names, put_names, NULL,    \
+	  NULL, "NAME or *.SUFFIX, up to 8 comma-separated, the QUIC Initial's server_name")   \
 	X(SET_TTL, "set-ttl", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_ttl, put_set_ttl,      \
 	  eq_set_ttl, NULL, "[+|-]1..255")                                                     \
 	X(SET_DSCP, "set-dscp", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_dscp, put_set_dscp,  \
@@ -1361,6 +1368,68 @@ static int parse_flow_dir(struct parser *ps, enum rule_key k)
 	return 0;
 }
 
+/* ---- names: tls-sni, http-host, quic-sni (issue 14) ---- */
+
+static unsigned int names_kind(enum rule_key k)
+{
+	return k == K_TLS_SNI ? RULE_NAME_TLS : k == K_HTTP_HOST ? RULE_NAME_HTTP : RULE_NAME_QUIC;
+}
+
+static const uint8_t names_flag[RULE_NAME_KINDS] = {
+	[RULE_NAME_TLS] = RULE_F_TLS_SNI,
+	[RULE_NAME_HTTP] = RULE_F_HTTP_HOST,
+	[RULE_NAME_QUIC] = RULE_F_QUIC_SNI,
+};
+
+/*
+ * "a.example.com,*.b.test": each name 1..253 characters of letters, digits,
+ * '-', '_' and '.', no empty label, lowercased; "*." only in front.
+ */
+static int parse_names(struct parser *ps, enum rule_key k)
+{
+	unsigned int kind = names_kind(k), count = 0;
+	char *out = ps->r->flow.names[kind];
+	const char *s = val(ps, k);
+	size_t used = 0;
+
+	if (!*s)
+		return fail(ps, k, "no name");
+	for (;;) {
+		size_t len = strcspn(s, ","), i = 0;
+
+		if (++count > RULE_NAMES_MAX)
+			return fail(ps, k, "more than %d names", RULE_NAMES_MAX);
+		if (!len || len > 253)
+			return fail(ps, k, "a name is 1..253 characters");
+		if (len >= 2 && s[0] == '*' && s[1] == '.')
+			i = 2;
+		if (i == len)
+			return fail(ps, k, "'*.' needs a domain after it");
+		for (size_t j = i; j < len; j++) {
+			char c = s[j];
+
+			if (!isalnum((unsigned char)c) && c != '-' && c != '_' && c != '.')
+				return fail(ps, k, "a name has letters, digits, '-', '_' and '.' (and '*.' in front)");
+			if (c == '.' && (j == i || s[j - 1] == '.'))
+				return fail(ps, k, "an empty label");
+		}
+		if (used + len + 2 > RULE_NAMES_BYTES)
+			return fail(ps, k, "the names are longer than %d bytes in all", RULE_NAMES_BYTES - 2);
+		for (size_t j = 0; j < len; j++)
+			out[used + j] = (char)tolower((unsigned char)s[j]);
+		used += len;
+		out[used++] = '\0';
+		if (!s[len])
+			break;
+		s += len + 1;
+	}
+	out[used] = '\0';
+	ps->r->m.flags |= RULE_M_FLOW;
+	ps->r->flow.flags |= names_flag[kind];
+	return 0;
+}
+
+
 static int parse_dscp(struct parser *ps, enum rule_key k)
 {
 	struct rule *r = ps->r;
@@ -2018,6 +2087,18 @@ static void put_length(struct strbuf *o, const struct rule *r, enum rule_key k)
 {
 	if (r->m.flags & RULE_M_LENGTH)
 		put_range(o, k, false, r->m.len_lo, r->m.len_hi);
+}
+
+static void put_names(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	unsigned int kind = names_kind(k);
+	const char *n = r->flow.names[kind];
+
+	if (!(r->flow.flags & names_flag[kind]))
+		return;
+	put_key(o, k);
+	for (bool first = true; *n; n += strlen(n) + 1, first = false)
+		strbuf_printf(o, "%s%s", first ? "" : ",", n);
 }
 
 static void put_flow_packets(struct strbuf *o, const struct rule *r, enum rule_key k)

@@ -365,7 +365,19 @@ enum {
 	RULE_F_BYTES = 1u << 1,		/* flow-bytes=N-M: payload bytes before it */
 	RULE_F_STATE = 1u << 2,		/* flow-state=new|established|closing */
 	RULE_F_DIR = 1u << 3,		/* flow-dir=original|reply */
+	RULE_F_TLS_SNI = 1u << 4,	/* tls-sni=NAME[,NAME...] */
+	RULE_F_HTTP_HOST = 1u << 5,	/* http-host=NAME[,NAME...] */
+	RULE_F_QUIC_SNI = 1u << 6,	/* quic-sni=NAME[,NAME...] */
 };
+
+/*
+ * tls-sni, http-host, quic-sni: up to RULE_NAMES_MAX names, each a host name
+ * or "*.suffix" (hello_name_match()), lowercase, stored one after the other,
+ * each with its NUL, an empty string after the last; RULE_NAMES_BYTES in all.
+ */
+#define RULE_NAMES_MAX 8
+#define RULE_NAMES_BYTES 256
+enum { RULE_NAME_TLS, RULE_NAME_HTTP, RULE_NAME_QUIC, RULE_NAME_KINDS };
 
 #define RULE_FLOW_PACKETS_MAX 4294967295UL
 #define RULE_FLOW_BYTES_MAX 1000000000000000000UL
@@ -376,6 +388,7 @@ struct rule_flow {
 	uint8_t dir;		/* enum flow_dir (flow.h) */
 	uint32_t pkts_lo, pkts_hi;
 	uint64_t bytes_lo, bytes_hi;
+	char names[RULE_NAME_KINDS][RULE_NAMES_BYTES];	/* by RULE_NAME_*, with RULE_F_* */
 };
 
 struct rule {

@@ -2028,9 +2028,54 @@ static void test_flow(void)
 			{ "flow-bytes=x", 0, "flow-bytes: 'x': not a number" },
 			{ "flow-state=open", 0, "flow-state: 'open': not new, established or closing" },
 			{ "flow-dir=up", 0, "flow-dir: 'up': not original or reply" },
+			{ "tls-sni=", 0, "tls-sni: '': no name" },
+			{ "tls-sni=a..b", 0, "tls-sni: 'a..b': an empty label" },
+			{ "tls-sni=*.", 0, "tls-sni: '*.': '*.' needs a domain after it" },
+			{ "http-host=a.b*", 0, "http-host: 'a.b*': a name has letters" },
+			{ "quic-sni=a,,b", 0, "quic-sni: 'a,,b': a name is 1..253 characters" },
+			{ "tls-sni=a,b,c,d,e,f,g,h,i", 0, "tls-sni: 'a,b,c,d,e,f,g,h,i': more than 8 names" },
 		};
 
 		rule_check_refusals(flow_bad, ARRAY_SIZE(flow_bad));
+	}
+	{
+		struct pkt_flow nf = { .pos = 4, .state = FLOW_STATE_ESTABLISHED };
+		const char *sni = "tls-sni=*.blocked.test,exact.test verdict=drop";
+		static const struct {
+			uint8_t kind;
+			const char *name;
+			int want;
+		} cases[] = {
+			{ PKT_NAME_TLS, "a.blocked.test", CHAIN_DROP },
+			{ PKT_NAME_TLS, "x.y.BLOCKED.test", CHAIN_DROP },
+			{ PKT_NAME_TLS, "blocked.test", CHAIN_ACCEPT },
+			{ PKT_NAME_TLS, "exact.test", CHAIN_DROP },
+			{ PKT_NAME_TLS, "a.exact.test", CHAIN_ACCEPT },
+			{ PKT_NAME_TLS, "ok.test", CHAIN_ACCEPT },
+			{ PKT_NAME_HTTP, "a.blocked.test", CHAIN_ACCEPT },	/* not a TLS name */
+			{ PKT_NAME_QUIC, "a.blocked.test", CHAIN_ACCEPT },
+			{ PKT_NAME_NONE, "a.blocked.test", CHAIN_ACCEPT },	/* none found yet */
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+			nf.name_kind = cases[i].kind;
+			nf.name = cases[i].name;
+			nf.name_len = (uint8_t)strlen(cases[i].name);
+			is_int(verdict_flow(sni, TCP4(), &nf), cases[i].want, "%s: kind %u name %s", sni,
+			       cases[i].kind, cases[i].name);
+		}
+		nf.name_kind = PKT_NAME_HTTP;
+		nf.name = "Example.COM";
+		nf.name_len = 11;
+		is_int(verdict_flow("http-host=example.com verdict=drop", TCP4(), &nf), CHAIN_DROP,
+		       "http-host: case-insensitive");
+		is_int(verdict_flow("http-host=example.com tls-sni=example.com verdict=drop", TCP4(), &nf),
+		       CHAIN_DROP, "http-host with tls-sni: either kind matches");
+		nf.name_kind = PKT_NAME_QUIC;
+		is_int(verdict_flow("quic-sni=example.com verdict=drop", UDP4(), &nf), CHAIN_DROP,
+		       "quic-sni");
+		is_int(verdict_flow("quic-sni=example.com verdict=drop", UDP4(), NULL), CHAIN_ACCEPT,
+		       "quic-sni: no flow, no match");
 	}
 }
 
