@@ -129,6 +129,15 @@ print(len(d["flows"]), d["listed"], d["flows"][0]["src"], d["flows"][0]["reply-p
 	check_eq "[$m] a filter nothing matches lists none" \
 		"$(ctl --json flows proto=udp port=$port | python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["flows"]), d["listed"])')" "0 0"
 	check "[$m] an unknown filter is refused" eval "! ctl flows color=red 2>/dev/null"
+	if python3 -c 'import jsonschema' 2>/dev/null; then
+		ctl --json flows >"$WORKDIR/flows.json"
+		check "[$m] flows --json follows doc/ipmodctl.schema.json" python3 -c '
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+schema = {k: v for k, v in schema.items() if k != "oneOf"}
+jsonschema.validate(json.load(open(sys.argv[2])), {**schema, "$ref": "#/$defs/flows"})' \
+			"$SRCDIR/doc/ipmodctl.schema.json" "$WORKDIR/flows.json"
+	fi
 	stop_ipmodd
 	check_eq "[$m] ipmodd exits 0" "$?" 0
 done
