@@ -43,7 +43,8 @@ struct flow_table {
 	struct flow *e;
 	uint32_t *heads;
 	uint32_t nmax, hmask;
-	uint32_t free_head;	/* through hnext */
+	uint32_t free_head;	/* through hnext: entries used once and freed */
+	uint32_t fresh;		/* entries [fresh, nmax) were never used (pages not touched) */
 	uint32_t lru_head, lru_tail;	/* most / least recently used */
 	uint32_t hand;		/* flow_expire()'s sweep position */
 	uint64_t sipkey[2];
@@ -136,9 +137,9 @@ int flow_table_new(const struct flow_params *params, struct flow_table **ret)
 	advise_huge(t->e, (size_t)t->nmax * sizeof(*t->e));
 	advise_huge(t->heads, (size_t)hsize * sizeof(*t->heads));
 	memset(t->heads, 0xff, (size_t)hsize * sizeof(*t->heads));
-	for (uint32_t i = 0; i < t->nmax; i++)
-		t->e[i].hnext = i + 1 < t->nmax ? i + 1 : NIL;
-	t->free_head = 0;
+	/* Entries are taken in order as needed: the memory is touched as the table fills. */
+	t->free_head = NIL;
+	t->fresh = 0;
 	t->lru_head = t->lru_tail = NIL;
 	for (uint32_t i = 0; i < t->nrbufs; i++)
 		t->rfree[i] = (uint16_t)(t->nrbufs - 1 - i);
@@ -413,7 +414,10 @@ void flow_lookup_or_add(struct flow_table *t, const struct flow_key *k, unsigned
 		return;
 	}
 
-	if (t->free_head == NIL) {
+	if (t->free_head == NIL && t->fresh < t->nmax) {
+		t->e[t->fresh].hnext = NIL;
+		t->free_head = t->fresh++;
+	} else if (t->free_head == NIL) {
 		/* Full: the least recently used goes, expired or not. */
 		i = t->lru_tail;
 		if (flow_expired(&t->e[i], now_ns))
@@ -529,7 +533,7 @@ unsigned int flow_expire(struct flow_table *t, uint64_t now_ns, unsigned int bud
 	for (; budget && t->st.entries; budget--) {
 		uint32_t i = t->hand;
 
-		t->hand = i + 1 < t->nmax ? i + 1 : 0;
+		t->hand = i + 1 < t->fresh ? i + 1 : 0;
 		if (t->e[i].used && flow_expired(&t->e[i], now_ns)) {
 			flow_remove(t, i);
 			t->st.expired++;
