@@ -117,6 +117,7 @@ for m in off on; do
 	check "[$m] status: flows-created counts the connection ($(status_field flows-created))" \
 		test "$(status_field flows-created)" -ge 1
 	check_eq "[$m] status: flows-max is the default" "$(status_field flows-max)" 262144
+	diag "[$m] VmRSS with the default table (262,144 entries): $(awk '/^VmRSS:/ { print $2 }' "/proc/$IPMODD_PID/status") kB"
 	out=$(ctl flows proto=tcp port=$port)
 	diag "[$m] ipmodctl flows proto=tcp port=$port:" "$out"
 	check "[$m] ipmodctl flows lists the connection, opened by the host, with the packets captured each way" \
