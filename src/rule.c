@@ -115,11 +115,11 @@
 	  NULL, values_flow_dir, "original or reply")                                          \
 	/* names: the host name a flow's client asked for (issue 14) */                         \
 	X(TLS_SNI, "tls-sni", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_names, put_names, NULL, NULL, \
-	  "NAME or *.SUFFIX, up to 8 comma-separated, the TLS ClientHello's server_name")      \
+	  "NAME or *.SUFFIX, up to 8 comma-separated (TLS ClientHello; implies proto=tcp)")   \
 	X(HTTP_HOST, "http-host", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_names, put_names, NULL,  \
-	  NULL, "NAME or *.SUFFIX, up to 8 comma-separated, the HTTP/1.x Host header")         \
+	  NULL, "NAME or *.SUFFIX, up to 8 comma-separated (HTTP/1.x Host; implies proto=tcp)") \
 	X(QUIC_SNI, "quic-sni", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_names, put_names, NULL,    \
-	  NULL, "NAME or *.SUFFIX, up to 8 comma-separated, the QUIC Initial's server_name")   \
+	  NULL, "NAME or *.SUFFIX, up to 8 comma-separated (QUIC Initial; implies proto=udp)") \
 	X(SET_TTL, "set-ttl", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_ttl, put_set_ttl,      \
 	  eq_set_ttl, NULL, "[+|-]1..255")                                                     \
 	X(SET_DSCP, "set-dscp", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_dscp, put_set_dscp,  \
@@ -1388,6 +1388,7 @@ static const uint8_t names_flag[RULE_NAME_KINDS] = {
 static int parse_names(struct parser *ps, enum rule_key k)
 {
 	unsigned int kind = names_kind(k), count = 0;
+	uint8_t want = kind == RULE_NAME_QUIC ? IPPROTO_UDP : IPPROTO_TCP;
 	char *out = ps->r->flow.names[kind];
 	const char *s = val(ps, k);
 	size_t used = 0;
@@ -1424,6 +1425,14 @@ static int parse_names(struct parser *ps, enum rule_key k)
 		s += len + 1;
 	}
 	out[used] = '\0';
+	/* TLS and HTTP names come over TCP, QUIC's over UDP: the key implies its protocol. */
+	if (!(ps->r->m.flags & RULE_M_PROTO)) {
+		ps->r->m.flags |= RULE_M_PROTO;
+		ps->r->m.proto = want;
+	} else if (ps->r->m.proto != want) {
+		return fail(ps, k, "needs proto=%s (implied when proto is not given)",
+			    want == IPPROTO_UDP ? "udp" : "tcp");
+	}
 	ps->r->m.flags |= RULE_M_FLOW;
 	ps->r->flow.flags |= names_flag[kind];
 	return 0;

@@ -54,8 +54,8 @@ NFT
 quic_got() { px nft list counter inet names quic | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
 
 write_config "$WORKDIR/n.conf" 'rules = (
-	{ name = "sni"; proto = "tcp"; tls-sni = "*.blocked.test"; verdict = "reject"; reject-with = "tcp-reset"; },
-	{ name = "host"; proto = "tcp"; http-host = "*.blocked.test"; verdict = "reject"; reject-with = "tcp-reset"; },
+	{ name = "sni"; tls-sni = "*.blocked.test"; verdict = "reject"; reject-with = "tcp-reset"; },
+	{ name = "host"; http-host = "*.blocked.test"; verdict = "reject"; reject-with = "tcp-reset"; },
 	{ name = "quic"; quic-sni = "example.com"; verdict = "drop"; }
 );'
 if start_ipmodd "$WORKDIR/n.conf"; then

@@ -2034,9 +2034,26 @@ static void test_flow(void)
 			{ "http-host=a.b*", 0, "http-host: 'a.b*': a name has letters" },
 			{ "quic-sni=a,,b", 0, "quic-sni: 'a,,b': a name is 1..253 characters" },
 			{ "tls-sni=a,b,c,d,e,f,g,h,i", 0, "tls-sni: 'a,b,c,d,e,f,g,h,i': more than 8 names" },
+			{ "proto=udp tls-sni=a.test", 1, "tls-sni: 'a.test': needs proto=tcp" },
+			{ "http-host=a.test quic-sni=b.test", 1, "quic-sni: 'b.test': needs proto=udp" },
 		};
 
 		rule_check_refusals(flow_bad, ARRAY_SIZE(flow_bad));
+	}
+	{
+		struct rule *r = rule_of("tls-sni=A.Test,*.B.test verdict=reject reject-with=tcp-reset");
+		char out[RULE_FORMAT_MAX] = "";
+
+		ok(r && rule_format(r, out, sizeof(out)) > 0 &&
+		   !strcmp(out, "proto=tcp tls-sni=a.test,*.b.test verdict=reject reject-with=tcp-reset"),
+		   "tls-sni implies proto=tcp (and lowercases): '%s'", out);
+		ok(r && rule_round_trips(r, out, sizeof(out), NULL), "... and reads back equal");
+		rule_free(r);
+		r = rule_of("quic-sni=example.com verdict=drop");
+		ok(r && rule_format(r, out, sizeof(out)) > 0 &&
+		   !strcmp(out, "proto=udp quic-sni=example.com verdict=drop"),
+		   "quic-sni implies proto=udp: '%s'", out);
+		rule_free(r);
 	}
 	{
 		struct pkt_flow nf = { .pos = 4, .state = FLOW_STATE_ESTABLISHED };
