@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "flow.h"
+#include "hello.h"
 #include "packet.h"
 #include "util.h"
 
@@ -592,6 +593,125 @@ void flow_rbuf_release(struct flow_table *t, struct flow *f)
 	t->st.rbufs_used--;
 	f->rbuf = 0;
 	f->rbuf_len = 0;
+}
+
+/* ---- the host name a flow's client asks for -------------------------------- */
+
+/*
+ * (tls-sni, http-host, quic-sni):
+ * looked for in the first client bytes, then remembered in the flow (and
+ * its search ended) for every later packet.  f->host_done: 0 nothing seen
+ * yet, HOST_SYN a TCP SYN gave the first sequence number (f->host_seq is
+ * the next byte wanted), HOST_DONE the search ended.
+ */
+enum { HOST_NONE, HOST_SYN, HOST_DONE };
+#define HOST_QUIC_TRIES 3	/* client datagrams tried for a QUIC Initial */
+
+static void host_found(struct flow_table *t, struct flow *f, uint8_t kind, const char *name,
+		       size_t len)
+{
+	char low[FLOW_HOST_MAX];
+
+	if (len && len <= FLOW_HOST_MAX) {
+		for (size_t i = 0; i < len; i++)
+			low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+		if (flow_set_host(f, low, len) == 0)
+			f->host_kind = kind;
+	}
+	f->host_done = HOST_DONE;
+	flow_rbuf_release(t, f);
+}
+
+/* The stream's first bytes so far (data, len): found, given up, or wait for more. */
+static void host_stream(struct flow_table *t, struct flow *f, const uint8_t *data, size_t len)
+{
+	uint32_t off = 0, nlen = 0;
+	size_t need = 0;
+	int r;
+
+	if (data[0] == 0x16) {
+		r = hello_tls_sni(data, len, &off, &nlen, &need);
+		if (r == 0)
+			host_found(t, f, PKT_NAME_TLS, (const char *)data + off, nlen);
+	} else {
+		r = hello_http_host(data, len, &off, &nlen);
+		if (r == 0)
+			host_found(t, f, PKT_NAME_HTTP, (const char *)data + off, nlen);
+	}
+	if (r == -EAGAIN && len < FLOW_RBUF_SIZE)
+		return;
+	if (r != 0) {
+		f->host_done = HOST_DONE;
+		flow_rbuf_release(t, f);
+	}
+}
+
+void flow_host_feed(struct flow_table *t, struct flow *f, enum flow_dir dir, const struct pkt *p)
+{
+	size_t len = flow_pkt_payload_len(p), held;
+	const uint8_t *data, *buf;
+	uint32_t seq, want;
+	char name[HELLO_NAME_MAX + 1];
+	int r;
+
+	if (f->host_done == HOST_DONE || dir != FLOW_DIR_ORIGINAL || !p->l4_complete)
+		return;
+	if (p->l4proto == IPPROTO_UDP) {
+		if (!len)
+			return;
+		data = p->data + p->l4off + 8;
+		/* A QUIC long header (Initial or not: hello_quic_sni() says). */
+		r = (data[0] & 0xc0) == 0xc0 ? hello_quic_sni(data, len, name, sizeof(name)) : -ENOENT;
+		if (r == 0)
+			host_found(t, f, PKT_NAME_QUIC, name, strnlen(name, sizeof(name)));
+		else if (r != -EAGAIN || f->pkts[FLOW_DIR_ORIGINAL] + 1 >= HOST_QUIC_TRIES)
+			f->host_done = HOST_DONE;
+		return;
+	}
+	if (p->l4proto != IPPROTO_TCP) {
+		f->host_done = HOST_DONE;
+		return;
+	}
+	seq = (uint32_t)p->data[p->l4off + 4] << 24 | (uint32_t)p->data[p->l4off + 5] << 16 |
+	      (uint32_t)p->data[p->l4off + 6] << 8 | p->data[p->l4off + 7];
+	if ((p->tcp_flags & (0x02 | 0x10)) == 0x02) {	/* SYN without ACK */
+		f->host_seq = seq + 1;
+		f->host_done = HOST_SYN;
+		return;
+	}
+	/* Picked up in the middle: where the stream starts is not known. */
+	if (f->host_done != HOST_SYN) {
+		f->host_done = HOST_DONE;
+		return;
+	}
+	if (!len)
+		return;
+	data = p->data + p->l4off + (size_t)(p->data[p->l4off + 12] >> 4) * 4;
+	buf = flow_rbuf_data(t, f, &held);
+	want = f->host_seq + (uint32_t)held;
+	/* Bytes before want were seen (a retransmission); after it, a gap: wait for it. */
+	if ((int32_t)(seq - want) > 0)
+		return;
+	if ((uint32_t)(want - seq) >= len)
+		return;
+	data += want - seq;
+	len -= want - seq;
+	if (!buf) {
+		/* The common case: the whole hello in the first segment, read in place. */
+		host_stream(t, f, data, len);
+		if (f->host_done == HOST_DONE)
+			return;
+	}
+	r = flow_rbuf_append(t, f, data, len);
+	if (r < 0) {
+		f->host_done = HOST_DONE;	/* the pool is empty: counted, given up */
+		return;
+	}
+	/* The first segment was looked at in place already. */
+	if (!buf)
+		return;
+	buf = flow_rbuf_data(t, f, &held);
+	host_stream(t, f, buf, held);
 }
 
 /* ---- listing --------------------------------------------------------------- */

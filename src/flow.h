@@ -180,6 +180,21 @@ uint64_t flow_account(struct flow_table *t, struct flow *f, enum flow_dir dir, s
  */
 unsigned int flow_expire(struct flow_table *t, uint64_t now_ns, unsigned int budget);
 
+/*
+ * Look for the host name f's client asks for in p, a packet of f in
+ * direction dir, before it is counted (the daemon calls it for every
+ * packet): the TCP stream's first client bytes in sequence order (read in
+ * place when the first segment holds the whole hello, else gathered in a
+ * reassembly buffer, up to FLOW_RBUF_SIZE; a segment after a gap waits for
+ * the retransmission, one already seen is skipped) for a TLS ClientHello's
+ * server_name or an HTTP/1.x Host, or the first client UDP datagrams (up
+ * to 3) for a QUIC Initial's.  Found: f->host (lowercase) and f->host_kind
+ * (packet.h's PKT_NAME_*) set and the search ended; none, malformed, cut,
+ * a flow picked up after its SYN, or the pool empty: ended without a name.
+ * Never allocates.
+ */
+void flow_host_feed(struct flow_table *t, struct flow *f, enum flow_dir dir, const struct pkt *p);
+
 /* Remember the host name found in f (1..FLOW_HOST_MAX bytes, no NUL in it). */
 int flow_set_host(struct flow *f, const char *name, size_t len);
 
