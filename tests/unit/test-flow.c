@@ -13,10 +13,12 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "flow.h"
+#include "hello.h"
 #include "packet.h"
 #include "tap.h"
 #include "util.h"
@@ -898,6 +900,77 @@ static void test_host(void)
 	flow_table_free(t);
 }
 
+/* A hex file of tests/data into buf; its length, 0 when it cannot be read. */
+static size_t hex_file(const char *name, uint8_t *buf, size_t cap)
+{
+	char path[512];
+	size_t n = 0;
+	int c, hi = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", TESTDATA, name);
+	fp = fopen(path, "r");
+	if (!fp)
+		return 0;
+	while ((c = fgetc(fp)) != EOF && n < cap) {
+		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+
+		if (v < 0)
+			continue;
+		if (hi < 0) {
+			hi = v;
+		} else {
+			buf[n++] = (uint8_t)(hi << 4 | v);
+			hi = -1;
+		}
+	}
+	fclose(fp);
+	return n;
+}
+
+static void test_host_tls_quic(void)
+{
+	static uint8_t hello[2048], dgram[1500];
+	size_t n = hex_file("tls-clienthello-openssl.hex", hello, sizeof(hello));
+	size_t q = hex_file("quic-v1-initial.hex", dgram, sizeof(dgram));
+	struct flow_table *t = table(1024, 2);
+	size_t third = n / 3;
+	struct flow *f;
+	struct tpkt pk;
+	struct pkt *p;
+	uint64_t now = T0;
+
+	ok(n > 100 && q == 1200, "tests/data: the ClientHello (%zu bytes) and the QUIC Initial (%zu)", n, q);
+	host_step(t, seg(&pk, false, TF_SYN, 41, NULL, 0), now);
+	host_step(t, seg(&pk, false, TF_ACK, 42, (const char *)hello, third), now);
+	f = host_step(t, seg(&pk, false, TF_ACK, 42 + (uint32_t)third, (const char *)hello + third, third), now);
+	ok(f && !f->host_kind, "TLS ClientHello in 3 segments: no name before the last");
+	f = host_step(t, seg(&pk, false, TF_ACK, 42 + 2 * (uint32_t)third, (const char *)hello + 2 * third,
+			     n - 2 * third), now);
+	ok(host_is(f, PKT_NAME_TLS, "a.blocked.test"), "... the last gives a.blocked.test (%s)",
+	   f ? f->host : "");
+	flow_table_free(t);
+
+	t = table(1024, 2);
+	/* mk() makes the payload; the datagram replaces it (same length). */
+	p = mk(&pk, AF_INET, IPPROTO_UDP, "192.0.2.1", 50001, "198.51.100.7", 443, 0, q);
+	memcpy(p->data + p->l4off + 8, dgram, q);
+	f = host_step(t, p, now);
+	if (hello_quic_supported())
+		ok(host_is(f, PKT_NAME_QUIC, "example.com"), "QUIC: the RFC 9001 Initial gives example.com");
+	else
+		ok(f && f->host_done && !f->host_kind, "QUIC: built without libcrypto, no name # SKIP");
+	dgram[600] ^= 0x5a;
+	p = mk(&pk, AF_INET, IPPROTO_UDP, "192.0.2.1", 50002, "198.51.100.7", 443, 0, q);
+	memcpy(p->data + p->l4off + 8, dgram, q);
+	f = host_step(t, p, now);
+	ok(f && f->host_done && !f->host_kind, "QUIC: a damaged Initial gives no name, the search ends");
+	p = mk(&pk, AF_INET, IPPROTO_UDP, "192.0.2.1", 50003, "198.51.100.7", 53, 0, 30);
+	f = host_step(t, p, now);
+	ok(f && f->host_done && !f->host_kind, "UDP that is not QUIC: no name");
+	flow_table_free(t);
+}
+
 int main(void)
 {
 	test_directions();
@@ -911,5 +984,6 @@ int main(void)
 	test_model();
 	test_no_alloc();
 	test_host();
+	test_host_tls_quic();
 	return tap_done();
 }
