@@ -19,6 +19,7 @@
 
 #include "chain-index.h"
 #include "chain.h"
+#include "hello.h"
 #include "forge.h"
 #include "hostset.h"
 #include "prefixset.h"
@@ -141,6 +142,10 @@ void chain_set_linear(struct chain *c, bool linear)
 uint32_t chain_rule_gso_vary(const struct rule *r, bool tcp)
 {
 	uint32_t v = r->m.flags & (RULE_M_LENGTH | RULE_M_PROBABILITY);
+
+	/* A super-packet's segments have their own positions and byte offsets. */
+	if (r->flow.flags & (RULE_F_PACKETS | RULE_F_BYTES))
+		v |= RULE_M_FLOW;
 
 	if ((r->m.flags & RULE_M_TCP_FLAGS) && tcp && (r->m.tcp_mask & ~GSO_TCP_FLAGS_SAME))
 		v |= RULE_M_TCP_FLAGS;
@@ -592,6 +597,52 @@ static inline unsigned int pkt_dir_bit(const struct pkt *p)
 	return p->dir == PKT_DIR_IN ? RULE_DIR_IN : RULE_DIR_OUT;
 }
 
+/*
+ * tls-sni, http-host, quic-sni: the flow's host name came from that kind of
+ * hello and one of the key's names matches it.  A rule with several of the
+ * keys matches when any of them does (a name comes from one kind only).
+ */
+static bool names_match(const struct rule_flow *fm, const struct pkt_flow *pf)
+{
+	static const struct {
+		uint8_t flag, kind, names;
+	} kinds[] = {
+		{ RULE_F_TLS_SNI, PKT_NAME_TLS, RULE_NAME_TLS },
+		{ RULE_F_HTTP_HOST, PKT_NAME_HTTP, RULE_NAME_HTTP },
+		{ RULE_F_QUIC_SNI, PKT_NAME_QUIC, RULE_NAME_QUIC },
+	};
+
+	if (!pf->name_kind || !pf->name_len)
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (!(fm->flags & kinds[i].flag) || pf->name_kind != kinds[i].kind)
+			continue;
+		for (const char *n = fm->names[kinds[i].names]; *n; n += strlen(n) + 1)
+			if (hello_name_match(n, pf->name, pf->name_len))
+				return true;
+	}
+	return false;
+}
+
+/* flow-packets, flow-bytes, flow-state, flow-dir: never without a flow. */
+static bool flow_match(const struct rule_flow *fm, const struct pkt_flow *pf)
+{
+	if (!pf)
+		return false;
+	if ((fm->flags & RULE_F_PACKETS) && (pf->pos < fm->pkts_lo || pf->pos > fm->pkts_hi))
+		return false;
+	if ((fm->flags & RULE_F_BYTES) &&
+	    (pf->bytes_before < fm->bytes_lo || pf->bytes_before > fm->bytes_hi))
+		return false;
+	if ((fm->flags & RULE_F_STATE) && pf->state != fm->state)
+		return false;
+	if ((fm->flags & RULE_F_DIR) && pf->fdir != fm->dir)
+		return false;
+	if (fm->flags & (RULE_F_TLS_SNI | RULE_F_HTTP_HOST | RULE_F_QUIC_SNI))
+		return names_match(fm, pf);
+	return true;
+}
+
 static inline bool match_some(struct chain *c, const struct rule *r, const struct pkt *p,
 			      uint32_t f)
 {
@@ -656,6 +707,8 @@ static inline bool match_some(struct chain *c, const struct rule *r, const struc
 	if ((f & RULE_M_LENGTH) && !in_range(pkt_ip_len(p), m->len_lo, m->len_hi))
 		return false;
 	if ((f & RULE_M_DSCP) && pkt_dscp(p) != m->dscp)
+		return false;
+	if ((f & RULE_M_FLOW) && !flow_match(&r->flow, p->flow))
 		return false;
 	/* Last, so the generator only runs for packets that match otherwise. */
 	if ((f & RULE_M_PROBABILITY) && c && prob_draw(c, m) >= m->prob_threshold)

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "flow.h"
 #include "tracelink.h"
 #include "util.h"
 
@@ -1345,6 +1346,7 @@ int config_new_default(struct config **ret)
 	cfg->ipv4 = cfg->ipv6 = cfg->ipv6_auto = true;
 	cfg->reinject = REINJECT_AUTO;
 	cfg->stall_timeout_ms = 5000;
+	cfg->flows_max = FLOW_MAX_DEFAULT;
 	cfg->self_check = true;
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s",
 		 RUNDIR "/ipmodd/control.sock");
@@ -1576,6 +1578,7 @@ KEY_EQUAL(eq_control_socket, strcmp(a->control_socket, b->control_socket) == 0)
 KEY_EQUAL(eq_control_group, strcmp(a->control_group, b->control_group) == 0)
 KEY_EQUAL(eq_control_mode, a->control_mode == b->control_mode)
 KEY_EQUAL(eq_fastpath, a->fastpath == b->fastpath)
+KEY_EQUAL(eq_flows_max, a->flows_max == b->flows_max)
 KEY_EQUAL(eq_reinject, a->reinject == b->reinject)
 KEY_EQUAL(eq_rp_filter, a->rp_filter_keep == b->rp_filter_keep)
 KEY_EQUAL(eq_self_check, a->self_check == b->self_check)
@@ -1644,6 +1647,9 @@ static const struct config_key config_keys[] = {
 	{ .name = "control.mode", .parse = parse_control_mode, .restart = true,
 	  .equal = eq_control_mode },
 	{ ENUM_KEY("fastpath", fastpath, fastpath_modes), .restart = true, .equal = eq_fastpath },
+	/* the table is sized at the start */
+	{ INT_KEY("flows.max", parse_int, flows_max, FLOW_MAX_MIN, FLOW_MAX_MAX), .restart = true,
+	  .equal = eq_flows_max },
 	/* the reload's new chain */
 	{ .name = "rules", .parse = parse_rules },
 	/* in the rules' seeds, so in the new chain */

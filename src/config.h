@@ -85,6 +85,7 @@ struct config {
 	char control_group[64];	/* "": root only */
 	unsigned int control_mode;	/* of the socket file: 0600, 0660 or 0666 */
 	enum fastpath_mode fastpath;
+	uint32_t flows_max;	/* flows.max: entries of the daemon's flow table (flow.h) */
 
 	struct rule **rules;
 	size_t n_rules;

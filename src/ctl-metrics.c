@@ -269,6 +269,15 @@ static void metrics_write(struct metrics *mx, const struct rules_view *rules)
 	om_status_labelled(mx, "ipmodd_gso_packets", "counter", NULL,
 			   "GSO super-packets run through the chain whole, or split", "mode",
 			   gso_keys, gso_names, 2);
+	om_status(mx, "flows-entries", "ipmodd_flow_entries", "gauge", NULL,
+		  "Flows in the daemon's flow table");
+	om_status(mx, "flows-max", "ipmodd_flow_entries_max", "gauge", NULL,
+		  "Entries the flow table holds at most (flows.max)");
+	om_status(mx, "flows-created", "ipmodd_flows_started", "counter", NULL, "Flows started");
+	om_status(mx, "flows-evicted", "ipmodd_flows_evicted", "counter", NULL,
+		  "Live flows removed to make room for new ones (the table was full)");
+	om_status(mx, "flows-expired", "ipmodd_flows_expired", "counter", NULL,
+		  "Flows removed after their idle timeout");
 	om_status(mx, "dropped-rule", "ipmodd_dropped_packets", "counter", NULL,
 		  "Packets a rule dropped, in the daemon or in the kernel");
 	om_malformed(mx);

@@ -622,6 +622,14 @@ const struct ctlcli_subcommand ctlcli_subcommands[] = {
 		  "icmp-type=, icmp-code=, ttl=, dscp=, len=, family=, direction=out|in.\n"
 		  "Nothing is sent: the running chain is walked for a packet built from them.\n"
 		  "  ipmodctl explain proto=tcp dst=192.0.2.7 dport=443 flags=syn\n" },
+	{ .name = "flows", .cmd = CTLCLI_FLOWS,
+	  .args = "[proto=P] [host=NAME] [port=N] [state=S] [limit=N]",
+	  .description = "List the daemon's flows, most recently used first",
+	  .parse = parse_words, .request_key = "flows", .request_value = "1",
+	  .help = "\nFilters: proto=tcp|udp|icmp|icmpv6|N, host=NAME (the flow's host name or a\n"
+		  "domain it is in), port=N (either side), state=new|established|closing\n"
+		  "(repeatable), limit=N (1..50000, default 1000 flows listed).\n"
+		  "  ipmodctl flows proto=tcp host=example.com\n" },
 	{ .name = "monitor", .cmd = CTLCLI_MONITOR, .args = "",
 	  .description = "Print one line per change of the rules (who, what, generation)",
 	  .parse = parse_fixed, .request_key = "monitor", .request_value = "changes",

@@ -62,6 +62,21 @@ const char *fastpath_rule_why_not(const struct rule *r)
 		return "dst-set";
 	if (r->m.flags & RULE_M_HOST_SET)
 		return "host-set";
+	/* The kernel keeps no flows (yet): the daemon's flow table decides. */
+	if (r->flow.flags & RULE_F_PACKETS)
+		return "flow-packets";
+	if (r->flow.flags & RULE_F_BYTES)
+		return "flow-bytes";
+	if (r->flow.flags & RULE_F_STATE)
+		return "flow-state";
+	if (r->flow.flags & RULE_F_DIR)
+		return "flow-dir";
+	if (r->flow.flags & RULE_F_TLS_SNI)
+		return "tls-sni";
+	if (r->flow.flags & RULE_F_HTTP_HOST)
+		return "http-host";
+	if (r->flow.flags & RULE_F_QUIC_SNI)
+		return "quic-sni";
 	if (rule_impairs(r))
 		return "impairs";
 	if (r->a.clamp_mss)

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "flow.h"
+#include "hello.h"
 #include "packet.h"
 #include "util.h"
 
@@ -43,7 +44,8 @@ struct flow_table {
 	struct flow *e;
 	uint32_t *heads;
 	uint32_t nmax, hmask;
-	uint32_t free_head;	/* through hnext */
+	uint32_t free_head;	/* through hnext: entries used once and freed */
+	uint32_t fresh;		/* entries [fresh, nmax) were never used (pages not touched) */
 	uint32_t lru_head, lru_tail;	/* most / least recently used */
 	uint32_t hand;		/* flow_expire()'s sweep position */
 	uint64_t sipkey[2];
@@ -136,9 +138,9 @@ int flow_table_new(const struct flow_params *params, struct flow_table **ret)
 	advise_huge(t->e, (size_t)t->nmax * sizeof(*t->e));
 	advise_huge(t->heads, (size_t)hsize * sizeof(*t->heads));
 	memset(t->heads, 0xff, (size_t)hsize * sizeof(*t->heads));
-	for (uint32_t i = 0; i < t->nmax; i++)
-		t->e[i].hnext = i + 1 < t->nmax ? i + 1 : NIL;
-	t->free_head = 0;
+	/* Entries are taken in order as needed: the memory is touched as the table fills. */
+	t->free_head = NIL;
+	t->fresh = 0;
 	t->lru_head = t->lru_tail = NIL;
 	for (uint32_t i = 0; i < t->nrbufs; i++)
 		t->rfree[i] = (uint16_t)(t->nrbufs - 1 - i);
@@ -368,6 +370,9 @@ static void flow_init(struct flow_table *t, struct flow *f, unsigned int side, u
 	f->bytes[0] = f->bytes[1] = 0;
 	f->first_ns = f->last_ns = now_ns;
 	f->host[0] = '\0';
+	f->host_kind = 0;
+	f->host_done = 0;
+	f->host_seq = 0;
 	f->expires_ns = now_ns + flow_timeout(t, f);
 	t->st.created++;
 }
@@ -410,7 +415,10 @@ void flow_lookup_or_add(struct flow_table *t, const struct flow_key *k, unsigned
 		return;
 	}
 
-	if (t->free_head == NIL) {
+	if (t->free_head == NIL && t->fresh < t->nmax) {
+		t->e[t->fresh].hnext = NIL;
+		t->free_head = t->fresh++;
+	} else if (t->free_head == NIL) {
 		/* Full: the least recently used goes, expired or not. */
 		i = t->lru_tail;
 		if (flow_expired(&t->e[i], now_ns))
@@ -526,7 +534,7 @@ unsigned int flow_expire(struct flow_table *t, uint64_t now_ns, unsigned int bud
 	for (; budget && t->st.entries; budget--) {
 		uint32_t i = t->hand;
 
-		t->hand = i + 1 < t->nmax ? i + 1 : 0;
+		t->hand = i + 1 < t->fresh ? i + 1 : 0;
 		if (t->e[i].used && flow_expired(&t->e[i], now_ns)) {
 			flow_remove(t, i);
 			t->st.expired++;
@@ -585,6 +593,125 @@ void flow_rbuf_release(struct flow_table *t, struct flow *f)
 	t->st.rbufs_used--;
 	f->rbuf = 0;
 	f->rbuf_len = 0;
+}
+
+/* ---- the host name a flow's client asks for -------------------------------- */
+
+/*
+ * (tls-sni, http-host, quic-sni):
+ * looked for in the first client bytes, then remembered in the flow (and
+ * its search ended) for every later packet.  f->host_done: 0 nothing seen
+ * yet, HOST_SYN a TCP SYN gave the first sequence number (f->host_seq is
+ * the next byte wanted), HOST_DONE the search ended.
+ */
+enum { HOST_NONE, HOST_SYN, HOST_DONE };
+#define HOST_QUIC_TRIES 3	/* client datagrams tried for a QUIC Initial */
+
+static void host_found(struct flow_table *t, struct flow *f, uint8_t kind, const char *name,
+		       size_t len)
+{
+	char low[FLOW_HOST_MAX];
+
+	if (len && len <= FLOW_HOST_MAX) {
+		for (size_t i = 0; i < len; i++)
+			low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+		if (flow_set_host(f, low, len) == 0)
+			f->host_kind = kind;
+	}
+	f->host_done = HOST_DONE;
+	flow_rbuf_release(t, f);
+}
+
+/* The stream's first bytes so far (data, len): found, given up, or wait for more. */
+static void host_stream(struct flow_table *t, struct flow *f, const uint8_t *data, size_t len)
+{
+	uint32_t off = 0, nlen = 0;
+	size_t need = 0;
+	int r;
+
+	if (data[0] == 0x16) {
+		r = hello_tls_sni(data, len, &off, &nlen, &need);
+		if (r == 0)
+			host_found(t, f, PKT_NAME_TLS, (const char *)data + off, nlen);
+	} else {
+		r = hello_http_host(data, len, &off, &nlen);
+		if (r == 0)
+			host_found(t, f, PKT_NAME_HTTP, (const char *)data + off, nlen);
+	}
+	if (r == -EAGAIN && len < FLOW_RBUF_SIZE)
+		return;
+	if (r != 0) {
+		f->host_done = HOST_DONE;
+		flow_rbuf_release(t, f);
+	}
+}
+
+void flow_host_feed(struct flow_table *t, struct flow *f, enum flow_dir dir, const struct pkt *p)
+{
+	size_t len = flow_pkt_payload_len(p), held;
+	const uint8_t *data, *buf;
+	uint32_t seq, want;
+	char name[HELLO_NAME_MAX + 1];
+	int r;
+
+	if (f->host_done == HOST_DONE || dir != FLOW_DIR_ORIGINAL || !p->l4_complete)
+		return;
+	if (p->l4proto == IPPROTO_UDP) {
+		if (!len)
+			return;
+		data = p->data + p->l4off + 8;
+		/* A QUIC long header (Initial or not: hello_quic_sni() says). */
+		r = (data[0] & 0xc0) == 0xc0 ? hello_quic_sni(data, len, name, sizeof(name)) : -ENOENT;
+		if (r == 0)
+			host_found(t, f, PKT_NAME_QUIC, name, strnlen(name, sizeof(name)));
+		else if (r != -EAGAIN || f->pkts[FLOW_DIR_ORIGINAL] + 1 >= HOST_QUIC_TRIES)
+			f->host_done = HOST_DONE;
+		return;
+	}
+	if (p->l4proto != IPPROTO_TCP) {
+		f->host_done = HOST_DONE;
+		return;
+	}
+	seq = (uint32_t)p->data[p->l4off + 4] << 24 | (uint32_t)p->data[p->l4off + 5] << 16 |
+	      (uint32_t)p->data[p->l4off + 6] << 8 | p->data[p->l4off + 7];
+	if ((p->tcp_flags & (0x02 | 0x10)) == 0x02) {	/* SYN without ACK */
+		f->host_seq = seq + 1;
+		f->host_done = HOST_SYN;
+		return;
+	}
+	/* Picked up in the middle: where the stream starts is not known. */
+	if (f->host_done != HOST_SYN) {
+		f->host_done = HOST_DONE;
+		return;
+	}
+	if (!len)
+		return;
+	data = p->data + p->l4off + (size_t)(p->data[p->l4off + 12] >> 4) * 4;
+	buf = flow_rbuf_data(t, f, &held);
+	want = f->host_seq + (uint32_t)held;
+	/* Bytes before want were seen (a retransmission); after it, a gap: wait for it. */
+	if ((int32_t)(seq - want) > 0)
+		return;
+	if ((uint32_t)(want - seq) >= len)
+		return;
+	data += want - seq;
+	len -= want - seq;
+	if (!buf) {
+		/* The common case: the whole hello in the first segment, read in place. */
+		host_stream(t, f, data, len);
+		if (f->host_done == HOST_DONE)
+			return;
+	}
+	r = flow_rbuf_append(t, f, data, len);
+	if (r < 0) {
+		f->host_done = HOST_DONE;	/* the pool is empty: counted, given up */
+		return;
+	}
+	/* The first segment was looked at in place already. */
+	if (!buf)
+		return;
+	buf = flow_rbuf_data(t, f, &held);
+	host_stream(t, f, buf, held);
 }
 
 /* ---- listing --------------------------------------------------------------- */

@@ -90,6 +90,10 @@ struct flow {
 	uint64_t first_ns, last_ns;
 	uint16_t rbuf;		/* reassembly buffer index + 1, 0: none */
 	uint16_t rbuf_len;
+	/* The caller's, zeroed when the flow starts: how its host name search goes. */
+	uint8_t host_kind;	/* where host came from (packet.h's enum pkt_name_kind) */
+	uint8_t host_done;	/* the search ended (found, none, malformed, too long) */
+	uint32_t host_seq;	/* TCP: the sequence number of the next client byte wanted */
 	char host[FLOW_HOST_MAX + 1];	/* "" until a host name was found */
 } __attribute__((aligned(64)));
 
@@ -175,6 +179,21 @@ uint64_t flow_account(struct flow_table *t, struct flow *f, enum flow_dir dir, s
  * many were removed.
  */
 unsigned int flow_expire(struct flow_table *t, uint64_t now_ns, unsigned int budget);
+
+/*
+ * Look for the host name f's client asks for in p, a packet of f in
+ * direction dir, before it is counted (the daemon calls it for every
+ * packet): the TCP stream's first client bytes in sequence order (read in
+ * place when the first segment holds the whole hello, else gathered in a
+ * reassembly buffer, up to FLOW_RBUF_SIZE; a segment after a gap waits for
+ * the retransmission, one already seen is skipped) for a TLS ClientHello's
+ * server_name or an HTTP/1.x Host, or the first client UDP datagrams (up
+ * to 3) for a QUIC Initial's.  Found: f->host (lowercase) and f->host_kind
+ * (packet.h's PKT_NAME_*) set and the search ended; none, malformed, cut,
+ * a flow picked up after its SYN, or the pool empty: ended without a name.
+ * Never allocates.
+ */
+void flow_host_feed(struct flow_table *t, struct flow *f, enum flow_dir dir, const struct pkt *p);
 
 /* Remember the host name found in f (1..FLOW_HOST_MAX bytes, no NUL in it). */
 int flow_set_host(struct flow *f, const char *name, size_t len);

@@ -432,6 +432,7 @@ static const struct {
 	{ "gso-", "traffic" },
 	{ "queue-", "traffic" },
 	{ "dropped-", "traffic" },
+	{ "flows-", "flow table" },
 	{ "malformed-", "malformed packets (dropped)" },
 	{ "forged", "forged replies" },
 	{ "forge-", "forged replies" },
@@ -1311,6 +1312,73 @@ static int run_explain(const struct ctlcli *c)
 	return r;
 }
 
+/* ---- flows ---------------------------------------------------------------- */
+
+static void print_flows_json(const struct ctl_response *resp)
+{
+	const struct ctl_pair *p = resp->pairs;
+	bool first = true, in_flow = false, ffirst = true, had = false;
+	size_t i;
+
+	printf("{");
+	for (i = 0; i < resp->n; i++) {
+		if (!strcmp(p[i].key, "flow")) {
+			printf("%s", in_flow ? "}," : (first ? "\"flows\":[" : ",\"flows\":["));
+			printf("{\"line\":");
+			print_json_string(stdout, p[i].value);
+			in_flow = true;
+			had = true;
+			first = false;
+			ffirst = false;
+			continue;
+		}
+		if (!had && !strcmp(p[i].key, "listed")) {
+			printf("%s\"flows\":[]", first ? "" : ",");
+			had = true;
+			first = false;
+		}
+		if (in_flow && (!strcmp(p[i].key, "listed") || !strcmp(p[i].key, "more"))) {
+			printf("}]");
+			in_flow = false;
+		}
+		print_json_typed(&p[i], in_flow ? &ffirst : &first);
+	}
+	if (in_flow)
+		printf("}]");
+	printf("}\n");
+}
+
+static void print_flows_text(const struct ctl_response *resp)
+{
+	const char *entries = ctl_pairs_get(resp->pairs, resp->n, "flows-entries");
+	const char *listed = ctl_pairs_get(resp->pairs, resp->n, "listed");
+	const char *more = ctl_pairs_get(resp->pairs, resp->n, "more");
+
+	for (size_t i = 0; i < resp->n; i++)
+		if (!strcmp(resp->pairs[i].key, "flow"))
+			printf("%s\n", resp->pairs[i].value);
+	printf("%s flows listed", listed ? listed : "0");
+	if (more && strcmp(more, "0"))
+		printf(", %s more match (limit=N)", more);
+	printf(" (%s in the table)\n", entries ? entries : "?");
+}
+
+static int run_flows(const struct ctlcli *c)
+{
+	struct reply rep;
+	int r;
+
+	r = reply_alloc(&rep) < 0 ? EXIT_FAIL : call(c, &rep, NULL);
+	if (r == EXIT_OK) {
+		if (json)
+			print_flows_json(&rep.resp);
+		else
+			print_flows_text(&rep.resp);
+	}
+	reply_free(&rep);
+	return r;
+}
+
 /* ---- streams -------------------------------------------------------------- */
 
 static void on_signal(int sig)
@@ -1881,6 +1949,7 @@ static int (*const handlers[])(const struct ctlcli *c) = {
 	[CTLCLI_TRACE] = run_trace,
 	[CTLCLI_CAPTURE] = run_capture,
 	[CTLCLI_EXPLAIN] = run_explain,
+	[CTLCLI_FLOWS] = run_flows,
 	[CTLCLI_MONITOR] = run_monitor,
 	[CTLCLI_METRICS] = run_metrics,
 	[CTLCLI_VERSION] = run_version,

@@ -203,6 +203,18 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "surgery-fakes", m->stats.surgery_fakes);
 	ctl_reply_add_u64(reply, "surgery-whole", m->stats.surgery_whole);
 	ctl_reply_add_u64(reply, "surgery-errors", m->stats.surgery_errors);
+	if (m->flows) {
+		struct flow_stats fs;
+
+		flow_table_stats(m->flows, &fs);
+		ctl_reply_add_u64(reply, "flows-entries", fs.entries);
+		ctl_reply_add_u64(reply, "flows-max", fs.max_entries);
+		ctl_reply_add_u64(reply, "flows-created", fs.created);
+		ctl_reply_add_u64(reply, "flows-evicted", fs.evicted);
+		ctl_reply_add_u64(reply, "flows-expired", fs.expired);
+		ctl_reply_add_u64(reply, "flows-rbufs-used", fs.rbufs_used);
+		ctl_reply_add_u64(reply, "flows-rbufs-exhausted", fs.pool_exhausted);
+	}
 	/* What a rule dropped, in the daemon or in the kernel's fast path. */
 	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped + kernel.dropped + kernel_in.dropped);
 	for (i = PKT_OK + 1; i < PKT_CLASS_MAX; i++) {
@@ -780,6 +792,126 @@ static int cmd_monitor(struct manager *m, struct control_client *cl, const struc
 	return r;
 }
 
+/* "flows=1": the live flows, most recently used first, filtered, at most limit= of them. */
+#define FLOWS_LIST_DEFAULT 1000
+#define FLOWS_LIST_MAX 50000	/* 13 lines each: within CTL_REPLY_KEYS_MAX */
+
+struct flows_listing {
+	struct ctl_reply *reply;
+	uint64_t now_ns;
+	uint64_t listed, limit, more;
+	int err;
+};
+
+static int flows_one(const struct flow *f, void *arg)
+{
+	struct flows_listing *l = arg;
+	char line[FLOW_LINE_MAX], a[INET6_ADDRSTRLEN], z[INET6_ADDRSTRLEN];
+	unsigned int o = f->opener, r = !f->opener;
+	int n;
+
+	if (l->listed >= l->limit) {
+		l->more++;
+		return 0;
+	}
+	n = flow_format(f, l->now_ns, line, sizeof(line));
+	if (n < 0) {
+		l->err = n;
+		return n;
+	}
+	inet_ntop(f->key.family, f->key.addr[o], a, sizeof(a));
+	inet_ntop(f->key.family, f->key.addr[r], z, sizeof(z));
+	ctl_reply_add(l->reply, "flow", line);
+	ctl_reply_add_u64(l->reply, "proto", f->key.proto);
+	ctl_reply_add(l->reply, "src", a);
+	ctl_reply_add_u64(l->reply, "sport", f->key.port[o]);
+	ctl_reply_add(l->reply, "dst", z);
+	ctl_reply_add_u64(l->reply, "dport", f->key.port[r]);
+	ctl_reply_add(l->reply, "state", flow_state_name(f->state));
+	ctl_reply_add_u64(l->reply, "orig-packets", f->pkts[FLOW_DIR_ORIGINAL]);
+	ctl_reply_add_u64(l->reply, "orig-bytes", f->bytes[FLOW_DIR_ORIGINAL]);
+	ctl_reply_add_u64(l->reply, "reply-packets", f->pkts[FLOW_DIR_REPLY]);
+	ctl_reply_add_u64(l->reply, "reply-bytes", f->bytes[FLOW_DIR_REPLY]);
+	ctl_reply_add_u64(l->reply, "age-ms", (l->now_ns - f->first_ns) / 1000000);
+	if (f->host[0])
+		ctl_reply_add(l->reply, "host", f->host);
+	l->listed++;
+	return 0;
+}
+
+static int cmd_flows(struct manager *m, struct control_client *cl, const struct ctl_request *req,
+		     struct ctl_reply *reply)
+{
+	struct flows_listing l = { .reply = reply, .now_ns = manager_clock_ns(),
+				   .limit = FLOWS_LIST_DEFAULT };
+	struct flow_filter flt = { 0 };
+	struct flow_stats fs;
+	char *end;
+	unsigned long v;
+	int r;
+
+	for (size_t i = 0; i < req->n; i++) {
+		const char *k = req->pairs[i].key, *val = req->pairs[i].value;
+
+		if (!strcmp(k, "proto")) {
+			const char *name = NULL;
+
+			for (unsigned int p = 0; p < 256 && !name; p++) {
+				const char *pn = rule_proto_name(p);
+
+				if (pn && !strcmp(pn, val)) {
+					flt.proto = (uint8_t)p;
+					name = pn;
+				}
+			}
+			if (!name) {
+				v = strtoul(val, &end, 10);
+				if (!*val || *end || v < 1 || v > 255)
+					return ctl_reply_error(reply, -EINVAL,
+							       "proto: '%s' is not a protocol name or 1..255", val);
+				flt.proto = (uint8_t)v;
+			}
+		} else if (!strcmp(k, "host")) {
+			if (!*val || strlen(val) > FLOW_HOST_MAX)
+				return ctl_reply_error(reply, -EINVAL, "host: 1..%u characters", FLOW_HOST_MAX);
+			flt.host = val;
+		} else if (!strcmp(k, "port")) {
+			v = strtoul(val, &end, 10);
+			if (!*val || *end || v < 1 || v > 65535)
+				return ctl_reply_error(reply, -EINVAL, "port: '%s' is not 1..65535", val);
+			flt.port = (uint16_t)v;
+		} else if (!strcmp(k, "state")) {
+			unsigned int st;
+
+			for (st = 0; st < FLOW_STATE_MAX && strcmp(flow_state_name(st), val); st++)
+				;
+			if (st == FLOW_STATE_MAX)
+				return ctl_reply_error(reply, -EINVAL,
+						       "state: '%s' is not new, established or closing", val);
+			flt.state_mask |= (uint8_t)(1u << st);
+		} else if (!strcmp(k, "limit")) {
+			v = strtoul(val, &end, 10);
+			if (!*val || *end || v < 1 || v > FLOWS_LIST_MAX)
+				return ctl_reply_error(reply, -EINVAL, "limit: '%s' is not 1..%u", val,
+						       FLOWS_LIST_MAX);
+			l.limit = v;
+		} else {
+			return ctl_reply_error(reply, -EINVAL,
+					       "flows: unknown filter '%s' (proto, host, port, state, limit)", k);
+		}
+	}
+	if (!m->flows)
+		return ctl_reply_error(reply, -ENOENT, "no flow table");
+	flow_table_stats(m->flows, &fs);
+	ctl_reply_add_u64(reply, "flows-entries", fs.entries);
+	r = flow_foreach(m->flows, &flt, l.now_ns, flows_one, &l);
+	if (r < 0)
+		return ctl_reply_error(reply, r, "listing the flows");
+	ctl_reply_add_u64(reply, "listed", l.listed);
+	ctl_reply_add_u64(reply, "more", l.more);
+	return 0;
+}
+
 static int cmd_changes(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		       struct ctl_reply *reply)
 {
@@ -806,6 +938,7 @@ static const struct {
 	{ "trace", NULL, false, true, cmd_monitor },
 	{ "capture", NULL, false, true, cmd_monitor },
 	{ "monitor", "changes", false, false, cmd_changes },
+	{ "flows", "1", false, true, cmd_flows },
 };
 
 /*

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "chain.h"
+#include "flow.h"
 #include "gso.h"
 #include "hello.h"
 #include "log.h"
@@ -462,11 +463,91 @@ static void manager_run_chain(struct manager_path *path, struct pkt *p, struct g
 }
 
 /*
+ * The packet's flow, found or started in the flow table; NULL when the
+ * packet has nothing to key a flow on (a non-first fragment, an ICMP
+ * error).  Nothing is counted yet: flow_count() counts each packet.
+ */
+static struct flow *flow_of(struct manager *m, const struct pkt *p, uint64_t now_ns,
+			    enum flow_dir *dir)
+{
+	struct flow *f;
+	bool is_new;
+
+	if (!m->flows || flow_lookup_pkt(m->flows, p, now_ns, &f, dir, &is_new) < 0)
+		return NULL;
+	return f;
+}
+
+/* What the chain reads of f for a packet: its host name, if one was found. */
+static void flow_fill_name(const struct flow *f, struct pkt_flow *pf)
+{
+	pf->name_kind = f->host_kind;
+	pf->name = f->host;
+	pf->name_len = f->host_kind ? (uint8_t)strnlen(f->host, FLOW_HOST_MAX) : 0;
+}
+
+/*
+ * Count one packet (or one segment) of f, payload L4 bytes with TCP flags
+ * tcp_flags, and fill pf with what it is in its flow.
+ */
+static void flow_count(struct manager *m, struct flow *f, enum flow_dir dir, size_t payload,
+		       uint8_t tcp_flags, uint64_t now_ns, struct pkt_flow *pf)
+{
+	uint64_t before = 0, pos;
+
+	pos = flow_account(m->flows, f, dir, payload, tcp_flags, now_ns, &before);
+	if (!pf)
+		return;
+	pf->pos = pos > UINT32_MAX ? UINT32_MAX : (uint32_t)pos;
+	pf->bytes_before = before;
+	pf->state = f->state;
+	pf->fdir = (uint8_t)dir;
+	flow_fill_name(f, pf);
+}
+
+/* What the next packet of f in dir would be, not counted (the dry walk of chain_gso_whole()). */
+static void flow_peek(const struct flow *f, enum flow_dir dir, struct pkt_flow *pf)
+{
+	unsigned int d = dir == FLOW_DIR_REPLY;
+
+	pf->pos = f->pkts[d] + 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(f->pkts[d] + 1);
+	pf->bytes_before = f->bytes[d];
+	pf->state = f->state;
+	pf->fdir = (uint8_t)dir;
+	flow_fill_name(f, pf);
+}
+
+/*
+ * A super-packet that runs the chain whole counts as its segments: pf is
+ * its first segment's, the others are counted after it (each with
+ * gso.size payload bytes, the last with the rest; FIN and PSH on the last).
+ */
+static void flow_count_whole(struct manager *m, struct flow *f, enum flow_dir dir,
+			     const struct pkt *p, const struct gso *g, uint64_t now_ns,
+			     struct pkt_flow *pf)
+{
+	unsigned int segs = pkt_segs(p);
+	size_t left = flow_pkt_payload_len(p), seg = g && g->size ? g->size : left;
+	uint8_t flags = p->l4proto == IPPROTO_TCP ? p->tcp_flags : 0;
+	uint8_t last_only = 0x01 | 0x08;	/* FIN, PSH */
+
+	for (unsigned int k = 0; k < segs; k++) {
+		size_t n = k + 1 == segs || left < seg ? left : seg;
+
+		flow_count(m, f, dir, n, k + 1 == segs ? flags : flags & ~last_only, now_ns,
+			   k == 0 ? pf : NULL);
+		left -= n;
+	}
+}
+
+/*
  * A super-packet some rule needs the segments of: each segment, cut with
  * complete checksums, runs the chain and leaves as a packet of its own.
  */
-static void manager_split(struct manager_path *path, const struct pkt *p, const struct gso *g)
+static void manager_split(struct manager_path *path, const struct pkt *p, const struct gso *g,
+			  struct flow *f, enum flow_dir dir)
 {
+	struct pkt_flow pf;
 	struct manager *m = path->m;
 	uint8_t *seg = path->segbuf + HEADROOM;
 	struct pkt s;
@@ -485,6 +566,10 @@ static void manager_split(struct manager_path *path, const struct pkt *p, const 
 			m->stats.malformed[PKT_BAD_VNET]++;
 			continue;
 		}
+		if (f) {
+			flow_count(m, f, dir, flow_pkt_payload_len(&s), s.tcp_flags, path->now_ns, &pf);
+			s.flow = &pf;
+		}
 		manager_run_chain(path, &s, NULL);
 	}
 }
@@ -496,6 +581,9 @@ static void manager_process(struct manager_path *path, uint8_t *data, size_t len
 	struct manager *m = path->m;
 	struct pkt p = { .data = data, .len = len, .cap = PKT_MAX, .dir = path->dir };
 	struct gso g = { 0 };
+	struct pkt_flow pf;
+	enum flow_dir fdir = FLOW_DIR_ORIGINAL;
+	struct flow *f;
 	int cls;
 
 	cls = pkt_parse(&p);
@@ -525,12 +613,24 @@ static void manager_process(struct manager_path *path, uint8_t *data, size_t len
 				    m->cfg->table, (unsigned long long)m->loopguard.loops);
 		return;
 	}
+	f = flow_of(m, &p, path->now_ns, &fdir);
+	if (f)
+		flow_host_feed(m->flows, f, fdir, &p);
 	if (pkt_segs(&p) > 1) {
+		if (f) {
+			flow_peek(f, fdir, &pf);
+			p.flow = &pf;
+		}
 		if (!chain_gso_whole(m->chain, &p)) {
-			manager_split(path, &p, &g);
+			manager_split(path, &p, &g, f, fdir);
 			return;
 		}
 		m->stats.gso_whole++;
+		if (f)
+			flow_count_whole(m, f, fdir, &p, &g, path->now_ns, &pf);
+	} else if (f) {
+		flow_count(m, f, fdir, flow_pkt_payload_len(&p), p.tcp_flags, path->now_ns, &pf);
+		p.flow = &pf;
 	}
 	manager_run_chain(path, &p, vnet ? &g : NULL);
 }

@@ -59,6 +59,9 @@ int manager_new(struct config *cfg, struct manager **ret)
 	r = monitor_new(&m->monitor);
 	if (r < 0)
 		goto fail;
+	r = flow_table_new(&(struct flow_params){ .max_entries = cfg->flows_max }, &m->flows);
+	if (r < 0)
+		goto fail;
 	*ret = m;
 	return 0;
 fail:
@@ -102,6 +105,7 @@ struct manager *manager_free(struct manager *m)
 	m->fastpath = fastpath_close(m->fastpath);
 	m->tun = tun_close(m->tun);
 	chain_unref(m->chain);
+	m->flows = flow_table_free(m->flows);
 	config_free(m->cfg);
 	sd_event_unref(m->event);
 	pthread_mutex_destroy(&m->lock);
@@ -324,6 +328,8 @@ static int on_health(sd_event_source *s, uint64_t usec, void *userdata)
 		m->stats.unhealthy_ticks++;
 	}
 	m->health_rx = m->stats.rx_packets;
+	/* Idle flows go a bounded number at a time; a lookup never returns an expired one. */
+	flow_expire(m->flows, manager_clock_ns(), MANAGER_FLOW_EXPIRE_BUDGET);
 
 	trips = guardian_take_trips(m->guardian);
 	if (trips) {

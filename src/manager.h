@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "flow.h"
 #include "control.h"
 #include "impair.h"
 #include "inbound.h"
@@ -57,6 +58,9 @@ struct manager_stats {
 	uint64_t surgery_whole;			/* asked to cut, but it did not apply: sent whole */
 	uint64_t surgery_errors;		/* surgery failed (no memory): sent whole */
 };
+
+/* Flows examined for expiry per health check (flow_expire()). */
+#define MANAGER_FLOW_EXPIRE_BUDGET 16384
 
 /* Room in front of each packet for a virtio-net header. */
 #define MANAGER_HEADROOM 16
@@ -151,6 +155,7 @@ struct manager {
 	char audit_old[RULE_FORMAT_MAX];	/* the rule a del or replace takes out */
 	char audit_name[RULE_NAME_MAX];
 
+	struct flow_table *flows;		/* the packets' flows (flow.h), flows.max entries */
 	struct manager_stats stats;
 	struct loopguard loopguard;		/* packets written back that come back */
 	struct ratelimit io_log;

@@ -38,17 +38,24 @@ enum pkt_dir {
 };
 
 /*
- * What the manager's flow table found for a packet before the chain (issue
- * 14; the flow table fills it, see struct pkt.flow).
+ * What the daemon's flow table says of a packet (issue 14), filled before
+ * the chain runs (manager-packet.c); struct pkt.flow points at it.
  */
+enum pkt_name_kind {
+	PKT_NAME_NONE,
+	PKT_NAME_TLS,	/* TLS ClientHello server_name */
+	PKT_NAME_HTTP,	/* HTTP/1.x Host */
+	PKT_NAME_QUIC,	/* QUIC Initial's ClientHello server_name */
+};
+
 struct pkt_flow {
-	uint32_t pos;          /* 1-based position in its flow, in its direction */
-	uint64_t bytes_before; /* payload bytes before this packet, in its direction */
-	uint8_t state;         /* FLOW_NEW, FLOW_ESTABLISHED, FLOW_CLOSING (flow.h) */
-	uint8_t fdir;          /* FLOW_ORIGINAL, FLOW_REPLY */
-	uint8_t name_kind;     /* 0 none yet, HELLO_TLS, HELLO_HTTP, HELLO_QUIC */
+	uint32_t pos;		/* 1-based position in its flow, in its direction */
+	uint64_t bytes_before;	/* payload bytes before this packet, in its direction */
+	uint8_t state;		/* enum flow_state (flow.h), this packet counted */
+	uint8_t fdir;		/* enum flow_dir (flow.h) */
+	uint8_t name_kind;	/* enum pkt_name_kind: none yet, or where name came from */
 	uint8_t name_len;
-	const char *name;      /* the flow's host name (lowercase), name_len bytes */
+	const char *name;	/* the flow's host name (lowercase), name_len bytes */
 };
 
 struct pkt {
@@ -86,7 +93,8 @@ struct pkt {
 	/* Set by whoever read the packet, kept by pkt_parse(); 0: PKT_DIR_OUT. */
 	uint8_t dir;
 
-	struct pkt_flow *flow;	/* NULL when the daemon keeps no flow for the packet */
+	/* Set by the daemon before the chain, kept by pkt_parse(); NULL: no flow. */
+	const struct pkt_flow *flow;
 };
 
 /* Checksum arithmetic (RFC 1071 sums, RFC 1624 incremental updates). */

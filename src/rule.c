@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "hostset.h"
+#include "flow.h"
 #include "netem-tables.h"
 #include "prefixset.h"
 #include "rule.h"
@@ -114,6 +115,22 @@
 	  eq_host_set, NULL, "@/FILE, one host name or *.suffix per line")                    \
 	X(PROBABILITY, "probability", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_probability,         \
 	  put_probability, eq_probability, NULL, "fraction 0..1")                              \
+	/* flow: connection-aware matches on the packet's flow (issue 14) */                  \
+	X(FLOW_PACKETS, "flow-packets", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_flow_packets,      \
+	  put_flow_packets, NULL, NULL, "N or LO-HI, 1..4294967295, position in its direction") \
+	X(FLOW_BYTES, "flow-bytes", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_flow_bytes,            \
+	  put_flow_bytes, NULL, NULL, "N or LO-HI, 0..10^18, payload bytes before it")         \
+	X(FLOW_STATE, "flow-state", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_flow_state,            \
+	  put_flow_state, NULL, values_flow_state, "new, established or closing")              \
+	X(FLOW_DIR, "flow-dir", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_flow_dir, put_flow_dir,    \
+	  NULL, values_flow_dir, "original or reply")                                          \
+	/* names: the host name a flow's client asked for (issue 14) */                         \
+	X(TLS_SNI, "tls-sni", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_names, put_names, NULL, NULL, \
+	  "NAME or *.SUFFIX, up to 8 comma-separated (TLS ClientHello; implies proto=tcp)")   \
+	X(HTTP_HOST, "http-host", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_names, put_names, NULL,  \
+	  NULL, "NAME or *.SUFFIX, up to 8 comma-separated (HTTP/1.x Host; implies proto=tcp)") \
+	X(QUIC_SNI, "quic-sni", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_names, put_names, NULL,    \
+	  NULL, "NAME or *.SUFFIX, up to 8 comma-separated (QUIC Initial; implies proto=udp)") \
 	X(SET_TTL, "set-ttl", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_ttl, put_set_ttl,      \
 	  eq_set_ttl, NULL, "[+|-]1..255")                                                     \
 	X(SET_DSCP, "set-dscp", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_dscp, put_set_dscp,  \
@@ -1544,6 +1561,148 @@ static int parse_length(struct parser *ps, enum rule_key k)
 	return 0;
 }
 
+/* ---- flow: connection-aware matches (issue 14) ---- */
+
+static const struct name_value flow_state_names[] = {
+	{ "new", FLOW_STATE_NEW },
+	{ "established", FLOW_STATE_ESTABLISHED },
+	{ "closing", FLOW_STATE_CLOSING },
+};
+
+static const struct name_value flow_dir_names[] = {
+	{ "original", FLOW_DIR_ORIGINAL },
+	{ "reply", FLOW_DIR_REPLY },
+};
+
+static int parse_flow_packets(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long lo, hi;
+	int ret;
+
+	ret = parse_range(ps, k, val(ps, k), RULE_FLOW_PACKETS_MAX, &lo, &hi);
+	if (ret < 0)
+		return ret;
+	if (lo < 1)
+		return fail(ps, k, "positions count from 1");
+	r->m.flags |= RULE_M_FLOW;
+	r->flow.flags |= RULE_F_PACKETS;
+	r->flow.pkts_lo = (uint32_t)lo;
+	r->flow.pkts_hi = (uint32_t)hi;
+	return 0;
+}
+
+static int parse_flow_bytes(struct parser *ps, enum rule_key k)
+{
+	struct rule *r = ps->r;
+	unsigned long lo, hi;
+	int ret;
+
+	ret = parse_range(ps, k, val(ps, k), RULE_FLOW_BYTES_MAX, &lo, &hi);
+	if (ret < 0)
+		return ret;
+	r->m.flags |= RULE_M_FLOW;
+	r->flow.flags |= RULE_F_BYTES;
+	r->flow.bytes_lo = lo;
+	r->flow.bytes_hi = hi;
+	return 0;
+}
+
+static int parse_flow_state(struct parser *ps, enum rule_key k)
+{
+	int v = lookup_name(flow_state_names, ARRAY_SIZE(flow_state_names), val(ps, k));
+
+	if (v < 0)
+		return fail(ps, k, "not new, established or closing");
+	ps->r->m.flags |= RULE_M_FLOW;
+	ps->r->flow.flags |= RULE_F_STATE;
+	ps->r->flow.state = (uint8_t)v;
+	return 0;
+}
+
+static int parse_flow_dir(struct parser *ps, enum rule_key k)
+{
+	int v = lookup_name(flow_dir_names, ARRAY_SIZE(flow_dir_names), val(ps, k));
+
+	if (v < 0)
+		return fail(ps, k, "not original or reply");
+	ps->r->m.flags |= RULE_M_FLOW;
+	ps->r->flow.flags |= RULE_F_DIR;
+	ps->r->flow.dir = (uint8_t)v;
+	return 0;
+}
+
+/* ---- names: tls-sni, http-host, quic-sni (issue 14) ---- */
+
+static unsigned int names_kind(enum rule_key k)
+{
+	return k == K_TLS_SNI ? RULE_NAME_TLS : k == K_HTTP_HOST ? RULE_NAME_HTTP : RULE_NAME_QUIC;
+}
+
+static const uint8_t names_flag[RULE_NAME_KINDS] = {
+	[RULE_NAME_TLS] = RULE_F_TLS_SNI,
+	[RULE_NAME_HTTP] = RULE_F_HTTP_HOST,
+	[RULE_NAME_QUIC] = RULE_F_QUIC_SNI,
+};
+
+/*
+ * "a.example.com,*.b.test": each name 1..253 characters of letters, digits,
+ * '-', '_' and '.', no empty label, lowercased; "*." only in front.
+ */
+static int parse_names(struct parser *ps, enum rule_key k)
+{
+	unsigned int kind = names_kind(k), count = 0;
+	uint8_t want = kind == RULE_NAME_QUIC ? IPPROTO_UDP : IPPROTO_TCP;
+	char *out = ps->r->flow.names[kind];
+	const char *s = val(ps, k);
+	size_t used = 0;
+
+	if (!*s)
+		return fail(ps, k, "no name");
+	for (;;) {
+		size_t len = strcspn(s, ","), i = 0;
+
+		if (++count > RULE_NAMES_MAX)
+			return fail(ps, k, "more than %d names", RULE_NAMES_MAX);
+		if (!len || len > 253)
+			return fail(ps, k, "a name is 1..253 characters");
+		if (len >= 2 && s[0] == '*' && s[1] == '.')
+			i = 2;
+		if (i == len)
+			return fail(ps, k, "'*.' needs a domain after it");
+		for (size_t j = i; j < len; j++) {
+			char c = s[j];
+
+			if (!isalnum((unsigned char)c) && c != '-' && c != '_' && c != '.')
+				return fail(ps, k, "a name has letters, digits, '-', '_' and '.' (and '*.' in front)");
+			if (c == '.' && (j == i || s[j - 1] == '.'))
+				return fail(ps, k, "an empty label");
+		}
+		if (used + len + 2 > RULE_NAMES_BYTES)
+			return fail(ps, k, "the names are longer than %d bytes in all", RULE_NAMES_BYTES - 2);
+		for (size_t j = 0; j < len; j++)
+			out[used + j] = (char)tolower((unsigned char)s[j]);
+		used += len;
+		out[used++] = '\0';
+		if (!s[len])
+			break;
+		s += len + 1;
+	}
+	out[used] = '\0';
+	/* TLS and HTTP names come over TCP, QUIC's over UDP: the key implies its protocol. */
+	if (!(ps->r->m.flags & RULE_M_PROTO)) {
+		ps->r->m.flags |= RULE_M_PROTO;
+		ps->r->m.proto = want;
+	} else if (ps->r->m.proto != want) {
+		return fail(ps, k, "needs proto=%s (implied when proto is not given)",
+			    want == IPPROTO_UDP ? "udp" : "tcp");
+	}
+	ps->r->m.flags |= RULE_M_FLOW;
+	ps->r->flow.flags |= names_flag[kind];
+	return 0;
+}
+
+
 static int parse_dscp(struct parser *ps, enum rule_key k)
 {
 	struct rule *r = ps->r;
@@ -2314,6 +2473,46 @@ static void put_length(struct strbuf *o, const struct rule *r, enum rule_key k)
 		put_range(o, k, false, r->m.len_lo, r->m.len_hi);
 }
 
+static void put_names(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	unsigned int kind = names_kind(k);
+	const char *n = r->flow.names[kind];
+
+	if (!(r->flow.flags & names_flag[kind]))
+		return;
+	put_key(o, k);
+	for (bool first = true; *n; n += strlen(n) + 1, first = false)
+		strbuf_printf(o, "%s%s", first ? "" : ",", n);
+}
+
+static void put_flow_packets(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->flow.flags & RULE_F_PACKETS)
+		put_range(o, k, false, r->flow.pkts_lo, r->flow.pkts_hi);
+}
+
+static void put_flow_bytes(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (!(r->flow.flags & RULE_F_BYTES))
+		return;
+	put_key(o, k);
+	strbuf_printf(o, "%llu", (unsigned long long)r->flow.bytes_lo);
+	if (r->flow.bytes_hi != r->flow.bytes_lo)
+		strbuf_printf(o, "-%llu", (unsigned long long)r->flow.bytes_hi);
+}
+
+static void put_flow_state(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->flow.flags & RULE_F_STATE)
+		put_named(o, k, flow_state_names, ARRAY_SIZE(flow_state_names), r->flow.state);
+}
+
+static void put_flow_dir(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->flow.flags & RULE_F_DIR)
+		put_named(o, k, flow_dir_names, ARRAY_SIZE(flow_dir_names), r->flow.dir);
+}
+
 static void put_dscp(struct strbuf *o, const struct rule *r, enum rule_key k)
 {
 	if (r->m.flags & RULE_M_DSCP)
@@ -2656,6 +2855,8 @@ NV_VALUES(values_reject_with, reject_names)
 NV_VALUES(values_distribution, dist_names)
 STR_VALUES(values_bool, bool_names)
 NV_VALUES(values_aqm, aqm_names)
+NV_VALUES(values_flow_state, flow_state_names)
+NV_VALUES(values_flow_dir, flow_dir_names)
 
 static const char *const split_names[] = { "sni", "host", "midsld" };
 static const char *const fake_names[] = { "zero", "random" };

@@ -188,6 +188,8 @@ enum {
 	RULE_M_DST_SET = 1u << 26,	/* dst-set=@FILE: rule_match.dst_set */
 	RULE_M_DST_SET_NOT = 1u << 27,
 	RULE_M_HOST_SET = 1u << 28,	/* host-set=@FILE: rule_match.host_set */
+	/* struct rule.flow has matches (flow-packets ... quic-sni): see RULE_F_* */
+	RULE_M_FLOW = 1u << 31,
 };
 
 /* Matches that need the L4 header. */
@@ -370,8 +372,46 @@ struct rule_impair {
 #define RULE_DIR_IN (1u << 1)	/* 1 << PKT_DIR_IN */
 #define RULE_DIR_BOTH (RULE_DIR_OUT | RULE_DIR_IN)
 
+/*
+ * Connection-aware matches (issue 14), read from the packet's flow
+ * (struct pkt.flow, filled by the daemon before the chain).  A packet
+ * without a flow never matches them.  RULE_M_FLOW is set in m.flags
+ * whenever flags is not 0.
+ */
+enum {
+	RULE_F_PACKETS = 1u << 0,	/* flow-packets=N-M: pos in its direction, from 1 */
+	RULE_F_BYTES = 1u << 1,		/* flow-bytes=N-M: payload bytes before it */
+	RULE_F_STATE = 1u << 2,		/* flow-state=new|established|closing */
+	RULE_F_DIR = 1u << 3,		/* flow-dir=original|reply */
+	RULE_F_TLS_SNI = 1u << 4,	/* tls-sni=NAME[,NAME...] */
+	RULE_F_HTTP_HOST = 1u << 5,	/* http-host=NAME[,NAME...] */
+	RULE_F_QUIC_SNI = 1u << 6,	/* quic-sni=NAME[,NAME...] */
+};
+
+/*
+ * tls-sni, http-host, quic-sni: up to RULE_NAMES_MAX names, each a host name
+ * or "*.suffix" (hello_name_match()), lowercase, stored one after the other,
+ * each with its NUL, an empty string after the last; RULE_NAMES_BYTES in all.
+ */
+#define RULE_NAMES_MAX 8
+#define RULE_NAMES_BYTES 256
+enum { RULE_NAME_TLS, RULE_NAME_HTTP, RULE_NAME_QUIC, RULE_NAME_KINDS };
+
+#define RULE_FLOW_PACKETS_MAX 4294967295UL
+#define RULE_FLOW_BYTES_MAX 1000000000000000000UL
+
+struct rule_flow {
+	uint8_t flags;		/* RULE_F_* */
+	uint8_t state;		/* enum flow_state (flow.h) */
+	uint8_t dir;		/* enum flow_dir (flow.h) */
+	uint32_t pkts_lo, pkts_hi;
+	uint64_t bytes_lo, bytes_hi;
+	char names[RULE_NAME_KINDS][RULE_NAMES_BYTES];	/* by RULE_NAME_*, with RULE_F_* */
+};
+
 struct rule {
 	struct rule_match m;
+	struct rule_flow flow;
 	uint8_t dir_mask;	/* RULE_DIR_*; 0: out only (rule_dir_mask()) */
 	struct rule_action a;
 	double probability;	/* as given, for rule_format() */

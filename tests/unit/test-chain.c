@@ -19,6 +19,7 @@
 
 #include "chain.h"
 #include "forge.h"
+#include "flow.h"
 #include "packet.h"
 #include "rule.h"
 #include "explain.h"
@@ -2451,6 +2452,157 @@ static void test_sets(void)
 	unlink(set_hbad);
 }
 
+/* ---- flow matches (issue 14): struct pkt.flow as the daemon fills it -------- */
+
+/* The verdict of a one-rule chain for s with pf as its flow (NULL: none). */
+static int verdict_flow(const char *line, struct spec s, const struct pkt_flow *pf)
+{
+	struct tpkt t, f;
+	struct chain *c = chain_of(line, NULL);
+	int v;
+
+	if (!c)
+		return -1;
+	if (!build(&t, &s)) {
+		chain_unref(c);
+		diag("test packet did not build or parse");
+		return -1;
+	}
+	t.p.flow = pf;
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	v = (int)chain_run(c, &t.p, &f.p, 1000000000ULL);
+	chain_unref(c);
+	return v;
+}
+
+static void test_flow(void)
+{
+	struct pkt_flow pf = { .pos = 1, .state = FLOW_STATE_NEW, .fdir = FLOW_DIR_ORIGINAL };
+	const char *pk3 = "proto=tcp flow-packets=1-3 verdict=drop";
+	unsigned int pos;
+
+	for (pos = 1; pos <= 5; pos++) {
+		pf.pos = pos;
+		is_int(verdict_flow(pk3, TCP4(), &pf), pos <= 3 ? CHAIN_DROP : CHAIN_ACCEPT,
+		       "flow-packets=1-3: position %u", pos);
+	}
+	pf.pos = 2;
+	is_int(verdict_flow(pk3, UDP4(), &pf), CHAIN_ACCEPT, "flow-packets with proto=tcp: not UDP");
+	is_int(verdict_flow(pk3, TCP4(), NULL), CHAIN_ACCEPT, "flow-packets: no flow, no match");
+	is_int(verdict_flow("flow-packets=4294967295 verdict=drop", TCP4(),
+			    &(struct pkt_flow){ .pos = UINT32_MAX }), CHAIN_DROP,
+	       "flow-packets: the last position");
+
+	pf.bytes_before = 1499;
+	is_int(verdict_flow("flow-bytes=0-1499 verdict=drop", TCP4(), &pf), CHAIN_DROP,
+	       "flow-bytes=0-1499: 1499 bytes before");
+	pf.bytes_before = 1500;
+	is_int(verdict_flow("flow-bytes=0-1499 verdict=drop", TCP4(), &pf), CHAIN_ACCEPT,
+	       "flow-bytes=0-1499: 1500 bytes before");
+	pf.bytes_before = 100000000000ULL;
+	is_int(verdict_flow("flow-bytes=100000000000 verdict=drop", TCP4(), &pf), CHAIN_DROP,
+	       "flow-bytes: 64-bit values");
+
+	pf.state = FLOW_STATE_ESTABLISHED;
+	is_int(verdict_flow("flow-state=established verdict=drop", TCP4(), &pf), CHAIN_DROP,
+	       "flow-state=established");
+	is_int(verdict_flow("flow-state=new verdict=drop", TCP4(), &pf), CHAIN_ACCEPT,
+	       "flow-state=new: an established flow");
+	pf.state = FLOW_STATE_CLOSING;
+	is_int(verdict_flow("flow-state=closing verdict=drop", UDP4(), &pf), CHAIN_DROP,
+	       "flow-state=closing");
+
+	pf.fdir = FLOW_DIR_REPLY;
+	is_int(verdict_flow("flow-dir=reply verdict=drop", TCP4(), &pf), CHAIN_DROP, "flow-dir=reply");
+	is_int(verdict_flow("flow-dir=original verdict=drop", TCP4(), &pf), CHAIN_ACCEPT,
+	       "flow-dir=original: a reply");
+	is_int(verdict_flow("flow-dir=reply verdict=drop", TCP4(), NULL), CHAIN_ACCEPT,
+	       "flow-dir: no flow, no match");
+
+	/* All of them at once: every one must hold. */
+	pf = (struct pkt_flow){ .pos = 2, .bytes_before = 10, .state = FLOW_STATE_ESTABLISHED,
+				.fdir = FLOW_DIR_REPLY };
+	is_int(verdict_flow("flow-packets=2 flow-bytes=10 flow-state=established flow-dir=reply verdict=drop",
+			    TCP6(), &pf), CHAIN_DROP, "all four flow keys match");
+	pf.pos = 3;
+	is_int(verdict_flow("flow-packets=2 flow-bytes=10 flow-state=established flow-dir=reply verdict=drop",
+			    TCP6(), &pf), CHAIN_ACCEPT, "all four flow keys, one does not");
+	{
+		static const struct rule_refusal flow_bad[] = {
+			{ "flow-packets=0 verdict=drop", 0, "flow-packets: '0': positions count from 1" },
+			{ "flow-packets=5-2", 0, "flow-packets: '5-2': range is empty" },
+			{ "flow-packets=4294967296", 0, "flow-packets: '4294967296': out of range" },
+			{ "flow-bytes=x", 0, "flow-bytes: 'x': not a number" },
+			{ "flow-state=open", 0, "flow-state: 'open': not new, established or closing" },
+			{ "flow-dir=up", 0, "flow-dir: 'up': not original or reply" },
+			{ "tls-sni=", 0, "tls-sni: '': no name" },
+			{ "tls-sni=a..b", 0, "tls-sni: 'a..b': an empty label" },
+			{ "tls-sni=*.", 0, "tls-sni: '*.': '*.' needs a domain after it" },
+			{ "http-host=a.b*", 0, "http-host: 'a.b*': a name has letters" },
+			{ "quic-sni=a,,b", 0, "quic-sni: 'a,,b': a name is 1..253 characters" },
+			{ "tls-sni=a,b,c,d,e,f,g,h,i", 0, "tls-sni: 'a,b,c,d,e,f,g,h,i': more than 8 names" },
+			{ "proto=udp tls-sni=a.test", 1, "tls-sni: 'a.test': needs proto=tcp" },
+			{ "http-host=a.test quic-sni=b.test", 1, "quic-sni: 'b.test': needs proto=udp" },
+		};
+
+		rule_check_refusals(flow_bad, ARRAY_SIZE(flow_bad));
+	}
+	{
+		struct rule *r = rule_of("tls-sni=A.Test,*.B.test verdict=reject reject-with=tcp-reset");
+		char out[RULE_FORMAT_MAX] = "";
+
+		ok(r && rule_format(r, out, sizeof(out)) > 0 &&
+		   !strcmp(out, "proto=tcp tls-sni=a.test,*.b.test verdict=reject reject-with=tcp-reset"),
+		   "tls-sni implies proto=tcp (and lowercases): '%s'", out);
+		ok(r && rule_round_trips(r, out, sizeof(out), NULL), "... and reads back equal");
+		rule_free(r);
+		r = rule_of("quic-sni=example.com verdict=drop");
+		ok(r && rule_format(r, out, sizeof(out)) > 0 &&
+		   !strcmp(out, "proto=udp quic-sni=example.com verdict=drop"),
+		   "quic-sni implies proto=udp: '%s'", out);
+		rule_free(r);
+	}
+	{
+		struct pkt_flow nf = { .pos = 4, .state = FLOW_STATE_ESTABLISHED };
+		const char *sni = "tls-sni=*.blocked.test,exact.test verdict=drop";
+		static const struct {
+			uint8_t kind;
+			const char *name;
+			int want;
+		} cases[] = {
+			{ PKT_NAME_TLS, "a.blocked.test", CHAIN_DROP },
+			{ PKT_NAME_TLS, "x.y.BLOCKED.test", CHAIN_DROP },
+			{ PKT_NAME_TLS, "blocked.test", CHAIN_ACCEPT },
+			{ PKT_NAME_TLS, "exact.test", CHAIN_DROP },
+			{ PKT_NAME_TLS, "a.exact.test", CHAIN_ACCEPT },
+			{ PKT_NAME_TLS, "ok.test", CHAIN_ACCEPT },
+			{ PKT_NAME_HTTP, "a.blocked.test", CHAIN_ACCEPT },	/* not a TLS name */
+			{ PKT_NAME_QUIC, "a.blocked.test", CHAIN_ACCEPT },
+			{ PKT_NAME_NONE, "a.blocked.test", CHAIN_ACCEPT },	/* none found yet */
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+			nf.name_kind = cases[i].kind;
+			nf.name = cases[i].name;
+			nf.name_len = (uint8_t)strlen(cases[i].name);
+			is_int(verdict_flow(sni, TCP4(), &nf), cases[i].want, "%s: kind %u name %s", sni,
+			       cases[i].kind, cases[i].name);
+		}
+		nf.name_kind = PKT_NAME_HTTP;
+		nf.name = "Example.COM";
+		nf.name_len = 11;
+		is_int(verdict_flow("http-host=example.com verdict=drop", TCP4(), &nf), CHAIN_DROP,
+		       "http-host: case-insensitive");
+		is_int(verdict_flow("http-host=example.com tls-sni=example.com verdict=drop", TCP4(), &nf),
+		       CHAIN_DROP, "http-host with tls-sni: either kind matches");
+		nf.name_kind = PKT_NAME_QUIC;
+		is_int(verdict_flow("quic-sni=example.com verdict=drop", UDP4(), &nf), CHAIN_DROP,
+		       "quic-sni");
+		is_int(verdict_flow("quic-sni=example.com verdict=drop", UDP4(), NULL), CHAIN_ACCEPT,
+		       "quic-sni: no flow, no match");
+	}
+}
+
 int main(void)
 {
 	test_parse_good();
@@ -2477,5 +2629,6 @@ int main(void)
 	test_direction_forge();
 	test_surgery();
 	test_sets();
+	test_flow();
 	return tap_done();
 }

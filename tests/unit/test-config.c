@@ -87,6 +87,7 @@ static void test_defaults(void)
 	is_int(cfg->priority, 10000, "default routing.priority");
 	ok(!cfg->fail_closed, "default routing.failure: open");
 	is_int(cfg->stall_timeout_ms, 5000, "default routing.stall-timeout 5000 ms");
+	is_int(cfg->flows_max, 262144, "default flows.max 262144");
 	ok(!cfg->rp_filter_keep, "default routing.rp-filter: loose");
 	ok(cfg->self_check, "default routing.self-check: true");
 	ok(cfg->ipv4 && cfg->ipv6 && cfg->ipv6_auto, "default routing.families: \"auto\"");
@@ -395,6 +396,10 @@ static void test_ranges(void)
 	fails("routing = { stall-timeout = 3600001; };\n", -ERANGE,
 	      "t.conf:1: routing.stall-timeout: 3600001 is out of range (0..3600000)",
 	      "stall-timeout above an hour");
+	fails("flows = {\n max = 1023; };\n", -ERANGE,
+	      "t.conf:2: flows.max: 1023 is out of range (1024..4194304)", "flows.max below 1024");
+	fails("flows = { max = 4194305; };\n", -ERANGE,
+	      "t.conf:1: flows.max: 4194305 is out of range (1024..4194304)", "flows.max above 4194304");
 	fails("control = {\n\n mode = \"0777\"; };\n", -EINVAL,
 	      "t.conf:3: control.mode: \"0777\": expected \"0600\", \"0660\" or \"0666\"",
 	      "control.mode with execute bits");
@@ -821,6 +826,7 @@ static void test_restart_keys(void)
 		{ "control.group", "control = { group = \"wheel\"; };\n" },
 		{ "control.mode", "control = { mode = \"0600\"; };\n" },
 		{ "fastpath", "fastpath = \"off\";\n" },
+		{ "flows.max", "flows = { max = 4096; };\n" },
 		{ "rules", "rules = ( { set-ttl = 64; } );\n" },
 		{ "impairment.seed", "impairment = { seed = 7; };\n" },
 	};
@@ -858,7 +864,7 @@ static void test_restart_keys(void)
 	}
 	ok(n == sizeof(samples) / sizeof(samples[0]), "every sample is a key of the table (%zu, %zu)",
 	   n, sizeof(samples) / sizeof(samples[0]));
-	ok(restart_n == 19, "19 restart-only keys (%zu)", restart_n);
+	ok(restart_n == 20, "20 restart-only keys (%zu)", restart_n);
 	config_free(d);
 }
 

@@ -13,10 +13,12 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "flow.h"
+#include "hello.h"
 #include "packet.h"
 #include "tap.h"
 #include "util.h"
@@ -765,6 +767,210 @@ static void test_no_alloc(void)
 	flow_table_free(t);
 }
 
+/* ---- host names: flow_host_feed() ------------------------------------------ */
+
+static const char http_req[] = "GET / HTTP/1.1\r\nHost: Www.Example.COM:8080\r\nUser-Agent: t\r\n\r\n";
+
+/* A TCP segment 192.0.2.1:40000 -> 198.51.100.7:80 (or back) with seq and payload. */
+static struct pkt *seg(struct tpkt *t, bool reply, uint8_t flags, uint32_t seq, const char *data,
+		       size_t len)
+{
+	struct pkt *p = reply ? mk(t, AF_INET, IPPROTO_TCP, "198.51.100.7", 80, "192.0.2.1", 40000,
+				  flags, len) :
+				mk(t, AF_INET, IPPROTO_TCP, "192.0.2.1", 40000, "198.51.100.7", 80,
+				  flags, len);
+
+	put_be32(p->data + p->l4off + 4, seq);
+	if (len)
+		memcpy(p->data + p->l4off + 20, data, len);
+	return p;
+}
+
+/* Look p up, feed it, count it: the flow. */
+static struct flow *host_step(struct flow_table *t, const struct pkt *p, uint64_t now)
+{
+	struct flow *f = NULL;
+	enum flow_dir dir;
+	bool is_new;
+
+	if (flow_lookup_pkt(t, p, now, &f, &dir, &is_new) < 0)
+		return NULL;
+	flow_host_feed(t, f, dir, p);
+	flow_account(t, f, dir, flow_pkt_payload_len(p), p->tcp_flags, now, NULL);
+	return f;
+}
+
+static bool host_is(const struct flow *f, uint8_t kind, const char *name)
+{
+	return f && f->host_kind == kind && !strcmp(f->host, name);
+}
+
+static void test_host(void)
+{
+	size_t n = strlen(http_req), a = 10, b = 30;
+	struct flow_table *t = table(1024, 2);
+	struct flow_stats st;
+	struct flow *f;
+	struct tpkt pk;
+	uint32_t isn = 0xfffffff0u;	/* the stream wraps the sequence space */
+	uint64_t now = T0;
+
+	/* In order, in three segments. */
+	host_step(t, seg(&pk, false, TF_SYN, isn, NULL, 0), now);
+	host_step(t, seg(&pk, true, TF_SYN | TF_ACK, 5000, NULL, 0), now);
+	f = host_step(t, seg(&pk, false, TF_ACK, isn + 1, http_req, a), now);
+	ok(f && !f->host_kind && !f->host[0], "HTTP in 3 segments: nothing after the first");
+	flow_table_stats(t, &st);
+	is_int(st.rbufs_used, 1, "... the first bytes are held in a reassembly buffer");
+	/* The server's bytes are not the client's. */
+	host_step(t, seg(&pk, true, TF_ACK, 5001, "Host: evil.test\r\n\r\n", 19), now);
+	f = host_step(t, seg(&pk, false, TF_ACK, isn + 1 + (uint32_t)a, http_req + a, b - a), now);
+	ok(f && !f->host_kind, "... nor after the second");
+	f = host_step(t, seg(&pk, false, TF_ACK, isn + 1 + (uint32_t)b, http_req + b, n - b), now);
+	ok(host_is(f, PKT_NAME_HTTP, "www.example.com"),
+	   "... the third completes it: www.example.com, lowercase, port left out ('%s')", f ? f->host : "");
+	flow_table_stats(t, &st);
+	is_int(st.rbufs_used, 0, "... and the buffer goes back to the pool");
+	f = host_step(t, seg(&pk, false, TF_ACK, isn + 1 + (uint32_t)n, "GET /b HTTP/1.1\r\nHost: x.test\r\n\r\n", 33), now);
+	ok(host_is(f, PKT_NAME_HTTP, "www.example.com"), "a later request does not change the name");
+
+	/* A gap: the third segment first, then the second, then the third again. */
+	flow_table_free(t);
+	t = table(1024, 2);
+	host_step(t, seg(&pk, false, TF_SYN, 100, NULL, 0), now);
+	host_step(t, seg(&pk, false, TF_ACK, 101, http_req, a), now);
+	f = host_step(t, seg(&pk, false, TF_ACK, 101 + (uint32_t)b, http_req + b, n - b), now);
+	ok(f && !f->host_kind, "a segment after a gap waits");
+	f = host_step(t, seg(&pk, false, TF_ACK, 101 + (uint32_t)a, http_req + a, b - a), now);
+	ok(f && !f->host_kind, "... the missing one alone is not the whole request");
+	f = host_step(t, seg(&pk, false, TF_ACK, 101 + (uint32_t)b, http_req + b, n - b), now);
+	ok(host_is(f, PKT_NAME_HTTP, "www.example.com"), "... its retransmission completes it");
+
+	/* Overlapping retransmissions: bytes already held are skipped. */
+	flow_table_free(t);
+	t = table(1024, 2);
+	host_step(t, seg(&pk, false, TF_SYN, 7, NULL, 0), now);
+	host_step(t, seg(&pk, false, TF_ACK, 8, http_req, 20), now);
+	host_step(t, seg(&pk, false, TF_ACK, 8, http_req, 20), now);
+	host_step(t, seg(&pk, false, TF_ACK, 8 + 10, http_req + 10, 25), now);
+	f = host_step(t, seg(&pk, false, TF_ACK, 8 + 30, http_req + 30, n - 30), now);
+	ok(host_is(f, PKT_NAME_HTTP, "www.example.com"), "overlapping segments: the stream read once");
+
+	/* Whole in one segment: read in place, no buffer. */
+	flow_table_free(t);
+	t = table(1024, 1);
+	host_step(t, seg(&pk, false, TF_SYN, 1, NULL, 0), now);
+	f = host_step(t, seg(&pk, false, TF_ACK, 2, http_req, n), now);
+	flow_table_stats(t, &st);
+	ok(host_is(f, PKT_NAME_HTTP, "www.example.com") && st.rbufs_used == 0 && st.pool_exhausted == 0,
+	   "a request in one segment is read in place");
+
+	/* Not HTTP, not TLS: the search ends, nothing held. */
+	flow_table_free(t);
+	t = table(1024, 1);
+	host_step(t, seg(&pk, false, TF_SYN, 1, NULL, 0), now);
+	f = host_step(t, seg(&pk, false, TF_ACK, 2, "SSH-2.0-OpenSSH_9.6\r\n", 21), now);
+	flow_table_stats(t, &st);
+	ok(f && !f->host_kind && f->host_done && st.rbufs_used == 0, "SSH: no name, the search ended");
+
+	/* Picked up without its SYN: where the stream starts is unknown. */
+	flow_table_free(t);
+	t = table(1024, 1);
+	f = host_step(t, seg(&pk, false, TF_ACK, 2, http_req, n), now);
+	ok(f && !f->host_kind && f->host_done, "a flow picked up mid-stream gets no name");
+
+	/* The pool: one buffer, two flows that need one. */
+	flow_table_free(t);
+	t = table(1024, 1);
+	host_step(t, seg(&pk, false, TF_SYN, 1, NULL, 0), now);
+	host_step(t, seg(&pk, false, TF_ACK, 2, http_req, a), now);
+	host_step(t, mk(&pk, AF_INET, IPPROTO_TCP, "192.0.2.1", 40001, "198.51.100.7", 80, TF_SYN, 0), now);
+	{
+		struct pkt *p = mk(&pk, AF_INET, IPPROTO_TCP, "192.0.2.1", 40001, "198.51.100.7", 80,
+				   TF_ACK, a);
+
+		memcpy(p->data + p->l4off + 20, http_req, a);
+		put_be32(p->data + p->l4off + 4, 1);	/* mk's SYN had seq 0 */
+		f = host_step(t, p, now);
+	}
+	flow_table_stats(t, &st);
+	ok(f && f->host_done && !f->host_kind && st.pool_exhausted == 1,
+	   "a second flow finds the pool empty: counted, search ended (%llu)",
+	   (unsigned long long)st.pool_exhausted);
+	flow_table_free(t);
+}
+
+/* A hex file of tests/data into buf; its length, 0 when it cannot be read. */
+static size_t hex_file(const char *name, uint8_t *buf, size_t cap)
+{
+	char path[512];
+	size_t n = 0;
+	int c, hi = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", TESTDATA, name);
+	fp = fopen(path, "r");
+	if (!fp)
+		return 0;
+	while ((c = fgetc(fp)) != EOF && n < cap) {
+		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+
+		if (v < 0)
+			continue;
+		if (hi < 0) {
+			hi = v;
+		} else {
+			buf[n++] = (uint8_t)(hi << 4 | v);
+			hi = -1;
+		}
+	}
+	fclose(fp);
+	return n;
+}
+
+static void test_host_tls_quic(void)
+{
+	static uint8_t hello[2048], dgram[1500];
+	size_t n = hex_file("tls-clienthello-openssl.hex", hello, sizeof(hello));
+	size_t q = hex_file("quic-v1-initial.hex", dgram, sizeof(dgram));
+	struct flow_table *t = table(1024, 2);
+	size_t third = n / 3;
+	struct flow *f;
+	struct tpkt pk;
+	struct pkt *p;
+	uint64_t now = T0;
+
+	ok(n > 100 && q == 1200, "tests/data: the ClientHello (%zu bytes) and the QUIC Initial (%zu)", n, q);
+	host_step(t, seg(&pk, false, TF_SYN, 41, NULL, 0), now);
+	host_step(t, seg(&pk, false, TF_ACK, 42, (const char *)hello, third), now);
+	f = host_step(t, seg(&pk, false, TF_ACK, 42 + (uint32_t)third, (const char *)hello + third, third), now);
+	ok(f && !f->host_kind, "TLS ClientHello in 3 segments: no name before the last");
+	f = host_step(t, seg(&pk, false, TF_ACK, 42 + 2 * (uint32_t)third, (const char *)hello + 2 * third,
+			     n - 2 * third), now);
+	ok(host_is(f, PKT_NAME_TLS, "a.blocked.test"), "... the last gives a.blocked.test (%s)",
+	   f ? f->host : "");
+	flow_table_free(t);
+
+	t = table(1024, 2);
+	/* mk() makes the payload; the datagram replaces it (same length). */
+	p = mk(&pk, AF_INET, IPPROTO_UDP, "192.0.2.1", 50001, "198.51.100.7", 443, 0, q);
+	memcpy(p->data + p->l4off + 8, dgram, q);
+	f = host_step(t, p, now);
+	if (hello_quic_supported())
+		ok(host_is(f, PKT_NAME_QUIC, "example.com"), "QUIC: the RFC 9001 Initial gives example.com");
+	else
+		ok(f && f->host_done && !f->host_kind, "QUIC: built without libcrypto, no name # SKIP");
+	dgram[600] ^= 0x5a;
+	p = mk(&pk, AF_INET, IPPROTO_UDP, "192.0.2.1", 50002, "198.51.100.7", 443, 0, q);
+	memcpy(p->data + p->l4off + 8, dgram, q);
+	f = host_step(t, p, now);
+	ok(f && f->host_done && !f->host_kind, "QUIC: a damaged Initial gives no name, the search ends");
+	p = mk(&pk, AF_INET, IPPROTO_UDP, "192.0.2.1", 50003, "198.51.100.7", 53, 0, 30);
+	f = host_step(t, p, now);
+	ok(f && f->host_done && !f->host_kind, "UDP that is not QUIC: no name");
+	flow_table_free(t);
+}
+
 int main(void)
 {
 	test_directions();
@@ -777,5 +983,7 @@ int main(void)
 	test_list_format();
 	test_model();
 	test_no_alloc();
+	test_host();
+	test_host_tls_quic();
 	return tap_done();
 }

@@ -656,6 +656,9 @@ static void test_whole(void)
 					    "length=0-100 verdict=drop" };
 	static const char *const reject6[] = { "family=ip6 proto=tcp verdict=reject",
 					       "set-ecn=1" };
+	static const char *const flow_pkts[] = { "proto=tcp flow-packets=1-3 set-dscp=cs1",
+						 "set-ttl=64" };
+	static const char *const flow_dir[] = { "flow-dir=reply set-dscp=cs1" };
 	static const char *const invariant[] = { "set-ttl=+1", "set-dscp=1", "set-ecn=2",
 						  "clamp-mss=1000", "proto=tcp dport=1-6000 ttl=1-255 dscp=0 set-ttl=5" };
 
@@ -690,6 +693,8 @@ static void test_whole(void)
 		check_whole("ipfrag for UDP, TCP", frag_udp, 2, tcp, true);
 		check_whole("ipfrag for UDP, UDP", frag_udp, 2, udp, false);
 	}
+	check_whole("flow-packets needs the segments, TCP", flow_pkts, 2, tcp, false);
+	check_whole("flow-dir is the same for every segment", flow_dir, 1, tcp, true);
 }
 
 /* The same chain, a super-packet run whole and its segments run one by one: same counters. */

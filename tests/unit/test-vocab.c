@@ -49,6 +49,15 @@ static const struct sample samples[] = {
 	{ "dst-set", set_line[2], set_line[3] },
 	{ "host-set", set_line[4], set_line[5] },
 	{ "probability", "probability=0.5 verdict=drop", "probability=0.25 verdict=drop" },
+	/* flow */
+	{ "flow-packets", "proto=tcp flow-packets=1-3 set-dscp=cs1", "proto=tcp flow-packets=1-4 set-dscp=cs1" },
+	{ "flow-bytes", "flow-bytes=0-1499 verdict=drop", "flow-bytes=100000000000 verdict=drop" },
+	{ "flow-state", "flow-state=new verdict=drop", "flow-state=closing verdict=drop" },
+	{ "flow-dir", "flow-dir=reply set-dscp=cs1", "flow-dir=original set-dscp=cs1" },
+	/* names */
+	{ "tls-sni", "tls-sni=*.blocked.test,a.test verdict=drop", "tls-sni=*.blocked.test verdict=drop" },
+	{ "http-host", "http-host=example.com verdict=drop", "http-host=*.example.com verdict=drop" },
+	{ "quic-sni", "quic-sni=example.com verdict=drop", "quic-sni=example.org verdict=drop" },
 	{ "set-ttl", "set-ttl=64", "set-ttl=-1" },
 	{ "set-dscp", "set-dscp=af11", "set-dscp=0" },
 	{ "set-ecn", "set-ecn=ce", "set-ecn=ect0" },

@@ -1,0 +1,174 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Host names in the daemon (issue 14): the host runs ipmodd with
+#   tls-sni = "*.blocked.test"   verdict = reject, reject-with = tcp-reset
+#   http-host = "*.blocked.test" verdict = reject, reject-with = tcp-reset
+#   quic-sni = "example.com"     verdict = drop
+#  - an openssl s_server in the peer (a certificate for a.blocked.test and
+#    ok.test made here with openssl req), reached by curl --resolve: the
+#    connection to a.blocked.test is reset, ok.test answers;
+#  - the same over plain HTTP (python3 -m http.server in the peer);
+#  - a ClientHello for b.blocked.test sent in 3 TCP segments (python: ssl
+#    MemoryBIO for the bytes, TCP_NODELAY, three send() calls 0.2 s apart)
+#    is still matched (reset); the same split for ok.test is answered;
+#  - the RFC 9001 client Initial (tests/data, SNI example.com) sent over UDP
+#    from the host never reaches the peer; a copy with one byte of its
+#    protected payload changed does, and the daemon keeps running;
+#  - ipmodctl flows host=blocked.test lists the flows by their names.
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require_cmd python3 curl openssl nft
+: "${IPMODCTL:?IPMODCTL must point at the ipmodctl binary}"
+"$IPMODD" --version >/dev/null || skip_all "no ipmodd"
+setup_topology || { echo "Bail out! cannot build the namespace topology"; exit 1; }
+
+SOCK=$WORKDIR/control.sock
+ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
+TLS_PORT=8443
+HTTP_PORT=8080
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=a.blocked.test" \
+	-addext "subjectAltName=DNS:a.blocked.test,DNS:b.blocked.test,DNS:ok.test" \
+	-keyout "$WORKDIR/key.pem" -out "$WORKDIR/cert.pem" >/dev/null 2>&1 ||
+	{ echo "Bail out! openssl req failed"; exit 1; }
+bg "$PEER_NS" openssl s_server -accept "$TLS_PORT" -cert "$WORKDIR/cert.pem" -key "$WORKDIR/key.pem" \
+	-www -quiet >"$WORKDIR/s_server.log" 2>&1
+mkdir -p "$WORKDIR/www"
+echo "hello from the peer" >"$WORKDIR/www/index.html"
+bg "$PEER_NS" python3 -m http.server "$HTTP_PORT" --bind 0.0.0.0 --directory "$WORKDIR/www" \
+	>"$WORKDIR/http.log" 2>&1
+for _ in $(seq 100); do
+	px ss -ltn 2>/dev/null | grep -q ":$TLS_PORT " && px ss -ltn | grep -q ":$HTTP_PORT " && break
+	sleep 0.05
+done
+px nft -f - <<'NFT'
+table inet names {
+	counter quic { }
+	chain input {
+		type filter hook input priority 0; policy accept;
+		udp dport 443 counter name "quic"
+	}
+}
+NFT
+quic_got() { px nft list counter inet names quic | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
+
+write_config "$WORKDIR/n.conf" 'rules = (
+	{ name = "sni"; tls-sni = "*.blocked.test"; verdict = "reject"; reject-with = "tcp-reset"; },
+	{ name = "host"; http-host = "*.blocked.test"; verdict = "reject"; reject-with = "tcp-reset"; },
+	{ name = "quic"; quic-sni = "example.com"; verdict = "drop"; }
+);'
+if start_ipmodd "$WORKDIR/n.conf"; then
+	ok "ipmodd starts with tls-sni, http-host and quic-sni rules"
+else
+	not_ok "ipmodd starts with tls-sni, http-host and quic-sni rules"
+	diag "$(tail -5 "$WORKDIR/ipmodd.log")"
+	done_testing
+	exit 1
+fi
+
+# fetch SCHEME NAME PORT: curl's exit status and its error, "0" when it got the page.
+fetch() {
+	local out
+	out=$(hx curl -sS -k --max-time 10 --resolve "$2:$3:$PEER4" "$1://$2:$3/" 2>&1 >/dev/null)
+	echo "$? $out"
+}
+
+
+# A ClientHello in three segments (split3 NAME): reset, data N, closed or timeout.
+split3() {
+	hx python3 -c '
+import socket, ssl, sys, time
+name = sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+obj = ctx.wrap_bio(inc, out, server_hostname=name)
+try:
+    obj.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+s = socket.create_connection((sys.argv[1], int(sys.argv[3])), timeout=5)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+third = len(hello) // 3
+for part in (hello[:third], hello[third:2 * third], hello[2 * third:]):
+    s.send(part)
+    time.sleep(0.2)
+try:
+    data = s.recv(4096)
+    print("data %d" % len(data) if data else "closed")
+except ConnectionResetError:
+    print("reset")
+except socket.timeout:
+    print("timeout")
+print("hello %d bytes" % len(hello), file=sys.stderr)
+' "$PEER4" "$1" "$TLS_PORT"
+}
+# --- TLS (ok.test first: s_server serves one connection at a time, and a
+# blocked client's server side waits for the rest of its ClientHello) ------
+r=$(fetch https ok.test $TLS_PORT)
+check_eq "tls-sni: curl to ok.test succeeds" "$r" "0 "
+r=$(split3 ok.test 2>/dev/null)
+check "a ClientHello for ok.test in 3 segments is answered ($r)" grep -q "^data " <<<"$r"
+check_eq "the sni rule matched nothing of ok.test" "$(rule_counter sni packets)" 0
+r=$(fetch https a.blocked.test $TLS_PORT)
+diag "https://a.blocked.test: $r"
+check "tls-sni: curl to a.blocked.test fails with a reset" grep -qi "reset" <<<"$r"
+check_eq "the sni rule matched the ClientHello packet of a.blocked.test" \
+	"$(rule_counter sni packets)" 1
+pcap_start split "$PEER_NS" veth0 "tcp dst port $TLS_PORT and greater 60"
+r=$(split3 b.blocked.test 2>"$WORKDIR/hello.err")
+pcap_stop split
+diag "b.blocked.test in 3 segments: $r ($(cat "$WORKDIR/hello.err"))"
+check_eq "a ClientHello for b.blocked.test in 3 segments is still matched: reset" "$r" reset
+check_eq "... the peer got the first 2 segments, not the third" \
+	"$(tcpdump -r "$WORKDIR/split.pcap" -n 2>/dev/null | grep -c 'Flags \[P')" 2
+
+# --- HTTP ------------------------------------------------------------------
+r=$(fetch http a.blocked.test $HTTP_PORT)
+diag "http://a.blocked.test: $r"
+check "http-host: curl to a.blocked.test fails with a reset" grep -qi "reset" <<<"$r"
+r=$(fetch http ok.test $HTTP_PORT)
+check_eq "http-host: curl to ok.test succeeds" "$r" "0 "
+
+# --- QUIC ------------------------------------------------------------------
+send_quic() {
+	hx python3 -c '
+import socket, sys
+d = bytearray.fromhex(open(sys.argv[1]).read().replace("\n", "").replace(" ", ""))
+if sys.argv[4] == "damaged":
+    d[600] ^= 0x5a
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[3])))
+s.sendto(bytes(d), (sys.argv[2], 443))
+' "$SRCDIR/tests/data/quic-v1-initial.hex" "$PEER4" "$1" "$2"
+}
+q0=$(quic_got)
+send_quic 50001 good
+sleep 0.3
+if hx "$IPMODD" --version | grep -q "quic: yes"; then
+	check_eq "quic-sni: the RFC 9001 Initial (example.com) never reaches the peer" "$(quic_got)" "$q0"
+	check_eq "... the quic rule dropped it" "$(rule_counter quic packets)" 1
+else
+	ok "# SKIP quic-sni: built without libcrypto ($(hx "$IPMODD" --version | grep quic))"
+	ok "# SKIP quic-sni: built without libcrypto"
+fi
+send_quic 50002 damaged
+sleep 0.3
+check_eq "a damaged copy is not matched: it reaches the peer" "$(quic_got)" "$((q0 + 1))"
+check "... and the daemon still runs" kill -0 "$IPMODD_PID"
+
+# --- the names in ipmodctl flows ----------------------------------------------
+out=$(ctl flows host=blocked.test)
+diag "ipmodctl flows host=blocked.test:" "$out"
+check "ipmodctl flows host=blocked.test lists the TLS and HTTP flows by name" \
+	eval "grep -q ':$TLS_PORT .* host a.blocked.test' <<<\"\$out\" && grep -q ':$HTTP_PORT .* host a.blocked.test' <<<\"\$out\""
+check "... and no ok.test flow" eval "! grep -q 'host ok.test' <<<\"\$out\""
+check "ipmodctl flows host=example.com lists the QUIC flow" \
+	eval "ctl flows host=example.com proto=udp | grep -q ':50001 -> .* host example.com'"
+
+stop_ipmodd
+check_eq "ipmodd exits 0" "$?" 0
+done_testing
