@@ -146,14 +146,16 @@ uint32_t chain_rule_gso_vary(const struct rule *r, bool tcp)
 
 /*
  * A rule that works on segments: a match that differs between them, a
- * forged answer (to one segment), impairment (per packet).  set-ttl,
+ * forged answer (to one segment), impairment (per packet), surgery
+ * (surgery_apply() takes one packet; set-field of tcp.seq or ip.id, or a
+ * strip, differ per segment or would be undone by the segmentation).  set-ttl,
  * set-dscp, set-ecn, accept and drop do the same to every segment;
  * clamp-mss acts on SYNs, which are never GSO.
  */
 static bool rule_gso_segments(const struct rule *r, uint32_t vary)
 {
 	return vary || r->a.verdict == RULE_VERDICT_REPLY || r->a.verdict == RULE_VERDICT_REJECT ||
-	       rule_impairs(r);
+	       rule_impairs(r) || surgery_active(&r->surg);
 }
 
 /*
@@ -593,8 +595,10 @@ bool chain_rule_matches(const struct rule *r, const struct pkt *p)
 	return rule_match(NULL, r, p);
 }
 
-static void rule_apply(const struct rule_action *a, struct pkt *p)
+static void rule_apply(const struct rule *r, struct pkt *p)
 {
+	const struct rule_action *a = &r->a;
+
 	if (a->ttl_op != RULE_TTL_KEEP) {
 		unsigned int ttl = pkt_ttl(p), t = a->ttl;
 
@@ -616,6 +620,9 @@ static void rule_apply(const struct rule_action *a, struct pkt *p)
 	if (a->clamp_mss && p->l4proto == IPPROTO_TCP && l4_usable(p) &&
 	    (p->tcp_flags & TCP_FLAG_SYN))
 		pkt_clamp_mss(p, a->clamp_mss);
+	/* set-field, strip-tcp-option: after set-ttl and the others, as rule_format() lists them */
+	if (rule_rewrites(r))
+		surgery_rewrite(&r->surg, p);
 }
 
 /* Refill the token bucket up to now; a clock going backwards refills nothing. */
@@ -704,7 +711,7 @@ void chain_explain(const struct chain *c, struct pkt *p, struct pkt *forged,
 		ret->n++;
 		if (maybe)
 			continue;
-		rule_apply(&r->a, p);
+		rule_apply(r, p);
 		switch (r->a.verdict) {
 		case RULE_VERDICT_NONE:
 			continue;
@@ -844,13 +851,21 @@ static enum chain_verdict chain_impair(struct chain *c, size_t i, struct pkt *ou
 enum chain_verdict chain_run_trace(struct chain *c, struct pkt *p, struct pkt *forged,
 				   uint64_t now_ns, struct chain_trace *trace)
 {
-	return chain_run_impair(c, p, forged, now_ns, trace, NULL);
+	return chain_run_cut(c, p, forged, now_ns, trace, NULL, NULL);
+}
+
+enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *forged,
+				    uint64_t now_ns, struct chain_trace *trace,
+				    struct chain_impair *impair)
+{
+	return chain_run_cut(c, p, forged, now_ns, trace, impair, NULL);
 }
 
 /* Rule i matched p: count it, apply its actions; true when it ends the chain, with *v. */
 static inline bool rule_hit(struct chain *c, uint32_t i, struct pkt *p, struct pkt *forged,
 			    uint64_t now_ns, struct chain_trace *trace,
-			    struct chain_impair *impair, enum chain_verdict *v)
+			    struct chain_impair *impair, struct chain_cut *cut,
+			    enum chain_verdict *v)
 {
 	const struct rule *r = &c->rules[i];
 
@@ -859,12 +874,17 @@ static inline bool rule_hit(struct chain *c, uint32_t i, struct pkt *p, struct p
 	if (trace->n < CHAIN_TRACE_MAX)
 		trace->idx[trace->n] = i;
 	trace->n++;
-	rule_apply(&r->a, p);
+	rule_apply(r, p);
 
 	switch (r->a.verdict) {
 	case RULE_VERDICT_ACCEPT:
 		trace->result = CHAIN_RESULT_ACCEPT;
 		*v = CHAIN_ACCEPT;
+		if (cut && rule_cuts(r)) {
+			cut->cut = true;
+			cut->rule = i;
+			cut->s = &r->surg;
+		}
 		if (c->slot[i].flow != NO_FLOW)
 			*v = chain_impair(c, i, p, CHAIN_ACCEPT, now_ns, impair);
 		return true;
@@ -885,9 +905,9 @@ static inline bool rule_hit(struct chain *c, uint32_t i, struct pkt *p, struct p
 }
 
 
-enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *forged,
-				    uint64_t now_ns, struct chain_trace *trace,
-				    struct chain_impair *impair)
+enum chain_verdict chain_run_cut(struct chain *c, struct pkt *p, struct pkt *forged,
+				 uint64_t now_ns, struct chain_trace *trace,
+				 struct chain_impair *impair, struct chain_cut *cut)
 {
 	const uint32_t *cur[IX_CURSORS];
 	struct chain_trace none;
@@ -897,6 +917,8 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 
 	if (impair)
 		impair->impaired = false;
+	if (cut)
+		*cut = (struct chain_cut){ .cut = false };
 	if (!trace)
 		trace = &none;
 	trace->n = 0;
@@ -905,7 +927,7 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 	if (unlikely(c->linear)) {
 		for (i = 0; i < c->n; i++)
 			if (rule_match(c, &c->rules[i], p) &&
-			    rule_hit(c, i, p, forged, now_ns, trace, impair, &v))
+			    rule_hit(c, i, p, forged, now_ns, trace, impair, cut, &v))
 				return v;
 		return CHAIN_ACCEPT;
 	}
@@ -916,7 +938,7 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 		return CHAIN_ACCEPT;
 	while ((i = ix_next(cur, k)) != IX_END)
 		if (rule_match(c, &c->rules[i], p) &&
-		    rule_hit(c, i, p, forged, now_ns, trace, impair, &v))
+		    rule_hit(c, i, p, forged, now_ns, trace, impair, cut, &v))
 			return v;
 	return CHAIN_ACCEPT;
 }

@@ -81,6 +81,18 @@ struct chain_impair {
 	struct impair_result res;	/* the copies to send, in order; copy 0 the original */
 };
 
+/*
+ * A packet that ended on a rule that cuts (split, ipfrag, fake: rule_cuts()):
+ * the verdict is CHAIN_ACCEPT, and the caller sends what surgery_apply()
+ * makes of p instead of p.  s points into the chain (valid while it is
+ * referenced).
+ */
+struct chain_cut {
+	bool cut;			/* the rest is valid only then */
+	uint32_t rule;			/* the rule's index */
+	const struct rule_surgery *s;
+};
+
 /* Chain-wide counters of the reply and reject verdicts. */
 struct chain_stats {
 	uint64_t forged;		/* replies and rejects built */
@@ -244,10 +256,20 @@ enum chain_verdict chain_run_impair(struct chain *c, struct pkt *p, struct pkt *
 				    uint64_t now_ns, struct chain_trace *trace,
 				    struct chain_impair *impair);
 /*
+ * chain_run_impair() for a caller that also carries out surgery: when the
+ * packet ends on a rule that cuts, cut->cut is set (the verdict is
+ * CHAIN_ACCEPT; a cutting rule does not impair) and the caller sends what
+ * surgery_apply(cut->s, p) makes.  Otherwise cut->cut is false.  cut may be
+ * NULL: then a cutting rule accepts p whole.
+ */
+enum chain_verdict chain_run_cut(struct chain *c, struct pkt *p, struct pkt *forged,
+				 uint64_t now_ns, struct chain_trace *trace,
+				 struct chain_impair *impair, struct chain_cut *cut);
+/*
  * Whether the GSO super-packet p (pkt_segs() > 1) may run the chain whole,
  * as one packet standing for its segments: true when no rule it could reach
  * works on segments (a tcp-flags, length or probability match, reply,
- * reject, impairment), so that every action and verdict is the same for
+ * reject, impairment, surgery), so that every action and verdict is the same for
  * each of them.  Conservative: false may be said of a packet that would
  * not have reached such a rule.  When it runs whole, rules count its
  * segments and their bytes (pkt_segs(), pkt_seg_bytes()).  Only reads.

@@ -63,6 +63,8 @@ const char *fastpath_rule_why_not(const struct rule *r)
 		return "verdict=reply";
 	if (r->a.verdict == RULE_VERDICT_REJECT)
 		return "verdict=reject";
+	if (surgery_active(&r->surg))
+		return "surgery";
 	return NULL;
 }
 

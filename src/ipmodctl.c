@@ -188,6 +188,7 @@ static void help_list(FILE *f, const struct ctlcli *c)
 		for (i = 0; rule_key_info(i, &ki) == 0; i++)
 			fprintf(f, "%-15s %-7s %-9s %s%s\n", ki.name, ki.kind,
 				fp_names[ki.fast_path], ki.range,
+				ki.accept_only ? "; not with verdict=drop, reply or reject" :
 				ki.not_with_drop ? "; not with verdict=drop" : "");
 		break;
 	case CTLCLI_LIST_VALUES:

@@ -10,6 +10,7 @@
 
 #include "caps.h"
 #include "config.h"
+#include "hello.h"
 #include "log.h"
 #include "manager.h"
 #include "routing.h"
@@ -104,6 +105,7 @@ int main(int argc, char **argv)
 			break;
 		case 'V':
 			printf("ipmodd %s\n", PACKAGE_VERSION);
+			printf("quic: %s\n", hello_quic_support());
 			return EXIT_OK;
 		case 'h':
 			usage(stdout);

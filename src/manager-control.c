@@ -183,6 +183,14 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	}
 	ctl_reply_add_u64(reply, "gso-whole", m->stats.gso_whole);
 	ctl_reply_add_u64(reply, "gso-split", m->stats.gso_split);
+	/* Packet surgery: what the rules that cut made (ipmodd.conf(5), SURGERY). */
+	ctl_reply_add_u64(reply, "surgery-split", m->stats.surgery_split);
+	ctl_reply_add_u64(reply, "surgery-parts", m->stats.surgery_parts);
+	ctl_reply_add_u64(reply, "surgery-ipfrag", m->stats.surgery_ipfrag);
+	ctl_reply_add_u64(reply, "surgery-fragments", m->stats.surgery_fragments);
+	ctl_reply_add_u64(reply, "surgery-fakes", m->stats.surgery_fakes);
+	ctl_reply_add_u64(reply, "surgery-whole", m->stats.surgery_whole);
+	ctl_reply_add_u64(reply, "surgery-errors", m->stats.surgery_errors);
 	/* What a rule dropped, in the daemon or in the kernel's fast path. */
 	ctl_reply_add_u64(reply, "dropped-rule", m->stats.dropped + kernel.dropped + kernel_in.dropped);
 	for (i = PKT_OK + 1; i < PKT_CLASS_MAX; i++) {

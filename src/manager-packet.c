@@ -9,19 +9,23 @@
  * manager-worker.c; calls neither.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-event.h>
 #include <time.h>
 
 #include "chain.h"
 #include "gso.h"
+#include "hello.h"
 #include "log.h"
 #include "loopguard.h"
 #include "manager.h"
 #include "monitor.h"
 #include "routing.h"
+#include "surgery.h"
 #include "tun.h"
 
 #define HEADROOM MANAGER_HEADROOM
@@ -206,10 +210,11 @@ static void manager_impair(struct manager_path *path, uint8_t dest, struct pkt *
 		m->stats.dropped++;
 }
 
-/* Hand the packet's fate to trace and capture subscribers. */
-static void manager_monitor(struct manager_path *path, const struct pkt *p, bool copied,
-			    size_t len, const struct chain_trace *t, const struct chain_impair *imp,
-			    const uint8_t *after, size_t after_len)
+/* Hand the packet's fate to trace and capture subscribers (surgery_out: packets a cut sent). */
+static void manager_monitor_cut(struct manager_path *path, const struct pkt *p, bool copied,
+				size_t len, const struct chain_trace *t,
+				const struct chain_impair *imp, const uint8_t *after,
+				size_t after_len, unsigned int surgery_out)
 {
 	struct manager *m = path->m;
 	struct monitor_event ev = {
@@ -222,12 +227,20 @@ static void manager_monitor(struct manager_path *path, const struct pkt *p, bool
 		.generation = m->generation,
 		.trace = t,
 		.impair = imp,
+		.surgery_out = surgery_out,
 	};
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ev.time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 	monitor_event(m->monitor, &ev);
+}
+
+static void manager_monitor(struct manager_path *path, const struct pkt *p, bool copied,
+			    size_t len, const struct chain_trace *t, const struct chain_impair *imp,
+			    const uint8_t *after, size_t after_len)
+{
+	manager_monitor_cut(path, p, copied, len, t, imp, after, after_len, 0);
 }
 
 /*
@@ -265,6 +278,122 @@ static const uint8_t *capture_copy(const struct pkt *p, uint8_t *buf)
 	return buf;
 }
 
+void manager_path_release(struct manager_path *path)
+{
+	free(path->surgbuf);
+	path->surgbuf = NULL;
+}
+
+/*
+ * The TLS server name or HTTP Host in p's TCP payload, for split = sni,
+ * host, midsld: looked for only when the rule names one.
+ */
+static void surgery_marks(const struct rule_surgery *s, const struct pkt *p, struct surg_marks *mk)
+{
+	uint32_t off, nlen;
+	bool want = false;
+	size_t hl, need;
+
+	*mk = (struct surg_marks){ .sni_off = -1, .sni_len = -1, .host_off = -1, .host_len = -1 };
+	for (unsigned int i = 0; i < s->nsplit; i++)
+		if (s->split[i].kind != SURG_POS_ABS)
+			want = true;
+	if (!want || p->l4proto != IPPROTO_TCP || !p->l4_complete || !p->first_fragment)
+		return;
+	hl = p->l4off + (size_t)(p->data[p->l4off + 12] >> 4) * 4;
+	if (hl >= p->len)
+		return;
+	if (hello_tls_sni(p->data + hl, p->len - hl, &off, &nlen, &need) == 0) {
+		mk->sni_off = (int32_t)off;
+		mk->sni_len = (int32_t)nlen;
+	} else if (hello_http_host(p->data + hl, p->len - hl, &off, &nlen) == 0) {
+		mk->host_off = (int32_t)off;
+		mk->host_len = (int32_t)nlen;
+	}
+}
+
+/*
+ * p ended on a rule that cuts it: send what surgery_apply() makes of it, in
+ * order, each a packet of its own (outbound: each with its hop compensation,
+ * so that fake-ttl is the decoy's TTL on the wire, as set-ttl's is).  The
+ * capture's "after" is the real packet before the cut; the trace says how
+ * many packets left.  A surgery that fails sends p whole (surgery-errors).
+ */
+static void manager_process_cut(struct manager_path *path, struct pkt *p, bool monitored,
+				bool copied, size_t len, const struct chain_trace *trace,
+				const struct chain_cut *cut)
+{
+	struct manager *m = path->m;
+	const struct rule_surgery *s = cut->s;
+	unsigned int decoys = 0, parts = 0, fragments = 0;
+	struct surg_marks mk;
+	struct surg_out out;
+	int r = -EINVAL;
+
+	pkt_csum_complete(p);
+	if (!path->surgbuf)
+		path->surgbuf = malloc(SURG_ARENA_SIZE(PKT_MAX));
+	if (!path->surgbuf) {
+		r = -ENOMEM;
+	} else if (pkt_segs(p) == 1) {
+		surgery_marks(s, p, &mk);
+		out.buf = path->surgbuf;
+		out.cap = SURG_ARENA_SIZE(PKT_MAX);
+		r = surgery_apply(s, p->data, p->len, &mk, splitmix64(&m->surgery_rng), &out);
+	}
+	if (r < 0 || out.n == 0) {
+		m->stats.surgery_errors++;
+		if (ratelimit_allow(&m->io_log, path->now_ns))
+			log_errno(LOG_WARNING, r < 0 ? r : -EINVAL,
+				  "surgery of a %zu-byte packet (rule %s): sent whole", p->len,
+				  rule_name(chain_rule(m->chain, cut->rule)));
+		if (monitored)
+			manager_monitor_cut(path, p, copied, len, trace, NULL, p->data, p->len, 1);
+		if (path->dir == PKT_DIR_OUT)
+			pkt_forward_compensate(p);
+		manager_write(path, path->dest, p->data, p->len, false);
+		return;
+	}
+	if (monitored)
+		manager_monitor_cut(path, p, copied, len, trace, NULL, p->data, p->len, out.n);
+
+	/* The decoys come first; none when the packet was not one to shadow. */
+	if (s->fake && !(out.skipped & SURG_SKIP_FAKE))
+		decoys = s->fake_repeats;
+	if (decoys >= out.n)
+		decoys = 0;
+	for (unsigned int k = 0; k < out.n; k++) {
+		uint8_t *d = path->txbuf + HEADROOM;
+		struct pkt q = { .data = d, .len = out.pkt[k].len, .cap = PKT_MAX, .dir = p->dir };
+		bool parsed;
+
+		memcpy(d, out.buf + out.pkt[k].off, out.pkt[k].len);
+		parsed = pkt_parse(&q) == PKT_OK;
+		if (k >= decoys) {
+			if (parsed && q.fragment)
+				fragments++;
+			if (!parsed || q.first_fragment)
+				parts++;
+		}
+		/* An unreadable one (set-field made it so) goes as it is. */
+		if (parsed && path->dir == PKT_DIR_OUT)
+			pkt_forward_compensate(&q);
+		manager_write(path, path->dest, d, q.len, false);
+	}
+
+	if (s->nsplit && parts > 1) {
+		m->stats.surgery_split++;
+		m->stats.surgery_parts += parts;
+	}
+	if (fragments) {
+		m->stats.surgery_ipfrag++;
+		m->stats.surgery_fragments += fragments;
+	}
+	m->stats.surgery_fakes += decoys;
+	if ((s->nsplit && parts <= 1) || (s->ipfrag && !fragments) || (s->fake && !decoys))
+		m->stats.surgery_whole++;
+}
+
 /* Run one parsed packet (a super-packet whole, or a segment) through the chain and out. */
 static void manager_run_chain(struct manager_path *path, struct pkt *p, struct gso *g)
 {
@@ -273,6 +402,7 @@ static void manager_run_chain(struct manager_path *path, struct pkt *p, struct g
 	const uint8_t *after;
 	struct chain_trace trace;
 	struct chain_impair imp;
+	struct chain_cut cut;
 	bool monitored, copied = false;
 	size_t len = p->len;
 
@@ -282,9 +412,13 @@ static void manager_run_chain(struct manager_path *path, struct pkt *p, struct g
 		copied = true;
 	}
 
-	switch (chain_run_impair(m->chain, p, &forged, path->now_ns, monitored ? &trace : NULL,
-				 &imp)) {
+	switch (chain_run_cut(m->chain, p, &forged, path->now_ns, monitored ? &trace : NULL,
+			      &imp, &cut)) {
 	case CHAIN_ACCEPT:
+		if (cut.cut) {
+			manager_process_cut(path, p, monitored, copied, len, &trace, &cut);
+			break;
+		}
 		if (imp.impaired) {
 			manager_process_impaired(path, p, p, true, monitored, copied, len, &trace,
 						 &imp);

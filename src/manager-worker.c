@@ -172,6 +172,8 @@ void manager_workers_stop(struct manager *m)
 		pthread_join(m->paths[q].thread, NULL);
 		safe_close(m->paths[q].stop_fd);
 	}
+	for (q = 0; q < m->n_paths; q++)
+		manager_path_release(&m->paths[q]);
 	m->n_paths = 0;
 	free(m->paths);
 	m->paths = NULL;

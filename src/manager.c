@@ -45,6 +45,8 @@ int manager_new(struct config *cfg, struct manager **ret)
 	m->path.m = m;
 	m->path.stop_fd = -1;
 	m->wake_fd = -1;
+	/* Decoy payloads and IPv6 fragment ids: unpredictable enough, not secret. */
+	m->surgery_rng = manager_clock_ns() ^ ((uint64_t)getpid() << 32);
 	pthread_mutex_init(&m->lock, NULL);
 	m->io_log.interval_ns = 10ULL * 1000000000ULL;
 	m->io_log.burst = 5;
@@ -103,6 +105,7 @@ struct manager *manager_free(struct manager *m)
 	config_free(m->cfg);
 	sd_event_unref(m->event);
 	pthread_mutex_destroy(&m->lock);
+	manager_path_release(&m->path);
 	free(m);
 	return NULL;
 }
@@ -743,6 +746,8 @@ static void manager_stop_inbound(struct manager *m)
 		in->source = sd_event_source_disable_unref(in->source);
 		in->ib = inbound_close(in->ib);
 		in->tun = tun_close(in->tun);
+		if (in->path)
+			manager_path_release(in->path);
 		free(in->path);
 		in->path = NULL;
 	}

@@ -48,6 +48,14 @@ struct manager_stats {
 	uint64_t rules_expired;			/* rules removed by their expire= */
 	uint64_t stall_trips;			/* the guardian stopped the diversion */
 	uint64_t unhealthy_ticks;		/* health checks that found the packet loop stuck */
+	/* Packet surgery (rules that cut: split, ipfrag, fake). */
+	uint64_t surgery_split;			/* packets split into parts */
+	uint64_t surgery_parts;			/* the parts those made */
+	uint64_t surgery_ipfrag;		/* packets sent as IP fragments */
+	uint64_t surgery_fragments;		/* the fragments */
+	uint64_t surgery_fakes;			/* decoys sent */
+	uint64_t surgery_whole;			/* asked to cut, but it did not apply: sent whole */
+	uint64_t surgery_errors;		/* surgery failed (no memory): sent whole */
 };
 
 /* Room in front of each packet for a virtio-net header. */
@@ -85,6 +93,12 @@ struct manager_path {
 	uint8_t txbuf[MANAGER_HEADROOM + PKT_MAX];	/* a copy from the impairment queue */
 	uint8_t segbuf[MANAGER_HEADROOM + PKT_MAX];	/* a segment of a super-packet being split */
 	uint8_t beforebuf[PKT_MAX];	/* a copy as read, while someone captures it */
+	/*
+	 * The arena of surgery_apply(), SURG_ARENA_SIZE(PKT_MAX) bytes: taken
+	 * the first time a rule cuts a packet of this path, kept until the path
+	 * goes (manager_path_release()).
+	 */
+	uint8_t *surgbuf;
 };
 
 /* An interface of inbound.interfaces: its tun, programs and packet path (the loop's). */
@@ -118,6 +132,7 @@ struct manager {
 	sd_event_source *impair_timer;		/* CLOCK_MONOTONIC, at the earliest departure */
 	sd_event_source *expire_timer;		/* CLOCK_MONOTONIC, at the earliest expire= deadline */
 	bool impair_pushed;			/* the queue got copies: re-arm the timer */
+	uint64_t surgery_rng;			/* splitmix64 state: seeds of surgery_apply() */
 	struct guardian *guardian;		/* fail-open with a stall timeout */
 	sd_event_source *health_timer;		/* WATCHDOG=1 and the guardian's heartbeat */
 	uint64_t health_usec;			/* its period */
@@ -214,6 +229,8 @@ ssize_t manager_path_read(struct manager_path *path);
  * the queue is empty for now (or the tun went: path->gone).  With the lock.
  */
 bool manager_path_take(struct manager_path *path, ssize_t n);
+/* What a path holds besides itself (the surgery arena), before it is freed. */
+void manager_path_release(struct manager_path *path);
 /* A write that failed (r): its counts taken back, a warning now and then. */
 void manager_write_failed(struct manager_path *path, uint8_t dest, int r, size_t len,
 			  unsigned int segs, uint64_t bytes);

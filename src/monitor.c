@@ -284,6 +284,8 @@ size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *e
 	strbuf_printf(&o, " result=%s", chain_result_name(t ? t->result : CHAIN_RESULT_DEFAULT));
 	if (ev->impair && ev->impair->impaired)
 		put_impair(&o, ev->impair);
+	if (ev->surgery_out)
+		strbuf_printf(&o, " surgery-out=%u", ev->surgery_out);
 	return o.len;
 }
 

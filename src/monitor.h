@@ -104,6 +104,7 @@ struct monitor_event {
 	unsigned int generation;
 	const struct chain_trace *trace;
 	const struct chain_impair *impair;	/* what impairment did; NULL or !impaired: none */
+	unsigned int surgery_out;	/* packets a cutting rule sent for it (0: not cut) */
 };
 
 void monitor_event(struct monitor *m, const struct monitor_event *ev);
@@ -117,7 +118,9 @@ void monitor_event(struct monitor *m, const struct monitor_event *ev);
  * netem's order: duplicated, lost, reordered, delayed, dropped-limit,
  * corrupted ("none" for nothing), and, when a copy waits,
  * " delay=MS[,MS]": how long each copy sent waits, in milliseconds with up
- * to 3 decimals (0 for a copy that goes at once).
+ * to 3 decimals (0 for a copy that goes at once).  A packet a surgery rule
+ * cut ends in " surgery-out=N": the packets sent for it (decoys, parts,
+ * fragments).
  */
 size_t monitor_trace_format(char *buf, size_t len, const struct monitor_event *ev);
 

@@ -39,7 +39,9 @@
  *   KIND    RK_META (about the rule), RK_MATCH, RK_ACTION (actions, verdict)
  *           or RK_IMPAIR (impairment, printed by rule_format_actions() too)
  *   WHERE   RK_W_ANY, or RK_W_NOT_DROP: refused with verdict=drop (checked
- *           here, before the parser runs, on the first such key given)
+ *           here, before the parser runs, on the first such key given), or
+ *           RK_W_ACCEPT: refused with verdict=drop, reply or reject (the
+ *           surgery keys that cut: the packets they make are sent)
  *   FP      whether the tc fast path carries a rule with the key:
  *           RK_FP_YES, RK_FP_NO (the rule goes to userspace) or
  *           RK_FP_PARTIAL (some values only: see fastpath_rule_why_not())
@@ -115,6 +117,30 @@
 	  eq_verdict, values_verdict, "accept, drop (fast path); reply, reject")               \
 	X(REJECT_WITH, "reject-with", RK_ACTION, RK_W_ANY, RK_FP_NO, parse_reject_with,        \
 	  put_reject_with, eq_reject_with, values_reject_with, "name, needs verdict=reject")   \
+	/* surgery (issue 15; values: src/surgery.c) */                                        \
+	X(SPLIT, "split", RK_ACTION, RK_W_ACCEPT, RK_FP_NO, parse_surgery, put_surgery,        \
+	  eq_surgery, values_split, "POS[,POS...] up to 8: N, -N, sni[+N], host[+N], midsld")  \
+	X(DISORDER, "disorder", RK_ACTION, RK_W_ACCEPT, RK_FP_NO, parse_surgery, put_surgery,  \
+	  eq_surgery, values_bool, "true or false, needs split or ipfrag")                     \
+	X(IPFRAG, "ipfrag", RK_ACTION, RK_W_ACCEPT, RK_FP_NO, parse_surgery, put_surgery,      \
+	  eq_surgery, NULL, "payload offset 8..65528, a multiple of 8")                        \
+	X(FAKE, "fake", RK_ACTION, RK_W_ACCEPT, RK_FP_NO, parse_surgery, put_surgery,          \
+	  eq_surgery, values_fake, "zero, random, @/FILE or hex:DIGITS (1500 bytes)")          \
+	X(FAKE_TTL, "fake-ttl", RK_ACTION, RK_W_ACCEPT, RK_FP_NO, parse_surgery, put_surgery,  \
+	  eq_surgery, NULL, "1..255, needs fake")                                              \
+	X(FAKE_BADSUM, "fake-badsum", RK_ACTION, RK_W_ACCEPT, RK_FP_NO, parse_surgery,         \
+	  put_surgery, eq_surgery, values_bool, "true or false, needs fake")                   \
+	X(FAKE_BADSEQ, "fake-badseq", RK_ACTION, RK_W_ACCEPT, RK_FP_NO, parse_surgery,         \
+	  put_surgery, eq_surgery, values_bool, "true or false, needs fake")                   \
+	X(FAKE_MD5SIG, "fake-md5sig", RK_ACTION, RK_W_ACCEPT, RK_FP_NO, parse_surgery,         \
+	  put_surgery, eq_surgery, values_bool, "true or false, needs fake")                   \
+	X(FAKE_REPEATS, "fake-repeats", RK_ACTION, RK_W_ACCEPT, RK_FP_NO, parse_surgery,       \
+	  put_surgery, eq_surgery, NULL, "1..10 (1), needs fake")                              \
+	X(SET_FIELD, "set-field", RK_ACTION, RK_W_ANY, RK_FP_NO, parse_surgery, put_surgery,   \
+	  eq_surgery, values_set_field, "FIELD=VALUE[,FIELD=VALUE...] up to 16 (or spaces)")   \
+	X(STRIP_TCP_OPTION, "strip-tcp-option", RK_ACTION, RK_W_ANY, RK_FP_NO, parse_surgery,  \
+	  put_surgery, eq_surgery, values_strip, "NAME[,NAME...]: mss, wscale, sack-perm, sack, " \
+	  "timestamp, md5sig, fastopen or 2..254")                                             \
 	X(DELAY, "delay", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_delay, put_delay, eq_delay, \
 	  NULL, "MS 0..60000, 3 decimals")                                                     \
 	X(JITTER, "jitter", RK_IMPAIR, RK_W_NOT_DROP, RK_FP_NO, parse_jitter, put_jitter,      \
@@ -180,6 +206,8 @@ enum rule_key {
 	K_MAX,
 };
 #undef X_ENUM
+
+_Static_assert(K_MAX <= RULE_KV_MAX, "a rule may give every key of the vocabulary");
 
 #define X_NAME(id, name, ...) [K_##id] = name,
 static const char *const key_names[K_MAX] = {
@@ -340,7 +368,7 @@ struct parser {
 
 /* The vocabulary's row kinds and placement (see RULE_KEYS above). */
 enum { RK_META, RK_MATCH, RK_ACTION, RK_IMPAIR };
-enum { RK_W_ANY, RK_W_NOT_DROP };
+enum { RK_W_ANY, RK_W_NOT_DROP, RK_W_ACCEPT };
 #define RK_FP_YES RULE_FP_YES
 #define RK_FP_NO RULE_FP_NO
 #define RK_FP_PARTIAL RULE_FP_PARTIAL
@@ -358,6 +386,8 @@ struct rule_keydef {
 };
 
 static int parse_key(struct parser *ps, enum rule_key k);
+static int format_rows(const struct rule *r, char *buf, size_t len, bool actions_only);
+static uint8_t rule_keys_where(size_t k);
 
 #define QUOTE_MAX 64
 
@@ -1536,6 +1566,68 @@ static _printf_(3, 4) int fail_at(struct parser *ps, size_t i, const char *fmt, 
 	return -EINVAL;
 }
 
+/* ---- surgery (issue 15): the values are surgery.c's --------------------------- */
+
+static const struct surgery_key *surgery_key_of(enum rule_key k)
+{
+	for (size_t i = 0; i < surgery_nkeys; i++)
+		if (strcmp(surgery_keys[i].name, key_names[k]) == 0)
+			return &surgery_keys[i];
+	return NULL;
+}
+
+static int parse_surgery(struct parser *ps, enum rule_key k)
+{
+	const struct surgery_key *sk = surgery_key_of(k);
+	size_t kl = strlen(key_names[k]);
+	char msg[ERR_MAX];
+	const char *m = msg;
+
+	if (!sk)
+		return fail(ps, k, "not a surgery key");
+	msg[0] = '\0';
+	if (sk->parse(&ps->r->surg, val(ps, k), msg, sizeof(msg)) < 0) {
+		/* surgery.c's messages name the key: fail() does already */
+		if (strncmp(msg, key_names[k], kl) == 0 && msg[kl] == ':' && msg[kl + 1] == ' ')
+			m += kl + 2;
+		return fail(ps, k, "%s", m);
+	}
+	return 0;
+}
+
+/*
+ * The rule's surgery keys together: surgery_check()'s cross-checks, no
+ * impairment on a rule that cuts (one packet becomes several: which would
+ * be delayed or lost is not defined yet), and a text that fits.
+ */
+static int check_surgery(struct parser *ps)
+{
+	const struct rule *r = ps->r;
+	char msg[ERR_MAX], text[RULE_FORMAT_MAX];
+	size_t at = SIZE_MAX;
+	int n;
+
+	if (!surgery_active(&r->surg))
+		return 0;
+	/* The messages point at the first surgery key given. */
+	for (size_t k = 0; k < K_MAX; k++)
+		if (rule_keys_where(k) == RK_W_ACCEPT || k == K_SET_FIELD || k == K_STRIP_TCP_OPTION)
+			if (has(ps, k) && ps->idx[k] < at)
+				at = ps->idx[k];
+	if (at == SIZE_MAX)
+		at = 0;
+	if (surgery_check(&r->surg, msg, sizeof(msg)) < 0)
+		return fail_at(ps, at, "%s", msg);
+	if (rule_cuts(r) && r->impair.flags)
+		return fail_at(ps, at, "a rule that cuts (split, ipfrag, fake) cannot also impair, "
+				       "yet: give the impairment its own rule");
+	n = format_rows(r, text, sizeof(text), false);
+	if (n < 0 || n > RULE_SURGERY_TEXT_MAX)
+		return fail_at(ps, at, "the rule's text would be longer than %d characters: "
+				       "give a long fake payload as fake=@FILE", RULE_SURGERY_TEXT_MAX);
+	return 0;
+}
+
 static void rule_freep(struct rule **r)
 {
 	rule_free(*r);
@@ -1586,6 +1678,7 @@ int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *re
 		return -ENOMEM;
 	ps.r = r;
 	r->dir_mask = RULE_DIR_OUT;
+	surgery_init(&r->surg);
 	for (size_t k = 0; k < K_MAX; k++) {
 		if (!has(&ps, k))
 			continue;
@@ -1595,15 +1688,21 @@ int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *re
 	}
 
 	if (r->a.ttl_op == RULE_TTL_KEEP && !r->a.set_dscp && !r->a.set_ecn && !r->a.clamp_mss &&
-	    r->a.verdict == RULE_VERDICT_NONE && !r->impair.flags) {
+	    r->a.verdict == RULE_VERDICT_NONE && !r->impair.flags && !surgery_active(&r->surg)) {
 		res = fail_at(&ps, n, "rule does nothing: no action (set-ttl, set-dscp, set-ecn, "
-				      "clamp-mss), no verdict and no impairment");
+				      "clamp-mss, surgery), no verdict and no impairment");
 		goto out;
 	}
+	res = check_surgery(&ps);
+	if (res < 0)
+		goto out;
 	if (r->impair.seeded && !r->impair.flags) {
 		res = fail_at(&ps, ps.idx[K_SEED], "seed: needs an impairment (delay, loss, ...)");
 		goto out;
 	}
+	/* A cut ends the chain too: its packets are sent. */
+	if (rule_cuts(r) && r->a.verdict == RULE_VERDICT_NONE)
+		r->a.verdict = RULE_VERDICT_ACCEPT;
 	if (r->impair.flags) {
 		/* Impairment ends the chain: accept unless reply or reject was asked for. */
 		if (r->a.verdict == RULE_VERDICT_NONE)
@@ -1790,6 +1889,7 @@ KEY_EQUAL(eq_set_ecn, a->a.set_ecn == b->a.set_ecn && (!a->a.set_ecn || a->a.ecn
 KEY_EQUAL(eq_clamp_mss, a->a.clamp_mss == b->a.clamp_mss)
 KEY_EQUAL(eq_verdict, a->a.verdict == b->a.verdict)
 KEY_EQUAL(eq_reject_with, a->a.reject == b->a.reject)
+KEY_EQUAL(eq_surgery, surgery_equal(&a->surg, &b->surg))
 KEY_EQUAL(eq_delay, !IF(RULE_I_DELAY) || A->delay_us == B->delay_us)
 KEY_EQUAL(eq_jitter, !IF(RULE_I_JITTER) || (A->jitter_us == B->jitter_us && A->dist == B->dist))
 /* A file's table by its size, hash and path: the same file read twice is the same. */
@@ -1982,11 +2082,11 @@ static void put_clamp_mss(struct strbuf *o, const struct rule *r, enum rule_key 
 	}
 }
 
-/* Impairment implies accept: leave it out, it would read back the same. */
+/* Impairment and cutting imply accept: leave it out, it would read back the same. */
 static void put_verdict(struct strbuf *o, const struct rule *r, enum rule_key k)
 {
 	if (r->a.verdict != RULE_VERDICT_NONE &&
-	    !(r->a.verdict == RULE_VERDICT_ACCEPT && r->impair.flags))
+	    !(r->a.verdict == RULE_VERDICT_ACCEPT && (r->impair.flags || rule_cuts(r))))
 		put_named(o, k, verdict_names, ARRAY_SIZE(verdict_names), r->a.verdict);
 }
 
@@ -2224,6 +2324,27 @@ static void put_seed(struct strbuf *o, const struct rule *r, enum rule_key k)
 	}
 }
 
+/*
+ * A surgery key's value as surgery.c prints it; set-field's pairs joined by
+ * commas, so that every value is one word of a spec (set-field reads both).
+ */
+static void put_surgery(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	const struct surgery_key *sk = surgery_key_of(k);
+	size_t from;
+
+	if (!sk || !(r->surg.keys & sk->bit))
+		return;
+	put_key(o, k);
+	from = o->len;
+	sk->print(o, &r->surg);
+	if (o->overflow)
+		return;
+	for (size_t i = from; i < o->len; i++)
+		if (o->buf[i] == ' ')
+			o->buf[i] = ',';
+}
+
 static void put_expire(struct strbuf *o, const struct rule *r, enum rule_key k)
 {
 	uint32_t ms = r->expire_ms;
@@ -2261,6 +2382,21 @@ NV_VALUES(values_distribution, dist_names)
 STR_VALUES(values_bool, bool_names)
 NV_VALUES(values_aqm, aqm_names)
 
+static const char *const split_names[] = { "sni", "host", "midsld" };
+static const char *const fake_names[] = { "zero", "random" };
+STR_VALUES(values_split, split_names)
+STR_VALUES(values_fake, fake_names)
+
+static const char *values_set_field(unsigned int i)
+{
+	return surgery_field_name(i);
+}
+
+static const char *values_strip(unsigned int i)
+{
+	return surgery_tcpopt_name(i);
+}
+
 /* ICMP and ICMPv6 types, the names both have once. */
 static const char *values_icmp_type(unsigned int i)
 {
@@ -2286,6 +2422,11 @@ static const struct rule_keydef rule_keys[K_MAX] = {
 };
 #undef X_ROW
 
+static uint8_t rule_keys_where(size_t k)
+{
+	return rule_keys[k].where;
+}
+
 static int parse_key(struct parser *ps, enum rule_key k)
 {
 	const struct rule_keydef *d = &rule_keys[k];
@@ -2294,6 +2435,9 @@ static int parse_key(struct parser *ps, enum rule_key k)
 	if (d->where == RK_W_NOT_DROP && !ps->r->impair.flags &&
 	    ps->r->a.verdict == RULE_VERDICT_DROP)
 		return fail(ps, k, "impairment needs verdict accept, reply or reject, not drop");
+	if (d->where == RK_W_ACCEPT && ps->r->a.verdict != RULE_VERDICT_NONE &&
+	    ps->r->a.verdict != RULE_VERDICT_ACCEPT)
+		return fail(ps, k, "surgery needs verdict accept, not drop, reply or reject");
 	return d->parse(ps, k);
 }
 
@@ -2313,7 +2457,7 @@ bool rule_equal(const struct rule *a, const struct rule *b)
 {
 	/* Which keys were given: then each row compares its values. */
 	if (a->m.flags != b->m.flags || a->impair.flags != b->impair.flags ||
-	    a->impair.xflags != b->impair.xflags)
+	    a->impair.xflags != b->impair.xflags || a->surg.keys != b->surg.keys)
 		return false;
 	for (size_t k = 0; k < K_MAX; k++) {
 		bool same = rule_keys[k].eq ? rule_keys[k].eq(a, b) : put_equal(k, a, b);
@@ -2365,7 +2509,8 @@ int rule_key_info(unsigned int i, struct rule_keyinfo *ret)
 		.kind = kind_names[d->kind],
 		.range = d->range,
 		.fast_path = d->fp,
-		.not_with_drop = d->where == RK_W_NOT_DROP,
+		.not_with_drop = d->where == RK_W_NOT_DROP || d->where == RK_W_ACCEPT,
+		.accept_only = d->where == RK_W_ACCEPT,
 	};
 	return 0;
 }

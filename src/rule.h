@@ -10,9 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "surgery.h"
+
 #define RULE_NAME_MAX 32	/* including the terminating NUL */
-#define RULE_KV_MAX 48		/* keys in one rule: every key of the vocabulary, with room */
+#define RULE_KV_MAX 80		/* keys in one rule: every key of the vocabulary, with room */
 #define RULE_FORMAT_MAX 2048	/* rule_format() of any rule fits (table and trace paths included) */
+/*
+ * A rule with surgery keys is refused when its text (rule_format()) would be
+ * longer than this: a long fake="hex:..." (1500 bytes are 3000 digits) is
+ * to be given as fake="@FILE".  Room is left for the control protocol's
+ * "spec=" line (CTL_LINE_MAX).
+ */
+#define RULE_SURGERY_TEXT_MAX 1920
 /*
  * Rules in a chain: the one limit of the file (CONFIG_RULES_MAX) and of the
  * live chain (CHAIN_RULES_MAX), so that what "ipmodctl save" prints of any
@@ -142,6 +151,7 @@ struct rule_keyinfo {
 	const char *range;	/* the value's syntax and bounds, in words */
 	enum rule_fp fast_path;
 	bool not_with_drop;	/* refused with verdict=drop */
+	bool accept_only;	/* refused with verdict=drop, reply or reject (not_with_drop too) */
 };
 
 /* The i-th rule key in canonical order; -ENOENT past the last. */
@@ -360,6 +370,12 @@ struct rule {
 	struct rule_impair impair;
 	uint32_t expire_ms;	/* expire=DURATION: removed that long after it is installed; 0 never */
 	char name[RULE_NAME_MAX];
+	/*
+	 * Packet surgery (surgery.h): set-field and strip-tcp-option rewrite
+	 * like set-ttl; split, ipfrag and fake cut the packet and end the
+	 * chain (rule_cuts()).
+	 */
+	struct rule_surgery surg;
 };
 
 /* Take and drop the references a copy of r (a memcpy) holds: its file table. */
@@ -372,6 +388,22 @@ const int16_t *rule_dist_table(const struct rule_impair *im, uint32_t *ret_n);
 static inline unsigned int rule_dir_mask(const struct rule *r)
 {
 	return r->dir_mask & RULE_DIR_BOTH ? r->dir_mask & RULE_DIR_BOTH : RULE_DIR_OUT;
+}
+
+/*
+ * The rule cuts the packet into several (split, ipfrag, fake): the chain ends
+ * on it with accept and the caller runs surgery_apply().  A cutting rule
+ * cannot also impair (yet), nor drop, reply or reject.
+ */
+static inline bool rule_cuts(const struct rule *r)
+{
+	return r->surg.keys & (SURG_K_SPLIT | SURG_K_IPFRAG | SURG_K_FAKE);
+}
+
+/* The rule rewrites fields in place (set-field, strip-tcp-option). */
+static inline bool rule_rewrites(const struct rule *r)
+{
+	return r->surg.keys & (SURG_K_SET_FIELD | SURG_K_STRIP);
 }
 
 /* The rule impairs: apply impair.c and end the chain with its verdict. */

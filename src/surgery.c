@@ -98,6 +98,11 @@ static const struct {
 	{ "timestamp", 8 }, { "md5sig", 19 }, { "fastopen", 34 },
 };
 
+const char *surgery_tcpopt_name(size_t i)
+{
+	return i < ARRAY_SIZE(tcpopts) ? tcpopts[i].name : NULL;
+}
+
 /* ---- parsing helpers -------------------------------------------------------- */
 
 _printf_(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -436,10 +441,10 @@ int surgery_parse_set_field(struct rule_surgery *s, const char *value, char *err
 		char tmp[INET6_ADDRSTRLEN + 1];
 		uint64_t x;
 
-		p += strspn(p, " \t");
+		p += strspn(p, " \t,");
 		if (!*p)
 			break;
-		len = strcspn(p, " \t");
+		len = strcspn(p, " \t,");
 		eq = memchr(p, '=', len);
 		if (!eq)
 			return fail(err, errlen, "set-field: \"%.*s\" is not FIELD=VALUE", (int)len, p);
@@ -810,6 +815,30 @@ static void apply_strip(const struct rule_surgery *s, struct pkt *p, unsigned in
 		i += olen;
 	}
 	fix_csums(p, start, end, old, C_L4);
+}
+
+unsigned int surgery_rewrite(const struct rule_surgery *s, struct pkt *p)
+{
+	unsigned int skipped = 0;
+	struct pkt before = *p;
+
+	if (s->nfields)
+		apply_fields(s, p, &skipped);
+	if (s->keys & SURG_K_STRIP)
+		apply_strip(s, p, &skipped);
+	if (s->nfields) {
+		/* What the header says now (ports, flags, protocol), with what was read about it. */
+		struct pkt q = *p;
+
+		if (pkt_parse(&q) == PKT_OK) {
+			q.needs_csum = before.needs_csum;
+			q.segs = before.segs;
+			q.seg_hlen = before.seg_hlen;
+			q.dir = before.dir;
+			*p = q;
+		}
+	}
+	return skipped;
 }
 
 /* ---- split ------------------------------------------------------------------ */

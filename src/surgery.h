@@ -149,6 +149,9 @@ bool surgery_equal(const struct rule_surgery *a, const struct rule_surgery *b);
  */
 int surgery_check(const struct rule_surgery *s, char *err, size_t errlen);
 
+/* The names strip-tcp-option knows, NULL past the last. */
+const char *surgery_tcpopt_name(size_t i);
+
 /* Number of fields in the set-field table, and a field's name. */
 size_t surgery_nfield_names(void);
 const char *surgery_field_name(size_t i);
@@ -179,6 +182,16 @@ struct surg_out {
 	size_t cap;
 	unsigned int skipped;	/* SURG_SKIP_* (an addition to design15.md) */
 };
+
+struct pkt;
+/*
+ * set-field and strip-tcp-option alone, on p in place (the chain's rewrite,
+ * like set-ttl): checksums updated incrementally, a partial checksum
+ * (p->needs_csum) as such; p parsed again when a field changed (a packet
+ * the parser now refuses keeps what was read before).  The SURG_SKIP_* of
+ * what did not apply.
+ */
+unsigned int surgery_rewrite(const struct rule_surgery *s, struct pkt *p);
 
 /*
  * Apply s to ONE IP packet (not GSO).  Output: out->n packets at

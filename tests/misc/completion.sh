@@ -46,9 +46,11 @@ def names(table):
     return re.findall(r'"([^"]+)"', block(rule, table, "};"))
 if what == "keys-rule.c":
     # The rows of RULE_KEYS: X(ID, "name", ...
-    print(" ".join(re.findall(r'^\s*X\([A-Z_]+, "([^"]+)"', block(rule, "#define RULE_KEYS(X)", "\n\n"), re.M)))
+    print(" ".join(re.findall(r'^\s*X\([A-Z0-9_]+, "([^"]+)"', block(rule, "#define RULE_KEYS(X)", "\n\n"), re.M)))
 elif what == "keys-man":
-    b = block(read("man/ipmodd.conf.5"), ".SH RULES", "\n.SH ")
+    man = read("man/ipmodd.conf.5")
+    # RULES, and SURGERY for the packet surgery keys (issue 15)
+    b = block(man, ".SH RULES", "\n.SH ") + block(man, ".SH SURGERY", "\n.SH ")
     keys = []
     for m in re.finditer(r'^\.TP\n\.BR? (.*)$', b, re.M):
         line = m.group(1)

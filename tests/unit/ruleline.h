@@ -14,7 +14,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define RULELINE_KV_MAX 48
+#define RULELINE_KV_MAX 80
 
 /* Split "k=v k=v" (values without spaces) into kv, pointing into buf; "k" alone has value "". */
 static inline size_t rule_split(const char *line, char *buf, size_t buflen, struct rule_kv *kv)

@@ -22,6 +22,7 @@
 #include "flow.h"
 #include "forge.h"
 #include "fpindex.h"
+#include "hello.h"
 #include "gso.h"
 #include "hostset.h"
 #include "impair.h"
@@ -151,6 +152,7 @@ static void system_side(void)
 	ok(loopguard_print(a, sizeof(a)) != loopguard_print(b, sizeof(b)),
 	   "loopguard: two packets, two prints");
 	ok(fpindex_free(NULL) == NULL, "fpindex: nothing to free");
+	ok(hello_name_match("*.example.com", "a.example.com", 13), "hello: a suffix match");
 	ok(flow_table_free(NULL) == NULL, "flow: nothing to free");
 }
 
