@@ -240,8 +240,10 @@ for fam in 4 6; do
 		-T fields -e tcp.seq_raw 2>/dev/null >"$WORKDIR/fq$fam.real"
 	tshark -r "$WORKDIR/fq$fam.pcap" -Y "frame contains \"$DECOY\"" \
 		-T fields -e tcp.seq_raw 2>/dev/null >"$WORKDIR/fq$fam.decoy"
-	n=$(awk 'NR == FNR { real[$1] = 1; next } (($1 + 10000000) % 4294967296) in real' \
-		"$WORKDIR/fq$fam.real" "$WORKDIR/fq$fam.decoy" | wc -l)
+	n=$(python3 -c 'import sys
+real = {int(x) for x in open(sys.argv[1]).read().split()}
+print(sum((int(x) + 10000000) % 2**32 in real for x in open(sys.argv[2]).read().split()))' \
+		"$WORKDIR/fq$fam.real" "$WORKDIR/fq$fam.decoy")
 	check_eq "[fq$fam] every decoy's sequence number is 10000000 before a real segment's" "$n" "$DECOYS"
 	check "[fq$fam] checksums good" all_good "$WORKDIR/fq$fam.pcap"
 
@@ -295,6 +297,18 @@ check_eq "[st] the peer's SYN-ACK has no timestamp (the peer saw none)" \
 	"$(pcap_count "$WORKDIR/st.pcap" "tcp.srcport == 7402 && tcp.flags.syn == 1 && tcp.option_kind == 8")" 0
 check "[st] checksums good (the host's frames)" all_good "$WORKDIR/st.pcap" "tcp.dstport == 7402 || tcp.dstport == 7403"
 
+# The daemon's own counters of all the above.
+for k in split parts ipfrag fragments fakes whole errors; do
+	eval "S_$k=\$(status_field surgery-$k)"
+done
+diag "status: surgery-split=$S_split parts=$S_parts ipfrag=$S_ipfrag fragments=$S_fragments fakes=$S_fakes whole=$S_whole errors=$S_errors"
+check "status: surgery-split counts the cut packets ($S_split)" ge "$S_split" 10000
+check "status: surgery-parts counts at least two parts each ($S_parts)" ge "$S_parts" $((2 * S_split))
+check "status: surgery-ipfrag counts the fragmented packets ($S_ipfrag)" ge "$S_ipfrag" 100
+check "status: surgery-fragments counts two each ($S_fragments)" ge "$S_fragments" $((2 * S_ipfrag))
+check "status: surgery-fakes counts the decoys ($S_fakes)" ge "$S_fakes" 100
+check "status: surgery-whole counts the segments without a server name ($S_whole)" ge "$S_whole" 1
+check_eq "status: surgery-errors" "$S_errors" 0
 check "ipmodd exits cleanly" stop_ipmodd
 
 # --- the same split with the fast path on -------------------------------------
@@ -305,6 +319,8 @@ FASTPATH=on write_config "$WORKDIR/fp.conf" "rules = (
 if start_ipmodd "$WORKDIR/fp.conf"; then
 	ok "ipmodd starts with fastpath = \"on\" and a split rule"
 	check_eq "status: fastpath=on" "$(status_field fastpath)" on
+	check_eq "status: the split rule is handed to userspace (fastpath-punt-rules)" \
+		"$(status_field fastpath-punt-rules)" 1
 	split_case fp_s5d 4 7104 5 1
 	check "ipmodd exits cleanly" stop_ipmodd
 else
