@@ -936,10 +936,27 @@ enum chain_verdict chain_run_cut(struct chain *c, struct pkt *p, struct pkt *for
 	k = chain_index_gather(c->ix[p->dir == PKT_DIR_IN], p, cur);
 	if (!k)
 		return CHAIN_ACCEPT;
-	while ((i = ix_next(cur, k)) != IX_END)
-		if (rule_match(c, &c->rules[i], p) &&
-		    rule_hit(c, i, p, forged, now_ns, trace, impair, cut, &v))
+	i = ix_next(cur, k);
+	while (i != IX_END) {
+		uint32_t last = i;
+
+		if (!rule_match(c, &c->rules[i], p)) {
+			i = ix_next(cur, k);
+			continue;
+		}
+		if (rule_hit(c, i, p, forged, now_ns, trace, impair, cut, &v))
 			return v;
+		i = ix_next(cur, k);
+		if (likely(!rule_rewrites(&c->rules[last])))
+			continue;
+		/* set-field may have changed what the index keys on: gather again, past rule last. */
+		k = chain_index_gather(c->ix[p->dir == PKT_DIR_IN], p, cur);
+		if (!k)
+			return CHAIN_ACCEPT;
+		do
+			i = ix_next(cur, k);
+		while (i != IX_END && i <= last);
+	}
 	return CHAIN_ACCEPT;
 }
 

@@ -436,6 +436,7 @@ static const struct {
 	{ "forged", "forged replies" },
 	{ "forge-", "forged replies" },
 	{ "impair-", "impairment queue" },
+	{ "surgery-", "packet surgery" },
 	{ "failure", "failure handling" },
 	{ "stall-", "failure handling" },
 	{ "unhealthy-", "failure handling" },
@@ -539,7 +540,7 @@ static bool is_trouble_key(const char *key)
 		"dropped-rule", "forge-refused", "forge-limited", "impair-flushed",
 		"stall-trips", "unhealthy-checks", "loops", "read-errors", "write-errors",
 		"restore-backoffs", "restore-overruns", "reinject-dropped", "inbound-dropped",
-		"inbound-failed-open",
+		"inbound-failed-open", "surgery-errors",
 	};
 
 	return !strncmp(key, "malformed-", 10) || key_in(key, keys, ARRAY_SIZE(keys));

@@ -443,6 +443,17 @@ static const struct {
 	  "name=all proto=tcp src=!10.0.0.0/8 sport=1024-65535 dport=!22 "
 	  "tcp-flags=syn,!ack ttl=1-64 length=40-1500 dscp=cs1 probability=0.75 "
 	  "set-ttl=-2 set-dscp=af21 set-ecn=ect0 clamp-mss=1360 verdict=accept" },
+	/* surgery: a cut implies accept (left out), set-field prints commas */
+	{ "proto=tcp split=sni+2,midsld,-3 disorder=true verdict=accept",
+	  "proto=tcp split=sni+2,midsld,-3 disorder=true" },
+	{ "fake-repeats=3 fake-md5sig=true fake-badseq=true fake-badsum=true fake-ttl=4 fake=random "
+	  "ipfrag=24",
+	  "ipfrag=24 fake=random fake-ttl=4 fake-badsum=true fake-badseq=true fake-md5sig=true "
+	  "fake-repeats=3" },
+	{ "set-field=tcp.window=1000,ip.id=7 strip-tcp-option=timestamp,mss verdict=drop",
+	  "verdict=drop set-field=tcp.window=1000,ip.id=7 strip-tcp-option=mss,timestamp" },
+	{ "set-ttl=9 set-field=ip6.flowlabel=0x12345,ip6.dst=2001:db8::1 verdict=reply proto=icmpv6",
+	  "proto=icmpv6 set-ttl=9 verdict=reply set-field=ip6.flowlabel=74565,ip6.dst=2001:db8::1" },
 };
 
 static void test_parse_good(void)
@@ -572,6 +583,18 @@ static const struct rule_refusal bad_forms[] = {
 	{ "direction= verdict=drop", 0, "direction: '': must be out, in or both" },
 	{ "direction=in direction=out verdict=drop", 1, "direction: given twice" },
 	{ "direction=in", 1, "rule does nothing" },
+	/* surgery (issue 15) */
+	{ "verdict=drop split=1", 1, "split: '1': surgery needs verdict accept, not drop" },
+	{ "proto=icmp verdict=reply fake=zero", 2, "fake: 'zero': surgery needs verdict accept" },
+	{ "proto=tcp verdict=reject ipfrag=8", 2, "ipfrag: '8': surgery needs verdict accept" },
+	{ "split=1 delay=10", 0, "a rule that cuts (split, ipfrag, fake) cannot also impair" },
+	{ "loss=0.1 fake=zero", 1, "a rule that cuts (split, ipfrag, fake) cannot also impair" },
+	{ "disorder=true", 0, "disorder needs split or ipfrag" },
+	{ "verdict=accept fake-ttl=3", 1, "fake-ttl needs fake" },
+	{ "split=0", 0, "split: '0': " },
+	{ "ipfrag=12", 0, "ipfrag: '12': " },
+	{ "set-field=tcp.nope=1", 0, "set-field: 'tcp.nope=1': unknown field" },
+	{ "fake=hex:zz", 0, "fake: 'hex:zz': " },
 };
 
 static void test_parse_bad(void)
@@ -1944,6 +1967,71 @@ static void test_direction_forge(void)
 	chain_unref(c);
 }
 
+/* ---- surgery (issue 15) ------------------------------------------------------- */
+
+static void test_surgery(void)
+{
+	struct tpkt t, f;
+	struct chain_cut cut;
+	struct chain_trace tr;
+	struct chain_explain ex;
+	struct chain *c;
+	int v;
+
+	/* set-field and strip rewrite like set-ttl: the chain goes on, checksums follow. */
+	v = run1("set-field=tcp.window=1000,ip.id=7,tcp.sport=1234 strip-tcp-option=mss", &t,
+		 TCP4(.tcp_flags = 0x02, .mss = 1460, .payload = 11));
+	ok(v == CHAIN_ACCEPT && get16(t.p.data + t.p.l4off + 14) == 1000 && get16(t.p.data + 4) == 7 &&
+	   tcp_mss(&t.p) == 0 && t.p.sport == 1234, "set-field and strip-tcp-option v4");
+	ok(csums_ok(&t.p), "set-field v4: checksums right");
+	v = run1("set-field=ip6.flowlabel=0x12345,ip6.src=2001:db8::99,tcp.ack=5", &t,
+		 TCP6(.payload = 3));
+	ok(v == CHAIN_ACCEPT && (get16(t.p.data + 2) | (t.p.data[1] & 0xf) << 16) == 0x12345 &&
+	   t.p.data[23] == 0x99, "set-field v6 (flow label, source address)");
+	ok(csums_ok(&t.p), "set-field v6: the pseudo-header sum follows the address");
+	v = run1("set-field=udp.dport=99", &t, UDP4());
+	ok(v == CHAIN_ACCEPT && t.p.dport == 99 && csums_ok(&t.p), "set-field udp.dport, parsed again");
+	v = run1("set-field=tcp.window=1", &t, UDP4());
+	ok(v == CHAIN_ACCEPT && csums_ok(&t.p), "a field of another protocol: skipped");
+
+	/* A later rule sees the rewritten packet. */
+	c = chain_of("set-field=tcp.dport=8080", "name=b proto=tcp dport=8080 verdict=drop", NULL);
+	build(&t, &TCP4());
+	ok(c && chain_run(c, &t.p, NULL, 1) == CHAIN_DROP, "a rule after set-field matches the new port");
+	build(&t, &TCP4());
+	if (c)
+		chain_set_linear(c, true);
+	ok(c && chain_run(c, &t.p, NULL, 1) == CHAIN_DROP, "the same without the index");
+	chain_unref(c);
+	c = chain_of("proto=tcp set-field=tcp.dport=8080", "name=b proto=tcp dport=80 verdict=drop",
+		     NULL);
+	build(&t, &TCP4());
+	ok(c && chain_run(c, &t.p, NULL, 1) == CHAIN_ACCEPT,
+	   "a rule for the old port no longer matches after set-field");
+	chain_unref(c);
+
+	/* A cutting rule ends the chain with accept and says so. */
+	c = chain_of("name=ttl set-ttl=9", "name=cut proto=tcp split=1", "name=after verdict=drop", NULL);
+	f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+	build(&t, &TCP4(.payload = 10));
+	v = c ? (int)chain_run_cut(c, &t.p, &f.p, 1, &tr, NULL, &cut) : -1;
+	ok(v == CHAIN_ACCEPT && cut.cut && cut.rule == 1 && cut.s && cut.s->nsplit == 1 &&
+	   tr.n == 2 && tr.result == CHAIN_RESULT_ACCEPT && pkt_ttl(&t.p) == 9,
+	   "chain_run_cut: the cut rule (1) ends the chain, accepted, after set-ttl");
+	build(&t, &UDP4());
+	v = c ? (int)chain_run_cut(c, &t.p, &f.p, 1, &tr, NULL, &cut) : -1;
+	ok(v == CHAIN_DROP && !cut.cut, "chain_run_cut: a packet the cut rule does not match: no cut");
+	build(&t, &TCP4(.payload = 10));
+	v = c ? (int)chain_run(c, &t.p, &f.p, 1) : -1;
+	ok(v == CHAIN_ACCEPT, "chain_run: a cutting rule accepts (whole) for a caller that cannot cut");
+	build(&t, &TCP4(.payload = 10));
+	if (c)
+		chain_explain(c, &t.p, &f.p, &ex);
+	ok(c && ex.result == CHAIN_RESULT_ACCEPT && ex.end == 1 && !ex.impaired,
+	   "chain_explain: the cutting rule ends it with accept");
+	chain_unref(c);
+}
+
 int main(void)
 {
 	test_parse_good();
@@ -1968,5 +2056,6 @@ int main(void)
 	test_explain();
 	test_explain_packet();
 	test_direction_forge();
+	test_surgery();
 	return tap_done();
 }

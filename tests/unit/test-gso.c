@@ -636,6 +636,20 @@ static void test_whole(void)
 	check_whole("reject on IPv6 TCP, IPv4", reject6, 2, tcp, true);
 	check_whole("reject on IPv6 TCP, IPv6", reject6, 2, tcp6, false);
 	check_whole("only invariant rules", invariant, 5, tcp, true);
+	/* Surgery takes one packet at a time: segments first, set-field and strip too. */
+	{
+		static const char *const split[] = { "proto=tcp split=1" };
+		static const char *const field[] = { "set-field=tcp.seq=1" };
+		static const char *const strip[] = { "proto=tcp strip-tcp-option=timestamp" };
+		static const char *const frag_udp[] = { "proto=udp ipfrag=8", "set-ttl=9" };
+
+		check_whole("a split rule, TCP", split, 1, tcp, false);
+		check_whole("a split rule for TCP, UDP", split, 1, udp, true);
+		check_whole("set-field (tcp.seq differs per segment), TCP", field, 1, tcp, false);
+		check_whole("strip-tcp-option, TCP", strip, 1, tcp, false);
+		check_whole("ipfrag for UDP, TCP", frag_udp, 2, tcp, true);
+		check_whole("ipfrag for UDP, UDP", frag_udp, 2, udp, false);
+	}
 }
 
 /* The same chain, a super-packet run whole and its segments run one by one: same counters. */

@@ -755,8 +755,14 @@ static void test_opts_trace(void)
 			n += (size_t)sprintf(big + n, "proto=udp\n");
 		sprintf(big + n, "\n");
 		r = opts_of(big, &o);
+#if RULE_KV_MAX + 2 > CTL_KEYS_MAX
+		/* The vocabulary outgrew a request's lines: the protocol refuses it first. */
+		is_int(r, -999, "%d filter keys refused by the protocol (%d lines)", RULE_KV_MAX + 1,
+		       CTL_KEYS_MAX);
+#else
 		is_int(r, -EINVAL, "%d filter keys refused", RULE_KV_MAX + 1);
 		ok(strstr(err, "too many filter keys") != NULL, "message: %s", err);
+#endif
 	}
 }
 
