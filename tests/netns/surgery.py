@@ -9,7 +9,7 @@
   udpsend HOST PORT FILE      FILE as one UDP datagram
   firstsegs PCAP PORT NAME    the first two data segments to PORT in a
                               capture as "SEQ:LEN SEQ:LEN OFF", OFF the offset
-                              of NAME in the stream they make (-1 if absent)
+                              of NAME in the captured stream (-1 if absent)
 
 Servers write OUT.ready once they listen and give up after 30 s."""
 import hashlib
@@ -107,12 +107,17 @@ def firstsegs(pcap, port, name):
                           "-e", "tcp.payload"],
                          capture_output=True, text=True, check=True).stdout
     segs = []
-    for line in out.splitlines()[:2]:
+    for line in out.splitlines():
         f = line.split("\t")
         segs.append((int(f[0]), int(f[1]), bytes.fromhex(f[2].replace(":", ""))))
-    stream = b"".join(p for _, _, p in sorted(segs))
-    off = stream.find(name.encode()) if segs and min(segs)[0] == 1 else -1
-    print(" ".join("%d:%d" % (q, n) for q, n, _ in segs), off)
+    # The stream from its first byte (relative sequence number 1), as far as
+    # the captured segments reach without a hole.
+    stream = b""
+    for q, n, p in sorted(segs):
+        if q <= 1 + len(stream) < q + n:
+            stream += p[1 + len(stream) - q:]
+    off = stream.find(name.encode()) if stream else -1
+    print(" ".join("%d:%d" % (q, n) for q, n, _ in segs[:2]), off)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ DGRAM=$WORKDIR/dgram.bin
 head -c 2097152 /dev/urandom >"$BIG"
 head -c 262144 /dev/urandom >"$SMALL"
 head -c 1200 /dev/urandom >"$DGRAM"
+# An HTTP request naming $NAME, then the small file.
+HTTP=$WORKDIR/http.bin
+printf 'POST /up HTTP/1.1\r\nHost: %s\r\nContent-Length: 262144\r\n\r\n' "$NAME" >"$HTTP"
+cat "$SMALL" >>"$HTTP"
 # want FILE: what surgery.py writes for FILE arriving whole.
 want() { echo "$(stat -c %s "$1") $(sha256sum <"$1" | cut -d' ' -f1)"; }
 CERT=$WORKDIR/cert.pem
@@ -94,6 +98,8 @@ write_config "$CONF" "rules = (
 	{ name = \"split5d\"; proto = \"tcp\"; dport = 7104; split = \"5\"; disorder = true; },
 	{ name = \"splitsni\"; proto = \"tcp\"; dport = 7105; split = \"sni\"; },
 	{ name = \"splitsnid\"; proto = \"tcp\"; dport = 7106; split = \"sni\"; disorder = true; },
+	{ name = \"split-host\"; proto = \"tcp\"; dport = 7107; split = \"host\"; },
+	{ name = \"split-sld\"; proto = \"tcp\"; dport = 7108; split = \"sni+2,midsld\"; },
 	{ name = \"frag-udp\"; proto = \"udp\"; dport = 7201; ipfrag = 64; },
 	{ name = \"frag-tcp\"; proto = \"tcp\"; dport = 7202; ipfrag = 24; },
 	{ name = \"fake-ttl\"; proto = \"tcp\"; dport = 7301; length = \"100-65535\";
@@ -158,6 +164,33 @@ split_case sni_6 6 7105 sni 0
 split_case snid_4 4 7106 sni 1
 split_case snid_6 6 7106 sni 1
 
+# cut_case TAG FAMILY PORT SNI FILE A B: an upload of FILE to PORT (through
+# TLS naming SNI, or plain for "-"), whose rule cuts at the name's offset
+# OFF plus A and plus B (B "-" for one cut): the first segment holds OFF+A
+# bytes, the second B-A.
+cut_case() {
+	local tag=$1 fam=$2 port=$3 sni=$4 file=$5 a=$6 b=$7 dst=$PEER4 segs off second what
+	[ "$fam" = 6 ] && dst=$PEER6
+	[ "$sni" = - ] && sni=""
+	pcap_start "$tag" "$PEER_NS" veth0 -c 40 tcp dst port "$port"
+	xfer "$tag" "$PEER_NS" "$dst" "$port" "$file" $sni
+	pcap_stop "$tag"
+	check_eq "[$tag] the upload arrives exact (IPv$fam)" "$(got "$tag")" "$(want "$file")"
+	segs=$(python3 "$HELPER" firstsegs "$WORKDIR/$tag.pcap" "$port" "$NAME")
+	diag "[$tag] first data segments at the peer: $segs"
+	off=${segs##* }
+	check "[$tag] the stream names $NAME (offset $off)" ge "$off" 1
+	second="[0-9]+" what="+$a"
+	[ "$b" != - ] && second=$((b - a)) what="+$a and +$b"
+	check "[$tag] cut at the name's offset $what" \
+		grep -Eqx "1:$((off + a)) $((1 + off + a)):$second -?[0-9]+" <<<"$segs"
+	check "[$tag] checksums good in the peer's capture" all_good "$WORKDIR/$tag.pcap"
+}
+# split = host: at the Host header's value.
+cut_case host_4 4 7107 - "$HTTP" 0 -
+# split = "sni+2,midsld": a.blocked.test cut after "a." and after "a.blo".
+cut_case sld_6 6 7108 "$NAME" "$SMALL" 2 5
+
 # --- ipfrag: UDP and TCP, reassembled by the peer -----------------------------
 diag "at ${SECONDS}s: ipfrag: UDP and TCP, reassembled by the peer"
 for fam in 4 6; do
@@ -174,6 +207,8 @@ for fam in 4 6; do
 	check_eq "[fu$fam] the peer's capture shows a first fragment" \
 		"$(pcap_count "$WORKDIR/fu$fam.pcap" "$first")" 1
 	check_eq "[fu$fam] ... and a last one" "$(pcap_count "$WORKDIR/fu$fam.pcap" "$later")" 1
+	[ "$fam" = 4 ] && check_eq "[fu4] the fragments have DF cleared" \
+		"$(pcap_count "$WORKDIR/fu4.pcap" "ip.flags.df == 1")" 0
 	check_eq "[fu$fam] no bad checksum" "$(pcap_bad_checksums "$WORKDIR/fu$fam.pcap")" 0
 
 	pcap_start ft$fam "$PEER_NS" veth0 -c 60 src host "$src"
