@@ -20,6 +20,8 @@
 #include "chain-index.h"
 #include "chain.h"
 #include "forge.h"
+#include "hostset.h"
+#include "prefixset.h"
 #include "tracelink.h"
 #include "util.h"
 
@@ -69,6 +71,7 @@ struct chain {
 	size_t nflows;
 	uint32_t next_id;	/* the lowest id no rule of this chain or its ancestors had */
 	struct chain_stats stats;
+	struct chain_sets_info sets;	/* sets (issue 14) */
 	uint64_t rng;		/* splitmix64 state */
 	struct impair_rng irng;	/* impairment */
 	uint64_t bucket_ns;	/* forge credit, in nanoseconds of refill */
@@ -215,6 +218,66 @@ static const struct tl_trace *old_trace(const struct chain *old, const struct ru
 	return &old->flows[old->slot[j].flow].link->tr;
 }
 
+/* sets (issue 14) */
+static int set_ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(const struct rule_set *const *)a;
+	uintptr_t y = (uintptr_t)*(const struct rule_set *const *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The distinct lists of c's rules: sorted pointers, so n rules cost n log n.
+ * At most RULE_SET_SCOPE_FILES of them: live rules cannot pile up copies.
+ */
+static int count_sets(struct chain *c, char *err, size_t errlen)
+{
+	const struct rule_set **v;
+	size_t k = 0;
+
+	memset(&c->sets, 0, sizeof(c->sets));
+	for (size_t i = 0; i < c->n; i++)
+		k += !!c->rules[i].m.src_set + !!c->rules[i].m.dst_set + !!c->rules[i].m.host_set;
+	if (!k)
+		return 0;
+	v = calloc(k, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	k = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct rule_match *m = &c->rules[i].m;
+
+		if (m->src_set)
+			v[k++] = m->src_set;
+		if (m->dst_set)
+			v[k++] = m->dst_set;
+		if (m->host_set)
+			v[k++] = m->host_set;
+	}
+	qsort(v, k, sizeof(*v), set_ptr_cmp);
+	for (size_t i = 0; i < k; i++) {
+		if (i && v[i] == v[i - 1])
+			continue;
+		c->sets.sets++;
+		c->sets.bytes += v[i]->bytes;
+		if (v[i]->kind == RULE_SET_HOST)
+			c->sets.names += v[i]->entries;
+		else
+			c->sets.prefixes += v[i]->entries;
+	}
+	free(v);
+	if (c->sets.sets > RULE_SET_SCOPE_FILES)
+		return err_set(err, errlen, -E2BIG, "%llu list files (src-set, dst-set, host-set), "
+			       "at most %d", (unsigned long long)c->sets.sets, RULE_SET_SCOPE_FILES);
+	return 0;
+}
+
+void chain_sets_info(const struct chain *c, struct chain_sets_info *ret)
+{
+	*ret = c->sets;
+}
+
 int chain_new(struct rule *const *rules, size_t n, struct chain **ret, char *err, size_t errlen)
 {
 	return chain_new_from(rules, n, NULL, ret, err, errlen);
@@ -259,6 +322,8 @@ int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
 	}
 	c->next_id = (uint32_t)n + 1;
 	r = check_names(c, err, errlen);
+	if (r == 0)
+		r = count_sets(c, err, errlen);
 	if (r < 0) {
 		chain_unref(c);
 		return r;
@@ -572,6 +637,19 @@ static inline bool match_some(struct chain *c, const struct rule *r, const struc
 		return false;
 	if ((f & RULE_M_DST) &&
 	    prefix_match(&m->dst, pkt_daddr(p), p->family) == !!(f & RULE_M_DST_NOT))
+		return false;
+	/* sets (issue 14) */
+	if ((f & RULE_M_SRC_SET) &&
+	    prefixset_contains(m->src_set->prefixes, p->family, pkt_saddr(p)) ==
+		    !!(f & RULE_M_SRC_SET_NOT))
+		return false;
+	if ((f & RULE_M_DST_SET) &&
+	    prefixset_contains(m->dst_set->prefixes, p->family, pkt_daddr(p)) ==
+		    !!(f & RULE_M_DST_SET_NOT))
+		return false;
+	if ((f & RULE_M_HOST_SET) &&
+	    (!p->flow || !p->flow->name_len ||
+	     !hostset_contains(m->host_set->hosts, p->flow->name, p->flow->name_len)))
 		return false;
 	if ((f & RULE_M_TTL) && !in_range(pkt_ttl(p), m->ttl_lo, m->ttl_hi))
 		return false;

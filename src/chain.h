@@ -128,6 +128,17 @@ int chain_find(const struct chain *c, const char *name);
 /* Packets and bytes (as read, before rewrites) that matched rule i. */
 void chain_counters(const struct chain *c, size_t i, uint64_t *ret_pkts, uint64_t *ret_bytes);
 void chain_stats(const struct chain *c, struct chain_stats *ret);
+/*
+ * sets (issue 14): the distinct lists (src-set, dst-set, host-set files)
+ * the chain's rules use, each counted once however many rules share it.
+ */
+struct chain_sets_info {
+	uint64_t sets;		/* distinct lists */
+	uint64_t prefixes;	/* entries of the address lists, as loaded */
+	uint64_t names;		/* entries of the host-name lists, as loaded */
+	uint64_t bytes;		/* memory of the built lists */
+};
+void chain_sets_info(const struct chain *c, struct chain_sets_info *ret);
 /* Impairment counters of rule i: false (and zeroes) when it does not impair. */
 bool chain_impair_counters(const struct chain *c, size_t i, struct impair_counters *ret);
 /* Packet and impairment counters of every rule, and the chain-wide ones. */

@@ -1190,7 +1190,7 @@ static int parse_rules(const struct ctx *c, const config_setting_t *s, struct st
 		       const struct config_key *k)
 {
 	struct config *cfg = st->cfg;
-	int n, r;
+	int n, r = 0;
 
 	if (!config_setting_is_list(s) && !(config_setting_is_array(s) && config_setting_length(s) == 0))
 		return fail_type(c, s, "a list ( { ... }, ... )");
@@ -1203,12 +1203,17 @@ static int parse_rules(const struct ctx *c, const config_setting_t *s, struct st
 	cfg->rules = calloc(n, sizeof(*cfg->rules));
 	if (!cfg->rules)
 		return fail(c, NULL, -ENOMEM, "out of memory");
+	/* sets (issue 14): rules naming the same list file share one load of it. */
+	rule_set_scope_begin();
 	for (int i = 0; i < n; i++) {
 		r = parse_rule(c, config_setting_get_elem(s, i), i, &cfg->rules[i]);
 		if (r < 0)
-			return r;
+			break;
 		cfg->n_rules = i + 1;
 	}
+	rule_set_scope_end();
+	if (r < 0)
+		return r;
 	return check_rule_names(c, s, cfg);
 }
 

@@ -222,6 +222,8 @@ static void metrics_write(struct metrics *mx, const struct rules_view *rules)
 	static const char *const gso_names[] = { "whole", "split" };
 	static const char *const forge_keys[] = { "forged", "forge-refused", "forge-limited" };
 	static const char *const forge_names[] = { "sent", "refused", "limited" };
+	static const char *const set_keys[] = { "sets-prefixes", "sets-names" };
+	static const char *const set_names[] = { "prefixes", "names" };
 	static const char *const io_keys[] = { "read-errors", "write-errors" };
 	static const char *const io_names[] = { "read", "write" };
 	static const char *const ri_keys[] = { "reinject-redirected", "reinject-forwarded",
@@ -281,6 +283,13 @@ static void metrics_write(struct metrics *mx, const struct rules_view *rules)
 		  "Copies sent from the impairment queue");
 	om_status(mx, "impair-flushed", "ipmodd_impair_flushed_packets", "counter", NULL,
 		  "Copies discarded because their rule was deleted or changed");
+	om_status(mx, "sets", "ipmodd_sets", "gauge", NULL,
+		  "List files (src-set, dst-set, host-set) the running rules use");
+	om_status_labelled(mx, "ipmodd_set_entries", "gauge", NULL,
+			   "Entries of those lists as loaded: prefixes or host names", "kind",
+			   set_keys, set_names, 2);
+	om_status(mx, "sets-bytes", "ipmodd_sets_bytes", "gauge", "bytes",
+		  "Memory of those lists");
 	om_status(mx, "stall-trips", "ipmodd_stall_trips", "counter", NULL,
 		  "Times the stall guardian stopped the diversion (failure = \"open\")");
 	om_status(mx, "unhealthy-checks", "ipmodd_unhealthy_checks", "counter", NULL,

@@ -55,6 +55,13 @@ const char *fastpath_rule_why_not(const struct rule *r)
 {
 	if (r->m.flags & RULE_M_PROBABILITY)
 		return "probability";
+	/* sets (issue 14): lists live in the daemon */
+	if (r->m.flags & RULE_M_SRC_SET)
+		return "src-set";
+	if (r->m.flags & RULE_M_DST_SET)
+		return "dst-set";
+	if (r->m.flags & RULE_M_HOST_SET)
+		return "host-set";
 	if (rule_impairs(r))
 		return "impairs";
 	if (r->a.clamp_mss)

@@ -437,6 +437,8 @@ static const struct {
 	{ "forge-", "forged replies" },
 	{ "impair-", "impairment queue" },
 	{ "surgery-", "packet surgery" },
+	{ "sets", "lists (src-set, dst-set, host-set)" },
+	{ "sets-", "lists (src-set, dst-set, host-set)" },
 	{ "failure", "failure handling" },
 	{ "stall-", "failure handling" },
 	{ "unhealthy-", "failure handling" },

@@ -131,6 +131,18 @@ static void status_inbound(struct manager *m, struct ctl_reply *reply)
 	ctl_reply_add_u64(reply, "inbound-repairs", m->stats.inbound_repairs);
 }
 
+/* sets (issue 14): the lists the running chain's rules use, each counted once. */
+static void status_sets(struct manager *m, struct ctl_reply *reply)
+{
+	struct chain_sets_info si;
+
+	chain_sets_info(m->chain, &si);
+	ctl_reply_add_u64(reply, "sets", si.sets);
+	ctl_reply_add_u64(reply, "sets-prefixes", si.prefixes);
+	ctl_reply_add_u64(reply, "sets-names", si.names);
+	ctl_reply_add_u64(reply, "sets-bytes", si.bytes);
+}
+
 static int cmd_status(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		      struct ctl_reply *reply)
 {
@@ -205,6 +217,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "impair-sent", m->stats.impair_sent);
 	ctl_reply_add_u64(reply, "impair-flushed", m->stats.impair_flushed);
 	ctl_reply_add_u64(reply, "rules-expired", m->stats.rules_expired);
+	status_sets(m, reply);
 	ctl_reply_add(reply, "failure", m->cfg->fail_closed ? "closed" : "open");
 	ctl_reply_add_u64(reply, "stall-timeout-ms", m->cfg->fail_closed ? 0 : m->cfg->stall_timeout_ms);
 	ctl_reply_add_u64(reply, "stall-trips", m->stats.stall_trips);
@@ -429,7 +442,12 @@ static int request_rule(struct manager *m, const struct ctl_request *req, size_t
 		}
 		kv[n++] = (struct rule_kv){ "name", name };
 	}
+	/* sets (issue 14): a list the running rules have is shared, not read again. */
+	rule_set_scope_begin();
+	for (size_t i = 0; i < chain_size(m->chain); i++)
+		rule_set_scope_share(chain_rule(m->chain, i));
 	r = rule_parse(kv, n, ret, &bad, err, sizeof(err));
+	rule_set_scope_end();
 	if (r < 0)
 		return ctl_reply_error(reply, r, "%s", err);
 	/* impairment.seed covers live rules too. */

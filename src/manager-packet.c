@@ -367,6 +367,11 @@ static void manager_process_cut(struct manager_path *path, struct pkt *p, bool m
 		struct pkt q = { .data = d, .len = out.pkt[k].len, .cap = PKT_MAX, .dir = p->dir };
 		bool parsed;
 
+		/* surgery_apply() keeps each within PKT_MAX; the copy checks, not trusts. */
+		if (out.pkt[k].len > PKT_MAX || out.pkt[k].off > out.cap - out.pkt[k].len) {
+			m->stats.surgery_errors++;
+			continue;
+		}
 		memcpy(d, out.buf + out.pkt[k].off, out.pkt[k].len);
 		parsed = pkt_parse(&q) == PKT_OK;
 		if (k >= decoys) {

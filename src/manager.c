@@ -258,6 +258,8 @@ int manager_reload(struct manager *m, char *err, size_t errlen)
 	char msg[CONFIG_ERR_MAX];
 	int r;
 
+	uint64_t t0 = manager_clock_ns();
+
 	sd_notify(false, "RELOADING=1");
 	r = config_load(m->cfg->path, &cfg, err, errlen);
 	if (r < 0)
@@ -276,8 +278,9 @@ int manager_reload(struct manager *m, char *err, size_t errlen)
 	/* Rules added live from now on take the file's impairment.seed. */
 	m->cfg->seeded = cfg->seeded;
 	m->cfg->seed = cfg->seed;
-	log_info("reloaded %s: %zu rules (generation %u)", cfg->path, chain_size(chain),
-		 m->generation);
+	/* The time includes reading list files (src-set, dst-set, host-set). */
+	log_info("reloaded %s: %zu rules (generation %u) in %llu ms", cfg->path, chain_size(chain),
+		 m->generation, (unsigned long long)((manager_clock_ns() - t0) / 1000000));
 out:
 	if (r < 0)
 		log_error("reload failed, keeping the running rules: %s", err);

@@ -80,6 +80,11 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 		/* distribution=@FILE would have the daemon read a file for a trace client. */
 		if (strcmp(pr->key, "verdict") == 0 || strcmp(pr->key, "distribution") == 0)
 			return err_set(err, errlen, -EINVAL, "%s", only_matches);
+		/* sets (issue 14): so would the lists. */
+		if (strcmp(pr->key, "src-set") == 0 || strcmp(pr->key, "dst-set") == 0 ||
+		    strcmp(pr->key, "host-set") == 0)
+			return err_set(err, errlen, -EINVAL,
+				       "trace filter: %s: lists are not read for a trace", pr->key);
 		if (n == ARRAY_SIZE(kv) - 1)
 			return err_set(err, errlen, -EINVAL,
 				       "too many filter keys (at most %d)", RULE_KV_MAX - 1);

@@ -37,6 +37,20 @@ enum pkt_dir {
 	PKT_DIR_IN = 1,
 };
 
+/*
+ * What the manager's flow table found for a packet before the chain (issue
+ * 14; the flow table fills it, see struct pkt.flow).
+ */
+struct pkt_flow {
+	uint32_t pos;          /* 1-based position in its flow, in its direction */
+	uint64_t bytes_before; /* payload bytes before this packet, in its direction */
+	uint8_t state;         /* FLOW_NEW, FLOW_ESTABLISHED, FLOW_CLOSING (flow.h) */
+	uint8_t fdir;          /* FLOW_ORIGINAL, FLOW_REPLY */
+	uint8_t name_kind;     /* 0 none yet, HELLO_TLS, HELLO_HTTP, HELLO_QUIC */
+	uint8_t name_len;
+	const char *name;      /* the flow's host name (lowercase), name_len bytes */
+};
+
 struct pkt {
 	uint8_t *data;		/* start of the IP header */
 	size_t len;		/* bytes of packet in data */
@@ -71,6 +85,8 @@ struct pkt {
 
 	/* Set by whoever read the packet, kept by pkt_parse(); 0: PKT_DIR_OUT. */
 	uint8_t dir;
+
+	struct pkt_flow *flow;	/* NULL when the daemon keeps no flow for the packet */
 };
 
 /* Checksum arithmetic (RFC 1071 sums, RFC 1624 incremental updates). */

@@ -19,7 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hostset.h"
 #include "netem-tables.h"
+#include "prefixset.h"
 #include "rule.h"
 #include "util.h"
 
@@ -103,6 +105,13 @@
 	  NULL, "N or LO-HI, 0..65535")                                                        \
 	X(DSCP, "dscp", RK_MATCH, RK_W_ANY, RK_FP_YES, parse_dscp, put_dscp, eq_dscp,          \
 	  values_dscp, "name or 0..63")                                                        \
+	/* sets (issue 14): lists read from files when the rule is parsed */                 \
+	X(SRC_SET, "src-set", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_set, put_src_set,           \
+	  eq_src_set, NULL, "[!]@/FILE, one prefix per line")                                 \
+	X(DST_SET, "dst-set", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_set, put_dst_set,           \
+	  eq_dst_set, NULL, "[!]@/FILE, one prefix per line")                                 \
+	X(HOST_SET, "host-set", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_set, put_host_set,        \
+	  eq_host_set, NULL, "@/FILE, one host name or *.suffix per line")                    \
 	X(PROBABILITY, "probability", RK_MATCH, RK_W_ANY, RK_FP_NO, parse_probability,         \
 	  put_probability, eq_probability, NULL, "fraction 0..1")                              \
 	X(SET_TTL, "set-ttl", RK_ACTION, RK_W_ANY, RK_FP_YES, parse_set_ttl, put_set_ttl,      \
@@ -1070,6 +1079,231 @@ static int load_table(struct parser *ps, const char *path)
 	return 0;
 }
 
+/*
+ * sets (issue 14).  The files a scope has read, by kind and path: rules of
+ * one config file naming the same list share it (rule.h).  Per thread, as
+ * a parse runs in one thread from begin to end.
+ */
+static __thread struct {
+	bool open;
+	unsigned int n;
+	struct rule_set *s[RULE_SET_SCOPE_FILES];
+} set_scope;
+
+static void set_unref(const struct rule_set *cs)
+{
+	struct rule_set *s = (struct rule_set *)cs;
+
+	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	prefixset_free(s->prefixes);
+	hostset_free(s->hosts);
+	free(s);
+}
+
+static void set_ref(const struct rule_set *cs)
+{
+	if (cs)
+		__atomic_add_fetch(&((struct rule_set *)cs)->refs, 1, __ATOMIC_RELAXED);
+}
+
+void rule_set_scope_end(void)
+{
+	for (unsigned int i = 0; i < set_scope.n; i++)
+		set_unref(set_scope.s[i]);
+	set_scope.n = 0;
+	set_scope.open = false;
+}
+
+void rule_set_scope_begin(void)
+{
+	rule_set_scope_end();
+	set_scope.open = true;
+}
+
+static void scope_share(const struct rule_set *cs)
+{
+	if (!cs || !set_scope.open || set_scope.n == RULE_SET_SCOPE_FILES)
+		return;
+	for (unsigned int i = 0; i < set_scope.n; i++)
+		if (set_scope.s[i]->kind == cs->kind && strcmp(set_scope.s[i]->path, cs->path) == 0)
+			return;
+	set_ref(cs);
+	set_scope.s[set_scope.n++] = (struct rule_set *)cs;
+}
+
+void rule_set_scope_share(const struct rule *r)
+{
+	scope_share(r->m.src_set);
+	scope_share(r->m.dst_set);
+	scope_share(r->m.host_set);
+}
+
+/*
+ * The whole list file into *buf (of *len bytes).  Never blocks: a FIFO or a
+ * terminal would hang the daemon, so only a regular file of at most
+ * RULE_SET_FILE_MAX bytes, opened O_NONBLOCK and checked on its descriptor.
+ */
+static int read_set_file(const char *path, char **buf, size_t *len, char *msg, size_t msglen)
+{
+	_cleanup_(freep) char *b = NULL;
+	struct stat st;
+	size_t n = 0;
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		return err_set(msg, msglen, r, "%s: %s", path, strerror(-r));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = err_set(msg, msglen, -EINVAL, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > RULE_SET_FILE_MAX) {
+		r = err_set(msg, msglen, -EFBIG, "%s: above %u bytes", path, RULE_SET_FILE_MAX);
+		goto out;
+	}
+	b = malloc((size_t)st.st_size + 1);
+	if (!b) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* A file that grows meanwhile is read up to the size it had. */
+	while (n < (size_t)st.st_size) {
+		ssize_t got = read(fd, b + n, (size_t)st.st_size - n);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = -errno;
+			err_set(msg, msglen, r, "%s: %s", path, strerror(-r));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	b = NULL;
+out:
+	close(fd);
+	return r;
+}
+
+static int load_set(struct parser *ps, enum rule_key k, const char *path, uint8_t kind,
+		    const struct rule_set **ret)
+{
+	_cleanup_(freep) struct rule_set *s = NULL;
+	_cleanup_(freep) char *buf = NULL;
+	char msg[ERR_MAX];
+	size_t len = 0;
+	int r;
+
+	if (path[0] != '/' || strlen(path) >= sizeof(s->path) || strpbrk(path, " \t\n\"'\\"))
+		return fail(ps, k, "a list must be @/absolute/path (no spaces or quotes, "
+			    "at most %zu characters)", sizeof(s->path) - 1);
+	/* The path goes into messages and logs as it is: printable ASCII only. */
+	for (const char *c = path; *c; c++)
+		if (!isgraph((unsigned char)*c))
+			return fail(ps, k, "a list's path of printable characters only");
+	for (unsigned int i = 0; set_scope.open && i < set_scope.n; i++) {
+		if (set_scope.s[i]->kind == kind && strcmp(set_scope.s[i]->path, path) == 0) {
+			set_ref(set_scope.s[i]);
+			*ret = set_scope.s[i];
+			return 0;
+		}
+	}
+	if (set_scope.open && set_scope.n == RULE_SET_SCOPE_FILES)
+		return fail(ps, k, "more than %d list files in the rules", RULE_SET_SCOPE_FILES);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->kind = kind;
+	msg[0] = '\0';
+	r = read_set_file(path, &buf, &len, msg, sizeof(msg));
+	if (r < 0)
+		return r == -ENOMEM ? r : fail(ps, k, "%s", msg);
+	if (kind == RULE_SET_PREFIX) {
+		struct prefixset_stats st;
+
+		r = prefixset_from_text(buf, len, path, &s->prefixes, msg, sizeof(msg));
+		if (r == 0) {
+			prefixset_stats(s->prefixes, &st);
+			s->entries = st.prefixes4 + st.prefixes6;
+			s->bytes = st.bytes;
+		}
+	} else {
+		struct hostset_stats st;
+
+		r = hostset_from_text(buf, len, path, &s->hosts, msg, sizeof(msg));
+		if (r == 0) {
+			hostset_stats(s->hosts, &st);
+			s->entries = st.names;
+			s->bytes = st.bytes;
+		}
+	}
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		/*
+		 * "file:line: reason", without the line's text the library quotes
+		 * after it: a rule added over the control socket must not show its
+		 * client lines of a file the client could not read itself.
+		 */
+		char *q = strstr(msg, ": \"");
+
+		if (q)
+			*q = '\0';
+		return fail(ps, k, "%s", msg[0] ? msg : strerror(-r));
+	}
+	s->refs = 1;
+	strcpy(s->path, path);
+	if (set_scope.open) {
+		set_ref(s);
+		set_scope.s[set_scope.n++] = s;
+	}
+	*ret = s;
+	s = NULL;
+	return 0;
+}
+
+/* src-set, dst-set = "[!]@/path"; host-set = "@/path". */
+static int parse_set(struct parser *ps, enum rule_key k)
+{
+	struct rule_match *m = &ps->r->m;
+	const char *s = val(ps, k);
+	const struct rule_set **slot = &m->host_set;
+	uint32_t has = RULE_M_HOST_SET, not = 0;
+	uint8_t kind = RULE_SET_PREFIX;
+	int r;
+
+	if (k == K_SRC_SET) {
+		slot = &m->src_set;
+		has = RULE_M_SRC_SET;
+		not = RULE_M_SRC_SET_NOT;
+	} else if (k == K_DST_SET) {
+		slot = &m->dst_set;
+		has = RULE_M_DST_SET;
+		not = RULE_M_DST_SET_NOT;
+	} else {
+		kind = RULE_SET_HOST;
+	}
+	if (*s == '!' && not) {
+		m->flags |= not;
+		s++;
+	}
+	if (*s != '@')
+		return fail(ps, k, "must be @/absolute/path of a list file");
+	r = load_set(ps, k, s + 1, kind, slot);
+	if (r < 0)
+		return r;
+	m->flags |= has;
+	return 0;
+}
+
 static int parse_distribution(struct parser *ps, enum rule_key k _unused_)
 {
 	struct rule_impair *im = &ps->r->impair;
@@ -1749,6 +1983,9 @@ void rule_ref_tables(const struct rule *r)
 
 	if (t)
 		__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	set_ref(r->m.src_set);
+	set_ref(r->m.dst_set);
+	set_ref(r->m.host_set);
 }
 
 void rule_unref_tables(const struct rule *r)
@@ -1757,6 +1994,9 @@ void rule_unref_tables(const struct rule *r)
 
 	if (t && __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
 		free(t);
+	set_unref(r->m.src_set);
+	set_unref(r->m.dst_set);
+	set_unref(r->m.host_set);
 }
 
 const int16_t *rule_dist_table(const struct rule_impair *im, uint32_t *ret_n)
@@ -1861,11 +2101,21 @@ static bool prefix_equal(const struct rule_prefix *a, const struct rule_prefix *
 	return a->len == b->len && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
 }
 
+/* sets (issue 14): a list by its path, kind and what was loaded (the same file read twice is the same). */
+static bool set_equal(const struct rule_set *a, const struct rule_set *b)
+{
+	return a == b || (a && b && a->kind == b->kind && a->entries == b->entries &&
+			  a->bytes == b->bytes && strcmp(a->path, b->path) == 0);
+}
+
 #define MF(bit) (a->m.flags & (bit))
 #define IF(bit) (a->impair.flags & (bit))
 #define A (&a->impair)
 #define B (&b->impair)
 
+KEY_EQUAL(eq_src_set, !MF(RULE_M_SRC_SET) || set_equal(a->m.src_set, b->m.src_set))
+KEY_EQUAL(eq_dst_set, !MF(RULE_M_DST_SET) || set_equal(a->m.dst_set, b->m.dst_set))
+KEY_EQUAL(eq_host_set, !MF(RULE_M_HOST_SET) || set_equal(a->m.host_set, b->m.host_set))
 KEY_EQUAL(eq_direction, rule_dir_mask(a) == rule_dir_mask(b))
 KEY_EQUAL(eq_family, a->m.family == b->m.family)
 KEY_EQUAL(eq_proto, !MF(RULE_M_PROTO) || a->m.proto == b->m.proto)
@@ -1976,6 +2226,31 @@ static void put_dst(struct strbuf *o, const struct rule *r, enum rule_key k)
 {
 	if (r->m.flags & RULE_M_DST)
 		put_prefix(o, k, r->m.flags & RULE_M_DST_NOT, &r->m.dst, r->m.family);
+}
+
+/* sets (issue 14) */
+static void put_set(struct strbuf *o, enum rule_key k, bool neg, const struct rule_set *s)
+{
+	put_key(o, k);
+	strbuf_printf(o, "%s@%s", neg ? "!" : "", s ? s->path : "");
+}
+
+static void put_src_set(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_SRC_SET)
+		put_set(o, k, r->m.flags & RULE_M_SRC_SET_NOT, r->m.src_set);
+}
+
+static void put_dst_set(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_DST_SET)
+		put_set(o, k, r->m.flags & RULE_M_DST_SET_NOT, r->m.dst_set);
+}
+
+static void put_host_set(struct strbuf *o, const struct rule *r, enum rule_key k)
+{
+	if (r->m.flags & RULE_M_HOST_SET)
+		put_set(o, k, false, r->m.host_set);
 }
 
 static void put_sport(struct strbuf *o, const struct rule *r, enum rule_key k)

@@ -182,6 +182,12 @@ enum {
 	RULE_M_LENGTH = 1u << 14,
 	RULE_M_DSCP = 1u << 15,
 	RULE_M_PROBABILITY = 1u << 16,
+	/* sets (issue 14): bits from 24 up, so that other blocks can take 17.. */
+	RULE_M_SRC_SET = 1u << 24,	/* src-set=@FILE: rule_match.src_set */
+	RULE_M_SRC_SET_NOT = 1u << 25,
+	RULE_M_DST_SET = 1u << 26,	/* dst-set=@FILE: rule_match.dst_set */
+	RULE_M_DST_SET_NOT = 1u << 27,
+	RULE_M_HOST_SET = 1u << 28,	/* host-set=@FILE: rule_match.host_set */
 };
 
 /* Matches that need the L4 header. */
@@ -208,6 +214,8 @@ struct rule_match {
 	uint16_t len_lo, len_hi;
 	uint64_t prob_threshold;	/* matches when 53 random bits are below it */
 	struct rule_prefix src, dst;
+	/* sets (issue 14): with RULE_M_*_SET, shared and reference counted (struct rule_set) */
+	const struct rule_set *src_set, *dst_set, *host_set;
 };
 
 enum rule_ttl_op {
@@ -378,7 +386,47 @@ struct rule {
 	struct rule_surgery surg;
 };
 
-/* Take and drop the references a copy of r (a memcpy) holds: its file table. */
+/*
+ * sets (issue 14): an address or host-name list read from a file when the
+ * rule is parsed (src-set, dst-set, host-set = "@/path"), shared, read-only,
+ * reference counted like struct rule_table.  Inside a set scope
+ * (rule_set_scope_begin() .. _end(), what config_load() opens around a
+ * file's rules) rules naming the same file of the same kind share one
+ * load; outside one, every rule_parse() reads its file.  A new scope reads
+ * every file again: a reload picks up a changed list.
+ */
+struct prefixset;
+struct hostset;
+
+enum rule_set_kind {
+	RULE_SET_PREFIX,	/* prefixset.h: src-set, dst-set */
+	RULE_SET_HOST,		/* hostset.h: host-set */
+};
+
+struct rule_set {
+	unsigned int refs;
+	uint8_t kind;			/* enum rule_set_kind */
+	struct prefixset *prefixes;	/* RULE_SET_PREFIX */
+	struct hostset *hosts;		/* RULE_SET_HOST */
+	uint64_t entries;		/* lines with an entry, as loaded */
+	uint64_t bytes;			/* memory of the built set */
+	char path[256];
+};
+
+#define RULE_SET_SCOPE_FILES 64	/* distinct list files in one scope, and in one chain */
+#define RULE_SET_FILE_MAX (256u << 20)	/* bytes of one list file */
+
+void rule_set_scope_begin(void);
+void rule_set_scope_end(void);
+/*
+ * Inside an open scope: R's lists are the scope's copies of their files (a
+ * rule added to a running chain shares the chain's lists; the files are
+ * read again at the next reload).  Lists beyond the scope's bound are not
+ * shared.
+ */
+void rule_set_scope_share(const struct rule *r);
+
+/* Take and drop the references a copy of r (a memcpy) holds: its file table and sets. */
 void rule_ref_tables(const struct rule *r);
 void rule_unref_tables(const struct rule *r);
 /* The delay table of a rule with a table distribution, and its size; NULL for none. */

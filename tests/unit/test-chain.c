@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "chain.h"
 #include "forge.h"
@@ -23,6 +24,7 @@
 #include "refcsum.h"
 #include "rng.h"
 #include "ruleline.h"
+#include "settest.h"
 #include "tap.h"
 #include "util.h"
 
@@ -2032,6 +2034,401 @@ static void test_surgery(void)
 	chain_unref(c);
 }
 
+/* ---- sets (issue 14) ------------------------------------------------------- */
+
+static char set_a[128], set_h[128], set_bad[128], set_hbad[128];
+
+static bool set_files(void)
+{
+	static const char a[] = "# addresses\n10.1.0.0/16\n192.0.2.7\n\n2001:db8:1::/48\n";
+	static const char h[] = "example.com\n*.blocked.test\n";
+	static const char bad[] = "10.0.0.0/8\n# two\nnot-an-address\n";
+	static const char hbad[] = "ok.test\nbad..name\n";
+
+	return write_temp(set_a, sizeof(set_a), a, strlen(a)) == 0 &&
+	       write_temp(set_h, sizeof(set_h), h, strlen(h)) == 0 &&
+	       write_temp(set_bad, sizeof(set_bad), bad, strlen(bad)) == 0 &&
+	       write_temp(set_hbad, sizeof(set_hbad), hbad, strlen(hbad)) == 0;
+}
+
+/* "KEY=[!]@PATH verdict=drop" against one packet: 1 dropped, 0 accepted, -1 error. */
+static int set_verdict(const char *key, const char *neg, const char *path, const char *more,
+		       struct spec s)
+{
+	char line[512];
+
+	snprintf(line, sizeof(line), "%s %s=%s@%s verdict=drop", more, key, neg, path);
+	switch (verdict1(line, s)) {
+	case CHAIN_DROP:
+		return 1;
+	case CHAIN_ACCEPT:
+		return 0;
+	}
+	return -1;
+}
+
+static void test_set_matches(void)
+{
+	static const struct {
+		const char *key, *neg, *more;
+		struct spec pkt;
+		int want;
+		const char *what;
+	} t[] = {
+		{ "dst-set", "", "", UDP4_(.dst = "10.1.2.3"), 1, "dst in a /16 of the list" },
+		{ "dst-set", "", "", UDP4_(.dst = "10.2.0.1"), 0, "dst outside" },
+		{ "dst-set", "", "", UDP4_(.dst = "192.0.2.7"), 1, "dst a bare address of the list" },
+		{ "dst-set", "", "", UDP4_(.dst = "192.0.2.8"), 0, "the address next to it" },
+		{ "dst-set", "", "", UDP6_(.dst = "2001:db8:1::5"), 1, "IPv6 dst in the /48" },
+		{ "dst-set", "", "", UDP6_(.dst = "2001:db8:2::1"), 0, "IPv6 dst outside" },
+		{ "dst-set", "", "", UDP4_(.src = "10.1.2.3", .dst = "10.9.9.9"), 0,
+		  "dst-set looks at dst only" },
+		{ "dst-set", "!", "", UDP4_(.dst = "10.1.2.3"), 0, "!: dst in the list" },
+		{ "dst-set", "!", "", UDP4_(.dst = "10.2.0.1"), 1, "!: dst outside" },
+		{ "src-set", "", "", UDP4_(.src = "10.1.200.1"), 1, "src in the list" },
+		{ "src-set", "", "", UDP4_(.src = "10.3.0.1", .dst = "10.1.0.1"), 0,
+		  "src-set looks at src only" },
+		{ "src-set", "!", "", PING6_(.src = "2001:db8:1::1"), 0, "!: IPv6 src in the list" },
+		{ "dst-set", "", "proto=udp dport=53", UDP4_(.dst = "10.1.0.9", .dport = 53), 1,
+		  "with proto and dport (indexed by port)" },
+		{ "dst-set", "", "proto=udp dport=53", UDP4_(.dst = "10.1.0.9", .dport = 54), 0,
+		  "with proto and dport, another port" },
+		{ "dst-set", "", "dst=10.1.0.0/24", UDP4_(.dst = "10.1.0.9"), 1,
+		  "with dst (indexed by prefix)" },
+		{ "dst-set", "", "dst=10.1.0.0/24", UDP4_(.dst = "10.1.1.9"), 0,
+		  "with dst, outside the prefix" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+		is_int(set_verdict(t[i].key, t[i].neg, set_a, t[i].more, t[i].pkt), t[i].want,
+		       "sets: %s%s%s: %s", t[i].key, t[i].more[0] ? " " : "", t[i].more, t[i].what);
+}
+
+/* A chain with a dst-set of random prefixes against a linear scan of them. */
+static void test_set_linear(void)
+{
+	enum { NPREF = 300, NPKT = 3000 };
+	static uint32_t net[NPREF], mask[NPREF];
+	char path[128], *text = malloc(NPREF * 24);
+	size_t len = 0;
+	unsigned int wrong = 0, hits = 0;
+	struct chain *c;
+	char line[256];
+
+	if (!text)
+		return;
+	for (size_t i = 0; i < NPREF; i++) {
+		unsigned int plen = 8 + rnd(25);
+
+		mask[i] = plen == 32 ? 0xffffffffu : ~(0xffffffffu >> plen);
+		/* Inside 10/8 half of the time, so that random packets hit. */
+		net[i] = ((uint32_t)rnd64() & (i % 2 ? 0x00ffffffu : 0xffffffffu)) |
+			 (i % 2 ? 0x0a000000u : 0);
+		len += (size_t)sprintf(text + len, "%u.%u.%u.%u/%u\n", net[i] >> 24,
+				       (net[i] >> 16) & 255, (net[i] >> 8) & 255, net[i] & 255, plen);
+		net[i] &= mask[i];
+	}
+	if (write_temp(path, sizeof(path), text, len) != 0) {
+		free(text);
+		ok(false, "sets: temp file");
+		return;
+	}
+	free(text);
+	snprintf(line, sizeof(line), "dst-set=@%s verdict=drop", path);
+	c = chain_of(line, NULL);
+	if (!ok(c, "sets: %d random prefixes load", NPREF)) {
+		unlink(path);
+		return;
+	}
+	for (int k = 0; k < NPKT; k++) {
+		uint32_t a = (uint32_t)rnd64();
+		char dst[16];
+		struct tpkt t, f;
+		bool want = false;
+		int v;
+
+		if (k % 2)
+			a = 0x0a000000u | (a & 0x00ffffffu);
+		for (size_t i = 0; i < NPREF && !want; i++)
+			want = (a & mask[i]) == net[i];
+		snprintf(dst, sizeof(dst), "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
+			 a & 255);
+		if (!build(&t, &(struct spec)UDP4_(.dst = dst))) {
+			wrong++;
+			continue;
+		}
+		f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+		v = (int)chain_run(c, &t.p, &f.p, 1);
+		hits += want;
+		wrong += (v == CHAIN_DROP) != want;
+	}
+	ok(wrong == 0 && hits > 0, "sets: %d random addresses match as a linear scan (%u in the set, %u wrong)",
+	   NPKT, hits, wrong);
+	chain_unref(c);
+	unlink(path);
+}
+
+static void test_set_hosts(void)
+{
+	static const struct {
+		const char *name;	/* NULL: no flow; "": a flow without a name yet */
+		bool drop;
+	} t[] = {
+		{ NULL, false },
+		{ "", false },
+		{ "example.com", true },
+		{ "www.example.com", false },
+		{ "a.blocked.test", true },
+		{ "x.y.blocked.test", true },
+		{ "blocked.test", false },
+		{ "ok.test", false },
+	};
+	char line[256];
+	struct chain *c;
+
+	snprintf(line, sizeof(line), "proto=tcp host-set=@%s verdict=drop", set_h);
+	c = chain_of(line, NULL);
+	if (!ok(c, "sets: host-set loads"))
+		return;
+	/* The flow table (wire14) is not here: the flow is filled by hand. */
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		struct pkt_flow fl = { .pos = 1 };
+		struct tpkt p, f;
+		int v;
+
+		if (!build(&p, &(struct spec)TCP4_(.dst = "10.0.0.2"))) {
+			ok(false, "packet");
+			continue;
+		}
+		if (t[i].name) {
+			fl.name = t[i].name;
+			fl.name_len = (uint8_t)strlen(t[i].name);
+			p.p.flow = &fl;
+		}
+		f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) };
+		v = (int)chain_run(c, &p.p, &f.p, 1);
+		is_int(v, t[i].drop ? CHAIN_DROP : CHAIN_ACCEPT, "sets: host-set, flow name %s%s%s",
+		       t[i].name ? "'" : "", t[i].name ? t[i].name : "(no flow)", t[i].name ? "'" : "");
+	}
+	chain_unref(c);
+}
+
+static void test_set_errors(void)
+{
+	struct {
+		char line[512];
+		size_t bad;
+		const char *has[3];
+	} t[] = {
+		{ "", 0, { "dst-set", "", ":3: " } },
+		{ "", 0, { "host-set", "", ":2: " } },
+		{ "dst-set=@/nonexistent/ipmodd-x.list verdict=drop", 0,
+		  { "dst-set", "/nonexistent/ipmodd-x.list", "No such file" } },
+		{ "dst-set=@relative.list verdict=drop", 0, { "dst-set", "absolute", NULL } },
+		{ "dst-set=10.0.0.0/8 verdict=drop", 0, { "dst-set", "@/absolute/path", NULL } },
+		{ "", 1, { "host-set", "@/absolute/path", NULL } },
+		{ "", 0, { "src-set", "not a regular file", NULL } },
+		{ "dst-set=@/dev/zero verdict=drop", 0, { "dst-set", "/dev/zero: not a regular file", NULL } },
+		{ "dst-set=@/tmp/\x1b[2J verdict=drop", 0, { "dst-set", "printable characters only", NULL } },
+	};
+	char fifo[sizeof(set_a) + 8];
+
+	/* A FIFO would block the daemon: refused without opening it for reading. */
+	snprintf(fifo, sizeof(fifo), "%s.fifo", set_a);
+	if (mkfifo(fifo, 0600) != 0)
+		diag("mkfifo %s failed", fifo);
+	snprintf(t[6].line, sizeof(t[6].line), "src-set=@%s verdict=drop", fifo);
+
+	snprintf(t[0].line, sizeof(t[0].line), "dst-set=@%s verdict=drop", set_bad);
+	t[0].has[1] = set_bad;
+	snprintf(t[1].line, sizeof(t[1].line), "host-set=@%s verdict=drop", set_hbad);
+	t[1].has[1] = set_hbad;
+	snprintf(t[5].line, sizeof(t[5].line), "verdict=drop host-set=!@%s", set_h);
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		struct rule *r = NULL;
+		char err[ERR_MAX];
+		size_t bad = 99;
+		bool all = true;
+		char line[512];
+		int ret;
+
+		memcpy(line, t[i].line, sizeof(line));
+		ret = rule_parse_line(line, &r, &bad, err, sizeof(err));
+
+		for (size_t k = 0; k < ARRAY_SIZE(t[i].has) && t[i].has[k]; k++)
+			all &= strstr(err, t[i].has[k]) != NULL;
+		/* The bad line's text is not echoed (a control client may not read the file). */
+		all &= !strstr(err, "not-an-address") && !strstr(err, "bad..name");
+		ok(ret == -EINVAL && !r && bad == t[i].bad && all, "sets: refused: %s", err);
+		rule_free(r);
+	}
+	unlink(fifo);
+}
+
+static void test_set_share(void)
+{
+	char l1[512], l2[512], l3[512], out[RULE_FORMAT_MAX];
+	struct rule *r[3] = { NULL }, *back = NULL, *again = NULL;
+	struct chain_sets_info si;
+	struct chain *c = NULL;
+	char err[256];
+
+	snprintf(l1, sizeof(l1), "name=a dst-set=!@%s verdict=drop", set_a);
+	snprintf(l2, sizeof(l2), "name=b src-set=@%s dst-set=@%s verdict=accept", set_a, set_a);
+	snprintf(l3, sizeof(l3), "name=c proto=tcp host-set=@%s verdict=drop", set_h);
+
+	/* Printed as given, read back equal. */
+	r[0] = rule_of(l1);
+	ok(r[0] && rule_format(r[0], out, sizeof(out)) > 0 && strstr(out, "dst-set=!@") &&
+	   strstr(out, set_a), "sets: printed: %s", out);
+	ok(r[0] && rule_round_trips(r[0], out, sizeof(out), &back) && rule_equal(r[0], back),
+	   "sets: read back equal");
+	rule_free(back);
+	rule_free(r[0]);
+
+	/* Outside a scope every rule reads its file. */
+	r[0] = rule_of(l2);
+	r[1] = rule_of(l2);
+	ok(r[0] && r[1] && r[0]->m.dst_set != r[1]->m.dst_set && rule_equal(r[0], r[1]),
+	   "sets: outside a scope, two loads of one file (equal rules)");
+	rule_free(r[0]);
+	rule_free(r[1]);
+
+	/* Inside one, the rules of one file share each list. */
+	rule_set_scope_begin();
+	r[0] = rule_of(l1);
+	r[1] = rule_of(l2);
+	r[2] = rule_of(l3);
+	rule_set_scope_end();
+	ok(r[0] && r[1] && r[2] && r[0]->m.dst_set == r[1]->m.dst_set &&
+	   r[1]->m.src_set == r[1]->m.dst_set && r[2]->m.host_set,
+	   "sets: inside a scope, one load per file");
+	if (r[0] && r[1] && r[2] && chain_new(r, 3, &c, err, sizeof(err)) == 0) {
+		chain_sets_info(c, &si);
+		ok(si.sets == 2 && si.prefixes == 3 && si.names == 2 && si.bytes > 0,
+		   "sets: chain_sets_info: %llu sets, %llu prefixes, %llu names, %llu bytes",
+		   (unsigned long long)si.sets, (unsigned long long)si.prefixes,
+		   (unsigned long long)si.names, (unsigned long long)si.bytes);
+	} else {
+		ok(false, "sets: chain of shared sets");
+	}
+	for (size_t i = 0; i < 3; i++)
+		r[i] = rule_free(r[i]);
+	/* The chain holds its own references: the rules are gone, it still matches. */
+	if (c) {
+		struct tpkt t, f;
+
+		ok(build(&t, &(struct spec)UDP4_(.dst = "10.9.0.1")) &&
+		   (f.p = (struct pkt){ .data = f.buf, .cap = sizeof(f.buf) }, 1) &&
+		   chain_run(c, &t.p, &f.p, 1) == CHAIN_DROP,
+		   "sets: the chain keeps its lists after the rules are freed");
+		chain_unref(c);
+	}
+
+	/* A new scope reads the file again: a changed list is picked up. */
+	rule_set_scope_begin();
+	r[0] = rule_of(l1);
+	rule_set_scope_end();
+	{
+		static const char a2[] = "10.9.0.0/16\n";
+		FILE *f = fopen(set_a, "w");
+
+		if (f) {
+			fputs(a2, f);
+			fclose(f);
+		}
+	}
+	rule_set_scope_begin();
+	again = rule_of(l1);
+	rule_set_scope_end();
+	ok(r[0] && again && r[0]->m.dst_set != again->m.dst_set && !rule_equal(r[0], again),
+	   "sets: a new scope reads the changed file (and the rules differ)");
+	is_int(set_verdict("dst-set", "", set_a, "", UDP4(.dst = "10.9.1.1")), 1,
+	       "sets: the changed list matches what it now holds");
+	rule_free(r[0]);
+	rule_free(again);
+
+	/* A rule added to a running chain shares the chain's copy (rule_set_scope_share). */
+	r[0] = rule_of(l1);
+	rule_set_scope_begin();
+	if (r[0])
+		rule_set_scope_share(r[0]);
+	r[1] = rule_of(l2);
+	rule_set_scope_end();
+	ok(r[0] && r[1] && r[1]->m.dst_set == r[0]->m.dst_set && r[1]->m.src_set == r[0]->m.dst_set,
+	   "sets: a shared scope hands out the running rule's copy");
+	rule_free(r[0]);
+	rule_free(r[1]);
+}
+
+/* At most RULE_SET_SCOPE_FILES distinct lists in one chain, and in one scope. */
+static void test_set_bound(void)
+{
+	struct rule *r[RULE_SET_SCOPE_FILES + 1] = { NULL };
+	char path[RULE_SET_SCOPE_FILES + 1][128], line[512], err[256];
+	struct chain *c = NULL;
+	size_t n = 0;
+	int ret;
+
+	for (n = 0; n <= RULE_SET_SCOPE_FILES; n++) {
+		char p[128];
+
+		if (write_temp(p, sizeof(p), "10.0.0.0/8\n", 11) != 0)
+			break;
+		memcpy(path[n], p, sizeof(p));
+		snprintf(line, sizeof(line), "name=r%zu dst-set=@%s verdict=drop", n, p);
+		r[n] = rule_of(line);
+		if (!r[n])
+			break;
+	}
+	if (!ok(n == RULE_SET_SCOPE_FILES + 1, "sets: %d rules with a list each", RULE_SET_SCOPE_FILES + 1))
+		goto out;
+	ok(chain_new(r, RULE_SET_SCOPE_FILES, &c, err, sizeof(err)) == 0,
+	   "sets: a chain of %d lists", RULE_SET_SCOPE_FILES);
+	c = chain_unref(c);
+	ret = chain_new(r, RULE_SET_SCOPE_FILES + 1, &c, err, sizeof(err));
+	ok(ret == -E2BIG && !c && strstr(err, "at most 64"), "sets: one more is refused: %s", err);
+	c = chain_unref(c);
+	{
+		struct rule *x = NULL;
+		size_t bad;
+
+		rule_set_scope_begin();
+		for (size_t i = 0; i < RULE_SET_SCOPE_FILES; i++)
+			rule_set_scope_share(r[i]);
+		char p[128];
+
+		memcpy(p, path[RULE_SET_SCOPE_FILES], sizeof(p));
+		snprintf(line, sizeof(line), "dst-set=@%s verdict=drop", p);
+		ret = rule_parse_line(line, &x, &bad, err, sizeof(err));
+		rule_set_scope_end();
+		ok(ret == -EINVAL && !x && strstr(err, "more than 64 list files"),
+		   "sets: a scope of 64 files refuses another: %s", err);
+		rule_free(x);
+	}
+out:
+	for (size_t i = 0; i < n && i <= RULE_SET_SCOPE_FILES; i++) {
+		rule_free(r[i]);
+		unlink(path[i]);
+	}
+}
+
+static void test_sets(void)
+{
+	if (!ok(set_files(), "sets: temp files written"))
+		return;
+	test_set_matches();
+	test_set_linear();
+	test_set_hosts();
+	test_set_errors();
+	test_set_share();
+	test_set_bound();
+	unlink(set_a);
+	unlink(set_h);
+	unlink(set_bad);
+	unlink(set_hbad);
+}
+
 int main(void)
 {
 	test_parse_good();
@@ -2057,5 +2454,6 @@ int main(void)
 	test_explain_packet();
 	test_direction_forge();
 	test_surgery();
+	test_sets();
 	return tap_done();
 }

@@ -862,6 +862,48 @@ static void test_restart_keys(void)
 	config_free(d);
 }
 
+/* sets (issue 14): list files read with the rules; errors name both files' lines. */
+static void test_sets(void)
+{
+	char list[sizeof(tmpdir) + 32], bad[sizeof(tmpdir) + 32], text[1024], want[512];
+	struct config *cfg;
+	FILE *f;
+
+	snprintf(list, sizeof(list), "%s/sets.list", tmpdir);
+	snprintf(bad, sizeof(bad), "%s/bad.list", tmpdir);
+	f = fopen(list, "w");
+	if (f) {
+		fputs("# test\n10.1.0.0/16\n2001:db8::/32\n", f);
+		fclose(f);
+	}
+	f = fopen(bad, "w");
+	if (f) {
+		fputs("10.0.0.0/8\n\n10.0.0.0/33\n", f);
+		fclose(f);
+	}
+	snprintf(text, sizeof(text),
+		 "rules = (\n  { name = \"a\"; dst-set = \"@%s\"; verdict = \"drop\"; },\n"
+		 "  { name = \"b\"; src-set = \"!@%s\"; set-dscp = \"cs1\"; }\n);\n", list, list);
+	cfg = parses(text, "sets: dst-set and src-set parse");
+	ok(cfg && cfg->n_rules == 2 && cfg->rules[0]->m.dst_set &&
+	   cfg->rules[0]->m.dst_set == cfg->rules[1]->m.src_set,
+	   "sets: two rules of one file share one load of the list");
+	config_free(cfg);
+
+	snprintf(text, sizeof(text),
+		 "rules = (\n  { name = \"a\"; verdict = \"drop\";\n"
+		 "    dst-set = \"@%s\"; }\n);\n", bad);
+	snprintf(want, sizeof(want), "t.conf:3: rule 'a': dst-set: '@%s': %s:3: ", bad, bad);
+	fails_at(text, want, "sets: a bad line: the config's file:line and the list's");
+	snprintf(text, sizeof(text), "rules = ( { host-set = \"@%s/none.list\"; verdict = \"drop\"; } );",
+		 tmpdir);
+	snprintf(want, sizeof(want), "t.conf:1: rule #1: host-set: '@%s/none.list': %s/none.list: No such file",
+		 tmpdir, tmpdir);
+	fails_at(text, want, "sets: a missing list: its name and the config's file:line");
+	unlink(list);
+	unlink(bad);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -881,6 +923,7 @@ int main(void)
 	test_restart_keys();
 	test_inbound();
 	test_global_seed();
+	test_sets();
 	cleanup();
 	return tap_done();
 }

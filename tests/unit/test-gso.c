@@ -17,6 +17,7 @@
 
 #include "chain.h"
 #include "gso.h"
+#include "surgery.h"
 #include "packet.h"
 #include "refcsum.h"
 #include "rule.h"
@@ -517,6 +518,41 @@ static void rw_port(struct pkt *p)
 	pkt_l4_csum_replace2(p, old, 443, false);
 }
 
+/* set-field and strip-tcp-option (surgery_rewrite(), as the chain applies them). */
+static void rw_surgery(struct pkt *p, const char *field, const char *strip)
+{
+	struct rule_surgery rs;
+	char err[256];
+
+	surgery_init(&rs);
+	if ((field && surgery_parse_set_field(&rs, field, err, sizeof(err)) < 0) ||
+	    (strip && surgery_parse_strip_tcp_option(&rs, strip, err, sizeof(err)) < 0)) {
+		diag("%s", err);
+		return;
+	}
+	surgery_rewrite(&rs, p);
+}
+
+static void rw_field4(struct pkt *p)
+{
+	rw_surgery(p, "ip.src=10.9.8.7 ip.id=77 ip.ttl=5 tcp.window=999 tcp.sport=4321", NULL);
+}
+
+static void rw_field6(struct pkt *p)
+{
+	rw_surgery(p, "ip6.dst=2001:db8::77 ip6.flowlabel=0x54321 udp.dport=5353", NULL);
+}
+
+static void rw_field_tcp6(struct pkt *p)
+{
+	rw_surgery(p, "ip6.src=2001:db8::5 tcp.seq=123456789 tcp.flags=0x18", "timestamp");
+}
+
+static void rw_strip(struct pkt *p)
+{
+	rw_surgery(p, NULL, "timestamp,mss");
+}
+
 static void test_partial(void)
 {
 	struct sp t4 = { .family = AF_INET, .proto = IPPROTO_TCP, .tsopt = true, .flags = TF_ACK };
@@ -538,6 +574,10 @@ static void test_partial(void)
 	check_partial("UDPv6 source address", u6, rw_saddr);
 	check_partial("TCPv4 source port", t4, rw_port);
 	check_partial("UDPv6 source port", u6, rw_port);
+	check_partial("TCPv4 set-field (address, id, ttl, window, port)", t4, rw_field4);
+	check_partial("UDPv6 set-field (address, flow label, port)", u6, rw_field6);
+	check_partial("TCPv6 set-field and strip-tcp-option", t6, rw_field_tcp6);
+	check_partial("TCPv4 SYN strip-tcp-option", syn, rw_strip);
 }
 
 /* ---- the chain: whole or split, and counting segments ----------------------- */

@@ -711,6 +711,15 @@ static void test_opts_trace(void)
 		monitor_opts_done(&o);
 	}
 
+	/* sets (issue 14): refused before any file is read. */
+	r = opts_of("trace=1\ndst-set=@/nonexistent/x.list\n\n", &o);
+	is_int(r, -EINVAL, "filter refused: dst-set");
+	ok(strstr(err, "dst-set: lists are not read"), "  message: %s", err);
+	ok(!o.filter, "  and no filter left to free");
+	r = opts_of("trace=1\nhost-set=@/nonexistent/x.list\n\n", &o);
+	is_int(r, -EINVAL, "filter refused: host-set");
+	ok(strstr(err, "host-set: lists are not read"), "  message: %s", err);
+
 	r = opts_of("trace=1\nproto=tcp\nreject-with=tcp-reset\n\n", &o);
 	is_int(r, -EINVAL, "filter refused: reject-with=tcp-reset");
 	ok(strstr(err, "reject-with") || strstr(err, "only match keys"), "  message: %s", err);

@@ -8,7 +8,10 @@
  * decision, fastpath_rule_why_not().  A key added to the table without a
  * sample here fails the first test.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fastpath.h"
 #include "rule.h"
@@ -20,6 +23,9 @@ struct sample {
 	const char *line;	/* a rule with the key, otherwise carried by the fast path when it can be */
 	const char *other;	/* the same with another value of the key */
 };
+
+/* sets (issue 14): the lines name list files main() writes into a temp directory. */
+static char set_dir[64], set_line[6][200];
 
 static const struct sample samples[] = {
 	{ "name", "name=a verdict=drop", "name=b verdict=drop" },
@@ -39,6 +45,9 @@ static const struct sample samples[] = {
 	{ "ttl", "ttl=64 verdict=drop", "ttl=1-64 verdict=drop" },
 	{ "length", "length=100-200 verdict=drop", "length=100 verdict=drop" },
 	{ "dscp", "dscp=ef verdict=drop", "dscp=cs1 verdict=drop" },
+	{ "src-set", set_line[0], set_line[1] },
+	{ "dst-set", set_line[2], set_line[3] },
+	{ "host-set", set_line[4], set_line[5] },
 	{ "probability", "probability=0.5 verdict=drop", "probability=0.25 verdict=drop" },
 	{ "set-ttl", "set-ttl=64", "set-ttl=-1" },
 	{ "set-dscp", "set-dscp=af11", "set-dscp=0" },
@@ -142,12 +151,57 @@ static bool actions_by_kind(const struct rule *r, const struct rule_keyinfo *all
 	return strcmp(want, got) == 0;
 }
 
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static void set_files(bool make)
+{
+	static const char *const names[] = { "a.list", "b.list", "h.list", "i.list" };
+	const char *tmp = getenv("TMPDIR");
+	char path[128];
+
+	if (!make) {
+		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+			snprintf(path, sizeof(path), "%s/%s", set_dir, names[i]);
+			unlink(path);
+		}
+		rmdir(set_dir);
+		return;
+	}
+	snprintf(set_dir, sizeof(set_dir), "%s/ipmodd-vocab.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(set_dir))
+		return;
+	write_file(set_dir, "a.list", "10.0.0.0/8\n2001:db8::/32\n");
+	write_file(set_dir, "b.list", "192.0.2.0/24\n");
+	write_file(set_dir, "h.list", "example.com\n*.example.org\n");
+	write_file(set_dir, "i.list", "example.net\n");
+	snprintf(set_line[0], sizeof(set_line[0]), "src-set=@%s/a.list verdict=drop", set_dir);
+	snprintf(set_line[1], sizeof(set_line[1]), "src-set=@%s/b.list verdict=drop", set_dir);
+	snprintf(set_line[2], sizeof(set_line[2]), "dst-set=@%s/a.list verdict=drop", set_dir);
+	snprintf(set_line[3], sizeof(set_line[3]), "dst-set=!@%s/a.list verdict=drop", set_dir);
+	snprintf(set_line[4], sizeof(set_line[4]), "host-set=@%s/h.list verdict=drop", set_dir);
+	snprintf(set_line[5], sizeof(set_line[5]), "host-set=@%s/i.list verdict=drop", set_dir);
+}
+
 int main(void)
 {
-	struct rule_keyinfo all[RULE_KV_MAX];
+	/* The rows, however many: more than one rule's keys (RULE_KV_MAX) may exist. */
+	struct rule_keyinfo all[128];
 	size_t n = 0;
 
-	while (n < RULE_KV_MAX && rule_key_info((unsigned int)n, &all[n]) == 0)
+	set_files(true);
+
+	while (n < ARRAY_SIZE(all) && rule_key_info((unsigned int)n, &all[n]) == 0)
 		n++;
 	ok(n > 40 && rule_key_info((unsigned int)n, &all[0]) == -ENOENT && rule_key_info((unsigned int)n - 1, &all[n - 1]) == 0,
 	   "rule_key_info: %zu rows, then -ENOENT", n);
@@ -236,5 +290,6 @@ int main(void)
 	for (size_t i = 0; i < ARRAY_SIZE(samples); i++)
 		ok(info_of(all, n, samples[i].key, strlen(samples[i].key)),
 		   "sample '%s' names a row of the table", samples[i].key);
+	set_files(false);
 	return tap_done();
 }
