@@ -186,8 +186,17 @@ cut_case() {
 		grep -Eqx "1:$((off + a)) $((1 + off + a)):$second -?[0-9]+" <<<"$segs"
 	check "[$tag] checksums good in the peer's capture" all_good "$WORKDIR/$tag.pcap"
 }
-# split = host: at the Host header's value.
+# split = host: at the Host header's value, traced.
+"$IPMODCTL" -s "$SOCK" trace rule=split-host >"$WORKDIR/trace.txt" 2>&1 &
+trace_pid=$!
+BG_PIDS+=("$trace_pid")
+sleep 0.3
 cut_case host_4 4 7107 - "$HTTP" 0 -
+sleep 0.3
+kill "$trace_pid" 2>/dev/null
+wait "$trace_pid" 2>/dev/null
+check "[host_4] the trace shows the request cut in two (surgery-out=2)" \
+	grep -q ' rule=split-host split=host result=accept surgery-out=2$' "$WORKDIR/trace.txt"
 # split = "sni+2,midsld": a.blocked.test cut after "a." and after "a.blo".
 cut_case sld_6 6 7108 "$NAME" "$SMALL" 2 5
 
