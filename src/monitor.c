@@ -80,6 +80,10 @@ static int parse_trace(const struct ctl_request *req, struct monitor_opts *o, ch
 		/* distribution=@FILE would have the daemon read a file for a trace client. */
 		if (strcmp(pr->key, "verdict") == 0 || strcmp(pr->key, "distribution") == 0)
 			return err_set(err, errlen, -EINVAL, "%s", only_matches);
+		/* surgery (issue 15): actions, and fake=@FILE would be read too. */
+		for (size_t k = 0; k < surgery_nkeys; k++)
+			if (strcmp(pr->key, surgery_keys[k].name) == 0)
+				return err_set(err, errlen, -EINVAL, "%s", only_matches);
 		/* sets (issue 14): so would the lists. */
 		if (strcmp(pr->key, "src-set") == 0 || strcmp(pr->key, "dst-set") == 0 ||
 		    strcmp(pr->key, "host-set") == 0)

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "packet.h"
 #include "surgery.h"
@@ -318,13 +319,25 @@ int surgery_parse_fake(struct rule_surgery *s, const char *value, char *err, siz
 
 		if (path[0] != '/')
 			return fail(err, errlen, "fake: \"%s\" is not an absolute path", path);
+		struct stat st;
+
 		if (strlen(path) >= SURG_FAKE_PATH_MAX)
 			return fail(err, errlen, "fake: path longer than %d bytes", SURG_FAKE_PATH_MAX - 1);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		/* The path goes into messages and into a rule's text as one word. */
+		for (const char *c = path; *c; c++)
+			if (*c <= ' ' || *c > '~' || *c == '"' || *c == '\\')
+				return fail(err, errlen, "fake: the path must be printable ASCII without "
+					    "spaces, quotes or backslashes");
+		/* Never blocking (a FIFO), never a device: a regular file. */
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 		if (fd < 0) {
 			e = errno;
 			fail(err, errlen, "fake: %s: %s", path, strerror(e));
 			return -e;
+		}
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			return fail(err, errlen, "fake: %s: not a regular file", path);
 		}
 		while (got < SURG_FAKE_MAX) {
 			r = read(fd, data + got, SURG_FAKE_MAX - got);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "chain.h"
 #include "forge.h"
@@ -597,6 +598,9 @@ static const struct rule_refusal bad_forms[] = {
 	{ "ipfrag=12", 0, "ipfrag: '12': " },
 	{ "set-field=tcp.nope=1", 0, "set-field: 'tcp.nope=1': unknown field" },
 	{ "fake=hex:zz", 0, "fake: 'hex:zz': " },
+	{ "fake=@/dev/zero", 0, "fake: '@/dev/zero': /dev/zero: not a regular file" },
+	{ "fake=@/", 0, "fake: '@/': /: not a regular file" },
+	{ "fake=@relative", 0, "fake: '@relative': " },
 };
 
 static void test_parse_bad(void)
@@ -1979,6 +1983,24 @@ static void test_surgery(void)
 	struct chain_explain ex;
 	struct chain *c;
 	int v;
+
+	/* fake=@FIFO: refused at once, never a read that waits for a writer. */
+	{
+		char fifo[64], line[96], err[256];
+		struct rule *r = NULL;
+		size_t bad;
+
+		snprintf(fifo, sizeof(fifo), "/tmp/test-chain-fifo.%d", (int)getpid());
+		unlink(fifo);
+		if (mkfifo(fifo, 0600) == 0) {
+			snprintf(line, sizeof(line), "fake=@%s", fifo);
+			ok(rule_parse_line(line, &r, &bad, err, sizeof(err)) == -EINVAL && !r &&
+			   strstr(err, "not a regular file"), "fake=@FIFO refused: %s", err);
+			unlink(fifo);
+		} else {
+			ok(0, "mkfifo %s", fifo);
+		}
+	}
 
 	/* set-field and strip rewrite like set-ttl: the chain goes on, checksums follow. */
 	v = run1("set-field=tcp.window=1000,ip.id=7,tcp.sport=1234 strip-tcp-option=mss", &t,

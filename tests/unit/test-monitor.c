@@ -753,6 +753,11 @@ static void test_opts_trace(void)
 	is_str(err, "expected trace=1", "message says what is expected");
 	is_int(opts_of("trace=yes\n\n", &o), -EINVAL, "trace=yes refused");
 	is_int(opts_of("trace=\n\n", &o), -EINVAL, "trace= (empty) refused");
+	is_int(opts_of("trace=1\nfake=@/etc/hostname\n\n", &o), -EINVAL,
+	       "a surgery key (fake=@FILE, read at parse time) refused in a trace filter");
+	ok(strstr(err, "only match keys") != NULL, "message: %s", err);
+	is_int(opts_of("trace=1\nset-field=tcp.window=1\n\n", &o), -EINVAL,
+	       "set-field refused in a trace filter");
 	is_int(opts_of("get=status\n\n", &o), -EINVAL, "get=status is not a monitor request");
 	ok(strstr(err, "trace or capture") != NULL, "message: %s", err);
 
