@@ -90,6 +90,8 @@ counter() {
 fx() { ip netns exec "$FAR_NS" "$@"; }
 ge() { [ "$1" -ge "$2" ]; }
 
+# fake-md5's decoy comes from a file (fake = "@PATH"), the others' from hex.
+printf %s "$DECOY" >"$WORKDIR/decoy.bin"
 CONF=$WORKDIR/ipmodd.conf
 write_config "$CONF" "rules = (
 	{ name = \"split1\"; proto = \"tcp\"; dport = 7101; split = \"1\"; },
@@ -109,7 +111,7 @@ write_config "$CONF" "rules = (
 	{ name = \"fake-seq\"; proto = \"tcp\"; dport = 7303; length = \"100-65535\";
 	  fake = \"hex:$DECOY_HEX\"; fake-badseq = true; },
 	{ name = \"fake-md5\"; proto = \"tcp\"; dport = 7304; length = \"100-65535\";
-	  fake = \"hex:$DECOY_HEX\"; fake-md5sig = true; },
+	  fake = \"@$WORKDIR/decoy.bin\"; fake-md5sig = true; },
 	{ name = \"setf\"; proto = \"tcp\"; dport = 7401;
 	  set-field = \"tcp.window=1234 ip.id=4321 ip6.flowlabel=0x12345\"; },
 	{ name = \"strip-ts\"; proto = \"tcp\"; dport = 7402; tcp-flags = \"syn\";
