@@ -7,6 +7,8 @@
 # defragment / defragment6), fake decoys.  Checksums are compared with the
 # ones scapy computes itself.  TAP.
 #   surgery-scapy.py PATH-TO-surgery-apply
+import os
+import re
 import struct
 import subprocess
 import sys
@@ -139,6 +141,15 @@ FIELDS = {
 table = subprocess.run([HELPER, "-F"], capture_output=True, text=True, check=True).stdout.split()
 ok(sorted(table) == sorted(FIELDS), "the script knows every field of the table (%d)" % len(table),
    set(table) ^ set(FIELDS))
+# The man page names the same fields (ipmodd.conf(5), set-field), no more, no less.
+srcdir = os.environ.get("SRCDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+with open(os.path.join(srcdir, "man", "ipmodd.conf.5")) as f:
+    man = f.read()
+start = man.index(".BR set\\-field ")
+section = man[start:man.index("\n.TP", start)]
+documented = re.findall(r"^\.BR? ((?:ip6?|tcp|udp|icmp)\.[a-z]+)", section, re.M)
+ok(set(documented) == set(table), "ipmodd.conf(5) names every field of the table under set-field (%d)"
+   % len(set(documented)), set(documented) ^ set(table))
 for name in table:
     if name not in FIELDS:
         continue
