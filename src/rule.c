@@ -2145,6 +2145,7 @@ void rule_ref_tables(const struct rule *r)
 	set_ref(r->m.src_set);
 	set_ref(r->m.dst_set);
 	set_ref(r->m.host_set);
+	surgery_ref(&r->surg);
 }
 
 void rule_unref_tables(const struct rule *r)
@@ -2156,6 +2157,7 @@ void rule_unref_tables(const struct rule *r)
 	set_unref(r->m.src_set);
 	set_unref(r->m.dst_set);
 	set_unref(r->m.host_set);
+	surgery_unref(&r->surg);
 }
 
 const int16_t *rule_dist_table(const struct rule_impair *im, uint32_t *ret_n)

@@ -76,6 +76,19 @@ enum {
 	SURG_K_STRIP = 1u << 10,
 };
 
+/*
+ * A fake= payload (from @FILE or hex:): read once when the rule is parsed,
+ * then shared read-only by every copy of the rule (rule_dup(), a chain's
+ * copies) and reference counted like struct rule_table: surgery_ref() and
+ * surgery_release().  zero and random need none (NULL).
+ */
+struct surg_fake {
+	unsigned int refs;
+	uint16_t len;			/* bytes in data, 1..SURG_FAKE_MAX */
+	char path[SURG_FAKE_PATH_MAX];	/* SURG_FAKE_FILE; "" for hex */
+	uint8_t data[];
+};
+
 struct rule_surgery {
 	uint32_t keys;		/* SURG_K_* */
 	uint8_t nsplit;
@@ -86,9 +99,7 @@ struct rule_surgery {
 	uint8_t fake_ttl;	/* 0: unchanged */
 	bool fake_badsum, fake_badseq, fake_md5sig;
 	uint8_t fake_repeats;	/* 1..10 (1 when unset) */
-	uint16_t fake_len;	/* bytes in fake_data (FILE, HEX) */
-	char fake_path[SURG_FAKE_PATH_MAX];
-	uint8_t fake_data[SURG_FAKE_MAX];
+	const struct surg_fake *fake_data;	/* FILE, HEX; NULL otherwise */
 	uint8_t nfields;
 	struct surg_field_set fields[SURG_FIELDS_MAX];
 	uint8_t strip[32];	/* bitmap of TCP option kinds to replace by NOPs */
@@ -96,6 +107,16 @@ struct rule_surgery {
 
 /* An empty surgery (no key set). */
 void surgery_init(struct rule_surgery *s);
+/*
+ * Take and drop the reference a copy of s (a memcpy) holds on its fake
+ * payload (rule_ref_tables(), rule_unref_tables()).  surgery_release()
+ * drops it and leaves s empty (surgery_init()): what a user of a struct
+ * rule_surgery of its own calls when done.  A zeroed or initialised s
+ * holds none.
+ */
+void surgery_ref(const struct rule_surgery *s);
+void surgery_unref(const struct rule_surgery *s);
+void surgery_release(struct rule_surgery *s);
 bool surgery_active(const struct rule_surgery *s);
 
 /*
