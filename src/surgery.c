@@ -1343,3 +1343,26 @@ int surgery_apply(const struct rule_surgery *s, const uint8_t *pkt, size_t len,
 	}
 	return 0;
 }
+
+bool surgery_whole(const struct rule_surgery *s, const struct pkt *p, unsigned int parts,
+		   unsigned int fragments, unsigned int decoys)
+{
+	bool tcp_data = false, udp = false;
+	size_t hl;
+
+	if (!p->l4_complete || p->fragment)
+		return false;
+	if (p->l4proto == IPPROTO_TCP) {
+		hl = p->l4off + (size_t)(p->data[p->l4off + 12] >> 4) * 4;
+		tcp_data = p->len > hl && !(p->tcp_flags & (TCP_SYN | TCP_RST | TCP_URG));
+	} else if (p->l4proto == IPPROTO_UDP) {
+		udp = true;
+	}
+	if (s->nsplit && tcp_data && parts <= 1)
+		return true;
+	if (s->ipfrag && (tcp_data || udp) && !fragments)
+		return true;
+	if (s->fake && (tcp_data || (udp && p->len > (size_t)p->l4off + 8)) && !decoys)
+		return true;
+	return false;
+}

@@ -215,6 +215,21 @@ struct pkt;
 unsigned int surgery_rewrite(const struct rule_surgery *s, struct pkt *p);
 
 /*
+ * Whether a packet p that a cutting rule matched counts as surgery-whole,
+ * given what surgery_apply() made of it (parts: real packets out, the
+ * first fragment of each counted once; fragments; decoys): it carried
+ * something to cut and one of its tools still left it as it was.  Counted:
+ * a TCP segment with payload (not SYN, RST or URG) that split left in one
+ * piece (the position lay beyond the payload, the name was not in it), a
+ * TCP segment with payload or any UDP datagram that ipfrag did not cut (it
+ * was not longer than the offset, or its headers did not fit), one that
+ * fake sent no decoy for.  Never counted: a packet without payload (the
+ * ACKs of a split flow), a fragment, neither TCP nor UDP, a split of UDP.
+ */
+bool surgery_whole(const struct rule_surgery *s, const struct pkt *p, unsigned int parts,
+		   unsigned int fragments, unsigned int decoys);
+
+/*
  * Apply s to ONE IP packet (not GSO).  Output: out->n packets at
  * out->buf + out->pkt[i].off, in sending order (decoys first, then the real
  * parts; disorder reverses the real parts).  0, -EINVAL for a packet

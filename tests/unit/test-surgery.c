@@ -973,6 +973,88 @@ static void test_bounds(void)
 	}
 }
 
+/*
+ * surgery-whole: apply sg to d and count what came out as the daemon does
+ * (manager_process_cut()), then ask surgery_whole().
+ */
+static bool whole_of(const uint8_t *d, size_t len, const struct surg_marks *mk)
+{
+	unsigned int decoys = 0, parts = 0, fragments = 0;
+	struct pkt p = { .data = (uint8_t *)d, .len = len, .cap = len };
+	struct surg_out o;
+
+	out_init(&o);
+	if (surgery_apply(&sg, d, len, mk, 1, &o) < 0 || pkt_parse(&p) != PKT_OK) {
+		diag("surgery_apply or pkt_parse failed");
+		return false;
+	}
+	if (sg.fake && !(o.skipped & SURG_SKIP_FAKE))
+		decoys = sg.fake_repeats;
+	if (decoys >= o.n)
+		decoys = 0;
+	for (unsigned int k = decoys; k < o.n; k++) {
+		struct pkt q = { .data = o.buf + o.pkt[k].off, .len = o.pkt[k].len, .cap = o.pkt[k].len };
+		bool parsed = pkt_parse(&q) == PKT_OK;
+
+		if (parsed && q.fragment)
+			fragments++;
+		if (!parsed || q.first_fragment)
+			parts++;
+	}
+	return surgery_whole(&sg, &p, parts, fragments, decoys);
+}
+
+static void test_whole(void)
+{
+	static const uint8_t pl[100] = "GET / HTTP/1.1";
+	struct surg_marks none = { -1, -1, -1, -1 };
+	uint8_t d[1600];
+	size_t len;
+
+	for (int v = V4; v <= V6; v += 2) {
+		surgery_release(&sg);
+		setk("split", "10");
+		len = build_tcp(d, v, pl, sizeof(pl), 0x18);
+		ok(!whole_of(d, len, &none), "v%d whole: split=10 of 100 bytes cuts: not whole", v);
+		len = build_tcp(d, v, pl, 0, 0x10);
+		ok(!whole_of(d, len, &none), "v%d whole: a bare ACK of a split rule's flow is not counted", v);
+		len = build_tcp(d, v, pl, 0, 0x02);
+		ok(!whole_of(d, len, &none), "v%d whole: a SYN is not counted", v);
+		len = build_tcp(d, v, pl, 5, 0x18);
+		ok(whole_of(d, len, &none), "v%d whole: split=10 beyond a 5-byte payload: counted", v);
+		len = build_udp(d, v, pl, sizeof(pl));
+		ok(!whole_of(d, len, &none), "v%d whole: a split of UDP is not counted", v);
+		len = build_icmp(d, v);
+		ok(!whole_of(d, len, &none), "v%d whole: ICMP is not counted", v);
+
+		surgery_release(&sg);
+		setk("split", "sni+1");
+		len = build_tcp(d, v, pl, sizeof(pl), 0x18);
+		ok(whole_of(d, len, &none), "v%d whole: split=sni+1, no server name in the payload: counted", v);
+		len = build_tcp(d, v, pl, 0, 0x10);
+		ok(!whole_of(d, len, &none), "v%d whole: split=sni+1, a bare ACK: not counted", v);
+
+		surgery_release(&sg);
+		setk("ipfrag", "64");
+		len = build_udp(d, v, pl, 20);
+		ok(whole_of(d, len, &none), "v%d whole: ipfrag=64 of a 20-byte datagram: counted", v);
+		len = build_udp(d, v, pl, 0);
+		ok(whole_of(d, len, &none), "v%d whole: ipfrag=64 of an empty datagram: counted", v);
+		len = build_udp(d, v, pl, sizeof(pl));
+		ok(!whole_of(d, len, &none), "v%d whole: ipfrag=64 of 100 bytes cuts: not whole", v);
+		len = build_tcp(d, v, pl, 0, 0x10);
+		ok(!whole_of(d, len, &none), "v%d whole: ipfrag=64, a bare ACK: not counted", v);
+
+		surgery_release(&sg);
+		setk("fake", "random");
+		len = build_tcp(d, v, pl, sizeof(pl), 0x18);
+		ok(!whole_of(d, len, &none), "v%d whole: fake=random with payload: a decoy, not whole", v);
+		len = build_icmp(d, v);
+		ok(!whole_of(d, len, &none), "v%d whole: fake of ICMP: not counted", v);
+	}
+	surgery_release(&sg);
+}
+
 int main(void)
 {
 	test_values();
@@ -982,6 +1064,7 @@ int main(void)
 	test_ipfrag();
 	test_fake();
 	test_bounds();
+	test_whole();
 	printf("1..%d\n", tap_n);
 	return tap_failed ? 1 : 0;
 }
