@@ -57,8 +57,10 @@ enum surg_fake_kind {
 
 struct surg_field_set {
 	uint8_t field;		/* index into the field table of surgery.c */
-	uint8_t addr[16];	/* ip.src/dst, ip6.src/dst (network order) */
-	uint32_t value;		/* every other field */
+	union {			/* one or the other: 20 bytes a pair, not 24 */
+		uint8_t addr[16];	/* ip.src/dst, ip6.src/dst (network order) */
+		uint32_t value;		/* every other field */
+	};
 };
 
 /* Which keys a rule set (to print only those, and for surgery_check()). */
