@@ -396,7 +396,7 @@ static void manager_process_cut(struct manager_path *path, struct pkt *p, bool m
 		m->stats.surgery_fragments += fragments;
 	}
 	m->stats.surgery_fakes += decoys;
-	if ((s->nsplit && parts <= 1) || (s->ipfrag && !fragments) || (s->fake && !decoys))
+	if (surgery_whole(s, p, parts, fragments, decoys))
 		m->stats.surgery_whole++;
 }
 

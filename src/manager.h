@@ -55,7 +55,7 @@ struct manager_stats {
 	uint64_t surgery_ipfrag;		/* packets sent as IP fragments */
 	uint64_t surgery_fragments;		/* the fragments */
 	uint64_t surgery_fakes;			/* decoys sent */
-	uint64_t surgery_whole;			/* asked to cut, but it did not apply: sent whole */
+	uint64_t surgery_whole;			/* carried payload to cut, sent whole (surgery_whole()) */
 	uint64_t surgery_errors;		/* surgery failed (no memory): sent whole */
 };
 

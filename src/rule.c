@@ -1996,9 +1996,8 @@ static int parse_surgery(struct parser *ps, enum rule_key k)
 static int check_surgery(struct parser *ps)
 {
 	const struct rule *r = ps->r;
-	char msg[ERR_MAX], text[RULE_FORMAT_MAX];
+	char msg[ERR_MAX];
 	size_t at = SIZE_MAX;
-	int n;
 
 	if (!surgery_active(&r->surg))
 		return 0;
@@ -2014,11 +2013,25 @@ static int check_surgery(struct parser *ps)
 	if (rule_cuts(r) && r->impair.flags)
 		return fail_at(ps, at, "a rule that cuts (split, ipfrag, fake) cannot also impair, "
 				       "yet: give the impairment its own rule");
-	n = format_rows(r, text, sizeof(text), false);
-	if (n < 0 || n > RULE_SURGERY_TEXT_MAX)
-		return fail_at(ps, at, "the rule's text would be longer than %d characters: "
-				       "give a long fake payload as fake=@FILE", RULE_SURGERY_TEXT_MAX);
 	return 0;
+}
+
+/*
+ * The rule's text, once complete (defaults filled in), within
+ * RULE_TEXT_MAX: long paths and names together can exceed it.
+ */
+static int check_text(struct parser *ps, size_t at)
+{
+	char text[RULE_FORMAT_MAX];
+	int n = format_rows(ps->r, text, sizeof(text), false);
+
+	if (n >= 0 && n <= RULE_TEXT_MAX)
+		return 0;
+	if (ps->r->surg.fake == SURG_FAKE_HEX && ps->idx[K_FAKE] != SIZE_MAX)
+		return fail_at(ps, ps->idx[K_FAKE], "the rule's text would be longer than %d characters: "
+				       "give a long fake payload as fake=@FILE", RULE_TEXT_MAX);
+	return fail_at(ps, at, "the rule's text would be longer than %d characters: "
+			       "shorten its paths or names", RULE_TEXT_MAX);
 }
 
 static void rule_freep(struct rule **r)
@@ -2105,6 +2118,10 @@ int rule_parse(const struct rule_kv *kv, size_t n, struct rule **ret, size_t *re
 			r->impair.limit = RULE_LIMIT_DEFAULT;
 	}
 
+	res = check_text(&ps, n);
+	if (res < 0)
+		goto out;
+
 	*ret = r;
 	r = NULL;
 	return 0;
@@ -2145,6 +2162,7 @@ void rule_ref_tables(const struct rule *r)
 	set_ref(r->m.src_set);
 	set_ref(r->m.dst_set);
 	set_ref(r->m.host_set);
+	surgery_ref(&r->surg);
 }
 
 void rule_unref_tables(const struct rule *r)
@@ -2156,6 +2174,7 @@ void rule_unref_tables(const struct rule *r)
 	set_unref(r->m.src_set);
 	set_unref(r->m.dst_set);
 	set_unref(r->m.host_set);
+	surgery_unref(&r->surg);
 }
 
 const int16_t *rule_dist_table(const struct rule_impair *im, uint32_t *ret_n)

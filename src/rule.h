@@ -14,14 +14,18 @@
 
 #define RULE_NAME_MAX 32	/* including the terminating NUL */
 #define RULE_KV_MAX 80		/* keys in one rule: every key of the vocabulary, with room */
-#define RULE_FORMAT_MAX 2048	/* rule_format() of any rule fits (table and trace paths included) */
+#define RULE_FORMAT_MAX 2048	/* rule_format() of any rule rule_parse() returns fits */
 /*
- * A rule with surgery keys is refused when its text (rule_format()) would be
- * longer than this: a long fake="hex:..." (1500 bytes are 3000 digits) is
- * to be given as fake="@FILE".  Room is left for the control protocol's
- * "spec=" line (CTL_LINE_MAX).
+ * rule_parse() refuses a rule whose text (rule_format()) would be longer
+ * than this, so that every buffer of RULE_FORMAT_MAX holds it and the
+ * control protocol's "spec=" line (CTL_LINE_MAX) carries it.  Without
+ * the bound the longest legal rule takes 2658 bytes: three list paths and
+ * a table path of 255 bytes, a trace path of 159, two name lists of 254
+ * and every other key at its longest (test-chain); a cutting rule's
+ * fake=@PATH adds 261.  A long fake="hex:..." (1500 bytes are 3000
+ * digits) is to be given as fake=@FILE.
  */
-#define RULE_SURGERY_TEXT_MAX 1920
+#define RULE_TEXT_MAX 1920
 /*
  * Rules in a chain: the one limit of the file (CONFIG_RULES_MAX) and of the
  * live chain (CHAIN_RULES_MAX), so that what "ipmodctl save" prints of any

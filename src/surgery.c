@@ -153,6 +153,47 @@ void surgery_init(struct rule_surgery *s)
 	s->fake_repeats = 1;
 }
 
+void surgery_ref(const struct rule_surgery *s)
+{
+	struct surg_fake *f = (struct surg_fake *)s->fake_data;
+
+	if (f)
+		__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+}
+
+static void fake_unref(const struct surg_fake *fake)
+{
+	struct surg_fake *f = (struct surg_fake *)fake;
+
+	if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(f);
+}
+
+void surgery_unref(const struct rule_surgery *s)
+{
+	fake_unref(s->fake_data);
+}
+
+void surgery_release(struct rule_surgery *s)
+{
+	fake_unref(s->fake_data);
+	surgery_init(s);
+}
+
+/* A new payload of len bytes (one reference), or NULL. */
+static struct surg_fake *fake_new(const uint8_t *data, size_t len, const char *path)
+{
+	struct surg_fake *f = malloc(sizeof(*f) + len);
+
+	if (!f)
+		return NULL;
+	f->refs = 1;
+	f->len = (uint16_t)len;
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	memcpy(f->data, data, len);
+	return f;
+}
+
 bool surgery_active(const struct rule_surgery *s)
 {
 	return s->keys != 0;
@@ -286,12 +327,12 @@ static int hexval(char c)
 int surgery_parse_fake(struct rule_surgery *s, const char *value, char *err, size_t errlen)
 {
 	uint8_t data[SURG_FAKE_MAX];	/* s changes only when the whole value is right */
+	struct surg_fake *f = NULL;
+
 	if (!strcmp(value, "zero")) {
 		s->fake = SURG_FAKE_ZERO;
-		s->fake_len = 0;
 	} else if (!strcmp(value, "random")) {
 		s->fake = SURG_FAKE_RANDOM;
-		s->fake_len = 0;
 	} else if (!strncmp(value, "hex:", 4)) {
 		const char *h = value + 4;
 		size_t n = strlen(h);
@@ -307,9 +348,12 @@ int surgery_parse_fake(struct rule_surgery *s, const char *value, char *err, siz
 				return fail(err, errlen, "fake: \"%.2s\" at hex digit %zu is not hex", h + i, i + 1);
 			data[i / 2] = (uint8_t)(hi << 4 | lo);
 		}
+		f = fake_new(data, n / 2, "");
+		if (!f) {
+			fail(err, errlen, "fake: out of memory");
+			return -ENOMEM;
+		}
 		s->fake = SURG_FAKE_HEX;
-		s->fake_len = (uint16_t)(n / 2);
-		memcpy(s->fake_data, data, s->fake_len);
 	} else if (value[0] == '@') {
 		const char *path = value + 1;
 		uint8_t extra;
@@ -358,15 +402,18 @@ int surgery_parse_fake(struct rule_surgery *s, const char *value, char *err, siz
 			return fail(err, errlen, "fake: %s: longer than %d bytes", path, SURG_FAKE_MAX);
 		if (!got)
 			return fail(err, errlen, "fake: %s: empty file", path);
+		f = fake_new(data, got, path);
+		if (!f) {
+			fail(err, errlen, "fake: out of memory");
+			return -ENOMEM;
+		}
 		s->fake = SURG_FAKE_FILE;
-		s->fake_len = (uint16_t)got;
-		memcpy(s->fake_data, data, got);
-		snprintf(s->fake_path, sizeof(s->fake_path), "%s", path);
 	} else {
 		return fail(err, errlen, "fake: \"%s\" is not zero, random, @/path or hex:DIGITS", value);
 	}
-	if (s->fake != SURG_FAKE_FILE)
-		s->fake_path[0] = '\0';
+	/* A fake given again replaces the payload of the first. */
+	fake_unref(s->fake_data);
+	s->fake_data = f;
 	s->keys |= SURG_K_FAKE;
 	return 0;
 }
@@ -381,12 +428,13 @@ void surgery_print_fake(struct strbuf *b, const struct rule_surgery *s)
 		strbuf_printf(b, "random");
 		break;
 	case SURG_FAKE_FILE:
-		strbuf_printf(b, "@%s", s->fake_path);
+		if (s->fake_data)
+			strbuf_printf(b, "@%s", s->fake_data->path);
 		break;
 	case SURG_FAKE_HEX:
 		strbuf_printf(b, "hex:");
-		for (unsigned int i = 0; i < s->fake_len; i++)
-			strbuf_printf(b, "%02x", s->fake_data[i]);
+		for (unsigned int i = 0; s->fake_data && i < s->fake_data->len; i++)
+			strbuf_printf(b, "%02x", s->fake_data->data[i]);
 		break;
 	}
 }
@@ -629,15 +677,24 @@ void surgery_format(struct strbuf *b, const struct rule_surgery *s)
 	}
 }
 
+/* Payloads compare by content (two parses of one file are two objects). */
+static bool fake_equal(const struct surg_fake *a, const struct surg_fake *b)
+{
+	if (a == b)
+		return true;
+	if (!a || !b)
+		return false;
+	return a->len == b->len && !strcmp(a->path, b->path) && !memcmp(a->data, b->data, a->len);
+}
+
 bool surgery_equal(const struct rule_surgery *a, const struct rule_surgery *b)
 {
 	if (a->keys != b->keys || a->nsplit != b->nsplit || a->disorder != b->disorder ||
 	    a->ipfrag != b->ipfrag || a->fake != b->fake || a->fake_ttl != b->fake_ttl ||
 	    a->fake_badsum != b->fake_badsum || a->fake_badseq != b->fake_badseq ||
 	    a->fake_md5sig != b->fake_md5sig || a->fake_repeats != b->fake_repeats ||
-	    a->fake_len != b->fake_len || a->nfields != b->nfields ||
-	    memcmp(a->strip, b->strip, sizeof(a->strip)) ||
-	    strcmp(a->fake_path, b->fake_path) || memcmp(a->fake_data, b->fake_data, a->fake_len))
+	    a->nfields != b->nfields || memcmp(a->strip, b->strip, sizeof(a->strip)) ||
+	    !fake_equal(a->fake_data, b->fake_data))
 		return false;
 	for (unsigned int i = 0; i < a->nsplit; i++)
 		if (a->split[i].kind != b->split[i].kind || a->split[i].off != b->split[i].off)
@@ -1092,7 +1149,7 @@ static int make_decoy(const struct rule_surgery *s, const struct pkt *p, uint64_
 	}
 	hl = p->l4off + (p->l4proto == IPPROTO_TCP ? (size_t)(p->data[p->l4off + 12] >> 4) * 4 : 8u);
 	plen = p->len - hl;
-	dlen = s->fake == SURG_FAKE_FILE || s->fake == SURG_FAKE_HEX ? s->fake_len : plen;
+	dlen = s->fake_data ? s->fake_data->len : plen;
 	if (s->fake_md5sig) {
 		if (p->l4proto != IPPROTO_TCP || hl - p->l4off + 20 > 60)
 			*skipped |= SURG_SKIP_MD5SIG;
@@ -1126,7 +1183,10 @@ static int make_decoy(const struct rule_surgery *s, const struct pkt *p, uint64_
 		break;
 	case SURG_FAKE_FILE:
 	case SURG_FAKE_HEX:
-		memcpy(d + hl + extra, s->fake_data, dlen);
+		if (s->fake_data)
+			memcpy(d + hl + extra, s->fake_data->data, dlen);
+		else
+			memset(d + hl + extra, 0, dlen);
 		break;
 	default:
 		memset(d + hl + extra, 0, dlen);
@@ -1282,4 +1342,27 @@ int surgery_apply(const struct rule_surgery *s, const uint8_t *pkt, size_t len,
 		out->n++;
 	}
 	return 0;
+}
+
+bool surgery_whole(const struct rule_surgery *s, const struct pkt *p, unsigned int parts,
+		   unsigned int fragments, unsigned int decoys)
+{
+	bool tcp_data = false, udp = false;
+	size_t hl;
+
+	if (!p->l4_complete || p->fragment)
+		return false;
+	if (p->l4proto == IPPROTO_TCP) {
+		hl = p->l4off + (size_t)(p->data[p->l4off + 12] >> 4) * 4;
+		tcp_data = p->len > hl && !(p->tcp_flags & (TCP_SYN | TCP_RST | TCP_URG));
+	} else if (p->l4proto == IPPROTO_UDP) {
+		udp = true;
+	}
+	if (s->nsplit && tcp_data && parts <= 1)
+		return true;
+	if (s->ipfrag && (tcp_data || udp) && !fragments)
+		return true;
+	if (s->fake && (tcp_data || (udp && p->len > (size_t)p->l4off + 8)) && !decoys)
+		return true;
+	return false;
 }

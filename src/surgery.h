@@ -57,8 +57,10 @@ enum surg_fake_kind {
 
 struct surg_field_set {
 	uint8_t field;		/* index into the field table of surgery.c */
-	uint8_t addr[16];	/* ip.src/dst, ip6.src/dst (network order) */
-	uint32_t value;		/* every other field */
+	union {			/* one or the other: 20 bytes a pair, not 24 */
+		uint8_t addr[16];	/* ip.src/dst, ip6.src/dst (network order) */
+		uint32_t value;		/* every other field */
+	};
 };
 
 /* Which keys a rule set (to print only those, and for surgery_check()). */
@@ -76,6 +78,19 @@ enum {
 	SURG_K_STRIP = 1u << 10,
 };
 
+/*
+ * A fake= payload (from @FILE or hex:): read once when the rule is parsed,
+ * then shared read-only by every copy of the rule (rule_dup(), a chain's
+ * copies) and reference counted like struct rule_table: surgery_ref() and
+ * surgery_release().  zero and random need none (NULL).
+ */
+struct surg_fake {
+	unsigned int refs;
+	uint16_t len;			/* bytes in data, 1..SURG_FAKE_MAX */
+	char path[SURG_FAKE_PATH_MAX];	/* SURG_FAKE_FILE; "" for hex */
+	uint8_t data[];
+};
+
 struct rule_surgery {
 	uint32_t keys;		/* SURG_K_* */
 	uint8_t nsplit;
@@ -86,9 +101,7 @@ struct rule_surgery {
 	uint8_t fake_ttl;	/* 0: unchanged */
 	bool fake_badsum, fake_badseq, fake_md5sig;
 	uint8_t fake_repeats;	/* 1..10 (1 when unset) */
-	uint16_t fake_len;	/* bytes in fake_data (FILE, HEX) */
-	char fake_path[SURG_FAKE_PATH_MAX];
-	uint8_t fake_data[SURG_FAKE_MAX];
+	const struct surg_fake *fake_data;	/* FILE, HEX; NULL otherwise */
 	uint8_t nfields;
 	struct surg_field_set fields[SURG_FIELDS_MAX];
 	uint8_t strip[32];	/* bitmap of TCP option kinds to replace by NOPs */
@@ -96,6 +109,16 @@ struct rule_surgery {
 
 /* An empty surgery (no key set). */
 void surgery_init(struct rule_surgery *s);
+/*
+ * Take and drop the reference a copy of s (a memcpy) holds on its fake
+ * payload (rule_ref_tables(), rule_unref_tables()).  surgery_release()
+ * drops it and leaves s empty (surgery_init()): what a user of a struct
+ * rule_surgery of its own calls when done.  A zeroed or initialised s
+ * holds none.
+ */
+void surgery_ref(const struct rule_surgery *s);
+void surgery_unref(const struct rule_surgery *s);
+void surgery_release(struct rule_surgery *s);
 bool surgery_active(const struct rule_surgery *s);
 
 /*
@@ -192,6 +215,21 @@ struct pkt;
  * what did not apply.
  */
 unsigned int surgery_rewrite(const struct rule_surgery *s, struct pkt *p);
+
+/*
+ * Whether a packet p that a cutting rule matched counts as surgery-whole,
+ * given what surgery_apply() made of it (parts: real packets out, the
+ * first fragment of each counted once; fragments; decoys): it carried
+ * something to cut and one of its tools still left it as it was.  Counted:
+ * a TCP segment with payload (not SYN, RST or URG) that split left in one
+ * piece (the position lay beyond the payload, the name was not in it), a
+ * TCP segment with payload or any UDP datagram that ipfrag did not cut (it
+ * was not longer than the offset, or its headers did not fit), one that
+ * fake sent no decoy for.  Never counted: a packet without payload (the
+ * ACKs of a split flow), a fragment, neither TCP nor UDP, a split of UDP.
+ */
+bool surgery_whole(const struct rule_surgery *s, const struct pkt *p, unsigned int parts,
+		   unsigned int fragments, unsigned int decoys);
 
 /*
  * Apply s to ONE IP packet (not GSO).  Output: out->n packets at

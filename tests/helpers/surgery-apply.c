@@ -78,6 +78,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	r = surgery_apply(&s, in, len, &mk, seed, &o);
+	surgery_release(&s);	/* the output is in arena: fake's payload no longer needed */
 	if (r) {
 		fprintf(stderr, "surgery_apply: %s\n", strerror(-r));
 		return 1;

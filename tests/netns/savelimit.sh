@@ -103,6 +103,8 @@ check "the reload read it: generation $g0 -> $g1" \
 	bash -c "[ -n '$g0' ] && [ -n '$g1' ] && [ '$g1' != '$g0' ]"
 specs >"$WORKDIR/reloaded.specs"
 check "... back into the identical chain" cmp "$WORKDIR/live.specs" "$WORKDIR/reloaded.specs"
+# The daemon's memory with the full chain (a measure, not a check).
+diag "ipmodd with $MAX rules: $(grep -E '^Vm(RSS|HWM)' "/proc/$IPMODD_PID/status" 2>/dev/null | tr -s ' \t' ' ' | tr '\n' ' ')"
 check "ipmodd stops cleanly" stop_ipmodd
 
 done_testing

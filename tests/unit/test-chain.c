@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "chain.h"
+#include "ctlproto.h"
 #include "forge.h"
 #include "flow.h"
 #include "packet.h"
@@ -2603,6 +2604,163 @@ static void test_flow(void)
 	}
 }
 
+/*
+ * The longest legal rule (issue 15 follow-up): every long value at its
+ * bound together (lists, table and trace at paths of 255, 255 and 159
+ * bytes, names of 254 bytes) takes 2658 bytes: rule_parse() refuses it
+ * (RULE_TEXT_MAX), and the longest it takes formats within RULE_FORMAT_MAX,
+ * fits the control protocol's line and round-trips.  So does a cutting
+ * rule with fake=@PATH of 255 bytes and every list and name.
+ */
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* dir/NAME padded with 'x' to len bytes in all, made as a file with text. */
+static void long_file(char *out, size_t len, const char *dir, char tag, const char *text)
+{
+	size_t n = (size_t)snprintf(out, len + 1, "%s/%c", dir, tag);
+
+	while (n < len)
+		out[n++] = 'x';
+	out[len] = '\0';
+	write_text(out, text);
+}
+
+/* rule_parse() of a line longer than ruleline.h's buffer */
+static int parse_long(const char *line, struct rule **r, char *err, size_t errlen)
+{
+	static char buf[8192];
+	struct rule_kv kv[RULELINE_KV_MAX];
+	size_t n = rule_split(line, buf, sizeof(buf), kv);
+
+	*r = NULL;
+	return rule_parse(kv, n, r, NULL, err, errlen);
+}
+
+static void test_longest_rule(void)
+{
+	char dir[] = "/tmp/test-chain-longest.XXXXXX", sub[320], src[300], dst[300], host[300];
+	char table[300], fake[300], trace[RULE_TRACE_MAX], names[300], line[8192], out[RULE_FORMAT_MAX];
+	char err[256] = "";
+	struct rule *r = NULL, *r2 = NULL;
+	size_t n = 0;
+	int len;
+
+	if (!mkdtemp(dir)) {
+		ok(0, "longest rule: a temporary directory");
+		return;
+	}
+	/* a directory of 200 bytes of name, the files in it of 255 bytes of path */
+	snprintf(sub, sizeof(sub), "%s/", dir);
+	for (n = strlen(sub); n < strlen(dir) + 1 + 200; n++)
+		sub[n] = 'd';
+	sub[n] = '\0';
+	if (mkdir(sub, 0700) < 0) {
+		ok(0, "longest rule: %s", strerror(errno));
+		return;
+	}
+	long_file(src, 255, sub, 's', "10.0.0.0/8\n");
+	long_file(dst, 255, sub, 'd', "2001:db8::/32\n");
+	long_file(host, 255, sub, 'h', "example.com\n");
+	long_file(table, 255, sub, 't', "-8192 0 8192\n");
+	long_file(fake, 255, sub, 'f', "decoy");
+	memset(trace, 'p', sizeof(trace) - 1);
+	trace[0] = '/';
+	trace[sizeof(trace) - 1] = '\0';
+	/* 8 names, 247 bytes: 247 + 8 NULs + the final one = RULE_NAMES_BYTES */
+	n = 0;
+	for (int i = 0; i < 8; i++) {
+		int l = i < 7 ? 31 : 247 - 7 * 31;
+
+		if (i)
+			names[n++] = ',';
+		for (int c = 0; c < l - 5; c++)
+			names[n++] = (char)('a' + i);
+		memcpy(names + n, ".test", 5);
+		n += 5;
+	}
+	names[n] = '\0';
+
+	snprintf(line, sizeof(line),
+		 RULE_LONGEST_HEAD
+		 "delay=59999.999 jitter=59999.999 distribution=@%s "
+		 "loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "
+		 "duplicate=0.33333333333333331 reorder=0.33333333333333331 corrupt=0.33333333333333331 "
+		 "rate=@%s limit=99999 queue=99999 queue-bytes=67108863 aqm=codel "
+		 "codel-target=59999.999 codel-interval=59999.999 seed=18446744073709551615 "
+		 "expire=604799999ms direction=both src-set=!@%s dst-set=!@%s host-set=@%s "
+		 "tls-sni=%s http-host=%s flow-packets=4294967294-4294967295 "
+		 "flow-bytes=999999999999999998-999999999999999999 flow-state=established flow-dir=original",
+		 table, trace, src, dst, host, names, names);
+	ok(parse_long(line, &r, err, sizeof(err)) == -EINVAL && !r &&
+		   strstr(err, "longer than 1920 characters: shorten its paths or names"),
+	   "every long value at its longest: refused (%s)", err);
+	rule_free(r);
+
+	/* without the host and destination lists and a name list, what is left fits */
+	snprintf(line, sizeof(line),
+		 RULE_LONGEST_HEAD
+		 "delay=59999.999 jitter=59999.999 distribution=@%s "
+		 "loss=gemodel:0.33333333333333331,0.66666666666666663,0.11111111111111110,0.22222222222222221 "
+		 "duplicate=0.33333333333333331 reorder=0.33333333333333331 corrupt=0.33333333333333331 "
+		 "rate=99999999999bit limit=99999 seed=18446744073709551615 "
+		 "expire=604799999ms direction=both src-set=!@%s "
+		 "tls-sni=%s flow-packets=4294967294-4294967295 "
+		 "flow-bytes=999999999999999998-999999999999999999 flow-state=established flow-dir=original",
+		 table, src, names);
+	if (parse_long(line, &r, err, sizeof(err)) < 0)
+		diag("%s", err);
+	len = r ? rule_format(r, out, sizeof(out)) : -1;
+	ok(len > 1400 && len <= RULE_TEXT_MAX, "a rule with a list, a table and a name list: %d of %d bytes",
+	   len, RULE_TEXT_MAX);
+	ok(len > 0 && len + 6 < CTL_LINE_MAX, "... and fits the control protocol's \"spec=\" line of %d",
+	   CTL_LINE_MAX);
+	if (len > 0 && parse_long(out, &r2, err, sizeof(err)) < 0)
+		diag("%s", err);
+	ok(r && r2 && rule_equal(r, r2), "... and round-trips");
+	rule_free(r2);
+	rule_free(r);
+
+	/* with a list and surgery keys more: refused, not cut short */
+	snprintf(line, sizeof(line),
+		 "%s dst-set=!@%s set-field=ip.src=255.255.255.254,tcp.window=65535 "
+		 "strip-tcp-option=mss,sack,timestamp",
+		 out, dst);
+	ok(parse_long(line, &r, err, sizeof(err)) == -EINVAL && !r && strstr(err, "longer than"),
+	   "with surgery keys too: refused (%s)", err);
+	rule_free(r);
+	snprintf(line, sizeof(line),
+		 "name=abcdefghijklmnopqrstuvwxyz01234 src-set=!@%s dst-set=!@%s host-set=@%s tls-sni=%s "
+		 "http-host=%s proto=tcp split=sni+2,midsld,-1,2,3,4,5,6 disorder=true ipfrag=65528 fake=@%s "
+		 "fake-ttl=255 fake-badsum=true fake-badseq=true fake-md5sig=true fake-repeats=10",
+		 src, dst, host, names, names, fake);
+	if (parse_long(line, &r, err, sizeof(err)) < 0)
+		diag("%s", err);
+	len = r ? rule_format(r, out, sizeof(out)) : -1;
+	ok(len > 0 && len <= RULE_TEXT_MAX, "a long cutting rule with fake=@%zu-byte path: %d bytes",
+	   strlen(fake), len);
+	if (len > 0 && parse_long(out, &r2, err, sizeof(err)) < 0)
+		diag("%s", err);
+	ok(r && r2 && rule_equal(r, r2), "... and round-trips");
+	rule_free(r2);
+	rule_free(r);
+
+	unlink(src);
+	unlink(dst);
+	unlink(host);
+	unlink(table);
+	unlink(fake);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_parse_good();
@@ -2629,6 +2787,7 @@ int main(void)
 	test_direction_forge();
 	test_surgery();
 	test_sets();
+	test_longest_rule();
 	test_flow();
 	return tap_done();
 }

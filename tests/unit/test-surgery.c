@@ -222,6 +222,8 @@ static void roundtrip(const char *key, const char *value, const char *want)
 	is_str(buf, want, "%s=%s prints as %s", key, value, want);
 	r = k->parse(&b, buf, err, sizeof(err));
 	ok(r == 0 && surgery_equal(&a, &b), "%s=%s: parse(print(x)) == x", key, value);
+	surgery_release(&a);
+	surgery_release(&b);
 }
 
 static void bad(const char *key, const char *value, const char *part)
@@ -237,6 +239,7 @@ static void bad(const char *key, const char *value, const char *part)
 	if (!ok(r < 0 && strstr(err, key) && strstr(err, part), "%s=%s refused, naming \"%s\"", key, value,
 		part))
 		diag("r %d, err \"%s\"", r, err);
+	surgery_release(&a);
 }
 
 static void test_values(void)
@@ -277,9 +280,13 @@ static void test_values(void)
 		snprintf(at, sizeof(at), "@%s", path);
 		roundtrip("fake", at, at);
 		surgery_init(&a);
-		ok(!surgery_parse_fake(&a, at, err, sizeof(err)) && a.fake_len == 8 &&
-			   !memcmp(a.fake_data, "\x16\x03\x01hello", 8),
+		ok(!surgery_parse_fake(&a, at, err, sizeof(err)) && a.fake_data && a.fake_data->len == 8 &&
+			   !memcmp(a.fake_data->data, "\x16\x03\x01hello", 8) &&
+			   !strcmp(a.fake_data->path, path),
 		   "fake=@file: its bytes read at parse time");
+		ok(!surgery_parse_fake(&a, "random", err, sizeof(err)) && !a.fake_data,
+		   "fake given again as random drops the file's payload");
+		surgery_release(&a);
 		fd = open(path, O_WRONLY | O_TRUNC);
 		for (int i = 0; fd >= 0 && i < 1501; i++)
 			if (write(fd, "x", 1) != 1)
@@ -331,11 +338,30 @@ static void test_values(void)
 	ok(surgery_parse_fake(&a, "hex:99zz", err, sizeof(err)) == -EINVAL &&
 		   surgery_parse_split(&a, "1,2,x", err, sizeof(err)) == -EINVAL &&
 		   surgery_parse_set_field(&a, "ip.id=1 bad", err, sizeof(err)) == -EINVAL && surgery_equal(&a, &b) &&
-		   a.fake_data[0] == 0x12,
+		   a.fake_data->data[0] == 0x12,
 	   "refused fake, split and set-field values change nothing");
+	/* b is a copy without its own reference */
+
+	/* the payload: shared by copies (a reference each), compared by content */
+	surgery_ref(&a);
+	memcpy(&b, &a, sizeof(b));
+	ok(b.fake_data == a.fake_data && a.fake_data->refs == 2, "a copy shares the payload, a reference more");
+	surgery_release(&b);
+	ok(!b.fake_data && a.fake_data->refs == 1 && a.fake_data->data[1] == 0x34,
+	   "releasing the copy leaves the original's payload");
+	surgery_init(&b);
+	surgery_parse_fake(&b, "hex:1234", err, sizeof(err));
+	surgery_parse_split(&b, "3,sni", err, sizeof(err));
+	ok(b.fake_data != a.fake_data && surgery_equal(&a, &b), "two parses of one payload are equal");
+	surgery_parse_fake(&b, "hex:1235", err, sizeof(err));
+	ok(!surgery_equal(&a, &b), "a different payload is not equal");
+	surgery_parse_fake(&b, "hex:123456", err, sizeof(err));
+	ok(!surgery_equal(&a, &b), "a longer payload is not equal");
+	surgery_release(&a);
+	surgery_release(&b);
 
 	/* the whole surgery formatted, and the cross checks */
-	surgery_init(&sg);
+	surgery_release(&sg);
 	ok(!surgery_check(&sg, err, sizeof(err)) && !surgery_active(&sg), "no keys: fine, inactive");
 	setk("disorder", "true");
 	ok(surgery_check(&sg, err, sizeof(err)) == -EINVAL && strstr(err, "disorder needs split"),
@@ -345,7 +371,7 @@ static void test_values(void)
 	setk("fake-ttl", "3");
 	ok(surgery_check(&sg, err, sizeof(err)) == -EINVAL && strstr(err, "fake-ttl needs fake"),
 	   "fake-ttl without fake refused");
-	surgery_init(&sg);
+	surgery_release(&sg);
 	setk("fake-repeats", "2");
 	ok(surgery_check(&sg, err, sizeof(err)) == -EINVAL && strstr(err, "fake-repeats needs fake"),
 	   "fake-repeats without fake refused");
@@ -422,7 +448,7 @@ static void test_set_field(void)
 			else
 				val = "0xa5";
 			snprintf(spec, sizeof(spec), "%s=%s", name, val);
-			surgery_init(&sg);
+			surgery_release(&sg);
 			r = surgery_parse_set_field(&sg, spec, err, sizeof(err));
 			if (!ok(r == 0, "set-field %s parses", spec)) {
 				diag("%s", err);
@@ -494,7 +520,7 @@ static void test_set_field(void)
 	{
 		size_t len = build_for(d, "tcp", V4);
 
-		surgery_init(&sg);
+		surgery_release(&sg);
 		setk("set-field", "tcp.window=1024 ip.df=1 ip.id=0 ip.ttl=5 ip.src=10.9.8.7 tcp.seq=0x80000000");
 		out_init(&o);
 		ok(!surgery_apply(&sg, d, len, NULL, 1, &o) && o.n == 1, "six fields at once");
@@ -504,7 +530,7 @@ static void test_set_field(void)
 		/* IPv4 UDP without checksum stays without */
 		len = build_udp(d, V4, (const uint8_t *)"abc", 3);
 		put16(d + 26, 0);
-		surgery_init(&sg);
+		surgery_release(&sg);
 		setk("set-field", "udp.dport=99 ip.dst=10.0.0.1");
 		out_init(&o);
 		ok(!surgery_apply(&sg, d, len, NULL, 1, &o) && get16(opkt(&o, 0) + 26) == 0 &&
@@ -524,7 +550,7 @@ static void test_strip(void)
 		size_t len = build_tcp(d, v, (const uint8_t *)"xyz", 3, 0x18), t = v == V4 ? 20 : 40;
 		const uint8_t *q;
 
-		surgery_init(&sg);
+		surgery_release(&sg);
 		setk("strip-tcp-option", "timestamp,sack-perm");
 		out_init(&o);
 		ok(!surgery_apply(&sg, d, len, NULL, 1, &o) && o.n == 1 && o.pkt[0].len == len,
@@ -556,7 +582,7 @@ static void check_split(int v, const char *spec, const struct surg_marks *mk, co
 	struct surg_out o;
 	bool seq_ok = true, flags_ok = true, csum_ok = true, id_ok = true, cut_ok = true;
 
-	surgery_init(&sg);
+	surgery_release(&sg);
 	setk("split", spec);
 	if (disorder)
 		setk("disorder", "true");
@@ -626,7 +652,7 @@ static void test_split(void)
 			      { "-500", NULL }, { "1,500", NULL } };
 
 		for (size_t i = 0; i < ARRAY_SIZE(whole); i++) {
-			surgery_init(&sg);
+			surgery_release(&sg);
 			setk("split", whole[i].spec);
 			out_init(&o);
 			ok(!surgery_apply(&sg, d, len, whole[i].mk, 1, &o) && o.n == 1 &&
@@ -636,7 +662,7 @@ static void test_split(void)
 			   whole[i].mk ? "no mark" : "beyond");
 		}
 		len = build_tcp(d, v, (const uint8_t *)hello, plen, 0x02);
-		surgery_init(&sg);
+		surgery_release(&sg);
 		setk("split", "1");
 		out_init(&o);
 		ok(!surgery_apply(&sg, d, len, NULL, 1, &o) && o.n == 1 && (o.skipped & SURG_SKIP_SPLIT),
@@ -728,7 +754,7 @@ static void test_ipfrag(void)
 			bool hdr_ok;
 			size_t rl;
 
-			surgery_init(&sg);
+			surgery_release(&sg);
 			setk("ipfrag", udp ? "24" : "32");
 			out_init(&o);
 			if (!ok(!surgery_apply(&sg, d, len, NULL, 99, &o) && o.n == 2,
@@ -757,7 +783,7 @@ static void test_ipfrag(void)
 			}
 			/* split then fragment, disorder reverses everything */
 			if (!udp) {
-				surgery_init(&sg);
+				surgery_release(&sg);
 				setk("split", "600");
 				setk("ipfrag", "64");
 				setk("disorder", "true");
@@ -772,7 +798,7 @@ static void test_ipfrag(void)
 			}
 			/* IPv6: the first fragment must hold the fixed TCP header (RFC 7112) */
 			if (!udp) {
-				surgery_init(&sg);
+				surgery_release(&sg);
 				setk("ipfrag", "16");
 				out_init(&o);
 				ok(!surgery_apply(&sg, d, len, NULL, 1, &o) &&
@@ -782,7 +808,7 @@ static void test_ipfrag(void)
 				   v == V4 ? "cut (IPv4 allows it)" : "whole, counted (RFC 7112)");
 			}
 			/* beyond the payload: whole */
-			surgery_init(&sg);
+			surgery_release(&sg);
 			setk("ipfrag", "2000");
 			out_init(&o);
 			ok(!surgery_apply(&sg, d, len, NULL, 1, &o) && o.n == 1 && (o.skipped & SURG_SKIP_IPFRAG),
@@ -803,7 +829,7 @@ static void test_fake(void)
 		const uint8_t *q;
 		bool zero = true;
 
-		surgery_init(&sg);
+		surgery_release(&sg);
 		setk("fake", "zero");
 		out_init(&o);
 		ok(!surgery_apply(&sg, d, len, NULL, 1, &o) && o.n == 2, "v%d fake=zero: decoy and real", v);
@@ -815,7 +841,7 @@ static void test_fake(void)
 		ok(o.pkt[1].len == len && !memcmp(opkt(&o, 1), d, len), "v%d fake: the real packet follows unchanged",
 		   v);
 
-		surgery_init(&sg);
+		surgery_release(&sg);
 		setk("fake", "random");
 		setk("fake-ttl", "1");
 		setk("fake-badseq", "true");
@@ -830,7 +856,7 @@ static void test_fake(void)
 		ok(!memcmp(opkt(&o, 1), q, len) && !memcmp(opkt(&o, 2), q, len),
 		   "v%d fake-repeats: copies of one decoy", v);
 
-		surgery_init(&sg);
+		surgery_release(&sg);
 		setk("fake", "hex:160301");
 		setk("fake-badsum", "true");
 		setk("fake-md5sig", "true");
@@ -872,7 +898,7 @@ static void test_fake(void)
 
 		/* UDP decoy */
 		len = build_udp(d, v, pl, sizeof(pl) - 1);
-		surgery_init(&sg);
+		surgery_release(&sg);
 		setk("fake", "hex:0102030405");
 		setk("fake-badseq", "true");
 		out_init(&o);
@@ -900,7 +926,7 @@ static void test_bounds(void)
 
 	memset(pl, 'a', sizeof(pl));
 	len = build_tcp(d, V6, pl, sizeof(pl), 0x18);
-	surgery_init(&sg);
+	surgery_release(&sg);
 	setk("fake", "random");
 	setk("fake-repeats", "2");
 	setk("split", "100,200,300");
@@ -932,7 +958,7 @@ static void test_bounds(void)
 		static uint8_t bpl[60000];
 
 		len = build_tcp(big, v, bpl, sizeof(bpl), 0x18);
-		surgery_init(&sg);
+		surgery_release(&sg);
 		setk("fake", "random");
 		setk("fake-md5sig", "true");
 		setk("fake-repeats", "10");
@@ -947,6 +973,88 @@ static void test_bounds(void)
 	}
 }
 
+/*
+ * surgery-whole: apply sg to d and count what came out as the daemon does
+ * (manager_process_cut()), then ask surgery_whole().
+ */
+static bool whole_of(const uint8_t *d, size_t len, const struct surg_marks *mk)
+{
+	unsigned int decoys = 0, parts = 0, fragments = 0;
+	struct pkt p = { .data = (uint8_t *)d, .len = len, .cap = len };
+	struct surg_out o;
+
+	out_init(&o);
+	if (surgery_apply(&sg, d, len, mk, 1, &o) < 0 || pkt_parse(&p) != PKT_OK) {
+		diag("surgery_apply or pkt_parse failed");
+		return false;
+	}
+	if (sg.fake && !(o.skipped & SURG_SKIP_FAKE))
+		decoys = sg.fake_repeats;
+	if (decoys >= o.n)
+		decoys = 0;
+	for (unsigned int k = decoys; k < o.n; k++) {
+		struct pkt q = { .data = o.buf + o.pkt[k].off, .len = o.pkt[k].len, .cap = o.pkt[k].len };
+		bool parsed = pkt_parse(&q) == PKT_OK;
+
+		if (parsed && q.fragment)
+			fragments++;
+		if (!parsed || q.first_fragment)
+			parts++;
+	}
+	return surgery_whole(&sg, &p, parts, fragments, decoys);
+}
+
+static void test_whole(void)
+{
+	static const uint8_t pl[100] = "GET / HTTP/1.1";
+	struct surg_marks none = { -1, -1, -1, -1 };
+	uint8_t d[1600];
+	size_t len;
+
+	for (int v = V4; v <= V6; v += 2) {
+		surgery_release(&sg);
+		setk("split", "10");
+		len = build_tcp(d, v, pl, sizeof(pl), 0x18);
+		ok(!whole_of(d, len, &none), "v%d whole: split=10 of 100 bytes cuts: not whole", v);
+		len = build_tcp(d, v, pl, 0, 0x10);
+		ok(!whole_of(d, len, &none), "v%d whole: a bare ACK of a split rule's flow is not counted", v);
+		len = build_tcp(d, v, pl, 0, 0x02);
+		ok(!whole_of(d, len, &none), "v%d whole: a SYN is not counted", v);
+		len = build_tcp(d, v, pl, 5, 0x18);
+		ok(whole_of(d, len, &none), "v%d whole: split=10 beyond a 5-byte payload: counted", v);
+		len = build_udp(d, v, pl, sizeof(pl));
+		ok(!whole_of(d, len, &none), "v%d whole: a split of UDP is not counted", v);
+		len = build_icmp(d, v);
+		ok(!whole_of(d, len, &none), "v%d whole: ICMP is not counted", v);
+
+		surgery_release(&sg);
+		setk("split", "sni+1");
+		len = build_tcp(d, v, pl, sizeof(pl), 0x18);
+		ok(whole_of(d, len, &none), "v%d whole: split=sni+1, no server name in the payload: counted", v);
+		len = build_tcp(d, v, pl, 0, 0x10);
+		ok(!whole_of(d, len, &none), "v%d whole: split=sni+1, a bare ACK: not counted", v);
+
+		surgery_release(&sg);
+		setk("ipfrag", "64");
+		len = build_udp(d, v, pl, 20);
+		ok(whole_of(d, len, &none), "v%d whole: ipfrag=64 of a 20-byte datagram: counted", v);
+		len = build_udp(d, v, pl, 0);
+		ok(whole_of(d, len, &none), "v%d whole: ipfrag=64 of an empty datagram: counted", v);
+		len = build_udp(d, v, pl, sizeof(pl));
+		ok(!whole_of(d, len, &none), "v%d whole: ipfrag=64 of 100 bytes cuts: not whole", v);
+		len = build_tcp(d, v, pl, 0, 0x10);
+		ok(!whole_of(d, len, &none), "v%d whole: ipfrag=64, a bare ACK: not counted", v);
+
+		surgery_release(&sg);
+		setk("fake", "random");
+		len = build_tcp(d, v, pl, sizeof(pl), 0x18);
+		ok(!whole_of(d, len, &none), "v%d whole: fake=random with payload: a decoy, not whole", v);
+		len = build_icmp(d, v);
+		ok(!whole_of(d, len, &none), "v%d whole: fake of ICMP: not counted", v);
+	}
+	surgery_release(&sg);
+}
+
 int main(void)
 {
 	test_values();
@@ -956,6 +1064,7 @@ int main(void)
 	test_ipfrag();
 	test_fake();
 	test_bounds();
+	test_whole();
 	printf("1..%d\n", tap_n);
 	return tap_failed ? 1 : 0;
 }
