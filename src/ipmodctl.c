@@ -53,7 +53,7 @@ static void print_json_string(FILE *f, const char *s)
 }
 
 /* Keys whose 0/1 value is a boolean, and those whose value is a comma-separated list. */
-static const char *const bool_keys[] = { "modified", "fastpath-paused", "fastpath-whole" };
+static const char *const bool_keys[] = { "modified", "fastpath-paused", "fastpath-whole", "reloading" };
 static const char *const list_keys[] = { "families", "queue-rx-packets", "inbound", "inbound-tuns" };
 
 static bool key_in(const char *key, const char *const *set, size_t n)
@@ -444,6 +444,9 @@ static const struct {
 	{ "restore-", "failure handling" },
 	{ "restores", "failure handling" },
 	{ "loops", "failure handling" },
+	{ "reloading", "reloads" },
+	{ "reloads", "reloads" },
+	{ "reload-", "reloads" },
 	{ "read-errors", "errors" },
 	{ "write-errors", "errors" },
 	{ "control-", "control socket" },
@@ -539,6 +542,7 @@ static bool is_trouble_key(const char *key)
 	static const char *const keys[] = {
 		"dropped-rule", "forge-refused", "forge-limited", "impair-flushed",
 		"stall-trips", "unhealthy-checks", "loops", "read-errors", "write-errors",
+		"reload-failures",
 		"restore-backoffs", "restore-overruns", "reinject-dropped", "inbound-dropped",
 		"inbound-failed-open",
 	};

@@ -186,7 +186,7 @@ static void reload_finish(struct manager_reload *rl)
 {
 	struct manager *m = rl->m;
 	struct reload_waiter *w;
-	char msg[CONFIG_ERR_MAX];
+	char msg[CONFIG_ERR_MAX], err[CONFIG_ERR_MAX];
 	struct config *cfg;
 	uint64_t t1, pause;
 	int r;
@@ -198,6 +198,8 @@ static void reload_finish(struct manager_reload *rl)
 	cfg = rl->cfg;
 	rl->cfg = NULL;
 	r = rl->r;
+	/* The next run may start before the answer: the message is ours now. */
+	snprintf(err, sizeof(err), "%s", rl->err);
 	t1 = manager_clock_ns();
 	if (r == 0) {
 		/* As the start decided for the running one. */
@@ -212,6 +214,11 @@ static void reload_finish(struct manager_reload *rl)
 		/* Rules added live from now on take the file's impairment.seed. */
 		m->cfg->seeded = cfg->seeded;
 		m->cfg->seed = cfg->seed;
+	}
+	/* After the swap: the plan of chain_inherit_match() knows old by its address. */
+	rl->old = chain_unref(rl->old);
+	if (r == 0) {
+		/* The old chain's free (the last reference was rl->old) included. */
 		pause = (manager_clock_ns() - t1) / 1000;
 		m->stats.reloads++;
 		m->stats.reload_pause_us = pause;
@@ -224,10 +231,8 @@ static void reload_finish(struct manager_reload *rl)
 			 (unsigned long long)m->stats.reload_build_ms, (unsigned long long)pause);
 	} else {
 		m->stats.reload_failures++;
-		log_error("reload failed, keeping the running rules: %s", rl->err);
+		log_error("reload failed, keeping the running rules: %s", err);
 	}
-	/* After the swap: the plan of chain_inherit_match() knows old by its address. */
-	rl->old = chain_unref(rl->old);
 	config_free(cfg);
 	w = rl->current;
 	rl->current = NULL;
@@ -240,8 +245,7 @@ static void reload_finish(struct manager_reload *rl)
 		k = reload_start(rl);
 		if (k < 0) {
 			log_error("reload: cannot start its thread: %s", strerror(-k));
-			snprintf(rl->err, sizeof(rl->err), "cannot start the reload thread");
-			answer(m, rl->current, -EAGAIN, rl->err);
+			answer(m, rl->current, k, "cannot start the reload thread");
 			rl->current = NULL;
 		}
 	}
@@ -249,7 +253,7 @@ static void reload_finish(struct manager_reload *rl)
 		manager_notify_status(m, "READY=1\n");
 	else
 		manager_notify_status(m, "");
-	answer(m, w, r, rl->err);
+	answer(m, w, r, err);
 }
 
 static int on_reload_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
