@@ -60,6 +60,17 @@ struct manager_reload {
 	int r;
 	char err[CONFIG_ERR_MAX];
 	uint64_t t0_ns, built_ns;
+
+	/*
+	 * What a swap leaves to free (the old chain, with its lists, and the
+	 * new config's copy of the rules) goes to a thread of its own: joined
+	 * by the next build thread (join_reaper) or at shutdown.
+	 */
+	pthread_t reaper;
+	bool reaper_pending;		/* started, nobody joins it yet */
+	bool join_reaper;		/* the build thread joins it first */
+	struct chain *reap_chain;
+	struct config *reap_cfg;
 };
 
 /* The build thread's nice value (its own: Linux's nice is per thread). */
@@ -81,6 +92,8 @@ static void *reload_thread(void *userdata)
 	 * longer, rather than packets waiting for it.  Best effort.
 	 */
 	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), RELOAD_NICE);
+	if (rl->join_reaper)
+		pthread_join(rl->reaper, NULL);
 	r = config_load(rl->path, &rl->cfg, rl->err, sizeof(rl->err));
 	if (r == 0) {
 		r = chain_new_from(rl->cfg->rules, rl->cfg->n_rules, rl->old, &rl->chain, msg,
@@ -99,6 +112,32 @@ static void *reload_thread(void *userdata)
 		n = write(rl->efd, &one, sizeof(one));
 	while (n < 0 && errno == EINTR);
 	return NULL;
+}
+
+static void *reaper_thread(void *userdata)
+{
+	struct manager_reload *rl = userdata;
+
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), RELOAD_NICE);
+	chain_unref(rl->reap_chain);
+	config_free(rl->reap_cfg);
+	return NULL;
+}
+
+/* Free old and cfg off the loop; on the loop when no thread starts. */
+static void reap(struct manager_reload *rl, struct chain *old, struct config *cfg)
+{
+	/* Only one at a time: a reaper nobody joined yet keeps its own. */
+	if (!rl->reaper_pending && !rl->join_reaper) {
+		rl->reap_chain = old;
+		rl->reap_cfg = cfg;
+		if (pthread_create(&rl->reaper, NULL, reaper_thread, rl) == 0) {
+			rl->reaper_pending = true;
+			return;
+		}
+	}
+	chain_unref(old);
+	config_free(cfg);
 }
 
 static void waiter_free(struct reload_waiter *w)
@@ -141,8 +180,13 @@ static int reload_start(struct manager_reload *rl)
 	rl->err[0] = '\0';
 	rl->r = 0;
 	rl->t0_ns = manager_clock_ns();
+	rl->join_reaper = rl->reaper_pending;
+	rl->reaper_pending = false;
 	r = -pthread_create(&rl->thread, NULL, reload_thread, rl);
 	if (r < 0) {
+		if (rl->join_reaper)
+			pthread_join(rl->reaper, NULL);
+		rl->join_reaper = false;
 		rl->old = chain_unref(rl->old);
 		free(rl->path);
 		rl->path = NULL;
@@ -193,6 +237,7 @@ static void reload_finish(struct manager_reload *rl)
 
 	pthread_join(rl->thread, NULL);
 	rl->running = false;
+	rl->join_reaper = false;
 	free(rl->path);
 	rl->path = NULL;
 	cfg = rl->cfg;
@@ -216,9 +261,10 @@ static void reload_finish(struct manager_reload *rl)
 		m->cfg->seed = cfg->seed;
 	}
 	/* After the swap: the plan of chain_inherit_match() knows old by its address. */
-	rl->old = chain_unref(rl->old);
+	reap(rl, rl->old, cfg);
+	rl->old = NULL;
 	if (r == 0) {
-		/* The old chain's free (the last reference was rl->old) included. */
+		/* Handing the old chain and the config to the reaper included. */
 		pause = (manager_clock_ns() - t1) / 1000;
 		m->stats.reloads++;
 		m->stats.reload_pause_us = pause;
@@ -227,13 +273,12 @@ static void reload_finish(struct manager_reload *rl)
 		m->stats.reload_build_ms = (rl->built_ns - rl->t0_ns) / 1000000;
 		/* The build includes reading list files (src-set, dst-set, host-set). */
 		log_info("reloaded %s: %zu rules (generation %u): built in %llu ms off the loop, "
-			 "swapped in %llu us", cfg->path, chain_size(m->chain), m->generation,
+			 "swapped in %llu us", m->cfg->path, chain_size(m->chain), m->generation,
 			 (unsigned long long)m->stats.reload_build_ms, (unsigned long long)pause);
 	} else {
 		m->stats.reload_failures++;
 		log_error("reload failed, keeping the running rules: %s", err);
 	}
-	config_free(cfg);
 	w = rl->current;
 	rl->current = NULL;
 	if (rl->again) {
@@ -368,6 +413,7 @@ void manager_reload_stop(struct manager *m)
 	if (rl->running) {
 		pthread_join(rl->thread, NULL);
 		rl->running = false;
+		rl->join_reaper = false;
 		log_info("shutdown: a reload in progress was abandoned");
 		chain_unref(rl->chain);
 		config_free(rl->cfg);
@@ -382,6 +428,8 @@ void manager_reload_stop(struct manager *m)
 			rl->next = w->next;
 		waiter_free(w);
 	}
+	if (rl->reaper_pending)
+		pthread_join(rl->reaper, NULL);
 	sd_event_source_disable_unref(rl->source);
 	close(rl->efd);
 	free(rl);

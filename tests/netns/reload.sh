@@ -91,6 +91,10 @@ check_eq "the broken list's reload exits 1" "$rc" 1
 check "... and names the list's file:line" grep -q "$BROKEN:2" <<<"$out"
 check "... and the config's file:line" grep -q "$CONF:[0-9]" <<<"$out"
 check_eq "status: 1 reload failed" "$(status_field reload-failures)" 1
+ctl metrics >"$WORKDIR/metrics.txt" 2>&1
+check "metrics: valid OpenMetrics" python3 "$SRCDIR/tests/helpers/openmetrics-check.py" "$WORKDIR/metrics.txt"
+check "metrics: ipmodd_reloads_total 3, ipmodd_reload_failures_total 1" bash -c \
+	"grep -qx 'ipmodd_reloads_total 3' '$WORKDIR/metrics.txt' && grep -qx 'ipmodd_reload_failures_total 1' '$WORKDIR/metrics.txt'"
 gen=$(status_field generation)
 check_eq "the running chain is kept (10,000 rules)" "$(status_field rules)" 10000
 check "the failure is logged" grep -q "reload failed, keeping the running rules: .*$BROKEN:2" "$LOG"
