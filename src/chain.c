@@ -78,6 +78,9 @@ struct chain {
 	uint64_t bucket_ns;	/* forge credit, in nanoseconds of refill */
 	uint64_t bucket_last_ns;
 	bool bucket_started;
+	/* chain_inherit_match(): the rule of match_old each rule inherits from, or -1. */
+	int32_t *match;
+	const struct chain *match_old;
 	struct rule rules[];
 };
 
@@ -309,7 +312,8 @@ int chain_new_from(struct rule *const *rules, size_t n, const struct chain *old,
 	c->ctr = calloc(n ? n : 1, sizeof(*c->ctr));
 	c->slot = calloc(n ? n : 1, sizeof(*c->slot));
 	c->by_id = calloc(n ? n : 1, sizeof(*c->by_id));
-	if (!c->ctr || !c->slot || !c->by_id) {
+	c->match = calloc(n ? n : 1, sizeof(*c->match));
+	if (!c->ctr || !c->slot || !c->by_id || !c->match) {
 		chain_unref(c);
 		return -ENOMEM;
 	}
@@ -396,6 +400,7 @@ struct chain *chain_unref(struct chain *c)
 	for (size_t i = 0; i < c->n; i++)
 		rule_unref_tables(&c->rules[i]);
 	free(c->names);
+	free(c->match);
 	free(c->by_id);
 	free(c->slot);
 	free(c->ctr);
@@ -502,7 +507,7 @@ static int find_near(const struct chain *old, const char *name, size_t guess)
 	return chain_find(old, name);
 }
 
-void chain_inherit(struct chain *c, const struct chain *old)
+void chain_inherit_match(struct chain *c, const struct chain *old)
 {
 	uint32_t next = old->next_id;
 	size_t guess = 0;
@@ -513,19 +518,36 @@ void chain_inherit(struct chain *c, const struct chain *old)
 		if (j >= 0)
 			guess = (size_t)j + 1;
 		if (j < 0 || !rule_equal(&c->rules[i], &old->rules[j])) {
+			c->match[i] = -1;
 			c->slot[i].id = next++;
 			continue;
 		}
+		c->match[i] = j;
 		c->slot[i].id = old->slot[j].id;
-		c->slot[i].expire_at_ns = old->slot[j].expire_at_ns;
-		c->ctr[i] = old->ctr[j];
-		if (c->slot[i].flow != NO_FLOW && old->slot[j].flow != NO_FLOW)
-			flow_inherit(&c->flows[c->slot[i].flow], &old->flows[old->slot[j].flow]);
 	}
 	c->next_id = next;
 	for (size_t i = 0; i < c->n; i++)
 		c->by_id[i] = (struct chain_id){ .id = c->slot[i].id, .i = (uint32_t)i };
 	qsort(c->by_id, c->n, sizeof(*c->by_id), id_cmp);
+	c->match_old = old;
+}
+
+void chain_inherit(struct chain *c, const struct chain *old)
+{
+	size_t j;
+
+	if (c->match_old != old)
+		chain_inherit_match(c, old);
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->match[i] < 0)
+			continue;
+		j = (size_t)c->match[i];
+		c->slot[i].expire_at_ns = old->slot[j].expire_at_ns;
+		c->ctr[i] = old->ctr[j];
+		if (c->slot[i].flow != NO_FLOW && old->slot[j].flow != NO_FLOW)
+			flow_inherit(&c->flows[c->slot[i].flow], &old->flows[old->slot[j].flow]);
+	}
+	c->match_old = NULL;
 	c->stats = old->stats;
 	c->bucket_ns = old->bucket_ns;
 	c->bucket_last_ns = old->bucket_last_ns;

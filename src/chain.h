@@ -162,6 +162,15 @@ int chain_find_id(const struct chain *c, uint32_t id);
  */
 void chain_inherit(struct chain *c, const struct chain *old);
 /*
+ * The part of chain_inherit() that only reads what never changes in old
+ * (names, rules, ids): which rule of old each rule of c inherits from, and
+ * c's ids.  For a chain built in another thread while old runs; a
+ * chain_inherit(c, old) for the same old then only copies state (counters,
+ * impairment), and one for another chain matches again.  old must stay
+ * referenced from here to that chain_inherit(): the plan knows it by address.
+ */
+void chain_inherit_match(struct chain *c, const struct chain *old);
+/*
  * The index chain_new() builds, so that a packet costs about the same
  * against 10 rules as against 10,000: a packet is tried only against the
  * rules it could match, in rule order, with exactly the results of trying

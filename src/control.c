@@ -46,6 +46,9 @@ struct control_client {
 	struct ctl_reply out;		/* finished while being written */
 	size_t out_off;
 	struct stream *stream;		/* after control_stream_start() */
+	bool deferred;			/* the handler answers later: control_defer() */
+	control_defer_gone_t gone;
+	void *gone_userdata;
 	size_t held;			/* reply bytes counted in the budget */
 	uint64_t request_start;		/* CLOCK_MONOTONIC of a partial request's first byte, 0 none */
 };
@@ -128,6 +131,8 @@ static bool reply_hold(struct control_client *cl, size_t cap)
 
 static void client_free(struct control_client *cl)
 {
+	if (cl->deferred && cl->gone)
+		cl->gone(cl->gone_userdata, cl);
 	stream_drop(cl);
 	reply_release(cl);
 	*cl->pprev = cl->next;
@@ -341,6 +346,14 @@ static int client_dispatch(struct control_client *cl)
 	r = c->handler(c->userdata, cl, &req, cl->privileged, &cl->out);
 	if (r < 0)
 		stream_drop(cl);
+	if (cl->deferred) {
+		if (r >= 0)
+			return 0;
+		cl->deferred = false;
+		sd_event_source_set_enabled(cl->io, SD_EVENT_ON);
+		sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
+		client_touch(cl);
+	}
 	return client_send(cl, r);
 }
 
@@ -831,6 +844,49 @@ void control_stream_end(struct control_client *cl)
 	/* Writable at once: the loop flushes the ring and closes, outside the caller. */
 	if (cl->stream->live)
 		stream_set_events(cl, EPOLLIN | EPOLLOUT);
+}
+
+int control_defer(struct control_client *cl, control_defer_gone_t gone, void *userdata)
+{
+	int r;
+
+	if (cl->stream || cl->deferred)
+		return -EALREADY;
+	/* Neither a next request nor the idle timeout while the answer is pending. */
+	r = sd_event_source_set_enabled(cl->io, SD_EVENT_OFF);
+	if (r < 0)
+		return r;
+	r = sd_event_source_set_enabled(cl->timer, SD_EVENT_OFF);
+	if (r < 0) {
+		sd_event_source_set_enabled(cl->io, SD_EVENT_ON);
+		return r;
+	}
+	cl->deferred = true;
+	cl->gone = gone;
+	cl->gone_userdata = userdata;
+	return 0;
+}
+
+bool control_deferred(const struct control_client *cl)
+{
+	return cl->deferred;
+}
+
+struct ctl_reply *control_deferred_reply(struct control_client *cl)
+{
+	return &cl->out;
+}
+
+void control_deferred_finish(struct control_client *cl, int err)
+{
+	if (!cl->deferred)
+		return;
+	cl->deferred = false;
+	sd_event_source_set_enabled(cl->io, SD_EVENT_ON);
+	sd_event_source_set_enabled(cl->timer, SD_EVENT_ONESHOT);
+	client_touch(cl);
+	if (client_send(cl, err) < 0)
+		client_free(cl);
 }
 
 unsigned int control_streams(const struct control *c)

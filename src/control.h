@@ -101,6 +101,23 @@ void control_stream_end(struct control_client *cl);
 unsigned int control_streams(const struct control *c);
 
 /*
+ * Deferred replies (reload).  A handler that calls control_defer() and
+ * returns 0 answers later: the client's reply stays open, nothing more is
+ * read from it and no idle timeout applies until control_deferred_finish()
+ * finishes the reply (control_deferred_reply(), then errno=err) and sends
+ * it.  A handler that fails after control_defer() answers at once, as
+ * usual.  gone is called when the client goes away before the answer
+ * (control_free()); the client must not be used after that.  -EALREADY: the
+ * client streams or waits already.
+ */
+typedef void (*control_defer_gone_t)(void *userdata, struct control_client *cl);
+int control_defer(struct control_client *cl, control_defer_gone_t gone, void *userdata);
+struct ctl_reply *control_deferred_reply(struct control_client *cl);
+/* Send the reply; the client may be freed (a write error) before it returns. */
+void control_deferred_finish(struct control_client *cl, int err);
+bool control_deferred(const struct control_client *cl);
+
+/*
  * Who the client is, by SO_PEERCRED at accept: uid (-1 unknown) and pid
  * (0 unknown, or in another pid namespace).
  */

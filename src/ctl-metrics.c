@@ -303,6 +303,10 @@ static void metrics_write(struct metrics *mx, const struct rules_view *rules)
 		  "Times the stall guardian stopped the diversion (failure = \"open\")");
 	om_status(mx, "unhealthy-checks", "ipmodd_unhealthy_checks", "counter", NULL,
 		  "Health checks that found the packet loop stuck");
+	om_status(mx, "reloads", "ipmodd_reloads", "counter", NULL,
+		  "Reloads of the configuration swapped in");
+	om_status(mx, "reload-failures", "ipmodd_reload_failures", "counter", NULL,
+		  "Reloads that failed (the running rules stayed)");
 	om_status(mx, "restores", "ipmodd_restores", "counter", NULL,
 		  "Times the routing was put back after someone removed it");
 	om_status(mx, "restore-backoffs", "ipmodd_restore_backoffs", "counter", NULL,

@@ -18,6 +18,11 @@
 
 #define DEFAULT_SOCKET RUNDIR "/ipmodd/control.sock"
 #define TIMEOUT_SEC 5
+/*
+ * reload answers once the new chain runs: its build (list files of up to
+ * millions of lines, at the daemon's lowest CPU priority) may take longer.
+ */
+#define RELOAD_TIMEOUT_SEC 120
 #define CHUNK (64 * 1024)
 /* After ^C, how long the rest of a pcapng block in flight may take to arrive. */
 #define BLOCK_GRACE_MS 1000
@@ -53,7 +58,7 @@ static void print_json_string(FILE *f, const char *s)
 }
 
 /* Keys whose 0/1 value is a boolean, and those whose value is a comma-separated list. */
-static const char *const bool_keys[] = { "modified", "fastpath-paused", "fastpath-whole" };
+static const char *const bool_keys[] = { "modified", "fastpath-paused", "fastpath-whole", "reloading" };
 static const char *const list_keys[] = { "families", "queue-rx-packets", "inbound", "inbound-tuns" };
 
 static bool key_in(const char *key, const char *const *set, size_t n)
@@ -315,10 +320,10 @@ void reply_free(struct reply *r)
 	free(r->buf);
 }
 
-/* Read one reply within TIMEOUT_SEC; prints why and returns -errno on failure. */
-static int read_reply(int fd, struct reply *rep)
+/* Read one reply within timeout_sec; prints why and returns -errno on failure. */
+static int read_reply(int fd, struct reply *rep, int timeout_sec)
 {
-	long long deadline = now_ms() + TIMEOUT_SEC * 1000LL;
+	long long deadline = now_ms() + timeout_sec * 1000LL;
 	unsigned int lineno;
 	size_t used;
 	ssize_t n;
@@ -333,7 +338,7 @@ static int read_reply(int fd, struct reply *rep)
 			return r;
 		}
 		if (r == 0) {
-			fprintf(stderr, "ipmodctl: no reply from ipmodd within %d s\n", TIMEOUT_SEC);
+			fprintf(stderr, "ipmodctl: no reply from ipmodd within %d s\n", timeout_sec);
 			return -ETIMEDOUT;
 		}
 		n = recv(fd, chunk, sizeof(chunk), 0);
@@ -380,7 +385,7 @@ int call(const struct ctlcli *c, struct reply *rep, int *ret_fd)
 		return EXIT_FAIL;
 	r = send_request(fd, c->request, c->request_len);
 	if (r == 0)
-		r = read_reply(fd, rep);
+		r = read_reply(fd, rep, c->cmd == CTLCLI_RELOAD ? RELOAD_TIMEOUT_SEC : TIMEOUT_SEC);
 	if (r < 0)
 		goto fail;
 	if (ctl_parser_response(&rep->p, &rep->resp) < 0) {
@@ -447,6 +452,9 @@ static const struct {
 	{ "restore-", "failure handling" },
 	{ "restores", "failure handling" },
 	{ "loops", "failure handling" },
+	{ "reloading", "reloads" },
+	{ "reloads", "reloads" },
+	{ "reload-", "reloads" },
 	{ "read-errors", "errors" },
 	{ "write-errors", "errors" },
 	{ "control-", "control socket" },
@@ -542,6 +550,7 @@ static bool is_trouble_key(const char *key)
 	static const char *const keys[] = {
 		"dropped-rule", "forge-refused", "forge-limited", "impair-flushed",
 		"stall-trips", "unhealthy-checks", "loops", "read-errors", "write-errors",
+		"reload-failures",
 		"restore-backoffs", "restore-overruns", "reinject-dropped", "inbound-dropped",
 		"inbound-failed-open", "surgery-errors",
 	};

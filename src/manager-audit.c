@@ -334,6 +334,23 @@ void manager_audit_signal(struct manager *m, const char *action, uid_t uid, pid_
 	emit(m, &e);
 }
 
+void manager_audit_reload(struct manager *m, const char *source, uid_t uid, pid_t pid,
+			  const char *declared, int result, const char *error)
+{
+	struct audit_event e = {
+		.action = "reload",
+		.applied = result >= 0,
+		.uid = uid,
+		.pid = pid,
+		.source = source,
+		.declared = declared,
+		.err = result,
+		.error = error && *error ? error : NULL,
+	};
+
+	emit(m, &e);
+}
+
 int manager_audit_monitor(struct manager *m, struct control_client *cl, struct ctl_reply *reply)
 {
 	struct audit_sub *s;

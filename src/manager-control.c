@@ -234,6 +234,12 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	ctl_reply_add_u64(reply, "stall-timeout-ms", m->cfg->fail_closed ? 0 : m->cfg->stall_timeout_ms);
 	ctl_reply_add_u64(reply, "stall-trips", m->stats.stall_trips);
 	ctl_reply_add_u64(reply, "unhealthy-checks", m->stats.unhealthy_ticks);
+	ctl_reply_add_u64(reply, "reloading", manager_reload_running(m));
+	ctl_reply_add_u64(reply, "reloads", m->stats.reloads);
+	ctl_reply_add_u64(reply, "reload-failures", m->stats.reload_failures);
+	ctl_reply_add_u64(reply, "reload-build-ms", m->stats.reload_build_ms);
+	ctl_reply_add_u64(reply, "reload-pause-us", m->stats.reload_pause_us);
+	ctl_reply_add_u64(reply, "reload-pause-max-us", m->stats.reload_pause_max_us);
 	watch_get_status(m->watch, &ws);
 	ctl_reply_add(reply, "restore", ws.state);
 	ctl_reply_add_u64(reply, "restores", ws.restores);
@@ -585,17 +591,21 @@ static int cmd_flush_impairments(struct manager *m, struct control_client *cl,
 	return 0;
 }
 
+/*
+ * Answered later, when the chain built off the loop runs or the reload
+ * failed (manager-reload.c): the reply, and its audit entry, say which.
+ */
 static int cmd_reload(struct manager *m, struct control_client *cl, const struct ctl_request *req,
 		      struct ctl_reply *reply)
 {
-	char err[CONFIG_ERR_MAX];
+	uid_t uid;
+	pid_t pid;
 	int r;
 
-	r = manager_reload(m, err, sizeof(err));
+	control_client_peer(cl, &uid, &pid);
+	r = manager_reload_request(m, cl, uid, pid, m->audit_declared);
 	if (r < 0)
-		return ctl_reply_error(reply, r, "%s", err);
-	ctl_reply_add_u64(reply, "generation", m->generation);
-	ctl_reply_add_u64(reply, "rules", chain_size(m->chain));
+		return ctl_reply_error(reply, r, "cannot start the reload: %s", strerror(-r));
 	return 0;
 }
 
@@ -951,7 +961,20 @@ static int run_mutation(struct manager *m, struct control_client *cl, const stru
 	int r;
 
 	manager_audit_prepare(m, req);
-	r = run(m, cl, req, reply);
+	/*
+	 * The chain a running reload builds replaces the running one: an edit
+	 * now would be lost.  Counters may be reset; another reload coalesces.
+	 */
+	if (run != cmd_reload && run != cmd_reset && manager_reload_running(m)) {
+		r = ctl_reply_error(reply, -EBUSY, "reload in progress; retry when it is done");
+	} else {
+		m->audit_declared = declared;
+		r = run(m, cl, req, reply);
+		m->audit_declared = NULL;
+		/* A deferred reload audits itself when it is answered. */
+		if (r >= 0 && control_deferred(cl))
+			return r;
+	}
 	manager_audit_request(m, cl, req, declared, r, r < 0 ? reply->error : NULL);
 	return r;
 }

@@ -91,6 +91,8 @@ struct manager *manager_free(struct manager *m)
 	impair_queue_done(&m->impair_queue);
 	/* Closing the control's streams unsubscribes them from the monitor. */
 	m->control = control_free(m->control);
+	/* After the control: its waiting clients went without an answer. */
+	manager_reload_stop(m);
 	m->monitor = monitor_free(m->monitor);
 	/* Its own teardown is no event for the watch. */
 	m->watch = watch_free(m->watch);
@@ -253,44 +255,6 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 	expire_arm(m);
 	/* A trace's rule= may have moved into or out of the kernel. */
 	manager_fastpath_watch(m);
-}
-
-int manager_reload(struct manager *m, char *err, size_t errlen)
-{
-	struct config *cfg = NULL;
-	struct chain *chain = NULL;
-	char msg[CONFIG_ERR_MAX];
-	int r;
-
-	uint64_t t0 = manager_clock_ns();
-
-	sd_notify(false, "RELOADING=1");
-	r = config_load(m->cfg->path, &cfg, err, errlen);
-	if (r < 0)
-		goto out;
-	r = chain_new_from(cfg->rules, cfg->n_rules, m->chain, &chain, msg, sizeof(msg));
-	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", cfg->path, msg);
-		goto out;
-	}
-	/* As the start decided for the running one. */
-	if (m->ipv6_left && cfg->ipv6_auto)
-		cfg->ipv6 = false;
-	if (config_restart_changes(m->cfg, cfg, msg, sizeof(msg)) > 0)
-		log_warning("%s: %s changed; this takes effect at the next restart", cfg->path, msg);
-	manager_set_chain(m, chain, false);
-	/* Rules added live from now on take the file's impairment.seed. */
-	m->cfg->seeded = cfg->seeded;
-	m->cfg->seed = cfg->seed;
-	/* The time includes reading list files (src-set, dst-set, host-set). */
-	log_info("reloaded %s: %zu rules (generation %u) in %llu ms", cfg->path, chain_size(chain),
-		 m->generation, (unsigned long long)((manager_clock_ns() - t0) / 1000000));
-out:
-	if (r < 0)
-		log_error("reload failed, keeping the running rules: %s", err);
-	config_free(cfg);
-	manager_notify_status(m, "READY=1\n");
-	return r;
 }
 
 static bool tun_input_pending(struct manager *m)
@@ -807,10 +771,15 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	char err[CONFIG_ERR_MAX];
 
 	if (si->ssi_signo == SIGHUP) {
-		int r = manager_reload(m, err, sizeof(err));
+		/* Answered (audited, logged) when the build is done. */
+		int r = manager_reload_request(m, NULL, (uid_t)si->ssi_uid, (pid_t)si->ssi_pid, NULL);
 
-		manager_audit_signal(m, "reload", (uid_t)si->ssi_uid, (pid_t)si->ssi_pid, r,
-				     r < 0 ? err : NULL);
+		if (r < 0) {
+			snprintf(err, sizeof(err), "cannot start the reload: %s", strerror(-r));
+			log_error("%s", err);
+			manager_audit_signal(m, "reload", (uid_t)si->ssi_uid, (pid_t)si->ssi_pid, r,
+					     err);
+		}
 		return 0;
 	}
 	log_info("received %s, shutting down", strsignal(si->ssi_signo));

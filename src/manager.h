@@ -57,6 +57,10 @@ struct manager_stats {
 	uint64_t surgery_fakes;			/* decoys sent */
 	uint64_t surgery_whole;			/* carried payload to cut, sent whole (surgery_whole()) */
 	uint64_t surgery_errors;		/* surgery failed (no memory): sent whole */
+	uint64_t reloads, reload_failures;	/* reloads swapped in, and failed */
+	uint64_t reload_pause_us;		/* the loop's time in the last reload's swap */
+	uint64_t reload_pause_max_us;		/* the longest of them since the start */
+	uint64_t reload_build_ms;		/* the last reload's build, off the loop */
 };
 
 /* Flows examined for expiry per health check (flow_expire()). */
@@ -154,6 +158,7 @@ struct manager {
 	char audit_rule[RULE_FORMAT_MAX];	/* the rule an add or replace puts in */
 	char audit_old[RULE_FORMAT_MAX];	/* the rule a del or replace takes out */
 	char audit_name[RULE_NAME_MAX];
+	const char *audit_declared;		/* client-cmdline= of the request running, or NULL */
 
 	struct flow_table *flows;		/* the packets' flows (flow.h), flows.max entries */
 	struct manager_stats stats;
@@ -171,6 +176,8 @@ struct manager {
 	sd_event_source *wake_source;
 
 	struct manager_path path;		/* the loop's own */
+
+	struct manager_reload *reload;		/* manager-reload.c; NULL before the first */
 
 	struct manager_inbound inbound[CONFIG_INBOUND_MAX];
 	unsigned int n_inbound;
@@ -201,8 +208,20 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified);
 typedef bool (*manager_pick_fn)(const struct chain *c, size_t i, void *userdata);
 int manager_remove_rules(struct manager *m, manager_pick_fn drop, void *userdata, char *err,
 			 size_t errlen);
-/* Re-read the config file and run its chain; on error (file:line in err) nothing changes. */
-int manager_reload(struct manager *m, char *err, size_t errlen);
+/*
+ * manager-reload.c: re-read the config file and run its chain, built in a
+ * thread and swapped in on the loop; on error (file:line) nothing changes.
+ * cl: a control client, answered (control_defer()) when the new chain runs
+ * or the reload failed; NULL for a signal.  uid, pid and declared (NULL or
+ * the client's client-cmdline=) go to the audit trail then.  A request
+ * while a build runs is answered by one more run after it.
+ */
+int manager_reload_request(struct manager *m, struct control_client *cl, uid_t uid, pid_t pid,
+			   const char *declared);
+/* A build runs: live edits are refused meanwhile. */
+bool manager_reload_running(const struct manager *m);
+/* Shutdown, after control_free(): wait for a running build and drop it. */
+void manager_reload_stop(struct manager *m);
 void manager_notify_status(struct manager *m, const char *state);
 /*
  * The fast path hands every packet to userspace while a trace or capture
@@ -271,6 +290,9 @@ void manager_audit_request(struct manager *m, struct control_client *cl,
 /* A change not asked for over the socket: SIGHUP's reload. */
 void manager_audit_signal(struct manager *m, const char *action, uid_t uid, pid_t pid, int result,
 			  const char *error);
+/* A reload, applied or failed, for whoever asked (source "control" or "signal"). */
+void manager_audit_reload(struct manager *m, const char *source, uid_t uid, pid_t pid,
+			  const char *declared, int result, const char *error);
 /* monitor=changes: turn cl into a stream of change events. */
 int manager_audit_monitor(struct manager *m, struct control_client *cl, struct ctl_reply *reply);
 

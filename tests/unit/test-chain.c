@@ -1742,6 +1742,70 @@ out:
 }
 
 /*
+ * A reload plans the inheritance in its thread (chain_inherit_match()) while
+ * the old chain still runs packets; chain_inherit() at the swap then carries
+ * the counters as they are at the swap, with the same ids as an unplanned
+ * inherit.  A plan made against another chain is not used.
+ */
+static void test_inherit_planned(void)
+{
+	struct chain *old = chain_of("name=a proto=udp dport=53 delay=100 limit=3",
+				     "name=c proto=tcp set-ttl=5", "name=d proto=udp dport=55 verdict=accept",
+				     NULL);
+	struct chain *other = chain_of("name=c proto=tcp set-ttl=5", NULL);
+	struct chain *p = NULL, *q = NULL, *r = NULL;
+	struct chain_impair imp;
+	struct tpkt t;
+	uint64_t pkts;
+	bool same = true;
+
+	if (!old || !other) {
+		ok(0, "planned inherit: chains");
+		goto out;
+	}
+#define NEXT() chain_of("name=e proto=udp dport=56 verdict=drop", "name=c proto=tcp set-ttl=5", \
+			"name=a proto=udp dport=53 delay=100 limit=3", NULL)
+	p = NEXT();
+	q = NEXT();
+	r = NEXT();
+#undef NEXT
+	if (!p || !q || !r) {
+		ok(0, "planned inherit: new chains");
+		goto out;
+	}
+	run_imp(old, &t, TCP4(), T0, &imp);
+	chain_inherit_match(p, old);
+	/* Packets between the plan and the swap count. */
+	run_imp(old, &t, TCP4(), T0 + 1, &imp);
+	run_imp(old, &t, UDP4(), T0 + 2, &imp);
+	chain_inherit(p, old);
+	chain_inherit(q, old);
+	for (size_t i = 0; i < 3; i++)
+		same &= chain_rule_id(p, i) == chain_rule_id(q, i);
+	ok(same, "planned and unplanned inherit give the same ids (%u %u %u)",
+	   chain_rule_id(p, 0), chain_rule_id(p, 1), chain_rule_id(p, 2));
+	ok(chain_find_id(p, chain_rule_id(old, 0)) == 2 && chain_find_id(p, chain_rule_id(p, 0)) == 0,
+	   "chain_find_id() works on the planned chain");
+	chain_counters(p, 1, &pkts, NULL);
+	is_int(pkts, 2, "c's packets up to the swap carried, those after the plan too");
+	chain_counters(p, 2, &pkts, NULL);
+	is_int(pkts, 1, "a's packet after the plan carried");
+	ok(icnt(p, 2).delayed == 1, "a's impairment state carried through the plan");
+	/* A plan against another chain: chain_inherit() matches again. */
+	chain_inherit_match(r, other);
+	chain_inherit(r, old);
+	chain_counters(r, 2, &pkts, NULL);
+	ok(pkts == 1 && chain_rule_id(r, 2) == chain_rule_id(old, 0),
+	   "a plan made against another chain is not used");
+out:
+	chain_unref(old);
+	chain_unref(other);
+	chain_unref(p);
+	chain_unref(q);
+	chain_unref(r);
+}
+
+/*
  * chain_explain() tells what chain_run_trace() does, without doing it: the
  * same matched rules and result for random packets built by
  * explain_packet(), rewrites seen by later rules included, and no counter
@@ -2782,6 +2846,7 @@ int main(void)
 	test_impair_limit();
 	test_impair_seed();
 	test_impair_inherit();
+	test_inherit_planned();
 	test_explain();
 	test_explain_packet();
 	test_direction_forge();
