@@ -72,6 +72,10 @@ struct fastpath_totals {
 	uint64_t handled;	/* sent on by the kernel */
 	uint64_t dropped;	/* dropped by a rule in the kernel */
 	uint64_t punted;	/* passed to userspace */
+	/* Of handled and dropped: went on past a flow-packets rule beyond its positions. */
+	uint64_t flow_passed;
+	/* Of punted: handed up by a flow-packets rule within its positions. */
+	uint64_t flow_punted;
 };
 int fastpath_totals(struct fastpath *fp, struct fastpath_totals *ret);
 /* Zero the rules' counters and the totals. */
@@ -91,6 +95,20 @@ bool fastpath_rule_carried(const struct fastpath *fp, size_t i);
  * "verdict=reject"), or NULL when it can.  Pure; also without the fast path.
  */
 const char *fastpath_rule_why_not(const struct rule *r);
+/*
+ * For a rule the program cannot carry out, when its punt entry sends a
+ * packet to userspace.  FASTPATH_FC_POS: the only words that stop the
+ * kernel are flow-packets=LO-HI (and flow-dir): the kernel counts each
+ * flow's packets per direction itself and hands up only packets at
+ * position <= *ret_hi (a later one can never match the rule); beyond, it
+ * runs the rest of the chain as if the rule did not match.
+ * FASTPATH_FC_NONE: every packet its other matches fit.  Pure.
+ */
+enum fastpath_flow_cond {
+	FASTPATH_FC_NONE,
+	FASTPATH_FC_POS,
+};
+enum fastpath_flow_cond fastpath_rule_flow_cond(const struct rule *r, uint32_t *ret_hi);
 /* Whether r matches packets of direction dir (rule_dir_mask()).  Pure. */
 bool fastpath_rule_in_dir(const struct rule *r, enum pkt_dir dir);
 void fastpath_set_enabled(struct fastpath *fp, bool enabled);

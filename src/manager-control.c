@@ -78,6 +78,9 @@ static int status_one_fastpath(struct manager *m, struct fastpath *fp, const cha
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "handled"), t.handled);
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "dropped"), t.dropped);
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "punted"), t.punted);
+	/* flow-packets rules: packets handed up within their positions, carried on past them. */
+	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "flow-punted"), t.flow_punted);
+	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "flow-passed"), t.flow_passed);
 	return 0;
 }
 

@@ -140,6 +140,14 @@ struct {
 	__type(value, struct fp_counter);
 } fp_counters SEC(".maps");
 
+/* The kernel's flow table (fastpath.h): packets per side, for FP_FC_POS entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FASTPATH_FLOWS_MAX);
+	__type(key, struct fp_flow_key);
+	__type(value, struct fp_flow);
+} fp_flows SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FP_T_MAX);
@@ -198,6 +206,10 @@ struct fp_walk {
 	__u32 pos[CUR_SIZE], end[CUR_SIZE];	/* in fp_order, from obase */
 	__u32 head[CUR_SIZE];			/* the rule at pos, or CUR_END */
 	__u32 todo;				/* candidates in all lists */
+	__u64 fpos;		/* position of the first segment in its flow direction; 0: unknown */
+	__u32 flow_passed;	/* went past an FP_FC_POS entry beyond its positions */
+	__u32 flow_punt;	/* handed up by an FP_FC_POS entry within its positions */
+	struct fp_flow_key fk;
 	struct fp_lpm_key lk;
 	struct fp_port_key pk;
 	__u8 ttl, tclass;	/* as the rules so far left them */
@@ -471,8 +483,15 @@ static long merge_step(__u32 i, void *ctx)
 	}
 	if (!rule_match(r, w, vary))
 		return 0;
-	if (vary || r->kind != FP_RULE)
+	/* Past its flow positions the rule cannot match this packet nor any of its segments. */
+	if (r->kind == FP_PUNT && r->flow_cond == FP_FC_POS && w->fpos && w->fpos > r->flow_hi) {
+		w->flow_passed = 1;
+		return 0;
+	}
+	if (vary || r->kind != FP_RULE) {
+		w->flow_punt = r->kind == FP_PUNT && r->flow_cond == FP_FC_POS;
 		goto punt;
+	}
 	n = w->n;
 	if (n >= FASTPATH_MATCHED_MAX)
 		goto punt;
@@ -645,14 +664,75 @@ static __always_inline int rewrite(struct __sk_buff *skb, const struct fp_walk *
 	return 0;
 }
 
+/* -1, 0, 1 as memcmp() of two addresses in network order (words of 4 bytes). */
+static __always_inline int addr_cmp(const __u32 *a, const __u32 *b)
+{
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u32 x = bpf_ntohl(a[i]), y = bpf_ntohl(b[i]);
+
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return 0;
+}
+
+/*
+ * Count the packet (its segs) in the kernel's flow table, on its side of
+ * the canonical key (flow.c's flow_key_from_pkt()), and set w->fpos to its
+ * first segment's position.  TCP and UDP only; others keep fpos 0 (unknown:
+ * a conditioned entry hands them up as it always did).
+ */
+static __always_inline void flow_count(struct fp_walk *w)
+{
+	const struct fp_pkt *p = &w->p;
+	struct fp_flow_key *k = &w->fk;
+	struct fp_flow *f, nf;
+	__u32 side;
+	int c;
+
+	w->fpos = 0;
+	if (!p->l4 || (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP))
+		return;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = p->family;
+	k->proto = p->proto;
+	c = addr_cmp(p->saddr, p->daddr);
+	side = !(c < 0 || (c == 0 && p->sport <= p->dport));
+	if (!side) {
+		__builtin_memcpy(k->addr[0], p->saddr, 16);
+		__builtin_memcpy(k->addr[1], p->daddr, 16);
+		k->port[0] = p->sport;
+		k->port[1] = p->dport;
+	} else {
+		__builtin_memcpy(k->addr[0], p->daddr, 16);
+		__builtin_memcpy(k->addr[1], p->saddr, 16);
+		k->port[0] = p->dport;
+		k->port[1] = p->sport;
+	}
+	f = bpf_map_lookup_elem(&fp_flows, k);
+	if (!f) {
+		__builtin_memset(&nf, 0, sizeof(nf));
+		/* Two CPUs may both start it: one count may be lost, never a position skipped. */
+		bpf_map_update_elem(&fp_flows, k, &nf, BPF_NOEXIST);
+		f = bpf_map_lookup_elem(&fp_flows, k);
+		if (!f)
+			return;
+	}
+	if (side)
+		w->fpos = __sync_fetch_and_add(&f->pkts[1], p->segs) + 1;
+	else
+		w->fpos = __sync_fetch_and_add(&f->pkts[0], p->segs) + 1;
+}
+
 SEC("tc")
 int fastpath(struct __sk_buff *skb)
 {
 	__u32 zero = 0, segs = skb->gso_segs ? skb->gso_segs : 1;
 	struct fp_walk *w = bpf_map_lookup_elem(&fp_scratch, &zero);
 	struct walk_ctx ctx = { .w = w };
+	__u32 set, flow_punt = 0;
 	__u64 bytes;
-	__u32 set;
 
 	if (!w || !*(volatile __u32 *)&fp_enabled || skb->tc_index == FP_REDIRECTED + fp_dir)
 		goto punt;
@@ -669,12 +749,21 @@ int fastpath(struct __sk_buff *skb)
 	w->n = 0;
 	w->ttl = w->p.ttl;
 	w->tclass = w->p.tclass;
+	w->flow_passed = 0;
+	w->flow_punt = 0;
+	w->fpos = 0;
+	/* Counted before anything is decided: every packet the program sees from here on. */
+	if (fp_has[set & 1] & FP_HAS_FLOW)
+		flow_count(w);
 	if (!gather(w, set))
 		goto punt;
 	/* Each step takes one candidate; one more sees the lists done. */
 	bpf_loop(w->todo + 1, merge_step, &ctx, 0);
+	flow_punt = w->flow_punt;
 	if (w->result != WALK_ACCEPT && w->result != WALK_DROP)
 		goto punt;
+	if (w->flow_passed)
+		total(FP_T_FLOW_PASSED, segs);
 
 	if (w->result == WALK_ACCEPT && rewrite(skb, w) < 0)
 		return TC_ACT_SHOT;
@@ -711,5 +800,7 @@ int fastpath(struct __sk_buff *skb)
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 punt:
 	total(FP_T_PUNTED, segs);
+	if (flow_punt)
+		total(FP_T_FLOW_PUNTED, segs);
 	return TC_ACT_OK;
 }
