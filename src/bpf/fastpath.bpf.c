@@ -688,6 +688,7 @@ static __always_inline void flow_count(struct fp_walk *w)
 	const struct fp_pkt *p = &w->p;
 	struct fp_flow_key *k = &w->fk;
 	struct fp_flow *f, nf;
+	__u64 now;
 	__u32 side;
 	int c;
 
@@ -710,15 +711,24 @@ static __always_inline void flow_count(struct fp_walk *w)
 		k->port[0] = p->dport;
 		k->port[1] = p->sport;
 	}
+	now = bpf_ktime_get_ns();
 	f = bpf_map_lookup_elem(&fp_flows, k);
 	if (!f) {
 		__builtin_memset(&nf, 0, sizeof(nf));
+		nf.last_ns = now;
 		/* Two CPUs may both start it: one count may be lost, never a position skipped. */
 		bpf_map_update_elem(&fp_flows, k, &nf, BPF_NOEXIST);
 		f = bpf_map_lookup_elem(&fp_flows, k);
 		if (!f)
 			return;
 	}
+	/* A new connection on the same ports, or one idle long enough that the daemon may have let it go. */
+	if (now - f->last_ns >= FP_FLOW_IDLE_NS ||
+	    (p->proto == IPPROTO_TCP && (p->tcp_flags & 0x12) == 0x02)) {
+		f->pkts[0] = 0;
+		f->pkts[1] = 0;
+	}
+	f->last_ns = now;
 	if (side)
 		w->fpos = __sync_fetch_and_add(&f->pkts[1], p->segs) + 1;
 	else

@@ -132,6 +132,13 @@ enum fp_flow_cond {
  * saw while the set in use had an FP_FC_POS entry.
  */
 #define FASTPATH_FLOWS_MAX 65536
+/*
+ * An entry idle this long starts again from 0, as does a TCP SYN without
+ * ACK: the daemon's shortest default timeout (a closing TCP flow, flow.c),
+ * so that the kernel never counts on where the daemon started a new flow.
+ * Starting over where the daemon does not only hands up more packets.
+ */
+#define FP_FLOW_IDLE_NS (10ull * 1000000000ull)
 struct fp_flow_key {
 	__u8 addr[2][16];
 	__u16 port[2];
@@ -142,6 +149,7 @@ struct fp_flow_key {
 
 struct fp_flow {
 	__u64 pkts[2];		/* by key side */
+	__u64 last_ns;		/* bpf_ktime_get_ns() of the last packet */
 };
 
 /* A list of rule indices in fp_order, from the set's base. */
