@@ -53,8 +53,11 @@ bool fastpath_rule_in_dir(const struct rule *r, enum pkt_dir dir)
 	return rule_dir_mask(r) & (1u << dir);
 }
 
-/* fastpath_rule_why_not(), the flow matches in aside left out. */
-static const char *why_not(const struct rule *r, uint8_t aside)
+/*
+ * The matches of r the program cannot evaluate, as fastpath_rule_why_not()
+ * names them, the flow matches in aside (and host-set with hosts) left out.
+ */
+static const char *why_not_match(const struct rule *r, uint8_t aside, bool hosts)
 {
 	uint8_t ff = r->flow.flags & ~aside;
 
@@ -65,7 +68,7 @@ static const char *why_not(const struct rule *r, uint8_t aside)
 		return "src-set";
 	if (r->m.flags & RULE_M_DST_SET)
 		return "dst-set";
-	if (r->m.flags & RULE_M_HOST_SET)
+	if ((r->m.flags & RULE_M_HOST_SET) && !hosts)
 		return "host-set";
 	/* The daemon's flow table decides (fastpath_rule_flow_cond() for the exception). */
 	if (ff & RULE_F_PACKETS)
@@ -82,6 +85,15 @@ static const char *why_not(const struct rule *r, uint8_t aside)
 		return "http-host";
 	if (ff & RULE_F_QUIC_SNI)
 		return "quic-sni";
+	return NULL;
+}
+
+static const char *why_not(const struct rule *r)
+{
+	const char *w = why_not_match(r, 0, false);
+
+	if (w)
+		return w;
 	if (rule_impairs(r))
 		return "impairs";
 	if (r->a.clamp_mss)
@@ -97,16 +109,22 @@ static const char *why_not(const struct rule *r, uint8_t aside)
 
 const char *fastpath_rule_why_not(const struct rule *r)
 {
-	return why_not(r, 0);
+	return why_not(r);
 }
 
 enum fastpath_flow_cond fastpath_rule_flow_cond(const struct rule *r, uint32_t *ret_hi)
 {
+	const uint8_t names = RULE_F_TLS_SNI | RULE_F_HTTP_HOST | RULE_F_QUIC_SNI;
+
 	*ret_hi = 0;
-	if (!(r->flow.flags & RULE_F_PACKETS) || why_not(r, RULE_F_PACKETS | RULE_F_DIR))
-		return FASTPATH_FC_NONE;
-	*ret_hi = r->flow.pkts_hi;
-	return FASTPATH_FC_POS;
+	/* Only the matches count: a rule that cannot match does nothing, whatever its actions. */
+	if ((r->flow.flags & RULE_F_PACKETS) && !why_not_match(r, RULE_F_PACKETS | RULE_F_DIR, false)) {
+		*ret_hi = r->flow.pkts_hi;
+		return FASTPATH_FC_POS;
+	}
+	if (((r->flow.flags & names) || (r->m.flags & RULE_M_HOST_SET)) && !why_not_match(r, names, true))
+		return FASTPATH_FC_NAME;
+	return FASTPATH_FC_NONE;
 }
 
 #ifdef HAVE_FASTPATH
@@ -168,6 +186,7 @@ struct fastpath {
 	size_t n;
 	bool whole;		/* no list of the index was too long */
 	bool switched;		/* since the last grace period: packets may walk the other set */
+	uint32_t flow_gen;	/* fp_flow_gen: one per update */
 	uint32_t *id;		/* [FASTPATH_RULES_MAX]: chain_rule_id() */
 	uint32_t *slot;		/* [FASTPATH_RULES_MAX]: or NO_SLOT, OTHER_DIR */
 	bool *used;		/* [FASTPATH_SLOTS] */
@@ -345,9 +364,16 @@ static void rule_translate(const struct rule *r, struct fp_rule *e)
 		uint32_t hi;
 
 		e->kind = FP_PUNT;
-		if (fastpath_rule_flow_cond(r, &hi) == FASTPATH_FC_POS) {
+		switch (fastpath_rule_flow_cond(r, &hi)) {
+		case FASTPATH_FC_POS:
 			e->flow_cond = FP_FC_POS;
 			e->flow_hi = hi;
+			break;
+		case FASTPATH_FC_NAME:
+			e->flow_cond = FP_FC_NAME;
+			break;
+		case FASTPATH_FC_NONE:
+			break;
 		}
 		return;
 	}
@@ -556,7 +582,7 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 		}
 		m[i] = &rule->m;
 		if (e[i].kind != FP_RULE) {
-			if (e[i].flow_cond == FP_FC_POS)
+			if (e[i].flow_cond != FP_FC_NONE)
 				flow_pos = true;
 			continue;
 		}
@@ -595,6 +621,9 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 	}
 	fp->skel->bss->fp_has[next] = has | (flow_pos ? FP_HAS_FLOW : 0);
 
+	/* The daemon's flow decisions were made for the old chain's name rules. */
+	fp->flow_gen++;
+	__atomic_store_n(&fp->skel->bss->fp_flow_gen, fp->flow_gen, __ATOMIC_SEQ_CST);
 	/* The switch: the program reads fp_set once per packet. */
 	__atomic_store_n(&fp->skel->bss->fp_set, next, __ATOMIC_SEQ_CST);
 	fp->switched = true;
@@ -611,6 +640,26 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 out:
 	fpindex_free(ix);
 	return r;
+}
+
+uint32_t fastpath_flow_generation(const struct fastpath *fp)
+{
+	return fp->flow_gen;
+}
+
+int fastpath_flow_decide(struct fastpath *fp, const struct flow_key *k, bool needs_daemon)
+{
+	struct fp_flow v = { 0 };
+	int fd = bpf_map__fd(fp->skel->maps.fp_flows);
+
+	/* The kernel's counts stay (a count lost to a race only hands up more). */
+	if (bpf_map_lookup_elem(fd, k, &v) < 0)
+		memset(&v, 0, sizeof(v));
+	v.flags = FP_FLOW_DECIDED | (needs_daemon ? FP_FLOW_NEEDS_DAEMON : 0);
+	v.gen = fp->flow_gen;
+	if (bpf_map_update_elem(fd, k, &v, BPF_ANY) < 0)
+		return -errno;
+	return 0;
 }
 
 void fastpath_info(const struct fastpath *fp, struct fastpath_info *ret)
@@ -735,6 +784,20 @@ struct fastpath *fastpath_close(struct fastpath *fp)
 int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "no fast path");
+	return -EOPNOTSUPP;
+}
+
+uint32_t fastpath_flow_generation(const struct fastpath *fp)
+{
+	(void)fp;
+	return 0;
+}
+
+int fastpath_flow_decide(struct fastpath *fp, const struct flow_key *k, bool needs_daemon)
+{
+	(void)fp;
+	(void)k;
+	(void)needs_daemon;
 	return -EOPNOTSUPP;
 }
 

@@ -198,6 +198,8 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	}
 	ctl_reply_add_u64(reply, "gso-whole", m->stats.gso_whole);
 	ctl_reply_add_u64(reply, "gso-split", m->stats.gso_split);
+	/* Host name decisions the fast paths' flow maps refused (those flows stay with the daemon). */
+	ctl_reply_add_u64(reply, "fastpath-decide-failed", m->stats.fastpath_decide_failed);
 	/* Packet surgery: what the rules that cut made (ipmodd.conf(5), SURGERY). */
 	ctl_reply_add_u64(reply, "surgery-split", m->stats.surgery_split);
 	ctl_reply_add_u64(reply, "surgery-parts", m->stats.surgery_parts);

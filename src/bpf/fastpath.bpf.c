@@ -66,6 +66,8 @@ __u32 fp_enabled;
 __u32 fp_set;
 /* FP_HAS_* of each set. */
 __u32 fp_has[2];
+/* Bumped by every update: the daemon's flow decisions of an older chain do not count. */
+__u32 fp_flow_gen;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -209,6 +211,7 @@ struct fp_walk {
 	__u64 fpos;		/* position of the first segment in its flow direction; 0: unknown */
 	__u32 flow_passed;	/* went past an FP_FC_POS entry beyond its positions */
 	__u32 flow_punt;	/* handed up by an FP_FC_POS entry within its positions */
+	__u32 fflags;		/* the flow's FP_FLOW_* of this generation */
 	struct fp_flow_key fk;
 	struct fp_lpm_key lk;
 	struct fp_port_key pk;
@@ -483,13 +486,20 @@ static long merge_step(__u32 i, void *ctx)
 	}
 	if (!rule_match(r, w, vary))
 		return 0;
-	/* Past its flow positions the rule cannot match this packet nor any of its segments. */
-	if (r->kind == FP_PUNT && r->flow_cond == FP_FC_POS && w->fpos && w->fpos > r->flow_hi) {
+	/*
+	 * Past its flow positions the rule cannot match this packet nor any of
+	 * its segments; nor a flow whose name the daemon found no name rule
+	 * matches.
+	 */
+	if (r->kind == FP_PUNT && w->fpos &&
+	    ((r->flow_cond == FP_FC_POS && w->fpos > r->flow_hi) ||
+	     (r->flow_cond == FP_FC_NAME &&
+	      (w->fflags & (FP_FLOW_DECIDED | FP_FLOW_NEEDS_DAEMON)) == FP_FLOW_DECIDED))) {
 		w->flow_passed = 1;
 		return 0;
 	}
 	if (vary || r->kind != FP_RULE) {
-		w->flow_punt = r->kind == FP_PUNT && r->flow_cond == FP_FC_POS;
+		w->flow_punt = r->kind == FP_PUNT && r->flow_cond != FP_FC_NONE;
 		goto punt;
 	}
 	n = w->n;
@@ -693,6 +703,7 @@ static __always_inline void flow_count(struct fp_walk *w)
 	int c;
 
 	w->fpos = 0;
+	w->fflags = 0;
 	if (!p->l4 || (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP))
 		return;
 	__builtin_memset(k, 0, sizeof(*k));
@@ -722,13 +733,24 @@ static __always_inline void flow_count(struct fp_walk *w)
 		if (!f)
 			return;
 	}
-	/* A new connection on the same ports, or one idle long enough that the daemon may have let it go. */
-	if (now - f->last_ns >= FP_FLOW_IDLE_NS ||
-	    (p->proto == IPPROTO_TCP && (p->tcp_flags & 0x12) == 0x02)) {
+	/*
+	 * A new connection on the same ports, or one idle long enough that the
+	 * daemon may have let it go.  An idle TCP flow keeps the daemon's name
+	 * decision: the daemon looks for a name only after a SYN.
+	 */
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & 0x12) == 0x02) {
 		f->pkts[0] = 0;
 		f->pkts[1] = 0;
+		f->flags = 0;
+	} else if (now - f->last_ns >= FP_FLOW_IDLE_NS) {
+		f->pkts[0] = 0;
+		f->pkts[1] = 0;
+		if (p->proto != IPPROTO_TCP)
+			f->flags = 0;
 	}
 	f->last_ns = now;
+	if (f->gen == *(volatile __u32 *)&fp_flow_gen)
+		w->fflags = f->flags;
 	if (side)
 		w->fpos = __sync_fetch_and_add(&f->pkts[1], p->segs) + 1;
 	else

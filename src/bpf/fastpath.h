@@ -121,6 +121,13 @@ struct fp_rule {
 enum fp_flow_cond {
 	FP_FC_NONE,
 	FP_FC_POS,
+	/*
+	 * The rule's only such words are tls-sni, http-host, quic-sni and
+	 * host-set: hand the packet up until the daemon marked the flow
+	 * FP_FLOW_DECIDED (its host name search ended), afterwards only if it
+	 * also marked it FP_FLOW_NEEDS_DAEMON (a name rule may match its name).
+	 */
+	FP_FC_NAME,
 };
 
 /*
@@ -150,6 +157,13 @@ struct fp_flow_key {
 struct fp_flow {
 	__u64 pkts[2];		/* by key side */
 	__u64 last_ns;		/* bpf_ktime_get_ns() of the last packet */
+	__u32 flags;		/* FP_FLOW_*, written by the daemon */
+	__u32 gen;		/* fp_flow_gen when the daemon wrote flags: else they do not count */
+};
+
+enum {
+	FP_FLOW_DECIDED = 1u << 0,
+	FP_FLOW_NEEDS_DAEMON = 1u << 1,
 };
 
 /* A list of rule indices in fp_order, from the set's base. */
@@ -186,7 +200,7 @@ enum {
 	FP_HAS_DST6 = 1u << 3,
 	FP_HAS_SRC4 = 1u << 4,
 	FP_HAS_SRC6 = 1u << 5,
-	FP_HAS_FLOW = 1u << 6,	/* an FP_FC_POS entry: count the packets of TCP/UDP flows */
+	FP_HAS_FLOW = 1u << 6,	/* an FP_FC_POS or FP_FC_NAME entry: track TCP/UDP flows */
 };
 
 /* A counter slot, per CPU: packets count GSO segments, bytes as the segments' lengths. */
@@ -200,8 +214,8 @@ enum {
 	FP_T_HANDLED,	/* rewritten as needed and sent on by the kernel */
 	FP_T_DROPPED,	/* dropped by a rule */
 	FP_T_PUNTED,	/* passed to userspace untouched */
-	FP_T_FLOW_PASSED,	/* of the handled/dropped: went past an FP_FC_POS entry beyond its positions */
-	FP_T_FLOW_PUNTED,	/* of the punted: by an FP_FC_POS entry within its positions */
+	FP_T_FLOW_PASSED,	/* of the handled/dropped: went past an FP_FC_POS/NAME entry it no longer needs */
+	FP_T_FLOW_PUNTED,	/* of the punted: by an FP_FC_POS/NAME entry that still needs the daemon */
 	FP_T_MAX,
 };
 

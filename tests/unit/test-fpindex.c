@@ -319,17 +319,25 @@ static void test_flow_cond(void)
 		{ "direction=both proto=tcp flow-packets=1-3 set-dscp=cs1", FASTPATH_FC_POS, 3 },
 		{ "flow-packets=2-7 flow-dir=reply verdict=drop", FASTPATH_FC_POS, 7 },
 		{ "proto=udp dport=53 flow-packets=1-1 set-ttl=5", FASTPATH_FC_POS, 1 },
-		/* Another word the kernel cannot carry out: handed up always. */
-		{ "proto=tcp flow-packets=1-3 verdict=reject", FASTPATH_FC_NONE, 0 },
-		{ "proto=tcp flow-packets=1-3 clamp-mss=1000", FASTPATH_FC_NONE, 0 },
+		/* Actions the kernel cannot carry out: past position 3 the rule does nothing anyway. */
+		{ "proto=tcp flow-packets=1-3 verdict=reject", FASTPATH_FC_POS, 3 },
+		{ "proto=tcp flow-packets=1-3 clamp-mss=1000", FASTPATH_FC_POS, 3 },
+		/* Another match the kernel cannot evaluate: handed up always. */
 		{ "flow-packets=1-3 flow-bytes=0-100 set-ttl=5", FASTPATH_FC_NONE, 0 },
 		{ "flow-packets=1-3 flow-state=new set-ttl=5", FASTPATH_FC_NONE, 0 },
 		{ "flow-packets=1-3 probability=0.5 set-ttl=5", FASTPATH_FC_NONE, 0 },
 		{ "flow-packets=1-3 tls-sni=a.test verdict=drop", FASTPATH_FC_NONE, 0 },
 		/* No flow-packets: nothing to bound the positions by. */
 		{ "flow-dir=reply set-ttl=5", FASTPATH_FC_NONE, 0 },
-		{ "proto=tcp tls-sni=*.blocked.test verdict=drop", FASTPATH_FC_NONE, 0 },
 		{ "proto=tcp set-dscp=cs1", FASTPATH_FC_NONE, 0 },
+		/* Names only (with matches and actions the kernel has): until the daemon decides. */
+		{ "proto=tcp tls-sni=*.blocked.test verdict=drop", FASTPATH_FC_NAME, 0 },
+		{ "dport=443 proto=tcp tls-sni=a.test,b.test set-dscp=cs1", FASTPATH_FC_NAME, 0 },
+		{ "http-host=a.test set-ttl=5", FASTPATH_FC_NAME, 0 },
+		{ "quic-sni=example.com verdict=drop", FASTPATH_FC_NAME, 0 },
+		{ "tls-sni=*.blocked.test verdict=reject reject-with=tcp-reset", FASTPATH_FC_NAME, 0 },
+		{ "tls-sni=a.test probability=0.5 verdict=drop", FASTPATH_FC_NONE, 0 },
+		{ "tls-sni=a.test flow-state=new verdict=drop", FASTPATH_FC_NONE, 0 },
 	};
 	unsigned int bad = 0;
 
@@ -356,7 +364,7 @@ static void test_flow_cond(void)
 		}
 		rule_free(r);
 	}
-	ok(!bad, "flow conditions: flow-packets (with flow-dir) alone bounds the punt, any other word does not (%zu rules)",
+	ok(!bad, "flow conditions: flow-packets (with flow-dir) alone bounds the punt by position, names alone by the daemon's decision, any other word neither (%zu rules)",
 	   ARRAY_SIZE(cases));
 }
 
