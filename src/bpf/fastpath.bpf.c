@@ -674,12 +674,22 @@ static __always_inline int rewrite(struct __sk_buff *skb, const struct fp_walk *
 	return 0;
 }
 
+/*
+ * Without CAP_PERFMON (the unit grants CAP_BPF) the verifier refuses pointer
+ * arithmetic by a scalar that differs by path ("tried to add from different
+ * maps, paths or scalars"), which is what clang makes of "side ? &x[1] :
+ * &x[0]".  So every field below is read at a constant offset (volatile: not
+ * folded into a load through a chosen pointer) and only the values are
+ * chosen.
+ */
+#define RD32(p) (*(volatile const __u32 *)(p))
+
 /* -1, 0, 1 as memcmp() of two addresses in network order (words of 4 bytes). */
 static __always_inline int addr_cmp(const __u32 *a, const __u32 *b)
 {
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
-		__u32 x = bpf_ntohl(a[i]), y = bpf_ntohl(b[i]);
+		__u32 x = bpf_ntohl(RD32(&a[i])), y = bpf_ntohl(RD32(&b[i]));
 
 		if (x != y)
 			return x < y ? -1 : 1;
@@ -690,15 +700,16 @@ static __always_inline int addr_cmp(const __u32 *a, const __u32 *b)
 /*
  * Count the packet (its segs) in the kernel's flow table, on its side of
  * the canonical key (flow.c's flow_key_from_pkt()), and set w->fpos to its
- * first segment's position.  TCP and UDP only; others keep fpos 0 (unknown:
- * a conditioned entry hands them up as it always did).
+ * first segment's position, w->fflags to the daemon's decision of this
+ * generation.  TCP and UDP only; others keep fpos 0 (unknown: a
+ * conditioned entry hands them up as it always did).
  */
 static __always_inline void flow_count(struct fp_walk *w)
 {
 	const struct fp_pkt *p = &w->p;
 	struct fp_flow_key *k = &w->fk;
 	struct fp_flow *f, nf;
-	__u64 now;
+	__u64 now, o0, o1, segs = p->segs;
 	__u32 side;
 	int c;
 
@@ -711,17 +722,16 @@ static __always_inline void flow_count(struct fp_walk *w)
 	k->proto = p->proto;
 	c = addr_cmp(p->saddr, p->daddr);
 	side = !(c < 0 || (c == 0 && p->sport <= p->dport));
-	if (!side) {
-		__builtin_memcpy(k->addr[0], p->saddr, 16);
-		__builtin_memcpy(k->addr[1], p->daddr, 16);
-		k->port[0] = p->sport;
-		k->port[1] = p->dport;
-	} else {
-		__builtin_memcpy(k->addr[0], p->daddr, 16);
-		__builtin_memcpy(k->addr[1], p->saddr, 16);
-		k->port[0] = p->dport;
-		k->port[1] = p->sport;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u32 a = RD32(&p->saddr[i]), b = RD32(&p->daddr[i]);
+		__u32 lo = side ? b : a, hi = side ? a : b;
+
+		__builtin_memcpy(&k->addr[0][4 * i], &lo, 4);
+		__builtin_memcpy(&k->addr[1][4 * i], &hi, 4);
 	}
+	k->port[0] = side ? p->dport : p->sport;
+	k->port[1] = side ? p->sport : p->dport;
 	now = bpf_ktime_get_ns();
 	f = bpf_map_lookup_elem(&fp_flows, k);
 	if (!f) {
@@ -751,10 +761,10 @@ static __always_inline void flow_count(struct fp_walk *w)
 	f->last_ns = now;
 	if (f->gen == *(volatile __u32 *)&fp_flow_gen)
 		w->fflags = f->flags;
-	if (side)
-		w->fpos = __sync_fetch_and_add(&f->pkts[1], p->segs) + 1;
-	else
-		w->fpos = __sync_fetch_and_add(&f->pkts[0], p->segs) + 1;
+	/* Both counters at their own offsets, each added to by 0 or segs. */
+	o0 = __sync_fetch_and_add(&f->pkts[0], side ? 0 : segs);
+	o1 = __sync_fetch_and_add(&f->pkts[1], side ? segs : 0);
+	w->fpos = (side ? o1 : o0) + 1;
 }
 
 SEC("tc")
