@@ -743,6 +743,25 @@ static bool rule_match(struct chain *c, const struct rule *r, const struct pkt *
 	return match_some(c, r, p, r->m.flags);
 }
 
+bool chain_names_may_match(const struct chain *c, uint8_t kind, const char *name, size_t len)
+{
+	const struct pkt_flow pf = { .name_kind = kind, .name = name,
+				     .name_len = len > UINT8_MAX ? 0 : (uint8_t)len };
+
+	if (!kind || !pf.name_len)
+		return false;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct rule *r = &c->rules[i];
+
+		if ((r->flow.flags & (RULE_F_TLS_SNI | RULE_F_HTTP_HOST | RULE_F_QUIC_SNI)) &&
+		    names_match(&r->flow, &pf))
+			return true;
+		if ((r->m.flags & RULE_M_HOST_SET) && hostset_contains(r->m.host_set->hosts, name, len))
+			return true;
+	}
+	return false;
+}
+
 bool chain_rule_matches(const struct rule *r, const struct pkt *p)
 {
 	return rule_match(NULL, r, p);

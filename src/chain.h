@@ -200,6 +200,14 @@ void chain_index_info_dir(const struct chain *c, unsigned int dir, struct chain_
 void chain_set_linear(struct chain *c, bool linear);
 
 /*
+ * Whether a rule's tls-sni, http-host, quic-sni or host-set (its other
+ * matches aside) matches the host name name[0..len) found in a hello of
+ * kind (packet.h's PKT_NAME_*); false without a name.  For the fast path's
+ * flow decisions: false means no name rule can match any packet of the flow.
+ */
+bool chain_names_may_match(const struct chain *c, uint8_t kind, const char *name, size_t len);
+
+/*
  * Whether p matches r's matches, direction= included (probability= aside),
  * without counting; for trace filters.
  */

@@ -32,6 +32,7 @@
  * counters.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@
 #include <sys/socket.h>
 
 #include "fastpath.h"
+#include "flow.h"
 #include "fpindex.h"
 #include "packet.h"
 #include "rule.h"
@@ -51,8 +53,14 @@ bool fastpath_rule_in_dir(const struct rule *r, enum pkt_dir dir)
 	return rule_dir_mask(r) & (1u << dir);
 }
 
-const char *fastpath_rule_why_not(const struct rule *r)
+/*
+ * The matches of r the program cannot evaluate, as fastpath_rule_why_not()
+ * names them, the flow matches in aside (and host-set with hosts) left out.
+ */
+static const char *why_not_match(const struct rule *r, uint8_t aside, bool hosts)
 {
+	uint8_t ff = r->flow.flags & ~aside;
+
 	if (r->m.flags & RULE_M_PROBABILITY)
 		return "probability";
 	/* sets (issue 14): lists live in the daemon */
@@ -60,23 +68,32 @@ const char *fastpath_rule_why_not(const struct rule *r)
 		return "src-set";
 	if (r->m.flags & RULE_M_DST_SET)
 		return "dst-set";
-	if (r->m.flags & RULE_M_HOST_SET)
+	if ((r->m.flags & RULE_M_HOST_SET) && !hosts)
 		return "host-set";
-	/* The kernel keeps no flows (yet): the daemon's flow table decides. */
-	if (r->flow.flags & RULE_F_PACKETS)
+	/* The daemon's flow table decides (fastpath_rule_flow_cond() for the exception). */
+	if (ff & RULE_F_PACKETS)
 		return "flow-packets";
-	if (r->flow.flags & RULE_F_BYTES)
+	if (ff & RULE_F_BYTES)
 		return "flow-bytes";
-	if (r->flow.flags & RULE_F_STATE)
+	if (ff & RULE_F_STATE)
 		return "flow-state";
-	if (r->flow.flags & RULE_F_DIR)
+	if (ff & RULE_F_DIR)
 		return "flow-dir";
-	if (r->flow.flags & RULE_F_TLS_SNI)
+	if (ff & RULE_F_TLS_SNI)
 		return "tls-sni";
-	if (r->flow.flags & RULE_F_HTTP_HOST)
+	if (ff & RULE_F_HTTP_HOST)
 		return "http-host";
-	if (r->flow.flags & RULE_F_QUIC_SNI)
+	if (ff & RULE_F_QUIC_SNI)
 		return "quic-sni";
+	return NULL;
+}
+
+static const char *why_not(const struct rule *r)
+{
+	const char *w = why_not_match(r, 0, false);
+
+	if (w)
+		return w;
 	if (rule_impairs(r))
 		return "impairs";
 	if (r->a.clamp_mss)
@@ -88,6 +105,26 @@ const char *fastpath_rule_why_not(const struct rule *r)
 	if (surgery_active(&r->surg))
 		return "surgery";
 	return NULL;
+}
+
+const char *fastpath_rule_why_not(const struct rule *r)
+{
+	return why_not(r);
+}
+
+enum fastpath_flow_cond fastpath_rule_flow_cond(const struct rule *r, uint32_t *ret_hi)
+{
+	const uint8_t names = RULE_F_TLS_SNI | RULE_F_HTTP_HOST | RULE_F_QUIC_SNI;
+
+	*ret_hi = 0;
+	/* Only the matches count: a rule that cannot match does nothing, whatever its actions. */
+	if ((r->flow.flags & RULE_F_PACKETS) && !why_not_match(r, RULE_F_PACKETS | RULE_F_DIR, false)) {
+		*ret_hi = r->flow.pkts_hi;
+		return FASTPATH_FC_POS;
+	}
+	if (((r->flow.flags & names) || (r->m.flags & RULE_M_HOST_SET)) && !why_not_match(r, names, true))
+		return FASTPATH_FC_NAME;
+	return FASTPATH_FC_NONE;
 }
 
 #ifdef HAVE_FASTPATH
@@ -108,6 +145,11 @@ _Static_assert(FPINDEX_PUNT == FP_LIST_PUNT && FPINDEX_ANY == 256 &&
 	       FP_GENERIC_LISTS == 2 * (FPINDEX_ANY + 1), "the index's layout");
 _Static_assert(FP_DIR_OUT == PKT_DIR_OUT && FP_DIR_IN == PKT_DIR_IN, "directions");
 _Static_assert(FP_AF_INET == AF_INET && FP_AF_INET6 == AF_INET6, "address families");
+/* The kernel's flow key is the daemon's, byte for byte. */
+_Static_assert(sizeof(struct fp_flow_key) == sizeof(struct flow_key) &&
+	       offsetof(struct fp_flow_key, port) == offsetof(struct flow_key, port) &&
+	       offsetof(struct fp_flow_key, family) == offsetof(struct flow_key, family) &&
+	       offsetof(struct fp_flow_key, proto) == offsetof(struct flow_key, proto), "flow keys");
 /* Enums of two headers: compared as ints. */
 #define SAME(a, b) ((int)(a) == (int)(b))
 _Static_assert(SAME(FP_M_PROTO, RULE_M_PROTO) && SAME(FP_M_SRC, RULE_M_SRC) &&
@@ -144,6 +186,7 @@ struct fastpath {
 	size_t n;
 	bool whole;		/* no list of the index was too long */
 	bool switched;		/* since the last grace period: packets may walk the other set */
+	uint32_t flow_gen;	/* fp_flow_gen: one per update */
 	uint32_t *id;		/* [FASTPATH_RULES_MAX]: chain_rule_id() */
 	uint32_t *slot;		/* [FASTPATH_RULES_MAX]: or NO_SLOT, OTHER_DIR */
 	bool *used;		/* [FASTPATH_SLOTS] */
@@ -318,7 +361,20 @@ static void rule_translate(const struct rule *r, struct fp_rule *e)
 	for (size_t tcp = 0; tcp < 2; tcp++)
 		e->gso_vary[tcp] = (__u16)(chain_rule_gso_vary(r, tcp) & ~(uint32_t)RULE_M_PROBABILITY);
 	if (!rule_expressible(r)) {
+		uint32_t hi;
+
 		e->kind = FP_PUNT;
+		switch (fastpath_rule_flow_cond(r, &hi)) {
+		case FASTPATH_FC_POS:
+			e->flow_cond = FP_FC_POS;
+			e->flow_hi = hi;
+			break;
+		case FASTPATH_FC_NAME:
+			e->flow_cond = FP_FC_NAME;
+			break;
+		case FASTPATH_FC_NONE:
+			break;
+		}
 		return;
 	}
 	e->kind = FP_RULE;
@@ -486,6 +542,7 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 	size_t n = chain_size(c), free_at = 0;
 	uint32_t set = fp->skel->bss->fp_set & 1, next = set ^ 1, has = 0;
 	struct fpindex *ix = NULL;
+	bool flow_pos = false;
 	int r;
 
 	bpferr_reset();
@@ -524,8 +581,11 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 			continue;
 		}
 		m[i] = &rule->m;
-		if (e[i].kind != FP_RULE)
+		if (e[i].kind != FP_RULE) {
+			if (e[i].flow_cond != FP_FC_NONE)
+				flow_pos = true;
 			continue;
+		}
 		slot[i] = slot_of(old, fp->n, id[i]);
 		if (slot[i] == NO_SLOT) {
 			while (free_at < FASTPATH_SLOTS && used[free_at])
@@ -559,8 +619,11 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 		r = bpferr_fail(r, err, errlen, "writing the index");
 		goto out;
 	}
-	fp->skel->bss->fp_has[next] = has;
+	fp->skel->bss->fp_has[next] = has | (flow_pos ? FP_HAS_FLOW : 0);
 
+	/* The daemon's flow decisions were made for the old chain's name rules. */
+	fp->flow_gen++;
+	__atomic_store_n(&fp->skel->bss->fp_flow_gen, fp->flow_gen, __ATOMIC_SEQ_CST);
 	/* The switch: the program reads fp_set once per packet. */
 	__atomic_store_n(&fp->skel->bss->fp_set, next, __ATOMIC_SEQ_CST);
 	fp->switched = true;
@@ -577,6 +640,26 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 out:
 	fpindex_free(ix);
 	return r;
+}
+
+uint32_t fastpath_flow_generation(const struct fastpath *fp)
+{
+	return fp->flow_gen;
+}
+
+int fastpath_flow_decide(struct fastpath *fp, const struct flow_key *k, bool needs_daemon)
+{
+	struct fp_flow v = { 0 };
+	int fd = bpf_map__fd(fp->skel->maps.fp_flows);
+
+	/* The kernel's counts stay (a count lost to a race only hands up more). */
+	if (bpf_map_lookup_elem(fd, k, &v) < 0)
+		memset(&v, 0, sizeof(v));
+	v.flags = FP_FLOW_DECIDED | (needs_daemon ? FP_FLOW_NEEDS_DAEMON : 0);
+	v.gen = fp->flow_gen;
+	if (bpf_map_update_elem(fd, k, &v, BPF_ANY) < 0)
+		return -errno;
+	return 0;
 }
 
 void fastpath_info(const struct fastpath *fp, struct fastpath_info *ret)
@@ -631,6 +714,8 @@ int fastpath_totals(struct fastpath *fp, struct fastpath_totals *ret)
 		.handled = sum[FP_T_HANDLED],
 		.dropped = sum[FP_T_DROPPED],
 		.punted = sum[FP_T_PUNTED],
+		.flow_passed = sum[FP_T_FLOW_PASSED],
+		.flow_punted = sum[FP_T_FLOW_PUNTED],
 	};
 	return 0;
 }
@@ -699,6 +784,20 @@ struct fastpath *fastpath_close(struct fastpath *fp)
 int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "no fast path");
+	return -EOPNOTSUPP;
+}
+
+uint32_t fastpath_flow_generation(const struct fastpath *fp)
+{
+	(void)fp;
+	return 0;
+}
+
+int fastpath_flow_decide(struct fastpath *fp, const struct flow_key *k, bool needs_daemon)
+{
+	(void)fp;
+	(void)k;
+	(void)needs_daemon;
 	return -EOPNOTSUPP;
 }
 

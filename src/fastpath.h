@@ -72,6 +72,10 @@ struct fastpath_totals {
 	uint64_t handled;	/* sent on by the kernel */
 	uint64_t dropped;	/* dropped by a rule in the kernel */
 	uint64_t punted;	/* passed to userspace */
+	/* Of handled and dropped: went on past a flow-packets rule beyond its positions. */
+	uint64_t flow_passed;
+	/* Of punted: handed up by a flow-packets rule within its positions. */
+	uint64_t flow_punted;
 };
 int fastpath_totals(struct fastpath *fp, struct fastpath_totals *ret);
 /* Zero the rules' counters and the totals. */
@@ -91,8 +95,39 @@ bool fastpath_rule_carried(const struct fastpath *fp, size_t i);
  * "verdict=reject"), or NULL when it can.  Pure; also without the fast path.
  */
 const char *fastpath_rule_why_not(const struct rule *r);
+/*
+ * For a rule the program cannot carry out, when its punt entry sends a
+ * packet to userspace.  FASTPATH_FC_POS: the only words that stop the
+ * kernel are flow-packets=LO-HI (and flow-dir): the kernel counts each
+ * flow's packets per direction itself and hands up only packets at
+ * position <= *ret_hi (a later one can never match the rule); beyond, it
+ * runs the rest of the chain as if the rule did not match.
+ * FASTPATH_FC_NONE: every packet its other matches fit.  Pure.
+ */
+enum fastpath_flow_cond {
+	FASTPATH_FC_NONE,
+	FASTPATH_FC_POS,
+	/*
+	 * The only such words are tls-sni, http-host, quic-sni, host-set: the
+	 * kernel hands up a flow's packets until the daemon decided the flow
+	 * (fastpath_flow_decide()), then only those of a flow that needs it.
+	 */
+	FASTPATH_FC_NAME,
+};
+enum fastpath_flow_cond fastpath_rule_flow_cond(const struct rule *r, uint32_t *ret_hi);
 /* Whether r matches packets of direction dir (rule_dir_mask()).  Pure. */
 bool fastpath_rule_in_dir(const struct rule *r, enum pkt_dir dir);
+/*
+ * The daemon's host name search for the flow of k ended: needs_daemon when
+ * a name rule of the chain may match the name found (its later packets
+ * still go to the daemon), else the kernel carries them out past the name
+ * rules.  A decision counts for the chain of the last update only:
+ * fastpath_flow_generation() changes with each update, and a flow decided
+ * under an older one is handed up again until decided anew.
+ */
+struct flow_key;
+int fastpath_flow_decide(struct fastpath *fp, const struct flow_key *k, bool needs_daemon);
+uint32_t fastpath_flow_generation(const struct fastpath *fp);
 void fastpath_set_enabled(struct fastpath *fp, bool enabled);
 bool fastpath_enabled(const struct fastpath *fp);
 

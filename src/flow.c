@@ -373,6 +373,7 @@ static void flow_init(struct flow_table *t, struct flow *f, unsigned int side, u
 	f->host_kind = 0;
 	f->host_done = 0;
 	f->host_seq = 0;
+	f->fp_gen = 0;
 	f->expires_ns = now_ns + flow_timeout(t, f);
 	t->st.created++;
 }
@@ -605,6 +606,11 @@ void flow_rbuf_release(struct flow_table *t, struct flow *f)
  * the next byte wanted), HOST_DONE the search ended.
  */
 enum { HOST_NONE, HOST_SYN, HOST_DONE };
+
+bool flow_host_decided(const struct flow *f)
+{
+	return f->host_done == HOST_DONE;
+}
 #define HOST_QUIC_TRIES 3	/* client datagrams tried for a QUIC Initial */
 
 static void host_found(struct flow_table *t, struct flow *f, uint8_t kind, const char *name,

@@ -94,6 +94,7 @@ struct flow {
 	uint8_t host_kind;	/* where host came from (packet.h's enum pkt_name_kind) */
 	uint8_t host_done;	/* the search ended (found, none, malformed, too long) */
 	uint32_t host_seq;	/* TCP: the sequence number of the next client byte wanted */
+	uint32_t fp_gen;	/* the caller's: the fast path generation its decision was written for, + 1 */
 	char host[FLOW_HOST_MAX + 1];	/* "" until a host name was found */
 } __attribute__((aligned(64)));
 
@@ -194,6 +195,9 @@ unsigned int flow_expire(struct flow_table *t, uint64_t now_ns, unsigned int bud
  * Never allocates.
  */
 void flow_host_feed(struct flow_table *t, struct flow *f, enum flow_dir dir, const struct pkt *p);
+
+/* Whether f's host name search ended (a name found or not). */
+bool flow_host_decided(const struct flow *f);
 
 /* Remember the host name found in f (1..FLOW_HOST_MAX bytes, no NUL in it). */
 int flow_set_host(struct flow *f, const char *name, size_t len);

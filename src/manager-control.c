@@ -78,6 +78,9 @@ static int status_one_fastpath(struct manager *m, struct fastpath *fp, const cha
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "handled"), t.handled);
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "dropped"), t.dropped);
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "punted"), t.punted);
+	/* flow-packets rules: packets handed up within their positions, carried on past them. */
+	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "flow-punted"), t.flow_punted);
+	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "flow-passed"), t.flow_passed);
 	return 0;
 }
 
@@ -195,6 +198,8 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	}
 	ctl_reply_add_u64(reply, "gso-whole", m->stats.gso_whole);
 	ctl_reply_add_u64(reply, "gso-split", m->stats.gso_split);
+	/* Host name decisions the fast paths' flow maps refused (those flows stay with the daemon). */
+	ctl_reply_add_u64(reply, "fastpath-decide-failed", m->stats.fastpath_decide_failed);
 	/* Packet surgery: what the rules that cut made (ipmodd.conf(5), SURGERY). */
 	ctl_reply_add_u64(reply, "surgery-split", m->stats.surgery_split);
 	ctl_reply_add_u64(reply, "surgery-parts", m->stats.surgery_parts);

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "chain.h"
+#include "fastpath.h"
 #include "flow.h"
 #include "gso.h"
 #include "hello.h"
@@ -478,6 +479,36 @@ static struct flow *flow_of(struct manager *m, const struct pkt *p, uint64_t now
 	return f;
 }
 
+/*
+ * The host name search of f ended: tell the fast paths whether a name rule
+ * may still match its packets (else the kernel carries them on past the
+ * name rules), once per fast path generation (a chain change asks again).
+ * A failed write leaves the flow handed up: nothing is lost but speed.
+ */
+static void flow_decide(struct manager *m, struct flow *f)
+{
+	uint32_t gen = 1;
+	bool needs;
+
+	if (!m->fastpath && !m->fastpath_in)
+		return;
+	if (!flow_host_decided(f))
+		return;
+	if (m->fastpath)
+		gen += fastpath_flow_generation(m->fastpath);
+	if (m->fastpath_in)
+		gen += fastpath_flow_generation(m->fastpath_in);
+	if (f->fp_gen == gen)
+		return;
+	f->fp_gen = gen;
+	needs = chain_names_may_match(m->chain, f->host_kind, f->host,
+				      f->host_kind ? strnlen(f->host, FLOW_HOST_MAX) : 0);
+	if (m->fastpath && fastpath_flow_decide(m->fastpath, &f->key, needs) < 0)
+		m->stats.fastpath_decide_failed++;
+	if (m->fastpath_in && fastpath_flow_decide(m->fastpath_in, &f->key, needs) < 0)
+		m->stats.fastpath_decide_failed++;
+}
+
 /* What the chain reads of f for a packet: its host name, if one was found. */
 static void flow_fill_name(const struct flow *f, struct pkt_flow *pf)
 {
@@ -614,8 +645,10 @@ static void manager_process(struct manager_path *path, uint8_t *data, size_t len
 		return;
 	}
 	f = flow_of(m, &p, path->now_ns, &fdir);
-	if (f)
+	if (f) {
 		flow_host_feed(m->flows, f, fdir, &p);
+		flow_decide(m, f);
+	}
 	if (pkt_segs(&p) > 1) {
 		if (f) {
 			flow_peek(f, fdir, &pf);

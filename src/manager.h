@@ -41,6 +41,7 @@ struct manager_stats {
 	uint64_t in_tx_packets, in_tx_bytes;	/* written back to them */
 	uint64_t inbound_repairs;		/* inbound tc filters put back after someone removed them */
 	uint64_t gso_whole, gso_split;		/* super-packets run through the chain whole, or split */
+	uint64_t fastpath_decide_failed;	/* flow decisions the kernel map refused */
 	uint64_t malformed[PKT_CLASS_MAX];	/* dropped by pkt_parse() class */
 	uint64_t dropped;			/* dropped by a rule (nothing sent for it, at once or later) */
 	uint64_t read_errors, write_errors;

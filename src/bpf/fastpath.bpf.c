@@ -66,6 +66,8 @@ __u32 fp_enabled;
 __u32 fp_set;
 /* FP_HAS_* of each set. */
 __u32 fp_has[2];
+/* Bumped by every update: the daemon's flow decisions of an older chain do not count. */
+__u32 fp_flow_gen;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -140,6 +142,14 @@ struct {
 	__type(value, struct fp_counter);
 } fp_counters SEC(".maps");
 
+/* The kernel's flow table (fastpath.h): packets per side, for FP_FC_POS entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FASTPATH_FLOWS_MAX);
+	__type(key, struct fp_flow_key);
+	__type(value, struct fp_flow);
+} fp_flows SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FP_T_MAX);
@@ -198,6 +208,11 @@ struct fp_walk {
 	__u32 pos[CUR_SIZE], end[CUR_SIZE];	/* in fp_order, from obase */
 	__u32 head[CUR_SIZE];			/* the rule at pos, or CUR_END */
 	__u32 todo;				/* candidates in all lists */
+	__u64 fpos;		/* position of the first segment in its flow direction; 0: unknown */
+	__u32 flow_passed;	/* went past an FP_FC_POS entry beyond its positions */
+	__u32 flow_punt;	/* handed up by an FP_FC_POS entry within its positions */
+	__u32 fflags;		/* the flow's FP_FLOW_* of this generation */
+	struct fp_flow_key fk;
 	struct fp_lpm_key lk;
 	struct fp_port_key pk;
 	__u8 ttl, tclass;	/* as the rules so far left them */
@@ -471,8 +486,22 @@ static long merge_step(__u32 i, void *ctx)
 	}
 	if (!rule_match(r, w, vary))
 		return 0;
-	if (vary || r->kind != FP_RULE)
+	/*
+	 * Past its flow positions the rule cannot match this packet nor any of
+	 * its segments; nor a flow whose name the daemon found no name rule
+	 * matches.
+	 */
+	if (r->kind == FP_PUNT && w->fpos &&
+	    ((r->flow_cond == FP_FC_POS && w->fpos > r->flow_hi) ||
+	     (r->flow_cond == FP_FC_NAME &&
+	      (w->fflags & (FP_FLOW_DECIDED | FP_FLOW_NEEDS_DAEMON)) == FP_FLOW_DECIDED))) {
+		w->flow_passed = 1;
+		return 0;
+	}
+	if (vary || r->kind != FP_RULE) {
+		w->flow_punt = r->kind == FP_PUNT && r->flow_cond != FP_FC_NONE;
 		goto punt;
+	}
 	n = w->n;
 	if (n >= FASTPATH_MATCHED_MAX)
 		goto punt;
@@ -645,14 +674,107 @@ static __always_inline int rewrite(struct __sk_buff *skb, const struct fp_walk *
 	return 0;
 }
 
+/*
+ * Without CAP_PERFMON (the unit grants CAP_BPF) the verifier refuses pointer
+ * arithmetic by a scalar that differs by path ("tried to add from different
+ * maps, paths or scalars"), which is what clang makes of "side ? &x[1] :
+ * &x[0]".  So every field below is read at a constant offset (volatile: not
+ * folded into a load through a chosen pointer) and only the values are
+ * chosen.
+ */
+#define RD32(p) (*(volatile const __u32 *)(p))
+
+/* -1, 0, 1 as memcmp() of two addresses in network order (words of 4 bytes). */
+static __always_inline int addr_cmp(const __u32 *a, const __u32 *b)
+{
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u32 x = bpf_ntohl(RD32(&a[i])), y = bpf_ntohl(RD32(&b[i]));
+
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return 0;
+}
+
+/*
+ * Count the packet (its segs) in the kernel's flow table, on its side of
+ * the canonical key (flow.c's flow_key_from_pkt()), and set w->fpos to its
+ * first segment's position, w->fflags to the daemon's decision of this
+ * generation.  TCP and UDP only; others keep fpos 0 (unknown: a
+ * conditioned entry hands them up as it always did).
+ */
+static __always_inline void flow_count(struct fp_walk *w)
+{
+	const struct fp_pkt *p = &w->p;
+	struct fp_flow_key *k = &w->fk;
+	struct fp_flow *f, nf;
+	__u64 now, o0, o1, segs = p->segs;
+	__u32 side;
+	int c;
+
+	w->fpos = 0;
+	w->fflags = 0;
+	if (!p->l4 || (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP))
+		return;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = p->family;
+	k->proto = p->proto;
+	c = addr_cmp(p->saddr, p->daddr);
+	side = !(c < 0 || (c == 0 && p->sport <= p->dport));
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u32 a = RD32(&p->saddr[i]), b = RD32(&p->daddr[i]);
+		__u32 lo = side ? b : a, hi = side ? a : b;
+
+		__builtin_memcpy(&k->addr[0][4 * i], &lo, 4);
+		__builtin_memcpy(&k->addr[1][4 * i], &hi, 4);
+	}
+	k->port[0] = side ? p->dport : p->sport;
+	k->port[1] = side ? p->sport : p->dport;
+	now = bpf_ktime_get_ns();
+	f = bpf_map_lookup_elem(&fp_flows, k);
+	if (!f) {
+		__builtin_memset(&nf, 0, sizeof(nf));
+		nf.last_ns = now;
+		/* Two CPUs may both start it: one count may be lost, never a position skipped. */
+		bpf_map_update_elem(&fp_flows, k, &nf, BPF_NOEXIST);
+		f = bpf_map_lookup_elem(&fp_flows, k);
+		if (!f)
+			return;
+	}
+	/*
+	 * A new connection on the same ports, or one idle long enough that the
+	 * daemon may have let it go.  An idle TCP flow keeps the daemon's name
+	 * decision: the daemon looks for a name only after a SYN.
+	 */
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & 0x12) == 0x02) {
+		f->pkts[0] = 0;
+		f->pkts[1] = 0;
+		f->flags = 0;
+	} else if (now - f->last_ns >= FP_FLOW_IDLE_NS) {
+		f->pkts[0] = 0;
+		f->pkts[1] = 0;
+		if (p->proto != IPPROTO_TCP)
+			f->flags = 0;
+	}
+	f->last_ns = now;
+	if (f->gen == *(volatile __u32 *)&fp_flow_gen)
+		w->fflags = f->flags;
+	/* Both counters at their own offsets, each added to by 0 or segs. */
+	o0 = __sync_fetch_and_add(&f->pkts[0], side ? 0 : segs);
+	o1 = __sync_fetch_and_add(&f->pkts[1], side ? segs : 0);
+	w->fpos = (side ? o1 : o0) + 1;
+}
+
 SEC("tc")
 int fastpath(struct __sk_buff *skb)
 {
 	__u32 zero = 0, segs = skb->gso_segs ? skb->gso_segs : 1;
 	struct fp_walk *w = bpf_map_lookup_elem(&fp_scratch, &zero);
 	struct walk_ctx ctx = { .w = w };
+	__u32 set, flow_punt = 0;
 	__u64 bytes;
-	__u32 set;
 
 	if (!w || !*(volatile __u32 *)&fp_enabled || skb->tc_index == FP_REDIRECTED + fp_dir)
 		goto punt;
@@ -669,12 +791,21 @@ int fastpath(struct __sk_buff *skb)
 	w->n = 0;
 	w->ttl = w->p.ttl;
 	w->tclass = w->p.tclass;
+	w->flow_passed = 0;
+	w->flow_punt = 0;
+	w->fpos = 0;
+	/* Counted before anything is decided: every packet the program sees from here on. */
+	if (fp_has[set & 1] & FP_HAS_FLOW)
+		flow_count(w);
 	if (!gather(w, set))
 		goto punt;
 	/* Each step takes one candidate; one more sees the lists done. */
 	bpf_loop(w->todo + 1, merge_step, &ctx, 0);
+	flow_punt = w->flow_punt;
 	if (w->result != WALK_ACCEPT && w->result != WALK_DROP)
 		goto punt;
+	if (w->flow_passed)
+		total(FP_T_FLOW_PASSED, segs);
 
 	if (w->result == WALK_ACCEPT && rewrite(skb, w) < 0)
 		return TC_ACT_SHOT;
@@ -711,5 +842,7 @@ int fastpath(struct __sk_buff *skb)
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 punt:
 	total(FP_T_PUNTED, segs);
+	if (flow_punt)
+		total(FP_T_FLOW_PUNTED, segs);
 	return TC_ACT_OK;
 }

@@ -95,7 +95,8 @@ struct fp_rule {
 	__u8 set_dscp, dscp_val;
 	__u8 set_ecn, ecn_val;
 	__u8 verdict;		/* enum fp_verdict */
-	__u8 pad[2];
+	__u8 flow_cond;		/* FP_PUNT: enum fp_flow_cond */
+	__u8 pad;
 	__u16 sport_lo, sport_hi;
 	__u16 dport_lo, dport_hi;
 	__u16 len_lo, len_hi;
@@ -107,7 +108,62 @@ struct fp_rule {
 	 * a super-packet that may match them, so the program hands it up.
 	 */
 	__u16 gso_vary[2];
-	__u8 pad3[4];
+	__u32 flow_hi;		/* FP_FC_POS: the last position the rule may match */
+};
+
+/*
+ * When a punt entry sends a packet its matches fit to userspace:
+ * FP_FC_NONE always; FP_FC_POS only while the packet's position in its
+ * flow direction (its first segment's, from 1) is <= flow_hi: the rule's
+ * only matches the kernel cannot evaluate are flow-packets (and flow-dir),
+ * so a later packet can never match it and the walk goes on past it.
+ */
+enum fp_flow_cond {
+	FP_FC_NONE,
+	FP_FC_POS,
+	/*
+	 * The rule's only such words are tls-sni, http-host, quic-sni and
+	 * host-set: hand the packet up until the daemon marked the flow
+	 * FP_FLOW_DECIDED (its host name search ended), afterwards only if it
+	 * also marked it FP_FLOW_NEEDS_DAEMON (a name rule may match its name).
+	 */
+	FP_FC_NAME,
+};
+
+/*
+ * fp_flows: the kernel's own flow table, an LRU hash.  The key is the
+ * daemon's struct flow_key (flow.h) byte for byte: side 0 is the smaller
+ * (address, port) end, addresses compared in network order, ports in host
+ * order; IPv4 in the first 4 bytes, the rest zero.  TCP and UDP only.  The
+ * value counts the packets (GSO segments) each side sent that the program
+ * saw while the set in use had an FP_FC_POS entry.
+ */
+#define FASTPATH_FLOWS_MAX 65536
+/*
+ * An entry idle this long starts again from 0, as does a TCP SYN without
+ * ACK: the daemon's shortest default timeout (a closing TCP flow, flow.c),
+ * so that the kernel never counts on where the daemon started a new flow.
+ * Starting over where the daemon does not only hands up more packets.
+ */
+#define FP_FLOW_IDLE_NS (10ull * 1000000000ull)
+struct fp_flow_key {
+	__u8 addr[2][16];
+	__u16 port[2];
+	__u8 family;
+	__u8 proto;
+	__u8 pad[2];
+};
+
+struct fp_flow {
+	__u64 pkts[2];		/* by key side */
+	__u64 last_ns;		/* bpf_ktime_get_ns() of the last packet */
+	__u32 flags;		/* FP_FLOW_*, written by the daemon */
+	__u32 gen;		/* fp_flow_gen when the daemon wrote flags: else they do not count */
+};
+
+enum {
+	FP_FLOW_DECIDED = 1u << 0,
+	FP_FLOW_NEEDS_DAEMON = 1u << 1,
 };
 
 /* A list of rule indices in fp_order, from the set's base. */
@@ -144,6 +200,7 @@ enum {
 	FP_HAS_DST6 = 1u << 3,
 	FP_HAS_SRC4 = 1u << 4,
 	FP_HAS_SRC6 = 1u << 5,
+	FP_HAS_FLOW = 1u << 6,	/* an FP_FC_POS or FP_FC_NAME entry: track TCP/UDP flows */
 };
 
 /* A counter slot, per CPU: packets count GSO segments, bytes as the segments' lengths. */
@@ -157,6 +214,8 @@ enum {
 	FP_T_HANDLED,	/* rewritten as needed and sent on by the kernel */
 	FP_T_DROPPED,	/* dropped by a rule */
 	FP_T_PUNTED,	/* passed to userspace untouched */
+	FP_T_FLOW_PASSED,	/* of the handled/dropped: went past an FP_FC_POS/NAME entry it no longer needs */
+	FP_T_FLOW_PUNTED,	/* of the punted: by an FP_FC_POS/NAME entry that still needs the daemon */
 	FP_T_MAX,
 };
 

@@ -14,7 +14,11 @@
 #  - the RFC 9001 client Initial (tests/data, SNI example.com) sent over UDP
 #    from the host never reaches the peer; a copy with one byte of its
 #    protected payload changed does, and the daemon keeps running;
-#  - ipmodctl flows host=blocked.test lists the flows by their names.
+#  - ipmodctl flows host=blocked.test lists the flows by their names;
+#  - with the fast path on: a 2 MB HTTPS download from ok.test (a second
+#    s_server, -WWW) costs the daemon only the packets up to the ClientHello
+#    (status rx-packets before and after, printed): the kernel carries the
+#    rest once the daemon decided the flow's name matches no name rule.
 . "$(dirname "$0")/lib.sh"
 
 require_root
@@ -36,10 +40,15 @@ bg "$PEER_NS" openssl s_server -accept "$TLS_PORT" -cert "$WORKDIR/cert.pem" -ke
 	-www -quiet >"$WORKDIR/s_server.log" 2>&1
 mkdir -p "$WORKDIR/www"
 echo "hello from the peer" >"$WORKDIR/www/index.html"
+head -c $((2 << 20)) /dev/urandom >"$WORKDIR/www/blob"
+TLS_BIG_PORT=8444
+bg "$PEER_NS" bash -c 'cd "$1" && exec openssl s_server -accept "$2" -cert "$3" -key "$4" -WWW -quiet' _ \
+	"$WORKDIR/www" "$TLS_BIG_PORT" "$WORKDIR/cert.pem" "$WORKDIR/key.pem" >"$WORKDIR/s_server_big.log" 2>&1
 bg "$PEER_NS" python3 -m http.server "$HTTP_PORT" --bind 0.0.0.0 --directory "$WORKDIR/www" \
 	>"$WORKDIR/http.log" 2>&1
 for _ in $(seq 100); do
-	px ss -ltn 2>/dev/null | grep -q ":$TLS_PORT " && px ss -ltn | grep -q ":$HTTP_PORT " && break
+	px ss -ltn 2>/dev/null | grep -q ":$TLS_PORT " && px ss -ltn | grep -q ":$HTTP_PORT " &&
+		px ss -ltn | grep -q ":$TLS_BIG_PORT " && break
 	sleep 0.05
 done
 px nft -f - <<'NFT'
@@ -125,6 +134,31 @@ diag "b.blocked.test in 3 segments: $r ($(cat "$WORKDIR/hello.err"))"
 check_eq "a ClientHello for b.blocked.test in 3 segments is still matched: reset" "$r" reset
 check_eq "... the peer got the first 2 segments, not the third" \
 	"$(tcpdump -r "$WORKDIR/split.pcap" -n 2>/dev/null | grep -c 'Flags \[P')" 2
+
+# --- the fast path: the kernel carries a decided flow -------------------------
+if [ "$(status_field fastpath)" = on ]; then
+	rx0=$(status_field rx-packets)
+	passed0=$(status_field fastpath-flow-passed)
+	r=$(hx curl -sS -k --max-time 30 --resolve "ok.test:$TLS_BIG_PORT:$PEER4" \
+		-o "$WORKDIR/got-blob" "https://ok.test:$TLS_BIG_PORT/blob" 2>&1; echo "rc $?")
+	rx1=$(status_field rx-packets)
+	passed1=$(status_field fastpath-flow-passed)
+	diag "2 MB over HTTPS from ok.test: the daemon read $((rx1 - rx0)) packets (rx-packets $rx0 -> $rx1)," \
+		"the kernel carried $((passed1 - passed0)) past the name rules;" \
+		"fastpath-flow-punted $(status_field fastpath-flow-punted) fastpath-decide-failed $(status_field fastpath-decide-failed)"
+	check_eq "https://ok.test/blob (2 MB) arrives whole" \
+		"$(cmp -s "$WORKDIR/got-blob" "$WORKDIR/www/blob" && echo same) $r" "same rc 0"
+	check "... the kernel carried the host's packets past the name rules ($((passed1 - passed0)))" \
+		test $((passed1 - passed0)) -ge 20
+	check "... the daemon read only a handful of them ($((rx1 - rx0)))" test $((rx1 - rx0)) -le 12
+	r=$(fetch https a.blocked.test $TLS_PORT)
+	check "... and a.blocked.test is still reset after it ($r)" grep -qi "reset" <<<"$r"
+else
+	ok "# SKIP the fast path's flow decisions: fastpath $(status_field fastpath)"
+	ok "# SKIP the fast path's flow decisions"
+	ok "# SKIP the fast path's flow decisions"
+	ok "# SKIP the fast path's flow decisions"
+fi
 
 # --- HTTP ------------------------------------------------------------------
 r=$(fetch http a.blocked.test $HTTP_PORT)

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "chain.h"
+#include "fastpath.h"
 #include "fpindex.h"
 #include "packet.h"
 #include "rule.h"
@@ -306,6 +307,67 @@ static void free_rules(struct rule **rules, size_t n)
 		rule_free(rules[i]);
 }
 
+/* fastpath_rule_flow_cond(): which punt entries the kernel hands up only by position. */
+static void test_flow_cond(void)
+{
+	static const struct {
+		const char *line;
+		enum fastpath_flow_cond cond;
+		uint32_t hi;
+	} cases[] = {
+		{ "proto=tcp flow-packets=1-3 set-dscp=cs1", FASTPATH_FC_POS, 3 },
+		{ "direction=both proto=tcp flow-packets=1-3 set-dscp=cs1", FASTPATH_FC_POS, 3 },
+		{ "flow-packets=2-7 flow-dir=reply verdict=drop", FASTPATH_FC_POS, 7 },
+		{ "proto=udp dport=53 flow-packets=1-1 set-ttl=5", FASTPATH_FC_POS, 1 },
+		/* Actions the kernel cannot carry out: past position 3 the rule does nothing anyway. */
+		{ "proto=tcp flow-packets=1-3 verdict=reject", FASTPATH_FC_POS, 3 },
+		{ "proto=tcp flow-packets=1-3 clamp-mss=1000", FASTPATH_FC_POS, 3 },
+		/* Another match the kernel cannot evaluate: handed up always. */
+		{ "flow-packets=1-3 flow-bytes=0-100 set-ttl=5", FASTPATH_FC_NONE, 0 },
+		{ "flow-packets=1-3 flow-state=new set-ttl=5", FASTPATH_FC_NONE, 0 },
+		{ "flow-packets=1-3 probability=0.5 set-ttl=5", FASTPATH_FC_NONE, 0 },
+		{ "flow-packets=1-3 tls-sni=a.test verdict=drop", FASTPATH_FC_NONE, 0 },
+		/* No flow-packets: nothing to bound the positions by. */
+		{ "flow-dir=reply set-ttl=5", FASTPATH_FC_NONE, 0 },
+		{ "proto=tcp set-dscp=cs1", FASTPATH_FC_NONE, 0 },
+		/* Names only (with matches and actions the kernel has): until the daemon decides. */
+		{ "proto=tcp tls-sni=*.blocked.test verdict=drop", FASTPATH_FC_NAME, 0 },
+		{ "dport=443 proto=tcp tls-sni=a.test,b.test set-dscp=cs1", FASTPATH_FC_NAME, 0 },
+		{ "http-host=a.test set-ttl=5", FASTPATH_FC_NAME, 0 },
+		{ "quic-sni=example.com verdict=drop", FASTPATH_FC_NAME, 0 },
+		{ "tls-sni=*.blocked.test verdict=reject reject-with=tcp-reset", FASTPATH_FC_NAME, 0 },
+		{ "tls-sni=a.test probability=0.5 verdict=drop", FASTPATH_FC_NONE, 0 },
+		{ "tls-sni=a.test flow-state=new verdict=drop", FASTPATH_FC_NONE, 0 },
+	};
+	unsigned int bad = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct rule *r = rule_of(cases[i].line);
+		enum fastpath_flow_cond c;
+		uint32_t hi = 99;
+
+		if (!r) {
+			diag("not parsed: %s", cases[i].line);
+			bad++;
+			continue;
+		}
+		c = fastpath_rule_flow_cond(r, &hi);
+		if (c != cases[i].cond || hi != cases[i].hi) {
+			diag("%s: cond %d hi %u, want %d %u", cases[i].line, (int)c, hi,
+			     (int)cases[i].cond, cases[i].hi);
+			bad++;
+		}
+		/* A conditioned rule is one the kernel leaves to userspace. */
+		if (c == FASTPATH_FC_POS && !fastpath_rule_why_not(r)) {
+			diag("%s: conditioned but carried out", cases[i].line);
+			bad++;
+		}
+		rule_free(r);
+	}
+	ok(!bad, "flow conditions: flow-packets (with flow-dir) alone bounds the punt by position, names alone by the daemon's decision, any other word neither (%zu rules)",
+	   ARRAY_SIZE(cases));
+}
+
 int main(void)
 {
 	static struct rule *rules[12000];
@@ -462,5 +524,6 @@ int main(void)
 	   "10,000 rules: a few candidates per packet (%" PRIu64 " for %" PRIu64 ")",
 	   seen.candidates, seen.packets);
 	free_rules(rules, n);
+	test_flow_cond();
 	return tap_done();
 }
