@@ -21,6 +21,7 @@
 #include "hello.h"
 #include "packet.h"
 #include "tap.h"
+#include "testdata.h"
 #include "util.h"
 
 #define MS 1000000ull
@@ -900,39 +901,11 @@ static void test_host(void)
 	flow_table_free(t);
 }
 
-/* A hex file of tests/data into buf; its length, 0 when it cannot be read. */
-static size_t hex_file(const char *name, uint8_t *buf, size_t cap)
-{
-	char path[512];
-	size_t n = 0;
-	int c, hi = -1;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", TESTDATA, name);
-	fp = fopen(path, "r");
-	if (!fp)
-		return 0;
-	while ((c = fgetc(fp)) != EOF && n < cap) {
-		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-
-		if (v < 0)
-			continue;
-		if (hi < 0) {
-			hi = v;
-		} else {
-			buf[n++] = (uint8_t)(hi << 4 | v);
-			hi = -1;
-		}
-	}
-	fclose(fp);
-	return n;
-}
-
 static void test_host_tls_quic(void)
 {
 	static uint8_t hello[2048], dgram[1500];
-	size_t n = hex_file("tls-clienthello-openssl.hex", hello, sizeof(hello));
-	size_t q = hex_file("quic-v1-initial.hex", dgram, sizeof(dgram));
+	size_t n = testdata_hex("tls-clienthello-openssl.hex", hello, sizeof(hello));
+	size_t q = testdata_hex("quic-v1-initial.hex", dgram, sizeof(dgram));
 	struct flow_table *t = table(1024, 2);
 	size_t third = n / 3;
 	struct flow *f;

@@ -15,47 +15,11 @@
 
 #include "hello.h"
 #include "tap.h"
+#include "testdata.h"
 
 #ifdef HAVE_LIBCRYPTO
 #include <openssl/evp.h>
 #endif
-
-#ifndef TESTDATA
-#define TESTDATA "tests/data"
-#endif
-
-static size_t read_hex(const char *file, uint8_t *buf, size_t cap)
-{
-	char path[512];
-	size_t n = 0;
-	int hi = -1, c;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", TESTDATA, file);
-	f = fopen(path, "r");
-	if (!f) {
-		diag("cannot open %s", path);
-		return 0;
-	}
-	while ((c = fgetc(f)) != EOF && n < cap) {
-		int v;
-
-		if (c >= '0' && c <= '9')
-			v = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v = c - 'a' + 10;
-		else
-			continue;
-		if (hi < 0) {
-			hi = v;
-		} else {
-			buf[n++] = (uint8_t)(hi << 4 | v);
-			hi = -1;
-		}
-	}
-	fclose(f);
-	return n;
-}
 
 /* ---- QUIC ---------------------------------------------------------------- */
 
@@ -63,7 +27,7 @@ static void test_quic(const char *file, const char *what)
 {
 	uint8_t pkt[1500], bad[1500];
 	char name[HELLO_NAME_MAX + 1];
-	size_t len = read_hex(file, pkt, sizeof(pkt));
+	size_t len = testdata_hex(file, pkt, sizeof(pkt));
 	unsigned int matched = 0, tagfail = 0, trunc_match = 0;
 	int r;
 
@@ -161,7 +125,7 @@ static void test_quic_frames(void)
 	uint8_t frame[300], plain[1162], pkt[1300];
 	const uint8_t *chello = frame + 4;
 	char name[64];
-	size_t fl = read_hex("quic-v1-crypto-frame.hex", frame, sizeof(frame)), cl, n, len;
+	size_t fl = testdata_hex("quic-v1-crypto-frame.hex", frame, sizeof(frame)), cl, n, len;
 	unsigned int bad = 0, gap_bad = 0;
 	int r;
 
@@ -171,7 +135,7 @@ static void test_quic_frames(void)
 	{
 		uint8_t rfc[1200];
 
-		read_hex("quic-v1-initial.hex", rfc, sizeof(rfc));
+		testdata_hex("quic-v1-initial.hex", rfc, sizeof(rfc));
 		memset(plain, 0, sizeof(plain));
 		memcpy(plain, frame, fl);
 		len = seal(plain, sizeof(plain), pkt);
@@ -281,7 +245,7 @@ static void test_tls(void)
 	unsigned int bad = 0, bad2 = 0, bad3 = 0, eagain_bad = 0;
 	int r;
 
-	ch_len = read_hex("tls-clienthello-openssl.hex", ch, sizeof(ch));
+	ch_len = testdata_hex("tls-clienthello-openssl.hex", ch, sizeof(ch));
 	ok(ch_len > 100 && ch[0] == 22, "the captured ClientHello is loaded (%zu bytes)", ch_len);
 	r = hello_tls_sni(ch, ch_len, &off, &nlen, &need);
 	is_int(r, 0, "capture: the SNI is found");
