@@ -313,7 +313,7 @@ static int on_reload_done(sd_event_source *s, int fd, uint32_t revents, void *us
 	return 0;
 }
 
-static int reload_init(struct manager *m)
+int manager_reload_init(struct manager *m)
 {
 	struct manager_reload *rl;
 	int r;
@@ -347,7 +347,7 @@ int manager_reload_request(struct manager *m, struct control_client *cl, uid_t u
 	struct reload_waiter *w;
 	int r;
 
-	r = reload_init(m);
+	r = manager_reload_init(m);
 	if (r < 0)
 		return r;
 	rl = m->reload;

@@ -857,6 +857,9 @@ int manager_start(struct manager *m)
 		if (r < 0)
 			return log_errno(LOG_ERR, r, "signal handler");
 	}
+	r = manager_reload_init(m);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "reload eventfd");
 
 	/* Before anything is touched: a second instance leaves the first alone. */
 	r = manager_check_alone(m);

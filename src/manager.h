@@ -219,6 +219,11 @@ int manager_remove_rules(struct manager *m, manager_pick_fn drop, void *userdata
  */
 int manager_reload_request(struct manager *m, struct control_client *cl, uid_t uid, pid_t pid,
 			   const char *declared);
+/*
+ * The reload machinery (its eventfd on the loop), made at start so that the
+ * daemon's descriptors do not change with the first reload; idempotent.
+ */
+int manager_reload_init(struct manager *m);
 /* A build runs: live edits are refused meanwhile. */
 bool manager_reload_running(const struct manager *m);
 /* Shutdown, after control_free(): wait for a running build and drop it. */
