@@ -2501,6 +2501,92 @@ out:
 	}
 }
 
+/*
+ * chain_names_may_match(): the fast path's flow decision.  Whether one of
+ * the rules' tls-sni/http-host/quic-sni names (of the hello's own kind) or
+ * a host-set (any kind) matches the name, other matches aside.
+ */
+static void test_names_may_match(void)
+{
+	static const struct {
+		uint8_t kind;
+		const char *name;
+		size_t len;		/* 0: strlen(name) */
+		bool names, set;	/* expected of the name rules, of the host-set */
+	} t[] = {
+		{ PKT_NAME_TLS, "a.blocked.test", 0, true, true },
+		{ PKT_NAME_TLS, "x.y.blocked.test", 0, true, true },
+		{ PKT_NAME_TLS, "exact.test", 0, true, false },
+		{ PKT_NAME_TLS, "blocked.test", 0, false, false },
+		{ PKT_NAME_TLS, "ok.test", 0, false, false },
+		{ PKT_NAME_TLS, "web.test", 0, false, false },
+		{ PKT_NAME_TLS, "example.com", 0, false, true },
+		{ PKT_NAME_TLS, "www.example.com", 0, false, false },
+		/* only the first len bytes are the name */
+		{ PKT_NAME_TLS, "a.blocked.testing", 14, true, true },
+		{ PKT_NAME_TLS, "exact.test", 5, false, false },
+		{ PKT_NAME_HTTP, "web.test", 0, true, false },
+		{ PKT_NAME_HTTP, "exact.test", 0, false, false },
+		{ PKT_NAME_HTTP, "a.blocked.test", 0, false, true },
+		{ PKT_NAME_QUIC, "example.com", 0, true, true },
+		{ PKT_NAME_QUIC, "web.test", 0, false, false },
+		{ PKT_NAME_QUIC, "b.blocked.test", 0, false, true },
+		/* no name: never */
+		{ PKT_NAME_NONE, "a.blocked.test", 0, false, false },
+		{ PKT_NAME_TLS, "", 0, false, false },
+	};
+	const char *n1 = "tls-sni=*.blocked.test,exact.test verdict=drop";
+	const char *n2 = "http-host=web.test verdict=reject reject-with=tcp-reset";
+	const char *n3 = "quic-sni=example.com verdict=drop";
+	const char *o1 = "proto=tcp dport=443 verdict=drop";
+	const char *o2 = "proto=tcp flow-packets=1-3 set-dscp=cs1";
+	struct chain *names, *all, *others, *empty, *hs;
+	char hline[256], big[300];
+
+	snprintf(hline, sizeof(hline), "proto=udp dport=9 host-set=@%s verdict=drop", set_h);
+	names = chain_of(o1, n1, o2, n2, n3, NULL);
+	all = chain_of(o1, n1, n2, hline, n3, o2, NULL);
+	others = chain_of(o1, o2, "proto=udp verdict=drop", NULL);
+	empty = chain_of(NULL, NULL);
+	hs = chain_of(hline, NULL);
+	if (!ok(names && all && others && empty && hs, "names_may_match: chains load")) {
+		chain_unref(names);
+		chain_unref(all);
+		chain_unref(others);
+		chain_unref(empty);
+		chain_unref(hs);
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		size_t len = t[i].len ? t[i].len : strlen(t[i].name);
+		is_int(chain_names_may_match(names, t[i].kind, t[i].name, len), t[i].names,
+		       "names_may_match: name rules, kind %u '%.*s'", t[i].kind, (int)len, t[i].name);
+		is_int(chain_names_may_match(all, t[i].kind, t[i].name, len), t[i].names || t[i].set,
+		       "names_may_match: name rules and a host-set, kind %u '%.*s'", t[i].kind,
+		       (int)len, t[i].name);
+		/* the host-set's rule is proto=udp dport=9: its other matches aside */
+		is_int(chain_names_may_match(hs, t[i].kind, t[i].name, len), t[i].set,
+		       "names_may_match: a host-set alone, kind %u '%.*s'", t[i].kind, (int)len,
+		       t[i].name);
+		is_int(chain_names_may_match(others, t[i].kind, t[i].name, len), false,
+		       "names_may_match: rules without names, kind %u '%.*s'", t[i].kind, (int)len,
+		       t[i].name);
+		is_int(chain_names_may_match(empty, t[i].kind, t[i].name, len), false,
+		       "names_may_match: the empty chain, kind %u '%.*s'", t[i].kind, (int)len,
+		       t[i].name);
+	}
+	/* a name longer than any hello's: never */
+	memset(big, 'a', sizeof(big));
+	memcpy(big + sizeof(big) - 13, ".blocked.test", 13);
+	ok(!chain_names_may_match(all, PKT_NAME_TLS, big, sizeof(big)),
+	   "names_may_match: a %zu-byte name matches nothing", sizeof(big));
+	chain_unref(names);
+	chain_unref(all);
+	chain_unref(others);
+	chain_unref(empty);
+	chain_unref(hs);
+}
+
 static void test_sets(void)
 {
 	if (!ok(set_files(), "sets: temp files written"))
@@ -2511,6 +2597,7 @@ static void test_sets(void)
 	test_set_errors();
 	test_set_share();
 	test_set_bound();
+	test_names_may_match();
 	unlink(set_a);
 	unlink(set_h);
 	unlink(set_bad);
