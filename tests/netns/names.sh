@@ -18,7 +18,10 @@
 #  - with the fast path on: a 2 MB HTTPS download from ok.test (a second
 #    s_server, -WWW) costs the daemon only the packets up to the ClientHello
 #    (status rx-packets before and after, printed): the kernel carries the
-#    rest once the daemon decided the flow's name matches no name rule.
+#    rest once the daemon decided the flow's name matches no name rule;
+#    the same over IPv6 (the kernel's v6 flow key must be the daemon's, or
+#    the decision never reaches the kernel), and a.blocked.test over IPv6
+#    is reset.
 . "$(dirname "$0")/lib.sh"
 
 require_root
@@ -153,8 +156,33 @@ if [ "$(status_field fastpath)" = on ]; then
 	check "... the daemon read only a handful of them ($((rx1 - rx0)))" test $((rx1 - rx0)) -le 12
 	r=$(fetch https a.blocked.test $TLS_PORT)
 	check "... and a.blocked.test is still reset after it ($r)" grep -qi "reset" <<<"$r"
+	# The same over IPv6: the kernel's flow key for a v6 flow must be the
+	# daemon's, or the decision never reaches the kernel and the daemon
+	# reads the whole transfer.
+	rx0=$(status_field rx-packets)
+	passed0=$(status_field fastpath-flow-passed)
+	r=$(hx curl -sS -k --max-time 30 --resolve "ok.test:$TLS_BIG_PORT:[$PEER6]" \
+		-o "$WORKDIR/got-blob6" "https://ok.test:$TLS_BIG_PORT/blob" 2>&1; echo "rc $?")
+	rx1=$(status_field rx-packets)
+	passed1=$(status_field fastpath-flow-passed)
+	diag "2 MB over HTTPS/IPv6 from ok.test: the daemon read $((rx1 - rx0)) packets," \
+		"the kernel carried $((passed1 - passed0)) past the name rules;" \
+		"fastpath-flow-punted $(status_field fastpath-flow-punted) fastpath-decide-failed $(status_field fastpath-decide-failed)"
+	check_eq "IPv6: https://ok.test/blob (2 MB) arrives whole" \
+		"$(cmp -s "$WORKDIR/got-blob6" "$WORKDIR/www/blob" && echo same) $r" "same rc 0"
+	check "IPv6: ... the kernel carried the host's packets past the name rules ($((passed1 - passed0)))" \
+		test $((passed1 - passed0)) -ge 20
+	check "IPv6: ... the daemon read only a handful of them ($((rx1 - rx0)))" test $((rx1 - rx0)) -le 12
+	r=$(hx curl -sS -k --max-time 10 --resolve "a.blocked.test:$TLS_PORT:[$PEER6]" \
+		"https://a.blocked.test:$TLS_PORT/" 2>&1 >/dev/null; echo "rc $?")
+	diag "https://a.blocked.test over IPv6: $r"
+	check "IPv6: tls-sni: curl to a.blocked.test fails with a reset" grep -qi "reset" <<<"$r"
 else
 	ok "# SKIP the fast path's flow decisions: fastpath $(status_field fastpath)"
+	ok "# SKIP the fast path's flow decisions"
+	ok "# SKIP the fast path's flow decisions"
+	ok "# SKIP the fast path's flow decisions"
+	ok "# SKIP the fast path's flow decisions"
 	ok "# SKIP the fast path's flow decisions"
 	ok "# SKIP the fast path's flow decisions"
 	ok "# SKIP the fast path's flow decisions"
