@@ -5,11 +5,17 @@
                               v6; writes "LENGTH SHA256" of what arrived to OUT
   send HOST PORT FILE [SNI]   uploads FILE (through TLS naming SNI), waits for
                               the server to close
+  serve PORT FILE OUT         one TCP connection, v4 or v6: sends FILE to
+                              it and closes (a download's server)
+  fetch HOST PORT OUT         reads what the server at HOST PORT sends until
+                              it closes: "LENGTH SHA256" to OUT
   udprecv PORT OUT            one UDP datagram: "LENGTH SHA256" to OUT
   udpsend HOST PORT FILE      FILE as one UDP datagram
-  firstsegs PCAP PORT NAME    the first two data segments to PORT in a
-                              capture as "SEQ:LEN SEQ:LEN OFF", OFF the offset
-                              of NAME in the captured stream (-1 if absent)
+  firstsegs PCAP PORT NAME [src]
+                              the first two data segments to PORT (from PORT
+                              with "src") in a capture as "SEQ:LEN SEQ:LEN
+                              OFF", OFF the offset of NAME in the captured
+                              stream (-1 if absent)
 
 Servers write OUT.ready once they listen and give up after 30 s."""
 import hashlib
@@ -88,6 +94,34 @@ def send(host, port, path, sni=None):
     raw.close()
 
 
+def serve(port, path, out):
+    data = open(path, "rb").read()
+    s = listener(socket.SOCK_STREAM, int(port), out)
+    c, _ = s.accept()
+    c.settimeout(TIMEOUT)
+    c.sendall(data)
+    c.shutdown(socket.SHUT_WR)
+    while c.recv(65536):
+        pass
+    c.close()
+
+
+def fetch(host, port, out):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(TIMEOUT)
+    s.connect((host, int(port)))
+    h, n = hashlib.sha256(), 0
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    result(out, n, h)
+    s.close()
+
+
 def udprecv(port, out):
     s = listener(socket.SOCK_DGRAM, int(port), out)
     b, _ = s.recvfrom(65535)
@@ -100,9 +134,9 @@ def udpsend(host, port, path):
     s.sendto(open(path, "rb").read(), (host, int(port)))
 
 
-def firstsegs(pcap, port, name):
+def firstsegs(pcap, port, name, side="dst"):
     out = subprocess.run(["tshark", "-r", pcap, "-Y",
-                          "tcp.dstport == %d && tcp.len > 0" % int(port),
+                          "tcp.%sport == %d && tcp.len > 0" % (side, int(port)),
                           "-T", "fields", "-e", "tcp.seq", "-e", "tcp.len",
                           "-e", "tcp.payload"],
                          capture_output=True, text=True, check=True).stdout
@@ -121,6 +155,6 @@ def firstsegs(pcap, port, name):
 
 
 if __name__ == "__main__":
-    cmds = {"sink": sink, "send": send, "udprecv": udprecv,
+    cmds = {"sink": sink, "send": send, "serve": serve, "fetch": fetch, "udprecv": udprecv,
             "udpsend": udpsend, "firstsegs": firstsegs}
     cmds[sys.argv[1]](*sys.argv[2:])

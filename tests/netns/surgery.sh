@@ -6,8 +6,9 @@
 # checksums); ipfrag of UDP and TCP (the peer reassembles); fake decoys with
 # fake-ttl through a router (time-exceeded there, never at the far end),
 # fake-badsum (the peer's kernel counts the checksum error), fake-badseq and
-# fake-md5sig; set-field on a live connection; strip-tcp-option on SYNs; and a
-# split with the fast path on.  Every case also checks, in the capture, that
+# fake-md5sig; set-field on a live connection; strip-tcp-option on SYNs; a
+# split on the inbound path (a download cut before the host reads it, seen
+# on the inbound tun); and a split with the fast path on.  Every case also checks, in the capture, that
 # the surgery happened, so none passes with its rule taken away.
 # surgery.py (beside this file) holds the endpoints and the segment reader.
 . "$(dirname "$0")/lib.sh"
@@ -360,6 +361,36 @@ check "status: surgery-fakes counts the decoys ($S_fakes)" ge "$S_fakes" 100
 check "status: surgery-whole counts the segments without a server name ($S_whole)" ge "$S_whole" 1
 check_eq "status: surgery-errors" "$S_errors" 0
 check "ipmodd exits cleanly" stop_ipmodd
+
+# --- split on the inbound path: a download cut before the host reads it ------
+diag "at ${SECONDS}s: split=5 disorder on the inbound path"
+INTUN=tun0i0
+write_config "$WORKDIR/in.conf" 'inbound = { interfaces = [ "veth0" ]; };
+rules = (
+	{ name = "in-split5d"; direction = "in"; proto = "tcp"; sport = 7501; split = "5"; disorder = true; }
+);'
+if start_ipmodd "$WORKDIR/in.conf" && wait_for 5 hx test -e "/sys/class/net/$INTUN"; then
+	ok "ipmodd starts with inbound = veth0 and an inbound split rule"
+	# What the daemon wrote to the inbound tun: the host's stack reads that.
+	pcap_start in_s5d "$HOST_NS" "$INTUN" -Q in -c 40 tcp src port 7501
+	bg "$PEER_NS" timeout 40 python3 "$HELPER" serve 7501 "$BIG" "$WORKDIR/in_s5d.srv"
+	wait_for 5 test -e "$WORKDIR/in_s5d.srv.ready"
+	hx timeout 40 python3 "$HELPER" fetch "$PEER4" 7501 "$WORKDIR/in_s5d.sum" >&2
+	pcap_stop in_s5d
+	check_eq "[in_s5d] the 2 MB download arrives exact (inbound split=5 disorder=1, IPv4)" \
+		"$(got in_s5d)" "$(want "$BIG")"
+	segs=$(python3 "$HELPER" firstsegs "$WORKDIR/in_s5d.pcap" 7501 "$NAME" src)
+	diag "[in_s5d] first data segments the daemon wrote to $INTUN: $segs"
+	check "[in_s5d] the tail from byte 5 comes first, then the 5-byte head" \
+		grep -Eqx "6:[0-9]+ 1:5 -?[0-9]+" <<<"$segs"
+	check "[in_s5d] checksums good in the inbound tun's capture" all_good "$WORKDIR/in_s5d.pcap"
+	check "[in_s5d] the rule cut the peer's segments ($(rule_counter in-split5d packets))" \
+		ge "$(rule_counter in-split5d packets)" 10
+	check "ipmodd exits cleanly" stop_ipmodd
+else
+	not_ok "ipmodd starts with inbound = veth0 and an inbound split rule"
+	diag "$(tail -5 "$WORKDIR/ipmodd.log")"
+fi
 
 # --- the same split with the fast path on -------------------------------------
 diag "at ${SECONDS}s: the same split with the fast path on"
