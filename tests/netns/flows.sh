@@ -14,6 +14,10 @@
 #    position 3 (fastpath*-flow-passed), the daemon reads only a handful;
 #  - status has flows-* counters, and "ipmodctl flows" (text and --json, with
 #    filters) lists the connection with the peer's segments on its reply side.
+#  - the same over IPv6 with the fast path on (python's http.server on the
+#    peer's v6 address): the first 3 packets host -> peer carry CS1 in the
+#    traffic class, no later one; the kernel carries the rest, the daemon
+#    reads only a handful of each direction.
 # Then a flood: flows.max = 1024 and 20,000 UDP flows (one datagram each,
 # python, host -> peer, about 5 s): flows-evicted counts them, flows-entries
 # stays at the bound, the daemon's VmRSS after the second half is within
@@ -173,6 +177,44 @@ jsonschema.validate(json.load(open(sys.argv[2])), {**schema, "$ref": "#/$defs/fl
 	stop_ipmodd
 	check_eq "[$m] ipmodd exits 0" "$?" 0
 done
+
+# --- (1b) the same over IPv6, fastpath on --------------------------------------
+# The kernel's flow key for IPv6 and its position count: the first 3 packets
+# of the host's direction carry CS1 (the traffic class), no later one.
+HTTP6_PORT=8086
+bg "$PEER_NS" python3 -m http.server "$HTTP6_PORT" --bind "$PEER6" --directory "$WORKDIR/www" \
+	>"$WORKDIR/http6.log" 2>&1
+wait_for 5 eval "px ss -ltn | grep -q ':$HTTP6_PORT '"
+if start_with on; then
+	ok "[v6] ipmodd starts with fastpath = on, inbound = veth0 and a flow-packets rule"
+	port=41004
+	px ethtool -K veth0 tso off gso off >/dev/null 2>&1
+	hx ethtool -K veth0 gro off >/dev/null 2>&1
+	pcap_start out6 "$PEER_NS" veth0 -s 128 "tcp port $HTTP6_PORT"
+	r=$(hx timeout 60 curl -s --local-port "$port" -o "$WORKDIR/got-v6" "http://[$PEER6]:$HTTP6_PORT/blob"
+	    sha256sum <"$WORKDIR/got-v6" 2>/dev/null | cut -d' ' -f1)
+	pcap_stop out6
+	px ethtool -K veth0 tso on gso on >/dev/null 2>&1
+	hx ethtool -K veth0 gro on >/dev/null 2>&1
+	check_eq "[v6] 5 MB download peer -> host over IPv6: sha256 equal" "$r" "$BLOB_SHA"
+	tshark -r "$WORKDIR/out6.pcap" -Y "ipv6.src == $HOST6 && tcp.srcport == $port" \
+		-T fields -e ipv6.tclass.dscp 2>/dev/null >"$WORKDIR/out6.seq"
+	diag "[v6] host -> peer: $(wc -l <"$WORKDIR/out6.seq") packets, DSCP $(head -5 "$WORKDIR/out6.seq" | tr '\n' ' ')...;" \
+		"the daemon read $(status_field rx-packets) outbound, $(status_field in-rx-packets) inbound;" \
+		"fastpath-flow-passed $(status_field fastpath-flow-passed) fastpath-in-flow-passed $(status_field fastpath-in-flow-passed)"
+	check_eq "[v6] host -> peer, captured at the peer: exactly the first 3 packets carry CS1" \
+		"$(first3 "$WORKDIR/out6.seq")" ok
+	check "[v6] the outbound fast path carried the host's packets past position 3 ($(status_field fastpath-flow-passed) of $(wc -l <"$WORKDIR/out6.seq"))" \
+		test "$(status_field fastpath-flow-passed)" -ge $(($(wc -l <"$WORKDIR/out6.seq") - 10))
+	check "[v6] the daemon read only a handful of the host's packets ($(status_field rx-packets))" \
+		test "$(status_field rx-packets)" -le 20
+	check "[v6] ... and only a handful of the peer's ($(status_field in-rx-packets))" \
+		test "$(status_field in-rx-packets)" -le 20
+	stop_ipmodd
+	check_eq "[v6] ipmodd exits 0" "$?" 0
+else
+	ok "# SKIP [v6] fastpath = on: $(tail -1 "$WORKDIR/ipmodd.log")"
+fi
 
 # --- (2) a flood of new flows at the table's bound -----------------------------
 px nft -f - <<'NFT'
