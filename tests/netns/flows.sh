@@ -57,9 +57,16 @@ download() {
 	rm -f "$WORKDIR/got-$1"
 }
 
-# dscp_seq PCAP FILTER: the DSCP of each packet FILTER matches, in order, one a line.
+# dscp_seq PCAP FILTER [FIELD]: the DSCP (FIELD: ip.dsfield.dscp) of each TCP
+# packet FILTER matches, one a line, in the order its sender sent them: by
+# relative sequence number, then acknowledgement, then length (SYN, its ACK,
+# the request; data in sequence order).  Not in capture order: where the
+# daemon hands a flow back to the fast path, packet 4 (the kernel's) may
+# overtake packet 3 (the daemon's), as in any split of a flow between two
+# paths (ipmodd.conf(5), FLOWS); which packets carry CS1 is what counts.
 dscp_seq() {
-	tshark -r "$1" -Y "$2" -T fields -e ip.dsfield.dscp 2>/dev/null
+	tshark -r "$1" -Y "$2" -T fields -E separator=, -e tcp.seq -e tcp.ack -e tcp.len \
+		-e "${3:-ip.dsfield.dscp}" 2>/dev/null | sort -s -t, -k1,1n -k2,2n -k3,3n | cut -d, -f4
 }
 
 # first3 TAG SEQFILE: "ok" when the first 3 lines are 8 and every other is 0.
@@ -197,8 +204,8 @@ if start_with on; then
 	px ethtool -K veth0 tso on gso on >/dev/null 2>&1
 	hx ethtool -K veth0 gro on >/dev/null 2>&1
 	check_eq "[v6] 5 MB download peer -> host over IPv6: sha256 equal" "$r" "$BLOB_SHA"
-	tshark -r "$WORKDIR/out6.pcap" -Y "ipv6.src == $HOST6 && tcp.srcport == $port" \
-		-T fields -e ipv6.tclass.dscp 2>/dev/null >"$WORKDIR/out6.seq"
+	dscp_seq "$WORKDIR/out6.pcap" "ipv6.src == $HOST6 && tcp.srcport == $port" ipv6.tclass.dscp \
+		>"$WORKDIR/out6.seq"
 	diag "[v6] host -> peer: $(wc -l <"$WORKDIR/out6.seq") packets, DSCP $(head -5 "$WORKDIR/out6.seq" | tr '\n' ' ')...;" \
 		"the daemon read $(status_field rx-packets) outbound, $(status_field in-rx-packets) inbound;" \
 		"fastpath-flow-passed $(status_field fastpath-flow-passed) fastpath-in-flow-passed $(status_field fastpath-in-flow-passed)"
