@@ -57,7 +57,7 @@
 
 #define BATCH 32
 /* A whole 64 KiB packet and the attributes around it. */
-#define MSG_SPACE (0xffff + 4096)
+#define MSG_SPACE (0x10000 + 4096)	/* a multiple of 4: every rxbuf[i] holds an aligned nlmsghdr */
 #define SET_TTL 65
 /* The queue's default 1024 packets of 64 KiB and their overhead. */
 #define SOCKBUF (96 << 20)
@@ -78,7 +78,7 @@ struct stats {
 };
 
 static volatile sig_atomic_t stop;
-static uint8_t rxbuf[BATCH][MSG_SPACE];
+static uint8_t rxbuf[BATCH][MSG_SPACE] __attribute__((aligned(8)));
 
 static void on_signal(int sig)
 {
