@@ -114,12 +114,15 @@ first_packets() {
 	diag "[$m] the daemon read $rx outbound and $inrx inbound packets"
 	if [ "$m" = on ]; then
 		# The kernel counts each flow's packets: past position 3 it carries them on.
+		# The packets that reach the kernel while the daemon decides the flow are
+		# punted too (15 under ASan in one CI run): both bounds below are the same
+		# handful of 20.
 		diag "[$m] fastpath: handled $(status_field fastpath-handled) punted $(status_field fastpath-punted) flow-punted $(status_field fastpath-flow-punted) flow-passed $(status_field fastpath-flow-passed);" \
 			"fastpath-in: handled $(status_field fastpath-in-handled) punted $(status_field fastpath-in-punted) flow-punted $(status_field fastpath-in-flow-punted) flow-passed $(status_field fastpath-in-flow-passed)"
 		check "[$m] the inbound fast path carried the peer's packets past position 3 ($(status_field fastpath-in-flow-passed) of $n)" \
-			test "$(status_field fastpath-in-flow-passed)" -ge $((n - 10))
+			test "$(status_field fastpath-in-flow-passed)" -ge $((n - 20))
 		check "[$m] the outbound fast path carried the host's packets past position 3 ($(status_field fastpath-flow-passed) of $(wc -l <"$WORKDIR/out$m.seq"))" \
-			test "$(status_field fastpath-flow-passed)" -ge $(($(wc -l <"$WORKDIR/out$m.seq") - 10))
+			test "$(status_field fastpath-flow-passed)" -ge $(($(wc -l <"$WORKDIR/out$m.seq") - 20))
 		check "[$m] the daemon read only a handful of the transfer's packets ($inrx in, $rx out; $n sent)" \
 			test "$inrx" -le 20 -a "$rx" -le 20
 	else
@@ -212,7 +215,7 @@ if start_with on; then
 	check_eq "[v6] host -> peer, captured at the peer: exactly the first 3 packets carry CS1" \
 		"$(first3 "$WORKDIR/out6.seq")" ok
 	check "[v6] the outbound fast path carried the host's packets past position 3 ($(status_field fastpath-flow-passed) of $(wc -l <"$WORKDIR/out6.seq"))" \
-		test "$(status_field fastpath-flow-passed)" -ge $(($(wc -l <"$WORKDIR/out6.seq") - 10))
+		test "$(status_field fastpath-flow-passed)" -ge $(($(wc -l <"$WORKDIR/out6.seq") - 20))
 	check "[v6] the daemon read only a handful of the host's packets ($(status_field rx-packets))" \
 		test "$(status_field rx-packets)" -le 20
 	check "[v6] ... and only a handful of the peer's ($(status_field in-rx-packets))" \
