@@ -120,8 +120,11 @@ check "whole: super-packets went through whole ($whole), none split ($split)" \
 	test "$whole" -gt 0 -a "$split" -eq 0
 rx=$(status_field rx-packets)
 tx=$(status_field tx-packets)
-check "whole: rx and tx count segments ($rx, $tx) beyond the super-packets" \
-	test "$rx" -gt "$whole" -a "$tx" -ge "$rx"
+# Every segment read is written or counted where it went (once, under ASan,
+# one of 11,682 was neither written nor, then, looked for).
+gone=$(($(status_field dropped) + $(status_field loops) + $(status_field write-errors)))
+check "whole: rx and tx count segments ($rx, $tx; $gone dropped, loops or write errors) beyond the super-packets" \
+	test "$rx" -gt "$whole" -a $((tx + gone)) -ge "$rx"
 check_eq "whole: no malformed headers" "$(status_field malformed-bad-vnet)" 0
 
 # UDP GSO: one send of 8 segments, where the kernel has USO.
