@@ -10,10 +10,30 @@
  * case, 10,000 rules over 50 prefix lengths (a lookup per length an address
  * could fall in, after the filter); the linear scan for comparison; and
  * what building and swapping in a chain of 10,000 rules costs (chain_new(),
- * chain_inherit()): how long the packet loop stands still on a reload.  A
- * measurement, not a test: no threshold.
+ * chain_inherit()): how long the packet loop stands still on a reload.
  *
- *   make bench/rules-bench && ./bench/rules-bench [rounds]
+ * Then how the cost grows with the chain: the same 10 rules behind N - 10
+ * fillers for N = 10, 100, 1,000, 10,000 and 100,000, the five chains taking
+ * turns in every round (the order rotating), ns per packet and the ratio to
+ * the 10-rule chain (median of the rounds' ratios; the quickest round too),
+ * and a reload (chain_new(), chain_inherit() from the chain it replaces) at
+ * each size.  A size above CHAIN_RULES_MAX (10,000 today: the daemon's own
+ * limit) is reported as refused, not measured.  Before timing, it checks
+ * that the 99,990 fillers are distinct and that none matches a packet of
+ * the mix (and afterwards that the measured chains' fillers counted no
+ * packet): it exits 1 otherwise.  A measurement, not a
+ * test: no threshold.
+ *
+ *   make bench/rules-bench && ./bench/rules-bench [options] [rounds]
+ *
+ *   rounds        1..201 (default 41)
+ *   --packets N   packets per chain and round (1,000..10,000,000; 500,000)
+ *   --sweep       the chain-size sweep only (bench/run --short: seconds)
+ *   --tsv         the sweep's rows as tab-separated "rules" lines for
+ *                 bench/run (N, ns median, ns min, x of 10 median, x of 10
+ *                 of the minimums, chain_new ms, chain_inherit ms; or N and
+ *                 "refused" and the limit); every other line then starts
+ *                 with '#'
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,6 +52,13 @@
 #define BIG 10000
 #define MIX 16
 #define PKTS_PER_ROUND 500000
+#define PKTS_MIN 1000
+#define PKTS_MAX 10000000
+#define SWEEP_MAX 100000
+#define RELOADS_MAX 5
+#define FILLER_LEN 80
+
+static const size_t sweep_sizes[] = { 10, 100, 1000, 10000, SWEEP_MAX };
 
 static const char *const real_rules[] = {
 	"name=mss proto=tcp tcp-flags=syn clamp-mss=1360",
@@ -79,21 +106,29 @@ static struct rule *parse(const char *line)
 	return r;
 }
 
-/* Rules the mix never matches: ports, v4 and v6 prefixes, sources. */
+/*
+ * Rules the mix never matches: ports, v4 and v6 prefixes, sources; distinct
+ * for i < 200,000 (a port range is used again one above, in another residue
+ * mod 5, by each further span; the IPv4 addresses repeat only after
+ * 5 * 65,536; the IPv6 prefixes move to 2001:db8:2:: past 65,535).
+ * The first 9,990 are bench/run's ipmodd-10000 fillers.
+ */
 static void filler(size_t i, char *line, size_t len)
 {
 	switch (i % 5) {
 	case 0:
-		snprintf(line, len, "proto=tcp dport=%zu verdict=drop", 10000 + i);
+		snprintf(line, len, "proto=tcp dport=%zu verdict=drop",
+			 10000 + i % 50000 + i / 50000);
 		break;
 	case 1:
 		snprintf(line, len, "dst=100.64.%zu.%zu verdict=drop", i / 256 % 256, i % 256);
 		break;
 	case 2:
-		snprintf(line, len, "dst=2001:db8:1:%zx::/64 set-dscp=cs1", i);
+		snprintf(line, len, "dst=2001:db8:%zx:%zx::/64 set-dscp=cs1", 1 + i / 65536,
+			 i % 65536);
 		break;
 	case 3:
-		snprintf(line, len, "proto=udp dport=%zu set-ttl=-1", 20000 + i);
+		snprintf(line, len, "proto=udp dport=%zu set-ttl=-1", 20000 + i % 40000 + i / 40000);
 		break;
 	default:
 		snprintf(line, len, "src=172.16.%zu.%zu verdict=accept", i / 256 % 256, i % 256);
@@ -299,9 +334,13 @@ static void pair_rounds(struct chain *cs, struct chain *cb, size_t rounds, size_
 	ret->big_min = big[0];
 }
 
-int main(int argc, char **argv)
+/* "# " before every line but the sweep's rows in --tsv mode. */
+static const char *pfx = "";
+
+/* The existing sections: 10 against 10,000 rules, prefix lengths, the scan, a reload. */
+static int sections(size_t rounds, size_t npkts)
 {
-	size_t rounds = argc > 1 ? strtoul(argv[1], NULL, 10) : 41, nsmall = ARRAY_SIZE(real_rules);
+	size_t nsmall = ARRAY_SIZE(real_rules);
 	double build[ROUNDS_MAX], inherit[ROUNDS_MAX];
 	double lin, parse_ms;
 	struct rule **vs, **vb, **vl;
@@ -309,11 +348,6 @@ int main(int argc, char **argv)
 	struct chain_index_info info, infol;
 	struct figures fb, fl;
 	uint64_t t0;
-
-	if (rounds < 1 || rounds > ROUNDS_MAX)
-		rounds = 41;
-	for (size_t k = 0; k < MIX; k++)
-		pkt_build(&pkts[k], &mix[k]);
 
 	vs = rules_make(nsmall, filler);
 	t0 = now_ns();
@@ -328,24 +362,24 @@ int main(int argc, char **argv)
 	chain_index_info(cb, &info);
 	chain_index_info(cn, &infol);
 
-	pair_rounds(cs, cb, rounds, PKTS_PER_ROUND, &fb);
-	pair_rounds(cs, cn, rounds, PKTS_PER_ROUND / 4, &fl);
+	pair_rounds(cs, cb, rounds, npkts, &fb);
+	pair_rounds(cs, cn, rounds, npkts / 4, &fl);
 	lin = run(cl, 20000);
 
-	printf("packet mix: %d packets (TCP, UDP, ICMP; IPv4 and IPv6), %zu rounds of %d packets\n",
-	       MIX, rounds, PKTS_PER_ROUND);
-	printf("index of %d rules: %zu keyed, %zu generic, %zu keys, %zu prefix lengths\n", BIG,
-	       info.keyed, info.generic, info.keys, info.lengths);
-	printf("chain_run, %5zu rules:          %7.1f ns/packet (median; min %.1f)\n", nsmall,
-	       fb.small, fb.small_min);
-	printf("chain_run, %5d rules:          %7.1f ns/packet (median; min %.1f)\n", BIG, fb.big,
-	       fb.big_min);
-	printf("ratio %d / %zu rules:           %7.3f (median of the rounds' ratios; "
-	       "of the minimums %.3f)\n", BIG, nsmall, fb.ratio, fb.big_min / fb.small_min);
-	printf("the same over %zu prefix lengths: %7.1f ns/packet against %.1f, ratio %.3f\n",
-	       infol.lengths, fl.big, fl.small, fl.ratio);
-	printf("chain_run, %5d rules, linear:  %7.1f ns/packet (the scan the index replaces)\n", BIG,
-	       lin);
+	printf("%spacket mix: %d packets (TCP, UDP, ICMP; IPv4 and IPv6), %zu rounds of %zu packets\n",
+	       pfx, MIX, rounds, npkts);
+	printf("%sindex of %d rules: %zu keyed, %zu generic, %zu keys, %zu prefix lengths\n", pfx,
+	       BIG, info.keyed, info.generic, info.keys, info.lengths);
+	printf("%schain_run, %5zu rules:          %7.1f ns/packet (median; min %.1f)\n", pfx,
+	       nsmall, fb.small, fb.small_min);
+	printf("%schain_run, %5d rules:          %7.1f ns/packet (median; min %.1f)\n", pfx, BIG,
+	       fb.big, fb.big_min);
+	printf("%sratio %d / %zu rules:           %7.3f (median of the rounds' ratios; "
+	       "of the minimums %.3f)\n", pfx, BIG, nsmall, fb.ratio, fb.big_min / fb.small_min);
+	printf("%sthe same over %zu prefix lengths: %7.1f ns/packet against %.1f, ratio %.3f\n",
+	       pfx, infol.lengths, fl.big, fl.small, fl.ratio);
+	printf("%schain_run, %5d rules, linear:  %7.1f ns/packet (the scan the index replaces)\n",
+	       pfx, BIG, lin);
 
 	/*
 	 * Building and swapping: what a reload makes the packet loop wait for
@@ -357,19 +391,19 @@ int main(int argc, char **argv)
 
 		t0 = now_ns();
 		if (chain_new(vb, BIG, &c, err, sizeof(err)) < 0)
-			return 1;
+			return -1;
 		build[r] = (double)(now_ns() - t0) / 1e6;
 		t0 = now_ns();
 		chain_inherit(c, cb);
 		inherit[r] = (double)(now_ns() - t0) / 1e6;
 		chain_unref(c);
 	}
-	printf("rule_parse of %d rules:          %7.2f ms (config or control side, once)\n", BIG,
-	       parse_ms);
-	printf("chain_new, %d rules:             %7.2f ms (median of %zu)\n", BIG,
+	printf("%srule_parse of %d rules:          %7.2f ms (config or control side, once)\n", pfx,
+	       BIG, parse_ms);
+	printf("%schain_new, %d rules:             %7.2f ms (median of %zu)\n", pfx, BIG,
 	       median(build, rounds), rounds);
-	printf("chain_inherit, %d rules:         %7.2f ms (median; every name looked up)\n", BIG,
-	       median(inherit, rounds));
+	printf("%schain_inherit, %d rules:         %7.2f ms (median; every name looked up)\n", pfx,
+	       BIG, median(inherit, rounds));
 
 	chain_unref(cs);
 	chain_unref(cb);
@@ -378,5 +412,238 @@ int main(int argc, char **argv)
 	rules_free(vl, BIG);
 	rules_free(vs, nsmall);
 	rules_free(vb, BIG);
+	return 0;
+}
+
+static int strcmp_p(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * The sweep's fillers, checked: no two alike (their text sorted), and none
+ * matching a packet of the mix (chain_rule_matches(), the matches alone).
+ */
+static struct rule **fillers_make(size_t n)
+{
+	char (*text)[FILLER_LEN] = calloc(n, sizeof(*text));
+	struct rule **v = calloc(n, sizeof(*v));
+
+	if (!text || !v) {
+		fprintf(stderr, "rules-bench: out of memory\n");
+		exit(1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		filler(i, text[i], sizeof(text[i]));
+		v[i] = parse(text[i]);
+		for (size_t k = 0; k < MIX; k++) {
+			if (chain_rule_matches(v[i], &pkts[k].p)) {
+				fprintf(stderr, "rules-bench: filler %zu '%s' matches packet %zu of the mix\n",
+					i, text[i], k);
+				exit(1);
+			}
+		}
+	}
+	qsort(text, n, sizeof(*text), strcmp_p);
+	for (size_t i = 1; i < n; i++) {
+		if (!strcmp(text[i - 1], text[i])) {
+			fprintf(stderr, "rules-bench: filler '%s' twice\n", text[i]);
+			exit(1);
+		}
+	}
+	free(text);
+	return v;
+}
+
+#define NSIZES ARRAY_SIZE(sweep_sizes)
+
+/* The sizes chain_new() accepts: a prefix of sweep_sizes. */
+static size_t sweep_measured(void)
+{
+	size_t j = 0;
+
+	while (j < NSIZES && sweep_sizes[j] <= CHAIN_RULES_MAX)
+		j++;
+	return j;
+}
+
+struct sweep_row {
+	double ns, ns_min;	/* median, quickest round */
+	double x, x_min;	/* median of the rounds' ratios to 10 rules; of the minimums */
+	double build_ms, inherit_ms;	/* medians */
+};
+
+/*
+ * The 10 rules behind n - 10 fillers for each size, the chains taking turns
+ * in every round (the first one rotating), ratios to the 10-rule chain
+ * within each round.  Then a reload at each size: chain_new() of the same
+ * rules and chain_inherit() from the chain it replaces.
+ */
+static void sweep(size_t rounds, size_t npkts, struct sweep_row *rows)
+{
+	static double t[NSIZES][ROUNDS_MAX], x[NSIZES][ROUNDS_MAX];
+	size_t nreal = ARRAY_SIZE(real_rules), reloads = rounds < RELOADS_MAX ? rounds : RELOADS_MAX;
+	size_t nm = sweep_measured();
+	struct rule **fill = fillers_make(SWEEP_MAX - nreal), **real = rules_make(nreal, filler);
+	struct rule **v = calloc(SWEEP_MAX, sizeof(*v));
+	struct chain *c[NSIZES];
+
+	if (!v) {
+		fprintf(stderr, "rules-bench: out of memory\n");
+		exit(1);
+	}
+	/* Each chain's rules: its fillers, then the 10 real ones. */
+	for (size_t j = 0; j < nm; j++) {
+		size_t n = sweep_sizes[j];
+
+		memcpy(v, fill, (n - nreal) * sizeof(*v));
+		memcpy(v + n - nreal, real, nreal * sizeof(*v));
+		c[j] = chain_make(v, n);
+		run(c[j], npkts / 4);	/* warm up */
+	}
+	for (size_t r = 0; r < rounds; r++) {
+		for (size_t k = 0; k < nm; k++) {
+			size_t j = (r + k) % nm;
+
+			t[j][r] = run(c[j], npkts);
+		}
+		for (size_t j = 0; j < nm; j++)
+			x[j][r] = t[j][r] / t[0][r];
+	}
+	for (size_t j = 0; j < nm; j++) {
+		rows[j].x = median(x[j], rounds);
+		rows[j].ns = median(t[j], rounds);	/* sorted: [0] is the minimum */
+		rows[j].ns_min = t[j][0];
+	}
+	for (size_t j = 0; j < nm; j++)
+		rows[j].x_min = rows[j].ns_min / rows[0].ns_min;
+
+	/* No filler counted a packet; the real rules did. */
+	for (size_t j = 0; j < nm; j++) {
+		size_t n = sweep_sizes[j];
+		uint64_t pk, by, real_pk = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			chain_counters(c[j], i, &pk, &by);
+			if (i < n - nreal && pk) {
+				fprintf(stderr, "rules-bench: filler %zu of %zu counted %llu packets\n",
+					i, n, (unsigned long long)pk);
+				exit(1);
+			}
+			if (i >= n - nreal)
+				real_pk += pk;
+		}
+		if (!real_pk) {
+			fprintf(stderr, "rules-bench: no rule of the %zu-rule chain counted a packet\n", n);
+			exit(1);
+		}
+	}
+
+	for (size_t j = 0; j < nm; j++) {
+		size_t n = sweep_sizes[j];
+		double build[RELOADS_MAX], inherit[RELOADS_MAX];
+
+		memcpy(v, fill, (n - nreal) * sizeof(*v));
+		memcpy(v + n - nreal, real, nreal * sizeof(*v));
+		for (size_t r = 0; r < reloads; r++) {
+			struct chain *nc;
+			uint64_t t0 = now_ns();
+
+			nc = chain_make(v, n);
+			build[r] = (double)(now_ns() - t0) / 1e6;
+			t0 = now_ns();
+			chain_inherit(nc, c[j]);
+			inherit[r] = (double)(now_ns() - t0) / 1e6;
+			chain_unref(c[j]);
+			c[j] = nc;
+		}
+		rows[j].build_ms = median(build, reloads);
+		rows[j].inherit_ms = median(inherit, reloads);
+		chain_unref(c[j]);
+	}
+	free(v);
+	rules_free(real, nreal);
+	rules_free(fill, SWEEP_MAX - nreal);
+}
+
+static void sweep_print(const struct sweep_row *rows, size_t rounds, size_t npkts, bool tsv)
+{
+	size_t reloads = rounds < RELOADS_MAX ? rounds : RELOADS_MAX;
+
+	printf("%schain size: the 10 rules behind N - 10 distinct fillers the mix never matches; "
+	       "%zu rounds of %zu packets, the sizes taking turns; a reload = chain_new + "
+	       "chain_inherit, median of %zu\n", pfx, rounds, npkts, reloads);
+	if (tsv)
+		printf("# rules\tns_median\tns_min\tx10_median\tx10_min\tbuild_ms\tinherit_ms\n");
+	else
+		printf("\n| rules | ns/packet (median) | ns/packet (min) | x of 10 (median) "
+		       "| x of 10 (min) | chain_new ms | chain_inherit ms |\n"
+		       "|--:|--:|--:|--:|--:|--:|--:|\n");
+	for (size_t j = 0; j < NSIZES; j++) {
+		const struct sweep_row *w = &rows[j];
+
+		if (j >= sweep_measured())
+			printf(tsv ? "rules\t%zu\trefused\t%d\n" :
+				     "| %zu | refused: chain_new() takes at most %d rules | | | | | |\n",
+			       sweep_sizes[j], CHAIN_RULES_MAX);
+		else
+			printf(tsv ? "rules\t%zu\t%.2f\t%.2f\t%.4f\t%.4f\t%.3f\t%.3f\n" :
+				     "| %zu | %.1f | %.1f | %.3f | %.3f | %.2f | %.2f |\n",
+			       sweep_sizes[j], w->ns, w->ns_min, w->x, w->x_min, w->build_ms,
+			       w->inherit_ms);
+	}
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: rules-bench [--sweep] [--tsv] [--packets N] [rounds]\n"
+			"  rounds 1..%d (41), --packets %d..%d (%d)\n",
+		ROUNDS_MAX, PKTS_MIN, PKTS_MAX, PKTS_PER_ROUND);
+}
+
+int main(int argc, char **argv)
+{
+	size_t rounds = 41, npkts = PKTS_PER_ROUND;
+	struct sweep_row rows[NSIZES];
+	bool only_sweep = false, tsv = false;
+
+	for (int i = 1; i < argc; i++) {
+		char *end;
+		unsigned long v;
+
+		if (!strcmp(argv[i], "--sweep")) {
+			only_sweep = true;
+		} else if (!strcmp(argv[i], "--tsv")) {
+			tsv = true;
+			pfx = "# ";
+		} else if (!strcmp(argv[i], "--packets") && i + 1 < argc) {
+			v = strtoul(argv[++i], &end, 10);
+			if (*end || v < PKTS_MIN || v > PKTS_MAX) {
+				usage();
+				return 2;
+			}
+			npkts = v;
+		} else if (argv[i][0] != '-') {
+			v = strtoul(argv[i], &end, 10);
+			if (*end || v < 1 || v > ROUNDS_MAX) {
+				usage();
+				return 2;
+			}
+			rounds = v;
+		} else {
+			usage();
+			return 2;
+		}
+	}
+	for (size_t k = 0; k < MIX; k++)
+		pkt_build(&pkts[k], &mix[k]);
+
+	if (!only_sweep) {
+		if (sections(rounds, npkts) < 0)
+			return 1;
+		printf("%s\n", tsv ? "#" : "");
+	}
+	sweep(rounds, npkts, rows);
+	sweep_print(rows, rounds, npkts, tsv);
 	return 0;
 }
