@@ -21,8 +21,7 @@
  * limit) is reported as refused, not measured.  Before timing, it checks
  * that the 99,990 fillers are distinct and that none matches a packet of
  * the mix (and afterwards that the measured chains' fillers counted no
- * packet): it exits 1 otherwise.  A measurement, not a
- * test: no threshold.
+ * packet): it exits 1 otherwise.  A measurement, not a test: no threshold.
  *
  *   make bench/rules-bench && ./bench/rules-bench [options] [rounds]
  *
