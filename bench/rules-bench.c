@@ -472,6 +472,15 @@ struct sweep_row {
 	double build_ms, inherit_ms;	/* medians */
 };
 
+/* The rules of the n-rule chain into v: its n - 10 fillers, then the 10 real ones. */
+static void sweep_rules(struct rule **v, struct rule **fill, struct rule **real, size_t n)
+{
+	size_t nreal = ARRAY_SIZE(real_rules);
+
+	memcpy(v, fill, (n - nreal) * sizeof(*v));
+	memcpy(v + n - nreal, real, nreal * sizeof(*v));
+}
+
 /*
  * The 10 rules behind n - 10 fillers for each size, the chains taking turns
  * in every round (the first one rotating), ratios to the 10-rule chain
@@ -491,12 +500,10 @@ static void sweep(size_t rounds, size_t npkts, struct sweep_row *rows)
 		fprintf(stderr, "rules-bench: out of memory\n");
 		exit(1);
 	}
-	/* Each chain's rules: its fillers, then the 10 real ones. */
 	for (size_t j = 0; j < nm; j++) {
 		size_t n = sweep_sizes[j];
 
-		memcpy(v, fill, (n - nreal) * sizeof(*v));
-		memcpy(v + n - nreal, real, nreal * sizeof(*v));
+		sweep_rules(v, fill, real, n);
 		c[j] = chain_make(v, n);
 		run(c[j], npkts / 4);	/* warm up */
 	}
@@ -542,8 +549,7 @@ static void sweep(size_t rounds, size_t npkts, struct sweep_row *rows)
 		size_t n = sweep_sizes[j];
 		double build[RELOADS_MAX], inherit[RELOADS_MAX];
 
-		memcpy(v, fill, (n - nreal) * sizeof(*v));
-		memcpy(v + n - nreal, real, nreal * sizeof(*v));
+		sweep_rules(v, fill, real, n);
 		for (size_t r = 0; r < reloads; r++) {
 			struct chain *nc;
 			uint64_t t0 = now_ns();
