@@ -6,7 +6,8 @@
 # with its multishot read and --uring --no-multishot (plain reads), at two
 # depths.  Each mode, ROUNDS times (default 2; issue 17 asked for 10 by hand):
 # a UDP flood of 64-byte datagrams (bench/udpblast, one second, far more than
-# the loop can take), then a 4 MB TCP transfer whose SHA-256 must match, and
+# the loop can take; over 100 must arrive, each through the tun: a guest
+# under qemu's TCG delivers about 700 at depth 1), then a 4 MB TCP transfer whose SHA-256 must match, and
 # pings (IPv4, and IPv6 where the kernel forwards it from the tun alone) that
 # must all come back: a stalled or leaking ring shows as a lost ping, a
 # transfer that does not finish in time, or a loop that stopped reading.  At
@@ -123,7 +124,7 @@ mode() {
 		got=$(flood)
 		p1=$(tun_tx_packets)
 		check "$name round $r: the flood went through the tun (${got:-0} datagrams arrived, $((p1 - p0)) diverted)" \
-			test "${got:-0}" -gt 1000 -a $((p1 - p0)) -ge "${got:-0}"
+			test "${got:-0}" -gt 100 -a $((p1 - p0)) -ge "${got:-0}"
 		check "$name round $r: 4 MB over TCP, SHA-256 equal" transfer "$r"
 		for f in $fams; do
 			lost=$(hx ping "$f" -n -q -i 0.01 -c 50 -W 1 "$([ "$f" = -4 ] && echo "$PEER4" || echo "$PEER6")" |
