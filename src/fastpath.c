@@ -27,9 +27,11 @@
  * Directions: an instance is loaded for one direction (fp_dir in the
  * program's rodata) and indexes only the rules of that direction; the
  * others are in no list, so no packet of its direction meets them (the
- * chain would not match them either).  One instance may be attached to
- * several interfaces (every inbound tun): they share its rules, index and
- * counters.
+ * chain would not match them either).  The inbound instance loads
+ * fastpath_uplink, which every uplink's divert tail-calls (the manager puts
+ * it into their ib_fast), else the tun program attached to several
+ * interfaces (every inbound tun): either way one program, one set of rules,
+ * index and counters.
  */
 #include <errno.h>
 #include <stddef.h>

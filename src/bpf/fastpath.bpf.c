@@ -7,14 +7,23 @@
  * compensate the hop the forward will cost and redirect the packet to the
  * tun's ingress, where it re-enters exactly like a packet ipmodd writes back.
  *
- * The same program runs on an inbound tun's egress (fp_dir = FP_DIR_IN,
- * fixed at load): there the packets are those inbound.bpf.c's divert took
- * off an uplink, and the redirect lands on the inbound tun's ingress, where
- * reinject_in hands the packet to the uplink's ingress as if it had just
- * arrived.  No hop to compensate there: the packet is then delivered to the
- * host (no TTL change) or forwarded by the kernel, which costs it the hop it
- * would have cost without ipmodd, so the rules' TTL is written as it is (the
- * daemon writes its inbound packets the same way).
+ * Inbound (fp_dir = FP_DIR_IN, fixed at load) the same body runs as
+ * fastpath_uplink, on the uplink's ingress itself: inbound.bpf.c's divert
+ * tail-calls it (its ib_fast prog array) for the packets it takes off the
+ * uplink, so one program decides, and a packet the kernel finishes is
+ * rewritten and delivered right there (TC_ACT_OK): no redirect, no
+ * backlog, no re-injection.  Only a punted packet goes on to the inbound
+ * tun (bpf_redirect to the tun divert names in skb->cb), to the daemon,
+ * whose writes reinject_in hands back to the uplink.  The body takes the
+ * link-layer offset as a constant of each program (0 on a tun, ETH_HLEN on
+ * the uplink).  Where the kernel refuses fastpath_uplink the loader attaches
+ * fastpath to every inbound tun's egress instead, as before: the redirect
+ * lands on the inbound tun's ingress, where reinject_in hands the packet to
+ * the uplink's ingress as if it had just arrived.  Either way no hop to
+ * compensate: the packet is delivered to the host (no TTL change) or
+ * forwarded by the kernel, which costs it the hop it would have cost
+ * without ipmodd, so the rules' TTL is written as it is (the daemon writes
+ * its inbound packets the same way).
  * Anything else goes on to userspace untouched: a packet the parser would
  * count as malformed or a fragment, IP options, IPv6 extension headers, a
  * rule it cannot carry out that the packet may match.  Nothing is changed or

@@ -13,7 +13,8 @@
 # ignored inbound, and the packets of a rule it cannot carry out (delay=)
 # went to the daemon untouched.  A trace pauses it; edits reach it at once.
 # The same again with the inbound programs as netlink tc filters
-# (failure = "closed"), which share the inbound tun's clsact qdisc with it.
+# (failure = "closed").  kill -9 with the fast path on fails open (tcx) and
+# closed (tc filters) as without it.
 . "$(dirname "$0")/lib.sh"
 
 daemon_test python3 tcpdump tc ping nft
@@ -151,7 +152,9 @@ $RULES"
 # tests/helpers/fp-dir: one UDP packet through the outbound and the inbound
 # program (BPF_PROG_TEST_RUN on loopback of a namespace of its own): the
 # outbound one adds the hop and ignores the inbound rule, the inbound one
-# adds none and ignores the outbound rule; each counts its own rules.
+# adds none and ignores the outbound rule; each counts its own rules; the
+# uplink's program (fastpath_uplink) delivers, counts GSO segments, punts to
+# the tun divert names and drops as divert's tail call needs.
 FP_DIR=${FP_DIR:-$(dirname "$IPMODD")/tests/helpers/fp-dir}
 if [ -x "$FP_DIR" ]; then
 	unshare -n "$FP_DIR" >"$WORKDIR/fp-dir.tap" 2>&1
@@ -163,7 +166,7 @@ if [ -x "$FP_DIR" ]; then
 		"# "*) echo "$line" ;;
 		esac
 	done <"$WORKDIR/fp-dir.tap"
-	check_eq "fp-dir exits 0 after its 17 tests" "$rc:$(grep -c '^ok' "$WORKDIR/fp-dir.tap")" "0:17"
+	check_eq "fp-dir exits 0 after its 30 tests" "$rc:$(grep -c '^ok' "$WORKDIR/fp-dir.tap")" "0:30"
 else
 	diag "no $FP_DIR: the programs are not tested without the daemon"
 fi
@@ -319,5 +322,50 @@ check_eq "[two] ... and the daemon read none (in-rx-packets)" "$(( $(status_key 
 check_eq "[two] ttl-echo counted the 6" "$(rule_key ttl-echo packets)" 6
 stop_ipmodd
 check_eq "[two] ipmodd exits 0" "$?" 0
+
+# --- (5) kill -9 with the inbound fast path on veth0's ingress ---------------------
+# failure = "open": the tcx links go with the daemon, divert and its tail call
+# with them (a tc filter would stay, find no tun and pass).  failure =
+# "closed": the tc filter stays and drops, fast path or not: divert finds no
+# tun before it would tail-call (and the prog array is flushed with the
+# daemon's last reference to it).
+ping_host() { px ping -c 3 -i 0.2 -W 1 "$HOST4" >/dev/null 2>&1; }
+echo_requests() {
+	hx nft list chain inet ipmodk9 pre | sed -n 's/.*packets \([0-9]*\).*/\1/p'
+}
+hx nft -f - <<NFT
+table inet ipmodk9 {
+	chain pre {
+		type filter hook prerouting priority -300; policy accept;
+		ip saddr $PEER4 icmp type echo-request counter
+	}
+}
+NFT
+run on k9open
+check_eq "[k9 open] the kernel carried the fixed traffic on veth0's ingress" "$IN_HANDLED:$TUN_DELTA" 32:4
+kill -9 "$IPMODD_PID"
+wait "$IPMODD_PID" 2>/dev/null
+IPMODD_PID=""
+e0=$(echo_requests)
+check "[k9 open] kill -9 ($IN_ATTACH): the peer still pings the host" ping_host
+check_eq "[k9 open] ... its echo requests reached the host's stack" $(( $(echo_requests) - e0 )) 3
+hx "$IPMODD" -c "$WORKDIR/k9open.conf" --cleanup >/dev/null 2>&1
+
+run on k9closed closed
+check_eq "[k9 closed] tc filters, the kernel carried the fixed traffic" \
+	"$IN_ATTACH:$IN_HANDLED:$TUN_DELTA" tc:32:4
+kill -9 "$IPMODD_PID"
+wait "$IPMODD_PID" 2>/dev/null
+IPMODD_PID=""
+e0=$(echo_requests)
+check "[k9 closed] kill -9: the peer's pings fail" bash -c \
+	"! ip netns exec '$PEER_NS' ping -c 2 -i 0.2 -W 1 '$HOST4' >/dev/null 2>&1"
+check_eq "[k9 closed] ... dropped on veth0's ingress: none reached the host's stack" \
+	$(( $(echo_requests) - e0 )) 0
+hx "$IPMODD" -c "$WORKDIR/k9closed.conf" --unblock >/dev/null 2>&1
+check_eq "[k9 closed] --unblock: no tc ingress filter left on veth0" \
+	"$(hx tc filter show dev veth0 ingress)" ""
+check "[k9 closed] ... and the peer pings the host again" ping_host
+hx nft delete table inet ipmodk9
 
 done_testing
