@@ -240,7 +240,7 @@ int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
 	return 0;
 }
 
-/* The object opened for dir and loaded with one of its two programs: fastpath_uplink or fastpath. */
+/* The object opened for fp->dir, loaded with one of its programs: fastpath_uplink or fastpath. */
 static int fp_load(struct fastpath *fp, bool uplink, char *err, size_t errlen)
 {
 	int r;
@@ -256,8 +256,9 @@ static int fp_load(struct fastpath *fp, bool uplink, char *err, size_t errlen)
 	if (r < 0) {
 		fastpath_bpf__destroy(fp->skel);
 		fp->skel = NULL;
-		return bpferr_fail(r, err, errlen, uplink ? "loading the BPF program fastpath_uplink"
-							  : "loading the BPF program");
+		return bpferr_fail(r, err, errlen,
+				   uplink ? "loading the BPF program fastpath_uplink"
+					  : "loading the BPF program");
 	}
 	fp->uplink = uplink;
 	/* Until the first update there are no rules: everything goes to userspace. */

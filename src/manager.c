@@ -421,9 +421,12 @@ void manager_fastpath_in_close(struct manager *m)
 
 	if (!m->fastpath_in)
 		return;
-	for (unsigned int i = 0; i < m->n_inbound; i++)
-		if (m->inbound[i].ib && inbound_set_fast(m->inbound[i].ib, -1, err, sizeof(err)) < 0)
-			log_error("inbound fast path on %s: %s", m->inbound[i].ifname, err);
+	for (unsigned int i = 0; i < m->n_inbound; i++) {
+		struct manager_inbound *in = &m->inbound[i];
+
+		if (in->ib && inbound_set_fast(in->ib, -1, err, sizeof(err)) < 0)
+			log_error("inbound fast path on %s: %s", in->ifname, err);
+	}
 	m->fastpath_in = fastpath_close(m->fastpath_in);
 }
 
@@ -474,11 +477,11 @@ int manager_start_fastpath_in(struct manager *m)
 	fastpath_info(m->fastpath_in, &fi);
 	if (fd < 0)
 		log_notice("inbound eBPF fast path: the kernel refused the uplink's program (%s); "
-			   "running on the inbound tuns' egress instead", fastpath_uplink_error(m->fastpath_in));
-	log_info("inbound eBPF fast path on %s %zu %s: the kernel carries out %zu of the "
-		 "first %zu inbound rules%s", fd >= 0 ? "the ingress of" : "the egress of", n,
-		 fd >= 0 ? (n == 1 ? "uplink" : "uplinks") : (n == 1 ? "inbound tun" : "inbound tuns"),
-		 fi.rules, fi.rules + fi.punts,
+			   "running on the inbound tuns' egress instead",
+			   fastpath_uplink_error(m->fastpath_in));
+	log_info("inbound eBPF fast path on the %s of %zu %s%s: the kernel carries out %zu of "
+		 "the first %zu inbound rules%s", fd >= 0 ? "ingress" : "egress", n,
+		 fd >= 0 ? "uplink" : "inbound tun", n == 1 ? "" : "s", fi.rules, fi.rules + fi.punts,
 		 fi.whole ? "" : ", the rest of the chain is left to userspace");
 	return 0;
 }

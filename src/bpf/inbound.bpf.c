@@ -11,11 +11,13 @@
  * (or dropped) on the spot, one program and no backlog trip; only a packet
  * it punts goes on to the inbound tun.  Without it (fastpath = "off", the
  * kernel refused it) every such packet goes to the inbound tun, whose reader
- * is ipmodd (bpf_redirect to the tun's egress strips the link-layer header).  A packet with INBOUND_MARK was put back
- * by reinject_in: the mark is cleared and the packet goes on into the
- * stack.  While the daemon's heartbeat is older than stall_ns, or the tun
- * is gone (a tc filter that outlived a killed daemon: bpf_check_mtu finds
- * no device), packets pass (failure=open) or are dropped (closed).
+ * is ipmodd (bpf_redirect to the tun's egress strips the link-layer header).
+ * A packet with INBOUND_MARK was put back by reinject_in: the mark is
+ * cleared and the packet goes on into the stack, never through the chain
+ * again (before the tail call).  While the daemon's heartbeat is older than
+ * stall_ns, or the tun is gone (a tc filter that outlived a killed daemon:
+ * bpf_check_mtu finds no device), packets pass (failure=open) or are
+ * dropped (closed), also before the tail call.
  *
  * reinject_in, on the inbound tun's ingress (what ipmodd writes): pushes an
  * Ethernet header addressed to the uplink's own MAC (PACKET_HOST), sets the

@@ -20,7 +20,7 @@
 
 /* Keys of ib_totals. */
 enum {
-	IB_T_DIVERTED,		/* divert: taken for ipmodd (the fast path or the inbound tun) */
+	IB_T_DIVERTED,		/* divert: taken for ipmodd (the fast path, or the tun) */
 	IB_T_PASSED,		/* divert: not ours to divert (not IP, ND, multicast, another host's) */
 	IB_T_RETURNED,		/* divert: a re-injected packet coming back in, mark cleared */
 	IB_T_FAILED_OPEN,	/* divert: stalled daemon or tun gone, passed (failure=open) */

@@ -203,12 +203,15 @@ static void check_uplink(struct chain *c, struct chain *d)
 	struct uplink_result u = { 0 };
 	uint32_t lo = if_nametoindex("lo");
 
-	is_int(run_uplink(c, true, lo, 0, &u), 0, "uplink: fastpath_uplink loaded, updated and run");
+	is_int(run_uplink(c, true, lo, 0, &u), 0,
+	       "uplink: fastpath_uplink loaded, updated and run");
 	is_int(u.action, TC_ACT_OK, "uplink: the packet is delivered where it arrived (TC_ACT_OK)");
 	ok(u.ttl == 33 && u.tos == 40 && u.csum_ok,
-	   "uplink: TTL 33 (no hop), DSCP 10, the IPv4 checksum holds (TTL %u, TOS %u)", u.ttl, u.tos);
+	   "uplink: TTL 33 (no hop), DSCP 10, the IPv4 checksum holds (TTL %u, TOS %u)",
+	   u.ttl, u.tos);
 	ok(u.pkts[0] == 0 && u.pkts[1] == 1 && u.pkts[2] == 1 && u.bytes[1] == 64,
-	   "uplink: rules i and b counted it, 64 bytes without the Ethernet header (%llu %llu %llu, %llu B)",
+	   "uplink: rules i and b counted it, 64 bytes without the Ethernet header "
+	   "(%llu %llu %llu, %llu B)",
 	   (unsigned long long)u.pkts[0], (unsigned long long)u.pkts[1],
 	   (unsigned long long)u.pkts[2], (unsigned long long)u.bytes[1]);
 	ok(u.t.handled == 1 && u.t.punted == 0, "uplink: totals handled 1, punted 0");
