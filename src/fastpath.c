@@ -27,9 +27,11 @@
  * Directions: an instance is loaded for one direction (fp_dir in the
  * program's rodata) and indexes only the rules of that direction; the
  * others are in no list, so no packet of its direction meets them (the
- * chain would not match them either).  One instance may be attached to
- * several interfaces (every inbound tun): they share its rules, index and
- * counters.
+ * chain would not match them either).  The inbound instance loads
+ * fastpath_uplink, which every uplink's divert tail-calls (the manager puts
+ * it into their ib_fast), else the tun program attached to several
+ * interfaces (every inbound tun): either way one program, one set of rules,
+ * index and counters.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -177,6 +179,8 @@ struct fp_attach {
 struct fastpath {
 	struct fastpath_bpf *skel;
 	enum pkt_dir dir;
+	bool uplink;		/* fastpath_uplink loaded (for divert), not fastpath */
+	char uplink_err[ERR_MAX];	/* why the kernel refused fastpath_uplink */
 	struct fp_attach at[FASTPATH_IFACES_MAX];
 	size_t nat;
 	int ncpus;
@@ -236,7 +240,34 @@ int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
 	return 0;
 }
 
-int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *err, size_t errlen)
+/* The object opened for fp->dir, loaded with one of its programs: fastpath_uplink or fastpath. */
+static int fp_load(struct fastpath *fp, bool uplink, char *err, size_t errlen)
+{
+	int r;
+
+	bpferr_reset();
+	fp->skel = fastpath_bpf__open();
+	if (!fp->skel)
+		return bpferr_fail(-errno, err, errlen, "opening the BPF object");
+	fp->skel->rodata->fp_dir = fp->dir;
+	bpf_program__set_autoload(fp->skel->progs.fastpath, !uplink);
+	bpf_program__set_autoload(fp->skel->progs.fastpath_uplink, uplink);
+	r = fastpath_bpf__load(fp->skel);
+	if (r < 0) {
+		fastpath_bpf__destroy(fp->skel);
+		fp->skel = NULL;
+		return bpferr_fail(r, err, errlen,
+				   uplink ? "loading the BPF program fastpath_uplink"
+					  : "loading the BPF program");
+	}
+	fp->uplink = uplink;
+	/* Until the first update there are no rules: everything goes to userspace. */
+	fp->skel->bss->fp_enabled = 0;
+	return 0;
+}
+
+/* Allocated, probed, loaded for dir: fastpath_uplink first where uplink asks for it. */
+static int fp_new(enum pkt_dir dir, bool uplink, struct fastpath **ret, char *err, size_t errlen)
 {
 	struct fastpath *fp;
 	int r;
@@ -269,22 +300,10 @@ int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *er
 		r = bpferr_fail(-EOPNOTSUPP, err, errlen, "probing the kernel: no bpf_loop (kernel < 5.17)");
 		goto out;
 	}
-	bpferr_reset();
-	fp->skel = fastpath_bpf__open();
-	if (!fp->skel) {
-		r = bpferr_fail(-errno, err, errlen, "opening the BPF object");
-		goto out;
-	}
-	fp->skel->rodata->fp_dir = dir;
-	r = fastpath_bpf__load(fp->skel);
-	if (r < 0) {
-		r = bpferr_fail(r, err, errlen, "loading the BPF program");
-		goto out;
-	}
-	/* Until the first update there are no rules: everything goes to userspace. */
-	fp->skel->bss->fp_enabled = 0;
-
-	r = fastpath_attach(fp, ifindex, err, errlen);
+	/* Refused on the uplink: the tuns' program, with the reason kept for the caller. */
+	r = uplink ? fp_load(fp, true, fp->uplink_err, sizeof(fp->uplink_err)) : -1;
+	if (r < 0)
+		r = fp_load(fp, false, err, errlen);
 	if (r < 0)
 		goto out;
 	*ret = fp;
@@ -292,6 +311,53 @@ int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *er
 out:
 	fastpath_close(fp);
 	return r;
+}
+
+int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *err, size_t errlen)
+{
+	struct fastpath *fp;
+	int r;
+
+	r = fp_new(dir, false, &fp, err, errlen);
+	if (r < 0)
+		return r;
+	r = fastpath_attach(fp, ifindex, err, errlen);
+	if (r < 0) {
+		fastpath_close(fp);
+		return r;
+	}
+	*ret = fp;
+	return 0;
+}
+
+int fastpath_open_in(const int *tun_ifindex, size_t n, struct fastpath **ret, char *err,
+		     size_t errlen)
+{
+	struct fastpath *fp;
+	int r;
+
+	r = fp_new(PKT_DIR_IN, true, &fp, err, errlen);
+	if (r < 0)
+		return r;
+	for (size_t k = 0; !fp->uplink && k < n; k++) {
+		r = fastpath_attach(fp, tun_ifindex[k], err, errlen);
+		if (r < 0) {
+			fastpath_close(fp);
+			return r;
+		}
+	}
+	*ret = fp;
+	return 0;
+}
+
+int fastpath_uplink_fd(const struct fastpath *fp)
+{
+	return fp->uplink ? bpf_program__fd(fp->skel->progs.fastpath_uplink) : -1;
+}
+
+const char *fastpath_uplink_error(const struct fastpath *fp)
+{
+	return fp->uplink ? "" : fp->uplink_err;
 }
 
 struct fastpath *fastpath_close(struct fastpath *fp)
@@ -768,6 +834,22 @@ int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *er
 	snprintf(err, errlen, "this ipmodd was built without the eBPF fast path "
 		 "(configure --enable-fastpath=no, or no clang, bpftool or libbpf)");
 	return -EOPNOTSUPP;
+}
+
+int fastpath_open_in(const int *tun_ifindex, size_t n, struct fastpath **ret, char *err,
+		     size_t errlen)
+{
+	return fastpath_open(0, PKT_DIR_IN, ret, err, errlen);
+}
+
+int fastpath_uplink_fd(const struct fastpath *fp)
+{
+	return -1;
+}
+
+const char *fastpath_uplink_error(const struct fastpath *fp)
+{
+	return "";
 }
 
 int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)

@@ -96,8 +96,8 @@ struct manager *manager_free(struct manager *m)
 	m->monitor = monitor_free(m->monitor);
 	/* Its own teardown is no event for the watch. */
 	m->watch = watch_free(m->watch);
-	/* Off the inbound tuns' egress before they go. */
-	m->fastpath_in = fastpath_close(m->fastpath_in);
+	/* Out of divert, off the inbound tuns' egress, before they go. */
+	manager_fastpath_in_close(m);
 	/* Before the impairment queue's destinations and the routing go. */
 	manager_stop_inbound(m);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
@@ -233,7 +233,7 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 	if (m->fastpath_in) {
 		r = fastpath_update(m->fastpath_in, chain, err, sizeof(err));
 		if (r < 0) {
-			m->fastpath_in = fastpath_close(m->fastpath_in);
+			manager_fastpath_in_close(m);
 			snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason),
 				 UPDATE_FAILED "%s", err);
 			log_error("inbound eBPF fast path: %s; every inbound packet takes the userspace "
@@ -411,9 +411,33 @@ static int manager_start_fastpath(struct manager *m)
 	return 0;
 }
 
+/*
+ * Take the inbound fast path out of every divert first (the kernel then
+ * sends every packet to the tuns), then close it.
+ */
+void manager_fastpath_in_close(struct manager *m)
+{
+	char err[ERR_MAX];
+
+	if (!m->fastpath_in)
+		return;
+	for (unsigned int i = 0; i < m->n_inbound; i++) {
+		struct manager_inbound *in = &m->inbound[i];
+
+		if (in->ib && inbound_set_fast(in->ib, -1, err, sizeof(err)) < 0)
+			log_error("inbound fast path on %s: %s", in->ifname, err);
+	}
+	m->fastpath_in = fastpath_close(m->fastpath_in);
+}
+
+/*
+ * The inbound fast path runs on the uplinks' ingress, tail-called by each
+ * divert (one program and its rules for all of them); where the kernel
+ * refuses that program, on the inbound tuns' egress.
+ */
 int manager_start_fastpath_in(struct manager *m)
 {
-	int ifindex[CONFIG_INBOUND_MAX];
+	int ifindex[CONFIG_INBOUND_MAX], fd;
 	size_t n = m->n_inbound;
 	struct fastpath_info fi;
 	char err[ERR_MAX];
@@ -428,13 +452,19 @@ int manager_start_fastpath_in(struct manager *m)
 	}
 	for (size_t k = 0; k < n && k < CONFIG_INBOUND_MAX; k++)
 		ifindex[k] = m->inbound[k].tun->ifindex;
-	r = fastpath_open(ifindex[0], PKT_DIR_IN, &m->fastpath_in, err, sizeof(err));
-	for (size_t k = 1; r >= 0 && k < n; k++)
-		r = fastpath_attach(m->fastpath_in, ifindex[k], err, sizeof(err));
+	r = fastpath_open_in(ifindex, n, &m->fastpath_in, err, sizeof(err));
 	if (r >= 0)
 		r = fastpath_update(m->fastpath_in, m->chain, err, sizeof(err));
+	/* The rules are in: only now does divert hand packets to it. */
+	fd = r >= 0 ? fastpath_uplink_fd(m->fastpath_in) : -1;
+	for (size_t k = 0; fd >= 0 && r >= 0 && k < n; k++) {
+		r = inbound_set_fast(m->inbound[k].ib, fd, err, sizeof(err));
+		if (r < 0)
+			snprintf(err + strlen(err), sizeof(err) - strlen(err), " (%s)",
+				 m->inbound[k].ifname);
+	}
 	if (r < 0) {
-		m->fastpath_in = fastpath_close(m->fastpath_in);
+		manager_fastpath_in_close(m);
 		snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason), "%s", err);
 		if (m->cfg->fastpath == FASTPATH_ON)
 			return log_errno(LOG_ERR, r, "%s: fastpath = \"on\", but the inbound eBPF fast "
@@ -445,8 +475,13 @@ int manager_start_fastpath_in(struct manager *m)
 	}
 	manager_fastpath_watch(m);
 	fastpath_info(m->fastpath_in, &fi);
-	log_info("inbound eBPF fast path on %zu inbound tun%s: the kernel carries out %zu of the "
-		 "first %zu inbound rules%s", n, n == 1 ? "" : "s", fi.rules, fi.rules + fi.punts,
+	if (fd < 0)
+		log_notice("inbound eBPF fast path: the kernel refused the uplink's program (%s); "
+			   "running on the inbound tuns' egress instead",
+			   fastpath_uplink_error(m->fastpath_in));
+	log_info("inbound eBPF fast path on the %s of %zu %s%s: the kernel carries out %zu of "
+		 "the first %zu inbound rules%s", fd >= 0 ? "ingress" : "egress", n,
+		 fd >= 0 ? "uplink" : "inbound tun", n == 1 ? "" : "s", fi.rules, fi.rules + fi.punts,
 		 fi.whole ? "" : ", the rest of the chain is left to userspace");
 	return 0;
 }

@@ -236,13 +236,16 @@ void manager_notify_status(struct manager *m, const char *state);
  */
 void manager_fastpath_watch(struct manager *m);
 /*
- * The inbound fast path on the egress of the inbound tuns (m->inbound[]):
+ * The inbound fast path on the uplinks' ingress, tail-called by their
+ * divert (the inbound tuns' egress where the kernel refuses that program):
  * one instance for all of them, running the rules of direction in.  Call
  * once the inbound tuns exist, after the outbound fast path's start.
  * fastpath = "on": a failure stops the start; "auto": it is logged and
  * inbound packets take the userspace path.
  */
 int manager_start_fastpath_in(struct manager *m);
+/* Out of every divert, then closed; takes none. */
+void manager_fastpath_in_close(struct manager *m);
 
 /*
  * manager-packet.c: the packet path, from a read to the write back.  It
