@@ -177,6 +177,9 @@ struct fp_attach {
 struct fastpath {
 	struct fastpath_bpf *skel;
 	enum pkt_dir dir;
+	struct bpf_program *prog;	/* fastpath_direct, or fastpath */
+	char direct_err[ERR_MAX];	/* why fastpath_direct is not the one loaded */
+	bool next;		/* fp_next holds a program */
 	struct fp_attach at[FASTPATH_IFACES_MAX];
 	size_t nat;
 	int ncpus;
@@ -228,7 +231,7 @@ int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
 	a->hook_created = r == 0;
 	/* Counted before the attach: fastpath_close() removes a qdisc created here. */
 	fp->nat++;
-	opts.prog_fd = bpf_program__fd(fp->skel->progs.fastpath);
+	opts.prog_fd = bpf_program__fd(fp->prog);
 	r = bpf_tc_attach(&a->hook, &opts);
 	if (r < 0)
 		return bpferr_fail(r, err, errlen, "attaching the tc egress filter");
@@ -269,18 +272,36 @@ int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *er
 		r = bpferr_fail(-EOPNOTSUPP, err, errlen, "probing the kernel: no bpf_loop (kernel < 5.17)");
 		goto out;
 	}
-	bpferr_reset();
-	fp->skel = fastpath_bpf__open();
-	if (!fp->skel) {
-		r = bpferr_fail(-errno, err, errlen, "opening the BPF object");
-		goto out;
+	/*
+	 * Outbound: the program with the tail call into fp_next first; where
+	 * the kernel refuses it, the plain one, and the reason is kept for
+	 * fastpath_set_next().  Inbound: the plain one.
+	 */
+	for (int direct = dir == PKT_DIR_OUT; direct >= 0; direct--) {
+		bpferr_reset();
+		fp->skel = fastpath_bpf__open();
+		if (!fp->skel) {
+			r = bpferr_fail(-errno, err, errlen, "opening the BPF object");
+			goto out;
+		}
+		fp->skel->rodata->fp_dir = dir;
+		fp->prog = direct ? fp->skel->progs.fastpath_direct : fp->skel->progs.fastpath;
+		bpf_program__set_autoload(fp->skel->progs.fastpath, !direct);
+		bpf_program__set_autoload(fp->skel->progs.fastpath_direct, direct);
+		r = fastpath_bpf__load(fp->skel);
+		if (r >= 0)
+			break;
+		if (!direct) {
+			r = bpferr_fail(r, err, errlen, "loading the BPF program");
+			goto out;
+		}
+		bpferr_fail(r, fp->direct_err, sizeof(fp->direct_err),
+			    "loading the fast path's program with the tail call");
+		fastpath_bpf__destroy(fp->skel);
+		fp->skel = NULL;
 	}
-	fp->skel->rodata->fp_dir = dir;
-	r = fastpath_bpf__load(fp->skel);
-	if (r < 0) {
-		r = bpferr_fail(r, err, errlen, "loading the BPF program");
-		goto out;
-	}
+	if (dir != PKT_DIR_OUT)
+		snprintf(fp->direct_err, sizeof(fp->direct_err), "an inbound fast path");
 	/* Until the first update there are no rules: everything goes to userspace. */
 	fp->skel->bss->fp_enabled = 0;
 
@@ -298,6 +319,8 @@ struct fastpath *fastpath_close(struct fastpath *fp)
 {
 	if (!fp)
 		return NULL;
+	/* The slot holds a reference on the other object's program: let it go with it. */
+	fastpath_set_next(fp, -1, NULL, 0);
 	for (size_t k = 0; k < fp->nat; k++) {
 		struct fp_attach *a = &fp->at[k];
 
@@ -746,6 +769,42 @@ bool fastpath_rule_carried(const struct fastpath *fp, size_t i)
 	return i < fp->n && fp->slot[i] < OTHER_DIR;
 }
 
+int fastpath_set_next(struct fastpath *fp, int prog_fd, char *err, size_t errlen)
+{
+	uint32_t zero = 0;
+	int r;
+
+	bpferr_reset();
+	if (!fp->skel || !fp->prog)
+		return -EINVAL;
+	if (prog_fd < 0) {
+		if (!fp->next)
+			return 0;
+		r = bpf_map__delete_elem(fp->skel->maps.fp_next, &zero, sizeof(zero), 0);
+		/* ENOENT: nothing there. */
+		if (r < 0 && r != -ENOENT)
+			return err ? bpferr_fail(r, err, errlen, "emptying the fast path's next step") : r;
+		fp->next = false;
+		return 0;
+	}
+	if (fp->prog != fp->skel->progs.fastpath_direct) {
+		snprintf(err, errlen, "%s", fp->direct_err);
+		return -EOPNOTSUPP;
+	}
+	r = bpf_map__update_elem(fp->skel->maps.fp_next, &zero, sizeof(zero), &prog_fd,
+				 sizeof(prog_fd), BPF_ANY);
+	if (r < 0)
+		return bpferr_fail(r, err, errlen, "putting the re-injection program into the "
+				   "fast path's tail call slot");
+	fp->next = true;
+	return 0;
+}
+
+bool fastpath_next(const struct fastpath *fp)
+{
+	return fp->next;
+}
+
 void fastpath_set_enabled(struct fastpath *fp, bool enabled)
 {
 	__atomic_store_n(&fp->skel->bss->fp_enabled, enabled, __ATOMIC_SEQ_CST);
@@ -833,6 +892,18 @@ void fastpath_set_enabled(struct fastpath *fp, bool enabled)
 }
 
 bool fastpath_enabled(const struct fastpath *fp)
+{
+	return false;
+}
+
+int fastpath_set_next(struct fastpath *fp, int prog_fd, char *err, size_t errlen)
+{
+	if (err)
+		snprintf(err, errlen, "no fast path");
+	return -EOPNOTSUPP;
+}
+
+bool fastpath_next(const struct fastpath *fp)
 {
 	return false;
 }

@@ -23,6 +23,8 @@
  *
  * Only __sk_buff and packet data are read: no kernel structure layout.
  */
+#include <stdbool.h>
+
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_endian.h>
@@ -156,6 +158,21 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } fp_totals SEC(".maps");
+
+/*
+ * The outbound program's next step for a packet it rewrote: reinject.bpf.c's
+ * reinject_egress, put here by the daemon once both are loaded (fastpath.c,
+ * fastpath_set_next()).  It sends the host's own packets out of the uplink
+ * from here, without the trip through the backlog to the tun's ingress and
+ * reinject there; the rest it redirects to the ingress itself.  Empty (no
+ * re-injection program, or the kernel refused it): the redirect below.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_next SEC(".maps");
 
 /* The headers' fields, as the rules see them. */
 struct fp_pkt {
@@ -767,8 +784,13 @@ static __always_inline void flow_count(struct fp_walk *w)
 	w->fpos = (side ? o1 : o0) + 1;
 }
 
-SEC("tc")
-int fastpath(struct __sk_buff *skb)
+/*
+ * direct: fastpath_direct, the outbound program with the tail call into
+ * fp_next.  A separate program, so that a kernel refusing a tail call from a
+ * program with subprograms (the bpf_loop callback; an interpreter, a JIT
+ * without support) still loads the plain one (fastpath.c).
+ */
+static __always_inline int fastpath_run(struct __sk_buff *skb, bool direct)
 {
 	__u32 zero = 0, segs = skb->gso_segs ? skb->gso_segs : 1;
 	struct fp_walk *w = bpf_map_lookup_elem(&fp_scratch, &zero);
@@ -838,11 +860,27 @@ int fastpath(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	total(FP_T_HANDLED, segs);
+	/* Before the tail call too: reinject_egress may still redirect it to the ingress. */
 	skb->tc_index = FP_REDIRECTED + fp_dir;
+	/* Returns only when the slot is empty. */
+	if (direct && fp_dir == FP_DIR_OUT)
+		bpf_tail_call(skb, &fp_next, 0);
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 punt:
 	total(FP_T_PUNTED, segs);
 	if (flow_punt)
 		total(FP_T_FLOW_PUNTED, segs);
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int fastpath(struct __sk_buff *skb)
+{
+	return fastpath_run(skb, false);
+}
+
+SEC("tc")
+int fastpath_direct(struct __sk_buff *skb)
+{
+	return fastpath_run(skb, true);
 }
