@@ -29,7 +29,7 @@ hx ethtool -K veth0 tx off tso off gso off >/dev/null 2>&1 ||
 
 SOCK=$WORKDIR/control.sock
 ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
-status_key() { ctl --json status | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))"; }
+status_key() { ctl --json status | json_field "$1" ""; }
 
 # The rule lands on the second range only: the first shows the untouched TTL.
 RULES='rules = (
