@@ -220,6 +220,16 @@ static __always_inline int reinject_run(struct __sk_buff *skb, bool egress)
 	r = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
 	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return pass(skb, RI_T_OTHER, egress);
+	/*
+	 * From the egress the packet still carries its route, the one into the
+	 * tun (the ingress trip drops it).  A packet the neighbour layer queues
+	 * while it resolves the address is sent by that route's neighbour once
+	 * resolved: into the tun, on the uplink's device, and lost.  So an
+	 * unresolved neighbour is the ingress's (seen on 6.18: the first ping
+	 * to a new neighbour).
+	 */
+	if (egress && r == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return pass(skb, RI_T_OTHER, egress);
 	if (fib->ifindex == tun)
 		return pass(skb, RI_T_OTHER, egress);
 	if (skb->gso_size &&
