@@ -95,6 +95,14 @@ ingress_sent() { echo $(($(status_key reinject-redirected) - $(status_key reinje
 own_traffic() {
 	local label=$1 fp=$2 r0 r1 fam dir d0 d1 i0 i1
 	r0=$(status_key reinject-redirected)
+	# One echo request to a neighbour not yet resolved: the direct path
+	# leaves it to the ingress, where the queued packet has no route into the tun.
+	hx ip neigh flush dev veth0
+	hx ip -6 neigh flush dev veth0
+	check "$label: one ping $PEER4 to an unresolved neighbour is answered" \
+		hx ping -c 1 -W 2 "$PEER4"
+	check "$label: one ping -6 $PEER6 to an unresolved neighbour is answered" \
+		hx ping -6 -c 1 -W 2 "$PEER6"
 	d0=$(status_key reinject-direct)
 	pcap_start wire "$PEER_NS" veth0 icmp or icmp6
 	check "$label: ping $PEER4" ping_ok 4 "$PEER4"
