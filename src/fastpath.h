@@ -146,4 +146,18 @@ uint32_t fastpath_flow_generation(const struct fastpath *fp);
 void fastpath_set_enabled(struct fastpath *fp, bool enabled);
 bool fastpath_enabled(const struct fastpath *fp);
 
+/*
+ * The outbound program's next step for the packets it rewrote, prog_fd:
+ * the re-injection program's egress variant (reinject_egress_fd()), which
+ * sends the host's own packets out of the uplink straight from the tun's
+ * egress; prog_fd < 0 empties the slot (before that program goes; also done
+ * by fastpath_close()).  Without it the program redirects them to the tun's
+ * ingress.  -EOPNOTSUPP with the reason in err where the kernel refused the
+ * program with the tail call (or an inbound fast path).  err may be NULL
+ * when emptying.
+ */
+int fastpath_set_next(struct fastpath *fp, int prog_fd, char *err, size_t errlen);
+/* Whether the slot holds the program. */
+bool fastpath_next(const struct fastpath *fp);
+
 #endif

@@ -102,6 +102,9 @@ struct manager *manager_free(struct manager *m)
 	manager_stop_inbound(m);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
 	m->routing = routing_free(m->routing);
+	/* The fast path's slot holds the re-injection program: emptied before it goes. */
+	if (m->fastpath)
+		fastpath_set_next(m->fastpath, -1, NULL, 0);
 	/* The filter would go with the tun; detaching first says so in the code. */
 	m->reinject = reinject_close(m->reinject);
 	m->fastpath = fastpath_close(m->fastpath);
@@ -604,6 +607,36 @@ static int manager_start_reinject(struct manager *m)
 	return 0;
 }
 
+/*
+ * The outbound fast path hands the packets it rewrote straight to the
+ * re-injection program (its egress variant, fastpath_set_next()) when both
+ * run: the packets skip the backlog trip to the tun's ingress.  Where that
+ * fails, once at the start, it is logged and the reason kept for the
+ * status: the packets take the tun's ingress as before, nothing else changes.
+ */
+static void manager_start_direct(struct manager *m)
+{
+	char err[ERR_MAX];
+	int fd, r;
+
+	if (!m->fastpath || !m->reinject) {
+		snprintf(m->direct_reason, sizeof(m->direct_reason), "%s",
+			 !m->fastpath ? "no fast path" : "no re-injection program");
+		return;
+	}
+	fd = reinject_egress_fd(m->reinject, err, sizeof(err));
+	r = fd < 0 ? fd : fastpath_set_next(m->fastpath, fd, err, sizeof(err));
+	if (r < 0) {
+		snprintf(m->direct_reason, sizeof(m->direct_reason), "%s", err);
+		log_notice("%s: the fast path's packets go through its ingress to the re-injection "
+			   "program (one trip more per packet): %s", m->tun->name, err);
+		return;
+	}
+	m->direct_reason[0] = '\0';
+	log_info("%s: the fast path hands its packets straight to the re-injection program",
+		 m->tun->name);
+}
+
 /* What inbound.interfaces needs and can be known before anything is touched. */
 static int manager_check_inbound(struct manager *m)
 {
@@ -929,6 +962,7 @@ int manager_start(struct manager *m)
 	r = manager_start_reinject(m);
 	if (r < 0)
 		return r;
+	manager_start_direct(m);
 	r = manager_check_ipv6(m);
 	if (r < 0)
 		return r;

@@ -136,6 +136,11 @@ struct manager {
 	char fastpath_in_reason[ERR_MAX];		/* why there is none */
 	struct reinject *reinject;		/* NULL: the kernel forwards written-back packets */
 	char reinject_reason[ERR_MAX];		/* why there is none */
+	/*
+	 * Why the fast path redirects its packets to the tun's ingress rather
+	 * than handing them to the re-injection program directly (empty: it does).
+	 */
+	char direct_reason[ERR_MAX];
 	bool ipv6_left;				/* families = "auto" and IPv6 cannot be carried out */
 	struct impair_queue impair_queue;	/* delayed copies, owner: the rule's id */
 	sd_event_source *impair_timer;		/* CLOCK_MONOTONIC, at the earliest departure */

@@ -32,6 +32,8 @@
  *
  * Only __sk_buff and packet data are read: no kernel structure layout.
  */
+#include <stdbool.h>
+
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_endian.h>
@@ -167,6 +169,21 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } fp_totals SEC(".maps");
+
+/*
+ * The outbound program's next step for a packet it rewrote: reinject.bpf.c's
+ * reinject_egress, put here by the daemon once both are loaded (fastpath.c,
+ * fastpath_set_next()).  It sends the host's own packets out of the uplink
+ * from here, without the trip through the backlog to the tun's ingress and
+ * reinject there; the rest it redirects to the ingress itself.  Empty (no
+ * re-injection program, or the kernel refused it): the redirect below.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_next SEC(".maps");
 
 /* The headers' fields, as the rules see them. */
 struct fp_pkt {
@@ -882,17 +899,40 @@ punt:
  * refused fastpath_uplink): a packet the kernel finishes goes to the tun's
  * ingress, as if ipmodd had written it; any other goes on to the reader.
  */
-SEC("tc")
-int fastpath(struct __sk_buff *skb)
+static __always_inline int fastpath_tun(struct __sk_buff *skb, bool direct)
 {
 	switch (fp_run(skb, 0)) {
 	case RUN_SEND:
+		/* Before the tail call too: reinject_egress may still redirect it to the ingress. */
 		skb->tc_index = FP_REDIRECTED + fp_dir;
+		/* Returns only when the slot is empty. */
+		if (direct && fp_dir == FP_DIR_OUT)
+			bpf_tail_call(skb, &fp_next, 0);
 		return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 	case RUN_SHOT:
 		return TC_ACT_SHOT;
 	}
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int fastpath(struct __sk_buff *skb)
+{
+	return fastpath_tun(skb, false);
+}
+
+/*
+ * fastpath_direct, the outbound program: a packet the kernel finishes goes
+ * on through the tail call into fp_next (reinject_egress: the route and the
+ * uplink's neighbour, without the trip through the tun's ingress).  A
+ * separate program, so that a kernel refusing a tail call from a program with
+ * subprograms (the bpf_loop callback; an interpreter, a JIT without support)
+ * still loads the plain one (fastpath.c).
+ */
+SEC("tc")
+int fastpath_direct(struct __sk_buff *skb)
+{
+	return fastpath_tun(skb, true);
 }
 
 /*
