@@ -362,7 +362,7 @@ pcap_stop() {
 # an interface it sees a packet after tc ingress: once, as the inbound path
 # left it, whichever way the path took.  nflog_stop NAME ends it.
 nflog_start() {
-	local name=$1 ns=$2 group=$3 i rules="" m
+	local name=$1 ns=$2 group=$3 rules="" m
 	shift 3
 	for m in "$@"; do
 		rules="$rules		$m log group $group queue-threshold 1
@@ -371,14 +371,7 @@ nflog_start() {
 	printf 'table inet ipmodd_nflog_%s {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300; policy accept;\n%s\t}\n}\n' \
 		"$name" "$rules" | ip netns exec "$ns" nft -f - || return 1
 	eval "NFLOG_NS_$name=\$ns"
-	ip netns exec "$ns" tcpdump --immediate-mode -B 16384 -i "nflog:$group" -U -n -w "$WORKDIR/$name.pcap" 2>"$WORKDIR/$name.err" &
-	eval "PCAP_PID_$name=$!"
-	BG_PIDS+=($!)
-	for i in $(seq 50); do
-		grep -q listening "$WORKDIR/$name.err" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
+	pcap_start "$name" "$ns" "nflog:$group"
 }
 nflog_stop() {
 	local ns
