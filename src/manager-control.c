@@ -21,6 +21,7 @@
 #include "monitor.h"
 #include "reinject.h"
 #include "tun.h"
+#include "tunring.h"
 #include "watch.h"
 
 #define TRACE_STREAM_BUF (256 * 1024)
@@ -100,6 +101,24 @@ static int status_fastpath_in(struct manager *m, struct ctl_reply *reply)
 }
 
 /* inbound.interfaces: the interfaces, their tuns, how attached, the kernel's totals. */
+/*
+ * tun.io: "uring" while some queue reads through io_uring (and how), else
+ * "readwrite"; with "uring" asked for, why a queue reads with read().
+ */
+static void status_tun_io(struct manager *m, struct ctl_reply *reply)
+{
+	const struct tunring *ring = m->path.ring;
+
+	for (unsigned int q = 0; q < m->n_paths && !ring; q++)
+		ring = m->paths[q].ring;
+	ctl_reply_add(reply, "tun-io", ring ? "uring" : "readwrite");
+	if (ring)
+		ctl_reply_add(reply, "tun-io-reads", tunring_multishot(ring) ? "multishot" : "plain");
+	if (m->tun_io_fallbacks)
+		ctl_reply_addf(reply, "tun-io-fallback", "%u queue(s) read with read(): %s",
+			       m->tun_io_fallbacks, m->tun_io_reason);
+}
+
 static void status_inbound(struct manager *m, struct ctl_reply *reply)
 {
 	char ifs[CONFIG_INBOUND_MAX * IFNAMSIZ], tuns[CONFIG_INBOUND_MAX * IFNAMSIZ];
@@ -172,6 +191,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	tun_offload_name(m->tun->offload, key, sizeof(key));
 	ctl_reply_add(reply, "offload", key);
 	ctl_reply_add_u64(reply, "queues", m->tun->n_queues);
+	status_tun_io(m, reply);
 	ctl_reply_addf(reply, "families", "%s%s%s", m->cfg->ipv4 ? "ipv4" : "",
 		       m->cfg->ipv4 && m->cfg->ipv6 ? "," : "", m->cfg->ipv6 ? "ipv6" : "");
 	ctl_reply_add_u64(reply, "table", m->cfg->table);

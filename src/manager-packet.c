@@ -29,6 +29,7 @@
 #include "routing.h"
 #include "surgery.h"
 #include "tun.h"
+#include "tunring.h"
 
 #define HEADROOM MANAGER_HEADROOM
 
@@ -284,6 +285,7 @@ void manager_path_release(struct manager_path *path)
 {
 	free(path->surgbuf);
 	path->surgbuf = NULL;
+	path->ring = tunring_free(path->ring);
 }
 
 /*
@@ -693,8 +695,8 @@ static void manager_tun_gone(struct manager_path *path)
 	sd_event_exit(m->event, -ENODEV);
 }
 
-/* A read of n bytes (or -errno) into the path's rxbuf; false: the queue is empty for now. */
-bool manager_path_take(struct manager_path *path, ssize_t n)
+/* A read of n bytes (or -errno) into buf; false: the queue is empty for now. */
+bool manager_path_take_buf(struct manager_path *path, uint8_t *buf, ssize_t n)
 {
 	struct manager *m = path->m;
 	size_t hdrlen = path->tun->hdrlen;
@@ -715,9 +717,40 @@ bool manager_path_take(struct manager_path *path, ssize_t n)
 		m->stats.malformed[PKT_TRUNCATED]++;
 		return true;
 	}
-	manager_process(path, path->rxbuf + HEADROOM, (size_t)n - hdrlen,
-			hdrlen ? path->rxbuf + HEADROOM - hdrlen : NULL);
+	manager_process(path, buf + HEADROOM, (size_t)n - hdrlen,
+			hdrlen ? buf + HEADROOM - hdrlen : NULL);
 	return true;
+}
+
+/* A read of n bytes (or -errno) into the path's rxbuf; false: the queue is empty for now. */
+bool manager_path_take(struct manager_path *path, ssize_t n)
+{
+	return manager_path_take_buf(path, path->rxbuf, n);
+}
+
+void manager_path_ring_start(struct manager_path *path)
+{
+	struct manager *m = path->m;
+	size_t hdrlen = path->tun->hdrlen;
+	char why[ERR_MAX];
+	int r;
+
+	if (m->cfg->tun_io != TUN_IO_URING || path->ring)
+		return;
+	/* Each buffer as rxbuf: the header read into the room in front of the packet. */
+	r = tunring_new(path->tun->fds[path->queue], TUNRING_DEPTH, HEADROOM + PKT_MAX,
+			HEADROOM - hdrlen, hdrlen + PKT_MAX, &path->ring, why, sizeof(why));
+	if (r >= 0) {
+		log_debug("%s queue %u: reads through io_uring (%s)", path->tun->name, path->queue,
+			  tunring_multishot(path->ring) ? "one multishot read" : "plain reads");
+		return;
+	}
+	path->ring = NULL;
+	if (!m->tun_io_fallbacks++) {
+		snprintf(m->tun_io_reason, sizeof(m->tun_io_reason), "%s", why);
+		log_warning("tun.io = \"uring\": %s: io_uring refused (%s); reading with read() "
+			    "and write() instead", path->tun->name, why);
+	}
 }
 
 ssize_t manager_path_read(struct manager_path *path)
@@ -725,6 +758,38 @@ ssize_t manager_path_read(struct manager_path *path)
 	size_t hdrlen = path->tun->hdrlen;
 
 	return tun_read(path->tun, path->queue, path->rxbuf + HEADROOM - hdrlen, hdrlen + PKT_MAX);
+}
+
+/* The loop's own path with tun.io = "uring": the ring's completed reads. */
+int manager_on_tun_ring(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct manager_path *path = userdata;
+	struct manager *m = path->m;
+	struct tunring_read rd;
+	int r = 0;
+
+	path->now_ns = loop_now_ns(m);
+	path->can_defer = false;
+	for (int i = 0; i < MANAGER_RX_BATCH && !path->gone; i++) {
+		r = tunring_get(path->ring, &rd);
+		if (r <= 0)
+			break;
+		/* Written before the next read: the buffer is free again at once. */
+		manager_path_take_buf(path, rd.buf, rd.n);
+		tunring_put(path->ring, rd.id);
+	}
+	if (r >= 0 && !path->gone)
+		r = tunring_submit(path->ring);
+	if (r < 0) {
+		m->stats.read_errors++;
+		if (ratelimit_allow(&m->io_log, path->now_ns))
+			log_errno(LOG_WARNING, r, "io_uring of %s", path->tun->name);
+	}
+	if (path->gone)
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	if (m->impair_pushed)
+		manager_impair_arm(m);
+	return 0;
 }
 
 /* The loop's own path: one queue, everything under the loop. */

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The reads of one tun queue through io_uring (tun.io = "uring", issue 17):
+ * one multishot read over a provided buffer ring of depth buffers where the
+ * kernel has it (Linux 6.7), else depth plain reads outstanding.  The caller
+ * owns a completed read's buffer until it gives it back (tunring_put());
+ * tunring_submit() then hands the buffers back to the kernel and re-arms
+ * the read in one io_uring_enter().  Writes stay plain write()s (tun.h).
+ * The ring's fd is pollable: readable while completions wait.  Without
+ * liburing at build time tunring_new() returns -EOPNOTSUPP.  Never logs.
+ */
+#ifndef IPMODD_TUNRING_H
+#define IPMODD_TUNRING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Buffers a queue reads into (and completions handled per wake-up at most). */
+#define TUNRING_DEPTH 32
+#define TUNRING_DEPTH_MAX 256
+/* A buffer id that is none (a completion without a buffer). */
+#define TUNRING_NO_BUF UINT32_MAX
+
+struct tunring;
+
+/* A completed read: n bytes at buf + off (tunring_new()'s off), or -errno. */
+struct tunring_read {
+	uint8_t *buf;		/* the start of the buffer (its room in front included); NULL: none */
+	ssize_t n;
+	uint32_t id;		/* to give back with tunring_put(); TUNRING_NO_BUF: none */
+};
+
+/*
+ * A ring for reads of fd: depth buffers of bufsize bytes each, the kernel
+ * reading up to len bytes at buf + off (off + len <= bufsize), so that the
+ * caller keeps room in front of what is read.  The fd is made blocking
+ * (io_uring then waits by polling it; the daemon writes a tun with plain
+ * write()s, which do not block on a tun) and made non-blocking again by
+ * tunring_free().  On failure nothing is changed and why holds a short
+ * reason ("io_uring_setup: Operation not permitted").
+ */
+int tunring_new(int fd, unsigned int depth, size_t bufsize, size_t off, size_t len,
+		struct tunring **ret, char *why, size_t whylen);
+/*
+ * Cancels the reads and waits (bounded) for them to end, so that the tun's
+ * file is released when it returns: a new tun of the same name can be made.
+ */
+struct tunring *tunring_free(struct tunring *t);
+int tunring_fd(const struct tunring *t);
+/* One multishot read (true), or depth plain reads (false). */
+bool tunring_multishot(const struct tunring *t);
+/* io_uring_enter() calls so far (submits, waits). */
+uint64_t tunring_enters(const struct tunring *t);
+
+/*
+ * The next completed read into r: 1, or 0 when none is waiting (completions
+ * the ring handles itself, such as the multishot read running out of
+ * buffers, are not returned).  -EIO: the kernel named a buffer that is not
+ * one of ours.  Never blocks.
+ */
+int tunring_get(struct tunring *t, struct tunring_read *r);
+/* Buffer id back to the kernel (at the next tunring_submit()). */
+void tunring_put(struct tunring *t, uint32_t id);
+/*
+ * The buffers given back and a read re-armed where needed, in one
+ * io_uring_enter() (none when nothing is pending).  0 or -errno.
+ */
+int tunring_submit(struct tunring *t);
+
+#endif
