@@ -733,13 +733,19 @@ void manager_path_ring_start(struct manager_path *path)
 	struct manager *m = path->m;
 	size_t hdrlen = path->tun->hdrlen;
 	char why[ERR_MAX];
+	bool plain;
 	int r;
 
 	if (m->cfg->tun_io != TUN_IO_URING || path->ring)
 		return;
-	/* Each buffer as rxbuf: the header read into the room in front of the packet. */
+	/*
+	 * Each buffer as rxbuf: the header read into the room in front of the
+	 * packet.  IPMODD_URING_READS=plain (tests/netns/tunio.sh): the plain
+	 * reads of a kernel without the multishot read, on any kernel.
+	 */
+	plain = getenv("IPMODD_URING_READS") && strcmp(getenv("IPMODD_URING_READS"), "plain") == 0;
 	r = tunring_new(path->tun->fds[path->queue], TUNRING_DEPTH, HEADROOM + PKT_MAX,
-			HEADROOM - hdrlen, hdrlen + PKT_MAX, &path->ring, why, sizeof(why));
+			HEADROOM - hdrlen, hdrlen + PKT_MAX, !plain, &path->ring, why, sizeof(why));
 	if (r >= 0) {
 		log_debug("%s queue %u: reads through io_uring (%s)", path->tun->name, path->queue,
 			  tunring_multishot(path->ring) ? "one multishot read" : "plain reads");

@@ -161,7 +161,7 @@ static void setup_buf_ring(struct tunring *t)
 }
 
 int tunring_new(int fd, unsigned int depth, size_t bufsize, size_t off, size_t len,
-		struct tunring **ret, char *why, size_t whylen)
+		bool try_multishot, struct tunring **ret, char *why, size_t whylen)
 {
 	struct io_uring_params p;
 	struct tunring *t;
@@ -209,7 +209,8 @@ int tunring_new(int fd, unsigned int depth, size_t bufsize, size_t off, size_t l
 		t->fd_flags = -1;
 		goto fail;
 	}
-	setup_buf_ring(t);
+	if (try_multishot)
+		setup_buf_ring(t);
 	step = "the first reads";
 	if (!t->multishot) {
 		for (unsigned int i = 0; i < depth; i++) {
@@ -362,7 +363,7 @@ int tunring_submit(struct tunring *t)
 #else /* !HAVE_LIBURING */
 
 int tunring_new(int fd, unsigned int depth, size_t bufsize, size_t off, size_t len,
-		struct tunring **ret, char *why, size_t whylen)
+		bool try_multishot, struct tunring **ret, char *why, size_t whylen)
 {
 	snprintf(why, whylen, "this build of ipmodd lacks liburing");
 	return -EOPNOTSUPP;

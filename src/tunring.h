@@ -38,11 +38,12 @@ struct tunring_read {
  * caller keeps room in front of what is read.  The fd is made blocking
  * (io_uring then waits by polling it; the daemon writes a tun with plain
  * write()s, which do not block on a tun) and made non-blocking again by
- * tunring_free().  On failure nothing is changed and why holds a short
+ * tunring_free().  try_multishot false: plain reads even where the kernel
+ * has the multishot read (tests).  On failure nothing is changed and why holds a short
  * reason ("io_uring_setup: Operation not permitted").
  */
 int tunring_new(int fd, unsigned int depth, size_t bufsize, size_t off, size_t len,
-		struct tunring **ret, char *why, size_t whylen);
+		bool try_multishot, struct tunring **ret, char *why, size_t whylen);
 /*
  * Cancels the reads and waits (bounded) for them to end, so that the tun's
  * file is released when it returns: a new tun of the same name can be made.
