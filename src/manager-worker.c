@@ -98,10 +98,19 @@ static void worker_receive_ring(struct manager_path *path)
 		r = tunring_get(path->ring, &rd);
 		if (r <= 0)
 			break;
+		if (rd.write) {
+			if (rd.n < 0) {
+				pthread_mutex_lock(&m->lock);
+				manager_ring_write_failed(path, &rd);
+				pthread_mutex_unlock(&m->lock);
+			}
+			continue;
+		}
 		pthread_mutex_lock(&m->lock);
 		path->now_ns = manager_clock_ns();
 		path->can_defer = true;
 		path->out_len = 0;
+		path->ring_id = rd.id;
 		manager_path_take_buf(path, rd.buf, rd.n);
 		if (m->impair_pushed) {
 			manager_impair_arm(m);
@@ -110,18 +119,19 @@ static void worker_receive_ring(struct manager_path *path)
 			manager_wake(m);
 		}
 		pthread_mutex_unlock(&m->lock);
-		if (path->out_len) {
-			r = tun_write(m->tun, path->queue, path->out, path->out_len);
-			if (r < 0) {
-				pthread_mutex_lock(&m->lock);
-				manager_write_failed(path, path->dest, r,
-						     path->out_len - path->tun->hdrlen,
-						     path->out_segs, path->out_bytes);
-				pthread_mutex_unlock(&m->lock);
-			}
-			r = 0;
+		r = path->ring_writes ? manager_path_ring_out(path, rd.id) : 0;
+		if (!path->ring_writes) {
+			if (path->out_len)
+				r = tun_write(m->tun, path->queue, path->out, path->out_len);
+			tunring_put(path->ring, rd.id);
 		}
-		tunring_put(path->ring, rd.id);
+		if (r < 0) {
+			pthread_mutex_lock(&m->lock);
+			manager_write_failed(path, path->dest, r, path->out_len - path->tun->hdrlen,
+					     path->out_segs, path->out_bytes);
+			pthread_mutex_unlock(&m->lock);
+		}
+		r = 0;
 	}
 	if (r >= 0 && !path->gone)
 		r = tunring_submit(path->ring);

@@ -99,6 +99,9 @@ struct manager_path {
 	int stop_fd;		/* eventfd: the worker stops */
 	/* tun.io = "uring": its reads through io_uring (tunring.h); NULL: read(). */
 	struct tunring *ring;
+	/* The packet's last write from its ring buffer as a write of the ring. */
+	bool ring_writes;
+	uint32_t ring_id;	/* the ring buffer of the packet being handled */
 
 	uint8_t rxbuf[MANAGER_HEADROOM + PKT_MAX];
 	uint8_t forgebuf[MANAGER_HEADROOM + PKT_MAX];
@@ -286,6 +289,16 @@ void manager_path_ring_start(struct manager_path *path);
 int manager_on_tun_ring(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 /* A completed read (n bytes, or -errno) in buf (the room in front included); with the lock. */
 bool manager_path_take_buf(struct manager_path *path, uint8_t *buf, ssize_t n);
+/*
+ * After manager_path_take_buf() of ring buffer id: the packet's deferred
+ * write (path->out) as a write of the ring, or the buffer given back.
+ * Returns what a plain write of it (when the ring refused it) returned;
+ * the caller takes the counts back then (manager_write_failed()).
+ */
+int manager_path_ring_out(struct manager_path *path, uint32_t id);
+/* A write of the ring that failed (rd->write, rd->n < 0): its counts back.  With the lock. */
+struct tunring_read;
+void manager_ring_write_failed(struct manager_path *path, const struct tunring_read *rd);
 /* A write that failed (r): its counts taken back, a warning now and then. */
 void manager_write_failed(struct manager_path *path, uint8_t dest, int r, size_t len,
 			  unsigned int segs, uint64_t bytes);

@@ -24,6 +24,7 @@
 /* user_data: a plain read's buffer index, or one of these. */
 #define TAG_MSHOT (1ULL << 32)
 #define TAG_CANCEL (1ULL << 33)
+#define TAG_WRITE (1ULL << 34)
 /* Completions waited for, 10 ms each, at most, when the ring goes. */
 #define FREE_WAITS 50
 
@@ -39,8 +40,12 @@ struct tunring {
 	unsigned int br_entries;
 	unsigned int br_added;	/* buffers added since the last advance */
 	unsigned int in_ring;	/* buffers the kernel may read into */
-	unsigned int inflight;	/* reads (or the multishot read) not ended */
+	unsigned int inflight;	/* reads (or the multishot read) and writes not ended */
 	uint64_t enters;
+	struct {
+		size_t len;
+		uint64_t cookie;
+	} w[TUNRING_DEPTH_MAX];	/* a buffer's write in flight */
 };
 
 static uint8_t *ubuf(const struct tunring *t, unsigned int i)
@@ -248,7 +253,9 @@ struct tunring *tunring_free(struct tunring *t)
 			if (io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL) < 0 ||
 			    !cqe)
 				continue;
-			if (io_uring_cqe_get_data64(cqe) == TAG_MSHOT) {
+			if (io_uring_cqe_get_data64(cqe) & TAG_WRITE) {
+				t->inflight--;
+			} else if (io_uring_cqe_get_data64(cqe) == TAG_MSHOT) {
 				if (!(cqe->flags & IORING_CQE_F_MORE))
 					t->inflight--;
 			} else if (io_uring_cqe_get_data64(cqe) != TAG_CANCEL) {
@@ -300,6 +307,20 @@ int tunring_get(struct tunring *t, struct tunring_read *r)
 		*r = (struct tunring_read){ .n = res, .id = TUNRING_NO_BUF };
 		if (tag == TAG_CANCEL)
 			continue;
+		if (tag & TAG_WRITE) {
+			r->id = (uint32_t)(tag & 0xffff);
+			if (r->id >= t->depth)
+				return -EIO;
+			t->inflight--;
+			r->write = true;
+			r->len = t->w[r->id].len;
+			r->cookie = t->w[r->id].cookie;
+			if (res >= 0 && (size_t)res != r->len)
+				r->n = -EIO;
+			tunring_put(t, r->id);
+			r->id = TUNRING_NO_BUF;
+			return 1;
+		}
 		if (tag == TAG_MSHOT) {
 			if (!(flags & IORING_CQE_F_MORE)) {
 				t->armed = false;
@@ -335,6 +356,34 @@ void tunring_put(struct tunring *t, uint32_t id)
 		ring_add(t, id);
 	else
 		(void)post_read(t, id);	/* cannot fail: the ring has room for every read */
+}
+
+bool tunring_holds(const struct tunring *t, uint32_t id, const uint8_t *data, size_t len)
+{
+	const uint8_t *b;
+
+	if (id >= t->depth)
+		return false;
+	b = ubuf(t, id);
+	return data >= b && data <= b + t->bufsize && len <= (size_t)(b + t->bufsize - data);
+}
+
+int tunring_write(struct tunring *t, uint32_t id, const uint8_t *data, size_t len,
+		  uint64_t cookie)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!tunring_holds(t, id, data, len) || len > UINT32_MAX)
+		return -EINVAL;
+	sqe = get_sqe(t);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_write(sqe, t->fd, data, (unsigned int)len, 0);
+	io_uring_sqe_set_data64(sqe, TAG_WRITE | id);
+	t->w[id].len = len;
+	t->w[id].cookie = cookie;
+	t->inflight++;
+	return 0;
 }
 
 int tunring_submit(struct tunring *t)
@@ -396,6 +445,17 @@ int tunring_get(struct tunring *t, struct tunring_read *r)
 
 void tunring_put(struct tunring *t, uint32_t id)
 {
+}
+
+int tunring_write(struct tunring *t, uint32_t id, const uint8_t *data, size_t len,
+		  uint64_t cookie)
+{
+	return -EOPNOTSUPP;
+}
+
+bool tunring_holds(const struct tunring *t, uint32_t id, const uint8_t *data, size_t len)
+{
+	return false;
 }
 
 int tunring_submit(struct tunring *t)

@@ -5,7 +5,9 @@
  * kernel has it (Linux 6.7), else depth plain reads outstanding.  The caller
  * owns a completed read's buffer until it gives it back (tunring_put());
  * tunring_submit() then hands the buffers back to the kernel and re-arms
- * the read in one io_uring_enter().  Writes stay plain write()s (tun.h).
+ * the read in one io_uring_enter().  A packet written from its own buffer
+ * may go as a write of the ring (tunring_write()), submitted with the next
+ * tunring_submit(); the buffer goes back to the kernel when it completed.
  * The ring's fd is pollable: readable while completions wait.  Without
  * liburing at build time tunring_new() returns -EOPNOTSUPP.  Never logs.
  */
@@ -25,11 +27,19 @@
 
 struct tunring;
 
-/* A completed read: n bytes at buf + off (tunring_new()'s off), or -errno. */
+/*
+ * A completed read: n bytes at buf + off (tunring_new()'s off), or -errno.
+ * Or (write true) a completed tunring_write(): n its bytes or -errno
+ * (-EIO: written short), len and cookie as given; its buffer is back with
+ * the kernel already.
+ */
 struct tunring_read {
 	uint8_t *buf;		/* the start of the buffer (its room in front included); NULL: none */
 	ssize_t n;
 	uint32_t id;		/* to give back with tunring_put(); TUNRING_NO_BUF: none */
+	bool write;
+	size_t len;
+	uint64_t cookie;
 };
 
 /*
@@ -64,6 +74,16 @@ uint64_t tunring_enters(const struct tunring *t);
 int tunring_get(struct tunring *t, struct tunring_read *r);
 /* Buffer id back to the kernel (at the next tunring_submit()). */
 void tunring_put(struct tunring *t, uint32_t id);
+/*
+ * Instead of tunring_put(): write len bytes at data (inside buffer id) to
+ * the fd, at the next tunring_submit() (writes to a tun complete in it);
+ * the buffer goes back to the kernel then.  -EINVAL: data is not inside
+ * the buffer (nothing done).
+ */
+int tunring_write(struct tunring *t, uint32_t id, const uint8_t *data, size_t len,
+		  uint64_t cookie);
+/* data..data + len lies inside buffer id. */
+bool tunring_holds(const struct tunring *t, uint32_t id, const uint8_t *data, size_t len);
 /*
  * The buffers given back and a read re-armed where needed, in one
  * io_uring_enter() (none when nothing is pending).  0 or -errno.
