@@ -4,8 +4,8 @@
 # Where the build lacks liburing the key is a configuration error naming
 # file:line, and that is all there is to test.  Otherwise, in each mode
 # (one queue with the multishot read, one queue with the plain reads of a
-# kernel without it (IPMODD_URING_READS=plain), two queues with a worker
-# each): status says uring and how it reads, a 4 MB TCP transfer in each
+# kernel without it (IPMODD_URING_READS=plain), one queue writing with
+# write() (IPMODD_URING_WRITES=plain), two queues with a worker each): status says uring and how it reads, a 4 MB TCP transfer in each
 # family arrives byte-exact, a one-second flood of 64-byte datagrams goes
 # through, 50 pings a family are all answered, what the daemon read equals
 # what it wrote (its counters and the tun's), no read or write error, and
@@ -101,16 +101,14 @@ pings() {
 	hx ping "$1" -n -q -i 0.01 -c 50 -W 1 "$2" | sed -n 's/.* \([0-9]*\)% packet loss.*/\1/p'
 }
 
-# mode NAME QUEUES READS: one run of the daemon, READS multishot or plain.
+# mode NAME QUEUES READS [ENV]: one run of the daemon, READS multishot or
+# plain, ENV more VAR=value words for it.
 mode() {
-	local name=$1 queues=$2 reads=$3 got s rx tx krx ktx rc
+	local name=$1 queues=$2 reads=$3 env=${4:-} got s rx tx krx ktx rc
 	write_conf "$queues"
 	: >"$WORKDIR/ipmodd.log"
-	if [ "$reads" = plain ]; then
-		IPMODD_ENV="IPMODD_URING_READS=plain" start_ipmodd "$CONF"
-	else
-		start_ipmodd "$CONF"
-	fi || { not_ok "$name: ipmodd starts"; return; }
+	[ "$reads" = plain ] && env="$env IPMODD_URING_READS=plain"
+	IPMODD_ENV="$env" start_ipmodd "$CONF" || { not_ok "$name: ipmodd starts"; return; }
 	check_eq "$name: status tun-io" "$(status_field tun-io)" uring
 	if [ "$reads" = plain ] || [ "$multishot" = 1 ]; then
 		check_eq "$name: status tun-io-reads" "$(status_field tun-io-reads)" "$reads"
@@ -147,6 +145,7 @@ mode() {
 
 mode "one queue" 1 multishot
 mode "plain reads" 1 plain
+mode "write()" 1 multishot IPMODD_URING_WRITES=plain
 mode "two queues" 2 multishot
 check "two queues: each worker's ring (no fallback logged)" \
 	bash -c "! grep -q 'io_uring refused' '$WORKDIR/ipmodd.log'"
