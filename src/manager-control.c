@@ -107,13 +107,17 @@ static int status_fastpath_in(struct manager *m, struct ctl_reply *reply)
  */
 static void status_tun_io(struct manager *m, struct ctl_reply *reply)
 {
-	const struct tunring *ring = m->path.ring;
+	const struct manager_path *path = m->path.ring ? &m->path : NULL;
 
-	for (unsigned int q = 0; q < m->n_paths && !ring; q++)
-		ring = m->paths[q].ring;
-	ctl_reply_add(reply, "tun-io", ring ? "uring" : "readwrite");
-	if (ring)
-		ctl_reply_add(reply, "tun-io-reads", tunring_multishot(ring) ? "multishot" : "plain");
+	for (unsigned int q = 0; q < m->n_paths && !path; q++)
+		if (m->paths[q].ring)
+			path = &m->paths[q];
+	ctl_reply_add(reply, "tun-io", path ? "uring" : "readwrite");
+	if (path) {
+		ctl_reply_add(reply, "tun-io-reads",
+			      tunring_multishot(path->ring) ? "multishot" : "plain");
+		ctl_reply_add(reply, "tun-io-writes", path->ring_writes ? "ring" : "write");
+	}
 	if (m->tun_io_fallbacks)
 		ctl_reply_addf(reply, "tun-io-fallback", "%u queue(s) read with read(): %s",
 			       m->tun_io_fallbacks, m->tun_io_reason);

@@ -116,6 +116,10 @@ mode() {
 		check_eq "$name: status tun-io-reads (no multishot read before 6.7)" \
 			"$(status_field tun-io-reads)" plain
 	fi
+	case $env in
+	*IPMODD_URING_WRITES=plain*) check_eq "$name: status tun-io-writes" "$(status_field tun-io-writes)" write ;;
+	*) check_eq "$name: status tun-io-writes" "$(status_field tun-io-writes)" ring ;;
+	esac
 	check_eq "$name: no fallback in the status" "$(status_field tun-io-fallback)" none
 	check "$name: the log says io_uring" grep -q 'tun0: reads through io_uring' "$WORKDIR/ipmodd.log"
 	check "$name: 4 MB over TCP/IPv4, SHA-256 equal" transfer 4 "$PEER4" 7001
