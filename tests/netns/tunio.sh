@@ -32,11 +32,13 @@ ctl() { ip netns exec "$HOST_NS" "$IPMODCTL" -s "$SOCK" "$@"; }
 # The script sets tun.io itself.
 unset TUN_IO
 
-# write_conf QUEUES
+# write_conf QUEUES (REINJECT as write_config has it: runtests' valgrind step)
 write_conf() {
+	local ri=""
+	[ -n "${REINJECT:-}" ] && ri="reinject = \"$REINJECT\";"
 	cat >"$CONF" <<CONF
 tun = { name = "tun0"; mtu = 1500; queues = $1; io = "uring"; };
-routing = { table = $TABLE; priority = $PRIO; families = [ "ipv4", "ipv6" ]; };
+routing = { table = $TABLE; priority = $PRIO; families = [ "ipv4", "ipv6" ]; $ri };
 control = { socket = "$SOCK"; };
 fastpath = "off";
 rules = ( { name = "ttl"; set-ttl = 33; } );
