@@ -786,6 +786,8 @@ void manager_path_ring_start(struct manager_path *path)
 	r = tunring_new(path->tun->fds[path->queue], TUNRING_DEPTH, HEADROOM + PKT_MAX,
 			HEADROOM - hdrlen, hdrlen + PKT_MAX, !plain, &path->ring, why, sizeof(why));
 	if (r >= 0) {
+		/* Before 6.7 the ring's writes would go through io_uring's worker threads. */
+		path->ring_writes = path->ring_writes && tunring_writes_inline(path->ring);
 		log_debug("%s queue %u: reads through io_uring (%s), writes %s", path->tun->name,
 			  path->queue,
 			  tunring_multishot(path->ring) ? "one multishot read" : "plain reads",

@@ -119,8 +119,10 @@ static void worker_receive_ring(struct manager_path *path)
 			manager_wake(m);
 		}
 		pthread_mutex_unlock(&m->lock);
-		r = path->ring_writes ? manager_path_ring_out(path, rd.id) : 0;
-		if (!path->ring_writes) {
+		/* The packet's last write, then its buffer back to the kernel. */
+		if (path->ring_writes) {
+			r = manager_path_ring_out(path, rd.id);
+		} else {
 			if (path->out_len)
 				r = tun_write(m->tun, path->queue, path->out, path->out_len);
 			tunring_put(path->ring, rd.id);

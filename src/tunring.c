@@ -36,6 +36,7 @@ struct tunring {
 	size_t bufsize, off, len;
 	uint8_t *arena;		/* depth buffers of bufsize bytes */
 	bool multishot, armed;
+	bool new_kernel;	/* IORING_OP_READ_MULTISHOT known */
 	struct io_uring_buf_ring *br;
 	unsigned int br_entries;
 	unsigned int br_added;	/* buffers added since the last advance */
@@ -109,16 +110,11 @@ static void ring_add(struct tunring *t, unsigned int i)
  */
 static bool multishot_works(struct tunring *t)
 {
-	struct io_uring_probe *probe = io_uring_get_probe_ring(&t->ring);
 	struct __kernel_timespec ts = { .tv_nsec = 20 * 1000 * 1000 };
 	struct io_uring_cqe *cqe = NULL;
-	bool known;
 	int r;
 
-	known = probe && io_uring_opcode_supported(probe, OP_READ_MULTISHOT);
-	if (probe)
-		io_uring_free_probe(probe);
-	if (!known || arm_multishot(t) < 0)
+	if (!t->new_kernel || arm_multishot(t) < 0)
 		return false;
 	r = io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
 	t->enters++;
@@ -169,6 +165,7 @@ int tunring_new(int fd, unsigned int depth, size_t bufsize, size_t off, size_t l
 		bool try_multishot, struct tunring **ret, char *why, size_t whylen)
 {
 	struct io_uring_params p;
+	struct io_uring_probe *probe;
 	struct tunring *t;
 	const char *step;
 	int r;
@@ -214,6 +211,10 @@ int tunring_new(int fd, unsigned int depth, size_t bufsize, size_t off, size_t l
 		t->fd_flags = -1;
 		goto fail;
 	}
+	probe = io_uring_get_probe_ring(&t->ring);
+	t->new_kernel = probe && io_uring_opcode_supported(probe, OP_READ_MULTISHOT);
+	if (probe)
+		io_uring_free_probe(probe);
 	if (try_multishot)
 		setup_buf_ring(t);
 	step = "the first reads";
@@ -283,6 +284,11 @@ int tunring_fd(const struct tunring *t)
 bool tunring_multishot(const struct tunring *t)
 {
 	return t->multishot;
+}
+
+bool tunring_writes_inline(const struct tunring *t)
+{
+	return t->new_kernel;
 }
 
 uint64_t tunring_enters(const struct tunring *t)
@@ -429,6 +435,11 @@ int tunring_fd(const struct tunring *t)
 }
 
 bool tunring_multishot(const struct tunring *t)
+{
+	return false;
+}
+
+bool tunring_writes_inline(const struct tunring *t)
 {
 	return false;
 }

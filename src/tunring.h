@@ -62,6 +62,15 @@ struct tunring *tunring_free(struct tunring *t);
 int tunring_fd(const struct tunring *t);
 /* One multishot read (true), or depth plain reads (false). */
 bool tunring_multishot(const struct tunring *t);
+/*
+ * The kernel knows the multishot read (Linux 6.7), whether or not it is
+ * used: there a write to the tun completes in the io_uring_enter() that
+ * submits it.  Linux 6.1 hands the writes of a blocking tun fd to
+ * io_uring's worker threads: slower than write(), and packets queued
+ * behind a burst were seen late by a second and more (tests/netns/tunio.sh
+ * in a 6.1 guest).  The daemon writes through the ring only where true.
+ */
+bool tunring_writes_inline(const struct tunring *t);
 /* io_uring_enter() calls so far (submits, waits). */
 uint64_t tunring_enters(const struct tunring *t);
 
