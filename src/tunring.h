@@ -65,10 +65,12 @@ bool tunring_multishot(const struct tunring *t);
 /*
  * The kernel knows the multishot read (Linux 6.7), whether or not it is
  * used: there a write to the tun completes in the io_uring_enter() that
- * submits it.  Linux 6.1 hands the writes of a blocking tun fd to
- * io_uring's worker threads: slower than write(), and packets queued
- * behind a burst were seen late by a second and more (tests/netns/tunio.sh
- * in a 6.1 guest).  The daemon writes through the ring only where true.
+ * submits it (bench/tunloop's trial).  Under Linux 6.1 (tests/netns/tunio.sh
+ * in a qemu guest) writes through the ring left 50 pings sent right after
+ * a flood unanswered within a second, twice, where write() answered them
+ * all (6.1 probably hands writes to a blocking tun fd to io_uring's worker
+ * threads: not checked).  The daemon writes through the ring only where
+ * this is true.
  */
 bool tunring_writes_inline(const struct tunring *t);
 /* io_uring_enter() calls so far (submits, waits). */
