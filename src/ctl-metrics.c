@@ -322,6 +322,9 @@ static void metrics_write(struct metrics *mx, const struct rules_view *rules)
 	om_status_labelled(mx, "ipmodd_reinject_packets", "counter", NULL,
 			   "Written-back packets, by what the re-injection program did", "result",
 			   ri_keys, ri_names, 4);
+	/* Apart: a share of result="redirected", not another result to add up. */
+	om_status(mx, "reinject-direct", "ipmodd_reinject_direct_packets", "counter", NULL,
+		  "Of the redirected, those the fast path handed over from the tun's egress");
 	om_status(mx, "control-clients", "ipmodd_control_clients", "gauge", NULL,
 		  "Clients connected to the control socket");
 	om_status(mx, "streams", "ipmodd_streams", "gauge", NULL,

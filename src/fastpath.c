@@ -27,9 +27,11 @@
  * Directions: an instance is loaded for one direction (fp_dir in the
  * program's rodata) and indexes only the rules of that direction; the
  * others are in no list, so no packet of its direction meets them (the
- * chain would not match them either).  One instance may be attached to
- * several interfaces (every inbound tun): they share its rules, index and
- * counters.
+ * chain would not match them either).  The inbound instance loads
+ * fastpath_uplink, which every uplink's divert tail-calls (the manager puts
+ * it into their ib_fast), else the tun program attached to several
+ * interfaces (every inbound tun): either way one program, one set of rules,
+ * index and counters.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -177,6 +179,11 @@ struct fp_attach {
 struct fastpath {
 	struct fastpath_bpf *skel;
 	enum pkt_dir dir;
+	bool uplink;		/* fastpath_uplink loaded (for divert), not fastpath */
+	char uplink_err[ERR_MAX];	/* why the kernel refused fastpath_uplink */
+	struct bpf_program *prog;	/* fastpath_direct, or fastpath */
+	char direct_err[ERR_MAX];	/* why fastpath_direct is not the one loaded */
+	bool next;		/* fp_next holds a program */
 	struct fp_attach at[FASTPATH_IFACES_MAX];
 	size_t nat;
 	int ncpus;
@@ -228,7 +235,7 @@ int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
 	a->hook_created = r == 0;
 	/* Counted before the attach: fastpath_close() removes a qdisc created here. */
 	fp->nat++;
-	opts.prog_fd = bpf_program__fd(fp->skel->progs.fastpath);
+	opts.prog_fd = bpf_program__fd(fp->prog);
 	r = bpf_tc_attach(&a->hook, &opts);
 	if (r < 0)
 		return bpferr_fail(r, err, errlen, "attaching the tc egress filter");
@@ -236,7 +243,48 @@ int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
 	return 0;
 }
 
-int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *err, size_t errlen)
+/* The fast path object's programs: each loader loads one of them. */
+enum fp_prog {
+	FP_PROG_TUN,		/* fastpath: a tun's egress */
+	FP_PROG_DIRECT,		/* fastpath_direct: the outbound tun's, with the tail call */
+	FP_PROG_UPLINK,		/* fastpath_uplink: an uplink's ingress, for divert */
+};
+
+/* The object opened for fp->dir, loaded with one of its programs. */
+static int fp_load(struct fastpath *fp, enum fp_prog which, char *err, size_t errlen)
+{
+	static const char *const what[] = {
+		[FP_PROG_TUN] = "loading the BPF program",
+		[FP_PROG_DIRECT] = "loading the fast path's program with the tail call",
+		[FP_PROG_UPLINK] = "loading the BPF program fastpath_uplink",
+	};
+	int r;
+
+	bpferr_reset();
+	fp->skel = fastpath_bpf__open();
+	if (!fp->skel)
+		return bpferr_fail(-errno, err, errlen, "opening the BPF object");
+	fp->skel->rodata->fp_dir = fp->dir;
+	bpf_program__set_autoload(fp->skel->progs.fastpath, which == FP_PROG_TUN);
+	bpf_program__set_autoload(fp->skel->progs.fastpath_direct, which == FP_PROG_DIRECT);
+	bpf_program__set_autoload(fp->skel->progs.fastpath_uplink, which == FP_PROG_UPLINK);
+	r = fastpath_bpf__load(fp->skel);
+	if (r < 0) {
+		fastpath_bpf__destroy(fp->skel);
+		fp->skel = NULL;
+		return bpferr_fail(r, err, errlen, what[which]);
+	}
+	fp->uplink = which == FP_PROG_UPLINK;
+	fp->prog = which == FP_PROG_DIRECT ? fp->skel->progs.fastpath_direct
+		   : which == FP_PROG_UPLINK ? fp->skel->progs.fastpath_uplink
+					     : fp->skel->progs.fastpath;
+	/* Until the first update there are no rules: everything goes to userspace. */
+	fp->skel->bss->fp_enabled = 0;
+	return 0;
+}
+
+/* Allocated, probed, loaded for dir: fastpath_uplink first where uplink asks for it. */
+static int fp_new(enum pkt_dir dir, bool uplink, struct fastpath **ret, char *err, size_t errlen)
 {
 	struct fastpath *fp;
 	int r;
@@ -269,22 +317,20 @@ int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *er
 		r = bpferr_fail(-EOPNOTSUPP, err, errlen, "probing the kernel: no bpf_loop (kernel < 5.17)");
 		goto out;
 	}
-	bpferr_reset();
-	fp->skel = fastpath_bpf__open();
-	if (!fp->skel) {
-		r = bpferr_fail(-errno, err, errlen, "opening the BPF object");
-		goto out;
-	}
-	fp->skel->rodata->fp_dir = dir;
-	r = fastpath_bpf__load(fp->skel);
-	if (r < 0) {
-		r = bpferr_fail(r, err, errlen, "loading the BPF program");
-		goto out;
-	}
-	/* Until the first update there are no rules: everything goes to userspace. */
-	fp->skel->bss->fp_enabled = 0;
-
-	r = fastpath_attach(fp, ifindex, err, errlen);
+	/*
+	 * Outbound: the program with the tail call into fp_next first; where
+	 * the kernel refuses it, the plain one, and the reason is kept for
+	 * fastpath_set_next().  On the uplink: fastpath_uplink first; refused,
+	 * the tuns' program, with the reason kept for the caller.
+	 */
+	if (dir == PKT_DIR_OUT)
+		r = fp_load(fp, FP_PROG_DIRECT, fp->direct_err, sizeof(fp->direct_err));
+	else
+		r = uplink ? fp_load(fp, FP_PROG_UPLINK, fp->uplink_err, sizeof(fp->uplink_err)) : -1;
+	if (r < 0)
+		r = fp_load(fp, FP_PROG_TUN, err, errlen);
+	if (r >= 0 && dir != PKT_DIR_OUT)
+		snprintf(fp->direct_err, sizeof(fp->direct_err), "an inbound fast path");
 	if (r < 0)
 		goto out;
 	*ret = fp;
@@ -294,10 +340,59 @@ out:
 	return r;
 }
 
+int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *err, size_t errlen)
+{
+	struct fastpath *fp;
+	int r;
+
+	r = fp_new(dir, false, &fp, err, errlen);
+	if (r < 0)
+		return r;
+	r = fastpath_attach(fp, ifindex, err, errlen);
+	if (r < 0) {
+		fastpath_close(fp);
+		return r;
+	}
+	*ret = fp;
+	return 0;
+}
+
+int fastpath_open_in(const int *tun_ifindex, size_t n, struct fastpath **ret, char *err,
+		     size_t errlen)
+{
+	struct fastpath *fp;
+	int r;
+
+	r = fp_new(PKT_DIR_IN, true, &fp, err, errlen);
+	if (r < 0)
+		return r;
+	for (size_t k = 0; !fp->uplink && k < n; k++) {
+		r = fastpath_attach(fp, tun_ifindex[k], err, errlen);
+		if (r < 0) {
+			fastpath_close(fp);
+			return r;
+		}
+	}
+	*ret = fp;
+	return 0;
+}
+
+int fastpath_uplink_fd(const struct fastpath *fp)
+{
+	return fp->uplink ? bpf_program__fd(fp->skel->progs.fastpath_uplink) : -1;
+}
+
+const char *fastpath_uplink_error(const struct fastpath *fp)
+{
+	return fp->uplink ? "" : fp->uplink_err;
+}
+
 struct fastpath *fastpath_close(struct fastpath *fp)
 {
 	if (!fp)
 		return NULL;
+	/* The slot holds a reference on the other object's program: let it go with it. */
+	fastpath_set_next(fp, -1, NULL, 0);
 	for (size_t k = 0; k < fp->nat; k++) {
 		struct fp_attach *a = &fp->at[k];
 
@@ -746,6 +841,42 @@ bool fastpath_rule_carried(const struct fastpath *fp, size_t i)
 	return i < fp->n && fp->slot[i] < OTHER_DIR;
 }
 
+int fastpath_set_next(struct fastpath *fp, int prog_fd, char *err, size_t errlen)
+{
+	uint32_t zero = 0;
+	int r;
+
+	bpferr_reset();
+	if (!fp->skel || !fp->prog)
+		return -EINVAL;
+	if (prog_fd < 0) {
+		if (!fp->next)
+			return 0;
+		r = bpf_map__delete_elem(fp->skel->maps.fp_next, &zero, sizeof(zero), 0);
+		/* ENOENT: nothing there. */
+		if (r < 0 && r != -ENOENT)
+			return err ? bpferr_fail(r, err, errlen, "emptying the fast path's next step") : r;
+		fp->next = false;
+		return 0;
+	}
+	if (fp->prog != fp->skel->progs.fastpath_direct) {
+		snprintf(err, errlen, "%s", fp->direct_err);
+		return -EOPNOTSUPP;
+	}
+	r = bpf_map__update_elem(fp->skel->maps.fp_next, &zero, sizeof(zero), &prog_fd,
+				 sizeof(prog_fd), BPF_ANY);
+	if (r < 0)
+		return bpferr_fail(r, err, errlen, "putting the re-injection program into the "
+				   "fast path's tail call slot");
+	fp->next = true;
+	return 0;
+}
+
+bool fastpath_next(const struct fastpath *fp)
+{
+	return fp->next;
+}
+
 void fastpath_set_enabled(struct fastpath *fp, bool enabled)
 {
 	__atomic_store_n(&fp->skel->bss->fp_enabled, enabled, __ATOMIC_SEQ_CST);
@@ -768,6 +899,22 @@ int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *er
 	snprintf(err, errlen, "this ipmodd was built without the eBPF fast path "
 		 "(configure --enable-fastpath=no, or no clang, bpftool or libbpf)");
 	return -EOPNOTSUPP;
+}
+
+int fastpath_open_in(const int *tun_ifindex, size_t n, struct fastpath **ret, char *err,
+		     size_t errlen)
+{
+	return fastpath_open(0, PKT_DIR_IN, ret, err, errlen);
+}
+
+int fastpath_uplink_fd(const struct fastpath *fp)
+{
+	return -1;
+}
+
+const char *fastpath_uplink_error(const struct fastpath *fp)
+{
+	return "";
 }
 
 int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
@@ -833,6 +980,18 @@ void fastpath_set_enabled(struct fastpath *fp, bool enabled)
 }
 
 bool fastpath_enabled(const struct fastpath *fp)
+{
+	return false;
+}
+
+int fastpath_set_next(struct fastpath *fp, int prog_fd, char *err, size_t errlen)
+{
+	if (err)
+		snprintf(err, errlen, "no fast path");
+	return -EOPNOTSUPP;
+}
+
+bool fastpath_next(const struct fastpath *fp)
 {
 	return false;
 }

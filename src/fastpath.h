@@ -38,6 +38,21 @@ bool fastpath_built(void);
  */
 int fastpath_open(int ifindex, enum pkt_dir dir, struct fastpath **ret, char *err, size_t errlen);
 /*
+ * The inbound instance (PKT_DIR_IN) for the n inbound tuns: loads
+ * fastpath_uplink, the program inbound.bpf.c's divert tail-calls on the
+ * uplinks' ingress (fastpath_uplink_fd(), for inbound_set_fast()), and
+ * attaches nothing.  Where the kernel refuses that program it loads the
+ * tuns' program instead and attaches it to every tun's egress, as
+ * fastpath_open() does (fastpath_uplink_fd() -1, fastpath_uplink_error()
+ * says why).
+ */
+int fastpath_open_in(const int *tun_ifindex, size_t n, struct fastpath **ret, char *err,
+		     size_t errlen);
+/* fastpath_uplink's program fd, or -1 when the instance runs on the tuns' egress. */
+int fastpath_uplink_fd(const struct fastpath *fp);
+/* Why the kernel refused fastpath_uplink ("" when it did not). */
+const char *fastpath_uplink_error(const struct fastpath *fp);
+/*
  * Attach the same instance to one more interface's egress (another inbound
  * tun): one program, one set of rules and counters for all of them.
  */
@@ -130,5 +145,19 @@ int fastpath_flow_decide(struct fastpath *fp, const struct flow_key *k, bool nee
 uint32_t fastpath_flow_generation(const struct fastpath *fp);
 void fastpath_set_enabled(struct fastpath *fp, bool enabled);
 bool fastpath_enabled(const struct fastpath *fp);
+
+/*
+ * The outbound program's next step for the packets it rewrote, prog_fd:
+ * the re-injection program's egress variant (reinject_egress_fd()), which
+ * sends the host's own packets out of the uplink straight from the tun's
+ * egress; prog_fd < 0 empties the slot (before that program goes; also done
+ * by fastpath_close()).  Without it the program redirects them to the tun's
+ * ingress.  -EOPNOTSUPP with the reason in err where the kernel refused the
+ * program with the tail call (or an inbound fast path).  err may be NULL
+ * when emptying.
+ */
+int fastpath_set_next(struct fastpath *fp, int prog_fd, char *err, size_t errlen);
+/* Whether the slot holds the program. */
+bool fastpath_next(const struct fastpath *fp);
 
 #endif

@@ -215,6 +215,25 @@ int inbound_totals(struct inbound *ib, struct inbound_totals *ret)
 	return 0;
 }
 
+int inbound_set_fast(struct inbound *ib, int prog_fd, char *err, size_t errlen)
+{
+	uint32_t key = 0;
+	int r;
+
+	bpferr_reset();
+	if (prog_fd < 0) {
+		r = bpf_map__delete_elem(ib->skel->maps.ib_fast, &key, sizeof(key), 0);
+		if (r < 0 && r != -ENOENT)
+			return bpferr_fail(r, err, errlen, "taking the fast path out of divert");
+		return 0;
+	}
+	r = bpf_map__update_elem(ib->skel->maps.ib_fast, &key, sizeof(key), &prog_fd,
+				 sizeof(prog_fd), BPF_ANY);
+	if (r < 0)
+		return bpferr_fail(r, err, errlen, "putting the fast path into divert (tail call)");
+	return 0;
+}
+
 int inbound_filter_present(struct inbound *ib)
 {
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = INBOUND_TC_HANDLE, .priority = INBOUND_TC_PRIO);
@@ -325,6 +344,11 @@ int inbound_totals(struct inbound *ib, struct inbound_totals *ret)
 {
 	*ret = (struct inbound_totals){ 0 };
 	return 0;
+}
+
+int inbound_set_fast(struct inbound *ib, int prog_fd, char *err, size_t errlen)
+{
+	return prog_fd < 0 ? 0 : -EOPNOTSUPP;
 }
 
 int inbound_filter_present(struct inbound *ib)

@@ -2,7 +2,8 @@
 /*
  * Inbound diversion (ipmodd.conf(5), INBOUND): loads src/bpf/inbound.bpf.c
  * once per listed interface, attaches divert to the interface's ingress and
- * reinject_in to its inbound tun's ingress.  The tun itself is the caller's
+ * reinject_in to its inbound tun's ingress; divert tail-calls the inbound
+ * fast path when one is set (inbound_set_fast()).  The tun itself is the caller's
  * (tun.c).  No logging: failures return -errno and a message naming the step.
  */
 #ifndef IPMODD_INBOUND_H
@@ -64,7 +65,7 @@ int inbound_uplink_ifindex(const struct inbound *ib);
 void inbound_heartbeat(struct inbound *ib, uint64_t now_ns);
 
 struct inbound_totals {
-	uint64_t diverted;	/* to the inbound tun */
+	uint64_t diverted;	/* taken for ipmodd: the inbound fast path, or the inbound tun */
 	uint64_t passed;	/* not diverted: not IP, ND/RA, multicast, broadcast, another host's */
 	uint64_t returned;	/* re-injected packets passing the uplink's ingress again */
 	uint64_t failed_open;	/* passed because the daemon stalled or its tun was gone */
@@ -72,6 +73,14 @@ struct inbound_totals {
 	uint64_t dropped;	/* failure=closed, or a rewrite that failed */
 };
 int inbound_totals(struct inbound *ib, struct inbound_totals *ret);
+
+/*
+ * The inbound fast path on the uplink's ingress: divert tail-calls
+ * prog_fd (fastpath_uplink_fd()) for every packet it takes, and the packets
+ * that program punts go on to the inbound tun.  prog_fd < 0: none, every
+ * packet goes to the tun.
+ */
+int inbound_set_fast(struct inbound *ib, int prog_fd, char *err, size_t errlen);
 
 /*
  * Whether the uplink's tc ingress filter is still there (tc mode; tcx

@@ -58,7 +58,8 @@ static void print_json_string(FILE *f, const char *s)
 }
 
 /* Keys whose 0/1 value is a boolean, and those whose value is a comma-separated list. */
-static const char *const bool_keys[] = { "modified", "fastpath-paused", "fastpath-whole", "reloading" };
+static const char *const bool_keys[] = { "modified", "fastpath-paused", "fastpath-whole",
+					 "fastpath-direct", "reloading" };
 static const char *const list_keys[] = { "families", "queue-rx-packets", "inbound", "inbound-tuns" };
 
 static bool key_in(const char *key, const char *const *set, size_t n)
@@ -496,6 +497,11 @@ static void print_status_value(const char *key, const char *value)
 	if (!strcmp(key, "fastpath-whole") && (!strcmp(value, "0") || !strcmp(value, "1"))) {
 		printf("%s\n", value[0] == '1' ? "yes (the kernel's index holds every rule)" :
 						 "no (an index list overflowed: its packets go to userspace)");
+		return;
+	}
+	if (!strcmp(key, "fastpath-direct") && (!strcmp(value, "0") || !strcmp(value, "1"))) {
+		printf("%s\n", value[0] == '1' ? "yes (its packets go straight to the re-injection program)" :
+						 "no (they go through the tun's ingress)");
 		return;
 	}
 	if (!strcmp(key, "uptime-sec") && ctlcli_json_is_uint(value)) {

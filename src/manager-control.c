@@ -74,8 +74,14 @@ static int status_one_fastpath(struct manager *m, struct fastpath *fp, const cha
 				  !fastpath_enabled(fp));
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "rules"), fi.rules);
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "punt-rules"), fi.punts);
-	if (outbound)
+	if (outbound) {
 		ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "whole"), fi.whole);
+		/* Its packets go straight to the re-injection program (reinject-direct counts them). */
+		ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "direct"), fastpath_next(fp));
+		if (!fastpath_next(fp))
+			ctl_reply_add(reply, fp_key(key, sizeof(key), name, "direct-reason"),
+				      m->direct_reason[0] ? m->direct_reason : "unknown");
+	}
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "handled"), t.handled);
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "dropped"), t.dropped);
 	ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "punted"), t.punted);
@@ -293,6 +299,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 			ctl_reply_add_u64(reply, "reinject-forwarded", t.forwarded);
 			ctl_reply_add_u64(reply, "reinject-kernel", t.other);
 			ctl_reply_add_u64(reply, "reinject-dropped", t.dropped);
+			ctl_reply_add_u64(reply, "reinject-direct", t.direct);
 		}
 	} else {
 		ctl_reply_add(reply, "reinject", "forward");

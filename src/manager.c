@@ -98,12 +98,15 @@ struct manager *manager_free(struct manager *m)
 	m->monitor = monitor_free(m->monitor);
 	/* Its own teardown is no event for the watch. */
 	m->watch = watch_free(m->watch);
-	/* Off the inbound tuns' egress before they go. */
-	m->fastpath_in = fastpath_close(m->fastpath_in);
+	/* Out of divert, off the inbound tuns' egress, before they go. */
+	manager_fastpath_in_close(m);
 	/* Before the impairment queue's destinations and the routing go. */
 	manager_stop_inbound(m);
 	/* Routing first: while rules point at the tun, closing it drops traffic. */
 	m->routing = routing_free(m->routing);
+	/* The fast path's slot holds the re-injection program: emptied before it goes. */
+	if (m->fastpath)
+		fastpath_set_next(m->fastpath, -1, NULL, 0);
 	/* The filter would go with the tun; detaching first says so in the code. */
 	m->reinject = reinject_close(m->reinject);
 	m->fastpath = fastpath_close(m->fastpath);
@@ -238,7 +241,7 @@ void manager_set_chain(struct manager *m, struct chain *chain, bool modified)
 	if (m->fastpath_in) {
 		r = fastpath_update(m->fastpath_in, chain, err, sizeof(err));
 		if (r < 0) {
-			m->fastpath_in = fastpath_close(m->fastpath_in);
+			manager_fastpath_in_close(m);
 			snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason),
 				 UPDATE_FAILED "%s", err);
 			log_error("inbound eBPF fast path: %s; every inbound packet takes the userspace "
@@ -416,9 +419,33 @@ static int manager_start_fastpath(struct manager *m)
 	return 0;
 }
 
+/*
+ * Take the inbound fast path out of every divert first (the kernel then
+ * sends every packet to the tuns), then close it.
+ */
+void manager_fastpath_in_close(struct manager *m)
+{
+	char err[ERR_MAX];
+
+	if (!m->fastpath_in)
+		return;
+	for (unsigned int i = 0; i < m->n_inbound; i++) {
+		struct manager_inbound *in = &m->inbound[i];
+
+		if (in->ib && inbound_set_fast(in->ib, -1, err, sizeof(err)) < 0)
+			log_error("inbound fast path on %s: %s", in->ifname, err);
+	}
+	m->fastpath_in = fastpath_close(m->fastpath_in);
+}
+
+/*
+ * The inbound fast path runs on the uplinks' ingress, tail-called by each
+ * divert (one program and its rules for all of them); where the kernel
+ * refuses that program, on the inbound tuns' egress.
+ */
 int manager_start_fastpath_in(struct manager *m)
 {
-	int ifindex[CONFIG_INBOUND_MAX];
+	int ifindex[CONFIG_INBOUND_MAX], fd;
 	size_t n = m->n_inbound;
 	struct fastpath_info fi;
 	char err[ERR_MAX];
@@ -433,13 +460,19 @@ int manager_start_fastpath_in(struct manager *m)
 	}
 	for (size_t k = 0; k < n && k < CONFIG_INBOUND_MAX; k++)
 		ifindex[k] = m->inbound[k].tun->ifindex;
-	r = fastpath_open(ifindex[0], PKT_DIR_IN, &m->fastpath_in, err, sizeof(err));
-	for (size_t k = 1; r >= 0 && k < n; k++)
-		r = fastpath_attach(m->fastpath_in, ifindex[k], err, sizeof(err));
+	r = fastpath_open_in(ifindex, n, &m->fastpath_in, err, sizeof(err));
 	if (r >= 0)
 		r = fastpath_update(m->fastpath_in, m->chain, err, sizeof(err));
+	/* The rules are in: only now does divert hand packets to it. */
+	fd = r >= 0 ? fastpath_uplink_fd(m->fastpath_in) : -1;
+	for (size_t k = 0; fd >= 0 && r >= 0 && k < n; k++) {
+		r = inbound_set_fast(m->inbound[k].ib, fd, err, sizeof(err));
+		if (r < 0)
+			snprintf(err + strlen(err), sizeof(err) - strlen(err), " (%s)",
+				 m->inbound[k].ifname);
+	}
 	if (r < 0) {
-		m->fastpath_in = fastpath_close(m->fastpath_in);
+		manager_fastpath_in_close(m);
 		snprintf(m->fastpath_in_reason, sizeof(m->fastpath_in_reason), "%s", err);
 		if (m->cfg->fastpath == FASTPATH_ON)
 			return log_errno(LOG_ERR, r, "%s: fastpath = \"on\", but the inbound eBPF fast "
@@ -450,8 +483,13 @@ int manager_start_fastpath_in(struct manager *m)
 	}
 	manager_fastpath_watch(m);
 	fastpath_info(m->fastpath_in, &fi);
-	log_info("inbound eBPF fast path on %zu inbound tun%s: the kernel carries out %zu of the "
-		 "first %zu inbound rules%s", n, n == 1 ? "" : "s", fi.rules, fi.rules + fi.punts,
+	if (fd < 0)
+		log_notice("inbound eBPF fast path: the kernel refused the uplink's program (%s); "
+			   "running on the inbound tuns' egress instead",
+			   fastpath_uplink_error(m->fastpath_in));
+	log_info("inbound eBPF fast path on the %s of %zu %s%s: the kernel carries out %zu of "
+		 "the first %zu inbound rules%s", fd >= 0 ? "ingress" : "egress", n,
+		 fd >= 0 ? "uplink" : "inbound tun", n == 1 ? "" : "s", fi.rules, fi.rules + fi.punts,
 		 fi.whole ? "" : ", the rest of the chain is left to userspace");
 	return 0;
 }
@@ -572,6 +610,36 @@ static int manager_start_reinject(struct manager *m)
 		 "(re-injection program on its ingress, %s)", m->tun->name,
 		 reinject_attach_name(m->reinject));
 	return 0;
+}
+
+/*
+ * The outbound fast path hands the packets it rewrote straight to the
+ * re-injection program (its egress variant, fastpath_set_next()) when both
+ * run: the packets skip the backlog trip to the tun's ingress.  Where that
+ * fails, once at the start, it is logged and the reason kept for the
+ * status: the packets take the tun's ingress as before, nothing else changes.
+ */
+static void manager_start_direct(struct manager *m)
+{
+	char err[ERR_MAX];
+	int fd, r;
+
+	if (!m->fastpath || !m->reinject) {
+		snprintf(m->direct_reason, sizeof(m->direct_reason), "%s",
+			 !m->fastpath ? "no fast path" : "no re-injection program");
+		return;
+	}
+	fd = reinject_egress_fd(m->reinject, err, sizeof(err));
+	r = fd < 0 ? fd : fastpath_set_next(m->fastpath, fd, err, sizeof(err));
+	if (r < 0) {
+		snprintf(m->direct_reason, sizeof(m->direct_reason), "%s", err);
+		log_notice("%s: the fast path's packets go through its ingress to the re-injection "
+			   "program (one trip more per packet): %s", m->tun->name, err);
+		return;
+	}
+	m->direct_reason[0] = '\0';
+	log_info("%s: the fast path hands its packets straight to the re-injection program",
+		 m->tun->name);
 }
 
 /* What inbound.interfaces needs and can be known before anything is touched. */
@@ -899,6 +967,7 @@ int manager_start(struct manager *m)
 	r = manager_start_reinject(m);
 	if (r < 0)
 		return r;
+	manager_start_direct(m);
 	r = manager_check_ipv6(m);
 	if (r < 0)
 		return r;

@@ -142,6 +142,11 @@ struct manager {
 	char fastpath_in_reason[ERR_MAX];		/* why there is none */
 	struct reinject *reinject;		/* NULL: the kernel forwards written-back packets */
 	char reinject_reason[ERR_MAX];		/* why there is none */
+	/*
+	 * Why the fast path redirects its packets to the tun's ingress rather
+	 * than handing them to the re-injection program directly (empty: it does).
+	 */
+	char direct_reason[ERR_MAX];
 	bool ipv6_left;				/* families = "auto" and IPv6 cannot be carried out */
 	struct impair_queue impair_queue;	/* delayed copies, owner: the rule's id */
 	sd_event_source *impair_timer;		/* CLOCK_MONOTONIC, at the earliest departure */
@@ -249,13 +254,16 @@ void manager_notify_status(struct manager *m, const char *state);
  */
 void manager_fastpath_watch(struct manager *m);
 /*
- * The inbound fast path on the egress of the inbound tuns (m->inbound[]):
+ * The inbound fast path on the uplinks' ingress, tail-called by their
+ * divert (the inbound tuns' egress where the kernel refuses that program):
  * one instance for all of them, running the rules of direction in.  Call
  * once the inbound tuns exist, after the outbound fast path's start.
  * fastpath = "on": a failure stops the start; "auto": it is logged and
  * inbound packets take the userspace path.
  */
 int manager_start_fastpath_in(struct manager *m);
+/* Out of every divert, then closed; takes none. */
+void manager_fastpath_in_close(struct manager *m);
 
 /*
  * manager-packet.c: the packet path, from a read to the write back.  It

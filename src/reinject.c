@@ -36,6 +36,7 @@ struct reinject {
 	struct tc_filter filter;	/* the netlink tc filter, without tcx */
 	int ncpus;
 	uint64_t *percpu;
+	char egress_err[ERR_MAX];	/* why reinject_egress was not loaded */
 };
 
 bool reinject_built(void)
@@ -63,15 +64,29 @@ int reinject_open(int ifindex, struct reinject **ret, char *err, size_t errlen)
 		r = bpferr_fail(-ENOMEM, err, errlen, "allocating");
 		goto out;
 	}
-	ri->skel = reinject_bpf__open();
-	if (!ri->skel) {
-		r = bpferr_fail(-errno, err, errlen, "opening the BPF object");
-		goto out;
-	}
-	r = reinject_bpf__load(ri->skel);
-	if (r < 0) {
-		r = bpferr_fail(r, err, errlen, "loading the BPF program");
-		goto out;
+	/*
+	 * With the fast path's next step, reinject_egress, first; where the
+	 * kernel refuses it, without (the reason kept for reinject_egress_fd()).
+	 */
+	for (int egress = 1; egress >= 0; egress--) {
+		bpferr_reset();
+		ri->skel = reinject_bpf__open();
+		if (!ri->skel) {
+			r = bpferr_fail(-errno, err, errlen, "opening the BPF object");
+			goto out;
+		}
+		bpf_program__set_autoload(ri->skel->progs.reinject_egress, egress);
+		r = reinject_bpf__load(ri->skel);
+		if (r >= 0)
+			break;
+		if (!egress) {
+			r = bpferr_fail(r, err, errlen, "loading the BPF program");
+			goto out;
+		}
+		bpferr_fail(r, ri->egress_err, sizeof(ri->egress_err),
+			    "loading the re-injection program's egress variant");
+		reinject_bpf__destroy(ri->skel);
+		ri->skel = NULL;
 	}
 	prog_fd = bpf_program__fd(ri->skel->progs.reinject);
 
@@ -112,6 +127,20 @@ const char *reinject_attach_name(const struct reinject *ri)
 	return ri->link_fd >= 0 ? "tcx" : "tc";
 }
 
+int reinject_egress_fd(const struct reinject *ri, char *err, size_t errlen)
+{
+	int fd;
+
+	if (ri->egress_err[0]) {
+		snprintf(err, errlen, "%s", ri->egress_err);
+		return -EOPNOTSUPP;
+	}
+	fd = bpf_program__fd(ri->skel->progs.reinject_egress);
+	if (fd < 0)
+		snprintf(err, errlen, "the re-injection program's egress variant is not loaded");
+	return fd;
+}
+
 int reinject_totals(struct reinject *ri, struct reinject_totals *ret)
 {
 	uint64_t sum[RI_T_MAX] = { 0 };
@@ -125,6 +154,7 @@ int reinject_totals(struct reinject *ri, struct reinject_totals *ret)
 		.forwarded = sum[RI_T_FORWARDED],
 		.other = sum[RI_T_OTHER],
 		.dropped = sum[RI_T_DROPPED],
+		.direct = sum[RI_T_DIRECT],
 	};
 	return 0;
 }
@@ -151,6 +181,12 @@ struct reinject *reinject_close(struct reinject *ri)
 const char *reinject_attach_name(const struct reinject *ri)
 {
 	return "none";
+}
+
+int reinject_egress_fd(const struct reinject *ri, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "no re-injection program");
+	return -EOPNOTSUPP;
 }
 
 int reinject_totals(struct reinject *ri, struct reinject_totals *ret)

@@ -28,6 +28,13 @@ int reinject_open(int ifindex, struct reinject **ret, char *err, size_t errlen);
 /* Detach and unload; takes NULL. */
 struct reinject *reinject_close(struct reinject *ri);
 
+/*
+ * The fd of the program's egress variant, reinject_egress: the fast path's
+ * next step (fastpath_set_next()), owned by ri.  -EOPNOTSUPP with the
+ * reason in err where the kernel refused it (reinject itself runs).
+ */
+int reinject_egress_fd(const struct reinject *ri, char *err, size_t errlen);
+
 /* "tcx" or "tc". */
 const char *reinject_attach_name(const struct reinject *ri);
 
@@ -36,6 +43,8 @@ struct reinject_totals {
 	uint64_t forwarded;	/* another host's, left to the kernel's forwarding */
 	uint64_t other;		/* left to the kernel: TTL, MTU, route into the tun, not IP */
 	uint64_t dropped;
+	/* Of redirected: sent from the tun's egress (the fast path's, fastpath_set_next()). */
+	uint64_t direct;
 };
 int reinject_totals(struct reinject *ri, struct reinject_totals *ret);
 

@@ -7,14 +7,23 @@
  * compensate the hop the forward will cost and redirect the packet to the
  * tun's ingress, where it re-enters exactly like a packet ipmodd writes back.
  *
- * The same program runs on an inbound tun's egress (fp_dir = FP_DIR_IN,
- * fixed at load): there the packets are those inbound.bpf.c's divert took
- * off an uplink, and the redirect lands on the inbound tun's ingress, where
- * reinject_in hands the packet to the uplink's ingress as if it had just
- * arrived.  No hop to compensate there: the packet is then delivered to the
- * host (no TTL change) or forwarded by the kernel, which costs it the hop it
- * would have cost without ipmodd, so the rules' TTL is written as it is (the
- * daemon writes its inbound packets the same way).
+ * Inbound (fp_dir = FP_DIR_IN, fixed at load) the same body runs as
+ * fastpath_uplink, on the uplink's ingress itself: inbound.bpf.c's divert
+ * tail-calls it (its ib_fast prog array) for the packets it takes off the
+ * uplink, so one program decides, and a packet the kernel finishes is
+ * rewritten and delivered right there (TC_ACT_OK): no redirect, no
+ * backlog, no re-injection.  Only a punted packet goes on to the inbound
+ * tun (bpf_redirect to the tun divert names in skb->cb), to the daemon,
+ * whose writes reinject_in hands back to the uplink.  The body takes the
+ * link-layer offset as a constant of each program (0 on a tun, ETH_HLEN on
+ * the uplink).  Where the kernel refuses fastpath_uplink the loader attaches
+ * fastpath to every inbound tun's egress instead, as before: the redirect
+ * lands on the inbound tun's ingress, where reinject_in hands the packet to
+ * the uplink's ingress as if it had just arrived.  Either way no hop to
+ * compensate: the packet is delivered to the host (no TTL change) or
+ * forwarded by the kernel, which costs it the hop it would have cost
+ * without ipmodd, so the rules' TTL is written as it is (the daemon writes
+ * its inbound packets the same way).
  * Anything else goes on to userspace untouched: a packet the parser would
  * count as malformed or a fragment, IP options, IPv6 extension headers, a
  * rule it cannot carry out that the packet may match.  Nothing is changed or
@@ -23,12 +32,15 @@
  *
  * Only __sk_buff and packet data are read: no kernel structure layout.
  */
+#include <stdbool.h>
+
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "fastpath.h"
+#include "inbound.h"
 
 #define IPPROTO_HOPOPTS 0
 #define IPPROTO_ICMP 1
@@ -41,6 +53,7 @@
 #define IPPROTO_DSTOPTS 60
 
 #define PKT_MAX 65535
+#define ETH_HLEN 14
 
 /*
  * tc_index of a packet this program redirected.  One that comes back to the
@@ -156,6 +169,21 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } fp_totals SEC(".maps");
+
+/*
+ * The outbound program's next step for a packet it rewrote: reinject.bpf.c's
+ * reinject_egress, put here by the daemon once both are loaded (fastpath.c,
+ * fastpath_set_next()).  It sends the host's own packets out of the uplink
+ * from here, without the trip through the backlog to the tun's ingress and
+ * reinject there; the rest it redirects to the ingress itself.  Empty (no
+ * re-injection program, or the kernel refused it): the redirect below.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_next SEC(".maps");
 
 /* The headers' fields, as the rules see them. */
 struct fp_pkt {
@@ -526,14 +554,15 @@ punt:
  * pkt_parse()'s checks for what it accepts without a question: 0 when the
  * packet is one the program leaves to userspace.
  */
-static __always_inline int parse_l4(struct __sk_buff *skb, struct fp_pkt *p, __u32 off)
+static __always_inline int parse_l4(struct __sk_buff *skb, struct fp_pkt *p, __u32 off,
+				    const __u32 l2)
 {
-	__u32 avail = skb->len - off;
+	__u32 avail = skb->len - l2 - off;
 	__u8 h[20];
 
 	switch (p->proto) {
 	case IPPROTO_TCP:
-		if (avail < 20 || bpf_skb_load_bytes(skb, off, h, 20) < 0)
+		if (avail < 20 || bpf_skb_load_bytes(skb, l2 + off, h, 20) < 0)
 			return 0;
 		if (h[12] >> 4 < 5 || (__u32)(h[12] >> 4) * 4 > avail)
 			return 0;
@@ -546,7 +575,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct fp_pkt *p, __u
 	case IPPROTO_UDP: {
 		__u32 ulen;
 
-		if (avail < 8 || bpf_skb_load_bytes(skb, off, h, 8) < 0)
+		if (avail < 8 || bpf_skb_load_bytes(skb, l2 + off, h, 8) < 0)
 			return 0;
 		ulen = (__u32)(h[4] << 8 | h[5]);
 		if (ulen < 8 || ulen > avail)
@@ -564,7 +593,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct fp_pkt *p, __u
 		/* ICMP in IPv6 or ICMPv6 in IPv4: an unknown L4 protocol. */
 		if ((p->proto == IPPROTO_ICMP) != (p->family == FP_AF_INET))
 			return 1;
-		if (avail < 4 || bpf_skb_load_bytes(skb, off, h, 4) < 0)
+		if (avail < 4 || bpf_skb_load_bytes(skb, l2 + off, h, 4) < 0)
 			return 0;
 		echo = p->family == FP_AF_INET ? h[0] == 0 || h[0] == 8 : h[0] == 128 || h[0] == 129;
 		if (echo && avail < 8)
@@ -578,16 +607,17 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct fp_pkt *p, __u
 	return 1;
 }
 
-static __always_inline int parse(struct __sk_buff *skb, struct fp_pkt *p)
+/* l2: the link-layer header in front of the IP header (0 on a tun, ETH_HLEN on the uplink). */
+static __always_inline int parse(struct __sk_buff *skb, struct fp_pkt *p, const __u32 l2)
 {
 	__u8 h[40];
-	__u32 len = skb->len;
+	__u32 len = skb->len - l2;
 
-	if (len > PKT_MAX || len < 1 || bpf_skb_load_bytes(skb, 0, h, 1) < 0)
+	if (skb->len < l2 + 1 || len > PKT_MAX || bpf_skb_load_bytes(skb, l2, h, 1) < 0)
 		return 0;
 	p->segs = skb->gso_segs ? skb->gso_segs : 1;
 	if (h[0] >> 4 == 4) {
-		if (len < 20 || bpf_skb_load_bytes(skb, 0, h, 20) < 0)
+		if (len < 20 || bpf_skb_load_bytes(skb, l2, h, 20) < 0)
 			return 0;
 		/* Options, a length that disagrees, a fragment: userspace knows them. */
 		if ((h[0] & 0x0f) != 5 || (__u32)(h[2] << 8 | h[3]) != len || (h[6] & 0x3f) || h[7])
@@ -600,9 +630,9 @@ static __always_inline int parse(struct __sk_buff *skb, struct fp_pkt *p)
 		__builtin_memcpy(&p->saddr[0], &h[12], 4);
 		__builtin_memcpy(&p->daddr[0], &h[16], 4);
 		p->hdrlen = 20;
-		return parse_l4(skb, p, 20);
+		return parse_l4(skb, p, 20, l2);
 	}
-	if (h[0] >> 4 != 6 || len < 40 || bpf_skb_load_bytes(skb, 0, h, 40) < 0)
+	if (h[0] >> 4 != 6 || len < 40 || bpf_skb_load_bytes(skb, l2, h, 40) < 0)
 		return 0;
 	if (40 + (__u32)(h[4] << 8 | h[5]) != len)
 		return 0;
@@ -622,7 +652,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct fp_pkt *p)
 	__builtin_memcpy(p->saddr, &h[8], 16);
 	__builtin_memcpy(p->daddr, &h[24], 16);
 	p->hdrlen = 40;
-	return parse_l4(skb, p, 40);
+	return parse_l4(skb, p, 40, l2);
 }
 
 static __always_inline void total(__u32 which, __u32 segs)
@@ -635,41 +665,45 @@ static __always_inline void total(__u32 which, __u32 segs)
 
 /*
  * Write the walk's TTL and traffic class into the packet: outbound plus the
- * hop the forward takes, inbound as it is (see the top).
+ * hop the forward takes, inbound as it is (see the top).  On the uplink
+ * (l2) the packet may carry CHECKSUM_COMPLETE from the driver: IPv4 keeps
+ * its header's sum (the checksum field compensates), an IPv6 store updates
+ * skb->csum (BPF_F_RECOMPUTE_CSUM; nothing where the packet has none).
  */
-static __always_inline int rewrite(struct __sk_buff *skb, const struct fp_walk *w)
+static __always_inline int rewrite(struct __sk_buff *skb, const struct fp_walk *w, const __u32 l2)
 {
 	const struct fp_pkt *p = &w->p;
 	__u8 ttl = fp_dir == FP_DIR_IN || w->ttl == 255 ? w->ttl : (__u8)(w->ttl + 1), b[2];
+	const __u64 csum = l2 ? BPF_F_RECOMPUTE_CSUM : 0;
 
 	if (p->family == FP_AF_INET) {
 		if (w->tclass != p->tclass) {
 			/* The TOS and the version/IHL byte in front of it form a checksummed word. */
 			__u16 old = bpf_htons(0x4500 | p->tclass), new = bpf_htons(0x4500 | w->tclass);
 
-			if (bpf_skb_store_bytes(skb, 1, &w->tclass, 1, 0) < 0 ||
-			    bpf_l3_csum_replace(skb, 10, old, new, 2) < 0)
+			if (bpf_skb_store_bytes(skb, l2 + 1, &w->tclass, 1, 0) < 0 ||
+			    bpf_l3_csum_replace(skb, l2 + 10, old, new, 2) < 0)
 				return -1;
 		}
 		if (ttl != p->ttl) {
 			__u16 old = bpf_htons((__u16)(p->ttl << 8 | p->proto));
 			__u16 new = bpf_htons((__u16)(ttl << 8 | p->proto));
 
-			if (bpf_skb_store_bytes(skb, 8, &ttl, 1, 0) < 0 ||
-			    bpf_l3_csum_replace(skb, 10, old, new, 2) < 0)
+			if (bpf_skb_store_bytes(skb, l2 + 8, &ttl, 1, 0) < 0 ||
+			    bpf_l3_csum_replace(skb, l2 + 10, old, new, 2) < 0)
 				return -1;
 		}
 		return 0;
 	}
 	if (w->tclass != p->tclass) {
-		if (bpf_skb_load_bytes(skb, 0, b, 2) < 0)
+		if (bpf_skb_load_bytes(skb, l2, b, 2) < 0)
 			return -1;
 		b[0] = (__u8)((b[0] & 0xf0) | w->tclass >> 4);
 		b[1] = (__u8)((b[1] & 0x0f) | (w->tclass & 0x0f) << 4);
-		if (bpf_skb_store_bytes(skb, 0, b, 2, 0) < 0)
+		if (bpf_skb_store_bytes(skb, l2, b, 2, csum) < 0)
 			return -1;
 	}
-	if (ttl != p->ttl && bpf_skb_store_bytes(skb, 7, &ttl, 1, 0) < 0)
+	if (ttl != p->ttl && bpf_skb_store_bytes(skb, l2 + 7, &ttl, 1, csum) < 0)
 		return -1;
 	return 0;
 }
@@ -767,8 +801,19 @@ static __always_inline void flow_count(struct fp_walk *w)
 	w->fpos = (side ? o1 : o0) + 1;
 }
 
-SEC("tc")
-int fastpath(struct __sk_buff *skb)
+/* What the chain made of a packet: each program carries it out its own way. */
+enum {
+	RUN_SEND,	/* rewritten and counted: on to where it was going */
+	RUN_SHOT,	/* dropped by a rule (counted), or a rewrite failed */
+	RUN_PUNT,	/* to userspace, untouched and uncounted */
+};
+
+/*
+ * The chain on one packet whose IP header starts at l2 (a constant of each
+ * program): parse, walk, and for a verdict the kernel finishes, rewrite and
+ * count.
+ */
+static __always_inline int fp_run(struct __sk_buff *skb, const __u32 l2)
 {
 	__u32 zero = 0, segs = skb->gso_segs ? skb->gso_segs : 1;
 	struct fp_walk *w = bpf_map_lookup_elem(&fp_scratch, &zero);
@@ -776,14 +821,17 @@ int fastpath(struct __sk_buff *skb)
 	__u32 set, flow_punt = 0;
 	__u64 bytes;
 
-	if (!w || !*(volatile __u32 *)&fp_enabled || skb->tc_index == FP_REDIRECTED + fp_dir)
+	if (!w || !*(volatile __u32 *)&fp_enabled)
+		goto punt;
+	/* Only the tun's program sends packets where it may meet them again. */
+	if (!l2 && skb->tc_index == FP_REDIRECTED + fp_dir)
 		goto punt;
 	__builtin_memset(&w->p, 0, sizeof(w->p));
-	if (!parse(skb, &w->p))
+	if (!parse(skb, &w->p, l2))
 		goto punt;
 	segs = w->p.segs;
 	/* As gso_parse() counts segments: the payload after the headers by gso_size. */
-	w->p.gso = skb->gso_size && skb->len - w->p.hdrlen > skb->gso_size;
+	w->p.gso = skb->gso_size && skb->len - l2 - w->p.hdrlen > skb->gso_size;
 	set = *(volatile __u32 *)&fp_set & 1;
 	w->base = set * FASTPATH_RULES_MAX;
 	w->obase = set * FASTPATH_ORDER_MAX;
@@ -807,10 +855,10 @@ int fastpath(struct __sk_buff *skb)
 	if (w->flow_passed)
 		total(FP_T_FLOW_PASSED, segs);
 
-	if (w->result == WALK_ACCEPT && rewrite(skb, w) < 0)
-		return TC_ACT_SHOT;
-	/* As userspace counts them: each segment with its own headers. */
-	bytes = skb->len + (__u64)(segs - 1) * w->p.hdrlen;
+	if (w->result == WALK_ACCEPT && rewrite(skb, w, l2) < 0)
+		return RUN_SHOT;
+	/* As userspace counts them: each segment with its own headers, no link layer. */
+	bytes = skb->len - l2 + (__u64)(segs - 1) * w->p.hdrlen;
 	/*
 	 * Unrolled: each slot read at a constant offset.  As a loop, clang
 	 * steps a pointer one past matched[] before the exit test, and an
@@ -835,14 +883,78 @@ int fastpath(struct __sk_buff *skb)
 	}
 	if (w->result == WALK_DROP) {
 		total(FP_T_DROPPED, segs);
-		return TC_ACT_SHOT;
+		return RUN_SHOT;
 	}
 	total(FP_T_HANDLED, segs);
-	skb->tc_index = FP_REDIRECTED + fp_dir;
-	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+	return RUN_SEND;
 punt:
 	total(FP_T_PUNTED, segs);
 	if (flow_punt)
 		total(FP_T_FLOW_PUNTED, segs);
+	return RUN_PUNT;
+}
+
+/*
+ * On a tun's egress (the outbound tun; an inbound tun where the kernel
+ * refused fastpath_uplink): a packet the kernel finishes goes to the tun's
+ * ingress, as if ipmodd had written it; any other goes on to the reader.
+ */
+static __always_inline int fastpath_tun(struct __sk_buff *skb, bool direct)
+{
+	switch (fp_run(skb, 0)) {
+	case RUN_SEND:
+		/* Before the tail call too: reinject_egress may still redirect it to the ingress. */
+		skb->tc_index = FP_REDIRECTED + fp_dir;
+		/* Returns only when the slot is empty. */
+		if (direct && fp_dir == FP_DIR_OUT)
+			bpf_tail_call(skb, &fp_next, 0);
+		return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+	case RUN_SHOT:
+		return TC_ACT_SHOT;
+	}
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int fastpath(struct __sk_buff *skb)
+{
+	return fastpath_tun(skb, false);
+}
+
+/*
+ * fastpath_direct, the outbound program: a packet the kernel finishes goes
+ * on through the tail call into fp_next (reinject_egress: the route and the
+ * uplink's neighbour, without the trip through the tun's ingress).  A
+ * separate program, so that a kernel refusing a tail call from a program with
+ * subprograms (the bpf_loop callback; an interpreter, a JIT without support)
+ * still loads the plain one (fastpath.c).
+ */
+SEC("tc")
+int fastpath_direct(struct __sk_buff *skb)
+{
+	return fastpath_tun(skb, true);
+}
+
+/*
+ * On an uplink's ingress, tail-called by inbound.bpf.c's divert once it has
+ * decided the packet is ipmodd's (fp_dir = FP_DIR_IN): a packet the kernel
+ * finishes is delivered right there, rewritten, as it arrived (no redirect,
+ * no re-injection, no marker: nothing brings it back here); a punted one
+ * goes where divert would have sent it, the inbound tun named in skb->cb.
+ */
+SEC("tc")
+int fastpath_uplink(struct __sk_buff *skb)
+{
+	__u32 tun;
+
+	switch (fp_run(skb, ETH_HLEN)) {
+	case RUN_SEND:
+		return TC_ACT_OK;
+	case RUN_SHOT:
+		return TC_ACT_SHOT;
+	}
+	tun = skb->cb[IB_CB_TUN];
+	if (skb->cb[IB_CB_MAGIC] != IB_CB_MAGIC_VALUE || !tun)
+		return TC_ACT_OK;
+	return bpf_redirect(tun, 0);
 }

@@ -4,13 +4,20 @@
  * interface.
  *
  * divert, on the interface's ingress: IPv4 and IPv6 packets for this host
- * (PACKET_HOST; never ARP, ICMPv6 133-137, multicast or broadcast) go to
- * the inbound tun, whose reader is ipmodd (bpf_redirect to the tun's egress
- * strips the link-layer header).  A packet with INBOUND_MARK was put back
- * by reinject_in: the mark is cleared and the packet goes on into the
- * stack.  While the daemon's heartbeat is older than stall_ns, or the tun
- * is gone (a tc filter that outlived a killed daemon: bpf_check_mtu finds
- * no device), packets pass (failure=open) or are dropped (closed).
+ * (PACKET_HOST; never ARP, ICMPv6 133-137, multicast or broadcast) are
+ * ipmodd's.  With the inbound fast path on, divert tail-calls it (ib_fast:
+ * fastpath.bpf.c's fastpath_uplink), which runs the chain right here on the
+ * uplink's ingress: a packet the kernel finishes is rewritten and delivered
+ * (or dropped) on the spot, one program and no backlog trip; only a packet
+ * it punts goes on to the inbound tun.  Without it (fastpath = "off", the
+ * kernel refused it) every such packet goes to the inbound tun, whose reader
+ * is ipmodd (bpf_redirect to the tun's egress strips the link-layer header).
+ * A packet with INBOUND_MARK was put back by reinject_in: the mark is
+ * cleared and the packet goes on into the stack, never through the chain
+ * again (before the tail call).  While the daemon's heartbeat is older than
+ * stall_ns, or the tun is gone (a tc filter that outlived a killed daemon:
+ * bpf_check_mtu finds no device), packets pass (failure=open) or are
+ * dropped (closed), also before the tail call.
  *
  * reinject_in, on the inbound tun's ingress (what ipmodd writes): pushes an
  * Ethernet header addressed to the uplink's own MAC (PACKET_HOST), sets the
@@ -50,6 +57,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } ib_totals SEC(".maps");
+
+/* The inbound fast path (fastpath.bpf.c's fastpath_uplink), put here by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ib_fast SEC(".maps");
 
 static __always_inline void total(__u32 which)
 {
@@ -108,6 +123,16 @@ int divert(struct __sk_buff *skb)
 	if (bpf_check_mtu(skb, tun_ifindex, &mtu, 0, 0) < 0)
 		return failed();
 	total(IB_T_DIVERTED);
+	/*
+	 * The inbound fast path, when the daemon put it in ib_fast: it runs
+	 * the chain here and delivers what it finishes; what it punts it
+	 * sends to the tun named in cb.  No entry (fast path off, refused,
+	 * or flushed with the daemon's last reference to the map): the tail
+	 * call does not happen and the packet goes to the tun.
+	 */
+	skb->cb[IB_CB_MAGIC] = IB_CB_MAGIC_VALUE;
+	skb->cb[IB_CB_TUN] = tun_ifindex;
+	bpf_tail_call(skb, &ib_fast, 0);
 	return bpf_redirect(tun_ifindex, 0);
 }
 

@@ -9,6 +9,10 @@
  * takes the hop off as the forward would, and hands the packet to the
  * uplink's neighbour output (DESIGN.md section 6).
  *
+ * The fast path's packets come here without the trip through the tun's
+ * ingress: reinject_egress, the same decisions run from the tun's egress
+ * (reinject_run() below).
+ *
  * Everything else goes on to the kernel's forwarding untouched (TC_ACT_OK):
  * packets of other hosts (the host as a router: the forward chain must see
  * them), a TTL that runs out (Time Exceeded), a packet too big for the
@@ -80,9 +84,16 @@ static __always_inline void total(__u32 which)
  * To the kernel's forwarding.  Behind a netlink tc filter the kernel sets
  * tc_index from the classid on TC_ACT_OK; the classid carries the packet's
  * own, so the fast path's loop mark (fastpath.bpf.c) survives.
+ *
+ * From the tun's egress (reinject_egress, egress set): on to the tun's
+ * ingress, as the fast path redirected every packet before, where reinject
+ * sees it again, decides the same and counts it.  Nothing is counted here,
+ * so that every packet is counted once.
  */
-static __always_inline int pass(struct __sk_buff *skb, __u32 which)
+static __always_inline int pass(struct __sk_buff *skb, __u32 which, bool egress)
 {
+	if (egress)
+		return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 	skb->tc_classid = skb->tc_index;
 	total(which);
 	return TC_ACT_OK;
@@ -125,8 +136,15 @@ static __always_inline int local_source(struct __sk_buff *skb, const struct bpf_
 	return r == BPF_FIB_LKUP_RET_NOT_FWDED;
 }
 
-SEC("tc")
-int reinject(struct __sk_buff *skb)
+/*
+ * egress: run from the fast path's program on the tun's egress (a tail
+ * call, fastpath.bpf.c) for a packet it rewrote, instead of its redirect to
+ * the tun's ingress: the packet skips the backlog and a second tc pass.
+ * There skb->ifindex is the tun too, the packet starts at its IP header as
+ * on the ingress, and the lookups do not depend on the direction: the same
+ * decisions, the same helpers.
+ */
+static __always_inline int reinject_run(struct __sk_buff *skb, bool egress)
 {
 	struct bpf_fib_lookup *fib;
 	struct bpf_redir_neigh *nh;
@@ -138,7 +156,7 @@ int reinject(struct __sk_buff *skb)
 
 	sc = bpf_map_lookup_elem(&ri_scratch, &zero);
 	if (!sc)
-		return pass(skb, RI_T_OTHER);
+		return pass(skb, RI_T_OTHER, egress);
 	fib = &sc->fib;
 	nh = &sc->nh;
 	__builtin_memset(fib, 0, sizeof(*fib));
@@ -153,7 +171,7 @@ int reinject(struct __sk_buff *skb)
 		 */
 		if (bpf_skb_load_bytes(skb, 0, h, 20) < 0 || h[0] != 0x45 ||
 		    (!skb->gso_size && ((__u32)h[2] << 8 | h[3]) != skb->len))
-			return pass(skb, RI_T_OTHER);
+			return pass(skb, RI_T_OTHER, egress);
 		fib->family = AF_INET;
 		fib->tos = h[1];
 		fib->l4_protocol = h[9];
@@ -161,7 +179,7 @@ int reinject(struct __sk_buff *skb)
 		fib->ipv4_dst = *(__be32 *)&h[16];
 		/* Multicast, broadcast and the like are never forwarded as such. */
 		if ((h[16] & 0xf0) == 0xe0 || fib->ipv4_dst == 0xffffffff)
-			return pass(skb, RI_T_OTHER);
+			return pass(skb, RI_T_OTHER, egress);
 		/* Not a later fragment: offset 0. */
 		if (!((h[6] & 0x1f) | h[7]))
 			ports(skb, fib, 20);
@@ -170,7 +188,7 @@ int reinject(struct __sk_buff *skb)
 		/* Hop-by-hop options are the kernel's to process, as is a length to trim. */
 		if (bpf_skb_load_bytes(skb, 0, h, 40) < 0 || (h[0] >> 4) != 6 || h[6] == 0 ||
 		    (!skb->gso_size && ((__u32)h[4] << 8 | h[5]) + 40 != skb->len))
-			return pass(skb, RI_T_OTHER);
+			return pass(skb, RI_T_OTHER, egress);
 		fib->family = AF_INET6;
 		fib->flowinfo = *(__be32 *)&h[0] & bpf_htonl(0x0fffffff);
 		fib->l4_protocol = h[6];
@@ -182,18 +200,18 @@ int reinject(struct __sk_buff *skb)
 		 */
 		if (h[24] == 0xff || (h[8] == 0xfe && (h[9] & 0xc0) == 0x80) ||
 		    (h[24] == 0xfe && (h[25] & 0xc0) == 0x80))
-			return pass(skb, RI_T_OTHER);
+			return pass(skb, RI_T_OTHER, egress);
 		ports(skb, fib, 40);
 		ttl = h[7];
 	} else {
-		return pass(skb, RI_T_OTHER);
+		return pass(skb, RI_T_OTHER, egress);
 	}
 
 	if (!local_source(skb, fib, &sc->rev))
-		return pass(skb, RI_T_FORWARDED);
+		return pass(skb, RI_T_FORWARDED, egress);
 	/* The kernel answers Time Exceeded. */
 	if (ttl <= 1)
-		return pass(skb, RI_T_OTHER);
+		return pass(skb, RI_T_OTHER, egress);
 
 	/* A non-GSO packet is checked against the route's MTU; a GSO one below, per segment. */
 	if (!skb->gso_size)
@@ -201,16 +219,26 @@ int reinject(struct __sk_buff *skb)
 	fib->ifindex = tun;
 	r = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
 	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return pass(skb, RI_T_OTHER);
+		return pass(skb, RI_T_OTHER, egress);
+	/*
+	 * From the egress the packet still carries its route, the one into the
+	 * tun (the ingress trip drops it).  A packet the neighbour layer queues
+	 * while it resolves the address is sent by that route's neighbour once
+	 * resolved: into the tun, on the uplink's device, and lost.  So an
+	 * unresolved neighbour is the ingress's (seen on 6.18: the first ping
+	 * to a new neighbour).
+	 */
+	if (egress && r == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return pass(skb, RI_T_OTHER, egress);
 	if (fib->ifindex == tun)
-		return pass(skb, RI_T_OTHER);
+		return pass(skb, RI_T_OTHER, egress);
 	if (skb->gso_size &&
 	    bpf_check_mtu(skb, fib->ifindex, &mtu, 0, BPF_MTU_CHK_SEGS) != BPF_MTU_CHK_RET_SUCCESS)
-		return pass(skb, RI_T_OTHER);
+		return pass(skb, RI_T_OTHER, egress);
 
 	/* No link-layer header on a tun: without room for one the redirect loses the packet. */
 	if (bpf_skb_change_head(skb, ETH_HLEN, 0) < 0)
-		return pass(skb, RI_T_OTHER);
+		return pass(skb, RI_T_OTHER, egress);
 	/* The hop the forward would have taken off: the wire sees the same TTL on either path. */
 	ttl--;
 	if (v4) {
@@ -231,8 +259,22 @@ int reinject(struct __sk_buff *skb)
 	else
 		__builtin_memcpy(nh->ipv6_nh, fib->ipv6_dst, sizeof(nh->ipv6_nh));
 	total(RI_T_REDIRECTED);
+	if (egress)
+		total(RI_T_DIRECT);
 	return bpf_redirect_neigh(fib->ifindex, nh, sizeof(*nh), 0);
 drop:
 	total(RI_T_DROPPED);
 	return TC_ACT_SHOT;
+}
+
+SEC("tc")
+int reinject(struct __sk_buff *skb)
+{
+	return reinject_run(skb, false);
+}
+
+SEC("tc")
+int reinject_egress(struct __sk_buff *skb)
+{
+	return reinject_run(skb, true);
 }

@@ -291,6 +291,10 @@ ctl metrics >"$WORKDIR/metrics.txt" 2>&1
 head -3 "$WORKDIR/metrics.txt" | sed "s/^/# metrics: /"
 check "ipmodctl metrics is valid OpenMetrics" python3 "$OMCHECK" "$WORKDIR/metrics.txt"
 check "... ends with # EOF" bash -c "[ \"\$(tail -1 '$WORKDIR/metrics.txt')\" = '# EOF' ]"
+if [ "$(status_field reinject)" = bpf ]; then
+	check "... the direct path's share of the re-injected packets" grep -qE \
+		'^ipmodd_reinject_direct_packets_total [0-9]+$' "$WORKDIR/metrics.txt"
+fi
 check "... per-rule packets with index, name and spec labels" grep -qE \
 	'^ipmodd_rule_packets_total\{index="1",name="ttl-ping",spec="name=ttl-ping [^"]*set-ttl=33[^"]*"\} [1-9][0-9]*$' "$WORKDIR/metrics.txt"
 check "... per-rule bytes with a UNIT" bash -c "grep -q '^# UNIT ipmodd_rule_bytes bytes' '$WORKDIR/metrics.txt' && grep -qE '^ipmodd_rule_bytes_total\{index=\"1\",[^}]*\} [1-9]' '$WORKDIR/metrics.txt'"

@@ -3,20 +3,28 @@
 # The inbound eBPF fast path (issue 13): with inbound = veth0, fixed packets
 # from the peer to the host (UDP, TCP, ICMP echo; IPv4 and IPv6) through
 # direction=in and both rules (set-ttl, set-dscp, drop) arrive at the host
-# exactly alike with fastpath = "off" and "on" (a capture on the host's veth0
-# sees each packet as it arrived and, re-injected, as the rules left it), with
-# the same per-rule counters; in the "on" run the inbound program really
-# carried them out (status fastpath-in*, where-in=kernel) and added no hop
+# exactly alike with fastpath = "off" and "on" (an NFLOG capture in the host's
+# prerouting sees each packet once, as the rules left it: after the daemon's
+# re-injection, or after the fast path on veth0's ingress), with the same
+# per-rule counters; in the "on" run the inbound program really carried them
+# out on veth0's ingress (status fastpath-in*, where-in=kernel; the inbound
+# tun saw only the punted packets, the "off" run all of them) and added no hop
 # (set-ttl=33 arrives as 33), an outbound rule on the same packets is
 # ignored inbound, and the packets of a rule it cannot carry out (delay=)
 # went to the daemon untouched.  A trace pauses it; edits reach it at once.
 # The same again with the inbound programs as netlink tc filters
-# (failure = "closed"), which share the inbound tun's clsact qdisc with it.
+# (failure = "closed").  kill -9 with the fast path on fails open (tcx) and
+# closed (tc filters) as without it.
 . "$(dirname "$0")/lib.sh"
 
-daemon_test python3 tcpdump tc ping
+daemon_test python3 tcpdump tc ping nft
 INTUN=tun0i0
 status_key() { ctl --json status | json_field "$1" ""; }
+# Packets through the inbound tun, both ways (its kernel counters).
+tun_packets() {
+	echo $(( $(hx cat /sys/class/net/$INTUN/statistics/rx_packets) + \
+		 $(hx cat /sys/class/net/$INTUN/statistics/tx_packets) ))
+}
 # "name packets bytes" per rule, in chain order.
 rule_counts() {
 	ctl --json rules | python3 -c '
@@ -80,15 +88,14 @@ for p in pcap_ip(sys.argv[1]):
 PY
 }
 
-# What the rules must make of the fixed packets: each arrives once as sent
-# (TTL 64, tclass 0) and, unless dropped, once more as the rules left it.
+# What the rules must make of the fixed packets: each arrives once, as the
+# rules left it, unless dropped.
 expected() {
 	local f proto port ttl tc ok
 	for f in 4 6; do
 		[ "$f" = 4 ] && ok=csum-ok || ok=-
 		for port in $PORTS; do
 			for proto in 17 6; do
-				echo "$f $proto $port 64 0 $ok"
 				ttl=64 tc=0
 				case "$proto/$port" in
 				17/9101) ttl=33 ;;
@@ -102,7 +109,6 @@ expected() {
 			done
 		done
 		[ "$f" = 4 ] && proto=1 || proto=58
-		echo "$f $proto 0 64 0 $ok"
 		echo "$f $proto 0 50 0 $ok"
 	done | sort
 }
@@ -119,9 +125,11 @@ $RULES"
 		hx test -e "/sys/class/net/$INTUN" && break
 		sleep 0.05
 	done
-	pcap_start "$tag" "$HOST_NS" veth0 "src host $PEER4 or src host $PEER6"
+	nflog_start "$tag" "$HOST_NS" 5 "ip saddr $PEER4" "ip6 saddr $PEER6"
+	TUN0=$(tun_packets)
 	send_fixed $PORTS
-	pcap_stop "$tag"
+	TUN_DELTA=$(( $(tun_packets) - TUN0 ))
+	nflog_stop "$tag"
 	summary "$WORKDIR/$tag.pcap" >"$WORKDIR/$tag.sum"
 	rule_counts >"$WORKDIR/$tag.rules"
 	ctl --json status >"$WORKDIR/$tag.status.json"
@@ -144,7 +152,9 @@ $RULES"
 # tests/helpers/fp-dir: one UDP packet through the outbound and the inbound
 # program (BPF_PROG_TEST_RUN on loopback of a namespace of its own): the
 # outbound one adds the hop and ignores the inbound rule, the inbound one
-# adds none and ignores the outbound rule; each counts its own rules.
+# adds none and ignores the outbound rule; each counts its own rules; the
+# uplink's program (fastpath_uplink) delivers, counts GSO segments, punts to
+# the tun divert names and drops as divert's tail call needs.
 FP_DIR=${FP_DIR:-$(dirname "$IPMODD")/tests/helpers/fp-dir}
 if [ -x "$FP_DIR" ]; then
 	unshare -n "$FP_DIR" >"$WORKDIR/fp-dir.tap" 2>&1
@@ -156,7 +166,7 @@ if [ -x "$FP_DIR" ]; then
 		"# "*) echo "$line" ;;
 		esac
 	done <"$WORKDIR/fp-dir.tap"
-	check_eq "fp-dir exits 0 after its 17 tests" "$rc:$(grep -c '^ok' "$WORKDIR/fp-dir.tap")" "0:17"
+	check_eq "fp-dir exits 0 after its 30 tests" "$rc:$(grep -c '^ok' "$WORKDIR/fp-dir.tap")" "0:30"
 else
 	diag "no $FP_DIR: the programs are not tested without the daemon"
 fi
@@ -167,6 +177,8 @@ check_eq "[off] status says fastpath-in=off" "$IN_STATE" off
 check_eq "[off] the packets arrive as the rules make them" \
 	"$(cut -d' ' -f1-6 "$WORKDIR/off.sum")" "$(expected)"
 check_eq "[off] where-in of an inbound rule: daemon" "$WHERE_IN" daemon
+# 19 packets per family to the daemon, 17 written back (2 dropped).
+check_eq "[off] every fixed packet went through the inbound tun, and back" "$TUN_DELTA" 72
 stop_ipmodd
 check_eq "[off] ipmodd exits 0" "$?" 0
 
@@ -183,6 +195,8 @@ check_eq "[on] the inbound program sent on the rest of the fixed traffic" "$IN_H
 check_eq "[on] the inbound program dropped the 4 packets of the drop rules" "$IN_DROPPED" 4
 check_eq "[on] it handed the daemon the 2 UDP packets to 9108 (delay=1), and nothing else" \
 	"$IN_PUNTED" 2
+check_eq "[on] the inbound tun carried only those 2, both ways (the rest stayed on veth0's ingress)" \
+	"$TUN_DELTA" 4
 check_eq "[on] it carries out the 8 inbound rules it can express, not the outbound one" "$IN_RULES" 8
 check_eq "[on] it leaves one inbound rule to the daemon" "$IN_PUNT_RULES" 1
 check_eq "[on] where-in of slow-udp: daemon (impairs)" \
@@ -253,11 +267,11 @@ done
 check_eq "[trace] where-in says kernel again after the trace" "$(rule_key ttl-udp where-in)" kernel
 
 ctl del ttl-udp >/dev/null
-pcap_start edit "$HOST_NS" veth0 "udp dst port 9101"
+nflog_start edit "$HOST_NS" 5 "udp dport 9101"
 send_fixed 9101
-pcap_stop edit
+nflog_stop edit
 check_eq "[edit] ttl-udp deleted: the packets to 9101 arrive with TTL 64 only" \
-	"$(summary "$WORKDIR/edit.pcap" | cut -d' ' -f4 | sort -u)" 64
+	"$(summary "$WORKDIR/edit.pcap" | cut -d' ' -f4 | sort | uniq -c | awk '{ print $1, $2 }')" "2 64"
 check_eq "[edit] the inbound program now carries out 7 rules" "$(status_key fastpath-in-rules)" 7
 
 stop_ipmodd
@@ -274,6 +288,7 @@ check_eq "[tc] the same packets, byte for byte, as with fastpath = off" \
 	"$(cat "$WORKDIR/tc.sum")" "$(cat "$WORKDIR/off.sum")"
 check_eq "[tc] the same per-rule counters" "$(cat "$WORKDIR/tc.rules")" "$(cat "$WORKDIR/off.rules")"
 check_eq "[tc] the inbound program sent on the same packets" "$IN_HANDLED" 32
+check_eq "[tc] ... on veth0's ingress: the inbound tun carried only the 2 punted ones" "$TUN_DELTA" 4
 stop_ipmodd
 check_eq "[tc] ipmodd exits 0" "$?" 0
 check_eq "[tc] no tc filter left on veth0's ingress" \
@@ -295,11 +310,11 @@ check_eq "[two] two inbound tuns, one inbound fast path" \
 	"$(status_key inbound-tuns) $(status_key fastpath-in)" "tun0i0,tun0i1 on"
 handled0=$(status_key fastpath-in-handled)
 rx0=$(status_key in-rx-packets)
-pcap_start two "$HOST_NS" up1 "icmp[icmptype] == icmp-echo"
+nflog_start two "$HOST_NS" 5 "iifname up1 icmp type echo-request"
 check "[two] the second peer pings the host" ip netns exec "$P2_NS" ping -c 3 -i 0.2 -W 2 198.18.4.1
 check "[two] the first peer too" px ping -c 3 -i 0.2 -W 2 "$HOST4"
-pcap_stop two
-check_eq "[two] the second peer's echo requests arrived re-injected with TTL 50 (ttl-echo)" \
+nflog_stop two
+check_eq "[two] the second peer's echo requests arrived on up1 with TTL 50 (ttl-echo)" \
 	"$(tcpdump -r "$WORKDIR/two.pcap" -n -v 2>/dev/null | grep -c 'ttl 50,')" 3
 check_eq "[two] the kernel carried all 6 (fastpath-in-handled)" \
 	"$(( $(status_key fastpath-in-handled) - handled0 ))" 6
@@ -307,5 +322,50 @@ check_eq "[two] ... and the daemon read none (in-rx-packets)" "$(( $(status_key 
 check_eq "[two] ttl-echo counted the 6" "$(rule_key ttl-echo packets)" 6
 stop_ipmodd
 check_eq "[two] ipmodd exits 0" "$?" 0
+
+# --- (5) kill -9 with the inbound fast path on veth0's ingress ---------------------
+# failure = "open": the tcx links go with the daemon, divert and its tail call
+# with them (a tc filter would stay, find no tun and pass).  failure =
+# "closed": the tc filter stays and drops, fast path or not: divert finds no
+# tun before it would tail-call (and the prog array is flushed with the
+# daemon's last reference to it).
+ping_host() { px ping -c 3 -i 0.2 -W 1 "$HOST4" >/dev/null 2>&1; }
+echo_requests() {
+	hx nft list chain inet ipmodk9 pre | sed -n 's/.*packets \([0-9]*\).*/\1/p'
+}
+hx nft -f - <<NFT
+table inet ipmodk9 {
+	chain pre {
+		type filter hook prerouting priority -300; policy accept;
+		ip saddr $PEER4 icmp type echo-request counter
+	}
+}
+NFT
+run on k9open
+check_eq "[k9 open] the kernel carried the fixed traffic on veth0's ingress" "$IN_HANDLED:$TUN_DELTA" 32:4
+kill -9 "$IPMODD_PID"
+wait "$IPMODD_PID" 2>/dev/null
+IPMODD_PID=""
+e0=$(echo_requests)
+check "[k9 open] kill -9 ($IN_ATTACH): the peer still pings the host" ping_host
+check_eq "[k9 open] ... its echo requests reached the host's stack" $(( $(echo_requests) - e0 )) 3
+hx "$IPMODD" -c "$WORKDIR/k9open.conf" --cleanup >/dev/null 2>&1
+
+run on k9closed closed
+check_eq "[k9 closed] tc filters, the kernel carried the fixed traffic" \
+	"$IN_ATTACH:$IN_HANDLED:$TUN_DELTA" tc:32:4
+kill -9 "$IPMODD_PID"
+wait "$IPMODD_PID" 2>/dev/null
+IPMODD_PID=""
+e0=$(echo_requests)
+check "[k9 closed] kill -9: the peer's pings fail" bash -c \
+	"! ip netns exec '$PEER_NS' ping -c 2 -i 0.2 -W 1 '$HOST4' >/dev/null 2>&1"
+check_eq "[k9 closed] ... dropped on veth0's ingress: none reached the host's stack" \
+	$(( $(echo_requests) - e0 )) 0
+hx "$IPMODD" -c "$WORKDIR/k9closed.conf" --unblock >/dev/null 2>&1
+check_eq "[k9 closed] --unblock: no tc ingress filter left on veth0" \
+	"$(hx tc filter show dev veth0 ingress)" ""
+check "[k9 closed] ... and the peer pings the host again" ping_host
+hx nft delete table inet ipmodk9
 
 done_testing

@@ -399,12 +399,16 @@ check "ipmodd starts for the loop" start_ipmodd "$WORKDIR/edit.conf"
 hx ip route add 198.18.9.0/24 dev tun0
 handled0=$(status_key fastpath-handled)
 loops0=$(status_key loops)
+direct0=$(status_key reinject-direct)
 hx ping -c 5 -i 0.2 -W 1 198.18.9.1 >/dev/null 2>&1
 sleep 1
 handled=$(($(status_key fastpath-handled) - handled0))
 check_eq "each of 5 echo requests into a loop came back and was dropped once" \
 	"$(($(status_key loops) - loops0))" 5
 check "... the kernel sent each on at most twice, no storm ($handled)" test "$handled" -le 10
+# The direct path finds the route back into the tun and leaves them to the ingress as before.
+check_eq "... with the fast path's direct path on, which sent none of them" \
+	"$(status_key fastpath-direct):$(($(status_key reinject-direct) - direct0))" "1:0"
 hx ip route del 198.18.9.0/24 dev tun0
 stop_ipmodd
 check_eq "... and ipmodd exits 0" "$?" 0

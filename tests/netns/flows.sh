@@ -8,8 +8,9 @@
 #  - a 5 MB download host <- peer (curl, python's http.server; TSO/GSO off on
 #    the peer, GRO off on the host, so that a segment is a packet): in a
 #    capture at the peer exactly the first 3 packets host -> peer carry CS1;
-#    in a capture of what the daemon wrote to the inbound tun exactly the
-#    first 3 packets peer -> host do; the data is byte-exact; with the fast
+#    in an NFLOG capture of what the host receives (its prerouting: after
+#    the daemon's re-injection, or after the fast path on veth0's ingress)
+#    exactly the first 3 packets peer -> host do; the data is byte-exact; with the fast
 #    path on, the kernel counts each flow's packets and carries them on past
 #    position 3 (fastpath*-flow-passed), the daemon reads only a handful;
 #  - status has flows-* counters, and "ipmodctl flows" (text and --json, with
@@ -98,21 +99,21 @@ first_packets() {
 	px ethtool -K veth0 tso off gso off >/dev/null 2>&1
 	hx ethtool -K veth0 gro off >/dev/null 2>&1
 	pcap_start "out$m" "$PEER_NS" veth0 -s 128 "tcp port $HTTP_PORT"
-	pcap_start "in$m" "$HOST_NS" "$INTUN" -Q in -s 128 "tcp src port $HTTP_PORT"
+	nflog_start "in$m" "$HOST_NS" 6 "tcp sport $HTTP_PORT"
 	check_eq "[$m] 5 MB download peer -> host: sha256 equal" "$(download "$m" "$port")" "$BLOB_SHA"
 	pcap_stop "out$m"
-	pcap_stop "in$m"
+	nflog_stop "in$m"
 	dscp_seq "$WORKDIR/out$m.pcap" "ip.src == $HOST4 && tcp.srcport == $port" >"$WORKDIR/out$m.seq"
 	dscp_seq "$WORKDIR/in$m.pcap" "ip.src == $PEER4 && tcp.dstport == $port" >"$WORKDIR/in$m.seq"
 	n=$(dscp_seq "$WORKDIR/out$m.pcap" "ip.src == $PEER4 && tcp.dstport == $port" | wc -l)
 	diag "[$m] host -> peer: $(wc -l <"$WORKDIR/out$m.seq") packets, DSCP $(head -5 "$WORKDIR/out$m.seq" | tr '\n' ' ')..." \
-		"[$m] peer -> host (after the daemon): $(wc -l <"$WORKDIR/in$m.seq") of the $n the peer sent, DSCP $(head -5 "$WORKDIR/in$m.seq" | tr '\n' ' ')..."
+		"[$m] peer -> host (as received): $(wc -l <"$WORKDIR/in$m.seq") of the $n the peer sent, DSCP $(head -5 "$WORKDIR/in$m.seq" | tr '\n' ' ')..."
 	check_eq "[$m] host -> peer, captured at the peer: exactly 3 packets carry CS1, among the first 5" \
 		"$(first3 "$WORKDIR/out$m.seq")" ok
-	check_eq "[$m] peer -> host, as the daemon wrote them: exactly 3 packets carry CS1, among the first 5" \
+	check_eq "[$m] peer -> host, as the host received them: exactly 3 packets carry CS1, among the first 5" \
 		"$(first3 "$WORKDIR/in$m.seq")" ok
 	check "[$m] the peer sent thousands of segments ($n)" test "$n" -ge 3000
-	check_eq "[$m] ... and every one reached the inbound tun's ingress" "$(wc -l <"$WORKDIR/in$m.seq")" "$n"
+	check_eq "[$m] ... and every one reached the host's prerouting, once" "$(wc -l <"$WORKDIR/in$m.seq")" "$n"
 	rx=$(status_field rx-packets)
 	inrx=$(status_field in-rx-packets)
 	diag "[$m] the daemon read $rx outbound and $inrx inbound packets"

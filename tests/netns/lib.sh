@@ -379,6 +379,39 @@ pcap_stop() {
 	wait "$pid" 2>/dev/null
 	return 0
 }
+# nflog_start NAME NS GROUP MATCH...: what NS's IP stack receives, as it
+# receives it: packets each nft MATCH (one rule each, e.g. "ip saddr 1.2.3.4")
+# selects in a prerouting chain of NS (its own table, ipmodd_nflog_NAME) are
+# logged to NFLOG group GROUP (each at once: queue-threshold 1) and written by tcpdump to $WORKDIR/NAME.pcap
+# (link type NFLOG; netpkt.pcap_ip and tshark read it).  Unlike a capture on
+# an interface it sees a packet after tc ingress: once, as the inbound path
+# left it, whichever way the path took.  nflog_stop NAME ends it.
+nflog_start() {
+	local name=$1 ns=$2 group=$3 i rules="" m
+	shift 3
+	for m in "$@"; do
+		rules="$rules		$m log group $group queue-threshold 1
+"
+	done
+	printf 'table inet ipmodd_nflog_%s {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300; policy accept;\n%s\t}\n}\n' \
+		"$name" "$rules" | ip netns exec "$ns" nft -f - || return 1
+	eval "NFLOG_NS_$name=\$ns"
+	ip netns exec "$ns" tcpdump --immediate-mode -B 16384 -i "nflog:$group" -U -n -w "$WORKDIR/$name.pcap" 2>"$WORKDIR/$name.err" &
+	eval "PCAP_PID_$name=$!"
+	BG_PIDS+=($!)
+	for i in $(seq 50); do
+		grep -q listening "$WORKDIR/$name.err" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+nflog_stop() {
+	local ns
+	eval "ns=\$NFLOG_NS_$1"
+	pcap_stop "$1"
+	ip netns exec "$ns" nft delete table inet "ipmodd_nflog_$1" 2>/dev/null
+	return 0
+}
 # pcap_bad_checksums FILE [FILTER]: frames (matching FILTER) whose IPv4, TCP,
 # UDP, ICMP or ICMPv6 checksum tshark finds bad.
 pcap_bad_checksums() {

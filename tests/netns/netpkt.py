@@ -15,14 +15,31 @@ def csum(b):
     return ~s & 0xffff
 
 
+def nflog_payload(rec):
+    """The packet of an NFLOG record (lib.sh's nflog_start): its NFULA_PAYLOAD TLV."""
+    off = 4
+    while off + 4 <= len(rec):
+        # TLV length and type in the capturing host's order (little-endian here).
+        tlen, ttype = struct.unpack("<HH", rec[off:off + 4])
+        if tlen < 4:
+            break
+        if ttype & 0x7fff == 9:
+            return rec[off + 4:off + tlen]
+        off += (tlen + 3) & ~3
+    return b""
+
+
 def pcap_ip(path):
-    """The packets of a pcap file of Ethernet frames, Ethernet header cut off."""
+    """The packets of a pcap file of Ethernet frames, Ethernet header cut off,
+    or of NFLOG records (link type 239), their payload."""
     d = open(path, "rb").read()
     le = d[:4] == b"\xd4\xc3\xb2\xa1"
+    linktype = struct.unpack("<I" if le else ">I", d[20:24])[0] if len(d) >= 24 else 1
     off = 24
     while off + 16 <= len(d):
         incl = struct.unpack("<I" if le else ">I", d[off + 8:off + 12])[0]
-        yield d[off + 16:off + 16 + incl][14:]
+        rec = d[off + 16:off + 16 + incl]
+        yield nflog_payload(rec) if linktype == 239 else rec[14:]
         off += 16 + incl
 
 

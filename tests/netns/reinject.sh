@@ -10,7 +10,10 @@
 # firewall drops it all (and the status says forward).  The host as a router
 # (a LAN client, global forwarding on, the peer routing back to the LAN)
 # keeps the kernel's forwarding, with the program and without: the client
-# reaches the peer, set-ttl lands, and the forward chain still decides.  Without CAP_BPF, "auto" falls back to
+# reaches the peer, set-ttl lands, and the forward chain still decides.
+# With the fast path on, the host's own packets leave straight from the
+# tun's egress (the fast path's tail call into the re-injection program,
+# reinject-direct), none through the tun's ingress; the LAN's do not.  Without CAP_BPF, "auto" falls back to
 # forwarding and "bpf" refuses to start.
 . "$(dirname "$0")/lib.sh"
 
@@ -26,7 +29,7 @@ hx ethtool -K veth0 tx off tso off gso off >/dev/null 2>&1 ||
 
 SOCK=$WORKDIR/control.sock
 ctl() { hx "$IPMODCTL" -s "$SOCK" "$@"; }
-status_key() { ctl --json status | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))"; }
+status_key() { ctl --json status | json_field "$1" ""; }
 
 # The rule lands on the second range only: the first shows the untouched TTL.
 RULES='rules = (
@@ -84,10 +87,23 @@ transfer() {
 	sha256sum <"$rx" 2>/dev/null | cut -d' ' -f1
 }
 
-# own_traffic LABEL: the host's own traffic through a dropping forward chain.
+# ingress_sent: the packets the program on the tun's ingress sent out of the
+# uplink (redirected less those sent from the egress by the fast path's tail call).
+ingress_sent() { echo $(($(status_key reinject-redirected) - $(status_key reinject-direct))); }
+
+# own_traffic LABEL FASTPATH: the host's own traffic through a dropping forward chain.
 own_traffic() {
-	local label=$1 r0 r1 fam dir
+	local label=$1 fp=$2 r0 r1 fam dir d0 d1 i0 i1
 	r0=$(status_key reinject-redirected)
+	# One echo request to a neighbour not yet resolved: the direct path
+	# leaves it to the ingress, where the queued packet has no route into the tun.
+	hx ip neigh flush dev veth0
+	hx ip -6 neigh flush dev veth0
+	check "$label: one ping $PEER4 to an unresolved neighbour is answered" \
+		hx ping -c 1 -W 2 "$PEER4"
+	check "$label: one ping -6 $PEER6 to an unresolved neighbour is answered" \
+		hx ping -6 -c 1 -W 2 "$PEER6"
+	d0=$(status_key reinject-direct)
 	pcap_start wire "$PEER_NS" veth0 icmp or icmp6
 	check "$label: ping $PEER4" ping_ok 4 "$PEER4"
 	check "$label: ping -6 $PEER6" ping_ok 6 "$PEER6"
@@ -96,6 +112,14 @@ own_traffic() {
 	check "$label: ping $FAR4 through the gateway" ping_ok 4 "$FAR4"
 	check "$label: ping -6 $FAR6 through the gateway" ping_ok 6 "$FAR6"
 	pcap_stop wire
+	d1=$(status_key reinject-direct)
+	# The fast path hands its packets straight on (no trip through the tun's ingress), or none.
+	if [ "$fp" = auto ]; then
+		check "$label: the 12 echo requests went from the fast path straight out ($((d1 - d0)))" \
+			test $((d1 - d0)) -ge 12
+	else
+		check_eq "$label: nothing takes the direct path without the fast path" "$((d1 - d0))" 0
+	fi
 	check_eq "$label: TTL 64 on the wire without a rule" "$(echo_ttls "$WORKDIR/wire.pcap" "$PEER4")" 64
 	check_eq "$label: hop limit 64 on the wire without a rule" \
 		"$(echo_ttls "$WORKDIR/wire.pcap" "$PEER6")" 64
@@ -109,10 +133,22 @@ own_traffic() {
 	for fam in 4 6; do
 		pcap_start tcp "$PEER_NS" veth0 tcp port 5101
 		w0=$(tun_rx_packets)
+		d0=$(status_key reinject-direct)
+		i0=$(ingress_sent)
 		check_eq "$label: 2 MB TCP over IPv$fam up arrives byte-exact" \
 			"$(transfer $fam up)" "$BLOB_SUM"
 		w1=$(tun_rx_packets)
+		d1=$(status_key reinject-direct)
+		i1=$(ingress_sent)
 		pcap_stop tcp
+		if [ "$fp" = auto ]; then
+			# 2 MB are at least 31 super-packets of 64 KiB; the handshake may take the daemon.
+			check "$label: ... sent from the tun's egress: $((d1 - d0)) packets direct, $((i1 - i0)) through its ingress" \
+				test $((d1 - d0)) -ge 31 -a $((i1 - i0)) -le 5
+		else
+			check "$label: ... sent from the tun's ingress: $((i1 - i0)) packets, none direct" \
+				test $((d1 - d0)) -eq 0 -a $((i1 - i0)) -ge 31
+		fi
 		# tcpdump may miss frames on a busy machine: what it saw is checked, not how many.
 		frames=$(pcap_count "$WORKDIR/tcp.pcap" "tcp.len > 0")
 		maxlen=$(tshark -r "$WORKDIR/tcp.pcap" -T fields -e frame.len 2>/dev/null | sort -n | tail -1)
@@ -149,8 +185,10 @@ for fw in nft ipt; do
 		check_eq "$fw forward drop, fastpath $fp: status reinject" "$(status_key reinject)" bpf
 		if [ "$fp" = auto ]; then
 			check_eq "... fastpath on" "$(status_key fastpath)" on
+			check_eq "... handing its packets straight to the re-injection program" \
+				"$(status_key fastpath-direct)" 1
 		fi
-		own_traffic "$fw forward drop, fastpath $fp"
+		own_traffic "$fw forward drop, fastpath $fp" "$fp"
 		stop_ipmodd
 	done
 done
@@ -164,6 +202,8 @@ REINJECT=forward write_config "$WORKDIR/fwd.conf" "$RULES"
 if start_ipmodd "$WORKDIR/fwd.conf"; then
 	check_eq "reinject = forward: status reinject" "$(status_key reinject)" forward
 	check_eq "... with the reason" "$(status_key reinject-reason)" 'routing.reinject = "forward"'
+	check_eq "... the fast path redirects to the tun's ingress: no re-injection program" \
+		"$(status_key fastpath-direct):$(status_key fastpath-direct-reason)" "0:no re-injection program"
 	check "... a forward chain with policy drop drops ping" ping_fails 4 "$PEER4"
 	check "... and ping -6" ping_fails 6 "$PEER6"
 	fw_clear
@@ -203,6 +243,7 @@ for run in "auto auto" "auto off" "forward auto"; do
 		continue
 	fi
 	f0=$(status_key reinject-forwarded)
+	d0=$(status_key reinject-direct)
 	pcap_start lan "$PEER_NS" veth0 icmp or icmp6
 	check "router, reinject $ri, fastpath $fp: the LAN client pings the peer" \
 		lx ping -c 2 -i 0.2 -W 1 "$PEER4"
@@ -217,6 +258,9 @@ for run in "auto auto" "auto off" "forward auto"; do
 	if [ "$ri" = auto ]; then
 		check "router, reinject $ri, fastpath $fp: the program left them to the kernel's forwarding ($((f1 - f0)))" \
 			test $((f1 - f0)) -ge 8
+		# Another host's packets: from the fast path to the tun's ingress, as without the direct path.
+		check_eq "router, reinject $ri, fastpath $fp: none of them left by the direct path" \
+			"$(($(status_key reinject-direct) - d0))" 0
 	fi
 	check_eq "router, reinject $ri, fastpath $fp: the client's packets leave with its address" \
 		"$(tshark -r "$WORKDIR/lan.pcap" -Y "icmp.type == 8" -T fields -e ip.src 2>/dev/null | sort -u)" \

@@ -47,6 +47,11 @@ check_eq "the fast path is on" "$(status_field fastpath)" on
 check_eq "the re-injection program is on" "$(status_field reinject)" bpf
 check_eq "the inbound fast path is on" "$(status_field fastpath-in)" on
 check_eq "the inbound diversion is on" "$(status_field inbound)" veth0
+# The verifier took fastpath_uplink too (else the inbound fast path falls
+# back to the inbound tun's egress, saying so in the log).
+check "the inbound fast path runs on veth0's ingress (divert's tail call)" \
+	grep -q "inbound eBPF fast path on the ingress of 1 uplink" "$WORKDIR/ipmodd.log"
+inrx0=$(status_field in-rx-packets)
 
 for fam in 4 6; do
 	[ "$fam" = 4 ] && dst=$PEER4 || dst=$PEER6
@@ -64,6 +69,8 @@ check_eq "the outbound ICMP rule counted 6 packets" "$(count out)" 6
 check_eq "the inbound ICMP rule counted 6 packets" "$(count in)" 6
 check_eq "the outbound ICMPv6 echo-request rule counted 3 packets" "$(count out6)" 3
 check_eq "the inbound ICMPv6 echo-request rule counted 3 packets" "$(count in6)" 3
+check_eq "the daemon read none of the peer's packets (the kernel finished them on veth0)" \
+	"$(( $(status_field in-rx-packets) - inrx0 ))" 0
 redirected=$(status_field reinject-redirected)
 check "the re-injection program carried packets out (${redirected:-?})" test "${redirected:-0}" -gt 0
 stop_ipmodd
