@@ -504,7 +504,8 @@ static int parse_words(const struct ctx *c, const config_setting_t *s, struct st
 }
 
 _Static_assert(sizeof(enum reinject_mode) == sizeof(unsigned int) &&
-	       sizeof(enum fastpath_mode) == sizeof(unsigned int), "parse_enum() stores an enum");
+	       sizeof(enum fastpath_mode) == sizeof(unsigned int) &&
+	       sizeof(enum tun_io) == sizeof(unsigned int), "parse_enum() stores an enum");
 
 /* One of k->words, its index into the enum at k->offset. */
 static int parse_enum(const struct ctx *c, const config_setting_t *s, struct state *st,
@@ -566,6 +567,21 @@ static int parse_queues(const struct ctx *c, const config_setting_t *s, struct s
 		return 0;
 	}
 	return parse_int(c, s, st, k);
+}
+
+/* One of k->words; "uring" only where the build has liburing (configure found it). */
+static int parse_tun_io(const struct ctx *c, const config_setting_t *s, struct state *st,
+			const struct config_key *k)
+{
+	int r;
+
+	r = parse_enum(c, s, st, k);
+#ifndef HAVE_LIBURING
+	if (r >= 0 && st->cfg->tun_io == TUN_IO_URING)
+		r = fail(c, s, -EOPNOTSUPP, "tun.io: \"uring\": this build of ipmodd lacks liburing "
+			 "(configure did not find it, or --without-liburing)");
+#endif
+	return r;
 }
 
 /* --- routing ---------------------------------------------------------------- */
@@ -1567,6 +1583,7 @@ KEY_EQUAL(eq_tun_name, strcmp(a->tun_name, b->tun_name) == 0)
 KEY_EQUAL(eq_mtu, a->mtu == b->mtu)
 KEY_EQUAL(eq_offload, a->offload == b->offload)
 KEY_EQUAL(eq_queues, a->queues == b->queues)
+KEY_EQUAL(eq_tun_io, a->tun_io == b->tun_io)
 KEY_EQUAL(eq_table, a->table == b->table)
 KEY_EQUAL(eq_priority, a->priority == b->priority)
 KEY_EQUAL(eq_families, a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 && a->ipv6_auto == b->ipv6_auto)
@@ -1595,6 +1612,10 @@ static const char *const fastpath_modes[] = {
 	[FASTPATH_AUTO] = "auto",
 	[FASTPATH_ON] = "on",
 };
+static const char *const tun_io_modes[] = {
+	[TUN_IO_READWRITE] = "readwrite",
+	[TUN_IO_URING] = "uring",
+};
 static const char *const failure_words[] = { "open", "closed" };
 static const char *const rp_filter_words[] = { "loose", "keep" };
 
@@ -1622,6 +1643,9 @@ static const struct config_key config_keys[] = {
 	{ BOOL_KEY("tun.offload", offload), .restart = true, .equal = eq_offload },
 	{ INT_KEY("tun.queues", parse_queues, queues, 1, CONFIG_QUEUES_MAX), .restart = true,
 	  .equal = eq_queues },
+	{ .name = "tun.io", .parse = parse_tun_io, .offset = offsetof(struct config, tun_io),
+	  .words = tun_io_modes, .n_words = ARRAY_SIZE(tun_io_modes), .restart = true,
+	  .equal = eq_tun_io },
 	{ INT_KEY("routing.table", parse_table, table, 1, TABLE_MAX), .restart = true, .equal = eq_table },
 	{ INT_KEY("routing.priority", parse_int, priority, PRIORITY_MIN, PRIORITY_MAX), .restart = true,
 	  .equal = eq_priority },

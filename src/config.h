@@ -45,6 +45,12 @@ enum fastpath_mode {
 	FASTPATH_ON,
 };
 
+/* tun.io: how the packet path reads the tun (ipmodd.conf(5)). */
+enum tun_io {
+	TUN_IO_READWRITE,	/* read() and write() */
+	TUN_IO_URING,		/* reads through io_uring (tunring.h), where the build has liburing */
+};
+
 /* routing.reinject: how packets written back to the tun leave (ipmodd.conf(5)). */
 enum reinject_mode {
 	REINJECT_AUTO,		/* the BPF program where it loads, else forwarding */
@@ -62,6 +68,7 @@ struct config {
 	unsigned int mtu;
 	bool offload;		/* virtio-net header, checksum and GSO offload (tun.h), when the kernel has them */
 	unsigned int queues;	/* tun queues, one worker thread each; 0: "auto" (online CPUs) */
+	enum tun_io tun_io;
 
 	uint32_t table;
 	uint32_t priority;	/* diversion rules; the bypass and exclusions use priority - 1 */

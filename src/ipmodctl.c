@@ -424,6 +424,8 @@ static const struct {
 	{ "tun", "diversion" },
 	{ "offload", "diversion" },
 	{ "queues", "diversion" },
+	{ "tun-io", "diversion" },
+	{ "tun-io-", "diversion" },
 	{ "families", "diversion" },
 	{ "table", "diversion" },
 	{ "priority", "diversion" },
@@ -599,9 +601,13 @@ static void print_status_summary(const struct ctl_response *resp, const struct c
 	printf("  generation %s%s, config %s\n", v ? v : "?",
 	       !strcmp(ctl_pairs_get(p, n, "modified") ?: "0", "1") ? " (modified live)" : "",
 	       ctl_pairs_get(p, n, "config") ?: "?");
-	printf("  tun %s, families %s, %s queue(s), offload %s\n",
+	printf("  tun %s, families %s, %s queue(s), offload %s, io %s\n",
 	       ctl_pairs_get(p, n, "tun") ?: "?", ctl_pairs_get(p, n, "families") ?: "?",
-	       ctl_pairs_get(p, n, "queues") ?: "?", ctl_pairs_get(p, n, "offload") ?: "?");
+	       ctl_pairs_get(p, n, "queues") ?: "?", ctl_pairs_get(p, n, "offload") ?: "?",
+	       ctl_pairs_get(p, n, "tun-io") ?: "readwrite");
+	v = ctl_pairs_get(p, n, "tun-io-fallback");
+	if (v)
+		printf("  tun.io = \"uring\" refused: %s\n", v);
 	snprintf(b4, sizeof(b4), "%" PRIu64, kernel);
 	printf("  diverted: kernel %s packets, daemon %s packets (%s bytes)\n",
 	       num(b4, c->human, b1, sizeof(b1)),

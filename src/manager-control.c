@@ -21,6 +21,7 @@
 #include "monitor.h"
 #include "reinject.h"
 #include "tun.h"
+#include "tunring.h"
 #include "watch.h"
 
 #define TRACE_STREAM_BUF (256 * 1024)
@@ -106,6 +107,28 @@ static int status_fastpath_in(struct manager *m, struct ctl_reply *reply)
 }
 
 /* inbound.interfaces: the interfaces, their tuns, how attached, the kernel's totals. */
+/*
+ * tun.io: "uring" while some queue reads through io_uring (and how), else
+ * "readwrite"; with "uring" asked for, why a queue reads with read().
+ */
+static void status_tun_io(struct manager *m, struct ctl_reply *reply)
+{
+	const struct manager_path *path = m->path.ring ? &m->path : NULL;
+
+	for (unsigned int q = 0; q < m->n_paths && !path; q++)
+		if (m->paths[q].ring)
+			path = &m->paths[q];
+	ctl_reply_add(reply, "tun-io", path ? "uring" : "readwrite");
+	if (path) {
+		ctl_reply_add(reply, "tun-io-reads",
+			      tunring_multishot(path->ring) ? "multishot" : "plain");
+		ctl_reply_add(reply, "tun-io-writes", path->ring_writes ? "ring" : "write");
+	}
+	if (m->tun_io_fallbacks)
+		ctl_reply_addf(reply, "tun-io-fallback", "%u queue(s) read with read(): %s",
+			       m->tun_io_fallbacks, m->tun_io_reason);
+}
+
 static void status_inbound(struct manager *m, struct ctl_reply *reply)
 {
 	char ifs[CONFIG_INBOUND_MAX * IFNAMSIZ], tuns[CONFIG_INBOUND_MAX * IFNAMSIZ];
@@ -178,6 +201,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 	tun_offload_name(m->tun->offload, key, sizeof(key));
 	ctl_reply_add(reply, "offload", key);
 	ctl_reply_add_u64(reply, "queues", m->tun->n_queues);
+	status_tun_io(m, reply);
 	ctl_reply_addf(reply, "families", "%s%s%s", m->cfg->ipv4 ? "ipv4" : "",
 		       m->cfg->ipv4 && m->cfg->ipv6 ? "," : "", m->cfg->ipv6 ? "ipv6" : "");
 	ctl_reply_add_u64(reply, "table", m->cfg->table);

@@ -29,6 +29,7 @@
 #include "routing.h"
 #include "surgery.h"
 #include "tun.h"
+#include "tunring.h"
 
 #define HEADROOM MANAGER_HEADROOM
 
@@ -95,17 +96,53 @@ static void manager_send(struct manager_path *path, uint8_t dest, uint8_t *data,
 		/* A super-packet that comes back, comes back whole: its print is the one to keep. */
 		loopguard_record(&m->loopguard, data, len, path->now_ns);
 	}
-	/* The packet's last write, from a buffer nothing touches before the worker writes it. */
-	if (last && path->can_defer && !path->out_len && dest == path->dest) {
+	/*
+	 * The packet's last write, from a buffer nothing touches before the
+	 * worker writes it (or, with writes of the ring, its ring buffer).
+	 */
+	if (last && path->can_defer && !path->out_len && dest == path->dest &&
+	    (!path->ring_writes ||
+	     tunring_holds(path->ring, path->ring_id, data - t->hdrlen, len + t->hdrlen))) {
 		path->out = data - t->hdrlen;
 		path->out_len = len + t->hdrlen;
 		path->out_segs = segs;
 		path->out_bytes = bytes;
 		return;
 	}
+	/* The ring's writes so far go first: packets leave in the order they came. */
+	if (path->ring_writes)
+		(void)tunring_submit(path->ring);
 	r = tun_write(t, q, data - t->hdrlen, len + t->hdrlen);
 	if (r < 0)
 		manager_write_failed(path, dest, r, len, segs, bytes);
+}
+
+/* A deferred write's counts in a ring write's cookie: segments, and bytes below 2^40. */
+#define COOKIE(segs, bytes) ((uint64_t)(segs) << 40 | ((bytes) & ((1ULL << 40) - 1)))
+
+int manager_path_ring_out(struct manager_path *path, uint32_t id)
+{
+	int r;
+
+	if (!path->out_len) {
+		tunring_put(path->ring, id);
+		return 0;
+	}
+	r = tunring_write(path->ring, id, path->out, path->out_len,
+			  COOKIE(path->out_segs, path->out_bytes));
+	if (r >= 0)
+		return 0;
+	/* Not from the ring buffer (a worker's forged answer), or the ring is full. */
+	(void)tunring_submit(path->ring);
+	r = tun_write(path->tun, path->queue, path->out, path->out_len);
+	tunring_put(path->ring, id);
+	return r;
+}
+
+void manager_ring_write_failed(struct manager_path *path, const struct tunring_read *rd)
+{
+	manager_write_failed(path, path->dest, (int)rd->n, rd->len - path->tun->hdrlen,
+			     (unsigned int)(rd->cookie >> 40), rd->cookie & ((1ULL << 40) - 1));
 }
 
 /* A complete packet of its own (forged, queued, a segment): a header that asks nothing. */
@@ -284,6 +321,7 @@ void manager_path_release(struct manager_path *path)
 {
 	free(path->surgbuf);
 	path->surgbuf = NULL;
+	path->ring = tunring_free(path->ring);
 }
 
 /*
@@ -693,8 +731,8 @@ static void manager_tun_gone(struct manager_path *path)
 	sd_event_exit(m->event, -ENODEV);
 }
 
-/* A read of n bytes (or -errno) into the path's rxbuf; false: the queue is empty for now. */
-bool manager_path_take(struct manager_path *path, ssize_t n)
+/* A read of n bytes (or -errno) into buf; false: the queue is empty for now. */
+bool manager_path_take_buf(struct manager_path *path, uint8_t *buf, ssize_t n)
 {
 	struct manager *m = path->m;
 	size_t hdrlen = path->tun->hdrlen;
@@ -715,9 +753,54 @@ bool manager_path_take(struct manager_path *path, ssize_t n)
 		m->stats.malformed[PKT_TRUNCATED]++;
 		return true;
 	}
-	manager_process(path, path->rxbuf + HEADROOM, (size_t)n - hdrlen,
-			hdrlen ? path->rxbuf + HEADROOM - hdrlen : NULL);
+	manager_process(path, buf + HEADROOM, (size_t)n - hdrlen,
+			hdrlen ? buf + HEADROOM - hdrlen : NULL);
 	return true;
+}
+
+/* A read of n bytes (or -errno) into the path's rxbuf; false: the queue is empty for now. */
+bool manager_path_take(struct manager_path *path, ssize_t n)
+{
+	return manager_path_take_buf(path, path->rxbuf, n);
+}
+
+void manager_path_ring_start(struct manager_path *path)
+{
+	struct manager *m = path->m;
+	size_t hdrlen = path->tun->hdrlen;
+	char why[ERR_MAX];
+	bool plain;
+	int r;
+
+	if (m->cfg->tun_io != TUN_IO_URING || path->ring)
+		return;
+	/*
+	 * Each buffer as rxbuf: the header read into the room in front of the
+	 * packet.  IPMODD_URING_READS=plain (tests/netns/tunio.sh): the plain
+	 * reads of a kernel without the multishot read, on any kernel.
+	 */
+	plain = getenv("IPMODD_URING_READS") && strcmp(getenv("IPMODD_URING_READS"), "plain") == 0;
+	/* IPMODD_URING_WRITES=plain: every write a write() (bench/run compares both). */
+	path->ring_writes = !(getenv("IPMODD_URING_WRITES") &&
+			      strcmp(getenv("IPMODD_URING_WRITES"), "plain") == 0);
+	r = tunring_new(path->tun->fds[path->queue], TUNRING_DEPTH, HEADROOM + PKT_MAX,
+			HEADROOM - hdrlen, hdrlen + PKT_MAX, !plain, &path->ring, why, sizeof(why));
+	if (r >= 0) {
+		/* Before 6.7 the ring's writes would go through io_uring's worker threads. */
+		path->ring_writes = path->ring_writes && tunring_writes_inline(path->ring);
+		log_debug("%s queue %u: reads through io_uring (%s), writes %s", path->tun->name,
+			  path->queue,
+			  tunring_multishot(path->ring) ? "one multishot read" : "plain reads",
+			  path->ring_writes ? "through it" : "with write()");
+		return;
+	}
+	path->ring = NULL;
+	path->ring_writes = false;
+	if (!m->tun_io_fallbacks++) {
+		snprintf(m->tun_io_reason, sizeof(m->tun_io_reason), "%s", why);
+		log_warning("tun.io = \"uring\": %s: io_uring refused (%s); reading with read() "
+			    "and write() instead", path->tun->name, why);
+	}
 }
 
 ssize_t manager_path_read(struct manager_path *path)
@@ -725,6 +808,49 @@ ssize_t manager_path_read(struct manager_path *path)
 	size_t hdrlen = path->tun->hdrlen;
 
 	return tun_read(path->tun, path->queue, path->rxbuf + HEADROOM - hdrlen, hdrlen + PKT_MAX);
+}
+
+/* The loop's own path with tun.io = "uring": the ring's completed reads. */
+int manager_on_tun_ring(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct manager_path *path = userdata;
+	struct manager *m = path->m;
+	struct tunring_read rd;
+	int r = 0;
+
+	path->now_ns = loop_now_ns(m);
+	path->can_defer = path->ring_writes;
+	for (int i = 0; i < MANAGER_RX_BATCH && !path->gone; i++) {
+		r = tunring_get(path->ring, &rd);
+		if (r <= 0)
+			break;
+		if (rd.write) {
+			if (rd.n < 0)
+				manager_ring_write_failed(path, &rd);
+			continue;
+		}
+		path->ring_id = rd.id;
+		path->out_len = 0;
+		manager_path_take_buf(path, rd.buf, rd.n);
+		/* Without writes of the ring nothing is deferred: the buffer is free again. */
+		r = manager_path_ring_out(path, rd.id);
+		if (r < 0)
+			manager_write_failed(path, path->dest, r, path->out_len - path->tun->hdrlen,
+					     path->out_segs, path->out_bytes);
+		r = 0;
+	}
+	if (r >= 0 && !path->gone)
+		r = tunring_submit(path->ring);
+	if (r < 0) {
+		m->stats.read_errors++;
+		if (ratelimit_allow(&m->io_log, path->now_ns))
+			log_errno(LOG_WARNING, r, "io_uring of %s", path->tun->name);
+	}
+	if (path->gone)
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	if (m->impair_pushed)
+		manager_impair_arm(m);
+	return 0;
 }
 
 /* The loop's own path: one queue, everything under the loop. */

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "manager.h"
 #include "tun.h"
+#include "tunring.h"
 #include "util.h"
 
 /* The loop wakes up and re-arms its timers (called with the lock held). */
@@ -82,6 +83,70 @@ static void worker_receive(struct manager_path *path)
 	}
 }
 
+/*
+ * tun.io = "uring": the ring's completed reads, the same way (the buffer is
+ * given back once its packet's last write is made), then the buffers back
+ * to the kernel in one io_uring_enter().
+ */
+static void worker_receive_ring(struct manager_path *path)
+{
+	struct manager *m = path->m;
+	struct tunring_read rd;
+	int r = 0;
+
+	for (int i = 0; i < MANAGER_RX_BATCH && !path->gone; i++) {
+		r = tunring_get(path->ring, &rd);
+		if (r <= 0)
+			break;
+		if (rd.write) {
+			if (rd.n < 0) {
+				pthread_mutex_lock(&m->lock);
+				manager_ring_write_failed(path, &rd);
+				pthread_mutex_unlock(&m->lock);
+			}
+			continue;
+		}
+		pthread_mutex_lock(&m->lock);
+		path->now_ns = manager_clock_ns();
+		path->can_defer = true;
+		path->out_len = 0;
+		path->ring_id = rd.id;
+		manager_path_take_buf(path, rd.buf, rd.n);
+		if (m->impair_pushed) {
+			manager_impair_arm(m);
+			manager_wake(m);
+		} else if (path->gone) {
+			manager_wake(m);
+		}
+		pthread_mutex_unlock(&m->lock);
+		/* The packet's last write, then its buffer back to the kernel. */
+		if (path->ring_writes) {
+			r = manager_path_ring_out(path, rd.id);
+		} else {
+			if (path->out_len)
+				r = tun_write(m->tun, path->queue, path->out, path->out_len);
+			tunring_put(path->ring, rd.id);
+		}
+		if (r < 0) {
+			pthread_mutex_lock(&m->lock);
+			manager_write_failed(path, path->dest, r, path->out_len - path->tun->hdrlen,
+					     path->out_segs, path->out_bytes);
+			pthread_mutex_unlock(&m->lock);
+		}
+		r = 0;
+	}
+	if (r >= 0 && !path->gone)
+		r = tunring_submit(path->ring);
+	if (r < 0) {
+		pthread_mutex_lock(&m->lock);
+		m->stats.read_errors++;
+		if (ratelimit_allow(&m->io_log, manager_clock_ns()))
+			log_errno(LOG_WARNING, r, "io_uring of %s queue %u", path->tun->name,
+				  path->queue);
+		pthread_mutex_unlock(&m->lock);
+	}
+}
+
 static void *worker_main(void *userdata)
 {
 	struct manager_path *path = userdata;
@@ -91,12 +156,21 @@ static void *worker_main(void *userdata)
 		{ .fd = path->stop_fd, .events = POLLIN },
 	};
 
+	/* The ring's reads are this thread's: it submits them (and runs their task work). */
+	pthread_mutex_lock(&m->lock);
+	manager_path_ring_start(path);
+	pthread_mutex_unlock(&m->lock);
+	sem_post(&m->ring_ready);
+	if (path->ring)
+		pfd[0].fd = tunring_fd(path->ring);
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents)
 			break;
-		if (pfd[0].revents)
+		if (pfd[0].revents && path->ring)
+			worker_receive_ring(path);
+		else if (pfd[0].revents)
 			worker_receive(path);
 		/* The tun is gone (the loop exits): wait for the stop alone. */
 		if (path->gone)
@@ -156,6 +230,15 @@ int manager_workers_start(struct manager *m)
 		m->n_paths++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Each worker says when its ring is there (or refused), so that status says it. */
+	for (q = 0; q < m->n_paths; q++) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 5;
+		while (sem_timedwait(&m->ring_ready, &until) < 0 && errno == EINTR)
+			;
+	}
 	return m->n_paths == m->tun->n_queues ? 0 : r;
 }
 

@@ -25,6 +25,7 @@
 #include "reinject.h"
 #include "routing.h"
 #include "tun.h"
+#include "tunring.h"
 #include "watch.h"
 
 _Static_assert(CONFIG_QUEUES_MAX <= TUN_QUEUES_MAX, "tun.queues beyond the tun's queues");
@@ -48,6 +49,7 @@ int manager_new(struct config *cfg, struct manager **ret)
 	/* Decoy payloads and IPv6 fragment ids: unpredictable enough, not secret. */
 	m->surgery_rng = manager_clock_ns() ^ ((uint64_t)getpid() << 32);
 	pthread_mutex_init(&m->lock, NULL);
+	sem_init(&m->ring_ready, 0, 0);
 	m->io_log.interval_ns = 10ULL * 1000000000ULL;
 	m->io_log.burst = 5;
 	m->audit_log.interval_ns = 10ULL * 1000000000ULL;
@@ -108,12 +110,15 @@ struct manager *manager_free(struct manager *m)
 	/* The filter would go with the tun; detaching first says so in the code. */
 	m->reinject = reinject_close(m->reinject);
 	m->fastpath = fastpath_close(m->fastpath);
+	/* Its reads hold the tun's file: they end before it closes. */
+	m->path.ring = tunring_free(m->path.ring);
 	m->tun = tun_close(m->tun);
 	chain_unref(m->chain);
 	m->flows = flow_table_free(m->flows);
 	config_free(m->cfg);
 	sd_event_unref(m->event);
 	pthread_mutex_destroy(&m->lock);
+	sem_destroy(&m->ring_ready);
 	manager_path_release(&m->path);
 	free(m);
 	return NULL;
@@ -1068,11 +1073,18 @@ int manager_start(struct manager *m)
 			return r;
 		log_info("%s: %u queues, a packet worker each", m->tun->name, m->tun->n_queues);
 	} else {
-		r = sd_event_add_io(m->event, &m->tun_source, m->tun->fds[0], EPOLLIN,
-				    manager_on_tun_readable, &m->path);
+		manager_path_ring_start(&m->path);
+		if (m->path.ring)
+			r = sd_event_add_io(m->event, &m->tun_source, tunring_fd(m->path.ring),
+					    EPOLLIN, manager_on_tun_ring, &m->path);
+		else
+			r = sd_event_add_io(m->event, &m->tun_source, m->tun->fds[0], EPOLLIN,
+					    manager_on_tun_readable, &m->path);
 		if (r < 0)
 			return log_errno(LOG_ERR, r, "watching %s", m->tun->name);
 	}
+	if (m->cfg->tun_io == TUN_IO_URING && !m->tun_io_fallbacks)
+		log_info("%s: reads through io_uring (tun.io = \"uring\")", m->tun->name);
 
 	m->generation = 1;
 	sd_event_now(m->event, CLOCK_MONOTONIC, &m->start_usec);

@@ -7,6 +7,7 @@
 #define IPMODD_MANAGER_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -96,6 +97,11 @@ struct manager_path {
 
 	pthread_t thread;
 	int stop_fd;		/* eventfd: the worker stops */
+	/* tun.io = "uring": its reads through io_uring (tunring.h); NULL: read(). */
+	struct tunring *ring;
+	/* The packet's last write from its ring buffer as a write of the ring. */
+	bool ring_writes;
+	uint32_t ring_id;	/* the ring buffer of the packet being handled */
 
 	uint8_t rxbuf[MANAGER_HEADROOM + PKT_MAX];
 	uint8_t forgebuf[MANAGER_HEADROOM + PKT_MAX];
@@ -182,6 +188,13 @@ struct manager {
 	sd_event_source *wake_source;
 
 	struct manager_path path;		/* the loop's own */
+	/*
+	 * tun.io = "uring" and a path could not have a ring: why (the first
+	 * such path's), and how many paths read with read() instead.
+	 */
+	char tun_io_reason[ERR_MAX];
+	unsigned int tun_io_fallbacks;
+	sem_t ring_ready;			/* a worker's ring is set up (or refused) */
 
 	struct manager_reload *reload;		/* manager-reload.c; NULL before the first */
 
@@ -267,8 +280,33 @@ ssize_t manager_path_read(struct manager_path *path);
  * the queue is empty for now (or the tun went: path->gone).  With the lock.
  */
 bool manager_path_take(struct manager_path *path, ssize_t n);
-/* What a path holds besides itself (the surgery arena), before it is freed. */
+/* What a path holds besides itself (the surgery arena, its ring), before it is freed. */
 void manager_path_release(struct manager_path *path);
+/*
+ * tun.io = "uring": the path's ring (path->ring), from the thread that will
+ * use it.  A refusal is logged once, counted in m->tun_io_fallbacks and
+ * leaves path->ring NULL: the path reads with read().  With the lock when
+ * workers run.
+ */
+void manager_path_ring_start(struct manager_path *path);
+/*
+ * The completed reads of the path's ring (at most MANAGER_RX_BATCH), each
+ * through the chain and out (the loop's path; with the lock), and the
+ * buffers back to the kernel.
+ */
+int manager_on_tun_ring(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+/* A completed read (n bytes, or -errno) in buf (the room in front included); with the lock. */
+bool manager_path_take_buf(struct manager_path *path, uint8_t *buf, ssize_t n);
+/*
+ * After manager_path_take_buf() of ring buffer id: the packet's deferred
+ * write (path->out) as a write of the ring, or the buffer given back.
+ * Returns what a plain write of it (when the ring refused it) returned;
+ * the caller takes the counts back then (manager_write_failed()).
+ */
+int manager_path_ring_out(struct manager_path *path, uint32_t id);
+/* A write of the ring that failed (rd->write, rd->n < 0): its counts back.  With the lock. */
+struct tunring_read;
+void manager_ring_write_failed(struct manager_path *path, const struct tunring_read *rd);
 /* A write that failed (r): its counts taken back, a warning now and then. */
 void manager_write_failed(struct manager_path *path, uint8_t dest, int r, size_t len,
 			  unsigned int segs, uint64_t bytes);

@@ -198,7 +198,7 @@ check_eq "and nothing is left" "$(our_state)" ""
 
 # --- crash: traffic falls back to main, restart, cleanup ----------------------
 check "ipmodd starts again" start_ipmodd "$CONF"
-kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""
+kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""; tun_io_settle
 check "after kill -9 the host still reaches the peer (IPv4)" hx ping -c1 -W1 "$PEER4"
 check "after kill -9 the host still reaches the peer (IPv6)" hx ping -6 -c1 -W1 "$PEER6"
 check "a restart after kill -9 succeeds" start_ipmodd "$CONF"
@@ -208,7 +208,7 @@ check_eq "after the restart there is exactly one set of entries" "$(our_state | 
 	"default dev tun0 proto 73 scope link")
 $(hx ip -6 route show table $TABLE | sed 's/ *$//')"
 check "traffic flows after the restart" hx ping -c1 -W1 "$PEER4"
-kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""
+kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""; tun_io_settle
 check "ipmodd --cleanup succeeds" hx "$IPMODD" --cleanup -c "$CONF"
 check_eq "nothing is left after --cleanup" "$(our_state)" ""
 check "a second --cleanup finds nothing and succeeds" hx "$IPMODD" --cleanup -c "$CONF"
@@ -253,7 +253,7 @@ check "... traceroute -6 reaches the peer in one hop" bash -c \
 	"ip netns exec $HOST_NS traceroute -6 -n -q1 -w1 -m3 $PEER6 2>/dev/null | grep -qE '^ 1  $PEER6 '"
 check_eq "... global IPv6 forwarding never set" \
 	"$(hx cat /proc/sys/net/ipv6/conf/all/forwarding /proc/sys/net/ipv6/conf/default/forwarding | tr '\n' ' ')" "0 0 "
-kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""
+kill -9 "$IPMODD_PID"; wait "$IPMODD_PID" 2>/dev/null; IPMODD_PID=""; tun_io_settle
 check "... after kill -9 the host still reaches the peer (IPv4, IPv6)" bash -c \
 	"ip netns exec $HOST_NS ping -c1 -W1 $PEER4 >/dev/null && ip netns exec $HOST_NS ping -6 -c1 -W1 $PEER6 >/dev/null"
 check "... ipmodd --cleanup succeeds" hx "$IPMODD" --cleanup -c "$WORKDIR/shipped.conf"

@@ -130,15 +130,16 @@ setup_topology() {
 }
 
 # write_config FILE [EXTRA-TEXT]: a config for the test namespace, with the
-# default fastpath ("auto") and routing.reinject ("auto") unless FASTPATH or
-# REINJECT say otherwise.
+# default fastpath ("auto"), routing.reinject ("auto") and tun.io
+# ("readwrite") unless FASTPATH, REINJECT or TUN_IO say otherwise.
 write_config() {
-	local f=$1 fp="" ri=""
+	local f=$1 fp="" ri="" io=""
 	shift
 	[ -n "${FASTPATH:-}" ] && fp="fastpath = \"$FASTPATH\";"
 	[ -n "${REINJECT:-}" ] && ri="reinject = \"$REINJECT\";"
+	[ -n "${TUN_IO:-}" ] && io="io = \"$TUN_IO\";"
 	cat >"$f" <<CONF
-tun = { name = "tun0"; mtu = 1500; };
+tun = { name = "tun0"; mtu = 1500; $io };
 routing = { table = $TABLE; priority = $PRIO; families = [ "ipv4", "ipv6" ]; $ri };
 control = { socket = "$WORKDIR/control.sock"; };
 $fp
@@ -211,11 +212,34 @@ with open(sys.argv[2], "a", buffering=1) as f:
 	return 1
 }
 
+# tun_io_apply CONFIG: with TUN_IO set (TUN_IO=uring runs a whole script with
+# tun.io = "uring"), a config a script wrote itself gets it too, when its tun
+# section is one line "tun = { ... };" without io (write_config's has it).
+tun_io_apply() {
+	[ -n "${TUN_IO:-}" ] && [ -f "$1" ] || return 0
+	grep -q '^tun = {.*io = ' "$1" && return 0
+	sed -i "s/^tun = { /tun = { io = \"$TUN_IO\"; /" "$1"
+}
+
+# tun_io_settle: after a kill -9 with TUN_IO=uring, wait (1 s at most) for
+# tun0 to go.  The kernel drops the ring's references to the tun's file in
+# the background once the process is gone, about 10 ms later; with read()
+# the tun is gone when wait returns.  No-op without TUN_IO.
+tun_io_settle() {
+	local i
+	[ -n "${TUN_IO:-}" ] || return 0
+	for i in $(seq 100); do
+		hx ip link show tun0 >/dev/null 2>&1 || return 0
+		sleep 0.01
+	done
+}
+
 # start_capped CONFIG [LOG]: start_ipmodd without CAP_BPF, CAP_SYS_ADMIN or
 # CAP_PERFMON in any set (no fast path, no re-injection program), its output
 # appended to LOG ($WORKDIR/capped.log).
 start_capped() {
 	local conf=$1 log=${2:-$WORKDIR/capped.log}
+	tun_io_apply "$conf"
 	ip netns exec "$HOST_NS" setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-all -- \
 		"$IPMODD" -c "$conf" >>"$log" 2>&1 &
 	IPMODD_PID=$!
@@ -235,6 +259,7 @@ capped_exit() {
 start_ipmodd() {
 	local conf=$1
 	shift
+	tun_io_apply "$conf"
 	# IPMODD_ENV: extra VAR=value words for the daemon's environment.
 	ip netns exec "$HOST_NS" env ${IPMODD_ENV:-} "$IPMODD" -c "$conf" "$@" >>"$WORKDIR/ipmodd.log" 2>&1 &
 	IPMODD_PID=$!
