@@ -2,7 +2,7 @@
 /*
  * Reload without a stall (issue 17).  Reading the file, its list files
  * (src-set, dst-set, host-set: up to millions of lines) and building the
- * chain and its index happen in a thread; the loop only swaps the finished
+ * chain and its index happen in a thread (SCHED_IDLE); the loop only swaps the finished
  * chain in (manager_set_chain()), which costs the chain_inherit() of the
  * counters, the fast path's map update and the impairment queue's flush.
  *
@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,24 @@ struct manager_reload {
 /* The build thread's nice value (its own: Linux's nice is per thread). */
 #define RELOAD_NICE 19
 
+/*
+ * Behind the packet loop for the CPU: on a busy machine a reload takes
+ * longer, rather than packets waiting for it.  SCHED_IDLE, not only nice 19:
+ * a nice 19 thread on the loop's CPU kept it waiting 2-14 ms after its
+ * wakeup (perf sched timehist, with the other CPU idle at times), since a
+ * waking thread does not always preempt a running one of any nice value;
+ * it always preempts a SCHED_IDLE one, and a CPU running only SCHED_IDLE
+ * threads counts as idle for the wakeup's choice of CPU.  Nice 19 where
+ * SCHED_IDLE is refused.  Best effort: the policy is the thread's own.
+ */
+static void background_thread(void)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), RELOAD_NICE);
+}
+
 /* Signals beyond this many waiters are coalesced without an audit entry of their own. */
 #define RELOAD_WAITERS_MAX (CONTROL_CLIENTS_MAX + 16)
 
@@ -87,11 +106,7 @@ static void *reload_thread(void *userdata)
 	ssize_t n;
 	int r;
 
-	/*
-	 * Behind the packet loop for the CPU: on a busy machine a reload takes
-	 * longer, rather than packets waiting for it.  Best effort.
-	 */
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), RELOAD_NICE);
+	background_thread();
 	if (rl->join_reaper)
 		pthread_join(rl->reaper, NULL);
 	r = config_load(rl->path, &rl->cfg, rl->err, sizeof(rl->err));
@@ -118,7 +133,7 @@ static void *reaper_thread(void *userdata)
 {
 	struct manager_reload *rl = userdata;
 
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), RELOAD_NICE);
+	background_thread();
 	chain_unref(rl->reap_chain);
 	config_free(rl->reap_cfg);
 	return NULL;

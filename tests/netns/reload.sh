@@ -10,7 +10,7 @@
 # during a reload is refused ("reload in progress"); a reload that fails in
 # the thread (a broken list file) keeps the running chain and names
 # file:line; SIGHUP reloads the same way; a shutdown during a reload exits
-# cleanly.
+# cleanly.  The build thread runs at SCHED_IDLE, the loop does not.
 . "$(dirname "$0")/lib.sh"
 
 daemon_test ping python3
@@ -103,6 +103,17 @@ check "the failure is logged" grep -q "reload failed, keeping the running rules:
 ctl reload >"$WORKDIR/r1.out" 2>&1 &
 R1=$!
 check "a reload runs (status reloading=1)" wait_reloading
+# The build thread runs at SCHED_IDLE (policy 5), the loop stays SCHED_OTHER (0).
+idle_thread() {
+	local i
+	for i in $(seq 300); do
+		grep -qsE '^policy +: +5$' /proc/"$IPMODD_PID"/task/*/sched && return 0
+		sleep 0.01
+	done
+	return 1
+}
+check "the build thread runs at SCHED_IDLE" idle_thread
+check "the loop thread stays SCHED_OTHER" grep -qE '^policy +: +0$' /proc/"$IPMODD_PID"/sched
 conf 'rules = ( { name = "only"; proto = "udp"; dport = 7; verdict = "drop"; } );'
 ctl reload >"$WORKDIR/r2.out" 2>&1 &
 R2=$!
