@@ -16,11 +16,12 @@
  * a reference to the running chain (chain_new_from() only reads its names,
  * rules and traces, which never change; the references it takes on shared
  * traces, tables and lists are atomic) and hands back the config, the chain
- * or the message.  It never logs: the loop does, once it joined it.
+ * or the message.  It never logs: the loop does, once the thread is done.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,17 @@ struct manager_reload {
 	pthread_t reaper;
 	bool reaper_pending;		/* started, nobody joins it yet */
 	bool join_reaper;		/* the build thread joins it first */
+
+	/*
+	 * A build thread that is done (it wrote efd) is not joined on the
+	 * loop: at SCHED_IDLE its last steps to its exit wait behind every
+	 * other thread of the machine, and pthread_join() on the loop waited
+	 * for them (perf: a futex wait of the loop at each reload).  The next
+	 * build thread joins it (join_done), or the shutdown does.
+	 */
+	pthread_t done_thread;
+	bool done_pending;		/* done, nobody joins it yet */
+	bool join_done;			/* the build thread joins it first */
 	struct chain *reap_chain;
 	struct config *reap_cfg;
 };
@@ -107,6 +119,8 @@ static void *reload_thread(void *userdata)
 	int r;
 
 	background_thread();
+	if (rl->join_done)
+		pthread_join(rl->done_thread, NULL);
 	if (rl->join_reaper)
 		pthread_join(rl->reaper, NULL);
 	r = config_load(rl->path, &rl->cfg, rl->err, sizeof(rl->err));
@@ -122,7 +136,9 @@ static void *reload_thread(void *userdata)
 	}
 	rl->r = r;
 	rl->built_ns = manager_clock_ns();
-	/* An eventfd write of 1 cannot block or fail short of EBADF. */
+	/* The loop reads the results once it read efd, without a join. */
+	atomic_thread_fence(memory_order_release);
+	/* An eventfd write of 1 cannot block or fail short of EBADF.  Then rl is not ours. */
 	do
 		n = write(rl->efd, &one, sizeof(one));
 	while (n < 0 && errno == EINTR);
@@ -197,8 +213,13 @@ static int reload_start(struct manager_reload *rl)
 	rl->t0_ns = manager_clock_ns();
 	rl->join_reaper = rl->reaper_pending;
 	rl->reaper_pending = false;
+	rl->join_done = rl->done_pending;
+	rl->done_pending = false;
 	r = -pthread_create(&rl->thread, NULL, reload_thread, rl);
 	if (r < 0) {
+		if (rl->join_done)
+			pthread_join(rl->done_thread, NULL);
+		rl->join_done = false;
 		if (rl->join_reaper)
 			pthread_join(rl->reaper, NULL);
 		rl->join_reaper = false;
@@ -250,9 +271,12 @@ static void reload_finish(struct manager_reload *rl)
 	uint64_t t1, pause;
 	int r;
 
-	pthread_join(rl->thread, NULL);
+	/* Done with rl (it wrote efd): joined by the next build or at shutdown. */
+	rl->done_thread = rl->thread;
+	rl->done_pending = true;
 	rl->running = false;
 	rl->join_reaper = false;
+	rl->join_done = false;
 	free(rl->path);
 	rl->path = NULL;
 	cfg = rl->cfg;
@@ -323,6 +347,7 @@ static int on_reload_done(sd_event_source *s, int fd, uint32_t revents, void *us
 
 	if (read(rl->efd, &v, sizeof(v)) != sizeof(v))
 		return 0;
+	atomic_thread_fence(memory_order_acquire);
 	if (rl->running)
 		reload_finish(rl);
 	return 0;
@@ -429,6 +454,7 @@ void manager_reload_stop(struct manager *m)
 		pthread_join(rl->thread, NULL);
 		rl->running = false;
 		rl->join_reaper = false;
+		rl->join_done = false;
 		log_info("shutdown: a reload in progress was abandoned");
 		chain_unref(rl->chain);
 		config_free(rl->cfg);
@@ -443,6 +469,8 @@ void manager_reload_stop(struct manager *m)
 			rl->next = w->next;
 		waiter_free(w);
 	}
+	if (rl->done_pending)
+		pthread_join(rl->done_thread, NULL);
 	if (rl->reaper_pending)
 		pthread_join(rl->reaper, NULL);
 	sd_event_source_disable_unref(rl->source);
