@@ -2,9 +2,10 @@
 /*
  * Reload without a stall (issue 17).  Reading the file, its list files
  * (src-set, dst-set, host-set: up to millions of lines) and building the
- * chain and its index happen in a thread (SCHED_IDLE); the loop only swaps the finished
- * chain in (manager_set_chain()), which costs the chain_inherit() of the
- * counters, the fast path's map update and the impairment queue's flush.
+ * chain and its index happen in a thread at SCHED_IDLE; the loop only swaps
+ * the finished chain in (manager_set_chain()), which costs the
+ * chain_inherit() of the counters, the fast path's map update and the
+ * impairment queue's flush.
  *
  * One build at a time.  A request while one runs is coalesced into one more
  * run after it: whoever asked during the build gets the answer of a build
@@ -471,7 +472,7 @@ void manager_reload_stop(struct manager *m)
 		atomic_thread_fence(memory_order_acquire);
 		rl->running = false;
 		log_info("shutdown: a reload in progress was abandoned");
-		/* Its result is freed by the thread, like a swap's leftovers. */
+		/* Its config and the old chain go to the thread, like a swap's leftovers. */
 		chain_unref(rl->chain);
 		rl->reap_chain = rl->old;
 		rl->reap_cfg = rl->cfg;
