@@ -115,8 +115,8 @@ R1=$!
 check "a reload runs (status reloading=1)" wait_reloading
 # The build thread runs at SCHED_IDLE (policy 5), the loop stays SCHED_OTHER (0).
 idle_thread() {
-	local i
-	for i in $(seq 300); do
+	local _
+	for _ in $(seq 300); do
 		grep -qsE '^policy +: +5$' /proc/"$IPMODD_PID"/task/*/sched && return 0
 		sleep 0.01
 	done
