@@ -4,7 +4,8 @@
 # of the build, the sysusers.d file's user, the installed ipmodd.service with
 # the shipped config, "systemctl start/reload/stop", a broken config on
 # reload (systemctl reload fails, its status and an error at journal
-# priority 3 name file:line, the old rules kept), the audit trail's journal
+# priority 3 name file:line, the old rules kept; the reload thread at
+# SCHED_IDLE under the unit's system call filter), the audit trail's journal
 # fields of an add and a del, the metrics socket unit answering curl, the
 # watchdog restart after SIGSTOP, "systemd-analyze security" of the
 # installed unit, and the journal's priorities.
@@ -176,6 +177,9 @@ gen_is() { [ "$(gen)" = "$1" ]; }
 wait_for 5 gen_is $((g0 + 1))
 check_eq "systemctl reload: generation $((g0 + 1)), same process" "$(gen) $(prop MainPID)" "$((g0 + 1)) $pid"
 check "... the journal has \"reloaded\" at priority 6 (info)" wait_for 5 journal_has 6 "^reloaded $CONF: .*generation $((g0 + 1))"
+# The unit lets the reload thread lower itself (sched_setscheduler() back from @resources).
+check "... the reload thread waits at SCHED_IDLE under the unit's SystemCallFilter=" \
+	grep -qsE '^policy +: +5$' /proc/"$pid"/task/*/sched
 echo 'rules = ( { name = "broken"; match = ; } );' >>"$CONF"
 check "systemctl reload of a broken config fails" bash -c "! timeout 30 systemctl reload ipmodd.service"
 st=$(systemctl status --no-pager -n 20 ipmodd.service 2>&1)
