@@ -2,9 +2,10 @@
 /*
  * Reload without a stall (issue 17).  Reading the file, its list files
  * (src-set, dst-set, host-set: up to millions of lines) and building the
- * chain and its index happen in a thread; the loop only swaps the finished
- * chain in (manager_set_chain()), which costs the chain_inherit() of the
- * counters, the fast path's map update and the impairment queue's flush.
+ * chain and its index happen in a thread at SCHED_IDLE; the loop only swaps
+ * the finished chain in (manager_set_chain()), which costs the
+ * chain_inherit() of the counters, the fast path's map update and the
+ * impairment queue's flush.
  *
  * One build at a time.  A request while one runs is coalesced into one more
  * run after it: whoever asked during the build gets the answer of a build
@@ -12,14 +13,27 @@
  * asked.  Live edits (add, del, replace, flush) are refused with -EBUSY
  * while a build runs, since the reload's chain would replace them.
  *
+ * One thread does every build, and frees what a swap leaves (the old chain,
+ * the loaded config): started at the first reload, it lives until the
+ * shutdown.  So the loop neither creates nor joins a thread at a reload:
+ * a pthread_create() or pthread_join() on the loop waits on glibc's stack
+ * cache lock, the mm's lock for a new stack, or the exit of a thread that
+ * runs at SCHED_IDLE (perf saw the loop in a futex at each reload with a
+ * thread per build).  The loop and the thread talk through two eventfds:
+ * cmd_efd (semaphore mode) to the thread, efd back to the loop; what they
+ * hand over is in struct manager_reload, fenced around the writes.
+ *
  * The thread touches nothing of the manager: it gets a copy of the path and
  * a reference to the running chain (chain_new_from() only reads its names,
  * rules and traces, which never change; the references it takes on shared
  * traces, tables and lists are atomic) and hands back the config, the chain
- * or the message.  It never logs: the loop does, once it joined it.
+ * or the message.  It never logs: the loop does, once the thread is done.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,16 +57,19 @@ struct reload_waiter {
 
 struct manager_reload {
 	struct manager *m;
-	int efd;			/* eventfd: the thread is done */
+	int efd;			/* eventfd: the thread is done (to the loop) */
+	int cmd_efd;			/* eventfd, semaphore: build / swapped (to the thread) */
 	sd_event_source *source;
 	pthread_t thread;
-	bool running;
+	bool started;			/* the thread runs (it waits for commands) */
+	bool quit;			/* with the last command: the thread exits */
+	bool running;			/* a build runs: efd is to come */
 	bool again;			/* requests came during the build: one more run */
 	struct reload_waiter *current;	/* answered when the running build is swapped in */
 	struct reload_waiter *next;	/* answered by the run after it */
 	unsigned int n_waiters;
 
-	/* The thread's input and output; the loop reads them after the join. */
+	/* The thread's input and output; the loop reads them once efd says done. */
 	char *path;			/* a copy of m->cfg->path */
 	struct chain *old;
 	struct config *cfg;
@@ -61,39 +78,65 @@ struct manager_reload {
 	char err[CONFIG_ERR_MAX];
 	uint64_t t0_ns, built_ns;
 
-	/*
-	 * What a swap leaves to free (the old chain, with its lists, and the
-	 * new config's copy of the rules) goes to a thread of its own: joined
-	 * by the next build thread (join_reaper) or at shutdown.
-	 */
-	pthread_t reaper;
-	bool reaper_pending;		/* started, nobody joins it yet */
-	bool join_reaper;		/* the build thread joins it first */
+	/* What a swap leaves to free: the thread frees it on the command after a build. */
 	struct chain *reap_chain;
 	struct config *reap_cfg;
 };
 
-/* The build thread's nice value (its own: Linux's nice is per thread). */
+/* The thread's nice value where SCHED_IDLE is refused (Linux's nice is per thread). */
 #define RELOAD_NICE 19
 
-/* Signals beyond this many waiters are coalesced without an audit entry of their own. */
-#define RELOAD_WAITERS_MAX (CONTROL_CLIENTS_MAX + 16)
-
-static void *reload_thread(void *userdata)
+/*
+ * Behind the packet loop for the CPU: on a busy machine a reload takes
+ * longer, rather than packets waiting for it.  SCHED_IDLE, not only nice 19:
+ * a nice 19 thread on the loop's CPU kept it waiting 2-14 ms after its
+ * wakeup (perf sched timehist, with the other CPU idle at times), since a
+ * waking thread does not always preempt a running one of any nice value;
+ * it always preempts a SCHED_IDLE one, and a CPU running only SCHED_IDLE
+ * threads counts as idle for the wakeup's choice of CPU.  Nice 19 where
+ * SCHED_IDLE is refused.  Best effort: the policy is the thread's own.
+ */
+static void background_thread(void)
 {
-	struct manager_reload *rl = userdata;
-	char msg[CONFIG_ERR_MAX];
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), RELOAD_NICE);
+}
+
+/* An eventfd write of 1: it cannot block or fail short of EBADF. */
+static void efd_post(int fd)
+{
 	uint64_t one = 1;
 	ssize_t n;
+
+	/* What was handed over is visible to whoever reads the eventfd. */
+	atomic_thread_fence(memory_order_release);
+	do
+		n = write(fd, &one, sizeof(one));
+	while (n < 0 && errno == EINTR);
+}
+
+/* The thread: the next command (cmd_efd is blocking, in semaphore mode). */
+static int cmd_wait(struct manager_reload *rl)
+{
+	uint64_t v;
+	ssize_t n;
+
+	do
+		n = read(rl->cmd_efd, &v, sizeof(v));
+	while (n < 0 && errno == EINTR);
+	if (n != sizeof(v))
+		return -EIO;
+	atomic_thread_fence(memory_order_acquire);
+	return 0;
+}
+
+static void reload_build(struct manager_reload *rl)
+{
+	char msg[CONFIG_ERR_MAX];
 	int r;
 
-	/*
-	 * Behind the packet loop for the CPU: on a busy machine a reload takes
-	 * longer, rather than packets waiting for it.  Best effort.
-	 */
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), RELOAD_NICE);
-	if (rl->join_reaper)
-		pthread_join(rl->reaper, NULL);
 	r = config_load(rl->path, &rl->cfg, rl->err, sizeof(rl->err));
 	if (r == 0) {
 		r = chain_new_from(rl->cfg->rules, rl->cfg->n_rules, rl->old, &rl->chain, msg,
@@ -107,38 +150,36 @@ static void *reload_thread(void *userdata)
 	}
 	rl->r = r;
 	rl->built_ns = manager_clock_ns();
-	/* An eventfd write of 1 cannot block or fail short of EBADF. */
-	do
-		n = write(rl->efd, &one, sizeof(one));
-	while (n < 0 && errno == EINTR);
-	return NULL;
 }
 
-static void *reaper_thread(void *userdata)
+/*
+ * Commands come in pairs: a build (or quit), then, once the loop swapped
+ * (or dropped) its result, "swapped", which hands over reap_chain and
+ * reap_cfg to free.  Quit may come in place of either.
+ */
+static void *reload_thread(void *userdata)
 {
 	struct manager_reload *rl = userdata;
 
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), RELOAD_NICE);
-	chain_unref(rl->reap_chain);
-	config_free(rl->reap_cfg);
+	background_thread();
+	for (;;) {
+		if (cmd_wait(rl) < 0 || rl->quit)
+			break;
+		reload_build(rl);
+		efd_post(rl->efd);
+		if (cmd_wait(rl) < 0)
+			break;
+		rl->reap_chain = chain_unref(rl->reap_chain);
+		config_free(rl->reap_cfg);
+		rl->reap_cfg = NULL;
+		if (rl->quit)
+			break;
+	}
 	return NULL;
 }
 
-/* Free old and cfg off the loop; on the loop when no thread starts. */
-static void reap(struct manager_reload *rl, struct chain *old, struct config *cfg)
-{
-	/* Only one at a time: a reaper nobody joined yet keeps its own. */
-	if (!rl->reaper_pending && !rl->join_reaper) {
-		rl->reap_chain = old;
-		rl->reap_cfg = cfg;
-		if (pthread_create(&rl->reaper, NULL, reaper_thread, rl) == 0) {
-			rl->reaper_pending = true;
-			return;
-		}
-	}
-	chain_unref(old);
-	config_free(cfg);
-}
+/* Signals beyond this many waiters are coalesced without an audit entry of their own. */
+#define RELOAD_WAITERS_MAX (CONTROL_CLIENTS_MAX + 16)
 
 static void waiter_free(struct reload_waiter *w)
 {
@@ -171,6 +212,13 @@ static int reload_start(struct manager_reload *rl)
 	struct manager *m = rl->m;
 	int r;
 
+	/* The first reload starts the thread; it stays for the next ones. */
+	if (!rl->started) {
+		r = -pthread_create(&rl->thread, NULL, reload_thread, rl);
+		if (r < 0)
+			return r;
+		rl->started = true;
+	}
 	rl->path = strdup(m->cfg->path);
 	if (!rl->path)
 		return -ENOMEM;
@@ -180,18 +228,7 @@ static int reload_start(struct manager_reload *rl)
 	rl->err[0] = '\0';
 	rl->r = 0;
 	rl->t0_ns = manager_clock_ns();
-	rl->join_reaper = rl->reaper_pending;
-	rl->reaper_pending = false;
-	r = -pthread_create(&rl->thread, NULL, reload_thread, rl);
-	if (r < 0) {
-		if (rl->join_reaper)
-			pthread_join(rl->reaper, NULL);
-		rl->join_reaper = false;
-		rl->old = chain_unref(rl->old);
-		free(rl->path);
-		rl->path = NULL;
-		return r;
-	}
+	efd_post(rl->cmd_efd);
 	rl->running = true;
 	sd_notify(false, "RELOADING=1");
 	return 0;
@@ -235,9 +272,8 @@ static void reload_finish(struct manager_reload *rl)
 	uint64_t t1, pause;
 	int r;
 
-	pthread_join(rl->thread, NULL);
+	/* The thread wrote efd: it waits for "swapped" and touches nothing till then. */
 	rl->running = false;
-	rl->join_reaper = false;
 	free(rl->path);
 	rl->path = NULL;
 	cfg = rl->cfg;
@@ -260,11 +296,16 @@ static void reload_finish(struct manager_reload *rl)
 		m->cfg->seeded = cfg->seeded;
 		m->cfg->seed = cfg->seed;
 	}
-	/* After the swap: the plan of chain_inherit_match() knows old by its address. */
-	reap(rl, rl->old, cfg);
+	/*
+	 * After the swap (the plan of chain_inherit_match() knows old by its
+	 * address), the thread frees the old chain and the config.
+	 */
+	rl->reap_chain = rl->old;
+	rl->reap_cfg = cfg;
 	rl->old = NULL;
+	efd_post(rl->cmd_efd);
 	if (r == 0) {
-		/* Handing the old chain and the config to the reaper included. */
+		/* Handing the old chain and the config to the thread included. */
 		pause = (manager_clock_ns() - t1) / 1000;
 		m->stats.reloads++;
 		m->stats.reload_pause_us = pause;
@@ -308,6 +349,7 @@ static int on_reload_done(sd_event_source *s, int fd, uint32_t revents, void *us
 
 	if (read(rl->efd, &v, sizeof(v)) != sizeof(v))
 		return 0;
+	atomic_thread_fence(memory_order_acquire);
 	if (rl->running)
 		reload_finish(rl);
 	return 0;
@@ -330,8 +372,17 @@ int manager_reload_init(struct manager *m)
 		free(rl);
 		return r;
 	}
+	/* Blocking: the thread sleeps in read(); the loop's writes never block. */
+	rl->cmd_efd = eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
+	if (rl->cmd_efd < 0) {
+		r = -errno;
+		close(rl->efd);
+		free(rl);
+		return r;
+	}
 	r = sd_event_add_io(m->event, &rl->source, rl->efd, EPOLLIN, on_reload_done, rl);
 	if (r < 0) {
+		close(rl->cmd_efd);
 		close(rl->efd);
 		free(rl);
 		return r;
@@ -411,15 +462,31 @@ void manager_reload_stop(struct manager *m)
 		return;
 	/* The build cannot be cancelled halfway (it owns memory): wait for it. */
 	if (rl->running) {
-		pthread_join(rl->thread, NULL);
+		struct pollfd pfd = { .fd = rl->efd, .events = POLLIN };
+		uint64_t v;
+
+		while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+			;
+		if (read(rl->efd, &v, sizeof(v)) != sizeof(v))
+			log_errno(LOG_WARNING, -errno, "shutdown: reading the reload thread's eventfd");
+		atomic_thread_fence(memory_order_acquire);
 		rl->running = false;
-		rl->join_reaper = false;
 		log_info("shutdown: a reload in progress was abandoned");
+		/* Its config and the old chain go to the thread, like a swap's leftovers. */
 		chain_unref(rl->chain);
-		config_free(rl->cfg);
-		chain_unref(rl->old);
+		rl->reap_chain = rl->old;
+		rl->reap_cfg = rl->cfg;
+		rl->old = NULL;
+		rl->cfg = NULL;
 		free(rl->path);
+		rl->quit = true;
+		efd_post(rl->cmd_efd);
+	} else if (rl->started) {
+		rl->quit = true;
+		efd_post(rl->cmd_efd);
 	}
+	if (rl->started)
+		pthread_join(rl->thread, NULL);
 	/* Clients still waiting go with control_free(), without an answer. */
 	while ((w = rl->current) || (w = rl->next)) {
 		if (w == rl->current)
@@ -428,9 +495,8 @@ void manager_reload_stop(struct manager *m)
 			rl->next = w->next;
 		waiter_free(w);
 	}
-	if (rl->reaper_pending)
-		pthread_join(rl->reaper, NULL);
 	sd_event_source_disable_unref(rl->source);
+	close(rl->cmd_efd);
 	close(rl->efd);
 	free(rl);
 	m->reload = NULL;

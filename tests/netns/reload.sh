@@ -10,7 +10,8 @@
 # during a reload is refused ("reload in progress"); a reload that fails in
 # the thread (a broken list file) keeps the running chain and names
 # file:line; SIGHUP reloads the same way; a shutdown during a reload exits
-# cleanly.
+# cleanly.  The build thread runs at SCHED_IDLE, the loop does not; one
+# such thread does every reload.
 . "$(dirname "$0")/lib.sh"
 
 daemon_test ping python3
@@ -84,6 +85,15 @@ diag "the loop's longest reload swap: $pause us (status reload-pause-max-us);" \
 	"build off the loop: $(status_field reload-build-ms) ms (reload-build-ms)"
 check "the loop paused under 100 ms for a swap ($pause us)" test "${pause:-999999}" -lt 100000
 check_eq "status: 3 reloads swapped in" "$(status_field reloads)" 3
+# One reload thread, kept between reloads (the loop creates and joins none).
+idle_tids() {
+	grep -lsE '^policy +: +5$' /proc/"$IPMODD_PID"/task/*/sched | sed 's|.*/task/||; s|/sched$||'
+}
+n_threads() { awk '/^Threads:/ { print $2 }' /proc/"$IPMODD_PID"/status; }
+RELOAD_TID=$(idle_tids)
+N_THREADS=$(n_threads)
+check "one SCHED_IDLE reload thread waits after the reloads (${RELOAD_TID//$'\n'/ })" \
+	test -n "$RELOAD_TID" -a "$(wc -l <<<"$RELOAD_TID")" = 1
 check_eq "ttl-ping counted every ping across the reloads" "$(rule_counter ttl-ping packets)" "$N_PING"
 
 # --- a reload failing in the thread keeps the chain and names file:line ---------------
@@ -103,6 +113,17 @@ check "the failure is logged" grep -q "reload failed, keeping the running rules:
 ctl reload >"$WORKDIR/r1.out" 2>&1 &
 R1=$!
 check "a reload runs (status reloading=1)" wait_reloading
+# The build thread runs at SCHED_IDLE (policy 5), the loop stays SCHED_OTHER (0).
+idle_thread() {
+	local _
+	for _ in $(seq 300); do
+		grep -qsE '^policy +: +5$' /proc/"$IPMODD_PID"/task/*/sched && return 0
+		sleep 0.01
+	done
+	return 1
+}
+check "the build thread runs at SCHED_IDLE" idle_thread
+check "the loop thread stays SCHED_OTHER" grep -qE '^policy +: +0$' /proc/"$IPMODD_PID"/sched
 conf 'rules = ( { name = "only"; proto = "udp"; dport = 7; verdict = "drop"; } );'
 ctl reload >"$WORKDIR/r2.out" 2>&1 &
 R2=$!
@@ -130,6 +151,8 @@ check "SIGHUP reloads in the thread" wait_for 20 reloads_above "$n"
 check_eq "... swapped in the file's 10,000 rules" "$(status_field rules)" 10000
 check "... answered in the log" grep -q "reloaded $CONF: 10000 rules" "$LOG"
 check_eq "no stall trip in the whole run" "$(status_field stall-trips)" 0
+check_eq "the same reload thread did every reload" "$(idle_tids)" "$RELOAD_TID"
+check_eq "... and the daemon has as many threads as after the first reloads" "$(n_threads)" "$N_THREADS"
 
 # --- shutdown while a reload runs ----------------------------------------------------
 ctl reload >/dev/null 2>&1 &
