@@ -16,7 +16,9 @@
 # reinject-direct), none through the tun's ingress; the LAN's do not.  A burst
 # of the host's datagrams is served mostly without the reverse lookup of its
 # source (reinject-source-known), and LAN packets sent meanwhile on the same
-# CPU are still dropped by the forward chain, IPv4 and IPv6.  Without CAP_BPF,
+# CPU are still dropped by the forward chain, IPv4 and IPv6; an IP_TRANSPARENT
+# socket's datagrams from a foreign address are still left to the kernel's
+# forwarding, fast path on and off.  Without CAP_BPF,
 # "auto" falls back to forwarding and "bpf" refuses to start.
 . "$(dirname "$0")/lib.sh"
 
@@ -221,6 +223,24 @@ for fw in nft ipt; do
 				"$(status_key fastpath-direct)" 1
 		fi
 		own_traffic "$fw forward drop, fastpath $fp" "$fp"
+		# A socket does not make the source the host's: an IP_TRANSPARENT
+		# socket's datagrams from 198.18.9.9 (routed back via the peer, not
+		# local) carry their socket on the tun's egress, and the lookup still
+		# leaves them to the kernel's forwarding (which drops them here).
+		if [ "$fw" = nft ]; then
+			hx ip route replace 198.18.9.0/24 via "$PEER4"
+			f0=$(status_key reinject-forwarded)
+			d0=$(status_key reinject-direct)
+			ip netns exec "$HOST_NS" python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_IP, 19, 1)  # IP_TRANSPARENT
+s.bind(("198.18.9.9", 5000))
+for i in range(20):
+	s.sendto(i.to_bytes(64, "big"), ("'"$PEER4"'", 9))'
+			check "fastpath $fp: 20 IP_TRANSPARENT datagrams from 198.18.9.9 left to the forwarding ($(($(status_key reinject-forwarded) - f0)) forwarded, $(($(status_key reinject-direct) - d0)) direct)" \
+				test $(($(status_key reinject-forwarded) - f0)) -ge 20 -a $(($(status_key reinject-direct) - d0)) -eq 0
+			hx ip route del 198.18.9.0/24
+		fi
 		stop_ipmodd
 	done
 done
