@@ -325,6 +325,8 @@ static void metrics_write(struct metrics *mx, const struct rules_view *rules)
 	/* Apart: a share of result="redirected", not another result to add up. */
 	om_status(mx, "reinject-direct", "ipmodd_reinject_direct_packets", "counter", NULL,
 		  "Of the redirected, those the fast path handed over from the tun's egress");
+	om_status(mx, "reinject-source-known", "ipmodd_reinject_source_known", "counter", NULL,
+		  "Reverse lookups of a packet's source the re-injection program skipped");
 	om_status(mx, "control-clients", "ipmodd_control_clients", "gauge", NULL,
 		  "Clients connected to the control socket");
 	om_status(mx, "streams", "ipmodd_streams", "gauge", NULL,

@@ -155,6 +155,7 @@ int reinject_totals(struct reinject *ri, struct reinject_totals *ret)
 		.other = sum[RI_T_OTHER],
 		.dropped = sum[RI_T_DROPPED],
 		.direct = sum[RI_T_DIRECT],
+		.source_known = sum[RI_T_SOURCE_KNOWN],
 	};
 	return 0;
 }

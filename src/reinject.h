@@ -45,6 +45,11 @@ struct reinject_totals {
 	uint64_t dropped;
 	/* Of redirected: sent from the tun's egress (the fast path's, fastpath_set_next()). */
 	uint64_t direct;
+	/*
+	 * Reverse lookups of a packet's source skipped: the answer kept from
+	 * an earlier packet of the same source in the same jiffy.
+	 */
+	uint64_t source_known;
 };
 int reinject_totals(struct reinject *ri, struct reinject_totals *ret);
 

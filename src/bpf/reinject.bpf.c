@@ -59,10 +59,23 @@ struct {
 	__type(value, __u64);
 } ri_totals SEC(".maps");
 
+/*
+ * The reverse lookup's last answer for one family (local_source()): the
+ * source address, the tun, and the jiffy it was looked up in.
+ */
+struct ri_memo {
+	__u64 jiffies;
+	__u32 addr[4];
+	__u32 ifindex;
+	__u32 local;
+};
+
 struct ri_scratch {
 	struct bpf_fib_lookup fib;	/* the forward's lookup */
 	struct bpf_fib_lookup rev;	/* the source's, local_source() */
 	struct bpf_redir_neigh nh;
+	/* Not scratch: kept from packet to packet of this CPU. */
+	struct ri_memo memo4, memo6;
 };
 
 struct {
@@ -118,22 +131,56 @@ static __always_inline void ports(struct __sk_buff *skb, struct bpf_fib_lookup *
  * a routable foreign source succeeds.  An address without any route (no
  * default route, no "iif" rule match) also ends up not forwarded: it cannot
  * be another host's, whose replies would have no way back.
+ *
+ * The answer depends on the source address, the tun and the routing alone,
+ * and a host's own packets come from one or two addresses per family: the
+ * last answer of each family is kept per CPU and used again within the same
+ * jiffy (1-10 ms), so a flood pays one lookup per jiffy and CPU, not one per
+ * packet.  Only a change of the host's addresses or routes in that jiffy can
+ * make the kept answer differ from a fresh one: a race the packets in flight
+ * have anyway.  The socket a packet may carry (skb->sk, on the egress) is no
+ * such signal: a socket with IP_TRANSPARENT, IP_FREEBIND or
+ * ip_nonlocal_bind, a raw socket with IP_HDRINCL and a packet socket send
+ * from addresses that are not the host's, which the lookup sends on to the
+ * kernel's forwarding.
  */
 static __always_inline int local_source(struct __sk_buff *skb, const struct bpf_fib_lookup *fwd,
-					struct bpf_fib_lookup *rev)
+					struct ri_scratch *sc)
 {
+	struct bpf_fib_lookup *rev = &sc->rev;
+	__u64 now = bpf_jiffies64();
+	struct ri_memo *m;
 	long r;
 
+	if (fwd->family == AF_INET) {
+		m = &sc->memo4;
+		if (m->jiffies == now && m->ifindex == skb->ifindex && m->addr[0] == fwd->ipv4_src)
+			goto known;
+	} else {
+		m = &sc->memo6;
+		if (m->jiffies == now && m->ifindex == skb->ifindex &&
+		    m->addr[0] == fwd->ipv6_src[0] && m->addr[1] == fwd->ipv6_src[1] &&
+		    m->addr[2] == fwd->ipv6_src[2] && m->addr[3] == fwd->ipv6_src[3])
+			goto known;
+	}
 	__builtin_memset(rev, 0, sizeof(*rev));
 	rev->family = fwd->family;
 	rev->ifindex = skb->ifindex;
 	if (fwd->family == AF_INET) {
 		rev->ipv4_dst = fwd->ipv4_src;
+		m->addr[0] = fwd->ipv4_src;
 	} else {
 		__builtin_memcpy(rev->ipv6_dst, fwd->ipv6_src, sizeof(rev->ipv6_dst));
+		__builtin_memcpy(m->addr, fwd->ipv6_src, sizeof(m->addr));
 	}
 	r = bpf_fib_lookup(skb, rev, sizeof(*rev), 0);
-	return r == BPF_FIB_LKUP_RET_NOT_FWDED;
+	m->local = r == BPF_FIB_LKUP_RET_NOT_FWDED;
+	m->ifindex = skb->ifindex;
+	m->jiffies = now;
+	return m->local;
+known:
+	total(RI_T_SOURCE_KNOWN);
+	return m->local;
 }
 
 /*
@@ -207,7 +254,7 @@ static __always_inline int reinject_run(struct __sk_buff *skb, bool egress)
 		return pass(skb, RI_T_OTHER, egress);
 	}
 
-	if (!local_source(skb, fib, &sc->rev))
+	if (!local_source(skb, fib, sc))
 		return pass(skb, RI_T_FORWARDED, egress);
 	/* The kernel answers Time Exceeded. */
 	if (ttl <= 1)

@@ -10,6 +10,7 @@ enum {
 	RI_T_OTHER,		/* to the kernel for another reason (TTL, MTU, no route, not IP) */
 	RI_T_DROPPED,		/* rewriting failed after the header was pushed */
 	RI_T_DIRECT,		/* of the redirected: from the tun's egress (the fast path's) */
+	RI_T_SOURCE_KNOWN,	/* of all: the source's answer kept from an earlier packet */
 	RI_T_MAX,
 };
 

@@ -13,8 +13,13 @@
 # reaches the peer, set-ttl lands, and the forward chain still decides.
 # With the fast path on, the host's own packets leave straight from the
 # tun's egress (the fast path's tail call into the re-injection program,
-# reinject-direct), none through the tun's ingress; the LAN's do not.  Without CAP_BPF, "auto" falls back to
-# forwarding and "bpf" refuses to start.
+# reinject-direct), none through the tun's ingress; the LAN's do not.  A burst
+# of the host's datagrams is served mostly without the reverse lookup of its
+# source (reinject-source-known), and LAN packets sent meanwhile on the same
+# CPU are still dropped by the forward chain, IPv4 and IPv6; an IP_TRANSPARENT
+# socket's datagrams from a foreign address are still left to the kernel's
+# forwarding, fast path on and off.  Without CAP_BPF,
+# "auto" falls back to forwarding and "bpf" refuses to start.
 . "$(dirname "$0")/lib.sh"
 
 require_root
@@ -87,6 +92,25 @@ transfer() {
 	sha256sum <"$rx" 2>/dev/null | cut -d' ' -f1
 }
 
+# udp_burst NETNS DST N: N datagrams of 64 bytes (each different: ipmodd's loop
+# guard takes a repeated IPv6 datagram for a loop) to DST port 9 as fast as one
+# process sends them (at most 5 s), on CPU 0 (taskset): packets of the same
+# CPU and the same jiffy, which the re-injection program's kept answer serves.
+udp_burst() {
+	ip netns exec "$1" taskset -c 0 python3 -c '
+import socket, sys, time
+dst, n = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET6 if ":" in dst else socket.AF_INET, socket.SOCK_DGRAM)
+end = time.monotonic() + 5
+for i in range(n):
+	try:
+		s.sendto(i.to_bytes(64, "big"), (dst, 9))
+	except OSError:
+		pass
+	if time.monotonic() > end:
+		break' "$2" "$3"
+}
+
 # ingress_sent: the packets the program on the tun's ingress sent out of the
 # uplink (redirected less those sent from the egress by the fast path's tail call).
 ingress_sent() { echo $(($(status_key reinject-redirected) - $(status_key reinject-direct))); }
@@ -130,6 +154,16 @@ own_traffic() {
 	check_eq "$label: TTL 64 toward the gateway" "$(echo_ttls "$WORKDIR/wire.pcap" "$FAR4")" 64
 	check_eq "$label: hop limit 64 toward the gateway" "$(echo_ttls "$WORKDIR/wire.pcap" "$FAR6")" 64
 	check_eq "$label: no bad checksum on the wire" "$(pcap_bad_checksums "$WORKDIR/wire.pcap")" 0
+	# The host's own source, looked up once per jiffy and CPU, not once per packet.
+	for dst in "$PEER4" "$PEER6"; do
+		k0=$(status_key reinject-source-known)
+		r0b=$(status_key reinject-redirected)
+		udp_burst "$HOST_NS" "$dst" 500
+		k1=$(status_key reinject-source-known)
+		r1b=$(status_key reinject-redirected)
+		check "$label: 500 datagrams to $dst sent out by the program ($((r1b - r0b))), $((k1 - k0)) without the source's lookup" \
+			test $((r1b - r0b)) -ge 400 -a $((k1 - k0)) -ge 100
+	done
 	for fam in 4 6; do
 		pcap_start tcp "$PEER_NS" veth0 tcp port 5101
 		w0=$(tun_rx_packets)
@@ -189,6 +223,24 @@ for fw in nft ipt; do
 				"$(status_key fastpath-direct)" 1
 		fi
 		own_traffic "$fw forward drop, fastpath $fp" "$fp"
+		# A socket does not make the source the host's: an IP_TRANSPARENT
+		# socket's datagrams from 198.18.9.9 (routed back via the peer, not
+		# local) carry their socket on the tun's egress, and the lookup still
+		# leaves them to the kernel's forwarding (which drops them here).
+		if [ "$fw" = nft ]; then
+			hx ip route replace 198.18.9.0/24 via "$PEER4"
+			f0=$(status_key reinject-forwarded)
+			d0=$(status_key reinject-direct)
+			ip netns exec "$HOST_NS" python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_IP, 19, 1)  # IP_TRANSPARENT
+s.bind(("198.18.9.9", 5000))
+for i in range(20):
+	s.sendto(i.to_bytes(64, "big"), ("'"$PEER4"'", 9))'
+			check "fastpath $fp: 20 IP_TRANSPARENT datagrams from 198.18.9.9 left to the forwarding ($(($(status_key reinject-forwarded) - f0)) forwarded, $(($(status_key reinject-direct) - d0)) direct)" \
+				test $(($(status_key reinject-forwarded) - f0)) -ge 20 -a $(($(status_key reinject-direct) - d0)) -eq 0
+			hx ip route del 198.18.9.0/24
+		fi
 		stop_ipmodd
 	done
 done
@@ -290,6 +342,25 @@ if start_ipmodd "$WORKDIR/router.conf"; then
 	check "router: a forward chain that drops the LAN's packets from the tun still drops them" \
 		bash -c "! ip netns exec '$LAN_NS' ping -c 2 -i 0.2 -W 1 $PEER4 >/dev/null 2>&1"
 	check "... while the host's own traffic passes" ping_ok 4 "$PEER4"
+	# A LAN packet on the CPU and in the jiffy of the host's own (whose
+	# source's answer the program keeps) is still another host's: the
+	# forward chain drops it.  Both on CPU 0, the host's burst throughout.
+	for fam in 4 6; do
+		if [ $fam = 4 ]; then dst=$PEER4; else dst=$PEER6; fi
+		k0=$(status_key reinject-source-known)
+		udp_burst "$HOST_NS" "$dst" 200000 &
+		burst=$!
+		check "router, the host's own datagrams to $dst meanwhile: the LAN's ping -$fam is still dropped" \
+			bash -c "! ip netns exec '$LAN_NS' taskset -c 0 ping -$fam -c 20 -i 0.05 -W 1 $dst >/dev/null 2>&1"
+		wait "$burst"
+		k1=$(status_key reinject-source-known)
+		check "... while the program kept the host's source's answer ($((k1 - k0)) lookups skipped)" \
+			test $((k1 - k0)) -ge 100
+	done
+	check "... and the LAN's ping passes again once allowed (the check above can fail)" \
+		bash -c "ip netns exec '$HOST_NS' nft insert rule inet ipmodtest fw iifname tun0 accept &&
+			ip netns exec '$LAN_NS' ping -c 2 -i 0.2 -W 1 $PEER4 >/dev/null 2>&1 &&
+			ip netns exec '$LAN_NS' ping -6 -c 2 -i 0.2 -W 1 $PEER6 >/dev/null 2>&1"
 	stop_ipmodd
 else
 	not_ok "router: ipmodd starts"

@@ -45,6 +45,10 @@ fi
 ok "ipmodd starts with CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW only"
 check_eq "the fast path is on" "$(status_field fastpath)" on
 check_eq "the re-injection program is on" "$(status_field reinject)" bpf
+# The verifier took reinject_egress too (bpf_jiffies64 needs CAP_BPF; else
+# the fast path falls back to redirecting to the tun's ingress).
+check_eq "the fast path hands its packets to the re-injection program's egress variant" \
+	"$(status_field fastpath-direct)" 1
 check_eq "the inbound fast path is on" "$(status_field fastpath-in)" on
 check_eq "the inbound diversion is on" "$(status_field inbound)" veth0
 # The verifier took fastpath_uplink too (else the inbound fast path falls
