@@ -5,10 +5,11 @@
 # queues too, a packet worker each.  Parallel TCP transfers peer -> host in
 # both families arrive byte-exact and spread over the inbound queues (status
 # inbound-queue-rx-packets: more than one queue busy, the sum is
-# in-rx-packets); 64 UDP flows keep exact rule counters and their rewritten
-# TTL; a direction=in delay from a worker adds its 40 ms; trace sees the
-# packets the workers run; SIGTERM leaves nothing behind, kill -9 leaves the
-# peer able to reach the host (fail-open).  Then tun.io = "uring" on the
+# in-rx-packets; ipmodctl metrics has a sample per queue); 64 UDP flows keep
+# exact rule counters and their rewritten TTL; a direction=in delay from a
+# worker adds its 40 ms; trace sees the packets the workers run; SIGTERM
+# leaves nothing behind, kill -9 leaves the peer able to reach the host
+# (fail-open).  Then tun.io = "uring" on the
 # inbound tun (one queue: the loop's ring; two: a ring per worker): status
 # says uring, a transfer arrives byte-exact.  The fast path is off: every
 # inbound packet is the daemon's.
@@ -102,6 +103,11 @@ check_eq "inbound-queue-rx-packets lists 4 queues" "$(tr ',' '\n' <<<"$list" | w
 check_eq "in-rx-packets is the sum over the inbound queues" \
 	"$(tr ',' '\n' <<<"$list" | awk '{ s += $1 } END { print s }')" "$(status_field in-rx-packets)"
 check "tcpin counted the segments" test "$(rule_counter tcpin packets)" -gt 1000
+ctl metrics >"$WORKDIR/metrics.txt" 2>&1
+check_eq "metrics: ipmodd_inbound_queue_rx_packets_total for each of the 4 queues" \
+	"$(grep -c '^ipmodd_inbound_queue_rx_packets_total{queue="[0-3]"} [0-9]' "$WORKDIR/metrics.txt")" 4
+check "ipmodctl metrics is valid OpenMetrics" python3 "$SRCDIR/tests/helpers/openmetrics-check.py" \
+	"$WORKDIR/metrics.txt"
 
 # --- exact counters from many flows -------------------------------------------
 ctl reset >/dev/null
