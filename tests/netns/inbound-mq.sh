@@ -114,6 +114,7 @@ ctl reset >/dev/null
 cat >"$WORKDIR/recv.py" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
 s.setsockopt(socket.SOL_IP, 12, 1)  # IP_RECVTTL
 s.bind(("0.0.0.0", 7000))
 s.settimeout(3)
@@ -147,6 +148,9 @@ px python3 "$WORKDIR/send.py" "$HOST4"
 wait "$recv_pid"
 check_eq "the host got all 1280 datagrams of 64 flows, none with a TTL other than 33" \
 	"$(tail -1 "$WORKDIR/recv.out")" "1280 0"
+diag "tun0i0 dropped $(hx cat /sys/class/net/tun0i0/statistics/tx_dropped) (queue full);" \
+	"the daemon read $(status_field in-rx-packets) inbound packets, UDP receive errors on the host:" \
+	"$(hx nstat -az UdpRcvbufErrors UdpInErrors 2>/dev/null | awk '/^Udp/ { printf "%s %s ", $1, $2 }')"
 check_eq "u7000 counted exactly 1280 packets" "$(rule_counter u7000 packets)" 1280
 check_eq "drop9 counted exactly 1280 packets" "$(rule_counter drop9 packets)" 1280
 
@@ -228,6 +232,8 @@ for queues in 1 2; do
 	check_eq "uring, $queues queue(s): SIGTERM: exit status 0" "$?" 0
 	check "uring, $queues queue(s): the inbound tun is gone" \
 		bash -c "! ip netns exec '$HOST_NS' ip link show tun0i0 2>/dev/null"
+	check "uring, $queues queue(s): the log reports no error (nor a sanitizer)" \
+		bash -c "! grep -Ei 'error|assert|sanitizer' '$WORKDIR/ipmodd.log'"
 done
 
 done_testing
