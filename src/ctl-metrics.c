@@ -159,17 +159,16 @@ static void om_rules(struct metrics *mx, const struct rules_view *v)
 	}
 }
 
-/* queue-rx-packets=N,N,...: one sample per tun queue. */
-static void om_queues(struct metrics *mx)
+/* KEY=N,N,...: one sample of family name per queue (queue-rx-packets, inbound-queue-rx-packets). */
+static void om_queues(struct metrics *mx, const char *key, const char *name, const char *help)
 {
-	const char *list = ctl_pairs_get(mx->st, mx->n_st, "queue-rx-packets");
+	const char *list = ctl_pairs_get(mx->st, mx->n_st, key);
 	char num[24];
 	size_t q = 0, len;
 
 	if (!list)
 		return;
-	om_family(mx, "ipmodd_queue_rx_packets", "counter", NULL,
-		  "Packets read from each queue of the tun device (tun.queues > 1)");
+	om_family(mx, name, "counter", NULL, help);
 	while (*list) {
 		len = strcspn(list, ",");
 		if (len == 0 || len >= sizeof(num))
@@ -180,7 +179,7 @@ static void om_queues(struct metrics *mx)
 			char qs[24];
 
 			snprintf(qs, sizeof(qs), "%zu", q);
-			fputs("ipmodd_queue_rx_packets_total{", mx->f);
+			fprintf(mx->f, "%s_total{", name);
 			om_label(mx->f, "queue", qs, true);
 			fprintf(mx->f, "} %s\n", num);
 		}
@@ -265,7 +264,11 @@ static void metrics_write(struct metrics *mx, const struct rules_view *rules)
 	om_status_labelled(mx, "ipmodd_daemon_bytes", "counter", "bytes",
 			   "IP bytes the daemon read from (rx) and wrote back to (tx) the tun device",
 			   "direction", dir_bytes, dirs, 2);
-	om_queues(mx);
+	om_queues(mx, "queue-rx-packets", "ipmodd_queue_rx_packets",
+		  "Packets read from each queue of the tun device (tun.queues > 1)");
+	om_queues(mx, "inbound-queue-rx-packets", "ipmodd_inbound_queue_rx_packets",
+		  "Packets read from each queue of the inbound tuns, the first tun's queues first "
+		  "(tun.queues > 1)");
 	om_status_labelled(mx, "ipmodd_gso_packets", "counter", NULL,
 			   "GSO super-packets run through the chain whole, or split", "mode",
 			   gso_keys, gso_names, 2);

@@ -60,7 +60,8 @@ static void print_json_string(FILE *f, const char *s)
 /* Keys whose 0/1 value is a boolean, and those whose value is a comma-separated list. */
 static const char *const bool_keys[] = { "modified", "fastpath-paused", "fastpath-whole",
 					 "fastpath-direct", "reloading" };
-static const char *const list_keys[] = { "families", "queue-rx-packets", "inbound", "inbound-tuns" };
+static const char *const list_keys[] = { "families", "queue-rx-packets", "inbound", "inbound-tuns",
+					 "inbound-queue-rx-packets" };
 
 static bool key_in(const char *key, const char *const *set, size_t n)
 {

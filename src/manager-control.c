@@ -113,17 +113,26 @@ static int status_fastpath_in(struct manager *m, struct ctl_reply *reply)
  */
 static void status_tun_io(struct manager *m, struct ctl_reply *reply)
 {
-	const struct manager_path *path = m->path.ring ? &m->path : NULL;
+	const struct manager_path *path = m->path.ring ? &m->path : NULL, *in = NULL;
 
 	for (unsigned int q = 0; q < m->n_paths && !path; q++)
 		if (m->paths[q].ring)
 			path = &m->paths[q];
+	for (unsigned int i = 0; i < m->n_inbound && !in; i++)
+		for (unsigned int q = 0; q < m->inbound[i].tun->n_queues && !in; q++)
+			if (m->inbound[i].path[q].ring)
+				in = &m->inbound[i].path[q];
+	if (!path)
+		path = in;
 	ctl_reply_add(reply, "tun-io", path ? "uring" : "readwrite");
 	if (path) {
 		ctl_reply_add(reply, "tun-io-reads",
 			      tunring_multishot(path->ring) ? "multishot" : "plain");
 		ctl_reply_add(reply, "tun-io-writes", path->ring_writes ? "ring" : "write");
 	}
+	/* The inbound tuns' queues on their own: "uring" while some reads through io_uring. */
+	if (m->n_inbound)
+		ctl_reply_add(reply, "inbound-tun-io", in ? "uring" : "readwrite");
 	if (m->tun_io_fallbacks)
 		ctl_reply_addf(reply, "tun-io-fallback", "%u queue(s) read with read(): %s",
 			       m->tun_io_fallbacks, m->tun_io_reason);
@@ -161,6 +170,25 @@ static void status_inbound(struct manager *m, struct ctl_reply *reply)
 	ctl_reply_add_u64(reply, "inbound-reinjected", sum.reinjected);
 	ctl_reply_add_u64(reply, "inbound-dropped", sum.dropped);
 	ctl_reply_add_u64(reply, "inbound-repairs", m->stats.inbound_repairs);
+	/* Each inbound tun has the tun's queues; with several, what each queue's worker read. */
+	ctl_reply_add_u64(reply, "inbound-queues", m->inbound[0].tun->n_queues);
+	if (m->inbound[0].n_workers) {
+		/* One line: whole numbers only, as many as fit (8 tuns of 16 queues may not). */
+		char list[CTL_LINE_MAX - sizeof("inbound-queue-rx-packets=\n")];
+		struct strbuf sb = { .buf = list, .size = sizeof(list) };
+		size_t len;
+
+		list[0] = '\0';
+		for (unsigned int i = 0; i < m->n_inbound && !sb.overflow; i++)
+			for (unsigned int q = 0; q < m->inbound[i].n_workers && !sb.overflow; q++) {
+				len = sb.len;
+				strbuf_printf(&sb, "%s%llu", i || q ? "," : "",
+					      (unsigned long long)m->inbound[i].path[q].rx_packets);
+				if (sb.overflow)
+					list[len] = '\0';
+			}
+		ctl_reply_add(reply, "inbound-queue-rx-packets", list);
+	}
 }
 
 /* sets (issue 14): the lists the running chain's rules use, each counted once. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Multi-queue: with tun.queues > 1 each queue of the tun has a packet worker
- * thread, and the kernel spreads flows over the queues.
+ * Multi-queue: with tun.queues > 1 each queue of the tun, and of each
+ * inbound tun (which have as many), has a packet worker thread, and the
+ * kernel spreads flows over the queues.
  *
  * One mutex, m->lock, guards everything the packet path shares with the
  * rest of the daemon (chain and its counters, statistics, monitor, impairment
@@ -73,7 +74,7 @@ static void worker_receive(struct manager_path *path)
 		pthread_mutex_unlock(&m->lock);
 		if (!path->out_len)
 			continue;
-		r = tun_write(m->tun, path->queue, path->out, path->out_len);
+		r = tun_write(path->tun, path->queue, path->out, path->out_len);
 		if (r < 0) {
 			pthread_mutex_lock(&m->lock);
 			manager_write_failed(path, path->dest, r, path->out_len - path->tun->hdrlen,
@@ -124,7 +125,7 @@ static void worker_receive_ring(struct manager_path *path)
 			r = manager_path_ring_out(path, rd.id);
 		} else {
 			if (path->out_len)
-				r = tun_write(m->tun, path->queue, path->out, path->out_len);
+				r = tun_write(path->tun, path->queue, path->out, path->out_len);
 			tunring_put(path->ring, rd.id);
 		}
 		if (r < 0) {
@@ -152,7 +153,7 @@ static void *worker_main(void *userdata)
 	struct manager_path *path = userdata;
 	struct manager *m = path->m;
 	struct pollfd pfd[2] = {
-		{ .fd = m->tun->fds[path->queue], .events = POLLIN },
+		{ .fd = path->tun->fds[path->queue], .events = POLLIN },
 		{ .fd = path->stop_fd, .events = POLLIN },
 	};
 
@@ -190,10 +191,47 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	return 0;
 }
 
+/* A worker for path; false: none (said). */
+static bool worker_spawn(struct manager_path *path)
+{
+	int r;
+
+	path->worker = true;
+	path->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (path->stop_fd < 0) {
+		log_errno(LOG_ERR, negative_errno(), "eventfd");
+		return false;
+	}
+	r = -pthread_create(&path->thread, NULL, worker_main, path);
+	if (r < 0) {
+		path->stop_fd = safe_close(path->stop_fd);
+		log_errno(LOG_ERR, r, "starting the worker of %s queue %u", path->tun->name,
+			  path->queue);
+		return false;
+	}
+	return true;
+}
+
+static void worker_signal(struct manager_path *path)
+{
+	uint64_t one = 1;
+
+	if (write(path->stop_fd, &one, sizeof(one)) < 0)
+		log_errno(LOG_WARNING, negative_errno(), "stopping the worker of %s queue %u",
+			  path->tun->name, path->queue);
+}
+
+static void worker_join(struct manager_path *path)
+{
+	pthread_join(path->thread, NULL);
+	path->stop_fd = safe_close(path->stop_fd);
+	manager_path_release(path);
+}
+
 int manager_workers_start(struct manager *m)
 {
+	unsigned int q, started = 0, wanted;
 	sigset_t all, old;
-	unsigned int q;
 	int r;
 
 	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -206,6 +244,7 @@ int manager_workers_start(struct manager *m)
 	m->paths = calloc(m->tun->n_queues, sizeof(*m->paths));
 	if (!m->paths)
 		return log_errno(LOG_ERR, -ENOMEM, "packet workers");
+	wanted = m->tun->n_queues;
 	/* Signals stay with the loop's signalfd: the workers block them all. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -215,23 +254,26 @@ int manager_workers_start(struct manager *m)
 		path->m = m;
 		path->tun = m->tun;
 		path->queue = q;
-		path->worker = true;
-		path->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (path->stop_fd < 0) {
-			r = log_errno(LOG_ERR, negative_errno(), "eventfd");
+		if (!worker_spawn(path))
 			break;
-		}
-		r = -pthread_create(&path->thread, NULL, worker_main, path);
-		if (r < 0) {
-			safe_close(path->stop_fd);
-			log_errno(LOG_ERR, r, "starting the worker of queue %u", q);
-			break;
-		}
 		m->n_paths++;
+	}
+	started = m->n_paths;
+	/* The inbound tuns' queues (manager_start_inbound() made their paths). */
+	for (unsigned int i = 0; i < m->n_inbound && started == wanted; i++) {
+		struct manager_inbound *in = &m->inbound[i];
+
+		wanted += in->tun->n_queues;
+		for (q = 0; q < in->tun->n_queues; q++) {
+			if (!worker_spawn(&in->path[q]))
+				break;
+			in->n_workers++;
+			started++;
+		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	/* Each worker says when its ring is there (or refused), so that status says it. */
-	for (q = 0; q < m->n_paths; q++) {
+	for (q = 0; q < started; q++) {
 		struct timespec until;
 
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -239,24 +281,26 @@ int manager_workers_start(struct manager *m)
 		while (sem_timedwait(&m->ring_ready, &until) < 0 && errno == EINTR)
 			;
 	}
-	return m->n_paths == m->tun->n_queues ? 0 : r;
+	return started == wanted ? 0 : -EAGAIN;
 }
 
 /* Called without the lock: a worker may be waiting for it. */
 void manager_workers_stop(struct manager *m)
 {
-	uint64_t one = 1;
-	unsigned int q;
+	unsigned int q, i;
 
 	for (q = 0; q < m->n_paths; q++)
-		if (write(m->paths[q].stop_fd, &one, sizeof(one)) < 0)
-			log_errno(LOG_WARNING, negative_errno(), "stopping the worker of queue %u", q);
-	for (q = 0; q < m->n_paths; q++) {
-		pthread_join(m->paths[q].thread, NULL);
-		safe_close(m->paths[q].stop_fd);
-	}
+		worker_signal(&m->paths[q]);
+	for (i = 0; i < m->n_inbound; i++)
+		for (q = 0; q < m->inbound[i].n_workers; q++)
+			worker_signal(&m->inbound[i].path[q]);
 	for (q = 0; q < m->n_paths; q++)
-		manager_path_release(&m->paths[q]);
+		worker_join(&m->paths[q]);
+	for (i = 0; i < m->n_inbound; i++) {
+		for (q = 0; q < m->inbound[i].n_workers; q++)
+			worker_join(&m->inbound[i].path[q]);
+		m->inbound[i].n_workers = 0;
+	}
 	m->n_paths = 0;
 	free(m->paths);
 	m->paths = NULL;

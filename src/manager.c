@@ -713,7 +713,8 @@ static int manager_start_inbound(struct manager *m)
 
 		snprintf(in->ifname, sizeof(in->ifname), "%s", m->cfg->inbound_ifnames[i]);
 		inbound_tun_name(m->cfg->tun_name, i, name);
-		r = tun_open(name, 1, m->cfg->offload, &in->tun);
+		/* As many queues as the tun: the kernel spreads the flows over them alike. */
+		r = tun_open(name, m->tun->n_queues, m->cfg->offload, &in->tun);
 		if (r == -EBUSY)
 			return log_errno(LOG_ERR, r, "inbound tun %s for %s is in use (is another ipmodd "
 					 "running?)", name, in->ifname);
@@ -739,20 +740,32 @@ static int manager_start_inbound(struct manager *m)
 		if (r < 0)
 			return log_errno(LOG_ERR, r, "inbound.interfaces: %s: %s; not starting",
 					 in->ifname, err);
-		in->path = calloc(1, sizeof(*in->path));
+		in->path = calloc(in->tun->n_queues, sizeof(*in->path));
 		if (!in->path)
 			return log_errno(LOG_ERR, -ENOMEM, "inbound packet path");
-		in->path->m = m;
-		in->path->tun = in->tun;
-		in->path->dir = PKT_DIR_IN;
-		in->path->dest = (uint8_t)(i + 1);
-		in->path->stop_fd = -1;
-		r = sd_event_add_io(m->event, &in->source, in->tun->fds[0], EPOLLIN,
-				    manager_on_tun_readable, in->path);
+		for (unsigned int q = 0; q < in->tun->n_queues; q++) {
+			in->path[q].m = m;
+			in->path[q].tun = in->tun;
+			in->path[q].queue = q;
+			in->path[q].dir = PKT_DIR_IN;
+			in->path[q].dest = (uint8_t)(i + 1);
+			in->path[q].stop_fd = -1;
+		}
+		log_info("%s: received IPv4/IPv6 packets diverted through %s (%s, %u queue%s)",
+			 in->ifname, name, inbound_attach_name(in->ib), in->tun->n_queues,
+			 in->tun->n_queues > 1 ? "s, a packet worker each" : "");
+		/* Several queues: the workers read them (manager_workers_start()). */
+		if (in->tun->n_queues > 1)
+			continue;
+		manager_path_ring_start(in->path);
+		if (in->path->ring)
+			r = sd_event_add_io(m->event, &in->source, tunring_fd(in->path->ring), EPOLLIN,
+					    manager_on_tun_ring, in->path);
+		else
+			r = sd_event_add_io(m->event, &in->source, in->tun->fds[0], EPOLLIN,
+					    manager_on_tun_readable, in->path);
 		if (r < 0)
 			return log_errno(LOG_ERR, r, "watching %s", name);
-		log_info("%s: received IPv4/IPv6 packets diverted through %s (%s)", in->ifname, name,
-			 inbound_attach_name(in->ib));
 	}
 	return 0;
 }
@@ -791,11 +804,12 @@ static void manager_stop_inbound(struct manager *m)
 
 		in->source = sd_event_source_disable_unref(in->source);
 		in->ib = inbound_close(in->ib);
-		in->tun = tun_close(in->tun);
-		if (in->path)
-			manager_path_release(in->path);
+		/* Its rings' reads hold the tun's files: they end before it closes. */
+		for (unsigned int q = 0; in->path && q < in->tun->n_queues; q++)
+			manager_path_release(&in->path[q]);
 		free(in->path);
 		in->path = NULL;
+		in->tun = tun_close(in->tun);
 	}
 	m->n_inbound = 0;
 }

@@ -116,13 +116,18 @@ struct manager_path {
 	uint8_t *surgbuf;
 };
 
-/* An interface of inbound.interfaces: its tun, programs and packet path (the loop's). */
+/*
+ * An interface of inbound.interfaces: its tun, programs and packet paths,
+ * one per queue of its tun (as many as the tun's, tun.queues): the loop's
+ * with one queue, else a worker's each (manager-worker.c).
+ */
 struct manager_inbound {
 	char ifname[IFNAMSIZ];
 	struct tun *tun;
 	struct inbound *ib;
-	struct manager_path *path;
-	sd_event_source *source;
+	struct manager_path *path;		/* tun->n_queues of them */
+	unsigned int n_workers;			/* of them run by a worker, while they run */
+	sd_event_source *source;		/* the loop's reads (one queue) */
 };
 
 struct manager {
