@@ -62,7 +62,12 @@ struct manager_reload {
 	sd_event_source *source;
 	pthread_t thread;
 	bool started;			/* the thread runs (it waits for commands) */
-	bool quit;			/* with the last command: the thread exits */
+	/*
+	 * With the last command: the thread exits.  Atomic: the loop sets it at
+	 * shutdown while the thread may still be freeing a swap's leftovers,
+	 * before it reads it (ThreadSanitizer saw the race).
+	 */
+	atomic_bool quit;
 	bool running;			/* a build runs: efd is to come */
 	bool again;			/* requests came during the build: one more run */
 	struct reload_waiter *current;	/* answered when the running build is swapped in */
@@ -163,7 +168,7 @@ static void *reload_thread(void *userdata)
 
 	background_thread();
 	for (;;) {
-		if (cmd_wait(rl) < 0 || rl->quit)
+		if (cmd_wait(rl) < 0 || atomic_load_explicit(&rl->quit, memory_order_relaxed))
 			break;
 		reload_build(rl);
 		efd_post(rl->efd);
@@ -172,7 +177,7 @@ static void *reload_thread(void *userdata)
 		rl->reap_chain = chain_unref(rl->reap_chain);
 		config_free(rl->reap_cfg);
 		rl->reap_cfg = NULL;
-		if (rl->quit)
+		if (atomic_load_explicit(&rl->quit, memory_order_relaxed))
 			break;
 	}
 	return NULL;
@@ -479,10 +484,10 @@ void manager_reload_stop(struct manager *m)
 		rl->old = NULL;
 		rl->cfg = NULL;
 		free(rl->path);
-		rl->quit = true;
+		atomic_store_explicit(&rl->quit, true, memory_order_relaxed);
 		efd_post(rl->cmd_efd);
 	} else if (rl->started) {
-		rl->quit = true;
+		atomic_store_explicit(&rl->quit, true, memory_order_relaxed);
 		efd_post(rl->cmd_efd);
 	}
 	if (rl->started)
