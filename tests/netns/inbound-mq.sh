@@ -111,40 +111,10 @@ check "ipmodctl metrics is valid OpenMetrics" python3 "$SRCDIR/tests/helpers/ope
 
 # --- exact counters from many flows -------------------------------------------
 ctl reset >/dev/null
-cat >"$WORKDIR/recv.py" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-s.setsockopt(socket.SOL_IP, 12, 1)  # IP_RECVTTL
-s.bind(("0.0.0.0", 7000))
-s.settimeout(3)
-n = bad = 0
-print("ready", flush=True)
-try:
-    while True:
-        data, anc, flags, addr = s.recvmsg(2048, 64)
-        n += 1
-        ttl = [int.from_bytes(d[:4], sys.byteorder) for l, t, d in anc if t == socket.IP_TTL]
-        if ttl != [33]:
-            bad += 1
-except socket.timeout:
-    pass
-print(n, bad)
-PY
-cat >"$WORKDIR/send.py" <<'PY'
-import socket, sys, time
-dst = sys.argv[1]
-socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(64)]
-for r in range(20):
-    for s in socks:
-        s.sendto(b"x" * 100, (dst, 7000))
-        s.sendto(b"y" * 100, (dst, 9))
-    time.sleep(0.005)
-PY
-hx python3 "$WORKDIR/recv.py" >"$WORKDIR/recv.out" 2>&1 &
+hx python3 "$SRCDIR/tests/helpers/udp-flows.py" recv 33 >"$WORKDIR/recv.out" 2>&1 &
 recv_pid=$!
 for _ in $(seq 50); do grep -q ready "$WORKDIR/recv.out" && break; sleep 0.05; done
-px python3 "$WORKDIR/send.py" "$HOST4"
+px python3 "$SRCDIR/tests/helpers/udp-flows.py" send "$HOST4"
 wait "$recv_pid"
 check_eq "the host got all 1280 datagrams of 64 flows, none with a TTL other than 33" \
 	"$(tail -1 "$WORKDIR/recv.out")" "1280 0"
@@ -155,13 +125,7 @@ check_eq "u7000 counted exactly 1280 packets" "$(rule_counter u7000 packets)" 12
 check_eq "drop9 counted exactly 1280 packets" "$(rule_counter drop9 packets)" 1280
 
 # --- a delay from an inbound worker: its timer is armed beside the sleeping loop
-ping_median() {
-	px ping -n -c 10 -i 0.2 -W 2 "$1" | python3 -c '
-import re, statistics, sys
-t = [float(x) for x in re.findall(r"time=([0-9.]+) ms", sys.stdin.read())]
-print("%d" % statistics.median(t) if len(t) >= 8 else "lost")'
-}
-slow=$(ping_median "$HOST4")
+slow=$(ping_median px "$HOST4")
 diag "median RTT peer -> host through a direction=in delay = 40: $slow ms"
 check "a direction=in delay = 40 rule adds 40 ms from a worker" \
 	test "$slow" != lost -a "$slow" -ge 40 -a "$slow" -lt 70

@@ -358,6 +358,15 @@ setup_far() {
 	return 1
 }
 
+# ping_median RUNNER ADDR: the median RTT in whole ms of 10 pings to ADDR
+# (RUNNER: hx or px), "lost" when fewer than 8 came back.
+ping_median() {
+	"$1" ping -n -c 10 -i 0.2 -W 2 "$2" | python3 -c '
+import re, statistics, sys
+t = [float(x) for x in re.findall(r"time=([0-9.]+) ms", sys.stdin.read())]
+print("%d" % statistics.median(t) if len(t) >= 8 else "lost")'
+}
+
 # pcap_start NAME NETNS IFACE [FILTER]: background tcpdump, waits until it listens.
 pcap_start() {
 	local name=$1 ns=$2 ifc=$3 i

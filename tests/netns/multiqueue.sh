@@ -97,39 +97,10 @@ check_eq "the daemon's rx-packets is the sum over the queues" \
 
 # --- exact counters from many flows -------------------------------------------
 ctl reset >/dev/null
-cat >"$WORKDIR/recv.py" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_IP, 12, 1)  # IP_RECVTTL
-s.bind(("0.0.0.0", 7000))
-s.settimeout(3)
-n = bad = 0
-print("ready", flush=True)
-try:
-    while True:
-        data, anc, flags, addr = s.recvmsg(2048, 64)
-        n += 1
-        ttl = [int.from_bytes(d[:4], sys.byteorder) for l, t, d in anc if t == socket.IP_TTL]
-        if ttl != [33]:
-            bad += 1
-except socket.timeout:
-    pass
-print(n, bad)
-PY
-cat >"$WORKDIR/send.py" <<'PY'
-import socket, sys, time
-dst = sys.argv[1]
-socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(64)]
-for r in range(20):
-    for s in socks:
-        s.sendto(b"x" * 100, (dst, 7000))
-        s.sendto(b"y" * 100, (dst, 9))
-    time.sleep(0.005)
-PY
-ip netns exec "$PEER_NS" python3 "$WORKDIR/recv.py" >"$WORKDIR/recv.out" 2>&1 &
+ip netns exec "$PEER_NS" python3 "$SRCDIR/tests/helpers/udp-flows.py" recv 33 >"$WORKDIR/recv.out" 2>&1 &
 recv_pid=$!
 for _ in $(seq 50); do grep -q ready "$WORKDIR/recv.out" && break; sleep 0.05; done
-hx python3 "$WORKDIR/send.py" "$PEER4"
+hx python3 "$SRCDIR/tests/helpers/udp-flows.py" send "$PEER4"
 wait "$recv_pid"
 check_eq "the peer got all 1280 datagrams of 64 flows, none with a TTL other than 33" \
 	"$(tail -1 "$WORKDIR/recv.out")" "1280 0"
@@ -138,14 +109,8 @@ check_eq "drop9 counted exactly 1280 packets" "$(rule_counter drop9 packets)" 12
 check_eq "dropped-rule: 1280" "$(status_field dropped-rule)" 1280
 
 # --- a delay from a worker: its timer is armed beside the sleeping loop -------
-ping_median() {
-	hx ping -n -c 10 -i 0.2 -W 2 "$1" | python3 -c '
-import re, statistics, sys
-t = [float(x) for x in re.findall(r"time=([0-9.]+) ms", sys.stdin.read())]
-print("%d" % statistics.median(t) if len(t) >= 8 else "lost")'
-}
-slow=$(ping_median 198.18.1.77)
-fast=$(ping_median 198.18.1.1)
+slow=$(ping_median hx 198.18.1.77)
+fast=$(ping_median hx 198.18.1.1)
 diag "median RTT: delayed $slow ms, other $fast ms"
 # Without the wake-up the loop would sleep until its next timer (the health
 # check, every 250 ms): the median was 125 ms when the wake-up was left out.
