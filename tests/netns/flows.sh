@@ -99,7 +99,7 @@ first_packets() {
 	px ethtool -K veth0 tso off gso off >/dev/null 2>&1
 	hx ethtool -K veth0 gro off >/dev/null 2>&1
 	pcap_start "out$m" "$PEER_NS" veth0 -s 128 "tcp port $HTTP_PORT"
-	nflog_start "in$m" "$HOST_NS" 6 "tcp sport $HTTP_PORT"
+	NFLOG_SNAPLEN=128 nflog_start "in$m" "$HOST_NS" 6 "tcp sport $HTTP_PORT"
 	check_eq "[$m] 5 MB download peer -> host: sha256 equal" "$(download "$m" "$port")" "$BLOB_SHA"
 	pcap_stop "out$m"
 	nflog_stop "in$m"
