@@ -137,6 +137,25 @@ static int cmd_wait(struct manager_reload *rl)
 	return 0;
 }
 
+/* The loop: the thread's "done" (efd), and with it what it handed over. */
+static int done_read(struct manager_reload *rl)
+{
+	uint64_t v;
+
+	if (read(rl->efd, &v, sizeof(v)) != sizeof(v))
+		return -errno;
+	atomic_thread_fence(memory_order_acquire);
+	return 0;
+}
+
+/* The loop: the old chain and cfg for the thread to free at its next command. */
+static void leftovers(struct manager_reload *rl, struct config *cfg)
+{
+	rl->reap_chain = rl->old;
+	rl->reap_cfg = cfg;
+	rl->old = NULL;
+}
+
 static void reload_build(struct manager_reload *rl)
 {
 	char msg[CONFIG_ERR_MAX];
@@ -305,9 +324,7 @@ static void reload_finish(struct manager_reload *rl)
 	 * After the swap (the plan of chain_inherit_match() knows old by its
 	 * address), the thread frees the old chain and the config.
 	 */
-	rl->reap_chain = rl->old;
-	rl->reap_cfg = cfg;
-	rl->old = NULL;
+	leftovers(rl, cfg);
 	efd_post(rl->cmd_efd);
 	if (r == 0) {
 		/* Handing the old chain and the config to the thread included. */
@@ -350,11 +367,9 @@ static void reload_finish(struct manager_reload *rl)
 static int on_reload_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct manager_reload *rl = userdata;
-	uint64_t v;
 
-	if (read(rl->efd, &v, sizeof(v)) != sizeof(v))
+	if (done_read(rl) < 0)
 		return 0;
-	atomic_thread_fence(memory_order_acquire);
 	if (rl->running)
 		reload_finish(rl);
 	return 0;
@@ -468,30 +483,30 @@ void manager_reload_stop(struct manager *m)
 	/* The build cannot be cancelled halfway (it owns memory): wait for it. */
 	if (rl->running) {
 		struct pollfd pfd = { .fd = rl->efd, .events = POLLIN };
-		uint64_t v;
+		int r;
 
 		while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
 			;
-		if (read(rl->efd, &v, sizeof(v)) != sizeof(v))
-			log_errno(LOG_WARNING, -errno, "shutdown: reading the reload thread's eventfd");
-		atomic_thread_fence(memory_order_acquire);
+		r = done_read(rl);
+		if (r < 0)
+			log_errno(LOG_WARNING, r, "shutdown: reading the reload thread's eventfd");
 		rl->running = false;
 		log_info("shutdown: a reload in progress was abandoned");
 		/* Its config and the old chain go to the thread, like a swap's leftovers. */
 		chain_unref(rl->chain);
-		rl->reap_chain = rl->old;
-		rl->reap_cfg = rl->cfg;
-		rl->old = NULL;
+		leftovers(rl, rl->cfg);
 		rl->cfg = NULL;
 		free(rl->path);
-		atomic_store_explicit(&rl->quit, true, memory_order_relaxed);
-		efd_post(rl->cmd_efd);
-	} else if (rl->started) {
-		atomic_store_explicit(&rl->quit, true, memory_order_relaxed);
-		efd_post(rl->cmd_efd);
 	}
-	if (rl->started)
+	/*
+	 * Only now (a build that saw quit before it started would never say
+	 * done): the thread frees what it was handed, if anything, and exits.
+	 */
+	if (rl->started) {
+		atomic_store_explicit(&rl->quit, true, memory_order_relaxed);
+		efd_post(rl->cmd_efd);
 		pthread_join(rl->thread, NULL);
+	}
 	/* Clients still waiting go with control_free(), without an answer. */
 	while ((w = rl->current) || (w = rl->next)) {
 		if (w == rl->current)
