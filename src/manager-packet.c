@@ -810,6 +810,18 @@ ssize_t manager_path_read(struct manager_path *path)
 	return tun_read(path->tun, path->queue, path->rxbuf + HEADROOM - hdrlen, hdrlen + PKT_MAX);
 }
 
+int manager_path_watch(struct manager_path *path, sd_event_source **source)
+{
+	struct manager *m = path->m;
+
+	manager_path_ring_start(path);
+	if (path->ring)
+		return sd_event_add_io(m->event, source, tunring_fd(path->ring), EPOLLIN,
+				       manager_on_tun_ring, path);
+	return sd_event_add_io(m->event, source, path->tun->fds[path->queue], EPOLLIN,
+			       manager_on_tun_readable, path);
+}
+
 /* The loop's own path with tun.io = "uring": the ring's completed reads. */
 int manager_on_tun_ring(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {

@@ -757,13 +757,7 @@ static int manager_start_inbound(struct manager *m)
 		/* Several queues: the workers read them (manager_workers_start()). */
 		if (in->tun->n_queues > 1)
 			continue;
-		manager_path_ring_start(in->path);
-		if (in->path->ring)
-			r = sd_event_add_io(m->event, &in->source, tunring_fd(in->path->ring), EPOLLIN,
-					    manager_on_tun_ring, in->path);
-		else
-			r = sd_event_add_io(m->event, &in->source, in->tun->fds[0], EPOLLIN,
-					    manager_on_tun_readable, in->path);
+		r = manager_path_watch(in->path, &in->source);
 		if (r < 0)
 			return log_errno(LOG_ERR, r, "watching %s", name);
 	}
@@ -1087,13 +1081,7 @@ int manager_start(struct manager *m)
 			return r;
 		log_info("%s: %u queues, a packet worker each", m->tun->name, m->tun->n_queues);
 	} else {
-		manager_path_ring_start(&m->path);
-		if (m->path.ring)
-			r = sd_event_add_io(m->event, &m->tun_source, tunring_fd(m->path.ring),
-					    EPOLLIN, manager_on_tun_ring, &m->path);
-		else
-			r = sd_event_add_io(m->event, &m->tun_source, m->tun->fds[0], EPOLLIN,
-					    manager_on_tun_readable, &m->path);
+		r = manager_path_watch(&m->path, &m->tun_source);
 		if (r < 0)
 			return log_errno(LOG_ERR, r, "watching %s", m->tun->name);
 	}

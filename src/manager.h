@@ -295,6 +295,12 @@ void manager_path_release(struct manager_path *path);
  */
 void manager_path_ring_start(struct manager_path *path);
 /*
+ * The loop reads the path's queue (a single-queue tun): its ring started
+ * (manager_path_ring_start()) and *source watching the ring, or the queue
+ * for read() where there is none.
+ */
+int manager_path_watch(struct manager_path *path, sd_event_source **source);
+/*
  * The completed reads of the path's ring (at most MANAGER_RX_BATCH), each
  * through the chain and out (the loop's path; with the lock), and the
  * buffers back to the kernel.
