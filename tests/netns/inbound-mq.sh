@@ -67,31 +67,8 @@ check "the log names the inbound workers" \
 # --- parallel TCP peer -> host, both families, byte-exact ---------------------
 N=8
 head -c $((3 << 20)) /dev/urandom >"$WORKDIR/data"
-want=$(sha256sum <"$WORKDIR/data" | cut -d' ' -f1)
-# transfer FAMILY ADDR: N parallel connections from the peer, each file compared.
-transfer() {
-	local fam=$1 addr=$2 i pids=() bad=0 got
-	for i in $(seq "$N"); do
-		rm -f "$WORKDIR/got.$i"
-		hx timeout 60 socat -u "TCP$fam-LISTEN:$((6000 + i)),reuseaddr" "CREATE:$WORKDIR/got.$i" &
-		pids+=($!)
-	done
-	for i in $(seq "$N"); do
-		for _ in $(seq 50); do
-			hx ss -ltn | grep -q ":$((6000 + i)) " && break
-			sleep 0.05
-		done
-	done
-	for i in $(seq "$N"); do
-		px timeout 60 socat -u "FILE:$WORKDIR/data" "TCP$fam:$addr:$((6000 + i))" &
-	done
-	wait "${pids[@]}"
-	for i in $(seq "$N"); do
-		got=$(sha256sum <"$WORKDIR/got.$i" | cut -d' ' -f1)
-		[ "$got" = "$want" ] || bad=$((bad + 1))
-	done
-	echo "$bad"
-}
+# transfer FAMILY ADDR: N parallel connections, peer -> host, each copy compared.
+transfer() { parallel_transfers "$N" hx px "$1" "$2" "$WORKDIR/data"; }
 
 check_eq "IPv4: $N parallel 3 MB transfers peer -> host arrive byte-exact" "$(transfer 4 "$HOST4")" 0
 check_eq "IPv6: $N parallel 3 MB transfers peer -> host arrive byte-exact" "$(transfer 6 "[$HOST6]")" 0

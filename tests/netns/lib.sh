@@ -358,6 +358,35 @@ setup_far() {
 	return 1
 }
 
+# parallel_transfers N RECEIVER SENDER FAMILY ADDR FILE: N TCP connections at
+# once (ports 6001..6000+N) carry FILE from SENDER's namespace to RECEIVER's
+# (hx or px) at ADDR (FAMILY 4 or 6; an IPv6 ADDR in brackets); prints how
+# many of the N copies differ from FILE.
+parallel_transfers() {
+	local n=$1 recv=$2 send=$3 fam=$4 addr=$5 file=$6 i pids=() bad=0 want got
+	want=$(sha256sum <"$file" | cut -d' ' -f1)
+	for i in $(seq "$n"); do
+		rm -f "$WORKDIR/got.$i"
+		"$recv" timeout 60 socat -u "TCP$fam-LISTEN:$((6000 + i)),reuseaddr" "CREATE:$WORKDIR/got.$i" &
+		pids+=($!)
+	done
+	for i in $(seq "$n"); do
+		for _ in $(seq 50); do
+			"$recv" ss -ltn | grep -q ":$((6000 + i)) " && break
+			sleep 0.05
+		done
+	done
+	for i in $(seq "$n"); do
+		"$send" timeout 60 socat -u "FILE:$file" "TCP$fam:$addr:$((6000 + i))" &
+	done
+	wait "${pids[@]}"
+	for i in $(seq "$n"); do
+		got=$(sha256sum <"$WORKDIR/got.$i" | cut -d' ' -f1)
+		[ "$got" = "$want" ] || bad=$((bad + 1))
+	done
+	echo "$bad"
+}
+
 # ping_median RUNNER ADDR: the median RTT in whole ms of 10 pings to ADDR
 # (RUNNER: hx or px), "lost" when fewer than 8 came back.
 ping_median() {

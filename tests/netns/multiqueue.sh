@@ -43,32 +43,8 @@ check "the log names the workers" grep -q "tun0: 4 queues, a packet worker each"
 # --- parallel TCP, both families, byte-exact ---------------------------------
 N=8
 head -c $((3 << 20)) /dev/urandom >"$WORKDIR/data"
-want=$(sha256sum <"$WORKDIR/data" | cut -d' ' -f1)
-# transfer FAMILY ADDR: N parallel connections, each file compared.
-transfer() {
-	local fam=$1 addr=$2 i pids=() bad=0 got
-	for i in $(seq "$N"); do
-		rm -f "$WORKDIR/got.$i"
-		ip netns exec "$PEER_NS" timeout 60 socat -u "TCP$fam-LISTEN:$((6000 + i)),reuseaddr" \
-			"CREATE:$WORKDIR/got.$i" &
-		pids+=($!)
-	done
-	for i in $(seq "$N"); do
-		for _ in $(seq 50); do
-			px ss -ltn | grep -q ":$((6000 + i)) " && break
-			sleep 0.05
-		done
-	done
-	for i in $(seq "$N"); do
-		ip netns exec "$HOST_NS" timeout 60 socat -u "FILE:$WORKDIR/data" "TCP$fam:$addr:$((6000 + i))" &
-	done
-	wait "${pids[@]}"
-	for i in $(seq "$N"); do
-		got=$(sha256sum <"$WORKDIR/got.$i" | cut -d' ' -f1)
-		[ "$got" = "$want" ] || bad=$((bad + 1))
-	done
-	echo "$bad"
-}
+# transfer FAMILY ADDR: N parallel connections, host -> peer, each copy compared.
+transfer() { parallel_transfers "$N" px hx "$1" "$2" "$WORKDIR/data"; }
 
 # Reloads and live edits while the transfers run: the chain changes under the workers.
 churn() {
