@@ -330,6 +330,8 @@ static void metrics_write(struct metrics *mx, const struct rules_view *rules)
 		  "Of the redirected, those the fast path handed over from the tun's egress");
 	om_status(mx, "reinject-source-known", "ipmodd_reinject_source_known", "counter", NULL,
 		  "Reverse lookups of a packet's source the re-injection program skipped");
+	om_status(mx, "reinject-route-known", "ipmodd_reinject_route_known", "counter", NULL,
+		  "Forward route lookups the re-injection program skipped");
 	om_status(mx, "control-clients", "ipmodd_control_clients", "gauge", NULL,
 		  "Clients connected to the control socket");
 	om_status(mx, "streams", "ipmodd_streams", "gauge", NULL,

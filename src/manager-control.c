@@ -329,6 +329,7 @@ static int cmd_status(struct manager *m, struct control_client *cl, const struct
 			ctl_reply_add_u64(reply, "reinject-dropped", t.dropped);
 			ctl_reply_add_u64(reply, "reinject-direct", t.direct);
 			ctl_reply_add_u64(reply, "reinject-source-known", t.source_known);
+			ctl_reply_add_u64(reply, "reinject-route-known", t.route_known);
 		}
 	} else {
 		ctl_reply_add(reply, "reinject", "forward");

@@ -156,6 +156,7 @@ int reinject_totals(struct reinject *ri, struct reinject_totals *ret)
 		.dropped = sum[RI_T_DROPPED],
 		.direct = sum[RI_T_DIRECT],
 		.source_known = sum[RI_T_SOURCE_KNOWN],
+		.route_known = sum[RI_T_ROUTE_KNOWN],
 	};
 	return 0;
 }

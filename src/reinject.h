@@ -50,6 +50,11 @@ struct reinject_totals {
 	 * an earlier packet of the same source in the same jiffy.
 	 */
 	uint64_t source_known;
+	/*
+	 * Forward lookups skipped: the answer kept from an earlier packet with
+	 * the same addresses, ports and tun in the same jiffy.
+	 */
+	uint64_t route_known;
 };
 int reinject_totals(struct reinject *ri, struct reinject_totals *ret);
 

@@ -85,6 +85,28 @@ struct {
 	__type(value, struct ri_scratch);
 } ri_scratch SEC(".maps");
 
+/*
+ * A forward lookup's answer (route()): the lookup's inputs as the program
+ * filled them (tot_len left out), and the helper's answer.
+ */
+#define RI_KEY_WORDS 12		/* family .. ipv6_dst: 48 bytes */
+struct ri_route {
+	__u64 jiffies;
+	__u32 valid;
+	__u32 route_mtu;	/* looked up with tot_len: the route's MTU, not only the device's */
+	__u32 key[RI_KEY_WORDS];
+	struct bpf_fib_lookup out;
+};
+_Static_assert(__builtin_offsetof(struct bpf_fib_lookup, ipv6_dst) + 16 == RI_KEY_WORDS * 4,
+	       "the lookup's inputs end with ipv6_dst");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RI_ROUTES);
+	__type(key, __u32);
+	__type(value, struct ri_route);
+} ri_routes SEC(".maps");
+
 static __always_inline void total(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&ri_totals, &which);
@@ -184,6 +206,60 @@ known:
 }
 
 /*
+ * The forward lookup, fib filled with the packet's inputs.  Its answer
+ * depends on those inputs and the routing alone, and a flow repeats them
+ * packet after packet: the last successful answers are kept per CPU in
+ * ri_routes (RI_ROUTES entries, chosen by a hash of the addresses and ports)
+ * with the jiffy they were looked up in, and a packet with the same inputs
+ * in the same jiffy takes the kept answer instead of the helper's lookup,
+ * as local_source() does for the source.  Only a change of routes, rules or
+ * the uplink's state inside that jiffy (1-10 ms) can make it differ from a
+ * fresh answer, as for packets already in flight.  The MTU stays checked:
+ * a packet with tot_len (not GSO) takes an answer only if it was looked up
+ * with tot_len (the route's MTU, not only the device's) and fits it.
+ */
+static __always_inline long route(struct __sk_buff *skb, struct bpf_fib_lookup *fib)
+{
+	__u32 *k = (__u32 *)fib, h, idx;
+	__u16 len = fib->tot_len;
+	__u64 now = bpf_jiffies64();
+	struct ri_route *m;
+	bool same = true;
+	long r;
+
+	fib->tot_len = 0;
+	h = k[0] ^ k[1] ^ k[7] ^ k[11];
+	h ^= h >> 16;
+	h ^= h >> 8;
+	idx = h & (RI_ROUTES - 1);
+	m = bpf_map_lookup_elem(&ri_routes, &idx);
+	if (!m) {
+		fib->tot_len = len;
+		return bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	}
+#pragma unroll
+	for (int i = 0; i < RI_KEY_WORDS; i++)
+		if (m->key[i] != k[i])
+			same = false;
+	if (same && m->valid && m->jiffies == now &&
+	    (!len || (m->route_mtu && len <= m->out.mtu_result))) {
+		__builtin_memcpy(fib, &m->out, sizeof(*fib));
+		total(RI_T_ROUTE_KNOWN);
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	__builtin_memcpy(m->key, k, sizeof(m->key));
+	fib->tot_len = len;
+	r = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	m->valid = r == BPF_FIB_LKUP_RET_SUCCESS;
+	if (m->valid) {
+		__builtin_memcpy(&m->out, fib, sizeof(m->out));
+		m->route_mtu = len != 0;
+		m->jiffies = now;
+	}
+	return r;
+}
+
+/*
  * egress: run from the fast path's program on the tun's egress (a tail
  * call, fastpath.bpf.c) for a packet it rewrote, instead of its redirect to
  * the tun's ingress: the packet skips the backlog and a second tc pass.
@@ -264,7 +340,7 @@ static __always_inline int reinject_run(struct __sk_buff *skb, bool egress)
 	if (!skb->gso_size)
 		fib->tot_len = (__u16)skb->len;
 	fib->ifindex = tun;
-	r = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	r = route(skb, fib);
 	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return pass(skb, RI_T_OTHER, egress);
 	/*

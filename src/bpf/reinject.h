@@ -11,7 +11,11 @@ enum {
 	RI_T_DROPPED,		/* rewriting failed after the header was pushed */
 	RI_T_DIRECT,		/* of the redirected: from the tun's egress (the fast path's) */
 	RI_T_SOURCE_KNOWN,	/* of all: the source's answer kept from an earlier packet */
+	RI_T_ROUTE_KNOWN,	/* of all: the forward's route kept from an earlier packet */
 	RI_T_MAX,
 };
+
+/* Entries of ri_routes, the forward lookups kept per CPU (a power of two). */
+#define RI_ROUTES 8
 
 #endif
