@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "fastpath.h"
 #include "flow.h"
@@ -169,8 +170,12 @@ _Static_assert(SAME(FP_TTL_SET, RULE_TTL_SET) && SAME(FP_TTL_INC, RULE_TTL_INC) 
 _Static_assert(SAME(FP_VERDICT_ACCEPT, RULE_VERDICT_ACCEPT) && SAME(FP_VERDICT_DROP, RULE_VERDICT_DROP),
 	       "verdicts");
 
-/* One interface the program is attached to. */
+/* enum bpf_attach_type, uapi 6.6 (libbpf before 1.3 does not name it). */
+#define FASTPATH_TCX_EGRESS 47
+
+/* One interface the program is attached to: a tcx link, or a tc filter without tcx. */
 struct fp_attach {
+	int link_fd;		/* tcx link, -1: none */
 	struct bpf_tc_hook hook;
 	bool hook_created;	/* the clsact qdisc is ours to remove */
 	bool attached;
@@ -227,15 +232,29 @@ int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
 	if (fp->nat == FASTPATH_IFACES_MAX)
 		return bpferr_fail(-ENOSPC, err, errlen, "attaching to one interface too many");
 	a = &fp->at[fp->nat];
-	*a = (struct fp_attach){ .hook = { .sz = sizeof(a->hook), .ifindex = ifindex,
+	*a = (struct fp_attach){ .link_fd = -1,
+				 .hook = { .sz = sizeof(a->hook), .ifindex = ifindex,
 					   .attach_point = BPF_TC_EGRESS } };
+	opts.prog_fd = bpf_program__fd(fp->prog);
+	/*
+	 * A tcx link (6.6+) where the kernel has one: run without the clsact
+	 * classifier's layers (tc_run(), cls_bpf), and detached by the kernel
+	 * when the daemon dies.  EINVAL or ENOTSUP: a kernel without tcx;
+	 * anything else fails the same way below.
+	 */
+	r = bpf_link_create(opts.prog_fd, ifindex, FASTPATH_TCX_EGRESS, NULL);
+	if (r >= 0) {
+		a->link_fd = r;
+		fp->nat++;
+		return 0;
+	}
+	bpferr_reset();
 	r = bpf_tc_hook_create(&a->hook);
 	if (r < 0 && r != -EEXIST)
 		return bpferr_fail(r, err, errlen, "creating the clsact qdisc");
 	a->hook_created = r == 0;
 	/* Counted before the attach: fastpath_close() removes a qdisc created here. */
 	fp->nat++;
-	opts.prog_fd = bpf_program__fd(fp->prog);
 	r = bpf_tc_attach(&a->hook, &opts);
 	if (r < 0)
 		return bpferr_fail(r, err, errlen, "attaching the tc egress filter");
@@ -396,6 +415,8 @@ struct fastpath *fastpath_close(struct fastpath *fp)
 	for (size_t k = 0; k < fp->nat; k++) {
 		struct fp_attach *a = &fp->at[k];
 
+		if (a->link_fd >= 0)
+			close(a->link_fd);
 		if (a->attached) {
 			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
 
@@ -887,6 +908,13 @@ bool fastpath_enabled(const struct fastpath *fp)
 	return fp->skel->bss->fp_enabled != 0;
 }
 
+const char *fastpath_attach_name(const struct fastpath *fp)
+{
+	if (!fp->nat)
+		return "tail-call";
+	return fp->at[0].link_fd >= 0 ? "tcx" : "tc";
+}
+
 #else /* !HAVE_FASTPATH: built without clang, bpftool or libbpf */
 
 bool fastpath_built(void)
@@ -982,6 +1010,11 @@ void fastpath_set_enabled(struct fastpath *fp, bool enabled)
 bool fastpath_enabled(const struct fastpath *fp)
 {
 	return false;
+}
+
+const char *fastpath_attach_name(const struct fastpath *fp)
+{
+	return "none";
 }
 
 int fastpath_set_next(struct fastpath *fp, int prog_fd, char *err, size_t errlen)

@@ -145,6 +145,11 @@ int fastpath_flow_decide(struct fastpath *fp, const struct flow_key *k, bool nee
 uint32_t fastpath_flow_generation(const struct fastpath *fp);
 void fastpath_set_enabled(struct fastpath *fp, bool enabled);
 bool fastpath_enabled(const struct fastpath *fp);
+/*
+ * How the program is attached: "tcx" (links, 6.6+), "tc" (clsact filters),
+ * "tail-call" (fastpath_uplink, run by the uplinks' divert).
+ */
+const char *fastpath_attach_name(const struct fastpath *fp);
 
 /*
  * The outbound program's next step for the packets it rewrote, prog_fd:

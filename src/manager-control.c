@@ -68,6 +68,7 @@ static int status_one_fastpath(struct manager *m, struct fastpath *fp, const cha
 		return ctl_reply_error(reply, r, "reading the %s totals", what);
 	fastpath_info(fp, &fi);
 	ctl_reply_add(reply, name, "on");
+	ctl_reply_add(reply, fp_key(key, sizeof(key), name, "attach"), fastpath_attach_name(fp));
 	/* Paused while a trace or capture watches every packet. */
 	if (outbound)
 		ctl_reply_add_u64(reply, fp_key(key, sizeof(key), name, "paused"),

@@ -413,8 +413,8 @@ static int manager_start_fastpath(struct manager *m)
 	}
 	manager_fastpath_watch(m);
 	fastpath_info(m->fastpath, &fi);
-	log_info("eBPF fast path on %s: the kernel carries out %zu of the first %zu rules%s",
-		 m->tun->name, fi.rules, fi.rules + fi.punts,
+	log_info("eBPF fast path on %s (%s): the kernel carries out %zu of the first %zu rules%s",
+		 m->tun->name, fastpath_attach_name(m->fastpath), fi.rules, fi.rules + fi.punts,
 		 fi.whole ? "" : ", the rest of the chain is left to userspace");
 	return 0;
 }

@@ -101,6 +101,8 @@ run() {
 	STATUS_RULES=$(status_key fastpath-rules)
 	STATUS_PUNT_RULES=$(status_key fastpath-punt-rules)
 	STATUS_WHOLE=$(status_key fastpath-whole)
+	STATUS_ATTACH=$(status_key fastpath-attach):$(status_key reinject-attach)
+	STATUS_FILTERS=$(hx tc filter show dev tun0 egress | grep -c bpf)
 	stop_ipmodd
 	check_eq "[$tag] ipmodd exits 0" "$?" 0
 }
@@ -111,6 +113,12 @@ check_eq "[off] status says fastpath=off" "$STATUS_FASTPATH" off
 check_eq "[off] no kernel totals" "$STATUS_HANDLED" ""
 run on
 check_eq "[on] status says fastpath=on" "$STATUS_FASTPATH" on
+# A tcx link where the kernel has tcx (as the re-injection program's), a tc filter elsewhere.
+case $STATUS_ATTACH in
+tcx:tcx) check_eq "[on] attached by a tcx link, no tc filter on the tun's egress" "$STATUS_FILTERS" 0 ;;
+tc:tc) check_eq "[on] a kernel without tcx: one tc filter on the tun's egress" "$STATUS_FILTERS" 1 ;;
+*) not_ok "[on] fastpath-attach:reinject-attach is tcx:tcx or tc:tc, not '$STATUS_ATTACH'" ;;
+esac
 # 9 TCP/UDP packets per family pass (5 ports, 7003/udp dropped) + 1 echo each = 20.
 check "[on] the kernel sent on the fixed traffic (handled=$STATUS_HANDLED >= 20)" \
 	test "${STATUS_HANDLED:-0}" -ge 20
@@ -391,7 +399,12 @@ wait "$IPMODD_PID" 2>/dev/null
 IPMODD_PID=""
 check "after SIGKILL the tun, and with it the filter, is gone" bash -c "! ip netns exec '$HOST_NS' ip link show tun0 2>/dev/null"
 check "a new instance starts and attaches" start_ipmodd "$WORKDIR/edit.conf"
-check_eq "... one filter on the new tun" "$(hx tc filter show dev tun0 egress | grep -c 'bpf.*fastpath')" 1
+if [ "$(status_key fastpath-attach)" = tc ]; then
+	check_eq "... one filter on the new tun" "$(hx tc filter show dev tun0 egress | grep -c 'bpf.*fastpath')" 1
+else
+	check_eq "... a tcx link on the new tun, no filter" \
+		"$(status_key fastpath-attach):$(hx tc filter show dev tun0 egress | grep -c bpf)" "tcx:0"
+fi
 stop_ipmodd
 
 # --- a routing loop: the kernel does not circle a packet, the loop guard ends it -------

@@ -49,6 +49,9 @@ check_eq "the re-injection program is on" "$(status_field reinject)" bpf
 # the fast path falls back to redirecting to the tun's ingress).
 check_eq "the fast path hands its packets to the re-injection program's egress variant" \
 	"$(status_field fastpath-direct)" 1
+# Attached the same way as the re-injection program: tcx links where the kernel has them.
+check_eq "the fast path is attached as the re-injection program is (tcx or tc)" \
+	"$(status_field fastpath-attach)" "$(status_field reinject-attach)"
 check_eq "the inbound fast path is on" "$(status_field fastpath-in)" on
 check_eq "the inbound diversion is on" "$(status_field inbound)" veth0
 # The verifier took fastpath_uplink too (else the inbound fast path falls
