@@ -102,7 +102,7 @@ run() {
 	STATUS_PUNT_RULES=$(status_key fastpath-punt-rules)
 	STATUS_WHOLE=$(status_key fastpath-whole)
 	STATUS_ATTACH=$(status_key fastpath-attach):$(status_key reinject-attach)
-	STATUS_FILTERS=$(hx tc filter show dev tun0 egress | grep -c bpf)
+	STATUS_FILTERS=$(hx tc filter show dev tun0 egress | grep -c 'bpf.*fastpath')
 	stop_ipmodd
 	check_eq "[$tag] ipmodd exits 0" "$?" 0
 }
@@ -403,7 +403,7 @@ if [ "$(status_key fastpath-attach)" = tc ]; then
 	check_eq "... one filter on the new tun" "$(hx tc filter show dev tun0 egress | grep -c 'bpf.*fastpath')" 1
 else
 	check_eq "... a tcx link on the new tun, no filter" \
-		"$(status_key fastpath-attach):$(hx tc filter show dev tun0 egress | grep -c bpf)" "tcx:0"
+		"$(status_key fastpath-attach):$(hx tc filter show dev tun0 egress | grep -c 'bpf.*fastpath')" "tcx:0"
 fi
 stop_ipmodd
 
