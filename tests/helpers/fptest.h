@@ -69,13 +69,24 @@ static inline void build_packet(uint8_t *pkt)
 	pkt[25] = 44;
 }
 
-/* The fd of the tc program on ifindex's egress, or -errno. */
+/*
+ * The fd of the program on ifindex's egress, or -errno: the tcx link's
+ * (BPF_TCX_EGRESS, 6.6+; the query's target is the ifindex there), else
+ * the tc filter's, as fastpath_attach() attaches it.
+ */
 static inline int prog_fd_on(int ifindex)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
 	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
-	int r = bpf_tc_query(&hook, &opts);
+	__u32 ids[1], cnt = 1;
+	int r;
 
+	r = bpf_prog_query(ifindex, 47 /* BPF_TCX_EGRESS */, 0, NULL, ids, &cnt);
+	if (r == 0 && cnt == 1) {
+		r = bpf_prog_get_fd_by_id(ids[0]);
+		return r < 0 ? -errno : r;
+	}
+	r = bpf_tc_query(&hook, &opts);
 	if (r < 0)
 		return r;
 	r = bpf_prog_get_fd_by_id(opts.prog_id);
