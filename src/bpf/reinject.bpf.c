@@ -167,10 +167,9 @@ static __always_inline void ports(struct __sk_buff *skb, struct bpf_fib_lookup *
  * kernel's forwarding.
  */
 static __always_inline int local_source(struct __sk_buff *skb, const struct bpf_fib_lookup *fwd,
-					struct ri_scratch *sc)
+					struct ri_scratch *sc, __u64 now)
 {
 	struct bpf_fib_lookup *rev = &sc->rev;
-	__u64 now = bpf_jiffies64();
 	struct ri_memo *m;
 	long r;
 
@@ -218,17 +217,17 @@ known:
  * a packet with tot_len (not GSO) takes an answer only if it was looked up
  * with tot_len (the route's MTU, not only the device's) and fits it.
  */
-static __always_inline long route(struct __sk_buff *skb, struct bpf_fib_lookup *fib)
+static __always_inline long route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __u64 now)
 {
 	__u32 *k = (__u32 *)fib, h, idx;
 	__u16 len = fib->tot_len;
-	__u64 now = bpf_jiffies64();
 	struct ri_route *m;
 	bool same = true;
 	long r;
 
 	fib->tot_len = 0;
-	h = k[0] ^ k[1] ^ k[7] ^ k[11];
+	/* Ports, and each address's first and last word (an IPv4 address is the first). */
+	h = k[0] ^ k[1] ^ k[4] ^ k[7] ^ k[8] ^ k[11];
 	h ^= h >> 16;
 	h ^= h >> 8;
 	idx = h & (RI_ROUTES - 1);
@@ -274,6 +273,7 @@ static __always_inline int reinject_run(struct __sk_buff *skb, bool egress)
 	struct ri_scratch *sc;
 	__u32 tun = skb->ifindex, mtu = 0, zero = 0;
 	__u8 h[40], ttl;
+	__u64 now;
 	bool v4;
 	long r;
 
@@ -330,7 +330,8 @@ static __always_inline int reinject_run(struct __sk_buff *skb, bool egress)
 		return pass(skb, RI_T_OTHER, egress);
 	}
 
-	if (!local_source(skb, fib, sc))
+	now = bpf_jiffies64();
+	if (!local_source(skb, fib, sc, now))
 		return pass(skb, RI_T_FORWARDED, egress);
 	/* The kernel answers Time Exceeded. */
 	if (ttl <= 1)
@@ -340,7 +341,7 @@ static __always_inline int reinject_run(struct __sk_buff *skb, bool egress)
 	if (!skb->gso_size)
 		fib->tot_len = (__u16)skb->len;
 	fib->ifindex = tun;
-	r = route(skb, fib);
+	r = route(skb, fib, now);
 	if (r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return pass(skb, RI_T_OTHER, egress);
 	/*

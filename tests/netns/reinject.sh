@@ -20,7 +20,8 @@
 # socket's datagrams from a foreign address are still left to the kernel's
 # forwarding, fast path on and off.  The forward's route is kept the same
 # way (reinject-route-known), and a route made a blackhole in the middle of a
-# flow stops it within 0.2 s, IPv4 and IPv6.  Without CAP_BPF,
+# flow stops it within 0.2 s and the same flow arrives again once the
+# route is back, IPv4 and IPv6.  Without CAP_BPF,
 # "auto" falls back to forwarding and "bpf" refuses to start.
 . "$(dirname "$0")/lib.sh"
 
@@ -123,24 +124,29 @@ for i in range(n):
 		break' "$2" "$3"
 }
 
-# udp_for NETNS DST SECONDS: 64-byte datagrams (each different) to DST port 9
-# from one socket for SECONDS, as fast as one process sends them, on CPU 0.
-udp_for() {
-	ip netns exec "$1" taskset -c 0 python3 -c '
-import socket, sys, time
-dst, secs = sys.argv[1], float(sys.argv[2])
+# udp_flow NETNS DST STOPFILE: 64-byte datagrams (each different) to DST port 9
+# from one socket, in bursts of 10 every 5 ms (about 2,000 a second: the
+# bursts' packets share a jiffy), until STOPFILE exists (20 s at most).
+udp_flow() {
+	ip netns exec "$1" python3 -c '
+import os, socket, sys, time
+dst, stop = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_INET6 if ":" in dst else socket.AF_INET, socket.SOCK_DGRAM)
-end = time.monotonic() + secs
+end = time.monotonic() + 20
 i = 0
-while time.monotonic() < end:
-	try:
-		s.sendto(i.to_bytes(64, "big"), (dst, 9))
-	except OSError:
-		pass
-	i += 1' "$2" "$3"
+while time.monotonic() < end and not os.path.exists(stop):
+	for _ in range(10):
+		try:
+			s.sendto(i.to_bytes(64, "big"), (dst, 9))
+		except OSError:
+			pass
+		i += 1
+	time.sleep(0.005)' "$2" "$3"
 }
-# peer_udp9: the datagrams to port 9 the peer's input hook has seen (peer_count's counter).
+# peer_udp9: the datagrams to port 9 the peer's input hook has counted.
 peer_udp9() { px nft list counter inet ipmodcount udp9 | awk '/packets/ { print $2 }'; }
+# peer_grew N K: at least K more than N.
+peer_grew() { [ $(($(peer_udp9) - $1)) -ge "$2" ]; }
 
 # ingress_sent: the packets the program on the tun's ingress sent out of the
 # uplink (redirected less those sent from the egress by the fast path's tail call).
@@ -200,29 +206,35 @@ own_traffic() {
 	done
 	# A kept route serves one jiffy at most: a route replaced in the middle
 	# of a flow is the one its next packets take.  The flow's route becomes
-	# a blackhole while it runs: from 0.2 s later on, nothing more arrives.
+	# a blackhole while it runs: from 0.2 s later on, nothing more arrives;
+	# the same flow arrives again once the route is back.
 	for dst in 198.18.1.1 2001:db8:1::1; do
 		case $dst in *:*) net=2001:db8:1::/64 gw=$PEER6 v=-6 ;; *) net=198.18.1.0/24 gw=$PEER4 v=-4 ;; esac
 		q0=$(status_key reinject-route-known)
-		udp_for "$HOST_NS" "$dst" 1.5 &
-		flow=$!
-		sleep 0.5
 		n0=$(peer_udp9)
+		rm -f "$WORKDIR/flow.stop"
+		udp_flow "$HOST_NS" "$dst" "$WORKDIR/flow.stop" &
+		flow=$!
+		wait_for 10 peer_grew "$n0" 200
+		n1=$(peer_udp9)
 		hx ip "$v" route replace blackhole "$net"
 		sleep 0.2
-		n1=$(peer_udp9)
-		sleep 0.5
 		n2=$(peer_udp9)
-		wait "$flow"
+		sleep 0.5
+		n3=$(peer_udp9)
 		hx ip "$v" route replace "$net" via "$gw" dev veth0
+		wait_for 10 peer_grew "$n3" 200
+		n4=$(peer_udp9)
+		touch "$WORKDIR/flow.stop"
+		wait "$flow"
 		q1=$(status_key reinject-route-known)
-		check "$label: a flow to $dst reached the peer on its route ($((n1 - n0)) datagrams), $((q1 - q0)) without the lookup" \
-			test $((n1 - n0)) -gt 100 -a $((q1 - q0)) -ge 100
-		check_eq "$label: ... nothing of it once that route is a blackhole" "$((n2 - n1))" 0
-		n0=$(peer_udp9)
-		udp_for "$HOST_NS" "$dst" 0.3
-		check "$label: ... and it arrives again once the route is back ($(($(peer_udp9) - n0)))" \
-			test $(($(peer_udp9) - n0)) -gt 100
+		check "$label: a flow to $dst reached the peer on its route ($((n1 - n0)) datagrams)" \
+			test $((n1 - n0)) -ge 200
+		check_eq "$label: ... nothing of it once that route is a blackhole" "$((n3 - n2))" 0
+		check "$label: ... and it arrives again once the route is back ($((n4 - n3)))" \
+			test $((n4 - n3)) -ge 200
+		check "$label: ... $((q1 - q0)) of its datagrams without the route lookup" \
+			test $((q1 - q0)) -ge 100
 	done
 	for fam in 4 6; do
 		pcap_start tcp "$PEER_NS" veth0 tcp port 5101
