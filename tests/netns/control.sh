@@ -295,7 +295,9 @@ data += drain()
 open(sys.argv[2], "wb").write(data.split(b"\n\n", 1)[1])
 EOF
 slow_pid=$!
-sleep 0.3
+# The transfer only once the capture stream is open (a loaded machine starts python slowly).
+capture_open() { ctl status --json 2>/dev/null | grep -q '"streams": *1'; }
+check "the slow capture client's stream is open" wait_for 20 capture_open
 t0=$SECONDS
 hx socat -u OPEN:"$WORKDIR/blob" TCP4:"$PEER4":5005
 wait "$srv"

@@ -49,8 +49,8 @@ write_config "$CONF" 'rules = (
 	{ name = "shaped"; proto = "tcp"; dport = 5201; rate = "1mbit"; limit = 30; },
 	{ name = "flood"; proto = "udp"; dport = 7001; delay = 1000; limit = 100; },
 	{ name = "flip"; proto = "udp"; dport = 7002; corrupt = 1; },
-	{ name = "hold"; proto = "udp"; dport = 7003; delay = 2000; },
-	{ name = "keep"; proto = "udp"; dport = 7004; delay = 1500; }
+	{ name = "hold"; proto = "udp"; dport = 7003; delay = 6000; },
+	{ name = "keep"; proto = "udp"; dport = 7004; delay = 5000; }
 );'
 check "the test config is valid" hx "$IPMODD" --check-config -c "$CONF"
 check "ipmodd starts with the impairment rules" start_ipmodd "$CONF"
@@ -198,7 +198,11 @@ check "ipmodctl reload" ctl reload
 check_eq "a reload keeps the packets of the unchanged rule queued" "$(status_field impair-queued)" 10
 check_eq "... flushes nothing more" "$(status_field impair-flushed)" $((flushed0 + 20))
 check_eq "... and keeps its counters" "$(rule_counter keep delayed)" 10
-sleep 2.2
+# The kept ones leave 5 s after they were sent (delays long enough for the
+# steps above on a loaded machine).
+queue_empty() { [ "$(status_field impair-queued)" = 0 ]; }
+wait_for 10 queue_empty
+sleep 0.3
 pcap_stop late
 L=$WORKDIR/late.pcap
 check_eq "none of the flushed packets reached the peer" "$(pcap_count "$L" 'udp.dstport == 7003')" 0
