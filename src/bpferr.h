@@ -7,8 +7,9 @@
  * summary) goes into the error string of the step that failed.  For the
  * thread that runs the loaders; no logging.  Built with HAVE_FASTPATH only.
  *
- * Also what the loaders (reinject.c, inbound.c) share besides: a tc ingress
- * filter with a fixed handle and priority, and the sums of a per-CPU array.
+ * Also what the loaders (reinject.c, inbound.c, fastpath.c) share besides:
+ * the tcx attach types, a tc ingress filter with a fixed handle and
+ * priority, and the sums of a per-CPU array.
  */
 #ifndef IPMODD_BPFERR_H
 #define IPMODD_BPFERR_H
@@ -26,6 +27,14 @@ int bpferr_fail(int r, char *err, size_t errlen, const char *step);
 #include <stdint.h>
 
 #include <bpf/libbpf.h>
+
+/*
+ * enum bpf_attach_type's tcx values (uapi 6.6), for bpf_link_create() on an
+ * ifindex: libbpf before 1.3 and older uapi headers do not name them, and
+ * the kernel is asked at run time (EINVAL or ENOTSUP: no tcx).
+ */
+#define IPMODD_TCX_INGRESS 46
+#define IPMODD_TCX_EGRESS 47
 
 /* A tc ingress filter of ours: fixed handle and priority. */
 struct tc_filter {

@@ -170,9 +170,6 @@ _Static_assert(SAME(FP_TTL_SET, RULE_TTL_SET) && SAME(FP_TTL_INC, RULE_TTL_INC) 
 _Static_assert(SAME(FP_VERDICT_ACCEPT, RULE_VERDICT_ACCEPT) && SAME(FP_VERDICT_DROP, RULE_VERDICT_DROP),
 	       "verdicts");
 
-/* enum bpf_attach_type, uapi 6.6 (libbpf before 1.3 does not name it). */
-#define FASTPATH_TCX_EGRESS 47
-
 /* One interface the program is attached to: a tcx link, or a tc filter without tcx. */
 struct fp_attach {
 	int link_fd;		/* tcx link, -1: none */
@@ -242,7 +239,7 @@ int fastpath_attach(struct fastpath *fp, int ifindex, char *err, size_t errlen)
 	 * when the daemon dies.  EINVAL or ENOTSUP: a kernel without tcx;
 	 * anything else fails the same way below.
 	 */
-	r = bpf_link_create(opts.prog_fd, ifindex, FASTPATH_TCX_EGRESS, NULL);
+	r = bpf_link_create(opts.prog_fd, ifindex, IPMODD_TCX_EGRESS, NULL);
 	if (r >= 0) {
 		a->link_fd = r;
 		fp->nat++;

@@ -32,8 +32,6 @@
 
 _Static_assert(INBOUND_MARK == INBOUND_MARK_VALUE, "one mark");
 
-/* enum bpf_attach_type, uapi 6.6. */
-#define INBOUND_TCX_INGRESS 46
 /* Of the netlink tc filters: "ipmi", priority 1 (first). */
 #define INBOUND_TC_HANDLE 0x69706d69u
 #define INBOUND_TC_PRIO 1
@@ -135,11 +133,11 @@ int inbound_open(const struct inbound_params *p, struct inbound **ret, char *err
 	/* The tun's side first: divert must never send into a tun nobody carries on from. */
 	if (!p->force_tc) {
 		/* EINVAL or ENOTSUP: a kernel without tcx; anything else fails the same way below. */
-		r = bpf_link_create(prog_fd[1], p->tun_ifindex, INBOUND_TCX_INGRESS, NULL);
+		r = bpf_link_create(prog_fd[1], p->tun_ifindex, IPMODD_TCX_INGRESS, NULL);
 		if (r >= 0) {
 			ib->link_fd[1] = r;
 			ib->tcx = true;
-			r = bpf_link_create(prog_fd[0], ib->uplink_ifindex, INBOUND_TCX_INGRESS, NULL);
+			r = bpf_link_create(prog_fd[0], ib->uplink_ifindex, IPMODD_TCX_INGRESS, NULL);
 			if (r < 0) {
 				r = bpferr_fail(r, err, errlen,
 						"attaching divert to the uplink's ingress (tcx)");

@@ -4,8 +4,8 @@
  * attachment: a tcx link (bpf_link_create with BPF_TCX_INGRESS, 6.6+) is
  * held by the daemon and detached by the kernel when it dies; older kernels
  * get a netlink tc filter on a clsact qdisc, which goes with the tun.
- * libbpf before 1.3 and older uapi headers do not name tcx: the attach type
- * is defined here and the kernel is asked at run time.
+ * libbpf before 1.3 and older uapi headers do not name tcx: bpferr.h
+ * defines the attach type, and the kernel is asked at run time.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -26,9 +26,6 @@
 
 #include "bpf/reinject.h"
 #include "reinject.skel.h"
-
-/* enum bpf_attach_type, uapi 6.6. */
-#define REINJECT_TCX_INGRESS 46
 
 struct reinject {
 	struct reinject_bpf *skel;
@@ -91,7 +88,7 @@ int reinject_open(int ifindex, struct reinject **ret, char *err, size_t errlen)
 	prog_fd = bpf_program__fd(ri->skel->progs.reinject);
 
 	/* EINVAL or ENOTSUP: a kernel without tcx; anything else fails the same way below. */
-	r = bpf_link_create(prog_fd, ifindex, REINJECT_TCX_INGRESS, NULL);
+	r = bpf_link_create(prog_fd, ifindex, IPMODD_TCX_INGRESS, NULL);
 	if (r >= 0) {
 		ri->link_fd = r;
 	} else {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bpferr.h"
 #include "chain.h"
 #include "../unit/refcsum.h"
 #include "../unit/ruleline.h"
@@ -81,7 +82,7 @@ static inline int prog_fd_on(int ifindex)
 	__u32 ids[1], cnt = 1;
 	int r;
 
-	r = bpf_prog_query(ifindex, 47 /* BPF_TCX_EGRESS */, 0, NULL, ids, &cnt);
+	r = bpf_prog_query(ifindex, IPMODD_TCX_EGRESS, 0, NULL, ids, &cnt);
 	if (r == 0 && cnt == 1) {
 		r = bpf_prog_get_fd_by_id(ids[0]);
 		return r < 0 ? -errno : r;
