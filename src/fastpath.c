@@ -734,13 +734,6 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 	}
 	fp->skel->bss->fp_has[next] = has | (flow_pos ? FP_HAS_FLOW : 0);
 
-	/* The daemon's flow decisions were made for the old chain's name rules. */
-	fp->flow_gen++;
-	__atomic_store_n(&fp->skel->bss->fp_flow_gen, fp->flow_gen, __ATOMIC_SEQ_CST);
-	/* The switch: the program reads fp_set once per packet. */
-	__atomic_store_n(&fp->skel->bss->fp_set, next, __ATOMIC_SEQ_CST);
-	fp->switched = true;
-
 	memset(fp->used, 0, FASTPATH_SLOTS * sizeof(*fp->used));
 	for (size_t i = 0; i < n; i++)
 		if (slot[i] < OTHER_DIR)
@@ -749,6 +742,14 @@ int fastpath_update(struct fastpath *fp, struct chain *c, char *err, size_t errl
 	memcpy(fp->slot, slot, n * sizeof(*slot));
 	fp->n = n;
 	fp->whole = ix->punts == 0;
+	ix = fpindex_free(ix);
+
+	/* The daemon's flow decisions were made for the old chain's name rules. */
+	fp->flow_gen++;
+	__atomic_store_n(&fp->skel->bss->fp_flow_gen, fp->flow_gen, __ATOMIC_SEQ_CST);
+	/* The switch, last: the program reads fp_set once per packet. */
+	__atomic_store_n(&fp->skel->bss->fp_set, next, __ATOMIC_SEQ_CST);
+	fp->switched = true;
 	r = 0;
 out:
 	fpindex_free(ix);

@@ -4,14 +4,16 @@
  * program runs on loopback of the network namespace it is started in (run
  * it in one of its own: unshare -n), through BPF_PROG_TEST_RUN: UDP
  * packets, one after the other, walk a chain of WALK rules (the first
- * matches and rewrites, the others cannot match), a fraction of a
+ * matches and sets DSCP 10, the others cannot match), a fraction of a
  * millisecond each.  Meanwhile the main thread makes two quick updates, to a one-rule
- * chain and then to that rule plus a new one.  The second writes into the
- * set that the packet walking at the first switch still walks, and gives
- * the new rule the counter slot of the first rule, which the first update
- * removed: unless it waits for the walks of the old set to end, that packet
- * counts into the new rule, which no packet matches.  TAP output; needs
- * CAP_BPF and CAP_NET_ADMIN.
+ * chain and then to that rule plus a new one (neither matches UDP).  The
+ * second writes into the set that the packet walking at the first switch
+ * still walks, and gives the new rule the counter slot of the first rule,
+ * which the first update removed: unless it waits for the walks of the old
+ * set to end, that packet counts into the new rule, which no packet matches.
+ * Which rules a packet walked is in the packet the program returns (DSCP 10:
+ * the old ones), not in how long it took.  TAP output; needs CAP_BPF and
+ * CAP_NET_ADMIN.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -40,6 +42,7 @@
 /* Packets walk for tens of milliseconds, the updates in the middle. */
 #define PACKETS_MAX 1000
 #define UPDATES_AFTER_US 10000
+#define OLD_DSCP 10		/* what the first chain's rule sets */
 
 #ifdef HAVE_FASTPATH
 
@@ -55,7 +58,7 @@ static uint64_t now_us(void)
 
 struct run {
 	uint64_t start_us, end_us;	/* around the syscall */
-	uint32_t walk_ns;		/* in the program, as the kernel measured it */
+	bool old;			/* it walked the first chain (its rule set the DSCP) */
 };
 
 struct walker {
@@ -72,8 +75,9 @@ static void *walk(void *arg)
 	struct walker *w = arg;
 
 	while (!atomic_load(&w->stop) && w->n < PACKETS_MAX) {
+		uint8_t out[FP_PACKET_LEN];
 		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = sizeof(pkt),
-			    .repeat = 1);
+			    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
 		struct run *r = &w->runs[w->n++];
 
 		r->start_us = now_us();
@@ -82,13 +86,13 @@ static void *walk(void *arg)
 			break;
 		}
 		r->end_us = now_us();
-		r->walk_ns = opts.duration;
+		r->old = opts.data_size_out >= 2 && out[1] >> 2 == OLD_DSCP;
 	}
 	return NULL;
 }
 
 struct round {
-	unsigned int packets;
+	unsigned int packets, old;	/* sent; of them on the old rules */
 	bool overlap;		/* one walked the old rules when the second update began */
 	unsigned int counted;	/* by the new rule */
 };
@@ -147,14 +151,12 @@ static int round_once(struct chain *c0, struct round *rd)
 		goto out;
 	}
 	rd->packets = w.n;
-	/*
-	 * A walk of the old rules (the new ones take microseconds) under way
-	 * when the first update had switched and the second began.
-	 */
-	for (unsigned int i = 0; i < w.n; i++)
-		if (w.runs[i].walk_ns > 100000 && w.runs[i].start_us < second &&
-		    w.runs[i].end_us > second)
+	/* A walk of the old rules under way when the first update had switched and the second began. */
+	for (unsigned int i = 0; i < w.n; i++) {
+		rd->old += w.runs[i].old;
+		if (w.runs[i].old && w.runs[i].start_us < second && w.runs[i].end_us > second)
 			rd->overlap = true;
+	}
 	r = fastpath_counters(fp, 1, &pkts, &bytes);
 	rd->counted = (unsigned int)pkts;
 out:
@@ -168,7 +170,7 @@ out:
 
 int main(void)
 {
-	static const char *const first[] = { "name=x proto=udp set-dscp=10" };
+	static const char *const first[] = { "name=x proto=udp set-dscp=10" };	/* OLD_DSCP */
 	unsigned int overlaps = 0, hits = 0, rounds = 0;
 	struct chain *c0;
 	int r = 0;
@@ -188,8 +190,8 @@ int main(void)
 		r = round_once(c0, &rd);
 		if (r < 0)
 			break;
-		diag("%u packets%s: the new rule counted %u", rd.packets,
-		     rd.overlap ? ", one walking the old rules at the second update" : "", rd.counted);
+		diag("%u packets, %u on the old rules%s: the new rule counted %u", rd.packets, rd.old,
+		     rd.overlap ? ", one of them at the second update" : "", rd.counted);
 		overlaps += rd.overlap;
 		hits += rd.counted > 0;
 		rounds++;

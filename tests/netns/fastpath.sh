@@ -310,7 +310,9 @@ if [ -x "$FP_RACE" ]; then
 	unshare -n "$FP_RACE" >"$WORKDIR/fp-race.tap" 2>&1
 	rc=$?
 	grep -E '^not ok|counted [1-9]' "$WORKDIR/fp-race.tap" | sed 's/^/# fp-race: /'
-	check_eq "a packet of the old rules never counts into a new rule's slot (fp-race: exit $rc)" \
+	# What failed, in the line the summary shows.
+	failed=$(sed -n 's/^not ok \([0-9]*\) - \(.*\)/\1 (\2)/p' "$WORKDIR/fp-race.tap" | paste -sd';')
+	check_eq "a packet of the old rules never counts into a new rule's slot (fp-race: exit $rc${failed:+; not ok $failed})" \
 		"$rc:$(grep -c '^ok' "$WORKDIR/fp-race.tap")" "0:4"
 else
 	diag "no $FP_RACE: the update race is not tested"
