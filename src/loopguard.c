@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdbool.h>
 #include <string.h>
 
 #include "loopguard.h"
@@ -71,10 +72,42 @@ uint64_t loopguard_print(const uint8_t *pkt, size_t len)
 	return h;
 }
 
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return false;
+	return true;
+}
+
+/* The kernel forwards none of these: they cannot come back. */
+static bool never_forwarded(const uint8_t *pkt, size_t len)
+{
+	if (len >= 20 && pkt[0] >> 4 == 4) {
+		const uint8_t *src = pkt + 12, *dst = pkt + 16;
+
+		return (dst[0] == 224 && dst[1] == 0 && dst[2] == 0) ||
+		       (dst[0] & dst[1] & dst[2] & dst[3]) == 0xff || all_zero(src, 4);
+	}
+	if (len >= IP6_HDR && pkt[0] >> 4 == 6) {
+		const uint8_t *src = pkt + 8, *dst = pkt + 24;
+
+		return (dst[0] == 0xff && (dst[1] & 0x0f) <= 2) || all_zero(src, 16) ||
+		       (src[0] == 0xfe && (src[1] & 0xc0) == 0x80) ||
+		       (dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80);
+	}
+	return false;
+}
+
 void loopguard_record(struct loopguard *lg, const uint8_t *pkt, size_t len, uint64_t now_ns)
 {
-	uint64_t print = loopguard_print(pkt, len);
-	unsigned int set = (unsigned int)(print & (LOOPGUARD_SETS - 1)), way;
+	uint64_t print;
+	unsigned int set, way;
+
+	if (never_forwarded(pkt, len))
+		return;
+	print = loopguard_print(pkt, len);
+	set = (unsigned int)(print & (LOOPGUARD_SETS - 1));
 
 	/* The same packet again (a duplicate) refreshes its slot; else the older one goes. */
 	if (lg->slot[set][0].print == print && lg->slot[set][0].at_ns)
@@ -89,8 +122,13 @@ void loopguard_record(struct loopguard *lg, const uint8_t *pkt, size_t len, uint
 
 bool loopguard_check(struct loopguard *lg, const uint8_t *pkt, size_t len, uint64_t now_ns)
 {
-	uint64_t print = loopguard_print(pkt, len);
-	unsigned int set = (unsigned int)(print & (LOOPGUARD_SETS - 1));
+	uint64_t print;
+	unsigned int set;
+
+	if (never_forwarded(pkt, len))
+		return false;
+	print = loopguard_print(pkt, len);
+	set = (unsigned int)(print & (LOOPGUARD_SETS - 1));
 
 	for (unsigned int way = 0; way < 2; way++) {
 		uint64_t at = lg->slot[set][way].at_ns;

@@ -14,6 +14,13 @@
  * lifetime is short; a host that sends the very same packet twice within it
  * (an unconnected UDP socket repeating a datagram) would lose the second copy.
  * A fingerprint evicted before its packet came back costs one more round.
+ *
+ * A packet the kernel never forwards cannot come back, and is neither
+ * remembered nor taken: one to a multicast group of link scope or less
+ * (224.0.0.0/24, ff01::/16, ff02::/16), to 255.255.255.255, from an
+ * unspecified address, from or to an IPv6 link-local one.  The kernel
+ * sends some of these into the tun itself (its MLD reports, repeated at a
+ * random delay and the same each time): they are the host's, not a loop.
  * Pure: no I/O, no allocation; a zeroed struct is an empty guard.
  */
 #ifndef IPMODD_LOOPGUARD_H
@@ -39,10 +46,13 @@ struct loopguard {
 /* The fingerprint of an IP packet (any bytes are fine: a bad header hashes as data). */
 uint64_t loopguard_print(const uint8_t *pkt, size_t len);
 
-/* pkt was written to the tun at now_ns (a monotonic clock, never 0). */
+/* pkt was written to the tun at now_ns (a monotonic clock, never 0); one never forwarded is not remembered. */
 void loopguard_record(struct loopguard *lg, const uint8_t *pkt, size_t len, uint64_t now_ns);
 
-/* pkt was read from the tun at now_ns: true when it is a packet written back moments ago, counted in loops. */
+/*
+ * pkt was read from the tun at now_ns: true when it is a packet written back
+ * moments ago, counted in loops (never one the kernel does not forward).
+ */
 bool loopguard_check(struct loopguard *lg, const uint8_t *pkt, size_t len, uint64_t now_ns);
 
 #endif

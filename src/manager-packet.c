@@ -8,6 +8,7 @@
  * queue and calls in here with the lock held.  Called by manager.c and
  * manager-worker.c; calls neither.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -676,10 +677,16 @@ static void manager_process(struct manager_path *path, uint8_t *data, size_t len
 	}
 	/* Written back moments ago and routed into the tun again: not another round. */
 	if (path->dir == PKT_DIR_OUT && loopguard_check(&m->loopguard, data, len, path->now_ns)) {
-		if (ratelimit_allow(&m->io_log, path->now_ns))
+		if (ratelimit_allow(&m->io_log, path->now_ns)) {
+			char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+
+			inet_ntop(p.family, pkt_saddr(&p), a, sizeof(a));
+			inet_ntop(p.family, pkt_daddr(&p), b, sizeof(b));
 			log_warning("dropped a packet written back to %s that came back (a route into %s "
-				    "outside table %u?), %llu so far", m->tun->name, m->tun->name,
-				    m->cfg->table, (unsigned long long)m->loopguard.loops);
+				    "outside table %u?): %s -> %s proto %u, %zu bytes; %llu so far",
+				    m->tun->name, m->tun->name, m->cfg->table, a, b, p.l4proto, len,
+				    (unsigned long long)m->loopguard.loops);
+		}
 		return;
 	}
 	f = flow_of(m, &p, path->now_ns, &fdir);

@@ -80,6 +80,28 @@ hx ip route del 198.18.9.0/24 dev tun0
 hx ip -6 route del 2001:db8:9::/64 dev tun0
 check "traffic elsewhere is unaffected" hx ping -q -c 2 -i 0.2 -W 1 "$PEER4"
 
+# --- the same link-local packet twice is the host's, not a loop -----------------
+# As the kernel's own MLD reports on tun0 (the same bytes, moments apart):
+# two equal packets to ff02::1 out of tun0 (it has no address of its own: a
+# raw socket bound to the host's), back to back.  The kernel never forwards them, so neither can
+# have come back.
+loops0=$(status_of loops)
+rx0=$(status_of rx-packets)
+tx0=$(status_of tx-packets)
+hx python3 - "$HOST6" <<'PYEOF'
+import socket, struct, sys
+src, dst = socket.inet_pton(socket.AF_INET6, sys.argv[1]), socket.inet_pton(socket.AF_INET6, "ff02::1")
+udp = struct.pack("!HHHH", 40999, 9999, 13, 0) + b"twice"
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.bind((sys.argv[1], 0))
+pkt = struct.pack("!IHBB16s16s", 6 << 28, len(udp), 17, 1, src, dst) + udp
+for _ in range(2):
+    s.sendto(pkt, ("ff02::1", 0, 0, socket.if_nametoindex("tun0")))
+PYEOF
+sleep 0.3
+check_eq "two equal packets to ff02::1 out of tun0: read and written back, neither a loop" \
+	"$(($(status_of rx-packets) - rx0)) $(($(status_of tx-packets) - tx0)) $(($(status_of loops) - loops0))" "2 2 0"
+
 # --- path MTU: the peer's link to far carries 1280 bytes ------------------------
 # On the peer's side only: veth drops what exceeds the receiver's MTU, so far
 # still sends up to 1500 bytes but the host's packets meet a 1280-byte hop

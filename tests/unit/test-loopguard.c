@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* loopguard.c: what the fingerprint covers, lifetime, eviction, odd input. */
+/* loopguard.c: what the fingerprint covers, lifetime, what is never guarded, eviction, odd input. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -139,6 +139,56 @@ static void test_guard(void)
 	ok(loopguard_check(&lg, a, 200, t + 110 * MS), "a refreshed packet is remembered");
 }
 
+/* Packets the kernel never forwards: the same twice is the host's, never a loop. */
+static void test_never_forwarded(void)
+{
+	static const struct {
+		const char *what;
+		bool v6;
+		uint8_t src[16], dst[16];
+	} cases[] = {
+		/* The kernel's MLDv2 report on the tun, sent twice at a random delay. */
+		{ "an MLD report (:: -> ff02::16)", true, { 0 },
+		  { 0xff, 0x02, [15] = 0x16 } },
+		{ "to ff01::1 (interface-local)", true, { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 },
+		  { 0xff, 0x01, [15] = 1 } },
+		{ "from fe80::1", true, { 0xfe, 0x80, [15] = 1 }, { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 } },
+		{ "to fe80::2", true, { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 }, { 0xfe, 0x80, [15] = 2 } },
+		{ "an IGMP report to 224.0.0.22", false, { 198, 18, 0, 1 }, { 224, 0, 0, 22 } },
+		{ "to 255.255.255.255", false, { 198, 18, 0, 1 }, { 255, 255, 255, 255 } },
+		{ "from 0.0.0.0 (DHCP)", false, { 0 }, { 198, 18, 1, 1 } },
+	};
+	uint8_t a[120];
+	uint64_t t = 9000 * MS;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&lg, 0, sizeof(lg));
+		if (cases[i].v6) {
+			ip6(a, 120, 0, 4);
+			memcpy(a + 8, cases[i].src, 16);
+			memcpy(a + 24, cases[i].dst, 16);
+		} else {
+			ip4(a, 120, 1, 4);
+			memcpy(a + 12, cases[i].src, 4);
+			memcpy(a + 16, cases[i].dst, 4);
+		}
+		loopguard_record(&lg, a, 120, t);
+		ok(!loopguard_check(&lg, a, 120, t + MS) && lg.loops == 0,
+		   "%s, written and read again: not a loop", cases[i].what);
+	}
+	/* Wider scopes are forwarded (multicast routing): they stay guarded. */
+	memset(&lg, 0, sizeof(lg));
+	ip6(a, 120, 0, 4);
+	a[24] = 0xff, a[25] = 0x05;
+	loopguard_record(&lg, a, 120, t);
+	ok(loopguard_check(&lg, a, 120, t + MS), "to ff05::/16 (site-local): guarded");
+	memset(&lg, 0, sizeof(lg));
+	ip4(a, 120, 1, 4);
+	a[16] = 239, a[17] = 1, a[18] = 1, a[19] = 1;
+	loopguard_record(&lg, a, 120, t);
+	ok(loopguard_check(&lg, a, 120, t + MS), "to 239.1.1.1: guarded");
+}
+
 static void test_eviction(void)
 {
 	uint8_t a[64];
@@ -171,6 +221,7 @@ int main(void)
 {
 	test_print();
 	test_guard();
+	test_never_forwarded();
 	test_eviction();
 	return tap_done();
 }
