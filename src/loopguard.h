@@ -46,7 +46,10 @@ struct loopguard {
 /* The fingerprint of an IP packet (any bytes are fine: a bad header hashes as data). */
 uint64_t loopguard_print(const uint8_t *pkt, size_t len);
 
-/* pkt was written to the tun at now_ns (a monotonic clock, never 0); one never forwarded is not remembered. */
+/*
+ * pkt was written to the tun at now_ns (a monotonic clock, never 0); one the
+ * kernel does not forward is not remembered.
+ */
 void loopguard_record(struct loopguard *lg, const uint8_t *pkt, size_t len, uint64_t now_ns);
 
 /*

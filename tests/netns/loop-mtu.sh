@@ -83,8 +83,8 @@ check "traffic elsewhere is unaffected" hx ping -q -c 2 -i 0.2 -W 1 "$PEER4"
 # --- the same link-local packet twice is the host's, not a loop -----------------
 # As the kernel's own MLD reports on tun0 (the same bytes, moments apart):
 # two equal packets to ff02::1 out of tun0 (it has no address of its own: a
-# raw socket bound to the host's), back to back.  The kernel never forwards them, so neither can
-# have come back.
+# raw socket bound to the host's), back to back.  The kernel never forwards
+# them, so neither can have come back.
 loops0=$(status_of loops)
 rx0=$(status_of rx-packets)
 tx0=$(status_of tx-packets)
