@@ -1357,6 +1357,7 @@ int config_new_default(struct config **ret)
 	cfg->mtu = 1500;
 	cfg->offload = true;
 	cfg->queues = 1;
+	cfg->nice = CONFIG_NICE_DEFAULT;
 	cfg->table = 100;
 	cfg->priority = 10000;
 	cfg->ipv4 = cfg->ipv6 = cfg->ipv6_auto = true;
@@ -1584,6 +1585,7 @@ KEY_EQUAL(eq_mtu, a->mtu == b->mtu)
 KEY_EQUAL(eq_offload, a->offload == b->offload)
 KEY_EQUAL(eq_queues, a->queues == b->queues)
 KEY_EQUAL(eq_tun_io, a->tun_io == b->tun_io)
+KEY_EQUAL(eq_nice, a->nice == b->nice)
 KEY_EQUAL(eq_table, a->table == b->table)
 KEY_EQUAL(eq_priority, a->priority == b->priority)
 KEY_EQUAL(eq_families, a->ipv4 == b->ipv4 && a->ipv6 == b->ipv6 && a->ipv6_auto == b->ipv6_auto)
@@ -1646,6 +1648,8 @@ static const struct config_key config_keys[] = {
 	{ .name = "tun.io", .parse = parse_tun_io, .offset = offsetof(struct config, tun_io),
 	  .words = tun_io_modes, .n_words = ARRAY_SIZE(tun_io_modes), .restart = true,
 	  .equal = eq_tun_io },
+	{ INT_KEY("tun.nice", parse_int, nice, CONFIG_NICE_MIN, CONFIG_NICE_MAX), .restart = true,
+	  .equal = eq_nice },
 	{ INT_KEY("routing.table", parse_table, table, 1, TABLE_MAX), .restart = true, .equal = eq_table },
 	{ INT_KEY("routing.priority", parse_int, priority, PRIORITY_MIN, PRIORITY_MAX), .restart = true,
 	  .equal = eq_priority },

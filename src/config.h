@@ -39,6 +39,11 @@ struct selector {
 /* tun.queues: at most this many queues (and packet workers). */
 #define CONFIG_QUEUES_MAX 16
 
+/* tun.nice: the packet threads' nice value, by default and at most. */
+#define CONFIG_NICE_DEFAULT (-5)
+#define CONFIG_NICE_MIN (-20)
+#define CONFIG_NICE_MAX 19
+
 enum fastpath_mode {
 	FASTPATH_OFF,
 	FASTPATH_AUTO,
@@ -69,6 +74,7 @@ struct config {
 	bool offload;		/* virtio-net header, checksum and GSO offload (tun.h), when the kernel has them */
 	unsigned int queues;	/* tun queues, one worker thread each; 0: "auto" (online CPUs) */
 	enum tun_io tun_io;
+	int nice;		/* of the packet threads (the loop's, the workers') */
 
 	uint32_t table;
 	uint32_t priority;	/* diversion rules; the bypass and exclusions use priority - 1 */

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
@@ -916,6 +917,34 @@ static int manager_check_alone(struct manager *m)
 	return 0;
 }
 
+/*
+ * tun.nice: the packet threads' nice value, set on the loop's thread before
+ * any other thread or process starts (Linux's nice is a thread's own: the
+ * workers inherit it, the reload's build thread goes to SCHED_IDLE itself).
+ * A write to the tun delivers the packet in the writer's context and wakes
+ * whoever receives it; at nice 0 such a receiver on the same CPU preempted
+ * the daemon for every few packets it wrote (doc/PERFORMANCE.md).  Without
+ * CAP_SYS_NICE a thread can only raise its nice value: the unit's Nice= sets
+ * the default before the start, and a value below what the daemon was given
+ * is said once and the start goes on.
+ */
+static void manager_set_nice(struct manager *m)
+{
+	int want = m->cfg->nice, was;
+
+	errno = 0;
+	was = getpriority(PRIO_PROCESS, 0);
+	if (errno == 0 && was == want)
+		return;
+	if (setpriority(PRIO_PROCESS, 0, want) < 0) {
+		log_errno(LOG_WARNING, negative_errno(),
+			  "tun.nice = %d: the packet threads stay at nice %d (a lower value needs "
+			  "CAP_SYS_NICE, or Nice= in the unit)", want, was);
+		return;
+	}
+	log_debug("packet threads at nice %d", want);
+}
+
 int manager_start(struct manager *m)
 {
 	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
@@ -949,6 +978,7 @@ int manager_start(struct manager *m)
 	r = manager_check_inbound(m);
 	if (r < 0)
 		return r;
+	manager_set_nice(m);
 	r = tun_open(m->cfg->tun_name, manager_queues(m->cfg), m->cfg->offload, &m->tun);
 	if (r == -EBUSY)
 		return log_errno(LOG_ERR, r, "%s is in use (is another ipmodd running?)",

@@ -255,6 +255,17 @@ capped_exit() {
 	echo $?
 }
 
+# thread_nices PID: the distinct nice values of the process's threads but
+# SCHED_IDLE ones (the reload's), one line each ("nice count"), for tun.nice.
+thread_nices() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		grep -qsE '^policy +: +5$' "$t/sched" && continue
+		# The fields after the command's closing parenthesis: nice is the 17th.
+		sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{ print $17 }'
+	done | sort -n | uniq -c | awk '{ print $2, $1 }'
+}
+
 # start_ipmodd CONFIG [ARGS...]: start in the host namespace, wait for routing.
 start_ipmodd() {
 	local conf=$1

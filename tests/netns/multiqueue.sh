@@ -39,6 +39,12 @@ start_ipmodd "$CONF" || { echo "Bail out! ipmodd did not start"; exit 1; }
 check_eq "status: 4 queues" "$(status_field queues)" 4
 check_eq "tun0 has 4 transmit queues" "$(hx ls /sys/class/net/tun0/queues | grep -c '^tx-')" 4
 check "the log names the workers" grep -q "tun0: 4 queues, a packet worker each" "$WORKDIR/ipmodd.log"
+# tun.nice, -5 by default: the loop and the four workers (every thread but
+# a SCHED_IDLE reload thread) at -5, nothing else.
+nices=$(thread_nices "$IPMODD_PID")
+check_eq "every packet thread at tun.nice's default -5 ($(echo $nices))" \
+	"$(echo "$nices" | awk '{ print $1 }' | tr '\n' ' ')" "-5 "
+check "at least the loop and the 4 workers" test "$(echo "$nices" | awk '{ print $2 }')" -ge 5
 
 # --- parallel TCP, both families, byte-exact ---------------------------------
 N=8
@@ -111,14 +117,18 @@ check_eq "no rule or route left behind" "$(our_state)" ""
 check "the log reports no error (nor a sanitizer)" \
 	bash -c "! grep -Ei 'error|assert|sanitizer' '$WORKDIR/ipmodd.log'"
 
-# --- queues = "auto" ------------------------------------------------------------------
+# --- queues = "auto", and tun.nice = 3 --------------------------------------------------
 : >"$WORKDIR/ipmodd.log"
 write_conf '"auto"'
+sed -i 's/^tun = { /&nice = 3; /' "$CONF"
 start_ipmodd "$CONF" || { echo "Bail out! ipmodd did not start with queues = auto"; exit 1; }
 cpus=$(nproc)
 [ "$cpus" -gt 16 ] && cpus=16
 check_eq "queues = auto: one per CPU" "$(status_field queues)" "$cpus"
 check "a ping goes through" bash -c "ip netns exec $HOST_NS ping -q -c 2 -i 0.2 -W 2 $PEER4 >/dev/null"
+nices=$(thread_nices "$IPMODD_PID")
+check_eq "tun.nice = 3: every packet thread at 3 ($(echo $nices))" \
+	"$(echo "$nices" | awk '{ print $1 }' | tr '\n' ' ')" "3 "
 stop_ipmodd
 check_eq "no rule or route left behind" "$(our_state)" ""
 check "the log reports no error (nor a sanitizer)" \

@@ -200,6 +200,19 @@ check_eq "tun0 forwarding=1 accept_local=1 rp_filter=0, and force_forwarding=1 w
 	"$(devconf)" "1 1 0 1 "
 check "IPv4 and IPv6 pings go through the daemon (tun0 TX counter)" traffic_through
 sleep 0.2
+# tun.nice's default -5 needs CAP_SYS_NICE from a start at nice 0: refused,
+# said once, and the packet threads keep the nice they were given.
+given=$(sed 's/.*) //' /proc/$$/stat | awk '{ print $17 }')
+if [ "$given" -gt -5 ]; then
+	check_eq "without CAP_SYS_NICE tun.nice = -5 is refused and said once" \
+		"$(grep -c "tun.nice = -5: the packet threads stay at nice $given (a lower value needs CAP_SYS_NICE" \
+			"$WORKDIR/ipmodd.log")" 1
+	check_eq "... and the packet threads run at nice $given" \
+		"$(thread_nices "$IPMODD_PID" | awk '{ print $1 }')" "$given"
+else
+	skip "the test runs at nice $given already"
+	skip "the test runs at nice $given already"
+fi
 check "READY=1 reaches the notify socket" grep -q 'READY=1' "$WORKDIR/notify.log"
 if [ -n "$RGROUP" ]; then
 	check_eq "it made the socket's directory and the socket (owner, group, mode)" \
@@ -336,7 +349,7 @@ hx sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth0.rp_filter=0
 # Where systemd is PID 1: the unit from the file, as a transient service
 # joined to the test namespace (NetworkNamespacePath=), as uid/gid 65534 (the
 # ipmodd user need not exist), with its own runtime directory, no restart.
-SD_TESTS=14
+SD_TESTS=15
 SDNAME=ipmodd-test-$$-$RANDOM
 SDETC=/run/$SDNAME-etc
 SDSOCK=/run/$SDNAME/control.sock
@@ -419,6 +432,9 @@ Seccomp: 2"
 	# The unit has CAP_BPF and the config fastpath = "auto": the kernel's
 	# fast path or the userspace path (tun0) handles them.
 	check "... pings go through the daemon (its fast path or tun0)" sd_traffic_through
+	check_eq "... its packet threads at the unit's Nice=-5 (tun.nice's default), no warning" \
+		"$(thread_nices "$pid" | awk '{ print $1 }'):$(journalctl -q -u "$SDNAME.service" --no-pager |
+			grep -c 'tun.nice')" "-5:0"
 	check_eq "... ipmodctl reaches the socket in its RuntimeDirectory=" "$(status_of "$SDSOCK" tun)" tun0
 	check_eq "... the socket: owner $RUID, mode 0660" "$(stat -c '%u %a' "$SDSOCK")" "$RUID 660"
 	check "... its /proc/sys is read-only, /proc/sys/net/ipv6/conf writable" bash -c \

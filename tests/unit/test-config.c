@@ -353,6 +353,24 @@ static void test_ranges(void)
 		ok(q && q->tun_io == TUN_IO_READWRITE, "tun.io = readwrite");
 		config_free(q);
 	}
+	{
+		struct config *q = parses("", "nice default");
+
+		ok(q && q->nice == -5, "default tun.nice: -5");
+		config_free(q);
+		q = parses("tun = { nice = -20; };\n", "nice = -20");
+		ok(q && q->nice == -20, "tun.nice = -20");
+		config_free(q);
+		q = parses("tun = { nice = 19; };\n", "nice = 19");
+		ok(q && q->nice == 19, "tun.nice = 19");
+		config_free(q);
+	}
+	fails("tun = {\n  nice = -21;\n};\n", -ERANGE,
+	      "t.conf:2: tun.nice: -21 is out of range (-20..19)", "nice below -20");
+	fails("tun = {\n\n  nice = 20;\n};\n", -ERANGE,
+	      "t.conf:3: tun.nice: 20 is out of range (-20..19)", "nice above 19");
+	fails("tun = { nice = \"high\"; };\n", -EINVAL,
+	      "t.conf:1: tun.nice: expected an integer, got a string", "nice not a number");
 	fails("tun = {\n  io = \"mmap\";\n};\n", -EINVAL,
 	      "t.conf:2: tun.io: \"mmap\" is not readwrite or uring", "io neither readwrite nor uring");
 #ifdef HAVE_LIBURING
@@ -832,6 +850,7 @@ static void test_restart_keys(void)
 #ifdef HAVE_LIBURING
 		{ "tun.io", "tun = { io = \"uring\"; };\n" },
 #endif
+		{ "tun.nice", "tun = { nice = 0; };\n" },
 		{ "routing.table", "routing = { table = 200; };\n" },
 		{ "routing.priority", "routing = { priority = 2000; };\n" },
 		{ "routing.families", "routing = { families = [ \"ipv4\" ]; };\n" },
@@ -894,9 +913,9 @@ static void test_restart_keys(void)
 	ok(n == sizeof(samples) / sizeof(samples[0]), "every sample is a key of the table (%zu, %zu)",
 	   n, sizeof(samples) / sizeof(samples[0]));
 #ifdef HAVE_LIBURING
-	ok(restart_n == 21, "21 restart-only keys (%zu)", restart_n);
+	ok(restart_n == 22, "22 restart-only keys (%zu)", restart_n);
 #else
-	ok(restart_n == 20, "20 restart-only keys but tun.io (%zu)", restart_n);
+	ok(restart_n == 21, "21 restart-only keys but tun.io (%zu)", restart_n);
 #endif
 	config_free(d);
 }
