@@ -39,7 +39,7 @@ struct selector {
 /* tun.queues: at most this many queues (and packet workers). */
 #define CONFIG_QUEUES_MAX 16
 
-/* tun.nice: the packet threads' nice value, by default and at most. */
+/* tun.nice: the packet threads' nice value, its default and its range. */
 #define CONFIG_NICE_DEFAULT (-5)
 #define CONFIG_NICE_MIN (-20)
 #define CONFIG_NICE_MAX 19
