@@ -1061,6 +1061,30 @@ static int ip6_unfrag(const uint8_t *d, size_t len, size_t *ulen, size_t *nxt_at
 	return 0;
 }
 
+/*
+ * Whether the IPv6 extension chain holds a Fragment header anywhere (an
+ * atomic one too, RFC 6946): a second one would make the packet invalid
+ * (RFC 8200 4.1, pkt_parse() refuses it), so such a packet stays whole.
+ */
+static bool ip6_has_frag(const uint8_t *d, size_t len)
+{
+	size_t off = 40;
+	uint8_t nxt = d[6];
+
+	for (int i = 0; i <= 8; i++) {
+		size_t hlen;
+
+		if (nxt == 44)
+			return true;
+		if ((nxt != 0 && nxt != 43 && nxt != 60 && nxt != 51) || off + 2 > len)
+			return false;
+		hlen = nxt == 51 ? ((size_t)d[off + 1] + 2) * 4 : ((size_t)d[off + 1] + 1) * 8;
+		nxt = d[off];
+		off += hlen;
+	}
+	return false;
+}
+
 /* Fragment the packet at src[0..len) at payload offset fo; 1 or 2 packets out. */
 /*
  * chain_end: where the IPv6 header chain (extension headers and the fixed
@@ -1096,7 +1120,7 @@ static int do_frag(const uint8_t *src, size_t len, uint16_t fo, uint32_t ident, 
 		size_t ulen, nxt_at;
 		uint8_t nxt;
 
-		if (ip6_unfrag(src, len, &ulen, &nxt_at) || src[nxt_at] == 44 ||
+		if (ip6_unfrag(src, len, &ulen, &nxt_at) || ip6_has_frag(src, len) ||
 		    ulen + fo >= len || ulen + fo < chain_end || len + 16 > PKT_MAX) {
 			*skipped |= SURG_SKIP_IPFRAG;
 			goto whole;

@@ -814,6 +814,35 @@ static void test_ipfrag(void)
 			ok(!surgery_apply(&sg, d, len, NULL, 1, &o) && o.n == 1 && (o.skipped & SURG_SKIP_IPFRAG),
 			   "v%d %s ipfrag beyond the payload: whole, counted", v, what);
 		}
+	/*
+	 * A Fragment header in the chain already, behind an AH (an atomic one:
+	 * offset 0, M clear): a second one would make the packet invalid (RFC
+	 * 8200 4.1), so it stays whole, counted.  Found by fuzz-surgery.
+	 */
+	{
+		size_t len = build_udp(d, V6, pl, 64), ext = 24 + 8;
+		struct pkt q = { 0 };
+
+		memmove(d + 40 + ext, d + 40, len - 40);
+		memset(d + 40, 0, ext);
+		d[6] = IPPROTO_AH;
+		d[40] = IPPROTO_FRAGMENT;	/* AH: (4 + 2) * 4 = 24 bytes */
+		d[41] = 4;
+		d[64] = IPPROTO_UDP;		/* Fragment: offset 0, M clear */
+		len += ext;
+		put16(d + 4, (uint16_t)(len - 40));
+		q.data = d;
+		q.len = q.cap = len;
+		ok(pkt_parse(&q) == PKT_OK && q.l4proto == IPPROTO_UDP,
+		   "v6 AH, an atomic Fragment header, UDP: pkt_parse() takes it");
+		surgery_release(&sg);
+		/* 48: the first fragment would hold the whole chain (RFC 7112) */
+		setk("ipfrag", "48");
+		out_init(&o);
+		ok(!surgery_apply(&sg, d, len, NULL, 1, &o) && o.n == 1 && (o.skipped & SURG_SKIP_IPFRAG) &&
+			   o.pkt[0].len == len && !memcmp(opkt(&o, 0), d, len),
+		   "v6 with a Fragment header behind AH: ipfrag=48 leaves it whole, counted");
+	}
 }
 
 /* ---- fake ------------------------------------------------------------------- */
