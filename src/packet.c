@@ -317,6 +317,7 @@ struct ip6_chain {
 	size_t l4off;
 	bool fragment;
 	bool first_fragment;
+	bool frag_hdr;		/* a Fragment header, an atomic one too */
 	bool routed;		/* a routing header with segments left */
 };
 
@@ -354,7 +355,6 @@ static int ip6_walk(const uint8_t *d, size_t len, struct ip6_chain *c)
 {
 	size_t off = IP6_HLEN, hlen;
 	uint8_t nh = d[6];
-	bool seen_frag = false;
 	int n, r;
 
 	*c = (struct ip6_chain){
@@ -373,9 +373,9 @@ static int ip6_walk(const uint8_t *d, size_t len, struct ip6_chain *c)
 		case IPPROTO_AH:
 			break;
 		case IPPROTO_FRAGMENT:
-			if (seen_frag)
+			if (c->frag_hdr)
 				return PKT_BAD_EXTHDR;
-			seen_frag = true;
+			c->frag_hdr = true;
 			break;
 		default:
 			c->nexthdr = nh;
@@ -446,6 +446,7 @@ static int parse_ip6(struct pkt *p)
 	if (r != PKT_OK)
 		return r;
 	p->fragment = c.fragment;
+	p->frag_hdr = c.frag_hdr;
 	p->first_fragment = c.first_fragment;
 	p->l4proto = c.nexthdr;
 	p->l4off = (uint16_t)c.l4off;
@@ -458,6 +459,7 @@ int pkt_parse(struct pkt *p)
 	p->l4proto = 0;
 	p->l4off = 0;
 	p->fragment = false;
+	p->frag_hdr = false;
 	p->first_fragment = false;
 	p->l4_complete = false;
 	p->sport = p->dport = 0;

@@ -68,6 +68,8 @@ struct pkt {
 	uint8_t l4proto;	/* IPPROTO_* after IPv6 extension headers */
 	uint16_t l4off;		/* offset of the L4 header in data */
 	bool fragment;		/* part of a fragmented datagram */
+	bool frag_hdr;		/* IPv6: a Fragment header in the chain (an atomic
+				 * one, RFC 6946, too: then fragment is false) */
 	bool first_fragment;	/* offset 0: carries the L4 header (also true when
 				 * not fragmented: !first_fragment means a
 				 * non-first fragment) */

@@ -1061,38 +1061,16 @@ static int ip6_unfrag(const uint8_t *d, size_t len, size_t *ulen, size_t *nxt_at
 	return 0;
 }
 
-/*
- * Whether the IPv6 extension chain holds a Fragment header anywhere (an
- * atomic one too, RFC 6946): a second one would make the packet invalid
- * (RFC 8200 4.1, pkt_parse() refuses it), so such a packet stays whole.
- */
-static bool ip6_has_frag(const uint8_t *d, size_t len)
-{
-	size_t off = 40;
-	uint8_t nxt = d[6];
-
-	for (int i = 0; i <= 8; i++) {
-		size_t hlen;
-
-		if (nxt == 44)
-			return true;
-		if ((nxt != 0 && nxt != 43 && nxt != 60 && nxt != 51) || off + 2 > len)
-			return false;
-		hlen = nxt == 51 ? ((size_t)d[off + 1] + 2) * 4 : ((size_t)d[off + 1] + 1) * 8;
-		nxt = d[off];
-		off += hlen;
-	}
-	return false;
-}
-
 /* Fragment the packet at src[0..len) at payload offset fo; 1 or 2 packets out. */
 /*
  * chain_end: where the IPv6 header chain (extension headers and the fixed
  * TCP/UDP/ICMPv6 header) ends; the first fragment must hold all of it
  * (RFC 7112, RFC 8200 4.5: receivers drop such first fragments).
+ * frag_hdr: the IPv6 chain has a Fragment header already (pkt_parse()), an
+ * atomic one too; a second would make the packet invalid (RFC 8200 4.1).
  */
 static int do_frag(const uint8_t *src, size_t len, uint16_t fo, uint32_t ident, size_t chain_end,
-		   struct arena *a, struct part *out, unsigned int *skipped)
+		   bool frag_hdr, struct arena *a, struct part *out, unsigned int *skipped)
 {
 	if ((src[0] >> 4) == 4) {
 		size_t hl = (size_t)(src[0] & 0xf) * 4;
@@ -1120,7 +1098,7 @@ static int do_frag(const uint8_t *src, size_t len, uint16_t fo, uint32_t ident, 
 		size_t ulen, nxt_at;
 		uint8_t nxt;
 
-		if (ip6_unfrag(src, len, &ulen, &nxt_at) || ip6_has_frag(src, len) ||
+		if (frag_hdr || ip6_unfrag(src, len, &ulen, &nxt_at) ||
 		    ulen + fo >= len || ulen + fo < chain_end || len + 16 > PKT_MAX) {
 			*skipped |= SURG_SKIP_IPFRAG;
 			goto whole;
@@ -1345,8 +1323,8 @@ int surgery_apply(const struct rule_surgery *s, const uint8_t *pkt, size_t len,
 			chain_end += 8;
 
 		for (unsigned int i = 0; i < nparts; i++) {
-			r = do_frag(out->buf + parts[i].off, parts[i].len, s->ipfrag, ident + i, chain_end, &a,
-				    real + nreal, &out->skipped);
+			r = do_frag(out->buf + parts[i].off, parts[i].len, s->ipfrag, ident + i, chain_end,
+				    p.frag_hdr, &a, real + nreal, &out->skipped);
 			if (r < 0)
 				return r;
 			nreal += (unsigned int)r;
