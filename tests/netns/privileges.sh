@@ -203,7 +203,7 @@ sleep 0.2
 # tun.nice's default -5 needs CAP_SYS_NICE from a start at nice 0 (or an
 # RLIMIT_NICE of 25): refused, said once, and the packet threads keep the
 # nice they were given.
-given=$(sed 's/.*) //' /proc/$$/stat | awk '{ print $17 }')
+given=$(thread_nices $$ | awk '{ print $1 }')
 nicelim=$(ulimit -e)
 if [ "$given" -gt -5 ] && [ "$nicelim" != unlimited ] && [ "$nicelim" -lt 25 ]; then
 	check_eq "without CAP_SYS_NICE tun.nice = -5 is refused and said once" \
